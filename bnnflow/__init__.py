@@ -1,0 +1,9 @@
+"""bnnflow: binarized neural networks from PyTorch training to FPGA gateware, proven bit-exact.
+
+Subpackages: :mod:`bnnflow.model` (training, the ``.bnn`` artifact, the golden model),
+:mod:`bnnflow.hw` (Amaranth generators), :mod:`bnnflow.sim` (simulation and comparison) and
+:mod:`bnnflow.boards` (synthesis and board builds). Importing this package is cheap: it loads
+neither torch nor Amaranth.
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,75 @@
+"""The ``bnnflow`` command line: one console script with subcommands.
+
+Each subcommand lives beside the code it drives, in a module with ``add_arguments(parser)``
+and ``run(args) -> int``; this file only lists them. Modules are imported lazily so that
+``bnnflow --help`` and ``bnnflow inspect`` load neither torch nor Amaranth.
+"""
+
+import argparse
+import importlib
+import importlib.util
+import sys
+
+from . import __version__
+from .errors import BnnflowError
+
+__all__ = ["main", "COMMANDS"]
+
+#: name -> (module, one-line help). Commands whose module is not present are not offered.
+COMMANDS = {
+    "demo": ("bnnflow.demo", "run every stage of the flow on the default model (tfc, digits)"),
+    "train": ("bnnflow.model.cli_train", "train a binarized MLP and export it to a .bnn file"),
+    "inspect": ("bnnflow.model.cli_inspect", "show a .bnn model: layers, thresholds, "
+                                             "provenance, checksum"),
+    "verilog": ("bnnflow.hw.cli_verilog", "generate Verilog for a .bnn model"),
+    "verify": ("bnnflow.sim.cli_verify", "simulate the generated hardware against the golden "
+                                         "model"),
+    "synth": ("bnnflow.boards.cli_synth", "synthesize out of context with Yosys and nextpnr"),
+    "build": ("bnnflow.boards.cli_build", "build a bitstream with a UART top for a board"),
+    "run-board": ("bnnflow.boards.cli_run_board", "classify test images on a board (or 'sim')"),
+    "geometry": ("bnnflow.model.cli_geometry", "angles and dot-product correlations of the "
+                                               "binarized weights"),
+}
+
+
+def _available():
+    for name, (module, help_) in COMMANDS.items():
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except ModuleNotFoundError:
+            found = False
+        if found:
+            yield name, module, help_
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="bnnflow",
+        description="Binarized neural networks from PyTorch to FPGA gateware, proven bit-exact.")
+    parser.add_argument("--version", action="version", version=f"bnnflow {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name, module, help_ in _available():
+        mod = importlib.import_module(module)
+        p = sub.add_parser(name, help=help_, description=(mod.__doc__ or help_).strip())
+        mod.add_arguments(p)
+        p.set_defaults(_run=mod.run)
+    return parser
+
+
+def main(argv=None):
+    """Entry point of the ``bnnflow`` script; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args._run(args) or 0)
+    except BnnflowError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Open-toolchain synthesis and board builds (no torch here)."""

@@ -1,0 +1,1 @@
+"""Amaranth generators for the streaming XNOR-popcount-threshold datapath (no torch here)."""

@@ -1,0 +1,74 @@
+"""Show a .bnn model: layers, widths, thresholds range, provenance and checksum."""
+
+import json
+
+import numpy as np
+
+from . import artifact
+
+__all__ = ["add_arguments", "run", "describe"]
+
+
+def add_arguments(parser):
+    parser.add_argument("model", metavar="MODEL", help="path of a .bnn file")
+    parser.add_argument("--json", action="store_true",
+                        help="print the manifest summary as JSON instead of tables")
+
+
+def describe(model, manifest):
+    """A JSON-able summary of a loaded model."""
+    layers = []
+    for layer in model.layers:
+        entry = {"name": layer.name, "kind": layer.kind, "in_width": layer.in_width,
+                 "out_width": layer.out_width, "weight_bits": 1,
+                 "output": "popcount" if layer.is_output else "activation",
+                 "activation_bits": layer.activation_bits,
+                 "synapses": layer.in_width * layer.out_width}
+        if not layer.is_output:
+            t = layer.thresholds
+            k = layer.in_width
+            entry["threshold_min"] = int(t.min())
+            entry["threshold_max"] = int(t.max())
+            entry["always_fire"] = int(np.sum(t[:, 0] <= 0))
+            entry["never_fire"] = int(np.sum(t[:, -1] > k))
+        layers.append(entry)
+    return {"format_version": manifest["format_version"], "checksum": manifest["checksum"],
+            "input": manifest["input"], "classes": manifest["classes"], "layers": layers,
+            "provenance": manifest["provenance"]}
+
+
+def run(args):
+    model, manifest = artifact.load_with_manifest(args.model)
+    info = describe(model, manifest)
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    inp = info["input"]
+    console.print(f"[bold]{args.model}[/bold]  format v{info['format_version']}  "
+                  f"{info['checksum']}")
+    console.print(f"input: {inp['width']} bits, shape {tuple(inp['shape'])}, "
+                  f"encoding {json.dumps(inp['encoding'])}")
+    console.print(f"classes: {', '.join(info['classes'])}")
+    table = Table(title="layers")
+    for col in ("#", "name", "kind", "K (in)", "N (out)", "output", "thresholds", "constant"):
+        table.add_column(col, justify="right" if col in ("#", "K (in)", "N (out)") else "left")
+    for i, entry in enumerate(info["layers"]):
+        if entry["output"] == "popcount":
+            thr, const = "-", "-"
+        else:
+            thr = f"[{entry['threshold_min']}, {entry['threshold_max']}]"
+            const = f"{entry['always_fire']} always, {entry['never_fire']} never"
+        table.add_row(str(i), entry["name"], entry["kind"], str(entry["in_width"]),
+                      str(entry["out_width"]), entry["output"], thr, const)
+    console.print(table)
+    synapses = sum(entry["synapses"] for entry in info["layers"])
+    console.print(f"synapses (weight bits): {synapses}")
+    if info["provenance"]:
+        console.print("provenance:")
+        for key, value in info["provenance"].items():
+            console.print(f"  {key}: {json.dumps(value)}")
+    return 0

@@ -1,0 +1,136 @@
+"""The arithmetic conventions of bnnflow, written down once.
+
+Every stage (training export, golden model, hardware generators, simulators) follows these
+rules; the functions here are the single numpy reference for them and are tested in
+``tests/model/test_conventions.py``.
+
+* **Encoding.** Bit 1 encodes +1, bit 0 encodes -1.
+* **Sign.** ``sign(0) = +1``: a value of exactly zero becomes bit 1.
+* **Dot product.** For ``K`` inputs, ``dot = 2 * popcount(XNOR(x, w)) - K``.
+* **Threshold.** A neuron fires (outputs bit 1) when its popcount is ``>=`` its integer
+  threshold ``T``. ``T <= 0`` always fires and ``T > K`` never fires; stored thresholds are
+  clamped to ``[0, K + 1]``. A negative BatchNorm scale is handled at export by flipping that
+  neuron's weights, never by another comparison.
+* **Multi-bit activations** (reserved): a neuron with ``2**n - 1`` sorted thresholds outputs the
+  number of thresholds its popcount reaches.
+* **Output.** The last layer has no threshold and outputs popcounts; the class is the argmax
+  over popcounts, the lowest index on ties.
+
+Bit order: element ``i`` of a vector is bit ``i`` (LSB first). Packed arrays use
+``np.packbits(..., bitorder="little")`` along the last axis, so element ``i`` is bit ``i % 8``
+of byte ``i // 8``. In hardware, element ``i`` is bit ``i`` of the stream payload.
+"""
+
+import numpy as np
+
+__all__ = [
+    "BITORDER",
+    "sign_bits",
+    "bits_to_pm1",
+    "pm1_to_bits",
+    "pack_bits",
+    "unpack_bits",
+    "popcount_xnor",
+    "dot_from_popcount",
+    "popcount_from_dot",
+    "fire",
+    "argmax_lowest",
+]
+
+#: Bit order used for every packed array (artifact, golden model, hardware payloads).
+BITORDER = "little"
+
+
+def sign_bits(values):
+    """Binarize real values to bits: 1 where ``value >= 0`` (so ``sign(0) = +1``), else 0."""
+    return (np.asarray(values) >= 0).astype(np.uint8)
+
+
+def bits_to_pm1(bits):
+    """Map bits to +-1 integers: 1 -> +1, 0 -> -1."""
+    return np.asarray(bits).astype(np.int64) * 2 - 1
+
+
+def pm1_to_bits(values):
+    """Map +-1 values to bits; anything other than +-1 is a ``ValueError``."""
+    values = np.asarray(values)
+    if not np.all((values == 1) | (values == -1)):
+        raise ValueError("values must be +1 or -1 only")
+    return (values > 0).astype(np.uint8)
+
+
+def pack_bits(bits):
+    """Pack a ``(..., K)`` array of 0/1 into ``(..., ceil(K / 8))`` bytes, LSB first."""
+    return np.packbits(np.asarray(bits, dtype=np.uint8), axis=-1, bitorder=BITORDER)
+
+
+def unpack_bits(packed, count):
+    """Inverse of :func:`pack_bits` for vectors of ``count`` elements."""
+    return np.unpackbits(np.asarray(packed, dtype=np.uint8), axis=-1, count=count,
+                         bitorder=BITORDER)
+
+
+def popcount_xnor(x_bits, w_bits):
+    """Popcounts of ``XNOR(x, w)`` for a batch of inputs against every neuron.
+
+    Parameters
+    ----------
+    x_bits : array of 0/1, shape ``(B, K)``
+    w_bits : array of 0/1, shape ``(N, K)``
+
+    Returns
+    -------
+    int64 array of shape ``(B, N)``: the number of positions where input and weight agree.
+    """
+    x_bits = np.asarray(x_bits, dtype=np.uint8)
+    w_bits = np.asarray(w_bits, dtype=np.uint8)
+    if x_bits.ndim != 2 or w_bits.ndim != 2 or x_bits.shape[1] != w_bits.shape[1]:
+        raise ValueError(
+            f"inputs must be (B, K) and weights (N, K) with the same K, "
+            f"not {x_bits.shape} and {w_bits.shape}")
+    k = x_bits.shape[1]
+    xp = pack_bits(x_bits)
+    wp = pack_bits(w_bits)
+    # XOR counts disagreements; padding bits are zero in both, so they never disagree.
+    disagree = np.bitwise_count(xp[:, None, :] ^ wp[None, :, :]).sum(axis=-1, dtype=np.int64)
+    return k - disagree
+
+
+def dot_from_popcount(popcount, k):
+    """``dot = 2 * popcount - K``: the +-1 dot product of a ``K``-input neuron."""
+    return 2 * np.asarray(popcount, dtype=np.int64) - k
+
+
+def popcount_from_dot(dot, k):
+    """Inverse of :func:`dot_from_popcount`; ``dot + K`` must be even."""
+    dot = np.asarray(dot, dtype=np.int64)
+    if np.any((dot + k) % 2):
+        raise ValueError(f"dot + K must be even for K = {k}")
+    return (dot + k) // 2
+
+
+def fire(popcounts, thresholds):
+    """Activation of neurons: the number of thresholds each popcount reaches.
+
+    Parameters
+    ----------
+    popcounts : int array ``(B, N)``
+    thresholds : int array ``(N, T)`` with each row sorted ascending; ``T = 1`` for binary
+        activations, which then are 1 where ``popcount >= threshold``.
+
+    Returns
+    -------
+    uint8 array ``(B, N)`` with values in ``0..T``.
+    """
+    popcounts = np.asarray(popcounts, dtype=np.int64)
+    thresholds = np.asarray(thresholds, dtype=np.int64)
+    if thresholds.ndim == 1:
+        thresholds = thresholds[:, None]
+    return (popcounts[:, :, None] >= thresholds[None, :, :]).sum(axis=-1).astype(np.uint8)
+
+
+def argmax_lowest(scores):
+    """Class per row: index of the maximum score, the lowest index on ties."""
+    scores = np.asarray(scores)
+    # np.argmax returns the first occurrence of the maximum, which is the lowest index.
+    return np.argmax(scores, axis=-1).astype(np.int64)

@@ -1,0 +1,1 @@
+"""Cycle-accurate simulation of generated hardware against the golden model (no torch here)."""
