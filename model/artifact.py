@@ -355,16 +355,17 @@ def load_with_manifest(path):
     try:
         zf = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as e:
-        raise ArtifactError(path, f"not a bnnflow model: not a zip archive or truncated ({e})")
+        raise ArtifactError(
+            path, f"not a bnnflow model: not a zip archive or truncated ({e})") from e
     with zf:
         try:
             return _read(zf, path)
         except ArtifactError:
             raise
         except (zipfile.BadZipFile, EOFError, OSError, zlib.error) as e:
-            raise ArtifactError(path, f"truncated or corrupt archive ({e})")
+            raise ArtifactError(path, f"truncated or corrupt archive ({e})") from e
         except ValueError as e:
-            raise ArtifactError(path, str(e))
+            raise ArtifactError(path, str(e)) from e
 
 
 def _read(zf, path):
@@ -374,7 +375,7 @@ def _read(zf, path):
     try:
         manifest = json.loads(zf.read("manifest.json"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ArtifactError(path, f"manifest.json is not valid JSON ({e})")
+        raise ArtifactError(path, f"manifest.json is not valid JSON ({e})") from e
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise ArtifactError(path, f"not a bnnflow model: format must be {FORMAT!r}")
     version = manifest.get("format_version")
@@ -399,7 +400,7 @@ def _read(zf, path):
         try:
             return np.load(io.BytesIO(data), allow_pickle=False)
         except ValueError as e:
-            raise ArtifactError(path, f"array {name!r} is not a valid .npy array ({e})")
+            raise ArtifactError(path, f"array {name!r} is not a valid .npy array ({e})") from e
 
     inp = _field(manifest, "input", dict, "input")
     input_spec = InputSpec(width=_positive_int(inp, "width", "input"),
