@@ -1,0 +1,55 @@
+"""Generate Verilog for a .bnn model: OUT.v (module bnnflow_top) and the sidecar OUT.json.
+
+Folding (--fold): none = fully parallel; 'auto' with --ii CYCLES = the cheapest PE/SIMD per
+layer that meets the target initiation interval; a JSON file {"layers": [{"pe": P, "simd": S},
+...]}; or PExSIMD per layer, e.g. '16x32,8x64,10x64'. The same inputs give the same bytes.
+"""
+
+import sys
+
+__all__ = ["add_arguments", "run"]
+
+
+def add_arguments(parser):
+    parser.add_argument("model", metavar="MODEL", help="path of a .bnn file")
+    parser.add_argument("--fold", metavar="auto|FILE|PExSIMD,...", default=None,
+                        help="per-layer folding (default: fully parallel)")
+    parser.add_argument("--ii", metavar="CYCLES", type=int, default=None,
+                        help="target initiation interval for --fold auto")
+    parser.add_argument("--pipeline", metavar="STAGES", type=int, default=0,
+                        help="register stages in each popcount adder tree (default 0)")
+    parser.add_argument("--name", default="bnnflow_top", help="Verilog module name")
+    parser.add_argument("--debug-taps", action="store_true",
+                        help="add per-layer tap_<j>_valid/tap_<j>_data outputs")
+    parser.add_argument("-o", "--output", metavar="OUT.v", required=True,
+                        help="Verilog file to write; the sidecar goes to OUT.json")
+
+
+def run(args):
+    from ..errors import BnnflowError
+    from ..model import artifact
+    from . import verilog
+    from .folding import resolve_folding
+
+    if not str(args.output).endswith(".v"):
+        raise BnnflowError(f"output must end in .v, not {args.output!r}")
+    model = artifact.load(args.model)
+    if args.pipeline < 0:
+        raise BnnflowError(f"--pipeline must be a non-negative integer, not {args.pipeline}")
+    try:
+        folding = resolve_folding(model, args.fold, args.ii)
+    except ValueError as e:
+        raise BnnflowError(f"bad --fold: {e}") from None
+    message = verilog.large_design_message(model, folding)
+    if message:
+        print(f"warning: {message}", file=sys.stderr, flush=True)
+    try:
+        sidecar = verilog.write_verilog(model, args.output, folding, args.pipeline,
+                                        name=args.name, debug_taps=args.debug_taps,
+                                        warn_large=False)
+    except ValueError as e:
+        raise BnnflowError(str(e)) from None
+    fold = sidecar["folding"]
+    print(f"wrote {args.output} and {verilog.sidecar_path(args.output)}: folding {fold}, "
+          f"II {sidecar['ii']} cycles, latency {sidecar['latency']} cycles")
+    return 0

@@ -1,0 +1,230 @@
+"""Folding: how many neurons (PE) and input bits (SIMD) each layer processes per cycle.
+
+A fully connected layer with ``K`` inputs and ``N`` neurons folded as ``PE x SIMD`` takes
+``ceil(N / PE) * ceil(K / SIMD)`` cycles per input vector. ``PE = N, SIMD = K`` is fully
+parallel (one vector per cycle). Sizes that PE or SIMD do not divide are padded in hardware
+(:mod:`bnnflow.hw.mvtu`), so any ``1 <= PE <= N`` and ``1 <= SIMD <= K`` is allowed.
+
+Fold file format (JSON), one entry per layer, in layer order::
+
+    {"layers": [{"pe": 16, "simd": 32}, {"pe": 8, "simd": 64}, {"pe": 10, "simd": 64}]}
+
+Command-line form: ``--fold 16x32,8x64,10x64`` (``PExSIMD`` per layer, comma separated).
+``--fold auto --ii CYCLES`` picks, per layer, the cheapest folding (fewest ``PE * SIMD``,
+divisors of the layer size preferred) whose cycle count is at most ``CYCLES``. No ``--fold``
+means fully parallel.
+"""
+
+import json
+import math
+import os
+from dataclasses import dataclass
+
+__all__ = ["LayerFold", "layer_cycles", "fully_parallel", "auto_fold", "resolve_folding",
+           "check_folding", "parse_fold_string", "load_fold_file"]
+
+
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+@dataclass(frozen=True)
+class LayerFold:
+    """Folding of one layer.
+
+    Parameters
+    ----------
+    pe : int
+        Neurons computed in parallel (processing elements), ``>= 1``.
+    simd : int
+        Input bits consumed per cycle by each PE, ``>= 1``.
+
+    Raises
+    ------
+    ValueError
+        If ``pe`` or ``simd`` is not a positive integer.
+    """
+
+    pe: int
+    simd: int
+
+    def __post_init__(self):
+        for name in ("pe", "simd"):
+            value = getattr(self, name)
+            if not _is_int(value) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, not {value!r}")
+
+    def __str__(self):
+        return f"{self.pe}x{self.simd}"
+
+
+def layer_cycles(k, n, fold):
+    """Cycles one input vector takes in a ``K``-input, ``N``-neuron layer: the layer's II.
+
+    ``ceil(N / PE) * ceil(K / SIMD)``.
+    """
+    return math.ceil(n / fold.pe) * math.ceil(k / fold.simd)
+
+
+def fully_parallel(model):
+    """``PE = N, SIMD = K`` for every layer of ``model``."""
+    return [LayerFold(layer.out_width, layer.in_width) for layer in model.layers]
+
+
+def check_folding(model, folding):
+    """Validate a folding against ``model``; return it as a list of :class:`LayerFold`.
+
+    ``folding`` is a sequence of :class:`LayerFold` or ``(pe, simd)`` pairs, one per layer.
+
+    Raises
+    ------
+    ValueError
+        If the number of entries differs from the number of layers, or a PE is outside
+        ``1..N`` or a SIMD outside ``1..K`` of its layer (the message names the layer and the
+        allowed range).
+    """
+    folding = list(folding)
+    layers = model.layers
+    if len(folding) != len(layers):
+        raise ValueError(f"folding must have one entry per layer ({len(layers)}), "
+                         f"not {len(folding)}")
+    result = []
+    for i, (layer, fold) in enumerate(zip(layers, folding, strict=True)):
+        k, n = layer.in_width, layer.out_width
+        where = f"layer {i} ({layer.name}, {k} inputs, {n} neurons)"
+        if not isinstance(fold, LayerFold):
+            try:
+                pe, simd = fold
+            except (TypeError, ValueError):
+                raise ValueError(f"{where}: folding must be a LayerFold or a (pe, simd) pair, "
+                                 f"not {fold!r}") from None
+            try:
+                fold = LayerFold(pe, simd)
+            except ValueError as e:
+                raise ValueError(f"{where}: {e}") from None
+        if fold.pe > n:
+            raise ValueError(f"{where}: pe must be an integer in 1..{n}, not {fold.pe!r}")
+        if fold.simd > k:
+            raise ValueError(f"{where}: simd must be an integer in 1..{k}, not {fold.simd!r}")
+        result.append(fold)
+    return result
+
+
+def _cheapest(k, n, target_ii):
+    """Cheapest fold of one layer meeting ``target_ii``: key (PE*SIMD, non-divisor, cycles)."""
+    candidates = set()
+    for pe in range(1, n + 1):
+        m = target_ii // math.ceil(n / pe)          # synapse folds allowed
+        if m >= 1:
+            candidates.add((pe, math.ceil(k / min(m, k))))
+    for simd in range(1, k + 1):
+        m = target_ii // math.ceil(k / simd)        # neuron folds allowed
+        if m >= 1:
+            candidates.add((math.ceil(n / min(m, n)), simd))
+
+    def key(c):
+        pe, simd = c
+        divisors = (n % pe == 0) + (k % simd == 0)
+        return (pe * simd, -divisors, layer_cycles(k, n, LayerFold(pe, simd)), pe)
+
+    pe, simd = min(candidates, key=key)
+    return LayerFold(pe, simd)
+
+
+def auto_fold(model, target_ii):
+    """Per layer, the cheapest folding whose cycle count is at most ``target_ii``.
+
+    Cheapest means the fewest ``PE * SIMD`` (XNOR gates); among equals, PE and SIMD that divide
+    the layer (no padding) are preferred, then fewer cycles. A target below the fully parallel
+    II (1) cannot be met.
+
+    Returns
+    -------
+    (folding, achieved_ii) : list of LayerFold, int
+        ``achieved_ii`` is the largest per-layer cycle count, at most ``target_ii``.
+
+    Raises
+    ------
+    ValueError
+        If ``target_ii`` is not a positive integer.
+    """
+    if not _is_int(target_ii) or target_ii < 1:
+        raise ValueError(f"target II must be a positive integer number of cycles (1 = fully "
+                         f"parallel), not {target_ii!r}")
+    folding = [_cheapest(layer.in_width, layer.out_width, target_ii) for layer in model.layers]
+    achieved = max(layer_cycles(layer.in_width, layer.out_width, fold)
+                   for layer, fold in zip(model.layers, folding, strict=True))
+    return folding, achieved
+
+
+def parse_fold_string(text):
+    """Parse the command-line form ``"16x32,8x64"`` into ``[(16, 32), (8, 64)]``."""
+    pairs = []
+    for part in text.split(","):
+        part = part.strip()
+        pe, sep, simd = part.lower().partition("x")
+        if not sep or not pe.strip().isdigit() or not simd.strip().isdigit():
+            raise ValueError(f"fold must be 'auto', a JSON file or PExSIMD per layer like "
+                             f"'16x32,8x64', not {text!r} (bad entry {part!r})")
+        pairs.append((int(pe), int(simd)))
+    return pairs
+
+
+def load_fold_file(path):
+    """Read a fold file (``{"layers": [{"pe": .., "simd": ..}, ...]}``) into pairs."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except FileNotFoundError:
+        raise ValueError(f"fold file {str(path)!r} does not exist") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"fold file {str(path)!r} is not valid JSON ({e})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("layers"), list):
+        raise ValueError(f"fold file {str(path)!r} must hold "
+                         f'{{"layers": [{{"pe": P, "simd": S}}, ...]}}')
+    pairs = []
+    for i, entry in enumerate(data["layers"]):
+        if not isinstance(entry, dict) or set(entry) != {"pe", "simd"}:
+            raise ValueError(f"fold file {str(path)!r}: layer {i} must be "
+                             f'{{"pe": P, "simd": S}}, not {entry!r}')
+        pairs.append((entry["pe"], entry["simd"]))
+    return pairs
+
+
+def resolve_folding(model, fold=None, ii=None):
+    """Turn a user's folding request into a validated list of :class:`LayerFold`.
+
+    Parameters
+    ----------
+    model : BnnModel
+    fold : None, "auto", str or sequence
+        ``None``: fully parallel (or ``auto`` when ``ii`` is given); ``"auto"``: cheapest
+        folding for ``ii``; a path to a JSON fold file; a ``"PExSIMD,..."`` string; or a
+        sequence of :class:`LayerFold` / ``(pe, simd)`` pairs.
+    ii : int or None
+        Target initiation interval for ``"auto"``.
+
+    Raises
+    ------
+    ValueError
+        With a message naming the allowed values.
+    """
+    if fold is None:
+        if ii is None:
+            return fully_parallel(model)
+        fold = "auto"
+    if isinstance(fold, str):
+        if fold == "auto":
+            if ii is None:
+                raise ValueError("fold 'auto' needs a target II (--ii CYCLES)")
+            return auto_fold(model, ii)[0]
+        if ii is not None:
+            raise ValueError("a target II (--ii) only applies with fold 'auto'")
+        if os.path.exists(fold) or fold.lower().endswith(".json"):
+            return check_folding(model, load_fold_file(fold))
+        return check_folding(model, parse_fold_string(fold))
+    if ii is not None:
+        raise ValueError("a target II (--ii) only applies with fold 'auto'")
+    if isinstance(fold, os.PathLike):
+        return check_folding(model, load_fold_file(fold))
+    return check_folding(model, fold)

@@ -1,0 +1,280 @@
+"""Matrix-vector-threshold unit (MVTU): one folded binary fully connected layer, streaming.
+
+Datapath for ``K`` inputs, ``N`` neurons, folding ``PE x SIMD`` (``NF = ceil(N/PE)`` neuron
+folds, ``SF = ceil(K/SIMD)`` synapse folds, ``cycles = NF * SF``)::
+
+    i --> [next-vector buffer] --> [current vector] --(SIMD-bit slice sf)--+
+                                   sequencer (nf, sf)  --addr--> weight ROM|constants
+                                                                           |
+          XNOR (PE x SIMD bits, a Signal) --> PE x Popcount(SIMD, pipeline stages)
+          --> accumulate over SF slices --> Threshold(fold nf) | raw popcount
+          --> collect NF folds --> output register --> o
+
+* **Input buffering.** The unit accepts the next vector into a second register while it works
+  on the current one and switches to it without a bubble, so neighbouring layers folded
+  differently run at the II of the slowest. ``i.ready`` is a register (no combinational path
+  through the layer).
+* **Stalls.** When a finished vector meets a full output register that is not being read, the
+  whole pipeline (sequencer, ROM port, popcount registers, accumulators) holds for that cycle;
+  nothing is lost.
+* **Weights.** Fully parallel (``cycles == 1``): constants. Folded: a synchronous ROM
+  (:class:`amaranth.lib.memory.Memory`, one ``PE*SIMD``-bit word per ``(nf, sf)``, block RAM),
+  which adds one cycle of latency. See :func:`pack_weights`.
+* **Padding.** ``K`` not divisible by ``SIMD``: the input is padded with bit 0 and the weights
+  with bit 1, so ``XNOR = 0`` there and popcounts and thresholds are unchanged. ``N`` not
+  divisible by ``PE``: the padded neurons are computed and dropped.
+
+Output payload: hidden layer (thresholds given), neuron ``n`` at bits ``[n*A, (n+1)*A)`` with
+``A = bits_for(T)`` (``A = 1`` for binary activations: bit ``n`` = neuron ``n``); last layer
+(no thresholds), popcount of neuron ``n`` at ``[n*pw, (n+1)*pw)`` with ``pw = bits_for(K)``.
+
+Latency (input transfer at edge ``t`` into an idle unit, output transfer at edge
+``t + latency``): ``cycles + rom + pipeline + 1`` with ``rom = 0`` for constants, ``1`` for ROM.
+"""
+
+import numpy as np
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.lib import stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import bits_for
+
+from .folding import LayerFold, layer_cycles
+from .popcount import Popcount
+from .threshold import Threshold
+
+__all__ = ["MVTU", "pack_weights", "padded_weights"]
+
+
+def padded_weights(weights, pe, simd):
+    """Weights ``(N, K)`` padded to ``(NF*PE, SF*SIMD)``: bit 1 in padded inputs, 0 in padded
+    neurons (their outputs are dropped)."""
+    w = np.asarray(weights, dtype=np.uint8)
+    n, k = w.shape
+    nf, sf = -(-n // pe), -(-k // simd)
+    out = np.zeros((nf * pe, sf * simd), dtype=np.uint8)
+    out[:n, :k] = w
+    out[:n, k:] = 1
+    return out
+
+
+def pack_weights(weights, pe, simd):
+    """ROM words of a folded layer: word ``nf*SF + sf``, bit ``p*SIMD + s`` holds the weight of
+    neuron ``nf*PE + p`` for input ``sf*SIMD + s`` (padded as :func:`padded_weights`).
+
+    Returns a list of ``NF*SF`` Python ints of ``PE*SIMD`` bits.
+    """
+    w = padded_weights(weights, pe, simd)
+    nf, sf = w.shape[0] // pe, w.shape[1] // simd
+    words = w.reshape(nf, pe, sf, simd).transpose(0, 2, 1, 3).reshape(nf * sf, pe * simd)
+    packed = np.packbits(words, axis=-1, bitorder="little")
+    return [int.from_bytes(row.tobytes(), "little") for row in packed]
+
+
+def _delay(m, value, count, en, name):
+    for i in range(count):
+        reg = Signal(len(value), name=f"{name}_d{i}")
+        with m.If(en):
+            m.d.sync += reg.eq(value)
+        value = reg
+    return value
+
+
+class MVTU(wiring.Component):
+    """One binary fully connected layer as a streaming, folded XNOR-popcount-threshold unit.
+
+    Parameters
+    ----------
+    weights : array of 0/1, shape ``(N, K)``
+        Bit 1 is weight +1.
+    thresholds : int array ``(N, T)`` or None
+        Sorted thresholds per neuron (``T = 1``: binary activation ``popcount >= t``); ``None``
+        for the last layer, which outputs popcounts.
+    fold : LayerFold or (pe, simd)
+        ``1 <= pe <= N``, ``1 <= simd <= K``; non-divisors are padded.
+    pipeline : int
+        Register stages in each popcount tree (``>= 0``); raises Fmax, keeps the II.
+
+    Members
+    -------
+    i : In(stream.Signature(K))
+        Input vectors, bit ``k`` = input ``k``.
+    o : Out(stream.Signature(out_width))
+        Activations (``N * bits_for(T)`` bits) or popcounts (``N * bits_for(K)`` bits).
+
+    Attributes
+    ----------
+    cycles : int
+        ``ceil(N/PE) * ceil(K/SIMD)``, the unit's II.
+    latency : int
+        ``cycles + rom + pipeline + 1`` (see module docstring).
+
+    Raises
+    ------
+    ValueError
+        Bad weights/thresholds shapes, folding out of ``1..N`` / ``1..K`` or a negative
+        ``pipeline``.
+    """
+
+    def __init__(self, weights, thresholds=None, fold=None, pipeline=0):
+        w = np.asarray(weights)
+        if w.ndim != 2 or w.size == 0 or not np.all((w == 0) | (w == 1)):
+            raise ValueError(f"weights must be a non-empty (N, K) array of 0/1, not shape "
+                             f"{w.shape}")
+        n, k = w.shape
+        if fold is None:
+            fold = LayerFold(n, k)
+        elif not isinstance(fold, LayerFold):
+            fold = LayerFold(*fold)
+        if fold.pe > n:
+            raise ValueError(f"pe must be an integer in 1..{n}, not {fold.pe!r}")
+        if fold.simd > k:
+            raise ValueError(f"simd must be an integer in 1..{k}, not {fold.simd!r}")
+        if not isinstance(pipeline, int) or isinstance(pipeline, bool) or pipeline < 0:
+            raise ValueError(f"pipeline must be a non-negative integer, not {pipeline!r}")
+        if thresholds is not None:
+            t = np.asarray(thresholds)
+            if t.ndim == 1:
+                t = t[:, None]
+            if t.ndim != 2 or t.shape[0] != n or t.shape[1] < 1:
+                raise ValueError(f"thresholds must have shape ({n}, T), not {t.shape}")
+            thresholds = t.astype(np.int64)
+        self.weights = w.astype(np.uint8)
+        self.thresholds = thresholds
+        self.k, self.n, self.fold, self.pipeline = k, n, fold, pipeline
+        self.nf, self.sf = -(-n // fold.pe), -(-k // fold.simd)
+        self.cycles = layer_cycles(k, n, fold)
+        self.padded_in = self.sf * fold.simd - k
+        self.padded_out = self.nf * fold.pe - n
+        self.weights_in = "constants" if self.cycles == 1 else "rom"
+        self.rom_latency = 0 if self.weights_in == "constants" else 1
+        self.latency = self.cycles + self.rom_latency + pipeline + 1
+        self.count_width = bits_for(k)
+        if thresholds is None:
+            self.lane_width = self.count_width
+        else:
+            self.lane_width = bits_for(thresholds.shape[1])
+        self.out_width = n * self.lane_width
+        super().__init__({"i": In(stream.Signature(k)), "o": Out(stream.Signature(self.out_width))})
+
+    def elaborate(self, platform):
+        m = Module()
+        k, pe, simd = self.k, self.fold.pe, self.fold.simd
+        nf_count, sf_count = self.nf, self.sf
+        run = Signal()
+
+        # --- stage 0: input buffers and sequencer -------------------------------------------
+        cur = Signal(k)
+        nxt = Signal(k)
+        nxt_full = Signal()
+        busy = Signal()
+        # At least one bit each: zero-width signals become "[-1:0]" ranges in Verilog.
+        sf = Signal(range(max(sf_count, 2)))
+        nf = Signal(range(max(nf_count, 2)))
+        addr = Signal(range(max(nf_count * sf_count, 2)))
+        last_sf = Signal()
+        last_nf = Signal()
+        m.d.comb += [last_sf.eq(sf == sf_count - 1), last_nf.eq(nf == nf_count - 1)]
+        last_issue = busy & last_sf & last_nf
+        m.d.comb += self.i.ready.eq(~nxt_full)
+        in_fire = self.i.valid & self.i.ready
+
+        with m.If(run & busy):
+            if sf_count > 1:
+                m.d.sync += sf.eq(Mux(last_sf, 0, sf + 1))
+            if nf_count > 1:
+                with m.If(last_sf):
+                    m.d.sync += nf.eq(Mux(last_nf, 0, nf + 1))
+            if nf_count * sf_count > 1:
+                m.d.sync += addr.eq(Mux(last_issue, 0, addr + 1))
+        with m.If(run & (~busy | last_issue)):
+            with m.If(nxt_full):
+                m.d.sync += [cur.eq(nxt), nxt_full.eq(0), busy.eq(1)]
+            with m.Elif(in_fire):
+                m.d.sync += [cur.eq(self.i.payload), busy.eq(1)]
+            with m.Else():
+                m.d.sync += busy.eq(0)
+        with m.Elif(in_fire):
+            m.d.sync += [nxt.eq(self.i.payload), nxt_full.eq(1)]
+
+        x_pad = Cat(cur, Const(0, self.padded_in)) if self.padded_in else cur
+        x0 = Signal(simd)
+        m.d.comb += x0.eq(x_pad.word_select(sf, simd) if sf_count > 1 else x_pad)
+        first0 = Signal()
+        m.d.comb += first0.eq(sf == 0)
+        ctrl0 = Cat(busy, first0, last_sf, last_nf, nf)
+
+        # --- stage 1: weights ------------------------------------------------------------------
+        words = pack_weights(self.weights, pe, simd)
+        if self.weights_in == "constants":
+            mask = (1 << simd) - 1
+            lanes_w = [Const((words[0] >> (p * simd)) & mask, simd) for p in range(pe)]
+            x1, ctrl1 = x0, ctrl0
+        else:
+            m.submodules.weights = rom = Memory(shape=pe * simd, depth=len(words), init=words)
+            port = rom.read_port()
+            m.d.comb += [port.addr.eq(addr), port.en.eq(run)]
+            lanes_w = [port.data[p * simd:(p + 1) * simd] for p in range(pe)]
+            x1 = _delay(m, x0, 1, run, "x")
+            ctrl1 = _delay(m, ctrl0, 1, run, "ctrl")
+
+        # One XNOR signal per PE: the popcount trees are built from signals, not expressions
+        # (netlist size), and no single net exceeds Amaranth's 65535-bit limit.
+        xnors = []
+        for p in range(pe):
+            xnor = Signal(simd, name=f"xnor_{p}")
+            m.d.comb += xnor.eq(~(x1 ^ lanes_w[p]))
+            xnors.append(xnor)
+
+        # --- popcount trees --------------------------------------------------------------------
+        counts = []
+        for p in range(pe):
+            pc = Popcount(simd, self.pipeline)
+            m.submodules[f"popcount_{p}"] = pc
+            m.d.comb += [pc.bits.eq(xnors[p]), pc.en.eq(run)]
+            counts.append(pc.count)
+        ctrl2 = _delay(m, ctrl1, self.pipeline, run, "ctrl_pc")
+        t_valid, t_first, t_last_sf, t_last_nf = ctrl2[0], ctrl2[1], ctrl2[2], ctrl2[3]
+        t_nf = ctrl2[4:]
+
+        # --- accumulate over synapse folds ----------------------------------------------------
+        totals = []
+        for p in range(pe):
+            total = Signal(self.count_width, name=f"total_{p}")
+            if sf_count > 1:
+                acc = Signal(self.count_width, name=f"acc_{p}")
+                m.d.comb += total.eq(Mux(t_first, 0, acc) + counts[p])
+                with m.If(run & t_valid):
+                    m.d.sync += acc.eq(total)
+            else:
+                m.d.comb += total.eq(counts[p])
+            totals.append(total)
+
+        # --- threshold or raw popcounts -------------------------------------------------------
+        if self.thresholds is None:
+            lanes = Cat(*totals)
+        else:
+            m.submodules.threshold = th = Threshold(self.thresholds, pe, self.count_width)
+            m.d.comb += th.fold.eq(t_nf)
+            for p in range(pe):
+                m.d.comb += th.popcounts[p].eq(totals[p])
+            lanes = th.activations.as_value()
+        lanes_sig = Signal(pe * self.lane_width)
+        m.d.comb += lanes_sig.eq(lanes)
+
+        # --- collect neuron folds, output register --------------------------------------------
+        finish = t_valid & t_last_sf & t_last_nf
+        m.d.comb += run.eq(~(finish & self.o.valid & ~self.o.ready))
+        with m.If(self.o.valid & self.o.ready):
+            m.d.sync += self.o.valid.eq(0)
+        slot = pe * self.lane_width
+        if nf_count > 1:
+            collect = Signal((nf_count - 1) * slot)
+            full = Cat(collect, lanes_sig)
+            with m.If(run & t_valid & t_last_sf & ~t_last_nf):
+                m.d.sync += collect.word_select(t_nf, slot).eq(lanes_sig)
+        else:
+            full = lanes_sig
+        with m.If(run & finish):
+            m.d.sync += [self.o.payload.eq(full[:self.out_width]), self.o.valid.eq(1)]
+        return m

@@ -1,0 +1,150 @@
+"""Stream test benches for Amaranth's simulator: drive vectors in, collect vectors out.
+
+Used by ``tests/hw`` (and usable by other test suites): :func:`simulate_stream` feeds a list of
+payloads into a component's input stream and collects its output transfers, with seeded random
+gaps in ``valid`` (producer side) and ``ready`` (consumer side), and records the clock edge of
+every transfer so tests can measure II and latency. Payloads are Python ints; :func:`to_int` and
+:func:`from_int` convert bit vectors (element ``i`` = bit ``i``) and packed fields.
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["StreamRun", "simulate_stream", "to_int", "from_int", "fields_of"]
+
+
+def to_int(bits):
+    """Bit vector (element ``i`` = bit ``i``) to a Python int."""
+    value = 0
+    for i, b in enumerate(np.asarray(bits).reshape(-1)):
+        value |= int(b) << i
+    return value
+
+
+def from_int(value, count, width=1):
+    """``count`` unsigned fields of ``width`` bits from ``value`` (field ``i`` at bit
+    ``i * width``), as an int64 array."""
+    mask = (1 << width) - 1
+    return np.array([(value >> (i * width)) & mask for i in range(count)], dtype=np.int64)
+
+
+def fields_of(values, count, width=1, lsb=0):
+    """:func:`from_int` over a list of ints, shape ``(len(values), count)``."""
+    return np.array([from_int(v >> lsb, count, width) for v in values],
+                    dtype=np.int64).reshape(len(values), count)
+
+
+@dataclass
+class StreamRun:
+    """What :func:`simulate_stream` saw.
+
+    Attributes
+    ----------
+    outputs : list of int
+        Output payloads, in order.
+    in_edges, out_edges : list of int
+        Clock edge (counted from 1 at the first edge) of each input / output transfer.
+    taps : dict
+        ``{name: list of (edge, payload)}`` for each tap ``(valid, data)`` pair given.
+    cycles : int
+        Edges simulated.
+    """
+
+    outputs: list = field(default_factory=list)
+    in_edges: list = field(default_factory=list)
+    out_edges: list = field(default_factory=list)
+    taps: dict = field(default_factory=dict)
+    cycles: int = 0
+
+
+def simulate_stream(dut, inputs, *, expected_outputs=None, seed=0, p_valid=1.0, p_ready=1.0,
+                    max_cycles=100000, taps=None, reset_at=None, input_after_reset=None):
+    """Simulate ``dut``: send ``inputs`` on ``dut.i``, collect ``dut.o``.
+
+    Parameters
+    ----------
+    dut : wiring.Component with ``i`` (In stream) and ``o`` (Out stream) members
+    inputs : list of int
+        Payloads to send, in order.
+    expected_outputs : int or None
+        Stop after this many output transfers (default ``len(inputs)``).
+    seed : int
+        Seed of the random valid/ready pattern.
+    p_valid, p_ready : float
+        Probability that the producer offers data / the consumer is ready in a cycle
+        (``1.0`` = no stalls). Once offered, ``valid`` holds until the transfer.
+    max_cycles : int
+        Fail (``RuntimeError``) if the outputs have not arrived by then.
+    taps : dict or None
+        ``{name: (valid_signal, data_signal)}`` to record.
+    reset_at : int or None
+        Assert the synchronous reset for one cycle at this edge, then send
+        ``input_after_reset`` (outputs collected before the reset are dropped).
+    """
+    from amaranth.hdl import ClockDomain, Module
+    from amaranth.sim import Simulator
+
+    i_port, o_port = dut.i, dut.o
+    m = Module()
+    m.domains.sync = cd = ClockDomain("sync")
+    m.submodules.dut = dut
+    rng = np.random.default_rng(seed)
+    run = StreamRun()
+    taps = dict(taps or {})
+    run.taps = {name: [] for name in taps}
+    queue = list(inputs)
+    want = len(inputs) if expected_outputs is None else expected_outputs
+    if reset_at is not None and input_after_reset is not None:
+        want = len(input_after_reset) if expected_outputs is None else expected_outputs
+
+    async def bench(ctx):
+        nonlocal queue
+        offered = False
+        edge = 0
+        reset_done = reset_at is None
+        while len(run.outputs) < want or not reset_done:
+            if edge >= max_cycles:
+                raise RuntimeError(f"timeout after {edge} cycles: {len(run.outputs)} of {want} "
+                                   f"outputs, {len(queue)} inputs not sent")
+            in_reset = reset_at is not None and edge + 1 == reset_at
+            ctx.set(cd.rst, 1 if in_reset else 0)
+            if not offered and queue and rng.random() < p_valid:
+                offered = True
+            ctx.set(i_port.valid, 1 if offered and queue else 0)
+            if queue:
+                ctx.set(i_port.payload, queue[0])
+            ctx.set(o_port.ready, 1 if rng.random() < p_ready else 0)
+            sampled = await ctx.tick().sample(i_port.valid, i_port.ready, o_port.valid,
+                                              o_port.ready, o_port.payload,
+                                              *[s for pair in taps.values() for s in pair])
+            edge += 1
+            iv, ir, ov, orr, op = sampled[2:7]
+            tap_values = sampled[7:]
+            if in_reset:
+                reset_done = True
+                offered = False
+                run.outputs.clear()
+                run.out_edges.clear()
+                run.in_edges.clear()
+                for name in run.taps:
+                    run.taps[name].clear()
+                queue = list(input_after_reset or [])
+                continue
+            if iv and ir:
+                run.in_edges.append(edge)
+                queue.pop(0)
+                offered = False
+            if ov and orr:
+                run.outputs.append(int(op))
+                run.out_edges.append(edge)
+            for t, name in enumerate(taps):
+                if tap_values[2 * t]:
+                    run.taps[name].append((edge, int(tap_values[2 * t + 1])))
+        run.cycles = edge
+
+    sim = Simulator(m)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    return run

@@ -1,0 +1,113 @@
+"""Verilog generation for a whole network: reproducible text plus a JSON sidecar.
+
+:func:`generate` returns the Verilog of :class:`bnnflow.hw.top.BnnTop` (converted with
+``emit_src=False``, so the same model, folding and options give the same bytes) and the sidecar
+dict; :func:`write_verilog` writes ``OUT.v`` and ``OUT.json`` atomically. Fully parallel layers
+cost generation time and memory in proportion to their ``PE * SIMD`` XNOR gates;
+:func:`size_estimate` predicts them and :func:`generate` warns (:class:`LargeDesignWarning`)
+before starting a design above :data:`WARN_SYNAPSES`.
+"""
+
+import json
+import warnings
+from pathlib import Path
+
+from ..fileio import atomic_path
+from .folding import resolve_folding
+
+__all__ = ["generate", "write_verilog", "size_estimate", "large_design_message",
+           "LargeDesignWarning", "WARN_SYNAPSES", "sidecar_path"]
+
+#: Parallel synapses (sum of PE*SIMD over layers) above which generation warns first.
+WARN_SYNAPSES = 1 << 17
+
+# Generation cost per parallel synapse, from STYLE.md's measurement of a fully parallel
+# 784x1024 layer (209 s, 4.7 GB); see hw/README.md for figures measured with this generator.
+_SECONDS_PER_SYNAPSE = 209 / (784 * 1024)
+_MB_PER_SYNAPSE = 4700 / (784 * 1024)
+
+
+class LargeDesignWarning(UserWarning):
+    """Generating this design will take long and use much memory."""
+
+
+def size_estimate(model, folding=None):
+    """Rough cost of generating ``model`` with ``folding``.
+
+    Returns ``{"synapses": sum of PE*SIMD, "seconds": .., "megabytes": ..}``.
+    """
+    folding = resolve_folding(model, folding)
+    synapses = sum(f.pe * f.simd for f in folding)
+    return {"synapses": synapses, "seconds": synapses * _SECONDS_PER_SYNAPSE,
+            "megabytes": synapses * _MB_PER_SYNAPSE}
+
+
+def large_design_message(model, folding=None):
+    """A warning text if the design is above :data:`WARN_SYNAPSES`, else ``None``."""
+    est = size_estimate(model, folding)
+    if est["synapses"] <= WARN_SYNAPSES:
+        return None
+    return (f"{est['synapses']} parallel synapses: generating this design may take about "
+            f"{est['seconds']:.0f} s and {est['megabytes'] / 1000:.1f} GB of memory; fold it "
+            f"(--fold auto --ii CYCLES) to make it smaller")
+
+
+def generate(model, folding=None, pipeline=0, *, name="bnnflow_top", debug_taps=False,
+             fault=None, warn_large=True):
+    """Verilog text and sidecar dict for ``model``.
+
+    Parameters
+    ----------
+    model : BnnModel
+    folding, pipeline, debug_taps, fault
+        As :class:`bnnflow.hw.top.BnnTop`.
+    name : str
+        Verilog module name of the top.
+    warn_large : bool
+        Emit a :class:`LargeDesignWarning` before generating a design above
+        :data:`WARN_SYNAPSES` parallel synapses.
+
+    Returns
+    -------
+    (verilog, sidecar) : str, dict
+
+    Raises
+    ------
+    ValueError
+        Bad folding, pipeline, fault or name.
+    """
+    from amaranth.back import verilog
+
+    from .top import BnnTop
+
+    if not isinstance(name, str) or not name.isidentifier():
+        raise ValueError(f"name must be a Verilog identifier, not {name!r}")
+    top = BnnTop(model, folding, pipeline, debug_taps=debug_taps, fault=fault)
+    if warn_large:
+        message = large_design_message(model, top.folding)
+        if message:
+            warnings.warn(message, LargeDesignWarning, stacklevel=2)
+    text = verilog.convert(top, name=name, emit_src=False)
+    return text, top.sidecar(name)
+
+
+def sidecar_path(out_v):
+    """``OUT.json`` beside ``OUT.v``."""
+    return Path(out_v).with_suffix(".json")
+
+
+def write_verilog(model, out_v, folding=None, pipeline=0, **kw):
+    """Generate and write ``out_v`` and its sidecar ``OUT.json``, both atomically.
+
+    Nothing is written if generation fails. Returns the sidecar dict.
+    """
+    out_v = Path(out_v)
+    out_json = sidecar_path(out_v)
+    if out_json == out_v:
+        raise ValueError(f"output must end in .v, not {str(out_v)!r}")
+    text, sidecar = generate(model, folding, pipeline, **kw)
+    with atomic_path(out_v) as tmp_v, atomic_path(out_json) as tmp_json:
+        tmp_v.write_text(text, encoding="utf-8")
+        tmp_json.write_text(json.dumps(sidecar, indent=2, sort_keys=True) + "\n",
+                            encoding="utf-8")
+    return sidecar

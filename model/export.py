@@ -1,0 +1,181 @@
+"""Exact export of a trained :class:`~bnnflow.model.nets.BinaryMLP` to a ``.bnn`` model.
+
+Hidden layers: BatchNorm folded into integer popcount thresholds
+    A hidden neuron with ``K`` inputs fires when ``BN(dot) >= 0`` (``sign(0) = +1``), where
+    ``dot = 2p - K`` for the popcount ``p``. The export evaluates the layer's own eval-mode
+    float32 ``BatchNorm1d`` module (the very torch ops the model runs) on every reachable dot
+    value at once, so no algebra or rounding rule is involved:
+
+    * scale ``gamma / sqrt(var + eps) >= 0`` (sign of the BN ``weight``): ``BN`` is
+      non-decreasing in ``p``; the threshold is the smallest ``p`` in ``0..K`` whose output is
+      ``>= 0``, or ``K + 1`` (never fires) if there is none. ``0`` means always fires.
+    * negative scale: ``BN`` is non-increasing in ``p``. The neuron's weights are flipped
+      (``w -> -w``, i.e. every weight bit inverted), which maps the popcount ``p`` to
+      ``p' = K - p`` and ``dot`` to ``-dot``; the threshold is the smallest ``p'`` with
+      ``BN(K - 2p') >= 0``. The hardware comparison ``popcount >= threshold`` never changes.
+    * zero scale: the output is constant and the threshold comes out as ``0`` or ``K + 1``.
+
+    Because the threshold is read off the same float32 outputs the model computes, the integer
+    comparison equals the float one for every reachable popcount, edge cases (an output of
+    exactly ``0``) included. The export checks the monotonicity it relies on and raises
+    :class:`ExportError` if the float outputs break it.
+
+Output layer: raw popcounts
+    :class:`~bnnflow.model.layers.OutputNorm` applies one shared offset and one positive
+    scale to every class, so its argmax is the argmax over the dot products, hence over the
+    popcounts. The export checks that the float32 map is strictly increasing over every
+    reachable dot value (two distinct popcounts never tie after normalization) and refuses a
+    network whose output normalization could change the class (e.g. a per-class BatchNorm).
+"""
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import BnnflowError
+from .artifact import BnnModel, DenseLayer, InputSpec
+from .layers import OutputNorm
+from .nets import BinaryMLP
+
+__all__ = ["ExportError", "fold_batchnorm", "check_output_norm", "export_model", "bn_params"]
+
+
+class ExportError(BnnflowError):
+    """The network cannot be exported exactly; nothing is written."""
+
+
+def _reachable_dots(k):
+    """float32 tensor of ``dot = 2p - K`` for ``p = 0..K``, shape ``(K + 1, 1)``."""
+    return (2 * torch.arange(k + 1, dtype=torch.float32) - k)[:, None]
+
+
+@torch.no_grad()
+def fold_batchnorm(bn, k):
+    """Fold an eval-mode ``BatchNorm1d`` after a ``K``-input binary layer into thresholds.
+
+    Parameters
+    ----------
+    bn : nn.BatchNorm1d
+        The layer's normalization (its running statistics are used, whatever its mode).
+    k : int
+        Inputs of the binary layer (``K``).
+
+    Returns
+    -------
+    thresholds : int64 array ``(N,)`` in ``[0, K + 1]``
+        The neuron fires when its popcount (with flipped weights where ``flip``) is ``>=``
+        this value.
+    flip : bool array ``(N,)``
+        Neurons whose BatchNorm scale is negative: invert their weight bits.
+
+    Raises
+    ------
+    ExportError
+        If the float outputs are not monotone in the direction the scale's sign implies.
+    """
+    if not isinstance(bn, nn.BatchNorm1d):
+        raise ExportError(f"hidden layers must be followed by nn.BatchNorm1d, not "
+                          f"{type(bn).__name__}")
+    n = bn.num_features
+    was_training = bn.training
+    bn.eval()
+    try:
+        out = bn(_reachable_dots(k).expand(k + 1, n).contiguous())  # (K + 1, N), row j: dot 2j-K
+    finally:
+        bn.train(was_training)
+    fires = (out >= 0).numpy()                 # the float comparison, per popcount
+    weight = bn.weight.detach() if bn.weight is not None else torch.ones(n)
+    flip = (weight < 0).numpy()
+    # With flipped weights the popcount p' sees dot = K - 2p', i.e. row K - p'.
+    fires = np.where(flip[None, :], fires[::-1, :], fires)
+    if np.any(fires[:-1] & ~fires[1:]):
+        bad = int(np.flatnonzero(np.any(fires[:-1] & ~fires[1:], axis=0))[0])
+        raise ExportError(f"neuron {bad}: BatchNorm output is not monotone in the popcount "
+                          f"(non-finite statistics?); cannot fold it into a threshold")
+    # Smallest p with fires[p]; K + 1 when it never fires.
+    thresholds = np.where(fires.any(axis=0), fires.argmax(axis=0), k + 1).astype(np.int64)
+    return thresholds, flip
+
+
+@torch.no_grad()
+def check_output_norm(norm, k):
+    """Refuse an output normalization whose class could differ from the popcount argmax.
+
+    Raises
+    ------
+    ExportError
+        If ``norm`` is not an :class:`~bnnflow.model.layers.OutputNorm`, or its eval-mode
+        float32 output is not strictly increasing over the reachable dot values ``-K..K``.
+    """
+    if not isinstance(norm, OutputNorm):
+        raise ExportError(f"the output layer's normalization must be OutputNorm (one shared "
+                          f"positive scale, no per-class bias) for an exact popcount export, "
+                          f"not {type(norm).__name__}")
+    was_training = norm.training
+    norm.eval()
+    try:
+        out = norm(_reachable_dots(k))[:, 0]
+    finally:
+        norm.train(was_training)
+    if not (torch.isfinite(out).all() and torch.all(out[1:] > out[:-1])):
+        raise ExportError(f"the output normalization (scale {float(norm.scale()):.3g}, "
+                          f"variance {float(norm.running_var):.3g}) maps distinct popcounts to "
+                          f"equal or decreasing scores, so argmax over popcounts could differ")
+
+
+def bn_params(norm, n):
+    """The normalization of a layer as the checkpoint's ``bn`` dict (tensors of shape ``(N,)``).
+
+    ``OutputNorm`` is written per class as ``kind = "output_scale"`` with its shared
+    statistics repeated: ``weight`` = the positive scale, ``bias`` = 0.
+    """
+    if isinstance(norm, nn.BatchNorm1d):
+        return {"weight": norm.weight.detach().clone(), "bias": norm.bias.detach().clone(),
+                "running_mean": norm.running_mean.detach().clone(),
+                "running_var": norm.running_var.detach().clone(), "eps": float(norm.eps),
+                "kind": "batchnorm1d"}
+    if isinstance(norm, OutputNorm):
+        def rep(t):
+            return t.detach().reshape(()).repeat(n).clone()
+        return {"weight": rep(norm.scale()), "bias": torch.zeros(n),
+                "running_mean": rep(norm.running_mean), "running_var": rep(norm.running_var),
+                "eps": float(norm.eps), "kind": "output_scale"}
+    raise ExportError(f"unknown normalization {type(norm).__name__}")
+
+
+@torch.no_grad()
+def export_model(net, input_spec, classes=(), provenance=None):
+    """Build the exact :class:`~bnnflow.model.artifact.BnnModel` of a trained network.
+
+    Parameters
+    ----------
+    net : BinaryMLP
+        The trained network; its eval-mode behaviour is exported (its mode is not changed).
+    input_spec : InputSpec
+        How raw images become input bits (must match the network's input width).
+    classes : sequence of str
+    provenance : dict or None
+
+    Raises
+    ------
+    ExportError
+        If the network is not a :class:`BinaryMLP` or cannot be exported exactly.
+    """
+    if not isinstance(net, BinaryMLP):
+        raise ExportError(f"only BinaryMLP networks can be exported, not {type(net).__name__}")
+    if not isinstance(input_spec, InputSpec) or input_spec.width != net.widths[0]:
+        raise ExportError(f"input spec must describe {net.widths[0]} input bits, "
+                          f"not {input_spec!r}")
+    layers = []
+    for i, fc in enumerate(net.fcs):
+        bits = (fc.weight.detach() >= 0).numpy().astype(np.uint8)  # sign(0) = +1
+        name = f"fc{i}"
+        if i < len(net.bns):
+            thresholds, flip = fold_batchnorm(net.bns[i], fc.in_features)
+            bits = np.where(flip[:, None], 1 - bits, bits).astype(np.uint8)
+            layers.append(DenseLayer(name, bits, thresholds[:, None]))
+        else:
+            check_output_norm(net.out_norm, fc.in_features)
+            layers.append(DenseLayer(name, bits, None))
+    return BnnModel(layers=layers, input=input_spec, classes=tuple(classes),
+                    provenance=dict(provenance or {}))

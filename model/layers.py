@@ -1,0 +1,164 @@
+"""Binarized layers for training: sign with a straight-through estimator, latent weights.
+
+The maths follows BinaryNet (Courbariaux et al., 2016) and larq's ``SteSign``:
+
+* **Forward.** ``sign(x) = +1 if x >= 0 else -1``; in particular ``sign(0) = +1``, the rule of
+  :mod:`bnnflow.model.conventions`.
+* **Backward (straight-through estimator).** ``d sign(x) / dx`` is taken as ``1`` where
+  ``|x| <= 1`` (the boundary included) and ``0`` elsewhere, i.e. the gradient of
+  ``hardtanh(x)``.
+* **Latent weights.** A :class:`BinaryLinear` keeps real-valued weights ``W``, uses
+  ``sign(W)`` in the forward pass and passes gradients to ``W`` through the estimator above;
+  after every optimizer step :meth:`BinaryLinear.clip_` clamps ``W`` to ``[-1, 1]`` so that
+  the estimator keeps passing gradients.
+
+This module imports torch; only training code uses it.
+"""
+
+import math
+
+import torch
+from torch import nn
+
+__all__ = ["SignSTE", "sign_ste", "BinaryActivation", "BinaryLinear", "OutputNorm", "clip_latent"]
+
+
+class SignSTE(torch.autograd.Function):
+    """``sign`` with the straight-through estimator.
+
+    Forward: ``y = +1`` where ``x >= 0`` (so ``sign(0) = +1``), ``y = -1`` where ``x < 0``.
+    Backward: ``dL/dx = dL/dy`` where ``|x| <= 1``, ``0`` where ``|x| > 1``.
+    """
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return torch.where(x >= 0, torch.ones_like(x), -torch.ones_like(x))
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (x,) = ctx.saved_tensors
+        return grad_output * (x.abs() <= 1).to(grad_output.dtype)
+
+
+def sign_ste(x):
+    """Apply :class:`SignSTE`: ``+1`` where ``x >= 0`` else ``-1``; gradient passed on
+    ``|x| <= 1``."""
+    return SignSTE.apply(x)
+
+
+class BinaryActivation(nn.Module):
+    """Binary activation ``x -> sign(x)`` with the straight-through estimator.
+
+    Forward: ``+1`` where ``x >= 0`` (``sign(0) = +1``), ``-1`` elsewhere. Backward: the
+    incoming gradient where ``|x| <= 1``, zero elsewhere.
+    """
+
+    def forward(self, x):
+        return sign_ste(x)
+
+
+class BinaryLinear(nn.Module):
+    """Fully connected layer with binary weights and real-valued latent weights.
+
+    Forward: ``z = x @ sign(W).T`` with ``sign(0) = +1`` (no bias). For ``+-1`` inputs ``z`` is
+    the integer dot product ``2 * popcount(XNOR(x, w)) - K``, exact in float32 for
+    ``K < 2**24``. Backward: the gradient with respect to ``sign(W)`` reaches ``W`` where
+    ``|W| <= 1`` and is zero elsewhere (straight-through estimator). Call :meth:`clip_` after
+    each optimizer step to keep ``W`` in ``[-1, 1]``.
+
+    Parameters
+    ----------
+    in_features : int
+        ``K``, the number of inputs.
+    out_features : int
+        ``N``, the number of neurons.
+    init_scale : float
+        Latent weights start uniform in ``[-a, a]`` with
+        ``a = init_scale * sqrt(6 / (K + N))`` (Glorot), clipped to ``[-1, 1]``.
+
+    Raises
+    ------
+    ValueError
+        If a size is not a positive integer or ``init_scale`` is not positive.
+    """
+
+    def __init__(self, in_features, out_features, init_scale=1.0):
+        super().__init__()
+        for label, value in (("in_features", in_features), ("out_features", out_features)):
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f"{label} must be a positive integer, not {value!r}")
+        if not init_scale > 0:
+            raise ValueError(f"init_scale must be positive, not {init_scale!r}")
+        self.in_features = in_features
+        self.out_features = out_features
+        bound = min(1.0, init_scale * math.sqrt(6.0 / (in_features + out_features)))
+        self.weight = nn.Parameter(torch.empty(out_features, in_features).uniform_(-bound, bound))
+
+    def binary_weight(self):
+        """``sign(W)`` as a ``+-1`` tensor (no gradient)."""
+        with torch.no_grad():
+            return torch.where(self.weight >= 0, 1.0, -1.0)
+
+    def forward(self, x):
+        return nn.functional.linear(x, sign_ste(self.weight))
+
+    @torch.no_grad()
+    def clip_(self):
+        """Clamp the latent weights to ``[-1, 1]`` in place."""
+        self.weight.clamp_(-1.0, 1.0)
+
+    def extra_repr(self):
+        return f"in_features={self.in_features}, out_features={self.out_features}"
+
+
+class OutputNorm(nn.Module):
+    """Normalization of the output layer that never changes the class (FINN's TensorNorm).
+
+    ``y = (z - mean) * (exp(log_scale) / sqrt(var + eps))``: one mean and one variance over the
+    whole batch tensor (all samples and all classes), one positive learned scale, and no bias
+    per class. In training mode the batch statistics are used and running averages updated; in
+    eval mode the running averages are used. As the same positive factor and the same offset
+    apply to every class, ``argmax(y) = argmax(z)`` = the argmax over the output layer's
+    popcounts, so the exported last layer keeps raw popcounts and stays exact (the export
+    checks that the float32 map is strictly increasing on every reachable dot product).
+
+    Parameters
+    ----------
+    momentum : float
+        Running-average momentum, as in ``nn.BatchNorm1d``.
+    eps : float
+        Added to the variance.
+    """
+
+    def __init__(self, momentum=0.1, eps=1e-5):
+        super().__init__()
+        self.momentum = momentum
+        self.eps = eps
+        self.log_scale = nn.Parameter(torch.zeros(()))
+        self.register_buffer("running_mean", torch.zeros(()))
+        self.register_buffer("running_var", torch.ones(()))
+
+    def scale(self):
+        """The positive scale ``exp(log_scale)``."""
+        return self.log_scale.exp()
+
+    def forward(self, z):
+        if self.training:
+            mean = z.mean()
+            var = z.var(unbiased=False)
+            with torch.no_grad():
+                n = z.numel()
+                unbiased = var * n / max(n - 1, 1)
+                self.running_mean.lerp_(mean.detach(), self.momentum)
+                self.running_var.lerp_(unbiased.detach(), self.momentum)
+        else:
+            mean, var = self.running_mean, self.running_var
+        return (z - mean) * (self.scale() / torch.sqrt(var + self.eps))
+
+
+def clip_latent(module):
+    """Call :meth:`BinaryLinear.clip_` on every binary layer inside ``module``."""
+    for m in module.modules():
+        if isinstance(m, BinaryLinear):
+            m.clip_()

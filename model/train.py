@@ -1,0 +1,454 @@
+"""Training of binarized MLPs and their exact export: :func:`train_and_export`.
+
+Recipe (the same for the binarized network and the ``--float-baseline`` network):
+
+* Adam (no weight decay: it would pull latent weights to 0 and flip signs at random) with a
+  cosine learning-rate schedule stepped per batch, down to 0 at the end of the last epoch;
+* cross-entropy on the scores, mini-batches shuffled by a seeded generator;
+* latent weights clipped to ``[-1, 1]`` after every optimizer step;
+* seeded and deterministic on CPU: ``torch.manual_seed``, deterministic algorithms and a fixed
+  thread count (restored afterwards), so the same configuration gives the same weights.
+
+Input pixels become bits with the artifact's own :meth:`InputSpec.encode` (bit 1 where
+``pixel / scale >= input_threshold``), so the network and the ``.bnn`` file see identical
+inputs. The model after the last epoch is exported (the test set is never used to pick it).
+"""
+
+import contextlib
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from .. import __version__
+from ..errors import BnnflowError
+from ..fileio import atomic_path
+from . import artifact, golden
+from .artifact import InputSpec
+from .data import load_dataset
+from .export import ExportError, bn_params, export_model
+from .layers import clip_latent
+from .nets import PRESETS, BinaryMLP, FloatMLP
+
+__all__ = ["TrainConfig", "TrainResult", "default_epochs", "train_and_export", "train_network",
+           "OUTPUT_FILES"]
+
+#: Files written into the output directory.
+OUTPUT_FILES = ("model.bnn", "metrics.json", "training.png", "checkpoint.pt")
+
+# Epochs per (preset, data set) when none is given; anything else uses _EPOCHS_FALLBACK.
+_DEFAULT_EPOCHS = {
+    ("tfc", "digits"): 60, ("sfc", "digits"): 60, ("lfc", "digits"): 40,
+    ("tfc", "mnist5k"): 40, ("sfc", "mnist5k"): 40, ("lfc", "mnist5k"): 30,
+    ("tfc", "mnist"): 20, ("sfc", "mnist"): 20, ("lfc", "mnist"): 20,
+}
+_EPOCHS_FALLBACK = {"digits": 60, "mnist5k": 40, "mnist": 20}
+
+#: Default random shift (pixels) of the training images per data set.
+DEFAULT_SHIFT = {"digits": 0, "mnist5k": 1, "mnist": 1}
+
+#: Default dropout on hidden activations per data set.
+DEFAULT_DROPOUT = {"digits": 0.2, "mnist5k": 0.1, "mnist": 0.1}
+
+
+def default_epochs(preset, dataset):
+    """Default number of epochs for a preset (or ``"custom"``) on a data set."""
+    return _DEFAULT_EPOCHS.get((preset, dataset), _EPOCHS_FALLBACK.get(dataset, 40))
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run.
+
+    Parameters
+    ----------
+    preset : str
+        ``tfc``, ``sfc``, ``lfc``, or ``custom`` when ``hidden`` is given.
+    hidden : tuple of int or None
+        Hidden widths; ``None`` takes the preset's.
+    dataset, data_dir, split_seed, test_fraction
+        The data (see :func:`bnnflow.model.data.load_dataset`).
+    seed : int
+        Seed of initialization, shuffling and dropout.
+    epochs : int or None
+        ``None`` takes :func:`default_epochs`.
+    batch_size : int
+    lr : float
+        Peak learning rate of Adam (cosine schedule to 0).
+    input_threshold : float
+        A pixel is bit 1 when ``pixel / full_scale >= input_threshold``; in ``(0, 1]``.
+    dropout : float or None
+        Dropout on hidden binary activations during training; ``None`` takes the data set's
+        default (:data:`DEFAULT_DROPOUT`).
+    init_scale : float
+        Scale of the Glorot-uniform latent weight initialization.
+    augment_shift : int or None
+        Training images are shifted by a random whole number of pixels in ``[-s, s]`` along
+        each axis (a new draw per image and epoch, vacated pixels are background); 0 disables
+        it, ``None`` takes the data set's default (:data:`DEFAULT_SHIFT`).
+    float_baseline : bool
+        Also train the same topology in full precision and report ``float_accuracy``.
+    out : path or None
+        Output directory; ``None`` writes nothing (tests, benchmarks).
+    threads : int
+        ``torch.set_num_threads`` during training.
+    progress : bool
+        Show a rich progress bar.
+    """
+
+    preset: str = "tfc"
+    hidden: tuple | None = None
+    dataset: str = "digits"
+    data_dir: str | None = None
+    split_seed: int = 0
+    test_fraction: float = 0.2
+    seed: int = 0
+    epochs: int | None = None
+    batch_size: int = 64
+    lr: float = 0.01
+    input_threshold: float = 0.5
+    dropout: float | None = None
+    init_scale: float = 1.0
+    augment_shift: int | None = None
+    float_baseline: bool = False
+    out: str | None = None
+    threads: int = 1
+    progress: bool = True
+
+    def resolved(self):
+        """A copy with ``hidden`` and ``epochs`` filled in, after checking every value.
+
+        Raises
+        ------
+        BnnflowError
+            For a value a user could have typed wrong, with the option to fix.
+        """
+        hidden = self.hidden
+        if hidden is None:
+            if self.preset not in PRESETS:
+                raise BnnflowError(f"unknown preset {self.preset!r}; choose one of "
+                                   f"{', '.join(PRESETS)} or give --hidden")
+            hidden = PRESETS[self.preset]
+        hidden = tuple(hidden)
+        if not hidden or not all(isinstance(h, int) and h > 0 for h in hidden):
+            raise BnnflowError(f"--hidden must be positive layer widths like 128,128, "
+                               f"not {hidden!r}")
+        epochs = default_epochs(self.preset, self.dataset) if self.epochs is None else \
+            self.epochs
+        shift = DEFAULT_SHIFT.get(self.dataset, 0) if self.augment_shift is None else \
+            self.augment_shift
+        dropout = DEFAULT_DROPOUT.get(self.dataset, 0.0) if self.dropout is None else \
+            self.dropout
+        checks = [
+            ("--epochs", epochs, isinstance(epochs, int) and epochs > 0, "a positive integer"),
+            ("--batch-size", self.batch_size,
+             isinstance(self.batch_size, int) and self.batch_size > 0, "a positive integer"),
+            ("--lr", self.lr, self.lr > 0, "positive"),
+            ("--input-threshold", self.input_threshold, 0 < self.input_threshold <= 1,
+             "in (0, 1] (a fraction of the pixel full scale)"),
+            ("--dropout", dropout, 0 <= dropout < 1, "in [0, 1)"),
+            ("--init-scale", self.init_scale, self.init_scale > 0, "positive"),
+            ("--augment-shift", shift, isinstance(shift, int) and shift >= 0,
+             "a non-negative integer"),
+            ("--threads", self.threads, isinstance(self.threads, int) and self.threads > 0,
+             "a positive integer"),
+        ]
+        for option, value, ok, what in checks:
+            if not ok:
+                raise BnnflowError(f"{option} must be {what}, not {value!r}")
+        return TrainConfig(**{**asdict(self), "hidden": hidden, "epochs": epochs,
+                              "augment_shift": shift, "dropout": dropout})
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train_and_export` returns.
+
+    Attributes
+    ----------
+    metrics : dict
+        The content of ``metrics.json``.
+    model : BnnModel
+        The exported model.
+    net : BinaryMLP
+        The trained network (eval mode).
+    paths : dict
+        ``{"model", "metrics", "plot", "checkpoint"}`` -> path (empty when ``out`` is None).
+    checksum : str or None
+        The ``.bnn`` checksum when written.
+    """
+
+    metrics: dict
+    model: artifact.BnnModel
+    net: BinaryMLP
+    paths: dict = field(default_factory=dict)
+    checksum: str | None = None
+
+
+@contextlib.contextmanager
+def _deterministic(seed, threads):
+    old_threads = torch.get_num_threads()
+    old_det = torch.are_deterministic_algorithms_enabled()
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(True)
+    torch.manual_seed(seed)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(old_det)
+        torch.set_num_threads(old_threads)
+
+
+def _pm1(bits):
+    return torch.from_numpy(bits.astype(np.float32) * 2 - 1)
+
+
+@torch.no_grad()
+def _predict(net, x, batch=4096):
+    was_training = net.training
+    net.eval()
+    out = torch.cat([net(x[i:i + batch]) for i in range(0, len(x), batch)])
+    net.train(was_training)
+    return out.argmax(dim=1)
+
+
+def random_shift(images, max_shift, background, generator):
+    """Shift each image ``(B, H, W)`` by its own random offsets in ``[-s, s]`` per axis.
+
+    Pixels shifted in from outside take the value ``background``.
+    """
+    b, h, w = images.shape
+    s = max_shift
+    padded = nn.functional.pad(images, (s, s, s, s), value=background)
+    dy = torch.randint(0, 2 * s + 1, (b,), generator=generator)
+    dx = torch.randint(0, 2 * s + 1, (b,), generator=generator)
+    rows = torch.arange(h)[None, :, None] + dy[:, None, None]
+    cols = torch.arange(w)[None, None, :] + dx[:, None, None]
+    return padded[torch.arange(b)[:, None, None], rows, cols]
+
+
+def train_network(net, x_train, y_train, x_test, y_test, *, epochs, batch_size, lr, seed,
+                  progress=None, label="bnn", shift=0, image_shape=None, background=-1.0):
+    """Train ``net`` in place with the recipe of this module; returns the per-epoch history.
+
+    ``x_*`` are float32 tensors ``(n, features)``, ``y_*`` int64 tensors. ``progress`` is a
+    rich ``Progress`` or ``None``. With ``shift > 0`` every training batch is reshaped to
+    ``image_shape`` and shifted by :func:`random_shift`. The caller sets seeds and
+    determinism (see :func:`train_and_export`).
+    """
+    gen = torch.Generator().manual_seed(seed)
+    opt = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=0.0)
+    steps = (len(x_train) + batch_size - 1) // batch_size
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs * steps)
+    loss_fn = nn.CrossEntropyLoss()
+    history = {"loss": [], "train_accuracy": [], "test_accuracy": []}
+    task = None
+    if progress is not None:
+        task = progress.add_task(label, total=epochs, loss=float("nan"), acc=float("nan"),
+                                 test=float("nan"))
+    for _ in range(epochs):
+        net.train()
+        perm = torch.randperm(len(x_train), generator=gen)
+        total_loss, correct = 0.0, 0
+        for i in range(steps):
+            idx = perm[i * batch_size:(i + 1) * batch_size]
+            xb, yb = x_train[idx], y_train[idx]
+            if shift:
+                xb = random_shift(xb.reshape(len(idx), *image_shape), shift, background,
+                                  gen).reshape(len(idx), -1)
+            scores = net(xb)
+            loss = loss_fn(scores, yb)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            clip_latent(net)
+            total_loss += float(loss.detach()) * len(idx)
+            correct += int((scores.argmax(dim=1) == yb).sum())
+        history["loss"].append(total_loss / len(x_train))
+        history["train_accuracy"].append(correct / len(x_train))
+        history["test_accuracy"].append(float((_predict(net, x_test) == y_test)
+                                              .float().mean()))
+        if task is not None:
+            progress.update(task, advance=1, loss=history["loss"][-1],
+                            acc=history["train_accuracy"][-1], test=history["test_accuracy"][-1])
+    net.eval()
+    return history
+
+
+def _progress(enabled):
+    if not enabled:
+        return contextlib.nullcontext(None)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn("[bold]{task.description}[/bold] epoch"), MofNCompleteColumn(),
+                    BarColumn(), TextColumn("loss {task.fields[loss]:.4f}  train acc "
+                                            "{task.fields[acc]:.3f}  test acc "
+                                            "{task.fields[test]:.3f}"),
+                    TimeElapsedColumn(), transient=False)
+
+
+def _plot(path, histories):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(9, 3.6))
+    ax_loss, ax_acc = fig.subplots(1, 2)
+    for label, h in histories.items():
+        epochs = np.arange(1, len(h["loss"]) + 1)
+        ax_loss.plot(epochs, h["loss"], label=label)
+        ax_acc.plot(epochs, h["train_accuracy"], label=f"{label} train")
+        ax_acc.plot(epochs, h["test_accuracy"], "--", label=f"{label} test")
+    ax_loss.set(xlabel="epoch", ylabel="training loss", title="loss")
+    ax_acc.set(xlabel="epoch", ylabel="accuracy", title="accuracy")
+    for ax in (ax_loss, ax_acc):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, format="png", dpi=100)
+
+
+def _checkpoint(config, net):
+    layers = []
+    norms = [*net.bns, net.out_norm]
+    for i, (fc, norm) in enumerate(zip(net.fcs, norms, strict=True)):
+        layers.append({"name": f"fc{i}", "latent_weight": fc.weight.detach().clone(),
+                       "bn": bn_params(norm, fc.out_features)})
+    cfg = {"preset": config.preset, "hidden": list(config.hidden), "dataset": config.dataset,
+           "data_dir": config.data_dir, "split_seed": config.split_seed,
+           "test_fraction": config.test_fraction, "seed": config.seed, "epochs": config.epochs,
+           "batch_size": config.batch_size, "lr": config.lr, "dropout": config.dropout,
+           "init_scale": config.init_scale, "augment_shift": config.augment_shift,
+           "input_encoding": {"kind": "threshold", "scale": None,
+                              "threshold": config.input_threshold}}
+    return {"format": "bnnflow-checkpoint", "version": 1, "config": cfg, "layers": layers,
+            "state_dict": net.state_dict()}
+
+
+def train_and_export(config=None, **overrides):
+    """Train a binarized MLP, export it exactly and (if ``config.out``) write the four files.
+
+    Parameters
+    ----------
+    config : TrainConfig or None
+        The run; keyword ``overrides`` replace its fields (``train_and_export(epochs=5)``).
+
+    Returns
+    -------
+    TrainResult
+        Metrics, the exported model, the network and the written paths.
+
+    Raises
+    ------
+    BnnflowError
+        Bad configuration or data (before anything is written).
+    ExportError
+        If the export cannot reproduce the network exactly; nothing is written.
+    """
+    config = TrainConfig(**{**asdict(config or TrainConfig()), **overrides}).resolved()
+    if config.data_dir is not None:
+        config.data_dir = str(config.data_dir)
+    ds = load_dataset(config.dataset, data_dir=config.data_dir, split_seed=config.split_seed,
+                      test_fraction=config.test_fraction)
+    width = int(np.prod(ds.shape))
+    spec = InputSpec(width=width, shape=tuple(ds.shape),
+                     encoding={"kind": "threshold", "scale": float(ds.scale),
+                               "threshold": float(config.input_threshold)})
+    x_train = _pm1(spec.encode(ds.x_train))
+    x_test = _pm1(spec.encode(ds.x_test))
+    y_train = torch.from_numpy(ds.y_train)
+    y_test = torch.from_numpy(ds.y_test)
+    histories = {}
+    float_accuracy = None
+    start = time.perf_counter()
+    with _deterministic(config.seed, config.threads), _progress(config.progress) as progress:
+        net = BinaryMLP(width, config.hidden, len(ds.classes), dropout=config.dropout,
+                        init_scale=config.init_scale)
+        histories["binary"] = train_network(
+            net, x_train, y_train, x_test, y_test, epochs=config.epochs,
+            batch_size=config.batch_size, lr=config.lr, seed=config.seed, progress=progress,
+            label=f"{config.preset} {config.dataset}", shift=config.augment_shift,
+            image_shape=ds.shape, background=-1.0)
+        train_seconds = time.perf_counter() - start
+        classes_torch = _predict(net, x_test).numpy()
+        if config.float_baseline:
+            torch.manual_seed(config.seed)
+            fnet = FloatMLP(width, config.hidden, len(ds.classes), dropout=config.dropout)
+            xf_train = torch.from_numpy((ds.x_train.reshape(len(ds.x_train), -1) / ds.scale)
+                                        .astype(np.float32))
+            xf_test = torch.from_numpy((ds.x_test.reshape(len(ds.x_test), -1) / ds.scale)
+                                       .astype(np.float32))
+            histories["float"] = train_network(
+                fnet, xf_train, y_train, xf_test, y_test, epochs=config.epochs,
+                batch_size=config.batch_size, lr=config.lr, seed=config.seed,
+                progress=progress, label="float baseline", shift=config.augment_shift,
+                image_shape=ds.shape, background=0.0)
+            float_accuracy = float((_predict(fnet, xf_test) == y_test).float().mean())
+    test_accuracy = float(np.mean(classes_torch == ds.y_test))
+    provenance = {"preset": config.preset, "hidden": list(config.hidden),
+                  "dataset": config.dataset, "data_dir": config.data_dir,
+                  "split_seed": config.split_seed, "test_fraction": config.test_fraction,
+                  "seed": config.seed, "epochs": config.epochs, "test_accuracy": test_accuracy,
+                  "bnnflow_version": __version__}
+    model = export_model(net, spec, ds.classes, provenance)
+    classes_golden = golden.run_images(model, ds.x_test).classes
+    agreement = float(np.mean(classes_golden == classes_torch))
+    golden_accuracy = float(np.mean(classes_golden == ds.y_test))
+    if agreement != 1.0:
+        raise ExportError(f"export is not exact: the golden model agrees with PyTorch on "
+                          f"{agreement:.4%} of test images; nothing was written")
+    provenance["golden_accuracy"] = golden_accuracy
+    if float_accuracy is not None:
+        provenance["float_accuracy"] = float_accuracy
+    model = artifact.BnnModel(layers=model.layers, input=model.input, classes=model.classes,
+                              provenance=provenance)
+    metrics = {
+        "dataset": config.dataset, "preset": config.preset, "hidden": list(config.hidden),
+        "seed": config.seed, "split_seed": config.split_seed,
+        "test_fraction": config.test_fraction, "epochs": config.epochs,
+        "batch_size": config.batch_size, "lr": config.lr,
+        "input_threshold": config.input_threshold, "dropout": config.dropout,
+        "augment_shift": config.augment_shift, "n_train": len(ds.y_train), "n_test": len(ds.y_test),
+        "train_seconds": train_seconds, "test_accuracy": test_accuracy,
+        "golden_accuracy": golden_accuracy, "agreement": agreement,
+        "history": histories["binary"],
+    }
+    if float_accuracy is not None:
+        metrics["float_accuracy"] = float_accuracy
+        metrics["float_history"] = histories["float"]
+    result = TrainResult(metrics=metrics, model=model, net=net)
+    if config.out is not None:
+        result.paths, result.checksum = _write_outputs(Path(config.out), config, ds, model, net,
+                                                       metrics, histories)
+        metrics["checksum"] = result.checksum
+    return result
+
+
+def _write_outputs(out, config, ds, model, net, metrics, histories):
+    """Write the four files all-or-nothing: temporary files, renamed only if all succeed."""
+    if out.exists() and not out.is_dir():
+        raise BnnflowError(f"--out {out} exists and is not a directory; choose another path")
+    created = not out.exists()
+    paths = {"model": out / "model.bnn", "metrics": out / "metrics.json",
+             "plot": out / "training.png", "checkpoint": out / "checkpoint.pt"}
+    try:
+        with contextlib.ExitStack() as stack:
+            tmp = {key: stack.enter_context(atomic_path(p)) for key, p in paths.items()}
+            checksum = artifact.save(model, tmp["model"])
+            ckpt = _checkpoint(config, net)
+            ckpt["config"]["input_encoding"]["scale"] = float(ds.scale)
+            torch.save(ckpt, tmp["checkpoint"])
+            _plot(tmp["plot"], histories)
+            text = json.dumps({**metrics, "checksum": checksum}, indent=2) + "\n"
+            tmp["metrics"].write_text(text, encoding="utf-8")
+    except BaseException:
+        if created and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()
+        raise
+    return {k: str(v) for k, v in paths.items()}, checksum

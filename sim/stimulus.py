@@ -1,0 +1,338 @@
+"""Stimulus, driver, monitor and scoreboard shared by every simulator back end.
+
+The pieces follow cocotb's split (driver, monitor, model, scoreboard) but hold no simulator
+code: a back end (Amaranth's simulator, or a cocotb test running on Verilator or Icarus) calls
+:meth:`StreamBench.drive` before every clock edge, applies the three values it returns, and
+calls :meth:`StreamBench.edge` with the values its design showed *at* that edge. The bench
+decides everything else, so the same seed gives the same stall pattern, cycle for cycle, on
+every simulator.
+
+Stream protocol (``amaranth.lib.stream``): a transfer happens at an edge where ``valid`` and
+``ready`` are both high. The driver raises ``i.valid`` with the next image after a seeded random
+gap and holds it and the payload until the transfer; the monitor lowers ``o.ready`` at random.
+
+A run has two phases:
+
+``timing``
+    ``n_timing`` images fed back to back, ``o.ready`` held high, starting right after reset.
+    The latency is the number of edges from the first input transfer to the first output
+    transfer; the II is the mean spacing of the output transfers in the second half of the
+    phase (the pipeline is full there). Their outputs are checked too.
+``main``
+    Every stimulus image with random input gaps and output back-pressure of probability
+    ``stall``; starts when every timing output has arrived. Output ``k`` belongs to image
+    ``k``. Per-layer debug taps, when the design has them, are recorded here.
+
+A phase ends when every output has arrived, or when nothing has transferred for
+``max_idle`` edges (a design that lost or stuck data); missing outputs are mismatches.
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = [
+    "bits_to_int",
+    "int_to_bits",
+    "OutputLayout",
+    "gap_rng",
+    "StreamBench",
+    "Scoreboard",
+    "Mismatch",
+    "default_max_idle",
+]
+
+
+def bits_to_int(bits):
+    """A vector of 0/1 as an integer, element ``i`` in bit ``i`` (the payload bit order)."""
+    bits = np.asarray(bits, dtype=np.uint8).ravel()
+    packed = np.packbits(bits, bitorder="little")
+    return int.from_bytes(packed.tobytes(), "little")
+
+
+def int_to_bits(value, width):
+    """Inverse of :func:`bits_to_int`: ``width`` bits, LSB first, as a uint8 array."""
+    value = int(value)
+    return np.array([(value >> i) & 1 for i in range(width)], dtype=np.uint8)
+
+
+@dataclass(frozen=True)
+class OutputLayout:
+    """Where the class and the popcounts sit in ``o.payload`` (the sidecar's ``output_layout``).
+
+    Parameters
+    ----------
+    class_width : int
+        ``cw``: bits ``[0, cw)`` hold the class index.
+    popcount_width : int
+        ``pw``: popcount of class ``c`` at bits ``[cw + c*pw, cw + (c+1)*pw)``.
+    classes : int
+        Number of classes ``C``.
+    """
+
+    class_width: int
+    popcount_width: int
+    classes: int
+
+    @classmethod
+    def from_sidecar(cls, sidecar):
+        layout = sidecar["output_layout"]
+        return cls(class_width=int(layout["class"]["width"]),
+                   popcount_width=int(layout["popcounts"]["width"]),
+                   classes=int(layout["popcounts"]["count"]))
+
+    def popcounts(self, value, lsb=None):
+        """The ``C`` popcounts packed in ``value`` from bit ``lsb`` (default: after the class)."""
+        lsb = self.class_width if lsb is None else lsb
+        mask = (1 << self.popcount_width) - 1
+        return [(int(value) >> (lsb + c * self.popcount_width)) & mask
+                for c in range(self.classes)]
+
+    def decode(self, value):
+        """``(class, popcounts)`` of an output payload."""
+        value = int(value)
+        return value & ((1 << self.class_width) - 1), self.popcounts(value)
+
+
+def gap_rng(seed, stream):
+    """The seeded generator of one side (``stream`` 0: input gaps, 1: output back-pressure)."""
+    return np.random.default_rng([int(seed), int(stream)])
+
+
+def default_max_idle(latency, ii, stall):
+    """Edges without any transfer after which a phase is declared stuck.
+
+    A healthy design transfers something at least every ``latency + ii`` edges plus the
+    random stalls; ``40 / (1 - stall)`` covers a run of stalls with probability below
+    ``stall ** (40 / (1 - stall))`` (about 1e-18 at ``stall = 0.9``).
+    """
+    return int(2 * (int(latency) + int(ii)) + 40 / (1.0 - float(stall)) + 16)
+
+
+class StreamBench:
+    """Driver, monitor and recorder of one run, independent of the simulator.
+
+    Parameters
+    ----------
+    main_inputs : list of int
+        Input payloads of the main phase, one per image.
+    timing_inputs : list of int
+        Input payloads of the timing phase (fed first, back to back).
+    stall : float
+        Probability in ``[0, 1)`` of a gap cycle before each input (repeated: the gap length is
+        geometric) and of ``o.ready`` low in each cycle of the main phase.
+    seed : int
+        Seed of both random streams.
+    max_idle : int
+        Edges with no transfer after which a phase ends with missing outputs.
+    taps : int
+        Number of debug taps to record (0: none).
+    progress : callable or None
+        ``progress(outputs_received_in_main_phase)``, called after each main-phase output.
+
+    Members
+    -------
+    outputs : dict of str to list of int
+        Output payloads per phase, in arrival order.
+    in_edges, out_edges : dict of str to list of int
+        Edge numbers of the input and output transfers per phase.
+    tap_data : list of lists of int
+        Per tap, the data of each main-phase tap transfer, in order.
+    cycles : int
+        Edges simulated.
+    stuck : dict of str to bool
+        Whether a phase ended by the idle timeout.
+    """
+
+    PHASES = ("timing", "main")
+
+    def __init__(self, main_inputs, timing_inputs, *, stall=0.0, seed=0, max_idle=1000,
+                 taps=0, progress=None):
+        stall = float(stall)
+        if not 0.0 <= stall < 1.0:
+            raise ValueError(f"stall must be a probability in [0, 1), not {stall!r}")
+        self.inputs = {"timing": [int(v) for v in timing_inputs],
+                       "main": [int(v) for v in main_inputs]}
+        self.stall = stall
+        self.max_idle = int(max_idle)
+        self._in_rng = gap_rng(seed, 0)
+        self._out_rng = gap_rng(seed, 1)
+        self.progress = progress
+        self.outputs = {p: [] for p in self.PHASES}
+        self.in_edges = {p: [] for p in self.PHASES}
+        self.out_edges = {p: [] for p in self.PHASES}
+        self.stuck = {p: False for p in self.PHASES}
+        self.tap_data = [[] for _ in range(int(taps))]
+        self.cycles = 0
+        self._phase_index = 0
+        self._next_in = 0
+        self._gap = 0
+        self._idle = 0
+        self._ready = 1
+        self._start_phase()
+
+    # -- state ------------------------------------------------------------------------------
+    @property
+    def phase(self):
+        """The current phase name, or None when the run is over."""
+        if self._phase_index >= len(self.PHASES):
+            return None
+        return self.PHASES[self._phase_index]
+
+    @property
+    def done(self):
+        return self.phase is None
+
+    def _stalling(self):
+        return self.phase == "main" and self.stall > 0.0
+
+    def _draw_gap(self):
+        gap = 0
+        if self._stalling():
+            while self._in_rng.random() < self.stall:
+                gap += 1
+        return gap
+
+    def _start_phase(self):
+        # Skip empty phases so that `done` becomes true without simulating.
+        while self.phase is not None and not self.inputs[self.phase]:
+            self._phase_index += 1
+        self._next_in = 0
+        self._idle = 0
+        if self.phase is not None:
+            self._gap = self._draw_gap()
+
+    # -- per cycle --------------------------------------------------------------------------
+    def drive(self):
+        """Values to apply before the next edge: ``(i_valid, i_payload, o_ready)``."""
+        phase = self.phase
+        if phase is None:
+            return 0, 0, 1
+        inputs = self.inputs[phase]
+        valid = int(self._next_in < len(inputs) and self._gap == 0)
+        payload = inputs[self._next_in] if valid else 0
+        self._ready = int(not self._stalling() or self._out_rng.random() >= self.stall)
+        return valid, payload, self._ready
+
+    def edge(self, i_valid, i_ready, o_valid, o_payload, taps=()):
+        """Record what the design showed at an edge; return False when the run is over.
+
+        Parameters
+        ----------
+        i_valid, i_ready, o_valid : int
+            The stream handshakes at the edge (``i_valid`` as driven).
+        o_payload : int
+            The output payload at the edge (read only when it transfers).
+        taps : sequence of (valid, data)
+            Each tap's valid and data at the edge.
+        """
+        phase = self.phase
+        if phase is None:
+            return False
+        edge = self.cycles
+        self.cycles += 1
+        moved = False
+        if i_valid and i_ready:
+            self.in_edges[phase].append(edge)
+            self._next_in += 1
+            self._gap = self._draw_gap()
+            moved = True
+        elif self._gap:
+            self._gap -= 1
+        if o_valid and self._ready:
+            self.outputs[phase].append(int(o_payload))
+            self.out_edges[phase].append(edge)
+            moved = True
+            if phase == "main" and self.progress is not None:
+                self.progress(len(self.outputs["main"]))
+        if phase == "main":
+            for recorded, (valid, data) in zip(self.tap_data, taps, strict=False):
+                if valid:
+                    recorded.append(int(data))
+        self._idle = 0 if moved else self._idle + 1
+        if len(self.outputs[phase]) >= len(self.inputs[phase]):
+            self._phase_index += 1
+            self._start_phase()
+        elif self._idle >= self.max_idle:
+            self.stuck[phase] = True
+            self._phase_index += 1
+            self._start_phase()
+        return not self.done
+
+    # -- results ----------------------------------------------------------------------------
+    def timing(self):
+        """``(latency, ii)`` measured in the timing phase (None where not measurable)."""
+        ins, outs = self.in_edges["timing"], self.out_edges["timing"]
+        latency = outs[0] - ins[0] if ins and outs and not self.stuck["timing"] else None
+        ii = None
+        n = len(outs)
+        if n >= 2 and not self.stuck["timing"]:
+            h = (n - 1) // 2
+            ii = (outs[-1] - outs[h]) / (n - 1 - h)
+            if ii == int(ii):
+                ii = int(ii)
+        return latency, ii
+
+    def to_dict(self):
+        """Everything recorded, as JSON-able data (the cocotb bench sends this back)."""
+        latency, ii = self.timing()
+        return {"outputs": self.outputs, "in_edges": self.in_edges,
+                "out_edges": self.out_edges, "stuck": self.stuck, "tap_data": self.tap_data,
+                "cycles": self.cycles, "latency": latency, "ii": ii}
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """One image whose hardware output differs from the golden model."""
+
+    image: int
+    expected: dict
+    actual: dict | None
+
+    def to_dict(self):
+        return {"image": self.image, "expected": self.expected, "actual": self.actual}
+
+
+@dataclass
+class Scoreboard:
+    """Compares output payloads with the golden model's classes and final popcounts.
+
+    Parameters
+    ----------
+    classes : int array ``(B,)``
+        Golden classes of the stimulus images, in stream order.
+    popcounts : int array ``(B, C)``
+        Golden final popcounts.
+    layout : OutputLayout
+    image_ids : sequence of int or None
+        The data-set index of each stimulus image (reported in mismatches); default ``0..B-1``.
+    """
+
+    classes: np.ndarray
+    popcounts: np.ndarray
+    layout: OutputLayout
+    image_ids: list | None = None
+    mismatches: list = field(default_factory=list)
+
+    def expected(self, k):
+        return {"class": int(self.classes[k]),
+                "popcounts": [int(v) for v in self.popcounts[k]]}
+
+    def check(self, payloads):
+        """Compare the outputs received, in order; a missing output is a mismatch.
+
+        Returns the list of :class:`Mismatch` (also kept in :attr:`mismatches`).
+        """
+        self.mismatches = []
+        ids = self.image_ids if self.image_ids is not None else range(len(self.classes))
+        ids = list(ids)
+        for k in range(len(self.classes)):
+            expected = self.expected(k)
+            if k >= len(payloads):
+                self.mismatches.append(Mismatch(ids[k], expected, None))
+                continue
+            cls, pcs = self.layout.decode(payloads[k])
+            actual = {"class": cls, "popcounts": pcs}
+            if actual != expected:
+                self.mismatches.append(Mismatch(ids[k], expected, actual))
+        return self.mismatches

@@ -1,0 +1,415 @@
+"""``verify``: stream images through the generated hardware and compare with the golden model.
+
+:func:`run_verify` generates the design (:class:`bnnflow.hw.top.BnnTop` for Amaranth's
+simulator, :func:`bnnflow.hw.verilog.generate` for Verilator and Icarus), runs the shared
+stream bench (:mod:`bnnflow.sim.stimulus`) on it, checks every output (class and final
+popcounts) bit for bit against :func:`bnnflow.model.golden.run` and returns a report.
+
+When an output differs, the stream is run again up to the first mismatching image, with the
+same seed and stalls, on a design generated with ``debug_taps=True``; each layer's tap is
+compared with the golden model's ``layer_outputs()`` for that image, and the first layer that
+differs is named (``"argmax"`` when every layer agrees but the output does not).
+
+Fault injection (for tests): ``hardware_model=`` builds the hardware from another model (e.g.
+a copy with one weight bit flipped) while the golden model keeps ``model``; ``fault=`` is
+passed to ``BnnTop`` (``("drop_ready", j)``).
+
+Timing: the first ``TIMING_IMAGES`` images of every run are fed back to back, with the output
+always ready, right after reset (the *timing phase*; their outputs are checked too). The
+latency is measured on the first of them, the II as the mean output spacing over the second
+half of the phase; both are compared with the sidecar's analytic values and a difference fails
+the run.
+"""
+
+import time
+
+import numpy as np
+
+from ..errors import BnnflowError
+from ..fileio import write_text_atomic
+from ..model import golden
+from . import stimulus
+from .stimulus import OutputLayout, Scoreboard, StreamBench, bits_to_int
+
+__all__ = ["TOP_NAME", "TIMING_IMAGES", "DEFAULT_IMAGES", "HwDesign", "select_inputs",
+           "run_verify", "write_report"]
+
+TOP_NAME = "bnnflow_top"
+TIMING_IMAGES = 8
+#: Default number of images per simulator (None: the whole test split).
+DEFAULT_IMAGES = {"amaranth": 100, "icarus": 100, "verilator": None}
+
+TIMING_NOTE = (f"measured in a stall-free timing phase right after reset: {TIMING_IMAGES} "
+               "images (the first stimulus images, repeated if fewer) fed back to back with "
+               "o.ready held high; latency = edges from the first input transfer to the first "
+               "output transfer; II = mean spacing of output transfers over the second half of "
+               "the phase")
+
+
+class HwDesign:
+    """The hardware under test: ``BnnTop`` / ``generate()`` of :mod:`bnnflow.hw`.
+
+    Any object with the same two methods can be verified instead (the tests use a small
+    stand-in component to test the bench itself).
+
+    Parameters
+    ----------
+    model : BnnModel
+        The model the hardware is generated from.
+    folding : list of LayerFold or None
+    pipeline : int
+    fault : tuple or None
+        Passed to ``BnnTop`` (tests only).
+    """
+
+    def __init__(self, model, folding=None, pipeline=0, fault=None):
+        self.model = model
+        self.folding = folding
+        self.pipeline = pipeline
+        self.fault = fault
+
+    def component(self, debug_taps=False):
+        """``(component, sidecar)`` for Amaranth's simulator."""
+        from ..hw.top import BnnTop
+
+        top = BnnTop(self.model, self.folding, self.pipeline, debug_taps=debug_taps,
+                     fault=self.fault)
+        return top, top.sidecar()
+
+    def verilog(self, debug_taps=False):
+        """``(verilog_text, sidecar)`` with top module :data:`TOP_NAME`."""
+        from ..hw.verilog import generate
+
+        return generate(self.model, self.folding, self.pipeline, name=TOP_NAME,
+                        debug_taps=debug_taps, fault=self.fault)
+
+
+def _check_inputs(model, bits, where):
+    bits = np.asarray(bits)
+    k0 = model.input.width
+    if bits.ndim != 2 or bits.shape[1] != k0:
+        raise BnnflowError(f"{where}: input bits must have shape (B, {k0}), not "
+                           f"{tuple(bits.shape)}")
+    if bits.shape[0] == 0:
+        raise BnnflowError(f"{where}: no input vectors")
+    if bits.dtype.kind not in "biu" or np.any((bits != 0) & (bits != 1)):
+        raise BnnflowError(f"{where}: input bits must be integers 0 or 1")
+    return bits.astype(np.uint8)
+
+
+def select_inputs(model, inputs=None, images=None):
+    """The stimulus: ``(bits (B, K0), image ids, source text)``.
+
+    ``inputs`` is None (the model's test split, encoded with ``model.input.encode``), an array
+    of bits, or a path to a ``.npy`` of bits. ``images`` takes the first N (None: all).
+    """
+    if inputs is None:
+        from ..model import data
+
+        raw, _labels = data.test_split_for(model)
+        bits = model.input.encode(raw)
+        source = f"test split of {model.provenance.get('dataset', '?')}"
+    elif isinstance(inputs, np.ndarray):
+        bits = _check_inputs(model, inputs, "inputs")
+        source = "input array"
+    else:
+        try:
+            array = np.load(inputs, allow_pickle=False)
+        except (OSError, ValueError) as e:
+            raise BnnflowError(f"{inputs}: cannot read input bits: {e} (expected a .npy of "
+                               f"shape (B, {model.input.width}) holding 0/1)") from None
+        bits = _check_inputs(model, array, str(inputs))
+        source = str(inputs)
+    if images is not None:
+        if not isinstance(images, int) or isinstance(images, bool) or images < 1:
+            raise BnnflowError(f"images must be a positive integer or 'all', not {images!r}")
+        bits = bits[:images]
+    return np.asarray(bits, dtype=np.uint8), list(range(len(bits))), source
+
+
+def _pack_popcounts(popcounts, width):
+    value = 0
+    for c, p in enumerate(popcounts):
+        value |= int(p) << (c * width)
+    return value
+
+
+def _golden_tap_values(result, k, pw):
+    """Golden per-layer outputs of stream item ``k`` packed like the hardware taps."""
+    outs = result.layer_outputs()
+    values = [bits_to_int(a[k]) for a in outs[:-1]]
+    values.append(_pack_popcounts(outs[-1][k], pw))
+    return values
+
+
+class _Progress:
+    """A rich progress display on stderr, or nothing."""
+
+    def __init__(self, enabled):
+        self.progress = None
+        if enabled:
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+            )
+
+            self.progress = Progress(TextColumn("{task.description}"), BarColumn(),
+                                     MofNCompleteColumn(), TimeElapsedColumn(),
+                                     console=Console(stderr=True), transient=False)
+
+    def __enter__(self):
+        if self.progress is not None:
+            self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        if self.progress is not None:
+            self.progress.__exit__(*exc)
+
+    def task(self, description, total=None):
+        if self.progress is None:
+            return None
+        return self.progress.add_task(description, total=total)
+
+    def update(self, task, **kw):
+        if self.progress is not None and task is not None:
+            self.progress.update(task, **kw)
+
+
+def _generate(method, debug_taps):
+    try:
+        return method(debug_taps=debug_taps)
+    except ValueError as e:
+        raise BnnflowError(f"cannot generate the design: {e}") from None
+
+
+def _simulate(simulator, design, main_bits, timing_bits, *, expected, stall, seed, debug_taps,
+              vcd, build_root, progress, label):
+    """Build (if needed) and run one bench; return ``(bench_results, sidecar, seconds)``."""
+    n_layers = len(design.model.layers)
+    taps = [(f"tap_{j}_valid", f"tap_{j}_data") for j in range(n_layers)] if debug_taps else []
+    main_inputs = [bits_to_int(b) for b in main_bits]
+    timing_inputs = [bits_to_int(b) for b in timing_bits]
+    if simulator == "amaranth":
+        build = progress.task(f"{label}: elaborate (amaranth)", total=1)
+        top, sidecar = _generate(design.component, debug_taps)
+        progress.update(build, completed=1)
+        run = progress.task(f"{label}: simulate (amaranth)", total=len(main_inputs))
+        bench = StreamBench(main_inputs, timing_inputs, stall=stall, seed=seed,
+                            max_idle=stimulus.default_max_idle(sidecar["latency"],
+                                                               sidecar["ii"], stall),
+                            taps=len(taps),
+                            progress=lambda n: progress.update(run, completed=n))
+        from .amaranth_sim import run_bench
+
+        started = time.monotonic()
+        run_bench(top, bench, taps=taps, vcd=vcd)
+        seconds = time.monotonic() - started
+        progress.update(run, completed=len(bench.outputs["main"]))
+        return bench.to_dict(), sidecar, seconds, 0.0
+
+    from . import cocotb_sim
+
+    build = progress.task(f"{label}: generate + build ({simulator})", total=1)
+    started = time.monotonic()
+    verilog, sidecar = _generate(design.verilog, debug_taps)
+    build_dir = cocotb_sim.build(simulator, verilog, sidecar.get("top", TOP_NAME),
+                                 build_root=build_root)
+    build_seconds = time.monotonic() - started
+    progress.update(build, completed=1)
+    run = progress.task(f"{label}: simulate ({simulator})", total=len(main_inputs))
+    layout = OutputLayout.from_sidecar(sidecar)
+    job = {
+        "main_inputs": [format(v, "x") for v in main_inputs],
+        "timing_inputs": [format(v, "x") for v in timing_inputs],
+        "stall": stall, "seed": seed,
+        "max_idle": stimulus.default_max_idle(sidecar["latency"], sidecar["ii"], stall),
+        "taps": taps,
+        "layout": {"class_width": layout.class_width,
+                   "popcount_width": layout.popcount_width, "classes": layout.classes},
+        "expected": expected,
+    }
+    results = cocotb_sim.run_bench(simulator, build_dir, sidecar.get("top", TOP_NAME), job,
+                                   vcd=vcd,
+                                   progress=lambda n: progress.update(run, completed=n))
+    progress.update(run, completed=len(results["outputs"]["main"]))
+    return results, sidecar, results["sim_seconds"], build_seconds
+
+
+def _expected(result, order):
+    return {"classes": [int(result.classes[k]) for k in order],
+            "popcounts": [[int(v) for v in result.popcounts[k]] for k in order]}
+
+
+def _first_layer(model, result, k, tap_data, pw):
+    """Name and index of the first layer whose tap differs from golden for stream item ``k``."""
+    want = _golden_tap_values(result, k, pw)
+    for j, layer in enumerate(model.layers):
+        got = tap_data[j][k] if k < len(tap_data[j]) else None
+        if got != want[j]:
+            detail = {"expected": want[j], "actual": got}
+            if got is not None and not layer.is_output:
+                diff = want[j] ^ got
+                detail["neurons"] = [n for n in range(layer.out_width) if diff >> n & 1][:16]
+            return layer.name, j, detail
+    return "argmax", len(model.layers), None
+
+
+def run_verify(model, *, simulator="amaranth", fold=None, ii=None, pipeline=0, folding=None,
+               inputs=None, images=None, stall=0.0, seed=0, vcd=None, report=None,
+               hardware_model=None, fault=None, design=None, build_root=None,
+               show_progress=False):
+    """Verify the generated hardware of ``model`` against its golden model.
+
+    Parameters
+    ----------
+    model : BnnModel
+        The golden model (and, unless ``hardware_model`` is given, the hardware's model).
+    simulator : {"amaranth", "verilator", "icarus"}
+    fold, ii : str or None, int or None
+        Folding as in ``bnnflow verilog`` (``hw.folding.resolve_folding``); ignored when
+        ``folding`` (a list of LayerFold) is given.
+    pipeline : int
+        Register stages of the popcount adder trees.
+    inputs : None, array or path
+        Input bits ``(B, K0)``; None streams the model's data-set test split.
+    images : int or None
+        Use the first N vectors (None: all of them).
+    stall : float
+        Probability of a gap before each input and of back-pressure in each cycle, in [0, 1).
+    seed : int
+        Seed of the gaps and back-pressure.
+    vcd : path or None
+        Write the main run's waveform there (VCD).
+    report : path or None
+        Write the report there as JSON (atomically).
+    hardware_model : BnnModel or None
+        Fault injection: generate the hardware from this model instead (same layer sizes).
+    fault : tuple or None
+        Fault injection: passed to ``BnnTop`` (``("drop_ready", j)``).
+    design : object or None
+        The hardware under test (default :class:`HwDesign`); tests of the bench use a stand-in.
+    build_root : path or None
+        Where Verilator/Icarus builds are cached (default
+        :func:`bnnflow.sim.cocotb_sim.default_build_root`).
+    show_progress : bool
+        Show rich progress bars on stderr.
+
+    Returns
+    -------
+    dict
+        The report (keys in the module docstring of :mod:`bnnflow.sim.cli_verify`).
+
+    Raises
+    ------
+    BnnflowError
+        Bad input (folding, inputs, stall, simulator name).
+    ToolError
+        The simulator is missing or its build failed.
+    """
+    from . import tools
+
+    started = time.monotonic()
+    if simulator not in tools.SIMULATORS:
+        raise BnnflowError(f"unknown simulator {simulator!r}: choose one of "
+                           f"{', '.join(tools.SIMULATORS)}")
+    stall = float(stall)
+    if not 0.0 <= stall < 1.0:
+        raise BnnflowError(f"stall must be a probability in [0, 1), not {stall!r}")
+    tools.check_simulator(simulator)
+    hw_model = model if hardware_model is None else hardware_model
+    if hw_model.widths != model.widths:
+        raise BnnflowError(f"hardware_model must have the layer widths of the model "
+                           f"{model.widths}, not {hw_model.widths}")
+    if design is None:
+        if folding is None:
+            from ..hw.folding import resolve_folding
+
+            try:
+                folding = resolve_folding(hw_model, fold, ii)
+            except (ValueError, OSError) as e:
+                raise BnnflowError(f"bad folding: {e}") from None
+        design = HwDesign(hw_model, folding, pipeline, fault)
+
+    bits, ids, source = select_inputs(model, inputs, images)
+    n = len(bits)
+    timing_order = [i % n for i in range(TIMING_IMAGES)]
+    gold = golden.run(model, bits)
+    expected = {"timing": _expected(gold, timing_order), "main": _expected(gold, range(n))}
+
+    with _Progress(show_progress) as progress:
+        results, sidecar, sim_seconds, build_seconds = _simulate(
+            simulator, design, bits, bits[timing_order], expected=expected, stall=stall,
+            seed=seed, debug_taps=False, vcd=vcd, build_root=build_root, progress=progress,
+            label="verify")
+        layout = OutputLayout.from_sidecar(sidecar)
+        main = Scoreboard(gold.classes, gold.popcounts, layout, ids)
+        mismatches = main.check(results["outputs"]["main"])
+        timing = Scoreboard(gold.classes[timing_order], gold.popcounts[timing_order], layout,
+                            [ids[i] for i in timing_order])
+        timing_mismatches = timing.check(results["outputs"]["timing"])
+
+        first = None
+        if mismatches:
+            m = mismatches[0]
+            k = ids.index(m.image)
+            diag, _, _, _ = _simulate(
+                simulator, design, bits[:k + 1], bits[timing_order],
+                expected={"timing": expected["timing"],
+                          "main": _expected(gold, range(k + 1))},
+                stall=stall, seed=seed, debug_taps=True, vcd=None, build_root=build_root,
+                progress=progress, label="diagnose")
+            name, index, detail = _first_layer(model, gold, k, diag["tap_data"],
+                                               layout.popcount_width)
+            first = {**m.to_dict(), "layer": name, "layer_index": index,
+                     "layer_detail": detail}
+
+    latency, ii_measured = results["latency"], results["ii"]
+    timing_ok = latency == sidecar["latency"] and ii_measured == sidecar["ii"]
+    cycles = int(results["cycles"])
+    rep = {
+        "simulator": simulator,
+        "model_checksum": sidecar.get("model_checksum"),
+        "source": source,
+        "images": n,
+        "stall": stall,
+        "seed": int(seed),
+        "folding": [[layer["pe"], layer["simd"]] for layer in sidecar.get("layers", [])],
+        "pipeline": sidecar.get("pipeline", pipeline),
+        "fault": list(fault) if fault is not None else None,
+        "hardware_model_differs": hardware_model is not None,
+        "mismatches": len(mismatches),
+        "timing_mismatches": len(timing_mismatches),
+        "missing_outputs": sum(1 for m in mismatches if m.actual is None),
+        "stuck": results["stuck"],
+        "first_mismatch": first,
+        "cycles": cycles,
+        "ii_measured": ii_measured,
+        "ii_expected": sidecar["ii"],
+        "latency_measured": latency,
+        "latency_expected": sidecar["latency"],
+        "timing_ok": timing_ok,
+        "timing_note": TIMING_NOTE,
+        "build_seconds": round(build_seconds, 3),
+        "sim_seconds": round(sim_seconds, 3),
+        "wall_seconds": round(time.monotonic() - started, 3),
+        "cycles_per_second": round(cycles / sim_seconds, 1) if sim_seconds > 0 else None,
+        "cycles_per_second_note": "cycles (both phases) / wall time of the simulation run "
+                                  "(Verilator/Icarus: process start to exit, build excluded)",
+        "vcd": str(vcd) if vcd is not None else None,
+    }
+    rep["passed"] = not mismatches and not timing_mismatches and timing_ok
+    if report is not None:
+        write_report(rep, report)
+    return rep
+
+
+def write_report(rep, path):
+    """Write a report dict as JSON, atomically."""
+    import json
+
+    write_text_atomic(path, json.dumps(rep, indent=2) + "\n")

@@ -1,0 +1,153 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from bnnflow.cli import main
+from bnnflow.errors import BnnflowError
+from bnnflow.model import artifact, golden, train
+from bnnflow.model.train import TrainConfig, train_and_export
+
+TINY = {"hidden": (24, 16), "epochs": 2, "progress": False}
+
+
+def test_same_seed_gives_same_weights_and_metrics():
+    a = train_and_export(seed=3, **TINY)
+    b = train_and_export(seed=3, **TINY)
+    c = train_and_export(seed=4, **TINY)
+    sa, sb, sc = a.net.state_dict(), b.net.state_dict(), c.net.state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert not torch.equal(sa["fcs.0.weight"], sc["fcs.0.weight"])
+    assert a.metrics["history"] == b.metrics["history"]
+    for la, lb in zip(a.model.layers, b.model.layers, strict=True):
+        assert np.array_equal(la.weights, lb.weights)
+
+
+def test_training_keeps_latent_weights_clipped():
+    result = train_and_export(lr=0.5, **TINY)  # large steps push weights past the clip range
+    weights = [fc.weight.detach() for fc in result.net.fcs]
+    assert all(float(w.abs().max()) <= 1.0 for w in weights)
+    assert any(float(w.abs().max()) == 1.0 for w in weights)
+
+
+@pytest.mark.parametrize("hidden, dataset", [((32, 32), "digits"), ((20,), "mnist5k")])
+def test_golden_model_on_artifact_gives_pytorch_class_for_every_test_image(hidden, dataset):
+    result = train_and_export(hidden=hidden, dataset=dataset, epochs=2, progress=False)
+    m = result.metrics
+    assert m["agreement"] == 1.0 and m["golden_accuracy"] == m["test_accuracy"]
+    # Independent re-check, layer by layer, on every test image.
+    from bnnflow.model import data
+
+    x_test, _ = data.test_split_for(result.model)
+    bits = result.model.input.encode(x_test)
+    g = golden.run(result.model, bits)
+    net = result.net.eval()
+    t = net.trace(torch.from_numpy(bits.astype(np.float32) * 2 - 1))
+    assert np.array_equal(g.classes, t["scores"].argmax(dim=1).numpy())
+    for got, want in zip(g.activations, t["activations"], strict=True):
+        assert np.array_equal(got, (want.numpy() > 0).astype(np.uint8))
+    assert m["n_test"] == len(x_test)
+
+
+def test_float_baseline_reports_float_accuracy():
+    result = train_and_export(float_baseline=True, **TINY)
+    assert 0.0 < result.metrics["float_accuracy"] <= 1.0
+    assert result.model.provenance["float_accuracy"] == result.metrics["float_accuracy"]
+    assert len(result.metrics["float_history"]["loss"]) == 2
+
+
+def test_random_shift_moves_images_with_background_fill():
+    images = torch.arange(2 * 3 * 3, dtype=torch.float32).reshape(2, 3, 3) + 1
+    gen = torch.Generator().manual_seed(0)
+    shifted = train.random_shift(images, 1, -1.0, gen)
+    assert shifted.shape == images.shape
+    for before, after in zip(images, shifted, strict=True):
+        kept = after[after != -1.0]
+        assert set(kept.tolist()) <= set(before.flatten().tolist())
+        assert len(kept) in (4, 6, 9)  # a corner, edge or no shift of a 3x3 image
+
+
+def test_cli_train_writes_all_four_files(tmp_path, capsys):
+    out = tmp_path / "run"
+    status = main(["train", "--hidden", "24,16", "--epochs", "2", "--seed", "5",
+                   "--out", str(out), "--quiet", "--float-baseline"])
+    assert status == 0
+    assert sorted(p.name for p in out.iterdir()) == sorted(train.OUTPUT_FILES)
+    metrics = json.loads((out / "metrics.json").read_text())
+    for key in ("dataset", "preset", "hidden", "seed", "epochs", "train_seconds",
+                "test_accuracy", "golden_accuracy", "agreement", "float_accuracy"):
+        assert key in metrics
+    assert metrics["agreement"] == 1.0 and metrics["preset"] == "custom"
+    assert metrics["hidden"] == [24, 16] and metrics["seed"] == 5
+    model = artifact.load(out / "model.bnn")
+    prov = model.provenance
+    assert prov["dataset"] == "digits" and prov["golden_accuracy"] == metrics["golden_accuracy"]
+    assert prov["test_accuracy"] == metrics["test_accuracy"]
+    assert (out / "training.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    ckpt = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert ckpt["format"] == "bnnflow-checkpoint" and ckpt["version"] == 1
+    assert ckpt["config"]["input_encoding"] == {"kind": "threshold", "scale": 16.0,
+                                                "threshold": 0.5}
+    assert [layer["bn"]["kind"] for layer in ckpt["layers"]] == ["batchnorm1d"] * 2 + \
+        ["output_scale"]
+    assert "wrote" in capsys.readouterr().out
+
+
+def test_checkpoint_forward_pass_reproduces_the_artifact(tmp_path):
+    result = train_and_export(out=tmp_path, **TINY)
+    ckpt = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    bits = result.model.input.encode(np.random.default_rng(0).integers(0, 17, (200, 64)))
+    x = torch.from_numpy(bits.astype(np.float32) * 2 - 1)
+    for layer in ckpt["layers"]:
+        bn = layer["bn"]
+        z = x @ torch.where(layer["latent_weight"] >= 0, 1.0, -1.0).T
+        y = torch.nn.functional.batch_norm(z, bn["running_mean"], bn["running_var"],
+                                           bn["weight"], bn["bias"], False, 0.0, bn["eps"])
+        x = torch.where(y >= 0, 1.0, -1.0)
+    assert np.array_equal(y.argmax(dim=1).numpy(), golden.classify(result.model, bits))
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--hidden", "12,x"], "--hidden must be comma-separated positive layer widths"),
+    (["--hidden", "0"], "--hidden must be comma-separated positive layer widths"),
+    (["--epochs", "0"], "--epochs must be a positive integer, not 0"),
+    (["--input-threshold", "1.5"], "--input-threshold must be in (0, 1]"),
+    (["--lr", "-1"], "--lr must be positive"),
+    (["--dropout", "1"], "--dropout must be in [0, 1), not 1.0"),
+    (["--augment-shift", "-1"], "--augment-shift must be a non-negative integer, not -1"),
+    (["--dataset", "mnist"], "needs --data-dir"),
+    (["--dataset", "mnist", "--data-dir", "nowhere"], "t10k-labels-idx1-ubyte[.gz]"),
+])
+def test_cli_train_bad_input_is_one_line_error_and_writes_nothing(tmp_path, capsys, argv,
+                                                                  message):
+    out = tmp_path / "run"
+    status = main(["train", "--out", str(out), "--quiet", *argv])
+    err = capsys.readouterr().err
+    assert status == 2
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1
+    assert not out.exists()
+
+
+def test_failure_while_writing_leaves_no_stray_files(tmp_path, monkeypatch):
+    def broken_plot(path, histories):
+        path.write_bytes(b"partial")
+        raise BnnflowError("plot failed")
+
+    monkeypatch.setattr(train, "_plot", broken_plot)
+    with pytest.raises(BnnflowError, match="plot failed"):
+        train_and_export(out=tmp_path / "run", **TINY)
+    assert not (tmp_path / "run").exists()
+    (tmp_path / "kept").mkdir()
+    (tmp_path / "kept" / "other.txt").write_text("x")
+    with pytest.raises(BnnflowError):
+        train_and_export(out=tmp_path / "kept", **TINY)
+    assert [p.name for p in (tmp_path / "kept").iterdir()] == ["other.txt"]
+
+
+def test_config_defaults_and_validation():
+    cfg = TrainConfig().resolved()
+    assert cfg.hidden == (64, 64, 64) and cfg.epochs == train.default_epochs("tfc", "digits")
+    assert TrainConfig(preset="sfc").resolved().hidden == (256, 256, 256)
+    with pytest.raises(BnnflowError, match="unknown preset 'xfc'"):
+        TrainConfig(preset="xfc").resolved()

@@ -1,0 +1,96 @@
+"""``bnnflow verify`` on a small folded network, on each of the three simulators, with stalls."""
+
+import json
+
+import numpy as np
+import pytest
+
+from bnnflow.cli import main
+from bnnflow.hw.verilog import generate
+from bnnflow.model.artifact import BnnModel, InputSpec
+from bnnflow.model.random_net import random_model
+from bnnflow.sim.verify import run_verify
+
+REPORT_KEYS = {"simulator", "images", "mismatches", "first_mismatch", "cycles", "ii_measured",
+               "ii_expected", "latency_measured", "latency_expected", "wall_seconds",
+               "cycles_per_second", "timing_note", "timing_ok", "passed"}
+
+
+@pytest.mark.parametrize("simulator", ["amaranth", "icarus", "verilator"])
+def test_verify_passes_with_stalls_and_reports_timing(simulator, model_files, net, input_bits,
+                                                      build_root, tmp_path, capsys):
+    model_path, inputs_path = model_files
+    report, vcd = tmp_path / "r.json", tmp_path / "w.vcd"
+    status = main(["verify", str(model_path), "--sim", simulator, "--fold", net.fold,
+                   "--pipeline", str(net.pipeline), "--inputs", str(inputs_path), "--images", "all",
+                   "--stall", "0.3", "--seed", "4", "--report", str(report), "--vcd", str(vcd),
+                   "--build-dir", str(build_root), "--quiet"])
+    out = capsys.readouterr().out
+    rep = json.loads(report.read_text())
+    assert status == 0, out
+    assert REPORT_KEYS <= rep.keys()
+    assert rep["simulator"] == simulator
+    assert rep["images"] == len(input_bits)
+    assert rep["mismatches"] == 0 and rep["timing_mismatches"] == 0
+    assert rep["first_mismatch"] is None
+    _, sidecar = generate(net.model, net.fold, net.pipeline)
+    assert rep["ii_expected"] == sidecar["ii"] == 15
+    assert rep["latency_expected"] == sidecar["latency"]
+    assert rep["ii_measured"] == rep["ii_expected"]
+    assert rep["latency_measured"] == rep["latency_expected"]
+    # 24 images at II 15 plus the 8-image timing phase, stretched by the stalls.
+    assert rep["cycles"] > (len(input_bits) + 8) * 15
+    assert rep["cycles_per_second"] > 0 and rep["wall_seconds"] > 0
+    assert "PASS" in out
+    text = vcd.read_text()
+    assert "$enddefinitions" in text and "#" in text.split("$enddefinitions", 1)[1]
+    assert "i__valid" in text or "valid" in text
+
+
+def test_same_seed_gives_the_same_cycles_on_every_simulator(net, input_bits, build_root):
+    """The stalls are the bench's, not the simulator's: cycle counts agree exactly."""
+    cycles = {sim: run_verify(net.model, simulator=sim, fold=net.fold, pipeline=net.pipeline,
+                              inputs=input_bits[:10], stall=0.5, seed=9,
+                              build_root=build_root)["cycles"]
+              for sim in ("amaranth", "icarus")}
+    assert cycles["amaranth"] == cycles["icarus"]
+
+
+def test_default_stimulus_is_the_data_set_test_split(tmp_path):
+    widths = [64, 12, 10]
+    base = random_model(widths, seed=5)
+    model = BnnModel(layers=base.layers,
+                     input=InputSpec(width=64, shape=(8, 8),
+                                     encoding={"kind": "threshold", "scale": 16.0,
+                                               "threshold": 0.5}),
+                     classes=base.classes,
+                     provenance={"dataset": "digits", "split_seed": 0, "test_fraction": 0.2})
+    rep = run_verify(model, simulator="amaranth", fold="auto", ii=8, images=6, stall=0.2,
+                     report=tmp_path / "r.json")
+    assert rep["passed"] and rep["images"] == 6
+    assert rep["source"] == "test split of digits"
+    assert json.loads((tmp_path / "r.json").read_text())["images"] == 6
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--fold", "99x1,1x1,1x1"], "error: bad folding: layer 0"),
+    (["--fold", "auto"], "error: bad folding:"),
+    (["--inputs", "missing.npy"], "missing.npy: no such input file"),
+    (["--inputs", "BAD"], "input bits must have shape (B, 37)"),
+    (["--pipeline", "-1"], "--pipeline must be a non-negative integer"),
+    (["--fault", "drop:1"], "--fault must be drop_ready:J"),
+])
+def test_bad_input_is_one_line_exit_2_and_no_report(args, message, model_files, tmp_path,
+                                                    capsys):
+    model_path, _ = model_files
+    bad = tmp_path / "bad.npy"
+    np.save(bad, np.zeros((3, 38), dtype=np.uint8))
+    args = [str(bad) if a == "BAD" else a for a in args]
+    report = tmp_path / "r.json"
+    status = main(["verify", str(model_path), "--sim", "amaranth", "--report", str(report),
+                   "--quiet", *args])
+    err = capsys.readouterr().err
+    assert status == 2
+    assert message in err and err.strip().count("\n") == 0
+    assert not report.exists()
+    assert list(tmp_path.iterdir()) == [bad]
