@@ -1,1 +1,9 @@
-"""Open-toolchain synthesis and board builds (no torch here)."""
+"""Open-toolchain synthesis and board builds (no torch here).
+
+* :mod:`.synth` (``bnnflow synth``): out-of-context Yosys + nextpnr runs and their report;
+  :mod:`.wrapper` is the serial I/O fixture around the network, :mod:`.targets` the devices,
+  :mod:`.tools` the tool lookup and logged steps.
+* :mod:`.build` (``bnnflow build``): bitstreams for amaranth-boards platforms with the UART
+  inference top of :mod:`.uart_top` (UART in :mod:`.uart`).
+* :mod:`.host` (``bnnflow run-board``): the host side, over a serial port or the simulator.
+"""

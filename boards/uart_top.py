@@ -1,3 +1,7 @@
+# amaranth: UnusedElaboratable=no
+# (the BnnTop made in UartTop.__init__ is used when the UartTop is; a UartTop that is never
+# used is still reported, at the line that made it)
+
 """UART inference top: the host sends an image's bits, the board answers with its class.
 
 ::
@@ -20,9 +24,9 @@ Protocol (8N1, ``baud = clk_frequency / divisor``, 115200 on the boards):
 * **Resync**: a request that stops arriving for ``frame_timeout`` bit times is dropped, so a
   host that lost track waits that long and starts again with a whole request.
 
-LEDs: ``leds[0]`` toggles with every reply, ``leds[1]`` is lit while an image is being
-received, computed or answered, ``leds[2]`` latches a framing error or a receiver overrun
-(cleared by reset).
+LEDs: ``leds[0]`` toggles with every reply, ``leds[1]`` is lit while a request is being
+received, waits for the network, or its reply is being sent, ``leds[2]`` latches a framing
+error or a receiver overrun (cleared by reset).
 """
 
 import math

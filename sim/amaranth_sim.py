@@ -5,6 +5,8 @@ asks for, then samples ``i.ready``, ``o.valid``, ``o.payload`` and the debug tap
 edge, and hands them to :meth:`bnnflow.sim.stimulus.StreamBench.edge`.
 """
 
+import time
+
 __all__ = ["CLOCK_PERIOD", "run_bench"]
 
 #: 100 MHz; only the VCD's time axis depends on it.
@@ -23,6 +25,11 @@ def run_bench(top, bench, *, taps=(), vcd=None):
         ``(valid_port, data_port)`` names of the debug taps to record, in layer order.
     vcd : path or None
         Write a VCD of the whole run there (through a temporary file, renamed at the end).
+
+    Returns
+    -------
+    float
+        Wall seconds of the simulation loop (elaboration excluded).
     """
     from amaranth.sim import Simulator
 
@@ -45,9 +52,11 @@ def run_bench(top, bench, *, taps=(), vcd=None):
     sim = Simulator(top)
     sim.add_clock(CLOCK_PERIOD)
     sim.add_testbench(testbench)
+    started = time.monotonic()
     if vcd is None:
         sim.run()
     else:
         with atomic_path(vcd) as tmp:
             with sim.write_vcd(str(tmp)):
                 sim.run()
+    return time.monotonic() - started

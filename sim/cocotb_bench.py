@@ -82,6 +82,7 @@ async def stream_matches_golden(dut):
 
     i_valid, i_payload, i_ready = dut.i__valid, dut.i__payload, dut.i__ready
     o_valid, o_payload, o_ready = dut.o__valid, dut.o__payload, dut.o__ready
+    loop_started = time.monotonic()
     while not bench.done:
         valid, payload, ready = bench.drive()
         i_valid.value = valid
@@ -96,6 +97,7 @@ async def stream_matches_golden(dut):
         bench.edge(valid, _as_int(i_ready), out_valid == 1,
                    _as_int(o_payload) if out_valid == 1 and ready else 0, taps)
         await FallingEdge(dut.clk)
+    loop_seconds = time.monotonic() - loop_started
     progress(len(bench.outputs["main"]), force=True)
 
     expected = job["expected"]
@@ -108,6 +110,7 @@ async def stream_matches_golden(dut):
                                len(expected[phase]["classes"]), layout.classes), layout)
         counts[phase] = len(board.check(bench.outputs[phase]))
     results["scoreboard_mismatches"] = counts
+    results["loop_seconds"] = loop_seconds
     _write_json(job["results"], results)
     assert counts["main"] == 0 and counts["timing"] == 0, (
         f"{counts['main']} of {len(expected['main']['classes'])} outputs differ from the golden "

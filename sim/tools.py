@@ -117,8 +117,9 @@ def find_verilator():
         if version and version >= MIN_VERILATOR:
             return VerilatorTool(executable, root, version)
     if on_path:
-        raise ToolError(f"verilator at {on_path} is older than "
-                        f"{'.'.join(map(str, MIN_VERILATOR))}: {_VERILATOR_HINT}")
+        major, minor = MIN_VERILATOR
+        raise ToolError(f"verilator at {on_path} is older than {major}.{minor:03d}: "
+                        f"{_VERILATOR_HINT}")
     raise ToolError(f"verilator not found: {_VERILATOR_HINT}")
 
 

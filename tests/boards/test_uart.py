@@ -2,6 +2,8 @@
 
 """UART receiver and transmitter in Amaranth's simulator, against a bit-level line model."""
 
+import re
+
 import numpy as np
 import pytest
 from amaranth.hdl import Module
@@ -183,6 +185,6 @@ def test_tx_to_rx_loopback(divisor):
 @pytest.mark.parametrize("cls", [UARTRx, UARTTx])
 @pytest.mark.parametrize("divisor", [0, 1, -3, 2.5, True, "4"])
 def test_bad_divisor_is_refused(cls, divisor):
-    with pytest.raises(ValueError, match=rf"^divisor must be an integer >= 2, not {divisor!r}$"
-                       .replace("(", r"\(").replace(")", r"\)").replace(".", r"\.")):
+    with pytest.raises(ValueError,
+                       match=f"^{re.escape(f'divisor must be an integer >= 2, not {divisor!r}')}$"):
         cls(divisor)

@@ -13,7 +13,7 @@ WIDTHS = [37, 13, 11, 5]
 FOLD = "5x8,4x13,5x11"
 PIPELINE = 1
 #: Layer 1 is the slowest (11 cycles), so a dropped ready after layer 0 loses vectors.
-SLOW_SECOND_FOLD = "13x37,1x13,5x11"
+SLOW_SECOND_FOLD = "13x8,1x13,5x11"
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,60 @@
+"""Build a bitstream with a UART inference top for a board (iCEBreaker, ULX3S, ...).
+
+The board's oscillator clocks the design directly (no PLL). Protocol, 8N1 at --baud: the host
+sends ceil(K0/8) bytes, the image's input bits packed LSB first (bit j = bit j%8 of byte j//8);
+the board answers with one byte, the class index, then (unless --class-only) the popcount of
+every class, ceil(bits/8) bytes each, little-endian. LEDs: one toggles per reply, one shows
+activity, one latches receive errors (as many as the board has). Writes DIR/top.bin (iCE40) or
+DIR/top.bit (ECP5), DIR/build.json and the tool logs; nothing is written if a step fails.
+"""
+
+__all__ = ["add_arguments", "run"]
+
+
+def add_arguments(parser):
+    from .platforms import BOARDS
+
+    parser.add_argument("model", metavar="MODEL", help="path of a .bnn file")
+    parser.add_argument("--board", required=True, metavar="|".join(BOARDS),
+                        help="board to build for")
+    parser.add_argument("--fold", metavar="auto|FILE|PExSIMD,...", default=None,
+                        help="per-layer folding (default: fully parallel)")
+    parser.add_argument("--ii", metavar="CYCLES", type=int, default=None,
+                        help="target initiation interval for --fold auto")
+    parser.add_argument("--pipeline", metavar="STAGES", type=int, default=0,
+                        help="register stages in each popcount adder tree (default 0)")
+    parser.add_argument("--baud", type=int, default=115200, help="UART baud rate (115200)")
+    parser.add_argument("--class-only", action="store_true",
+                        help="reply with the class byte only (no popcounts)")
+    parser.add_argument("-o", "--output", metavar="DIR", required=True,
+                        help="directory for the bitstream, build.json and logs")
+
+
+def run(args):
+    import sys
+
+    from ..errors import BnnflowError
+    from ..model import artifact
+    from .build import build
+    from .platforms import get_board
+
+    get_board(args.board)
+    if args.pipeline < 0:
+        raise BnnflowError(f"--pipeline must be a non-negative integer, not {args.pipeline}")
+    model = artifact.load(args.model)
+    info = build(model, args.board, args.output, args.fold, ii=args.ii, pipeline=args.pipeline,
+                 baud=args.baud, popcounts=not args.class_only,
+                 progress=lambda msg: print(f"... {msg}", file=sys.stderr, flush=True))
+    proto = info["protocol"]
+    res = info["resources"]
+    print(f"wrote {info['bitstream']} for {info['board']} ({info['target']}): folding "
+          f"{info['folding']}, II {info['ii']} cycles, {res['lut4']} LUT4, {res['ff']} FF, "
+          f"{res['bram']} BRAM, Fmax {info['fmax_mhz']} MHz at a {info['clock_mhz']:g} MHz "
+          f"clock (no PLL)")
+    print(f"protocol: {proto['framing']} at {info['baud']} baud; send {proto['request_bytes']} "
+          f"bytes per image, receive {proto['reply_bytes']} ({proto['reply']})")
+    print(f"run it: bnnflow run-board {args.model} --port PORT"
+          + (" --class-only" if args.class_only else "")
+          + (f" --baud {args.baud}" if args.baud != 115200 else "")
+          + f"  (PORT: {info['port_hint']})")
+    return 0
