@@ -28,11 +28,6 @@ CASES = {
     "sfc-mnist5k": ("sfc", "mnist5k", 0.93, None),
 }
 
-#: Options that differ from the CLI defaults, per data set (tuned on digits: a pixel is bit 1
-#: from 4/16 of full scale instead of 8/16).
-TUNED = {"digits": {"input_threshold": 0.25}}
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", nargs="+", choices=list(CASES), default=list(CASES))
@@ -43,8 +38,7 @@ def main(argv=None):
     for case in args.cases:
         preset, dataset, acc_goal, time_goal = CASES[case]
         for seed in args.seeds:
-            config = TrainConfig(preset=preset, dataset=dataset, seed=seed, progress=False,
-                                 **TUNED.get(dataset, {}))
+            config = TrainConfig(preset=preset, dataset=dataset, seed=seed, progress=False)
             start = time.perf_counter()
             result = train_and_export(config)
             wall = time.perf_counter() - start

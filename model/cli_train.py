@@ -51,7 +51,8 @@ def add_arguments(parser):
     parser.add_argument("--lr", type=float, default=None,
                         help="peak Adam learning rate, cosine schedule (default: 0.01)")
     parser.add_argument("--input-threshold", type=float, default=None, metavar="T",
-                        help="a pixel is bit 1 when pixel >= T x full scale (default: 0.5)")
+                        help="a pixel is bit 1 when pixel >= T x full scale (default: 0.25 "
+                             "for digits, 0.5 for MNIST)")
     parser.add_argument("--dropout", type=float, default=None,
                         help="dropout on hidden activations during training (default: 0.2 "
                              "for digits, 0.1 for MNIST)")

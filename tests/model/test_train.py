@@ -88,7 +88,7 @@ def test_cli_train_writes_all_four_files(tmp_path, capsys):
     ckpt = torch.load(out / "checkpoint.pt", weights_only=True)
     assert ckpt["format"] == "bnnflow-checkpoint" and ckpt["version"] == 1
     assert ckpt["config"]["input_encoding"] == {"kind": "threshold", "scale": 16.0,
-                                                "threshold": 0.5}
+                                                "threshold": 0.25}
     assert [layer["bn"]["kind"] for layer in ckpt["layers"]] == ["batchnorm1d"] * 2 + \
         ["output_scale"]
     assert "wrote" in capsys.readouterr().out
