@@ -25,7 +25,15 @@ from amaranth.lib import io
 from ..errors import BnnflowError, ToolError
 from ..fileio import write_text_atomic
 from .platforms import BOARDS, Board, get_board
-from .synth import DoesNotFit, _fit_hint, _rom_hint, cell_counts, estimate_brams
+from .synth import (
+    DoesNotFit,
+    _fit_hint,
+    _rom_hint,
+    cell_counts,
+    estimate_brams,
+    estimate_rom_luts,
+    rom_does_not_fit,
+)
 from .targets import get_target
 from .tools import log_tail, run_step, tool_env
 
@@ -98,12 +106,12 @@ def build(model, board, out_dir, folding=None, *, ii=None, pipeline=0, baud=1152
     except ValueError as e:
         raise BnnflowError(str(e)) from None
     fold_text = ",".join(str(f) for f in fold)
-    rom_need = estimate_brams(model, fold, tgt.family)
-    if rom_need > tgt.bram:
+    if rom_does_not_fit(model, fold, tgt):
+        rom_need = estimate_brams(model, fold, tgt.family)
         raise DoesNotFit(
             f"the weights of folding {fold_text} need at least {rom_need} block RAMs, the "
-            f"{brd.name} ({tgt.name}) has {tgt.bram}; "
-            f"{_rom_hint(model, fold, tgt)}")
+            f"{brd.name} ({tgt.name}) has {tgt.bram} (and about "
+            f"{estimate_rom_luts(model, fold)} LUT4 in logic); {_rom_hint(model, fold, tgt)}")
     env = tool_env(["yosys", f"nextpnr-{tgt.family}",
                     "icepack" if tgt.family == "ice40" else "ecppack"])
     try:

@@ -29,7 +29,8 @@ from ..fileio import write_text_atomic
 from .targets import get_target, rom_blocks
 from .tools import find_tool, log_tail, run_step
 
-__all__ = ["synthesize", "DoesNotFit", "estimate_brams", "suggest_ii", "fit_folding",
+__all__ = ["synthesize", "DoesNotFit", "estimate_brams", "estimate_rom_luts",
+           "rom_does_not_fit", "suggest_ii", "fit_folding",
            "cell_counts", "SYNTH_TOP", "timing_line", "LUT4_PER_XNOR_BIT"]
 
 SYNTH_TOP = "bnnflow_synth"
@@ -76,6 +77,24 @@ def estimate_brams(model, folding, family):
         if cycles > 1:
             total += rom_blocks(family, fold.pe * fold.simd, cycles)
     return total
+
+
+def estimate_rom_luts(model, folding):
+    """LUT4 the weight ROMs would take in logic instead: ``width * ceil(depth / 16)``."""
+    from ..hw.folding import layer_cycles
+
+    total = 0
+    for layer, fold in zip(model.layers, folding, strict=True):
+        cycles = layer_cycles(layer.in_width, layer.out_width, fold)
+        if cycles > 1:
+            total += fold.pe * fold.simd * -(-cycles // 16)
+    return total
+
+
+def rom_does_not_fit(model, folding, tgt):
+    """True when the ROMs fit neither the block RAMs nor (by estimate) the LUTs."""
+    return (estimate_brams(model, folding, tgt.family) > tgt.bram
+            and estimate_rom_luts(model, folding) > tgt.lut4)
 
 
 def _xnor_bits(folding):
@@ -219,12 +238,12 @@ def synthesize(model, target="ice40-up5k", folding=None, *, ii=None, pipeline=0,
     nextpnr = find_tool(f"nextpnr-{tgt.family}")
     fold_text = ",".join(str(f) for f in fold)
 
-    rom_need = estimate_brams(model, fold, tgt.family)
-    if rom_need > tgt.bram:
+    if rom_does_not_fit(model, fold, tgt):
+        rom_need = estimate_brams(model, fold, tgt.family)
         raise DoesNotFit(
             f"the weight ROMs of folding {fold_text} need at least {rom_need} block RAMs, the "
-            f"{tgt.name} has {tgt.bram} ({rom_need - tgt.bram} too many); "
-            f"{_rom_hint(model, fold, tgt)}")
+            f"{tgt.name} has {tgt.bram} ({rom_need - tgt.bram} too many), and about "
+            f"{estimate_rom_luts(model, fold)} LUT4 in logic; {_rom_hint(model, fold, tgt)}")
     try:
         bnn = BnnTop(model, fold, pipeline)
     except ValueError as e:

@@ -5,10 +5,13 @@ import re
 
 import pytest
 
-from bnnflow.boards.build import BOARDS, build
+from bnnflow.boards.build import BOARDS, _explain_failure, build
+from bnnflow.boards.platforms import get_board
 from bnnflow.boards.synth import DoesNotFit
+from bnnflow.boards.targets import get_target
 from bnnflow.cli import main
 from bnnflow.errors import BnnflowError, ToolError
+from bnnflow.hw.folding import fully_parallel
 from bnnflow.model import artifact
 from bnnflow.model.random_net import random_model
 
@@ -58,8 +61,9 @@ def test_failing_tool_leaves_no_bitstream(tiny, tmp_path, monkeypatch):
 def test_weights_too_large_for_the_board_memories(tmp_path, monkeypatch):
     model = random_model([256, 256, 10], seed=0)
     with pytest.raises(DoesNotFit, match=r"^the weights of folding 128x128,1x256 need at least "
-                                         r"\d+ block RAMs, the icebreaker \(ice40-up5k\) has 30; "
-                                         r"try --fold auto --ii \d+ \(estimated to fit\)$"):
+                                         r"\d+ block RAMs, the icebreaker \(ice40-up5k\) has 30 "
+                                         r"\(and about 16640 LUT4 in logic\); try --fold auto "
+                                         r"--ii \d+ \(estimated to fit\)$"):
         build(model, "icebreaker", tmp_path, [(128, 128), (1, 256)])
     assert list(tmp_path.iterdir()) == []
 
@@ -96,3 +100,33 @@ def test_cli_build_unknown_board_exits_2(tiny, tmp_path, capsys):
     assert main(["build", str(model_path), "--board", "nope", "-o", str(tmp_path / "o")]) == 2
     assert capsys.readouterr().err.startswith("error: unknown board 'nope'")
     assert not (tmp_path / "o").exists()
+
+
+def test_board_clock_missed_becomes_a_clear_error(tiny, tmp_path):
+    # What nextpnr leaves in top.tim when the board clock is missed.
+    (tmp_path / "top.tim").write_text(
+        "Info: Max frequency for clock 'clk12_0__io': 9.87 MHz (FAIL at 12.00 MHz)\n")
+    board = get_board("icebreaker")
+    with pytest.raises(DoesNotFit, match=r"^the design reaches 9\.9 MHz, the icebreaker's clock "
+                                         r"is 12 MHz: add popcount pipeline stages \(--pipeline 1"
+                                         r" or 2\) or fold the widest layers"):
+        _explain_failure(tmp_path, tiny, fully_parallel(tiny), "8x16,4x8",
+                         get_target(board.target), board, 12e6)
+
+
+def test_logic_overflow_in_a_board_build_becomes_a_fit_error(tiny, tmp_path):
+    stat = {"design": {"num_cells_by_type": {"SB_LUT4": 6000, "SB_DFF": 10, "SB_CARRY": 3}}}
+    (tmp_path / "stat.json").write_text(json.dumps(stat))
+    board = get_board("icebreaker")
+    with pytest.raises(DoesNotFit, match=r"^the design needs 6000 LUT4 and 0 block RAMs \("
+                                         r"folding 8x16,4x8\); the icebreaker \(ice40-up5k\) has "
+                                         r"5280 and 30; try --fold auto --ii \d+"):
+        _explain_failure(tmp_path, tiny, fully_parallel(tiny), "8x16,4x8",
+                         get_target(board.target), board, 12e6)
+
+
+def test_unexplained_failure_stays_a_tool_error(tiny, tmp_path):
+    (tmp_path / "top.tim").write_text("ERROR: something else\n")
+    board = get_board("icebreaker")
+    assert _explain_failure(tmp_path, tiny, fully_parallel(tiny), "8x16,4x8",
+                            get_target(board.target), board, 12e6) is None

@@ -76,7 +76,8 @@ def test_weights_over_the_block_ram_budget_fail_before_any_tool(tmp_path, monkey
     # 128x128 = 16384-bit ROM words: 1024 iCE40 block RAMs for the first layer alone.
     with pytest.raises(DoesNotFit, match=r"^the weight ROMs of folding 128x128,1x256 need at "
                                          r"least \d+ block RAMs, the ice40-up5k has 30 \(\d+ too "
-                                         r"many\); try --fold auto --ii \d+"):
+                                         r"many\), and about 16640 LUT4 in logic; try --fold "
+                                         r"auto --ii \d+"):
         synthesize(model, "ice40-up5k", [(128, 128), (1, 256)], out_dir=tmp_path)
     assert list(tmp_path.iterdir()) == []
 
@@ -196,3 +197,12 @@ def test_fit_folding_gives_up_on_a_network_too_large_for_any_folding():
     with pytest.raises(DoesNotFit, match=r"^no folding of this network is expected to fit the "
                                          r"ice40-up5k$"):
         synth.fit_folding(random_model([4096, 4096, 10], seed=0), "ice40-up5k")
+
+
+def test_roms_over_block_ram_but_small_in_logic_are_left_to_yosys():
+    model = random_model([64, 32, 10], seed=0)
+    folding = [LayerFold(4, 16), LayerFold(1, 32)]          # 6 block RAMs, 160 LUT4 of ROM
+    assert synth.estimate_rom_luts(model, folding) == 64 * 2 + 32 * 1
+    tgt = dataclasses.replace(targets.TARGETS["ice40-up5k"], bram=1)
+    assert not synth.rom_does_not_fit(model, folding, tgt)
+    assert synth.rom_does_not_fit(model, folding, dataclasses.replace(tgt, lut4=100))
