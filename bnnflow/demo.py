@@ -1,9 +1,11 @@
 """Run every stage of the flow on the default model: tfc on the digits data set.
 
-Stages, in order (each joins the demo when its capability lands): train and export the
-default network, show the geometry of its binarized weights, generate its Verilog, and verify
-the generated hardware against the golden model over the whole test split. The run ends with a
-summary table; every output lands in ``--out`` (default ``demo-out/``).
+Stages, in order: train and export the default network (``train/model.bnn``), show the geometry
+of its binarized weights, choose a folding that fits the iCE40 UP5K (iCEBreaker) and generate
+its Verilog, verify that design against the golden model over the whole test split on
+Verilator with random stalls, and synthesize it for ice40-up5k with Yosys and nextpnr. The run
+ends with a summary table (also written as ``summary.json``); every output lands in ``--out``
+(default ``demo-out/``). Exit status 0 when every stage agrees with the golden model.
 """
 
 import json
@@ -15,6 +17,8 @@ from .fileio import write_text_atomic
 
 __all__ = ["add_arguments", "run"]
 
+TARGET = "ice40-up5k"
+
 
 def add_arguments(parser):
     parser.add_argument("--out", default="demo-out", metavar="DIR",
@@ -25,92 +29,150 @@ def add_arguments(parser):
     parser.add_argument("--sim", default="verilator",
                         choices=["verilator", "icarus", "amaranth"],
                         help="simulator for the verification stage (default: verilator)")
-
-
-class _Demo:
-    def __init__(self, out):
-        from rich.console import Console
-
-        self.console = Console()
-        self.out = Path(out)
-        self.summary = {}
-
-    def stage(self, title):
-        self.console.rule(f"[bold]{title}")
-        return time.perf_counter()
-
-    def done(self, start, **figures):
-        seconds = time.perf_counter() - start
-        self.console.print(f"[green]done[/green] in {seconds:.1f} s")
-        return seconds
+    parser.add_argument("--stall", type=float, default=0.2,
+                        help="probability of input gaps and output back-pressure during "
+                             "verification (default: 0.2)")
+    parser.add_argument("--images", default="all",
+                        help="test images to verify: a number or 'all' (default: all)")
+    parser.add_argument("--pipeline", type=int, default=2,
+                        help="register stages in each popcount adder tree (default: 2)")
+    parser.add_argument("--no-synth", action="store_true",
+                        help="skip the synthesis stage")
 
 
 def run(args):
-    demo = _Demo(args.out)
-    demo.out.mkdir(parents=True, exist_ok=True)
-    console = demo.console
-    summary = {}
+    from rich.console import Console
 
-    # 1. Train and export (issue 3).
-    t = demo.stage("1. train tfc on digits and export model.bnn")
+    console = Console()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    summary = {}
+    stages = []
+
+    def stage(title):
+        console.rule(f"[bold]{title}")
+        return time.perf_counter()
+
+    def done(name, start, agrees=None):
+        seconds = time.perf_counter() - start
+        stages.append({"stage": name, "seconds": round(seconds, 1), "agrees": agrees})
+        console.print(f"[green]{name} done[/green] in {seconds:.1f} s")
+
+    # 1. Train and export.
+    t = stage("1/5 train tfc on digits and export model.bnn")
     from .model import train
 
-    result = train.train_and_export(
-        train.TrainConfig(preset="tfc", dataset="digits", epochs=args.epochs, seed=args.seed),
-        out_dir=demo.out / "train")
-    metrics = result.metrics
-    if metrics["agreement"] != 1.0:
-        raise BnnflowError(f"golden model disagrees with PyTorch on "
-                           f"{1 - metrics['agreement']:.2%} of the test images")
-    summary["test_accuracy"] = metrics["test_accuracy"]
-    summary["golden_accuracy"] = metrics["golden_accuracy"]
-    summary["train_seconds"] = demo.done(t)
-    model_path = result.model_path
+    result = train.train_and_export(preset="tfc", dataset="digits", epochs=args.epochs,
+                                    seed=args.seed, out=str(out / "train"))
+    m = result.metrics
+    console.print(f"test accuracy {m['test_accuracy']:.4f} (PyTorch eval), golden "
+                  f"{m['golden_accuracy']:.4f}, agreement {m['agreement']:.4f}")
+    summary.update(test_accuracy=m["test_accuracy"], golden_accuracy=m["golden_accuracy"],
+                   train_seconds=round(m["train_seconds"], 1))
+    done("train + export", t, agrees=m["agreement"] == 1.0)
+    model_path = Path(result.paths["model"])
 
-    # 2. Geometry of the binarized weights (issue 8).
-    t = demo.stage("2. geometry of the binarized weights")
+    # 2. Geometry of the binarized weights.
+    t = stage("2/5 geometry of the binarized weights")
     from .model import geometry
 
-    report = geometry.analyze(model_path.parent)
+    report = geometry.analyze(model_path.parent, plots_dir=model_path.parent / "geometry")
+    write_text_atomic(model_path.parent / "geometry.json", json.dumps(report, indent=2) + "\n")
     console.print(geometry.summary_table(report))
-    demo.done(t)
+    done("geometry", t)
 
-    # 3. Generate the hardware (issue 4).
-    t = demo.stage("3. generate Verilog")
+    # 3. Fold for the target and generate the hardware.
+    t = stage(f"3/5 fold for {TARGET} and generate Verilog")
+    from .boards.synth import fit_folding
     from .hw import verilog
     from .model import artifact
 
     model = artifact.load(model_path)
-    sidecar = verilog.write_verilog(model, demo.out / "hw" / "bnnflow_top.v")
-    summary["ii"] = sidecar["ii"]
-    summary["latency"] = sidecar["latency"]
-    console.print(f"wrote {demo.out / 'hw' / 'bnnflow_top.v'}: II {sidecar['ii']} cycles, "
-                  f"latency {sidecar['latency']} cycles")
-    demo.done(t)
+    folding, _ = fit_folding(model, TARGET)
+    fold_text = ",".join(f"{f.pe}x{f.simd}" for f in folding)
+    sidecar = verilog.write_verilog(model, out / "hw" / "bnnflow_top.v", folding,
+                                    args.pipeline)
+    console.print(f"folding {fold_text} (PExSIMD per layer): II {sidecar['ii']} cycles, "
+                  f"latency {sidecar['latency']} cycles -> {out / 'hw' / 'bnnflow_top.v'}")
+    summary.update(folding=fold_text, pipeline=args.pipeline, ii=sidecar["ii"],
+                   latency=sidecar["latency"])
+    done("verilog", t)
 
-    # 4. Verify the hardware against the golden model (issue 5).
-    t = demo.stage(f"4. verify the hardware on {args.sim} over the whole test split")
+    # 4. Verify the hardware against the golden model.
+    t = stage(f"4/5 verify on {args.sim} over the test split (stall {args.stall})")
     from .sim import verify
 
-    vreport = verify.run_verify(model, simulator=args.sim, images="all",
-                                report=demo.out / "verify.json")
-    summary["verify_images"] = vreport["images"]
-    summary["verify_mismatches"] = vreport["mismatches"]
-    summary["ii_measured"] = vreport["ii_measured"]
-    summary["latency_measured"] = vreport["latency_measured"]
-    demo.done(t)
+    images = None if args.images == "all" else int(args.images)
+    vrep = verify.run_verify(model, simulator=args.sim, folding=folding,
+                             pipeline=args.pipeline, images=images,
+                             stall=args.stall, seed=args.seed, report=out / "verify.json",
+                             show_progress=True)
+    agrees = vrep["mismatches"] == 0 and vrep["ii_measured"] == vrep["ii_expected"] \
+        and vrep["latency_measured"] == vrep["latency_expected"]
+    console.print(f"{vrep['images']} images, {vrep['mismatches']} mismatches, II "
+                  f"{vrep['ii_measured']}/{vrep['ii_expected']}, latency "
+                  f"{vrep['latency_measured']}/{vrep['latency_expected']}, "
+                  f"{vrep['cycles_per_second']:.0f} cycles/s")
+    summary.update(verified_images=vrep["images"], mismatches=vrep["mismatches"],
+                   hardware_accuracy=_hardware_accuracy(model, vrep, m),
+                   ii_measured=vrep["ii_measured"], latency_measured=vrep["latency_measured"])
+    done(f"verify ({args.sim})", t, agrees=agrees)
 
-    _print_summary(console, summary)
-    write_text_atomic(demo.out / "summary.json", json.dumps(summary, indent=2) + "\n")
-    return 0 if summary.get("verify_mismatches", 0) == 0 else 1
+    # 5. Synthesis.
+    if not args.no_synth:
+        t = stage(f"5/5 synthesize for {TARGET} (Yosys + nextpnr)")
+        from .boards import synth
+
+        srep = synth.synthesize(model, TARGET, folding, pipeline=args.pipeline,
+                                out_dir=out / "synth",
+                                progress=console.print)
+        console.print(synth.timing_line(srep))
+        summary.update(lut4=srep["lut4"], ff=srep["ff"], bram=srep["bram"],
+                       fmax_mhz=srep["fmax_mhz"], images_per_second=srep["images_per_second"])
+        done("synth", t)
+
+    _print_summary(console, summary, stages)
+    write_text_atomic(out / "summary.json",
+                      json.dumps({"summary": summary, "stages": stages}, indent=2) + "\n")
+    failed = [s["stage"] for s in stages if s["agrees"] is False]
+    if failed:
+        raise _Disagreement(f"disagreement with the golden model in: {', '.join(failed)} "
+                            f"(see {out})")
+    return 0
 
 
-def _print_summary(console, summary):
+class _Disagreement(BnnflowError):
+    exit_code = 1
+
+
+def _hardware_accuracy(model, vrep, metrics):
+    """Hardware accuracy over the test split, or None when it was not fully verified.
+
+    When every class the hardware produced for the whole split equals the golden model's, the
+    hardware's accuracy is the golden model's accuracy.
+    """
+    from .model import data
+
+    _, labels = data.test_split_for(model)
+    if vrep["mismatches"] or vrep["images"] != len(labels):
+        return None
+    return metrics["golden_accuracy"]
+
+
+def _print_summary(console, summary, stages):
     from rich.table import Table
 
     table = Table(title="bnnflow demo: tfc on digits")
     table.add_column("figure")
     table.add_column("value", justify="right")
     for key, value in summary.items():
-        table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
+        table.add_row(key, "-" if value is None else
+                      f"{value:.4f}" if isinstance(value, float) else str(value))
     console.print(table)
+    st = Table(title="stages")
+    for col in ("stage", "seconds", "agrees with golden model"):
+        st.add_column(col)
+    for s in stages:
+        agree = {True: "yes (bit-exact)", False: "NO", None: "-"}[s["agrees"]]
+        st.add_row(s["stage"], f"{s['seconds']:.1f}", agree)
+    console.print(st)
