@@ -85,6 +85,8 @@ class BnnTop(wiring.Component):
                                  f"{layer.activation_bits!r} bits")
         if not model.layers[-1].is_output:
             raise ValueError("the last layer must output popcounts (no thresholds)")
+        if isinstance(fault, list):
+            fault = tuple(fault)
         if fault is not None:
             if (not isinstance(fault, tuple) or len(fault) != 2 or fault[0] != "drop_ready"
                     or not isinstance(fault[1], int) or not 0 <= fault[1] < len(model.layers)):

@@ -21,10 +21,11 @@ __all__ = ["generate", "write_verilog", "size_estimate", "large_design_message",
 #: Parallel synapses (sum of PE*SIMD over layers) above which generation warns first.
 WARN_SYNAPSES = 1 << 17
 
-# Generation cost per parallel synapse, from STYLE.md's measurement of a fully parallel
-# 784x1024 layer (209 s, 4.7 GB); see hw/README.md for figures measured with this generator.
-_SECONDS_PER_SYNAPSE = 209 / (784 * 1024)
-_MB_PER_SYNAPSE = 4700 / (784 * 1024)
+# Generation cost per parallel synapse, measured with this generator on 2 shared cores
+# (hw/README.md): fully parallel 128x128 took 8.5 s / 194 MB, 256x256 39.6 s / 628 MB.
+_SECONDS_PER_SYNAPSE = 0.6e-3
+_MB_BASE = 150
+_MB_PER_SYNAPSE = 9e-3
 
 
 class LargeDesignWarning(UserWarning):
@@ -39,7 +40,7 @@ def size_estimate(model, folding=None):
     folding = resolve_folding(model, folding)
     synapses = sum(f.pe * f.simd for f in folding)
     return {"synapses": synapses, "seconds": synapses * _SECONDS_PER_SYNAPSE,
-            "megabytes": synapses * _MB_PER_SYNAPSE}
+            "megabytes": _MB_BASE + synapses * _MB_PER_SYNAPSE}
 
 
 def large_design_message(model, folding=None):

@@ -68,3 +68,9 @@ def test_count_matches_numpy_after_latency_with_enable_gaps(width, stages):
 def test_bad_parameters_raise_value_error(kwargs, message):
     with pytest.raises(ValueError, match=f"^{message}$"):
         Popcount(**kwargs)
+
+
+@pytest.mark.parametrize(("width", "levels"), [(1, 0), (2, 1), (3, 1), (4, 2), (5, 3), (6, 2),
+                                               (37, 5), (64, 6)])
+def test_levels_are_full_adder_level_plus_pairwise_tree(width, levels):
+    assert Popcount(width).levels == levels

