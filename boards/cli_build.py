@@ -8,21 +8,17 @@ activity, one latches receive errors (as many as the board has). Writes DIR/top.
 DIR/top.bit (ECP5), DIR/build.json and the tool logs; nothing is written if a step fails.
 """
 
+from ..hw.cli_options import add_design_arguments
+
 __all__ = ["add_arguments", "run"]
 
 
 def add_arguments(parser):
     from .platforms import BOARDS
 
-    parser.add_argument("model", metavar="MODEL", help="path of a .bnn file")
+    add_design_arguments(parser)
     parser.add_argument("--board", required=True, metavar="|".join(BOARDS),
                         help="board to build for")
-    parser.add_argument("--fold", metavar="auto|FILE|PExSIMD,...", default=None,
-                        help="per-layer folding (default: fully parallel)")
-    parser.add_argument("--ii", metavar="CYCLES", type=int, default=None,
-                        help="target initiation interval for --fold auto")
-    parser.add_argument("--pipeline", metavar="STAGES", type=int, default=0,
-                        help="register stages in each popcount adder tree (default 0)")
     parser.add_argument("--baud", type=int, default=115200, help="UART baud rate (115200)")
     parser.add_argument("--class-only", action="store_true",
                         help="reply with the class byte only (no popcounts)")

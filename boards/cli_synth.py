@@ -11,21 +11,17 @@ packages, or the programs named by YOSYS, NEXTPNR_ICE40, NEXTPNR_ECP5.
 import json
 import sys
 
+from ..hw.cli_options import add_design_arguments
+
 __all__ = ["add_arguments", "run", "format_report"]
 
 
 def add_arguments(parser):
     from .targets import TARGETS
 
-    parser.add_argument("model", metavar="MODEL", help="path of a .bnn file")
+    add_design_arguments(parser)
     parser.add_argument("--target", required=True, metavar="|".join(TARGETS),
                         help="device to synthesize for")
-    parser.add_argument("--fold", metavar="auto|FILE|PExSIMD,...", default=None,
-                        help="per-layer folding (default: fully parallel)")
-    parser.add_argument("--ii", metavar="CYCLES", type=int, default=None,
-                        help="target initiation interval for --fold auto")
-    parser.add_argument("--pipeline", metavar="STAGES", type=int, default=0,
-                        help="register stages in each popcount adder tree (default 0)")
     parser.add_argument("--freq", metavar="MHZ", type=float, default=None,
                         help="clock constraint for nextpnr (default: the target's)")
     parser.add_argument("--report", metavar="R.json", default=None,

@@ -7,17 +7,13 @@ layer that meets the target initiation interval; a JSON file {"layers": [{"pe": 
 
 import sys
 
+from .cli_options import add_design_arguments
+
 __all__ = ["add_arguments", "run"]
 
 
 def add_arguments(parser):
-    parser.add_argument("model", metavar="MODEL", help="path of a .bnn file")
-    parser.add_argument("--fold", metavar="auto|FILE|PExSIMD,...", default=None,
-                        help="per-layer folding (default: fully parallel)")
-    parser.add_argument("--ii", metavar="CYCLES", type=int, default=None,
-                        help="target initiation interval for --fold auto")
-    parser.add_argument("--pipeline", metavar="STAGES", type=int, default=0,
-                        help="register stages in each popcount adder tree (default 0)")
+    add_design_arguments(parser)
     parser.add_argument("--name", default="bnnflow_top", help="Verilog module name")
     parser.add_argument("--debug-taps", action="store_true",
                         help="add per-layer tap_<j>_valid/tap_<j>_data outputs")

@@ -1,0 +1,18 @@
+"""Command-line options that choose a design, shared by every command that generates one.
+
+``bnnflow verilog``, ``verify``, ``synth`` and ``build`` take the model and the same design
+options, so that one spelling produces the same hardware everywhere.
+"""
+
+__all__ = ["add_design_arguments"]
+
+
+def add_design_arguments(parser):
+    """Add ``MODEL``, ``--fold``, ``--ii`` and ``--pipeline`` to ``parser``."""
+    parser.add_argument("model", metavar="MODEL", help="path of a .bnn file")
+    parser.add_argument("--fold", metavar="auto|FILE|PExSIMD,...", default=None,
+                        help="per-layer folding (default: fully parallel)")
+    parser.add_argument("--ii", metavar="CYCLES", type=int, default=None,
+                        help="target initiation interval for --fold auto")
+    parser.add_argument("--pipeline", metavar="STAGES", type=int, default=0,
+                        help="register stages in each popcount adder tree (default 0)")
