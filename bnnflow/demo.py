@@ -26,9 +26,10 @@ def add_arguments(parser):
     parser.add_argument("--epochs", type=int, default=None,
                         help="training epochs (default: the preset's default)")
     parser.add_argument("--seed", type=int, default=0, help="training seed (default: 0)")
-    parser.add_argument("--sim", default="verilator",
-                        choices=["verilator", "icarus", "amaranth"],
-                        help="simulator for the verification stage (default: verilator)")
+    parser.add_argument("--sim", default="verilator-direct",
+                        choices=["verilator-direct", "verilator", "icarus", "amaranth"],
+                        help="simulator for the verification stage (default: "
+                             "verilator-direct)")
     parser.add_argument("--stall", type=float, default=0.2,
                         help="probability of input gaps and output back-pressure during "
                              "verification (default: 0.2)")

@@ -45,8 +45,10 @@ def _probability(text):
 
 def add_arguments(parser):
     parser.add_argument("model", help="the .bnn model file")
-    parser.add_argument("--sim", required=True, choices=("amaranth", "verilator", "icarus"),
-                        help="simulator to run the design in")
+    parser.add_argument("--sim", required=True, choices=("amaranth", "verilator", "icarus",
+                                                         "verilator-direct"),
+                        help="simulator to run the design in (verilator-direct: the Verilator "
+                             "model driven from C++, fastest)")
     parser.add_argument("--fold", default=None,
                         help="folding as for 'bnnflow verilog': auto, a JSON file or "
                              "PExSIMD,... (default: fully parallel)")
@@ -57,7 +59,7 @@ def add_arguments(parser):
                         help="input bits (B, K0) of 0/1 instead of the data set's test split")
     parser.add_argument("--images", type=_images, default=None, metavar="N|all",
                         help="number of images (default: 100 for amaranth and icarus, all "
-                             "for verilator)")
+                             "for verilator and verilator-direct)")
     parser.add_argument("--stall", type=_probability, default=0.0, metavar="P",
                         help="probability of an input gap and of output back-pressure per "
                              "cycle (default 0)")

@@ -31,7 +31,7 @@ __all__ = [
     "check_simulator",
 ]
 
-SIMULATORS = ("amaranth", "verilator", "icarus")
+SIMULATORS = ("amaranth", "verilator", "icarus", "verilator-direct")
 MIN_VERILATOR = (5, 36)
 
 #: Make-variable overrides for the PyPI wheel's ``verilated.mk`` (GCC, C++20, pthreads).
@@ -154,7 +154,7 @@ def check_simulator(simulator):
 
     if simulator == "amaranth":
         return None
-    if simulator == "verilator":
+    if simulator in ("verilator", "verilator-direct"):
         tool = find_verilator()
         _require_build_tools()
         return tool

@@ -37,7 +37,8 @@ __all__ = ["TOP_NAME", "TIMING_IMAGES", "DEFAULT_IMAGES", "HwDesign", "select_in
 TOP_NAME = "bnnflow_top"
 TIMING_IMAGES = 8
 #: Default number of images per simulator (None: the whole test split).
-DEFAULT_IMAGES = {"amaranth": 100, "icarus": 100, "verilator": None}
+DEFAULT_IMAGES = {"amaranth": 100, "icarus": 100, "verilator": None,
+                  "verilator-direct": None}
 
 TIMING_NOTE = (f"measured in a stall-free timing phase right after reset: {TIMING_IMAGES} "
                "images (the first stimulus images, repeated if fewer) fed back to back with "
@@ -214,6 +215,21 @@ def _simulate(simulator, design, main_bits, timing_bits, *, expected, stall, see
         results["loop_seconds"] = loop_seconds
         return results, sidecar, seconds, 0.0
 
+    if simulator == "verilator-direct":
+        from . import direct
+
+        build = progress.task(f"{label}: generate + build ({simulator})", total=1)
+        started = time.monotonic()
+        verilog, sidecar = _generate(design.verilog, debug_taps)
+        progress.update(build, completed=1)
+        run = progress.task(f"{label}: simulate ({simulator})", total=len(main_inputs))
+        results, build_seconds = direct.simulate(verilog, sidecar, main_inputs, timing_inputs,
+                                                 stall=stall, seed=seed, vcd=vcd,
+                                                 build_root=build_root)
+        progress.update(run, completed=len(results["outputs"]["main"]))
+        return (results, sidecar, results["sim_seconds"],
+                time.monotonic() - started - results["sim_seconds"])
+
     from . import cocotb_sim
 
     build = progress.task(f"{label}: generate + build ({simulator})", total=1)
@@ -271,7 +287,7 @@ def run_verify(model, *, simulator="amaranth", fold=None, ii=None, pipeline=0, f
     ----------
     model : BnnModel
         The golden model (and, unless ``hardware_model`` is given, the hardware's model).
-    simulator : {"amaranth", "verilator", "icarus"}
+    simulator : {"amaranth", "verilator", "icarus", "verilator-direct"}
     fold, ii : str or None, int or None
         Folding as in ``bnnflow verilog`` (``hw.folding.resolve_folding``); ignored when
         ``folding`` (a list of LayerFold) is given.

@@ -15,7 +15,7 @@ def test_demo_runs_every_stage_and_agrees_with_the_golden_model(tmp_path, capsys
     summary = json.loads((out / "summary.json").read_text())
     figures, stages = summary["summary"], summary["stages"]
     assert [s["stage"] for s in stages] == ["train + export", "geometry", "verilog",
-                                            "verify (verilator)", "synth"]
+                                            "verify (verilator-direct)", "synth"]
     assert all(s["agrees"] in (True, None) for s in stages)
     assert figures["test_accuracy"] == figures["golden_accuracy"]
     assert figures["verified_images"] == 40 and figures["mismatches"] == 0

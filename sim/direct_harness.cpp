@@ -1,0 +1,300 @@
+// bnnflow direct Verilator harness: drives the Verilated top (class Vtop) from C++ with the
+// stall decisions that bnnflow.sim.direct precomputed from StreamBench's seeded generators.
+//
+// Usage: bnnflow_direct JOB.bin RESULTS.bin [TRACE.vcd]
+//
+// It mirrors bnnflow.sim.stimulus.StreamBench cycle for cycle: the timing phase (inputs back to
+// back, o.ready high), then the main phase (a precomputed gap before each input, a precomputed
+// o.ready per cycle); a phase ends when every output has arrived or after max_idle edges with
+// no transfer. Values are applied with clk low, the design settles, the ports are sampled (the
+// values the rising edge sees), then the rising edge is evaluated.
+//
+// The design-specific part (the debug taps) comes from bnnflow_ports.h, written per build:
+//   #define BNN_TAPS <number of taps>
+//   #define BNN_TAP_WORDS <32-bit words of the widest tap>
+//   static void read_tap(Vtop* top, int j, uint32_t& valid, uint32_t* words);
+//
+// Verilator escapes "__" in port names as "___05F": top->i___05Fvalid is the port i__valid.
+//
+// Job file (little-endian uint32 unless stated): magic 0x424e4e44 ("BNND"), version 1,
+// in_words, out_words, n_timing, n_main, max_idle, stalling (0/1), n_ready (uint64 as two
+// words, low first); timing inputs (n_timing * in_words); main inputs (n_main * in_words);
+// gaps (n_main words: gap cycles before main input k); o.ready (n_ready bytes, 0/1).
+//
+// Results file: magic, version, cycles (uint64), exhausted, stuck[2], out_words, taps,
+// tap_words; per phase: n_in, in_edges (uint64 each), n_out, out_edges (uint64 each), payloads
+// (n_out * out_words); per tap: n, data (n * tap_words); loop nanoseconds (uint64).
+// Exit status: 0 ok, 2 bad job file or I/O error, 3 the o.ready pattern ran out (the caller
+// retries with a longer one).
+
+#include "Vtop.h"
+#include "verilated.h"
+#if VM_TRACE
+#include "verilated_vcd_c.h"
+#endif
+
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <memory>
+#include <vector>
+
+namespace {
+
+constexpr uint32_t MAGIC = 0x424e4e44u;
+constexpr uint32_t VERSION = 1;
+
+// Port access for every width Verilator uses (CData..QData, VlWide<N>).
+template <typename T>
+void set_port(T& port, const uint32_t* words, int n) {
+    uint64_t v = words[0];
+    if (n > 1 && sizeof(T) > 4) v |= static_cast<uint64_t>(words[1]) << 32;
+    port = static_cast<T>(v);
+}
+template <std::size_t N>
+void set_port(VlWide<N>& port, const uint32_t* words, int n) {
+    for (std::size_t i = 0; i < N; ++i) port[i] = i < static_cast<std::size_t>(n) ? words[i] : 0;
+}
+template <typename T>
+void get_port(const T& port, uint32_t* words, int n) {
+    const uint64_t v = static_cast<uint64_t>(port);
+    words[0] = static_cast<uint32_t>(v);
+    for (int i = 1; i < n; ++i) words[i] = i == 1 ? static_cast<uint32_t>(v >> 32) : 0;
+}
+template <std::size_t N>
+void get_port(const VlWide<N>& port, uint32_t* words, int n) {
+    for (int i = 0; i < n; ++i) words[i] = static_cast<std::size_t>(i) < N ? port[i] : 0;
+}
+
+struct Reader {
+    FILE* f;
+    bool ok = true;
+    uint32_t u32() {
+        uint32_t v = 0;
+        ok = ok && std::fread(&v, 4, 1, f) == 1;
+        return v;
+    }
+    void words(std::vector<uint32_t>& out, std::size_t n) {
+        out.resize(n);
+        ok = ok && (n == 0 || std::fread(out.data(), 4, n, f) == n);
+    }
+};
+
+struct Writer {
+    FILE* f;
+    bool ok = true;
+    void u32(uint32_t v) { ok = ok && std::fwrite(&v, 4, 1, f) == 1; }
+    void u64(uint64_t v) { ok = ok && std::fwrite(&v, 8, 1, f) == 1; }
+    void u64s(const std::vector<uint64_t>& v) {
+        u32(static_cast<uint32_t>(v.size()));
+        ok = ok && (v.empty() || std::fwrite(v.data(), 8, v.size(), f) == v.size());
+    }
+    void words(const std::vector<uint32_t>& v) {
+        ok = ok && (v.empty() || std::fwrite(v.data(), 4, v.size(), f) == v.size());
+    }
+};
+
+}  // namespace
+
+#include "bnnflow_ports.h"  // uses get_port
+
+int main(int argc, char** argv) {
+    if (argc < 3) {
+        std::fprintf(stderr, "usage: %s JOB.bin RESULTS.bin [TRACE.vcd]\n", argv[0]);
+        return 2;
+    }
+    FILE* jf = std::fopen(argv[1], "rb");
+    if (!jf) {
+        std::perror(argv[1]);
+        return 2;
+    }
+    Reader r{jf};
+    const uint32_t magic = r.u32(), version = r.u32();
+    const int in_words = static_cast<int>(r.u32()), out_words = static_cast<int>(r.u32());
+    const uint32_t n_timing = r.u32(), n_main = r.u32(), max_idle = r.u32();
+    const bool stalling = r.u32() != 0;
+    const uint64_t n_ready_lo = r.u32(), n_ready_hi = r.u32();
+    const uint64_t n_ready = n_ready_lo | (n_ready_hi << 32);
+    std::vector<uint32_t> inputs[2], gaps;
+    r.words(inputs[0], static_cast<std::size_t>(n_timing) * in_words);
+    r.words(inputs[1], static_cast<std::size_t>(n_main) * in_words);
+    r.words(gaps, n_main);
+    std::vector<uint8_t> ready_bits(n_ready);
+    r.ok = r.ok && (n_ready == 0 || std::fread(ready_bits.data(), 1, n_ready, jf) == n_ready);
+    std::fclose(jf);
+    if (!r.ok || magic != MAGIC || version != VERSION || in_words < 1 || out_words < 1) {
+        std::fprintf(stderr, "%s: not a bnnflow direct job file (version %u)\n", argv[1],
+                     VERSION);
+        return 2;
+    }
+
+    auto context = std::make_unique<VerilatedContext>();
+    context->commandArgs(1, argv);
+#if VM_TRACE
+    std::unique_ptr<VerilatedVcdC> trace;
+    if (argc > 3) context->traceEverOn(true);
+#endif
+    auto top = std::make_unique<Vtop>(context.get());
+#if VM_TRACE
+    if (argc > 3) {
+        trace = std::make_unique<VerilatedVcdC>();
+        top->trace(trace.get(), 99);
+        trace->open(argv[3]);
+    }
+#endif
+    uint64_t time = 0;  // half periods of a 10 ns clock, dumped in ns
+    auto dump = [&]() {
+#if VM_TRACE
+        if (trace) trace->dump(time * 5);
+#endif
+        ++time;
+    };
+
+    // Reset: three rising edges with rst high, released with clk low (as the cocotb bench).
+    top->clk = 0;
+    top->rst = 1;
+    top->i___05Fvalid = 0;
+    top->o___05Fready = 0;
+    {
+        std::vector<uint32_t> zero(in_words, 0);
+        set_port(top->i___05Fpayload, zero.data(), in_words);
+    }
+    top->eval();
+    dump();
+    for (int i = 0; i < 3; ++i) {
+        top->clk = 1;
+        top->eval();
+        dump();
+        top->clk = 0;
+        top->eval();
+        dump();
+    }
+    top->rst = 0;
+
+    const uint32_t counts[2] = {n_timing, n_main};
+    std::vector<uint64_t> in_edges[2], out_edges[2];
+    std::vector<uint32_t> payloads[2];
+    bool stuck[2] = {false, false};
+    std::vector<std::vector<uint32_t>> tap_data(BNN_TAPS);
+    std::vector<uint32_t> out_buf(out_words), tap_buf(BNN_TAP_WORDS > 0 ? BNN_TAP_WORDS : 1);
+    const std::vector<uint32_t> zero_in(in_words, 0);
+    uint64_t cycles = 0, ready_used = 0;
+    bool exhausted = false;
+
+    const auto started = std::chrono::steady_clock::now();
+    int phase = 0;
+    while (phase < 2 && counts[phase] == 0) ++phase;
+    uint32_t next_in = 0, idle = 0, received = 0;
+    uint32_t gap = phase == 1 && stalling ? gaps[0] : 0;
+    while (phase < 2) {
+        const bool main_phase = phase == 1;
+        const bool stall_now = main_phase && stalling;
+        // drive()
+        const uint32_t valid = next_in < counts[phase] && gap == 0;
+        uint32_t ready = 1;
+        if (stall_now) {
+            if (ready_used >= n_ready) {
+                exhausted = true;
+                break;
+            }
+            ready = ready_bits[ready_used++];
+        }
+        top->i___05Fvalid = valid;
+        set_port(top->i___05Fpayload,
+                 valid ? &inputs[phase][static_cast<std::size_t>(next_in) * in_words]
+                       : zero_in.data(),
+                 in_words);
+        top->o___05Fready = ready;
+        top->eval();
+        // edge(): sample what the rising edge sees.
+        const uint64_t edge = cycles++;
+        bool moved = false;
+        if (valid && top->i___05Fready) {
+            in_edges[phase].push_back(edge);
+            ++next_in;
+            gap = stall_now && next_in < counts[phase] ? gaps[next_in] : 0;
+            moved = true;
+        } else if (gap) {
+            --gap;
+        }
+        if (top->o___05Fvalid && ready) {
+            get_port(top->o___05Fpayload, out_buf.data(), out_words);
+            payloads[phase].insert(payloads[phase].end(), out_buf.begin(), out_buf.end());
+            out_edges[phase].push_back(edge);
+            ++received;
+            moved = true;
+        }
+#if BNN_TAPS > 0
+        if (main_phase) {
+            for (int j = 0; j < BNN_TAPS; ++j) {
+                uint32_t tap_valid = 0;
+                read_tap(top.get(), j, tap_valid, tap_buf.data());
+                if (tap_valid)
+                    tap_data[j].insert(tap_data[j].end(), tap_buf.begin(), tap_buf.end());
+            }
+        }
+#endif
+        idle = moved ? 0 : idle + 1;
+        bool next_phase = false;
+        if (received >= counts[phase]) {
+            next_phase = true;
+        } else if (idle >= max_idle) {
+            stuck[phase] = true;
+            next_phase = true;
+        }
+        if (next_phase) {
+            ++phase;
+            while (phase < 2 && counts[phase] == 0) ++phase;
+            next_in = 0;
+            idle = 0;
+            received = 0;
+            gap = phase == 1 && stalling ? gaps[0] : 0;
+        }
+        // The rising edge, then clk low again.
+        dump();
+        top->clk = 1;
+        top->eval();
+        dump();
+        top->clk = 0;
+        top->eval();
+    }
+    const auto loop_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+        std::chrono::steady_clock::now() - started).count();
+    dump();
+    top->final();
+#if VM_TRACE
+    if (trace) trace->close();
+#endif
+
+    FILE* rf = std::fopen(argv[2], "wb");
+    if (!rf) {
+        std::perror(argv[2]);
+        return 2;
+    }
+    Writer w{rf};
+    w.u32(MAGIC);
+    w.u32(VERSION);
+    w.u64(cycles);
+    w.u32(exhausted);
+    w.u32(stuck[0]);
+    w.u32(stuck[1]);
+    w.u32(static_cast<uint32_t>(out_words));
+    w.u32(BNN_TAPS);
+    w.u32(BNN_TAP_WORDS);
+    for (int p = 0; p < 2; ++p) {
+        w.u64s(in_edges[p]);
+        w.u64s(out_edges[p]);
+        w.words(payloads[p]);
+    }
+    for (int j = 0; j < BNN_TAPS; ++j) {
+        w.u32(static_cast<uint32_t>(tap_data[j].size() / (BNN_TAP_WORDS ? BNN_TAP_WORDS : 1)));
+        w.words(tap_data[j]);
+    }
+    w.u64(static_cast<uint64_t>(loop_ns));
+    const bool closed = std::fclose(rf) == 0;
+    if (!w.ok || !closed) {
+        std::fprintf(stderr, "%s: write failed\n", argv[2]);
+        return 2;
+    }
+    return exhausted ? 3 : 0;
+}
