@@ -1,0 +1,61 @@
+"""bench/run_all.py --quick end to end: every section of results.json filled from a real run."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "run_all.py"
+
+
+@pytest.mark.slow
+def test_quick_run_writes_every_figure_for_tfc_digits(tmp_path):
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--quick", "--out-dir", str(out),
+                           "--work-dir", str(tmp_path / "work")],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    results = json.loads((out / "results.json").read_text())
+    assert results["quick"] is True
+    assert results["complete"] is True
+    assert list(results["cases"]) == ["tfc-digits"]
+
+    case = results["cases"]["tfc-digits"]
+    acc = case["accuracy"]
+    assert set(acc) >= {"float_baseline", "binary_pytorch", "golden", "hardware", "equal",
+                        "hardware_images", "hardware_mismatches"}
+    assert acc["hardware_images"] == case["n_test"]
+    assert acc["hardware_mismatches"] == 0
+    assert acc["equal"] is True
+    assert acc["hardware"] == acc["golden"] == acc["binary_pytorch"]
+    assert 0.0 < acc["float_baseline"] <= 1.0
+
+    (row,) = case["synthesis"]
+    assert row["target"] == "ice40-up5k" and row["fits"] is True
+    for key in ("lut4", "ff", "bram", "fmax_mhz", "ii", "latency", "images_per_second",
+                "lut4_per_synapse_per_cycle", "synapses_per_cycle_per_lut4"):
+        assert row[key] is not None, key
+    assert row["ii_measured"] == row["ii"]
+    assert row["latency_measured"] == row["latency"]
+    assert row["images_per_second"] == pytest.approx(row["fmax_mhz"] * 1e6 / row["ii"], rel=1e-3)
+    assert row["lut4_per_synapse_per_cycle"] == pytest.approx(
+        row["lut4"] * row["ii"] / case["synapses"], abs=1e-3)
+
+    times = case["tool_seconds"]
+    for key in ("train_binary", "verilog_generation", "verilator_build"):
+        assert times[key] >= 0.0, key
+    assert set(row["step_seconds"]) >= {"yosys", "nextpnr"}
+
+    speed = results["simulator_speed"]
+    assert {"amaranth", "icarus", "verilator"} <= set(speed["simulators"])
+    for sim, rep in speed["simulators"].items():
+        assert rep["passed"] is True, sim
+        assert rep["cycles_per_second"] > 0, sim
+    assert speed["ratios_to_cocotb_verilator"]["verilator"] == 1.0
+
+    statuses = {c["goal"]: c["status"] for c in results["goal_checks"]}
+    assert statuses["measured II == analytic II for every configuration"] == "met"
+    markdown = (out / "results.md").read_text()
+    assert "| tfc-digits |" in markdown and "## Issue 7 targets" in markdown
