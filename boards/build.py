@@ -28,11 +28,8 @@ from .platforms import BOARDS, Board, get_board
 from .synth import (
     DoesNotFit,
     _fit_hint,
-    _rom_hint,
     cell_counts,
-    estimate_brams,
-    estimate_rom_luts,
-    rom_does_not_fit,
+    checked_folding,
 )
 from .targets import get_target
 from .tools import log_tail, run_step, tool_env
@@ -88,7 +85,6 @@ def build(model, board, out_dir, folding=None, *, ii=None, pipeline=0, baud=1152
     ToolError
         A tool is missing or fails (tail of the log and where the full log is).
     """
-    from ..hw.folding import resolve_folding
     from ..model.artifact import model_checksum
     from .uart_top import UartTop
 
@@ -101,17 +97,7 @@ def build(model, board, out_dir, folding=None, *, ii=None, pipeline=0, baud=1152
     if divisor < 2 or abs(clk / divisor - baud) / baud > 0.02:
         raise BnnflowError(f"the {brd.name}'s {clk / 1e6:g} MHz clock cannot make {baud} baud "
                            f"within 2 %; choose another --baud")
-    try:
-        fold = resolve_folding(model, folding, ii)
-    except ValueError as e:
-        raise BnnflowError(str(e)) from None
-    fold_text = ",".join(str(f) for f in fold)
-    if rom_does_not_fit(model, fold, tgt):
-        rom_need = estimate_brams(model, fold, tgt.family)
-        raise DoesNotFit(
-            f"the weights of folding {fold_text} need at least {rom_need} block RAMs, the "
-            f"{brd.name} ({tgt.name}) has {tgt.bram} (and about "
-            f"{estimate_rom_luts(model, fold)} LUT4 in logic); {_rom_hint(model, fold, tgt)}")
+    fold, fold_text = checked_folding(model, folding, ii, tgt, f"{brd.name} ({tgt.name})")
     env = tool_env(["yosys", f"nextpnr-{tgt.family}",
                     "icepack" if tgt.family == "ice40" else "ecppack"])
     try:

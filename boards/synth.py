@@ -165,6 +165,33 @@ def fit_folding(model, target):
     return auto_fold(model, ii)
 
 
+def checked_folding(model, folding, ii, tgt, device=None):
+    """Resolve a folding for ``tgt`` and check that its weight ROMs can fit: ``(fold, text)``.
+
+    Raises
+    ------
+    BnnflowError
+        An impossible folding (the message of :func:`bnnflow.hw.folding.resolve_folding`).
+    DoesNotFit
+        Weights that fit neither the block RAMs nor, by estimate, the logic of ``device``
+        (default: the target's name), with a folding that would fit.
+    """
+    from ..hw.folding import resolve_folding
+
+    try:
+        fold = resolve_folding(model, folding, ii)
+    except ValueError as e:
+        raise BnnflowError(str(e)) from None
+    fold_text = ",".join(str(f) for f in fold)
+    if rom_does_not_fit(model, fold, tgt):
+        rom_need = estimate_brams(model, fold, tgt.family)
+        raise DoesNotFit(
+            f"the weight ROMs of folding {fold_text} need at least {rom_need} block RAMs, the "
+            f"{device or tgt.name} has {tgt.bram} ({rom_need - tgt.bram} too many), and about "
+            f"{estimate_rom_luts(model, fold)} LUT4 in logic; {_rom_hint(model, fold, tgt)}")
+    return fold, fold_text
+
+
 def timing_line(report):
     """One line on the clock: met, or missed and by how much."""
     fmax, want = report["fmax_mhz"], report["freq_constraint_mhz"]
@@ -224,26 +251,15 @@ def synthesize(model, target="ice40-up5k", folding=None, *, ii=None, pipeline=0,
 
     from amaranth.back import rtlil
 
-    from ..hw.folding import resolve_folding
     from ..hw.top import BnnTop
     from .wrapper import WRAPPER_NOTE, SynthWrapper
 
     tgt = get_target(target)
     say = progress or (lambda msg: None)
-    try:
-        fold = resolve_folding(model, folding, ii)
-    except ValueError as e:
-        raise BnnflowError(str(e)) from None
+    fold, fold_text = checked_folding(model, folding, ii, tgt)
     yosys = find_tool("yosys")
     nextpnr = find_tool(f"nextpnr-{tgt.family}")
-    fold_text = ",".join(str(f) for f in fold)
 
-    if rom_does_not_fit(model, fold, tgt):
-        rom_need = estimate_brams(model, fold, tgt.family)
-        raise DoesNotFit(
-            f"the weight ROMs of folding {fold_text} need at least {rom_need} block RAMs, the "
-            f"{tgt.name} has {tgt.bram} ({rom_need - tgt.bram} too many), and about "
-            f"{estimate_rom_luts(model, fold)} LUT4 in logic; {_rom_hint(model, fold, tgt)}")
     try:
         bnn = BnnTop(model, fold, pipeline)
     except ValueError as e:

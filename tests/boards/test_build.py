@@ -60,10 +60,10 @@ def test_failing_tool_leaves_no_bitstream(tiny, tmp_path, monkeypatch):
 
 def test_weights_too_large_for_the_board_memories(tmp_path, monkeypatch):
     model = random_model([256, 256, 10], seed=0)
-    with pytest.raises(DoesNotFit, match=r"^the weights of folding 128x128,1x256 need at least "
-                                         r"\d+ block RAMs, the icebreaker \(ice40-up5k\) has 30 "
-                                         r"\(and about 16640 LUT4 in logic\); try --fold auto "
-                                         r"--ii \d+ \(estimated to fit\)$"):
+    with pytest.raises(DoesNotFit, match=r"^the weight ROMs of folding 128x128,1x256 need at "
+                                         r"least \d+ block RAMs, the icebreaker \(ice40-up5k\) "
+                                         r"has 30 \(\d+ too many\), and about 16640 LUT4 in "
+                                         r"logic; try --fold auto --ii \d+ \(estimated to fit\)$"):
         build(model, "icebreaker", tmp_path, [(128, 128), (1, 256)])
     assert list(tmp_path.iterdir()) == []
 
