@@ -44,17 +44,13 @@ def _probability(text):
 
 
 def add_arguments(parser):
-    parser.add_argument("model", help="the .bnn model file")
-    parser.add_argument("--sim", required=True, choices=("amaranth", "verilator", "icarus",
-                                                         "verilator-direct"),
+    from ..hw.cli_options import add_design_arguments
+    from .tools import SIMULATORS
+
+    add_design_arguments(parser)
+    parser.add_argument("--sim", required=True, choices=SIMULATORS,
                         help="simulator to run the design in (verilator-direct: the Verilator "
                              "model driven from C++, fastest)")
-    parser.add_argument("--fold", default=None,
-                        help="folding as for 'bnnflow verilog': auto, a JSON file or "
-                             "PExSIMD,... (default: fully parallel)")
-    parser.add_argument("--ii", type=int, default=None, help="target II for --fold auto")
-    parser.add_argument("--pipeline", type=int, default=0,
-                        help="register stages in each popcount adder tree (default 0)")
     parser.add_argument("--inputs", default=None, metavar="FILE.npy",
                         help="input bits (B, K0) of 0/1 instead of the data set's test split")
     parser.add_argument("--images", type=_images, default=None, metavar="N|all",
