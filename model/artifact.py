@@ -49,7 +49,7 @@ import numpy as np
 
 from ..errors import ArtifactError
 from ..fileio import atomic_path
-from . import conventions
+from . import conventions, encoding
 
 __all__ = [
     "FORMAT",
@@ -81,8 +81,11 @@ class InputSpec:
         Shape of one raw image; its size must equal ``width``. Pixels are flattened in
         row-major (C) order, so pixel ``i`` of the flattened image is input bit ``i``.
     encoding : dict
-        ``{"kind": "threshold", "scale": s, "threshold": t}``: bit = 1 where
-        ``pixel / s >= t`` (so a pixel exactly at the threshold is +1, as ``sign(0) = +1``).
+        How pixels become bits (:mod:`bnnflow.model.encoding`):
+        ``{"kind": "threshold", "scale": s, "threshold": t}`` gives bit 1 where
+        ``pixel / s >= t`` (so a pixel exactly at the threshold is +1, as ``sign(0) = +1``);
+        ``{"kind": "thermometer", "scale": s, "thresholds": [t0, t1, ...]}`` gives one such bit
+        per threshold and pixel, level-major (``width = levels * pixels``).
     """
 
     width: int
@@ -90,17 +93,27 @@ class InputSpec:
     encoding: dict = field(default_factory=lambda: {"kind": "threshold", "scale": 1.0,
                                                     "threshold": 0.5})
 
+    @property
+    def levels(self):
+        """Bits per pixel (1 for a threshold, the number of thresholds for a thermometer)."""
+        return encoding.validate(self.encoding)
+
+    def check(self):
+        """Raise ``ValueError`` unless the encoding is valid and ``width`` matches ``shape``."""
+        levels = encoding.validate(self.encoding)
+        if self.shape and int(np.prod(self.shape)) * levels != self.width:
+            raise ValueError(f"input width {self.width} does not match shape {list(self.shape)} "
+                             f"with {levels} bit(s) per pixel")
+
     def encode(self, images):
-        """Binarize raw images ``(B, *shape)`` (or ``(B, width)``) into bits ``(B, width)``."""
+        """Binarize raw images ``(B, *shape)`` (or ``(B, pixels)``) into bits ``(B, width)``."""
+        levels = encoding.validate(self.encoding)
         images = np.asarray(images, dtype=np.float64)
         flat = images.reshape(images.shape[0], -1)
-        if flat.shape[1] != self.width:
-            raise ValueError(f"images must have {self.width} pixels each, not {flat.shape[1]}")
-        if self.encoding.get("kind") != "threshold":
-            raise ValueError(f"unknown input encoding {self.encoding.get('kind')!r}")
-        scale = float(self.encoding["scale"])
-        threshold = float(self.encoding["threshold"])
-        return conventions.sign_bits(flat / scale - threshold)
+        if flat.shape[1] * levels != self.width:
+            raise ValueError(f"images must have {self.width // levels} pixels each, "
+                             f"not {flat.shape[1]}")
+        return encoding.encode(self.encoding, flat)
 
     def to_manifest(self):
         return {"width": int(self.width), "shape": [int(s) for s in self.shape],
@@ -242,9 +255,7 @@ class BnnModel:
         if not self.layers:
             raise ValueError("a model needs at least one layer")
         width = self.input.width
-        if int(np.prod(self.input.shape or (width,))) != width:
-            raise ValueError(f"input shape {tuple(self.input.shape)} does not have "
-                             f"{width} elements")
+        self.input.check()
         for i, layer in enumerate(self.layers):
             if layer.in_width != width:
                 raise ValueError(f"layer {i} ({layer.name}) has {layer.in_width} inputs but "

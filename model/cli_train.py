@@ -3,12 +3,13 @@
 Writes DIR/model.bnn (the artifact), DIR/metrics.json (accuracies, agreement of the golden
 model with PyTorch, timing), DIR/training.png (loss and accuracy per epoch) and
 DIR/checkpoint.pt (latent weights and normalization parameters), all atomically. Input pixels
-become bits where pixel >= input-threshold x full scale.
+become bits where pixel >= input-threshold x full scale (with several thresholds: a thermometer
+code, one bit per pixel and threshold).
 """
 
 from ..errors import BnnflowError
 
-__all__ = ["add_arguments", "run", "parse_hidden", "config_from_args"]
+__all__ = ["add_arguments", "run", "parse_hidden", "parse_thresholds", "config_from_args"]
 
 _PRESETS = ("tfc", "sfc", "lfc")
 _DATASETS = ("digits", "mnist5k", "mnist")
@@ -24,6 +25,15 @@ def parse_hidden(text):
         raise BnnflowError(f"--hidden must be comma-separated positive layer widths like "
                            f"128,128, not {text!r}")
     return widths
+
+
+def parse_thresholds(text):
+    """``"0.25,0.5"`` -> ``(0.25, 0.5)``; ``BnnflowError`` for anything that is not numbers."""
+    try:
+        return tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise BnnflowError(f"--input-threshold must be one or more comma-separated fractions "
+                           f"like 0.5 or 0.25,0.5,0.75, not {text!r}") from None
 
 
 def add_arguments(parser):
@@ -50,9 +60,10 @@ def add_arguments(parser):
                         help="mini-batch size (default: 64)")
     parser.add_argument("--lr", type=float, default=None,
                         help="peak Adam learning rate, cosine schedule (default: 0.01)")
-    parser.add_argument("--input-threshold", type=float, default=None, metavar="T",
-                        help="a pixel is bit 1 when pixel >= T x full scale (default: 0.25 "
-                             "for digits, 0.5 for MNIST)")
+    parser.add_argument("--input-threshold", default=None, metavar="T[,T...]",
+                        help="a pixel is bit 1 when pixel >= T x full scale; several ascending "
+                             "values give a thermometer code, one input bit per pixel and "
+                             "threshold (default: 0.25,0.5,0.75 for digits, 0.5 for MNIST)")
     parser.add_argument("--dropout", type=float, default=None,
                         help="dropout on hidden activations during training (default: 0.2 "
                              "for digits, 0.1 for MNIST)")
@@ -81,7 +92,9 @@ def config_from_args(args):
               "float_baseline": args.float_baseline, "out": out, "threads": args.threads,
               "progress": not args.quiet}
     optional = {"batch_size": args.batch_size, "lr": args.lr,
-                "input_threshold": args.input_threshold, "dropout": args.dropout,
+                "input_threshold": (parse_thresholds(args.input_threshold)
+                                    if args.input_threshold is not None else None),
+                "dropout": args.dropout,
                 "augment_shift": args.augment_shift}
     fields.update({k: v for k, v in optional.items() if v is not None})
     return TrainConfig(**fields)

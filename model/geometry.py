@@ -51,6 +51,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import BnnflowError
+from . import encoding
 
 __all__ = [
     "CHECKPOINT_NAME",
@@ -308,12 +309,10 @@ def load_checkpoint(run_dir):
     config = raw.get("config")
     if not isinstance(config, dict):
         raise _fail(path, "malformed checkpoint: no config dict")
-    encoding = config.get("input_encoding")
-    if (not isinstance(encoding, dict) or encoding.get("kind") != "threshold"
-            or not isinstance(encoding.get("scale"), int | float)
-            or not isinstance(encoding.get("threshold"), int | float)):
-        raise _fail(path, "malformed checkpoint: config.input_encoding must be "
-                          "{'kind': 'threshold', 'scale': s, 'threshold': t}")
+    try:
+        encoding.validate(config.get("input_encoding"))
+    except ValueError as e:
+        raise _fail(path, f"malformed checkpoint: config.input_encoding: {e}") from e
     raw_layers = raw.get("layers")
     if not isinstance(raw_layers, list) or not raw_layers:
         raise _fail(path, "malformed checkpoint: no layers")
@@ -390,11 +389,12 @@ def layer_inputs(checkpoint, images, forward="binary"):
     images = np.asarray(images, dtype=np.float64)
     flat = images.reshape(images.shape[0], -1)
     k0 = checkpoint.layers[0].latent.shape[1]
-    if flat.shape[1] != k0:
+    spec = checkpoint.config["input_encoding"]
+    levels = encoding.validate(spec)
+    if flat.shape[1] * levels != k0:
         raise BnnflowError(f"{checkpoint.path}: the first layer has {k0} inputs but the test "
-                           f"images have {flat.shape[1]} pixels")
-    encoding = checkpoint.config["input_encoding"]
-    cont = flat / float(encoding["scale"]) - float(encoding["threshold"])
+                           f"images have {flat.shape[1]} pixels x {levels} bit(s) each")
+    cont = encoding.centered(spec, flat)
     pairs = []
     for layer in checkpoint.layers:
         binary = _binary(cont)

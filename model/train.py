@@ -11,9 +11,11 @@ Recipe (the same for the binarized network and the ``--float-baseline`` network)
 * seeded and deterministic on CPU: ``torch.manual_seed``, deterministic algorithms and a fixed
   thread count (restored afterwards), so the same configuration gives the same weights.
 
-Input pixels become bits with the artifact's own :meth:`InputSpec.encode` (bit 1 where
-``pixel / scale >= input_threshold``), so the network and the ``.bnn`` file see identical
-inputs. The model after the last epoch is exported (the test set is never used to pick it).
+Input pixels become bits with the artifact's own :meth:`InputSpec.encode`
+(:mod:`bnnflow.model.encoding`: bit 1 where ``pixel / scale >= input_threshold``; with several
+thresholds, a thermometer code of one bit per pixel and threshold), so the network and the
+``.bnn`` file see identical inputs. The model after the last epoch is exported (the test set is
+never used to pick it).
 """
 
 import contextlib
@@ -32,6 +34,7 @@ from ..fileio import atomic_path
 from . import artifact, golden
 from .artifact import InputSpec
 from .data import load_dataset
+from .encoding import MAX_LEVELS, make_encoding
 from .export import ExportError, bn_params, export_model
 from .layers import clip_latent
 from .nets import PRESETS, BinaryMLP, FloatMLP
@@ -53,10 +56,11 @@ _EPOCHS_FALLBACK = {"digits": 60, "mnist5k": 40, "mnist": 20}
 #: Default random shift (pixels) of the training images per data set.
 DEFAULT_SHIFT = {"digits": 0, "mnist5k": 1, "mnist": 1}
 
-#: Default input threshold (fraction of the pixel full scale) per data set. The 8x8 digits are
-#: faint (values 0..16, strokes often below half scale): 0.25 measured about 2 points more
-#: accurate than 0.5 on tfc (bench/train_bench.py).
-DEFAULT_INPUT_THRESHOLD = {"digits": 0.25, "mnist5k": 0.5, "mnist": 0.5}
+#: Default input threshold(s) (fractions of the pixel full scale) per data set. The 8x8 digits
+#: have 17 grey levels and faint strokes: one threshold at 0.25 gave tfc 91-94 % depending on the
+#: seed, a three-level thermometer code (0.25, 0.5, 0.75; 192 input bits) 95-97 % on the same
+#: split (bench/train_bench.py). MNIST is nearly black and white: one threshold at 0.5.
+DEFAULT_INPUT_THRESHOLD = {"digits": (0.25, 0.5, 0.75), "mnist5k": (0.5,), "mnist": (0.5,)}
 
 #: Default dropout on hidden activations per data set.
 DEFAULT_DROPOUT = {"digits": 0.2, "mnist5k": 0.1, "mnist": 0.1}
@@ -86,9 +90,11 @@ class TrainConfig:
     batch_size : int
     lr : float
         Peak learning rate of Adam (cosine schedule to 0).
-    input_threshold : float or None
-        A pixel is bit 1 when ``pixel / full_scale >= input_threshold``; in ``(0, 1]``.
-        ``None`` takes the data set's default (:data:`DEFAULT_INPUT_THRESHOLD`).
+    input_threshold : float, tuple of float, or None
+        A pixel is bit 1 when ``pixel / full_scale >= input_threshold``; each in ``(0, 1]``.
+        Several ascending thresholds give a thermometer code (one input bit per pixel and
+        threshold, :mod:`bnnflow.model.encoding`). ``None`` takes the data set's default
+        (:data:`DEFAULT_INPUT_THRESHOLD`).
     dropout : float or None
         Dropout on hidden binary activations during training; ``None`` takes the data set's
         default (:data:`DEFAULT_DROPOUT`).
@@ -118,7 +124,7 @@ class TrainConfig:
     epochs: int | None = None
     batch_size: int = 64
     lr: float = 0.01
-    input_threshold: float | None = None
+    input_threshold: float | tuple | None = None
     dropout: float | None = None
     init_scale: float = 1.0
     augment_shift: int | None = None
@@ -151,15 +157,22 @@ class TrainConfig:
             self.augment_shift
         dropout = DEFAULT_DROPOUT.get(self.dataset, 0.0) if self.dropout is None else \
             self.dropout
-        threshold = DEFAULT_INPUT_THRESHOLD.get(self.dataset, 0.5) \
+        threshold = DEFAULT_INPUT_THRESHOLD.get(self.dataset, (0.5,)) \
             if self.input_threshold is None else self.input_threshold
+        if isinstance(threshold, int | float):
+            threshold = (threshold,)
+        threshold = tuple(threshold)
         checks = [
             ("--epochs", epochs, isinstance(epochs, int) and epochs > 0, "a positive integer"),
             ("--batch-size", self.batch_size,
              isinstance(self.batch_size, int) and self.batch_size > 0, "a positive integer"),
             ("--lr", self.lr, self.lr > 0, "positive"),
-            ("--input-threshold", threshold, 0 < threshold <= 1,
-             "in (0, 1] (a fraction of the pixel full scale)"),
+            ("--input-threshold", ",".join(f"{t:g}" for t in threshold),
+             0 < len(threshold) <= MAX_LEVELS
+             and all(isinstance(t, int | float) and 0 < t <= 1 for t in threshold)
+             and all(b > a for a, b in zip(threshold, threshold[1:], strict=False)),
+             f"1 to {MAX_LEVELS} ascending values in (0, 1] (fractions of the pixel full "
+             f"scale)"),
             ("--dropout", dropout, 0 <= dropout < 1, "in [0, 1)"),
             ("--init-scale", self.init_scale, self.init_scale > 0, "positive"),
             ("--augment-shift", shift, isinstance(shift, int) and shift >= 0,
@@ -230,8 +243,17 @@ def _predict(net, x, batch=4096):
 def random_shift(images, max_shift, background, generator):
     """Shift each image ``(B, H, W)`` by its own random offsets in ``[-s, s]`` per axis.
 
-    Pixels shifted in from outside take the value ``background``.
+    Pixels shifted in from outside take the value ``background``. Images ``(B, L, H, W)``
+    (the levels of a thermometer code) shift every level of an image alike.
     """
+    if images.dim() == 4:
+        b, levels, h, w = images.shape
+        state = generator.get_state()
+        out = []
+        for level in range(images.shape[1]):
+            generator.set_state(state)  # the same offsets for every level
+            out.append(random_shift(images[:, level], max_shift, background, generator))
+        return torch.stack(out, dim=1)
     b, h, w = images.shape
     s = max_shift
     padded = nn.functional.pad(images, (s, s, s, s), value=background)
@@ -336,8 +358,7 @@ def _checkpoint(config, net):
            "test_fraction": config.test_fraction, "seed": config.seed, "epochs": config.epochs,
            "batch_size": config.batch_size, "lr": config.lr, "dropout": config.dropout,
            "init_scale": config.init_scale, "augment_shift": config.augment_shift,
-           "input_encoding": {"kind": "threshold", "scale": None,
-                              "threshold": config.input_threshold}}
+           "input_encoding": make_encoding(1.0, config.input_threshold)}
     return {"format": "bnnflow-checkpoint", "version": 1, "config": cfg, "layers": layers,
             "state_dict": net.state_dict()}
 
@@ -367,10 +388,11 @@ def train_and_export(config=None, **overrides):
         config.data_dir = str(config.data_dir)
     ds = load_dataset(config.dataset, data_dir=config.data_dir, split_seed=config.split_seed,
                       test_fraction=config.test_fraction)
-    width = int(np.prod(ds.shape))
+    pixels = int(np.prod(ds.shape))
+    levels = len(config.input_threshold)
+    width = pixels * levels
     spec = InputSpec(width=width, shape=tuple(ds.shape),
-                     encoding={"kind": "threshold", "scale": float(ds.scale),
-                               "threshold": float(config.input_threshold)})
+                     encoding=make_encoding(ds.scale, config.input_threshold))
     x_train = _pm1(spec.encode(ds.x_train))
     x_test = _pm1(spec.encode(ds.x_test))
     y_train = torch.from_numpy(ds.y_train)
@@ -385,12 +407,12 @@ def train_and_export(config=None, **overrides):
             net, x_train, y_train, x_test, y_test, epochs=config.epochs,
             batch_size=config.batch_size, lr=config.lr, seed=config.seed, progress=progress,
             label=f"{config.preset} {config.dataset}", shift=config.augment_shift,
-            image_shape=ds.shape, background=-1.0)
+            image_shape=(levels, *ds.shape) if levels > 1 else ds.shape, background=-1.0)
         train_seconds = time.perf_counter() - start
         classes_torch = _predict(net, x_test).numpy()
         if config.float_baseline:
             torch.manual_seed(config.seed)
-            fnet = FloatMLP(width, config.hidden, len(ds.classes), dropout=config.dropout)
+            fnet = FloatMLP(pixels, config.hidden, len(ds.classes), dropout=config.dropout)
             xf_train = torch.from_numpy((ds.x_train.reshape(len(ds.x_train), -1) / ds.scale)
                                         .astype(np.float32))
             xf_test = torch.from_numpy((ds.x_test.reshape(len(ds.x_test), -1) / ds.scale)
@@ -424,7 +446,9 @@ def train_and_export(config=None, **overrides):
         "seed": config.seed, "split_seed": config.split_seed,
         "test_fraction": config.test_fraction, "epochs": config.epochs,
         "batch_size": config.batch_size, "lr": config.lr,
-        "input_threshold": config.input_threshold, "dropout": config.dropout,
+        "input_threshold": (config.input_threshold[0] if levels == 1
+                            else list(config.input_threshold)),
+        "input_encoding": spec.encoding, "dropout": config.dropout,
         "augment_shift": config.augment_shift, "n_train": len(ds.y_train), "n_test": len(ds.y_test),
         "train_seconds": train_seconds, "test_accuracy": test_accuracy,
         "golden_accuracy": golden_accuracy, "agreement": agreement,
@@ -453,7 +477,7 @@ def _write_outputs(out, config, ds, model, net, metrics, histories):
             tmp = {key: stack.enter_context(atomic_path(p)) for key, p in paths.items()}
             checksum = artifact.save(model, tmp["model"])
             ckpt = _checkpoint(config, net)
-            ckpt["config"]["input_encoding"]["scale"] = float(ds.scale)
+            ckpt["config"]["input_encoding"] = dict(model.input.encoding)
             torch.save(ckpt, tmp["checkpoint"])
             _plot(tmp["plot"], histories)
             text = json.dumps({**metrics, "checksum": checksum}, indent=2) + "\n"

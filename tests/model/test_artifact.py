@@ -104,6 +104,12 @@ def corruptions():
     def provenance(m):
         m["provenance"]["seed"] = 12345
 
+    def encoding(m):
+        m["input"]["encoding"] = {"kind": "gray", "scale": 1.0}
+
+    def levels(m):
+        m["input"]["encoding"] = {"kind": "thermometer", "scale": 1.0, "thresholds": [0.2, 0.6]}
+
     return {
         "unknown version": (dict(manifest_edit=version), r"unknown format version 99"),
         "missing array": (dict(drop=("fc1/weights.npy",)),
@@ -114,6 +120,12 @@ def corruptions():
         "non-zero padding": (dict(manifest_edit=padding),
                              r"layer 0: weights must be uint8 of shape \(12, 5\)"),
         "unknown kind": (dict(manifest_edit=kind), r"unknown layer kind 'conv2d_lut'"),
+        "unknown input encoding": (dict(manifest_edit=encoding),
+                                   r"unknown input encoding 'gray' \(this bnnflow knows "
+                                   r"threshold, thermometer\); upgrade bnnflow"),
+        "encoding does not match width": (dict(manifest_edit=levels),
+                                          r"input width 37 does not match shape \[37\] with 2 "
+                                          r"bit\(s\) per pixel"),
         "checksum mismatch (manifest)": (dict(manifest_edit=provenance, fix_checksum=False),
                                          r"checksum mismatch in manifest.json"),
         "checksum mismatch (array)": (

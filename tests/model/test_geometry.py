@@ -270,7 +270,7 @@ def write_bad_encoding(path):
     (None, "no training checkpoint here"),
     (write_bad_kind, "fc0.bn.kind must be 'batchnorm1d', not 'layernorm'"),
     (write_list_weights, "fc1.latent_weight is not a tensor"),
-    (write_bad_encoding, "config.input_encoding must be"),
+    (write_bad_encoding, "config.input_encoding: input encoding scale must be a positive"),
     (write_garbage, "cannot read the checkpoint"),
     (write_wrong_format, "not a bnnflow-checkpoint file"),
     (write_wrong_version, "unsupported checkpoint version 99"),
@@ -366,7 +366,7 @@ def test_trained_tfc_on_digits_produces_report_and_plots(trained_tfc_digits, cap
     report = json.loads((run_dir / "geometry.json").read_text())
     assert report["dataset"] == "digits"
     assert report["test_samples"] == result.metrics["n_test"]
-    assert [e["dimension"] for e in report["layers"]] == [64, 64, 64, 64]
+    assert [e["dimension"] for e in report["layers"]] == [3 * 64, 64, 64, 64]
     for entry in report["layers"]:
         # Binarization keeps each neuron far closer to its latent weights than chance.
         assert entry["angle_mean_deg"] < entry["random_angle_mean_deg"] - 30

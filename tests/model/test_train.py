@@ -87,8 +87,9 @@ def test_cli_train_writes_all_four_files(tmp_path, capsys):
     assert (out / "training.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     ckpt = torch.load(out / "checkpoint.pt", weights_only=True)
     assert ckpt["format"] == "bnnflow-checkpoint" and ckpt["version"] == 1
-    assert ckpt["config"]["input_encoding"] == {"kind": "threshold", "scale": 16.0,
-                                                "threshold": 0.25}
+    assert ckpt["config"]["input_encoding"] == {"kind": "thermometer", "scale": 16.0,
+                                                "thresholds": [0.25, 0.5, 0.75]}
+    assert model.input.width == 3 * 64 and metrics["input_threshold"] == [0.25, 0.5, 0.75]
     assert [layer["bn"]["kind"] for layer in ckpt["layers"]] == ["batchnorm1d"] * 2 + \
         ["output_scale"]
     assert "wrote" in capsys.readouterr().out
@@ -112,7 +113,10 @@ def test_checkpoint_forward_pass_reproduces_the_artifact(tmp_path):
     (["--hidden", "12,x"], "--hidden must be comma-separated positive layer widths"),
     (["--hidden", "0"], "--hidden must be comma-separated positive layer widths"),
     (["--epochs", "0"], "--epochs must be a positive integer, not 0"),
-    (["--input-threshold", "1.5"], "--input-threshold must be in (0, 1]"),
+    (["--input-threshold", "1.5"], "--input-threshold must be 1 to 16 ascending values in (0, 1]"),
+    (["--input-threshold", "0.5,0.25"], "ascending values in (0, 1] (fractions of the pixel full "
+                                        "scale), not '0.5,0.25'"),
+    (["--input-threshold", "half"], "--input-threshold must be one or more comma-separated"),
     (["--lr", "-1"], "--lr must be positive"),
     (["--dropout", "1"], "--dropout must be in [0, 1), not 1.0"),
     (["--augment-shift", "-1"], "--augment-shift must be a non-negative integer, not -1"),
@@ -151,3 +155,19 @@ def test_config_defaults_and_validation():
     assert TrainConfig(preset="sfc").resolved().hidden == (256, 256, 256)
     with pytest.raises(BnnflowError, match="unknown preset 'xfc'"):
         TrainConfig(preset="xfc").resolved()
+
+
+def test_random_shift_moves_every_level_of_a_thermometer_image_alike():
+    images = torch.arange(4 * 5 * 5, dtype=torch.float32).reshape(4, 1, 5, 5).repeat(1, 3, 1, 1)
+    images[:, 1] += 1000
+    out = train.random_shift(images, 1, -1.0, torch.Generator().manual_seed(0))
+    single = train.random_shift(images[:, 0], 1, -1.0, torch.Generator().manual_seed(0))
+    assert out.shape == images.shape
+    assert torch.equal(out[:, 0], single) and torch.equal(out[:, 2], single)
+    assert torch.equal(out[:, 1] - 1000, torch.where(single == -1.0, -1001.0, single))
+
+
+def test_thermometer_inputs_with_shifts_export_exactly():
+    result = train_and_export(input_threshold=(0.3, 0.6), augment_shift=1, seed=2, **TINY)
+    assert result.model.input.encoding["kind"] == "thermometer"
+    assert result.model.input.width == 2 * 64 and result.metrics["agreement"] == 1.0
