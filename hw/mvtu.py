@@ -17,6 +17,9 @@ folds, ``SF = ceil(K/SIMD)`` synapse folds, ``cycles = NF * SF``)::
 * **Stalls.** When a finished vector meets a full output register that is not being read, the
   whole pipeline (sequencer, ROM port, popcount registers, accumulators) holds for that cycle;
   nothing is lost.
+* **Timing.** The sequencer's first/last flags are registers beside its counters, and with
+  several neuron folds the thresholds of the next fold are selected one cycle ahead into a
+  register (:class:`~bnnflow.hw.threshold.Threshold` ``select_ahead``): neither adds latency.
 * **Weights.** Fully parallel (``cycles == 1``): constants. Folded: a synchronous ROM
   (:class:`amaranth.lib.memory.Memory`, one ``PE*SIMD``-bit word per ``(nf, sf)``, block RAM),
   which adds one cycle of latency. See :func:`pack_weights`.
@@ -40,7 +43,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import bits_for
 
 from .folding import LayerFold, layer_cycles
-from .popcount import Popcount
+from .popcount import DEFAULT_STYLE, STYLES, Popcount
 from .threshold import Threshold
 
 __all__ = ["MVTU", "pack_weights", "padded_weights"]
@@ -72,12 +75,18 @@ def pack_weights(weights, pe, simd):
 
 
 def _delay(m, value, count, en, name):
+    return _delays(m, value, count, en, name)[-1]
+
+
+def _delays(m, value, count, en, name):
+    """``[value, value delayed by 1, ..., by count]`` enabled cycles."""
+    out = [value]
     for i in range(count):
         reg = Signal(len(value), name=f"{name}_d{i}")
         with m.If(en):
-            m.d.sync += reg.eq(value)
-        value = reg
-    return value
+            m.d.sync += reg.eq(out[-1])
+        out.append(reg)
+    return out
 
 
 class MVTU(wiring.Component):
@@ -94,6 +103,10 @@ class MVTU(wiring.Component):
         ``1 <= pe <= N``, ``1 <= simd <= K``; non-divisors are padded.
     pipeline : int
         Register stages in each popcount tree (``>= 0``); raises Fmax, keeps the II.
+    popcount_style : str
+        Structure of the popcount trees, one of :data:`bnnflow.hw.popcount.STYLES` (same
+        function and latency; ``"keep"``, the default, is the smaller and faster one on iCE40
+        and in Verilator, see hw/README.md).
 
     Members
     -------
@@ -116,7 +129,8 @@ class MVTU(wiring.Component):
         ``pipeline``.
     """
 
-    def __init__(self, weights, thresholds=None, fold=None, pipeline=0):
+    def __init__(self, weights, thresholds=None, fold=None, pipeline=0, *,
+                 popcount_style=DEFAULT_STYLE):
         w = np.asarray(weights)
         if w.ndim != 2 or w.size == 0 or not np.all((w == 0) | (w == 1)):
             raise ValueError(f"weights must be a non-empty (N, K) array of 0/1, not shape "
@@ -132,6 +146,10 @@ class MVTU(wiring.Component):
             raise ValueError(f"simd must be an integer in 1..{k}, not {fold.simd!r}")
         if not isinstance(pipeline, int) or isinstance(pipeline, bool) or pipeline < 0:
             raise ValueError(f"pipeline must be a non-negative integer, not {pipeline!r}")
+        if not isinstance(popcount_style, str) or popcount_style not in STYLES:
+            raise ValueError(f"popcount_style must be one of {', '.join(map(repr, STYLES))}, "
+                             f"not {popcount_style!r}")
+        self.popcount_style = popcount_style
         if thresholds is not None:
             t = np.asarray(thresholds)
             if t.ndim == 1:
@@ -172,19 +190,29 @@ class MVTU(wiring.Component):
         sf = Signal(range(max(sf_count, 2)))
         nf = Signal(range(max(nf_count, 2)))
         addr = Signal(range(max(nf_count * sf_count, 2)))
-        last_sf = Signal()
-        last_nf = Signal()
-        m.d.comb += [last_sf.eq(sf == sf_count - 1), last_nf.eq(nf == nf_count - 1)]
-        last_issue = busy & last_sf & last_nf
+        # The "last slice" / "last fold" / "first slice" flags are registers kept beside the
+        # counters (not compares of them): they feed the input-buffer enables, whose fan-out
+        # is the whole vector register.
+        last_sf = Signal() if sf_count > 1 else Const(1, 1)
+        last_nf = Signal() if nf_count > 1 else Const(1, 1)
+        first0 = Signal(init=1) if sf_count > 1 else Const(1, 1)
+        last_issue = Signal()
+        m.d.comb += last_issue.eq(busy & last_sf & last_nf)
         m.d.comb += self.i.ready.eq(~nxt_full)
         in_fire = self.i.valid & self.i.ready
 
         with m.If(run & busy):
             if sf_count > 1:
-                m.d.sync += sf.eq(Mux(last_sf, 0, sf + 1))
+                with m.If(last_sf):
+                    m.d.sync += [sf.eq(0), last_sf.eq(0), first0.eq(1)]
+                with m.Else():
+                    m.d.sync += [sf.eq(sf + 1), last_sf.eq(sf == sf_count - 2), first0.eq(0)]
             if nf_count > 1:
                 with m.If(last_sf):
-                    m.d.sync += nf.eq(Mux(last_nf, 0, nf + 1))
+                    with m.If(last_nf):
+                        m.d.sync += [nf.eq(0), last_nf.eq(0)]
+                    with m.Else():
+                        m.d.sync += [nf.eq(nf + 1), last_nf.eq(nf == nf_count - 2)]
             if nf_count * sf_count > 1:
                 m.d.sync += addr.eq(Mux(last_issue, 0, addr + 1))
         with m.If(run & (~busy | last_issue)):
@@ -200,9 +228,8 @@ class MVTU(wiring.Component):
         x_pad = Cat(cur, Const(0, self.padded_in)) if self.padded_in else cur
         x0 = Signal(simd)
         m.d.comb += x0.eq(x_pad.word_select(sf, simd) if sf_count > 1 else x_pad)
-        first0 = Signal()
-        m.d.comb += first0.eq(sf == 0)
-        ctrl0 = Cat(busy, first0, last_sf, last_nf, nf)
+        # Control beside the data: valid, first slice, fold done (its last slice), vector done.
+        ctrl0 = Cat(busy, first0, busy & last_sf, last_issue, nf)
 
         # --- stage 1: weights ------------------------------------------------------------------
         words = pack_weights(self.weights, pe, simd)
@@ -229,12 +256,17 @@ class MVTU(wiring.Component):
         # --- popcount trees --------------------------------------------------------------------
         counts = []
         for p in range(pe):
-            pc = Popcount(simd, self.pipeline)
+            pc = Popcount(simd, self.pipeline, style=self.popcount_style)
             m.submodules[f"popcount_{p}"] = pc
             m.d.comb += [pc.bits.eq(xnors[p]), pc.en.eq(run)]
             counts.append(pc.count)
-        ctrl2 = _delay(m, ctrl1, self.pipeline, run, "ctrl_pc")
-        t_valid, t_first, t_last_sf, t_last_nf = ctrl2[0], ctrl2[1], ctrl2[2], ctrl2[3]
+        ctrls = _delays(m, ctrl1, self.pipeline, run, "ctrl_pc")
+        ctrl2 = ctrls[-1]
+        # The control one enabled cycle ahead of ctrl2 (the threshold register selects the
+        # next fold's thresholds from it). Several folds imply a ROM, so ctrl0 exists before
+        # ctrl1.
+        ctrl_ahead = ctrls[-2] if self.pipeline else ctrl0
+        t_valid, t_first, t_fold_done, t_finish = ctrl2[0], ctrl2[1], ctrl2[2], ctrl2[3]
         t_nf = ctrl2[4:]
 
         # --- accumulate over synapse folds ----------------------------------------------------
@@ -254,8 +286,9 @@ class MVTU(wiring.Component):
         if self.thresholds is None:
             lanes = Cat(*totals)
         else:
-            m.submodules.threshold = th = Threshold(self.thresholds, pe, self.count_width)
-            m.d.comb += th.fold.eq(t_nf)
+            m.submodules.threshold = th = Threshold(self.thresholds, pe, self.count_width,
+                                                    select_ahead=nf_count > 1)
+            m.d.comb += [th.fold.eq(ctrl_ahead[4:] if nf_count > 1 else t_nf), th.en.eq(run)]
             for p in range(pe):
                 m.d.comb += th.popcounts[p].eq(totals[p])
             lanes = th.activations.as_value()
@@ -263,7 +296,7 @@ class MVTU(wiring.Component):
         m.d.comb += lanes_sig.eq(lanes)
 
         # --- collect neuron folds, output register --------------------------------------------
-        finish = t_valid & t_last_sf & t_last_nf
+        finish = t_finish
         m.d.comb += run.eq(~(finish & self.o.valid & ~self.o.ready))
         with m.If(self.o.valid & self.o.ready):
             m.d.sync += self.o.valid.eq(0)
@@ -271,7 +304,7 @@ class MVTU(wiring.Component):
         if nf_count > 1:
             collect = Signal((nf_count - 1) * slot)
             full = Cat(collect, lanes_sig)
-            with m.If(run & t_valid & t_last_sf & ~t_last_nf):
+            with m.If(run & t_fold_done & ~t_finish):
                 m.d.sync += collect.word_select(t_nf, slot).eq(lanes_sig)
         else:
             full = lanes_sig

@@ -8,11 +8,14 @@ activations.
 
 Folded layers compute ``PE`` neurons per cycle; the unit then holds the thresholds of all
 ``ceil(N / PE)`` neuron folds and ``fold`` selects which PE neurons are on its inputs (padded
-neurons past ``N`` get threshold 0; their outputs are dropped by the layer).
+neurons past ``N`` get threshold 0; their outputs are dropped by the layer). With
+``select_ahead`` the selected thresholds sit in a register: ``fold`` is then given one enabled
+cycle (``en``) before the popcounts it belongs to, so the compare starts from a register instead
+of a ``ceil(N / PE)``-way multiplexer, and the latency stays zero.
 """
 
 import numpy as np
-from amaranth.hdl import Array, Const, Module
+from amaranth.hdl import Array, Const, Module, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import bits_for
@@ -21,7 +24,7 @@ __all__ = ["Threshold"]
 
 
 class Threshold(wiring.Component):
-    """Combinational multi-threshold unit for ``PE`` neurons of a folded layer.
+    """Multi-threshold unit for ``PE`` neurons of a folded layer (combinational compare).
 
     Parameters
     ----------
@@ -31,11 +34,17 @@ class Threshold(wiring.Component):
         Neurons per cycle, ``1..N``; neuron ``fold * pe + p`` is on lane ``p``.
     width : int
         Bit width of the popcounts.
+    select_ahead : bool
+        Register the thresholds selected by ``fold`` (enable ``en``): ``fold`` leads the
+        popcounts by one enabled cycle. No effect with one group of neurons.
 
     Members
     -------
     fold : In(range(max(2, ceil(N / pe))))
-        Which group of ``pe`` neurons is on the inputs (ignored when there is one group).
+        Which group of ``pe`` neurons is on the inputs (ignored when there is one group); with
+        ``select_ahead``, the group of the popcounts of the next enabled cycle.
+    en : In(1)
+        Enable of the threshold register (``select_ahead`` only).
     popcounts : In(ArrayLayout(width, pe))
         Popcount of each lane.
     activations : Out(ArrayLayout(bits_for(T), pe))
@@ -48,7 +57,7 @@ class Threshold(wiring.Component):
         rows, or ``pe``/``width`` is out of range.
     """
 
-    def __init__(self, thresholds, pe, width):
+    def __init__(self, thresholds, pe, width, *, select_ahead=False):
         t = np.asarray(thresholds)
         if t.ndim != 2 or t.size == 0 or t.dtype.kind not in "iu":
             raise ValueError(f"thresholds must be a non-empty (N, T) integer array, not "
@@ -61,6 +70,7 @@ class Threshold(wiring.Component):
         if not isinstance(width, int) or isinstance(width, bool) or width < 1:
             raise ValueError(f"width must be a positive integer, not {width!r}")
         self.n, self.t_count, self.pe, self.width = n, count, pe, width
+        self.select_ahead = bool(select_ahead)
         self.folds = -(-n // pe)
         self.act_width = bits_for(count)
         padded = np.zeros((self.folds * pe, count), dtype=np.int64)
@@ -68,6 +78,7 @@ class Threshold(wiring.Component):
         self.thresholds = padded
         super().__init__({
             "fold": In(range(max(self.folds, 2))),
+            "en": In(1),
             "popcounts": In(data.ArrayLayout(width, pe)),
             "activations": Out(data.ArrayLayout(self.act_width, pe)),
         })
@@ -89,6 +100,11 @@ class Threshold(wiring.Component):
                         reached.append(self.popcounts[p] >= Const(column[0], self.width))
                 else:
                     t = Array(Const(v, t_width) for v in column)[self.fold]
+                    if self.select_ahead:
+                        t_reg = Signal(t_width, name=f"t_{p}_{i}")
+                        with m.If(self.en):
+                            m.d.sync += t_reg.eq(t)
+                        t = t_reg
                     reached.append(self.popcounts[p] >= t)
             total = reached[0]
             for r in reached[1:]:

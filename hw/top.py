@@ -9,8 +9,10 @@ Each MVTU buffers its next input vector while it works on the current one (see
 :mod:`bnnflow.hw.mvtu`), so in steady state the network runs at the II of its slowest layer,
 ``ii = max_j cycles_j``, with no bubbles. The latency of an image entering an idle network
 (input transfer at edge ``t``, output transfer at edge ``t + latency``, ``o.ready`` high) is
-``latency = sum_j (cycles_j + rom_j + pipeline + 1) + 1``, ``rom_j = 1`` for folded layers
-(weights in ROM), ``0`` for fully parallel ones; the final ``+ 1`` is the argmax register.
+``latency = sum_j (cycles_j + rom_j + pipeline + 1) + 1 + a``, ``rom_j = 1`` for folded layers
+(weights in ROM), ``0`` for fully parallel ones; the ``+ 1`` is the argmax output register and
+``a = min(pipeline, ceil(log2(C)) - 1)`` (at least 0) the argmax's inner register stages, which
+``pipeline`` also sets.
 """
 
 from amaranth.hdl import Module
@@ -19,9 +21,10 @@ from amaranth.lib.wiring import In, Out
 
 from .. import __version__
 from ..model.artifact import model_checksum
-from .argmax import Argmax, class_width
+from .argmax import Argmax, argmax_levels, class_width
 from .folding import resolve_folding
 from .mvtu import MVTU
+from .popcount import DEFAULT_STYLE
 
 __all__ = ["BnnTop", "BIT_ORDER"]
 
@@ -41,7 +44,10 @@ class BnnTop(wiring.Component):
     folding : None, str or sequence of LayerFold / (pe, simd)
         As :func:`bnnflow.hw.folding.resolve_folding`; ``None`` is fully parallel.
     pipeline : int
-        Register stages in each popcount adder tree (``>= 0``).
+        Register stages in each popcount adder tree (``>= 0``); the argmax tournament gets
+        ``min(pipeline, ceil(log2(C)) - 1)`` inner register stages.
+    popcount_style : str
+        Popcount tree structure of every layer (:class:`bnnflow.hw.mvtu.MVTU`).
     debug_taps : bool
         Add ``tap_<j>_valid`` / ``tap_<j>_data`` outputs per layer (no effect on timing).
     fault : None or ("drop_ready", j)
@@ -65,7 +71,10 @@ class BnnTop(wiring.Component):
     ii : int
         Cycles between outputs in steady state, ``max_j cycles_j``.
     latency : int
-        ``sum_j (cycles_j + rom_j + pipeline + 1) + 1`` (see module docstring).
+        ``sum_j (cycles_j + rom_j + pipeline + 1) + 1 + argmax_stages`` (see module
+        docstring).
+    argmax_stages : int
+        Inner register stages of the argmax, ``min(pipeline, ceil(log2(C)) - 1)``.
     folding : list of LayerFold
     layers : list of MVTU
 
@@ -75,7 +84,8 @@ class BnnTop(wiring.Component):
         Bad folding, pipeline or fault; hidden layers with more than one threshold per neuron.
     """
 
-    def __init__(self, model, folding=None, pipeline=0, *, debug_taps=False, fault=None):
+    def __init__(self, model, folding=None, pipeline=0, *, debug_taps=False, fault=None,
+                 popcount_style=DEFAULT_STYLE):
         self.model = model
         self.folding = resolve_folding(model, folding)
         for j, layer in enumerate(model.layers[:-1]):
@@ -95,15 +105,17 @@ class BnnTop(wiring.Component):
         self.pipeline = pipeline
         self.debug_taps = bool(debug_taps)
         self.fault = fault
-        self.layers = [MVTU(layer.weights, layer.thresholds, fold, pipeline)
+        self.layers = [MVTU(layer.weights, layer.thresholds, fold, pipeline,
+                            popcount_style=popcount_style)
                        for layer, fold in zip(model.layers, self.folding, strict=True)]
         last = self.layers[-1]
         self.num_classes = last.n
         self.class_width = class_width(last.n)
         self.popcount_width = last.count_width
         self.out_width = self.class_width + last.out_width
+        self.argmax_stages = max(0, min(pipeline, argmax_levels(last.n) - 1))
         self.ii = max(mvtu.cycles for mvtu in self.layers)
-        self.latency = sum(mvtu.latency for mvtu in self.layers) + 1
+        self.latency = sum(mvtu.latency for mvtu in self.layers) + 1 + self.argmax_stages
         members = {"i": In(stream.Signature(model.input.width)),
                    "o": Out(stream.Signature(self.out_width))}
         if self.debug_taps:
@@ -116,7 +128,8 @@ class BnnTop(wiring.Component):
         m = Module()
         for j, mvtu in enumerate(self.layers):
             m.submodules[f"layer_{j}"] = mvtu
-        m.submodules.argmax = argmax = Argmax(self.num_classes, self.popcount_width)
+        m.submodules.argmax = argmax = Argmax(self.num_classes, self.popcount_width,
+                                                 self.argmax_stages)
         wiring.connect(m, wiring.flipped(self.i), self.layers[0].i)
         consumers = [mvtu.i for mvtu in self.layers[1:]] + [argmax.i]
         for j, (mvtu, consumer) in enumerate(zip(self.layers, consumers, strict=True)):
@@ -183,7 +196,9 @@ class BnnTop(wiring.Component):
             "folding": ",".join(str(f) for f in self.folding),
             "ii": self.ii,
             "latency": self.latency,
+            "argmax_stages": self.argmax_stages,
             "pipeline": self.pipeline,
+            "popcount_style": self.layers[0].popcount_style,
             "model_checksum": model_checksum(manifest),
             "taps": taps,
             "fault": list(self.fault) if self.fault else None,

@@ -54,14 +54,14 @@ def large_design_message(model, folding=None):
 
 
 def generate(model, folding=None, pipeline=0, *, name="bnnflow_top", debug_taps=False,
-             fault=None, warn_large=True):
+             fault=None, warn_large=True, popcount_style=None):
     """Verilog text and sidecar dict for ``model``.
 
     Parameters
     ----------
     model : BnnModel
-    folding, pipeline, debug_taps, fault
-        As :class:`bnnflow.hw.top.BnnTop`.
+    folding, pipeline, debug_taps, fault, popcount_style
+        As :class:`bnnflow.hw.top.BnnTop` (``popcount_style=None``: its default).
     name : str
         Verilog module name of the top.
     warn_large : bool
@@ -83,7 +83,8 @@ def generate(model, folding=None, pipeline=0, *, name="bnnflow_top", debug_taps=
 
     if not isinstance(name, str) or not name.isidentifier():
         raise ValueError(f"name must be a Verilog identifier, not {name!r}")
-    top = BnnTop(model, folding, pipeline, debug_taps=debug_taps, fault=fault)
+    style = {} if popcount_style is None else {"popcount_style": popcount_style}
+    top = BnnTop(model, folding, pipeline, debug_taps=debug_taps, fault=fault, **style)
     if warn_large:
         message = large_design_message(model, top.folding)
         if message:

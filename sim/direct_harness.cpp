@@ -7,7 +7,8 @@
 // back, o.ready high), then the main phase (a precomputed gap before each input, a precomputed
 // o.ready per cycle); a phase ends when every output has arrived or after max_idle edges with
 // no transfer. Values are applied with clk low, the design settles, the ports are sampled (the
-// values the rising edge sees), then the rising edge is evaluated.
+// values the rising edge sees), then the rising edge is evaluated; the falling edge is evaluated
+// together with the next cycle's inputs (two eval() calls per cycle).
 //
 // The design-specific part (the debug taps) comes from bnnflow_ports.h, written per build:
 //   #define BNN_TAPS <number of taps>
@@ -250,16 +251,17 @@ int main(int argc, char** argv) {
             received = 0;
             gap = phase == 1 && stalling ? gaps[0] : 0;
         }
-        // The rising edge, then clk low again.
+        // The rising edge; clk goes low again with the next inputs (one eval() for both: the
+        // design has no falling-edge logic, and every eval() re-runs the input-driven logic).
         dump();
         top->clk = 1;
         top->eval();
         dump();
         top->clk = 0;
-        top->eval();
     }
     const auto loop_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
         std::chrono::steady_clock::now() - started).count();
+    top->eval();
     dump();
     top->final();
 #if VM_TRACE

@@ -6,7 +6,7 @@ import pytest
 from amaranth.hdl import ClockDomain, Module
 from amaranth.sim import Simulator
 
-from bnnflow.hw.popcount import Popcount, register_levels
+from bnnflow.hw.popcount import STYLES, Popcount, register_levels
 from bnnflow.hw.testbench import to_int
 
 
@@ -18,14 +18,17 @@ def test_register_levels_spread_evenly_with_last_on_output(levels, stages, expec
     assert register_levels(levels, stages) == expected
 
 
-@pytest.mark.parametrize("width", [1, 2, 3, 7, 8, 37, 64])
+@pytest.mark.parametrize("style", list(STYLES))
+@pytest.mark.parametrize("width", [1, 2, 3, 4, 5, 7, 8, 11, 37, 64, 100])
 @pytest.mark.parametrize("stages", [0, 1, 2, 5])
-def test_count_matches_numpy_after_latency_with_enable_gaps(width, stages):
+def test_count_matches_numpy_after_latency_with_enable_gaps(width, stages, style):
     rng = np.random.default_rng(width * 10 + stages)
     vectors = rng.integers(0, 2, size=(40, width))
     vectors[0] = 1                      # all ones: the widest count
     vectors[1] = 0
-    dut = Popcount(width, stages)
+    vectors[2, : width // 2] = 1        # ones in one half, then in the other
+    vectors[3] = 1 - vectors[2]
+    dut = Popcount(width, stages, style=style)
     got = []
 
     async def bench(ctx):
@@ -64,6 +67,9 @@ def test_count_matches_numpy_after_latency_with_enable_gaps(width, stages):
     ({"width": 3.0}, "width must be a positive integer, not 3.0"),
     ({"width": 4, "stages": -1}, "stages must be a non-negative integer, not -1"),
     ({"width": 4, "stages": True}, "stages must be a non-negative integer, not True"),
+    ({"width": 4, "style": "ecp5"},
+     "style must be one of 'generic', 'keep', not 'ecp5'"),
+    ({"width": 4, "style": None}, "style must be one of 'generic', 'keep', not None"),
 ])
 def test_bad_parameters_raise_value_error(kwargs, message):
     with pytest.raises(ValueError, match=f"^{message}$"):
@@ -74,3 +80,46 @@ def test_bad_parameters_raise_value_error(kwargs, message):
                                                (37, 5), (64, 6)])
 def test_levels_are_full_adder_level_plus_pairwise_tree(width, levels):
     assert Popcount(width).levels == levels
+
+
+@pytest.mark.parametrize(("style", "kept"), [("generic", False), ("keep", True)])
+def test_keep_attribute_only_on_adder_levels_of_keeping_styles(style, kept):
+    from amaranth.back import rtlil
+
+    text = rtlil.convert(Popcount(64, 2, style=style), name="pc")
+    assert ("attribute \\keep" in text) == kept
+
+
+@pytest.mark.parametrize("style", list(STYLES))
+def test_full_adder_level_works_on_contiguous_slices(style):
+    # The simulation-speed form: one XOR over whole slices of the input, not one per bit.
+    from amaranth.back import verilog
+
+    text = verilog.convert(Popcount(784, 2, style=style), name="pc", emit_src=False)
+    assert "bits[260:0] ^ bits[521:261]" in text
+    assert "bits[0] ^ bits[1]" not in text
+
+
+@pytest.mark.parametrize("width", [3, 64, 784])
+def test_styles_give_the_same_levels_and_ports(width):
+    shapes = {style: (Popcount(width, 2, style=style).levels,
+                      len(Popcount(width, 2, style=style).count)) for style in STYLES}
+    assert len(set(shapes.values())) == 1
+
+
+@pytest.mark.parametrize("style", list(STYLES))
+@pytest.mark.parametrize("width", [5, 6, 9, 10])
+def test_count_is_exact_for_every_input_of_small_widths(width, style):
+    dut = Popcount(width, 0, style=style)
+    got = []
+
+    async def bench(ctx):
+        for value in range(1 << width):
+            ctx.set(dut.bits, value)
+            got.append(int(ctx.get(dut.count)))
+
+    sim = Simulator(dut)
+    sim.add_testbench(bench)
+    sim.run()
+    expected = [bin(v).count("1") for v in range(1 << width)]
+    assert np.array_equal(got, expected)

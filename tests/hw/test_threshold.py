@@ -19,7 +19,8 @@ def random_thresholds(rng, n, t, k):
 @pytest.mark.parametrize("t", [1, 3, 7])
 @pytest.mark.parametrize("pe", [13, 5, 1])
 @pytest.mark.parametrize("seed", [0, 1])
-def test_activations_equal_number_of_thresholds_reached(t, pe, seed):
+@pytest.mark.parametrize("select_ahead", [False, True])
+def test_activations_equal_number_of_thresholds_reached(t, pe, seed, select_ahead):
     rng = np.random.default_rng(seed)
     n, k = 13, 37
     width = k.bit_length()
@@ -28,14 +29,24 @@ def test_activations_equal_number_of_thresholds_reached(t, pe, seed):
     popcounts[0] = th[:, 0]                      # exactly at a threshold fires
     popcounts[1] = np.maximum(th[:, 0] - 1, 0)   # one below does not
     expected = conventions.fire(popcounts, th)
-    dut = Threshold(th, pe, width)
+    dut = Threshold(th, pe, width, select_ahead=select_ahead)
     folds = -(-n // pe)
+    clocked = select_ahead and folds > 1          # one group: constants, nothing registered
     got = np.zeros_like(expected)
 
     async def bench(ctx):
+        ctx.set(dut.en, 1)
         for b in range(len(popcounts)):
             for f in range(folds):
                 ctx.set(dut.fold, f)
+                if clocked:
+                    # The fold leads by one enabled cycle; a disabled cycle in between (fold
+                    # changed meanwhile) must not disturb the registered thresholds.
+                    await ctx.tick()
+                    ctx.set(dut.en, 0)
+                    ctx.set(dut.fold, (f + 1) % folds)
+                    await ctx.tick()
+                    ctx.set(dut.en, 1)
                 for p in range(pe):
                     neuron = f * pe + p
                     ctx.set(dut.popcounts[p], int(popcounts[b, neuron]) if neuron < n else 0)
@@ -45,6 +56,8 @@ def test_activations_equal_number_of_thresholds_reached(t, pe, seed):
                         got[b, neuron] = ctx.get(dut.activations[p])
 
     sim = Simulator(dut)
+    if clocked:
+        sim.add_clock(1e-6)
     sim.add_testbench(bench)
     sim.run()
     assert np.array_equal(got, expected)

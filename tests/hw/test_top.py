@@ -152,3 +152,15 @@ def test_bad_fault_raises_value_error(fault):
     with pytest.raises(ValueError, match=r"fault must be None or \('drop_ready', j\) with j "
                                          r"in 0\.\.2"):
         BnnTop(model, fault=fault)
+
+
+@pytest.mark.parametrize(("classes", "pipeline", "stages"), [
+    (10, 0, 0), (10, 1, 1), (10, 2, 2), (10, 3, 3), (10, 5, 3), (2, 3, 0), (1, 2, 0), (5, 4, 2)])
+def test_argmax_stages_follow_pipeline_and_add_to_latency(classes, pipeline, stages):
+    model = random_model([12, 6, classes], seed=1)
+    top = BnnTop(model, None, pipeline)
+    assert top.argmax_stages == stages == top.sidecar()["argmax_stages"]
+    assert top.latency == sum(m.latency for m in top.layers) + 1 + stages
+    x = images(model, 1, 0)
+    single = simulate_stream(top, [to_int(x[0])])
+    assert single.out_edges[0] - single.in_edges[0] == top.latency
