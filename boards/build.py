@@ -1,11 +1,25 @@
 """Bitstreams for boards: the UART inference top on an amaranth-boards platform.
 
-:func:`build` puts :class:`~bnnflow.boards.uart_top.UartTop` on a board's UART and LEDs,
-clocked directly by the board's oscillator (no PLL: the UART and the network share that clock;
-the UART divisor is ``round(clk / baud)``), lets Amaranth write the build plan (RTLIL, Yosys
-script, constraints, build script) and runs that script with ``YOSYS``, ``NEXTPNR_*``,
-``ICEPACK`` / ``ECPPACK`` pointing at the tools :func:`bnnflow.boards.tools.find_tool` finds.
-nextpnr checks the board clock: a design too slow for it fails with the frequency it reached.
+:func:`build` puts :class:`~bnnflow.boards.uart_top.UartTop` on a board's UART and LEDs, lets
+Amaranth write the build plan (RTLIL, Yosys script, constraints, build script) and runs that
+script with ``YOSYS``, ``NEXTPNR_*``, ``ICEPACK`` / ``ECPPACK`` pointing at the tools
+:func:`bnnflow.boards.tools.find_tool` finds. nextpnr checks the clock: a design too slow for
+it fails with the frequency it reached.
+
+The clock (``clock=``, ``--clock``):
+
+* ``"board"``: the board's oscillator drives the design directly.
+* a frequency in MHz: a PLL (:mod:`bnnflow.boards.pll`) makes the highest frequency it can
+  that is not above it.
+* ``"auto"`` (default): build on the board clock first; if the placed design's Fmax is at
+  least :data:`PLL_MARGIN` times the board clock, build again with a PLL at the highest
+  achievable frequency not above :data:`PLL_TARGET` times that Fmax. If nextpnr misses it,
+  step down once (to :data:`PLL_TARGET` times the frequency reached), then fall back to the
+  board-clock build, saying so.
+
+With a PLL the design is held in reset until the PLL's ``LOCK`` has been high for 15 us (the
+iCE40 block RAMs read as zero for about 3 us after configuration). The UART divisor is
+``round(clk / baud)`` of the clock actually generated, within 2 % of ``baud``.
 
 Everything happens in a temporary directory inside the output directory; the bitstream and
 ``build.json`` move into place only when every step succeeded.
@@ -19,33 +33,86 @@ import tempfile
 import time
 from pathlib import Path
 
-from amaranth.hdl import Elaboratable, Module
+from amaranth.hdl import ClockDomain, ClockSignal, Elaboratable, Instance, Module, Signal
 from amaranth.lib import io
+from amaranth.lib.cdc import FFSynchronizer
 
 from ..errors import BnnflowError, ToolError
 from ..fileio import write_text_atomic
 from .platforms import BOARDS, Board, get_board
+from .pll import pll_for
 from .synth import (
+    UNPLACEABLE,
     DoesNotFit,
     _fit_hint,
+    _placer_need,
     cell_counts,
     checked_folding,
+    logic_need,
 )
 from .targets import get_target
 from .tools import log_tail, run_step, tool_env
 
-__all__ = ["Board", "BOARDS", "get_board", "build", "BoardTop"]
+__all__ = ["Board", "BOARDS", "get_board", "build", "BoardTop", "parse_clock", "PLL_MARGIN",
+           "PLL_TARGET"]
+
+#: ``--clock auto`` adds a PLL only when the board-clock Fmax is at least this times the clock.
+PLL_MARGIN = 1.25
+#: ``--clock auto`` asks the PLL for at most this fraction of the measured Fmax.
+PLL_TARGET = 0.9
+#: Reset held after the PLL locks, in seconds.
+LOCK_DELAY = 15e-6
+
+
+def parse_clock(value):
+    """``"auto"``, ``"board"`` or a positive frequency in MHz (float) from ``--clock``.
+
+    Raises
+    ------
+    BnnflowError
+        Anything else.
+    """
+    if isinstance(value, str) and value in ("auto", "board"):
+        return value
+    try:
+        mhz = float(value)
+    except (TypeError, ValueError):
+        mhz = None
+    if mhz is None or not mhz > 0 or mhz == float("inf"):
+        raise BnnflowError(f"--clock must be auto, board or a frequency in MHz, not {value!r}")
+    return mhz
 
 
 class BoardTop(Elaboratable):
-    """Glue a :class:`UartTop` to a platform's ``uart`` and first ``leds`` ``led`` pins."""
+    """Glue a :class:`UartTop` to a platform's ``uart`` and first ``leds`` ``led`` pins.
 
-    def __init__(self, core, leds):
+    Parameters
+    ----------
+    core : UartTop
+    leds : int
+        LEDs to drive.
+    pll : PllConfig or None
+        ``None``: the platform's default clock domain (the board oscillator). Otherwise the
+        ``sync`` domain is the PLL's output, in reset until ``LOCK`` has been high for
+        :data:`LOCK_DELAY` seconds (nextpnr derives its clock constraint from the board
+        clock's).
+
+    Attributes
+    ----------
+    lock : Signal or None
+        The PLL's ``LOCK`` output (with a PLL).
+    """
+
+    def __init__(self, core, leds, pll=None):
         self.core = core
         self.leds = leds
+        self.pll = pll
+        self.lock = Signal(name="pll_lock") if pll is not None else None
 
     def elaborate(self, platform):
         m = Module()
+        if self.pll is not None:
+            self._clock_from_pll(m, platform)
         m.submodules.core = core = self.core
         uart = platform.request("uart", 0, dir="-")
         m.submodules.uart_rx = rx = io.Buffer("i", uart.rx)
@@ -56,6 +123,55 @@ class BoardTop(Elaboratable):
             m.d.comb += led.o.eq(core.leds[i])
         return m
 
+    def _clock_from_pll(self, m, platform):
+        pll = self.pll
+        clk_pin = platform.request(platform.default_clk, 0, dir="-")
+        clk_out = Signal(name="pll_clk")
+        ports = {}
+        if pll.primitive == "SB_PLL40_PAD":
+            ports["io_PACKAGEPIN"] = clk_pin.io
+        else:
+            m.submodules.clk_buf = clk_buf = io.Buffer("i", clk_pin)
+            ports["i_REFERENCECLK" if pll.family == "ice40" else "i_CLKI"] = clk_buf.i
+        params = {f"p_{k}": v for k, v in pll.params.items()}
+        if pll.family == "ice40":
+            m.submodules.pll = Instance(
+                pll.primitive, **params, p_PLLOUT_SELECT="GENCLK", i_RESETB=1, i_BYPASS=0,
+                o_PLLOUTGLOBAL=clk_out, o_LOCK=self.lock, **ports)
+        else:
+            # Attributes and fixed settings as ecppll writes them.
+            m.submodules.pll = Instance(
+                "EHXPLLL", **params,
+                a_ICP_CURRENT="12", a_LPF_RESISTOR="8", a_MFG_ENABLE_FILTEROPAMP="1",
+                a_MFG_GMCREF_SEL="2",
+                a_FREQUENCY_PIN_CLKI=f"{float(pll.f_in) / 1e6:g}",
+                a_FREQUENCY_PIN_CLKOP=f"{float(pll.f_out) / 1e6:g}",
+                p_PLLRST_ENA="DISABLED", p_INTFB_WAKE="DISABLED", p_STDBY_ENABLE="DISABLED",
+                p_DPHASE_SOURCE="DISABLED", p_OUTDIVIDER_MUXA="DIVA", p_CLKOP_ENABLE="ENABLED",
+                i_CLKFB=clk_out, i_RST=0, i_STDBY=0, i_PHASESEL0=0, i_PHASESEL1=0,
+                i_PHASEDIR=1, i_PHASESTEP=1, i_PHASELOADREG=1, i_PLLWAKESYNC=0, i_ENCLKOP=0,
+                o_CLKOP=clk_out, o_LOCK=self.lock, **ports)
+        # No clock constraint on the PLL output here: nextpnr derives it from the input pin's
+        # constraint and the PLL's dividers (a constraint on an Amaranth signal may name a
+        # net that synthesis renamed, and nextpnr then ignores it).
+
+        # Reset until LOCK has been high for LOCK_DELAY (counted on the PLL clock).
+        m.domains.sync = sync = ClockDomain("sync")
+        m.domains.pll_por = ClockDomain("pll_por", reset_less=True, local=True)
+        m.d.comb += [sync.clk.eq(clk_out), ClockSignal("pll_por").eq(clk_out)]
+        locked = Signal()
+        m.submodules.lock_sync = FFSynchronizer(self.lock, locked, o_domain="pll_por")
+        delay = max(int(LOCK_DELAY * float(pll.f_out)), 1)
+        timer = Signal(range(delay + 1))
+        ready = Signal()
+        with m.If(~locked):
+            m.d.pll_por += [timer.eq(0), ready.eq(0)]
+        with m.Elif(timer == delay):
+            m.d.pll_por += ready.eq(1)
+        with m.Else():
+            m.d.pll_por += timer.eq(timer + 1)
+        m.d.comb += sync.rst.eq(~ready)
+
 
 def _timing_failure(log_text):
     found = re.findall(r"Max frequency for clock\s+'([^']*)':\s*([\d.]+) MHz \(FAIL at "
@@ -63,84 +179,106 @@ def _timing_failure(log_text):
     return found[-1] if found else None
 
 
+class _TimingMissed(Exception):
+    def __init__(self, reached):
+        self.reached = reached
+
+
+def _divisor(brd, clk, baud, source):
+    divisor = round(clk / baud)
+    if divisor < 2 or abs(clk / divisor - baud) / baud > 0.02:
+        raise BnnflowError(f"the {brd.name}'s {clk / 1e6:g} MHz {source} cannot make {baud} "
+                           f"baud within 2 %; choose another --baud")
+    return divisor
+
+
+def _pll_text(pll):
+    params = ", ".join(f"{k} {v}" for k, v in pll.params.items()
+                       if k not in ("FEEDBACK_PATH", "FEEDBK_PATH", "CLKOP_FPHASE"))
+    return f"{pll.primitive} ({params})"
+
+
 def build(model, board, out_dir, folding=None, *, ii=None, pipeline=0, baud=115200,
-          popcounts=True, progress=None):
+          popcounts=True, clock="auto", progress=None):
     """Build a bitstream of ``model``'s UART top for ``board`` into ``out_dir``.
 
     Writes ``out_dir/top.bin`` (iCE40) or ``out_dir/top.bit`` (ECP5), ``out_dir/build.json``
-    (board, clock, baud, folding, protocol, Fmax, step time) and the tool logs.
+    (board, clock, PLL, baud, folding, protocol, Fmax, step time) and the tool logs.
+
+    Parameters
+    ----------
+    clock : "auto", "board" or float
+        The clock source (see the module docstring); a float is a frequency in MHz for the
+        PLL to approach from below.
 
     Returns
     -------
     dict
-        The ``build.json`` contents; ``"bitstream"`` is its path.
+        The ``build.json`` contents; ``"bitstream"`` is its path, ``"clock"`` describes the
+        clock (``source``, ``board_mhz``, ``requested_mhz``, ``achieved_mhz``, ``summary``
+        and the ``attempts`` made), ``"pll"`` the PLL parameters (``None`` without one).
 
     Raises
     ------
     BnnflowError
-        Unknown board, bad folding, a baud rate the clock cannot make.
+        Unknown board, bad folding, a baud rate the clock cannot make, a clock frequency the
+        PLL cannot make.
     DoesNotFit
         Weights or logic too large for the board's FPGA (with a folding that should fit), or
-        a design too slow for the board clock (with the frequency reached).
+        a design too slow for the requested clock (with the frequency reached).
     ToolError
         A tool is missing or fails (tail of the log and where the full log is).
     """
-    from ..model.artifact import model_checksum
-    from .uart_top import UartTop
-
     brd = get_board(board)
     tgt = get_target(brd.target)
     say = progress or (lambda msg: None)
-    platform = brd.make_platform()
-    clk = platform.default_clk_frequency
-    divisor = round(clk / baud)
-    if divisor < 2 or abs(clk / divisor - baud) / baud > 0.02:
-        raise BnnflowError(f"the {brd.name}'s {clk / 1e6:g} MHz clock cannot make {baud} baud "
-                           f"within 2 %; choose another --baud")
-    fold, fold_text = checked_folding(model, folding, ii, tgt, f"{brd.name} ({tgt.name})")
+    clock = parse_clock(clock)
+    board_hz = brd.make_platform().default_clk_frequency
+    if clock == "board" or clock == "auto":
+        first = None
+        _divisor(brd, board_hz, baud, "clock")
+    else:
+        first = pll_for(tgt.family, board_hz, clock * 1e6, primitive=brd.pll)
+        _divisor(brd, first.f_out_hz, baud, f"PLL clock (from --clock {clock:g})")
+    fold, fold_text = checked_folding(model, folding, ii, tgt, f"{brd.name} ({tgt.name})",
+                                      pipeline)
     env = tool_env(["yosys", f"nextpnr-{tgt.family}",
                     "icepack" if tgt.family == "ice40" else "ecppack"])
-    try:
-        core = UartTop(model, fold, pipeline, divisor=divisor, popcounts=popcounts)
-    except ValueError as e:
-        raise BnnflowError(str(e)) from None
-
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".build-", dir=out_dir))
+    job = dict(model=model, brd=brd, tgt=tgt, fold=fold, fold_text=fold_text,
+               pipeline=pipeline, baud=baud, popcounts=popcounts, env=env, out_dir=out_dir,
+               say=say)
+    attempts = []
+    works = []
     try:
-        say(f"prepare the build plan for {brd.name} ({fold_text}, divisor {divisor})")
-        t = time.perf_counter()
-        plan = platform.prepare(BoardTop(core, brd.leds), name="top",
-                                script_after_synth="tee -q -o stat.json stat -json",
-                                nextpnr_opts="--report pnr.json --seed 1")
-        plan.extract(work)
-        steps = {"prepare": round(time.perf_counter() - t, 3)}
-        say("yosys, nextpnr and the bitstream packer (Amaranth's build script)")
-        try:
-            steps["tools"] = round(run_step("build", ["sh", f"{plan.script}.sh"], cwd=work,
-                                            log=work / "build.log", keep_log_dir=out_dir,
-                                            env=env), 3)
-        except ToolError:
-            _explain_failure(work, model, fold, fold_text, tgt, brd, clk)
-            raise
-        stat = json.loads((work / "stat.json").read_text(encoding="utf-8"))
-        by_type = {k: v for k, v in stat["design"]["num_cells_by_type"].items()
-                   if not k.startswith("$")}
-        pnr = json.loads((work / "pnr.json").read_text(encoding="utf-8"))
-        fmax = [c["achieved"] for c in pnr.get("fmax", {}).values() if "achieved" in c]
-        suffix = "bin" if tgt.family == "ice40" else "bit"
-        manifest, _ = model.manifest()
-        info = {
-            "board": brd.name, "target": tgt.name, "clock_mhz": clk / 1e6, "pll": False,
-            "baud": baud, "baud_actual": round(clk / divisor, 1),
-            "fmax_mhz": round(min(fmax), 2) if fmax else None,
-            "folding": fold_text, "pipeline": pipeline, "ii": core.bnn.ii,
-            "latency": core.bnn.latency, "protocol": core.protocol(),
-            "resources": cell_counts(tgt.family, by_type),
-            "model_checksum": model_checksum(manifest), "step_seconds": steps,
-            "bitstream": str(out_dir / f"top.{suffix}"), "port_hint": brd.port_hint,
+        if clock != "auto":
+            try:
+                info, work = _attempt(pll=first, attempts=attempts, works=works, **job)
+            except _TimingMissed as e:
+                what = (f"the {brd.name}'s clock is {board_hz / 1e6:g} MHz" if first is None
+                        else f"the PLL clock is {first.f_out_hz / 1e6:g} MHz")
+                raise DoesNotFit(
+                    f"the design reaches {e.reached:.1f} MHz, {what}: "
+                    + ("use --clock auto or a lower --clock, " if first is not None else "")
+                    + "add popcount pipeline stages (--pipeline 1 or 2) or fold the widest "
+                      "layers (--fold auto --ii CYCLES)") from None
+            source = "board" if first is None else "pll"
+            summary = (f"clock: the board's {board_hz / 1e6:g} MHz oscillator (no PLL)"
+                       if first is None else
+                       f"clock: {first.f_out_hz / 1e6:g} MHz from a {_pll_text(first)} on the "
+                       f"{board_hz / 1e6:g} MHz board clock (asked for at most {clock:g} MHz)")
+        else:
+            info, work, source, summary = _auto(board_hz, attempts, works, job)
+        pll = info["pll"]
+        info["clock"] = {
+            "source": source, "requested": clock,
+            "board_mhz": board_hz / 1e6,
+            "requested_mhz": pll["requested_mhz"] if pll else None,
+            "achieved_mhz": info["clock_mhz"], "timing_met": True,
+            "summary": summary, "attempts": attempts,
         }
+        suffix = "bin" if tgt.family == "ice40" else "bit"
         os.replace(work / f"top.{suffix}", out_dir / f"top.{suffix}")
         for log in ("build.log", "top.rpt", "top.tim"):
             if (work / log).exists():
@@ -148,21 +286,138 @@ def build(model, board, out_dir, folding=None, *, ii=None, pipeline=0, baud=1152
         write_text_atomic(out_dir / "build.json", json.dumps(info, indent=2) + "\n")
         return info
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        for work in works:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def _auto(board_hz, attempts, works, job):
+    """``--clock auto``: board clock first, then a PLL if the Fmax allows (see module doc)."""
+    brd, tgt, say = job["brd"], job["tgt"], job["say"]
+    board_mhz = board_hz / 1e6
+    try:
+        info, work = _attempt(pll=None, attempts=attempts, works=works, **job)
+    except _TimingMissed as e:
+        raise DoesNotFit(
+            f"the design reaches {e.reached:.1f} MHz, the {brd.name}'s clock is {board_mhz:g} "
+            f"MHz: add popcount pipeline stages (--pipeline 1 or 2) or fold the widest layers "
+            f"(--fold auto --ii CYCLES)") from None
+    fmax = info["fmax_mhz"]
+    board = (info, work, "board")
+    if fmax is None or fmax < PLL_MARGIN * board_mhz:
+        return (*board, f"clock: the board's {board_mhz:g} MHz oscillator (Fmax {fmax} MHz is "
+                        f"under {PLL_MARGIN:g}x the board clock: no PLL)")
+    target = PLL_TARGET * fmax
+    for step in range(2):
+        try:
+            pll = pll_for(tgt.family, board_hz, target * 1e6, primitive=brd.pll)
+            _divisor(brd, pll.f_out_hz, job["baud"], "PLL clock")
+        except BnnflowError as e:
+            return (*board, f"clock: the board's {board_mhz:g} MHz oscillator (no PLL: {e})")
+        if pll.f_out_hz <= board_hz:
+            return (*board, f"clock: the board's {board_mhz:g} MHz oscillator (the PLL's best "
+                            f"under {target:.1f} MHz is {pll.f_out_hz / 1e6:g} MHz, no faster)")
+        if step == 0:
+            say(f"Fmax {fmax} MHz on the {board_mhz:g} MHz board clock: rebuilding with a "
+                f"{pll.f_out_hz / 1e6:g} MHz PLL clock")
+        else:
+            say(f"the {attempts[-1]['clock_mhz']:g} MHz PLL clock missed timing (reached "
+                f"{attempts[-1].get('fmax_mhz')} MHz): rebuilding once with "
+                f"{pll.f_out_hz / 1e6:g} MHz")
+        try:
+            info, work = _attempt(pll=pll, attempts=attempts, works=works, **job)
+        except ToolError as e:
+            # The board-clock build stands; keep the failed log beside it.
+            failed = job["out_dir"] / "build-pll-failed.log"
+            if (job["out_dir"] / "build.log").exists():
+                os.replace(job["out_dir"] / "build.log", failed)
+            first_line = str(e).splitlines()[0]
+            return (*board, f"clock: the board's {board_mhz:g} MHz oscillator (the "
+                            f"{pll.f_out_hz / 1e6:g} MHz PLL build failed: {first_line}; "
+                            f"log in {failed})")
+        except _TimingMissed as e:
+            if step == 0:
+                target = min(PLL_TARGET * e.reached, pll.f_out_hz / 1e6 - 1e-6)
+                continue
+            return (*board, f"clock: the board's {board_mhz:g} MHz oscillator (PLL clocks "
+                            f"of {attempts[-2]['clock_mhz']:g} and {attempts[-1]['clock_mhz']:g}"
+                            f" MHz missed timing: fell back to the board clock)")
+        return (info, work, "pll",
+                f"clock: {pll.f_out_hz / 1e6:g} MHz from a {_pll_text(pll)} on the "
+                f"{board_mhz:g} MHz board clock (Fmax {info['fmax_mhz']} MHz; "
+                f"{PLL_TARGET:g} x the board-clock Fmax {fmax} MHz asked for"
+                + (", stepped down once after a missed timing" if step else "") + ")")
+    raise AssertionError("unreachable")
+
+
+def _attempt(*, model, brd, tgt, fold, fold_text, pipeline, baud, popcounts, env, out_dir, say,
+             pll, attempts, works):
+    """One build in a fresh temporary directory: ``(info, work_dir)``.
+
+    Raises :class:`_TimingMissed` when nextpnr misses the clock, :class:`DoesNotFit` when the
+    design does not fit, :class:`ToolError` otherwise.
+    """
+    from ..model.artifact import model_checksum
+    from .uart_top import UartTop
+
+    platform = brd.make_platform()
+    clk = platform.default_clk_frequency if pll is None else pll.f_out_hz
+    divisor = _divisor(brd, clk, baud, "clock" if pll is None else "PLL clock")
+    try:
+        core = UartTop(model, fold, pipeline, divisor=divisor, popcounts=popcounts)
+    except ValueError as e:
+        raise BnnflowError(str(e)) from None
+    work = Path(tempfile.mkdtemp(prefix=".build-", dir=out_dir))
+    works.append(work)
+    clock_text = (f"board clock {clk / 1e6:g} MHz" if pll is None
+                  else f"PLL clock {clk / 1e6:g} MHz")
+    say(f"prepare the build plan for {brd.name} ({fold_text}, {clock_text}, divisor {divisor})")
+    t = time.perf_counter()
+    plan = platform.prepare(BoardTop(core, brd.leds, pll), name="top",
+                            script_after_synth="tee -q -o stat.json stat -json",
+                            nextpnr_opts="--report pnr.json --seed 1")
+    plan.extract(work)
+    steps = {"prepare": round(time.perf_counter() - t, 3)}
+    say("yosys, nextpnr and the bitstream packer (Amaranth's build script)")
+    attempt = {"source": "board" if pll is None else "pll", "clock_mhz": clk / 1e6}
+    attempts.append(attempt)
+    try:
+        steps["tools"] = round(run_step("build", ["sh", f"{plan.script}.sh"], cwd=work,
+                                        log=work / "build.log", keep_log_dir=out_dir,
+                                        env=env), 3)
+    except ToolError:
+        _explain_fit(work, model, fold, fold_text, tgt, brd)
+        timing = _timing_failure(log_tail(work / "top.tim", 400)
+                                 + log_tail(work / "build.log", 400))
+        if timing:
+            attempt.update(fmax_mhz=float(timing[1]), timing_met=False)
+            raise _TimingMissed(float(timing[1])) from None
+        raise
+    stat = json.loads((work / "stat.json").read_text(encoding="utf-8"))
+    by_type = {k: v for k, v in stat["design"]["num_cells_by_type"].items()
+               if not k.startswith("$")}
+    pnr = json.loads((work / "pnr.json").read_text(encoding="utf-8"))
+    fmax = [c["achieved"] for c in pnr.get("fmax", {}).values() if "achieved" in c]
+    fmax = round(min(fmax), 2) if fmax else None
+    attempt.update(fmax_mhz=fmax, timing_met=True, step_seconds=steps)
+    suffix = "bin" if tgt.family == "ice40" else "bit"
+    manifest, _ = model.manifest()
+    info = {
+        "board": brd.name, "target": tgt.name, "clock_mhz": round(clk / 1e6, 6),
+        "pll": pll.as_dict() if pll is not None else None,
+        "baud": baud, "baud_actual": round(clk / divisor, 1),
+        "fmax_mhz": fmax,
+        "folding": fold_text, "pipeline": pipeline, "ii": core.bnn.ii,
+        "latency": core.bnn.latency, "protocol": core.protocol(),
+        "resources": cell_counts(tgt.family, by_type),
+        "model_checksum": model_checksum(manifest), "step_seconds": steps,
+        "bitstream": str(out_dir / f"top.{suffix}"), "port_hint": brd.port_hint,
+    }
+    return info, work
 
 
 def _explain_failure(work, model, fold, fold_text, tgt, brd, clk):
     """Turn a failed build into a fit or timing error when the logs say so."""
-    stat_path = work / "stat.json"
-    if stat_path.exists():
-        stat = json.loads(stat_path.read_text(encoding="utf-8"))
-        counts = cell_counts(tgt.family, stat["design"]["num_cells_by_type"])
-        logic = counts["lut4"] + (2 * counts["carry"] if tgt.family == "ecp5" else 0)
-        if logic > tgt.lut4 or counts["bram"] > tgt.bram:
-            raise DoesNotFit(
-                f"the design needs {logic} LUT4 and {counts['bram']} block RAMs (folding "
-                f"{fold_text}); the {brd.name} ({tgt.name}) has {tgt.lut4} and {tgt.bram}; "
-                f"{_fit_hint(model, fold, logic, tgt.lut4, tgt.bram, tgt.family)}") from None
+    _explain_fit(work, model, fold, fold_text, tgt, brd)
     timing = _timing_failure(log_tail(work / "top.tim", 400) + log_tail(work / "build.log", 400))
     if timing:
         _, reached, wanted = timing
@@ -170,3 +425,23 @@ def _explain_failure(work, model, fold, fold_text, tgt, brd, clk):
             f"the design reaches {float(reached):.1f} MHz, the {brd.name}'s clock is "
             f"{clk / 1e6:g} MHz: add popcount pipeline stages (--pipeline 1 or 2) or fold the "
             f"widest layers (--fold auto --ii CYCLES)") from None
+
+
+def _explain_fit(work, model, fold, fold_text, tgt, brd):
+    """Raise :class:`DoesNotFit` when the failed build's cell counts exceed the device."""
+    stat_path = work / "stat.json"
+    if stat_path.exists():
+        stat = json.loads(stat_path.read_text(encoding="utf-8"))
+        counts = cell_counts(tgt.family, stat["design"]["num_cells_by_type"])
+        logic = counts["lut4"] + (2 * counts["carry"] if tgt.family == "ecp5" else 0)
+        need = logic_need(tgt.family, logic, counts["ff"])
+        log = log_tail(work / "top.tim", 400) + log_tail(work / "build.log", 400)
+        placed = _placer_need(log, tgt.family)
+        if (logic > tgt.lut4 or counts["bram"] > tgt.bram
+                or any(line in log for line in UNPLACEABLE)):
+            need = max(need, placed or 0)
+            raise DoesNotFit(
+                f"the design needs {logic} LUT4, {counts['ff']} FF (about {need} logic cells) "
+                f"and {counts['bram']} block RAMs (folding {fold_text}); the {brd.name} "
+                f"({tgt.name}) has {tgt.lut4} logic cells and {tgt.bram} block RAMs; "
+                f"{_fit_hint(model, fold, need, tgt.lut4, tgt.bram, tgt.family)}") from None

@@ -1,11 +1,15 @@
 """Build a bitstream with a UART inference top for a board (iCEBreaker, ULX3S, ...).
 
-The board's oscillator clocks the design directly (no PLL). Protocol, 8N1 at --baud: the host
-sends ceil(K0/8) bytes, the image's input bits packed LSB first (bit j = bit j%8 of byte j//8);
-the board answers with one byte, the class index, then (unless --class-only) the popcount of
-every class, ceil(bits/8) bytes each, little-endian. LEDs: one toggles per reply, one shows
-activity, one latches receive errors (as many as the board has). Writes DIR/top.bin (iCE40) or
-DIR/top.bit (ECP5), DIR/build.json and the tool logs; nothing is written if a step fails.
+Clock (--clock): "board" uses the board's oscillator directly; MHZ asks a PLL for the highest
+frequency it can make up to MHZ; "auto" (default) places and routes on the board clock, then,
+if the design's Fmax is at least 1.25x that clock, builds again with a PLL at up to 0.9x the
+Fmax (stepping down once if nextpnr misses it, else keeping the board clock). Protocol, 8N1 at
+--baud: the host sends ceil(K0/8) bytes, the image's input bits packed LSB first (bit j = bit
+j%8 of byte j//8); the board answers with one byte, the class index, then (unless
+--class-only) the popcount of every class, ceil(bits/8) bytes each, little-endian. LEDs: one
+toggles per reply, one shows activity, one latches receive errors (as many as the board has).
+Writes DIR/top.bin (iCE40) or DIR/top.bit (ECP5), DIR/build.json and the tool logs; nothing
+is written if a step fails.
 """
 
 from ..hw.cli_options import add_design_arguments
@@ -19,6 +23,9 @@ def add_arguments(parser):
     add_design_arguments(parser)
     parser.add_argument("--board", required=True, metavar="|".join(BOARDS),
                         help="board to build for")
+    parser.add_argument("--clock", default="auto", metavar="auto|board|MHZ",
+                        help="clock source: auto (default), the board oscillator, or a PLL "
+                             "frequency in MHz (the highest achievable one not above it)")
     parser.add_argument("--baud", type=int, default=115200, help="UART baud rate (115200)")
     parser.add_argument("--class-only", action="store_true",
                         help="reply with the class byte only (no popcounts)")
@@ -31,22 +38,24 @@ def run(args):
 
     from ..errors import BnnflowError
     from ..model import artifact
-    from .build import build
+    from .build import build, parse_clock
     from .platforms import get_board
 
     get_board(args.board)
+    clock = parse_clock(args.clock)
     if args.pipeline < 0:
         raise BnnflowError(f"--pipeline must be a non-negative integer, not {args.pipeline}")
     model = artifact.load(args.model)
     info = build(model, args.board, args.output, args.fold, ii=args.ii, pipeline=args.pipeline,
-                 baud=args.baud, popcounts=not args.class_only,
+                 baud=args.baud, popcounts=not args.class_only, clock=clock,
                  progress=lambda msg: print(f"... {msg}", file=sys.stderr, flush=True))
     proto = info["protocol"]
     res = info["resources"]
     print(f"wrote {info['bitstream']} for {info['board']} ({info['target']}): folding "
           f"{info['folding']}, II {info['ii']} cycles, {res['lut4']} LUT4, {res['ff']} FF, "
           f"{res['bram']} BRAM, Fmax {info['fmax_mhz']} MHz at a {info['clock_mhz']:g} MHz "
-          f"clock (no PLL)")
+          f"clock ({'PLL' if info['pll'] else 'board oscillator'})")
+    print(info["clock"]["summary"])
     print(f"protocol: {proto['framing']} at {info['baud']} baud; send {proto['request_bytes']} "
           f"bytes per image, receive {proto['reply_bytes']} ({proto['reply']})")
     print(f"run it: bnnflow run-board {args.model} --port PORT"

@@ -1,11 +1,12 @@
 """Synthesize a .bnn model out of context with Yosys and nextpnr and report its resources.
 
 The network is wrapped in a thin serial I/O fixture (input bits shifted into a K0-bit register,
-output shifted out of a registered W_out-bit register; it adds K0 + W_out + 2 flip-flops) so
-that wide streams fit the package. The report gives LUT4, flip-flops, carry cells, block RAM,
-utilization, Fmax from nextpnr (placed with --timing-allow-fail: a missed clock is reported,
-not an error), images per second = Fmax / II and the time of each tool step. Tools: the YoWASP
-packages, or the programs named by YOSYS, NEXTPNR_ICE40, NEXTPNR_ECP5.
+output shifted out of a registered W_out-bit register; it adds 2 K0 + W_out + 2 flip-flops,
+counting the network's input register) so that wide streams fit the package. The report
+gives LUT4, flip-flops, carry cells, block RAM, utilization, Fmax from nextpnr (placed with
+--timing-allow-fail: a missed clock is reported, not an error), images per second = Fmax /
+II and the time of each tool step. Tools: the YoWASP packages, or the programs named by YOSYS,
+NEXTPNR_ICE40, NEXTPNR_ECP5.
 """
 
 import json

@@ -30,8 +30,9 @@ from .targets import get_target, rom_blocks
 from .tools import find_tool, log_tail, run_step
 
 __all__ = ["synthesize", "DoesNotFit", "estimate_brams", "estimate_rom_luts",
-           "rom_does_not_fit", "suggest_ii", "fit_folding",
-           "cell_counts", "SYNTH_TOP", "timing_line", "LUT4_PER_XNOR_BIT"]
+           "rom_does_not_fit", "suggest_ii", "fit_folding", "estimate_ffs", "estimate_luts",
+           "estimate_logic", "logic_need", "cell_counts", "SYNTH_TOP", "timing_line",
+           "LUT4_PER_XNOR_BIT", "UNPACKED_FF_SHARE", "ICE40_FF_SHARE_LIMIT", "UNPLACEABLE"]
 
 SYNTH_TOP = "bnnflow_synth"
 
@@ -49,9 +50,42 @@ _IO_CELL = {"ice40": "SB_IO", "ecp5": "TRELLIS_IO"}
 
 
 #: LUT4 per XNOR bit computed per cycle, from a first prototype's fully parallel 64x64 layer
-#: (3311 LUT4 on iCE40, 7928 on ECP5, for 4096 bits); used only to suggest a folding before
-#: any synthesis result exists.
+#: (3311 LUT4 on iCE40, 7928 on ECP5, for 4096 bits): the logic of a fully parallel layer.
 LUT4_PER_XNOR_BIT = {"ice40": 3311 / 4096, "ecp5": 7928 / 4096}
+
+#: Share of the flip-flops that take a logic cell of their own on iCE40 (a cell holds one LUT4
+#: and one DFF; a DFF shares it only with the LUT that drives it, so buffers, shift registers
+#: and registers loaded from registers do not). Measured with nextpnr 0.11.1 on the UP5K:
+#: 0.62-0.70 for 64-64-64-64-10 folded at II 32/64 ((logic cells - LUT4) / FF), 0.72 for
+#: 784-64-64-64-10 at II 512 (3208 of 4456 DFFs alone in their cell).
+UNPACKED_FF_SHARE = 0.72
+
+#: Largest share of an iCE40's logic cells that flip-flops may take in a folding that
+#: :func:`suggest_ii` proposes. Measured: placed at 35-44 % (64-64-64-64-10 on the UP5K, 85-94 %
+#: of the logic cells); not placeable at 59 % (784-64-64-64-10 at II 256 on the HX8K, 84 % of
+#: the logic cells: flip-flops with distinct enables cannot share a logic tile). Four designs:
+#: a rough boundary.
+ICE40_FF_SHARE_LIMIT = 0.5
+
+#: nextpnr log lines that mean the design did not fit.
+UNPLACEABLE = ("Unable to place", "no BELs remaining", "Unable to find legal placement",
+               "too many")
+
+# Folded-layer LUT4 model, fitted to Yosys 0.70 synth_ice40 counts inside the synthesis
+# wrapper: XNOR, popcount and accumulator per XNOR bit computed per cycle (the XNOR is a real
+# gate once weights come from a ROM), input buffer and SIMD select per input bit, threshold
+# select and output collection per neuron of a layer with neuron folds. Measured against
+# 784-64-64-64-10 at II 128/256/512, 64-64-64-64-10 at II 8/32/64 and 256-128-10 at II 16:
+# between 14 % under and 19 % over (the README lists them).
+_FOLDED_LUT_PER_XNOR_BIT = 2.0
+_FOLDED_LUT_PER_INPUT = 1.04
+_FOLDED_LUT_PER_NEURON = 8.5
+# ECP5 LUT4 (with two per carry cell) over the iCE40 model, from one folded design
+# (64-64-64-64-10 at II 8: 7723 LUT4 + 230 CCU2C on the ECP5-25K).
+_FOLDED_LUT_SCALE = {"ice40": 1.0, "ecp5": 1.5}
+# Yosys put ROMs of 128 words or more in block RAM and shallower ones in LUTs (iCE40,
+# measured); ECP5's 512-word-deep block RAMs are assumed to follow at 256 (not measured).
+_ROM_BRAM_MIN_DEPTH = {"ice40": 128, "ecp5": 256}
 
 
 class DoesNotFit(BnnflowError):
@@ -101,27 +135,154 @@ def _xnor_bits(folding):
     return sum(f.pe * f.simd for f in folding)
 
 
+def _bits_for(value):
+    return max(1, int(value).bit_length())
+
+
+def _popcount_ffs(width, stages):
+    """Flip-flops of one :class:`~bnnflow.hw.popcount.Popcount` tree (as it builds them)."""
+    from ..hw.popcount import register_levels
+
+    if stages == 0:
+        return 0
+    groups = width // 3 + width % 3
+    levels = (1 + (groups - 1).bit_length()) if width >= 3 else (width - 1).bit_length()
+    regs = register_levels(levels, stages)
+    nodes = [1] * width
+    total = regs.count(0) * width
+    first = 1
+    if width >= 3:
+        nodes = [3] * (width // 3) + [1] * (width % 3)
+        total += regs.count(1) * sum(_bits_for(v) for v in nodes)
+        first = 2
+    for level in range(first, levels + 1):
+        nxt = [nodes[j] + nodes[j + 1] for j in range(0, len(nodes) - 1, 2)]
+        nodes = nxt + nodes[len(nodes) - len(nodes) % 2:]
+        total += regs.count(level) * sum(_bits_for(v) for v in nodes)
+    return total
+
+
+def _rom_in_luts(family, cycles):
+    return 1 < cycles < _ROM_BRAM_MIN_DEPTH[family]
+
+
+def estimate_ffs(model, folding, pipeline=0, family="ice40"):
+    """Flip-flops of ``model`` folded as ``folding`` inside the synthesis wrapper.
+
+    Counted from the structure :class:`~bnnflow.hw.mvtu.MVTU` builds, per layer: the two
+    input buffers (``2 K``), sequencer counters, the ROM-stage input delay (``SIMD``), the
+    popcount pipeline registers, accumulators (``PE * bits(K)`` when ``SF > 1``), neuron-fold
+    collection and output registers (``N * lane``); plus the argmax output register and the
+    wrapper (``2 K0 + W_out + 2``: its shift register and the network's input register). A
+    weight ROM that Yosys puts in LUTs (fewer than 128 words on iCE40) adds its ``PE * SIMD``
+    read-data register. Within 1 % of Yosys' count on the designs measured (see the README).
+    """
+    from ..hw.folding import layer_cycles
+
+    total = 0
+    for layer, fold in zip(model.layers, folding, strict=True):
+        k, n = layer.in_width, layer.out_width
+        nf, sf = -(-n // fold.pe), -(-k // fold.simd)
+        cycles = layer_cycles(k, n, fold)
+        lane = (_bits_for(k) if layer.thresholds is None
+                else _bits_for(layer.thresholds.shape[1]))
+        ctrl = 4 + _bits_for(max(nf - 1, 1))
+        ff = 2 * k + 3 + _bits_for(sf) + _bits_for(nf) + _bits_for(cycles)
+        if cycles > 1:
+            ff += fold.simd + ctrl
+            if _rom_in_luts(family, cycles):
+                ff += fold.pe * fold.simd
+        ff += pipeline * ctrl + fold.pe * _popcount_ffs(fold.simd, pipeline)
+        if sf > 1:
+            ff += fold.pe * _bits_for(k)
+        ff += (nf - 1) * fold.pe * lane + n * lane
+        total += ff
+    last = model.layers[-1]
+    w_out = _bits_for(last.out_width - 1) + last.out_width * _bits_for(last.in_width)
+    return total + (w_out + 1) + (2 * model.input.width + w_out + 2)
+
+
+def estimate_luts(model, folding, family="ice40"):
+    """LUT4 of ``model`` folded as ``folding`` (a calibrated estimate, iCE40 LUT4 units).
+
+    Fully parallel layers: :data:`LUT4_PER_XNOR_BIT` per weight (constant weights make the
+    XNOR free). Folded layers: 2 LUT4 per XNOR bit computed per cycle, 1.04 per input bit
+    (buffers and the SIMD select), 8.5 per neuron when neurons are folded (threshold select,
+    collection), plus :func:`estimate_rom_luts` for ROMs Yosys keeps in LUTs. Fitted to Yosys
+    counts of three networks at seven foldings (from 14 % under to 19 % over, see the
+    README); on ECP5 folded layers count 1.5
+    times that (one measured design) and fully parallel ones use the ECP5 figure of
+    :data:`LUT4_PER_XNOR_BIT`.
+    """
+    from ..hw.folding import layer_cycles
+
+    total = 0.0
+    for layer, fold in zip(model.layers, folding, strict=True):
+        k, n = layer.in_width, layer.out_width
+        cycles = layer_cycles(k, n, fold)
+        if cycles == 1:
+            total += LUT4_PER_XNOR_BIT[family] * k * n
+            continue
+        folded = _FOLDED_LUT_PER_XNOR_BIT * fold.pe * fold.simd + _FOLDED_LUT_PER_INPUT * k
+        if n > fold.pe:
+            folded += _FOLDED_LUT_PER_NEURON * n
+        if _rom_in_luts(family, cycles):
+            folded += fold.pe * fold.simd * -(-cycles // 16)
+        total += folded * _FOLDED_LUT_SCALE[family]
+    return round(total)
+
+
+def logic_need(family, lut4, ff, carry=0):
+    """Logic cells a design with these counts needs, to compare with ``Target.lut4``.
+
+    iCE40: ``LUT4 + UNPACKED_FF_SHARE * FF`` (one LUT4 and one DFF per cell). ECP5: the larger
+    of LUT4 (with two per ``CCU2C`` carry cell) and flip-flops (a slice holds two of each).
+    """
+    if family == "ice40":
+        return round(lut4 + UNPACKED_FF_SHARE * ff)
+    return max(lut4 + 2 * carry, ff)
+
+
+def estimate_logic(model, folding, family, pipeline=0):
+    """Estimated logic cells (:func:`logic_need` of :func:`estimate_luts` and
+    :func:`estimate_ffs`)."""
+    return logic_need(family, estimate_luts(model, folding, family),
+                      estimate_ffs(model, folding, pipeline, family))
+
+
 def suggest_ii(model, folding, needed=None, available=None, brams_available=None, family=None,
-               margin=0.8):
+               margin=0.9, *, pipeline=0, failed=False):
     """A target II (a power of two) whose ``auto`` folding should fit, or None.
 
-    Logic is assumed to scale with the XNOR bits computed per cycle (``sum PE*SIMD``): a
-    design needing ``needed`` LUT4 with the current ``folding`` is predicted to need
-    ``needed * bits(II) / bits(current)``, which must be at most ``margin * available``. When
-    ``brams_available`` is given, the ROMs of the folded layers must also fit the block RAMs
-    (:func:`estimate_brams`). ``needed=None`` checks block RAM only. The answer is the
+    Logic is predicted with :func:`estimate_logic` (LUT4 and flip-flops; on iCE40 the
+    flip-flops must also stay within :data:`ICE40_FF_SHARE_LIMIT` of ``available``). When
+    ``needed``
+    (the logic cells measured or estimated for ``folding``, as :func:`logic_need` counts
+    them) is given, predictions are scaled by ``needed / estimate_logic(folding)``, so a
+    measurement corrects the model; the prediction must be at most ``margin * available``.
+    When ``brams_available`` is given, the ROMs of the folded layers must also fit the block
+    RAMs (:func:`estimate_brams`). ``needed=None`` checks block RAM only. ``failed=True``
+    (``folding`` was just measured not to fit) only accepts foldings with less predicted logic
+    than ``folding``, so the answer never repeats the folding that failed. The answer is the
     smallest power of two that passes (block RAM use is not monotonic in II: very narrow ROMs
     waste block RAM width).
     """
     from ..hw.folding import auto_fold
 
-    current = _xnor_bits(folding)
+    family = family or "ice40"
+    current = estimate_logic(model, folding, family, pipeline)
+    scale = needed / current if needed is not None else 1.0
     longest = max(layer.in_width * layer.out_width for layer in model.layers)
 
     def fits(ii):
         fold, _ = auto_fold(model, ii)
-        if needed is not None and needed * _xnor_bits(fold) / current > margin * available:
-            return False
+        if needed is not None:
+            logic = estimate_logic(model, fold, family, pipeline)
+            if logic * scale > margin * available or (failed and logic >= current):
+                return False
+            if (family == "ice40" and estimate_ffs(model, fold, pipeline, family)
+                    > ICE40_FF_SHARE_LIMIT * available):
+                return False
         return brams_available is None or estimate_brams(model, fold, family) <= brams_available
 
     ii = 1
@@ -133,40 +294,79 @@ def suggest_ii(model, folding, needed=None, available=None, brams_available=None
         ii *= 2
 
 
-def _fit_hint(model, folding, needed, available, bram_avail, family):
-    ii = suggest_ii(model, folding, needed, available, bram_avail, family)
+#: Estimated logic (:func:`estimate_logic`) over the device's logic cells above which a
+#: folding is refused before any tool runs.
+_SURE_ESTIMATE = 2.0
+
+#: Measured logic need (:func:`logic_need`) above which synthesis stops before nextpnr: the
+#: estimate's share of lone flip-flops is uncertain by about 10 %.
+_SURE_OVERFLOW = 1.1
+
+
+def _placer_need(log_text, family):
+    """Logic cells nextpnr wanted, from its utilization lines (``ICESTORM_LC: 6199/ 5280``)."""
+    import re
+
+    cell = _LOGIC_CELL[family]
+    found = re.findall(rf"{cell}:\s*(\d+)/\s*(\d+)", log_text)
+    return int(found[-1][0]) if found else None
+
+
+def _fit_hint(model, folding, needed, available, bram_avail, family, pipeline=0, failed=True):
+    ii = suggest_ii(model, folding, needed, available, bram_avail, family, pipeline=pipeline,
+                    failed=failed)
     if ii is None:
-        return "no folding of this network is expected to fit; choose a larger target"
+        return ("no folding of this network is expected to fit; "
+                + _larger_target(model, available, family, pipeline))
     return f"try --fold auto --ii {ii} (estimated to fit)"
 
 
+def _larger_target(model, available, family, pipeline=0):
+    """Advice naming the smallest larger target that :func:`fit_folding` expects to fit."""
+    from .targets import TARGETS
+
+    for tgt in sorted(TARGETS.values(), key=lambda t: t.lut4):
+        if tgt.lut4 <= available:
+            continue
+        try:
+            _, ii = fit_folding(model, tgt.name, pipeline=pipeline)
+        except DoesNotFit:
+            continue
+        return f"choose a larger target ({tgt.name} with --fold auto --ii {ii} is expected to fit)"
+    return "no supported target is expected to fit it"
+
+
 def _rom_hint(model, folding, tgt):
-    """Fit hint when only the ROM estimate exists: logic from :data:`LUT4_PER_XNOR_BIT`."""
-    needed = LUT4_PER_XNOR_BIT[tgt.family] * _xnor_bits(folding)
-    return _fit_hint(model, folding, needed, tgt.lut4, tgt.bram, tgt.family)
+    """Fit hint when only the ROM estimate exists: logic from :func:`estimate_logic`."""
+    needed = estimate_logic(model, folding, tgt.family)
+    return _fit_hint(model, folding, needed, tgt.lut4, tgt.bram, tgt.family, failed=False)
 
 
-def fit_folding(model, target):
+def fit_folding(model, target, *, pipeline=0):
     """A folding expected to fit ``target``: ``(folding, ii)``.
 
-    Fully parallel when the estimate (:data:`LUT4_PER_XNOR_BIT`) fits 80 % of the device,
-    otherwise ``auto`` at the smallest power-of-two II predicted to fit (see
-    :func:`suggest_ii`). An estimate, not a guarantee: :func:`synthesize` checks the real
-    counts. Raises :class:`DoesNotFit` when no folding is expected to fit.
+    Fully parallel when the estimate (:func:`estimate_logic`: LUT4 and flip-flops) fits 90 %
+    of the device's logic cells, otherwise ``auto`` at the smallest power-of-two II predicted
+    to fit (see :func:`suggest_ii`). An estimate, not a guarantee: :func:`synthesize` checks
+    the real counts. Raises :class:`DoesNotFit` when no folding is expected to fit.
     """
     from ..hw.folding import auto_fold, fully_parallel
 
     tgt = get_target(target)
     full = fully_parallel(model)
-    ii = suggest_ii(model, full, LUT4_PER_XNOR_BIT[tgt.family] * _xnor_bits(full), tgt.lut4,
-                    tgt.bram, tgt.family)
+    ii = suggest_ii(model, full, estimate_logic(model, full, tgt.family, pipeline), tgt.lut4,
+                    tgt.bram, tgt.family, pipeline=pipeline)
     if ii is None:
         raise DoesNotFit(f"no folding of this network is expected to fit the {tgt.name}")
     return auto_fold(model, ii)
 
 
-def checked_folding(model, folding, ii, tgt, device=None):
-    """Resolve a folding for ``tgt`` and check that its weight ROMs can fit: ``(fold, text)``.
+def checked_folding(model, folding, ii, tgt, device=None, pipeline=0):
+    """Resolve a folding for ``tgt`` and check that it can fit: ``(fold, text)``.
+
+    Refused before any tool runs: weight ROMs that fit neither the block RAMs nor the logic,
+    and designs estimated (:func:`estimate_logic`) at more than twice the device's logic
+    cells (the estimates are within about 20 %; Yosys alone takes minutes on such designs).
 
     Raises
     ------
@@ -174,7 +374,8 @@ def checked_folding(model, folding, ii, tgt, device=None):
         An impossible folding (the message of :func:`bnnflow.hw.folding.resolve_folding`).
     DoesNotFit
         Weights that fit neither the block RAMs nor, by estimate, the logic of ``device``
-        (default: the target's name), with a folding that would fit.
+        (default: the target's name), or logic far over the device, with a folding that
+        would fit.
     """
     from ..hw.folding import resolve_folding
 
@@ -189,6 +390,12 @@ def checked_folding(model, folding, ii, tgt, device=None):
             f"the weight ROMs of folding {fold_text} need at least {rom_need} block RAMs, the "
             f"{device or tgt.name} has {tgt.bram} ({rom_need - tgt.bram} too many), and about "
             f"{estimate_rom_luts(model, fold)} LUT4 in logic; {_rom_hint(model, fold, tgt)}")
+    est = estimate_logic(model, fold, tgt.family, pipeline)
+    if est > _SURE_ESTIMATE * tgt.lut4:
+        raise DoesNotFit(
+            f"folding {fold_text} is estimated at {est} logic cells (LUT4 and flip-flops), the "
+            f"{device or tgt.name} has {tgt.lut4} ({est / tgt.lut4:.0%}); "
+            f"{_fit_hint(model, fold, est, tgt.lut4, tgt.bram, tgt.family, pipeline, False)}")
     return fold, fold_text
 
 
@@ -256,7 +463,7 @@ def synthesize(model, target="ice40-up5k", folding=None, *, ii=None, pipeline=0,
 
     tgt = get_target(target)
     say = progress or (lambda msg: None)
-    fold, fold_text = checked_folding(model, folding, ii, tgt)
+    fold, fold_text = checked_folding(model, folding, ii, tgt, pipeline=pipeline)
     yosys = find_tool("yosys")
     nextpnr = find_tool(f"nextpnr-{tgt.family}")
 
@@ -289,16 +496,24 @@ def synthesize(model, target="ice40-up5k", folding=None, *, ii=None, pipeline=0,
         counts = cell_counts(tgt.family, by_type)
 
         logic = counts["lut4"] + (2 * counts["carry"] if tgt.family == "ecp5" else 0)
+        need = logic_need(tgt.family, logic, counts["ff"], 0)
+        hint = _fit_hint(model, fold, need, tgt.lut4, tgt.bram, tgt.family, pipeline)
         if logic > tgt.lut4:
             raise DoesNotFit(
                 f"the design needs {logic} LUT4 (folding {fold_text}), the {tgt.name} has "
                 f"{tgt.lut4}: {logic - tgt.lut4} too many ({logic / tgt.lut4:.0%} of the "
-                f"device); {_fit_hint(model, fold, logic, tgt.lut4, tgt.bram, tgt.family)}")
+                f"device); {hint}")
+        if need > _SURE_OVERFLOW * tgt.lut4:
+            raise DoesNotFit(
+                f"the design needs about {need} logic cells ({logic} LUT4 and {counts['ff']} "
+                f"flip-flops, most of which cannot share a cell with a LUT; folding "
+                f"{fold_text}), the {tgt.name} has {tgt.lut4} ({need / tgt.lut4:.0%} of the "
+                f"device); {hint}")
         if counts["bram"] > tgt.bram:
             raise DoesNotFit(
                 f"the design needs {counts['bram']} block RAMs (folding {fold_text}), the "
                 f"{tgt.name} has {tgt.bram}: {counts['bram'] - tgt.bram} too many; "
-                f"{_fit_hint(model, fold, counts['bram'], tgt.bram, tgt.bram, tgt.family)}")
+                f"{_fit_hint(model, fold, need, tgt.lut4, tgt.bram, tgt.family, pipeline)}")
 
         freq = float(freq_mhz if freq_mhz is not None else tgt.freq_mhz)
         say(f"nextpnr-{tgt.family} {' '.join(tgt.nextpnr_args)} (constraint {freq:g} MHz)")
@@ -310,11 +525,12 @@ def synthesize(model, target="ice40-up5k", folding=None, *, ii=None, pipeline=0,
                 cwd=build, log=build / "nextpnr.log", keep_log_dir=keep), 3)
         except BnnflowError:
             tail = log_tail(build / "nextpnr.log", 200)
-            if "Unable to place" in tail or "no BELs remaining" in tail or "too many" in tail:
+            if any(line in tail for line in UNPLACEABLE):
+                placed = _placer_need(tail, tgt.family) or need
                 raise DoesNotFit(
-                    f"nextpnr could not place the design on the {tgt.name} ({logic} LUT4 of "
-                    f"{tgt.lut4}, {counts['ff']} FF); "
-                    f"{_fit_hint(model, fold, logic, 0.9 * tgt.lut4, tgt.bram, tgt.family)}"
+                    f"nextpnr could not place the design on the {tgt.name} ({placed} logic "
+                    f"cells of {tgt.lut4}: {logic} LUT4, {counts['ff']} FF); "
+                    f"{_fit_hint(model, fold, placed, tgt.lut4, tgt.bram, tgt.family, pipeline)}"
                 ) from None
             raise
         pnr = json.loads((build / "pnr.json").read_text(encoding="utf-8"))

@@ -15,7 +15,8 @@ A network's input (``K0`` bits) and output (class + popcounts) are far wider tha
   clears ``done``.
 
 Every input and output bit of the network stays observable, so synthesis removes nothing, and
-the wrapper adds ``K0 + W_out + 2`` flip-flops and about as many LUTs (muxes of the shift
+the wrapper adds ``2 K0 + W_out + 2`` flip-flops (the shift register, the network's input
+register, the output register, two flags) and about ``K0 + W_out`` LUTs (muxes of the shift
 registers) to the network's figures. It is a measuring fixture, not a usable interface.
 """
 
@@ -29,7 +30,8 @@ __all__ = ["SynthWrapper", "WRAPPER_NOTE"]
 
 WRAPPER_NOTE = ("out-of-context I/O wrapper: K0-bit input shift register (sin, shift_in, "
                 "start, busy) and W_out-bit output shift register (sout, out_shift, done); adds "
-                "K0 + W_out + 2 flip-flops and their shift muxes to the network")
+                "2 K0 + W_out + 2 flip-flops (shift register, network input register, output "
+                "register, flags) and their shift muxes to the network")
 
 
 class SynthWrapper(wiring.Component):

@@ -5,10 +5,13 @@ import re
 
 import pytest
 
-from bnnflow.boards.build import BOARDS, _explain_failure, build
+from bnnflow.boards import build as build_module
+from bnnflow.boards.build import BOARDS, BoardTop, _explain_failure, build
 from bnnflow.boards.platforms import get_board
+from bnnflow.boards.pll import ecp5_pll, ice40_pll
 from bnnflow.boards.synth import DoesNotFit
 from bnnflow.boards.targets import get_target
+from bnnflow.boards.uart_top import UartTop
 from bnnflow.cli import main
 from bnnflow.errors import BnnflowError, ToolError
 from bnnflow.hw.folding import fully_parallel
@@ -26,8 +29,9 @@ def check_build(info, out, suffix, board, target):
     assert info["bitstream"] == str(bitstream)
     assert bitstream.stat().st_size > 10_000
     assert info["board"] == board and info["target"] == target
-    assert info["pll"] is False
     assert info["fmax_mhz"] >= info["clock_mhz"]
+    assert info["clock"]["achieved_mhz"] == info["clock_mhz"]
+    assert info["protocol"]["divisor"] == round(info["clock_mhz"] * 1e6 / 115200)
     assert info["protocol"]["request_bytes"] == 2
     assert info["protocol"]["reply_bytes"] == 5
     assert info["resources"]["lut4"] > 0
@@ -35,18 +39,153 @@ def check_build(info, out, suffix, board, target):
     assert not [p for p in out.iterdir() if p.name.startswith(".")]
 
 
-def test_icebreaker_build_writes_a_bitstream(tiny, tmp_path):
-    info = build(tiny, "icebreaker", tmp_path, [(4, 8), (4, 8)])
+def test_icebreaker_build_on_the_board_clock_writes_a_bitstream(tiny, tmp_path):
+    info = build(tiny, "icebreaker", tmp_path, [(4, 8), (4, 8)], clock="board")
     check_build(info, tmp_path, "bin", "icebreaker", "ice40-up5k")
     assert info["clock_mhz"] == 12 and info["protocol"]["divisor"] == 104
+    assert info["pll"] is None and info["clock"]["source"] == "board"
     assert info["ii"] == 4           # layer 0: ceil(8/4) * ceil(16/8)
+
+
+def check_pll_build(info, out, board_mhz):
+    clock = info["clock"]
+    assert clock["source"] == "pll" and clock["board_mhz"] == board_mhz
+    assert info["pll"]["achieved_mhz"] == info["clock_mhz"] > board_mhz
+    assert info["pll"]["achieved_mhz"] <= info["pll"]["requested_mhz"]
+    # nextpnr derived the PLL clock's constraint (its own rounding of the VCO) and met it.
+    tim = (out / "top.tim").read_text()
+    checks = re.findall(r"Max frequency for clock '[^']*': ([\d.]+) MHz \((PASS|FAIL) at "
+                        r"([\d.]+) MHz\)", tim)
+    assert checks and all(result == "PASS" for _, result, _ in checks)
+    assert float(checks[-1][2]) == pytest.approx(info["clock_mhz"], abs=0.05)
+    assert clock["summary"].startswith(f"clock: {info['clock_mhz']:g} MHz from a ")
+
+
+def test_icebreaker_auto_clock_rebuilds_with_a_pll_when_fmax_allows(tiny, tmp_path):
+    info = build(tiny, "icebreaker", tmp_path, [(4, 8), (4, 8)])
+    check_build(info, tmp_path, "bin", "icebreaker", "ice40-up5k")
+    check_pll_build(info, tmp_path, 12)
+    first, last = info["clock"]["attempts"]
+    assert first["source"] == "board" and first["fmax_mhz"] >= 1.25 * 12
+    assert last["source"] == "pll" and last["clock_mhz"] <= 0.9 * first["fmax_mhz"]
+    assert info["pll"]["primitive"] == "SB_PLL40_PAD"
+    assert info["pll"]["requested_mhz"] == pytest.approx(0.9 * first["fmax_mhz"])
+
+
+def test_icebreaker_build_at_a_requested_pll_clock(tiny, tmp_path):
+    info = build(tiny, "icebreaker", tmp_path, [(4, 8), (4, 8)], clock=25)
+    check_build(info, tmp_path, "bin", "icebreaker", "ice40-up5k")
+    check_pll_build(info, tmp_path, 12)
+    assert info["clock_mhz"] == 24.75 and info["protocol"]["divisor"] == 215
+    assert info["pll"]["params"] == {"FEEDBACK_PATH": "SIMPLE", "DIVR": 0, "DIVF": 65,
+                                     "DIVQ": 5, "FILTER_RANGE": 1}
+    assert len(info["clock"]["attempts"]) == 1
 
 
 @pytest.mark.slow
 def test_ulx3s_build_writes_a_bitstream(tiny, tmp_path):
-    info = build(tiny, "ulx3s", tmp_path)
+    info = build(tiny, "ulx3s", tmp_path, clock="board")
     check_build(info, tmp_path, "bit", "ulx3s", "ecp5-85k")
     assert info["clock_mhz"] == 25 and info["protocol"]["divisor"] == 217
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("board", "target", "suffix", "board_mhz", "mhz", "primitive"), [
+    ("ulx3s", "ecp5-85k", "bit", 25, 50, "EHXPLLL"),
+    ("ice40-hx8k-evn", "ice40-hx8k", "bin", 12, 39.75, "SB_PLL40_CORE"),
+])
+def test_pll_builds_on_other_boards(tiny, tmp_path, board, target, suffix, board_mhz, mhz,
+                                    primitive):
+    info = build(tiny, board, tmp_path, clock=mhz)
+    check_build(info, tmp_path, suffix, board, target)
+    check_pll_build(info, tmp_path, board_mhz)
+    assert info["pll"]["primitive"] == primitive and info["clock_mhz"] == mhz
+
+
+@pytest.mark.parametrize(("board", "pll", "params", "constraint"), [
+    ("icebreaker", ice40_pll(12e6, 30e6, primitive="SB_PLL40_PAD"),
+     {"DIVR": 0, "DIVF": 79, "DIVQ": 5, "FILTER_RANGE": 1}, "set_frequency clk12_0__io 12.0"),
+    ("ice40-hx8k-evn", ice40_pll(12e6, 40e6, primitive="SB_PLL40_CORE"),
+     {"DIVR": 0, "DIVF": 52, "DIVQ": 4, "FILTER_RANGE": 1}, "set_frequency clk12_0__io 12.0"),
+    ("ulx3s", ecp5_pll(25e6, 60e6),
+     {"CLKI_DIV": 5, "CLKFB_DIV": 12, "CLKOP_DIV": 10, "CLKOP_CPHASE": 5},
+     'FREQUENCY PORT "clk25_0__io" 25000000.0 HZ'),
+])
+def test_pll_top_netlist_has_the_primitive_its_parameters_and_the_clock(tiny, board, pll,
+                                                                          params, constraint):
+    brd = get_board(board)
+    assert brd.pll == pll.primitive
+    platform = brd.make_platform()
+    divisor = round(pll.f_out_hz / 115200)
+    plan = platform.prepare(BoardTop(UartTop(tiny, divisor=divisor), brd.leds, pll),
+                            name="top")
+    netlist = plan.files["top.il"]
+    cell = re.search(rf"cell \\{pll.primitive} .*?\n  end", netlist, re.S)
+    assert cell, f"no {pll.primitive} in the netlist"
+    for name, value in params.items():
+        assert f"parameter \\{name} {value}\n" in cell.group(0)
+    assert "connect \\LOCK \\pll_lock" in cell.group(0)
+    # The board clock keeps its constraint; nextpnr derives the PLL output's from it.
+    constraints = plan.files["top.pcf" if pll.family == "ice40" else "top.lpf"]
+    assert constraint in constraints
+
+
+def fake_attempts(outcomes):
+    """An ``_attempt`` that follows ``outcomes``: fmax reached, or ('miss', reached)."""
+    calls = []
+
+    def attempt(*, pll, attempts, works, **job):
+        outcome = outcomes[len(calls)]
+        clk = 12.0 if pll is None else pll.f_out_hz / 1e6
+        calls.append(clk)
+        attempts.append({"source": "board" if pll is None else "pll", "clock_mhz": clk})
+        if outcome == "tool":
+            raise ToolError("build failed (exit status 1); last lines of its log:\nboom")
+        if isinstance(outcome, tuple):
+            attempts[-1].update(fmax_mhz=outcome[1], timing_met=False)
+            raise build_module._TimingMissed(outcome[1])
+        return {"fmax_mhz": outcome, "clock_mhz": clk,
+                "pll": pll.as_dict() if pll else None}, f"work{len(calls)}"
+
+    return attempt, calls
+
+
+@pytest.mark.parametrize(("outcomes", "clocks", "source", "summary"), [
+    ([14.0], [12.0], "board", "clock: the board's 12 MHz oscillator (Fmax 14.0 MHz is under "
+                              "1.25x the board clock: no PLL)"),
+    ([40.0, 38.0], [12.0, 36.0], "pll", "clock: 36 MHz from a SB_PLL40_PAD (DIVR 0, DIVF 47, "
+                                        "DIVQ 4, FILTER_RANGE 1) on the 12 MHz board clock "
+                                        "(Fmax 38.0 MHz; 0.9 x the board-clock Fmax 40.0 MHz "
+                                        "asked for)"),
+    ([40.0, ("miss", 30.0), 28.0], [12.0, 36.0, 27.0], "pll",
+     "clock: 27 MHz from a SB_PLL40_PAD (DIVR 0, DIVF 71, DIVQ 5, FILTER_RANGE 1) on the 12 "
+     "MHz board clock (Fmax 28.0 MHz; 0.9 x the board-clock Fmax 40.0 MHz asked for, stepped "
+     "down once after a missed timing)"),
+    ([40.0, ("miss", 30.0), ("miss", 25.0)], [12.0, 36.0, 27.0], "board",
+     "clock: the board's 12 MHz oscillator (PLL clocks of 36 and 27 MHz missed timing: fell "
+     "back to the board clock)"),
+    ([17.0], [12.0], "board", "clock: the board's 12 MHz oscillator (no PLL: the ice40 PLL "
+                              "cannot make 15.3 MHz: its output range is 16-275 MHz; choose "
+                              "another --clock)"),
+    ([40.0, "tool"], [12.0, 36.0], "board",
+     "clock: the board's 12 MHz oscillator (the 36 MHz PLL build failed: build failed (exit "
+     "status 1); last lines of its log:; log in OUT/build-pll-failed.log)"),
+])
+def test_auto_clock_steps_down_once_then_falls_back(monkeypatch, tmp_path, outcomes, clocks,
+                                                    source, summary):
+    attempt, calls = fake_attempts(outcomes)
+    monkeypatch.setattr(build_module, "_attempt", attempt)
+    brd = get_board("icebreaker")
+    job = {"brd": brd, "tgt": get_target(brd.target), "say": lambda msg: None, "baud": 115200,
+           "out_dir": tmp_path}
+    (tmp_path / "build.log").write_text("failed PLL build\n")
+    info, work, got_source, got_summary = build_module._auto(12e6, [], [], job)
+    summary = summary.replace("OUT", str(tmp_path))
+    assert calls == clocks
+    assert got_source == source and got_summary == summary
+    assert work == ("work1" if source == "board" else f"work{len(calls)}")
+    if "tool" in outcomes:
+        assert (tmp_path / "build-pll-failed.log").read_text() == "failed PLL build\n"
 
 
 def test_failing_tool_leaves_no_bitstream(tiny, tmp_path, monkeypatch):
@@ -72,6 +211,17 @@ def test_weights_too_large_for_the_board_memories(tmp_path, monkeypatch):
     ({"board": "de0"}, "unknown board 'de0'; choose one of " + ", ".join(BOARDS)),
     ({"board": "icebreaker", "baud": 5_000_000},
      "the icebreaker's 12 MHz clock cannot make 5000000 baud within 2 %; choose another --baud"),
+    ({"board": "icebreaker", "baud": 7_000_000, "clock": 40},
+     "the icebreaker's 39.75 MHz PLL clock (from --clock 40) cannot make 7000000 baud within "
+     "2 %; choose another --baud"),
+    ({"board": "icebreaker", "clock": 2000},
+     "the ice40 PLL cannot make 2000 MHz: its output range is 16-275 MHz; choose another "
+     "--clock"),
+    ({"board": "ulx3s", "clock": 500},
+     "the ecp5 PLL cannot make 500 MHz: its output range is 10-400 MHz; choose another "
+     "--clock"),
+    ({"board": "icebreaker", "clock": "fast"},
+     "--clock must be auto, board or a frequency in MHz, not 'fast'"),
     ({"board": "icebreaker", "folding": "9x3,1x1"},
      "layer 0 (fc0, 16 inputs, 8 neurons): pe must be an integer in 1..8, not 9"),
 ])
@@ -86,20 +236,30 @@ def test_cli_build_prints_the_protocol(tiny, tmp_path, capsys):
     artifact.save(tiny, model_path)
     out = tmp_path / "out"
     status = main(["build", str(model_path), "--board", "icebreaker", "--class-only",
-                   "-o", str(out)])
+                   "--clock", "24", "-o", str(out)])
     text = capsys.readouterr().out
     assert status == 0
     assert (out / "top.bin").exists()
+    assert ("clock: 24 MHz from a SB_PLL40_PAD (DIVR 0, DIVF 63, DIVQ 5, FILTER_RANGE 1) on the "
+            "12 MHz board clock (asked for at most 24 MHz)\n") in text
     assert "protocol: 8N1 at 115200 baud; send 2 bytes per image, receive 1 (class index" in text
     assert f"bnnflow run-board {model_path} --port PORT --class-only" in text
 
 
-def test_cli_build_unknown_board_exits_2(tiny, tmp_path, capsys):
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--board", "nope"], "error: unknown board 'nope'"),
+    (["--board", "icebreaker", "--clock", "2000"],
+     "error: the ice40 PLL cannot make 2000 MHz: its output range is 16-275 MHz; choose "
+     "another --clock\n"),
+    (["--board", "icebreaker", "--clock", "-3"],
+     "error: --clock must be auto, board or a frequency in MHz, not '-3'\n"),
+])
+def test_cli_build_bad_request_exits_2(tiny, tmp_path, capsys, argv, message):
     model_path = tmp_path / "tiny.bnn"
     artifact.save(tiny, model_path)
-    assert main(["build", str(model_path), "--board", "nope", "-o", str(tmp_path / "o")]) == 2
-    assert capsys.readouterr().err.startswith("error: unknown board 'nope'")
-    assert not (tmp_path / "o").exists()
+    assert main(["build", str(model_path), *argv, "-o", str(tmp_path / "o")]) == 2
+    assert capsys.readouterr().err.startswith(message)
+    assert not (tmp_path / "o").exists() or list((tmp_path / "o").iterdir()) == []
 
 
 def test_board_clock_missed_becomes_a_clear_error(tiny, tmp_path):
@@ -118,11 +278,31 @@ def test_logic_overflow_in_a_board_build_becomes_a_fit_error(tiny, tmp_path):
     stat = {"design": {"num_cells_by_type": {"SB_LUT4": 6000, "SB_DFF": 10, "SB_CARRY": 3}}}
     (tmp_path / "stat.json").write_text(json.dumps(stat))
     board = get_board("icebreaker")
-    with pytest.raises(DoesNotFit, match=r"^the design needs 6000 LUT4 and 0 block RAMs \("
-                                         r"folding 8x16,4x8\); the icebreaker \(ice40-up5k\) has "
-                                         r"5280 and 30; try --fold auto --ii \d+"):
+    with pytest.raises(DoesNotFit, match=r"^the design needs 6000 LUT4, 10 FF \(about 6007 logic "
+                                         r"cells\) and 0 block RAMs \(folding 8x16,4x8\); the "
+                                         r"icebreaker \(ice40-up5k\) has 5280 logic cells and 30 "
+                                         r"block RAMs; no folding of this network is expected "
+                                         r"to fit; choose a larger target \(ice40-hx8k with "
+                                         r"--fold auto --ii 1 is expected to fit\)$"):
         _explain_failure(tmp_path, tiny, fully_parallel(tiny), "8x16,4x8",
                          get_target(board.target), board, 12e6)
+
+
+def test_unplaceable_flip_flops_in_a_board_build_become_a_fit_error(tmp_path):
+    # Measured on the UP5K: 784-64-64-64-10 at II 512 has 2939 LUT4 and 4456 FF, and nextpnr
+    # needs 6199 logic cells for them. The hint must not repeat II 512.
+    model = random_model([784, 64, 64, 64, 10], seed=0)
+    fold = build_module.checked_folding(model, "auto", 512, get_target("ice40-up5k"))[0]
+    stat = {"design": {"num_cells_by_type": {"SB_LUT4": 2939, "SB_DFFESR": 4456}}}
+    (tmp_path / "stat.json").write_text(json.dumps(stat))
+    (tmp_path / "top.tim").write_text("Info: \t         ICESTORM_LC:    6199/   5280   117%\n"
+                                      "ERROR: Unable to place cell 'x'\n")
+    board = get_board("icebreaker")
+    with pytest.raises(DoesNotFit, match=r"^the design needs 2939 LUT4, 4456 FF \(about 6199 "
+                                         r"logic cells\) .*; no folding of this network is "
+                                         r"expected to fit; choose a larger target \(ecp5-25k "
+                                         r"with --fold auto --ii 32 is expected to fit\)$"):
+        _explain_failure(tmp_path, model, fold, "text", get_target(board.target), board, 12e6)
 
 
 def test_unexplained_failure_stays_a_tool_error(tiny, tmp_path):
