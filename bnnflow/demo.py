@@ -89,7 +89,7 @@ def run(args):
     from .model import artifact
 
     model = artifact.load(model_path)
-    folding, _ = fit_folding(model, TARGET)
+    folding, _ = fit_folding(model, TARGET, pipeline=args.pipeline)
     fold_text = ",".join(f"{f.pe}x{f.simd}" for f in folding)
     sidecar = verilog.write_verilog(model, out / "hw" / "bnnflow_top.v", folding,
                                     args.pipeline)
