@@ -32,7 +32,8 @@ from .tools import find_tool, log_tail, run_step
 __all__ = ["synthesize", "DoesNotFit", "estimate_brams", "estimate_rom_luts",
            "rom_does_not_fit", "suggest_ii", "fit_folding", "estimate_ffs", "estimate_luts",
            "estimate_logic", "logic_need", "cell_counts", "SYNTH_TOP", "timing_line",
-           "LUT4_PER_XNOR_BIT", "UNPACKED_FF_SHARE", "ICE40_FF_SHARE_LIMIT", "UNPLACEABLE"]
+           "LUT4_PER_XNOR_BIT", "UNPACKED_FF_SHARE", "ICE40_FF_SHARE_LIMIT", "UNPLACEABLE",
+           "PLACE_ATTEMPTS"]
 
 SYNTH_TOP = "bnnflow_synth"
 
@@ -69,6 +70,10 @@ UNPACKED_FF_SHARE = 0.72
 #: logic cells), II 256 placed (2416 FF, 41 % estimated, 67 % of the logic cells). The limit
 #: applies to the estimate. Five designs: a rough boundary.
 ICE40_FF_SHARE_LIMIT = 0.42
+
+#: Placer seeds tried (``seed``, ``seed + 1``, ...) before a design that nextpnr cannot place
+#: is reported as not fitting.
+PLACE_ATTEMPTS = 3
 
 #: nextpnr log lines that mean the design did not fit.
 UNPLACEABLE = ("Unable to place", "no BELs remaining", "Unable to find legal placement",
@@ -443,7 +448,9 @@ def synthesize(model, target="ice40-up5k", folding=None, *, ii=None, pipeline=0,
     freq_mhz : float or None
         Clock constraint for nextpnr (default: the target's).
     seed : int
-        nextpnr placer seed (same seed, same placement).
+        nextpnr placer seed (same seed, same placement); a failed placement is retried with
+        the next :data:`PLACE_ATTEMPTS` - 1 seeds, and the report says which one placed
+        (``nextpnr_seed``).
     progress : callable or None
         Called with a one-line message before each step.
 
@@ -520,26 +527,39 @@ def synthesize(model, target="ice40-up5k", folding=None, *, ii=None, pipeline=0,
 
         freq = float(freq_mhz if freq_mhz is not None else tgt.freq_mhz)
         say(f"nextpnr-{tgt.family} {' '.join(tgt.nextpnr_args)} (constraint {freq:g} MHz)")
-        try:
-            steps["nextpnr"] = round(run_step(
-                "nextpnr", [*nextpnr, *tgt.nextpnr_args, "--json", "netlist.json",
-                            "--report", "pnr.json", "--timing-allow-fail",
-                            "--freq", f"{freq:g}", "--seed", str(seed)],
-                cwd=build, log=build / "nextpnr.log", keep_log_dir=keep), 3)
-        except BnnflowError:
-            tail = log_tail(build / "nextpnr.log", 200)
-            if any(line in tail for line in UNPLACEABLE):
+        # A design near the placer's limit places with some seeds and not with others (the
+        # default digits tfc at II 256 on the UP5K: seed 1 failed, seeds 2 and 3 placed), so
+        # a failed placement is retried with the next seeds before the design is declared too
+        # big.
+        for attempt in range(PLACE_ATTEMPTS):
+            try_seed = seed + attempt
+            try:
+                steps["nextpnr"] = round(run_step(
+                    "nextpnr", [*nextpnr, *tgt.nextpnr_args, "--json", "netlist.json",
+                                "--report", "pnr.json", "--timing-allow-fail",
+                                "--freq", f"{freq:g}", "--seed", str(try_seed)],
+                    cwd=build, log=build / "nextpnr.log", keep_log_dir=keep), 3)
+                break
+            except BnnflowError:
+                tail = log_tail(build / "nextpnr.log", 200)
+                if not any(line in tail for line in UNPLACEABLE):
+                    raise
                 placed = _placer_need(tail, tgt.family) or need
+                if attempt + 1 < PLACE_ATTEMPTS:
+                    say(f"nextpnr could not place the design with seed {try_seed}; retrying "
+                        f"with seed {try_seed + 1}")
+                    continue
                 raise DoesNotFit(
                     f"nextpnr could not place the design on the {tgt.name} ({placed} logic "
-                    f"cells of {tgt.lut4}: {logic} LUT4, {counts['ff']} FF); "
+                    f"cells of {tgt.lut4}: {logic} LUT4, {counts['ff']} FF; placer seeds "
+                    f"{seed}-{try_seed}); "
                     f"{_fit_hint(model, fold, placed, tgt.lut4, tgt.bram, tgt.family, pipeline)}"
                 ) from None
-            raise
         pnr = json.loads((build / "pnr.json").read_text(encoding="utf-8"))
 
         report = _report(tgt, pnr, counts, by_type, bnn, fold_text, pipeline, freq, steps,
                          yosys, nextpnr, WRAPPER_NOTE)
+        report["nextpnr_seed"] = try_seed
         if out_dir is not None:
             out_dir = Path(out_dir)
             for src, dst in (("yosys.log", "yosys.log"), ("nextpnr.log", "nextpnr.log"),

@@ -202,7 +202,9 @@ def test_weights_too_large_for_the_board_memories(tmp_path, monkeypatch):
     with pytest.raises(DoesNotFit, match=r"^the weight ROMs of folding 128x128,1x256 need at "
                                          r"least \d+ block RAMs, the icebreaker \(ice40-up5k\) "
                                          r"has 30 \(\d+ too many\), and about 16640 LUT4 in "
-                                         r"logic; try --fold auto --ii \d+ \(estimated to fit\)$"):
+                                         r"logic; no folding of this network is expected to "
+                                         r"fit; choose a larger target \(ice40-hx8k with --fold "
+                                         r"auto --ii \d+ is expected to fit\)$"):
         build(model, "icebreaker", tmp_path, [(128, 128), (1, 256)])
     assert list(tmp_path.iterdir()) == []
 
