@@ -330,6 +330,7 @@ class Bench:
 
     def synth(self, case, target, ii):
         from bnnflow.boards.synth import DoesNotFit, fit_folding, synthesize
+        from bnnflow.errors import BnnflowError
         from bnnflow.hw.folding import auto_fold
 
         label = f"{case} {target} " + ("fit_folding" if ii is None else f"auto II {ii}")
@@ -364,6 +365,12 @@ class Bench:
             row.update(fits=False, error=str(e))
             entry["synthesis"].append(row)
             self.say(f"{label}: {e}")
+            self.write()
+            return
+        except BnnflowError as e:  # a tool failed or was stopped: record it, go on
+            row.update(fits=None, error=f"tool failure: {str(e).splitlines()[0]}")
+            entry["synthesis"].append(row)
+            self.say(f"{label}: {row['error']}")
             self.write()
             return
         lut4 = rep["lut4"]
@@ -552,8 +559,9 @@ def markdown(r):
     for case, e in r["cases"].items():
         for s in e["synthesis"]:
             if not s.get("fits"):
+                what = "no result" if s.get("fits") is None else "does not fit"
                 lines.append(f"| {case} | {s['target']} | {s['choice']} | "
-                             f"{s.get('folding', '-')} | does not fit: {s['error']} "
+                             f"{s.get('folding', '-')} | {what}: {s['error']} "
                              f"| | | | | | | | | |")
                 continue
             steps = s["step_seconds"]
