@@ -296,3 +296,38 @@ def test_roms_over_block_ram_but_small_in_logic_are_left_to_yosys():
     tgt = dataclasses.replace(targets.TARGETS["ice40-up5k"], bram=1)
     assert not synth.rom_does_not_fit(model, folding, tgt)
     assert synth.rom_does_not_fit(model, folding, dataclasses.replace(tgt, lut4=100))
+
+
+def _unplaceable_for_seeds(monkeypatch, bad_seeds):
+    """Make nextpnr 'fail to place' for the given seeds; return the seeds it was run with."""
+    seen = []
+    real = synth.run_step
+
+    def run_step(step, argv, *, cwd, log, **kw):
+        if step == "nextpnr":
+            seed = int(argv[argv.index("--seed") + 1])
+            seen.append(seed)
+            if seed in bad_seeds:
+                log.write_text("ERROR: Unable to find legal placement for all cells, design is "
+                               "probably at utilisation limit.\n")
+                raise BnnflowError("nextpnr failed")
+        return real(step, argv, cwd=cwd, log=log, **kw)
+
+    monkeypatch.setattr(synth, "run_step", run_step)
+    return seen
+
+
+def test_a_failed_placement_is_retried_with_the_next_seeds(tiny, monkeypatch):
+    seen = _unplaceable_for_seeds(monkeypatch, {1, 2})
+    lines = []
+    report = synthesize(tiny, "ice40-up5k", progress=lines.append)
+    assert seen == [1, 2, 3] and report["nextpnr_seed"] == 3
+    assert "nextpnr could not place the design with seed 1; retrying with seed 2" in lines
+
+
+def test_placement_failing_on_every_seed_does_not_fit(tiny, monkeypatch):
+    seen = _unplaceable_for_seeds(monkeypatch, set(range(1, 1 + synth.PLACE_ATTEMPTS)))
+    with pytest.raises(DoesNotFit, match=r"^nextpnr could not place the design on the "
+                                         r"ice40-up5k \(.*; placer seeds 1-3\); "):
+        synthesize(tiny, "ice40-up5k")
+    assert seen == [1, 2, 3]
