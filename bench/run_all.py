@@ -347,11 +347,7 @@ class Bench:
             folding, _ = (fit_folding(model, target, pipeline=self.args.pipeline) if ii is None
                           else auto_fold(model, ii))
         except DoesNotFit as e:
-            row.update(fits=False, error=str(e))
-            entry["synthesis"].append(row)
-            self.say(f"{label}: {e}")
-            self.write()
-            return
+            return self.no_result(label, entry, row, False, str(e))
         fold_text = ",".join(str(f) for f in folding)
         fully = all(f.pe == n and f.simd == k for f, k, n in
                     zip(folding, entry["widths"][:-1], entry["widths"][1:], strict=True))
@@ -362,17 +358,10 @@ class Bench:
                              out_dir=self.work / case / "synth" / f"{target}_{fold_text}",
                              progress=self.say)
         except DoesNotFit as e:
-            row.update(fits=False, error=str(e))
-            entry["synthesis"].append(row)
-            self.say(f"{label}: {e}")
-            self.write()
-            return
+            return self.no_result(label, entry, row, False, str(e))
         except BnnflowError as e:  # a tool failed or was stopped: record it, go on
-            row.update(fits=None, error=f"tool failure: {str(e).splitlines()[0]}")
-            entry["synthesis"].append(row)
-            self.say(f"{label}: {row['error']}")
-            self.write()
-            return
+            return self.no_result(label, entry, row, None,
+                                  f"tool failure: {str(e).splitlines()[0]}")
         lut4 = rep["lut4"]
         lut4_carry = lut4 + (2 * rep["carry"] if rep["family"] == "ecp5" else 0)
         syn = entry["synapses"]
@@ -387,6 +376,14 @@ class Bench:
                    step_seconds=rep["step_seconds"])
         row.update(self.measure_timing(case, folding, fold_text))
         entry["synthesis"].append(row)
+        self.write()
+
+    def no_result(self, label, entry, row, fits, error):
+        """Record a synthesis row without figures (``fits`` False: does not fit; None: a tool
+        failed)."""
+        row.update(fits=fits, error=error)
+        entry["synthesis"].append(row)
+        self.say(f"{label}: {error}")
         self.write()
 
     def measure_timing(self, case, folding, fold_text):
