@@ -247,7 +247,6 @@ def random_shift(images, max_shift, background, generator):
     (the levels of a thermometer code) shift every level of an image alike.
     """
     if images.dim() == 4:
-        b, levels, h, w = images.shape
         state = generator.get_state()
         out = []
         for level in range(images.shape[1]):
@@ -347,7 +346,7 @@ def _plot(path, histories):
     fig.savefig(path, format="png", dpi=100)
 
 
-def _checkpoint(config, net):
+def _checkpoint(config, net, input_encoding):
     layers = []
     norms = [*net.bns, net.out_norm]
     for i, (fc, norm) in enumerate(zip(net.fcs, norms, strict=True)):
@@ -358,7 +357,7 @@ def _checkpoint(config, net):
            "test_fraction": config.test_fraction, "seed": config.seed, "epochs": config.epochs,
            "batch_size": config.batch_size, "lr": config.lr, "dropout": config.dropout,
            "init_scale": config.init_scale, "augment_shift": config.augment_shift,
-           "input_encoding": make_encoding(1.0, config.input_threshold)}
+           "input_encoding": dict(input_encoding)}
     return {"format": "bnnflow-checkpoint", "version": 1, "config": cfg, "layers": layers,
             "state_dict": net.state_dict()}
 
@@ -476,8 +475,7 @@ def _write_outputs(out, config, ds, model, net, metrics, histories):
         with contextlib.ExitStack() as stack:
             tmp = {key: stack.enter_context(atomic_path(p)) for key, p in paths.items()}
             checksum = artifact.save(model, tmp["model"])
-            ckpt = _checkpoint(config, net)
-            ckpt["config"]["input_encoding"] = dict(model.input.encoding)
+            ckpt = _checkpoint(config, net, model.input.encoding)
             torch.save(ckpt, tmp["checkpoint"])
             _plot(tmp["plot"], histories)
             text = json.dumps({**metrics, "checksum": checksum}, indent=2) + "\n"
