@@ -61,7 +61,8 @@ def generate(model, folding=None, pipeline=0, *, name="bnnflow_top", debug_taps=
     ----------
     model : BnnModel
     folding, pipeline, debug_taps, fault, popcount_style
-        As :class:`bnnflow.hw.top.BnnTop` (``popcount_style=None``: its default).
+        As :class:`bnnflow.hw.top.BnnTop` (``popcount_style=None``: its default, without
+        importing Amaranth at module load).
     name : str
         Verilog module name of the top.
     warn_large : bool
@@ -79,12 +80,13 @@ def generate(model, folding=None, pipeline=0, *, name="bnnflow_top", debug_taps=
     """
     from amaranth.back import verilog
 
+    from .popcount import DEFAULT_STYLE
     from .top import BnnTop
 
     if not isinstance(name, str) or not name.isidentifier():
         raise ValueError(f"name must be a Verilog identifier, not {name!r}")
-    style = {} if popcount_style is None else {"popcount_style": popcount_style}
-    top = BnnTop(model, folding, pipeline, debug_taps=debug_taps, fault=fault, **style)
+    top = BnnTop(model, folding, pipeline, debug_taps=debug_taps, fault=fault,
+                 popcount_style=popcount_style or DEFAULT_STYLE)
     if warn_large:
         message = large_design_message(model, top.folding)
         if message:
