@@ -9,6 +9,7 @@ II and the time of each tool step. Tools: the YoWASP packages, or the programs n
 NEXTPNR_ICE40, NEXTPNR_ECP5.
 """
 
+import argparse
 import json
 import sys
 
@@ -29,6 +30,19 @@ def add_arguments(parser):
                         help="write the report as JSON")
     parser.add_argument("--out", metavar="DIR", default=None,
                         help="keep the tool logs and nextpnr's report in DIR")
+    parser.add_argument("--pnr-timeout", metavar="MINUTES", type=_minutes, default=None,
+                        help="stop nextpnr after MINUTES and report it (default: no limit; "
+                             "its router can stall for a long time on a congested design)")
+
+
+def _minutes(text):
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is None or not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number of minutes, not {text!r}")
+    return value
 
 
 def format_report(report):
@@ -77,6 +91,7 @@ def run(args):
         print(f"warning: {message}", file=sys.stderr, flush=True)
     report = synthesize(model, args.target, args.fold, ii=args.ii, pipeline=args.pipeline,
                         out_dir=args.out, freq_mhz=args.freq,
+                        pnr_timeout=None if args.pnr_timeout is None else 60 * args.pnr_timeout,
                         progress=lambda msg: print(f"... {msg}", file=sys.stderr, flush=True))
     for line in format_report(report):
         print(line)

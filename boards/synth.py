@@ -427,7 +427,7 @@ def _make_build_dir(out_dir):
 
 
 def synthesize(model, target="ice40-up5k", folding=None, *, ii=None, pipeline=0, out_dir=None,
-               freq_mhz=None, seed=1, progress=None):
+               freq_mhz=None, seed=1, progress=None, pnr_timeout=None):
     """Synthesize ``model`` out of context for ``target``; return the report dict.
 
     Parameters
@@ -453,6 +453,9 @@ def synthesize(model, target="ice40-up5k", folding=None, *, ii=None, pipeline=0,
         (``nextpnr_seed``).
     progress : callable or None
         Called with a one-line message before each step.
+    pnr_timeout : float or None
+        Seconds after which a nextpnr run is stopped (a :class:`ToolError` naming the limit);
+        ``None``: no limit. nextpnr's router can stall on a congested design for a long time.
 
     Raises
     ------
@@ -538,7 +541,8 @@ def synthesize(model, target="ice40-up5k", folding=None, *, ii=None, pipeline=0,
                     "nextpnr", [*nextpnr, *tgt.nextpnr_args, "--json", "netlist.json",
                                 "--report", "pnr.json", "--timing-allow-fail",
                                 "--freq", f"{freq:g}", "--seed", str(try_seed)],
-                    cwd=build, log=build / "nextpnr.log", keep_log_dir=keep), 3)
+                    cwd=build, log=build / "nextpnr.log", keep_log_dir=keep,
+                    timeout=pnr_timeout), 3)
                 break
             except BnnflowError:
                 tail = log_tail(build / "nextpnr.log", 200)

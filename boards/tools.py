@@ -103,7 +103,7 @@ def log_tail(path, lines=20):
     return "\n".join(text.rstrip("\n").splitlines()[-lines:])
 
 
-def run_step(step, argv, *, cwd, log, keep_log_dir=None, env=None):
+def run_step(step, argv, *, cwd, log, keep_log_dir=None, env=None, timeout=None):
     """Run one tool step, its output going to ``log``; return the seconds it took.
 
     Parameters
@@ -118,12 +118,14 @@ def run_step(step, argv, *, cwd, log, keep_log_dir=None, env=None):
         On failure, the log is copied there (the build directory itself may be temporary) and
         the error names the copy.
     env : dict or None
+    timeout : float or None
+        Seconds after which the step is stopped (``None``: no limit).
 
     Raises
     ------
     ToolError
-        If the step exits non-zero: the message has the exit status, the log's last lines and
-        the path of the full log.
+        If the step exits non-zero or is stopped at ``timeout``: the message has the exit
+        status (or the time limit), the log's last lines and the path of the full log.
     """
     log = Path(log)
     start = time.perf_counter()
@@ -132,17 +134,22 @@ def run_step(step, argv, *, cwd, log, keep_log_dir=None, env=None):
         f.flush()
         try:
             result = subprocess.run([str(a) for a in argv], cwd=cwd, stdout=f,
-                                    stderr=subprocess.STDOUT, env=env, check=False)
+                                    stderr=subprocess.STDOUT, env=env, check=False,
+                                    timeout=timeout)
         except OSError as e:
             raise ToolError(f"{step}: cannot run {argv[0]}: {e}") from None
+        except subprocess.TimeoutExpired:
+            result = None
     seconds = time.perf_counter() - start
-    if result.returncode != 0:
+    if result is None or result.returncode != 0:
         kept = log
         if keep_log_dir is not None:
             keep = Path(keep_log_dir)
             keep.mkdir(parents=True, exist_ok=True)
             kept = keep / log.name
             shutil.copyfile(log, kept)
-        raise ToolError(f"{step} failed (exit status {result.returncode}); last lines of its "
-                        f"log:\n{log_tail(log)}\nfull log: {kept}")
+        what = (f"was stopped after its time limit of {timeout:g} s" if result is None
+                else f"failed (exit status {result.returncode})")
+        raise ToolError(f"{step} {what}; last lines of its log:\n{log_tail(log)}\n"
+                        f"full log: {kept}")
     return seconds

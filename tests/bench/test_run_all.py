@@ -59,3 +59,39 @@ def test_quick_run_writes_every_figure_for_tfc_digits(tmp_path):
     assert statuses["measured II == analytic II for every configuration"] == "met"
     markdown = (out / "results.md").read_text()
     assert "| tfc-digits |" in markdown and "## Issue 7 targets" in markdown
+
+
+def _run_all_module():
+    import runpy
+
+    return runpy.run_path(str(SCRIPT), run_name="bnnflow_run_all")
+
+
+def test_goal_checks_report_each_layer64_pipeline_and_same_ii_fmax():
+    mod = _run_all_module()
+    up5k = {"target": "ice40-up5k", "choice": "fit_folding", "fits": True, "ii": 256,
+            "fmax_mhz": 47.5, "folding": "1x48", "ii_measured": 256}
+    ecp5 = [{"target": "ecp5-85k", "choice": "fit_folding", "fits": None, "error": "tool",
+             "folding": "64x192"},
+            {"target": "ecp5-85k", "choice": "auto II 256", "fits": True, "ii": 256,
+             "fmax_mhz": 130.0, "folding": "1x48", "ii_measured": 256}]
+    results = {
+        "settings": {"pipeline": 2},
+        "simulator_speed": None,
+        "cases": {"tfc-digits": {"synthesis": [up5k, *ecp5]}},
+        "layer64": [{"arch": "ice40", "pipeline": 0, "lut4_per_synapse": 0.84},
+                    {"arch": "ice40", "pipeline": 2, "lut4_per_synapse": 0.92},
+                    {"arch": "ecp5", "pipeline": 2, "lut4_per_synapse": 0.8,
+                     "lut4_with_carry_per_synapse": 1.38}],
+    }
+    checks = {c["goal"]: c for c in mod["goal_checks"](results)}
+    ice0 = checks["fully parallel 64x64 layer <= 0.85 LUT4/synapse on ice40 (LUT4 cells only, "
+                  "pipeline 0)"]
+    ice2 = checks["fully parallel 64x64 layer <= 0.85 LUT4/synapse on ice40 (LUT4 cells only, "
+                  "pipeline 2)"]
+    assert (ice0["status"], ice2["status"]) == ("met", "MISSED")
+    ecp5_fmax = checks["tfc Fmax >= 125 MHz on ecp5-85k (pipeline 2)"]
+    assert ecp5_fmax["measured"] == 130.0 and ecp5_fmax["status"] == "met"
+    assert "II 256" in ecp5_fmax["where"]
+    assert checks[">= 1,000,000 cycles/s with verilator-direct on sfc"]["status"] == \
+        "not measured"

@@ -251,6 +251,15 @@ def test_cli_synth_bad_input_exits_2_without_report(tiny_file, tmp_path, capsys,
     assert not report.exists()
 
 
+@pytest.mark.parametrize("minutes", ["0", "-2", "soon"])
+def test_cli_synth_refuses_a_bad_pnr_timeout(tiny_file, capsys, minutes):
+    with pytest.raises(SystemExit) as info:
+        main(["synth", str(tiny_file), "--target", "ecp5-25k", "--pnr-timeout", minutes])
+    assert info.value.code == 2
+    assert (f"argument --pnr-timeout: must be a positive number of minutes, not {minutes!r}"
+            in capsys.readouterr().err)
+
+
 @pytest.mark.parametrize(("target", "parallel"), [("ecp5-85k", True), ("ice40-up5k", False)])
 def test_fit_folding_folds_only_when_the_estimate_needs_it(target, parallel):
     folding, ii = synth.fit_folding(R64, target)
@@ -331,3 +340,22 @@ def test_placement_failing_on_every_seed_does_not_fit(tiny, monkeypatch):
                                          r"ice40-up5k \(.*; placer seeds 1-3\); "):
         synthesize(tiny, "ice40-up5k")
     assert seen == [1, 2, 3]
+
+
+def test_a_nextpnr_run_over_the_time_limit_is_a_tool_error_not_a_retry(tiny, monkeypatch,
+                                                                       tmp_path):
+    calls = []
+    real = synth.run_step
+
+    def run_step(step, argv, *, cwd, log, timeout=None, **kw):
+        if step == "nextpnr":
+            calls.append(timeout)
+            argv = ["sh", "-c", "echo 'Info: routing'; exec sleep 30"]
+        return real(step, argv, cwd=cwd, log=log, timeout=timeout, **kw)
+
+    monkeypatch.setattr(synth, "run_step", run_step)
+    out = tmp_path / "out"
+    with pytest.raises(ToolError, match=r"^nextpnr was stopped after its time limit of 0.5 s"):
+        synthesize(tiny, "ice40-up5k", out_dir=out, pnr_timeout=0.5)
+    assert calls == [0.5]
+    assert not (out / "report.json").exists()

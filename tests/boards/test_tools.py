@@ -1,6 +1,7 @@
 """Tool lookup (environment variables, YoWASP beside Python, PATH) and logged steps."""
 
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -79,3 +80,12 @@ def test_successful_step_returns_its_duration(tmp_path):
                              log=tmp_path / "n.log")
     assert seconds >= 0
     assert (tmp_path / "n.log").read_text().endswith("ok\n")
+
+
+def test_step_over_its_time_limit_is_stopped_and_reported(tmp_path):
+    start = time.perf_counter()
+    with pytest.raises(ToolError, match=r"^nextpnr was stopped after its time limit of 0.5 s; "
+                                        r"last lines of its log:\n.*\nrouting\nfull log: "):
+        tools.run_step("nextpnr", ["sh", "-c", "echo routing; exec sleep 30"], cwd=tmp_path,
+                       log=tmp_path / "n.log", timeout=0.5)
+    assert time.perf_counter() - start < 10
