@@ -331,12 +331,29 @@ class Bench:
                 self.write()
 
     def synth_plan(self):
-        """(case, target, ii or None for fit_folding) in priority order."""
+        """(case, target, ii or None for fit_folding), smallest estimated design first, so a
+        time budget or a stalled tool costs the biggest rows, not the goal rows."""
         plan = [(c, t, None) for c in self.cases for t in self.targets]
         if not self.args.quick:
             plan += [(c, t, ii) for c in self.cases for t in self.targets
                      for ii in EXTRA_IIS.get(c, {}).get(t, [])]
-        return plan
+        return sorted(plan, key=self._estimated_size)
+
+    def _estimated_size(self, step):
+        """Estimated logic cells of a plan step (0 when ``fit_folding`` finds no folding: that
+        row costs nothing to record)."""
+        from bnnflow.boards.synth import DoesNotFit, estimate_logic, fit_folding
+        from bnnflow.boards.targets import get_target
+        from bnnflow.hw.folding import auto_fold
+
+        case, target, ii = step
+        model, _ = self.models[case]
+        try:
+            folding, _ = (fit_folding(model, target, pipeline=self.args.pipeline) if ii is None
+                          else auto_fold(model, ii))
+        except DoesNotFit:
+            return 0
+        return estimate_logic(model, folding, get_target(target).family, self.args.pipeline)
 
     def synth(self, case, target, ii):
         from bnnflow.boards.synth import DoesNotFit, fit_folding, synthesize
