@@ -356,7 +356,8 @@ class Bench:
         return estimate_logic(model, folding, get_target(target).family, self.args.pipeline)
 
     def synth(self, case, target, ii):
-        from bnnflow.boards.synth import DoesNotFit, fit_folding, synthesize
+        from bnnflow.boards.synth import ROM_REGISTER, DoesNotFit, fit_folding, synthesize
+        from bnnflow.boards.targets import get_target
         from bnnflow.errors import BnnflowError
         from bnnflow.hw.folding import auto_fold
 
@@ -402,7 +403,8 @@ class Bench:
                    lut4_per_synapse_per_cycle=round(lut4 * rep["ii"] / syn, 4),
                    synapses_per_cycle_per_lut4=round(syn / rep["ii"] / lut4, 4),
                    step_seconds=rep["step_seconds"])
-        row.update(self.measure_timing(case, folding, fold_text))
+        row["rom_register"] = ROM_REGISTER[get_target(target).family]
+        row.update(self.measure_timing(case, folding, fold_text, row["rom_register"]))
         entry["synthesis"].append(row)
         self.write()
 
@@ -414,12 +416,13 @@ class Bench:
         self.say(f"{label}: {error}")
         self.write()
 
-    def measure_timing(self, case, folding, fold_text):
+    def measure_timing(self, case, folding, fold_text, rom_register):
         """Measured II and latency of a synthesized design (simulation, first images)."""
         from bnnflow.sim.verify import TIMING_IMAGES, run_verify
 
         ver = self.results["cases"][case]["verification"]
-        if ver["folding"] == fold_text and ver["pipeline"] == self.args.pipeline:
+        if (ver["folding"] == fold_text and ver["pipeline"] == self.args.pipeline
+                and not rom_register):
             return {"ii_measured": ver["ii_measured"],
                     "latency_measured": ver["latency_measured"],
                     "timing_measured_by": f"{ver['simulator']}, whole test split"}
@@ -430,7 +433,7 @@ class Bench:
         model, _ = self.models[case]
         rep = run_verify(model, simulator=self.fast_sim, folding=folding,
                          pipeline=self.args.pipeline, images=TIMING_IMAGES,
-                         build_root=self.build_root)
+                         build_root=self.build_root, rom_register=rom_register)
         return {"ii_measured": rep["ii_measured"], "latency_measured": rep["latency_measured"],
                 "timing_measured_by": f"{self.fast_sim}, {rep['images']} images, "
                                       f"{rep['mismatches']} mismatches",

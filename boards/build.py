@@ -357,13 +357,15 @@ def _attempt(*, model, brd, tgt, fold, fold_text, pipeline, baud, popcounts, env
     design does not fit, :class:`ToolError` otherwise.
     """
     from ..model.artifact import model_checksum
+    from .synth import ROM_REGISTER
     from .uart_top import UartTop
 
     platform = brd.make_platform()
     clk = platform.default_clk_frequency if pll is None else pll.f_out_hz
     divisor = _divisor(brd, clk, baud, "clock" if pll is None else "PLL clock")
     try:
-        core = UartTop(model, fold, pipeline, divisor=divisor, popcounts=popcounts)
+        core = UartTop(model, fold, pipeline, divisor=divisor, popcounts=popcounts,
+                       rom_register=ROM_REGISTER[tgt.family])
     except ValueError as e:
         raise BnnflowError(str(e)) from None
     work = Path(tempfile.mkdtemp(prefix=".build-", dir=out_dir))

@@ -33,7 +33,7 @@ __all__ = ["synthesize", "DoesNotFit", "estimate_brams", "estimate_rom_luts",
            "rom_does_not_fit", "suggest_ii", "fit_folding", "estimate_ffs", "estimate_luts",
            "estimate_logic", "logic_need", "cell_counts", "SYNTH_TOP", "timing_line",
            "LUT4_PER_XNOR_BIT", "UNPACKED_FF_SHARE", "ICE40_FF_SHARE_LIMIT", "UNPLACEABLE",
-           "PLACE_ATTEMPTS"]
+           "PLACE_ATTEMPTS", "ROM_REGISTER"]
 
 SYNTH_TOP = "bnnflow_synth"
 
@@ -94,6 +94,15 @@ _FOLDED_LUT_SCALE = {"ice40": 1.0, "ecp5": 1.5}
 # Yosys put ROMs of 128 words or more in block RAM and shallower ones in LUTs (iCE40,
 # measured); ECP5's 512-word-deep block RAMs are assumed to follow at 256 (not measured).
 _ROM_BRAM_MIN_DEPTH = {"ice40": 128, "ecp5": 256}
+
+#: ``rom_register`` of :class:`~bnnflow.hw.mvtu.MVTU` per family: where the weight register
+#: after the ROM pays. ECP5 (192-64-64-64-10, pipeline 2, ecp5-85k): 90.6 -> 127.0 MHz at II
+#: 256 (block RAM ROMs), 112.1 -> 126.7 MHz at II 32 (LUT ROMs). iCE40 UP5K at II 256: 47.5 ->
+#: 46.2 MHz (the critical path is elsewhere) for 87 more flip-flops, which the flip-flop limit
+#: of :func:`suggest_ii` cannot spare (and with the fused threshold it found no legal placement
+#: on three seeds; hw/README.md). ``synthesize`` and ``build`` should pass
+#: ``rom_register=ROM_REGISTER[family]`` to ``BnnTop`` (its default is ``False``).
+ROM_REGISTER = {"ice40": False, "ecp5": True}
 
 
 class DoesNotFit(BnnflowError):
@@ -174,19 +183,25 @@ def _rom_in_luts(family, cycles):
     return 1 < cycles < _ROM_BRAM_MIN_DEPTH[family]
 
 
-def estimate_ffs(model, folding, pipeline=0, family="ice40"):
+def estimate_ffs(model, folding, pipeline=0, family="ice40", *, rom_register=None):
     """Flip-flops of ``model`` folded as ``folding`` inside the synthesis wrapper.
 
     Counted from the structure :class:`~bnnflow.hw.mvtu.MVTU` builds, per layer: the two
     input buffers (``2 K``), sequencer counters, the ROM-stage input delay (``SIMD``), the
-    popcount pipeline registers, accumulators (``PE * bits(K)`` when ``SF > 1``), neuron-fold
+    popcount pipeline registers, accumulators (``PE * bits(K)`` when ``SF > 1``, binary hidden
+    layers ``PE * (bits(K + 1) + 1)``: they accumulate popcount - threshold), neuron-fold
     collection and output registers (``N * lane``); plus the argmax output register and the
     wrapper (``2 K0 + W_out + 2``: its shift register and the network's input register). A
     weight ROM that Yosys puts in LUTs (fewer than 128 words on iCE40) adds its ``PE * SIMD``
-    read-data register. Within 1 % of Yosys' count on the designs measured (see the README).
+    read-data register; ``rom_register`` (:class:`~bnnflow.hw.mvtu.MVTU`; ``None``: the
+    family's :data:`ROM_REGISTER`) adds the ``PE * SIMD`` weight register and its priming flag
+    to every ROM, and a ROM depth that is not a power of two a wrap flag. Within 2 % of
+    Yosys' count on the pipeline-0 designs measured (see the README).
     """
     from ..hw.folding import layer_cycles
 
+    if rom_register is None:
+        rom_register = ROM_REGISTER[family]
     total = 0
     for layer, fold in zip(model.layers, folding, strict=True):
         k, n = layer.in_width, layer.out_width
@@ -200,9 +215,15 @@ def estimate_ffs(model, folding, pipeline=0, family="ice40"):
             ff += fold.simd + ctrl
             if _rom_in_luts(family, cycles):
                 ff += fold.pe * fold.simd
+            if rom_register:
+                ff += fold.pe * fold.simd + 1
+            if cycles & (cycles - 1):
+                ff += 1
         ff += pipeline * ctrl + fold.pe * _popcount_ffs(fold.simd, pipeline)
         if sf > 1:
-            ff += fold.pe * _bits_for(k)
+            # Binary hidden layers accumulate popcount - threshold (signed, one bit wider).
+            fused = layer.thresholds is not None and layer.thresholds.shape[1] == 1
+            ff += fold.pe * (_bits_for(k + 1) + 1 if fused else _bits_for(k))
         ff += (nf - 1) * fold.pe * lane + n * lane
         total += ff
     last = model.layers[-1]
@@ -481,7 +502,7 @@ def synthesize(model, target="ice40-up5k", folding=None, *, ii=None, pipeline=0,
     nextpnr = find_tool(f"nextpnr-{tgt.family}")
 
     try:
-        bnn = BnnTop(model, fold, pipeline)
+        bnn = BnnTop(model, fold, pipeline, rom_register=ROM_REGISTER[tgt.family])
     except ValueError as e:
         raise BnnflowError(str(e)) from None
 

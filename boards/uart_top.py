@@ -72,6 +72,9 @@ class UartTop(wiring.Component):
         Reply with the class popcounts after the class byte.
     frame_timeout : int
         Bit times of silence after which a partly received request is dropped, ``>= 1``.
+    rom_register : bool
+        A register on each weight ROM's output (:class:`~bnnflow.hw.mvtu.MVTU`; ``bnnflow
+        build`` sets it per family from :data:`bnnflow.boards.synth.ROM_REGISTER`).
 
     Members
     -------
@@ -102,7 +105,7 @@ class UartTop(wiring.Component):
     leds: Out(3)
 
     def __init__(self, model, folding=None, pipeline=0, *, divisor, popcounts=True,
-                 frame_timeout=2000):
+                 frame_timeout=2000, rom_register=False):
         self.divisor = check_divisor(divisor)
         if (not isinstance(frame_timeout, int) or isinstance(frame_timeout, bool)
                 or frame_timeout < 1):
@@ -115,7 +118,7 @@ class UartTop(wiring.Component):
         self.model = model
         self.popcounts = bool(popcounts)
         self.frame_timeout = frame_timeout
-        self.bnn = BnnTop(model, folding, pipeline)
+        self.bnn = BnnTop(model, folding, pipeline, rom_register=rom_register)
         self.request_bytes = request_bytes(model)
         self.reply_bytes, per = reply_layout(model, self.popcounts)
         self.popcount_bytes = per if self.popcounts else 0

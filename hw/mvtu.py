@@ -20,9 +20,17 @@ folds, ``SF = ceil(K/SIMD)`` synapse folds, ``cycles = NF * SF``)::
 * **Timing.** The sequencer's first/last flags are registers beside its counters, and with
   several neuron folds the thresholds of the next fold are selected one cycle ahead into a
   register (:class:`~bnnflow.hw.threshold.Threshold` ``select_ahead``): neither adds latency.
+  Binary hidden layers with several synapse folds accumulate ``popcount - threshold`` (signed,
+  starting from ``-t`` at the first slice) and fire on the sign of the last sum, so one carry
+  chain, not an adder and a comparator, lies between the accumulator and the output.
 * **Weights.** Fully parallel (``cycles == 1``): constants. Folded: a synchronous ROM
   (:class:`amaranth.lib.memory.Memory`, one ``PE*SIMD``-bit word per ``(nf, sf)``, block RAM),
-  which adds one cycle of latency. See :func:`pack_weights`.
+  which adds one cycle of latency. See :func:`pack_weights`. The ROM address is a counter
+  register with nothing but its own ``+ 1`` in front (no compare or mux on power-of-two
+  depths). With ``rom_register`` (off by default) the word of the next step is read one step ahead
+  and moved into a weight register as its step is issued, beside the input slice: the XNOR
+  then starts from flip-flops instead of the block RAM's clock-to-out (about 5.8 ns on ECP5),
+  at ``PE*SIMD + 1`` flip-flops and no added latency.
 * **Padding.** ``K`` not divisible by ``SIMD``: the input is padded with bit 0 and the weights
   with bit 1, so ``XNOR = 0`` there and popcounts and thresholds are unchanged. ``N`` not
   divisible by ``PE``: the padded neurons are computed and dropped.
@@ -36,7 +44,7 @@ Latency (input transfer at edge ``t`` into an idle unit, output transfer at edge
 """
 
 import numpy as np
-from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -107,6 +115,12 @@ class MVTU(wiring.Component):
         Structure of the popcount trees, one of :data:`bnnflow.hw.popcount.STYLES` (same
         function and latency; ``"keep"``, the default, is the smaller and faster one on iCE40
         and in Verilator, see hw/README.md).
+    rom_register : bool
+        Folded layers: read the weight ROM one step ahead into a ``PE*SIMD``-bit register, so
+        the XNOR starts from flip-flops instead of the block RAM output (same latency,
+        ``PE*SIMD + 1`` more flip-flops; pays on ECP5, not on the iCE40 UP5K, see
+        ``bnnflow.boards.synth.ROM_REGISTER``). ``False`` (default): the ROM port's data feeds
+        the XNOR. No effect on fully parallel layers.
 
     Members
     -------
@@ -127,10 +141,12 @@ class MVTU(wiring.Component):
     ValueError
         Bad weights/thresholds shapes, folding out of ``1..N`` / ``1..K`` or a negative
         ``pipeline``.
+    TypeError
+        ``rom_register`` not a bool.
     """
 
     def __init__(self, weights, thresholds=None, fold=None, pipeline=0, *,
-                 popcount_style=DEFAULT_STYLE):
+                 popcount_style=DEFAULT_STYLE, rom_register=False):
         w = np.asarray(weights)
         if w.ndim != 2 or w.size == 0 or not np.all((w == 0) | (w == 1)):
             raise ValueError(f"weights must be a non-empty (N, K) array of 0/1, not shape "
@@ -150,6 +166,9 @@ class MVTU(wiring.Component):
             raise ValueError(f"popcount_style must be one of {', '.join(map(repr, STYLES))}, "
                              f"not {popcount_style!r}")
         self.popcount_style = popcount_style
+        if not isinstance(rom_register, bool):
+            raise TypeError(f"rom_register must be a bool, not {rom_register!r}")
+        self.rom_register = rom_register
         if thresholds is not None:
             t = np.asarray(thresholds)
             if t.ndim == 1:
@@ -189,7 +208,6 @@ class MVTU(wiring.Component):
         # At least one bit each: zero-width signals become "[-1:0]" ranges in Verilog.
         sf = Signal(range(max(sf_count, 2)))
         nf = Signal(range(max(nf_count, 2)))
-        addr = Signal(range(max(nf_count * sf_count, 2)))
         # The "last slice" / "last fold" / "first slice" flags are registers kept beside the
         # counters (not compares of them): they feed the input-buffer enables, whose fan-out
         # is the whole vector register.
@@ -213,8 +231,6 @@ class MVTU(wiring.Component):
                         m.d.sync += [nf.eq(0), last_nf.eq(0)]
                     with m.Else():
                         m.d.sync += [nf.eq(nf + 1), last_nf.eq(nf == nf_count - 2)]
-            if nf_count * sf_count > 1:
-                m.d.sync += addr.eq(Mux(last_issue, 0, addr + 1))
         with m.If(run & (~busy | last_issue)):
             with m.If(nxt_full):
                 m.d.sync += [cur.eq(nxt), nxt_full.eq(0), busy.eq(1)]
@@ -240,8 +256,36 @@ class MVTU(wiring.Component):
         else:
             m.submodules.weights = rom = Memory(shape=pe * simd, depth=len(words), init=words)
             port = rom.read_port()
-            m.d.comb += [port.addr.eq(addr), port.en.eq(run)]
-            lanes_w = [port.data[p * simd:(p + 1) * simd] for p in range(pe)]
+            cycles = len(words)
+            ptr = Signal(range(cycles))
+            if self.rom_register:
+                # Word ``ptr`` is read one issued step ahead into the port's data register,
+                # which loads the weight register ``w`` beside ``x``: the XNOR starts from
+                # flip-flops, not from the block RAM's clock-to-out, and the latency stays
+                # one cycle. The port reads when a step is issued, and once after reset to
+                # hold word 0 for the first step; vectors always run through all the words,
+                # so ``ptr`` is simply the issued step + 1, wrapping at ``cycles``.
+                primed = Signal()
+                read = Signal()
+                m.d.comb += read.eq(run & (busy | ~primed))
+                with m.If(run):
+                    m.d.sync += primed.eq(1)
+            else:
+                # Word ``ptr`` (the issued step) is read as the step is issued; the port's data
+                # register feeds the XNOR.
+                read = run & busy
+            with m.If(read):
+                if cycles & (cycles - 1) == 0:
+                    m.d.sync += ptr.eq(ptr + 1)     # wraps by itself: no logic but the +1
+                else:
+                    # The wrap flag is a register beside the counter, not a compare of it.
+                    ptr_last = Signal()
+                    m.d.sync += [ptr.eq(Mux(ptr_last, 0, ptr + 1)),
+                                 ptr_last.eq(ptr == cycles - 2)]
+            m.d.comb += [port.addr.eq(ptr),
+                         port.en.eq(read if self.rom_register else run)]
+            w1 = _delay(m, port.data, 1, run, "w") if self.rom_register else port.data
+            lanes_w = [w1[p * simd:(p + 1) * simd] for p in range(pe)]
             x1 = _delay(m, x0, 1, run, "x")
             ctrl1 = _delay(m, ctrl0, 1, run, "ctrl")
 
@@ -269,29 +313,13 @@ class MVTU(wiring.Component):
         t_valid, t_first, t_fold_done, t_finish = ctrl2[0], ctrl2[1], ctrl2[2], ctrl2[3]
         t_nf = ctrl2[4:]
 
-        # --- accumulate over synapse folds ----------------------------------------------------
-        totals = []
-        for p in range(pe):
-            total = Signal(self.count_width, name=f"total_{p}")
-            if sf_count > 1:
-                acc = Signal(self.count_width, name=f"acc_{p}")
-                m.d.comb += total.eq(Mux(t_first, 0, acc) + counts[p])
-                with m.If(run & t_valid):
-                    m.d.sync += acc.eq(total)
-            else:
-                m.d.comb += total.eq(counts[p])
-            totals.append(total)
-
-        # --- threshold or raw popcounts -------------------------------------------------------
-        if self.thresholds is None:
-            lanes = Cat(*totals)
+        # --- binary activations over several synapse folds: accumulate popcount - threshold ---
+        if self.thresholds is not None and self.thresholds.shape[1] == 1 and sf_count > 1:
+            lanes = self._accumulate_against_threshold(m, counts, run, t_valid, t_first,
+                                                       ctrl_ahead[4:])
         else:
-            m.submodules.threshold = th = Threshold(self.thresholds, pe, self.count_width,
-                                                    select_ahead=nf_count > 1)
-            m.d.comb += [th.fold.eq(ctrl_ahead[4:] if nf_count > 1 else t_nf), th.en.eq(run)]
-            for p in range(pe):
-                m.d.comb += th.popcounts[p].eq(totals[p])
-            lanes = th.activations.as_value()
+            lanes = self._accumulate_then_threshold(m, counts, run, t_valid, t_first, t_nf,
+                                                    ctrl_ahead[4:])
         lanes_sig = Signal(pe * self.lane_width)
         m.d.comb += lanes_sig.eq(lanes)
 
@@ -311,3 +339,59 @@ class MVTU(wiring.Component):
         with m.If(run & finish):
             m.d.sync += [self.o.payload.eq(full[:self.out_width]), self.o.valid.eq(1)]
         return m
+
+    def _accumulate_against_threshold(self, m, counts, run, t_valid, t_first, fold_ahead):
+        """Binary activations with ``SF > 1``: one signed sum per PE, ``rem = -t`` at the first
+        slice plus the slice popcounts, so ``popcount >= t`` is the sign of the last sum (one
+        carry chain from the accumulator to the output, not an adder and a comparator).
+        ``t = 0`` always fires (the sum is >= 0), ``t = K + 1`` never does (it is <= -1).
+        With several neuron folds ``-t`` of the fold is selected one enabled cycle ahead
+        into a register, as :class:`~bnnflow.hw.threshold.Threshold` ``select_ahead``."""
+        pe, nf_count = self.fold.pe, self.nf
+        t = np.zeros(nf_count * pe, dtype=np.int64)
+        t[:self.n] = self.thresholds[:, 0]
+        shape = signed(bits_for(self.k + 1) + 1)
+        fires = []
+        for p in range(pe):
+            column = [int(t[f * pe + p]) for f in range(nf_count)]
+            if nf_count == 1:
+                neg_t = Const(-column[0], shape)
+            else:
+                neg_t = Signal(shape, name=f"neg_t_{p}")
+                with m.If(run):
+                    m.d.sync += neg_t.eq(Array(Const(-v, shape) for v in column)[fold_ahead])
+            rem = Signal(shape, name=f"rem_{p}")
+            total = Signal(shape, name=f"total_{p}")
+            m.d.comb += total.eq(Mux(t_first, neg_t, rem) + counts[p])
+            with m.If(run & t_valid):
+                m.d.sync += rem.eq(total)
+            fires.append(~total[-1])
+        return Cat(*fires)
+
+    def _accumulate_then_threshold(self, m, counts, run, t_valid, t_first, t_nf, fold_ahead):
+        """Popcount totals over the synapse folds, then :class:`Threshold` (hidden layers) or
+        the raw totals (last layer)."""
+        pe, sf_count, nf_count = self.fold.pe, self.sf, self.nf
+        totals = []
+        for p in range(pe):
+            total = Signal(self.count_width, name=f"total_{p}")
+            if sf_count > 1:
+                acc = Signal(self.count_width, name=f"acc_{p}")
+                m.d.comb += total.eq(Mux(t_first, 0, acc) + counts[p])
+                with m.If(run & t_valid):
+                    m.d.sync += acc.eq(total)
+            else:
+                m.d.comb += total.eq(counts[p])
+            totals.append(total)
+
+        # --- threshold or raw popcounts -------------------------------------------------------
+        if self.thresholds is None:
+            lanes = Cat(*totals)
+        else:
+            m.submodules.threshold = th = Threshold(self.thresholds, pe, self.count_width,
+                                                    select_ahead=nf_count > 1)
+            m.d.comb += [th.fold.eq(fold_ahead if nf_count > 1 else t_nf), th.en.eq(run)]
+            for p in range(pe):
+                m.d.comb += th.popcounts[p].eq(totals[p])
+            lanes = th.activations.as_value()
+        return lanes

@@ -48,6 +48,9 @@ class BnnTop(wiring.Component):
         ``min(pipeline, ceil(log2(C)) - 1)`` inner register stages.
     popcount_style : str
         Popcount tree structure of every layer (:class:`bnnflow.hw.mvtu.MVTU`).
+    rom_register : bool
+        Weight register after the ROM of every folded layer (:class:`bnnflow.hw.mvtu.MVTU`;
+        same latency either way).
     debug_taps : bool
         Add ``tap_<j>_valid`` / ``tap_<j>_data`` outputs per layer (no effect on timing).
     fault : None or ("drop_ready", j)
@@ -82,10 +85,12 @@ class BnnTop(wiring.Component):
     ------
     ValueError
         Bad folding, pipeline or fault; hidden layers with more than one threshold per neuron.
+    TypeError
+        ``rom_register`` not a bool.
     """
 
     def __init__(self, model, folding=None, pipeline=0, *, debug_taps=False, fault=None,
-                 popcount_style=DEFAULT_STYLE):
+                 popcount_style=DEFAULT_STYLE, rom_register=False):
         self.model = model
         self.folding = resolve_folding(model, folding)
         for j, layer in enumerate(model.layers[:-1]):
@@ -106,7 +111,7 @@ class BnnTop(wiring.Component):
         self.debug_taps = bool(debug_taps)
         self.fault = fault
         self.layers = [MVTU(layer.weights, layer.thresholds, fold, pipeline,
-                            popcount_style=popcount_style)
+                            popcount_style=popcount_style, rom_register=rom_register)
                        for layer, fold in zip(model.layers, self.folding, strict=True)]
         last = self.layers[-1]
         self.num_classes = last.n
@@ -169,6 +174,7 @@ class BnnTop(wiring.Component):
                 "weight_bits": 1, "synapses": mvtu.k * mvtu.n,
                 "padded_in": mvtu.padded_in, "padded_out": mvtu.padded_out,
                 "weights_in": mvtu.weights_in,
+                "rom_register": mvtu.weights_in == "rom" and mvtu.rom_register,
                 "rom_bits": 0 if mvtu.weights_in == "constants" else int(
                     mvtu.nf * mvtu.sf * mvtu.fold.pe * mvtu.fold.simd),
                 "output": "popcount" if layer.is_output else "activation",

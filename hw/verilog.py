@@ -54,13 +54,13 @@ def large_design_message(model, folding=None):
 
 
 def generate(model, folding=None, pipeline=0, *, name="bnnflow_top", debug_taps=False,
-             fault=None, warn_large=True, popcount_style=None):
+             fault=None, warn_large=True, popcount_style=None, rom_register=False):
     """Verilog text and sidecar dict for ``model``.
 
     Parameters
     ----------
     model : BnnModel
-    folding, pipeline, debug_taps, fault, popcount_style
+    folding, pipeline, debug_taps, fault, popcount_style, rom_register
         As :class:`bnnflow.hw.top.BnnTop` (``popcount_style=None``: its default, without
         importing Amaranth at module load).
     name : str
@@ -86,7 +86,7 @@ def generate(model, folding=None, pipeline=0, *, name="bnnflow_top", debug_taps=
     if not isinstance(name, str) or not name.isidentifier():
         raise ValueError(f"name must be a Verilog identifier, not {name!r}")
     top = BnnTop(model, folding, pipeline, debug_taps=debug_taps, fault=fault,
-                 popcount_style=popcount_style or DEFAULT_STYLE)
+                 popcount_style=popcount_style or DEFAULT_STYLE, rom_register=rom_register)
     if warn_large:
         message = large_design_message(model, top.folding)
         if message:

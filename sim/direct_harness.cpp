@@ -6,16 +6,25 @@
 // It mirrors bnnflow.sim.stimulus.StreamBench cycle for cycle: the timing phase (inputs back to
 // back, o.ready high), then the main phase (a precomputed gap before each input, a precomputed
 // o.ready per cycle); a phase ends when every output has arrived or after max_idle edges with
-// no transfer. Values are applied with clk low, the design settles, the ports are sampled (the
-// values the rising edge sees), then the rising edge is evaluated; the falling edge is evaluated
-// together with the next cycle's inputs (two eval() calls per cycle).
+// no transfer.
+//
+// Vtop is not the design itself but the wrapper bnnflow.sim.direct writes around it: every
+// design input except clk goes through a register (port next_<name>, loaded on each rising
+// edge), the outputs pass through. So no logic of the design depends on a top-level input, and
+// Verilator evaluates its combinational logic once per cycle (after the rising edge) instead of
+// again in the input region of every eval(); the ports a cycle shows are final right after the
+// previous edge. Per cycle: sample the outputs (the values the rising edge sees), update the
+// bench state, drive the next cycle's inputs into next_*, evaluate the rising edge, then the
+// falling edge (which only re-evaluates the wrapper's input logic). The design sees the same
+// input values in the same cycles as on the other simulators.
 //
 // The design-specific part (the debug taps) comes from bnnflow_ports.h, written per build:
 //   #define BNN_TAPS <number of taps>
 //   #define BNN_TAP_WORDS <32-bit words of the widest tap>
 //   static void read_tap(Vtop* top, int j, uint32_t& valid, uint32_t* words);
 //
-// Verilator escapes "__" in port names as "___05F": top->i___05Fvalid is the port i__valid.
+// Verilator escapes "__" in port names as "___05F": top->next_i___05Fvalid is the wrapper's
+// port next_i__valid.
 //
 // Job file (little-endian uint32 unless stated): magic 0x424e4e44 ("BNND"), version 1,
 // in_words, out_words, n_timing, n_main, max_idle, stalling (0/1), n_ready (uint64 as two
@@ -151,26 +160,18 @@ int main(int argc, char** argv) {
         ++time;
     };
 
-    // Reset: three rising edges with rst high, released with clk low (as the cocotb bench).
+    // The design's inputs are the wrapper's input registers, loaded from the next_* ports on
+    // each rising edge: the value set before edge c-1 is what the design sees in cycle c.
+    // Reset: the wrapper's staged rst starts high, so the design is reset on three rising edges
+    // (R1..R3, as the cocotb bench); the cycle-0 inputs go in with rst low before R3.
     top->clk = 0;
-    top->rst = 1;
-    top->i___05Fvalid = 0;
-    top->o___05Fready = 0;
-    {
-        std::vector<uint32_t> zero(in_words, 0);
-        set_port(top->i___05Fpayload, zero.data(), in_words);
-    }
+    top->next_rst = 1;
+    top->next_i___05Fvalid = 0;
+    top->next_o___05Fready = 0;
+    const std::vector<uint32_t> zero_in(in_words, 0);
+    set_port(top->next_i___05Fpayload, zero_in.data(), in_words);
     top->eval();
     dump();
-    for (int i = 0; i < 3; ++i) {
-        top->clk = 1;
-        top->eval();
-        dump();
-        top->clk = 0;
-        top->eval();
-        dump();
-    }
-    top->rst = 0;
 
     const uint32_t counts[2] = {n_timing, n_main};
     std::vector<uint64_t> in_edges[2], out_edges[2];
@@ -178,36 +179,59 @@ int main(int argc, char** argv) {
     bool stuck[2] = {false, false};
     std::vector<std::vector<uint32_t>> tap_data(BNN_TAPS);
     std::vector<uint32_t> out_buf(out_words), tap_buf(BNN_TAP_WORDS > 0 ? BNN_TAP_WORDS : 1);
-    const std::vector<uint32_t> zero_in(in_words, 0);
+    for (int p = 0; p < 2; ++p) {  // no reallocation in the clock loop
+        in_edges[p].reserve(counts[p]);
+        out_edges[p].reserve(counts[p]);
+        payloads[p].reserve(static_cast<std::size_t>(counts[p]) * out_words);
+    }
+    for (auto& data : tap_data) data.reserve(static_cast<std::size_t>(n_main) * BNN_TAP_WORDS);
     uint64_t cycles = 0, ready_used = 0;
     bool exhausted = false;
 
-    const auto started = std::chrono::steady_clock::now();
     int phase = 0;
     while (phase < 2 && counts[phase] == 0) ++phase;
     uint32_t next_in = 0, idle = 0, received = 0;
     uint32_t gap = phase == 1 && stalling ? gaps[0] : 0;
-    while (phase < 2) {
-        const bool main_phase = phase == 1;
-        const bool stall_now = main_phase && stalling;
-        // drive()
-        const uint32_t valid = next_in < counts[phase] && gap == 0;
-        uint32_t ready = 1;
+    // drive(): the inputs of the next cycle from the bench state after the current edge;
+    // false when the o.ready pattern has run out.
+    uint32_t valid = 0, ready = 0;
+    auto drive = [&]() {
+        const bool stall_now = phase == 1 && stalling;
+        valid = next_in < counts[phase] && gap == 0;
+        ready = 1;
         if (stall_now) {
-            if (ready_used >= n_ready) {
-                exhausted = true;
-                break;
-            }
+            if (ready_used >= n_ready) return false;
             ready = ready_bits[ready_used++];
         }
-        top->i___05Fvalid = valid;
-        set_port(top->i___05Fpayload,
+        top->next_i___05Fvalid = valid;
+        set_port(top->next_i___05Fpayload,
                  valid ? &inputs[phase][static_cast<std::size_t>(next_in) * in_words]
                        : zero_in.data(),
                  in_words);
-        top->o___05Fready = ready;
+        top->next_o___05Fready = ready;
+        return true;
+    };
+    auto rising_edge = [&]() {
+        top->clk = 1;
         top->eval();
-        // edge(): sample what the rising edge sees.
+        dump();
+        top->clk = 0;
+        top->eval();  // cheap: only the wrapper's registers read the inputs
+        dump();
+    };
+    for (int i = 0; i < 3; ++i) {
+        if (i == 2) {
+            top->next_rst = 0;
+            if (phase < 2 && !drive()) exhausted = true;
+        }
+        rising_edge();
+    }
+
+    const auto started = std::chrono::steady_clock::now();
+    while (phase < 2 && !exhausted) {
+        const bool main_phase = phase == 1;
+        const bool stall_now = main_phase && stalling;
+        // edge(): the ports as the rising edge sees them (the inputs are registers now).
         const uint64_t edge = cycles++;
         bool moved = false;
         if (valid && top->i___05Fready) {
@@ -251,18 +275,11 @@ int main(int argc, char** argv) {
             received = 0;
             gap = phase == 1 && stalling ? gaps[0] : 0;
         }
-        // The rising edge; clk goes low again with the next inputs (one eval() for both: the
-        // design has no falling-edge logic, and every eval() re-runs the input-driven logic).
-        dump();
-        top->clk = 1;
-        top->eval();
-        dump();
-        top->clk = 0;
+        if (phase < 2 && !drive()) exhausted = true;
+        rising_edge();
     }
     const auto loop_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
         std::chrono::steady_clock::now() - started).count();
-    top->eval();
-    dump();
     top->final();
 #if VM_TRACE
     if (trace) trace->close();

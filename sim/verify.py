@@ -61,20 +61,24 @@ class HwDesign:
     pipeline : int
     fault : tuple or None
         Passed to ``BnnTop`` (tests only).
+    rom_register : bool
+        Passed to ``BnnTop``: a register on each weight ROM's output (the ECP5 synthesis
+        default, :data:`bnnflow.boards.synth.ROM_REGISTER`).
     """
 
-    def __init__(self, model, folding=None, pipeline=0, fault=None):
+    def __init__(self, model, folding=None, pipeline=0, fault=None, rom_register=False):
         self.model = model
         self.folding = folding
         self.pipeline = pipeline
         self.fault = fault
+        self.rom_register = rom_register
 
     def component(self, debug_taps=False):
         """``(component, sidecar)`` for Amaranth's simulator."""
         from ..hw.top import BnnTop
 
         top = BnnTop(self.model, self.folding, self.pipeline, debug_taps=debug_taps,
-                     fault=self.fault)
+                     fault=self.fault, rom_register=self.rom_register)
         return top, top.sidecar()
 
     def verilog(self, debug_taps=False):
@@ -82,7 +86,8 @@ class HwDesign:
         from ..hw.verilog import generate
 
         return generate(self.model, self.folding, self.pipeline, name=TOP_NAME,
-                        debug_taps=debug_taps, fault=self.fault)
+                        debug_taps=debug_taps, fault=self.fault,
+                        rom_register=self.rom_register)
 
 
 def _check_inputs(model, bits, where):
@@ -280,7 +285,7 @@ def _first_layer(model, result, k, tap_data, pw):
 def run_verify(model, *, simulator="amaranth", fold=None, ii=None, pipeline=0, folding=None,
                inputs=None, images=None, stall=0.0, seed=0, vcd=None, report=None,
                hardware_model=None, fault=None, design=None, build_root=None,
-               show_progress=False):
+               show_progress=False, rom_register=False):
     """Verify the generated hardware of ``model`` against its golden model.
 
     Parameters
@@ -316,6 +321,9 @@ def run_verify(model, *, simulator="amaranth", fold=None, ii=None, pipeline=0, f
         :func:`bnnflow.sim.cocotb_sim.default_build_root`).
     show_progress : bool
         Show rich progress bars on stderr.
+    rom_register : bool
+        A register on each weight ROM's output (:class:`bnnflow.hw.mvtu.MVTU`); same results,
+        II and latency.
 
     Returns
     -------
@@ -351,7 +359,7 @@ def run_verify(model, *, simulator="amaranth", fold=None, ii=None, pipeline=0, f
                 folding = resolve_folding(hw_model, fold, ii)
             except (ValueError, OSError) as e:
                 raise BnnflowError(f"bad folding: {e}") from None
-        design = HwDesign(hw_model, folding, pipeline, fault)
+        design = HwDesign(hw_model, folding, pipeline, fault, rom_register)
 
     bits, ids, source = select_inputs(model, inputs, images)
     n = len(bits)

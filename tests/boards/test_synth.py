@@ -9,7 +9,7 @@ from bnnflow.boards import synth, targets, tools
 from bnnflow.boards.synth import DoesNotFit, suggest_ii, synthesize, timing_line
 from bnnflow.cli import main
 from bnnflow.errors import BnnflowError, ToolError
-from bnnflow.hw.folding import LayerFold, auto_fold
+from bnnflow.hw.folding import LayerFold, auto_fold, resolve_folding
 from bnnflow.model import artifact
 from bnnflow.model.random_net import random_model
 
@@ -140,6 +140,36 @@ def test_logic_estimates_match_measured_counts(ii, lut4, ff):
     fold, _ = auto_fold(R64, ii)
     assert synth.estimate_luts(R64, fold) == pytest.approx(lut4, rel=0.10)
     assert synth.estimate_ffs(R64, fold) == pytest.approx(ff, rel=0.02)
+
+
+TFC = random_model([192, 64, 64, 64, 10], seed=0)
+
+
+# Yosys 0.70 flip-flop counts of the thermometer-coded tfc (192-64-64-64-10, pipeline 2) inside
+# the synthesis wrapper, without and with the weight register after the ROMs (hw/README.md):
+# iCE40 II 256 2416 -> 2503, ECP5 II 256 2417 -> 2504, ECP5 II 32 3428 -> 4091.
+@pytest.mark.parametrize(("family", "fold", "added"), [
+    ("ice40", "1x48,1x16,1x16,1x3", 2503 - 2416),
+    ("ecp5", "1x48,1x16,1x16,1x3", 2504 - 2417),
+    ("ecp5", "2x192,2x64,2x64,5x4", 4091 - 3428),
+])
+def test_rom_register_estimate_adds_the_measured_flip_flops(family, fold, added):
+    folding = resolve_folding(TFC, fold)
+    with_reg = synth.estimate_ffs(TFC, folding, 2, family, rom_register=True)
+    without = synth.estimate_ffs(TFC, folding, 2, family, rom_register=False)
+    assert with_reg - without == pytest.approx(added, abs=2)
+    assert with_reg - without >= sum(f.pe * f.simd for f in folding)
+
+
+@pytest.mark.parametrize("family", ["ice40", "ecp5"])
+def test_rom_register_estimate_follows_the_family_default(family):
+    folding = resolve_folding(TFC, "1x48,1x16,1x16,1x3")
+    default = synth.estimate_ffs(TFC, folding, 2, family)
+    chosen = synth.estimate_ffs(TFC, folding, 2, family,
+                                rom_register=synth.ROM_REGISTER[family])
+    other = synth.estimate_ffs(TFC, folding, 2, family,
+                               rom_register=not synth.ROM_REGISTER[family])
+    assert default == chosen != other
 
 
 def test_flip_flop_estimate_counts_buffers_wrapper_and_pipeline():

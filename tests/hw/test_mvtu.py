@@ -61,12 +61,13 @@ FOLDS = [(13, 37), (5, 8), (13, 5), (4, 37), (2, 36), (1, 1)]
 @pytest.mark.parametrize(("pe", "simd"), FOLDS)
 @pytest.mark.parametrize("pipeline", [0, 2])
 @pytest.mark.parametrize("t", [1, 0])
-def test_outputs_match_reference_under_random_stalls(pe, simd, pipeline, t):
+@pytest.mark.parametrize("rom_register", [True, False])
+def test_outputs_match_reference_under_random_stalls(pe, simd, pipeline, t, rom_register):
     k, n = 37, 13
     w, th = make_layer(k, n, t, seed=pe * 100 + simd)
     rng = np.random.default_rng(simd)
     x = rng.integers(0, 2, size=(5 if pe * simd > 1 else 3, k))
-    dut = MVTU(w, th, LayerFold(pe, simd), pipeline)
+    dut = MVTU(w, th, LayerFold(pe, simd), pipeline, rom_register=rom_register)
     run = simulate_stream(dut, [to_int(v) for v in x], seed=pe + simd, p_valid=0.6,
                           p_ready=0.4)
     got = fields_of(run.outputs, n, dut.lane_width)
@@ -76,10 +77,11 @@ def test_outputs_match_reference_under_random_stalls(pe, simd, pipeline, t):
 @pytest.mark.parametrize(("k", "n", "pe", "simd"), [(37, 13, 13, 37), (37, 13, 5, 8),
                                                     (8, 3, 1, 3), (1, 1, 1, 1), (64, 10, 5, 16)])
 @pytest.mark.parametrize("pipeline", [0, 1, 3])
-def test_stall_free_ii_and_latency_equal_attributes(k, n, pe, simd, pipeline):
+@pytest.mark.parametrize("rom_register", [True, False])
+def test_stall_free_ii_and_latency_equal_attributes(k, n, pe, simd, pipeline, rom_register):
     w, th = make_layer(k, n, 1, seed=k + n)
     x = np.random.default_rng(2).integers(0, 2, size=(6, k))
-    dut = MVTU(w, th, (pe, simd), pipeline)
+    dut = MVTU(w, th, (pe, simd), pipeline, rom_register=rom_register)
     run = simulate_stream(dut, [to_int(v) for v in x])
     assert np.array_equal(fields_of(run.outputs, n, 1), expected_outputs(x, w, th))
     assert np.array_equal(np.diff(run.out_edges), np.full(len(x) - 1, dut.cycles))
@@ -113,3 +115,9 @@ def test_bad_parameters_raise_value_error(kwargs, message):
     w, _ = make_layer(37, 13, 0, 0)
     with pytest.raises(ValueError, match=message):
         MVTU(w, **kwargs)
+
+
+@pytest.mark.parametrize("bad", [1, None, "yes"])
+def test_rom_register_must_be_a_bool(bad):
+    with pytest.raises(TypeError, match=f"^rom_register must be a bool, not {bad!r}$"):
+        MVTU(np.ones((2, 4)), np.ones((2, 1)), (1, 2), rom_register=bad)

@@ -164,3 +164,22 @@ def test_argmax_stages_follow_pipeline_and_add_to_latency(classes, pipeline, sta
     x = images(model, 1, 0)
     single = simulate_stream(top, [to_int(x[0])])
     assert single.out_edges[0] - single.in_edges[0] == top.latency
+
+
+@pytest.mark.parametrize(("widths", "fold", "pipeline"), CASES[1:4])
+def test_rom_register_keeps_results_ii_and_latency(widths, fold, pipeline):
+    model, top = build(widths, fold, pipeline, rom_register=True)
+    _, ref_top = build(widths, fold, pipeline)
+    assert top.latency == ref_top.latency and top.ii == ref_top.ii
+    x = images(model, 4, 5)
+    run = simulate_stream(top, [to_int(v) for v in x], seed=5, p_valid=0.7, p_ready=0.5)
+    classes, pops = decode(top, run.outputs)
+    ref = golden.run(model, x)
+    assert np.array_equal(classes, ref.classes) and np.array_equal(pops, ref.popcounts)
+    single = simulate_stream(build(widths, fold, pipeline, rom_register=True)[1],
+                             [to_int(x[0])])
+    assert single.out_edges[0] - single.in_edges[0] == top.latency
+    assert ([layer["rom_register"] for layer in top.sidecar()["layers"]]
+            == [m.weights_in == "rom" for m in top.layers])
+    flags = [layer["rom_register"] for layer in ref_top.sidecar()["layers"]]
+    assert flags == [False] * len(flags)

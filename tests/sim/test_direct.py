@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from bnnflow.cli import main
+from bnnflow.errors import ToolError
 from bnnflow.hw.verilog import generate
 from bnnflow.model import golden
 from bnnflow.model.artifact import save
@@ -121,6 +122,34 @@ def test_ready_sequence_too_short_is_extended(net, input_bits, build_root, monke
     got, _ = direct.simulate(verilog, sidecar, main_inputs, main_inputs[:8], **args)
     assert len(lengths) == 2
     assert got["cycles"] == want["cycles"] and got["outputs"] == want["outputs"]
+
+
+def test_stage_wrapper_registers_every_input_but_clk_and_passes_outputs():
+    verilog = ("module t(clk, rst, a, y, v);\n  input clk;\n  wire clk;\n  input rst;\n"
+               "  input [7:0] a;\n  wire [7:0] a;\n  output [3:0] y;\n  reg [3:0] y;\n"
+               "  output v;\nendmodule\n")
+    text = direct.stage_wrapper(verilog, "t")
+    assert f"module {direct.WRAPPER}(clk, next_rst, next_a, y, v);" in text
+    assert "  input [7:0] next_a;" in text and "  output [3:0] y;" in text
+    # rst starts high: the design is in reset until the harness releases it.
+    assert "  reg staged_rst = 1'd1;" in text and "  reg [7:0] staged_a = 8'd0;" in text
+    assert "    staged_rst <= next_rst;" in text and "    staged_a <= next_a;" in text
+    assert "  t t (.clk(clk), .rst(staged_rst), .a(staged_a), .y(y), .v(v));" in text
+
+
+def test_stage_wrapper_of_a_design_without_clk_raises():
+    with pytest.raises(ToolError, match="^module t has no 1-bit clk input$"):
+        direct.stage_wrapper("module t(a);\n  input a;\nendmodule\n", "t")
+
+
+def test_no_design_logic_is_in_verilators_input_region(net, build_root):
+    """With registered inputs Verilator generates no input-combinational ('ico') code: the
+    design's logic runs once per cycle, after the rising edge (the speed of this back end)."""
+    verilog, sidecar = HwDesign(net.model, _folding(net), net.pipeline).verilog()
+    executable = direct.build(verilog, sidecar["top"], build_root=build_root, trace=True)
+    sources = sorted(executable.parent.glob("Vtop*.cpp"))
+    assert any("_nba_sequent" in f.read_text() for f in sources)
+    assert not [f.name for f in sources if "_ico_sequent" in f.read_text()]
 
 
 def _folding(net):
