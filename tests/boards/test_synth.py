@@ -389,3 +389,23 @@ def test_a_nextpnr_run_over_the_time_limit_is_a_tool_error_not_a_retry(tiny, mon
         synthesize(tiny, "ice40-up5k", out_dir=out, pnr_timeout=0.5)
     assert calls == [0.5]
     assert not (out / "report.json").exists()
+
+
+class _Stop(Exception):
+    pass
+
+
+@pytest.mark.parametrize(("target", "expected"), [("ice40-up5k", False), ("ecp5-25k", True)])
+def test_synthesize_sets_the_rom_register_of_the_target_family(tiny, monkeypatch, target,
+                                                               expected):
+    from bnnflow.boards import wrapper
+
+    def stop(bnn):
+        raise _Stop([layer["rom_register"] for layer in bnn.sidecar()["layers"]])
+
+    monkeypatch.setattr(wrapper, "SynthWrapper", stop)
+    with pytest.raises(_Stop) as info:
+        synthesize(tiny, target, [LayerFold(2, 4), LayerFold(1, 8)])
+    # Both layers are folded (ROMs): the register follows the family.
+    assert info.value.args[0] == [expected, expected]
+    assert synth.ROM_REGISTER[targets.get_target(target).family] is expected
