@@ -31,7 +31,8 @@ from .tools import find_tool, log_tail, run_step
 
 __all__ = ["synthesize", "DoesNotFit", "estimate_brams", "estimate_rom_luts",
            "rom_does_not_fit", "suggest_ii", "fit_folding", "estimate_ffs", "estimate_luts",
-           "estimate_logic", "logic_need", "cell_counts", "SYNTH_TOP", "timing_line",
+           "estimate_logic", "logic_need", "router_args", "ECP5_ROUTER2_ABOVE", "cell_counts",
+           "SYNTH_TOP", "timing_line",
            "LUT4_PER_XNOR_BIT", "UNPACKED_FF_SHARE", "ICE40_FF_SHARE_LIMIT", "UNPLACEABLE",
            "PLACE_ATTEMPTS", "ROM_REGISTER"]
 
@@ -447,6 +448,21 @@ def _make_build_dir(out_dir):
     return Path(tempfile.mkdtemp(prefix=".synth-", dir=out_dir))
 
 
+#: ECP5 designs above this many logic cells (LUT4 + 2 per CCU2C, Yosys' count) are routed with
+#: nextpnr's router2: router1 (the default) had 60,000 of 99,000 arcs left after 13 minutes on
+#: the sfc network at II 64 (about 59,000 cells) and stalled on the fully parallel tfc (about
+#: 41,000), where router2 routed the sfc in 6 minutes; on small designs router1 gives the
+#: better Fmax (default tfc at II 256, about 3,500 cells: 133 against 107 MHz).
+ECP5_ROUTER2_ABOVE = 20_000
+
+
+def router_args(family, logic):
+    """Extra nextpnr options for a design of ``logic`` cells (see :data:`ECP5_ROUTER2_ABOVE`)."""
+    if family == "ecp5" and logic > ECP5_ROUTER2_ABOVE:
+        return ["--router", "router2"]
+    return []
+
+
 def synthesize(model, target="ice40-up5k", folding=None, *, ii=None, pipeline=0, out_dir=None,
                freq_mhz=None, seed=1, progress=None, pnr_timeout=None):
     """Synthesize ``model`` out of context for ``target``; return the report dict.
@@ -550,7 +566,8 @@ def synthesize(model, target="ice40-up5k", folding=None, *, ii=None, pipeline=0,
                 f"{_fit_hint(model, fold, need, tgt.lut4, tgt.bram, tgt.family, pipeline)}")
 
         freq = float(freq_mhz if freq_mhz is not None else tgt.freq_mhz)
-        say(f"nextpnr-{tgt.family} {' '.join(tgt.nextpnr_args)} (constraint {freq:g} MHz)")
+        device_args = [*tgt.nextpnr_args, *router_args(tgt.family, logic)]
+        say(f"nextpnr-{tgt.family} {' '.join(device_args)} (constraint {freq:g} MHz)")
         # A design near the placer's limit places with some seeds and not with others (the
         # default digits tfc at II 256 on the UP5K: seed 1 failed, seeds 2 and 3 placed), so
         # a failed placement is retried with the next seeds before the design is declared too
@@ -559,7 +576,7 @@ def synthesize(model, target="ice40-up5k", folding=None, *, ii=None, pipeline=0,
             try_seed = seed + attempt
             try:
                 steps["nextpnr"] = round(run_step(
-                    "nextpnr", [*nextpnr, *tgt.nextpnr_args, "--json", "netlist.json",
+                    "nextpnr", [*nextpnr, *device_args, "--json", "netlist.json",
                                 "--report", "pnr.json", "--timing-allow-fail",
                                 "--freq", f"{freq:g}", "--seed", str(try_seed)],
                     cwd=build, log=build / "nextpnr.log", keep_log_dir=keep,
@@ -585,6 +602,7 @@ def synthesize(model, target="ice40-up5k", folding=None, *, ii=None, pipeline=0,
         report = _report(tgt, pnr, counts, by_type, bnn, fold_text, pipeline, freq, steps,
                          yosys, nextpnr, WRAPPER_NOTE)
         report["nextpnr_seed"] = try_seed
+        report["device_args"] = device_args
         if out_dir is not None:
             out_dir = Path(out_dir)
             for src, dst in (("yosys.log", "yosys.log"), ("nextpnr.log", "nextpnr.log"),

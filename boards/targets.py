@@ -48,18 +48,11 @@ class Target:
     freq_mhz: float
 
 
-#: nextpnr-ecp5's router2: router1 (its default) took over 13 minutes and had 60,000 arcs left
-#: on the sfc network at II 64 on the ECP5-85k, and stalled on the fully parallel tfc; router2
-#: routed the sfc in 6 minutes (bench/README.md).
-_ECP5_ROUTER = ("--router", "router2")
-
 TARGETS = {t.name: t for t in (
     Target("ice40-up5k", "ice40", ("--up5k", "--package", "sg48"), 5280, 30, 4096, 4, 24.0),
     Target("ice40-hx8k", "ice40", ("--hx8k", "--package", "ct256"), 7680, 32, 4096, 0, 48.0),
-    Target("ecp5-25k", "ecp5", ("--25k", "--package", "CABGA256", *_ECP5_ROUTER), 24288, 56,
-           18432, 0, 48.0),
-    Target("ecp5-85k", "ecp5", ("--85k", "--package", "CABGA381", *_ECP5_ROUTER), 83640, 208,
-           18432, 0, 48.0),
+    Target("ecp5-25k", "ecp5", ("--25k", "--package", "CABGA256"), 24288, 56, 18432, 0, 48.0),
+    Target("ecp5-85k", "ecp5", ("--85k", "--package", "CABGA381"), 83640, 208, 18432, 0, 48.0),
 )}
 
 # (depth, width) configurations of one block RAM.

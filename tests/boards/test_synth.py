@@ -401,6 +401,7 @@ def test_synthesize_sets_the_rom_register_of_the_target_family(tiny, monkeypatch
     from bnnflow.boards import wrapper
 
     def stop(bnn):
+        bnn._MustUse__silence = True      # never elaborated here, on purpose
         raise _Stop([layer["rom_register"] for layer in bnn.sidecar()["layers"]])
 
     monkeypatch.setattr(wrapper, "SynthWrapper", stop)
@@ -409,3 +410,12 @@ def test_synthesize_sets_the_rom_register_of_the_target_family(tiny, monkeypatch
     # Both layers are folded (ROMs): the register follows the family.
     assert info.value.args[0] == [expected, expected]
     assert synth.ROM_REGISTER[targets.get_target(target).family] is expected
+
+
+@pytest.mark.parametrize(("family", "logic", "expected"), [
+    ("ecp5", synth.ECP5_ROUTER2_ABOVE, []),
+    ("ecp5", synth.ECP5_ROUTER2_ABOVE + 1, ["--router", "router2"]),
+    ("ice40", 10 * synth.ECP5_ROUTER2_ABOVE, []),
+])
+def test_big_ecp5_designs_route_with_router2(family, logic, expected):
+    assert synth.router_args(family, logic) == expected
