@@ -558,6 +558,12 @@ def markdown(r):
     """The results as Markdown tables."""
     lines = ["# bnnflow benchmark (issue 7)", ""]
     state = "complete run" if r["complete"] else "INCOMPLETE run"
+    failed = [f"{case} {row['target']} {row['choice']}" for case, entry in r["cases"].items()
+              for row in entry.get("synthesis", []) if row.get("fits") is None
+              and row.get("error")]
+    if failed:
+        state += (f" (every step ran, but {len(failed)} synthesis row(s) have no figures "
+                  f"because a tool failed or hit its time limit: {'; '.join(failed)})")
     if r["quick"]:
         state += " (--quick: a smoke test, not the full benchmark)"
     lines += [f"{state}, started {r['started_utc']} UTC, command `{r['command']}`; "
