@@ -4,7 +4,7 @@
 options, so that one spelling produces the same hardware everywhere.
 """
 
-__all__ = ["add_design_arguments"]
+__all__ = ["add_design_arguments", "add_rom_register_argument"]
 
 
 def add_design_arguments(parser):
@@ -16,3 +16,11 @@ def add_design_arguments(parser):
                         help="target initiation interval for --fold auto")
     parser.add_argument("--pipeline", metavar="STAGES", type=int, default=0,
                         help="register stages in each popcount adder tree (default 0)")
+
+
+def add_rom_register_argument(parser):
+    """Add ``--rom-register`` (commands that generate a design for no particular target)."""
+    parser.add_argument("--rom-register", action="store_true",
+                        help="register each weight ROM's output, as ECP5 syntheses and "
+                             "builds do (same results, II and latency; default off, as for "
+                             "iCE40)")

@@ -7,13 +7,14 @@ layer that meets the target initiation interval; a JSON file {"layers": [{"pe": 
 
 import sys
 
-from .cli_options import add_design_arguments
+from .cli_options import add_design_arguments, add_rom_register_argument
 
 __all__ = ["add_arguments", "run"]
 
 
 def add_arguments(parser):
     add_design_arguments(parser)
+    add_rom_register_argument(parser)
     parser.add_argument("--name", default="bnnflow_top", help="Verilog module name")
     parser.add_argument("--debug-taps", action="store_true",
                         help="add per-layer tap_<j>_valid/tap_<j>_data outputs")
@@ -42,7 +43,7 @@ def run(args):
     try:
         sidecar = verilog.write_verilog(model, args.output, folding, args.pipeline,
                                         name=args.name, debug_taps=args.debug_taps,
-                                        warn_large=False)
+                                        warn_large=False, rom_register=args.rom_register)
     except ValueError as e:
         raise BnnflowError(str(e)) from None
     fold = sidecar["folding"]

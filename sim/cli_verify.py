@@ -44,10 +44,11 @@ def _probability(text):
 
 
 def add_arguments(parser):
-    from ..hw.cli_options import add_design_arguments
+    from ..hw.cli_options import add_design_arguments, add_rom_register_argument
     from .tools import SIMULATORS
 
     add_design_arguments(parser)
+    add_rom_register_argument(parser)
     parser.add_argument("--sim", required=True, choices=SIMULATORS,
                         help="simulator to run the design in (verilator-direct: the Verilator "
                              "model driven from C++, fastest)")
@@ -153,6 +154,6 @@ def run(args):
                      pipeline=args.pipeline, inputs=args.inputs, images=images,
                      stall=args.stall, seed=args.seed, vcd=args.vcd, report=args.report,
                      build_root=args.build_dir, hardware_model=hardware_model, fault=fault,
-                     show_progress=not args.quiet)
+                     show_progress=not args.quiet, rom_register=args.rom_register)
     print_report(rep)
     return 0 if rep["passed"] else 1

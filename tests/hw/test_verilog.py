@@ -188,3 +188,14 @@ def test_cli_bytes_do_not_depend_on_the_process_hash_seed(model_file, tmp_path):
                                                              "PYTHONHASHSEED": seed})
         outs.append((out.read_bytes(), out.with_suffix(".json").read_bytes()))
     assert outs[0] == outs[1]
+
+
+def test_cli_rom_register_marks_every_rom_layer_in_the_sidecar(model_file, tmp_path, capsys):
+    plain, registered = tmp_path / "a.v", tmp_path / "b.v"
+    assert run_cli(model_file, "--fold", "auto", "--ii", "8", "-o", plain) == 0
+    assert run_cli(model_file, "--fold", "auto", "--ii", "8", "--rom-register", "-o",
+                   registered) == 0
+    flags = [[layer["rom_register"] for layer in json.loads(v.with_suffix(".json").read_text())
+              ["layers"]] for v in (plain, registered)]
+    assert not any(flags[0]) and any(flags[1])
+    assert plain.read_bytes() != registered.read_bytes()

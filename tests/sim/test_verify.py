@@ -94,3 +94,20 @@ def test_bad_input_is_one_line_exit_2_and_no_report(args, message, model_files, 
     assert message in err and err.strip().count("\n") == 0
     assert not report.exists()
     assert list(tmp_path.iterdir()) == [bad]
+
+
+@pytest.mark.parametrize("simulator", ["amaranth", "verilator-direct"])
+def test_verify_with_the_rom_register_passes_with_stalls_at_the_same_timing(
+        simulator, model_files, net, input_bits, build_root, tmp_path, capsys):
+    model_path, inputs_path = model_files
+    report = tmp_path / "r.json"
+    status = main(["verify", str(model_path), "--sim", simulator, "--fold", net.fold,
+                   "--pipeline", str(net.pipeline), "--inputs", str(inputs_path), "--images", "all",
+                   "--stall", "0.3", "--seed", "5", "--report", str(report), "--rom-register",
+                   "--build-dir", str(build_root), "--quiet"])
+    capsys.readouterr()
+    rep = json.loads(report.read_text())
+    assert status == 0
+    assert rep["images"] == len(input_bits) and rep["mismatches"] == 0
+    _, sidecar = generate(net.model, net.fold, net.pipeline)
+    assert (rep["ii_measured"], rep["latency_measured"]) == (sidecar["ii"], sidecar["latency"])
