@@ -53,6 +53,9 @@ def test_quick_run_writes_every_figure_for_tfc_digits(tmp_path):
     for sim, rep in speed["simulators"].items():
         assert rep["passed"] is True, sim
         assert rep["cycles_per_second"] > 0, sim
+        runs = rep["cycles_per_second_runs"]
+        assert len(runs) == (2 if sim in ("verilator", "verilator-direct") else 1), sim
+        assert runs == sorted(runs) and rep["cycles_per_second"] == runs[(len(runs) - 1) // 2]
     assert speed["ratios_to_cocotb_verilator"]["verilator"] == 1.0
 
     statuses = {c["goal"]: c["status"] for c in results["goal_checks"]}
