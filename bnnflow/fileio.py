@@ -1,11 +1,13 @@
-"""Atomic output files: a crash or an error never leaves a half-written file behind."""
+"""File helpers: atomic output files (a crash or an error never leaves a half-written file
+behind), exclusive locks between processes sharing a cache, and the tail of a tool's log."""
 
 import contextlib
+import fcntl
 import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["atomic_path", "write_text_atomic", "write_bytes_atomic"]
+__all__ = ["atomic_path", "write_text_atomic", "write_bytes_atomic", "locked", "log_tail"]
 
 
 @contextlib.contextmanager
@@ -44,3 +46,25 @@ def write_bytes_atomic(path, data):
 def write_text_atomic(path, text):
     """Write ``text`` (UTF-8) to ``path`` atomically."""
     write_bytes_atomic(path, text.encode("utf-8"))
+
+
+@contextlib.contextmanager
+def locked(path):
+    """Hold an exclusive ``flock`` on ``path`` (created, with its folder) for the block."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def log_tail(path, lines=20):
+    """The last ``lines`` lines of a log file (empty string if unreadable)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.rstrip("\n").splitlines()[-lines:])

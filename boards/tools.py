@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ToolError
+from ..fileio import log_tail
 
 __all__ = ["TOOLS", "Tool", "find_tool", "tool_env", "run_step", "log_tail"]
 
@@ -92,15 +93,6 @@ def tool_env(names):
     for name in names:
         env[TOOLS[name].env] = shlex.join(find_tool(name))
     return env
-
-
-def log_tail(path, lines=20):
-    """The last ``lines`` lines of a log file (empty string if unreadable)."""
-    try:
-        text = Path(path).read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return ""
-    return "\n".join(text.rstrip("\n").splitlines()[-lines:])
 
 
 def run_step(step, argv, *, cwd, log, keep_log_dir=None, env=None, timeout=None):

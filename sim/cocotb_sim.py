@@ -23,7 +23,6 @@ the outcome is always read from the results file with
 """
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -35,13 +34,15 @@ import time
 from pathlib import Path
 
 from ..errors import ToolError
+from ..fileio import locked, log_tail
 from . import tools
 
-__all__ = ["TIMESCALE", "BENCH_MODULE", "default_build_root", "build", "run_bench"]
+__all__ = ["TIMESCALE", "BENCH_MODULE", "BUILD_OK", "default_build_root", "build", "run_bench"]
 
 TIMESCALE = ("1ns", "1ps")
 BENCH_MODULE = "bnnflow.sim.cocotb_bench"
-_BUILD_OK = "build.ok"
+#: Written into a build directory when its build finished (the cocotb and direct builds).
+BUILD_OK = "build.ok"
 _DUMP_MODULE = "bnnflow_vcd_dump"
 _ICARUS_VCD = "bnnflow_waves.vcd"
 
@@ -107,25 +108,6 @@ def _runner(simulator, vcd=False, cache_root=None):
     return _icarus_runner(vcd)
 
 
-def _tail(path, lines=15):
-    try:
-        text = Path(path).read_text(errors="replace").splitlines()
-    except OSError:
-        return ""
-    return "\n".join(text[-lines:])
-
-
-@contextlib.contextmanager
-def _locked(path):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
 def build(simulator, verilog, top, *, build_root=None):
     """Build ``verilog`` (text) with top module ``top`` once; return the build directory.
 
@@ -142,8 +124,8 @@ def build(simulator, verilog, top, *, build_root=None):
     runner = _runner(simulator, cache_root=root / "verilated-cache")
     key = hashlib.sha256(f"{simulator}\0{top}\0{verilog}".encode()).hexdigest()
     build_dir = root / f"{simulator}-{top}-{key[:16]}"
-    with _locked(root / f".{build_dir.name}.lock"):
-        if (build_dir / _BUILD_OK).is_file():
+    with locked(root / f".{build_dir.name}.lock"):
+        if (build_dir / BUILD_OK).is_file():
             return build_dir
         shutil.rmtree(build_dir, ignore_errors=True)
         build_dir.mkdir(parents=True)
@@ -177,13 +159,13 @@ def build(simulator, verilog, top, *, build_root=None):
                          build_args=build_args, timescale=TIMESCALE,
                          waves=simulator == "verilator", log_file=log)
         except (RuntimeError, SystemExit) as e:
-            tail = _tail(log)
+            tail = log_tail(log, 15)
             failed = root / f"{build_dir.name}.failed.log"
             with contextlib.suppress(OSError):
                 shutil.copyfile(log, failed)
             shutil.rmtree(build_dir, ignore_errors=True)
             raise ToolError(f"{simulator} build failed ({e}); log: {failed}\n{tail}") from None
-        (build_dir / _BUILD_OK).write_text("ok\n")
+        (build_dir / BUILD_OK).write_text("ok\n")
     return build_dir
 
 
@@ -268,7 +250,7 @@ def run_bench(simulator, build_dir, top, job, *, vcd=None, progress=None):
         results = json.loads(Path(job["results"]).read_text())
     except (RuntimeError, OSError, ValueError) as e:
         raise ToolError(f"{simulator} simulation terminated abnormally ({e}); log: {log}\n"
-                        f"{_tail(log)}") from None
+                        f"{log_tail(log, 15)}") from None
     if tests < 1:
         raise ToolError(f"{simulator} ran no test; log: {log}")
     if vcd is not None:

@@ -42,6 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ToolError
+from ..fileio import locked, log_tail
 from . import tools
 from .stimulus import StreamBench, default_max_idle, gap_rng
 
@@ -184,8 +185,8 @@ def build(verilog, top, *, build_root=None, trace=False):
                                     repr(taps)]).encode()).hexdigest()
     build_dir = root / f"direct-{top}-{key[:16]}"
     executable = build_dir / EXECUTABLE
-    with cocotb_sim._locked(root / f".{build_dir.name}.lock"):
-        if (build_dir / cocotb_sim._BUILD_OK).is_file() and executable.is_file():
+    with locked(root / f".{build_dir.name}.lock"):
+        if (build_dir / cocotb_sim.BUILD_OK).is_file() and executable.is_file():
             return executable
         shutil.rmtree(build_dir, ignore_errors=True)
         build_dir.mkdir(parents=True)
@@ -214,7 +215,7 @@ def build(verilog, top, *, build_root=None, trace=False):
             if not executable.is_file():
                 raise ToolError(f"the build wrote no {EXECUTABLE}")
         except (ToolError, OSError) as e:
-            tail = cocotb_sim._tail(log)
+            tail = log_tail(log, 15)
             failed = root / f"{build_dir.name}.failed.log"
             try:
                 shutil.copyfile(log, failed)
@@ -227,7 +228,7 @@ def build(verilog, top, *, build_root=None, trace=False):
             verilator_cache.save(cache, build_dir, DIRECT_OVERRIDES)
         except OSError:
             pass        # a cache problem never fails a build
-        (build_dir / cocotb_sim._BUILD_OK).write_text("ok\n")
+        (build_dir / cocotb_sim.BUILD_OK).write_text("ok\n")
     return executable
 
 

@@ -2,7 +2,7 @@ import os
 
 import pytest
 
-from bnnflow.fileio import atomic_path, write_text_atomic
+from bnnflow.fileio import atomic_path, locked, log_tail, write_text_atomic
 
 
 def test_write_replaces_whole_file(tmp_path):
@@ -30,3 +30,27 @@ def test_permissions_follow_the_umask(tmp_path):
     finally:
         os.umask(umask)
     assert (tmp_path / "out.txt").stat().st_mode & 0o777 == 0o644
+
+
+def test_log_tail_gives_the_last_lines_or_nothing(tmp_path):
+    log = tmp_path / "tool.log"
+    log.write_text("".join(f"line {i}\n" for i in range(30)))
+    assert log_tail(log, 3) == "line 27\nline 28\nline 29"
+    assert log_tail(log).splitlines() == [f"line {i}" for i in range(10, 30)]
+    assert log_tail(tmp_path / "missing.log") == ""
+
+
+def test_locked_excludes_a_second_holder_until_released(tmp_path):
+    import subprocess
+    import sys
+
+    lock = tmp_path / "sub" / ".build.lock"
+    probe = ("import fcntl, sys; f = open(sys.argv[1], 'w')\n"
+             "try:\n    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)\nexcept OSError:\n"
+             "    sys.exit(3)\n")
+    with locked(lock):
+        assert lock.parent.is_dir()
+        held = subprocess.run([sys.executable, "-c", probe, str(lock)], check=False)
+        assert held.returncode == 3
+    free = subprocess.run([sys.executable, "-c", probe, str(lock)], check=False)
+    assert free.returncode == 0
