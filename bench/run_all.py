@@ -256,6 +256,7 @@ class Bench:
                         and acc["pytorch_golden_agreement"] == 1.0)
         entry["verification"] = {
             "simulator": self.fast_sim, "folding": fold_text, "fit_for": target,
+            "model_checksum": rep.get("model_checksum"),
             "pipeline": self.args.pipeline, "images": rep["images"],
             "mismatches": rep["mismatches"], "passed": rep["passed"],
             "ii_expected": rep["ii_expected"], "ii_measured": rep["ii_measured"],
@@ -403,8 +404,7 @@ class Bench:
         except DoesNotFit as e:
             return self.no_result(label, entry, row, False, str(e))
         except BnnflowError as e:  # a tool failed or was stopped: record it, go on
-            return self.no_result(label, entry, row, None,
-                                  f"tool failure: {str(e).splitlines()[0]}")
+            return self.no_result(label, entry, row, None, f"tool failure: {failure_summary(e)}")
         lut4 = rep["lut4"]
         lut4_carry = lut4 + (2 * rep["carry"] if rep["family"] == "ecp5" else 0)
         syn = entry["synapses"]
@@ -455,6 +455,18 @@ class Bench:
 
 
 # --- helpers ----------------------------------------------------------------------------------
+
+def failure_summary(error):
+    """One line for a tool failure: the message's first line and, from the log tail that
+    follows it, the tool's last ``ERROR`` line (else its last non-empty line)."""
+    lines = [x.strip() for x in str(error).splitlines() if x.strip()]
+    if not lines:
+        return type(error).__name__
+    rest = lines[1:]
+    errors = [x for x in rest if x.upper().startswith("ERROR")]
+    detail = errors[-1] if errors else (rest[-1] if rest else "")
+    return f"{lines[0]} {detail}".strip()
+
 
 def _machine():
     return {"cpus": os.cpu_count(), "python": platform.python_version(),

@@ -30,6 +30,7 @@ def test_quick_run_writes_every_figure_for_tfc_digits(tmp_path):
     assert acc["hardware_mismatches"] == 0
     assert acc["equal"] is True
     assert acc["hardware"] == acc["golden"] == acc["binary_pytorch"]
+    assert case["verification"]["model_checksum"].startswith("sha256:")
     assert 0.0 < acc["float_baseline"] <= 1.0
 
     (row,) = case["synthesis"]
@@ -98,3 +99,18 @@ def test_goal_checks_report_each_layer64_pipeline_and_same_ii_fmax():
     assert "II 256" in ecp5_fmax["where"]
     assert checks[">= 1,000,000 cycles/s with verilator-direct on sfc"]["status"] == \
         "not measured"
+
+
+@pytest.mark.parametrize("message, summary", [
+    ("nextpnr failed (exit status 125); last lines of its log:\nInfo: Running router2...\n"
+     "ERROR: Failed to route arc 0.0 of net 'clk'.\n0 warnings, 1 error\n",
+     "nextpnr failed (exit status 125); last lines of its log: "
+     "ERROR: Failed to route arc 0.0 of net 'clk'."),
+    ("nextpnr was stopped after its time limit of 900 s; last lines of its log:\n"
+     "Info: iter=7 overused=8269\nInfo: iter=8 overused=6934\n",
+     "nextpnr was stopped after its time limit of 900 s; last lines of its log: "
+     "Info: iter=8 overused=6934"),
+    ("yosys is missing", "yosys is missing"),
+])
+def test_failure_summary_keeps_the_tools_error_line(message, summary):
+    assert _run_all_module()["failure_summary"](RuntimeError(message)) == summary
