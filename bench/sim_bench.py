@@ -17,7 +17,7 @@ are cold unless you pass a directory used before).
 ``--repeat N`` runs each simulator N times (the build is reused) and keeps the report of the run
 with the median cycles/s, adding every run's figure under ``cycles_per_second_runs``. A short
 clock loop (verilator-direct checks the sfc test split in about 0.1 s) is easily preempted on a
-shared machine, so one run can be far off; the median of five is the figure to quote.
+shared machine, so one run can be far off; quote the median of several (run_all uses 7).
 """
 
 import argparse
