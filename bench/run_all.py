@@ -300,8 +300,7 @@ class Bench:
             reports[sim] = {"passed": status == 0 and rep["passed"], "images": rep["images"],
                             "cycles": rep["cycles"],
                             "cycles_per_second": rep["cycles_per_second"],
-                            "cycles_per_second_runs": rep.get("cycles_per_second_runs",
-                                                              [rep["cycles_per_second"]]),
+                            "cycles_per_second_runs": rep["cycles_per_second_runs"],
                             "images_per_second": (round(rep["images"] * rep["cycles_per_second"]
                                                         / rep["cycles"], 1)
                                                   if rep["cycles_per_second"] else None),

@@ -38,7 +38,7 @@ from amaranth.lib import io
 from amaranth.lib.cdc import FFSynchronizer
 
 from ..errors import BnnflowError, ToolError
-from ..fileio import write_text_atomic
+from ..fileio import log_tail, write_text_atomic
 from .platforms import BOARDS, Board, get_board
 from .pll import pll_for
 from .synth import (
@@ -51,7 +51,7 @@ from .synth import (
     logic_need,
 )
 from .targets import get_target
-from .tools import log_tail, run_step, tool_env
+from .tools import run_step, tool_env
 
 __all__ = ["Board", "BOARDS", "get_board", "build", "BoardTop", "parse_clock", "PLL_MARGIN",
            "PLL_TARGET"]

@@ -25,9 +25,9 @@ import tempfile
 from pathlib import Path
 
 from ..errors import BnnflowError
-from ..fileio import write_text_atomic
+from ..fileio import log_tail, write_text_atomic
 from .targets import get_target, rom_blocks
-from .tools import find_tool, log_tail, run_step
+from .tools import find_tool, run_step
 
 __all__ = ["synthesize", "DoesNotFit", "estimate_brams", "estimate_rom_luts",
            "rom_does_not_fit", "suggest_ii", "fit_folding", "estimate_ffs", "estimate_luts",

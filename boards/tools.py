@@ -25,7 +25,7 @@ from pathlib import Path
 from ..errors import ToolError
 from ..fileio import log_tail
 
-__all__ = ["TOOLS", "Tool", "find_tool", "tool_env", "run_step", "log_tail"]
+__all__ = ["TOOLS", "Tool", "find_tool", "tool_env", "run_step"]
 
 
 @dataclass(frozen=True)
