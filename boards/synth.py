@@ -31,8 +31,8 @@ from .tools import find_tool, run_step
 
 __all__ = ["synthesize", "DoesNotFit", "estimate_brams", "estimate_rom_luts",
            "rom_does_not_fit", "suggest_ii", "fit_folding", "estimate_ffs", "estimate_luts",
-           "estimate_logic", "logic_need", "router_args", "ECP5_ROUTER2_ABOVE", "cell_counts",
-           "SYNTH_TOP", "timing_line",
+           "estimate_logic", "logic_need", "router_args", "clock_pin_constraint", "CLOCK_LPF",
+           "ECP5_ROUTER2_ABOVE", "cell_counts", "SYNTH_TOP", "timing_line",
            "LUT4_PER_XNOR_BIT", "UNPACKED_FF_SHARE", "ICE40_FF_SHARE_LIMIT", "UNPLACEABLE",
            "PLACE_ATTEMPTS", "ROM_REGISTER"]
 
@@ -456,6 +456,21 @@ def _make_build_dir(out_dir):
 ECP5_ROUTER2_ABOVE = 20_000
 
 
+#: Constraint file that locks ``clk`` to :attr:`Target.clock_pin` (kept in ``out_dir``).
+CLOCK_LPF = "clock.lpf"
+
+
+def clock_pin_constraint(tgt):
+    """``(text, nextpnr options)`` locking the ``clk`` port to ``tgt.clock_pin``, or ``None``.
+
+    ECP5 only (an LPF file, :data:`CLOCK_LPF`; the other pins stay unconstrained).
+    """
+    if tgt.clock_pin is None:
+        return None
+    return (f'LOCATE COMP "clk" SITE "{tgt.clock_pin}";\n',
+            ["--lpf", CLOCK_LPF, "--lpf-allow-unconstrained"])
+
+
 def router_args(family, logic):
     """Extra nextpnr options for a design of ``logic`` cells (see :data:`ECP5_ROUTER2_ABOVE`)."""
     if family == "ecp5" and logic > ECP5_ROUTER2_ABOVE:
@@ -567,6 +582,10 @@ def synthesize(model, target="ice40-up5k", folding=None, *, ii=None, pipeline=0,
 
         freq = float(freq_mhz if freq_mhz is not None else tgt.freq_mhz)
         device_args = [*tgt.nextpnr_args, *router_args(tgt.family, logic)]
+        clock = clock_pin_constraint(tgt)
+        if clock is not None:
+            (build / CLOCK_LPF).write_text(clock[0], encoding="utf-8")
+            device_args += clock[1]
         say(f"nextpnr-{tgt.family} {' '.join(device_args)} (constraint {freq:g} MHz)")
         # A design near the placer's limit places with some seeds and not with others (the
         # default digits tfc at II 256 on the UP5K: seed 1 failed, seeds 2 and 3 placed), so
@@ -606,7 +625,8 @@ def synthesize(model, target="ice40-up5k", folding=None, *, ii=None, pipeline=0,
         if out_dir is not None:
             out_dir = Path(out_dir)
             for src, dst in (("yosys.log", "yosys.log"), ("nextpnr.log", "nextpnr.log"),
-                             ("pnr.json", "nextpnr-report.json"), ("stat.json", "yosys-stat.json")):
+                             ("pnr.json", "nextpnr-report.json"), ("stat.json", "yosys-stat.json"),
+                             *([(CLOCK_LPF, CLOCK_LPF)] if clock is not None else [])):
                 os.replace(build / src, out_dir / dst)
             write_text_atomic(out_dir / "report.json", json.dumps(report, indent=2) + "\n")
         return report

@@ -36,6 +36,12 @@ class Target:
     freq_mhz : float
         Clock constraint given to nextpnr (a target to report against; the report's Fmax is
         what the placed design reaches).
+    clock_pin : str or None
+        Package pin the ``clk`` port is locked to (ECP5: a dedicated clock input, the one the
+        amaranth-boards boards of that package use), so that nextpnr reaches the global clock
+        network from a clock pad, not through fabric routing from wherever it placed the pad
+        (the sfc at II 64 on the 85k failed with "Failed to route arc 0.0 of net
+        'clk$TRELLIS_IO_IN'" from an ordinary pad). ``None``: nextpnr places it (iCE40).
     """
 
     name: str
@@ -46,13 +52,18 @@ class Target:
     bram_bits: int
     spram: int
     freq_mhz: float
+    clock_pin: str | None = None
 
 
 TARGETS = {t.name: t for t in (
     Target("ice40-up5k", "ice40", ("--up5k", "--package", "sg48"), 5280, 30, 4096, 4, 24.0),
     Target("ice40-hx8k", "ice40", ("--hx8k", "--package", "ct256"), 7680, 32, 4096, 0, 48.0),
-    Target("ecp5-25k", "ecp5", ("--25k", "--package", "CABGA256"), 24288, 56, 18432, 0, 48.0),
-    Target("ecp5-85k", "ecp5", ("--85k", "--package", "CABGA381"), 83640, 208, 18432, 0, 48.0),
+    # Clock pins: P6 is clk25 of the Colorlight 5A-75B and the iCESugar-Pro (CABGA256), G2 of
+    # the ULX3S (CABGA381), in amaranth-boards.
+    Target("ecp5-25k", "ecp5", ("--25k", "--package", "CABGA256"), 24288, 56, 18432, 0, 48.0,
+           "P6"),
+    Target("ecp5-85k", "ecp5", ("--85k", "--package", "CABGA381"), 83640, 208, 18432, 0, 48.0,
+           "G2"),
 )}
 
 # (depth, width) configurations of one block RAM.

@@ -45,8 +45,14 @@ def test_synthesis_reports_resources_fmax_and_step_times(tiny, tmp_path, target,
     assert all(s > 0 for s in report["step_seconds"].values())
     saved = json.loads((tmp_path / "report.json").read_text())
     assert saved == report
+    ecp5 = target.startswith("ecp5")
     assert sorted(p.name for p in tmp_path.iterdir()) == [
+        *(["clock.lpf"] if ecp5 else []),
         "nextpnr-report.json", "nextpnr.log", "report.json", "yosys-stat.json", "yosys.log"]
+    log = (tmp_path / "nextpnr.log").read_text()
+    # ECP5: clk is locked to the package's clock pin (Target.clock_pin), the rest is free.
+    assert ("pin 'clk$tr_io' constrained to Bel" in log) == ecp5
+    assert ("--lpf" in report["device_args"]) == ecp5
 
 
 def test_missed_clock_is_a_report_line_not_an_error(tiny):
@@ -419,3 +425,22 @@ def test_synthesize_sets_the_rom_register_of_the_target_family(tiny, monkeypatch
 ])
 def test_big_ecp5_designs_route_with_router2(family, logic, expected):
     assert synth.router_args(family, logic) == expected
+
+
+@pytest.mark.parametrize(("target", "pin"), [("ice40-up5k", None), ("ice40-hx8k", None),
+                                             ("ecp5-25k", "P6"), ("ecp5-85k", "G2")])
+def test_ecp5_clock_is_locked_to_a_clock_pin(target, pin):
+    constraint = synth.clock_pin_constraint(targets.get_target(target))
+    if pin is None:
+        assert constraint is None
+        return
+    text, args = constraint
+    assert text == f'LOCATE COMP "clk" SITE "{pin}";\n'
+    assert args == ["--lpf", synth.CLOCK_LPF, "--lpf-allow-unconstrained"]
+
+
+@pytest.mark.slow
+def test_ecp5_85k_clock_pin_is_accepted_by_nextpnr(tiny, tmp_path):
+    report = synthesize(tiny, "ecp5-85k", [(2, 8), (4, 4)], out_dir=tmp_path)
+    assert report["fmax_mhz"] > 0
+    assert "pin 'clk$tr_io' constrained to Bel" in (tmp_path / "nextpnr.log").read_text()
