@@ -93,8 +93,10 @@ _FOLDED_LUT_PER_NEURON = 8.5
 # (64-64-64-64-10 at II 8: 7723 LUT4 + 230 CCU2C on the ECP5-25K).
 _FOLDED_LUT_SCALE = {"ice40": 1.0, "ecp5": 1.5}
 # Yosys put ROMs of 128 words or more in block RAM and shallower ones in LUTs (iCE40,
-# measured); ECP5's 512-word-deep block RAMs are assumed to follow at 256 (not measured).
-_ROM_BRAM_MIN_DEPTH = {"ice40": 128, "ecp5": 256}
+# measured). ECP5, measured: 32-word ROMs in LUTs (192-64-64-64-10 at II 32, 0 DP16KD), the
+# 64- and 128-word ROMs of 784-256-256-256-10 at II 64 and 128 in block RAM (146 and 75
+# DP16KD; at 64 words only the 40-bit-wide ROM of the last layer stayed in LUTs).
+_ROM_BRAM_MIN_DEPTH = {"ice40": 128, "ecp5": 64}
 
 #: ``rom_register`` of :class:`~bnnflow.hw.mvtu.MVTU` per family: where the weight register
 #: after the ROM pays. ECP5 (192-64-64-64-10, pipeline 2, ecp5-85k): 90.6 -> 127.0 MHz at II
