@@ -32,6 +32,7 @@ from .tools import find_tool, run_step
 __all__ = ["synthesize", "DoesNotFit", "estimate_brams", "estimate_rom_luts",
            "rom_does_not_fit", "suggest_ii", "fit_folding", "estimate_ffs", "estimate_luts",
            "estimate_logic", "logic_need", "router_args", "clock_pin_constraint", "CLOCK_LPF",
+           "ECP5_ROUTABLE_BRAMS", "routable_brams",
            "ECP5_ROUTER2_ABOVE", "cell_counts", "SYNTH_TOP", "timing_line",
            "LUT4_PER_XNOR_BIT", "UNPACKED_FF_SHARE", "ICE40_FF_SHARE_LIMIT", "UNPLACEABLE",
            "PLACE_ATTEMPTS", "ROM_REGISTER"]
@@ -282,6 +283,22 @@ def estimate_logic(model, folding, family, pipeline=0):
                       estimate_ffs(model, folding, pipeline, family))
 
 
+#: Block RAMs an ECP5 design may read every cycle and still be expected to route: every ROM
+#: word is read each cycle, so the RAM outputs (36 bits each) all feed the XNOR/popcount logic
+#: at once. Measured with 784-256-256-256-10, pipeline 2, on the 85k: 75 DP16KD (II 128, 2612
+#: weight bits per cycle) routed in 18 minutes with router1; 146 (II 64) never did (router2
+#: still had 12,323 overused wires after 6 iterations and 30 minutes, or stopped on the clock).
+#: The share of the device is not what decides: 39 of the 25k's 56 (70 %) routed in 7 minutes.
+ECP5_ROUTABLE_BRAMS = 100
+
+
+def routable_brams(family, available):
+    """Block RAMs :func:`suggest_ii` and :func:`fit_folding` let a design use on ``family``."""
+    if family == "ecp5":
+        return min(available, ECP5_ROUTABLE_BRAMS)
+    return available
+
+
 def suggest_ii(model, folding, needed=None, available=None, brams_available=None, family=None,
                margin=0.9, *, pipeline=0, failed=False):
     """A target II (a power of two) whose ``auto`` folding should fit, or None.
@@ -293,7 +310,8 @@ def suggest_ii(model, folding, needed=None, available=None, brams_available=None
     them) is given, predictions are scaled by ``needed / estimate_logic(folding)``, so a
     measurement corrects the model; the prediction must be at most ``margin * available``.
     When ``brams_available`` is given, the ROMs of the folded layers must also fit the block
-    RAMs (:func:`estimate_brams`). ``needed=None`` checks block RAM only. ``failed=True``
+    RAMs (:func:`estimate_brams`; on ECP5 at most :data:`ECP5_ROUTABLE_BRAMS` of them, see
+    :func:`routable_brams`). ``needed=None`` checks block RAM only. ``failed=True``
     (``folding`` was just measured not to fit) only accepts foldings with less predicted logic
     than ``folding``, so the answer never repeats the folding that failed. The answer is the
     smallest power of two that passes (block RAM use is not monotonic in II: very narrow ROMs
@@ -315,7 +333,8 @@ def suggest_ii(model, folding, needed=None, available=None, brams_available=None
             if (family == "ice40" and estimate_ffs(model, fold, pipeline, family)
                     > ICE40_FF_SHARE_LIMIT * available):
                 return False
-        return brams_available is None or estimate_brams(model, fold, family) <= brams_available
+        return (brams_available is None or estimate_brams(model, fold, family)
+                <= routable_brams(family, brams_available))
 
     ii = 1
     while True:
@@ -582,6 +601,10 @@ def synthesize(model, target="ice40-up5k", folding=None, *, ii=None, pipeline=0,
                 f"{tgt.name} has {tgt.bram}: {counts['bram'] - tgt.bram} too many; "
                 f"{_fit_hint(model, fold, need, tgt.lut4, tgt.bram, tgt.family, pipeline)}")
 
+        if counts["bram"] > routable_brams(tgt.family, tgt.bram):
+            say(f"warning: {counts['bram']} block RAMs are read every cycle; ECP5 designs with "
+                f"more than {ECP5_ROUTABLE_BRAMS} have not routed (consider --pnr-timeout); "
+                f"{hint}")
         freq = float(freq_mhz if freq_mhz is not None else tgt.freq_mhz)
         device_args = [*tgt.nextpnr_args, *router_args(tgt.family, logic)]
         clock = clock_pin_constraint(tgt)

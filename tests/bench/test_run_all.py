@@ -114,3 +114,13 @@ def test_goal_checks_report_each_layer64_pipeline_and_same_ii_fmax():
 ])
 def test_failure_summary_keeps_the_tools_error_line(message, summary):
     assert _run_all_module()["failure_summary"](RuntimeError(message)) == summary
+
+
+def test_sfc_speed_design_is_auto_at_ii_64():
+    from bnnflow.hw.folding import auto_fold
+    from bnnflow.model.random_net import random_model
+
+    run_all = _run_all_module()
+    fold, ii = auto_fold(random_model([784, 256, 256, 256, 10], seed=0), 64)
+    assert ii == 64
+    assert run_all["SPEED_FOLDING"]["sfc-mnist5k"] == ",".join(str(f) for f in fold)

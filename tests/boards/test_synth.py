@@ -444,3 +444,27 @@ def test_ecp5_85k_clock_pin_is_accepted_by_nextpnr(tiny, tmp_path):
     report = synthesize(tiny, "ecp5-85k", [(2, 8), (4, 4)], out_dir=tmp_path)
     assert report["fmax_mhz"] > 0
     assert "pin 'clk$tr_io' constrained to Bel" in (tmp_path / "nextpnr.log").read_text()
+
+
+def test_ecp5_fit_keeps_the_block_rams_read_per_cycle_routable():
+    # sfc: II 64 needs 146-148 DP16KD (fits the 85k's 208, never routed); II 128 needs 75.
+    model = random_model([784, 256, 256, 256, 10], seed=0)
+    at64, _ = auto_fold(model, 64)
+    assert synth.ECP5_ROUTABLE_BRAMS < synth.estimate_brams(model, at64, "ecp5") <= 208
+    folding, ii = synth.fit_folding(model, "ecp5-85k", pipeline=2)
+    assert ii == 128
+    assert synth.estimate_brams(model, folding, "ecp5") <= synth.ECP5_ROUTABLE_BRAMS
+
+
+@pytest.mark.parametrize(("family", "available", "expected"), [
+    ("ecp5", 208, synth.ECP5_ROUTABLE_BRAMS), ("ecp5", 56, 56), ("ice40", 30, 30)])
+def test_routable_brams_caps_only_large_ecp5_devices(family, available, expected):
+    assert synth.routable_brams(family, available) == expected
+
+
+@pytest.mark.parametrize(("family", "depth", "in_luts"), [
+    ("ecp5", 32, True), ("ecp5", 63, True), ("ecp5", 64, False), ("ecp5", 128, False),
+    ("ice40", 64, True), ("ice40", 127, True), ("ice40", 128, False), ("ice40", 1, False)])
+def test_rom_depth_where_yosys_moves_roms_to_block_ram(family, depth, in_luts):
+    # Measured: ECP5 32-word ROMs in LUTs, 64 and 128 words in DP16KD; iCE40 from 128 words.
+    assert synth._rom_in_luts(family, depth) is in_luts
