@@ -29,7 +29,8 @@ from ..fileio import log_tail, write_text_atomic
 from .targets import get_target, rom_blocks
 from .tools import find_tool, run_step
 
-__all__ = ["synthesize", "DoesNotFit", "estimate_brams", "estimate_rom_luts",
+__all__ = ["synthesize", "DoesNotFit", "estimate_brams", "estimate_brams_used",
+           "estimate_rom_luts",
            "rom_does_not_fit", "suggest_ii", "fit_folding", "estimate_ffs", "estimate_luts",
            "estimate_logic", "logic_need", "router_args", "clock_pin_constraint", "CLOCK_LPF",
            "ECP5_ROUTABLE_BRAMS", "routable_brams",
@@ -130,6 +131,20 @@ def estimate_brams(model, folding, family):
     for layer, fold in zip(model.layers, folding, strict=True):
         cycles = layer_cycles(layer.in_width, layer.out_width, fold)
         if cycles > 1:
+            total += rom_blocks(family, fold.pe * fold.simd, cycles)
+    return total
+
+
+def estimate_brams_used(model, folding, family):
+    """Block RAMs of the ROMs that Yosys is expected to put in block RAM (see
+    :data:`_ROM_BRAM_MIN_DEPTH`); shallower ROMs go to LUTs. :func:`estimate_brams` counts
+    every folded layer's ROM (the block RAM it would need)."""
+    from ..hw.folding import layer_cycles
+
+    total = 0
+    for layer, fold in zip(model.layers, folding, strict=True):
+        cycles = layer_cycles(layer.in_width, layer.out_width, fold)
+        if cycles > 1 and not _rom_in_luts(family, cycles):
             total += rom_blocks(family, fold.pe * fold.simd, cycles)
     return total
 
@@ -311,7 +326,8 @@ def suggest_ii(model, folding, needed=None, available=None, brams_available=None
     them) is given, predictions are scaled by ``needed / estimate_logic(folding)``, so a
     measurement corrects the model; the prediction must be at most ``margin * available``.
     When ``brams_available`` is given, the ROMs of the folded layers must also fit the block
-    RAMs (:func:`estimate_brams`; on ECP5 at most :data:`ECP5_ROUTABLE_BRAMS` of them, see
+    RAMs (:func:`estimate_brams`), and on ECP5 the ROMs deep enough for block RAM may use at
+    most :data:`ECP5_ROUTABLE_BRAMS` of them (:func:`estimate_brams_used`,
     :func:`routable_brams`). ``needed=None`` checks block RAM only. ``failed=True``
     (``folding`` was just measured not to fit) only accepts foldings with less predicted logic
     than ``folding``, so the answer never repeats the folding that failed. The answer is the
@@ -334,8 +350,10 @@ def suggest_ii(model, folding, needed=None, available=None, brams_available=None
             if (family == "ice40" and estimate_ffs(model, fold, pipeline, family)
                     > ICE40_FF_SHARE_LIMIT * available):
                 return False
-        return (brams_available is None or estimate_brams(model, fold, family)
-                <= routable_brams(family, brams_available))
+        return brams_available is None or (
+            estimate_brams(model, fold, family) <= brams_available
+            and estimate_brams_used(model, fold, family) <= routable_brams(family,
+                                                                          brams_available))
 
     ii = 1
     while True:

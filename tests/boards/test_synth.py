@@ -468,3 +468,13 @@ def test_routable_brams_caps_only_large_ecp5_devices(family, available, expected
 def test_rom_depth_where_yosys_moves_roms_to_block_ram(family, depth, in_luts):
     # Measured: ECP5 32-word ROMs in LUTs, 64 and 128 words in DP16KD; iCE40 from 128 words.
     assert synth._rom_in_luts(family, depth) is in_luts
+
+
+def test_ecp5_block_ram_limit_ignores_roms_that_go_to_luts():
+    # tfc on mnist5k at II 8: 8-word ROMs, 6272 bits wide, which Yosys keeps in LUTs (0 DP16KD
+    # measured); they would need 175+ block RAMs, so counting them would push the fit to II 32.
+    model = random_model([784, 64, 64, 64, 10], seed=0)
+    folding, ii = synth.fit_folding(model, "ecp5-85k", pipeline=2)
+    assert ii == 8
+    assert synth.estimate_brams(model, folding, "ecp5") > synth.ECP5_ROUTABLE_BRAMS
+    assert synth.estimate_brams_used(model, folding, "ecp5") == 0
