@@ -301,9 +301,11 @@ def estimate_logic(model, folding, family, pipeline=0):
 #: Block RAMs an ECP5 design may read every cycle and still be expected to route: every ROM
 #: word is read each cycle, so the RAM outputs (36 bits each) all feed the XNOR/popcount logic
 #: at once. Measured with 784-256-256-256-10, pipeline 2, on the 85k: 75 DP16KD (II 128, 2612
-#: weight bits per cycle) routed in 18 minutes with router1; 146 (II 64) never did (with the
-#: clock on its pin, router2 still had 12,323 overused wires at iteration 6, 27 minutes into
-#: nextpnr; earlier runs hit the 15-minute limit or stopped routing the clock from a pad).
+#: weight bits per cycle) routed in 18 minutes with router1; 146 (II 64) routed once, in an
+#: earlier version without the weight-ROM register (48.9 MHz), and not since: with the clock
+#: on its pin, router2 still had 12,323 overused wires at iteration 6, 27 minutes into
+#: nextpnr; other runs hit a 15- or 20-minute limit (one of them without the ROM register)
+#: or stopped routing the clock from an ordinary pad.
 #: The share of the device is not what decides: 39 of the 25k's 56 (70 %) routed in 7 minutes.
 ECP5_ROUTABLE_BRAMS = 100
 
