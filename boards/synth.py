@@ -123,42 +123,32 @@ def cell_counts(family, by_type):
     return counts
 
 
-def estimate_brams(model, folding, family):
-    """Block RAMs the weight ROMs of the folded layers (cycles > 1) need at best."""
+def _roms(model, folding):
+    """``(width, depth)`` of the weight ROM of every folded layer (cycles > 1)."""
     from ..hw.folding import layer_cycles
 
-    total = 0
     for layer, fold in zip(model.layers, folding, strict=True):
         cycles = layer_cycles(layer.in_width, layer.out_width, fold)
         if cycles > 1:
-            total += rom_blocks(family, fold.pe * fold.simd, cycles)
-    return total
+            yield fold.pe * fold.simd, cycles
+
+
+def estimate_brams(model, folding, family):
+    """Block RAMs the weight ROMs of the folded layers (cycles > 1) need at best."""
+    return sum(rom_blocks(family, width, depth) for width, depth in _roms(model, folding))
 
 
 def estimate_brams_used(model, folding, family):
     """Block RAMs of the ROMs that Yosys is expected to put in block RAM (see
     :data:`_ROM_BRAM_MIN_DEPTH`); shallower ROMs go to LUTs. :func:`estimate_brams` counts
     every folded layer's ROM (the block RAM it would need)."""
-    from ..hw.folding import layer_cycles
-
-    total = 0
-    for layer, fold in zip(model.layers, folding, strict=True):
-        cycles = layer_cycles(layer.in_width, layer.out_width, fold)
-        if cycles > 1 and not _rom_in_luts(family, cycles):
-            total += rom_blocks(family, fold.pe * fold.simd, cycles)
-    return total
+    return sum(rom_blocks(family, width, depth) for width, depth in _roms(model, folding)
+               if not _rom_in_luts(family, depth))
 
 
 def estimate_rom_luts(model, folding):
     """LUT4 the weight ROMs would take in logic instead: ``width * ceil(depth / 16)``."""
-    from ..hw.folding import layer_cycles
-
-    total = 0
-    for layer, fold in zip(model.layers, folding, strict=True):
-        cycles = layer_cycles(layer.in_width, layer.out_width, fold)
-        if cycles > 1:
-            total += fold.pe * fold.simd * -(-cycles // 16)
-    return total
+    return sum(width * -(-depth // 16) for width, depth in _roms(model, folding))
 
 
 def rom_does_not_fit(model, folding, tgt):
@@ -624,8 +614,8 @@ def synthesize(model, target="ice40-up5k", folding=None, *, ii=None, pipeline=0,
 
         if counts["bram"] > routable_brams(tgt.family, tgt.bram):
             say(f"warning: {counts['bram']} block RAMs are read every cycle; ECP5 designs with "
-                f"more than {ECP5_ROUTABLE_BRAMS} have not routed (consider --pnr-timeout); "
-                f"{hint}")
+                f"more than {ECP5_ROUTABLE_BRAMS} failed to route in the measurements of "
+                f"boards/README.md (consider --pnr-timeout); {hint}")
         freq = float(freq_mhz if freq_mhz is not None else tgt.freq_mhz)
         device_args = [*tgt.nextpnr_args, *router_args(tgt.family, logic)]
         clock = clock_pin_constraint(tgt)

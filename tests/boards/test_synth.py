@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import re
 
 import pytest
 
@@ -478,3 +479,29 @@ def test_ecp5_block_ram_limit_ignores_roms_that_go_to_luts():
     assert ii == 8
     assert synth.estimate_brams(model, folding, "ecp5") > synth.ECP5_ROUTABLE_BRAMS
     assert synth.estimate_brams_used(model, folding, "ecp5") == 0
+
+
+@pytest.mark.slow
+def test_synthesis_warns_when_an_ecp5_design_reads_many_block_rams(monkeypatch):
+    # 256-128-10 at 1x256: the first layer's ROM is 128 words of 256 bits (block RAM on ECP5).
+    # The limit is lowered to 1 so that this small design crosses it; the test stops at the
+    # warning, before nextpnr.
+    model = random_model([256, 128, 10], seed=0)
+    monkeypatch.setattr(synth, "ECP5_ROUTABLE_BRAMS", 1)
+    said = []
+
+    class Stop(Exception):
+        pass
+
+    def progress(message):
+        said.append(message)
+        if message.startswith("warning:"):
+            raise Stop
+
+    with pytest.raises(Stop):
+        synthesize(model, "ecp5-25k", [(1, 256), (10, 128)], progress=progress)
+    assert re.fullmatch(r"warning: (\d+) block RAMs are read every cycle; ECP5 designs with more "
+                        r"than 1 failed to route in the measurements of boards/README\.md "
+                        r"\(consider --pnr-timeout\); .*--fold auto --ii \d+.*", said[-1])
+    assert int(said[-1].split()[1]) > 1
+    assert not any(m.startswith("nextpnr") for m in said)
