@@ -98,7 +98,7 @@ _FOLDED_LUT_SCALE = {"ice40": 1.0, "ecp5": 1.5}
 # measured). ECP5, measured: 32-word ROMs in LUTs (192-64-64-64-10 at II 32, 0 DP16KD), the
 # 64- and 128-word ROMs of 784-256-256-256-10 at II 64 and 128 in block RAM (146 and 75
 # DP16KD). Yosys weighs width too: 64-word ROMs of 40 bits (sfc's last layer) and 64 bits
-# (256-128-10 test design) stayed in LUTs, which this depth rule counts as block RAM (a few
+# (64-64-10 at 1x64, on the 25k) stayed in LUTs, which this depth rule counts as block RAM (a few
 # hundred LUT4 missing from the estimate, block RAM use over-estimated: the safe side).
 _ROM_BRAM_MIN_DEPTH = {"ice40": 128, "ecp5": 64}
 
