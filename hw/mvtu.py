@@ -51,6 +51,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import bits_for
 
 from .folding import LayerFold, layer_cycles
+from .inbuf import buffer_storage, input_buffer
 from .popcount import DEFAULT_STYLE, STYLES, Popcount
 from .threshold import Threshold
 
@@ -146,7 +147,8 @@ class MVTU(wiring.Component):
     """
 
     def __init__(self, weights, thresholds=None, fold=None, pipeline=0, *,
-                 popcount_style=DEFAULT_STYLE, rom_register=False):
+                 popcount_style=DEFAULT_STYLE, rom_register=False, in_chunk=None,
+                 out_chunks=False):
         w = np.asarray(weights)
         if w.ndim != 2 or w.size == 0 or not np.all((w == 0) | (w == 1)):
             raise ValueError(f"weights must be a non-empty (N, K) array of 0/1, not shape "
@@ -192,7 +194,18 @@ class MVTU(wiring.Component):
         else:
             self.lane_width = bits_for(thresholds.shape[1])
         self.out_width = n * self.lane_width
-        super().__init__({"i": In(stream.Signature(k)), "o": Out(stream.Signature(self.out_width))})
+        if not isinstance(out_chunks, bool):
+            raise TypeError(f"out_chunks must be a bool, not {out_chunks!r}")
+        self.out_chunks = out_chunks
+        self.chunk_width = fold.pe * self.lane_width if out_chunks else self.out_width
+        self.in_chunk = k if in_chunk is None else in_chunk
+        # The buffer checks the chunk width against the folding.
+        self.input_storage = buffer_storage(k, fold.simd, self.in_chunk)
+        # A whole vector is copied into the memory a word a cycle before it transfers.
+        whole = self.input_storage == "memory" and self.in_chunk == k
+        self.accept_wait = self.sf - 1 if whole else 0
+        super().__init__({"i": In(stream.Signature(self.in_chunk)),
+                          "o": Out(stream.Signature(self.chunk_width))})
 
     def elaborate(self, platform):
         m = Module()
@@ -200,24 +213,20 @@ class MVTU(wiring.Component):
         nf_count, sf_count = self.nf, self.sf
         run = Signal()
 
-        # --- stage 0: input buffers and sequencer -------------------------------------------
-        cur = Signal(k)
-        nxt = Signal(k)
-        nxt_full = Signal()
+        # --- stage 0: input buffer and sequencer ---------------------------------------------
+        m.submodules.inbuf = buf = input_buffer(k, simd, self.in_chunk)
+        wiring.connect(m, wiring.flipped(self.i), buf.i)
         busy = Signal()
         # At least one bit each: zero-width signals become "[-1:0]" ranges in Verilog.
         sf = Signal(range(max(sf_count, 2)))
         nf = Signal(range(max(nf_count, 2)))
         # The "last slice" / "last fold" / "first slice" flags are registers kept beside the
-        # counters (not compares of them): they feed the input-buffer enables, whose fan-out
-        # is the whole vector register.
+        # counters (not compares of them): they decide when the next vector is taken.
         last_sf = Signal() if sf_count > 1 else Const(1, 1)
         last_nf = Signal() if nf_count > 1 else Const(1, 1)
         first0 = Signal(init=1) if sf_count > 1 else Const(1, 1)
         last_issue = Signal()
         m.d.comb += last_issue.eq(busy & last_sf & last_nf)
-        m.d.comb += self.i.ready.eq(~nxt_full)
-        in_fire = self.i.valid & self.i.ready
 
         with m.If(run & busy):
             if sf_count > 1:
@@ -231,19 +240,11 @@ class MVTU(wiring.Component):
                         m.d.sync += [nf.eq(0), last_nf.eq(0)]
                     with m.Else():
                         m.d.sync += [nf.eq(nf + 1), last_nf.eq(nf == nf_count - 2)]
-        with m.If(run & (~busy | last_issue)):
-            with m.If(nxt_full):
-                m.d.sync += [cur.eq(nxt), nxt_full.eq(0), busy.eq(1)]
-            with m.Elif(in_fire):
-                m.d.sync += [cur.eq(self.i.payload), busy.eq(1)]
-            with m.Else():
-                m.d.sync += busy.eq(0)
-        with m.Elif(in_fire):
-            m.d.sync += [nxt.eq(self.i.payload), nxt_full.eq(1)]
+        take = run & (~busy | last_issue)
+        m.d.comb += [buf.take.eq(take), buf.sf.eq(sf), buf.en.eq(run)]
+        with m.If(take):
+            m.d.sync += busy.eq(buf.avail)
 
-        x_pad = Cat(cur, Const(0, self.padded_in)) if self.padded_in else cur
-        x0 = Signal(simd)
-        m.d.comb += x0.eq(x_pad.word_select(sf, simd) if sf_count > 1 else x_pad)
         # Control beside the data: valid, first slice, fold done (its last slice), vector done.
         ctrl0 = Cat(busy, first0, busy & last_sf, last_issue, nf)
 
@@ -252,7 +253,7 @@ class MVTU(wiring.Component):
         if self.weights_in == "constants":
             mask = (1 << simd) - 1
             lanes_w = [Const((words[0] >> (p * simd)) & mask, simd) for p in range(pe)]
-            x1, ctrl1 = x0, ctrl0
+            x1, ctrl1 = buf.x, ctrl0
         else:
             m.submodules.weights = rom = Memory(shape=pe * simd, depth=len(words), init=words)
             port = rom.read_port()
@@ -286,7 +287,8 @@ class MVTU(wiring.Component):
                          port.en.eq(read if self.rom_register else run)]
             w1 = _delay(m, port.data, 1, run, "w") if self.rom_register else port.data
             lanes_w = [w1[p * simd:(p + 1) * simd] for p in range(pe)]
-            x1 = _delay(m, x0, 1, run, "x")
+            # A memory buffer's read port is the one-cycle delay beside the ROM's.
+            x1 = buf.x if buf.read_latency else _delay(m, buf.x, 1, run, "x")
             ctrl1 = _delay(m, ctrl0, 1, run, "ctrl")
 
         # One XNOR signal per PE: the popcount trees are built from signals, not expressions
@@ -323,21 +325,32 @@ class MVTU(wiring.Component):
         lanes_sig = Signal(pe * self.lane_width)
         m.d.comb += lanes_sig.eq(lanes)
 
-        # --- collect neuron folds, output register --------------------------------------------
-        finish = t_finish
-        m.d.comb += run.eq(~(finish & self.o.valid & ~self.o.ready))
+        # --- collect neuron folds (or send each), output register ---------------------------
+        # The output register is loaded with a whole vector at its last fold, or with each
+        # fold's chunk (``out_chunks``); a load that meets a full register not being read
+        # holds the whole layer for the cycle.
+        load = t_fold_done if self.out_chunks else t_finish
+        m.d.comb += run.eq(~(load & self.o.valid & ~self.o.ready))
         with m.If(self.o.valid & self.o.ready):
             m.d.sync += self.o.valid.eq(0)
         slot = pe * self.lane_width
-        if nf_count > 1:
+        if self.out_chunks:
+            # Padded neurons of the last fold are sent as 0, as the next layer's padding wants.
+            kept = (self.n - (nf_count - 1) * pe) * self.lane_width
+            if kept < slot:
+                mask = Const((1 << kept) - 1, slot)
+                out = Mux(t_finish, lanes_sig & mask, lanes_sig)
+            else:
+                out = lanes_sig
+        elif nf_count > 1:
             collect = Signal((nf_count - 1) * slot)
-            full = Cat(collect, lanes_sig)
+            out = Cat(collect, lanes_sig)[:self.out_width]
             with m.If(run & t_fold_done & ~t_finish):
                 m.d.sync += collect.word_select(t_nf, slot).eq(lanes_sig)
         else:
-            full = lanes_sig
-        with m.If(run & finish):
-            m.d.sync += [self.o.payload.eq(full[:self.out_width]), self.o.valid.eq(1)]
+            out = lanes_sig[:self.out_width]
+        with m.If(run & load):
+            m.d.sync += [self.o.payload.eq(out), self.o.valid.eq(1)]
         return m
 
     def _accumulate_against_threshold(self, m, counts, run, t_valid, t_first, fold_ahead):

@@ -15,7 +15,7 @@ Each MVTU buffers its next input vector while it works on the current one (see
 ``pipeline`` also sets.
 """
 
-from amaranth.hdl import Module
+from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -23,15 +23,38 @@ from .. import __version__
 from ..model.artifact import model_checksum
 from .argmax import Argmax, argmax_levels, class_width
 from .folding import resolve_folding
+from .inbuf import chunk_fits
 from .mvtu import MVTU
 from .popcount import DEFAULT_STYLE
 
-__all__ = ["BnnTop", "BIT_ORDER"]
+__all__ = ["BnnTop", "BIT_ORDER", "layer_chunks"]
 
 BIT_ORDER = ("i__payload bit j = input element j (image pixels flattened row-major, LSB = "
              "pixel 0); o__payload bits [0, cw) = class index, then the popcount of class c "
              "at bits [cw + c*pw, cw + (c+1)*pw), unsigned; tap_<j>_data bit n = activation "
              "of neuron n of hidden layer j, the last layer's tap packs popcounts like o")
+
+
+def layer_chunks(model, folding):
+    """``[(in_chunk, out_chunks)]`` per layer: how each stream between layers is cut.
+
+    A hidden layer with several neuron folds sends each fold's ``PE`` activation bits as they
+    are computed (``out_chunks``), straight into the next layer's memory-held input buffer,
+    when that buffer can take chunks of that width (:func:`bnnflow.hw.inbuf.chunk_fits`);
+    otherwise it collects the whole vector first. The first layer gets whole input vectors;
+    the last one sends whole popcount vectors to the argmax.
+    """
+    out = [[layer.in_width, False] for layer in model.layers]
+    for j in range(len(model.layers) - 1):
+        producer, fold = model.layers[j], folding[j]
+        width = fold.pe * producer.activation_bits
+        nxt = folding[j + 1]
+        k = model.layers[j + 1].in_width
+        if (fold.pe < producer.out_width and nxt.simd < k
+                and chunk_fits(k, nxt.simd, width)):
+            out[j][1] = True
+            out[j + 1][0] = width
+    return [tuple(x) for x in out]
 
 
 class BnnTop(wiring.Component):
@@ -110,9 +133,12 @@ class BnnTop(wiring.Component):
         self.pipeline = pipeline
         self.debug_taps = bool(debug_taps)
         self.fault = fault
+        chunks = layer_chunks(model, self.folding)
         self.layers = [MVTU(layer.weights, layer.thresholds, fold, pipeline,
-                            popcount_style=popcount_style, rom_register=rom_register)
-                       for layer, fold in zip(model.layers, self.folding, strict=True)]
+                            popcount_style=popcount_style, rom_register=rom_register,
+                            in_chunk=chunk_in, out_chunks=chunk_out)
+                       for layer, fold, (chunk_in, chunk_out)
+                       in zip(model.layers, self.folding, chunks, strict=True)]
         last = self.layers[-1]
         self.num_classes = last.n
         self.class_width = class_width(last.n)
@@ -120,7 +146,10 @@ class BnnTop(wiring.Component):
         self.out_width = self.class_width + last.out_width
         self.argmax_stages = max(0, min(pipeline, argmax_levels(last.n) - 1))
         self.ii = max(mvtu.cycles for mvtu in self.layers)
-        self.latency = sum(mvtu.latency for mvtu in self.layers) + 1 + self.argmax_stages
+        # The first layer's accept_wait passes before the input transfer, so it is not counted.
+        self.latency = (sum(mvtu.latency for mvtu in self.layers)
+                        + sum(mvtu.accept_wait for mvtu in self.layers[1:])
+                        + 1 + self.argmax_stages)
         members = {"i": In(stream.Signature(model.input.width)),
                    "o": Out(stream.Signature(self.out_width))}
         if self.debug_taps:
@@ -145,10 +174,26 @@ class BnnTop(wiring.Component):
             else:
                 wiring.connect(m, mvtu.o, consumer)
             if self.debug_taps:
-                m.d.comb += [getattr(self, f"tap_{j}_valid").eq(mvtu.o.valid & mvtu.o.ready),
-                             getattr(self, f"tap_{j}_data").eq(mvtu.o.payload)]
+                self._tap(m, j, mvtu)
         wiring.connect(m, argmax.o, wiring.flipped(self.o))
         return m
+
+    def _tap(self, m, j, mvtu):
+        """Layer ``j``'s output vector on ``tap_<j>_*`` when it transfers; chunked outputs are
+        collected here (debug builds only), the last chunk completing the vector."""
+        fire = mvtu.o.valid & mvtu.o.ready
+        valid, data = getattr(self, f"tap_{j}_valid"), getattr(self, f"tap_{j}_data")
+        if not mvtu.out_chunks or mvtu.nf == 1:
+            m.d.comb += [valid.eq(fire), data.eq(mvtu.o.payload)]
+            return
+        width = mvtu.chunk_width
+        held = Signal((mvtu.nf - 1) * width, name=f"tap_{j}_held")
+        count = Signal(range(mvtu.nf), name=f"tap_{j}_count")
+        last = count == mvtu.nf - 1
+        with m.If(fire):
+            m.d.sync += [held.eq(Cat(held[width:], mvtu.o.payload)),
+                         count.eq(Mux(last, 0, count + 1))]
+        m.d.comb += [valid.eq(fire & last), data.eq(Cat(held, mvtu.o.payload))]
 
     def port_widths(self):
         """``{verilog port name: {"direction": "in"|"out", "width": w}}``."""
