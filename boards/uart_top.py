@@ -6,8 +6,8 @@
 
 ::
 
-    rx --> UARTRx --> frame register --> pending register --> BnnTop --> reply register
-                      (ceil(K0/8) bytes)  (one image)                     --> UARTTx --> tx
+    rx --> UARTRx --> frame register --> BnnTop --> reply register --> UARTTx --> tx
+                      (ceil(K0/8) bytes)
 
 Protocol (8N1, ``baud = clk_frequency / divisor``, 115200 on the boards):
 
@@ -172,11 +172,11 @@ class UartTop(wiring.Component):
         with m.Else():
             m.d.sync += idle.eq(idle + 1)
 
-        # Pending register: BnnTop's input, filled from a complete frame.
+        # A complete frame is BnnTop's input: it holds (no byte enters a full frame) until the
+        # first layer has taken it, so the vector is held once here and once in that layer.
+        m.d.comb += [bnn.i.payload.eq(frame[:k0]), bnn.i.valid.eq(full)]
         with m.If(bnn.i.valid & bnn.i.ready):
-            m.d.sync += bnn.i.valid.eq(0)
-        with m.If(full & (~bnn.i.valid | bnn.i.ready)):
-            m.d.sync += [bnn.i.payload.eq(frame[:k0]), bnn.i.valid.eq(1), count.eq(0)]
+            m.d.sync += count.eq(0)
 
         # Reply: class byte, then popcounts, shifted out one byte at a time.
         cw, pw, classes = bnn.class_width, bnn.popcount_width, bnn.num_classes

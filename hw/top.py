@@ -224,6 +224,9 @@ class BnnTop(wiring.Component):
                     mvtu.nf * mvtu.sf * mvtu.fold.pe * mvtu.fold.simd),
                 "output": "popcount" if layer.is_output else "activation",
                 "latency": mvtu.latency,
+                "input_buffer": mvtu.input_storage,
+                "in_chunk": mvtu.in_chunk, "out_chunk": mvtu.chunk_width,
+                "accept_wait": mvtu.accept_wait,
             })
         taps = []
         if self.debug_taps:

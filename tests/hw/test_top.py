@@ -29,6 +29,10 @@ CASES = [
     ([16, 8, 3], "auto:6", 0),
     ([9, 1], None, 1),
     ([20, 4], "3x7", 3),
+    # Memory-held inputs: chunks of 3 into SIMD 6 with a padded last fold, whole vectors
+    # copied into an inner layer (PE 2 does not divide SIMD 3), single bits into SIMD 2.
+    ([20, 7, 9, 3], "3x5,2x6,1x3", 1),
+    ([13, 6, 5], "1x4,1x2", 2),
 ]
 
 
@@ -92,6 +96,8 @@ def test_mixed_foldings_run_at_slowest_layer_without_bubbles():
     ([37, 13, 11, 5], "5x8,4x13,2x4", 20),
     ([37, 13, 11, 5], "5x8,4x13,2x4", 57),
     ([16, 8, 3], None, 3),
+    ([20, 7, 9, 3], "3x5,2x6,1x3", 33),
+    ([13, 6, 5], "1x4,1x2", 41),
 ])
 def test_reset_mid_stream_leaves_design_ready_with_correct_results(widths, fold, reset_at):
     model, top = build(widths, fold, 1)
@@ -136,6 +142,24 @@ def test_output_port_layout_and_sidecar_keys():
     assert (first["pe"], first["simd"], first["cycles"], first["padded_in"],
             first["padded_out"], first["weights_in"]) == (5, 8, 15, 3, 2, "rom")
     assert sc["pipeline"] == 2 and sc["model_checksum"].startswith("sha256:")
+
+
+@pytest.mark.parametrize(("widths", "fold", "storage", "chunks", "waits"), [
+    ([20, 7, 9, 3], "3x5,2x6,1x3", ["memory"] * 3, [(20, 3), (3, 9), (9, 12)], [3, 0, 2]),
+    ([13, 6, 5], "1x4,1x2", ["memory"] * 2, [(13, 1), (1, 15)], [3, 0]),
+    ([37, 13, 11, 5], "5x8,4x13,2x4", ["memory", "registers", "memory"],
+     [(37, 13), (13, 4), (4, 20)], [4, 0, 0]),
+    ([16, 8, 3], None, ["registers"] * 2, [(16, 8), (8, 3 * 4)], [0, 0]),
+])
+def test_sidecar_says_where_inputs_are_held_and_how_streams_are_cut(widths, fold, storage,
+                                                                     chunks, waits):
+    _, top = build(widths, fold, 0)
+    layers = top.sidecar()["layers"]
+    assert [layer["input_buffer"] for layer in layers] == storage
+    assert [(layer["in_chunk"], layer["out_chunk"]) for layer in layers] == chunks
+    assert [layer["accept_wait"] for layer in layers] == waits
+    assert top.latency == (sum(m.latency for m in top.layers) + sum(waits[1:]) + 1
+                           + top.argmax_stages)
 
 
 def test_multi_bit_hidden_activations_are_refused():
