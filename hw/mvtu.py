@@ -3,17 +3,21 @@
 Datapath for ``K`` inputs, ``N`` neurons, folding ``PE x SIMD`` (``NF = ceil(N/PE)`` neuron
 folds, ``SF = ceil(K/SIMD)`` synapse folds, ``cycles = NF * SF``)::
 
-    i --> [next-vector buffer] --> [current vector] --(SIMD-bit slice sf)--+
-                                   sequencer (nf, sf)  --addr--> weight ROM|constants
+    i --> input buffer: current + next vector --(SIMD-bit slice sf)--------+
+          (memory if SF > 1, else registers)  sequencer (nf, sf) --> weight ROM|constants
                                                                            |
           XNOR (PE x SIMD bits, a Signal) --> PE x Popcount(SIMD, pipeline stages)
           --> accumulate over SF slices --> Threshold(fold nf) | raw popcount
           --> collect NF folds --> output register --> o
 
-* **Input buffering.** The unit accepts the next vector into a second register while it works
-  on the current one and switches to it without a bubble, so neighbouring layers folded
-  differently run at the II of the slowest. ``i.ready`` is a register (no combinational path
-  through the layer).
+* **Input buffering** (:mod:`bnnflow.hw.inbuf`). The unit accepts the next vector while it
+  works on the current one and switches to it without a bubble, so neighbouring layers folded
+  differently run at the II of the slowest. With ``SF > 1`` both vectors live in a memory read
+  a slice per cycle, written as chunks of ``in_chunk`` bits arrive; with ``SF == 1`` in two
+  registers. ``i.ready`` comes from registers (no combinational path through the layer).
+* **Output chunks.** ``out_chunks=True`` sends each neuron fold's ``PE`` lanes as one transfer
+  (padded neurons as 0) instead of collecting the whole vector, for a next layer that writes
+  them straight into its input memory.
 * **Stalls.** When a finished vector meets a full output register that is not being read, the
   whole pipeline (sequencer, ROM port, popcount registers, accumulators) holds for that cycle;
   nothing is lost.
@@ -40,7 +44,9 @@ Output payload: hidden layer (thresholds given), neuron ``n`` at bits ``[n*A, (n
 (no thresholds), popcount of neuron ``n`` at ``[n*pw, (n+1)*pw)`` with ``pw = bits_for(K)``.
 
 Latency (input transfer at edge ``t`` into an idle unit, output transfer at edge
-``t + latency``): ``cycles + rom + pipeline + 1`` with ``rom = 0`` for constants, ``1`` for ROM.
+``t + latency``): ``cycles + rom + pipeline + 1`` with ``rom = 0`` for constants, ``1`` for ROM
+(with ``out_chunks``, the transfer of the last chunk). A whole vector offered to a memory
+buffer transfers ``accept_wait = SF - 1`` cycles after it is offered (it is copied in first).
 """
 
 import numpy as np
@@ -116,6 +122,11 @@ class MVTU(wiring.Component):
         Structure of the popcount trees, one of :data:`bnnflow.hw.popcount.STYLES` (same
         function and latency; ``"keep"``, the default, is the smaller and faster one on iCE40
         and in Verilator, see hw/README.md).
+    in_chunk : int or None
+        Bits per input transfer: ``K`` (``None``, whole vectors) or, with ``SF > 1``, a divisor
+        of ``SIMD`` (:func:`bnnflow.hw.inbuf.chunk_fits`).
+    out_chunks : bool
+        Send one transfer per neuron fold (``PE * A`` bits) instead of whole vectors.
     rom_register : bool
         Folded layers: read the weight ROM one step ahead into a ``PE*SIMD``-bit register, so
         the XNOR starts from flip-flops instead of the block RAM output (same latency,
@@ -125,10 +136,11 @@ class MVTU(wiring.Component):
 
     Members
     -------
-    i : In(stream.Signature(K))
-        Input vectors, bit ``k`` = input ``k``.
-    o : Out(stream.Signature(out_width))
-        Activations (``N * bits_for(T)`` bits) or popcounts (``N * bits_for(K)`` bits).
+    i : In(stream.Signature(in_chunk))
+        Input vectors, bit ``k`` = input ``k`` (chunk ``j`` holds inputs ``[j*C, (j+1)*C)``).
+    o : Out(stream.Signature(chunk_width))
+        Activations (``N * bits_for(T)`` bits) or popcounts (``N * bits_for(K)`` bits); with
+        ``out_chunks`` the ``PE`` lanes of one neuron fold a transfer.
 
     Attributes
     ----------
@@ -136,6 +148,12 @@ class MVTU(wiring.Component):
         ``ceil(N/PE) * ceil(K/SIMD)``, the unit's II.
     latency : int
         ``cycles + rom + pipeline + 1`` (see module docstring).
+    accept_wait : int
+        Cycles a whole input vector waits before its transfer (``SF - 1`` into a memory).
+    input_storage : str
+        ``"memory"`` or ``"registers"``.
+    chunk_width : int
+        Width of ``o.payload``.
 
     Raises
     ------
@@ -143,7 +161,7 @@ class MVTU(wiring.Component):
         Bad weights/thresholds shapes, folding out of ``1..N`` / ``1..K`` or a negative
         ``pipeline``.
     TypeError
-        ``rom_register`` not a bool.
+        ``rom_register`` or ``out_chunks`` not a bool.
     """
 
     def __init__(self, weights, thresholds=None, fold=None, pipeline=0, *,

@@ -9,8 +9,11 @@ Each MVTU buffers its next input vector while it works on the current one (see
 :mod:`bnnflow.hw.mvtu`), so in steady state the network runs at the II of its slowest layer,
 ``ii = max_j cycles_j``, with no bubbles. The latency of an image entering an idle network
 (input transfer at edge ``t``, output transfer at edge ``t + latency``, ``o.ready`` high) is
-``latency = sum_j (cycles_j + rom_j + pipeline + 1) + 1 + a``, ``rom_j = 1`` for folded layers
-(weights in ROM), ``0`` for fully parallel ones; the ``+ 1`` is the argmax output register and
+``latency = sum_j (cycles_j + rom_j + pipeline + 1) + sum_{j>0} wait_j + 1 + a``, ``rom_j = 1``
+for folded layers (weights in ROM), ``0`` for fully parallel ones; ``wait_j`` is layer ``j``'s
+``accept_wait`` (a whole vector copied into its input memory, :mod:`bnnflow.hw.inbuf`; ``0``
+when the previous layer sends its neuron folds straight in, :func:`layer_chunks`); the ``+ 1``
+is the argmax output register and
 ``a = min(pipeline, ceil(log2(C)) - 1)`` (at least 0) the argmax's inner register stages, which
 ``pipeline`` also sets.
 """

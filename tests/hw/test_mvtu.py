@@ -121,3 +121,45 @@ def test_bad_parameters_raise_value_error(kwargs, message):
 def test_rom_register_must_be_a_bool(bad):
     with pytest.raises(TypeError, match=f"^rom_register must be a bool, not {bad!r}$"):
         MVTU(np.ones((2, 4)), np.ones((2, 1)), (1, 2), rom_register=bad)
+
+
+@pytest.mark.parametrize(("pe", "simd"), [(5, 8), (4, 37), (1, 6), (13, 5)])
+def test_out_chunks_send_each_fold_with_padded_neurons_zero(pe, simd):
+    k, n = 37, 13
+    w, th = make_layer(k, n, 1, seed=pe)
+    x = np.random.default_rng(pe).integers(0, 2, size=(4, k))
+    dut = MVTU(w, th, (pe, simd), 1, out_chunks=True)
+    nf = -(-n // pe)
+    assert dut.chunk_width == pe and dut.out_width == n
+    run = simulate_stream(dut, [to_int(v) for v in x], expected_outputs=len(x) * nf, seed=pe,
+                          p_valid=0.7, p_ready=0.4)
+    chunks = fields_of(run.outputs, pe, 1).reshape(len(x), nf * pe)
+    assert np.array_equal(chunks[:, :n], expected_outputs(x, w, th))
+    assert not chunks[:, n:].any()
+
+
+@pytest.mark.parametrize(("chunk", "simd"), [(1, 4), (2, 4), (3, 6)])
+def test_chunked_inputs_match_reference(chunk, simd):
+    k, n = 13, 7
+    w, th = make_layer(k, n, 1, seed=chunk)
+    x = np.random.default_rng(chunk).integers(0, 2, size=(4, k))
+    dut = MVTU(w, th, (3, simd), 1, in_chunk=chunk)
+    count = -(-k // chunk)
+    padded = np.zeros((len(x), count * chunk), dtype=np.uint8)
+    padded[:, :k] = x
+    inputs = [to_int(v[j * chunk:(j + 1) * chunk]) for v in padded for j in range(count)]
+    run = simulate_stream(dut, inputs, expected_outputs=len(x), seed=chunk, p_valid=0.6,
+                          p_ready=0.5)
+    assert np.array_equal(fields_of(run.outputs, n, 1), expected_outputs(x, w, th))
+    assert dut.input_storage == "memory" and dut.accept_wait == 0
+
+
+def test_out_chunks_must_be_a_bool():
+    with pytest.raises(TypeError, match="^out_chunks must be a bool, not 1$"):
+        MVTU(np.ones((2, 4)), np.ones((2, 1)), (1, 2), out_chunks=1)
+
+
+def test_in_chunk_must_fit_the_buffer():
+    with pytest.raises(ValueError, match=r"^chunk must be 4 \(the whole vector\) or a divisor "
+                                         r"of simd \(2\), not 3$"):
+        MVTU(np.ones((2, 4)), np.ones((2, 1)), (1, 2), in_chunk=3)
