@@ -26,6 +26,7 @@ COMMANDS = {
                                          "model"),
     "synth": ("bnnflow.boards.cli_synth", "synthesize out of context with Yosys and nextpnr"),
     "build": ("bnnflow.boards.cli_build", "build a bitstream with a UART top for a board"),
+    "flash": ("bnnflow.boards.cli_flash", "program a board with a 'bnnflow build' bitstream"),
     "run-board": ("bnnflow.boards.cli_run_board", "classify test images on a board (or 'sim')"),
     "geometry": ("bnnflow.model.cli_geometry", "angles and dot-product correlations of the "
                                                "binarized weights"),

@@ -5,5 +5,7 @@
   :mod:`.tools` the tool lookup and logged steps.
 * :mod:`.build` (``bnnflow build``): bitstreams for amaranth-boards platforms with the UART
   inference top of :mod:`.uart_top` (UART in :mod:`.uart`).
+* :mod:`.flash` (``bnnflow flash``): programs a board with a build's bitstream through
+  openFPGALoader.
 * :mod:`.host` (``bnnflow run-board``): the host side, over a serial port or the simulator.
 """
