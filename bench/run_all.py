@@ -13,7 +13,7 @@ Per case (``tfc-digits``, ``tfc-mnist5k``, ``sfc-mnist5k``):
   accuracy when the scoreboard found no mismatch on any image, else not derivable) and an
   ``equal`` flag computed from the last three;
 * hardware per target and folding with :func:`bnnflow.boards.synth.synthesize`: the folding
-  of :func:`bnnflow.boards.synth.fit_folding` (fully parallel where it is expected to fit) plus
+  of :func:`bnnflow.boards.fit.fit_folding` (fully parallel where it is expected to fit) plus
   ``auto`` at a few IIs; LUT4, FF, BRAM, Fmax, analytic and measured (simulated) II, latency,
   images/s = Fmax / II, ``lut4_per_synapse_per_cycle = LUT4 * II / synapses`` (LUT4 per
   synapse evaluated per cycle, the issue 7 metric, lower is better) and its inverse
@@ -224,7 +224,7 @@ class Bench:
 
     def verify_folding(self, case):
         """The design verified over the whole split: the first target's fit folding."""
-        from bnnflow.boards.synth import DoesNotFit, fit_folding
+        from bnnflow.boards.fit import DoesNotFit, fit_folding
 
         model, _ = self.models[case]
         for target in self.targets:
@@ -362,7 +362,8 @@ class Bench:
     def _estimated_size(self, step):
         """Estimated logic cells of a plan step (0 when ``fit_folding`` finds no folding: that
         row costs nothing to record)."""
-        from bnnflow.boards.synth import DoesNotFit, estimate_logic, fit_folding
+        from bnnflow.boards.estimate import estimate_logic
+        from bnnflow.boards.fit import DoesNotFit, fit_folding
         from bnnflow.boards.targets import get_target
         from bnnflow.hw.folding import auto_fold
 
@@ -376,7 +377,9 @@ class Bench:
         return estimate_logic(model, folding, get_target(target).family, self.args.pipeline)
 
     def synth(self, case, target, ii):
-        from bnnflow.boards.synth import ROM_REGISTER, DoesNotFit, fit_folding, synthesize
+        from bnnflow.boards.estimate import ROM_REGISTER
+        from bnnflow.boards.fit import DoesNotFit, fit_folding
+        from bnnflow.boards.synth import synthesize
         from bnnflow.boards.targets import get_target
         from bnnflow.errors import BnnflowError
         from bnnflow.hw.folding import auto_fold

@@ -84,7 +84,7 @@ def run(args):
 
     # 3. Fold for the target and generate the hardware.
     t = stage(f"3/5 fold for {TARGET} and generate Verilog")
-    from .boards.synth import fit_folding
+    from .boards.fit import fit_folding
     from .hw import verilog
     from .model import artifact
 

@@ -39,17 +39,11 @@ from amaranth.lib.cdc import FFSynchronizer
 
 from ..errors import BnnflowError, ToolError
 from ..fileio import log_tail, write_text_atomic
+from .estimate import cell_counts, logic_need
+from .fit import DoesNotFit, _fit_hint, checked_folding
 from .platforms import BOARDS, Board, get_board
 from .pll import pll_for
-from .synth import (
-    UNPLACEABLE,
-    DoesNotFit,
-    _fit_hint,
-    _placer_need,
-    cell_counts,
-    checked_folding,
-    logic_need,
-)
+from .synth import UNPLACEABLE, _placer_need
 from .targets import get_target
 from .tools import run_step, tool_env
 
@@ -357,7 +351,7 @@ def _attempt(*, model, brd, tgt, fold, fold_text, pipeline, baud, popcounts, env
     design does not fit, :class:`ToolError` otherwise.
     """
     from ..model.artifact import model_checksum
-    from .synth import ROM_REGISTER
+    from .estimate import ROM_REGISTER
     from .uart_top import UartTop
 
     platform = brd.make_platform()

@@ -74,7 +74,7 @@ class UartTop(wiring.Component):
         Bit times of silence after which a partly received request is dropped, ``>= 1``.
     rom_register : bool
         A register on each weight ROM's output (:class:`~bnnflow.hw.mvtu.MVTU`; ``bnnflow
-        build`` sets it per family from :data:`bnnflow.boards.synth.ROM_REGISTER`).
+        build`` sets it per family from :data:`bnnflow.boards.estimate.ROM_REGISTER`).
 
     Members
     -------

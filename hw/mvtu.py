@@ -131,7 +131,7 @@ class MVTU(wiring.Component):
         Folded layers: read the weight ROM one step ahead into a ``PE*SIMD``-bit register, so
         the XNOR starts from flip-flops instead of the block RAM output (same latency,
         ``PE*SIMD + 1`` more flip-flops; pays on ECP5, not on the iCE40 UP5K, see
-        ``bnnflow.boards.synth.ROM_REGISTER``). ``False`` (default): the ROM port's data feeds
+        ``bnnflow.boards.estimate.ROM_REGISTER``). ``False`` (default): the ROM port's data feeds
         the XNOR. No effect on fully parallel layers.
 
     Members

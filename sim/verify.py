@@ -63,7 +63,7 @@ class HwDesign:
         Passed to ``BnnTop`` (tests only).
     rom_register : bool
         Passed to ``BnnTop``: a register on each weight ROM's output (the ECP5 synthesis
-        default, :data:`bnnflow.boards.synth.ROM_REGISTER`).
+        default, :data:`bnnflow.boards.estimate.ROM_REGISTER`).
     """
 
     def __init__(self, model, folding=None, pipeline=0, fault=None, rom_register=False):

@@ -7,9 +7,9 @@ import pytest
 
 from bnnflow.boards import build as build_module
 from bnnflow.boards.build import BOARDS, BoardTop, _explain_failure, build
+from bnnflow.boards.fit import DoesNotFit
 from bnnflow.boards.platforms import get_board
 from bnnflow.boards.pll import ecp5_pll, ice40_pll
-from bnnflow.boards.synth import DoesNotFit
 from bnnflow.boards.targets import get_target
 from bnnflow.boards.uart_top import UartTop
 from bnnflow.cli import main

@@ -1,0 +1,254 @@
+"""The resource model: what a network folded one way needs of a device, before any tool runs.
+
+Estimates of ``model`` folded as ``folding`` inside the synthesis wrapper: LUT4
+(:func:`estimate_luts`), flip-flops (:func:`estimate_ffs`), logic cells (:func:`logic_need`,
+:func:`estimate_logic`) and the block RAMs of the weight ROMs (:func:`estimate_brams`,
+:func:`estimate_brams_used`, :func:`estimate_rom_luts` for ROMs kept in logic), with the
+constants they were calibrated on (Yosys 0.70 and nextpnr 0.11.1 counts; boards/README.md lists
+the designs), the depth at which Yosys moves a ROM to block RAM, and how many block RAMs read
+every cycle still route on ECP5 (:func:`routable_brams`). :func:`cell_counts` turns Yosys' real
+cell counts into the same fields. :data:`ROM_REGISTER` is here because the flip-flop estimate
+follows it.
+"""
+
+from .targets import rom_blocks
+
+__all__ = ["cell_counts", "estimate_ffs", "estimate_luts", "estimate_logic", "logic_need",
+           "estimate_brams", "estimate_brams_used", "estimate_rom_luts", "routable_brams",
+           "LUT4_PER_XNOR_BIT", "UNPACKED_FF_SHARE", "ECP5_ROUTABLE_BRAMS", "ROM_REGISTER"]
+
+# Cell types counted in each report field, per family.
+_CELLS = {
+    "ice40": {"lut4": ("SB_LUT4",), "carry": ("SB_CARRY",), "bram": ("SB_RAM40_4K",),
+              "spram": ("SB_SPRAM256KA",), "ff_prefix": "SB_DFF"},
+    "ecp5": {"lut4": ("LUT4",), "carry": ("CCU2C",), "bram": ("DP16KD",), "spram": (),
+             "ff_prefix": "TRELLIS_FF"},
+}
+
+#: LUT4 per XNOR bit computed per cycle, from a first prototype's fully parallel 64x64 layer
+#: (3311 LUT4 on iCE40, 7928 on ECP5, for 4096 bits): the logic of a fully parallel layer.
+LUT4_PER_XNOR_BIT = {"ice40": 3311 / 4096, "ecp5": 7928 / 4096}
+
+#: Share of the flip-flops that take a logic cell of their own on iCE40 (a cell holds one LUT4
+#: and one DFF; a DFF shares it only with the LUT that drives it, so buffers, shift registers
+#: and registers loaded from registers do not). Measured with nextpnr 0.11.1 on the UP5K:
+#: 0.62-0.70 for 64-64-64-64-10 folded at II 32/64 ((logic cells - LUT4) / FF), 0.72 for
+#: 784-64-64-64-10 at II 512 (3208 of 4456 DFFs alone in their cell).
+UNPACKED_FF_SHARE = 0.72
+
+# Folded-layer LUT4 model, fitted to Yosys 0.70 synth_ice40 counts inside the synthesis
+# wrapper: XNOR, popcount and accumulator per XNOR bit computed per cycle (the XNOR is a real
+# gate once weights come from a ROM), input buffer and SIMD select per input bit, threshold
+# select and output collection per neuron of a layer with neuron folds. Measured against
+# 784-64-64-64-10 at II 128/256/512, 64-64-64-64-10 at II 8/32/64 and 256-128-10 at II 16:
+# between 14 % under and 19 % over (the README lists them).
+_FOLDED_LUT_PER_XNOR_BIT = 2.0
+_FOLDED_LUT_PER_INPUT = 1.04
+_FOLDED_LUT_PER_NEURON = 8.5
+# ECP5 LUT4 (with two per carry cell) over the iCE40 model, from one folded design
+# (64-64-64-64-10 at II 8: 7723 LUT4 + 230 CCU2C on the ECP5-25K).
+_FOLDED_LUT_SCALE = {"ice40": 1.0, "ecp5": 1.5}
+# Yosys put ROMs of 128 words or more in block RAM and shallower ones in LUTs (iCE40,
+# measured). ECP5, measured: 32-word ROMs in LUTs (192-64-64-64-10 at II 32, 0 DP16KD), the
+# 64- and 128-word ROMs of 784-256-256-256-10 at II 64 and 128 in block RAM (146 and 75
+# DP16KD). Yosys weighs width too: 64-word ROMs of 40 bits (sfc's last layer) and 64 bits
+# (64-64-10 at 1x64, on the 25k) stayed in LUTs, which this depth rule counts as block RAM (a few
+# hundred LUT4 missing from the estimate, block RAM use over-estimated: the safe side).
+_ROM_BRAM_MIN_DEPTH = {"ice40": 128, "ecp5": 64}
+
+#: ``rom_register`` of :class:`~bnnflow.hw.mvtu.MVTU` per family: where the weight register
+#: after the ROM pays. ECP5 (192-64-64-64-10, pipeline 2, ecp5-85k): 90.6 -> 127.0 MHz at II
+#: 256 (block RAM ROMs), 112.1 -> 126.7 MHz at II 32 (LUT ROMs). iCE40 UP5K at II 256: 47.5 ->
+#: 46.2 MHz (the critical path is elsewhere) for 87 more flip-flops, which the flip-flop limit
+#: of :func:`~bnnflow.boards.fit.suggest_ii` cannot spare (and with the fused threshold it
+#: found no legal placement on three seeds; hw/README.md). ``synthesize`` and ``build`` should
+#: pass ``rom_register=ROM_REGISTER[family]`` to ``BnnTop`` (its default is ``False``).
+ROM_REGISTER = {"ice40": False, "ecp5": True}
+
+
+def cell_counts(family, by_type):
+    """Report fields ``lut4, ff, carry, bram, spram`` from Yosys' cell counts by type."""
+    spec = _CELLS[family]
+    counts = {key: sum(by_type.get(t, 0) for t in spec[key])
+              for key in ("lut4", "carry", "bram", "spram")}
+    counts["ff"] = sum(n for t, n in by_type.items() if t.startswith(spec["ff_prefix"]))
+    return counts
+
+
+def _roms(model, folding):
+    """``(width, depth)`` of the weight ROM of every folded layer (cycles > 1)."""
+    from ..hw.folding import layer_cycles
+
+    for layer, fold in zip(model.layers, folding, strict=True):
+        cycles = layer_cycles(layer.in_width, layer.out_width, fold)
+        if cycles > 1:
+            yield fold.pe * fold.simd, cycles
+
+
+def estimate_brams(model, folding, family):
+    """Block RAMs the weight ROMs of the folded layers (cycles > 1) need at best."""
+    return sum(rom_blocks(family, width, depth) for width, depth in _roms(model, folding))
+
+
+def estimate_brams_used(model, folding, family):
+    """Block RAMs of the ROMs that Yosys is expected to put in block RAM (see
+    :data:`_ROM_BRAM_MIN_DEPTH`); shallower ROMs go to LUTs. :func:`estimate_brams` counts
+    every folded layer's ROM (the block RAM it would need)."""
+    return sum(rom_blocks(family, width, depth) for width, depth in _roms(model, folding)
+               if not _rom_in_luts(family, depth))
+
+
+def estimate_rom_luts(model, folding):
+    """LUT4 the weight ROMs would take in logic instead: ``width * ceil(depth / 16)``."""
+    return sum(width * -(-depth // 16) for width, depth in _roms(model, folding))
+
+
+def _xnor_bits(folding):
+    return sum(f.pe * f.simd for f in folding)
+
+
+def _bits_for(value):
+    return max(1, int(value).bit_length())
+
+
+def _popcount_ffs(width, stages):
+    """Flip-flops of one :class:`~bnnflow.hw.popcount.Popcount` tree (as it builds them)."""
+    from ..hw.popcount import register_levels
+
+    if stages == 0:
+        return 0
+    groups = width // 3 + width % 3
+    levels = (1 + (groups - 1).bit_length()) if width >= 3 else (width - 1).bit_length()
+    regs = register_levels(levels, stages)
+    nodes = [1] * width
+    total = regs.count(0) * width
+    first = 1
+    if width >= 3:
+        nodes = [3] * (width // 3) + [1] * (width % 3)
+        total += regs.count(1) * sum(_bits_for(v) for v in nodes)
+        first = 2
+    for level in range(first, levels + 1):
+        nxt = [nodes[j] + nodes[j + 1] for j in range(0, len(nodes) - 1, 2)]
+        nodes = nxt + nodes[len(nodes) - len(nodes) % 2:]
+        total += regs.count(level) * sum(_bits_for(v) for v in nodes)
+    return total
+
+
+def _rom_in_luts(family, cycles):
+    return 1 < cycles < _ROM_BRAM_MIN_DEPTH[family]
+
+
+def estimate_ffs(model, folding, pipeline=0, family="ice40", *, rom_register=None):
+    """Flip-flops of ``model`` folded as ``folding`` inside the synthesis wrapper.
+
+    Counted from the structure :class:`~bnnflow.hw.mvtu.MVTU` builds, per layer: the two
+    input buffers (``2 K``), sequencer counters, the ROM-stage input delay (``SIMD``), the
+    popcount pipeline registers, accumulators (``PE * bits(K)`` when ``SF > 1``, binary hidden
+    layers ``PE * (bits(K + 1) + 1)``: they accumulate popcount - threshold), neuron-fold
+    collection and output registers (``N * lane``); plus the argmax output register and the
+    wrapper (``2 K0 + W_out + 2``: its shift register and the network's input register). A
+    weight ROM that Yosys puts in LUTs (fewer than 128 words on iCE40) adds its ``PE * SIMD``
+    read-data register; ``rom_register`` (:class:`~bnnflow.hw.mvtu.MVTU`; ``None``: the
+    family's :data:`ROM_REGISTER`) adds the ``PE * SIMD`` weight register and its priming flag
+    to every ROM, and a ROM depth that is not a power of two a wrap flag. Within 2 % of
+    Yosys' count on the pipeline-0 designs measured (see the README).
+    """
+    from ..hw.folding import layer_cycles
+
+    if rom_register is None:
+        rom_register = ROM_REGISTER[family]
+    total = 0
+    for layer, fold in zip(model.layers, folding, strict=True):
+        k, n = layer.in_width, layer.out_width
+        nf, sf = -(-n // fold.pe), -(-k // fold.simd)
+        cycles = layer_cycles(k, n, fold)
+        lane = (_bits_for(k) if layer.thresholds is None
+                else _bits_for(layer.thresholds.shape[1]))
+        ctrl = 4 + _bits_for(max(nf - 1, 1))
+        ff = 2 * k + 3 + _bits_for(sf) + _bits_for(nf) + _bits_for(cycles)
+        if cycles > 1:
+            ff += fold.simd + ctrl
+            if _rom_in_luts(family, cycles):
+                ff += fold.pe * fold.simd
+            if rom_register:
+                ff += fold.pe * fold.simd + 1
+            if cycles & (cycles - 1):
+                ff += 1
+        ff += pipeline * ctrl + fold.pe * _popcount_ffs(fold.simd, pipeline)
+        if sf > 1:
+            # Binary hidden layers accumulate popcount - threshold (signed, one bit wider).
+            fused = layer.thresholds is not None and layer.thresholds.shape[1] == 1
+            ff += fold.pe * (_bits_for(k + 1) + 1 if fused else _bits_for(k))
+        ff += (nf - 1) * fold.pe * lane + n * lane
+        total += ff
+    last = model.layers[-1]
+    w_out = _bits_for(last.out_width - 1) + last.out_width * _bits_for(last.in_width)
+    return total + (w_out + 1) + (2 * model.input.width + w_out + 2)
+
+
+def estimate_luts(model, folding, family="ice40"):
+    """LUT4 of ``model`` folded as ``folding`` (a calibrated estimate, iCE40 LUT4 units).
+
+    Fully parallel layers: :data:`LUT4_PER_XNOR_BIT` per weight (constant weights make the
+    XNOR free). Folded layers: 2 LUT4 per XNOR bit computed per cycle, 1.04 per input bit
+    (buffers and the SIMD select), 8.5 per neuron when neurons are folded (threshold select,
+    collection), plus :func:`estimate_rom_luts` for ROMs Yosys keeps in LUTs. Fitted to Yosys
+    counts of three networks at seven foldings (from 14 % under to 19 % over, see the
+    README); on ECP5 folded layers count 1.5
+    times that (one measured design) and fully parallel ones use the ECP5 figure of
+    :data:`LUT4_PER_XNOR_BIT`.
+    """
+    from ..hw.folding import layer_cycles
+
+    total = 0.0
+    for layer, fold in zip(model.layers, folding, strict=True):
+        k, n = layer.in_width, layer.out_width
+        cycles = layer_cycles(k, n, fold)
+        if cycles == 1:
+            total += LUT4_PER_XNOR_BIT[family] * k * n
+            continue
+        folded = _FOLDED_LUT_PER_XNOR_BIT * fold.pe * fold.simd + _FOLDED_LUT_PER_INPUT * k
+        if n > fold.pe:
+            folded += _FOLDED_LUT_PER_NEURON * n
+        if _rom_in_luts(family, cycles):
+            folded += fold.pe * fold.simd * -(-cycles // 16)
+        total += folded * _FOLDED_LUT_SCALE[family]
+    return round(total)
+
+
+def logic_need(family, lut4, ff, carry=0):
+    """Logic cells a design with these counts needs, to compare with ``Target.lut4``.
+
+    iCE40: ``LUT4 + UNPACKED_FF_SHARE * FF`` (one LUT4 and one DFF per cell). ECP5: the larger
+    of LUT4 (with two per ``CCU2C`` carry cell) and flip-flops (a slice holds two of each).
+    """
+    if family == "ice40":
+        return round(lut4 + UNPACKED_FF_SHARE * ff)
+    return max(lut4 + 2 * carry, ff)
+
+
+def estimate_logic(model, folding, family, pipeline=0):
+    """Estimated logic cells (:func:`logic_need` of :func:`estimate_luts` and
+    :func:`estimate_ffs`)."""
+    return logic_need(family, estimate_luts(model, folding, family),
+                      estimate_ffs(model, folding, pipeline, family))
+
+
+#: Block RAMs an ECP5 design may read every cycle and still be expected to route: every ROM
+#: word is read each cycle, so the RAM outputs (36 bits each) all feed the XNOR/popcount logic
+#: at once. Measured with 784-256-256-256-10, pipeline 2, on the 85k: 75 DP16KD (II 128, 2612
+#: weight bits per cycle) routed in 18 minutes with router1; 146 (II 64) routed once, in an
+#: earlier version without the weight-ROM register (48.9 MHz), and not since: with the clock
+#: on its pin, router2 still had 12,323 overused wires at iteration 6, 27 minutes into
+#: nextpnr; other runs hit a 15- or 20-minute limit (one of them without the ROM register)
+#: or stopped routing the clock from an ordinary pad.
+#: The share of the device is not what decides: 39 of the 25k's 56 (70 %) routed in 7 minutes.
+ECP5_ROUTABLE_BRAMS = 100
+
+
+def routable_brams(family, available):
+    """Block RAMs :func:`~bnnflow.boards.fit.suggest_ii` and
+    :func:`~bnnflow.boards.fit.fit_folding` let a design use on ``family``."""
+    if family == "ecp5":
+        return min(available, ECP5_ROUTABLE_BRAMS)
+    return available

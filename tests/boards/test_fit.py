@@ -1,0 +1,126 @@
+"""Choosing a folding for a target: suggested IIs, fit_folding, hints when a design does not fit."""
+
+import dataclasses
+
+import pytest
+
+from bnnflow.boards import estimate, fit, targets
+from bnnflow.boards.fit import DoesNotFit, suggest_ii
+from bnnflow.hw.folding import LayerFold, auto_fold
+from bnnflow.model.random_net import random_model
+
+R64 = random_model([64, 64, 64, 64, 10], seed=0)
+
+
+def test_suggested_ii_is_the_smallest_power_of_two_predicted_to_fit():
+    model = random_model([64, 64, 64, 10], seed=0)
+    full = [LayerFold(64, 64), LayerFold(64, 64), LayerFold(10, 64)]
+    scale = 9000 / estimate.estimate_logic(model, full, "ice40")
+    ii = suggest_ii(model, full, needed=9000, available=5280)
+    assert ii is not None and ii > 1 and ii & (ii - 1) == 0
+
+    def predicted(ii):
+        return estimate.estimate_logic(model, auto_fold(model, ii)[0], "ice40") * scale
+
+    assert predicted(ii) <= 0.9 * 5280 < predicted(ii // 2)
+    assert suggest_ii(model, full, needed=10**9, available=10) is None
+
+
+def test_suggested_ii_respects_block_ram_and_logic():
+    model = random_model([128, 128, 10], seed=0)
+    full = [LayerFold(128, 128), LayerFold(10, 128)]
+    need = estimate.estimate_logic(model, full, "ice40")
+    ii = suggest_ii(model, full, needed=need, available=5280, brams_available=30,
+                    family="ice40")
+
+    def fits(ii):
+        fold, _ = auto_fold(model, ii)
+        return (estimate.estimate_logic(model, fold, "ice40") <= 0.9 * 5280
+                and estimate.estimate_brams(model, fold, "ice40") <= 30)
+
+    assert ii > 1 and fits(ii) and not fits(ii // 2)
+    # Block RAM alone: fully parallel needs none.
+    assert suggest_ii(model, full, brams_available=30, family="ice40") == 1
+
+
+def test_a_failed_folding_is_never_suggested_again():
+    # 784-64-64-64-10 at II 512 on the UP5K: nextpnr wanted 6199 logic cells of 5280
+    # (measured); no larger II is predicted to fit, so no II is suggested.
+    model = random_model([784, 64, 64, 64, 10], seed=0)
+    fold, _ = auto_fold(model, 512)
+    hint = fit._fit_hint(model, fold, 6199, 5280, 30, "ice40")
+    assert hint == ("no folding of this network is expected to fit; choose a larger target "
+                    "(ecp5-25k with --fold auto --ii 32 is expected to fit)")
+    # A measurement just over the device at II 32 moves the suggestion past II 32.
+    fold, _ = auto_fold(R64, 32)
+    ii = suggest_ii(R64, fold, needed=5300, available=5280, failed=True)
+    assert ii is not None and ii > 32
+    assert [str(f) for f in auto_fold(R64, ii)[0]] != [str(f) for f in fold]
+
+
+@pytest.mark.parametrize(("target", "parallel"), [("ecp5-85k", True), ("ice40-up5k", False)])
+def test_fit_folding_folds_only_when_the_estimate_needs_it(target, parallel):
+    folding, ii = fit.fit_folding(R64, target)
+    tgt = targets.TARGETS[target]
+    assert (ii == 1) is parallel
+    assert estimate.estimate_logic(R64, folding, tgt.family) <= 0.9 * tgt.lut4
+    assert estimate.estimate_brams(R64, folding, tgt.family) <= tgt.bram
+    if not parallel:
+        smaller, _ = auto_fold(R64, ii // 2)
+        assert estimate.estimate_logic(R64, smaller, tgt.family) > 0.9 * tgt.lut4
+
+
+@pytest.mark.parametrize("target", ["ice40-up5k", "ice40-hx8k"])
+def test_fit_folding_counts_flip_flops(target):
+    # tfc on 28x28 inputs: its LUT4 alone would fit the UP5K at II 128, but the 784-bit
+    # input buffers make about 4800 flip-flops, most alone in a logic cell. Measured: II 128
+    # to 1024 fail to place on the UP5K, II 256 on the HX8K (84 % of its logic cells).
+    model = random_model([784, 64, 64, 64, 10], seed=0)
+    fold, _ = auto_fold(model, 128)
+    assert estimate.estimate_luts(model, fold) < 0.8 * 5280
+    with pytest.raises(DoesNotFit, match=r"^no folding of this network is expected to fit the "
+                                         rf"{target}$"):
+        fit.fit_folding(model, target)
+
+
+def test_fit_folding_moves_flip_flop_heavy_networks_to_ecp5():
+    model = random_model([784, 64, 64, 64, 10], seed=0)
+    folding, ii = fit.fit_folding(model, "ecp5-25k")
+    assert ii > 1
+    assert estimate.estimate_logic(model, folding, "ecp5") <= 0.9 * 24288
+
+
+def test_fit_folding_gives_up_on_a_network_too_large_for_any_folding():
+    with pytest.raises(DoesNotFit, match=r"^no folding of this network is expected to fit the "
+                                         r"ice40-up5k$"):
+        fit.fit_folding(random_model([4096, 4096, 10], seed=0), "ice40-up5k")
+
+
+def test_roms_over_block_ram_but_small_in_logic_are_left_to_yosys():
+    model = random_model([64, 32, 10], seed=0)
+    folding = [LayerFold(4, 16), LayerFold(1, 32)]          # 6 block RAMs, 160 LUT4 of ROM
+    assert estimate.estimate_rom_luts(model, folding) == 64 * 2 + 32 * 1
+    tgt = dataclasses.replace(targets.TARGETS["ice40-up5k"], bram=1)
+    assert not fit.rom_does_not_fit(model, folding, tgt)
+    assert fit.rom_does_not_fit(model, folding, dataclasses.replace(tgt, lut4=100))
+
+
+def test_ecp5_fit_keeps_the_block_rams_read_per_cycle_routable():
+    # sfc: II 64 needs 146-148 DP16KD (fits the 85k's 208, has not routed since the weight-ROM
+    # register); II 128 needs 75 and routes.
+    model = random_model([784, 256, 256, 256, 10], seed=0)
+    at64, _ = auto_fold(model, 64)
+    assert estimate.ECP5_ROUTABLE_BRAMS < estimate.estimate_brams(model, at64, "ecp5") <= 208
+    folding, ii = fit.fit_folding(model, "ecp5-85k", pipeline=2)
+    assert ii == 128
+    assert estimate.estimate_brams_used(model, folding, "ecp5") <= estimate.ECP5_ROUTABLE_BRAMS
+
+
+def test_ecp5_block_ram_limit_ignores_roms_that_go_to_luts():
+    # tfc on mnist5k at II 8: 8-word ROMs, 6272 bits wide, which Yosys keeps in LUTs (0 DP16KD
+    # measured); they would need 175+ block RAMs, so counting them would push the fit to II 32.
+    model = random_model([784, 64, 64, 64, 10], seed=0)
+    folding, ii = fit.fit_folding(model, "ecp5-85k", pipeline=2)
+    assert ii == 8
+    assert estimate.estimate_brams(model, folding, "ecp5") > estimate.ECP5_ROUTABLE_BRAMS
+    assert estimate.estimate_brams_used(model, folding, "ecp5") == 0
