@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from .errors import BnnflowError
-from .fileio import write_text_atomic
+from .fileio import check_output_dir, make_output_dir, write_text_atomic
 
 __all__ = ["add_arguments", "run"]
 
@@ -44,9 +44,8 @@ def add_arguments(parser):
 def run(args):
     from rich.console import Console
 
+    out = make_output_dir(check_output_dir(args.out, "--out"), "--out")
     console = Console()
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     summary = {}
     stages = []
 

@@ -1,6 +1,6 @@
 """Errors that the command line reports as one line and exit status 2."""
 
-__all__ = ["BnnflowError", "ArtifactError", "ToolError"]
+__all__ = ["BnnflowError", "ArtifactError", "OutputError", "ToolError"]
 
 
 class BnnflowError(Exception):
@@ -23,6 +23,29 @@ class ArtifactError(BnnflowError):
         self.path = str(path)
         self.problem = problem
         super().__init__(f"{self.path}: {problem}")
+
+
+class OutputError(BnnflowError):
+    """An output file or folder that cannot be written.
+
+    The message is ``cannot write PATH: PROBLEM; FIX``, e.g. ``cannot write /proc/x.v: cannot
+    create files in /proc (No such file or directory); choose a writable folder with -o``.
+
+    Parameters
+    ----------
+    path : str or Path
+        The output as the user gave it.
+    problem : str
+        What is wrong with it.
+    fix : str
+        What to do instead.
+    """
+
+    def __init__(self, path, problem, fix):
+        self.path = str(path)
+        self.problem = problem
+        self.fix = fix
+        super().__init__(f"cannot write {self.path}: {problem}; {fix}")
 
 
 class ToolError(BnnflowError):

@@ -38,7 +38,7 @@ from amaranth.lib import io
 from amaranth.lib.cdc import FFSynchronizer
 
 from ..errors import BnnflowError, ToolError
-from ..fileio import log_tail, write_text_atomic
+from ..fileio import log_tail, make_output_dir, write_text_atomic
 from .estimate import cell_counts, logic_need
 from .fit import DoesNotFit, _fit_hint, checked_folding
 from .platforms import BOARDS, Board, get_board
@@ -238,8 +238,7 @@ def build(model, board, out_dir, folding=None, *, ii=None, pipeline=0, baud=1152
                                       pipeline)
     env = tool_env(["yosys", f"nextpnr-{tgt.family}",
                     "icepack" if tgt.family == "ice40" else "ecppack"])
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = make_output_dir(out_dir)
     job = dict(model=model, brd=brd, tgt=tgt, fold=fold, fold_text=fold_text,
                pipeline=pipeline, baud=baud, popcounts=popcounts, env=env, out_dir=out_dir,
                say=say)

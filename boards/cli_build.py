@@ -37,6 +37,7 @@ def run(args):
     import sys
 
     from ..errors import BnnflowError
+    from ..fileio import check_output_dir
     from ..model import artifact
     from .build import build, parse_clock
     from .platforms import get_board
@@ -46,6 +47,7 @@ def run(args):
     if args.pipeline < 0:
         raise BnnflowError(f"--pipeline must be a non-negative integer, not {args.pipeline}")
     model = artifact.load(args.model)
+    check_output_dir(args.output, "-o")
     info = build(model, args.board, args.output, args.fold, ii=args.ii, pipeline=args.pipeline,
                  baud=args.baud, popcounts=not args.class_only, clock=clock,
                  progress=lambda msg: print(f"... {msg}", file=sys.stderr, flush=True))

@@ -70,7 +70,7 @@ def format_report(report):
 
 def run(args):
     from ..errors import BnnflowError
-    from ..fileio import write_text_atomic
+    from ..fileio import check_output_dir, check_output_file, write_text_atomic
     from ..model import artifact
     from .synth import synthesize, timing_line
     from .targets import get_target
@@ -79,6 +79,10 @@ def run(args):
     if args.pipeline < 0:
         raise BnnflowError(f"--pipeline must be a non-negative integer, not {args.pipeline}")
     model = artifact.load(args.model)
+    if args.report is not None:
+        check_output_file(args.report, "--report")
+    if args.out is not None:
+        check_output_dir(args.out, "--out")
     try:
         from ..hw import verilog
         from ..hw.folding import resolve_folding

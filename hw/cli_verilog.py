@@ -24,6 +24,7 @@ def add_arguments(parser):
 
 def run(args):
     from ..errors import BnnflowError
+    from ..fileio import check_output_file
     from ..model import artifact
     from . import verilog
     from .folding import resolve_folding
@@ -31,6 +32,8 @@ def run(args):
     if not str(args.output).endswith(".v"):
         raise BnnflowError(f"output must end in .v, not {args.output!r}")
     model = artifact.load(args.model)
+    check_output_file(args.output, "-o")
+    check_output_file(verilog.sidecar_path(args.output), "-o")
     if args.pipeline < 0:
         raise BnnflowError(f"--pipeline must be a non-negative integer, not {args.pipeline}")
     try:

@@ -46,21 +46,20 @@ def run(args):
     from rich.console import Console
 
     from ..errors import BnnflowError
-    from ..fileio import write_text_atomic
+    from ..fileio import check_output_dir, check_output_file, write_text_atomic
     from . import geometry
 
     if args.max_samples < 2:
         raise BnnflowError(f"--max-samples must be at least 2, not {args.max_samples}")
     run_dir = Path(args.run_dir)
-    base = geometry.checkpoint_path(run_dir).parent
+    checkpoint = geometry.checkpoint_path(run_dir)
+    if not checkpoint.is_file():
+        geometry.load_checkpoint(run_dir)  # a missing input comes first: its one-line error
+    base = checkpoint.parent
     report_path = Path(args.report) if args.report else base / "geometry.json"
     plots_dir = Path(args.plots) if args.plots else base / "geometry"
-    if report_path.is_dir():
-        raise BnnflowError(f"--report {report_path} is a directory; give a file name such as "
-                           f"{report_path / 'geometry.json'}")
-    if plots_dir.exists() and not plots_dir.is_dir():
-        raise BnnflowError(f"--plots {plots_dir} exists and is not a directory; give a "
-                           f"directory")
+    check_output_file(report_path, "--report")
+    check_output_dir(plots_dir, "--plots")
     report = geometry.analyze(run_dir, quantizer=args.quantizer, max_samples=args.max_samples,
                               plots_dir=plots_dir)
     write_text_atomic(report_path, json.dumps(_clean(report), indent=2, allow_nan=False) + "\n")

@@ -30,7 +30,7 @@ from torch import nn
 
 from .. import __version__
 from ..errors import BnnflowError
-from ..fileio import atomic_path
+from ..fileio import atomic_path, check_output_dir
 from . import artifact, golden
 from .artifact import InputSpec
 from .data import load_dataset
@@ -379,10 +379,14 @@ def train_and_export(config=None, **overrides):
     ------
     BnnflowError
         Bad configuration or data (before anything is written).
+    OutputError
+        ``config.out`` cannot be written: checked before training, and again on writing.
     ExportError
         If the export cannot reproduce the network exactly; nothing is written.
     """
     config = TrainConfig(**{**asdict(config or TrainConfig()), **overrides}).resolved()
+    if config.out is not None:
+        check_output_dir(config.out, "--out")
     if config.data_dir is not None:
         config.data_dir = str(config.data_dir)
     ds = load_dataset(config.dataset, data_dir=config.data_dir, split_seed=config.split_seed,

@@ -135,11 +135,17 @@ def run(args):
     from pathlib import Path
 
     from ..errors import BnnflowError
+    from ..fileio import check_output_dir, check_output_file
     from ..model.artifact import load
     from .verify import DEFAULT_IMAGES, run_verify
 
     model = load(args.model)
     hardware_model = load(args.hardware_model) if args.hardware_model else None
+    for path, option in ((args.report, "--report"), (args.vcd, "--vcd")):
+        if path is not None:
+            check_output_file(path, option)
+    if args.build_dir is not None:
+        check_output_dir(args.build_dir, "--build-dir")
     fault = _fault(args.fault)
     if args.images is None:
         images = DEFAULT_IMAGES[args.sim]

@@ -399,8 +399,8 @@ def test_analyze_loads_the_recorded_test_split(trained_tfc_digits):
 
 
 @pytest.mark.parametrize(("option", "make", "problem"), [
-    ("--report", lambda p: p.mkdir(), "is a directory; give a file name"),
-    ("--plots", lambda p: p.write_text("x"), "exists and is not a directory"),
+    ("--report", lambda p: p.mkdir(), "it is a directory, not a file; give a file name"),
+    ("--plots", lambda p: p.write_text("x"), "it exists and is not a folder; give a folder"),
 ])
 def test_cli_bad_output_path_exits_2_before_writing(tmp_path, capsys, fake_test_split, option,
                                                     make, problem):
@@ -409,7 +409,7 @@ def test_cli_bad_output_path_exits_2_before_writing(tmp_path, capsys, fake_test_
     make(target)
     assert main(["geometry", str(tmp_path / "run"), option, str(target)]) == 2
     err = capsys.readouterr().err
-    assert err.startswith(f"error: {option} {target} ") and problem in err
+    assert err == f"error: cannot write {target}: {problem} with {option}\n"
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["checkpoint.pt"]
 
 
