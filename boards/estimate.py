@@ -55,6 +55,9 @@ _FOLDED_LUT_SCALE = {"ice40": 1.0, "ecp5": 1.5}
 # (64-64-10 at 1x64, on the 25k) stayed in LUTs, which this depth rule counts as block RAM (a few
 # hundred LUT4 missing from the estimate, block RAM use over-estimated: the safe side).
 _ROM_BRAM_MIN_DEPTH = {"ice40": 128, "ecp5": 64}
+# ECP5 input-vector memories of up to this many words went to LUT RAM (192-64-64-64-10 at
+# II 256: 8 x 48, 8 x 16 and 64 x 3 bits, 24 TRELLIS_DPR16X4, no DP16KD for them).
+_INPUT_LUTRAM_MAX_DEPTH = 64
 
 #: ``rom_register`` of :class:`~bnnflow.hw.mvtu.MVTU` per family: where the weight register
 #: after the ROM pays. ECP5 (192-64-64-64-10, pipeline 2, ecp5-85k): 90.6 -> 127.0 MHz at II
@@ -85,17 +88,38 @@ def _roms(model, folding):
             yield fold.pe * fold.simd, cycles
 
 
+def _input_memories(model, folding):
+    """``(width, depth)`` of the input-vector memory of every layer with ``SF > 1``
+    (:class:`~bnnflow.hw.inbuf.MemoryBuffer`: two banks of ``2**ceil(log2 SF)`` words)."""
+    for layer, fold in zip(model.layers, folding, strict=True):
+        sf = -(-layer.in_width // fold.simd)
+        if sf > 1:
+            yield fold.simd, 2 << (sf - 1).bit_length()
+
+
+def _input_memories_in_bram(family, model, folding):
+    """The input memories Yosys puts in block RAM: every one on iCE40 (it has no LUT RAM;
+    measured down to 8 x 16 bits), on ECP5 those over 64 words (8 to 64 words measured in
+    ``TRELLIS_DPR16X4`` LUT RAM; deeper ones are counted as block RAM, the safe side)."""
+    return [(w, d) for w, d in _input_memories(model, folding)
+            if family == "ice40" or d > _INPUT_LUTRAM_MAX_DEPTH]
+
+
 def estimate_brams(model, folding, family):
-    """Block RAMs the weight ROMs of the folded layers (cycles > 1) need at best."""
-    return sum(rom_blocks(family, width, depth) for width, depth in _roms(model, folding))
+    """Block RAMs the weight ROMs of the folded layers (cycles > 1) and the input memories
+    Yosys puts in block RAM need at best."""
+    memories = [*_roms(model, folding), *_input_memories_in_bram(family, model, folding)]
+    return sum(rom_blocks(family, width, depth) for width, depth in memories)
 
 
 def estimate_brams_used(model, folding, family):
     """Block RAMs of the ROMs that Yosys is expected to put in block RAM (see
-    :data:`_ROM_BRAM_MIN_DEPTH`); shallower ROMs go to LUTs. :func:`estimate_brams` counts
-    every folded layer's ROM (the block RAM it would need)."""
-    return sum(rom_blocks(family, width, depth) for width, depth in _roms(model, folding)
-               if not _rom_in_luts(family, depth))
+    :data:`_ROM_BRAM_MIN_DEPTH`; shallower ROMs go to LUTs) and of the input memories in block
+    RAM. :func:`estimate_brams` counts every folded layer's ROM (the block RAM it would
+    need)."""
+    memories = [*((w, d) for w, d in _roms(model, folding) if not _rom_in_luts(family, d)),
+                *_input_memories_in_bram(family, model, folding)]
+    return sum(rom_blocks(family, width, depth) for width, depth in memories)
 
 
 def estimate_rom_luts(model, folding):
@@ -138,36 +162,62 @@ def _rom_in_luts(family, cycles):
     return 1 < cycles < _ROM_BRAM_MIN_DEPTH[family]
 
 
+def _layer_streams(model, folding):
+    """Per layer ``(in_chunk, out_chunks)``, as :class:`~bnnflow.hw.top.BnnTop` cuts them."""
+    from ..hw.top import layer_chunks
+
+    return layer_chunks(model, folding)
+
+
+def _input_ffs(k, fold, in_chunk):
+    """Flip-flops of a layer's input buffer (:mod:`bnnflow.hw.inbuf`) and its slice register."""
+    sf = -(-k // fold.simd)
+    if sf == 1:
+        return 2 * k + 1                    # current and next vector, next-full flag
+    ff = 3 + _bits_for(sf - 1)              # bank, next-full, word index, last-word flag
+    per = fold.simd // in_chunk if in_chunk < k else 1
+    if per > 1:
+        ff += (per - 1) * in_chunk + _bits_for(per - 1)     # word register, slot counter
+    return ff
+
+
 def estimate_ffs(model, folding, pipeline=0, family="ice40", *, rom_register=None):
     """Flip-flops of ``model`` folded as ``folding`` inside the synthesis wrapper.
 
-    Counted from the structure :class:`~bnnflow.hw.mvtu.MVTU` builds, per layer: the two
-    input buffers (``2 K``), sequencer counters, the ROM-stage input delay (``SIMD``), the
-    popcount pipeline registers, accumulators (``PE * bits(K)`` when ``SF > 1``, binary hidden
-    layers ``PE * (bits(K + 1) + 1)``: they accumulate popcount - threshold), neuron-fold
-    collection and output registers (``N * lane``); plus the argmax output register and the
-    wrapper (``2 K0 + W_out + 2``: its shift register and the network's input register). A
-    weight ROM that Yosys puts in LUTs (fewer than 128 words on iCE40) adds its ``PE * SIMD``
-    read-data register; ``rom_register`` (:class:`~bnnflow.hw.mvtu.MVTU`; ``None``: the
-    family's :data:`ROM_REGISTER`) adds the ``PE * SIMD`` weight register and its priming flag
-    to every ROM, and a ROM depth that is not a power of two a wrap flag. Within 2 % of
-    Yosys' count on the pipeline-0 designs measured (see the README).
+    Counted from the structure :class:`~bnnflow.hw.mvtu.MVTU` builds, per layer: the input
+    buffer (two ``K``-bit registers when ``SF == 1``; with ``SF > 1`` the vectors are in
+    memory and only its write counters, flags and, for chunks narrower than ``SIMD``, the
+    word register count), sequencer counters, the ROM-stage input delay (``SIMD``, only from
+    registers: a memory's read port is that delay), the popcount pipeline registers,
+    accumulators (``PE * bits(K)`` when ``SF > 1``, binary hidden layers
+    ``PE * (bits(K + 1) + 1)``: they accumulate popcount - threshold), and the output: one
+    fold's ``PE`` lanes when the layer sends its folds as chunks
+    (:func:`bnnflow.hw.top.layer_chunks`), else neuron-fold collection and output registers
+    (``N * lane``); plus the argmax output register and the wrapper (``2 K0 + W_out + 2``: its
+    shift register and the network's input register). A weight ROM that Yosys puts in LUTs
+    (fewer than 128 words on iCE40) adds its ``PE * SIMD`` read-data register;
+    ``rom_register`` (:class:`~bnnflow.hw.mvtu.MVTU`; ``None``: the family's
+    :data:`ROM_REGISTER`) adds the ``PE * SIMD`` weight register and its priming flag to every
+    ROM, and a ROM depth that is not a power of two a wrap flag. boards/README.md compares it
+    with Yosys' counts.
     """
     from ..hw.folding import layer_cycles
 
     if rom_register is None:
         rom_register = ROM_REGISTER[family]
     total = 0
-    for layer, fold in zip(model.layers, folding, strict=True):
+    streams = _layer_streams(model, folding)
+    for layer, fold, (in_chunk, out_chunks) in zip(model.layers, folding, streams,
+                                                    strict=True):
         k, n = layer.in_width, layer.out_width
         nf, sf = -(-n // fold.pe), -(-k // fold.simd)
         cycles = layer_cycles(k, n, fold)
         lane = (_bits_for(k) if layer.thresholds is None
                 else _bits_for(layer.thresholds.shape[1]))
         ctrl = 4 + _bits_for(max(nf - 1, 1))
-        ff = 2 * k + 3 + _bits_for(sf) + _bits_for(nf) + _bits_for(cycles)
+        ff = _input_ffs(k, fold, in_chunk) + 2 + _bits_for(sf) + _bits_for(nf)
         if cycles > 1:
-            ff += fold.simd + ctrl
+            ff += _bits_for(cycles) + ctrl + (fold.simd if sf == 1 else 0)
             if _rom_in_luts(family, cycles):
                 ff += fold.pe * fold.simd
             if rom_register:
@@ -179,11 +229,32 @@ def estimate_ffs(model, folding, pipeline=0, family="ice40", *, rom_register=Non
             # Binary hidden layers accumulate popcount - threshold (signed, one bit wider).
             fused = layer.thresholds is not None and layer.thresholds.shape[1] == 1
             ff += fold.pe * (_bits_for(k + 1) + 1 if fused else _bits_for(k))
-        ff += (nf - 1) * fold.pe * lane + n * lane
+        if out_chunks:
+            ff += fold.pe * lane + 1
+        else:
+            ff += (nf - 1) * fold.pe * lane + n * lane
         total += ff
     last = model.layers[-1]
     w_out = _bits_for(last.out_width - 1) + last.out_width * _bits_for(last.in_width)
-    return total + (w_out + 1) + (2 * model.input.width + w_out + 2)
+    argmax = _argmax_ffs(last.out_width, _bits_for(last.in_width), pipeline)
+    return total + argmax + (2 * model.input.width + w_out + 2)
+
+
+def _argmax_ffs(classes, width, pipeline):
+    """Flip-flops of :class:`~bnnflow.hw.argmax.Argmax`: its inner register rows (survivors,
+    valid and every score passed through) and its output register."""
+    from ..hw.argmax import argmax_levels, class_width, register_rows
+
+    levels = argmax_levels(classes)
+    cw = class_width(classes)
+    stages = max(0, min(pipeline, levels - 1))
+    total = 1 + cw + classes * width                # output register and its valid bit
+    survivors = classes
+    for level in range(1, levels + 1):
+        survivors = -(-survivors // 2)
+        total += register_rows(levels, stages).count(level) * (
+            survivors * (cw + width) + 1 + classes * width)
+    return total
 
 
 def estimate_luts(model, folding, family="ice40"):
