@@ -1,10 +1,12 @@
 """Run every stage of the flow on the default model: tfc on the digits data set.
 
 Stages, in order: train and export the default network (``train/model.bnn``), show the geometry
-of its binarized weights, choose a folding that fits the iCE40 UP5K (iCEBreaker) and generate
-its Verilog, verify that design against the golden model over the whole test split on
-Verilator with random stalls, and synthesize it for ice40-up5k with Yosys and nextpnr. The run
-ends with a summary table (also written as ``summary.json``); every output lands in ``--out``
+of its binarized weights, build the iCEBreaker bitstream with the fastest folding that really
+places on its iCE40 UP5K (``bnnflow build --board icebreaker --fold fit``: Yosys and nextpnr,
+the clock chosen as ``--clock auto``), generate the Verilog of that folding, and verify that
+design against the golden model over the whole test split on Verilator with random stalls. The
+run ends with a summary table (also written as ``summary.json``) naming the bitstream, its
+folding, LUT4/FF/BRAM, the clock and images per second; every output lands in ``--out``
 (default ``demo-out/``). Exit status 0 when every stage agrees with the golden model.
 """
 
@@ -17,6 +19,7 @@ from .fileio import check_output_dir, make_output_dir, write_text_atomic
 
 __all__ = ["add_arguments", "run"]
 
+BOARD = "icebreaker"
 TARGET = "ice40-up5k"
 
 
@@ -37,8 +40,9 @@ def add_arguments(parser):
                         help="test images to verify: a number or 'all' (default: all)")
     parser.add_argument("--pipeline", type=int, default=2,
                         help="register stages in each popcount adder tree (default: 2)")
-    parser.add_argument("--no-synth", action="store_true",
-                        help="skip the synthesis stage")
+    parser.add_argument("--no-build", "--no-synth", dest="no_build", action="store_true",
+                        help="skip the bitstream build (the folding then comes from the "
+                             "resource estimate alone)")
 
 
 def run(args):
@@ -81,14 +85,41 @@ def run(args):
     console.print(geometry.summary_table(report))
     done("geometry", t)
 
-    # 3. Fold for the target and generate the hardware.
-    t = stage(f"3/5 fold for {TARGET} and generate Verilog")
-    from .boards.fit import fit_folding
-    from .hw import verilog
     from .model import artifact
 
     model = artifact.load(model_path)
-    folding, _ = fit_folding(model, TARGET, pipeline=args.pipeline)
+
+    # 3. The bitstream, with the fastest folding that places.
+    if args.no_build:
+        from .boards.fit import fit_folding
+
+        folding, _ = fit_folding(model, TARGET, pipeline=args.pipeline)
+    else:
+        t = stage(f"3/5 build the {BOARD} bitstream (--fold fit: Yosys, nextpnr, clock auto)")
+        from .boards.build import build
+
+        info = build(model, BOARD, out / "build", "fit", pipeline=args.pipeline,
+                     progress=console.print)
+        folding = info["folding"]
+        clock = "PLL" if info["pll"] else "board oscillator"
+        console.print(f"bitstream {info['bitstream']}: folding {folding}, {info['lut4']} LUT4, "
+                      f"{info['ff']} FF, {info['bram']} BRAM, {info['clock_mhz']:g} MHz "
+                      f"({clock}; Fmax {info['fmax_mhz']} MHz), "
+                      f"{info['images_per_second']:,} images/s")
+        console.print(info["clock"]["summary"])
+        summary.update(bitstream=info["bitstream"], lut4=info["lut4"], ff=info["ff"],
+                       bram=info["bram"], fmax_mhz=info["fmax_mhz"],
+                       clock_mhz=info["clock_mhz"], clock_source=clock,
+                       images_per_second=info["images_per_second"],
+                       fit_attempts=len(info["attempts"]))
+        done("build", t)
+
+    # 4. The Verilog of that folding.
+    t = stage(f"4/5 generate the Verilog of that folding for {TARGET}")
+    from .hw import verilog
+    from .hw.folding import resolve_folding
+
+    folding = resolve_folding(model, folding)
     fold_text = ",".join(f"{f.pe}x{f.simd}" for f in folding)
     sidecar = verilog.write_verilog(model, out / "hw" / "bnnflow_top.v", folding,
                                     args.pipeline)
@@ -98,8 +129,8 @@ def run(args):
                    latency=sidecar["latency"])
     done("verilog", t)
 
-    # 4. Verify the hardware against the golden model.
-    t = stage(f"4/5 verify on {args.sim} over the test split (stall {args.stall})")
+    # 5. Verify the hardware against the golden model.
+    t = stage(f"5/5 verify on {args.sim} over the test split (stall {args.stall})")
     from .sim import verify
 
     images = None if args.images == "all" else int(args.images)
@@ -117,19 +148,6 @@ def run(args):
                    hardware_accuracy=_hardware_accuracy(model, vrep, m),
                    ii_measured=vrep["ii_measured"], latency_measured=vrep["latency_measured"])
     done(f"verify ({args.sim})", t, agrees=agrees)
-
-    # 5. Synthesis.
-    if not args.no_synth:
-        t = stage(f"5/5 synthesize for {TARGET} (Yosys + nextpnr)")
-        from .boards import synth
-
-        srep = synth.synthesize(model, TARGET, folding, pipeline=args.pipeline,
-                                out_dir=out / "synth",
-                                progress=console.print)
-        console.print(synth.timing_line(srep))
-        summary.update(lut4=srep["lut4"], ff=srep["ff"], bram=srep["bram"],
-                       fmax_mhz=srep["fmax_mhz"], images_per_second=srep["images_per_second"])
-        done("synth", t)
 
     _print_summary(console, summary, stages)
     write_text_atomic(out / "summary.json",
@@ -162,7 +180,7 @@ def _hardware_accuracy(model, vrep, metrics):
 def _print_summary(console, summary, stages):
     from rich.table import Table
 
-    table = Table(title="bnnflow demo: tfc on digits")
+    table = Table(title="bnnflow demo: tfc on digits, iCEBreaker")
     table.add_column("figure")
     table.add_column("value", justify="right")
     for key, value in summary.items():

@@ -40,7 +40,7 @@ from amaranth.lib.cdc import FFSynchronizer
 from ..errors import BnnflowError, ToolError
 from ..fileio import log_tail, make_output_dir, write_text_atomic
 from .estimate import cell_counts, logic_need
-from .fit import DoesNotFit, _fit_hint, checked_folding
+from .fit import DoesNotFit, NotPlaced, _fit_hint, checked_folding, fit_by_placement
 from .platforms import BOARDS, Board, get_board
 from .pll import pll_for
 from .synth import UNPLACEABLE, _placer_need
@@ -201,6 +201,9 @@ def build(model, board, out_dir, folding=None, *, ii=None, pipeline=0, baud=1152
 
     Parameters
     ----------
+    folding : None, "auto", "fit", str or sequence
+        As :func:`bnnflow.hw.folding.resolve_folding`; ``"fit"``: the fastest folding that
+        places on the board's FPGA (:func:`bnnflow.boards.fit.fit_by_placement`).
     clock : "auto", "board" or float
         The clock source (see the module docstring); a float is a frequency in MHz for the
         PLL to approach from below.
@@ -208,9 +211,12 @@ def build(model, board, out_dir, folding=None, *, ii=None, pipeline=0, baud=1152
     Returns
     -------
     dict
-        The ``build.json`` contents; ``"bitstream"`` is its path, ``"clock"`` describes the
-        clock (``source``, ``board_mhz``, ``requested_mhz``, ``achieved_mhz``, ``summary``
-        and the ``attempts`` made), ``"pll"`` the PLL parameters (``None`` without one).
+        The ``build.json`` contents; ``"bitstream"`` is its path, ``"folding"``, ``"ii"``,
+        ``"lut4"``, ``"ff"``, ``"bram"``, ``"fmax_mhz"``, ``"clock_mhz"`` and
+        ``"images_per_second"`` (clock / II) describe the design, ``"attempts"`` each folding
+        tried (``folding``, ``ii``, ``placed``), ``"clock"`` the clock (``source``,
+        ``board_mhz``, ``requested_mhz``, ``achieved_mhz``, ``summary`` and the place-and-route
+        ``attempts`` made for it), ``"pll"`` the PLL parameters (``None`` without one).
 
     Raises
     ------
@@ -234,43 +240,27 @@ def build(model, board, out_dir, folding=None, *, ii=None, pipeline=0, baud=1152
     else:
         first = pll_for(tgt.family, board_hz, clock * 1e6, primitive=brd.pll)
         _divisor(brd, first.f_out_hz, baud, f"PLL clock (from --clock {clock:g})")
-    fold, fold_text = checked_folding(model, folding, ii, tgt, f"{brd.name} ({tgt.name})",
-                                      pipeline)
+    device = f"{brd.name} ({tgt.name})"
     env = tool_env(["yosys", f"nextpnr-{tgt.family}",
                     "icepack" if tgt.family == "ice40" else "ecppack"])
     out_dir = make_output_dir(out_dir)
-    job = dict(model=model, brd=brd, tgt=tgt, fold=fold, fold_text=fold_text,
-               pipeline=pipeline, baud=baud, popcounts=popcounts, env=env, out_dir=out_dir,
-               say=say)
-    attempts = []
+    job = dict(model=model, brd=brd, tgt=tgt, pipeline=pipeline, baud=baud,
+               popcounts=popcounts, env=env, out_dir=out_dir, say=say)
     works = []
     try:
-        if clock != "auto":
-            try:
-                info, work = _attempt(pll=first, attempts=attempts, works=works, **job)
-            except _TimingMissed as e:
-                what = (f"the {brd.name}'s clock is {board_hz / 1e6:g} MHz" if first is None
-                        else f"the PLL clock is {first.f_out_hz / 1e6:g} MHz")
-                raise DoesNotFit(
-                    f"the design reaches {e.reached:.1f} MHz, {what}: "
-                    + ("use --clock auto or a lower --clock, " if first is not None else "")
-                    + "add popcount pipeline stages (--pipeline 1 or 2) or fold the widest "
-                      "layers (--fold auto --ii CYCLES)") from None
-            source = "board" if first is None else "pll"
-            summary = (f"clock: the board's {board_hz / 1e6:g} MHz oscillator (no PLL)"
-                       if first is None else
-                       f"clock: {first.f_out_hz / 1e6:g} MHz from a {_pll_text(first)} on the "
-                       f"{board_hz / 1e6:g} MHz board clock (asked for at most {clock:g} MHz)")
+        if isinstance(folding, str) and folding == "fit":
+            (info, work), _, fold_attempts = fit_by_placement(
+                model, tgt.name, lambda fold: _build_folding(
+                    fold, ",".join(str(f) for f in fold), clock, first, board_hz, works, job),
+                pipeline=pipeline, progress=say, device=device)
         else:
-            info, work, source, summary = _auto(board_hz, attempts, works, job)
-        pll = info["pll"]
-        info["clock"] = {
-            "source": source, "requested": clock,
-            "board_mhz": board_hz / 1e6,
-            "requested_mhz": pll["requested_mhz"] if pll else None,
-            "achieved_mhz": info["clock_mhz"], "timing_met": True,
-            "summary": summary, "attempts": attempts,
-        }
+            fold, fold_text = checked_folding(model, folding, ii, tgt, device, pipeline)
+            info, work = _build_folding(fold, fold_text, clock, first, board_hz, works, job)
+            fold_attempts = [{"folding": fold_text, "ii": info["ii"], "placed": True}]
+        res = info["resources"]
+        info.update(lut4=res["lut4"], ff=res["ff"], bram=res["bram"],
+                    images_per_second=round(info["clock_mhz"] * 1e6 / info["ii"]),
+                    attempts=fold_attempts)
         suffix = "bin" if tgt.family == "ice40" else "bit"
         os.replace(work / f"top.{suffix}", out_dir / f"top.{suffix}")
         for log in ("build.log", "top.rpt", "top.tim"):
@@ -281,6 +271,41 @@ def build(model, board, out_dir, folding=None, *, ii=None, pipeline=0, baud=1152
     finally:
         for work in works:
             shutil.rmtree(work, ignore_errors=True)
+
+
+def _build_folding(fold, fold_text, clock, first, board_hz, works, job):
+    """Place and route one folding with the clock logic of ``--clock``: ``(info, work)``, the
+    ``info`` of the build kept and the temporary folder holding its bitstream and logs."""
+    brd = job["brd"]
+    attempts = []
+    job = dict(job, fold=fold, fold_text=fold_text)
+    if clock != "auto":
+        try:
+            info, work = _attempt(pll=first, attempts=attempts, works=works, **job)
+        except _TimingMissed as e:
+            what = (f"the {brd.name}'s clock is {board_hz / 1e6:g} MHz" if first is None
+                    else f"the PLL clock is {first.f_out_hz / 1e6:g} MHz")
+            raise DoesNotFit(
+                f"the design reaches {e.reached:.1f} MHz, {what}: "
+                + ("use --clock auto or a lower --clock, " if first is not None else "")
+                + "add popcount pipeline stages (--pipeline 1 or 2) or fold the widest "
+                  "layers (--fold auto --ii CYCLES)") from None
+        source = "board" if first is None else "pll"
+        summary = (f"clock: the board's {board_hz / 1e6:g} MHz oscillator (no PLL)"
+                   if first is None else
+                   f"clock: {first.f_out_hz / 1e6:g} MHz from a {_pll_text(first)} on the "
+                   f"{board_hz / 1e6:g} MHz board clock (asked for at most {clock:g} MHz)")
+    else:
+        info, work, source, summary = _auto(board_hz, attempts, works, job)
+    pll = info["pll"]
+    info["clock"] = {
+        "source": source, "requested": clock,
+        "board_mhz": board_hz / 1e6,
+        "requested_mhz": pll["requested_mhz"] if pll else None,
+        "achieved_mhz": info["clock_mhz"], "timing_met": True,
+        "summary": summary, "attempts": attempts,
+    }
+    return info, work
 
 
 def _auto(board_hz, attempts, works, job):
@@ -423,7 +448,8 @@ def _explain_failure(work, model, fold, fold_text, tgt, brd, clk):
 
 
 def _explain_fit(work, model, fold, fold_text, tgt, brd):
-    """Raise :class:`DoesNotFit` when the failed build's cell counts exceed the device."""
+    """Raise :class:`NotPlaced` when the failed build's cell counts exceed the device or
+    nextpnr found no legal placement."""
     stat_path = work / "stat.json"
     if stat_path.exists():
         stat = json.loads(stat_path.read_text(encoding="utf-8"))
@@ -435,8 +461,9 @@ def _explain_fit(work, model, fold, fold_text, tgt, brd):
         if (logic > tgt.lut4 or counts["bram"] > tgt.bram
                 or any(line in log for line in UNPLACEABLE)):
             need = max(need, placed or 0)
-            raise DoesNotFit(
+            raise NotPlaced(
                 f"the design needs {logic} LUT4, {counts['ff']} FF (about {need} logic cells) "
                 f"and {counts['bram']} block RAMs (folding {fold_text}); the {brd.name} "
                 f"({tgt.name}) has {tgt.lut4} logic cells and {tgt.bram} block RAMs; "
-                f"{_fit_hint(model, fold, need, tgt.lut4, tgt.bram, tgt.family)}") from None
+                f"{_fit_hint(model, fold, need, tgt.lut4, tgt.bram, tgt.family)}",
+                need) from None

@@ -53,10 +53,15 @@ def run(args):
                  progress=lambda msg: print(f"... {msg}", file=sys.stderr, flush=True))
     proto = info["protocol"]
     res = info["resources"]
+    if args.fold == "fit":
+        for attempt in info["attempts"]:
+            print(f"fit: {attempt['folding']} (II {attempt['ii']}) "
+                  + ("placed" if attempt["placed"] else "did not place"))
     print(f"wrote {info['bitstream']} for {info['board']} ({info['target']}): folding "
           f"{info['folding']}, II {info['ii']} cycles, {res['lut4']} LUT4, {res['ff']} FF, "
           f"{res['bram']} BRAM, Fmax {info['fmax_mhz']} MHz at a {info['clock_mhz']:g} MHz "
-          f"clock ({'PLL' if info['pll'] else 'board oscillator'})")
+          f"clock ({'PLL' if info['pll'] else 'board oscillator'}): "
+          f"{info['images_per_second']:,} images/s")
     print(info["clock"]["summary"])
     print(f"protocol: {proto['framing']} at {info['baud']} baud; send {proto['request_bytes']} "
           f"bytes per image, receive {proto['reply_bytes']} ({proto['reply']})")

@@ -83,20 +83,27 @@ def run(args):
         check_output_file(args.report, "--report")
     if args.out is not None:
         check_output_dir(args.out, "--out")
-    try:
-        from ..hw import verilog
-        from ..hw.folding import resolve_folding
+    if args.fold == "fit" and args.ii is not None:
+        raise BnnflowError("--ii does not apply with --fold fit (it chooses the II)")
+    message = None
+    if args.fold != "fit":
+        try:
+            from ..hw import verilog
+            from ..hw.folding import resolve_folding
 
-        message = verilog.large_design_message(model, resolve_folding(model, args.fold,
-                                                                      args.ii))
-    except ValueError as e:
-        raise BnnflowError(f"bad --fold: {e}") from None
+            message = verilog.large_design_message(model, resolve_folding(model, args.fold,
+                                                                          args.ii))
+        except ValueError as e:
+            raise BnnflowError(f"bad --fold: {e}") from None
     if message:
         print(f"warning: {message}", file=sys.stderr, flush=True)
     report = synthesize(model, args.target, args.fold, ii=args.ii, pipeline=args.pipeline,
                         out_dir=args.out, freq_mhz=args.freq,
                         pnr_timeout=None if args.pnr_timeout is None else 60 * args.pnr_timeout,
                         progress=lambda msg: print(f"... {msg}", file=sys.stderr, flush=True))
+    for attempt in report.get("attempts", []):
+        print(f"fit: {attempt['folding']} (II {attempt['ii']}) "
+              + ("placed" if attempt["placed"] else "did not place"))
     for line in format_report(report):
         print(line)
     print(timing_line(report))

@@ -45,9 +45,23 @@ UNPACKED_FF_SHARE = 0.72
 _FOLDED_LUT_PER_XNOR_BIT = 2.0
 _FOLDED_LUT_PER_INPUT = 1.04
 _FOLDED_LUT_PER_NEURON = 8.5
+# The same for layers whose inputs are held in memory (SF > 1, hw/inbuf.py), fitted to
+# 192-64-64-64-10 at II 256/512 and 784-64-64-64-10 at II 512/1024 (pipeline 2, UP5K;
+# bench/fit_bench.py): no input-vector muxes and no neuron-fold collection; a whole vector
+# copied into the memory costs its word select (the first layer, with the wrapper's shift
+# register).
+_MEMORY_LUT_PER_XNOR_BIT = 2.1
+_MEMORY_LUT_PER_NEURON = 3.7
+_MEMORY_LUT_PER_WHOLE_INPUT = 0.88
 # ECP5 LUT4 (with two per carry cell) over the iCE40 model, from one folded design
 # (64-64-64-64-10 at II 8: 7723 LUT4 + 230 CCU2C on the ECP5-25K).
 _FOLDED_LUT_SCALE = {"ice40": 1.0, "ecp5": 1.5}
+# ECP5 over iCE40 for memory-held layers: 192-64-64-64-10 at II 256, 877 LUT4 + 90 CCU2C on
+# the 25k against 1093 LUT4 on the UP5K (its input memories in TRELLIS_DPR16X4 LUT RAM).
+_MEMORY_LUT_SCALE = {"ice40": 1.0, "ecp5": 1.0}
+# Input memories of at most this many words become flip-flops on iCE40 (Yosys' cost rule: 4
+# x 96 and 4 x 32 bits went to flip-flops, 8 x 16 and 8 x 48 to SB_RAM40_4K).
+_ICE40_FF_MEMORY_MAX_DEPTH = 4
 # Yosys put ROMs of 128 words or more in block RAM and shallower ones in LUTs (iCE40,
 # measured). ECP5, measured: 32-word ROMs in LUTs (192-64-64-64-10 at II 32, 0 DP16KD), the
 # 64- and 128-word ROMs of 784-256-256-256-10 at II 64 and 128 in block RAM (146 and 75
@@ -98,11 +112,12 @@ def _input_memories(model, folding):
 
 
 def _input_memories_in_bram(family, model, folding):
-    """The input memories Yosys puts in block RAM: every one on iCE40 (it has no LUT RAM;
-    measured down to 8 x 16 bits), on ECP5 those over 64 words (8 to 64 words measured in
-    ``TRELLIS_DPR16X4`` LUT RAM; deeper ones are counted as block RAM, the safe side)."""
-    return [(w, d) for w, d in _input_memories(model, folding)
-            if family == "ice40" or d > _INPUT_LUTRAM_MAX_DEPTH]
+    """The input memories Yosys puts in block RAM: on iCE40 (no LUT RAM) those of more than
+    four words (measured down to 8 x 16 bits; 4-word ones became flip-flops), on ECP5 those
+    over 64 words (8 to 64 words measured in ``TRELLIS_DPR16X4`` LUT RAM; deeper ones are
+    counted as block RAM, the safe side)."""
+    limit = {"ice40": _ICE40_FF_MEMORY_MAX_DEPTH, "ecp5": _INPUT_LUTRAM_MAX_DEPTH}[family]
+    return [(w, d) for w, d in _input_memories(model, folding) if d > limit]
 
 
 def estimate_brams(model, folding, family):
@@ -169,12 +184,26 @@ def _layer_streams(model, folding):
     return layer_chunks(model, folding)
 
 
-def _input_ffs(k, fold, in_chunk):
+def _memory_in_ffs(family, sf):
+    """Whether Yosys turns the input memory of a layer with ``sf`` slices into flip-flops."""
+    return family == "ice40" and 2 << (sf - 1).bit_length() <= _ICE40_FF_MEMORY_MAX_DEPTH
+
+
+def _input_ffs(k, fold, in_chunk, family):
     """Flip-flops of a layer's input buffer (:mod:`bnnflow.hw.inbuf`) and its slice register."""
     sf = -(-k // fold.simd)
     if sf == 1:
         return 2 * k + 1                    # current and next vector, next-full flag
     ff = 3 + _bits_for(sf - 1)              # bank, next-full, word index, last-word flag
+    if _memory_in_ffs(family, sf):
+        ff += (2 << (sf - 1).bit_length()) * fold.simd + fold.simd     # words, read register
+    elif family == "ice40":
+        # Measured on every SB_RAM40_4K input memory (192-64-64-64-10 at II 256/512,
+        # 784-64-64-64-10 at II 512/1024): Yosys adds 2 x SIMD flip-flops beside the block
+        # (named after its WDATA and RDATA nets).
+        ff += 2 * fold.simd
+    else:
+        ff += fold.simd         # the read-data register of an ECP5 LUT RAM (async read)
     per = fold.simd // in_chunk if in_chunk < k else 1
     if per > 1:
         ff += (per - 1) * in_chunk + _bits_for(per - 1)     # word register, slot counter
@@ -215,7 +244,7 @@ def estimate_ffs(model, folding, pipeline=0, family="ice40", *, rom_register=Non
         lane = (_bits_for(k) if layer.thresholds is None
                 else _bits_for(layer.thresholds.shape[1]))
         ctrl = 4 + _bits_for(max(nf - 1, 1))
-        ff = _input_ffs(k, fold, in_chunk) + 2 + _bits_for(sf) + _bits_for(nf)
+        ff = _input_ffs(k, fold, in_chunk, family) + 2 + _bits_for(sf) + _bits_for(nf)
         if cycles > 1:
             ff += _bits_for(cycles) + ctrl + (fold.simd if sf == 1 else 0)
             if _rom_in_luts(family, cycles):
@@ -272,18 +301,30 @@ def estimate_luts(model, folding, family="ice40"):
     from ..hw.folding import layer_cycles
 
     total = 0.0
-    for layer, fold in zip(model.layers, folding, strict=True):
+    streams = _layer_streams(model, folding)
+    for layer, fold, (in_chunk, _) in zip(model.layers, folding, streams, strict=True):
         k, n = layer.in_width, layer.out_width
         cycles = layer_cycles(k, n, fold)
         if cycles == 1:
             total += LUT4_PER_XNOR_BIT[family] * k * n
             continue
-        folded = _FOLDED_LUT_PER_XNOR_BIT * fold.pe * fold.simd + _FOLDED_LUT_PER_INPUT * k
-        if n > fold.pe:
-            folded += _FOLDED_LUT_PER_NEURON * n
+        sf = -(-k // fold.simd)
+        if sf == 1 or _memory_in_ffs(family, sf):
+            folded = (_FOLDED_LUT_PER_XNOR_BIT * fold.pe * fold.simd
+                      + _FOLDED_LUT_PER_INPUT * k)
+            if n > fold.pe:
+                folded += _FOLDED_LUT_PER_NEURON * n
+            scale = _FOLDED_LUT_SCALE[family]
+        else:
+            folded = _MEMORY_LUT_PER_XNOR_BIT * fold.pe * fold.simd
+            if in_chunk == k:
+                folded += _MEMORY_LUT_PER_WHOLE_INPUT * k
+            if n > fold.pe:
+                folded += _MEMORY_LUT_PER_NEURON * n
+            scale = _MEMORY_LUT_SCALE[family]
         if _rom_in_luts(family, cycles):
             folded += fold.pe * fold.simd * -(-cycles // 16)
-        total += folded * _FOLDED_LUT_SCALE[family]
+        total += folded * scale
     return round(total)
 
 

@@ -19,18 +19,21 @@ from .estimate import (
 )
 from .targets import get_target
 
-__all__ = ["DoesNotFit", "fit_folding", "suggest_ii", "checked_folding", "rom_does_not_fit",
-           "ICE40_FF_SHARE_LIMIT"]
+__all__ = ["DoesNotFit", "NotPlaced", "fit_folding", "fit_by_placement", "suggest_ii",
+           "checked_folding", "rom_does_not_fit", "ICE40_FF_SHARE_LIMIT", "FIT_ATTEMPTS"]
+
+#: Foldings ``--fold fit`` places at most before it gives up (each one a Yosys run and nextpnr
+#: with up to ``PLACE_ATTEMPTS`` seeds, minutes on the larger devices).
+FIT_ATTEMPTS = 4
 
 #: Largest share of an iCE40's logic cells that flip-flops may take in a folding that
-#: :func:`suggest_ii` proposes. Measured: placed at 35-44 % (64-64-64-64-10 on the UP5K, 85-94 %
-#: of the logic cells); not placeable at 59 % (784-64-64-64-10 at II 256 on the HX8K, 84 % of
-#: the logic cells: flip-flops with distinct enables cannot share a logic tile). Then with the
-#: keep popcount and the registered argmax/sequencer (192-64-64-64-10, thermometer-coded digits,
-#: pipeline 2, UP5K): II 128 did not place (2505 FF = 47 % measured, 43 % estimated, 70 % of the
-#: logic cells), II 256 placed (2416 FF, 41 % estimated, 67 % of the logic cells). The limit
-#: applies to the estimate. Five designs: a rough boundary.
-ICE40_FF_SHARE_LIMIT = 0.42
+#: :func:`suggest_ii` proposes. With input vectors in flip-flops (before hw/inbuf.py) designs
+#: did not place at 47 % (192-64-64-64-10, pipeline 2, UP5K, II 128: 2505 FF with many
+#: distinct enables) or 59 % (784-64-64-64-10 on the HX8K); with memory-held inputs
+#: 784-64-64-64-10 placed on the UP5K with 2662 FF (50 %; II 512, pipeline 2, 75 % of the
+#: logic cells), most of them the wrapper's two 784-bit registers, which share one enable each
+#: (bench/fit_bench.py). The limit applies to the estimate; ``--fold fit`` checks by placing.
+ICE40_FF_SHARE_LIMIT = 0.55
 
 #: Estimated logic (:func:`estimate_logic`) over the device's logic cells above which a
 #: folding is refused before any tool runs.
@@ -43,6 +46,23 @@ _SURE_OVERFLOW = 1.1
 
 class DoesNotFit(BnnflowError):
     """The design needs more logic or block RAM than the target has."""
+
+
+class NotPlaced(DoesNotFit):
+    """The tools found this folding too large for the device: more than it has by Yosys'
+    counts, or no legal placement by nextpnr (``--fold fit`` then tries a slower folding).
+
+    Parameters
+    ----------
+    message : str
+    need : int or None
+        Logic cells measured (:func:`~bnnflow.boards.estimate.logic_need` of Yosys' counts, or
+        what nextpnr's placer wanted); ``None`` when no tool ran.
+    """
+
+    def __init__(self, message, need=None):
+        super().__init__(message)
+        self.need = need
 
 
 def rom_does_not_fit(model, folding, tgt):
@@ -106,7 +126,7 @@ def _fit_hint(model, folding, needed, available, bram_avail, family, pipeline=0,
     if ii is None:
         return ("no folding of this network is expected to fit; "
                 + _larger_target(model, available, family, pipeline))
-    return f"try --fold auto --ii {ii} (estimated to fit)"
+    return f"try --fold fit, or --fold auto --ii {ii} (estimated to fit)"
 
 
 def _larger_target(model, available, family, pipeline=0):
@@ -120,7 +140,8 @@ def _larger_target(model, available, family, pipeline=0):
             _, ii = fit_folding(model, tgt.name, pipeline=pipeline)
         except DoesNotFit:
             continue
-        return f"choose a larger target ({tgt.name} with --fold auto --ii {ii} is expected to fit)"
+        return (f"choose a larger target ({tgt.name} with --fold auto --ii {ii} is expected to "
+                f"fit)")
     return "no supported target is expected to fit it"
 
 
@@ -161,7 +182,7 @@ def checked_folding(model, folding, ii, tgt, device=None, pipeline=0):
     ------
     BnnflowError
         An impossible folding (the message of :func:`bnnflow.hw.folding.resolve_folding`).
-    DoesNotFit
+    NotPlaced
         Weights that fit neither the block RAMs nor, by estimate, the logic of ``device``
         (default: the target's name), or logic far over the device, with a folding that
         would fit.
@@ -175,14 +196,90 @@ def checked_folding(model, folding, ii, tgt, device=None, pipeline=0):
     fold_text = ",".join(str(f) for f in fold)
     if rom_does_not_fit(model, fold, tgt):
         rom_need = estimate_brams(model, fold, tgt.family)
-        raise DoesNotFit(
+        raise NotPlaced(
             f"the weight ROMs of folding {fold_text} need at least {rom_need} block RAMs, the "
             f"{device or tgt.name} has {tgt.bram} ({rom_need - tgt.bram} too many), and about "
             f"{estimate_rom_luts(model, fold)} LUT4 in logic; {_rom_hint(model, fold, tgt)}")
     est = estimate_logic(model, fold, tgt.family, pipeline)
     if est > _SURE_ESTIMATE * tgt.lut4:
-        raise DoesNotFit(
+        raise NotPlaced(
             f"folding {fold_text} is estimated at {est} logic cells (LUT4 and flip-flops), the "
             f"{device or tgt.name} has {tgt.lut4} ({est / tgt.lut4:.0%}); "
-            f"{_fit_hint(model, fold, est, tgt.lut4, tgt.bram, tgt.family, pipeline, False)}")
+            f"{_fit_hint(model, fold, est, tgt.lut4, tgt.bram, tgt.family, pipeline, False)}",
+            est)
     return fold, fold_text
+
+
+def _fold_text(folding):
+    return ",".join(str(f) for f in folding)
+
+
+def _next_folding(model, fold, ii, tgt, pipeline, tried):
+    """After ``fold`` (II ``ii``) did not place: ``(folding, ii)`` of the smallest power-of-two
+    II above ``ii`` whose ``auto`` folding is new, needs less estimated logic and fits the
+    block RAMs; ``None`` when there is none (every layer at one synapse per cycle)."""
+    from ..hw.folding import auto_fold
+
+    current = estimate_logic(model, fold, tgt.family, pipeline)
+    longest = max(layer.in_width * layer.out_width for layer in model.layers)
+    target = ii * 2
+    while target <= 2 * longest:
+        cand, achieved = auto_fold(model, target)
+        if (_fold_text(cand) not in tried
+                and estimate_logic(model, cand, tgt.family, pipeline) < current
+                and estimate_brams(model, cand, tgt.family) <= tgt.bram):
+            return cand, achieved
+        target *= 2
+    return None
+
+
+def fit_by_placement(model, target, place, *, pipeline=0, progress=None, device=None):
+    """``--fold fit``: the fastest folding that ``target`` really places and routes.
+
+    The estimate's choice (:func:`fit_folding`) is tried first; ``place(folding)`` runs the
+    tools on it and returns their result, or raises :class:`NotPlaced`. After a failure the
+    next slower folding is tried (:func:`_next_folding`: a larger II with less estimated
+    logic), at most :data:`FIT_ATTEMPTS` in all, each reported through ``progress``.
+
+    Returns
+    -------
+    (result, folding, attempts)
+        ``place``'s result for the folding that placed; ``attempts`` lists every folding tried
+        in order, as ``{"folding", "ii", "placed"}`` (and ``"reason"`` for those that did not).
+
+    Raises
+    ------
+    DoesNotFit
+        Once, when the estimate expects no folding to fit, or when no folding tried placed
+        (naming them, and a larger target if one is expected to fit).
+    """
+    tgt = get_target(target)
+    device = device or tgt.name
+    say = progress or (lambda msg: None)
+    fold, ii = fit_folding(model, target, pipeline=pipeline)
+    attempts = []
+    while True:
+        text = _fold_text(fold)
+        say(f"--fold fit: placing {text} (II {ii}) on the {device}, attempt "
+            f"{len(attempts) + 1} of at most {FIT_ATTEMPTS}")
+        try:
+            result = place(fold)
+        except NotPlaced as e:
+            attempts.append({"folding": text, "ii": ii, "placed": False, "reason": str(e)})
+            nxt = None
+            if len(attempts) < FIT_ATTEMPTS:
+                nxt = _next_folding(model, fold, ii, tgt, pipeline,
+                                    {a["folding"] for a in attempts})
+            if nxt is None:
+                tried = ", ".join(f"{a['folding']} (II {a['ii']})" for a in attempts)
+                more = ("" if len(attempts) < FIT_ATTEMPTS
+                        else f" (the limit of {FIT_ATTEMPTS} attempts)")
+                raise DoesNotFit(
+                    f"no folding of this network placed on the {device}{more}: tried {tried}; "
+                    + _larger_target(model, tgt.lut4, tgt.family, pipeline)) from None
+            say(f"--fold fit: {text} did not place ({str(e).split(';')[0]}); trying a slower "
+                f"folding")
+            fold, ii = nxt
+            continue
+        attempts.append({"folding": text, "ii": ii, "placed": True})
+        return result, fold, attempts

@@ -33,7 +33,7 @@ from ..errors import BnnflowError
 from ..fileio import log_tail, write_text_atomic
 from . import estimate
 from .estimate import ROM_REGISTER, cell_counts, logic_need, routable_brams
-from .fit import _SURE_OVERFLOW, DoesNotFit, _fit_hint, checked_folding
+from .fit import _SURE_OVERFLOW, NotPlaced, _fit_hint, checked_folding, fit_by_placement
 from .targets import get_target
 from .tools import find_tool, run_step
 
@@ -123,8 +123,10 @@ def synthesize(model, target="ice40-up5k", folding=None, *, ii=None, pipeline=0,
     model : BnnModel
     target : str
         One of :data:`bnnflow.boards.targets.TARGETS`.
-    folding : None, "auto", str or sequence
-        As :func:`bnnflow.hw.folding.resolve_folding` (with ``ii`` for ``"auto"``).
+    folding : None, "auto", "fit", str or sequence
+        As :func:`bnnflow.hw.folding.resolve_folding` (with ``ii`` for ``"auto"``); ``"fit"``:
+        the fastest folding that places (:func:`bnnflow.boards.fit.fit_by_placement`), the
+        report's ``attempts`` listing each one tried.
     ii : int or None
         Target II for ``folding="auto"``.
     pipeline : int
@@ -150,8 +152,8 @@ def synthesize(model, target="ice40-up5k", folding=None, *, ii=None, pipeline=0,
     BnnflowError
         Unknown target, bad folding (``ValueError`` from the folding is turned into this).
     DoesNotFit
-        More LUT4 or block RAM than the target has (says by how much, and which ``--ii``
-        should fit).
+        More LUT4 or block RAM than the target has, or no legal placement
+        (:class:`~bnnflow.boards.fit.NotPlaced`; says by how much, and what should fit).
     ToolError
         A tool is missing or fails.
     """
@@ -164,6 +166,16 @@ def synthesize(model, target="ice40-up5k", folding=None, *, ii=None, pipeline=0,
 
     tgt = get_target(target)
     say = progress or (lambda msg: None)
+    if isinstance(folding, str) and folding == "fit":
+        report, _, attempts = fit_by_placement(
+            model, target, lambda fold: synthesize(
+                model, target, fold, pipeline=pipeline, out_dir=out_dir, freq_mhz=freq_mhz,
+                seed=seed, progress=progress, pnr_timeout=pnr_timeout),
+            pipeline=pipeline, progress=say)
+        report["attempts"] = attempts
+        if out_dir is not None:
+            write_text_atomic(Path(out_dir) / "report.json", json.dumps(report, indent=2) + "\n")
+        return report
     fold, fold_text = checked_folding(model, folding, ii, tgt, pipeline=pipeline)
     yosys = find_tool("yosys")
     nextpnr = find_tool(f"nextpnr-{tgt.family}")
@@ -200,21 +212,22 @@ def synthesize(model, target="ice40-up5k", folding=None, *, ii=None, pipeline=0,
         need = logic_need(tgt.family, logic, counts["ff"], 0)
         hint = _fit_hint(model, fold, need, tgt.lut4, tgt.bram, tgt.family, pipeline)
         if logic > tgt.lut4:
-            raise DoesNotFit(
+            raise NotPlaced(
                 f"the design needs {logic} LUT4 (folding {fold_text}), the {tgt.name} has "
                 f"{tgt.lut4}: {logic - tgt.lut4} too many ({logic / tgt.lut4:.0%} of the "
-                f"device); {hint}")
+                f"device); {hint}", need)
         if need > _SURE_OVERFLOW * tgt.lut4:
-            raise DoesNotFit(
+            raise NotPlaced(
                 f"the design needs about {need} logic cells ({logic} LUT4 and {counts['ff']} "
                 f"flip-flops, most of which cannot share a cell with a LUT; folding "
                 f"{fold_text}), the {tgt.name} has {tgt.lut4} ({need / tgt.lut4:.0%} of the "
-                f"device); {hint}")
+                f"device); {hint}", need)
         if counts["bram"] > tgt.bram:
-            raise DoesNotFit(
+            raise NotPlaced(
                 f"the design needs {counts['bram']} block RAMs (folding {fold_text}), the "
                 f"{tgt.name} has {tgt.bram}: {counts['bram'] - tgt.bram} too many; "
-                f"{_fit_hint(model, fold, need, tgt.lut4, tgt.bram, tgt.family, pipeline)}")
+                f"{_fit_hint(model, fold, need, tgt.lut4, tgt.bram, tgt.family, pipeline)}",
+                need)
 
         if counts["bram"] > routable_brams(tgt.family, tgt.bram):
             # The limit is read from its module when the warning is made, so that it is always
@@ -252,12 +265,12 @@ def synthesize(model, target="ice40-up5k", folding=None, *, ii=None, pipeline=0,
                     say(f"nextpnr could not place the design with seed {try_seed}; retrying "
                         f"with seed {try_seed + 1}")
                     continue
-                raise DoesNotFit(
+                raise NotPlaced(
                     f"nextpnr could not place the design on the {tgt.name} ({placed} logic "
                     f"cells of {tgt.lut4}: {logic} LUT4, {counts['ff']} FF; placer seeds "
                     f"{seed}-{try_seed}); "
-                    f"{_fit_hint(model, fold, placed, tgt.lut4, tgt.bram, tgt.family, pipeline)}"
-                ) from None
+                    f"{_fit_hint(model, fold, placed, tgt.lut4, tgt.bram, tgt.family, pipeline)}",
+                    placed) from None
         pnr = json.loads((build / "pnr.json").read_text(encoding="utf-8"))
 
         report = _report(tgt, pnr, counts, by_type, bnn, fold_text, pipeline, freq, steps,

@@ -10,8 +10,10 @@ __all__ = ["add_design_arguments", "add_rom_register_argument"]
 def add_design_arguments(parser):
     """Add ``MODEL``, ``--fold``, ``--ii`` and ``--pipeline`` to ``parser``."""
     parser.add_argument("model", metavar="MODEL", help="path of a .bnn file")
-    parser.add_argument("--fold", metavar="auto|FILE|PExSIMD,...", default=None,
-                        help="per-layer folding (default: fully parallel)")
+    parser.add_argument("--fold", metavar="fit|auto|FILE|PExSIMD,...", default=None,
+                        help="per-layer folding (default: fully parallel); fit: the fastest "
+                             "folding that the target really places and routes (synth, build, "
+                             "verilog --target)")
     parser.add_argument("--ii", metavar="CYCLES", type=int, default=None,
                         help="target initiation interval for --fold auto")
     parser.add_argument("--pipeline", metavar="STAGES", type=int, default=0,

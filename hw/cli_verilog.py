@@ -1,8 +1,11 @@
 """Generate Verilog for a .bnn model: OUT.v (module bnnflow_top) and the sidecar OUT.json.
 
 Folding (--fold): none = fully parallel; 'auto' with --ii CYCLES = the cheapest PE/SIMD per
-layer that meets the target initiation interval; a JSON file {"layers": [{"pe": P, "simd": S},
-...]}; or PExSIMD per layer, e.g. '16x32,8x64,10x64'. The same inputs give the same bytes.
+layer that meets the target initiation interval; 'fit' with --target T = the fastest folding
+that T really places and routes (Yosys and nextpnr run on each candidate, as bnnflow synth
+--fold fit does); a JSON file {"layers": [{"pe": P, "simd": S}, ...]}; or PExSIMD per layer,
+e.g. '16x32,8x64,10x64'. With --target the weight-ROM register follows the target, as synth and
+build use it. The same inputs give the same bytes.
 """
 
 import sys
@@ -15,6 +18,9 @@ __all__ = ["add_arguments", "run"]
 def add_arguments(parser):
     add_design_arguments(parser)
     add_rom_register_argument(parser)
+    parser.add_argument("--target", default=None, metavar="ice40-up5k|ice40-hx8k|ecp5-25k|ecp5-85k",
+                        help="device the design is for: needed by --fold fit; sets the ROM "
+                             "register as synth and build do")
     parser.add_argument("--name", default="bnnflow_top", help="Verilog module name")
     parser.add_argument("--debug-taps", action="store_true",
                         help="add per-layer tap_<j>_valid/tap_<j>_data outputs")
@@ -36,20 +42,48 @@ def run(args):
     check_output_file(verilog.sidecar_path(args.output), "-o")
     if args.pipeline < 0:
         raise BnnflowError(f"--pipeline must be a non-negative integer, not {args.pipeline}")
-    try:
-        folding = resolve_folding(model, args.fold, args.ii)
-    except ValueError as e:
-        raise BnnflowError(f"bad --fold: {e}") from None
+    rom_register = args.rom_register
+    if args.target is not None:
+        # The CLI is the one place in hw/ that reaches the boards layer: --target means "as
+        # synth and build make it".
+        from ..boards.estimate import ROM_REGISTER
+        from ..boards.targets import get_target
+
+        rom_register = rom_register or ROM_REGISTER[get_target(args.target).family]
+    if args.fold == "fit":
+        folding = _fit(model, args)
+    else:
+        try:
+            folding = resolve_folding(model, args.fold, args.ii)
+        except ValueError as e:
+            raise BnnflowError(f"bad --fold: {e}") from None
     message = verilog.large_design_message(model, folding)
     if message:
         print(f"warning: {message}", file=sys.stderr, flush=True)
     try:
         sidecar = verilog.write_verilog(model, args.output, folding, args.pipeline,
                                         name=args.name, debug_taps=args.debug_taps,
-                                        warn_large=False, rom_register=args.rom_register)
+                                        warn_large=False, rom_register=rom_register)
     except ValueError as e:
         raise BnnflowError(str(e)) from None
     fold = sidecar["folding"]
     print(f"wrote {args.output} and {verilog.sidecar_path(args.output)}: folding {fold}, "
           f"II {sidecar['ii']} cycles, latency {sidecar['latency']} cycles")
     return 0
+
+
+def _fit(model, args):
+    """``--fold fit``: the folding :func:`bnnflow.boards.synth.synthesize` places."""
+    from ..boards.synth import synthesize
+    from ..errors import BnnflowError
+
+    if args.target is None:
+        raise BnnflowError("--fold fit needs --target (the device to place on)")
+    if args.ii is not None:
+        raise BnnflowError("--ii does not apply with --fold fit (it chooses the II)")
+    report = synthesize(model, args.target, "fit", pipeline=args.pipeline,
+                        progress=lambda msg: print(f"... {msg}", file=sys.stderr, flush=True))
+    for attempt in report["attempts"]:
+        print(f"fit: {attempt['folding']} (II {attempt['ii']}) "
+              + ("placed" if attempt["placed"] else "did not place"))
+    return report["folding"]

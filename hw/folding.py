@@ -198,7 +198,8 @@ def resolve_folding(model, fold=None, ii=None):
     ----------
     model : BnnModel
     fold : None, "auto", str or sequence
-        ``None``: fully parallel (or ``auto`` when ``ii`` is given); ``"auto"``: cheapest
+        ``None``: fully parallel (or ``auto`` when ``ii`` is given); ``"fit"`` is refused here
+        (``bnnflow.boards.fit.fit_by_placement`` decides it on a target); ``"auto"``: cheapest
         folding for ``ii``; a path to a JSON fold file; a ``"PExSIMD,..."`` string; or a
         sequence of :class:`LayerFold` / ``(pe, simd)`` pairs.
     ii : int or None
@@ -218,6 +219,10 @@ def resolve_folding(model, fold=None, ii=None):
             if ii is None:
                 raise ValueError("fold 'auto' needs a target II (--ii CYCLES)")
             return auto_fold(model, ii)[0]
+        if fold == "fit":
+            # Decided by placing designs, which only the commands that know a target do.
+            raise ValueError("fold 'fit' needs a target to place on (synth --target, build "
+                             "--board, verilog --target)")
         if ii is not None:
             raise ValueError("a target II (--ii) only applies with fold 'auto'")
         if os.path.exists(fold) or fold.lower().endswith(".json"):

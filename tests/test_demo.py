@@ -1,4 +1,4 @@
-"""The main job end to end: train, geometry, Verilog, verification, synthesis."""
+"""The main job end to end: train, geometry, bitstream (--fold fit), Verilog, verification."""
 
 import json
 
@@ -14,14 +14,20 @@ def test_demo_runs_every_stage_and_agrees_with_the_golden_model(tmp_path, capsys
     assert status == 0, capsys.readouterr().err
     summary = json.loads((out / "summary.json").read_text())
     figures, stages = summary["summary"], summary["stages"]
-    assert [s["stage"] for s in stages] == ["train + export", "geometry", "verilog",
-                                            "verify (verilator-direct)", "synth"]
+    assert [s["stage"] for s in stages] == ["train + export", "geometry", "build", "verilog",
+                                            "verify (verilator-direct)"]
     assert all(s["agrees"] in (True, None) for s in stages)
     assert figures["test_accuracy"] == figures["golden_accuracy"]
     assert figures["verified_images"] == 40 and figures["mismatches"] == 0
     assert figures["ii_measured"] == figures["ii"]
     assert figures["latency_measured"] == figures["latency"]
-    assert figures["lut4"] > 0 and figures["fmax_mhz"] > 0
+    assert figures["lut4"] > 0 and figures["fmax_mhz"] >= figures["clock_mhz"] > 0
+    built = json.loads((out / "build" / "build.json").read_text())
+    assert figures["bitstream"] == built["bitstream"] == str(out / "build" / "top.bin")
+    assert built["folding"] == figures["folding"] and built["ii"] == figures["ii"]
+    assert built["attempts"][-1] == {"folding": figures["folding"], "ii": figures["ii"],
+                                     "placed": True}
+    assert figures["images_per_second"] == round(figures["clock_mhz"] * 1e6 / figures["ii"])
     for path in ("train/model.bnn", "train/geometry/angles.png", "hw/bnnflow_top.v",
-                 "hw/bnnflow_top.json", "verify.json", "synth/report.json"):
+                 "hw/bnnflow_top.json", "verify.json", "build/top.bin"):
         assert (out / path).is_file(), path

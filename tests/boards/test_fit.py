@@ -1,12 +1,21 @@
-"""Choosing a folding for a target: suggested IIs, fit_folding, hints when a design does not fit."""
+"""Choosing a folding for a target: suggested IIs, fit_folding, hints when a design does not
+fit, and the search of --fold fit (fit_by_placement) over foldings that do not place."""
 
 import dataclasses
 
 import pytest
 
 from bnnflow.boards import estimate, fit, targets
-from bnnflow.boards.fit import DoesNotFit, suggest_ii
-from bnnflow.hw.folding import LayerFold, auto_fold
+from bnnflow.boards.estimate import estimate_logic
+from bnnflow.boards.fit import (
+    FIT_ATTEMPTS,
+    DoesNotFit,
+    NotPlaced,
+    fit_by_placement,
+    fit_folding,
+    suggest_ii,
+)
+from bnnflow.hw.folding import LayerFold, auto_fold, resolve_folding
 from bnnflow.model.random_net import random_model
 
 R64 = random_model([64, 64, 64, 64, 10], seed=0)
@@ -124,3 +133,75 @@ def test_ecp5_block_ram_limit_ignores_roms_that_go_to_luts():
     assert ii == 8
     assert estimate.estimate_brams(model, folding, "ecp5") > estimate.ECP5_ROUTABLE_BRAMS
     assert estimate.estimate_brams_used(model, folding, "ecp5") == 0
+
+
+def _placer(outcomes):
+    """A ``place`` function for :func:`fit_by_placement` that answers from ``outcomes`` (True:
+    placed, False: NotPlaced, an exception: raised) and records the foldings it was given."""
+    seen = []
+
+    def place(fold):
+        seen.append(",".join(str(f) for f in fold))
+        outcome = outcomes[len(seen) - 1]
+        if isinstance(outcome, Exception):
+            raise outcome
+        if not outcome:
+            raise NotPlaced(f"nextpnr could not place {seen[-1]}; try something", 6000)
+        return {"placed": seen[-1]}
+    return place, seen
+
+
+def test_fit_by_placement_keeps_the_estimates_choice_when_it_places():
+    model = random_model([784, 64, 64, 64, 10], seed=0)
+    place, seen = _placer([True])
+    result, fold, attempts = fit_by_placement(model, "ice40-up5k", place, pipeline=2)
+    first, ii = fit_folding(model, "ice40-up5k", pipeline=2)
+    assert seen == [",".join(str(f) for f in first)] and fold == first
+    assert result == {"placed": seen[0]}
+    assert attempts == [{"folding": seen[0], "ii": ii, "placed": True}]
+
+
+def test_fit_by_placement_tries_slower_foldings_until_one_places():
+    model = random_model([784, 64, 64, 64, 10], seed=0)
+    place, seen = _placer([False, False, True])
+    messages = []
+    _, fold, attempts = fit_by_placement(model, "ice40-up5k", place, pipeline=2,
+                                         progress=messages.append)
+    assert [a["placed"] for a in attempts] == [False, False, True]
+    assert [a["folding"] for a in attempts] == seen and len(set(seen)) == 3
+    iis = [a["ii"] for a in attempts]
+    assert iis == sorted(iis) and len(set(iis)) == 3
+    logic = [estimate_logic(model, resolve_folding(model, s), "ice40", 2) for s in seen]
+    assert logic == sorted(logic, reverse=True) and len(set(logic)) == 3
+    assert attempts[0]["reason"].startswith("nextpnr could not place")
+    assert sum("did not place" in m for m in messages) == 2
+
+
+def test_fit_by_placement_gives_up_once_after_the_attempt_limit():
+    model = random_model([784, 64, 64, 64, 10], seed=0)
+    place, seen = _placer([False] * FIT_ATTEMPTS)
+    with pytest.raises(DoesNotFit, match=rf"^no folding of this network placed on the "
+                                         rf"ice40-up5k \(the limit of {FIT_ATTEMPTS} "
+                                         rf"attempts\): tried .* \(II \d+\), .*; choose a "
+                                         rf"larger target") as e:
+        fit_by_placement(model, "ice40-up5k", place, pipeline=2)
+    assert len(seen) == FIT_ATTEMPTS and not isinstance(e.value, NotPlaced)
+    assert str(e.value).count("(II ") == FIT_ATTEMPTS
+
+
+def test_fit_by_placement_stops_when_no_slower_folding_is_expected_to_need_less():
+    # Folding a tiny network adds ROMs and sequencers: no slower folding is estimated smaller.
+    model = random_model([6, 3, 2], seed=0)
+    place, seen = _placer([False] * 20)
+    with pytest.raises(DoesNotFit, match=r"^no folding of this network placed on the "
+                                         r"ice40-up5k: tried 3x6,2x3 \(II 1\); "):
+        fit_by_placement(model, "ice40-up5k", place)
+    assert seen == ["3x6,2x3"]
+
+
+def test_fit_by_placement_does_not_fold_further_for_a_missed_clock():
+    model = random_model([784, 64, 64, 64, 10], seed=0)
+    place, seen = _placer([DoesNotFit("the design reaches 9.0 MHz")])
+    with pytest.raises(DoesNotFit, match="^the design reaches 9.0 MHz$"):
+        fit_by_placement(model, "ice40-up5k", place)
+    assert len(seen) == 1
