@@ -312,3 +312,32 @@ def test_unexplained_failure_stays_a_tool_error(tiny, tmp_path):
     board = get_board("icebreaker")
     assert _explain_failure(tmp_path, tiny, fully_parallel(tiny), "8x16,4x8",
                             get_target(board.target), board, 12e6) is None
+
+
+def test_build_fold_fit_reports_the_folding_that_placed_and_every_attempt(tiny, tmp_path,
+                                                                          capsys):
+    model_path = tmp_path / "tiny.bnn"
+    artifact.save(tiny, model_path)
+    out = tmp_path / "fit"
+    assert main(["build", str(model_path), "--board", "icebreaker", "--fold", "fit",
+                 "--clock", "board", "-o", str(out)]) == 0
+    info = json.loads((out / "build.json").read_text())
+    assert {"folding", "ii", "lut4", "ff", "bram", "fmax_mhz", "clock_mhz",
+            "images_per_second", "attempts"} <= set(info)
+    assert info["attempts"] == [{"folding": info["folding"], "ii": info["ii"], "placed": True}]
+    assert info["images_per_second"] == round(info["clock_mhz"] * 1e6 / info["ii"])
+    assert (info["lut4"], info["ff"], info["bram"]) == tuple(
+        info["resources"][k] for k in ("lut4", "ff", "bram"))
+    text = capsys.readouterr().out
+    assert f"fit: {info['folding']} (II {info['ii']}) placed\n" in text
+    assert f"{info['images_per_second']:,} images/s" in text
+
+
+def test_build_fold_fit_refuses_an_ii(tiny, tmp_path, capsys):
+    model_path = tmp_path / "tiny.bnn"
+    artifact.save(tiny, model_path)
+    assert main(["build", str(model_path), "--board", "icebreaker", "--fold", "fit", "--ii",
+                 "4", "-o", str(tmp_path / "o")]) == 2
+    assert capsys.readouterr().err == ("error: --ii does not apply with --fold fit (it chooses "
+                                       "the II)\n")
+    assert not (tmp_path / "o").exists()
