@@ -233,6 +233,8 @@ def build(model, board, out_dir, folding=None, *, ii=None, pipeline=0, baud=1152
     tgt = get_target(brd.target)
     say = progress or (lambda msg: None)
     clock = parse_clock(clock)
+    if isinstance(folding, str) and folding == "fit" and ii is not None:
+        raise BnnflowError("--ii does not apply with --fold fit (it chooses the II)")
     board_hz = brd.make_platform().default_clk_frequency
     if clock == "board" or clock == "auto":
         first = None

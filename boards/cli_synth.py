@@ -83,8 +83,6 @@ def run(args):
         check_output_file(args.report, "--report")
     if args.out is not None:
         check_output_dir(args.out, "--out")
-    if args.fold == "fit" and args.ii is not None:
-        raise BnnflowError("--ii does not apply with --fold fit (it chooses the II)")
     message = None
     if args.fold != "fit":
         try:

@@ -167,6 +167,8 @@ def synthesize(model, target="ice40-up5k", folding=None, *, ii=None, pipeline=0,
     tgt = get_target(target)
     say = progress or (lambda msg: None)
     if isinstance(folding, str) and folding == "fit":
+        if ii is not None:
+            raise BnnflowError("--ii does not apply with --fold fit (it chooses the II)")
         report, _, attempts = fit_by_placement(
             model, target, lambda fold: synthesize(
                 model, target, fold, pipeline=pipeline, out_dir=out_dir, freq_mhz=freq_mhz,

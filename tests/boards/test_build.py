@@ -202,9 +202,8 @@ def test_weights_too_large_for_the_board_memories(tmp_path, monkeypatch):
     with pytest.raises(DoesNotFit, match=r"^the weight ROMs of folding 128x128,1x256 need at "
                                          r"least \d+ block RAMs, the icebreaker \(ice40-up5k\) "
                                          r"has 30 \(\d+ too many\), and about 16640 LUT4 in "
-                                         r"logic; no folding of this network is expected to "
-                                         r"fit; choose a larger target \(ice40-hx8k with --fold "
-                                         r"auto --ii \d+ is expected to fit\)$"):
+                                         r"logic; try --fold fit, or --fold auto --ii \d+ "
+                                         r"\(estimated to fit\)$"):
         build(model, "icebreaker", tmp_path, [(128, 128), (1, 256)])
     assert list(tmp_path.iterdir()) == []
 
@@ -302,8 +301,8 @@ def test_unplaceable_flip_flops_in_a_board_build_become_a_fit_error(tmp_path):
     board = get_board("icebreaker")
     with pytest.raises(DoesNotFit, match=r"^the design needs 2939 LUT4, 4456 FF \(about 6199 "
                                          r"logic cells\) .*; no folding of this network is "
-                                         r"expected to fit; choose a larger target \(ecp5-25k "
-                                         r"with --fold auto --ii 32 is expected to fit\)$"):
+                                         r"expected to fit; choose a larger target \(ice40-hx8k "
+                                         r"with --fold auto --ii 256 is expected to fit\)$"):
         _explain_failure(tmp_path, model, fold, "text", get_target(board.target), board, 12e6)
 
 
