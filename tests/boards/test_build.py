@@ -161,9 +161,13 @@ def fake_attempts(outcomes):
      "clock: 27 MHz from a SB_PLL40_PAD (DIVR 0, DIVF 71, DIVQ 5, FILTER_RANGE 1) on the 12 "
      "MHz board clock (Fmax 28.0 MHz; 0.9 x the board-clock Fmax 40.0 MHz asked for, stepped "
      "down once after a missed timing)"),
-    ([40.0, ("miss", 30.0), ("miss", 25.0)], [12.0, 36.0, 27.0], "board",
-     "clock: the board's 12 MHz oscillator (PLL clocks of 36 and 27 MHz missed timing: fell "
-     "back to the board clock)"),
+    ([40.0, ("miss", 30.0), ("miss", 25.0), 23.0], [12.0, 36.0, 27.0, 22.5], "pll",
+     "clock: 22.5 MHz from a SB_PLL40_PAD (DIVR 0, DIVF 59, DIVQ 5, FILTER_RANGE 1) on the 12 "
+     "MHz board clock (Fmax 23.0 MHz; 0.9 x the board-clock Fmax 40.0 MHz asked for, stepped "
+     "down twice after missed timings)"),
+    ([40.0, ("miss", 30.0), ("miss", 25.0), ("miss", 20.0)], [12.0, 36.0, 27.0, 22.5], "board",
+     "clock: the board's 12 MHz oscillator (PLL clocks of 36, 27 and 22.5 MHz missed timing: "
+     "fell back to the board clock)"),
     ([17.0], [12.0], "board", "clock: the board's 12 MHz oscillator (no PLL: the ice40 PLL "
                               "cannot make 15.3 MHz: its output range is 16-275 MHz; choose "
                               "another --clock)"),
@@ -171,7 +175,7 @@ def fake_attempts(outcomes):
      "clock: the board's 12 MHz oscillator (the 36 MHz PLL build failed: build failed (exit "
      "status 1); last lines of its log:; log in OUT/build-pll-failed.log)"),
 ])
-def test_auto_clock_steps_down_once_then_falls_back(monkeypatch, tmp_path, outcomes, clocks,
+def test_auto_clock_steps_down_twice_then_falls_back(monkeypatch, tmp_path, outcomes, clocks,
                                                     source, summary):
     attempt, calls = fake_attempts(outcomes)
     monkeypatch.setattr(build_module, "_attempt", attempt)
