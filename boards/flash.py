@@ -31,7 +31,6 @@ import importlib.util
 import json
 import os
 import re
-import shlex
 import shutil
 import subprocess
 import sys
@@ -41,6 +40,7 @@ from pathlib import Path
 from ..errors import BnnflowError, ToolError
 from .platforms import BOARDS, get_board
 from .targets import get_target
+from .tools import env_command
 
 __all__ = ["Programmer", "PROGRAMMERS", "FlashBuild", "BoardNotFound", "ENV",
            "read_build_dir", "flash_arguments", "flash_command", "find_openfpgaloader",
@@ -289,15 +289,9 @@ def find_openfpgaloader():
         ``OPENFPGALOADER`` names a program that does not exist, or no openFPGALoader is
         installed (the message names the package).
     """
-    override = os.environ.get(ENV, "").strip()
-    if override:
-        argv = shlex.split(override)
-        found = shutil.which(argv[0])
-        if found is None:
-            raise ToolError(f"{ENV}={override!r} does not name an executable program; fix or "
-                            f"unset {ENV} (unset, bnnflow uses the openFPGALoader of the "
-                            f"openfpgaloader package)")
-        return [found, *argv[1:]]
+    override = env_command(ENV, "the openFPGALoader of the openfpgaloader package")
+    if override is not None:
+        return override
     bundled = _bundled_binary()
     if bundled is not None:
         return [str(bundled)]

@@ -25,7 +25,7 @@ from pathlib import Path
 from ..errors import ToolError
 from ..fileio import log_tail
 
-__all__ = ["TOOLS", "Tool", "find_tool", "tool_env", "run_step"]
+__all__ = ["TOOLS", "Tool", "find_tool", "env_command", "tool_env", "run_step"]
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,27 @@ def _bin_dir():
     return Path(sys.executable).parent
 
 
+def env_command(var, unset_uses):
+    """The command (list of arguments) that environment variable ``var`` names, split like a
+    shell would, or ``None`` when it is unset or empty.
+
+    Raises
+    ------
+    ToolError
+        When its first word is no executable program; the message says what bnnflow uses
+        when ``var`` is unset (``unset_uses``).
+    """
+    override = os.environ.get(var, "").strip()
+    if not override:
+        return None
+    argv = shlex.split(override)
+    found = shutil.which(argv[0])
+    if found is None:
+        raise ToolError(f"{var}={override!r} does not name an executable program; fix or "
+                        f"unset {var} (unset, bnnflow uses {unset_uses})")
+    return [found, *argv[1:]]
+
+
 def find_tool(name):
     """The command (list of arguments) that runs tool ``name``.
 
@@ -64,15 +85,9 @@ def find_tool(name):
         tool = TOOLS[name]
     except KeyError:
         raise ToolError(f"unknown tool {name!r}; known: {', '.join(TOOLS)}") from None
-    override = os.environ.get(tool.env, "").strip()
-    if override:
-        argv = shlex.split(override)
-        found = shutil.which(argv[0])
-        if found is None:
-            raise ToolError(f"{tool.env}={override!r} does not name an executable program; "
-                            f"fix or unset {tool.env} (unset, bnnflow uses {tool.yowasp} from "
-                            f"the {tool.package} package)")
-        return [found, *argv[1:]]
+    override = env_command(tool.env, f"{tool.yowasp} from the {tool.package} package")
+    if override is not None:
+        return override
     local = _bin_dir() / tool.yowasp
     if local.is_file() and os.access(local, os.X_OK):
         return [str(local)]
