@@ -231,6 +231,7 @@ def buffer_storage(k, simd, chunk=None):
         If that buffer cannot take chunks of ``chunk`` bits.
     """
     chunk = k if chunk is None else chunk
+    _check_int("simd", simd, 1, k)
     _check_int("chunk", chunk, 1, k)
     if simd < k:
         if not chunk_fits(k, simd, chunk):

@@ -126,8 +126,13 @@ def test_chunk_fits_whole_vectors_and_divisors_of_simd(k, simd, chunk, fits):
     ((16, 4, 3), r"^chunk must be 16 \(the whole vector\) or a divisor of simd \(4\), not 3$"),
     ((16, 16, 4), r"^chunk must be 16 \(the whole vector\) when simd is 16, not 4$"),
     ((16, 4, 17), r"^chunk must be an integer in 1\.\.16, not 17$"),
-    ((16, 0, 16), r"^simd must be an integer in 1\.\.15, not 0$"),
+    ((16, 0, 16), r"^simd must be an integer in 1\.\.16, not 0$"),
 ])
 def test_bad_chunk_or_simd_raise_value_error(args, message):
     with pytest.raises(ValueError, match=message):
         input_buffer(*args)
+
+
+def test_a_memory_buffer_needs_more_than_one_slice():
+    with pytest.raises(ValueError, match=r"^simd must be an integer in 1\.\.15, not 16$"):
+        MemoryBuffer(16, 16)
