@@ -3,6 +3,12 @@
 The testbench (``add_testbench``, ``ctx.set``, ``ctx.tick().sample``) sets the values the bench
 asks for, then samples ``i.ready``, ``o.valid``, ``o.payload`` and the debug taps *at* the next
 edge, and hands them to :meth:`bnnflow.sim.stimulus.StreamBench.edge`.
+
+When the bench may reset the design in the middle of the stream (``bench.reset_after``), the
+component is simulated inside a module that declares its ``sync`` clock domain, so that the
+testbench can drive the domain's synchronous reset, which is the ``rst`` port of the Verilog
+that the other back ends simulate (in the VCD the design is then one level down, under
+``dut``). Without it the component is the toplevel, as before.
 """
 
 import time
@@ -31,16 +37,25 @@ def run_bench(top, bench, *, taps=(), vcd=None):
     float
         Wall seconds of the simulation loop (elaboration excluded).
     """
+    from amaranth.hdl import ClockDomain, Module
     from amaranth.sim import Simulator
 
     from ..fileio import atomic_path
 
     tap_signals = [(getattr(top, v), getattr(top, d)) for v, d in taps]
     flat_taps = [s for pair in tap_signals for s in pair]
+    toplevel, rst = top, None
+    if bench.reset_after is not None:
+        toplevel = Module()
+        toplevel.domains.sync = domain = ClockDomain("sync")
+        toplevel.submodules.dut = top
+        rst = domain.rst
 
     async def testbench(ctx):
         while not bench.done:
-            valid, payload, ready = bench.drive()
+            valid, payload, ready, reset = bench.drive()
+            if rst is not None:
+                ctx.set(rst, reset)
             ctx.set(top.i.valid, valid)
             ctx.set(top.i.payload, payload)
             ctx.set(top.o.ready, ready)
@@ -49,7 +64,7 @@ def run_bench(top, bench, *, taps=(), vcd=None):
             pairs = list(zip(tap_values[0::2], tap_values[1::2], strict=True))
             bench.edge(valid, i_ready, o_valid, o_payload, pairs)
 
-    sim = Simulator(top)
+    sim = Simulator(toplevel)
     sim.add_clock(CLOCK_PERIOD)
     sim.add_testbench(testbench)
     started = time.monotonic()

@@ -4,14 +4,18 @@ Streams test images of the model's data set (or a .npy of input bits) through th
 'bnnflow verilog' would generate, in Amaranth's simulator, Verilator or Icarus Verilog, with
 optional random input gaps and output back-pressure, and checks each image's class and final
 popcounts bit for bit. On a mismatch the first differing image is run again with per-layer
-debug taps to name the first layer whose output differs. Exit status: 0 when everything
-matches (and the measured II and latency equal the sidecar's), 1 on any mismatch, 2 on bad
-input or a missing simulator.
+debug taps to name the first layer whose output differs. With --reset-mid-stream the design is
+reset once in the middle of the stream, with images inside it, and the images whose outputs had
+not arrived are sent again: every output must still match, and none may be left over from
+before the reset. Exit status: 0 when everything matches (and the measured II and latency
+equal the sidecar's), 1 on any mismatch, 2 on bad input or a missing simulator.
 
 Report keys (--report R.json): simulator, images, mismatches, timing_mismatches,
 first_mismatch (null or {image, layer, layer_index, expected, actual, layer_detail}), cycles,
 ii_measured, ii_expected, latency_measured, latency_expected, timing_ok, timing_note,
-wall_seconds, sim_seconds, build_seconds, cycles_per_second, passed, and the run's settings.
+wall_seconds, sim_seconds, build_seconds, cycles_per_second, passed, and the run's settings;
+reset_mid_stream (null without --reset-mid-stream, else {after, applied, edge,
+images_in_flight, input_waiting, restart_image, stale_outputs, stale, min_latency, note}).
 """
 
 __all__ = ["add_arguments", "run", "print_report"]
@@ -28,6 +32,18 @@ def _images(text):
         value = 0
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer or 'all', not {text!r}")
+    return value
+
+
+def _positive(text):
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, not {text!r}")
     return value
 
 
@@ -61,6 +77,15 @@ def add_arguments(parser):
                         help="probability of an input gap and of output back-pressure per "
                              "cycle (default 0)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the stalls (default 0)")
+    parser.add_argument("--reset-mid-stream", action="store_true",
+                        help="once --reset-after images have gone in, hold o.ready low until "
+                             "an output waits and the next image is offered but not yet taken, "
+                             "assert rst for one cycle, then send again every image whose "
+                             "output had not arrived; all outputs must match and none may be "
+                             "stale (default: no reset)")
+    parser.add_argument("--reset-after", type=_positive, default=None, metavar="N",
+                        help="with --reset-mid-stream (implied): images transferred before the "
+                             "reset, 1..images-1 (default: half of the images)")
     parser.add_argument("--vcd", default=None, metavar="FILE", help="write a VCD waveform")
     parser.add_argument("--report", default=None, metavar="R.json",
                         help="write the report as JSON")
@@ -111,6 +136,12 @@ def print_report(rep, console=None):
                   f"{rep['wall_seconds']:.1f}", "")
     table.add_row("cycles per second", _fmt(rep["cycles_per_second"]), "")
     table.add_row("stall / seed", f"{rep['stall']} / {rep['seed']}", "")
+    reset = rep.get("reset_mid_stream")
+    if reset:
+        where = (f"edge {reset['edge']}, {reset['images_in_flight']} in flight, resent from "
+                 f"image {reset['restart_image']}" if reset["applied"] else "not applied")
+        table.add_row(f"reset after {reset['after']} images", where, "applied")
+        table.add_row("stale outputs after the reset", _fmt(reset["stale_outputs"]), "0")
     console.print(table)
     first = rep.get("first_mismatch")
     if first:
@@ -118,6 +149,8 @@ def print_report(rep, console=None):
                       f"{first['layer']} (index {first['layer_index']}); expected "
                       f"{first['expected']}, got {first['actual']}")
     console.print(f"timing: {rep['timing_note']}", style="dim")
+    if reset:
+        console.print(f"reset: {reset['note']}", style="dim")
 
 
 def _fault(text):
@@ -160,6 +193,8 @@ def run(args):
                      pipeline=args.pipeline, inputs=args.inputs, images=images,
                      stall=args.stall, seed=args.seed, vcd=args.vcd, report=args.report,
                      build_root=args.build_dir, hardware_model=hardware_model, fault=fault,
-                     show_progress=not args.quiet, rom_register=args.rom_register)
+                     show_progress=not args.quiet, rom_register=args.rom_register,
+                     reset_mid_stream=args.reset_mid_stream or args.reset_after is not None,
+                     reset_after=args.reset_after)
     print_report(rep)
     return 0 if rep["passed"] else 1

@@ -2,15 +2,16 @@
 
 It gets its parameters from a JSON job file named by the ``BNNFLOW_SIM_JOB`` environment
 variable (written by the Python side): the input payloads of both phases, the stall
-probability and seed, the idle timeout, the golden classes and popcounts, the output layout,
-the debug taps to record, and where to write results and progress.
+probability and seed, the idle timeout, the mid-stream reset (``reset_after``, ``min_latency``;
+absent or null: none), the golden classes and popcounts, the output layout, the debug taps to
+record, and where to write results and progress.
 
 Each clock cycle the bench, at the falling edge, applies what the shared driver and monitor
 (:class:`bnnflow.sim.stimulus.StreamBench`) ask for, waits for the combinational logic to settle
 (``ReadOnly``) and hands the values that the next rising edge will sample back to the bench.
 At the end the shared :class:`~bnnflow.sim.stimulus.Scoreboard` compares the outputs with the
-golden model; the test fails on any mismatch, after writing everything it recorded to the
-results file.
+golden model; the test fails on any mismatch or stale output after a mid-stream reset, after
+writing everything it recorded to the results file.
 """
 
 import json
@@ -68,7 +69,9 @@ async def stream_matches_golden(dut):
     bench = StreamBench([int(v, 16) for v in job["main_inputs"]],
                         [int(v, 16) for v in job["timing_inputs"]],
                         stall=job["stall"], seed=job["seed"], max_idle=job["max_idle"],
-                        taps=len(tap_handles), progress=progress)
+                        taps=len(tap_handles), progress=progress,
+                        reset_after=job.get("reset_after"),
+                        min_latency=job.get("min_latency", 1))
 
     Clock(dut.clk, CLOCK_NS, unit="ns").start(start_high=False)
     dut.rst.value = 1
@@ -82,9 +85,12 @@ async def stream_matches_golden(dut):
 
     i_valid, i_payload, i_ready = dut.i__valid, dut.i__payload, dut.i__ready
     o_valid, o_payload, o_ready = dut.o__valid, dut.o__payload, dut.o__ready
+    rst, rst_now = dut.rst, 0
     loop_started = time.monotonic()
     while not bench.done:
-        valid, payload, ready = bench.drive()
+        valid, payload, ready, reset = bench.drive()
+        if reset != rst_now:    # written only when it changes: a handle write costs time
+            rst.value = rst_now = reset
         i_valid.value = valid
         i_payload.value = payload
         o_ready.value = ready
@@ -109,9 +115,11 @@ async def stream_matches_golden(dut):
                            np.array(expected[phase]["popcounts"], dtype=np.int64).reshape(
                                len(expected[phase]["classes"]), layout.classes), layout)
         counts[phase] = len(board.check(bench.outputs[phase]))
+    counts["stale"] = len(bench.stale)
     results["scoreboard_mismatches"] = counts
     results["loop_seconds"] = loop_seconds
     _write_json(job["results"], results)
-    assert counts["main"] == 0 and counts["timing"] == 0, (
+    assert counts["main"] == 0 and counts["timing"] == 0 and counts["stale"] == 0, (
         f"{counts['main']} of {len(expected['main']['classes'])} outputs differ from the golden "
-        f"model ({counts['timing']} in the timing phase)")
+        f"model ({counts['timing']} in the timing phase, {counts['stale']} stale outputs after "
+        f"the reset)")

@@ -13,13 +13,18 @@ named after the SHA-256 of the Verilog, the wrapper, the harness and the build o
 
 :func:`run_bench` reproduces :class:`bnnflow.sim.stimulus.StreamBench` exactly: the per-cycle
 random decisions are drawn in Python from the same seeded generators, in the same order
-(:func:`stall_decisions`: the input gap before each main-phase image from ``gap_rng(seed, 0)``,
-one ``o.ready`` per main-phase cycle from ``gap_rng(seed, 1)``), written to a binary job file
-with the input vectors, and replayed by the harness; so a seed gives the same stalls, and the
-same cycle count, as on the other simulators. The harness writes the output payloads, the edges
-of every input and output transfer and the debug taps to a binary results file, which becomes
-the dict of :meth:`StreamBench.to_dict` that :mod:`bnnflow.sim.verify` scores as for any
-other back end. The ``o.ready`` sequence is as long as a generous estimate of the main phase;
+(:func:`stall_decisions`: the input gap before each main-phase offer of an image from
+``gap_rng(seed, 0)``, one ``o.ready`` per main-phase cycle from ``gap_rng(seed, 1)``), written
+to a binary job file with the input vectors, and replayed by the harness; so a seed gives the
+same stalls, and the same cycle count, as on the other simulators. The mid-stream reset
+(``reset_after``) depends on what the design does, so it cannot be precomputed: the harness
+runs the bench's rules for it (arm, hold ``o.ready`` low, reset, restart, stale outputs; see
+:mod:`bnnflow.sim.stimulus`) on the same precomputed draws, which is why the gaps are indexed
+by offer (an image sent again after the reset is a new offer with a new gap), not by image.
+The harness writes the output payloads, the edges of every input and output transfer, the
+debug taps, the reset's edge and the stale outputs to a binary results file, which becomes the
+dict of :meth:`StreamBench.to_dict` that :mod:`bnnflow.sim.verify` scores as for any other
+back end. The ``o.ready`` sequence is as long as a generous estimate of the main phase;
 if the run outlasts it the harness stops (exit status 3) and the run is repeated with a
 sequence four times longer.
 
@@ -63,8 +68,9 @@ VERILATOR_OPTIONS = ("-O3", "--x-assign", "fast", "--x-initial", "fast", "--time
 EXECUTABLE = "bnnflow_direct"
 HARNESS = "direct_harness.cpp"
 _MAGIC = 0x424E4E44
-_VERSION = 1
+_VERSION = 2
 _EXHAUSTED = 3
+_NO_RESET = (1 << 64) - 1     # the results file's reset edge when no reset was applied
 
 
 def _harness_text():
@@ -235,8 +241,10 @@ def build(verilog, top, *, build_root=None, trace=False):
 def stall_decisions(n_main, n_ready, stall, seed):
     """The bench's random decisions: ``(gaps (n_main,), ready (n_ready,) uint8)``.
 
-    ``gaps[k]`` is the number of gap cycles before main-phase image ``k`` and ``ready[c]`` the
-    ``o.ready`` of main-phase cycle ``c``, drawn exactly as :class:`StreamBench` draws them
+    ``gaps[k]`` is the number of gap cycles before the ``k``-th main-phase offer of an image
+    (image ``k`` when nothing is sent twice; ``n_main`` is the number of offers to draw) and
+    ``ready[c]`` the ``o.ready`` of main-phase cycle ``c``, drawn exactly as
+    :class:`StreamBench` draws them
     (``random() < stall`` repeated for a gap, ``random() >= stall`` for ready; PCG64 gives the
     same doubles one at a time or in bulk). With ``stall == 0`` nothing is drawn.
     """
@@ -311,12 +319,20 @@ def _parse(data, bench):
     for _ in range(n_taps):
         n = r.u32()
         bench.tap_data.append(_ints(r.take("<u4", n * tap_words).reshape(n, tap_words)))
+    reset_edge, restart, in_flight, waiting = r.u64(), r.u32(), r.u32(), r.u32()
+    if reset_edge != _NO_RESET:
+        bench.reset_info = {"edge": reset_edge, "restart": restart, "in_flight": in_flight,
+                            "input_waiting": bool(waiting)}
+    n_stale = r.u32()
+    edges = [int(e) for e in r.take("<u8", n_stale)]
+    bench.stale = list(zip(edges, _ints(r.take("<u4", n_stale * out_words).reshape(
+        n_stale, out_words)), strict=True))
     loop_seconds = r.u64() / 1e9
     return exhausted, loop_seconds
 
 
 def run_bench(executable, main_inputs, timing_inputs, *, in_width, out_width, stall, seed,
-              max_idle, ii, vcd=None):
+              max_idle, ii, vcd=None, reset_after=None, min_latency=1):
     """Run the built harness; return the results of :meth:`StreamBench.to_dict`.
 
     Parameters
@@ -333,6 +349,8 @@ def run_bench(executable, main_inputs, timing_inputs, *, in_width, out_width, st
         The design's II, for the length of the ``o.ready`` sequence.
     vcd : path or None
         Write the waveform there (atomically).
+    reset_after, min_latency :
+        The mid-stream reset, as for :class:`StreamBench` (None: no reset).
 
     Returns
     -------
@@ -344,25 +362,36 @@ def run_bench(executable, main_inputs, timing_inputs, *, in_width, out_width, st
     ------
     ToolError
         The harness failed.
+    ValueError
+        ``reset_after`` or ``min_latency`` out of range (as :class:`StreamBench` says).
     """
     from ..fileio import atomic_path
 
     n_main = len(main_inputs)
+    # Checks the reset arguments before anything runs.
+    StreamBench(main_inputs, timing_inputs, stall=stall, reset_after=reset_after,
+                min_latency=min_latency)
+    # Offers of an image: one per image, plus at most one per image sent again after a reset,
+    # plus the offer that the reset interrupts.
+    n_offers = n_main if reset_after is None else 2 * n_main + 1
     stalling = stall > 0.0
     n_ready = 0
     if stalling:
         per_image = (int(ii) + 2) / (1.0 - stall) + 1.0 / (1.0 - stall) ** 2
-        n_ready = int(2 * n_main * per_image + 4 * max_idle) + 4096
+        # After a reset up to every image is sent again: room for twice the images.
+        images = n_main if reset_after is None else 2 * n_main
+        n_ready = int(2 * images * per_image + 4 * max_idle) + 4096
     in_main, in_timing = _words(main_inputs, in_width), _words(timing_inputs, in_width)
     with tempfile.TemporaryDirectory(prefix="bnnflow-direct-") as tmp:
         job, results = Path(tmp) / "job.bin", Path(tmp) / "results.bin"
         trace = Path(tmp) / "trace.vcd"
         started = time.monotonic()
         while True:
-            gaps, ready = stall_decisions(n_main, n_ready, stall, seed)
+            gaps, ready = stall_decisions(n_offers, n_ready, stall, seed)
             header = np.array([_MAGIC, _VERSION, in_main.shape[1], max(1, (out_width + 31) // 32),
                                len(timing_inputs), n_main, max_idle, int(stalling),
-                               len(ready) & 0xFFFFFFFF, len(ready) >> 32], dtype="<u4")
+                               len(ready) & 0xFFFFFFFF, len(ready) >> 32, len(gaps),
+                               reset_after or 0, min_latency], dtype="<u4")
             job.write_bytes(header.tobytes() + in_timing.astype("<u4").tobytes()
                             + in_main.astype("<u4").tobytes() + gaps.astype("<u4").tobytes()
                             + ready.tobytes())
@@ -372,7 +401,8 @@ def run_bench(executable, main_inputs, timing_inputs, *, in_width, out_width, st
                 raise ToolError(f"verilator-direct harness exited with status "
                                 f"{done.returncode}: {done.stderr.strip()[-2000:]}")
             bench = StreamBench(main_inputs, timing_inputs, stall=stall, seed=seed,
-                                max_idle=max_idle)
+                                max_idle=max_idle, reset_after=reset_after,
+                                min_latency=min_latency)
             exhausted, loop_seconds = _parse(results.read_bytes(), bench)
             if not exhausted:
                 break
@@ -389,8 +419,12 @@ def run_bench(executable, main_inputs, timing_inputs, *, in_width, out_width, st
     return out
 
 
-def simulate(verilog, sidecar, main_inputs, timing_inputs, *, stall, seed, vcd, build_root):
-    """Build (cached) and run; ``(results, build_seconds)`` for :mod:`bnnflow.sim.verify`."""
+def simulate(verilog, sidecar, main_inputs, timing_inputs, *, stall, seed, vcd, build_root,
+             reset_after=None):
+    """Build (cached) and run; ``(results, build_seconds)`` for :mod:`bnnflow.sim.verify`.
+
+    ``reset_after``: reset the design in the middle of the main phase (see
+    :class:`StreamBench`; stale outputs are those sooner than the sidecar's latency)."""
     top = sidecar.get("top", "bnnflow_top")
     started = time.monotonic()
     executable = build(verilog, top, build_root=build_root, trace=vcd is not None)
@@ -401,7 +435,8 @@ def simulate(verilog, sidecar, main_inputs, timing_inputs, *, stall, seed, vcd, 
                         out_width=out_width,
                         stall=stall, seed=seed,
                         max_idle=default_max_idle(sidecar["latency"], sidecar["ii"], stall),
-                        ii=sidecar["ii"], vcd=vcd)
+                        ii=sidecar["ii"], vcd=vcd, reset_after=reset_after,
+                        min_latency=int(sidecar["latency"]))
     return results, build_seconds
 
 

@@ -4,9 +4,16 @@
 // Usage: bnnflow_direct JOB.bin RESULTS.bin [TRACE.vcd]
 //
 // It mirrors bnnflow.sim.stimulus.StreamBench cycle for cycle: the timing phase (inputs back to
-// back, o.ready high), then the main phase (a precomputed gap before each input, a precomputed
-// o.ready per cycle); a phase ends when every output has arrived or after max_idle edges with
-// no transfer.
+// back, o.ready high), then the main phase (a precomputed gap before each offer of an input, a
+// precomputed o.ready per cycle); a phase ends when every output has arrived or after max_idle
+// edges with no transfer. With reset_after > 0 it also runs the bench's mid-stream reset, whose
+// timing depends on the design and so is decided here, by the same rules and state numbers
+// (StreamBench._RESET_*): ARMED until reset_after main-phase inputs have transferred; HOLD
+// (o.ready driven low, its draw still consumed) until an edge shows o.valid high and either an
+// input offered but not taken or none left; FIRE: one cycle with rst high, i.valid and o.ready
+// low, at whose edge nothing is recorded; then DONE: the stream restarts at the first image
+// whose output is missing (a new offer: next gap), the taps keep that many entries, and an
+// output transfer sooner than min_latency edges after its image's new input transfer is stale.
 //
 // Vtop is not the design itself but the wrapper bnnflow.sim.direct writes around it: every
 // design input except clk goes through a register (port next_<name>, loaded on each rising
@@ -26,14 +33,17 @@
 // Verilator escapes "__" in port names as "___05F": top->next_i___05Fvalid is the wrapper's
 // port next_i__valid.
 //
-// Job file (little-endian uint32 unless stated): magic 0x424e4e44 ("BNND"), version 1,
+// Job file (little-endian uint32 unless stated): magic 0x424e4e44 ("BNND"), version 2,
 // in_words, out_words, n_timing, n_main, max_idle, stalling (0/1), n_ready (uint64 as two
-// words, low first); timing inputs (n_timing * in_words); main inputs (n_main * in_words);
-// gaps (n_main words: gap cycles before main input k); o.ready (n_ready bytes, 0/1).
+// words, low first), n_gaps, reset_after (0: no reset), min_latency; timing inputs (n_timing *
+// in_words); main inputs (n_main * in_words); gaps (n_gaps words: gap cycles before main-phase
+// offer k); o.ready (n_ready bytes, 0/1).
 //
 // Results file: magic, version, cycles (uint64), exhausted, stuck[2], out_words, taps,
 // tap_words; per phase: n_in, in_edges (uint64 each), n_out, out_edges (uint64 each), payloads
-// (n_out * out_words); per tap: n, data (n * tap_words); loop nanoseconds (uint64).
+// (n_out * out_words); per tap: n, data (n * tap_words); reset edge (uint64, all ones when no
+// reset was applied), restart, in_flight, input_waiting; n_stale, stale edges (uint64 each),
+// stale payloads (n_stale * out_words); loop nanoseconds (uint64).
 // Exit status: 0 ok, 2 bad job file or I/O error, 3 the o.ready pattern ran out (the caller
 // retries with a longer one).
 
@@ -43,16 +53,20 @@
 #include "verilated_vcd_c.h"
 #endif
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <memory>
 #include <vector>
 
 namespace {
 
 constexpr uint32_t MAGIC = 0x424e4e44u;
-constexpr uint32_t VERSION = 1;
+constexpr uint32_t VERSION = 2;
+// StreamBench's reset states.
+enum ResetState { RESET_OFF, RESET_ARMED, RESET_HOLD, RESET_FIRE, RESET_DONE };
 
 // Port access for every width Verilator uses (CData..QData, VlWide<N>).
 template <typename T>
@@ -125,14 +139,16 @@ int main(int argc, char** argv) {
     const bool stalling = r.u32() != 0;
     const uint64_t n_ready_lo = r.u32(), n_ready_hi = r.u32();
     const uint64_t n_ready = n_ready_lo | (n_ready_hi << 32);
+    const uint32_t n_gaps = r.u32(), reset_after = r.u32(), min_latency = r.u32();
     std::vector<uint32_t> inputs[2], gaps;
     r.words(inputs[0], static_cast<std::size_t>(n_timing) * in_words);
     r.words(inputs[1], static_cast<std::size_t>(n_main) * in_words);
-    r.words(gaps, n_main);
+    r.words(gaps, n_gaps);
     std::vector<uint8_t> ready_bits(n_ready);
     r.ok = r.ok && (n_ready == 0 || std::fread(ready_bits.data(), 1, n_ready, jf) == n_ready);
     std::fclose(jf);
-    if (!r.ok || magic != MAGIC || version != VERSION || in_words < 1 || out_words < 1) {
+    if (!r.ok || magic != MAGIC || version != VERSION || in_words < 1 || out_words < 1
+        || n_gaps < n_main) {
         std::fprintf(stderr, "%s: not a bnnflow direct job file (version %u)\n", argv[1],
                      VERSION);
         return 2;
@@ -191,7 +207,24 @@ int main(int argc, char** argv) {
     int phase = 0;
     while (phase < 2 && counts[phase] == 0) ++phase;
     uint32_t next_in = 0, idle = 0, received = 0;
+    // offers: main-phase offers of an image so far (transfers and resets), the index of the
+    // current gap; it equals next_in unless a reset sent images again.
+    uint32_t offers = 0;
     uint32_t gap = phase == 1 && stalling ? gaps[0] : 0;
+    auto gap_of = [&](uint32_t offer) {  // bounds-checked: the job sizes n_gaps for the worst case
+        if (offer >= n_gaps) {
+            std::fprintf(stderr, "offer %u beyond the %u gaps of the job file\n", offer, n_gaps);
+            std::exit(2);
+        }
+        return gaps[offer];
+    };
+    // The mid-stream reset (see the top of this file).
+    int reset_state = reset_after > 0 ? RESET_ARMED : RESET_OFF;
+    uint64_t reset_edge = ~static_cast<uint64_t>(0);
+    uint32_t restart = 0, in_flight = 0, input_waiting = 0;
+    std::size_t resent_from = 0;  // index in in_edges[1] of the first transfer after the reset
+    std::vector<uint64_t> stale_edges;
+    std::vector<uint32_t> stale_payloads;
     // drive(): the inputs of the next cycle from the bench state after the current edge;
     // false when the o.ready pattern has run out.
     uint32_t valid = 0, ready = 0;
@@ -201,8 +234,17 @@ int main(int argc, char** argv) {
         ready = 1;
         if (stall_now) {
             if (ready_used >= n_ready) return false;
-            ready = ready_bits[ready_used++];
+            ready = ready_bits[ready_used++];  // drawn in hold and reset cycles too
         }
+        uint32_t rst = 0;
+        if (reset_state == RESET_FIRE) {
+            valid = 0;
+            ready = 0;
+            rst = 1;
+        } else if (reset_state == RESET_HOLD) {
+            ready = 0;
+        }
+        top->next_rst = rst;
         top->next_i___05Fvalid = valid;
         set_port(top->next_i___05Fpayload,
                  valid ? &inputs[phase][static_cast<std::size_t>(next_in) * in_words]
@@ -233,21 +275,52 @@ int main(int argc, char** argv) {
         const bool stall_now = main_phase && stalling;
         // edge(): the ports as the rising edge sees them (the inputs are registers now).
         const uint64_t edge = cycles++;
+        if (reset_state == RESET_FIRE) {
+            // rst was high at this edge: nothing the design showed counts. Restart at the first
+            // image whose output is missing.
+            reset_edge = edge;
+            restart = received;
+            in_flight = static_cast<uint32_t>(in_edges[1].size()) - received;
+            for (auto& data : tap_data)
+                data.resize(std::min<std::size_t>(
+                    data.size(), static_cast<std::size_t>(restart) * BNN_TAP_WORDS));
+            resent_from = in_edges[1].size();
+            next_in = restart;
+            ++offers;
+            gap = stall_now ? gap_of(offers) : 0;
+            idle = 0;
+            reset_state = RESET_DONE;
+            if (!drive()) exhausted = true;
+            rising_edge();
+            continue;
+        }
         bool moved = false;
-        if (valid && top->i___05Fready) {
+        const bool i_ready = top->i___05Fready;
+        if (valid && i_ready) {
             in_edges[phase].push_back(edge);
             ++next_in;
-            gap = stall_now && next_in < counts[phase] ? gaps[next_in] : 0;
+            if (main_phase) ++offers;
+            gap = stall_now && next_in < counts[phase] ? gap_of(offers) : 0;
             moved = true;
         } else if (gap) {
             --gap;
         }
         if (top->o___05Fvalid && ready) {
             get_port(top->o___05Fpayload, out_buf.data(), out_words);
-            payloads[phase].insert(payloads[phase].end(), out_buf.begin(), out_buf.end());
-            out_edges[phase].push_back(edge);
-            ++received;
-            moved = true;
+            bool stale = false;
+            if (reset_state == RESET_DONE) {
+                const std::size_t j = resent_from + (received - restart);
+                stale = j >= in_edges[1].size() || edge < in_edges[1][j] + min_latency;
+            }
+            if (stale) {  // not progress: see StreamBench.edge
+                stale_edges.push_back(edge);
+                stale_payloads.insert(stale_payloads.end(), out_buf.begin(), out_buf.end());
+            } else {
+                payloads[phase].insert(payloads[phase].end(), out_buf.begin(), out_buf.end());
+                out_edges[phase].push_back(edge);
+                ++received;
+                moved = true;
+            }
         }
 #if BNN_TAPS > 0
         if (main_phase) {
@@ -259,6 +332,17 @@ int main(int argc, char** argv) {
             }
         }
 #endif
+        if (main_phase) {
+            if (reset_state == RESET_HOLD) {
+                const bool waiting = valid && !i_ready;
+                if (top->o___05Fvalid && (waiting || next_in >= counts[1])) {
+                    reset_state = RESET_FIRE;
+                    input_waiting = waiting;
+                }
+            } else if (reset_state == RESET_ARMED && in_edges[1].size() >= reset_after) {
+                reset_state = RESET_HOLD;
+            }
+        }
         idle = moved ? 0 : idle + 1;
         bool next_phase = false;
         if (received >= counts[phase]) {
@@ -273,6 +357,7 @@ int main(int argc, char** argv) {
             next_in = 0;
             idle = 0;
             received = 0;
+            offers = 0;
             gap = phase == 1 && stalling ? gaps[0] : 0;
         }
         if (phase < 2 && !drive()) exhausted = true;
@@ -309,6 +394,13 @@ int main(int argc, char** argv) {
         w.u32(static_cast<uint32_t>(tap_data[j].size() / (BNN_TAP_WORDS ? BNN_TAP_WORDS : 1)));
         w.words(tap_data[j]);
     }
+    w.u64(reset_edge);
+    w.u32(restart);
+    w.u32(in_flight);
+    w.u32(input_waiting);
+    w.u32(static_cast<uint32_t>(stale_edges.size()));
+    for (const uint64_t e : stale_edges) w.u64(e);
+    w.words(stale_payloads);
     w.u64(static_cast<uint64_t>(loop_ns));
     const bool closed = std::fclose(rf) == 0;
     if (!w.ok || !closed) {

@@ -2,10 +2,12 @@
 
 The pieces follow cocotb's split (driver, monitor, model, scoreboard) but hold no simulator
 code: a back end (Amaranth's simulator, or a cocotb test running on Verilator or Icarus) calls
-:meth:`StreamBench.drive` before every clock edge, applies the three values it returns, and
-calls :meth:`StreamBench.edge` with the values its design showed *at* that edge. The bench
-decides everything else, so the same seed gives the same stall pattern, cycle for cycle, on
-every simulator.
+:meth:`StreamBench.drive` before every clock edge, applies the four values it returns (the
+inputs ``i.valid``, ``i.payload``, ``o.ready`` and the synchronous ``rst``), and calls
+:meth:`StreamBench.edge` with the values its design showed *at* that edge. The bench decides
+everything else, so the same seed gives the same stall pattern and the same reset edge, cycle
+for cycle, on every simulator (the C++ harness of :mod:`bnnflow.sim.direct` replays the same
+rules).
 
 Stream protocol (``amaranth.lib.stream``): a transfer happens at an edge where ``valid`` and
 ``ready`` are both high. The driver raises ``i.valid`` with the next image after a seeded random
@@ -25,6 +27,33 @@ A run has two phases:
 
 A phase ends when every output has arrived, or when nothing has transferred for
 ``max_idle`` edges (a design that lost or stuck data); missing outputs are mismatches.
+
+Reset in the middle of the main phase (``reset_after=N``, off by default; nothing else
+changes when it is off):
+
+1. *armed*: the main phase runs as above until ``N`` images have transferred in;
+2. *hold*: from the next cycle ``o.ready`` is held low (the random ``o.ready`` draws go on, one
+   per cycle, and are overridden) while the driver keeps feeding images, until an edge shows
+   an output waiting (``o.valid`` high) and the next image offered but not taken (``i.valid``
+   high, ``i.ready`` low: a first layer with ``SF > 1`` is writing it into its memory a word a
+   cycle, or its buffers are full), or no image left to offer. So at least one image sits in
+   the output register and, behind it, the layers hold the later images mid-fold and in their
+   buffers; waiting for the output first makes this so at any stall probability, 0 included;
+3. *reset*: the next cycle drives ``rst`` high with ``i.valid`` and ``o.ready`` low (nothing
+   transfers at that edge);
+4. *restart*: the driver starts again with the first image whose output had not arrived (a
+   new gap is drawn first), and outputs go on being recorded in image order, so the
+   scoreboard is unchanged: outputs that arrived before the reset are checked as usual, and
+   every resent image must match too. An output that transfers after the reset earlier than
+   ``min_latency`` edges after the input transfer of the image it would belong to (or before
+   that image was sent again) cannot come from that image: it is *stale* (left over from the
+   images before the reset), recorded in :attr:`StreamBench.stale` instead of the outputs, and
+   counts as a mismatch. With ``min_latency`` the design's latency for an idle network (the
+   sidecar's), which no image can beat, every output that leaves the design before the first
+   resent image could have, is caught.
+
+Debug taps keep, at the reset, the entries of the images whose outputs had arrived; the resent
+images' entries follow.
 """
 
 from dataclasses import dataclass, field
@@ -40,6 +69,7 @@ __all__ = [
     "Scoreboard",
     "Mismatch",
     "default_max_idle",
+    "check_reset_after",
 ]
 
 
@@ -109,6 +139,41 @@ def default_max_idle(latency, ii, stall):
     return int(2 * (int(latency) + int(ii)) + 40 / (1.0 - float(stall)) + 16)
 
 
+def check_reset_after(reset_after, images):
+    """Check the number of images to transfer before a mid-stream reset.
+
+    Parameters
+    ----------
+    reset_after : int
+        Main-phase images transferred in before the reset.
+    images : int
+        Main-phase images in the run.
+
+    Returns
+    -------
+    int
+        ``reset_after``, unchanged.
+
+    Raises
+    ------
+    ValueError
+        Fewer than 2 images, or ``reset_after`` not an integer in ``1..images-1`` (at least one
+        image must be left to send, or nothing would be in flight to reset).
+    """
+    if images < 2:
+        raise ValueError(f"a reset mid-stream needs at least 2 images, not {images}")
+    if (not isinstance(reset_after, int) or isinstance(reset_after, bool)
+            or not 1 <= reset_after < images):
+        raise ValueError(f"reset_after must be an integer in 1..{images - 1} (images "
+                         f"transferred before the reset, one left to send), not "
+                         f"{reset_after!r}")
+    return reset_after
+
+
+# States of the mid-stream reset (the C++ harness uses the same numbers).
+_RESET_OFF, _RESET_ARMED, _RESET_HOLD, _RESET_FIRE, _RESET_DONE = range(5)
+
+
 class StreamBench:
     """Driver, monitor and recorder of one run, independent of the simulator.
 
@@ -129,6 +194,18 @@ class StreamBench:
         Number of debug taps to record (0: none).
     progress : callable or None
         ``progress(outputs_received_in_main_phase)``, called after each main-phase output.
+    reset_after : int or None
+        Reset the design in the middle of the main phase once this many main-phase images
+        have transferred in (see the module docstring); None: no reset.
+    min_latency : int
+        Fewest edges from an image's input transfer to its output transfer (the design's
+        idle-network latency); an output after the reset that comes sooner is stale.
+
+    Raises
+    ------
+    ValueError
+        ``stall`` outside ``[0, 1)``, ``reset_after`` outside ``1..len(main_inputs)-1``,
+        ``min_latency`` not a positive integer.
 
     Members
     -------
@@ -142,15 +219,34 @@ class StreamBench:
         Edges simulated.
     stuck : dict of str to bool
         Whether a phase ended by the idle timeout.
+    reset_info : dict or None
+        Once the mid-stream reset is applied: ``edge`` (the edge at which ``rst`` was high,
+        numbered like :attr:`in_edges`), ``restart`` (stream index of the first image sent
+        again), ``in_flight`` (images transferred in whose outputs had not arrived) and
+        ``input_waiting`` (an image was offered and not yet taken).
+    stale : list of (int, int)
+        ``(edge, payload)`` of each stale output after the reset.
     """
 
     PHASES = ("timing", "main")
 
     def __init__(self, main_inputs, timing_inputs, *, stall=0.0, seed=0, max_idle=1000,
-                 taps=0, progress=None):
+                 taps=0, progress=None, reset_after=None, min_latency=1):
         stall = float(stall)
         if not 0.0 <= stall < 1.0:
             raise ValueError(f"stall must be a probability in [0, 1), not {stall!r}")
+        if reset_after is not None:
+            check_reset_after(reset_after, len(main_inputs))
+        if (not isinstance(min_latency, int) or isinstance(min_latency, bool)
+                or min_latency < 1):
+            raise ValueError(f"min_latency must be a positive integer, not {min_latency!r}")
+        self.reset_after = reset_after
+        self.min_latency = min_latency
+        self.reset_info = None
+        self.stale = []
+        self._reset_state = _RESET_OFF if reset_after is None else _RESET_ARMED
+        self._resent_from = 0   # index in in_edges["main"] of the first transfer after reset
+        self._input_waiting = False
         self.inputs = {"timing": [int(v) for v in timing_inputs],
                        "main": [int(v) for v in main_inputs]}
         self.stall = stall
@@ -204,15 +300,22 @@ class StreamBench:
 
     # -- per cycle --------------------------------------------------------------------------
     def drive(self):
-        """Values to apply before the next edge: ``(i_valid, i_payload, o_ready)``."""
+        """Values to apply before the next edge: ``(i_valid, i_payload, o_ready, rst)``."""
         phase = self.phase
         if phase is None:
-            return 0, 0, 1
+            return 0, 0, 1, 0
         inputs = self.inputs[phase]
         valid = int(self._next_in < len(inputs) and self._gap == 0)
         payload = inputs[self._next_in] if valid else 0
+        # One o.ready draw per stalling cycle, hold and reset cycles included, so that the
+        # draws stay in step with the cycles (the C++ harness indexes them by cycle).
         self._ready = int(not self._stalling() or self._out_rng.random() >= self.stall)
-        return valid, payload, self._ready
+        if self._reset_state == _RESET_FIRE:
+            self._ready = 0
+            return 0, 0, 0, 1
+        if self._reset_state == _RESET_HOLD:
+            self._ready = 0
+        return valid, payload, self._ready, 0
 
     def edge(self, i_valid, i_ready, o_valid, o_payload, taps=()):
         """Record what the design showed at an edge; return False when the run is over.
@@ -231,6 +334,10 @@ class StreamBench:
             return False
         edge = self.cycles
         self.cycles += 1
+        if self._reset_state == _RESET_FIRE:
+            # rst was high at this edge: whatever the design showed is void.
+            self._restart(edge)
+            return True
         moved = False
         if i_valid and i_ready:
             self.in_edges[phase].append(edge)
@@ -240,15 +347,27 @@ class StreamBench:
         elif self._gap:
             self._gap -= 1
         if o_valid and self._ready:
-            self.outputs[phase].append(int(o_payload))
-            self.out_edges[phase].append(edge)
-            moved = True
-            if phase == "main" and self.progress is not None:
-                self.progress(len(self.outputs["main"]))
+            if self._reset_state == _RESET_DONE and self._is_stale(edge):
+                # Not progress: a design that only repeats stale outputs ends by the timeout.
+                self.stale.append((edge, int(o_payload)))
+            else:
+                self.outputs[phase].append(int(o_payload))
+                self.out_edges[phase].append(edge)
+                moved = True
+                if phase == "main" and self.progress is not None:
+                    self.progress(len(self.outputs["main"]))
         if phase == "main":
             for recorded, (valid, data) in zip(self.tap_data, taps, strict=False):
                 if valid:
                     recorded.append(int(data))
+            if self._reset_state == _RESET_HOLD:
+                waiting = bool(i_valid) and not i_ready
+                if o_valid and (waiting or self._next_in >= len(self.inputs["main"])):
+                    self._reset_state = _RESET_FIRE
+                    self._input_waiting = waiting
+            elif (self._reset_state == _RESET_ARMED
+                  and len(self.in_edges["main"]) >= self.reset_after):
+                self._reset_state = _RESET_HOLD
         self._idle = 0 if moved else self._idle + 1
         if len(self.outputs[phase]) >= len(self.inputs[phase]):
             self._phase_index += 1
@@ -258,6 +377,26 @@ class StreamBench:
             self._phase_index += 1
             self._start_phase()
         return not self.done
+
+    def _restart(self, edge):
+        """After the reset edge: send again from the first image whose output is missing."""
+        restart = len(self.outputs["main"])
+        self.reset_info = {"edge": edge, "restart": restart,
+                           "in_flight": len(self.in_edges["main"]) - restart,
+                           "input_waiting": self._input_waiting}
+        for recorded in self.tap_data:
+            del recorded[restart:]
+        self._resent_from = len(self.in_edges["main"])
+        self._next_in = restart
+        self._gap = self._draw_gap()
+        self._idle = 0
+        self._reset_state = _RESET_DONE
+
+    def _is_stale(self, edge):
+        """Whether an output at ``edge`` after the reset is too early for its image."""
+        ins = self.in_edges["main"]
+        j = self._resent_from + len(self.outputs["main"]) - self.reset_info["restart"]
+        return j >= len(ins) or edge < ins[j] + self.min_latency
 
     # -- results ----------------------------------------------------------------------------
     def timing(self):
@@ -278,7 +417,8 @@ class StreamBench:
         latency, ii = self.timing()
         return {"outputs": self.outputs, "in_edges": self.in_edges,
                 "out_edges": self.out_edges, "stuck": self.stuck, "tap_data": self.tap_data,
-                "cycles": self.cycles, "latency": latency, "ii": ii}
+                "cycles": self.cycles, "latency": latency, "ii": ii,
+                "reset": self.reset_info, "stale": [list(s) for s in self.stale]}
 
 
 @dataclass(frozen=True)

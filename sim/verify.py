@@ -19,6 +19,17 @@ always ready, right after reset (the *timing phase*; their outputs are checked t
 latency is measured on the first of them, the II as the mean output spacing over the second
 half of the phase; both are compared with the sidecar's analytic values and a difference fails
 the run.
+
+Reset in the middle of the stream (``reset_mid_stream=True``; off by default): once
+``reset_after`` main-phase images (default: half of them) have transferred in, the bench holds
+``o.ready`` low until an output waits in the output register and the next image is offered but
+not taken, then asserts the synchronous ``rst`` for one cycle, and sends again every image
+whose output had not arrived (:mod:`bnnflow.sim.stimulus` has the rules; every back end applies
+the same reset at the same edge). Every output is checked as usual, those before the reset
+included; an output after the reset sooner than the sidecar's latency after its image's new
+input transfer is stale (left over from before the reset) and counts as a mismatch. The
+report's ``reset_mid_stream`` says whether and at which edge the reset was applied; a requested
+reset that was not applied fails the run.
 """
 
 import time
@@ -39,6 +50,11 @@ TIMING_IMAGES = 8
 #: Default number of images per simulator (None: the whole test split).
 DEFAULT_IMAGES = {"amaranth": 100, "icarus": 100, "verilator": None,
                   "verilator-direct": None}
+
+RESET_NOTE = ("edge: bench edges counted from 0 at the first edge after the initial reset, "
+              "timing phase included (as cycles); rst was high at that edge; images sent "
+              "again from restart_image; stale outputs: transfers after the reset sooner than "
+              "the sidecar latency after their image's new input transfer, each a mismatch")
 
 TIMING_NOTE = (f"measured in a stall-free timing phase right after reset: {TIMING_IMAGES} "
                "images (the first stimulus images, repeated if fewer) fed back to back with "
@@ -194,7 +210,7 @@ def _generate(method, debug_taps):
 
 
 def _simulate(simulator, design, main_bits, timing_bits, *, expected, stall, seed, debug_taps,
-              vcd, build_root, progress, label):
+              vcd, build_root, progress, label, reset_after=None):
     """Build (if needed) and run one bench; return ``(bench_results, sidecar, seconds)``."""
     n_layers = len(design.model.layers)
     taps = [(f"tap_{j}_valid", f"tap_{j}_data") for j in range(n_layers)] if debug_taps else []
@@ -209,7 +225,8 @@ def _simulate(simulator, design, main_bits, timing_bits, *, expected, stall, see
                             max_idle=stimulus.default_max_idle(sidecar["latency"],
                                                                sidecar["ii"], stall),
                             taps=len(taps),
-                            progress=lambda n: progress.update(run, completed=n))
+                            progress=lambda n: progress.update(run, completed=n),
+                            reset_after=reset_after, min_latency=int(sidecar["latency"]))
         from .amaranth_sim import run_bench
 
         started = time.monotonic()
@@ -230,7 +247,7 @@ def _simulate(simulator, design, main_bits, timing_bits, *, expected, stall, see
         run = progress.task(f"{label}: simulate ({simulator})", total=len(main_inputs))
         results, build_seconds = direct.simulate(verilog, sidecar, main_inputs, timing_inputs,
                                                  stall=stall, seed=seed, vcd=vcd,
-                                                 build_root=build_root)
+                                                 build_root=build_root, reset_after=reset_after)
         progress.update(run, completed=len(results["outputs"]["main"]))
         return (results, sidecar, results["sim_seconds"],
                 time.monotonic() - started - results["sim_seconds"])
@@ -252,6 +269,7 @@ def _simulate(simulator, design, main_bits, timing_bits, *, expected, stall, see
         "stall": stall, "seed": seed,
         "max_idle": stimulus.default_max_idle(sidecar["latency"], sidecar["ii"], stall),
         "taps": taps,
+        "reset_after": reset_after, "min_latency": int(sidecar["latency"]),
         "layout": {"class_width": layout.class_width,
                    "popcount_width": layout.popcount_width, "classes": layout.classes},
         "expected": expected,
@@ -285,7 +303,8 @@ def _first_layer(model, result, k, tap_data, pw):
 def run_verify(model, *, simulator="amaranth", fold=None, ii=None, pipeline=0, folding=None,
                inputs=None, images=None, stall=0.0, seed=0, vcd=None, report=None,
                hardware_model=None, fault=None, design=None, build_root=None,
-               show_progress=False, rom_register=False):
+               show_progress=False, rom_register=False, reset_mid_stream=False,
+               reset_after=None):
     """Verify the generated hardware of ``model`` against its golden model.
 
     Parameters
@@ -324,6 +343,12 @@ def run_verify(model, *, simulator="amaranth", fold=None, ii=None, pipeline=0, f
     rom_register : bool
         A register on each weight ROM's output (:class:`bnnflow.hw.mvtu.MVTU`); same results,
         II and latency.
+    reset_mid_stream : bool
+        Assert the synchronous reset once in the middle of the main phase, with images in the
+        pipeline, then send again the images whose outputs had not arrived (module docstring).
+    reset_after : int or None
+        With ``reset_mid_stream``: main-phase images transferred in before the reset, in
+        ``1..images-1`` (None: half of the images, rounded down, at least 1).
 
     Returns
     -------
@@ -333,7 +358,7 @@ def run_verify(model, *, simulator="amaranth", fold=None, ii=None, pipeline=0, f
     Raises
     ------
     BnnflowError
-        Bad input (folding, inputs, stall, simulator name).
+        Bad input (folding, inputs, stall, simulator name, reset_after).
     ToolError
         The simulator is missing or its build failed.
     """
@@ -361,8 +386,17 @@ def run_verify(model, *, simulator="amaranth", fold=None, ii=None, pipeline=0, f
                 raise BnnflowError(f"bad folding: {e}") from None
         design = HwDesign(hw_model, folding, pipeline, fault, rom_register)
 
+    if reset_after is not None and not reset_mid_stream:
+        raise BnnflowError(f"reset_after={reset_after!r} needs reset_mid_stream=True")
     bits, ids, source = select_inputs(model, inputs, images)
     n = len(bits)
+    if reset_mid_stream:
+        if reset_after is None:
+            reset_after = max(1, n // 2)
+        try:
+            stimulus.check_reset_after(reset_after, n)
+        except ValueError as e:
+            raise BnnflowError(str(e)) from None
     timing_order = [i % n for i in range(TIMING_IMAGES)]
     gold = golden.run(model, bits)
     expected = {"timing": _expected(gold, timing_order), "main": _expected(gold, range(n))}
@@ -371,7 +405,7 @@ def run_verify(model, *, simulator="amaranth", fold=None, ii=None, pipeline=0, f
         results, sidecar, sim_seconds, build_seconds = _simulate(
             simulator, design, bits, bits[timing_order], expected=expected, stall=stall,
             seed=seed, debug_taps=False, vcd=vcd, build_root=build_root, progress=progress,
-            label="verify")
+            label="verify", reset_after=reset_after)
         layout = OutputLayout.from_sidecar(sidecar)
         main = Scoreboard(gold.classes, gold.popcounts, layout, ids)
         mismatches = main.check(results["outputs"]["main"])
@@ -383,17 +417,24 @@ def run_verify(model, *, simulator="amaranth", fold=None, ii=None, pipeline=0, f
         if mismatches:
             m = mismatches[0]
             k = ids.index(m.image)
+            # Up to image k the rerun sees the same stalls; with a reset it needs every image
+            # (the reset's edge depends on the images still to send).
+            last = n if reset_mid_stream else k + 1
             diag, _, _, _ = _simulate(
-                simulator, design, bits[:k + 1], bits[timing_order],
+                simulator, design, bits[:last], bits[timing_order],
                 expected={"timing": expected["timing"],
-                          "main": _expected(gold, range(k + 1))},
+                          "main": _expected(gold, range(last))},
                 stall=stall, seed=seed, debug_taps=True, vcd=None, build_root=build_root,
-                progress=progress, label="diagnose")
+                progress=progress, label="diagnose", reset_after=reset_after)
             name, index, detail = _first_layer(model, gold, k, diag["tap_data"],
                                                layout.popcount_width)
             first = {**m.to_dict(), "layer": name, "layer_index": index,
                      "layer_detail": detail}
 
+    reset_rep = None
+    stale = []
+    if reset_mid_stream:
+        reset_rep, stale = _reset_report(results, reset_after, ids, layout, sidecar)
     latency, ii_measured = results["latency"], results["ii"]
     timing_ok = latency == sidecar["latency"] and ii_measured == sidecar["ii"]
     cycles = int(results["cycles"])
@@ -409,7 +450,7 @@ def run_verify(model, *, simulator="amaranth", fold=None, ii=None, pipeline=0, f
         "pipeline": sidecar.get("pipeline", pipeline),
         "fault": list(fault) if fault is not None else None,
         "hardware_model_differs": hardware_model is not None,
-        "mismatches": len(mismatches),
+        "mismatches": len(mismatches) + len(stale),
         "timing_mismatches": len(timing_mismatches),
         "missing_outputs": sum(1 for m in mismatches if m.actual is None),
         "stuck": results["stuck"],
@@ -430,11 +471,31 @@ def run_verify(model, *, simulator="amaranth", fold=None, ii=None, pipeline=0, f
                                   "(simulator start-up, elaboration and builds excluded; "
                                   "sim_seconds includes start-up)",
         "vcd": str(vcd) if vcd is not None else None,
+        "reset_mid_stream": reset_rep,
     }
-    rep["passed"] = not mismatches and not timing_mismatches and timing_ok
+    rep["passed"] = (not mismatches and not timing_mismatches and timing_ok and not stale
+                     and (reset_rep is None or reset_rep["applied"]))
     if report is not None:
         write_report(rep, report)
     return rep
+
+
+def _reset_report(results, reset_after, ids, layout, sidecar):
+    """The report's ``reset_mid_stream`` entry, and the stale outputs."""
+    info = results.get("reset")
+    stale = results.get("stale") or []
+    entry = {"after": reset_after, "applied": info is not None, "edge": None,
+             "images_in_flight": None, "input_waiting": None, "restart_image": None,
+             "stale_outputs": len(stale), "stale": [], "min_latency": int(sidecar["latency"]),
+             "note": RESET_NOTE}
+    if info is not None:
+        entry.update(edge=int(info["edge"]), images_in_flight=int(info["in_flight"]),
+                     input_waiting=bool(info["input_waiting"]),
+                     restart_image=ids[int(info["restart"])])
+    for edge, payload in stale[:16]:
+        cls, pcs = layout.decode(payload)
+        entry["stale"].append({"edge": int(edge), "class": cls, "popcounts": pcs})
+    return entry, stale
 
 
 def write_report(rep, path):

@@ -19,23 +19,32 @@ class SoftPipe:
     """A stream FIFO of ``depth`` entries whose items appear ``latency`` edges after entry.
 
     It accepts at most one input every ``ii`` edges; ``drop`` > 0 makes it lose every
-    ``drop``-th input vector.
+    ``drop``-th input vector. ``rst`` empties it, unless ``ignore_reset`` (a design whose
+    reset does not reach its data path).
     """
 
-    def __init__(self, latency, depth=2, ii=1, drop=0):
+    def __init__(self, latency, depth=2, ii=1, drop=0, ignore_reset=False):
         self.latency, self.depth, self.ii, self.drop = latency, depth, ii, drop
+        self.ignore_reset = ignore_reset
         self.queue = []
         self.accepted = 0
         self.next_accept = 0
+        self.resets = []
 
     def run(self, bench):
         cycle = 0
         while not bench.done:
-            valid, payload, ready = bench.drive()
+            valid, payload, ready, rst = bench.drive()
             i_ready = int(len(self.queue) < self.depth and cycle >= self.next_accept)
             o_valid = int(bool(self.queue) and self.queue[0][0] <= cycle)
             o_payload = self.queue[0][1] if o_valid else 0
             bench.edge(valid, i_ready, o_valid, o_payload, [(valid and i_ready, payload)])
+            if rst:
+                self.resets.append((cycle, [p for _, p in self.queue]))
+                if not self.ignore_reset:
+                    self.queue, self.next_accept = [], 0
+                cycle += 1
+                continue
             if o_valid and ready:
                 self.queue.pop(0)
             if valid and i_ready:
@@ -119,3 +128,85 @@ def test_scoreboard_reports_wrong_and_missing_outputs():
         (11, {"class": 0, "popcounts": [4, 5, 0]}), (12, None)]
     assert mismatches[0].expected == {"class": 0, "popcounts": [4, 4, 0]}
     assert board.check([*good, payload(1, [0, 3, 3])]) == []
+
+
+# -- reset in the middle of the main phase -----------------------------------------------------
+
+@pytest.mark.parametrize(("stall", "seed"), [(0.0, 0), (0.3, 1), (0.7, 4)])
+def test_reset_mid_stream_resends_the_images_in_flight_and_loses_nothing(stall, seed):
+    bench, inputs = make_bench(stall=stall, seed=seed, reset_after=20, min_latency=6)
+    pipe = SoftPipe(6, depth=3, ii=2)
+    pipe.run(bench)
+    info = bench.reset_info
+    # One reset, at the edge the bench reports, with images inside the pipe (an output
+    # waiting among them) and the next image offered but not taken.
+    assert [edge for edge, _ in pipe.resets] == [info["edge"]]
+    held = pipe.resets[0][1]
+    assert held and held == inputs[info["restart"]:info["restart"] + len(held)]
+    assert info["in_flight"] == len(held) and info["input_waiting"]
+    assert bench.in_edges["main"][19] < info["edge"]
+    assert sum(e < info["edge"] for e in bench.in_edges["main"]) >= 20
+    # Every output in image order, none stale; the inputs resent start at the restart image.
+    assert bench.outputs["main"] == inputs and bench.stale == []
+    assert bench.tap_data[0] == inputs
+    after = [e for e in bench.out_edges["main"] if e > info["edge"]]
+    assert len(after) == len(inputs) - info["restart"]
+    assert not any(bench.stuck.values())
+    assert bench.to_dict()["reset"] == info
+
+
+def test_reset_mid_stream_changes_nothing_before_the_hold():
+    """The hold and the reset come after the N-th input: until then the run is the one without
+    a reset, draw for draw."""
+    plain, _ = make_bench(stall=0.4, seed=3)
+    SoftPipe(5, depth=3).run(plain)
+    reset, _ = make_bench(stall=0.4, seed=3, reset_after=15, min_latency=5)
+    SoftPipe(5, depth=3).run(reset)
+    nth = reset.in_edges["main"][14]
+    for key in ("in_edges", "out_edges"):
+        want = [e for e in getattr(plain, key)["main"] if e <= nth]
+        assert [e for e in getattr(reset, key)["main"] if e <= nth] == want
+    assert plain.reset_info is None and plain.to_dict()["reset"] is None
+    assert reset.cycles > plain.cycles
+
+
+def test_reset_after_the_last_image_went_in_still_fires():
+    # Deep enough to take every image: no input is left to wait when the output does.
+    bench, inputs = make_bench(n=12, reset_after=11, min_latency=4)
+    SoftPipe(4, depth=20).run(bench)
+    assert bench.reset_info["input_waiting"] is False
+    assert bench.reset_info["in_flight"] >= 1
+    assert bench.outputs["main"] == inputs and bench.stale == []
+
+
+def test_outputs_left_over_from_before_the_reset_are_stale():
+    bench, inputs = make_bench(stall=0.3, seed=2, reset_after=20, min_latency=6)
+    pipe = SoftPipe(6, depth=3, ii=2, ignore_reset=True)
+    pipe.run(bench)
+    held = pipe.resets[0][1]
+    assert held
+    # The images held at the reset come out after it, before the resent ones could.
+    assert [payload for _, payload in bench.stale] == held
+    assert all(edge > bench.reset_info["edge"] for edge, _ in bench.stale)
+    assert bench.to_dict()["stale"] == [list(s) for s in bench.stale]
+
+
+@pytest.mark.parametrize(("min_latency", "stale"), [(6, False), (7, True)])
+def test_an_output_sooner_than_min_latency_after_its_input_is_stale(min_latency, stale):
+    bench, _ = make_bench(reset_after=20, min_latency=min_latency)
+    SoftPipe(6, depth=3, ii=2).run(bench)
+    assert bool(bench.stale) is stale
+
+
+@pytest.mark.parametrize(("kw", "message"), [
+    (dict(n=1, reset_after=1), "a reset mid-stream needs at least 2 images, not 1"),
+    (dict(reset_after=0), r"reset_after must be an integer in 1\.\.39 \(images transferred "
+                          r"before the reset, one left to send\), not 0$"),
+    (dict(reset_after=40), r"reset_after must be an integer in 1\.\.39 .*, not 40$"),
+    (dict(reset_after=True), r"reset_after must be an integer in 1\.\.39 .*, not True$"),
+    (dict(reset_after=2.0), r"reset_after must be an integer in 1\.\.39 .*, not 2\.0$"),
+    (dict(min_latency=0), r"min_latency must be a positive integer, not 0$"),
+])
+def test_bad_reset_arguments_are_refused(kw, message):
+    with pytest.raises(ValueError, match=message):
+        make_bench(**kw)
