@@ -28,7 +28,6 @@ Everything happens in a temporary directory inside the output directory; the bit
 
 import json
 import os
-import re
 import shutil
 import tempfile
 import time
@@ -40,11 +39,11 @@ from amaranth.lib.cdc import FFSynchronizer
 
 from ..errors import BnnflowError, ToolError
 from ..fileio import log_tail, make_output_dir, write_text_atomic
-from .estimate import cell_counts, logic_need
+from ..tool_reports import placed_logic, read_pnr_report, read_stat, timing_failure, unplaceable
+from .estimate import measured_need
 from .fit import DoesNotFit, NotPlaced, _fit_hint, checked_folding, fit_by_placement
 from .platforms import BOARDS, Board, get_board
 from .pll import pll_for
-from .synth import UNPLACEABLE, _placer_need
 from .targets import get_target
 from .tools import run_step, tool_env
 
@@ -171,12 +170,6 @@ class BoardTop(Elaboratable):
         with m.Else():
             m.d.pll_por += timer.eq(timer + 1)
         m.d.comb += sync.rst.eq(~ready)
-
-
-def _timing_failure(log_text):
-    found = re.findall(r"Max frequency for clock\s+'([^']*)':\s*([\d.]+) MHz \(FAIL at "
-                       r"([\d.]+) MHz\)", log_text)
-    return found[-1] if found else None
 
 
 class _TimingMissed(Exception):
@@ -417,18 +410,13 @@ def _attempt(*, model, brd, tgt, fold, fold_text, pipeline, baud, popcounts, env
                                         env=env), 3)
     except ToolError:
         _explain_fit(work, model, fold, fold_text, tgt, brd)
-        timing = _timing_failure(log_tail(work / "top.tim", 400)
-                                 + log_tail(work / "build.log", 400))
+        timing = timing_failure(_failure_log(work))
         if timing:
-            attempt.update(fmax_mhz=float(timing[1]), timing_met=False)
-            raise _TimingMissed(float(timing[1])) from None
+            attempt.update(fmax_mhz=timing.reached_mhz, timing_met=False)
+            raise _TimingMissed(timing.reached_mhz) from None
         raise
-    stat = json.loads((work / "stat.json").read_text(encoding="utf-8"))
-    by_type = {k: v for k, v in stat["design"]["num_cells_by_type"].items()
-               if not k.startswith("$")}
-    pnr = json.loads((work / "pnr.json").read_text(encoding="utf-8"))
-    fmax = [c["achieved"] for c in pnr.get("fmax", {}).values() if "achieved" in c]
-    fmax = round(min(fmax), 2) if fmax else None
+    counts = read_stat(work / "stat.json", tgt.family)
+    fmax = read_pnr_report(work / "pnr.json").fmax_mhz
     attempt.update(fmax_mhz=fmax, timing_met=True, step_seconds=steps)
     suffix = "bin" if tgt.family == "ice40" else "bit"
     manifest, _ = model.manifest()
@@ -439,42 +427,31 @@ def _attempt(*, model, brd, tgt, fold, fold_text, pipeline, baud, popcounts, env
         "fmax_mhz": fmax,
         "folding": fold_text, "pipeline": pipeline, "ii": core.bnn.ii,
         "latency": core.bnn.latency, "protocol": core.protocol(),
-        "resources": cell_counts(tgt.family, by_type),
+        "resources": counts.as_dict(),
         "model_checksum": model_checksum(manifest), "step_seconds": steps,
         "bitstream": str(out_dir / f"top.{suffix}"), "port_hint": brd.port_hint,
     }
     return info, work
 
 
-def _explain_failure(work, model, fold, fold_text, tgt, brd, clk):
-    """Turn a failed build into a fit or timing error when the logs say so."""
-    _explain_fit(work, model, fold, fold_text, tgt, brd)
-    timing = _timing_failure(log_tail(work / "top.tim", 400) + log_tail(work / "build.log", 400))
-    if timing:
-        _, reached, wanted = timing
-        raise DoesNotFit(
-            f"the design reaches {float(reached):.1f} MHz, the {brd.name}'s clock is "
-            f"{clk / 1e6:g} MHz: add popcount pipeline stages (--pipeline 1 or 2) or fold the "
-            f"widest layers (--fold auto --ii CYCLES)") from None
+def _failure_log(work):
+    """The ends of nextpnr's timing report and of the build log of a failed build."""
+    return log_tail(work / "top.tim", 400) + log_tail(work / "build.log", 400)
 
 
 def _explain_fit(work, model, fold, fold_text, tgt, brd):
     """Raise :class:`NotPlaced` when the failed build's cell counts exceed the device or
     nextpnr found no legal placement."""
     stat_path = work / "stat.json"
-    if stat_path.exists():
-        stat = json.loads(stat_path.read_text(encoding="utf-8"))
-        counts = cell_counts(tgt.family, stat["design"]["num_cells_by_type"])
-        logic = counts["lut4"] + (2 * counts["carry"] if tgt.family == "ecp5" else 0)
-        need = logic_need(tgt.family, logic, counts["ff"])
-        log = log_tail(work / "top.tim", 400) + log_tail(work / "build.log", 400)
-        placed = _placer_need(log, tgt.family)
-        if (logic > tgt.lut4 or counts["bram"] > tgt.bram
-                or any(line in log for line in UNPLACEABLE)):
-            need = max(need, placed or 0)
-            raise NotPlaced(
-                f"the design needs {logic} LUT4, {counts['ff']} FF (about {need} logic cells) "
-                f"and {counts['bram']} block RAMs (folding {fold_text}); the {brd.name} "
-                f"({tgt.name}) has {tgt.lut4} logic cells and {tgt.bram} block RAMs; "
-                f"{_fit_hint(model, fold, need, tgt.lut4, tgt.bram, tgt.family)}",
-                need) from None
+    if not stat_path.exists():
+        return
+    counts = read_stat(stat_path, tgt.family)
+    log = _failure_log(work)
+    if counts.logic > tgt.lut4 or counts.bram > tgt.bram or unplaceable(log):
+        need = max(measured_need(counts), placed_logic(log, tgt.family) or 0)
+        raise NotPlaced(
+            f"the design needs {counts.logic} LUT4, {counts.ff} FF (about {need} logic cells) "
+            f"and {counts.bram} block RAMs (folding {fold_text}); the {brd.name} "
+            f"({tgt.name}) has {tgt.lut4} logic cells and {tgt.bram} block RAMs; "
+            f"{_fit_hint(model, fold, need, tgt.lut4, tgt.bram, tgt.family)}",
+            need) from None

@@ -6,24 +6,16 @@ Estimates of ``model`` folded as ``folding`` inside the synthesis wrapper: LUT4
 :func:`estimate_brams_used`, :func:`estimate_rom_luts` for ROMs kept in logic), with the
 constants they were calibrated on (Yosys 0.70 and nextpnr 0.11.1 counts; boards/README.md lists
 the designs), the depth at which Yosys moves a ROM to block RAM, and how many block RAMs read
-every cycle still route on ECP5 (:func:`routable_brams`). :func:`cell_counts` turns Yosys' real
-cell counts into the same fields. :data:`ROM_REGISTER` is here because the flip-flop estimate
-follows it.
+every cycle still route on ECP5 (:func:`routable_brams`). :func:`measured_need` applies the
+logic-cell rule to Yosys' real counts (read by :mod:`bnnflow.tool_reports`).
+:data:`ROM_REGISTER` is here because the flip-flop estimate follows it.
 """
 
 from .targets import rom_blocks
 
-__all__ = ["cell_counts", "estimate_ffs", "estimate_luts", "estimate_logic", "logic_need",
+__all__ = ["measured_need", "estimate_ffs", "estimate_luts", "estimate_logic", "logic_need",
            "estimate_brams", "estimate_brams_used", "estimate_rom_luts", "routable_brams",
            "LUT4_PER_XNOR_BIT", "UNPACKED_FF_SHARE", "ECP5_ROUTABLE_BRAMS", "ROM_REGISTER"]
-
-# Cell types counted in each report field, per family.
-_CELLS = {
-    "ice40": {"lut4": ("SB_LUT4",), "carry": ("SB_CARRY",), "bram": ("SB_RAM40_4K",),
-              "spram": ("SB_SPRAM256KA",), "ff_prefix": "SB_DFF"},
-    "ecp5": {"lut4": ("LUT4",), "carry": ("CCU2C",), "bram": ("DP16KD",), "spram": (),
-             "ff_prefix": "TRELLIS_FF"},
-}
 
 #: LUT4 per XNOR bit computed per cycle, from a first prototype's fully parallel 64x64 layer
 #: (3311 LUT4 on iCE40, 7928 on ECP5, for 4096 bits): the logic of a fully parallel layer.
@@ -81,15 +73,6 @@ _INPUT_LUTRAM_MAX_DEPTH = 64
 #: found no legal placement on three seeds; hw/README.md). ``synthesize`` and ``build`` should
 #: pass ``rom_register=ROM_REGISTER[family]`` to ``BnnTop`` (its default is ``False``).
 ROM_REGISTER = {"ice40": False, "ecp5": True}
-
-
-def cell_counts(family, by_type):
-    """Report fields ``lut4, ff, carry, bram, spram`` from Yosys' cell counts by type."""
-    spec = _CELLS[family]
-    counts = {key: sum(by_type.get(t, 0) for t in spec[key])
-              for key in ("lut4", "carry", "bram", "spram")}
-    counts["ff"] = sum(n for t, n in by_type.items() if t.startswith(spec["ff_prefix"]))
-    return counts
 
 
 def _roms(model, folding):
@@ -337,6 +320,12 @@ def logic_need(family, lut4, ff, carry=0):
     if family == "ice40":
         return round(lut4 + UNPACKED_FF_SHARE * ff)
     return max(lut4 + 2 * carry, ff)
+
+
+def measured_need(counts):
+    """Logic cells a synthesized design needs: :func:`logic_need` of Yosys' counts (a
+    :class:`~bnnflow.tool_reports.CellCounts`, its LUT4 with two per ECP5 carry cell)."""
+    return logic_need(counts.family, counts.logic, counts.ff)
 
 
 def estimate_logic(model, folding, family, pipeline=0):

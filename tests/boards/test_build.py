@@ -6,8 +6,8 @@ import re
 import pytest
 
 from bnnflow.boards import build as build_module
-from bnnflow.boards.build import BOARDS, BoardTop, _explain_failure, build
-from bnnflow.boards.fit import DoesNotFit
+from bnnflow.boards.build import BOARDS, BoardTop, _explain_fit, build
+from bnnflow.boards.fit import DoesNotFit, NotPlaced
 from bnnflow.boards.platforms import get_board
 from bnnflow.boards.pll import ecp5_pll, ice40_pll
 from bnnflow.boards.targets import get_target
@@ -267,30 +267,61 @@ def test_cli_build_bad_request_exits_2(tiny, tmp_path, capsys, argv, message):
     assert not (tmp_path / "o").exists() or list((tmp_path / "o").iterdir()) == []
 
 
-def test_board_clock_missed_becomes_a_clear_error(tiny, tmp_path):
+def failing_tools(monkeypatch, files):
+    """Make Amaranth's build script fail after leaving ``files`` (name: text) in the build
+    directory, as Yosys and nextpnr leave them; return the error it raises."""
+    error = ToolError("build failed (exit status 1); last lines of its log:\nboom")
+
+    def run_step(step, argv, *, cwd, **kw):
+        for name, text in files.items():
+            (cwd / name).write_text(text)
+        raise error
+
+    monkeypatch.setattr(build_module, "run_step", run_step)
+    return error
+
+
+def stat_json(by_type):
+    return json.dumps({"design": {"num_cells_by_type": {"$scopeinfo": 4, **by_type}}})
+
+
+@pytest.mark.parametrize("clock", ["board", "auto"])
+def test_board_clock_missed_becomes_a_clear_error(tiny, tmp_path, monkeypatch, clock):
     # What nextpnr leaves in top.tim when the board clock is missed.
-    (tmp_path / "top.tim").write_text(
-        "Info: Max frequency for clock 'clk12_0__io': 9.87 MHz (FAIL at 12.00 MHz)\n")
-    board = get_board("icebreaker")
-    with pytest.raises(DoesNotFit, match=r"^the design reaches 9\.9 MHz, the icebreaker's clock "
-                                         r"is 12 MHz: add popcount pipeline stages \(--pipeline 1"
-                                         r" or 2\) or fold the widest layers"):
-        _explain_failure(tmp_path, tiny, fully_parallel(tiny), "8x16,4x8",
-                         get_target(board.target), board, 12e6)
+    failing_tools(monkeypatch, {"top.tim": "Info: Max frequency for clock 'clk12_0__io': 9.87 "
+                                           "MHz (FAIL at 12.00 MHz)\n"})
+    with pytest.raises(DoesNotFit) as info:
+        build(tiny, "icebreaker", tmp_path, clock=clock)
+    assert str(info.value) == ("the design reaches 9.9 MHz, the icebreaker's clock is 12 MHz: "
+                               "add popcount pipeline stages (--pipeline 1 or 2) or fold the "
+                               "widest layers (--fold auto --ii CYCLES)")
+    assert list(tmp_path.iterdir()) == []
 
 
-def test_logic_overflow_in_a_board_build_becomes_a_fit_error(tiny, tmp_path):
-    stat = {"design": {"num_cells_by_type": {"SB_LUT4": 6000, "SB_DFF": 10, "SB_CARRY": 3}}}
-    (tmp_path / "stat.json").write_text(json.dumps(stat))
+LOGIC_OVERFLOW = ("the design needs 6000 LUT4, 10 FF (about 6007 logic cells) and 0 block RAMs "
+                  "(folding 8x16,4x8); the icebreaker (ice40-up5k) has 5280 logic cells and 30 "
+                  "block RAMs; no folding of this network is expected to fit; choose a larger "
+                  "target (ice40-hx8k with --fold auto --ii 1 is expected to fit)")
+
+
+def test_logic_overflow_in_a_board_build_becomes_a_fit_error(tiny, tmp_path, monkeypatch):
+    failing_tools(monkeypatch, {"stat.json": stat_json({"SB_LUT4": 6000, "SB_DFF": 10,
+                                                        "SB_CARRY": 3})})
+    with pytest.raises(NotPlaced) as info:
+        build(tiny, "icebreaker", tmp_path, clock="board")
+    assert str(info.value) == LOGIC_OVERFLOW
+    assert info.value.need == 6007
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_logic_overflow_is_read_from_the_yosys_counts(tiny, tmp_path):
+    (tmp_path / "stat.json").write_text(stat_json({"SB_LUT4": 6000, "SB_DFF": 10,
+                                                   "SB_CARRY": 3}))
     board = get_board("icebreaker")
-    with pytest.raises(DoesNotFit, match=r"^the design needs 6000 LUT4, 10 FF \(about 6007 logic "
-                                         r"cells\) and 0 block RAMs \(folding 8x16,4x8\); the "
-                                         r"icebreaker \(ice40-up5k\) has 5280 logic cells and 30 "
-                                         r"block RAMs; no folding of this network is expected "
-                                         r"to fit; choose a larger target \(ice40-hx8k with "
-                                         r"--fold auto --ii 1 is expected to fit\)$"):
-        _explain_failure(tmp_path, tiny, fully_parallel(tiny), "8x16,4x8",
-                         get_target(board.target), board, 12e6)
+    with pytest.raises(NotPlaced) as info:
+        _explain_fit(tmp_path, tiny, fully_parallel(tiny), "8x16,4x8", get_target(board.target),
+                     board)
+    assert str(info.value) == LOGIC_OVERFLOW
 
 
 def test_unplaceable_flip_flops_in_a_board_build_become_a_fit_error(tmp_path):
@@ -298,23 +329,49 @@ def test_unplaceable_flip_flops_in_a_board_build_become_a_fit_error(tmp_path):
     # needs 6199 logic cells for them. The hint must not repeat II 512.
     model = random_model([784, 64, 64, 64, 10], seed=0)
     fold = build_module.checked_folding(model, "auto", 512, get_target("ice40-up5k"))[0]
-    stat = {"design": {"num_cells_by_type": {"SB_LUT4": 2939, "SB_DFFESR": 4456}}}
-    (tmp_path / "stat.json").write_text(json.dumps(stat))
+    (tmp_path / "stat.json").write_text(stat_json({"SB_LUT4": 2939, "SB_DFFESR": 4456}))
     (tmp_path / "top.tim").write_text("Info: \t         ICESTORM_LC:    6199/   5280   117%\n"
                                       "ERROR: Unable to place cell 'x'\n")
     board = get_board("icebreaker")
-    with pytest.raises(DoesNotFit, match=r"^the design needs 2939 LUT4, 4456 FF \(about 6199 "
-                                         r"logic cells\) .*; no folding of this network is "
-                                         r"expected to fit; choose a larger target \(ice40-hx8k "
-                                         r"with --fold auto --ii 256 is expected to fit\)$"):
-        _explain_failure(tmp_path, model, fold, "text", get_target(board.target), board, 12e6)
+    with pytest.raises(NotPlaced) as info:
+        _explain_fit(tmp_path, model, fold, "text", get_target(board.target), board)
+    assert str(info.value) == (
+        "the design needs 2939 LUT4, 4456 FF (about 6199 logic cells) and 0 block RAMs "
+        "(folding text); the icebreaker (ice40-up5k) has 5280 logic cells and 30 block RAMs; "
+        "no folding of this network is expected to fit; choose a larger target (ice40-hx8k "
+        "with --fold auto --ii 256 is expected to fit)")
+    assert info.value.need == 6199
 
 
-def test_unexplained_failure_stays_a_tool_error(tiny, tmp_path):
+def test_an_ecp5_build_counts_two_lut4_per_carry_cell(tiny, tmp_path):
+    (tmp_path / "stat.json").write_text(stat_json({"LUT4": 83000, "CCU2C": 500,
+                                                   "TRELLIS_FF": 900}))
+    board = get_board("ulx3s")
+    with pytest.raises(NotPlaced) as info:
+        _explain_fit(tmp_path, tiny, fully_parallel(tiny), "8x16,4x8", get_target(board.target),
+                     board)
+    assert str(info.value) == ("the design needs 84000 LUT4, 900 FF (about 84000 logic cells) "
+                               "and 0 block RAMs (folding 8x16,4x8); the ulx3s (ecp5-85k) has "
+                               "83640 logic cells and 208 block RAMs; try --fold fit, or --fold "
+                               "auto --ii 8 (estimated to fit)")
+    assert info.value.need == 84000
+
+
+def test_a_build_that_fits_is_not_explained(tiny, tmp_path):
+    (tmp_path / "stat.json").write_text(stat_json({"SB_LUT4": 300, "SB_DFF": 10}))
     (tmp_path / "top.tim").write_text("ERROR: something else\n")
     board = get_board("icebreaker")
-    assert _explain_failure(tmp_path, tiny, fully_parallel(tiny), "8x16,4x8",
-                            get_target(board.target), board, 12e6) is None
+    assert _explain_fit(tmp_path, tiny, fully_parallel(tiny), "8x16,4x8",
+                        get_target(board.target), board) is None
+
+
+def test_unexplained_failure_stays_a_tool_error(tiny, tmp_path, monkeypatch):
+    error = failing_tools(monkeypatch, {"top.tim": "ERROR: something else\n",
+                                        "stat.json": stat_json({"SB_LUT4": 300})})
+    with pytest.raises(ToolError) as info:
+        build(tiny, "icebreaker", tmp_path, clock="board")
+    assert info.value is error
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_build_fold_fit_reports_the_folding_that_placed_and_every_attempt(tiny, tmp_path,

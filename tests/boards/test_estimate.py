@@ -6,6 +6,7 @@ from bnnflow.boards import estimate
 from bnnflow.boards.targets import rom_blocks
 from bnnflow.hw.folding import LayerFold, auto_fold, resolve_folding
 from bnnflow.model.random_net import random_model
+from bnnflow.tool_reports import cell_counts
 
 R64 = random_model([64, 64, 64, 64, 10], seed=0)
 
@@ -67,6 +68,16 @@ def test_flip_flop_estimate_counts_buffers_wrapper_and_pipeline():
 ])
 def test_logic_need_counts_flip_flops(family, lut4, ff, carry, need):
     assert estimate.logic_need(family, lut4, ff, carry) == need
+
+
+@pytest.mark.parametrize(("family", "by_type", "need"), [
+    ("ice40", {"SB_LUT4": 2939, "SB_DFFESR": 4456, "SB_CARRY": 50},
+     round(2939 + estimate.UNPACKED_FF_SHARE * 4456)),
+    ("ecp5", {"LUT4": 7723, "TRELLIS_FF": 2501, "CCU2C": 230}, 7723 + 460),
+    ("ecp5", {"LUT4": 1000, "TRELLIS_FF": 3000, "CCU2C": 10}, 3000),
+])
+def test_measured_need_applies_the_logic_rule_to_yosys_counts(family, by_type, need):
+    assert estimate.measured_need(cell_counts(family, by_type)) == need
 
 
 def test_estimated_brams_count_only_folded_layers():

@@ -103,12 +103,6 @@ def test_weights_over_the_block_ram_budget_fail_before_any_tool(tmp_path, monkey
     assert list(tmp_path.iterdir()) == []
 
 
-def test_placer_utilization_is_read_from_the_nextpnr_log():
-    log = "Info: \t         ICESTORM_LC:    6199/   5280   117%\n"
-    assert synth._placer_need(log, "ice40") == 6199
-    assert synth._placer_need("nothing here", "ice40") is None
-
-
 def test_missing_tool_fails_with_no_output(tiny, tmp_path, monkeypatch):
     monkeypatch.setattr(tools, "_bin_dir", lambda: tmp_path / "bin")
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
