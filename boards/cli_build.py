@@ -67,6 +67,9 @@ def run(args):
     print(info["clock"]["summary"])
     print(f"protocol: {proto['framing']} at {info['baud']} baud; send {proto['request_bytes']} "
           f"bytes per image, receive {proto['reply_bytes']} ({proto['reply']})")
+    print(f"verify it: bnnflow verify {args.model} --board {info['board']} --fold "
+          f"{info['folding']} --pipeline {info['pipeline']} --sim verilator-direct "
+          f"--images all --stall 0.2")
     print(f"run it: bnnflow run-board {args.model} --port PORT"
           + (" --class-only" if args.class_only else "")
           + (f" --baud {args.baud}" if args.baud != 115200 else "")

@@ -10,10 +10,15 @@ not arrived are sent again: every output must still match, and none may be left 
 before the reset. Exit status: 0 when everything matches (and the measured II and latency
 equal the sidecar's), 1 on any mismatch, 2 on bad input or a missing simulator.
 
+With --target T (or --board B) the design verified is the one 'bnnflow synth --target T' and
+'bnnflow build --board B' make (on ECP5 with a register after each weight ROM); the report's
+target and rom_register say which.
+
 Report keys (--report R.json): simulator, images, mismatches, timing_mismatches,
 first_mismatch (null or {image, layer, layer_index, expected, actual, layer_detail}), cycles,
 ii_measured, ii_expected, latency_measured, latency_expected, timing_ok, timing_note,
-wall_seconds, sim_seconds, build_seconds, cycles_per_second, passed, and the run's settings;
+wall_seconds, sim_seconds, build_seconds, cycles_per_second, passed, and the run's settings
+(folding, pipeline, rom_register, target, stall, seed, ...);
 reset_mid_stream (null without --reset-mid-stream, else {after, applied, edge,
 images_in_flight, input_waiting, restart_image, stale_outputs, stale, min_latency, note}).
 """
@@ -65,6 +70,12 @@ def add_arguments(parser):
 
     add_design_arguments(parser)
     add_rom_register_argument(parser)
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--target", default=None, metavar="ice40-up5k|ice40-hx8k|ecp5-25k|ecp5-85k",
+                       help="verify the design that synth and build make for this device (its "
+                            "weight-ROM register: on for ECP5)")
+    where.add_argument("--board", default=None, metavar="BOARD",
+                       help="the same for the FPGA of this board (icebreaker, ulx3s, ...)")
     parser.add_argument("--sim", required=True, choices=SIMULATORS,
                         help="simulator to run the design in (verilator-direct: the Verilator "
                              "model driven from C++, fastest)")
@@ -136,6 +147,9 @@ def print_report(rep, console=None):
                   f"{rep['wall_seconds']:.1f}", "")
     table.add_row("cycles per second", _fmt(rep["cycles_per_second"]), "")
     table.add_row("stall / seed", f"{rep['stall']} / {rep['seed']}", "")
+    design = (f"{rep['target']}: " if rep.get("target") else "") + (
+        "weight-ROM register" if rep.get("rom_register") else "no weight-ROM register")
+    table.add_row("design verified", design, "")
     reset = rep.get("reset_mid_stream")
     if reset:
         where = (f"edge {reset['edge']}, {reset['images_in_flight']} in flight, resent from "
@@ -164,6 +178,19 @@ def _fault(text):
     return ("drop_ready", int(layer))
 
 
+def _design_for(args):
+    """``(target, rom_register)``: with ``--target`` or ``--board``, the options synth and build
+    use for that device (the command line may reach the boards layer; sim/ does not)."""
+    if args.target is None and args.board is None:
+        return None, args.rom_register
+    from ..boards.estimate import ROM_REGISTER
+    from ..boards.platforms import get_board
+    from ..boards.targets import get_target
+
+    name = args.target if args.target is not None else get_board(args.board).target
+    return name, args.rom_register or ROM_REGISTER[get_target(name).family]
+
+
 def run(args):
     from pathlib import Path
 
@@ -189,12 +216,13 @@ def run(args):
                            f"(B, {model.input.width}))")
     if args.pipeline < 0:
         raise BnnflowError(f"--pipeline must be a non-negative integer, not {args.pipeline}")
+    target, rom_register = _design_for(args)
     rep = run_verify(model, simulator=args.sim, fold=args.fold, ii=args.ii,
                      pipeline=args.pipeline, inputs=args.inputs, images=images,
                      stall=args.stall, seed=args.seed, vcd=args.vcd, report=args.report,
                      build_root=args.build_dir, hardware_model=hardware_model, fault=fault,
-                     show_progress=not args.quiet, rom_register=args.rom_register,
+                     show_progress=not args.quiet, rom_register=rom_register,
                      reset_mid_stream=args.reset_mid_stream or args.reset_after is not None,
-                     reset_after=args.reset_after)
+                     reset_after=args.reset_after, target=target)
     print_report(rep)
     return 0 if rep["passed"] else 1

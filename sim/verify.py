@@ -304,7 +304,7 @@ def run_verify(model, *, simulator="amaranth", fold=None, ii=None, pipeline=0, f
                inputs=None, images=None, stall=0.0, seed=0, vcd=None, report=None,
                hardware_model=None, fault=None, design=None, build_root=None,
                show_progress=False, rom_register=False, reset_mid_stream=False,
-               reset_after=None):
+               reset_after=None, target=None):
     """Verify the generated hardware of ``model`` against its golden model.
 
     Parameters
@@ -349,6 +349,9 @@ def run_verify(model, *, simulator="amaranth", fold=None, ii=None, pipeline=0, f
     reset_after : int or None
         With ``reset_mid_stream``: main-phase images transferred in before the reset, in
         ``1..images-1`` (None: half of the images, rounded down, at least 1).
+    target : str or None
+        The device whose synthesis options the caller chose (``bnnflow verify --target``);
+        only recorded in the report (``"target"``, beside the ``"rom_register"`` verified).
 
     Returns
     -------
@@ -448,6 +451,8 @@ def run_verify(model, *, simulator="amaranth", fold=None, ii=None, pipeline=0, f
         "seed": int(seed),
         "folding": [[layer["pe"], layer["simd"]] for layer in sidecar.get("layers", [])],
         "pipeline": sidecar.get("pipeline", pipeline),
+        "rom_register": any(layer.get("rom_register") for layer in sidecar.get("layers", [])),
+        "target": target,
         "fault": list(fault) if fault is not None else None,
         "hardware_model_differs": hardware_model is not None,
         "mismatches": len(mismatches) + len(stale),

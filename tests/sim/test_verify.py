@@ -7,6 +7,7 @@ import pytest
 
 from bnnflow.cli import main
 from bnnflow.hw.verilog import generate
+from bnnflow.model import artifact
 from bnnflow.model.artifact import BnnModel, InputSpec
 from bnnflow.model.random_net import random_model
 from bnnflow.sim.verify import run_verify
@@ -42,9 +43,11 @@ def test_verify_passes_with_stalls_and_reports_timing(simulator, model_files, ne
     assert rep["cycles"] > (len(input_bits) + 8) * 15
     assert rep["cycles_per_second"] > 0 and rep["wall_seconds"] > 0
     assert "PASS" in out
-    text = vcd.read_text()
-    assert "$enddefinitions" in text and "#" in text.split("$enddefinitions", 1)[1]
-    assert "i__valid" in text or "valid" in text
+    header, dump = vcd.read_text().split("$enddefinitions", 1)
+    # The input stream's valid is declared and rises: the waveform holds the run.
+    valid = [line.split()[3] for line in header.splitlines()
+             if line.strip().startswith("$var") and line.split()[4] in ("i__valid", "valid")]
+    assert valid and any(f"1{code}" in dump.split() for code in valid)
 
 
 def test_same_seed_gives_the_same_cycles_on_every_simulator(net, input_bits, build_root):
@@ -111,3 +114,34 @@ def test_verify_with_the_rom_register_passes_with_stalls_at_the_same_timing(
     assert rep["images"] == len(input_bits) and rep["mismatches"] == 0
     _, sidecar = generate(net.model, net.fold, net.pipeline)
     assert (rep["ii_measured"], rep["latency_measured"]) == (sidecar["ii"], sidecar["latency"])
+
+
+@pytest.mark.parametrize(("where", "rom_register"), [
+    (["--target", "ecp5-85k"], True), (["--board", "ulx3s"], True),
+    (["--target", "ice40-up5k"], False), (["--board", "icebreaker"], False), ([], False)])
+def test_verify_target_verifies_the_design_synth_builds(tmp_path, where, rom_register):
+    from bnnflow.boards.estimate import ROM_REGISTER
+    from bnnflow.boards.targets import get_target
+
+    model = random_model([16, 8, 4], seed=0)
+    artifact.save(model, tmp_path / "m.bnn")
+    report = tmp_path / "r.json"
+    assert main(["verify", str(tmp_path / "m.bnn"), "--sim", "amaranth", "--fold", "4x8,4x4",
+                 "--inputs", str(_bits_file(tmp_path, model)), "--report", str(report),
+                 "--quiet", *where]) == 0
+    rep = json.loads(report.read_text())
+    assert rep["rom_register"] is rom_register and rep["mismatches"] == 0
+    if where:
+        name = where[1] if where[0] == "--target" else {"ulx3s": "ecp5-85k",
+                                                         "icebreaker": "ice40-up5k"}[where[1]]
+        assert rep["target"] == name
+        assert rom_register == ROM_REGISTER[get_target(name).family]
+    else:
+        assert rep["target"] is None
+
+
+def _bits_file(tmp_path, model):
+    path = tmp_path / "bits.npy"
+    np.save(path, np.random.default_rng(0).integers(0, 2, size=(6, model.input.width),
+                                                    dtype=np.uint8))
+    return path
