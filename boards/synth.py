@@ -151,15 +151,9 @@ def synthesize(model, target="ice40-up5k", folding=None, *, ii=None, pipeline=0,
     if isinstance(folding, str) and folding == "fit":
         if ii is not None:
             raise BnnflowError("--ii does not apply with --fold fit (it chooses the II)")
-        report, _, attempts = fit_by_placement(
-            model, target, lambda fold: synthesize(
-                model, target, fold, pipeline=pipeline, out_dir=out_dir, freq_mhz=freq_mhz,
-                seed=seed, progress=progress, pnr_timeout=pnr_timeout),
-            pipeline=pipeline, progress=say)
-        report["attempts"] = attempts
-        if out_dir is not None:
-            write_text_atomic(Path(out_dir) / "report.json", json.dumps(report, indent=2) + "\n")
-        return report
+        return _synthesize_fit(model, target, pipeline=pipeline, out_dir=out_dir,
+                               freq_mhz=freq_mhz, seed=seed, progress=progress,
+                               pnr_timeout=pnr_timeout)
     fold, fold_text = checked_folding(model, folding, ii, tgt, pipeline=pipeline)
     yosys = find_tool("yosys")
     nextpnr = find_tool(f"nextpnr-{tgt.family}")
@@ -181,59 +175,25 @@ def synthesize(model, target="ice40-up5k", folding=None, *, ii=None, pipeline=0,
         steps["generate"] = round(time.perf_counter() - t, 3)
 
         say(f"yosys synth_{tgt.family}")
-        (build / "synth.ys").write_text(
-            "read_rtlil design.il\n"
-            f"synth_{tgt.family} -top {SYNTH_TOP} -json netlist.json\n"
-            "tee -q -o stat.json stat -json\n", encoding="utf-8")
-        steps["yosys"] = round(run_step("yosys", [*yosys, "synth.ys"], cwd=build,
-                                        log=build / "yosys.log", keep_log_dir=keep), 3)
-        counts = read_stat(build / "stat.json", tgt.family)
+        steps["yosys"], counts = _run_yosys(yosys, tgt.family, build, keep)
         logic, need = counts.logic, measured_need(counts)
-        hint = _fit_hint(model, fold, need, tgt.lut4, tgt.bram, tgt.family, pipeline)
-        _check_counts(counts, tgt, fold_text, hint)
-
-        if counts.bram > routable_brams(tgt.family, tgt.bram):
-            # The limit is read from its module when the warning is made, so that it is always
-            # the one routable_brams applied (a test lowers it there).
-            say(f"warning: {counts.bram} block RAMs are read every cycle; ECP5 designs with "
-                f"more than {estimate.ECP5_ROUTABLE_BRAMS} failed to route in the measurements "
-                f"of boards/README.md (consider --pnr-timeout); {hint}")
+        _check_counts(counts, tgt, fold_text, say,
+                      _fit_hint(model, fold, need, tgt.lut4, tgt.bram, tgt.family, pipeline))
         freq = float(freq_mhz if freq_mhz is not None else tgt.freq_mhz)
-        device_args = [*tgt.nextpnr_args, *router_args(tgt.family, logic)]
-        clock = clock_pin_constraint(tgt)
-        if clock is not None:
-            (build / CLOCK_LPF).write_text(clock[0], encoding="utf-8")
-            device_args += clock[1]
+        device_args, clock = _device_args(tgt, logic, build)
         say(f"nextpnr-{tgt.family} {' '.join(device_args)} (constraint {freq:g} MHz)")
-        # A design near the placer's limit places with some seeds and not with others (the
-        # default digits tfc at II 256 on the UP5K: seed 1 failed, seeds 2 and 3 placed), so
-        # a failed placement is retried with the next seeds before the design is declared too
-        # big.
-        for attempt in range(PLACE_ATTEMPTS):
-            try_seed = seed + attempt
-            try:
-                steps["nextpnr"] = round(run_step(
-                    "nextpnr", [*nextpnr, *device_args, "--json", "netlist.json",
-                                "--report", "pnr.json", "--timing-allow-fail",
-                                "--freq", f"{freq:g}", "--seed", str(try_seed)],
-                    cwd=build, log=build / "nextpnr.log", keep_log_dir=keep,
-                    timeout=pnr_timeout), 3)
-                break
-            except BnnflowError:
-                tail = log_tail(build / "nextpnr.log", 200)
-                if not unplaceable(tail):
-                    raise
-                placed = placed_logic(tail, tgt.family) or need
-                if attempt + 1 < PLACE_ATTEMPTS:
-                    say(f"nextpnr could not place the design with seed {try_seed}; retrying "
-                        f"with seed {try_seed + 1}")
-                    continue
-                raise NotPlaced(
-                    f"nextpnr could not place the design on the {tgt.name} ({placed} logic "
-                    f"cells of {tgt.lut4}: {logic} LUT4, {counts.ff} FF; placer seeds "
-                    f"{seed}-{try_seed}); "
-                    f"{_fit_hint(model, fold, placed, tgt.lut4, tgt.bram, tgt.family, pipeline)}",
-                    placed) from None
+
+        def not_placed(placed, last):
+            placed = placed or need
+            hint = _fit_hint(model, fold, placed, tgt.lut4, tgt.bram, tgt.family, pipeline)
+            return NotPlaced(f"nextpnr could not place the design on the {tgt.name} ({placed} "
+                             f"logic cells of {tgt.lut4}: {logic} LUT4, {counts.ff} FF; placer "
+                             f"seeds {seed}-{last}); {hint}", placed)
+
+        try_seed, steps["nextpnr"] = _place(
+            [*nextpnr, *device_args, "--json", "netlist.json", "--report", "pnr.json",
+             "--timing-allow-fail", "--freq", f"{freq:g}"], build, keep, seed, pnr_timeout,
+            say, not_placed, tgt.family)
         pnr = read_pnr_report(build / "pnr.json")
 
         report = _report(tgt, pnr, counts, bnn, fold_text, pipeline, freq, steps, yosys,
@@ -241,20 +201,89 @@ def synthesize(model, target="ice40-up5k", folding=None, *, ii=None, pipeline=0,
         report["nextpnr_seed"] = try_seed
         report["device_args"] = device_args
         if out_dir is not None:
-            out_dir = Path(out_dir)
-            for src, dst in (("yosys.log", "yosys.log"), ("nextpnr.log", "nextpnr.log"),
-                             ("pnr.json", "nextpnr-report.json"), ("stat.json", "yosys-stat.json"),
-                             *([(CLOCK_LPF, CLOCK_LPF)] if clock is not None else [])):
-                os.replace(build / src, out_dir / dst)
-            write_text_atomic(out_dir / "report.json", json.dumps(report, indent=2) + "\n")
+            _keep_outputs(build, Path(out_dir), report, clock is not None)
         return report
     finally:
         shutil.rmtree(build, ignore_errors=True)
 
 
-def _check_counts(counts, tgt, fold_text, hint):
+def _device_args(tgt, logic, build):
+    """nextpnr's device options for ``tgt`` (router by size, the clock pin on ECP5, whose
+    constraint file is written into ``build``): ``(args, clock pin or None)``."""
+    args = [*tgt.nextpnr_args, *router_args(tgt.family, logic)]
+    clock = clock_pin_constraint(tgt)
+    if clock is not None:
+        (build / CLOCK_LPF).write_text(clock[0], encoding="utf-8")
+        args += clock[1]
+    return args, clock
+
+
+def _keep_outputs(build, out_dir, report, clock_pin):
+    """Move the logs and tool reports of a successful run into ``out_dir``, then write
+    ``report.json`` there."""
+    for src, dst in (("yosys.log", "yosys.log"), ("nextpnr.log", "nextpnr.log"),
+                     ("pnr.json", "nextpnr-report.json"), ("stat.json", "yosys-stat.json"),
+                     *([(CLOCK_LPF, CLOCK_LPF)] if clock_pin else [])):
+        os.replace(build / src, out_dir / dst)
+    write_text_atomic(out_dir / "report.json", json.dumps(report, indent=2) + "\n")
+
+
+def _synthesize_fit(model, target, **options):
+    """``synthesize(..., folding="fit")``: the report of the fastest folding that places, with
+    every folding tried under ``attempts``."""
+    progress = options["progress"]
+    report, _, attempts = fit_by_placement(
+        model, target, lambda fold: synthesize(model, target, fold, **options),
+        pipeline=options["pipeline"], progress=progress or (lambda msg: None))
+    report["attempts"] = attempts
+    if options["out_dir"] is not None:
+        write_text_atomic(Path(options["out_dir"]) / "report.json",
+                          json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def _run_yosys(yosys, family, build, keep):
+    """Yosys ``synth_<family>`` on ``build/design.il``: ``(seconds, CellCounts)``."""
+    (build / "synth.ys").write_text(
+        "read_rtlil design.il\n"
+        f"synth_{family} -top {SYNTH_TOP} -json netlist.json\n"
+        "tee -q -o stat.json stat -json\n", encoding="utf-8")
+    seconds = run_step("yosys", [*yosys, "synth.ys"], cwd=build, log=build / "yosys.log",
+                       keep_log_dir=keep)
+    return round(seconds, 3), read_stat(build / "stat.json", family)
+
+
+def _place(command, build, keep, seed, timeout, say, not_placed, family):
+    """nextpnr ``command`` with seed ``seed``, then the next :data:`PLACE_ATTEMPTS` - 1 seeds
+    while it finds no legal placement: ``(seed that placed, seconds)``.
+
+    A design near the placer's limit places with some seeds and not with others (the default
+    digits tfc at II 256 on the UP5K: seed 1 failed, seeds 2 and 3 placed), so a failed
+    placement is retried before the design is declared too big: ``not_placed(logic cells the
+    placer wanted or None, last seed)`` is raised then.
+    """
+    for attempt in range(PLACE_ATTEMPTS):
+        try_seed = seed + attempt
+        try:
+            seconds = run_step("nextpnr", [*command, "--seed", str(try_seed)], cwd=build,
+                               log=build / "nextpnr.log", keep_log_dir=keep, timeout=timeout)
+            return try_seed, round(seconds, 3)
+        except BnnflowError:
+            tail = log_tail(build / "nextpnr.log", 200)
+            if not unplaceable(tail):
+                raise
+            if attempt + 1 < PLACE_ATTEMPTS:
+                say(f"nextpnr could not place the design with seed {try_seed}; retrying with "
+                    f"seed {try_seed + 1}")
+                continue
+            raise not_placed(placed_logic(tail, family), try_seed) from None
+    raise AssertionError("unreachable")
+
+
+def _check_counts(counts, tgt, fold_text, say, hint):
     """Raise :class:`NotPlaced` when Yosys' ``counts`` are more than ``tgt`` holds, before
-    nextpnr spends its time on them."""
+    nextpnr spends its time on them; warn through ``say`` when an ECP5 design reads more block
+    RAMs per cycle than were seen to route."""
     logic, need = counts.logic, measured_need(counts)
     if logic > tgt.lut4:
         raise NotPlaced(
@@ -271,6 +300,12 @@ def _check_counts(counts, tgt, fold_text, hint):
         raise NotPlaced(
             f"the design needs {counts.bram} block RAMs (folding {fold_text}), the "
             f"{tgt.name} has {tgt.bram}: {counts.bram - tgt.bram} too many; {hint}", need)
+    if counts.bram > routable_brams(tgt.family, tgt.bram):
+        # The limit is read from its module when the warning is made, so that it is always
+        # the one routable_brams applied (a test lowers it there).
+        say(f"warning: {counts.bram} block RAMs are read every cycle; ECP5 designs with more "
+            f"than {estimate.ECP5_ROUTABLE_BRAMS} failed to route in the measurements of "
+            f"boards/README.md (consider --pnr-timeout); {hint}")
 
 
 def _percent(usage):
