@@ -36,8 +36,11 @@ from pathlib import Path
 from ..errors import ToolError
 from ..fileio import locked, log_tail
 from . import tools
+from .backend import TOP_NAME, NullProgress, SimResult, generate, tap_ports
+from .stimulus import OutputLayout, default_max_idle
 
-__all__ = ["TIMESCALE", "BENCH_MODULE", "BUILD_OK", "default_build_root", "build", "run_bench"]
+__all__ = ["TIMESCALE", "BENCH_MODULE", "BUILD_OK", "default_build_root", "build", "run_bench",
+           "simulate_verilator", "simulate_icarus"]
 
 TIMESCALE = ("1ns", "1ps")
 BENCH_MODULE = "bnnflow.sim.cocotb_bench"
@@ -270,3 +273,47 @@ def run_bench(simulator, build_dir, top, job, *, vcd=None, progress=None):
     else:
         results["log"] = str(log)
     return results
+
+
+def _simulate(simulator, design, job, progress):
+    progress = progress or NullProgress()
+    build_task = progress.task(f"{job.label}: generate + build ({simulator})", total=1)
+    started = time.monotonic()
+    verilog, sidecar = generate(design.verilog, job.debug_taps)
+    top = sidecar.get("top", TOP_NAME)
+    build_dir = build(simulator, verilog, top, build_root=job.build_root)
+    build_seconds = time.monotonic() - started
+    progress.update(build_task, completed=1)
+    run = progress.task(f"{job.label}: simulate ({simulator})", total=len(job.main_inputs))
+    layout = OutputLayout.from_sidecar(sidecar)
+    bench_job = {
+        "main_inputs": [format(v, "x") for v in job.main_inputs],
+        "timing_inputs": [format(v, "x") for v in job.timing_inputs],
+        "stall": job.stall, "seed": job.seed,
+        "max_idle": default_max_idle(sidecar["latency"], sidecar["ii"], job.stall),
+        "taps": tap_ports(design, job.debug_taps),
+        "reset_after": job.reset_after, "min_latency": int(sidecar["latency"]),
+        "layout": {"class_width": layout.class_width,
+                   "popcount_width": layout.popcount_width, "classes": layout.classes},
+        "expected": job.expected,
+    }
+    results = run_bench(simulator, build_dir, top, bench_job, vcd=job.vcd,
+                        progress=lambda n: progress.update(run, completed=n))
+    progress.update(run, completed=len(results["outputs"]["main"]))
+    return SimResult.from_bench(results, sidecar=sidecar,
+                                loop_seconds=results.get("loop_seconds"),
+                                sim_seconds=results["sim_seconds"], build_seconds=build_seconds)
+
+
+def simulate_verilator(design, job, progress=None):
+    """The ``verilator`` back end: generate ``design.verilog()``, build (cached), run ``job``.
+
+    Returns a :class:`SimResult`; ``build_seconds`` counts generation and build,
+    ``sim_seconds`` the simulator's whole run (start-up included).
+    """
+    return _simulate("verilator", design, job, progress)
+
+
+def simulate_icarus(design, job, progress=None):
+    """The ``icarus`` back end: as :func:`simulate_verilator`, on Icarus Verilog."""
+    return _simulate("icarus", design, job, progress)

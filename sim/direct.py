@@ -49,10 +49,11 @@ import numpy as np
 from ..errors import ToolError
 from ..fileio import locked, log_tail
 from . import tools
+from .backend import TOP_NAME, NullProgress, SimResult, generate
 from .stimulus import StreamBench, default_max_idle, gap_rng
 
 __all__ = ["DIRECT_OVERRIDES", "VERILATOR_OPTIONS", "EXECUTABLE", "WRAPPER", "stage_wrapper",
-           "stall_decisions", "build", "run_bench"]
+           "stall_decisions", "build", "run_bench", "simulate"]
 
 #: ``verilated.mk`` overrides: the wheel's settings plus optimization (the run is long). The
 #: design's code is compiled with ``-O3`` (sfc-mnist5k, split functions: 75 ms of CPU against 80
@@ -419,25 +420,43 @@ def run_bench(executable, main_inputs, timing_inputs, *, in_width, out_width, st
     return out
 
 
-def simulate(verilog, sidecar, main_inputs, timing_inputs, *, stall, seed, vcd, build_root,
-             reset_after=None):
-    """Build (cached) and run; ``(results, build_seconds)`` for :mod:`bnnflow.sim.verify`.
+def simulate(design, job, progress=None):
+    """The ``verilator-direct`` back end: generate ``design.verilog()``, build (cached), run.
 
-    ``reset_after``: reset the design in the middle of the main phase (see
-    :class:`StreamBench`; stale outputs are those sooner than the sidecar's latency)."""
-    top = sidecar.get("top", "bnnflow_top")
+    Parameters
+    ----------
+    design : HwDesign
+    job : SimJob
+        Its ``reset_after`` resets the design in the middle of the main phase (see
+        :class:`StreamBench`; stale outputs are those sooner than the sidecar's latency).
+    progress : NullProgress-like or None
+
+    Returns
+    -------
+    SimResult
+        ``sim_seconds`` counts the harness's runs, ``build_seconds`` everything else
+        (generation and build).
+    """
+    progress = progress or NullProgress()
+    build_task = progress.task(f"{job.label}: generate + build (verilator-direct)", total=1)
     started = time.monotonic()
-    executable = build(verilog, top, build_root=build_root, trace=vcd is not None)
-    build_seconds = time.monotonic() - started
+    verilog, sidecar = generate(design.verilog, job.debug_taps)
+    progress.update(build_task, completed=1)
+    run = progress.task(f"{job.label}: simulate (verilator-direct)", total=len(job.main_inputs))
+    top = sidecar.get("top", TOP_NAME)
+    executable = build(verilog, top, build_root=job.build_root, trace=job.vcd is not None)
     in_width = _port_width(verilog, top, "i__payload")
     out_width = _port_width(verilog, top, "o__payload")
-    results = run_bench(executable, main_inputs, timing_inputs, in_width=in_width,
-                        out_width=out_width,
-                        stall=stall, seed=seed,
-                        max_idle=default_max_idle(sidecar["latency"], sidecar["ii"], stall),
-                        ii=sidecar["ii"], vcd=vcd, reset_after=reset_after,
+    results = run_bench(executable, job.main_inputs, job.timing_inputs, in_width=in_width,
+                        out_width=out_width, stall=job.stall, seed=job.seed,
+                        max_idle=default_max_idle(sidecar["latency"], sidecar["ii"], job.stall),
+                        ii=sidecar["ii"], vcd=job.vcd, reset_after=job.reset_after,
                         min_latency=int(sidecar["latency"]))
-    return results, build_seconds
+    progress.update(run, completed=len(results["outputs"]["main"]))
+    sim_seconds = results["sim_seconds"]
+    return SimResult.from_bench(results, sidecar=sidecar, loop_seconds=results["loop_seconds"],
+                                sim_seconds=sim_seconds,
+                                build_seconds=time.monotonic() - started - sim_seconds)
 
 
 def _port_width(verilog, top, port):

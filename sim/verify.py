@@ -40,12 +40,12 @@ from ..errors import BnnflowError
 from ..fileio import write_text_atomic
 from ..model import golden
 from . import stimulus
-from .stimulus import OutputLayout, Scoreboard, StreamBench, bits_to_int
+from .backend import BACKENDS, TOP_NAME, SimJob
+from .stimulus import OutputLayout, Scoreboard, bits_to_int
 
 __all__ = ["TOP_NAME", "TIMING_IMAGES", "DEFAULT_IMAGES", "HwDesign", "select_inputs",
            "run_verify", "write_report"]
 
-TOP_NAME = "bnnflow_top"
 TIMING_IMAGES = 8
 #: Default number of images per simulator (None: the whole test split).
 DEFAULT_IMAGES = {"amaranth": 100, "icarus": 100, "verilator": None,
@@ -202,83 +202,15 @@ class _Progress:
             self.progress.update(task, **kw)
 
 
-def _generate(method, debug_taps):
-    try:
-        return method(debug_taps=debug_taps)
-    except ValueError as e:
-        raise BnnflowError(f"cannot generate the design: {e}") from None
+def _simulate(simulator, design, main_bits, timing_bits, *, progress, **options):
+    """Run one bench on the back end :data:`BACKENDS` names; return its :class:`SimResult`.
 
-
-def _simulate(simulator, design, main_bits, timing_bits, *, expected, stall, seed, debug_taps,
-              vcd, build_root, progress, label, reset_after=None):
-    """Build (if needed) and run one bench; return ``(bench_results, sidecar, seconds)``."""
-    n_layers = len(design.model.layers)
-    taps = [(f"tap_{j}_valid", f"tap_{j}_data") for j in range(n_layers)] if debug_taps else []
-    main_inputs = [bits_to_int(b) for b in main_bits]
-    timing_inputs = [bits_to_int(b) for b in timing_bits]
-    if simulator == "amaranth":
-        build = progress.task(f"{label}: elaborate (amaranth)", total=1)
-        top, sidecar = _generate(design.component, debug_taps)
-        progress.update(build, completed=1)
-        run = progress.task(f"{label}: simulate (amaranth)", total=len(main_inputs))
-        bench = StreamBench(main_inputs, timing_inputs, stall=stall, seed=seed,
-                            max_idle=stimulus.default_max_idle(sidecar["latency"],
-                                                               sidecar["ii"], stall),
-                            taps=len(taps),
-                            progress=lambda n: progress.update(run, completed=n),
-                            reset_after=reset_after, min_latency=int(sidecar["latency"]))
-        from .amaranth_sim import run_bench
-
-        started = time.monotonic()
-        loop_seconds = run_bench(top, bench, taps=taps, vcd=vcd)
-        seconds = time.monotonic() - started
-        progress.update(run, completed=len(bench.outputs["main"]))
-        results = bench.to_dict()
-        results["loop_seconds"] = loop_seconds
-        return results, sidecar, seconds, 0.0
-
-    if simulator == "verilator-direct":
-        from . import direct
-
-        build = progress.task(f"{label}: generate + build ({simulator})", total=1)
-        started = time.monotonic()
-        verilog, sidecar = _generate(design.verilog, debug_taps)
-        progress.update(build, completed=1)
-        run = progress.task(f"{label}: simulate ({simulator})", total=len(main_inputs))
-        results, build_seconds = direct.simulate(verilog, sidecar, main_inputs, timing_inputs,
-                                                 stall=stall, seed=seed, vcd=vcd,
-                                                 build_root=build_root, reset_after=reset_after)
-        progress.update(run, completed=len(results["outputs"]["main"]))
-        return (results, sidecar, results["sim_seconds"],
-                time.monotonic() - started - results["sim_seconds"])
-
-    from . import cocotb_sim
-
-    build = progress.task(f"{label}: generate + build ({simulator})", total=1)
-    started = time.monotonic()
-    verilog, sidecar = _generate(design.verilog, debug_taps)
-    build_dir = cocotb_sim.build(simulator, verilog, sidecar.get("top", TOP_NAME),
-                                 build_root=build_root)
-    build_seconds = time.monotonic() - started
-    progress.update(build, completed=1)
-    run = progress.task(f"{label}: simulate ({simulator})", total=len(main_inputs))
-    layout = OutputLayout.from_sidecar(sidecar)
-    job = {
-        "main_inputs": [format(v, "x") for v in main_inputs],
-        "timing_inputs": [format(v, "x") for v in timing_inputs],
-        "stall": stall, "seed": seed,
-        "max_idle": stimulus.default_max_idle(sidecar["latency"], sidecar["ii"], stall),
-        "taps": taps,
-        "reset_after": reset_after, "min_latency": int(sidecar["latency"]),
-        "layout": {"class_width": layout.class_width,
-                   "popcount_width": layout.popcount_width, "classes": layout.classes},
-        "expected": expected,
-    }
-    results = cocotb_sim.run_bench(simulator, build_dir, sidecar.get("top", TOP_NAME), job,
-                                   vcd=vcd,
-                                   progress=lambda n: progress.update(run, completed=n))
-    progress.update(run, completed=len(results["outputs"]["main"]))
-    return results, sidecar, results["sim_seconds"], build_seconds
+    ``options`` are the other fields of :class:`SimJob` (stall, seed, debug_taps, vcd,
+    build_root, reset_after, expected, label).
+    """
+    job = SimJob([bits_to_int(b) for b in main_bits], [bits_to_int(b) for b in timing_bits],
+                 **options)
+    return BACKENDS[simulator](design, job, progress)
 
 
 def _expected(result, order):
@@ -405,16 +337,17 @@ def run_verify(model, *, simulator="amaranth", fold=None, ii=None, pipeline=0, f
     expected = {"timing": _expected(gold, timing_order), "main": _expected(gold, range(n))}
 
     with _Progress(show_progress) as progress:
-        results, sidecar, sim_seconds, build_seconds = _simulate(
+        results = _simulate(
             simulator, design, bits, bits[timing_order], expected=expected, stall=stall,
             seed=seed, debug_taps=False, vcd=vcd, build_root=build_root, progress=progress,
             label="verify", reset_after=reset_after)
+        sidecar = results.sidecar
         layout = OutputLayout.from_sidecar(sidecar)
         main = Scoreboard(gold.classes, gold.popcounts, layout, ids)
-        mismatches = main.check(results["outputs"]["main"])
+        mismatches = main.check(results.outputs["main"])
         timing = Scoreboard(gold.classes[timing_order], gold.popcounts[timing_order], layout,
                             [ids[i] for i in timing_order])
-        timing_mismatches = timing.check(results["outputs"]["timing"])
+        timing_mismatches = timing.check(results.outputs["timing"])
 
         first = None
         if mismatches:
@@ -423,13 +356,13 @@ def run_verify(model, *, simulator="amaranth", fold=None, ii=None, pipeline=0, f
             # Up to image k the rerun sees the same stalls; with a reset it needs every image
             # (the reset's edge depends on the images still to send).
             last = n if reset_mid_stream else k + 1
-            diag, _, _, _ = _simulate(
+            diag = _simulate(
                 simulator, design, bits[:last], bits[timing_order],
                 expected={"timing": expected["timing"],
                           "main": _expected(gold, range(last))},
                 stall=stall, seed=seed, debug_taps=True, vcd=None, build_root=build_root,
                 progress=progress, label="diagnose", reset_after=reset_after)
-            name, index, detail = _first_layer(model, gold, k, diag["tap_data"],
+            name, index, detail = _first_layer(model, gold, k, diag.tap_data,
                                                layout.popcount_width)
             first = {**m.to_dict(), "layer": name, "layer_index": index,
                      "layer_detail": detail}
@@ -438,10 +371,10 @@ def run_verify(model, *, simulator="amaranth", fold=None, ii=None, pipeline=0, f
     stale = []
     if reset_mid_stream:
         reset_rep, stale = _reset_report(results, reset_after, ids, layout, sidecar)
-    latency, ii_measured = results["latency"], results["ii"]
+    latency, ii_measured = results.latency, results.ii
     timing_ok = latency == sidecar["latency"] and ii_measured == sidecar["ii"]
-    cycles = int(results["cycles"])
-    loop = float(results.get("loop_seconds") or 0.0)
+    cycles = int(results.cycles)
+    loop = results.loop_seconds
     rep = {
         "simulator": simulator,
         "model_checksum": sidecar.get("model_checksum"),
@@ -458,7 +391,7 @@ def run_verify(model, *, simulator="amaranth", fold=None, ii=None, pipeline=0, f
         "mismatches": len(mismatches) + len(stale),
         "timing_mismatches": len(timing_mismatches),
         "missing_outputs": sum(1 for m in mismatches if m.actual is None),
-        "stuck": results["stuck"],
+        "stuck": results.stuck,
         "first_mismatch": first,
         "cycles": cycles,
         "ii_measured": ii_measured,
@@ -467,8 +400,8 @@ def run_verify(model, *, simulator="amaranth", fold=None, ii=None, pipeline=0, f
         "latency_expected": sidecar["latency"],
         "timing_ok": timing_ok,
         "timing_note": TIMING_NOTE,
-        "build_seconds": round(build_seconds, 3),
-        "sim_seconds": round(sim_seconds, 3),
+        "build_seconds": round(results.build_seconds, 3),
+        "sim_seconds": round(results.sim_seconds, 3),
         "wall_seconds": round(time.monotonic() - started, 3),
         "loop_seconds": round(loop, 3),
         "cycles_per_second": round(cycles / loop, 1) if loop > 0 else None,
@@ -487,8 +420,8 @@ def run_verify(model, *, simulator="amaranth", fold=None, ii=None, pipeline=0, f
 
 def _reset_report(results, reset_after, ids, layout, sidecar):
     """The report's ``reset_mid_stream`` entry, and the stale outputs."""
-    info = results.get("reset")
-    stale = results.get("stale") or []
+    info = results.reset
+    stale = results.stale
     entry = {"after": reset_after, "applied": info is not None, "edge": None,
              "images_in_flight": None, "input_waiting": None, "restart_image": None,
              "stale_outputs": len(stale), "stale": [], "min_latency": int(sidecar["latency"]),

@@ -18,6 +18,7 @@ from bnnflow.hw.verilog import generate
 from bnnflow.model import golden
 from bnnflow.model.artifact import save
 from bnnflow.sim import direct, tools
+from bnnflow.sim.backend import SimJob
 from bnnflow.sim.stimulus import StreamBench, bits_to_int, default_max_idle, gap_rng
 from bnnflow.sim.verify import HwDesign, run_verify
 
@@ -71,11 +72,10 @@ def test_same_seed_gives_the_same_transfers_as_amaranth(stall, seed, images, net
     bench = StreamBench(main_inputs, timing_inputs, stall=stall, seed=seed, max_idle=max_idle)
     run_bench(top, bench)
     want = bench.to_dict()
-    verilog, sidecar = design.verilog()
-    got, _ = direct.simulate(verilog, sidecar, main_inputs, timing_inputs, stall=stall,
-                             seed=seed, vcd=tmp_path / "w.vcd", build_root=build_root)
+    got = direct.simulate(design, SimJob(main_inputs, timing_inputs, stall=stall, seed=seed,
+                                         vcd=tmp_path / "w.vcd", build_root=build_root))
     for key in ("outputs", "in_edges", "out_edges", "stuck", "cycles", "latency", "ii"):
-        assert got[key] == want[key], key
+        assert getattr(got, key) == want[key], key
     assert not any(want["stuck"].values()) and len(want["outputs"]["main"]) == images
 
 
@@ -107,10 +107,10 @@ def test_ready_sequence_too_short_is_extended(net, input_bits, build_root, monke
                                               tmp_path):
     """A run longer than the precomputed o.ready sequence is repeated with a longer one."""
     design = HwDesign(net.model, _folding(net), net.pipeline)
-    verilog, sidecar = design.verilog()
     main_inputs = [bits_to_int(b) for b in input_bits]
-    args = dict(stall=0.5, seed=3, vcd=tmp_path / "w.vcd", build_root=build_root)
-    want, _ = direct.simulate(verilog, sidecar, main_inputs, main_inputs[:8], **args)
+    job = SimJob(main_inputs, main_inputs[:8], stall=0.5, seed=3, vcd=tmp_path / "w.vcd",
+                 build_root=build_root)
+    want = direct.simulate(design, job)
     lengths = []
     real = direct.stall_decisions
 
@@ -119,9 +119,9 @@ def test_ready_sequence_too_short_is_extended(net, input_bits, build_root, monke
         return real(n_main, 8 if len(lengths) == 1 else n_ready, stall, seed)
 
     monkeypatch.setattr(direct, "stall_decisions", short)
-    got, _ = direct.simulate(verilog, sidecar, main_inputs, main_inputs[:8], **args)
+    got = direct.simulate(design, job)
     assert len(lengths) == 2
-    assert got["cycles"] == want["cycles"] and got["outputs"] == want["outputs"]
+    assert got.cycles == want.cycles and got.outputs == want.outputs
 
 
 def test_stage_wrapper_registers_every_input_but_clk_and_passes_outputs():
