@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from ..errors import BnnflowError
 
 __all__ = ["TOP_NAME", "SimJob", "SimResult", "NullProgress", "generate", "tap_ports",
-           "BACKENDS"]
+           "golden_expected", "BACKENDS"]
 
 #: The top module of generated Verilog (and its sidecar's ``top`` when that is missing).
 TOP_NAME = "bnnflow_top"
@@ -127,6 +127,13 @@ def tap_ports(design, debug_taps):
     if not debug_taps:
         return []
     return [(f"tap_{j}_valid", f"tap_{j}_data") for j in range(len(design.model.layers))]
+
+
+def golden_expected(result, order):
+    """:attr:`SimJob.expected` of one phase: the golden classes and final popcounts of the
+    stream items ``order`` of a :func:`bnnflow.model.golden.run` result."""
+    return {"classes": [int(result.classes[k]) for k in order],
+            "popcounts": [[int(v) for v in result.popcounts[k]] for k in order]}
 
 
 def _entry(module, function):
