@@ -14,6 +14,7 @@ Modules:
 * :mod:`.cocotb_sim` and :mod:`.cocotb_bench`: builds and runs on Verilator and Icarus through
   cocotb's Python runner, and the cocotb test that runs inside the simulator;
 * :mod:`.direct`: the ``verilator-direct`` back end, a C++ harness with no Python per cycle;
+* :mod:`.build_cache`: the build directories of the back ends that compile a design;
 * :mod:`.verilator_cache`: Verilator run-time objects shared between builds;
 * :mod:`.tools`: finding the simulators, with the install command when one is missing.
 """

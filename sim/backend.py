@@ -37,7 +37,7 @@ class SimJob:
     vcd : path or None
         Write the run's waveform there.
     build_root : path or None
-        Where builds are cached (default :func:`bnnflow.sim.cocotb_sim.default_build_root`).
+        Where builds are cached (default :func:`bnnflow.sim.build_cache.default_build_root`).
     reset_after : int or None
         The mid-stream reset (:class:`StreamBench`; None: no reset).
     expected : dict or None

@@ -225,7 +225,7 @@ def run_verify(model, *, simulator="amaranth", fold=None, ii=None, pipeline=0, f
         The hardware under test (default :class:`HwDesign`); any object with its interface.
     build_root : path or None
         Where Verilator/Icarus builds are cached (default
-        :func:`bnnflow.sim.cocotb_sim.default_build_root`).
+        :func:`bnnflow.sim.build_cache.default_build_root`).
     show_progress : bool
         Show rich progress bars on stderr.
     rom_register : bool

@@ -125,10 +125,10 @@ def test_ready_sequence_too_short_is_extended(net, input_bits, build_root, monke
 
 
 def test_stage_wrapper_registers_every_input_but_clk_and_passes_outputs():
-    verilog = ("module t(clk, rst, a, y, v);\n  input clk;\n  wire clk;\n  input rst;\n"
-               "  input [7:0] a;\n  wire [7:0] a;\n  output [3:0] y;\n  reg [3:0] y;\n"
-               "  output v;\nendmodule\n")
-    text = direct.stage_wrapper(verilog, "t")
+    ports = {"clk": {"direction": "in", "width": 1}, "rst": {"direction": "in", "width": 1},
+             "a": {"direction": "in", "width": 8}, "y": {"direction": "out", "width": 4},
+             "v": {"direction": "out", "width": 1}}
+    text = direct.stage_wrapper(ports, "t")
     assert f"module {direct.WRAPPER}(clk, next_rst, next_a, y, v);" in text
     assert "  input [7:0] next_a;" in text and "  output [3:0] y;" in text
     # rst starts high: the design is in reset until the harness releases it.
@@ -139,14 +139,14 @@ def test_stage_wrapper_registers_every_input_but_clk_and_passes_outputs():
 
 def test_stage_wrapper_of_a_design_without_clk_raises():
     with pytest.raises(ToolError, match="^module t has no 1-bit clk input$"):
-        direct.stage_wrapper("module t(a);\n  input a;\nendmodule\n", "t")
+        direct.stage_wrapper({"a": {"direction": "in", "width": 1}}, "t")
 
 
 def test_no_design_logic_is_in_verilators_input_region(net, build_root):
     """With registered inputs Verilator generates no input-combinational ('ico') code: the
     design's logic runs once per cycle, after the rising edge (the speed of this back end)."""
     verilog, sidecar = HwDesign(net.model, _folding(net), net.pipeline).verilog()
-    executable = direct.build(verilog, sidecar["top"], build_root=build_root, trace=True)
+    executable = direct.build(verilog, sidecar, build_root=build_root, trace=True)
     sources = sorted(executable.parent.glob("Vtop*.cpp"))
     assert any("_nba_sequent" in f.read_text() for f in sources)
     assert not [f.name for f in sources if "_ico_sequent" in f.read_text()]
