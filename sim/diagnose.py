@@ -7,24 +7,17 @@ for that image and the first layer that differs is named (``"argmax"`` when ever
 but the output does not).
 """
 
+from ..model.conventions import pack_int
 from .backend import BACKENDS, SimJob, golden_expected
-from .stimulus import bits_to_int
 
 __all__ = ["first_mismatch", "first_layer", "golden_tap_values"]
-
-
-def _pack_popcounts(popcounts, width):
-    value = 0
-    for c, p in enumerate(popcounts):
-        value |= int(p) << (c * width)
-    return value
 
 
 def golden_tap_values(result, k, pw):
     """Golden per-layer outputs of stream item ``k`` packed like the hardware taps."""
     outs = result.layer_outputs()
-    values = [bits_to_int(a[k]) for a in outs[:-1]]
-    values.append(_pack_popcounts(outs[-1][k], pw))
+    values = [pack_int(a[k]) for a in outs[:-1]]
+    values.append(pack_int(outs[-1][k], pw))
     return values
 
 
@@ -67,8 +60,8 @@ def first_mismatch(simulator, design, model, gold, mismatch, *, bits, ids, timin
     last = len(bits) if reset_after is not None else k + 1
     expected = {"timing": golden_expected(gold, timing_order),
                 "main": golden_expected(gold, range(last))}
-    job = SimJob([bits_to_int(b) for b in bits[:last]],
-                 [bits_to_int(b) for b in bits[timing_order]], stall=stall, seed=seed,
+    job = SimJob([pack_int(b) for b in bits[:last]],
+                 [pack_int(b) for b in bits[timing_order]], stall=stall, seed=seed,
                  debug_taps=True, build_root=build_root, reset_after=reset_after,
                  expected=expected, label="diagnose")
     diag = BACKENDS[simulator](design, job, progress)

@@ -40,10 +40,11 @@ import numpy as np
 
 from ..errors import BnnflowError
 from ..model import golden
+from ..model.conventions import pack_int
 from . import stimulus
 from .backend import BACKENDS, TOP_NAME, SimJob, golden_expected
 from .diagnose import first_mismatch
-from .stimulus import OutputLayout, Scoreboard, bits_to_int
+from .stimulus import OutputLayout, Scoreboard
 from .verify_report import TIMING_IMAGES, build_report, write_report
 
 __all__ = ["TOP_NAME", "TIMING_IMAGES", "DEFAULT_IMAGES", "HwDesign", "select_inputs",
@@ -183,7 +184,7 @@ def _simulate(simulator, design, main_bits, timing_bits, *, progress, **options)
     ``options`` are the other fields of :class:`SimJob` (stall, seed, debug_taps, vcd,
     build_root, reset_after, expected, label).
     """
-    job = SimJob([bits_to_int(b) for b in main_bits], [bits_to_int(b) for b in timing_bits],
+    job = SimJob([pack_int(b) for b in main_bits], [pack_int(b) for b in timing_bits],
                  **options)
     return BACKENDS[simulator](design, job, progress)
 

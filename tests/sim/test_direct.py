@@ -17,9 +17,10 @@ from bnnflow.errors import ToolError
 from bnnflow.hw.verilog import generate
 from bnnflow.model import golden
 from bnnflow.model.artifact import save
+from bnnflow.model.conventions import pack_int
 from bnnflow.sim import direct, tools
 from bnnflow.sim.backend import SimJob
-from bnnflow.sim.stimulus import StreamBench, bits_to_int, default_max_idle, gap_rng
+from bnnflow.sim.stimulus import StreamBench, default_max_idle, gap_rng
 from bnnflow.sim.verify import HwDesign, run_verify
 
 SIM = "verilator-direct"
@@ -63,7 +64,7 @@ def test_same_seed_gives_the_same_transfers_as_amaranth(stall, seed, images, net
                                                         build_root, tmp_path):
     """Every transfer edge, payload and the cycle count equal Amaranth's bench, not just II."""
     design = HwDesign(net.model, _folding(net), net.pipeline)
-    main_inputs = [bits_to_int(b) for b in input_bits[:images]]
+    main_inputs = [pack_int(b) for b in input_bits[:images]]
     timing_inputs = main_inputs[:8]
     top, sidecar = design.component()
     max_idle = default_max_idle(sidecar["latency"], sidecar["ii"], stall)
@@ -107,7 +108,7 @@ def test_ready_sequence_too_short_is_extended(net, input_bits, build_root, monke
                                               tmp_path):
     """A run longer than the precomputed o.ready sequence is repeated with a longer one."""
     design = HwDesign(net.model, _folding(net), net.pipeline)
-    main_inputs = [bits_to_int(b) for b in input_bits]
+    main_inputs = [pack_int(b) for b in input_bits]
     job = SimJob(main_inputs, main_inputs[:8], stall=0.5, seed=3, vcd=tmp_path / "w.vcd",
                  build_root=build_root)
     want = direct.simulate(design, job)

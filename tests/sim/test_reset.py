@@ -24,11 +24,12 @@ from bnnflow.errors import BnnflowError
 from bnnflow.hw.folding import resolve_folding
 from bnnflow.hw.verilog import generate
 from bnnflow.model import golden
+from bnnflow.model.conventions import pack_int
 from bnnflow.model.random_net import random_model
 from bnnflow.sim import direct
 from bnnflow.sim.amaranth_sim import run_bench
 from bnnflow.sim.backend import SimJob
-from bnnflow.sim.stimulus import OutputLayout, StreamBench, bits_to_int, default_max_idle
+from bnnflow.sim.stimulus import OutputLayout, StreamBench, default_max_idle
 from bnnflow.sim.verify import TOP_NAME, HwDesign, run_verify
 
 SIMULATORS = ["amaranth", "icarus", "verilator", "verilator-direct"]
@@ -132,7 +133,7 @@ def test_direct_harness_replays_the_reset_transfer_for_transfer(name, stall, see
     wait)."""
     net = _net(name)
     design = HwDesign(net.model, net.folding, PIPELINE)
-    main_inputs = [bits_to_int(b) for b in net.bits]
+    main_inputs = [pack_int(b) for b in net.bits]
     timing_inputs = main_inputs[:8]
     top, sidecar = design.component()
     bench = StreamBench(main_inputs, timing_inputs, stall=stall, seed=seed,
