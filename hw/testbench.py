@@ -3,23 +3,16 @@
 Used by ``tests/hw`` (and usable by other test suites): :func:`simulate_stream` feeds a list of
 payloads into a component's input stream and collects its output transfers, with seeded random
 gaps in ``valid`` (producer side) and ``ready`` (consumer side), and records the clock edge of
-every transfer so tests can measure II and latency. Payloads are Python ints; :func:`to_int` and
-:func:`from_int` convert bit vectors (element ``i`` = bit ``i``) and packed fields.
+every transfer so tests can measure II and latency. Payloads are Python ints;
+:func:`bnnflow.model.conventions.pack_int` packs bit vectors (element ``i`` = bit ``i``) and
+fields into them, :func:`from_int` unpacks fields.
 """
 
 from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["StreamRun", "simulate_stream", "to_int", "from_int", "fields_of"]
-
-
-def to_int(bits):
-    """Bit vector (element ``i`` = bit ``i``) to a Python int."""
-    value = 0
-    for i, b in enumerate(np.asarray(bits).reshape(-1)):
-        value |= int(b) << i
-    return value
+__all__ = ["StreamRun", "simulate_stream", "from_int", "fields_of"]
 
 
 def from_int(value, count, width=1):

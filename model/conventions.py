@@ -30,6 +30,7 @@ __all__ = [
     "pm1_to_bits",
     "pack_bits",
     "unpack_bits",
+    "pack_int",
     "popcount_xnor",
     "dot_from_popcount",
     "popcount_from_dot",
@@ -68,6 +69,30 @@ def unpack_bits(packed, count):
     """Inverse of :func:`pack_bits` for vectors of ``count`` elements."""
     return np.unpackbits(np.asarray(packed, dtype=np.uint8), axis=-1, count=count,
                          bitorder=BITORDER)
+
+
+def pack_int(values, width=1):
+    """A vector as one integer: element ``i`` in bits ``[i * width, (i + 1) * width)``.
+
+    With ``width=1`` (the default) ``values`` are bits and the result is a stream payload
+    (element ``i`` is bit ``i``); wider fields pack e.g. the final popcounts as the output
+    layout and the debug taps lay them out.
+
+    Raises
+    ------
+    ValueError
+        A value is negative or does not fit in ``width`` bits.
+    """
+    values = np.asarray(values).reshape(-1)
+    if values.size and (values.min() < 0 or values.max() >> width):
+        raise ValueError(f"values must fit in {width} unsigned bit(s)")
+    if width == 1:
+        # One vector of thousands of bits per image: packbits instead of a Python loop.
+        return int.from_bytes(pack_bits(values).tobytes(), "little")
+    value = 0
+    for i, v in enumerate(values.tolist()):
+        value |= v << (i * width)
+    return value
 
 
 def popcount_xnor(x_bits, w_bits):

@@ -12,20 +12,15 @@ Uses cocotb's Python runner (the ``Verilator`` and ``Icarus`` classes that
 * Verilator: the run-time library objects come from :mod:`bnnflow.sim.verilator_cache`;
 * Icarus: ``-g2005`` (see :func:`build`) and ``vvp -vcd`` when a waveform is wanted.
 
-Builds are cached per design: the build directory is named after the SHA-256 of the simulator,
-the top name and the Verilog text, holds a ``build.ok`` marker once a build succeeded, and is
-deleted before a retry when a build failed (stale precompiled headers break the next Verilator
-build). A lock file serializes concurrent builds of the same design (pytest-xdist workers).
+Builds are cached per design by :mod:`bnnflow.sim.build_cache`, in a directory named after the
+SHA-256 of the simulator, the top name and the Verilog text.
 
 Outside pytest ``runner.test()`` does not raise when a test fails (under pytest it exits), so
 the outcome is always read from the results file with
 :func:`cocotb_tools.check_results.get_results`, and the bench's own results file.
 """
 
-import contextlib
-import hashlib
 import json
-import os
 import shutil
 import sys
 import tempfile
@@ -34,25 +29,19 @@ import time
 from pathlib import Path
 
 from ..errors import ToolError
-from ..fileio import locked, log_tail
+from ..fileio import log_tail
 from . import tools
+from .backend import TOP_NAME, NullProgress, SimResult, generate, tap_ports
+from .build_cache import BUILD_LOG, cached_build, design_dir, resolve_root
+from .stimulus import OutputLayout, default_max_idle
 
-__all__ = ["TIMESCALE", "BENCH_MODULE", "BUILD_OK", "default_build_root", "build", "run_bench"]
+__all__ = ["TIMESCALE", "BENCH_MODULE", "build", "run_bench", "simulate_verilator",
+           "simulate_icarus"]
 
 TIMESCALE = ("1ns", "1ps")
 BENCH_MODULE = "bnnflow.sim.cocotb_bench"
-#: Written into a build directory when its build finished (the cocotb and direct builds).
-BUILD_OK = "build.ok"
 _DUMP_MODULE = "bnnflow_vcd_dump"
 _ICARUS_VCD = "bnnflow_waves.vcd"
-
-
-def default_build_root():
-    """``$BNNFLOW_SIM_BUILD`` or ``<tmp>/bnnflow-sim-build-<uid>``."""
-    env = os.environ.get("BNNFLOW_SIM_BUILD")
-    if env:
-        return Path(env)
-    return Path(tempfile.gettempdir()) / f"bnnflow-sim-build-{os.getuid()}"
 
 
 def _verilator_runner(tool, cache_root=None):
@@ -113,22 +102,17 @@ def build(simulator, verilog, top, *, build_root=None):
 
     Every build can trace: Verilator builds get ``--trace`` and Icarus builds a VCD dump
     module, so one build serves runs with and without ``vcd`` (tracing is switched on per run,
-    and a run without it pays nothing for it).
+    and a run without it pays nothing for it). Cached by :mod:`bnnflow.sim.build_cache`.
 
     Raises
     ------
     ToolError
         The simulator is missing, or the build failed (the message ends with the log's tail).
     """
-    root = Path(build_root) if build_root is not None else default_build_root()
+    root = resolve_root(build_root)
     runner = _runner(simulator, cache_root=root / "verilated-cache")
-    key = hashlib.sha256(f"{simulator}\0{top}\0{verilog}".encode()).hexdigest()
-    build_dir = root / f"{simulator}-{top}-{key[:16]}"
-    with locked(root / f".{build_dir.name}.lock"):
-        if (build_dir / BUILD_OK).is_file():
-            return build_dir
-        shutil.rmtree(build_dir, ignore_errors=True)
-        build_dir.mkdir(parents=True)
+
+    def run_build(build_dir):
         source = build_dir / f"{top}.v"
         source.write_text(verilog)
         sources = [source]
@@ -153,20 +137,12 @@ def build(simulator, verilog, top, *, build_root=None):
                             f"    $dumpvars(0, {top});\n  end\nendmodule\n")
             sources.append(dump)
             build_args += ["-s", _DUMP_MODULE]
-        log = build_dir / "build.log"
-        try:
-            runner.build(sources=sources, hdl_toplevel=top, build_dir=build_dir,
-                         build_args=build_args, timescale=TIMESCALE,
-                         waves=simulator == "verilator", log_file=log)
-        except (RuntimeError, SystemExit) as e:
-            tail = log_tail(log, 15)
-            failed = root / f"{build_dir.name}.failed.log"
-            with contextlib.suppress(OSError):
-                shutil.copyfile(log, failed)
-            shutil.rmtree(build_dir, ignore_errors=True)
-            raise ToolError(f"{simulator} build failed ({e}); log: {failed}\n{tail}") from None
-        (build_dir / BUILD_OK).write_text("ok\n")
-    return build_dir
+        runner.build(sources=sources, hdl_toplevel=top, build_dir=build_dir,
+                     build_args=build_args, timescale=TIMESCALE,
+                     waves=simulator == "verilator", log_file=build_dir / BUILD_LOG)
+
+    return cached_build(design_dir(root, simulator, top, simulator, top, verilog), run_build,
+                        what=simulator, errors=(RuntimeError, SystemExit))
 
 
 def _poll_progress(path, callback, stop):
@@ -270,3 +246,47 @@ def run_bench(simulator, build_dir, top, job, *, vcd=None, progress=None):
     else:
         results["log"] = str(log)
     return results
+
+
+def _simulate(simulator, design, job, progress):
+    progress = progress or NullProgress()
+    build_task = progress.task(f"{job.label}: generate + build ({simulator})", total=1)
+    started = time.monotonic()
+    verilog, sidecar = generate(design.verilog, job.debug_taps)
+    top = sidecar.get("top", TOP_NAME)
+    build_dir = build(simulator, verilog, top, build_root=job.build_root)
+    build_seconds = time.monotonic() - started
+    progress.update(build_task, completed=1)
+    run = progress.task(f"{job.label}: simulate ({simulator})", total=len(job.main_inputs))
+    layout = OutputLayout.from_sidecar(sidecar)
+    bench_job = {
+        "main_inputs": [format(v, "x") for v in job.main_inputs],
+        "timing_inputs": [format(v, "x") for v in job.timing_inputs],
+        "stall": job.stall, "seed": job.seed,
+        "max_idle": default_max_idle(sidecar["latency"], sidecar["ii"], job.stall),
+        "taps": tap_ports(design, job.debug_taps),
+        "reset_after": job.reset_after, "min_latency": int(sidecar["latency"]),
+        "layout": {"class_width": layout.class_width,
+                   "popcount_width": layout.popcount_width, "classes": layout.classes},
+        "expected": job.expected,
+    }
+    results = run_bench(simulator, build_dir, top, bench_job, vcd=job.vcd,
+                        progress=lambda n: progress.update(run, completed=n))
+    progress.update(run, completed=len(results["outputs"]["main"]))
+    return SimResult.from_bench(results, sidecar=sidecar,
+                                loop_seconds=results.get("loop_seconds"),
+                                sim_seconds=results["sim_seconds"], build_seconds=build_seconds)
+
+
+def simulate_verilator(design, job, progress=None):
+    """The ``verilator`` back end: generate ``design.verilog()``, build (cached), run ``job``.
+
+    Returns a :class:`SimResult`; ``build_seconds`` counts generation and build,
+    ``sim_seconds`` the simulator's whole run (start-up included).
+    """
+    return _simulate("verilator", design, job, progress)
+
+
+def simulate_icarus(design, job, progress=None):
+    """The ``icarus`` back end: as :func:`simulate_verilator`, on Icarus Verilog."""
+    return _simulate("icarus", design, job, progress)

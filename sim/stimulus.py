@@ -61,7 +61,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 __all__ = [
-    "bits_to_int",
     "int_to_bits",
     "OutputLayout",
     "gap_rng",
@@ -73,15 +72,9 @@ __all__ = [
 ]
 
 
-def bits_to_int(bits):
-    """A vector of 0/1 as an integer, element ``i`` in bit ``i`` (the payload bit order)."""
-    bits = np.asarray(bits, dtype=np.uint8).ravel()
-    packed = np.packbits(bits, bitorder="little")
-    return int.from_bytes(packed.tobytes(), "little")
-
-
 def int_to_bits(value, width):
-    """Inverse of :func:`bits_to_int`: ``width`` bits, LSB first, as a uint8 array."""
+    """Inverse of :func:`bnnflow.model.conventions.pack_int`: ``width`` bits, LSB first, as a
+    uint8 array."""
     value = int(value)
     return np.array([(value >> i) & 1 for i in range(width)], dtype=np.uint8)
 

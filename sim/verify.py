@@ -5,10 +5,12 @@ simulator, :func:`bnnflow.hw.verilog.generate` for Verilator and Icarus), runs t
 stream bench (:mod:`bnnflow.sim.stimulus`) on it, checks every output (class and final
 popcounts) bit for bit against :func:`bnnflow.model.golden.run` and returns a report.
 
-When an output differs, the stream is run again up to the first mismatching image, with the
-same seed and stalls, on a design generated with ``debug_taps=True``; each layer's tap is
-compared with the golden model's ``layer_outputs()`` for that image, and the first layer that
-differs is named (``"argmax"`` when every layer agrees but the output does not).
+The design runs on the back end :data:`bnnflow.sim.backend.BACKENDS` names for the simulator.
+When an output differs, :func:`bnnflow.sim.diagnose.first_mismatch` runs the stream again up to
+the first mismatching image, with the same seed and stalls, on a design generated with
+``debug_taps=True``, and names the first layer whose tap differs from the golden model
+(``"argmax"`` when every layer agrees but the output does not). The report is built and written
+by :mod:`bnnflow.sim.verify_report`.
 
 Fault injection (for tests): ``hardware_model=`` builds the hardware from another model (e.g.
 a copy with one weight bit flipped) while the golden model keeps ``model``; ``fault=`` is
@@ -37,31 +39,20 @@ import time
 import numpy as np
 
 from ..errors import BnnflowError
-from ..fileio import write_text_atomic
 from ..model import golden
+from ..model.conventions import pack_int
 from . import stimulus
-from .stimulus import OutputLayout, Scoreboard, StreamBench, bits_to_int
+from .backend import BACKENDS, TOP_NAME, SimJob, golden_expected
+from .diagnose import first_mismatch
+from .stimulus import OutputLayout, Scoreboard
+from .verify_report import TIMING_IMAGES, build_report, write_report
 
 __all__ = ["TOP_NAME", "TIMING_IMAGES", "DEFAULT_IMAGES", "HwDesign", "select_inputs",
            "run_verify", "write_report"]
 
-TOP_NAME = "bnnflow_top"
-TIMING_IMAGES = 8
 #: Default number of images per simulator (None: the whole test split).
 DEFAULT_IMAGES = {"amaranth": 100, "icarus": 100, "verilator": None,
                   "verilator-direct": None}
-
-RESET_NOTE = ("edge: bench edges counted from 0 at the first edge after the initial reset, "
-              "timing phase included (as cycles); rst was high at that edge; images sent "
-              "again from restart_image; stale outputs: transfers after the reset sooner than "
-              "the sidecar latency after their image's new input transfer, each a mismatch")
-
-TIMING_NOTE = (f"measured in a stall-free timing phase right after reset: {TIMING_IMAGES} "
-               "images (the first stimulus images, repeated if fewer) fed back to back with "
-               "o.ready held high; latency = edges from the first input transfer to the first "
-               "output transfer; II = mean spacing of output transfers over the second half of "
-               "the phase")
-
 
 class HwDesign:
     """The hardware under test: ``BnnTop`` / ``generate()`` of :mod:`bnnflow.hw`.
@@ -149,21 +140,6 @@ def select_inputs(model, inputs=None, images=None):
     return np.asarray(bits, dtype=np.uint8), list(range(len(bits))), source
 
 
-def _pack_popcounts(popcounts, width):
-    value = 0
-    for c, p in enumerate(popcounts):
-        value |= int(p) << (c * width)
-    return value
-
-
-def _golden_tap_values(result, k, pw):
-    """Golden per-layer outputs of stream item ``k`` packed like the hardware taps."""
-    outs = result.layer_outputs()
-    values = [bits_to_int(a[k]) for a in outs[:-1]]
-    values.append(_pack_popcounts(outs[-1][k], pw))
-    return values
-
-
 class _Progress:
     """A rich progress display on stderr, or nothing."""
 
@@ -202,102 +178,15 @@ class _Progress:
             self.progress.update(task, **kw)
 
 
-def _generate(method, debug_taps):
-    try:
-        return method(debug_taps=debug_taps)
-    except ValueError as e:
-        raise BnnflowError(f"cannot generate the design: {e}") from None
+def _simulate(simulator, design, main_bits, timing_bits, *, progress, **options):
+    """Run one bench on the back end :data:`BACKENDS` names; return its :class:`SimResult`.
 
-
-def _simulate(simulator, design, main_bits, timing_bits, *, expected, stall, seed, debug_taps,
-              vcd, build_root, progress, label, reset_after=None):
-    """Build (if needed) and run one bench; return ``(bench_results, sidecar, seconds)``."""
-    n_layers = len(design.model.layers)
-    taps = [(f"tap_{j}_valid", f"tap_{j}_data") for j in range(n_layers)] if debug_taps else []
-    main_inputs = [bits_to_int(b) for b in main_bits]
-    timing_inputs = [bits_to_int(b) for b in timing_bits]
-    if simulator == "amaranth":
-        build = progress.task(f"{label}: elaborate (amaranth)", total=1)
-        top, sidecar = _generate(design.component, debug_taps)
-        progress.update(build, completed=1)
-        run = progress.task(f"{label}: simulate (amaranth)", total=len(main_inputs))
-        bench = StreamBench(main_inputs, timing_inputs, stall=stall, seed=seed,
-                            max_idle=stimulus.default_max_idle(sidecar["latency"],
-                                                               sidecar["ii"], stall),
-                            taps=len(taps),
-                            progress=lambda n: progress.update(run, completed=n),
-                            reset_after=reset_after, min_latency=int(sidecar["latency"]))
-        from .amaranth_sim import run_bench
-
-        started = time.monotonic()
-        loop_seconds = run_bench(top, bench, taps=taps, vcd=vcd)
-        seconds = time.monotonic() - started
-        progress.update(run, completed=len(bench.outputs["main"]))
-        results = bench.to_dict()
-        results["loop_seconds"] = loop_seconds
-        return results, sidecar, seconds, 0.0
-
-    if simulator == "verilator-direct":
-        from . import direct
-
-        build = progress.task(f"{label}: generate + build ({simulator})", total=1)
-        started = time.monotonic()
-        verilog, sidecar = _generate(design.verilog, debug_taps)
-        progress.update(build, completed=1)
-        run = progress.task(f"{label}: simulate ({simulator})", total=len(main_inputs))
-        results, build_seconds = direct.simulate(verilog, sidecar, main_inputs, timing_inputs,
-                                                 stall=stall, seed=seed, vcd=vcd,
-                                                 build_root=build_root, reset_after=reset_after)
-        progress.update(run, completed=len(results["outputs"]["main"]))
-        return (results, sidecar, results["sim_seconds"],
-                time.monotonic() - started - results["sim_seconds"])
-
-    from . import cocotb_sim
-
-    build = progress.task(f"{label}: generate + build ({simulator})", total=1)
-    started = time.monotonic()
-    verilog, sidecar = _generate(design.verilog, debug_taps)
-    build_dir = cocotb_sim.build(simulator, verilog, sidecar.get("top", TOP_NAME),
-                                 build_root=build_root)
-    build_seconds = time.monotonic() - started
-    progress.update(build, completed=1)
-    run = progress.task(f"{label}: simulate ({simulator})", total=len(main_inputs))
-    layout = OutputLayout.from_sidecar(sidecar)
-    job = {
-        "main_inputs": [format(v, "x") for v in main_inputs],
-        "timing_inputs": [format(v, "x") for v in timing_inputs],
-        "stall": stall, "seed": seed,
-        "max_idle": stimulus.default_max_idle(sidecar["latency"], sidecar["ii"], stall),
-        "taps": taps,
-        "reset_after": reset_after, "min_latency": int(sidecar["latency"]),
-        "layout": {"class_width": layout.class_width,
-                   "popcount_width": layout.popcount_width, "classes": layout.classes},
-        "expected": expected,
-    }
-    results = cocotb_sim.run_bench(simulator, build_dir, sidecar.get("top", TOP_NAME), job,
-                                   vcd=vcd,
-                                   progress=lambda n: progress.update(run, completed=n))
-    progress.update(run, completed=len(results["outputs"]["main"]))
-    return results, sidecar, results["sim_seconds"], build_seconds
-
-
-def _expected(result, order):
-    return {"classes": [int(result.classes[k]) for k in order],
-            "popcounts": [[int(v) for v in result.popcounts[k]] for k in order]}
-
-
-def _first_layer(model, result, k, tap_data, pw):
-    """Name and index of the first layer whose tap differs from golden for stream item ``k``."""
-    want = _golden_tap_values(result, k, pw)
-    for j, layer in enumerate(model.layers):
-        got = tap_data[j][k] if k < len(tap_data[j]) else None
-        if got != want[j]:
-            detail = {"expected": want[j], "actual": got}
-            if got is not None and not layer.is_output:
-                diff = want[j] ^ got
-                detail["neurons"] = [n for n in range(layer.out_width) if diff >> n & 1][:16]
-            return layer.name, j, detail
-    return "argmax", len(model.layers), None
+    ``options`` are the other fields of :class:`SimJob` (stall, seed, debug_taps, vcd,
+    build_root, reset_after, expected, label).
+    """
+    job = SimJob([pack_int(b) for b in main_bits], [pack_int(b) for b in timing_bits],
+                 **options)
+    return BACKENDS[simulator](design, job, progress)
 
 
 def run_verify(model, *, simulator="amaranth", fold=None, ii=None, pipeline=0, folding=None,
@@ -337,7 +226,7 @@ def run_verify(model, *, simulator="amaranth", fold=None, ii=None, pipeline=0, f
         The hardware under test (default :class:`HwDesign`); any object with its interface.
     build_root : path or None
         Where Verilator/Icarus builds are cached (default
-        :func:`bnnflow.sim.cocotb_sim.default_build_root`).
+        :func:`bnnflow.sim.build_cache.default_build_root`).
     show_progress : bool
         Show rich progress bars on stderr.
     rom_register : bool
@@ -365,9 +254,63 @@ def run_verify(model, *, simulator="amaranth", fold=None, ii=None, pipeline=0, f
     ToolError
         The simulator is missing or its build failed.
     """
+    started = time.monotonic()
+    stall = _check_options(simulator, stall)
+    design = _resolve_design(model, design, hardware_model, folding, fold, ii, pipeline, fault,
+                             rom_register)
+    if reset_after is not None and not reset_mid_stream:
+        raise BnnflowError(f"reset_after={reset_after!r} needs reset_mid_stream=True")
+    bits, ids, source = select_inputs(model, inputs, images)
+    n = len(bits)
+    if reset_mid_stream:
+        reset_after = _resolve_reset_after(reset_after, n)
+    options = {"stall": stall, "seed": seed, "build_root": build_root,
+               "reset_after": reset_after}
+    results, mismatches, timing_mismatches, first = _run_and_check(
+        simulator, design, model, bits, ids, vcd=vcd, show_progress=show_progress, **options)
+    settings = {"simulator": simulator, "source": source, "images": n, "stall": stall,
+                "seed": seed, "pipeline": pipeline, "target": target, "fault": fault,
+                "hardware_model_differs": hardware_model is not None, "vcd": vcd,
+                "reset_after": reset_after, "ids": ids}
+    rep = build_report(settings, results, mismatches, timing_mismatches, first,
+                       time.monotonic() - started)
+    if report is not None:
+        write_report(rep, report)
+    return rep
+
+
+def _run_and_check(simulator, design, model, bits, ids, *, vcd, show_progress, **options):
+    """Run the bench, score both phases and diagnose the first mismatch.
+
+    Returns ``(results, mismatches, timing_mismatches, first_mismatch)``; ``options`` are the
+    run's stall, seed, build_root and reset_after.
+    """
+    timing_order = [i % len(bits) for i in range(TIMING_IMAGES)]
+    gold = golden.run(model, bits)
+    with _Progress(show_progress) as progress:
+        expected = {"timing": golden_expected(gold, timing_order),
+                    "main": golden_expected(gold, range(len(bits)))}
+        results = _simulate(simulator, design, bits, bits[timing_order], expected=expected,
+                            vcd=vcd, progress=progress, label="verify", **options)
+        layout = OutputLayout.from_sidecar(results.sidecar)
+        mismatches = Scoreboard(gold.classes, gold.popcounts, layout, ids).check(
+            results.outputs["main"])
+        timing_mismatches = Scoreboard(
+            gold.classes[timing_order], gold.popcounts[timing_order], layout,
+            [ids[i] for i in timing_order]).check(results.outputs["timing"])
+        first = None
+        if mismatches:
+            first = first_mismatch(simulator, design, model, gold, mismatches[0], bits=bits,
+                                   ids=ids, timing_order=timing_order,
+                                   popcount_width=layout.popcount_width, progress=progress,
+                                   **options)
+    return results, mismatches, timing_mismatches, first
+
+
+def _check_options(simulator, stall):
+    """The stall as a float, after checking the simulator (name and install) and the stall."""
     from . import tools
 
-    started = time.monotonic()
     if simulator not in tools.SIMULATORS:
         raise BnnflowError(f"unknown simulator {simulator!r}: choose one of "
                            f"{', '.join(tools.SIMULATORS)}")
@@ -375,136 +318,34 @@ def run_verify(model, *, simulator="amaranth", fold=None, ii=None, pipeline=0, f
     if not 0.0 <= stall < 1.0:
         raise BnnflowError(f"stall must be a probability in [0, 1), not {stall!r}")
     tools.check_simulator(simulator)
+    return stall
+
+
+def _resolve_design(model, design, hardware_model, folding, fold, ii, pipeline, fault,
+                    rom_register):
+    """``design``, or the :class:`HwDesign` of the hardware model and its folding."""
     hw_model = model if hardware_model is None else hardware_model
     if hw_model.widths != model.widths:
         raise BnnflowError(f"hardware_model must have the layer widths of the model "
                            f"{model.widths}, not {hw_model.widths}")
-    if design is None:
-        if folding is None:
-            from ..hw.folding import resolve_folding
+    if design is not None:
+        return design
+    if folding is None:
+        from ..hw.folding import resolve_folding
 
-            try:
-                folding = resolve_folding(hw_model, fold, ii)
-            except (ValueError, OSError) as e:
-                raise BnnflowError(f"bad folding: {e}") from None
-        design = HwDesign(hw_model, folding, pipeline, fault, rom_register)
-
-    if reset_after is not None and not reset_mid_stream:
-        raise BnnflowError(f"reset_after={reset_after!r} needs reset_mid_stream=True")
-    bits, ids, source = select_inputs(model, inputs, images)
-    n = len(bits)
-    if reset_mid_stream:
-        if reset_after is None:
-            reset_after = max(1, n // 2)
         try:
-            stimulus.check_reset_after(reset_after, n)
-        except ValueError as e:
-            raise BnnflowError(str(e)) from None
-    timing_order = [i % n for i in range(TIMING_IMAGES)]
-    gold = golden.run(model, bits)
-    expected = {"timing": _expected(gold, timing_order), "main": _expected(gold, range(n))}
-
-    with _Progress(show_progress) as progress:
-        results, sidecar, sim_seconds, build_seconds = _simulate(
-            simulator, design, bits, bits[timing_order], expected=expected, stall=stall,
-            seed=seed, debug_taps=False, vcd=vcd, build_root=build_root, progress=progress,
-            label="verify", reset_after=reset_after)
-        layout = OutputLayout.from_sidecar(sidecar)
-        main = Scoreboard(gold.classes, gold.popcounts, layout, ids)
-        mismatches = main.check(results["outputs"]["main"])
-        timing = Scoreboard(gold.classes[timing_order], gold.popcounts[timing_order], layout,
-                            [ids[i] for i in timing_order])
-        timing_mismatches = timing.check(results["outputs"]["timing"])
-
-        first = None
-        if mismatches:
-            m = mismatches[0]
-            k = ids.index(m.image)
-            # Up to image k the rerun sees the same stalls; with a reset it needs every image
-            # (the reset's edge depends on the images still to send).
-            last = n if reset_mid_stream else k + 1
-            diag, _, _, _ = _simulate(
-                simulator, design, bits[:last], bits[timing_order],
-                expected={"timing": expected["timing"],
-                          "main": _expected(gold, range(last))},
-                stall=stall, seed=seed, debug_taps=True, vcd=None, build_root=build_root,
-                progress=progress, label="diagnose", reset_after=reset_after)
-            name, index, detail = _first_layer(model, gold, k, diag["tap_data"],
-                                               layout.popcount_width)
-            first = {**m.to_dict(), "layer": name, "layer_index": index,
-                     "layer_detail": detail}
-
-    reset_rep = None
-    stale = []
-    if reset_mid_stream:
-        reset_rep, stale = _reset_report(results, reset_after, ids, layout, sidecar)
-    latency, ii_measured = results["latency"], results["ii"]
-    timing_ok = latency == sidecar["latency"] and ii_measured == sidecar["ii"]
-    cycles = int(results["cycles"])
-    loop = float(results.get("loop_seconds") or 0.0)
-    rep = {
-        "simulator": simulator,
-        "model_checksum": sidecar.get("model_checksum"),
-        "source": source,
-        "images": n,
-        "stall": stall,
-        "seed": int(seed),
-        "folding": [[layer["pe"], layer["simd"]] for layer in sidecar.get("layers", [])],
-        "pipeline": sidecar.get("pipeline", pipeline),
-        "rom_register": any(layer.get("rom_register") for layer in sidecar.get("layers", [])),
-        "target": target,
-        "fault": list(fault) if fault is not None else None,
-        "hardware_model_differs": hardware_model is not None,
-        "mismatches": len(mismatches) + len(stale),
-        "timing_mismatches": len(timing_mismatches),
-        "missing_outputs": sum(1 for m in mismatches if m.actual is None),
-        "stuck": results["stuck"],
-        "first_mismatch": first,
-        "cycles": cycles,
-        "ii_measured": ii_measured,
-        "ii_expected": sidecar["ii"],
-        "latency_measured": latency,
-        "latency_expected": sidecar["latency"],
-        "timing_ok": timing_ok,
-        "timing_note": TIMING_NOTE,
-        "build_seconds": round(build_seconds, 3),
-        "sim_seconds": round(sim_seconds, 3),
-        "wall_seconds": round(time.monotonic() - started, 3),
-        "loop_seconds": round(loop, 3),
-        "cycles_per_second": round(cycles / loop, 1) if loop > 0 else None,
-        "cycles_per_second_note": "cycles (both phases) / wall time of the bench's clock loop "
-                                  "(simulator start-up, elaboration and builds excluded; "
-                                  "sim_seconds includes start-up)",
-        "vcd": str(vcd) if vcd is not None else None,
-        "reset_mid_stream": reset_rep,
-    }
-    rep["passed"] = (not mismatches and not timing_mismatches and timing_ok and not stale
-                     and (reset_rep is None or reset_rep["applied"]))
-    if report is not None:
-        write_report(rep, report)
-    return rep
+            folding = resolve_folding(hw_model, fold, ii)
+        except (ValueError, OSError) as e:
+            raise BnnflowError(f"bad folding: {e}") from None
+    return HwDesign(hw_model, folding, pipeline, fault, rom_register)
 
 
-def _reset_report(results, reset_after, ids, layout, sidecar):
-    """The report's ``reset_mid_stream`` entry, and the stale outputs."""
-    info = results.get("reset")
-    stale = results.get("stale") or []
-    entry = {"after": reset_after, "applied": info is not None, "edge": None,
-             "images_in_flight": None, "input_waiting": None, "restart_image": None,
-             "stale_outputs": len(stale), "stale": [], "min_latency": int(sidecar["latency"]),
-             "note": RESET_NOTE}
-    if info is not None:
-        entry.update(edge=int(info["edge"]), images_in_flight=int(info["in_flight"]),
-                     input_waiting=bool(info["input_waiting"]),
-                     restart_image=ids[int(info["restart"])])
-    for edge, payload in stale[:16]:
-        cls, pcs = layout.decode(payload)
-        entry["stale"].append({"edge": int(edge), "class": cls, "popcounts": pcs})
-    return entry, stale
-
-
-def write_report(rep, path):
-    """Write a report dict as JSON, atomically."""
-    import json
-
-    write_text_atomic(path, json.dumps(rep, indent=2) + "\n")
+def _resolve_reset_after(reset_after, n):
+    """Main-phase images before the mid-stream reset (None: half of the ``n``, at least 1)."""
+    if reset_after is None:
+        reset_after = max(1, n // 2)
+    try:
+        stimulus.check_reset_after(reset_after, n)
+    except ValueError as e:
+        raise BnnflowError(str(e)) from None
+    return reset_after

@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 
 from bnnflow.hw.argmax import Argmax, argmax_levels, class_width, register_rows
-from bnnflow.hw.testbench import fields_of, simulate_stream, to_int
+from bnnflow.hw.testbench import fields_of, simulate_stream
 from bnnflow.model import conventions
+from bnnflow.model.conventions import pack_int
 
 
 @pytest.mark.parametrize(("count", "expected"), [(1, 1), (2, 1), (3, 2), (4, 2), (10, 4),
@@ -26,7 +27,7 @@ def test_class_is_lowest_index_of_maximum_under_stalls(count, stages, p_valid, p
     scores[0] = 5                                 # all tied: class 0
     dut = Argmax(count, width, stages)
     cw = dut.class_width
-    run = simulate_stream(dut, [to_int_fields(s, width) for s in scores], seed=seed,
+    run = simulate_stream(dut, [pack_int(s, width) for s in scores], seed=seed,
                           p_valid=p_valid, p_ready=p_ready)
     classes = fields_of(run.outputs, 1, cw)[:, 0]
     passed = fields_of(run.outputs, count, width, lsb=cw)
@@ -47,14 +48,6 @@ def test_inner_registers_are_spread_evenly_over_the_rows(levels, stages, rows):
 @pytest.mark.parametrize(("count", "levels"), [(1, 0), (2, 1), (3, 2), (4, 2), (10, 4), (17, 5)])
 def test_levels_is_ceil_log2_of_count(count, levels):
     assert argmax_levels(count) == levels == Argmax(count, 2).levels
-
-
-def to_int_fields(values, width):
-    return sum(int(v) << (i * width) for i, v in enumerate(values))
-
-
-def test_to_int_matches_bit_vector_convention():
-    assert to_int([1, 0, 1, 1]) == 0b1101
 
 
 @pytest.mark.parametrize(("args", "message"), [

@@ -8,7 +8,7 @@ from amaranth.hdl import ClockDomain, Module
 from amaranth.sim import Simulator
 
 from bnnflow.hw.inbuf import MemoryBuffer, RegisterBuffer, buffer_storage, chunk_fits, input_buffer
-from bnnflow.hw.testbench import to_int
+from bnnflow.model.conventions import pack_int
 
 
 def chunks_of(vector, chunk):
@@ -16,7 +16,7 @@ def chunks_of(vector, chunk):
     k = len(vector)
     padded = np.zeros(-(-k // chunk) * chunk, dtype=np.uint8)
     padded[:k] = vector
-    return [to_int(padded[j:j + chunk]) for j in range(0, len(padded), chunk)]
+    return [pack_int(padded[j:j + chunk]) for j in range(0, len(padded), chunk)]
 
 
 def run_buffer(k, simd, chunk, vectors, seed, p_valid=0.6, p_take=0.5, reset_at=None):

@@ -7,8 +7,9 @@ import pytest
 
 from bnnflow.hw.folding import LayerFold
 from bnnflow.hw.mvtu import MVTU, pack_weights, padded_weights
-from bnnflow.hw.testbench import fields_of, simulate_stream, to_int
+from bnnflow.hw.testbench import fields_of, simulate_stream
 from bnnflow.model import conventions
+from bnnflow.model.conventions import pack_int
 
 
 def make_layer(k, n, t, seed):
@@ -68,7 +69,7 @@ def test_outputs_match_reference_under_random_stalls(pe, simd, pipeline, t, rom_
     rng = np.random.default_rng(simd)
     x = rng.integers(0, 2, size=(5 if pe * simd > 1 else 3, k))
     dut = MVTU(w, th, LayerFold(pe, simd), pipeline, rom_register=rom_register)
-    run = simulate_stream(dut, [to_int(v) for v in x], seed=pe + simd, p_valid=0.6,
+    run = simulate_stream(dut, [pack_int(v) for v in x], seed=pe + simd, p_valid=0.6,
                           p_ready=0.4)
     got = fields_of(run.outputs, n, dut.lane_width)
     assert np.array_equal(got, expected_outputs(x, w, th))
@@ -82,7 +83,7 @@ def test_stall_free_ii_and_latency_equal_attributes(k, n, pe, simd, pipeline, ro
     w, th = make_layer(k, n, 1, seed=k + n)
     x = np.random.default_rng(2).integers(0, 2, size=(6, k))
     dut = MVTU(w, th, (pe, simd), pipeline, rom_register=rom_register)
-    run = simulate_stream(dut, [to_int(v) for v in x])
+    run = simulate_stream(dut, [pack_int(v) for v in x])
     assert np.array_equal(fields_of(run.outputs, n, 1), expected_outputs(x, w, th))
     assert np.array_equal(np.diff(run.out_edges), np.full(len(x) - 1, dut.cycles))
     assert run.out_edges[0] - run.in_edges[0] == dut.latency
@@ -98,7 +99,7 @@ def test_multi_threshold_outputs_count_thresholds_reached(pe, simd):
     x = np.random.default_rng(7).integers(0, 2, size=(6, k))
     dut = MVTU(w, th, (pe, simd), 1)
     assert dut.lane_width == 2 and dut.out_width == 2 * n
-    run = simulate_stream(dut, [to_int(v) for v in x], seed=3, p_valid=0.7, p_ready=0.5)
+    run = simulate_stream(dut, [pack_int(v) for v in x], seed=3, p_valid=0.7, p_ready=0.5)
     assert np.array_equal(fields_of(run.outputs, n, 2), expected_outputs(x, w, th))
 
 
@@ -131,7 +132,7 @@ def test_out_chunks_send_each_fold_with_padded_neurons_zero(pe, simd):
     dut = MVTU(w, th, (pe, simd), 1, out_chunks=True)
     nf = -(-n // pe)
     assert dut.chunk_width == pe and dut.out_width == n
-    run = simulate_stream(dut, [to_int(v) for v in x], expected_outputs=len(x) * nf, seed=pe,
+    run = simulate_stream(dut, [pack_int(v) for v in x], expected_outputs=len(x) * nf, seed=pe,
                           p_valid=0.7, p_ready=0.4)
     chunks = fields_of(run.outputs, pe, 1).reshape(len(x), nf * pe)
     assert np.array_equal(chunks[:, :n], expected_outputs(x, w, th))
@@ -147,7 +148,7 @@ def test_chunked_inputs_match_reference(chunk, simd):
     count = -(-k // chunk)
     padded = np.zeros((len(x), count * chunk), dtype=np.uint8)
     padded[:, :k] = x
-    inputs = [to_int(v[j * chunk:(j + 1) * chunk]) for v in padded for j in range(count)]
+    inputs = [pack_int(v[j * chunk:(j + 1) * chunk]) for v in padded for j in range(count)]
     run = simulate_stream(dut, inputs, expected_outputs=len(x), seed=chunk, p_valid=0.6,
                           p_ready=0.5)
     assert np.array_equal(fields_of(run.outputs, n, 1), expected_outputs(x, w, th))

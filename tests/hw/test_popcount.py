@@ -7,7 +7,7 @@ from amaranth.hdl import ClockDomain, Module
 from amaranth.sim import Simulator
 
 from bnnflow.hw.popcount import STYLES, Popcount, register_levels
-from bnnflow.hw.testbench import to_int
+from bnnflow.model.conventions import pack_int
 
 
 @pytest.mark.parametrize(("levels", "stages", "expected"), [
@@ -38,7 +38,7 @@ def test_count_matches_numpy_after_latency_with_enable_gaps(width, stages, style
         for cycle in range(80):
             vec = vectors[cycle % len(vectors)]
             en = 1 if cycle < 40 else int(rng.random() < 0.5)
-            ctx.set(dut.bits, to_int(vec))
+            ctx.set(dut.bits, pack_int(vec))
             ctx.set(dut.en, en)
             if stages == 0:
                 got.append((int(ctx.get(dut.count)), int(vec.sum())))

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 from bnnflow.hw.folding import auto_fold
-from bnnflow.hw.testbench import fields_of, simulate_stream, to_int
+from bnnflow.hw.testbench import fields_of, simulate_stream
 from bnnflow.hw.top import BnnTop
 from bnnflow.model import golden
+from bnnflow.model.conventions import pack_int
 from bnnflow.model.random_net import random_model
 
 
@@ -52,7 +53,7 @@ def test_classes_popcounts_and_taps_match_golden_under_stalls(widths, fold, pipe
     ref = golden.run(model, x)
     taps = {j: (getattr(top, f"tap_{j}_valid"), getattr(top, f"tap_{j}_data"))
             for j in range(len(model.layers))}
-    run = simulate_stream(top, [to_int(v) for v in x], seed=seed, p_valid=p_valid,
+    run = simulate_stream(top, [pack_int(v) for v in x], seed=seed, p_valid=p_valid,
                           p_ready=p_ready, taps=taps)
     classes, pops = decode(top, run.outputs)
     assert np.array_equal(classes, ref.classes)
@@ -69,11 +70,11 @@ def test_stall_free_ii_and_latency_equal_sidecar(widths, fold, pipeline):
     x = images(model, 5, 0)
     sidecar = top.sidecar()
     # Latency of an image entering an idle network.
-    single = simulate_stream(top, [to_int(x[0])])
+    single = simulate_stream(top, [pack_int(x[0])])
     assert single.out_edges[0] - single.in_edges[0] == sidecar["latency"] == top.latency
     # II: input always valid, output always ready.
     _, top = build(widths, fold, pipeline)
-    run = simulate_stream(top, [to_int(v) for v in x])
+    run = simulate_stream(top, [pack_int(v) for v in x])
     assert np.array_equal(np.diff(run.out_edges), np.full(len(x) - 1, sidecar["ii"]))
     assert sidecar["ii"] == max(layer["cycles"] for layer in sidecar["layers"])
     classes, _ = decode(top, run.outputs)
@@ -86,7 +87,7 @@ def test_mixed_foldings_run_at_slowest_layer_without_bubbles():
     top = BnnTop(model, [(16, 24), (4, 8), (6, 16)], 1, debug_taps=True)
     assert [m.cycles for m in top.layers] == [1, 8, 1]
     x = images(model, 10, 4)
-    run = simulate_stream(top, [to_int(v) for v in x],
+    run = simulate_stream(top, [pack_int(v) for v in x],
                           taps={1: (top.tap_1_valid, top.tap_1_data)})
     assert np.array_equal(np.diff(run.out_edges), np.full(9, 8))
     assert np.array_equal(np.diff([e for e, _ in run.taps[1]]), np.full(9, 8))
@@ -102,8 +103,8 @@ def test_mixed_foldings_run_at_slowest_layer_without_bubbles():
 def test_reset_mid_stream_leaves_design_ready_with_correct_results(widths, fold, reset_at):
     model, top = build(widths, fold, 1)
     before, after = images(model, 6, 5), images(model, 4, 6)
-    run = simulate_stream(top, [to_int(v) for v in before], reset_at=reset_at,
-                          input_after_reset=[to_int(v) for v in after], seed=3,
+    run = simulate_stream(top, [pack_int(v) for v in before], reset_at=reset_at,
+                          input_after_reset=[pack_int(v) for v in after], seed=3,
                           p_valid=0.8, p_ready=0.7)
     classes, pops = decode(top, run.outputs)
     ref = golden.run(model, after)
@@ -116,14 +117,14 @@ def test_drop_ready_fault_loses_data_under_back_pressure(layer):
     model, top = build([37, 13, 11, 5], "13x37,4x13,5x11", 0, fault=("drop_ready", layer))
     x = images(model, 8, 1)
     with pytest.raises(RuntimeError, match="timeout"):
-        simulate_stream(top, [to_int(v) for v in x], seed=1, p_ready=0.3, max_cycles=3000)
+        simulate_stream(top, [pack_int(v) for v in x], seed=1, p_ready=0.3, max_cycles=3000)
 
 
 def test_drop_ready_fault_is_invisible_without_back_pressure():
     # The argmax after layer 2 is always ready while o.ready is high.
     model, top = build([37, 13, 11, 5], "13x37,4x13,5x11", 0, fault=("drop_ready", 2))
     x = images(model, 4, 1)
-    run = simulate_stream(top, [to_int(v) for v in x])
+    run = simulate_stream(top, [pack_int(v) for v in x])
     assert np.array_equal(decode(top, run.outputs)[0], golden.classify(model, x))
 
 
@@ -186,7 +187,7 @@ def test_argmax_stages_follow_pipeline_and_add_to_latency(classes, pipeline, sta
     assert top.argmax_stages == stages == top.sidecar()["argmax_stages"]
     assert top.latency == sum(m.latency for m in top.layers) + 1 + stages
     x = images(model, 1, 0)
-    single = simulate_stream(top, [to_int(x[0])])
+    single = simulate_stream(top, [pack_int(x[0])])
     assert single.out_edges[0] - single.in_edges[0] == top.latency
 
 
@@ -196,12 +197,12 @@ def test_rom_register_keeps_results_ii_and_latency(widths, fold, pipeline):
     _, ref_top = build(widths, fold, pipeline)
     assert top.latency == ref_top.latency and top.ii == ref_top.ii
     x = images(model, 4, 5)
-    run = simulate_stream(top, [to_int(v) for v in x], seed=5, p_valid=0.7, p_ready=0.5)
+    run = simulate_stream(top, [pack_int(v) for v in x], seed=5, p_valid=0.7, p_ready=0.5)
     classes, pops = decode(top, run.outputs)
     ref = golden.run(model, x)
     assert np.array_equal(classes, ref.classes) and np.array_equal(pops, ref.popcounts)
     single = simulate_stream(build(widths, fold, pipeline, rom_register=True)[1],
-                             [to_int(x[0])])
+                             [pack_int(x[0])])
     assert single.out_edges[0] - single.in_edges[0] == top.latency
     assert ([layer["rom_register"] for layer in top.sidecar()["layers"]]
             == [m.weights_in == "rom" for m in top.layers])

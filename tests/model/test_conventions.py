@@ -30,6 +30,27 @@ def test_pack_is_lsb_first_and_round_trips(k):
     assert np.array_equal(cv.unpack_bits(packed, k), bits)
 
 
+@pytest.mark.parametrize(("width", "k"), [(1, 1), (1, 7), (1, 37), (1, 130), (3, 5), (7, 11)])
+def test_pack_int_puts_element_i_at_bit_i_times_width(width, k):
+    values = np.random.default_rng(k).integers(0, 1 << width, size=k)
+    assert cv.pack_int(values, width) == sum(int(v) << (i * width) for i, v in enumerate(values))
+    # The same integer whatever the array's shape or integer type.
+    assert cv.pack_int(values.astype(np.uint8).reshape(1, k), width) == cv.pack_int(
+        values.tolist(), width)
+
+
+def test_pack_int_lsb_first_examples():
+    assert cv.pack_int([1, 0, 1, 1]) == 0b1101
+    assert cv.pack_int([3, 0, 5], 3) == 0b101_000_011
+    assert cv.pack_int([]) == 0
+
+
+@pytest.mark.parametrize(("values", "width"), [([2], 1), ([-1], 1), ([8], 3), ([0, -2], 4)])
+def test_pack_int_rejects_values_wider_than_the_field(values, width):
+    with pytest.raises(ValueError, match=rf"^values must fit in {width} unsigned bit\(s\)$"):
+        cv.pack_int(values, width)
+
+
 @pytest.mark.parametrize("k,n,seed", [(1, 1, 0), (37, 13, 1), (64, 10, 2), (100, 3, 3)])
 def test_dot_equals_two_popcount_minus_k(k, n, seed):
     rng = np.random.default_rng(seed)

@@ -17,8 +17,10 @@ from bnnflow.errors import ToolError
 from bnnflow.hw.verilog import generate
 from bnnflow.model import golden
 from bnnflow.model.artifact import save
+from bnnflow.model.conventions import pack_int
 from bnnflow.sim import direct, tools
-from bnnflow.sim.stimulus import StreamBench, bits_to_int, default_max_idle, gap_rng
+from bnnflow.sim.backend import SimJob
+from bnnflow.sim.stimulus import StreamBench, default_max_idle, gap_rng
 from bnnflow.sim.verify import HwDesign, run_verify
 
 SIM = "verilator-direct"
@@ -62,7 +64,7 @@ def test_same_seed_gives_the_same_transfers_as_amaranth(stall, seed, images, net
                                                         build_root, tmp_path):
     """Every transfer edge, payload and the cycle count equal Amaranth's bench, not just II."""
     design = HwDesign(net.model, _folding(net), net.pipeline)
-    main_inputs = [bits_to_int(b) for b in input_bits[:images]]
+    main_inputs = [pack_int(b) for b in input_bits[:images]]
     timing_inputs = main_inputs[:8]
     top, sidecar = design.component()
     max_idle = default_max_idle(sidecar["latency"], sidecar["ii"], stall)
@@ -71,11 +73,10 @@ def test_same_seed_gives_the_same_transfers_as_amaranth(stall, seed, images, net
     bench = StreamBench(main_inputs, timing_inputs, stall=stall, seed=seed, max_idle=max_idle)
     run_bench(top, bench)
     want = bench.to_dict()
-    verilog, sidecar = design.verilog()
-    got, _ = direct.simulate(verilog, sidecar, main_inputs, timing_inputs, stall=stall,
-                             seed=seed, vcd=tmp_path / "w.vcd", build_root=build_root)
+    got = direct.simulate(design, SimJob(main_inputs, timing_inputs, stall=stall, seed=seed,
+                                         vcd=tmp_path / "w.vcd", build_root=build_root))
     for key in ("outputs", "in_edges", "out_edges", "stuck", "cycles", "latency", "ii"):
-        assert got[key] == want[key], key
+        assert getattr(got, key) == want[key], key
     assert not any(want["stuck"].values()) and len(want["outputs"]["main"]) == images
 
 
@@ -107,10 +108,10 @@ def test_ready_sequence_too_short_is_extended(net, input_bits, build_root, monke
                                               tmp_path):
     """A run longer than the precomputed o.ready sequence is repeated with a longer one."""
     design = HwDesign(net.model, _folding(net), net.pipeline)
-    verilog, sidecar = design.verilog()
-    main_inputs = [bits_to_int(b) for b in input_bits]
-    args = dict(stall=0.5, seed=3, vcd=tmp_path / "w.vcd", build_root=build_root)
-    want, _ = direct.simulate(verilog, sidecar, main_inputs, main_inputs[:8], **args)
+    main_inputs = [pack_int(b) for b in input_bits]
+    job = SimJob(main_inputs, main_inputs[:8], stall=0.5, seed=3, vcd=tmp_path / "w.vcd",
+                 build_root=build_root)
+    want = direct.simulate(design, job)
     lengths = []
     real = direct.stall_decisions
 
@@ -119,16 +120,16 @@ def test_ready_sequence_too_short_is_extended(net, input_bits, build_root, monke
         return real(n_main, 8 if len(lengths) == 1 else n_ready, stall, seed)
 
     monkeypatch.setattr(direct, "stall_decisions", short)
-    got, _ = direct.simulate(verilog, sidecar, main_inputs, main_inputs[:8], **args)
+    got = direct.simulate(design, job)
     assert len(lengths) == 2
-    assert got["cycles"] == want["cycles"] and got["outputs"] == want["outputs"]
+    assert got.cycles == want.cycles and got.outputs == want.outputs
 
 
 def test_stage_wrapper_registers_every_input_but_clk_and_passes_outputs():
-    verilog = ("module t(clk, rst, a, y, v);\n  input clk;\n  wire clk;\n  input rst;\n"
-               "  input [7:0] a;\n  wire [7:0] a;\n  output [3:0] y;\n  reg [3:0] y;\n"
-               "  output v;\nendmodule\n")
-    text = direct.stage_wrapper(verilog, "t")
+    ports = {"clk": {"direction": "in", "width": 1}, "rst": {"direction": "in", "width": 1},
+             "a": {"direction": "in", "width": 8}, "y": {"direction": "out", "width": 4},
+             "v": {"direction": "out", "width": 1}}
+    text = direct.stage_wrapper(ports, "t")
     assert f"module {direct.WRAPPER}(clk, next_rst, next_a, y, v);" in text
     assert "  input [7:0] next_a;" in text and "  output [3:0] y;" in text
     # rst starts high: the design is in reset until the harness releases it.
@@ -139,14 +140,14 @@ def test_stage_wrapper_registers_every_input_but_clk_and_passes_outputs():
 
 def test_stage_wrapper_of_a_design_without_clk_raises():
     with pytest.raises(ToolError, match="^module t has no 1-bit clk input$"):
-        direct.stage_wrapper("module t(a);\n  input a;\nendmodule\n", "t")
+        direct.stage_wrapper({"a": {"direction": "in", "width": 1}}, "t")
 
 
 def test_no_design_logic_is_in_verilators_input_region(net, build_root):
     """With registered inputs Verilator generates no input-combinational ('ico') code: the
     design's logic runs once per cycle, after the rising edge (the speed of this back end)."""
     verilog, sidecar = HwDesign(net.model, _folding(net), net.pipeline).verilog()
-    executable = direct.build(verilog, sidecar["top"], build_root=build_root, trace=True)
+    executable = direct.build(verilog, sidecar, build_root=build_root, trace=True)
     sources = sorted(executable.parent.glob("Vtop*.cpp"))
     assert any("_nba_sequent" in f.read_text() for f in sources)
     assert not [f.name for f in sources if "_ico_sequent" in f.read_text()]

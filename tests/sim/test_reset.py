@@ -24,10 +24,12 @@ from bnnflow.errors import BnnflowError
 from bnnflow.hw.folding import resolve_folding
 from bnnflow.hw.verilog import generate
 from bnnflow.model import golden
+from bnnflow.model.conventions import pack_int
 from bnnflow.model.random_net import random_model
 from bnnflow.sim import direct
 from bnnflow.sim.amaranth_sim import run_bench
-from bnnflow.sim.stimulus import OutputLayout, StreamBench, bits_to_int, default_max_idle
+from bnnflow.sim.backend import SimJob
+from bnnflow.sim.stimulus import OutputLayout, StreamBench, default_max_idle
 from bnnflow.sim.verify import TOP_NAME, HwDesign, run_verify
 
 SIMULATORS = ["amaranth", "icarus", "verilator", "verilator-direct"]
@@ -131,7 +133,7 @@ def test_direct_harness_replays_the_reset_transfer_for_transfer(name, stall, see
     wait)."""
     net = _net(name)
     design = HwDesign(net.model, net.folding, PIPELINE)
-    main_inputs = [bits_to_int(b) for b in net.bits]
+    main_inputs = [pack_int(b) for b in net.bits]
     timing_inputs = main_inputs[:8]
     top, sidecar = design.component()
     bench = StreamBench(main_inputs, timing_inputs, stall=stall, seed=seed,
@@ -139,12 +141,12 @@ def test_direct_harness_replays_the_reset_transfer_for_transfer(name, stall, see
                         reset_after=5, min_latency=sidecar["latency"])
     run_bench(top, bench)
     want = bench.to_dict()
-    verilog, sidecar = design.verilog()
-    got, _ = direct.simulate(verilog, sidecar, main_inputs, timing_inputs, stall=stall,
-                             seed=seed, vcd=None, build_root=build_root, reset_after=5)
+    got = direct.simulate(design, SimJob(main_inputs, timing_inputs, stall=stall, seed=seed,
+                                         build_root=build_root, reset_after=5))
+    sidecar = got.sidecar
     for key in ("outputs", "in_edges", "out_edges", "stuck", "cycles", "latency", "ii", "reset",
                 "stale"):
-        assert got[key] == want[key], key
+        assert getattr(got, key) == want[key], key
     assert want["reset"] is not None and want["reset"]["in_flight"] >= 1
     layout = OutputLayout.from_sidecar(sidecar)
     ref = golden.run(net.model, net.bits)

@@ -6,11 +6,11 @@ A software pipeline stands in for the hardware here, so these tests run without 
 import numpy as np
 import pytest
 
+from bnnflow.model.conventions import pack_int
 from bnnflow.sim.stimulus import (
     OutputLayout,
     Scoreboard,
     StreamBench,
-    bits_to_int,
     int_to_bits,
 )
 
@@ -63,7 +63,7 @@ def make_bench(n=40, stall=0.0, seed=0, **kw):
 @pytest.mark.parametrize("width", [1, 7, 37, 130])
 def test_bits_round_trip_lsb_first(width):
     bits = np.random.default_rng(width).integers(0, 2, size=width, dtype=np.uint8)
-    value = bits_to_int(bits)
+    value = pack_int(bits)
     assert value == sum(int(b) << i for i, b in enumerate(bits))
     assert np.array_equal(int_to_bits(value, width), bits)
 

@@ -1,0 +1,69 @@
+"""Which layer goes wrong first: the debug-tap rerun of :func:`bnnflow.sim.verify.run_verify`.
+
+When an output differs from the golden model, :func:`first_mismatch` runs the stream again, up
+to the first mismatching image, with the same seed and stalls, on the design generated with
+``debug_taps=True``; each layer's tap is compared with the golden model's ``layer_outputs()``
+for that image and the first layer that differs is named (``"argmax"`` when every layer agrees
+but the output does not).
+"""
+
+from ..model.conventions import pack_int
+from .backend import BACKENDS, SimJob, golden_expected
+
+__all__ = ["first_mismatch", "first_layer", "golden_tap_values"]
+
+
+def golden_tap_values(result, k, pw):
+    """Golden per-layer outputs of stream item ``k`` packed like the hardware taps."""
+    outs = result.layer_outputs()
+    values = [pack_int(a[k]) for a in outs[:-1]]
+    values.append(pack_int(outs[-1][k], pw))
+    return values
+
+
+def first_layer(model, result, k, tap_data, pw):
+    """Name and index of the first layer whose tap differs from golden for stream item ``k``."""
+    want = golden_tap_values(result, k, pw)
+    for j, layer in enumerate(model.layers):
+        got = tap_data[j][k] if k < len(tap_data[j]) else None
+        if got != want[j]:
+            detail = {"expected": want[j], "actual": got}
+            if got is not None and not layer.is_output:
+                diff = want[j] ^ got
+                detail["neurons"] = [n for n in range(layer.out_width) if diff >> n & 1][:16]
+            return layer.name, j, detail
+    return "argmax", len(model.layers), None
+
+
+def first_mismatch(simulator, design, model, gold, mismatch, *, bits, ids, timing_order,
+                   popcount_width, stall, seed, build_root, reset_after, progress):
+    """The report's ``first_mismatch``: ``mismatch`` and the first layer that differs.
+
+    Parameters
+    ----------
+    simulator : str
+        The back end of the main run (:data:`BACKENDS`).
+    design : HwDesign
+    model : BnnModel
+        The golden model; ``gold`` is its result on ``bits``.
+    mismatch : Mismatch
+        The main run's first mismatch.
+    bits, ids, timing_order :
+        The main run's stimulus, image ids and timing-phase images.
+    popcount_width : int
+    stall, seed, build_root, reset_after, progress :
+        As for the main run, so that the rerun sees the same stalls (and the same reset).
+    """
+    k = ids.index(mismatch.image)
+    # Up to image k the rerun sees the same stalls; with a reset it needs every image (the
+    # reset's edge depends on the images still to send).
+    last = len(bits) if reset_after is not None else k + 1
+    expected = {"timing": golden_expected(gold, timing_order),
+                "main": golden_expected(gold, range(last))}
+    job = SimJob([pack_int(b) for b in bits[:last]],
+                 [pack_int(b) for b in bits[timing_order]], stall=stall, seed=seed,
+                 debug_taps=True, build_root=build_root, reset_after=reset_after,
+                 expected=expected, label="diagnose")
+    diag = BACKENDS[simulator](design, job, progress)
+    name, index, detail = first_layer(model, gold, k, diag.tap_data, popcount_width)
+    return {**mismatch.to_dict(), "layer": name, "layer_index": index, "layer_detail": detail}
