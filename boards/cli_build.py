@@ -3,10 +3,10 @@
 Clock (--clock): "board" uses the board's oscillator directly; MHZ asks a PLL for the highest
 frequency it can make up to MHZ; "auto" (default) places and routes on the board clock, then,
 if the design's Fmax is at least 1.25x that clock, builds again with a PLL at up to 0.9x the
-Fmax (stepping down up to twice if nextpnr misses it, else keeping the board clock). Protocol, 8N1 at
---baud: the host sends ceil(K0/8) bytes, the image's input bits packed LSB first (bit j = bit
-j%8 of byte j//8); the board answers with one byte, the class index, then (unless
---class-only) the popcount of every class, ceil(bits/8) bytes each, little-endian. LEDs: one
+Fmax (stepping down up to twice if nextpnr misses it, else keeping the board clock).
+Protocol, 8N1 at --baud: the host sends ceil(K0/8) bytes, the image's input bits packed LSB
+first (bit j = bit j%8 of byte j//8); the board answers with one byte, the class index, then
+(unless --class-only) the popcount of every class, ceil(bits/8) bytes each, little-endian. LEDs: one
 toggles per reply, one shows activity, one latches receive errors (as many as the board has).
 Writes DIR/top.bin (iCE40) or DIR/top.bit (ECP5), DIR/build.json and the tool logs; nothing
 is written if a step fails.
