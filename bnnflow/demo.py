@@ -79,10 +79,11 @@ def run(args):
     # 2. Geometry of the binarized weights.
     t = stage("2/5 geometry of the binarized weights")
     from .model import geometry
+    from .model.geometry_plots import summary_table
 
     report = geometry.analyze(model_path.parent, plots_dir=model_path.parent / "geometry")
     write_text_atomic(model_path.parent / "geometry.json", json.dumps(report, indent=2) + "\n")
-    console.print(geometry.summary_table(report))
+    console.print(summary_table(report))
     done("geometry", t)
 
     from .model import artifact
