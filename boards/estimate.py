@@ -326,8 +326,9 @@ def estimate_luts(model, folding, family="ice40"):
     :data:`LUT4_PER_XNOR_BIT`.
     """
     total = 0.0
+    layers = _modelled(model)
     streams = _layer_streams(model, folding)
-    for layer, fold, (in_chunk, _) in zip(_modelled(model), folding, streams, strict=True):
+    for layer, fold, (in_chunk, _) in zip(layers, folding, streams, strict=True):
         k, n = layer.fan_in, layer.neurons
         words = _rom_words(layer, fold)
         if words == 1:

@@ -45,7 +45,8 @@ class UnitOptions:
     rom_register : bool
         Weight register after each weight ROM.
     in_chunk : int or None
-        Bits per input transfer; ``None``: whole vectors.
+        Bits per input transfer: the layer's ``in_width`` or ``None`` for whole vectors, else
+        a width the unit's :attr:`UnitKind.takes_chunk` accepted.
     out_chunks : bool
         Send the output in chunks of the unit's :attr:`UnitKind.out_chunk` bits.
     """
