@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """Matrix-vector-threshold unit (MVTU): one folded binary fully connected layer, streaming.
 
 Datapath for ``K`` inputs, ``N`` neurons, folding ``PE x SIMD`` (``NF = ceil(N/PE)`` neuron
@@ -238,6 +239,9 @@ class MVTU(wiring.Component):
     def from_layer(cls, layer, fold, options):
         """The unit of a ``binary_dense`` layer folded as ``fold``, with the design and stream
         options of ``options`` (:class:`bnnflow.hw.units.UnitOptions`)."""
+        # Built here for BnnTop, which may be made only for its sidecar and never elaborated:
+        # the first line of this file turns off Amaranth's "created but never used" warning
+        # for units made here, as hw/top.py does for its own.
         return cls(layer.weights, layer.thresholds, fold, options.pipeline,
                    popcount_style=options.popcount_style, rom_register=options.rom_register,
                    in_chunk=options.in_chunk, out_chunks=options.out_chunks)

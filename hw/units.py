@@ -21,6 +21,10 @@ use; :class:`~bnnflow.hw.mvtu.MVTU` documents its own values):
   transfers, the lowest bits first; ``lane_width``: bits per output element (the popcount
   width of the output layer).
 * ``sidecar()``: the unit's own entries of its layer in the sidecar (may be empty).
+
+A ``BnnTop`` may be built for its sidecar or ports alone and never elaborated, so the module
+whose code constructs the units starts with ``# amaranth: UnusedElaboratable=no`` (Amaranth
+attributes a unit to the file that called its constructor), as ``mvtu.py`` and ``top.py`` do.
 """
 
 from collections.abc import Callable
