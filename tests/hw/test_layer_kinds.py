@@ -181,6 +181,28 @@ def test_folding_asks_the_kind(negate_kind):
         resolve_folding(model, "3x5,3x2,2x3,2x1,1x7")
 
 
+@dataclass(frozen=True)
+class PixelNegateLayer(NegateLayer):
+    """The same, applied to 3 output pixels per vector (as a convolution would be)."""
+
+    output_pixels = 3
+
+    def cycles(self, fold):
+        return matrix_cycles(1, self.width, fold, self.output_pixels)
+
+
+def test_auto_fold_counts_output_pixels():
+    dense = random_model([13, 9, 4], seed=0).layers
+    model = BnnModel([dense[0], PixelNegateLayer("neg0", 9), dense[1]],
+                     InputSpec(width=13, shape=(13,)))
+    folding, achieved = auto_fold(model, 6)
+    assert folding[1] == LayerFold(5, 1)            # 3 pixels x ceil(9 / 5) = 6 cycles
+    assert achieved == 6
+    with pytest.raises(ValueError, match=r"^layer 1 \(neg0\): no folding reaches 2 cycles; it "
+                                         r"needs at least 3 \(fully parallel\)$"):
+        auto_fold(model, 2)
+
+
 def test_manifest_round_trip_goes_through_the_registry(tmp_path, negate_kind):
     model, _ = with_negations()
     artifact.save(model, tmp_path / "neg.bnn")
