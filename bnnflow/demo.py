@@ -79,10 +79,11 @@ def run(args):
     # 2. Geometry of the binarized weights.
     t = stage("2/5 geometry of the binarized weights")
     from .model import geometry
+    from .model.geometry_plots import summary_table
 
     report = geometry.analyze(model_path.parent, plots_dir=model_path.parent / "geometry")
     write_text_atomic(model_path.parent / "geometry.json", json.dumps(report, indent=2) + "\n")
-    console.print(geometry.summary_table(report))
+    console.print(summary_table(report))
     done("geometry", t)
 
     from .model import artifact
@@ -90,6 +91,39 @@ def run(args):
     model = artifact.load(model_path)
 
     # 3. The bitstream, with the fastest folding that places.
+    folding = _build_stage(args, model, out, console, summary, stage, done)
+
+    # 4. The Verilog of that folding.
+    t = stage(f"4/5 generate the Verilog of that folding for {TARGET}")
+    from .hw import verilog
+    from .hw.folding import resolve_folding
+
+    folding = resolve_folding(model, folding)
+    fold_text = ",".join(f"{f.pe}x{f.simd}" for f in folding)
+    sidecar = verilog.write_verilog(model, out / "hw" / "bnnflow_top.v", folding,
+                                    args.pipeline)
+    console.print(f"folding {fold_text} (PExSIMD per layer): II {sidecar['ii']} cycles, "
+                  f"latency {sidecar['latency']} cycles -> {out / 'hw' / 'bnnflow_top.v'}")
+    summary.update(folding=fold_text, pipeline=args.pipeline, ii=sidecar["ii"],
+                   latency=sidecar["latency"])
+    done("verilog", t)
+
+    # 5. Verify the hardware against the golden model.
+    _verify_stage(args, model, folding, out, console, summary, m, stage, done)
+
+    _print_summary(console, summary, stages)
+    write_text_atomic(out / "summary.json",
+                      json.dumps({"summary": summary, "stages": stages}, indent=2) + "\n")
+    failed = [s["stage"] for s in stages if s["agrees"] is False]
+    if failed:
+        raise _Disagreement(f"disagreement with the golden model in: {', '.join(failed)} "
+                            f"(see {out})")
+    return 0
+
+
+def _build_stage(args, model, out, console, summary, stage, done):
+    """Stage 3: the bitstream with the fastest folding that places (or, with ``--no-build``,
+    the folding the resource estimate picks); returns that folding."""
     if args.no_build:
         from .boards.fit import fit_folding
 
@@ -113,23 +147,11 @@ def run(args):
                        images_per_second=info["images_per_second"],
                        fit_attempts=len(info["attempts"]))
         done("build", t)
+    return folding
 
-    # 4. The Verilog of that folding.
-    t = stage(f"4/5 generate the Verilog of that folding for {TARGET}")
-    from .hw import verilog
-    from .hw.folding import resolve_folding
 
-    folding = resolve_folding(model, folding)
-    fold_text = ",".join(f"{f.pe}x{f.simd}" for f in folding)
-    sidecar = verilog.write_verilog(model, out / "hw" / "bnnflow_top.v", folding,
-                                    args.pipeline)
-    console.print(f"folding {fold_text} (PExSIMD per layer): II {sidecar['ii']} cycles, "
-                  f"latency {sidecar['latency']} cycles -> {out / 'hw' / 'bnnflow_top.v'}")
-    summary.update(folding=fold_text, pipeline=args.pipeline, ii=sidecar["ii"],
-                   latency=sidecar["latency"])
-    done("verilog", t)
-
-    # 5. Verify the hardware against the golden model.
+def _verify_stage(args, model, folding, out, console, summary, metrics, stage, done):
+    """Stage 5: the hardware against the golden model over the test split."""
     t = stage(f"5/5 verify on {args.sim} over the test split (stall {args.stall})")
     from .sim import verify
 
@@ -145,18 +167,9 @@ def run(args):
                   f"{vrep['latency_measured']}/{vrep['latency_expected']}, "
                   f"{vrep['cycles_per_second']:.0f} cycles/s")
     summary.update(verified_images=vrep["images"], mismatches=vrep["mismatches"],
-                   hardware_accuracy=_hardware_accuracy(model, vrep, m),
+                   hardware_accuracy=_hardware_accuracy(model, vrep, metrics),
                    ii_measured=vrep["ii_measured"], latency_measured=vrep["latency_measured"])
     done(f"verify ({args.sim})", t, agrees=agrees)
-
-    _print_summary(console, summary, stages)
-    write_text_atomic(out / "summary.json",
-                      json.dumps({"summary": summary, "stages": stages}, indent=2) + "\n")
-    failed = [s["stage"] for s in stages if s["agrees"] is False]
-    if failed:
-        raise _Disagreement(f"disagreement with the golden model in: {', '.join(failed)} "
-                            f"(see {out})")
-    return 0
 
 
 class _Disagreement(BnnflowError):

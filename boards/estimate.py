@@ -9,13 +9,22 @@ the designs), the depth at which Yosys moves a ROM to block RAM, and how many bl
 every cycle still route on ECP5 (:func:`routable_brams`). :func:`measured_need` applies the
 logic-cell rule to Yosys' real counts (read by :mod:`bnnflow.tool_reports`).
 :data:`ROM_REGISTER` is here because the flip-flop estimate follows it.
+
+Layers are read through the layer-kind protocol (:mod:`bnnflow.model.kinds`: cycles of a
+folding, ``neurons``, ``fan_in``, output pixels); the formulas are those of the structure
+:class:`~bnnflow.hw.mvtu.MVTU` builds, the only unit with a resource model so far
+(:data:`MODELLED_KINDS`): a model with another kind is refused rather than estimated as MVTUs.
 """
 
 from .targets import rom_blocks
 
 __all__ = ["measured_need", "estimate_ffs", "estimate_luts", "estimate_logic", "logic_need",
            "estimate_brams", "estimate_brams_used", "estimate_rom_luts", "routable_brams",
-           "LUT4_PER_XNOR_BIT", "UNPACKED_FF_SHARE", "ECP5_ROUTABLE_BRAMS", "ROM_REGISTER"]
+           "LUT4_PER_XNOR_BIT", "UNPACKED_FF_SHARE", "ECP5_ROUTABLE_BRAMS", "ROM_REGISTER",
+           "MODELLED_KINDS"]
+
+#: Layer kinds whose hardware unit these estimates model (``binary_dense``: the MVTU).
+MODELLED_KINDS = ("binary_dense",)
 
 #: LUT4 per XNOR bit computed per cycle, from a first prototype's fully parallel 64x64 layer
 #: (3311 LUT4 on iCE40, 7928 on ECP5, for 4096 bits): the logic of a fully parallel layer.
@@ -75,21 +84,36 @@ _INPUT_LUTRAM_MAX_DEPTH = 64
 ROM_REGISTER = {"ice40": False, "ecp5": True}
 
 
-def _roms(model, folding):
-    """``(width, depth)`` of the weight ROM of every folded layer (cycles > 1)."""
+def _modelled(model):
+    """``model.layers``, after checking that these estimates model every layer's kind."""
+    for j, layer in enumerate(model.layers):
+        if layer.kind not in MODELLED_KINDS:
+            raise ValueError(f"layer {j} ({layer.name}): no resource estimate for layer kind "
+                             f"{layer.kind!r} (estimated: {', '.join(MODELLED_KINDS)})")
+    return model.layers
+
+
+def _rom_words(layer, fold):
+    """Words of a layer's weight ROM: its cycles per output pixel (the ROM is walked once per
+    pixel; ``ceil(N/PE) * ceil(K/SIMD)``)."""
     from ..hw.folding import layer_cycles
 
-    for layer, fold in zip(model.layers, folding, strict=True):
-        cycles = layer_cycles(layer.in_width, layer.out_width, fold)
-        if cycles > 1:
-            yield fold.pe * fold.simd, cycles
+    return layer_cycles(layer, fold) // layer.output_pixels
+
+
+def _roms(model, folding):
+    """``(width, depth)`` of the weight ROM of every folded layer (more than one ROM word)."""
+    for layer, fold in zip(_modelled(model), folding, strict=True):
+        words = _rom_words(layer, fold)
+        if words > 1:
+            yield fold.pe * fold.simd, words
 
 
 def _input_memories(model, folding):
     """``(width, depth)`` of the input-vector memory of every layer with ``SF > 1``
     (:class:`~bnnflow.hw.inbuf.MemoryBuffer`: two banks of ``2**ceil(log2 SF)`` words)."""
-    for layer, fold in zip(model.layers, folding, strict=True):
-        sf = -(-layer.in_width // fold.simd)
+    for layer, fold in zip(_modelled(model), folding, strict=True):
+        sf = -(-layer.fan_in // fold.simd)
         if sf > 1:
             yield fold.simd, 2 << (sf - 1).bit_length()
 
@@ -104,8 +128,8 @@ def _input_memories_in_bram(family, model, folding):
 
 
 def estimate_brams(model, folding, family):
-    """Block RAMs the weight ROMs of the folded layers (cycles > 1) and the input memories
-    Yosys puts in block RAM need at best."""
+    """Block RAMs the weight ROMs of the folded layers (more than one word) and the input
+    memories Yosys puts in block RAM need at best."""
     memories = [*_roms(model, folding), *_input_memories_in_bram(family, model, folding)]
     return sum(rom_blocks(family, width, depth) for width, depth in memories)
 
@@ -156,8 +180,8 @@ def _popcount_ffs(width, stages):
     return total
 
 
-def _rom_in_luts(family, cycles):
-    return 1 < cycles < _ROM_BRAM_MIN_DEPTH[family]
+def _rom_in_luts(family, words):
+    return 1 < words < _ROM_BRAM_MIN_DEPTH[family]
 
 
 def _layer_streams(model, folding):
@@ -213,43 +237,46 @@ def estimate_ffs(model, folding, pipeline=0, family="ice40", *, rom_register=Non
     ROM, and a ROM depth that is not a power of two a wrap flag. boards/README.md compares it
     with Yosys' counts.
     """
-    from ..hw.folding import layer_cycles
-
     if rom_register is None:
         rom_register = ROM_REGISTER[family]
-    total = 0
+    layers = _modelled(model)
     streams = _layer_streams(model, folding)
-    for layer, fold, (in_chunk, out_chunks) in zip(model.layers, folding, streams,
-                                                    strict=True):
-        k, n = layer.in_width, layer.out_width
-        nf, sf = -(-n // fold.pe), -(-k // fold.simd)
-        cycles = layer_cycles(k, n, fold)
-        lane = (_bits_for(k) if layer.thresholds is None
-                else _bits_for(layer.thresholds.shape[1]))
-        ctrl = 4 + _bits_for(max(nf - 1, 1))
-        ff = _input_ffs(k, fold, in_chunk, family) + 2 + _bits_for(sf) + _bits_for(nf)
-        if cycles > 1:
-            ff += _bits_for(cycles) + ctrl + (fold.simd if sf == 1 else 0)
-            if _rom_in_luts(family, cycles):
-                ff += fold.pe * fold.simd
-            if rom_register:
-                ff += fold.pe * fold.simd + 1
-            if cycles & (cycles - 1):
-                ff += 1
-        ff += pipeline * ctrl + fold.pe * _popcount_ffs(fold.simd, pipeline)
-        if sf > 1:
-            # Binary hidden layers accumulate popcount - threshold (signed, one bit wider).
-            fused = layer.thresholds is not None and layer.thresholds.shape[1] == 1
-            ff += fold.pe * (_bits_for(k + 1) + 1 if fused else _bits_for(k))
-        if out_chunks:
-            ff += fold.pe * lane + 1
-        else:
-            ff += (nf - 1) * fold.pe * lane + n * lane
-        total += ff
-    last = model.layers[-1]
-    w_out = _bits_for(last.out_width - 1) + last.out_width * _bits_for(last.in_width)
-    argmax = _argmax_ffs(last.out_width, _bits_for(last.in_width), pipeline)
+    total = sum(_layer_ffs(layer, fold, in_chunk, out_chunks, pipeline, family, rom_register)
+                for layer, fold, (in_chunk, out_chunks)
+                in zip(layers, folding, streams, strict=True))
+    last = layers[-1]
+    w_out = _bits_for(last.out_width - 1) + last.out_width * _bits_for(last.fan_in)
+    argmax = _argmax_ffs(last.out_width, _bits_for(last.fan_in), pipeline)
     return total + argmax + (2 * model.input.width + w_out + 2)
+
+
+def _layer_ffs(layer, fold, in_chunk, out_chunks, pipeline, family, rom_register):
+    """Flip-flops of one layer's MVTU (see :func:`estimate_ffs`)."""
+    k, n = layer.fan_in, layer.neurons
+    nf, sf = -(-n // fold.pe), -(-k // fold.simd)
+    words = _rom_words(layer, fold)
+    # Bits per output element: popcounts of the output layer, else activations.
+    lane = _bits_for(k) if layer.is_output else layer.activation_bits
+    ctrl = 4 + _bits_for(max(nf - 1, 1))
+    ff = _input_ffs(k, fold, in_chunk, family) + 2 + _bits_for(sf) + _bits_for(nf)
+    if words > 1:
+        ff += _bits_for(words) + ctrl + (fold.simd if sf == 1 else 0)
+        if _rom_in_luts(family, words):
+            ff += fold.pe * fold.simd
+        if rom_register:
+            ff += fold.pe * fold.simd + 1
+        if words & (words - 1):
+            ff += 1
+    ff += pipeline * ctrl + fold.pe * _popcount_ffs(fold.simd, pipeline)
+    if sf > 1:
+        # Binary hidden layers accumulate popcount - threshold (signed, one bit wider).
+        fused = layer.activation_bits == 1
+        ff += fold.pe * (_bits_for(k + 1) + 1 if fused else _bits_for(k))
+    if out_chunks:
+        ff += fold.pe * lane + 1
+    else:
+        ff += (nf - 1) * fold.pe * lane + n * lane
+    return ff
 
 
 def _argmax_ffs(classes, width, pipeline):
@@ -281,14 +308,13 @@ def estimate_luts(model, folding, family="ice40"):
     times that (one measured design) and fully parallel ones use the ECP5 figure of
     :data:`LUT4_PER_XNOR_BIT`.
     """
-    from ..hw.folding import layer_cycles
-
     total = 0.0
+    layers = _modelled(model)
     streams = _layer_streams(model, folding)
-    for layer, fold, (in_chunk, _) in zip(model.layers, folding, streams, strict=True):
-        k, n = layer.in_width, layer.out_width
-        cycles = layer_cycles(k, n, fold)
-        if cycles == 1:
+    for layer, fold, (in_chunk, _) in zip(layers, folding, streams, strict=True):
+        k, n = layer.fan_in, layer.neurons
+        words = _rom_words(layer, fold)
+        if words == 1:
             total += LUT4_PER_XNOR_BIT[family] * k * n
             continue
         sf = -(-k // fold.simd)
@@ -305,8 +331,8 @@ def estimate_luts(model, folding, family="ice40"):
             if n > fold.pe:
                 folded += _MEMORY_LUT_PER_NEURON * n
             scale = _MEMORY_LUT_SCALE[family]
-        if _rom_in_luts(family, cycles):
-            folded += fold.pe * fold.simd * -(-cycles // 16)
+        if _rom_in_luts(family, words):
+            folded += fold.pe * fold.simd * -(-words // 16)
         total += folded * scale
     return round(total)
 

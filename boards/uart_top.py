@@ -50,7 +50,7 @@ def reply_layout(model, popcounts=True):
     """``(total_bytes, bytes_per_popcount)`` of one reply for ``model``."""
     k_last = model.layers[-1].in_width
     per = math.ceil(k_last.bit_length() / 8)
-    count = len(model.layers[-1].weights) if popcounts else 0
+    count = model.num_classes if popcounts else 0
     return 1 + count * per, per
 
 

@@ -1,9 +1,13 @@
 """Folding: how many neurons (PE) and input bits (SIMD) each layer processes per cycle.
 
-A fully connected layer with ``K`` inputs and ``N`` neurons folded as ``PE x SIMD`` takes
-``ceil(N / PE) * ceil(K / SIMD)`` cycles per input vector. ``PE = N, SIMD = K`` is fully
-parallel (one vector per cycle). Sizes that PE or SIMD do not divide are padded in hardware
-(:mod:`bnnflow.hw.mvtu`), so any ``1 <= PE <= N`` and ``1 <= SIMD <= K`` is allowed.
+Every layer kind folds a matrix of ``N = layer.neurons`` rows and ``K = layer.fan_in`` columns,
+applied ``layer.output_pixels`` times per input vector (:mod:`bnnflow.model.kinds`); its cycle
+count for a folding is its kind's :meth:`~bnnflow.model.kinds.LayerKind.cycles`
+(:func:`layer_cycles`). A fully connected layer with ``K`` inputs and ``N`` neurons folded as
+``PE x SIMD`` takes ``ceil(N / PE) * ceil(K / SIMD)`` cycles per input vector. ``PE = N,
+SIMD = K`` is fully parallel (one vector per cycle for a dense layer). Sizes that PE or SIMD do
+not divide are padded in hardware (:mod:`bnnflow.hw.mvtu`), so any ``1 <= PE <= N`` and
+``1 <= SIMD <= K`` is allowed.
 
 Fold file format (JSON), one entry per layer, in layer order::
 
@@ -58,17 +62,17 @@ class LayerFold:
         return f"{self.pe}x{self.simd}"
 
 
-def layer_cycles(k, n, fold):
-    """Cycles one input vector takes in a ``K``-input, ``N``-neuron layer: the layer's II.
-
-    ``ceil(N / PE) * ceil(K / SIMD)``.
-    """
-    return math.ceil(n / fold.pe) * math.ceil(k / fold.simd)
+def layer_cycles(layer, fold):
+    """Cycles one input vector takes in ``layer`` folded as ``fold``: the layer's II, as its
+    kind counts them (:meth:`bnnflow.model.kinds.LayerKind.cycles`; output pixels included;
+    ``ceil(N / PE) * ceil(K / SIMD)`` for a dense layer)."""
+    return layer.cycles(fold)
 
 
 def fully_parallel(model):
-    """``PE = N, SIMD = K`` for every layer of ``model``."""
-    return [LayerFold(layer.out_width, layer.in_width) for layer in model.layers]
+    """``PE = N, SIMD = K`` (``layer.neurons``, ``layer.fan_in``) for every layer of
+    ``model``."""
+    return [LayerFold(layer.neurons, layer.fan_in) for layer in model.layers]
 
 
 def check_folding(model, folding):
@@ -80,8 +84,8 @@ def check_folding(model, folding):
     ------
     ValueError
         If the number of entries differs from the number of layers, or a PE is outside
-        ``1..N`` or a SIMD outside ``1..K`` of its layer (the message names the layer and the
-        allowed range).
+        ``1..N`` or a SIMD outside ``1..K`` of its layer (``layer.neurons``, ``layer.fan_in``;
+        the message names the layer and the allowed range).
     """
     folding = list(folding)
     layers = model.layers
@@ -90,7 +94,7 @@ def check_folding(model, folding):
                          f"not {len(folding)}")
     result = []
     for i, (layer, fold) in enumerate(zip(layers, folding, strict=True)):
-        k, n = layer.in_width, layer.out_width
+        k, n = layer.fan_in, layer.neurons
         where = f"layer {i} ({layer.name}, {k} inputs, {n} neurons)"
         if not isinstance(fold, LayerFold):
             try:
@@ -110,25 +114,35 @@ def check_folding(model, folding):
     return result
 
 
-def _cheapest(k, n, target_ii):
-    """Cheapest fold of one layer meeting ``target_ii``: key (PE*SIMD, non-divisor, cycles)."""
+def _cheapest(index, layer, target_ii):
+    """Cheapest fold of one layer meeting ``target_ii``: key (PE*SIMD, non-divisor, cycles).
+
+    The candidates assume ``output_pixels * ceil(N/PE) * ceil(K/SIMD)`` cycles; the layer's
+    own count (:func:`layer_cycles`) decides which of them meet the target.
+    """
+    k, n = layer.fan_in, layer.neurons
+    per_pixel = target_ii // layer.output_pixels    # matrix passes allowed per pixel
     candidates = set()
     for pe in range(1, n + 1):
-        m = target_ii // math.ceil(n / pe)          # synapse folds allowed
+        m = per_pixel // math.ceil(n / pe)          # synapse folds allowed
         if m >= 1:
             candidates.add((pe, math.ceil(k / min(m, k))))
     for simd in range(1, k + 1):
-        m = target_ii // math.ceil(k / simd)        # neuron folds allowed
+        m = per_pixel // math.ceil(k / simd)        # neuron folds allowed
         if m >= 1:
             candidates.add((math.ceil(n / min(m, n)), simd))
+    folds = [f for f in (LayerFold(pe, simd) for pe, simd in candidates)
+             if layer_cycles(layer, f) <= target_ii]
+    if not folds:
+        raise ValueError(f"layer {index} ({layer.name}): no folding reaches {target_ii} "
+                         f"cycles; it needs at least "
+                         f"{layer_cycles(layer, LayerFold(n, k))} (fully parallel)")
 
-    def key(c):
-        pe, simd = c
-        divisors = (n % pe == 0) + (k % simd == 0)
-        return (pe * simd, -divisors, layer_cycles(k, n, LayerFold(pe, simd)), pe)
+    def key(f):
+        divisors = (n % f.pe == 0) + (k % f.simd == 0)
+        return (f.pe * f.simd, -divisors, layer_cycles(layer, f), f.pe)
 
-    pe, simd = min(candidates, key=key)
-    return LayerFold(pe, simd)
+    return min(folds, key=key)
 
 
 def auto_fold(model, target_ii):
@@ -146,13 +160,14 @@ def auto_fold(model, target_ii):
     Raises
     ------
     ValueError
-        If ``target_ii`` is not a positive integer.
+        If ``target_ii`` is not a positive integer, or a layer cannot reach it even fully
+        parallel (a kind with more output pixels than ``target_ii``).
     """
     if not _is_int(target_ii) or target_ii < 1:
         raise ValueError(f"target II must be a positive integer number of cycles (1 = fully "
                          f"parallel), not {target_ii!r}")
-    folding = [_cheapest(layer.in_width, layer.out_width, target_ii) for layer in model.layers]
-    achieved = max(layer_cycles(layer.in_width, layer.out_width, fold)
+    folding = [_cheapest(j, layer, target_ii) for j, layer in enumerate(model.layers)]
+    achieved = max(layer_cycles(layer, fold)
                    for layer, fold in zip(model.layers, folding, strict=True))
     return folding, achieved
 

@@ -144,11 +144,18 @@ class MemoryBuffer(_Buffer):
     read_latency = 1
     storage = "memory"
 
-    def __init__(self, k, simd, chunk=None):
+    @staticmethod
+    def check(k, simd, chunk=None):
+        """Raise ``ValueError`` unless a buffer of these sizes can be built; return the chunk
+        width (``k`` for ``None``)."""
         _check_int("k", k, 2, 1 << 30)
         _check_int("simd", simd, 1, k - 1)
         chunk = k if chunk is None else chunk
         buffer_storage(k, simd, chunk)
+        return chunk
+
+    def __init__(self, k, simd, chunk=None):
+        chunk = self.check(k, simd, chunk)
         super().__init__(k, simd, chunk, simd)
         self.abits = ceil_log2(self.sf_count)
         self.accept_wait = self.sf_count - 1 if chunk == k else 0
@@ -249,5 +256,8 @@ def input_buffer(k, simd, chunk=None):
     :class:`MemoryBuffer` when ``simd < k`` (``SF > 1``), else a :class:`RegisterBuffer`
     (which takes whole vectors only)."""
     if buffer_storage(k, simd, chunk) == MemoryBuffer.storage:
+        # Checked before it is built: a buffer whose constructor raises still warns "created
+        # but never used" when it is collected, in whichever test happens to run then.
+        MemoryBuffer.check(k, simd, chunk)
         return MemoryBuffer(k, simd, chunk)
     return RegisterBuffer(k)

@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """Matrix-vector-threshold unit (MVTU): one folded binary fully connected layer, streaming.
 
 Datapath for ``K`` inputs, ``N`` neurons, folding ``PE x SIMD`` (``NF = ceil(N/PE)`` neuron
@@ -56,8 +57,9 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import bits_for
 
-from .folding import LayerFold, layer_cycles
-from .inbuf import buffer_storage, input_buffer
+from ..model.kinds import matrix_cycles
+from .folding import LayerFold
+from .inbuf import buffer_storage, chunk_fits, input_buffer
 from .popcount import DEFAULT_STYLE, STYLES, Popcount
 from .threshold import Threshold
 
@@ -154,6 +156,14 @@ class MVTU(wiring.Component):
         ``"memory"`` or ``"registers"``.
     chunk_width : int
         Width of ``o.payload``.
+    out_width : int
+        Width of a whole output vector, ``N * lane_width``.
+    lane_width : int
+        Bits per output element: ``bits_for(T)`` (activations) or ``bits_for(K)`` (popcounts).
+
+    This is the hardware unit of ``binary_dense`` layers (:data:`bnnflow.hw.units.UNITS`):
+    :meth:`from_layer`, :meth:`out_chunk`, :meth:`takes_chunk` and :meth:`sidecar` are its
+    side of the unit interface that :class:`~bnnflow.hw.top.BnnTop` uses.
 
     Raises
     ------
@@ -200,7 +210,7 @@ class MVTU(wiring.Component):
         self.thresholds = thresholds
         self.k, self.n, self.fold, self.pipeline = k, n, fold, pipeline
         self.nf, self.sf = -(-n // fold.pe), -(-k // fold.simd)
-        self.cycles = layer_cycles(k, n, fold)
+        self.cycles = matrix_cycles(k, n, fold)
         self.padded_in = self.sf * fold.simd - k
         self.padded_out = self.nf * fold.pe - n
         self.weights_in = "constants" if self.cycles == 1 else "rom"
@@ -224,6 +234,41 @@ class MVTU(wiring.Component):
         self.accept_wait = self.sf - 1 if whole else 0
         super().__init__({"i": In(stream.Signature(self.in_chunk)),
                           "o": Out(stream.Signature(self.chunk_width))})
+
+    @classmethod
+    def from_layer(cls, layer, fold, options):
+        """The unit of a ``binary_dense`` layer folded as ``fold``, with the design and stream
+        options of ``options`` (:class:`bnnflow.hw.units.UnitOptions`)."""
+        # Built here for BnnTop, which may be made only for its sidecar and never elaborated:
+        # the first line of this file turns off Amaranth's "created but never used" warning
+        # for units made here, as hw/top.py does for its own.
+        return cls(layer.weights, layer.thresholds, fold, options.pipeline,
+                   popcount_style=options.popcount_style, rom_register=options.rom_register,
+                   in_chunk=options.in_chunk, out_chunks=options.out_chunks)
+
+    @staticmethod
+    def out_chunk(layer, fold):
+        """Bits per transfer when the layer sends each neuron fold as it is computed (``PE *
+        A``), or ``None`` when it has one fold only or emits the network's popcounts."""
+        if layer.is_output or fold.pe >= layer.out_width:
+            return None
+        return fold.pe * layer.activation_bits
+
+    @staticmethod
+    def takes_chunk(layer, fold, width):
+        """Whether the layer's input memory takes chunks of ``width`` bits: only a memory
+        buffer (``SIMD < K``) does, for widths :func:`~bnnflow.hw.inbuf.chunk_fits` allows."""
+        return fold.simd < layer.in_width and chunk_fits(layer.in_width, fold.simd, width)
+
+    def sidecar(self):
+        """This unit's own entries of its layer in the sidecar (padding, weight storage,
+        input buffer)."""
+        return {"padded_in": self.padded_in, "padded_out": self.padded_out,
+                "weights_in": self.weights_in,
+                "rom_register": self.weights_in == "rom" and self.rom_register,
+                "rom_bits": 0 if self.weights_in == "constants" else int(
+                    self.nf * self.sf * self.fold.pe * self.fold.simd),
+                "input_buffer": self.input_storage}
 
     def elaborate(self, platform):
         m = Module()

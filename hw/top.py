@@ -1,16 +1,18 @@
 # amaranth: UnusedElaboratable=no
-"""Network top: every layer of a ``.bnn`` model as a chain of streaming MVTUs, then argmax.
+"""Network top: every layer of a ``.bnn`` model as a chain of streaming units, then argmax.
 
 ::
 
-    i --> MVTU 0 --> MVTU 1 --> ... --> MVTU L-1 (popcounts) --> Argmax --> o
+    i --> unit 0 --> unit 1 --> ... --> unit L-1 (popcounts) --> Argmax --> o
 
-Each MVTU buffers its next input vector while it works on the current one (see
-:mod:`bnnflow.hw.mvtu`), so in steady state the network runs at the II of its slowest layer,
-``ii = max_j cycles_j``, with no bubbles. The latency of an image entering an idle network
-(input transfer at edge ``t``, output transfer at edge ``t + latency``, ``o.ready`` high) is
-``latency = sum_j (cycles_j + rom_j + pipeline + 1) + sum_{j>0} wait_j + 1 + a``, ``rom_j = 1``
-for folded layers (weights in ROM), ``0`` for fully parallel ones; ``wait_j`` is layer ``j``'s
+Each layer's unit comes from its kind's entry in :data:`bnnflow.hw.units.UNITS` (an
+:class:`~bnnflow.hw.mvtu.MVTU` for ``binary_dense`` layers). Each MVTU buffers its next input
+vector while it works on the current one (see :mod:`bnnflow.hw.mvtu`), so in steady state the
+network runs at the II of its slowest layer, ``ii = max_j cycles_j``, with no bubbles. The
+latency of an image entering an idle network (input transfer at edge ``t``, output transfer at
+edge ``t + latency``, ``o.ready`` high) is ``latency = sum_j latency_j + sum_{j>0} wait_j + 1 +
+a``: for an MVTU ``latency_j = cycles_j + rom_j + pipeline + 1``, ``rom_j = 1`` for folded
+layers (weights in ROM), ``0`` for fully parallel ones; ``wait_j`` is layer ``j``'s
 ``accept_wait`` (a whole vector copied into its input memory, :mod:`bnnflow.hw.inbuf`; ``0``
 when the previous layer sends its neuron folds straight in, :func:`layer_chunks`); the ``+ 1``
 is the argmax output register and
@@ -26,9 +28,8 @@ from .. import __version__
 from ..model.artifact import model_checksum
 from .argmax import Argmax, argmax_levels, class_width
 from .folding import resolve_folding
-from .inbuf import chunk_fits
-from .mvtu import MVTU
 from .popcount import DEFAULT_STYLE
+from .units import UnitOptions, build_unit, unit_kind
 
 __all__ = ["BnnTop", "BIT_ORDER", "layer_chunks"]
 
@@ -41,20 +42,25 @@ BIT_ORDER = ("i__payload bit j = input element j (image pixels flattened row-maj
 def layer_chunks(model, folding):
     """``[(in_chunk, out_chunks)]`` per layer: how each stream between layers is cut.
 
-    A hidden layer with several neuron folds sends each fold's ``PE`` activation bits as they
-    are computed (``out_chunks``), straight into the next layer's memory-held input buffer,
-    when that buffer can take chunks of that width (:func:`bnnflow.hw.inbuf.chunk_fits`);
-    otherwise it collects the whole vector first. The first layer gets whole input vectors;
-    the last one sends whole popcount vectors to the argmax.
+    A layer whose unit can send its output in chunks as it computes them
+    (:attr:`bnnflow.hw.units.UnitKind.out_chunk`; an MVTU with several neuron folds: each fold's
+    ``PE`` activation bits) does so when the next unit can take chunks of that width
+    (:attr:`~bnnflow.hw.units.UnitKind.takes_chunk`; an MVTU's memory-held input buffer,
+    :func:`bnnflow.hw.inbuf.chunk_fits`); otherwise it sends the whole vector. The first layer
+    gets whole input vectors; the last one sends whole popcount vectors to the argmax.
+
+    Raises
+    ------
+    ValueError
+        If a layer's kind has no hardware unit (:func:`bnnflow.hw.units.unit_kind`).
     """
-    out = [[layer.in_width, False] for layer in model.layers]
-    for j in range(len(model.layers) - 1):
-        producer, fold = model.layers[j], folding[j]
-        width = fold.pe * producer.activation_bits
-        nxt = folding[j + 1]
-        k = model.layers[j + 1].in_width
-        if (fold.pe < producer.out_width and nxt.simd < k
-                and chunk_fits(k, nxt.simd, width)):
+    layers = model.layers
+    kinds = [unit_kind(layer, f"layer {j}") for j, layer in enumerate(layers)]
+    out = [[layer.in_width, False] for layer in layers]
+    for j in range(len(layers) - 1):
+        width = kinds[j].out_chunk(layers[j], folding[j])
+        if width is not None and kinds[j + 1].takes_chunk(layers[j + 1], folding[j + 1],
+                                                          width):
             out[j][1] = True
             out[j + 1][0] = width
     return [tuple(x) for x in out]
@@ -73,7 +79,7 @@ class BnnTop(wiring.Component):
         Register stages in each popcount adder tree (``>= 0``); the argmax tournament gets
         ``min(pipeline, ceil(log2(C)) - 1)`` inner register stages.
     popcount_style : str
-        Popcount tree structure of every layer (:class:`bnnflow.hw.mvtu.MVTU`).
+        Popcount tree structure of every MVTU (:class:`bnnflow.hw.mvtu.MVTU`).
     rom_register : bool
         Weight register after the ROM of every folded layer (:class:`bnnflow.hw.mvtu.MVTU`;
         same latency either way).
@@ -105,12 +111,16 @@ class BnnTop(wiring.Component):
     argmax_stages : int
         Inner register stages of the argmax, ``min(pipeline, ceil(log2(C)) - 1)``.
     folding : list of LayerFold
-    layers : list of MVTU
+    layers : list of units
+        One per layer, built by its kind's :data:`bnnflow.hw.units.UNITS` entry
+        (:class:`~bnnflow.hw.mvtu.MVTU` for ``binary_dense``); the unit interface is documented
+        in :mod:`bnnflow.hw.units`.
 
     Raises
     ------
     ValueError
-        Bad folding, pipeline or fault; hidden layers with more than one threshold per neuron.
+        Bad folding, pipeline or fault; hidden layers with more than one threshold per neuron;
+        a layer kind without a hardware unit.
     TypeError
         ``rom_register`` not a bool.
     """
@@ -134,69 +144,71 @@ class BnnTop(wiring.Component):
                 raise ValueError(f"fault must be None or ('drop_ready', j) with j in "
                                  f"0..{len(model.layers) - 1}, not {fault!r}")
         self.pipeline = pipeline
+        self.popcount_style = popcount_style
         self.debug_taps = bool(debug_taps)
         self.fault = fault
         chunks = layer_chunks(model, self.folding)
-        self.layers = [MVTU(layer.weights, layer.thresholds, fold, pipeline,
-                            popcount_style=popcount_style, rom_register=rom_register,
-                            in_chunk=chunk_in, out_chunks=chunk_out)
-                       for layer, fold, (chunk_in, chunk_out)
-                       in zip(model.layers, self.folding, chunks, strict=True)]
+        self.layers = [build_unit(layer, fold,
+                                  UnitOptions(pipeline, popcount_style, rom_register, chunk_in,
+                                              chunk_out), f"layer {j}")
+                       for j, (layer, fold, (chunk_in, chunk_out))
+                       in enumerate(zip(model.layers, self.folding, chunks, strict=True))]
         last = self.layers[-1]
-        self.num_classes = last.n
-        self.class_width = class_width(last.n)
-        self.popcount_width = last.count_width
+        self.num_classes = model.num_classes
+        self.class_width = class_width(self.num_classes)
+        self.popcount_width = last.lane_width
         self.out_width = self.class_width + last.out_width
-        self.argmax_stages = max(0, min(pipeline, argmax_levels(last.n) - 1))
-        self.ii = max(mvtu.cycles for mvtu in self.layers)
+        self.argmax_stages = max(0, min(pipeline, argmax_levels(self.num_classes) - 1))
+        self.ii = max(unit.cycles for unit in self.layers)
         # The first layer's accept_wait passes before the input transfer, so it is not counted.
-        self.latency = (sum(mvtu.latency for mvtu in self.layers)
-                        + sum(mvtu.accept_wait for mvtu in self.layers[1:])
+        self.latency = (sum(unit.latency for unit in self.layers)
+                        + sum(unit.accept_wait for unit in self.layers[1:])
                         + 1 + self.argmax_stages)
         members = {"i": In(stream.Signature(model.input.width)),
                    "o": Out(stream.Signature(self.out_width))}
         if self.debug_taps:
-            for j, mvtu in enumerate(self.layers):
+            for j, unit in enumerate(self.layers):
                 members[f"tap_{j}_valid"] = Out(1)
-                members[f"tap_{j}_data"] = Out(mvtu.out_width)
+                members[f"tap_{j}_data"] = Out(unit.out_width)
         super().__init__(members)
 
     def elaborate(self, platform):
         m = Module()
-        for j, mvtu in enumerate(self.layers):
-            m.submodules[f"layer_{j}"] = mvtu
+        for j, unit in enumerate(self.layers):
+            m.submodules[f"layer_{j}"] = unit
         m.submodules.argmax = argmax = Argmax(self.num_classes, self.popcount_width,
                                                  self.argmax_stages)
         wiring.connect(m, wiring.flipped(self.i), self.layers[0].i)
-        consumers = [mvtu.i for mvtu in self.layers[1:]] + [argmax.i]
-        for j, (mvtu, consumer) in enumerate(zip(self.layers, consumers, strict=True)):
+        consumers = [unit.i for unit in self.layers[1:]] + [argmax.i]
+        for j, (unit, consumer) in enumerate(zip(self.layers, consumers, strict=True)):
             if self.fault == ("drop_ready", j):
-                m.d.comb += [consumer.valid.eq(mvtu.o.valid),
-                             consumer.payload.eq(mvtu.o.payload),
-                             mvtu.o.ready.eq(1)]
+                m.d.comb += [consumer.valid.eq(unit.o.valid),
+                             consumer.payload.eq(unit.o.payload),
+                             unit.o.ready.eq(1)]
             else:
-                wiring.connect(m, mvtu.o, consumer)
+                wiring.connect(m, unit.o, consumer)
             if self.debug_taps:
-                self._tap(m, j, mvtu)
+                self._tap(m, j, unit)
         wiring.connect(m, argmax.o, wiring.flipped(self.o))
         return m
 
-    def _tap(self, m, j, mvtu):
+    def _tap(self, m, j, unit):
         """Layer ``j``'s output vector on ``tap_<j>_*`` when it transfers; chunked outputs are
         collected here (debug builds only), the last chunk completing the vector."""
-        fire = mvtu.o.valid & mvtu.o.ready
+        fire = unit.o.valid & unit.o.ready
         valid, data = getattr(self, f"tap_{j}_valid"), getattr(self, f"tap_{j}_data")
-        if not mvtu.out_chunks or mvtu.nf == 1:
-            m.d.comb += [valid.eq(fire), data.eq(mvtu.o.payload)]
+        width = len(unit.o.payload)
+        chunks = -(-unit.out_width // width)
+        if chunks == 1:
+            m.d.comb += [valid.eq(fire), data.eq(unit.o.payload)]
             return
-        width = mvtu.chunk_width
-        held = Signal((mvtu.nf - 1) * width, name=f"tap_{j}_held")
-        count = Signal(range(mvtu.nf), name=f"tap_{j}_count")
-        last = count == mvtu.nf - 1
+        held = Signal((chunks - 1) * width, name=f"tap_{j}_held")
+        count = Signal(range(chunks), name=f"tap_{j}_count")
+        last = count == chunks - 1
         with m.If(fire):
-            m.d.sync += [held.eq(Cat(held[width:], mvtu.o.payload)),
+            m.d.sync += [held.eq(Cat(held[width:], unit.o.payload)),
                          count.eq(Mux(last, 0, count + 1))]
-        m.d.comb += [valid.eq(fire & last), data.eq(Cat(held, mvtu.o.payload))]
+        m.d.comb += [valid.eq(fire & last), data.eq(Cat(held, unit.o.payload))]
 
     def port_widths(self):
         """``{verilog port name: {"direction": "in"|"out", "width": w}}``."""
@@ -206,41 +218,40 @@ class BnnTop(wiring.Component):
                  "o__payload": ("out", self.out_width), "o__valid": ("out", 1),
                  "o__ready": ("in", 1)}
         if self.debug_taps:
-            for j, mvtu in enumerate(self.layers):
+            for j, unit in enumerate(self.layers):
                 ports[f"tap_{j}_valid"] = ("out", 1)
-                ports[f"tap_{j}_data"] = ("out", mvtu.out_width)
+                ports[f"tap_{j}_data"] = ("out", unit.out_width)
         return {name: {"direction": d, "width": w} for name, (d, w) in ports.items()}
 
     def sidecar(self, name="bnnflow_top"):
         """The ``OUT.json`` contents describing the generated module."""
         manifest, _ = self.model.manifest()
         layers = []
-        for layer, mvtu in zip(self.model.layers, self.layers, strict=True):
-            layers.append({
-                "name": layer.name, "in_width": mvtu.k, "out_width": mvtu.n,
-                "pe": mvtu.fold.pe, "simd": mvtu.fold.simd, "cycles": mvtu.cycles,
-                "weight_bits": 1, "synapses": mvtu.k * mvtu.n,
-                "padded_in": mvtu.padded_in, "padded_out": mvtu.padded_out,
-                "weights_in": mvtu.weights_in,
-                "rom_register": mvtu.weights_in == "rom" and mvtu.rom_register,
-                "rom_bits": 0 if mvtu.weights_in == "constants" else int(
-                    mvtu.nf * mvtu.sf * mvtu.fold.pe * mvtu.fold.simd),
+        for layer, fold, unit in zip(self.model.layers, self.folding, self.layers, strict=True):
+            entry = {
+                "name": layer.name, "in_width": layer.in_width,
+                "out_width": layer.out_width, "pe": fold.pe, "simd": fold.simd,
+                "cycles": unit.cycles, "weight_bits": layer.weight_bits,
+                "synapses": layer.synapses,
                 "output": "popcount" if layer.is_output else "activation",
-                "latency": mvtu.latency,
-                "input_buffer": mvtu.input_storage,
-                "in_chunk": mvtu.in_chunk, "out_chunk": mvtu.chunk_width,
-                "accept_wait": mvtu.accept_wait,
-            })
+                "latency": unit.latency,
+                "in_chunk": len(unit.i.payload), "out_chunk": len(unit.o.payload),
+                "accept_wait": unit.accept_wait,
+            }
+            # What only this kind's unit knows (for an MVTU: padding, weights, input buffer).
+            entry.update(unit.sidecar())
+            layers.append(entry)
         taps = []
         if self.debug_taps:
-            for j, mvtu in enumerate(self.layers):
+            for j, unit in enumerate(self.layers):
                 last = j == len(self.layers) - 1
-                taps.append({"layer": j, "name": self.model.layers[j].name,
+                layer = self.model.layers[j]
+                taps.append({"layer": j, "name": layer.name,
                              "valid": f"tap_{j}_valid", "data": f"tap_{j}_data",
-                             "width": mvtu.out_width,
+                             "width": unit.out_width,
                              "kind": "popcounts" if last else "activations",
-                             "count": mvtu.n,
-                             "element_width": mvtu.lane_width})
+                             "count": layer.out_width,
+                             "element_width": unit.lane_width})
         return {
             "top": name,
             "ports": self.port_widths(),
@@ -255,7 +266,7 @@ class BnnTop(wiring.Component):
             "latency": self.latency,
             "argmax_stages": self.argmax_stages,
             "pipeline": self.pipeline,
-            "popcount_style": self.layers[0].popcount_style,
+            "popcount_style": self.popcount_style,
             "model_checksum": model_checksum(manifest),
             "taps": taps,
             "fault": list(self.fault) if self.fault else None,

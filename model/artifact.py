@@ -33,8 +33,10 @@ packed along the input axis, LSB first (:mod:`bnnflow.model.conventions`). Thres
 ``int32`` of shape ``(N, T)`` with ``T = 2**activation_bits - 1`` sorted values per neuron, each
 in ``[0, K + 1]``.
 
-New layer kinds (ternary weights, multi-bit inputs, convolutions) are new ``kind`` values with
-their own entry in :data:`LAYER_KINDS`; the container and the version stay.
+Each layer entry is written and read by its kind (:mod:`bnnflow.model.kinds`; ``binary_dense``:
+:class:`~bnnflow.model.dense.DenseLayer`, re-exported here). New layer kinds (ternary weights,
+multi-bit inputs, convolutions) are new ``kind`` values with their own entry in
+:data:`LAYER_KINDS`; the container and the version stay.
 """
 
 import hashlib
@@ -49,7 +51,9 @@ import numpy as np
 
 from ..errors import ArtifactError
 from ..fileio import atomic_path
-from . import conventions, encoding
+from . import encoding
+from .dense import DenseLayer
+from .kinds import manifest_field, positive_int
 
 __all__ = [
     "FORMAT",
@@ -120,99 +124,9 @@ class InputSpec:
                 "encoding": dict(self.encoding)}
 
 
-@dataclass(frozen=True)
-class DenseLayer:
-    """A fully connected binary layer.
-
-    Parameters
-    ----------
-    name : str
-    weights : array of 0/1, shape ``(N, K)``
-        Bit 1 is weight +1, bit 0 is weight -1.
-    thresholds : int array ``(N, T)`` or None
-        Sorted popcount thresholds per neuron (``T = 1`` for binary activations); ``None`` for
-        the output layer, which emits popcounts.
-    """
-
-    name: str
-    weights: np.ndarray
-    thresholds: np.ndarray | None = None
-
-    kind = "binary_dense"
-
-    @property
-    def in_width(self):
-        return int(self.weights.shape[1])
-
-    @property
-    def out_width(self):
-        return int(self.weights.shape[0])
-
-    @property
-    def is_output(self):
-        """True when the layer emits popcounts instead of activations."""
-        return self.thresholds is None
-
-    @property
-    def activation_bits(self):
-        """Bits per output activation; ``None`` for a popcount output layer."""
-        if self.thresholds is None:
-            return None
-        return int(self.thresholds.shape[1] + 1).bit_length() - 1
-
-    def to_manifest(self):
-        entry = {
-            "name": self.name, "kind": self.kind, "in_width": self.in_width,
-            "out_width": self.out_width, "weight_bits": 1,
-            "activation_bits": self.activation_bits,
-            "output": "popcount" if self.is_output else "activation",
-            "arrays": {"weights": f"{self.name}/weights.npy"},
-        }
-        arrays = {f"{self.name}/weights.npy": conventions.pack_bits(self.weights)}
-        if not self.is_output:
-            entry["arrays"]["thresholds"] = f"{self.name}/thresholds.npy"
-            arrays[f"{self.name}/thresholds.npy"] = self.thresholds.astype(np.int32)
-        return entry, arrays
-
-    @classmethod
-    def from_manifest(cls, entry, get_array, where):
-        """Build the layer from its manifest entry; ``get_array(name)`` returns an array."""
-        k, n = _positive_int(entry, "in_width", where), _positive_int(entry, "out_width", where)
-        arrays = _field(entry, "arrays", dict, where)
-        output = _field(entry, "output", str, where)
-        if output not in ("activation", "popcount"):
-            raise ValueError(f"{where}: output must be 'activation' or 'popcount', "
-                             f"not {output!r}")
-        if entry.get("weight_bits", 1) != 1:
-            raise ValueError(f"{where}: weight_bits must be 1 for binary_dense, "
-                             f"not {entry.get('weight_bits')!r}")
-        packed = get_array(_field(arrays, "weights", str, where))
-        if packed.dtype != np.uint8 or packed.shape != (n, (k + 7) // 8):
-            raise ValueError(f"{where}: weights must be uint8 of shape {(n, (k + 7) // 8)} "
-                             f"for {n} neurons of {k} inputs, not {packed.dtype} "
-                             f"{tuple(packed.shape)}")
-        weights = conventions.unpack_bits(packed, k)
-        if k % 8 and np.any(conventions.unpack_bits(packed, packed.shape[1] * 8)[:, k:]):
-            raise ValueError(f"{where}: weights have non-zero padding bits past input {k}")
-        thresholds = None
-        if output == "activation":
-            bits = _positive_int(entry, "activation_bits", where)
-            t = get_array(_field(arrays, "thresholds", str, where))
-            expected = (n, 2 ** bits - 1)
-            if t.dtype.kind not in "iu" or t.shape != expected:
-                raise ValueError(f"{where}: thresholds must be integers of shape {expected}, "
-                                 f"not {t.dtype} {tuple(t.shape)}")
-            t = t.astype(np.int64)
-            if t.size and (t.min() < 0 or t.max() > k + 1):
-                raise ValueError(f"{where}: threshold out of range: values must lie in "
-                                 f"[0, {k + 1}] for {k} inputs, found [{t.min()}, {t.max()}]")
-            if np.any(np.diff(t, axis=1) < 0):
-                raise ValueError(f"{where}: thresholds of a neuron must be sorted ascending")
-            thresholds = t
-        return cls(name=str(entry["name"]), weights=weights, thresholds=thresholds)
-
-
-#: Layer kinds this version reads, by the manifest's ``kind`` value.
+#: Layer kinds this version reads, by the manifest's ``kind`` value: kind name -> the layer
+#: class (:class:`bnnflow.model.kinds.LayerKind`). A new kind is one more line here (and one in
+#: ``bnnflow.hw.units.UNITS`` for its hardware).
 LAYER_KINDS = {DenseLayer.kind: DenseLayer}
 
 
@@ -223,7 +137,8 @@ class BnnModel:
     Parameters
     ----------
     layers : tuple of layers
-        Hidden layers emit activations; the last layer emits popcounts.
+        Instances of layer kinds (:class:`bnnflow.model.kinds.LayerKind`, registered in
+        :data:`LAYER_KINDS`). Hidden layers emit activations; the last layer emits popcounts.
     input : InputSpec
     classes : tuple of str
         Label of each output neuron.
@@ -397,7 +312,7 @@ def _read(zf, path):
     if checksum != model_checksum(manifest):
         raise ArtifactError(path, "checksum mismatch in manifest.json: the file was modified "
                                   "or corrupted; re-export the model")
-    listed = _field(manifest, "arrays", dict, "manifest")
+    listed = manifest_field(manifest, "arrays", dict, "manifest")
 
     def get_array(name):
         if name not in listed:
@@ -413,12 +328,12 @@ def _read(zf, path):
         except ValueError as e:
             raise ArtifactError(path, f"array {name!r} is not a valid .npy array ({e})") from e
 
-    inp = _field(manifest, "input", dict, "input")
-    input_spec = InputSpec(width=_positive_int(inp, "width", "input"),
+    inp = manifest_field(manifest, "input", dict, "input")
+    input_spec = InputSpec(width=positive_int(inp, "width", "input"),
                            shape=tuple(int(s) for s in inp.get("shape", [])),
-                           encoding=dict(_field(inp, "encoding", dict, "input")))
+                           encoding=dict(manifest_field(inp, "encoding", dict, "input")))
     layers = []
-    for i, entry in enumerate(_field(manifest, "layers", list, "manifest")):
+    for i, entry in enumerate(manifest_field(manifest, "layers", list, "manifest")):
         where = f"layer {i}"
         if not isinstance(entry, dict):
             raise ValueError(f"{where}: must be an object")
@@ -431,18 +346,3 @@ def _read(zf, path):
                      provenance=manifest.get("provenance", {}))
     return model, manifest
 
-
-def _field(obj, key, typ, where):
-    if key not in obj:
-        raise ValueError(f"{where}: missing field {key!r}")
-    if not isinstance(obj[key], typ):
-        raise ValueError(f"{where}: field {key!r} must be {typ.__name__}, "
-                         f"not {type(obj[key]).__name__}")
-    return obj[key]
-
-
-def _positive_int(obj, key, where):
-    value = _field(obj, key, int, where)
-    if isinstance(value, bool) or value <= 0:
-        raise ValueError(f"{where}: {key} must be a positive integer, not {value!r}")
-    return value

@@ -48,13 +48,15 @@ def run(args):
     from ..errors import BnnflowError
     from ..fileio import check_output_dir, check_output_file, write_text_atomic
     from . import geometry
+    from .checkpoint import checkpoint_path, load_checkpoint
+    from .geometry_plots import summary_table
 
     if args.max_samples < 2:
         raise BnnflowError(f"--max-samples must be at least 2, not {args.max_samples}")
     run_dir = Path(args.run_dir)
-    checkpoint = geometry.checkpoint_path(run_dir)
+    checkpoint = checkpoint_path(run_dir)
     if not checkpoint.is_file():
-        geometry.load_checkpoint(run_dir)  # a missing input comes first: its one-line error
+        load_checkpoint(run_dir)  # a missing input comes first: its one-line error
     base = checkpoint.parent
     report_path = Path(args.report) if args.report else base / "geometry.json"
     plots_dir = Path(args.plots) if args.plots else base / "geometry"
@@ -64,7 +66,7 @@ def run(args):
                               plots_dir=plots_dir)
     write_text_atomic(report_path, json.dumps(_clean(report), indent=2, allow_nan=False) + "\n")
     console = Console()
-    console.print(geometry.summary_table(report))
+    console.print(summary_table(report))
     console.print("angle: each neuron's latent weights vs their quantized version; random: "
                   "Gaussian vectors of the same dimension; dot r: correlation of the test "
                   "inputs' dot products with latent vs quantized weights (pooled; neuron r: "

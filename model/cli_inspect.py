@@ -2,8 +2,6 @@
 
 import json
 
-import numpy as np
-
 from . import artifact
 
 __all__ = ["add_arguments", "run", "describe"]
@@ -20,17 +18,12 @@ def describe(model, manifest):
     layers = []
     for layer in model.layers:
         entry = {"name": layer.name, "kind": layer.kind, "in_width": layer.in_width,
-                 "out_width": layer.out_width, "weight_bits": 1,
+                 "out_width": layer.out_width, "weight_bits": layer.weight_bits,
                  "output": "popcount" if layer.is_output else "activation",
                  "activation_bits": layer.activation_bits,
-                 "synapses": layer.in_width * layer.out_width}
-        if not layer.is_output:
-            t = layer.thresholds
-            k = layer.in_width
-            entry["threshold_min"] = int(t.min())
-            entry["threshold_max"] = int(t.max())
-            entry["always_fire"] = int(np.sum(t[:, 0] <= 0))
-            entry["never_fire"] = int(np.sum(t[:, -1] > k))
+                 "synapses": layer.synapses}
+        # Kind-specific facts (thresholds of binary dense layers).
+        entry.update(layer.describe())
         layers.append(entry)
     return {"format_version": manifest["format_version"], "checksum": manifest["checksum"],
             "input": manifest["input"], "classes": manifest["classes"], "layers": layers,
@@ -57,7 +50,7 @@ def run(args):
     for col in ("#", "name", "kind", "K (in)", "N (out)", "output", "thresholds", "constant"):
         table.add_column(col, justify="right" if col in ("#", "K (in)", "N (out)") else "left")
     for i, entry in enumerate(info["layers"]):
-        if entry["output"] == "popcount":
+        if "threshold_min" not in entry:
             thr, const = "-", "-"
         else:
             thr = f"[{entry['threshold_min']}, {entry['threshold_max']}]"

@@ -4,7 +4,12 @@ Anderson & Berg, "The High-Dimensional Geometry of Binary Neural Networks" (2017
 binarized networks work: in high dimensions a binarized vector keeps a small angle to its
 continuous original, while two random vectors are almost orthogonal, so dot products with the
 activations are approximately preserved. This module measures that on a training checkpoint
-(``RUN_DIR/checkpoint.pt``) and the test split it was trained against.
+(``RUN_DIR/checkpoint.pt``, :mod:`bnnflow.model.checkpoint`) and the test split it was trained
+against; :mod:`bnnflow.model.geometry_plots` shows the measures (table, PNG plots).
+
+Each layer's real-valued forward pass is its kind's
+(:meth:`bnnflow.model.kinds.LayerKind.preactivation`; ``x @ W.T`` for ``binary_dense``), so a
+new layer kind is measured without changes here.
 
 The maths
 ---------
@@ -46,24 +51,18 @@ quantized array it returns.
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from ..errors import BnnflowError
 from . import encoding
+from .checkpoint import load_checkpoint, split_images
 
 __all__ = [
-    "CHECKPOINT_NAME",
-    "CHECKPOINT_FORMAT",
     "Quantizer",
     "QUANTIZERS",
     "THEORY_ANGLE_DEG",
-    "Checkpoint",
-    "CheckpointLayer",
     "LayerData",
-    "load_checkpoint",
-    "checkpoint_path",
     "row_angles_deg",
     "random_angles_deg",
     "correlation",
@@ -71,13 +70,8 @@ __all__ = [
     "layer_inputs",
     "measure",
     "analyze",
-    "summary_table",
-    "write_plots",
 ]
 
-CHECKPOINT_NAME = "checkpoint.pt"
-CHECKPOINT_FORMAT = "bnnflow-checkpoint"
-CHECKPOINT_VERSIONS = (1,)
 
 #: Histogram bins (degrees) of the per-neuron weight angles in the report.
 ANGLE_BINS_DEG = np.linspace(0.0, 90.0, 46)
@@ -210,167 +204,15 @@ def per_column_correlation(x, y):
         return np.where(denom > 0, np.sum(xc * yc, axis=0) / np.where(denom > 0, denom, 1), np.nan)
 
 
-# --- checkpoint ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class CheckpointLayer:
-    """One binary linear layer of a checkpoint, as numpy arrays.
-
-    Parameters
-    ----------
-    name : str
-    latent : float64 array ``(N, K)``
-        The real-valued latent weights.
-    bn : dict
-        ``weight``, ``bias``, ``running_mean``, ``running_var`` (float64 arrays ``(N,)``),
-        ``eps`` (float) and ``kind`` (``"batchnorm1d"`` or ``"output_scale"``).
-    """
-
-    name: str
-    latent: np.ndarray
-    bn: dict
-
-    def batchnorm(self, z):
-        """The layer's BatchNorm (eval mode) applied to pre-activations ``z`` ``(B, N)``."""
-        bn = self.bn
-        return ((z - bn["running_mean"]) / np.sqrt(bn["running_var"] + bn["eps"])
-                * bn["weight"] + bn["bias"])
-
-
-@dataclass(frozen=True)
-class Checkpoint:
-    """A training checkpoint reduced to what the geometry needs.
-
-    Parameters
-    ----------
-    path : Path
-    config : dict
-        The training configuration (``dataset``, ``input_encoding``, ...).
-    layers : list of :class:`CheckpointLayer`
-        In order; the output layer last.
-    """
-
-    path: Path
-    config: dict
-    layers: list
-
-
-def checkpoint_path(run_dir):
-    """The checkpoint of a run: ``RUN_DIR/checkpoint.pt``.
-
-    ``run_dir`` may also be the checkpoint file itself, or the ``.bnn`` artifact beside it.
-    """
-    path = Path(run_dir)
-    if path.suffix == ".pt" and not path.is_dir():
-        return path
-    if path.suffix == ".bnn" and not path.is_dir():
-        return path.parent / CHECKPOINT_NAME
-    return path / CHECKPOINT_NAME
-
-
-def _fail(path, problem):
-    return BnnflowError(f"{path}: {problem}; train first with 'bnnflow train --out "
-                        f"{path.parent}' (it saves {CHECKPOINT_NAME} beside model.bnn)")
-
-
-def _array(path, value, what):
-    import torch
-
-    if not isinstance(value, torch.Tensor):
-        raise _fail(path, f"malformed checkpoint: {what} is not a tensor")
-    return value.detach().to("cpu", torch.float64).numpy()
-
-
-def load_checkpoint(run_dir):
-    """Load and validate ``RUN_DIR/checkpoint.pt``.
-
-    Raises
-    ------
-    BnnflowError
-        One line naming the file when it is missing, unreadable or not a bnnflow checkpoint
-        of a supported version with consistent layer shapes.
-    """
-    import torch
-
-    path = checkpoint_path(run_dir)
-    if not path.is_file():
-        raise _fail(path, "no training checkpoint here")
-    try:
-        raw = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises many kinds for a bad file
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise _fail(path, f"cannot read the checkpoint ({first})") from e
-    if not isinstance(raw, dict) or raw.get("format") != CHECKPOINT_FORMAT:
-        raise _fail(path, f"not a {CHECKPOINT_FORMAT} file")
-    if raw.get("version") not in CHECKPOINT_VERSIONS:
-        raise _fail(path, f"unsupported checkpoint version {raw.get('version')!r} "
-                          f"(this bnnflow reads {list(CHECKPOINT_VERSIONS)})")
-    config = raw.get("config")
-    if not isinstance(config, dict):
-        raise _fail(path, "malformed checkpoint: no config dict")
-    try:
-        encoding.validate(config.get("input_encoding"))
-    except ValueError as e:
-        raise _fail(path, f"malformed checkpoint: config.input_encoding: {e}") from e
-    raw_layers = raw.get("layers")
-    if not isinstance(raw_layers, list) or not raw_layers:
-        raise _fail(path, "malformed checkpoint: no layers")
-    layers = []
-    for i, entry in enumerate(raw_layers):
-        if not isinstance(entry, dict) or not isinstance(entry.get("bn"), dict):
-            raise _fail(path, f"malformed checkpoint: layer {i} needs 'latent_weight' and 'bn'")
-        name = str(entry.get("name", f"layer{i}"))
-        latent = _array(path, entry.get("latent_weight"), f"{name}.latent_weight")
-        if latent.ndim != 2:
-            raise _fail(path, f"malformed checkpoint: {name}.latent_weight must be (N, K), "
-                              f"not {latent.shape}")
-        n, k = latent.shape
-        if layers and k != layers[-1].latent.shape[0]:
-            raise _fail(path, f"malformed checkpoint: {name} has {k} inputs but "
-                              f"{layers[-1].name} has {layers[-1].latent.shape[0]} outputs")
-        bn_raw = entry["bn"]
-        bn = {"kind": bn_raw.get("kind"), "eps": bn_raw.get("eps")}
-        if i < len(raw_layers) - 1:
-            # Hidden layers: their BatchNorm gives the continuous activations. The output
-            # layer's normalization never changes the class and is not needed here.
-            if bn["kind"] != "batchnorm1d":
-                raise _fail(path, f"malformed checkpoint: {name}.bn.kind must be "
-                                  f"'batchnorm1d', not {bn['kind']!r}")
-            if not isinstance(bn["eps"], int | float):
-                raise _fail(path, f"malformed checkpoint: {name}.bn.eps must be a number")
-            for key in ("weight", "bias", "running_mean", "running_var"):
-                value = _array(path, bn_raw.get(key), f"{name}.bn.{key}")
-                if value.shape != (n,):
-                    raise _fail(path, f"malformed checkpoint: {name}.bn.{key} must have "
-                                      f"shape ({n},), not {value.shape}")
-                bn[key] = value
-        layers.append(CheckpointLayer(name, latent, bn))
-    return Checkpoint(path, config, layers)
-
-
-def _test_images(checkpoint):
-    from .data import load_dataset
-
-    config = checkpoint.config
-    try:
-        dataset = load_dataset(config["dataset"], data_dir=config["data_dir"],
-                               split_seed=config["split_seed"],
-                               test_fraction=config["test_fraction"])
-    except KeyError as e:
-        raise _fail(checkpoint.path, f"malformed checkpoint: config has no {e}") from e
-    return dataset.x_test
-
-
 # --- analysis ------------------------------------------------------------------------------
 
 
 def layer_inputs(checkpoint, images, forward="binary"):
     """Continuous and binarized (+-1) inputs of every layer for a batch of raw images.
 
-    The network runs as trained (eval mode): ``z = x @ q(W).T``, ``y = BN(z)``,
-    ``x_next = sign(y)`` with ``sign(0) = +1``. The first layer's continuous input is
-    ``pixel / scale - threshold``.
+    The network runs as trained (eval mode): ``z = x @ q(W).T`` (the layer kind's
+    pre-activation), ``y = BN(z)``, ``x_next = sign(y)`` with ``sign(0) = +1``. The first
+    layer's continuous input is ``pixel / scale - threshold``.
 
     Parameters
     ----------
@@ -401,7 +243,7 @@ def layer_inputs(checkpoint, images, forward="binary"):
         pairs.append((cont, binary))
         if layer.bn.get("kind") != "batchnorm1d":
             break
-        cont = layer.batchnorm(binary @ quantize(layer.latent).T)
+        cont = layer.batchnorm(layer.preactivation(binary, quantize(layer.latent)))
     return pairs
 
 
@@ -456,11 +298,11 @@ def measure(checkpoint, images, *, quantizer="binary", random_pairs=2000, seed=0
         angles = row_angles_deg(w, wq)
         mean, std = _stats(angles)
         rand = random_angles_deg(k, random_pairs, seed=seed + index)
-        dots_latent = a_bin @ w.T
-        dots_quant = a_bin @ wq.T
+        dots_latent = layer.preactivation(a_bin, w)
+        dots_quant = layer.preactivation(a_bin, wq)
         per_neuron = per_column_correlation(dots_latent, dots_quant)
-        act_cont = a_cont @ wq.T
-        act_bin = a_bin @ wq.T
+        act_cont = layer.preactivation(a_cont, wq)
+        act_bin = layer.preactivation(a_bin, wq)
         act_angles = row_angles_deg(a_cont, a_bin)
         act_mean, act_std = _stats(act_angles)
         hist, _ = np.histogram(angles[np.isfinite(angles)], bins=ANGLE_BINS_DEG)
@@ -519,7 +361,8 @@ def analyze(run_dir, *, quantizer="binary", images=None, max_samples=2000, plots
     max_samples : int
         Use at most this many test images (the first ones of the split).
     plots_dir : path, optional
-        Also write the PNG plots there (see :func:`write_plots`); their paths go into the
+        Also write the PNG plots there (see
+        :func:`bnnflow.model.geometry_plots.write_plots`); their paths go into the
         report under ``"plots"``.
     random_pairs : int
         Gaussian vector pairs measured per layer for the random-angle reference.
@@ -545,7 +388,7 @@ def analyze(run_dir, *, quantizer="binary", images=None, max_samples=2000, plots
         raise ValueError(f"max_samples must be an integer >= 2, not {max_samples!r}")
     checkpoint = load_checkpoint(run_dir)
     if images is None:
-        images = _test_images(checkpoint)
+        images = split_images(checkpoint)
     images = np.asarray(images)[:max_samples]
     if images.shape[0] < 2:
         raise BnnflowError(f"{checkpoint.path}: need at least 2 test images, "
@@ -553,118 +396,7 @@ def analyze(run_dir, *, quantizer="binary", images=None, max_samples=2000, plots
     report, data = measure(checkpoint, images, quantizer=quantizer, random_pairs=random_pairs,
                            seed=seed)
     if plots_dir is not None:
+        from .geometry_plots import write_plots
+
         report["plots"] = {k: str(v) for k, v in write_plots(report, data, plots_dir).items()}
     return report
-
-
-# --- presentation --------------------------------------------------------------------------
-
-
-def _fmt(x, spec):
-    return "N/A" if x is None else format(x, spec)
-
-
-def summary_table(report):
-    """A :class:`rich.table.Table` with one row per layer of a report from :func:`analyze`."""
-    from rich.table import Table
-
-    theory = report["theory_angle_deg"]
-    table = Table(title=f"weight geometry: {report['quantizer']} weights, "
-                        f"{report['test_samples']} test images",
-                  caption=f"theory for Gaussian weights: {theory:.1f}°")
-    for col in ("layer", "dim", "angle °", "random °", "dot r", "neuron r", "act angle °",
-                "act r"):
-        table.add_column(col, justify="left" if col == "layer" else "right")
-
-    def spread(mean, std):
-        return "N/A" if mean is None else f"{mean:.1f}±{std:.1f}"
-
-    for entry in report["layers"]:
-        table.add_row(entry["name"], str(entry["dimension"]),
-                      spread(entry["angle_mean_deg"], entry["angle_std_deg"]),
-                      spread(entry["random_angle_mean_deg"], entry["random_angle_std_deg"]),
-                      _fmt(entry["dot_correlation"], ".3f"),
-                      _fmt(entry["dot_correlation_neuron_mean"], ".3f"),
-                      spread(entry["activation_angle_mean_deg"],
-                             entry["activation_angle_std_deg"]),
-                      _fmt(entry["activation_dot_correlation"], ".3f"))
-    return table
-
-
-def _save_png(fig, path):
-    from ..fileio import atomic_path
-
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=72)
-
-
-def _scatter(ax, x, y, rng, limit=4000):
-    x = np.asarray(x).ravel()
-    y = np.asarray(y).ravel()
-    if x.size > limit:
-        keep = rng.choice(x.size, limit, replace=False)
-        x, y = x[keep], y[keep]
-    ax.scatter(x, y, s=2, alpha=0.3, linewidths=0, rasterized=True)
-
-
-def write_plots(report, data, plots_dir):
-    """Write ``angles.png``, ``dots.png`` and ``activations.png`` into ``plots_dir``.
-
-    * ``angles.png``: per layer, the histogram of angles between each neuron's latent weights
-      and their quantized version, the theoretical angle for Gaussian weights (dashed) and the
-      angles between random Gaussian vectors of the same dimension (near 90 degrees).
-    * ``dots.png``: per layer, dot products of the layer's binary inputs with the latent
-      weights (x) against those with the quantized weights (y), with their correlation.
-    * ``activations.png``: per layer, dot products of the quantized weights with the
-      continuous inputs (x) against the binarized inputs (y).
-
-    Returns ``{"angles": path, "dots": path, "activations": path}``.
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib.figure import Figure
-
-    plots_dir = Path(plots_dir)
-    layers = report["layers"]
-    n = len(layers)
-    rng = np.random.default_rng(0)
-    theory = report["theory_angle_deg"]
-    paths = {}
-
-    fig = Figure(figsize=(2.8 * n + 1.4, 2.6), layout="constrained")
-    axes = fig.subplots(1, n, squeeze=False)[0]
-    for ax, entry, d in zip(axes, layers, data, strict=True):
-        finite = d.angles[np.isfinite(d.angles)]
-        bins = np.linspace(0, 120, 61)
-        ax.hist(finite, bins=bins, color="tab:blue",
-                label=f"latent vs {report['quantizer']}")
-        # The random pairs' histogram is scaled to the number of neurons.
-        scale = max(finite.size, 1) / d.random_angles.size
-        ax.hist(d.random_angles, bins=bins, color="tab:gray", alpha=0.6,
-                weights=np.full(d.random_angles.size, scale), label="random pairs")
-        ax.axvline(theory, color="tab:red", linestyle="--", label=f"theory {theory:.0f}°")
-        ax.set_title(f"{entry['name']} (d={entry['dimension']})", fontsize=9)
-        ax.set_xlabel("angle (degrees)", fontsize=8)
-        ax.tick_params(labelsize=7)
-    axes[0].set_ylabel("neurons", fontsize=8)
-    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside right upper", fontsize=7)
-    paths["angles"] = plots_dir / "angles.png"
-    _save_png(fig, paths["angles"])
-
-    for key, xs, ys, xlabel, ylabel, corr_key in (
-            ("dots", "dots_latent", "dots_quantized", "inputs · latent W",
-             f"inputs · {report['quantizer']} W", "dot_correlation"),
-            ("activations", "act_dots_continuous", "act_dots_binary",
-             "continuous inputs · W", "binarized inputs · W", "activation_dot_correlation")):
-        fig = Figure(figsize=(3.0 * n, 2.9), layout="constrained")
-        axes = fig.subplots(1, n, squeeze=False)[0]
-        for ax, entry, d in zip(axes, layers, data, strict=True):
-            _scatter(ax, getattr(d, xs), getattr(d, ys), rng)
-            ax.set_title(f"{entry['name']}: r = {_fmt(entry[corr_key], '.3f')}", fontsize=9)
-            ax.set_xlabel(xlabel, fontsize=8)
-            ax.tick_params(labelsize=7)
-        axes[0].set_ylabel(ylabel, fontsize=8)
-        paths[key] = plots_dir / f"{key}.png"
-        _save_png(fig, paths[key])
-    return paths

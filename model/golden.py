@@ -1,7 +1,8 @@
 """The golden model: the artifact run in numpy, bit-exactly as the hardware must.
 
-It follows :mod:`bnnflow.model.conventions` and nothing else, so any disagreement between
-hardware and this model is a hardware (or export) bug.
+Every layer runs its kind's forward step (:meth:`bnnflow.model.kinds.LayerKind.forward`), which
+follows :mod:`bnnflow.model.conventions` and nothing else, so any disagreement between hardware
+and this model is a hardware (or export) bug.
 """
 
 from dataclasses import dataclass
@@ -22,7 +23,8 @@ class GoldenResult:
     activations : list of uint8 arrays ``(B, N_i)``
         Output bits of every hidden layer, in order (empty for a one-layer network).
     layer_popcounts : list of int64 arrays ``(B, N_i)``
-        Popcounts of every layer, the last one included.
+        Popcounts of every layer, the last one included (the integer values each layer kind's
+        step computes its outputs from).
     popcounts : int64 array ``(B, C)``
         The last layer's popcounts (the network's scores).
     classes : int64 array ``(B,)``
@@ -51,11 +53,11 @@ def run(model, x_bits):
         raise ValueError("input bits must be 0 or 1")
     activations, popcounts = [], []
     for layer in model.layers:
-        p = conventions.popcount_xnor(x, layer.weights)
-        popcounts.append(p)
+        # Each layer kind's own step (bnnflow.model.kinds.LayerKind.forward).
+        x, counts = layer.forward(x)
+        popcounts.append(counts)
         if layer.is_output:
             break
-        x = conventions.fire(p, layer.thresholds)
         activations.append(x)
     final = popcounts[-1]
     return GoldenResult(activations=activations, layer_popcounts=popcounts, popcounts=final,

@@ -12,6 +12,7 @@ from bnnflow.hw.folding import (
     layer_cycles,
     resolve_folding,
 )
+from bnnflow.model.kinds import matrix_cycles
 from bnnflow.model.random_net import random_model
 
 MODEL = random_model([37, 13, 12, 5], seed=0)
@@ -22,7 +23,10 @@ MODEL = random_model([37, 13, 12, 5], seed=0)
     (37, 13, 13, 36, 2),
 ])
 def test_layer_cycles_is_ceil_n_over_pe_times_ceil_k_over_simd(k, n, pe, simd, cycles):
-    assert layer_cycles(k, n, LayerFold(pe, simd)) == cycles
+    assert matrix_cycles(k, n, LayerFold(pe, simd)) == cycles
+    assert matrix_cycles(k, n, LayerFold(pe, simd), pixels=3) == 3 * cycles
+    layer = random_model([k, n], seed=0).layers[0]
+    assert layer_cycles(layer, LayerFold(pe, simd)) == cycles
 
 
 def test_fully_parallel_uses_pe_n_simd_k():
@@ -32,14 +36,13 @@ def test_fully_parallel_uses_pe_n_simd_k():
 
 def brute_force_cost(k, n, target):
     return min(pe * simd for pe, simd in itertools.product(range(1, n + 1), range(1, k + 1))
-               if layer_cycles(k, n, LayerFold(pe, simd)) <= target)
+               if matrix_cycles(k, n, LayerFold(pe, simd)) <= target)
 
 
 @pytest.mark.parametrize("target", [1, 2, 3, 5, 8, 15, 16, 40, 100, 481, 10000])
 def test_auto_fold_is_cheapest_meeting_target(target):
     folding, achieved = auto_fold(MODEL, target)
-    cycles = [layer_cycles(lay.in_width, lay.out_width, f)
-              for lay, f in zip(MODEL.layers, folding, strict=True)]
+    cycles = [layer_cycles(lay, f) for lay, f in zip(MODEL.layers, folding, strict=True)]
     assert achieved == max(cycles) <= target
     for lay, f in zip(MODEL.layers, folding, strict=True):
         assert f.pe * f.simd == brute_force_cost(lay.in_width, lay.out_width, target)

@@ -1,4 +1,5 @@
-"""Tests of bnnflow.model.geometry and the ``bnnflow geometry`` command."""
+"""Tests of bnnflow.model.geometry (the measures and the forward pass through the layer
+kinds) and the ``bnnflow geometry`` command."""
 
 import json
 import math
@@ -8,40 +9,10 @@ import pytest
 import torch
 
 from bnnflow.cli import main
-from bnnflow.errors import BnnflowError
 from bnnflow.model import geometry
+from bnnflow.model.checkpoint import load_checkpoint
 
 SQRT_2_OVER_PI = math.sqrt(2 / math.pi)
-DIGITS_ENCODING = {"kind": "threshold", "scale": 16.0, "threshold": 0.5}
-
-
-def make_checkpoint(run_dir, widths, *, seed=0, latent=None, dataset="digits",
-                    encoding=DIGITS_ENCODING):
-    """Write a checkpoint in the documented format for a net of ``widths = [K0, ..., C]``."""
-    gen = torch.Generator().manual_seed(seed)
-    layers = []
-    for i, (k, n) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
-        w = latent(n, k, gen) if latent else torch.randn(n, k, generator=gen) * 0.1
-        last = i == len(widths) - 2
-        bn = {"weight": torch.rand(n, generator=gen) + 0.5,
-              "bias": torch.randn(n, generator=gen) * 0.1,
-              "running_mean": torch.randn(n, generator=gen) * math.sqrt(k) * 0.3,
-              "running_var": torch.rand(n, generator=gen) * k + 1.0,
-              "eps": 1e-5, "kind": "output_scale" if last else "batchnorm1d"}
-        layers.append({"name": f"fc{i}", "latent_weight": w, "bn": bn})
-    ckpt = {"format": "bnnflow-checkpoint", "version": 1,
-            "config": {"preset": "tfc", "hidden": list(widths[1:-1]), "dataset": dataset,
-                       "data_dir": None, "split_seed": 0, "test_fraction": 0.2, "seed": seed,
-                       "epochs": 1, "input_encoding": dict(encoding)},
-            "layers": layers, "state_dict": {}}
-    run_dir.mkdir(parents=True, exist_ok=True)
-    torch.save(ckpt, run_dir / "checkpoint.pt")
-    return ckpt
-
-
-def digit_like_images(n, seed=0):
-    """Raw 8x8 images with pixel values 0..16, like scikit-learn's digits."""
-    return np.random.default_rng(seed).integers(0, 17, size=(n, 8, 8)).astype(np.float64)
 
 
 # --- the statistical facts ----------------------------------------------------------------
@@ -146,20 +117,20 @@ def test_bad_parameters_are_named(call, message):
         call()
 
 
-def test_unknown_quantizer_is_rejected(tmp_path):
+def test_unknown_quantizer_is_rejected(tmp_path, make_checkpoint, digit_like_images):
     make_checkpoint(tmp_path, [64, 16, 10])
     with pytest.raises(ValueError, match=r"^quantizer must be one of \['binary', 'ternary'\], "
                                          r"not 'quaternary'$"):
         geometry.analyze(tmp_path, quantizer="quaternary", images=digit_like_images(10))
 
 
-# --- checkpoints ---------------------------------------------------------------------------
+# --- the forward pass and the report ----------------------------------------------------
 
 
-def test_layer_inputs_follow_the_trained_forward_pass(tmp_path):
+def test_layer_inputs_follow_the_trained_forward_pass(tmp_path, make_checkpoint, digit_like_images):
     ckpt = make_checkpoint(tmp_path, [64, 32, 16, 10], seed=5)
     images = digit_like_images(40, seed=5)
-    inputs = geometry.layer_inputs(geometry.load_checkpoint(tmp_path), images)
+    inputs = geometry.layer_inputs(load_checkpoint(tmp_path), images)
     # Independent reference in torch: x0 = +-1 pixels, z = x @ sign(W).T, y = BN(z), x = sign(y).
     pix = torch.tensor(images.reshape(40, -1)) / 16.0 - 0.5
     x = torch.where(pix >= 0, 1.0, -1.0).double()
@@ -177,7 +148,9 @@ def test_layer_inputs_follow_the_trained_forward_pass(tmp_path):
     assert len(inputs) == 3
 
 
-def test_weights_that_are_already_binary_have_zero_angle_and_full_correlation(tmp_path):
+def test_weights_that_are_already_binary_have_zero_angle_and_full_correlation(tmp_path,
+                                                                              make_checkpoint,
+                                                                              digit_like_images):
     def scaled_signs(n, k, gen):
         return torch.where(torch.randn(n, k, generator=gen) >= 0, 0.25, -0.25)
 
@@ -188,7 +161,8 @@ def test_weights_that_are_already_binary_have_zero_angle_and_full_correlation(tm
         assert entry["dot_correlation"] == pytest.approx(1.0)
 
 
-def test_report_has_the_documented_keys_and_plausible_values(tmp_path):
+def test_report_has_the_documented_keys_and_plausible_values(tmp_path, make_checkpoint,
+                                                             digit_like_images):
     make_checkpoint(tmp_path, [64, 48, 32, 10], seed=6)
     report = geometry.analyze(tmp_path, images=digit_like_images(100, seed=6))
     assert report["theory_angle_deg"] == pytest.approx(geometry.THEORY_ANGLE_DEG)
@@ -207,104 +181,22 @@ def test_report_has_the_documented_keys_and_plausible_values(tmp_path):
     assert report["layers"][1]["activation_source"] == "batchnorm(fc0)"
 
 
-def test_max_samples_limits_the_test_images(tmp_path):
+def test_max_samples_limits_the_test_images(tmp_path, make_checkpoint, digit_like_images):
     make_checkpoint(tmp_path, [64, 16, 10])
     report = geometry.analyze(tmp_path, images=digit_like_images(50), max_samples=20)
     assert report["test_samples"] == 20
-
-
-def test_summary_table_has_one_row_per_layer(tmp_path):
-    make_checkpoint(tmp_path, [64, 16, 16, 10])
-    report = geometry.analyze(tmp_path, images=digit_like_images(20))
-    table = geometry.summary_table(report)
-    assert table.row_count == 3
-    assert [str(c) for c in table.columns[0].cells] == ["fc0", "fc1", "fc2"]
-
-
-def write_garbage(path):
-    path.write_bytes(b"not a checkpoint")
-
-
-def write_wrong_format(path):
-    torch.save({"format": "something-else", "version": 1}, path)
-
-
-def write_wrong_version(path):
-    torch.save({"format": "bnnflow-checkpoint", "version": 99}, path)
-
-
-def write_mismatched_shapes(path):
-    make_checkpoint(path.parent, [64, 16, 10])
-    ckpt = torch.load(path, weights_only=True)
-    ckpt["layers"][1]["latent_weight"] = torch.randn(10, 15)
-    torch.save(ckpt, path)
-
-
-def write_bad_bn(path):
-    make_checkpoint(path.parent, [64, 16, 10])
-    ckpt = torch.load(path, weights_only=True)
-    ckpt["layers"][0]["bn"]["running_var"] = torch.ones(3)
-    torch.save(ckpt, path)
-
-
-def write_bad_kind(path):
-    make_checkpoint(path.parent, [64, 16, 10])
-    ckpt = torch.load(path, weights_only=True)
-    ckpt["layers"][0]["bn"]["kind"] = "layernorm"
-    torch.save(ckpt, path)
-
-
-def write_list_weights(path):
-    make_checkpoint(path.parent, [64, 16, 10])
-    ckpt = torch.load(path, weights_only=True)
-    ckpt["layers"][1]["latent_weight"] = [[0.5] * 16] * 10
-    torch.save(ckpt, path)
-
-
-def write_bad_encoding(path):
-    make_checkpoint(path.parent, [64, 16, 10], encoding={"kind": "threshold", "scale": None,
-                                                        "threshold": 0.5})
-
-
-@pytest.mark.parametrize(("writer", "problem"), [
-    (None, "no training checkpoint here"),
-    (write_bad_kind, "fc0.bn.kind must be 'batchnorm1d', not 'layernorm'"),
-    (write_list_weights, "fc1.latent_weight is not a tensor"),
-    (write_bad_encoding, "config.input_encoding: input encoding scale must be a positive"),
-    (write_garbage, "cannot read the checkpoint"),
-    (write_wrong_format, "not a bnnflow-checkpoint file"),
-    (write_wrong_version, "unsupported checkpoint version 99"),
-    (write_mismatched_shapes, "fc1 has 15 inputs but fc0 has 16 outputs"),
-    (write_bad_bn, r"fc0.bn.running_var must have shape \(16,\), not \(3,\)"),
-])
-def test_bad_checkpoint_is_one_line_error_naming_file_and_fix(tmp_path, writer, problem):
-    path = tmp_path / "checkpoint.pt"
-    if writer:
-        writer(path)
-    with pytest.raises(BnnflowError, match=problem) as info:
-        geometry.load_checkpoint(tmp_path)
-    message = str(info.value)
-    assert "\n" not in message
-    assert message.startswith(str(path))
-    assert "train first" in message
-
-
-@pytest.mark.parametrize("given", ["dir", "checkpoint", "artifact"])
-def test_checkpoint_path_accepts_run_dir_checkpoint_or_artifact(tmp_path, given):
-    arg = {"dir": tmp_path, "checkpoint": tmp_path / "checkpoint.pt",
-           "artifact": tmp_path / "model.bnn"}[given]
-    assert geometry.checkpoint_path(arg) == tmp_path / "checkpoint.pt"
 
 
 # --- the command ---------------------------------------------------------------------------
 
 
 @pytest.fixture
-def fake_test_split(monkeypatch):
-    monkeypatch.setattr(geometry, "_test_images", lambda ckpt: digit_like_images(60, seed=7))
+def fake_test_split(monkeypatch, digit_like_images):
+    monkeypatch.setattr(geometry, "split_images", lambda ckpt: digit_like_images(60, seed=7))
 
 
-def test_cli_writes_report_and_plots_at_default_places(tmp_path, capsys, fake_test_split):
+def test_cli_writes_report_and_plots_at_default_places(tmp_path, capsys, fake_test_split,
+                                                       make_checkpoint):
     make_checkpoint(tmp_path, [64, 32, 16, 10])
     assert main(["geometry", str(tmp_path)]) == 0
     report = json.loads((tmp_path / "geometry.json").read_text())
@@ -322,7 +214,7 @@ def test_cli_writes_report_and_plots_at_default_places(tmp_path, capsys, fake_te
     assert "fc0" in out and "fc2" in out and "37.1" in out
 
 
-def test_cli_honours_report_plots_and_quantizer_options(tmp_path, fake_test_split):
+def test_cli_honours_report_plots_and_quantizer_options(tmp_path, fake_test_split, make_checkpoint):
     make_checkpoint(tmp_path / "run", [64, 16, 10])
     report_path = tmp_path / "out" / "r.json"
     plots = tmp_path / "plots"
@@ -383,7 +275,7 @@ def test_binarized_activations_are_those_of_the_exported_model(trained_tfc_digit
 
     run_dir, result = trained_tfc_digits
     images, _ = test_split_for(result.model)
-    inputs = geometry.layer_inputs(geometry.load_checkpoint(run_dir), images)
+    inputs = geometry.layer_inputs(load_checkpoint(run_dir), images)
     expected = golden.run(result.model, result.model.input.encode(images))
     assert np.array_equal(inputs[0][1] > 0, result.model.input.encode(images) == 1)
     for (_, binary), bits in zip(inputs[1:], expected.activations, strict=True):
@@ -402,8 +294,8 @@ def test_analyze_loads_the_recorded_test_split(trained_tfc_digits):
     ("--report", lambda p: p.mkdir(), "it is a directory, not a file; give a file name"),
     ("--plots", lambda p: p.write_text("x"), "it exists and is not a folder; give a folder"),
 ])
-def test_cli_bad_output_path_exits_2_before_writing(tmp_path, capsys, fake_test_split, option,
-                                                    make, problem):
+def test_cli_bad_output_path_exits_2_before_writing(tmp_path, capsys, fake_test_split, option, make,
+                                                    problem, make_checkpoint):
     make_checkpoint(tmp_path / "run", [64, 16, 10])
     target = tmp_path / "target"
     make(target)
@@ -413,7 +305,7 @@ def test_cli_bad_output_path_exits_2_before_writing(tmp_path, capsys, fake_test_
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["checkpoint.pt"]
 
 
-def test_zero_weight_rows_are_counted_and_left_out(tmp_path, fake_test_split):
+def test_zero_weight_rows_are_counted_and_left_out(tmp_path, fake_test_split, make_checkpoint):
     def with_zero_row(n, k, gen):
         w = torch.randn(n, k, generator=gen)
         w[0] = 0.0
@@ -428,16 +320,7 @@ def test_zero_weight_rows_are_counted_and_left_out(tmp_path, fake_test_split):
         assert abs(entry["angle_mean_deg"] - geometry.THEORY_ANGLE_DEG) < 5
 
 
-def test_missing_config_key_is_named(tmp_path):
-    make_checkpoint(tmp_path, [64, 16, 10])
-    ckpt = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
-    del ckpt["config"]["split_seed"]
-    torch.save(ckpt, tmp_path / "checkpoint.pt")
-    with pytest.raises(BnnflowError, match="malformed checkpoint: config has no 'split_seed'"):
-        geometry.analyze(tmp_path)
-
-
-def test_cli_rejects_too_few_samples(tmp_path, capsys):
+def test_cli_rejects_too_few_samples(tmp_path, capsys, make_checkpoint):
     make_checkpoint(tmp_path, [64, 16, 10])
     assert main(["geometry", str(tmp_path), "--max-samples", "1"]) == 2
     assert "--max-samples must be at least 2, not 1" in capsys.readouterr().err
