@@ -272,12 +272,52 @@ class MVTU(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        k, pe, simd = self.k, self.fold.pe, self.fold.simd
-        nf_count, sf_count = self.nf, self.sf
         run = Signal()
+        buf, busy, ctrl0 = self._sequencer(m, run)
+        lanes_w, x1, ctrl1 = self._weights(m, run, busy, buf, ctrl0)
 
-        # --- stage 0: input buffer and sequencer ---------------------------------------------
-        m.submodules.inbuf = buf = input_buffer(k, simd, self.in_chunk)
+        # One XNOR signal per PE: the popcount trees are built from signals, not expressions
+        # (netlist size), and no single net exceeds Amaranth's 65535-bit limit.
+        pe, simd = self.fold.pe, self.fold.simd
+        xnors = []
+        for p in range(pe):
+            xnor = Signal(simd, name=f"xnor_{p}")
+            m.d.comb += xnor.eq(~(x1 ^ lanes_w[p]))
+            xnors.append(xnor)
+
+        # --- popcount trees --------------------------------------------------------------------
+        counts = []
+        for p in range(pe):
+            pc = Popcount(simd, self.pipeline, style=self.popcount_style)
+            m.submodules[f"popcount_{p}"] = pc
+            m.d.comb += [pc.bits.eq(xnors[p]), pc.en.eq(run)]
+            counts.append(pc.count)
+        ctrls = _delays(m, ctrl1, self.pipeline, run, "ctrl_pc")
+        ctrl2 = ctrls[-1]
+        # The control one enabled cycle ahead of ctrl2 (the threshold register selects the
+        # next fold's thresholds from it). Several folds imply a ROM, so ctrl0 exists before
+        # ctrl1.
+        ctrl_ahead = ctrls[-2] if self.pipeline else ctrl0
+        t_valid, t_first = ctrl2[0], ctrl2[1]
+
+        # --- binary activations over several synapse folds: accumulate popcount - threshold ---
+        if self.thresholds is not None and self.thresholds.shape[1] == 1 and self.sf > 1:
+            lanes = self._accumulate_against_threshold(m, counts, run, t_valid, t_first,
+                                                       ctrl_ahead[4:])
+        else:
+            lanes = self._accumulate_then_threshold(m, counts, run, t_valid, t_first,
+                                                    ctrl2[4:], ctrl_ahead[4:])
+        lanes_sig = Signal(pe * self.lane_width)
+        m.d.comb += lanes_sig.eq(lanes)
+        self._output(m, run, lanes_sig, ctrl2)
+        return m
+
+    def _sequencer(self, m, run):
+        """Stage 0: the input buffer and the (nf, sf) counters: ``(buffer, busy, ctrl0)``, the
+        control beside the data being valid, first slice, fold done (its last slice), vector
+        done and the fold index."""
+        nf_count, sf_count = self.nf, self.sf
+        m.submodules.inbuf = buf = input_buffer(self.k, self.fold.simd, self.in_chunk)
         wiring.connect(m, wiring.flipped(self.i), buf.i)
         busy = Signal()
         # At least one bit each: zero-width signals become "[-1:0]" ranges in Verilog.
@@ -307,91 +347,60 @@ class MVTU(wiring.Component):
         m.d.comb += [buf.take.eq(take), buf.sf.eq(sf), buf.en.eq(run)]
         with m.If(take):
             m.d.sync += busy.eq(buf.avail)
+        return buf, busy, Cat(busy, first0, busy & last_sf, last_issue, nf)
 
-        # Control beside the data: valid, first slice, fold done (its last slice), vector done.
-        ctrl0 = Cat(busy, first0, busy & last_sf, last_issue, nf)
-
-        # --- stage 1: weights ------------------------------------------------------------------
+    def _weights(self, m, run, busy, buf, ctrl0):
+        """Stage 1: constants or the weight ROM, and the input slice and control delayed beside
+        the ROM read: ``(per-PE weight lanes, input slice, control)``."""
+        pe, simd = self.fold.pe, self.fold.simd
         words = pack_weights(self.weights, pe, simd)
         if self.weights_in == "constants":
             mask = (1 << simd) - 1
             lanes_w = [Const((words[0] >> (p * simd)) & mask, simd) for p in range(pe)]
-            x1, ctrl1 = buf.x, ctrl0
+            return lanes_w, buf.x, ctrl0
+        m.submodules.weights = rom = Memory(shape=pe * simd, depth=len(words), init=words)
+        port = rom.read_port()
+        cycles = len(words)
+        ptr = Signal(range(cycles))
+        if self.rom_register:
+            # Word ``ptr`` is read one issued step ahead into the port's data register, which
+            # loads the weight register ``w`` beside ``x``: the XNOR starts from flip-flops,
+            # not from the block RAM's clock-to-out, and the latency stays one cycle. The port
+            # reads when a step is issued, and once after reset to hold word 0 for the first
+            # step; vectors always run through all the words, so ``ptr`` is simply the issued
+            # step + 1, wrapping at ``cycles``.
+            primed = Signal()
+            read = Signal()
+            m.d.comb += read.eq(run & (busy | ~primed))
+            with m.If(run):
+                m.d.sync += primed.eq(1)
         else:
-            m.submodules.weights = rom = Memory(shape=pe * simd, depth=len(words), init=words)
-            port = rom.read_port()
-            cycles = len(words)
-            ptr = Signal(range(cycles))
-            if self.rom_register:
-                # Word ``ptr`` is read one issued step ahead into the port's data register,
-                # which loads the weight register ``w`` beside ``x``: the XNOR starts from
-                # flip-flops, not from the block RAM's clock-to-out, and the latency stays
-                # one cycle. The port reads when a step is issued, and once after reset to
-                # hold word 0 for the first step; vectors always run through all the words,
-                # so ``ptr`` is simply the issued step + 1, wrapping at ``cycles``.
-                primed = Signal()
-                read = Signal()
-                m.d.comb += read.eq(run & (busy | ~primed))
-                with m.If(run):
-                    m.d.sync += primed.eq(1)
+            # Word ``ptr`` (the issued step) is read as the step is issued; the port's data
+            # register feeds the XNOR.
+            read = run & busy
+        with m.If(read):
+            if cycles & (cycles - 1) == 0:
+                m.d.sync += ptr.eq(ptr + 1)     # wraps by itself: no logic but the +1
             else:
-                # Word ``ptr`` (the issued step) is read as the step is issued; the port's data
-                # register feeds the XNOR.
-                read = run & busy
-            with m.If(read):
-                if cycles & (cycles - 1) == 0:
-                    m.d.sync += ptr.eq(ptr + 1)     # wraps by itself: no logic but the +1
-                else:
-                    # The wrap flag is a register beside the counter, not a compare of it.
-                    ptr_last = Signal()
-                    m.d.sync += [ptr.eq(Mux(ptr_last, 0, ptr + 1)),
-                                 ptr_last.eq(ptr == cycles - 2)]
-            m.d.comb += [port.addr.eq(ptr),
-                         port.en.eq(read if self.rom_register else run)]
-            w1 = _delay(m, port.data, 1, run, "w") if self.rom_register else port.data
-            lanes_w = [w1[p * simd:(p + 1) * simd] for p in range(pe)]
-            # A memory buffer's read port is the one-cycle delay beside the ROM's.
-            x1 = buf.x if buf.read_latency else _delay(m, buf.x, 1, run, "x")
-            ctrl1 = _delay(m, ctrl0, 1, run, "ctrl")
+                # The wrap flag is a register beside the counter, not a compare of it.
+                ptr_last = Signal()
+                m.d.sync += [ptr.eq(Mux(ptr_last, 0, ptr + 1)),
+                             ptr_last.eq(ptr == cycles - 2)]
+        m.d.comb += [port.addr.eq(ptr),
+                     port.en.eq(read if self.rom_register else run)]
+        w1 = _delay(m, port.data, 1, run, "w") if self.rom_register else port.data
+        lanes_w = [w1[p * simd:(p + 1) * simd] for p in range(pe)]
+        # A memory buffer's read port is the one-cycle delay beside the ROM's.
+        x1 = buf.x if buf.read_latency else _delay(m, buf.x, 1, run, "x")
+        return lanes_w, x1, _delay(m, ctrl0, 1, run, "ctrl")
 
-        # One XNOR signal per PE: the popcount trees are built from signals, not expressions
-        # (netlist size), and no single net exceeds Amaranth's 65535-bit limit.
-        xnors = []
-        for p in range(pe):
-            xnor = Signal(simd, name=f"xnor_{p}")
-            m.d.comb += xnor.eq(~(x1 ^ lanes_w[p]))
-            xnors.append(xnor)
-
-        # --- popcount trees --------------------------------------------------------------------
-        counts = []
-        for p in range(pe):
-            pc = Popcount(simd, self.pipeline, style=self.popcount_style)
-            m.submodules[f"popcount_{p}"] = pc
-            m.d.comb += [pc.bits.eq(xnors[p]), pc.en.eq(run)]
-            counts.append(pc.count)
-        ctrls = _delays(m, ctrl1, self.pipeline, run, "ctrl_pc")
-        ctrl2 = ctrls[-1]
-        # The control one enabled cycle ahead of ctrl2 (the threshold register selects the
-        # next fold's thresholds from it). Several folds imply a ROM, so ctrl0 exists before
-        # ctrl1.
-        ctrl_ahead = ctrls[-2] if self.pipeline else ctrl0
-        t_valid, t_first, t_fold_done, t_finish = ctrl2[0], ctrl2[1], ctrl2[2], ctrl2[3]
-        t_nf = ctrl2[4:]
-
-        # --- binary activations over several synapse folds: accumulate popcount - threshold ---
-        if self.thresholds is not None and self.thresholds.shape[1] == 1 and sf_count > 1:
-            lanes = self._accumulate_against_threshold(m, counts, run, t_valid, t_first,
-                                                       ctrl_ahead[4:])
-        else:
-            lanes = self._accumulate_then_threshold(m, counts, run, t_valid, t_first, t_nf,
-                                                    ctrl_ahead[4:])
-        lanes_sig = Signal(pe * self.lane_width)
-        m.d.comb += lanes_sig.eq(lanes)
-
-        # --- collect neuron folds (or send each), output register ---------------------------
-        # The output register is loaded with a whole vector at its last fold, or with each
-        # fold's chunk (``out_chunks``); a load that meets a full register not being read
-        # holds the whole layer for the cycle.
+    def _output(self, m, run, lanes_sig, ctrl2):
+        """Collect the neuron folds (or send each one) into the output register. It is loaded
+        with a whole vector at its last fold, or with each fold's chunk (``out_chunks``); a
+        load that meets a full register not being read holds the whole layer (``run``) for
+        the cycle."""
+        t_fold_done, t_finish, t_nf = ctrl2[2], ctrl2[3], ctrl2[4:]
+        pe, nf_count = self.fold.pe, self.nf
         load = t_fold_done if self.out_chunks else t_finish
         m.d.comb += run.eq(~(load & self.o.valid & ~self.o.ready))
         with m.If(self.o.valid & self.o.ready):
@@ -414,7 +423,6 @@ class MVTU(wiring.Component):
             out = lanes_sig[:self.out_width]
         with m.If(run & load):
             m.d.sync += [self.o.payload.eq(out), self.o.valid.eq(1)]
-        return m
 
     def _accumulate_against_threshold(self, m, counts, run, t_valid, t_first, fold_ahead):
         """Binary activations with ``SF > 1``: one signed sum per PE, ``rem = -t`` at the first
