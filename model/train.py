@@ -362,6 +362,25 @@ def _checkpoint(config, net, input_encoding):
             "state_dict": net.state_dict()}
 
 
+def _float_baseline(config, ds, progress):
+    """The same MLP with real weights and activations on the raw pixels (``--float-baseline``):
+    ``(history, test accuracy)``."""
+    torch.manual_seed(config.seed)
+    pixels = int(np.prod(ds.shape))
+    fnet = FloatMLP(pixels, config.hidden, len(ds.classes), dropout=config.dropout)
+    xf_train = torch.from_numpy((ds.x_train.reshape(len(ds.x_train), -1) / ds.scale)
+                                .astype(np.float32))
+    xf_test = torch.from_numpy((ds.x_test.reshape(len(ds.x_test), -1) / ds.scale)
+                               .astype(np.float32))
+    y_train, y_test = torch.from_numpy(ds.y_train), torch.from_numpy(ds.y_test)
+    history = train_network(
+        fnet, xf_train, y_train, xf_test, y_test, epochs=config.epochs,
+        batch_size=config.batch_size, lr=config.lr, seed=config.seed, progress=progress,
+        label="float baseline", shift=config.augment_shift, image_shape=ds.shape,
+        background=0.0)
+    return history, float((_predict(fnet, xf_test) == y_test).float().mean())
+
+
 def train_and_export(config=None, **overrides):
     """Train a binarized MLP, export it exactly and (if ``config.out``) write the four files.
 
@@ -414,18 +433,7 @@ def train_and_export(config=None, **overrides):
         train_seconds = time.perf_counter() - start
         classes_torch = _predict(net, x_test).numpy()
         if config.float_baseline:
-            torch.manual_seed(config.seed)
-            fnet = FloatMLP(pixels, config.hidden, len(ds.classes), dropout=config.dropout)
-            xf_train = torch.from_numpy((ds.x_train.reshape(len(ds.x_train), -1) / ds.scale)
-                                        .astype(np.float32))
-            xf_test = torch.from_numpy((ds.x_test.reshape(len(ds.x_test), -1) / ds.scale)
-                                       .astype(np.float32))
-            histories["float"] = train_network(
-                fnet, xf_train, y_train, xf_test, y_test, epochs=config.epochs,
-                batch_size=config.batch_size, lr=config.lr, seed=config.seed,
-                progress=progress, label="float baseline", shift=config.augment_shift,
-                image_shape=ds.shape, background=0.0)
-            float_accuracy = float((_predict(fnet, xf_test) == y_test).float().mean())
+            histories["float"], float_accuracy = _float_baseline(config, ds, progress)
     test_accuracy = float(np.mean(classes_torch == ds.y_test))
     provenance = {"preset": config.preset, "hidden": list(config.hidden),
                   "dataset": config.dataset, "data_dir": config.data_dir,
