@@ -116,3 +116,31 @@ def test_routable_brams_caps_only_large_ecp5_devices(family, available, expected
 def test_rom_depth_where_yosys_moves_roms_to_block_ram(family, depth, in_luts):
     # Measured: ECP5 32-word ROMs in LUTs, 64 and 128 words in DP16KD; iCE40 from 128 words.
     assert estimate._rom_in_luts(family, depth) is in_luts
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("widths", "fold", "pipeline"), [
+    ([192, 64, 64, 64, 10], "1x48,1x16,1x16,1x3", 2),    # inputs in memory, chunked streams
+    ([192, 64, 64, 64, 10], "1x24,1x8,1x8,1x2", 0),
+    ([64, 64, 64, 64, 10], "1x64,1x64,1x64,5x2", 0),     # inputs in registers (SIMD = K)
+])
+def test_estimates_follow_yosys_on_the_generated_design(tmp_path, widths, fold, pipeline):
+    # The design the estimate describes, generated from the same parameters and counted by
+    # Yosys' synth_ice40 inside the synthesis wrapper (no nextpnr; about 20 s each). The
+    # estimate counts every ROM of 128 words or more as block RAM; Yosys keeps a narrow one
+    # in LUTs now and then (the safe side: one block RAM over at most).
+    from amaranth.back import rtlil
+
+    from bnnflow.boards.synth import SYNTH_TOP, _run_yosys
+    from bnnflow.boards.tools import find_tool
+    from bnnflow.boards.wrapper import SynthWrapper
+    from bnnflow.hw.top import BnnTop
+
+    model = random_model(widths, seed=0)
+    folding = resolve_folding(model, fold)
+    top = SynthWrapper(BnnTop(model, folding, pipeline))
+    (tmp_path / "design.il").write_text(rtlil.convert(top, name=SYNTH_TOP))
+    _, counts = _run_yosys(find_tool("yosys"), "ice40", tmp_path, tmp_path)
+    assert estimate.estimate_ffs(model, folding, pipeline) == pytest.approx(counts.ff, rel=0.03)
+    assert estimate.estimate_luts(model, folding) == pytest.approx(counts.lut4, rel=0.05)
+    assert counts.bram <= estimate.estimate_brams_used(model, folding, "ice40") <= counts.bram + 1
