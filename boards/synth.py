@@ -109,10 +109,8 @@ def synthesize(model, target="ice40-up5k", folding=None, *, ii=None, pipeline=0,
         As :func:`bnnflow.hw.folding.resolve_folding` (with ``ii`` for ``"auto"``); ``"fit"``:
         the fastest folding that places (:func:`bnnflow.boards.fit.fit_by_placement`), the
         report's ``attempts`` listing each one tried.
-    ii : int or None
-        Target II for ``folding="auto"``.
-    pipeline : int
-        Popcount pipeline stages.
+    ii, pipeline : int or None, int
+        Target II for ``folding="auto"``; popcount pipeline stages.
     out_dir : path or None
         Where ``report.json``, the tool logs (``yosys.log``, ``nextpnr.log``) and the nextpnr
         report (``nextpnr-report.json``) go. Tool steps run in a temporary directory; the
@@ -120,9 +118,8 @@ def synthesize(model, target="ice40-up5k", folding=None, *, ii=None, pipeline=0,
     freq_mhz : float or None
         Clock constraint for nextpnr (default: the target's).
     seed : int
-        nextpnr placer seed (same seed, same placement); a failed placement is retried with
-        the next :data:`PLACE_ATTEMPTS` - 1 seeds, and the report says which one placed
-        (``nextpnr_seed``).
+        nextpnr placer seed; a failed placement is retried with the next seeds
+        (:func:`_place`), and the report says which one placed (``nextpnr_seed``).
     progress : callable or None
         Called with a one-line message before each step.
     pnr_timeout : float or None
@@ -139,12 +136,8 @@ def synthesize(model, target="ice40-up5k", folding=None, *, ii=None, pipeline=0,
     ToolError
         A tool is missing or fails.
     """
-    import time
-
-    from amaranth.back import rtlil
-
     from ..hw.top import BnnTop
-    from .wrapper import WRAPPER_NOTE, SynthWrapper
+    from .wrapper import WRAPPER_NOTE
 
     tgt = get_target(target)
     say = progress or (lambda msg: None)
@@ -169,10 +162,7 @@ def synthesize(model, target="ice40-up5k", folding=None, *, ii=None, pipeline=0,
     keep = out_dir if out_dir is not None else Path(tempfile.gettempdir()) / "bnnflow-logs"
     try:
         say(f"generate RTLIL ({fold_text}, II {bnn.ii})")
-        t = time.perf_counter()
-        text = rtlil.convert(SynthWrapper(bnn), name=SYNTH_TOP)
-        (build / "design.il").write_text(text, encoding="utf-8")
-        steps["generate"] = round(time.perf_counter() - t, 3)
+        steps["generate"] = _write_rtlil(bnn, build)
 
         say(f"yosys synth_{tgt.family}")
         steps["yosys"], counts = _run_yosys(yosys, tgt.family, build, keep)
@@ -240,6 +230,20 @@ def _synthesize_fit(model, target, **options):
         write_text_atomic(Path(options["out_dir"]) / "report.json",
                           json.dumps(report, indent=2) + "\n")
     return report
+
+
+def _write_rtlil(bnn, build):
+    """``build/design.il``: ``bnn`` inside the synthesis wrapper; returns the seconds taken."""
+    import time
+
+    from amaranth.back import rtlil
+
+    from .wrapper import SynthWrapper
+
+    t = time.perf_counter()
+    text = rtlil.convert(SynthWrapper(bnn), name=SYNTH_TOP)
+    (build / "design.il").write_text(text, encoding="utf-8")
+    return round(time.perf_counter() - t, 3)
 
 
 def _run_yosys(yosys, family, build, keep):
