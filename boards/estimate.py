@@ -30,57 +30,36 @@ MODELLED_KINDS = ("binary_dense",)
 #: (3311 LUT4 on iCE40, 7928 on ECP5, for 4096 bits): the logic of a fully parallel layer.
 LUT4_PER_XNOR_BIT = {"ice40": 3311 / 4096, "ecp5": 7928 / 4096}
 
-#: Share of the flip-flops that take a logic cell of their own on iCE40 (a cell holds one LUT4
-#: and one DFF; a DFF shares it only with the LUT that drives it, so buffers, shift registers
-#: and registers loaded from registers do not). Measured with nextpnr 0.11.1 on the UP5K:
-#: 0.62-0.70 for 64-64-64-64-10 folded at II 32/64 ((logic cells - LUT4) / FF), 0.72 for
-#: 784-64-64-64-10 at II 512 (3208 of 4456 DFFs alone in their cell).
+#: Share of the flip-flops that take a logic cell of their own on iCE40: a DFF shares a cell
+#: only with the LUT that drives it (measured 0.62-0.72; boards/README.md, "Fit estimates").
 UNPACKED_FF_SHARE = 0.72
 
-# Folded-layer LUT4 model, fitted to Yosys 0.70 synth_ice40 counts inside the synthesis
-# wrapper: XNOR, popcount and accumulator per XNOR bit computed per cycle (the XNOR is a real
-# gate once weights come from a ROM), input buffer and SIMD select per input bit, threshold
-# select and output collection per neuron of a layer with neuron folds. Measured against
-# 784-64-64-64-10 at II 128/256/512, 64-64-64-64-10 at II 8/32/64 and 256-128-10 at II 16:
-# between 14 % under and 19 % over (the README lists them).
+# LUT4 of a folded layer with inputs in registers (SF == 1): per XNOR bit computed per cycle,
+# per input bit (buffers, SIMD select), per neuron of a neuron-folded layer (threshold select,
+# collection); fitted to the designs in boards/README.md ("Fit estimates").
 _FOLDED_LUT_PER_XNOR_BIT = 2.0
 _FOLDED_LUT_PER_INPUT = 1.04
 _FOLDED_LUT_PER_NEURON = 8.5
-# The same for layers whose inputs are held in memory (SF > 1, hw/inbuf.py), fitted to
-# 192-64-64-64-10 at II 256/512 and 784-64-64-64-10 at II 512/1024 (pipeline 2, UP5K;
-# bench/fit_bench.py): no input-vector muxes and no neuron-fold collection; a whole vector
-# copied into the memory costs its word select (the first layer, with the wrapper's shift
-# register).
+# The same for layers whose inputs are in memory (SF > 1): no input muxes, no collection, a
+# word select for a whole vector copied in; fitted with bench/fit_bench.py (boards/README.md).
 _MEMORY_LUT_PER_XNOR_BIT = 2.1
 _MEMORY_LUT_PER_NEURON = 3.7
 _MEMORY_LUT_PER_WHOLE_INPUT = 0.88
-# ECP5 LUT4 (with two per carry cell) over the iCE40 model, from one folded design
-# (64-64-64-64-10 at II 8: 7723 LUT4 + 230 CCU2C on the ECP5-25K).
+# ECP5 LUT4 (two per carry cell) over the iCE40 model, one measured design each.
 _FOLDED_LUT_SCALE = {"ice40": 1.0, "ecp5": 1.5}
-# ECP5 over iCE40 for memory-held layers: 192-64-64-64-10 at II 256, 877 LUT4 + 90 CCU2C on
-# the 25k against 1093 LUT4 on the UP5K (its input memories in TRELLIS_DPR16X4 LUT RAM).
 _MEMORY_LUT_SCALE = {"ice40": 1.0, "ecp5": 1.0}
-# Input memories of at most this many words become flip-flops on iCE40 (Yosys' cost rule: 4
-# x 96 and 4 x 32 bits went to flip-flops, 8 x 16 and 8 x 48 to SB_RAM40_4K).
+# Input memories of at most this many words become flip-flops on iCE40 (Yosys' cost rule;
+# measured: 4 words in flip-flops, 8 in SB_RAM40_4K).
 _ICE40_FF_MEMORY_MAX_DEPTH = 4
-# Yosys put ROMs of 128 words or more in block RAM and shallower ones in LUTs (iCE40,
-# measured). ECP5, measured: 32-word ROMs in LUTs (192-64-64-64-10 at II 32, 0 DP16KD), the
-# 64- and 128-word ROMs of 784-256-256-256-10 at II 64 and 128 in block RAM (146 and 75
-# DP16KD). Yosys weighs width too: 64-word ROMs of 40 bits (sfc's last layer) and 64 bits
-# (64-64-10 at 1x64, on the 25k) stayed in LUTs, which this depth rule counts as block RAM (a few
-# hundred LUT4 missing from the estimate, block RAM use over-estimated: the safe side).
+# ROM depth from which Yosys uses block RAM (measured; Yosys weighs width too, and narrow
+# 64-word ECP5 ROMs stayed in LUTs: counted as block RAM, the safe side; boards/README.md).
 _ROM_BRAM_MIN_DEPTH = {"ice40": 128, "ecp5": 64}
-# ECP5 input-vector memories of up to this many words went to LUT RAM (192-64-64-64-10 at
-# II 256: 8 x 48, 8 x 16 and 64 x 3 bits, 24 TRELLIS_DPR16X4, no DP16KD for them).
+# ECP5 input memories of up to this many words go to TRELLIS_DPR16X4 LUT RAM (measured).
 _INPUT_LUTRAM_MAX_DEPTH = 64
 
-#: ``rom_register`` of :class:`~bnnflow.hw.mvtu.MVTU` per family: where the weight register
-#: after the ROM pays. ECP5 (192-64-64-64-10, pipeline 2, ecp5-85k): 90.6 -> 127.0 MHz at II
-#: 256 (block RAM ROMs), 112.1 -> 126.7 MHz at II 32 (LUT ROMs). iCE40 UP5K at II 256: 47.5 ->
-#: 46.2 MHz (the critical path is elsewhere) for 87 more flip-flops, which the flip-flop limit
-#: of :func:`~bnnflow.boards.fit.suggest_ii` cannot spare (and with the fused threshold it
-#: found no legal placement on three seeds; hw/README.md). ``synthesize`` and ``build`` should
-#: pass ``rom_register=ROM_REGISTER[family]`` to ``BnnTop`` (its default is ``False``).
+#: ``rom_register`` of :class:`~bnnflow.hw.mvtu.MVTU` per family: the weight register after
+#: the ROM pays on ECP5 (+40 % Fmax), not on the UP5K (flip-flops it cannot spare; hw/README.md,
+#: "Weight register after the ROM"). ``synthesize`` and ``build`` pass it to ``BnnTop``.
 ROM_REGISTER = {"ice40": False, "ecp5": True}
 
 
@@ -362,14 +341,7 @@ def estimate_logic(model, folding, family, pipeline=0):
 
 
 #: Block RAMs an ECP5 design may read every cycle and still be expected to route: every ROM
-#: word is read each cycle, so the RAM outputs (36 bits each) all feed the XNOR/popcount logic
-#: at once. Measured with 784-256-256-256-10, pipeline 2, on the 85k: 75 DP16KD (II 128, 2612
-#: weight bits per cycle) routed in 18 minutes with router1; 146 (II 64) routed once, in an
-#: earlier version without the weight-ROM register (48.9 MHz), and not since: with the clock
-#: on its pin, router2 still had 12,323 overused wires at iteration 6, 27 minutes into
-#: nextpnr; other runs hit a 15- or 20-minute limit (one of them without the ROM register)
-#: or stopped routing the clock from an ordinary pad.
-#: The share of the device is not what decides: 39 of the 25k's 56 (70 %) routed in 7 minutes.
+#: word is read each cycle (75 routed, 146 did not; boards/README.md has the measurements).
 ECP5_ROUTABLE_BRAMS = 100
 
 

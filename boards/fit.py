@@ -27,12 +27,9 @@ __all__ = ["DoesNotFit", "NotPlaced", "fit_folding", "fit_by_placement", "sugges
 FIT_ATTEMPTS = 4
 
 #: Largest share of an iCE40's logic cells that flip-flops may take in a folding that
-#: :func:`suggest_ii` proposes. With input vectors in flip-flops (before hw/inbuf.py) designs
-#: did not place at 47 % (192-64-64-64-10, pipeline 2, UP5K, II 128: 2505 FF with many
-#: distinct enables) or 59 % (784-64-64-64-10 on the HX8K); with memory-held inputs
-#: 784-64-64-64-10 placed on the UP5K with 2662 FF (50 %; II 512, pipeline 2, 75 % of the
-#: logic cells), most of them the wrapper's two 784-bit registers, which share one enable each
-#: (bench/fit_bench.py). The limit applies to the estimate; ``--fold fit`` checks by placing.
+#: :func:`suggest_ii` proposes: flip-flops with distinct enables cannot share a logic tile
+#: (placed at 50 %, failed at 47 % and 59 % with other structures; boards/README.md). It applies
+#: to the estimate; ``--fold fit`` checks by placing.
 ICE40_FF_SHARE_LIMIT = 0.55
 
 #: Estimated logic (:func:`estimate_logic`) over the device's logic cells above which a
