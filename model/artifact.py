@@ -33,10 +33,17 @@ packed along the input axis, LSB first (:mod:`bnnflow.model.conventions`). Thres
 ``int32`` of shape ``(N, T)`` with ``T = 2**activation_bits - 1`` sorted values per neuron, each
 in ``[0, K + 1]``.
 
-Each layer entry is written and read by its kind (:mod:`bnnflow.model.kinds`; ``binary_dense``:
-:class:`~bnnflow.model.dense.DenseLayer`, re-exported here). New layer kinds (ternary weights,
-multi-bit inputs, convolutions) are new ``kind`` values with their own entry in
-:data:`LAYER_KINDS`; the container and the version stay.
+Each layer entry is written and read by its kind (:mod:`bnnflow.model.kinds`), re-exported
+here: ``binary_dense`` (:class:`~bnnflow.model.dense.DenseLayer`), ``binary_conv2d``
+(:class:`~bnnflow.model.conv.Conv2dLayer`: adds ``in_shape``, ``out_shape`` ``[H, W, C]`` and
+``kernel`` ``[kh, kw]``; weights ``(Cout, kh * kw * Cin)`` in ``(kh, kw, Cin)`` window order)
+and ``maxpool2d`` (:class:`~bnnflow.model.pool.MaxPool2dLayer`: ``in_shape``, ``out_shape``,
+``window``, ``stride``; no arrays). Feature maps are channels-last
+(:mod:`bnnflow.model.conventions`): a conv layer's ``in_shape`` must be the previous layer's
+``out_shape``, or for the first layer the input's ``shape`` (``[H, W]`` is ``[H, W, 1]``), and
+a dense layer reads the flattened map as it is. New kinds (ternary weights, multi-bit inputs)
+are new ``kind`` values with their own entry in :data:`LAYER_KINDS`; the container and the
+version stay, so files written before conv layers existed still load.
 """
 
 import hashlib
@@ -52,8 +59,10 @@ import numpy as np
 from ..errors import ArtifactError
 from ..fileio import atomic_path
 from . import encoding
+from .conv import Conv2dLayer
 from .dense import DenseLayer
 from .kinds import manifest_field, positive_int
+from .pool import MaxPool2dLayer
 
 __all__ = [
     "FORMAT",
@@ -61,6 +70,8 @@ __all__ = [
     "SUFFIX",
     "InputSpec",
     "DenseLayer",
+    "Conv2dLayer",
+    "MaxPool2dLayer",
     "BnnModel",
     "LAYER_KINDS",
     "save",
@@ -119,6 +130,18 @@ class InputSpec:
                              f"not {flat.shape[1]}")
         return encoding.encode(self.encoding, flat)
 
+    @property
+    def map_shape(self):
+        """The input as a channels-last ``(H, W, C)`` map, or ``None`` when its bits are not
+        laid out that way (a thermometer code is level-major).
+
+        A ``(H, W)`` image with one bit per pixel is ``(H, W, 1)``; a ``(H, W, C)`` colour
+        image with one threshold per channel value is itself.
+        """
+        if self.levels != 1 or len(self.shape) not in (2, 3):
+            return None
+        return (*self.shape, 1) if len(self.shape) == 2 else tuple(self.shape)
+
     def to_manifest(self):
         return {"width": int(self.width), "shape": [int(s) for s in self.shape],
                 "encoding": dict(self.encoding)}
@@ -127,7 +150,8 @@ class InputSpec:
 #: Layer kinds this version reads, by the manifest's ``kind`` value: kind name -> the layer
 #: class (:class:`bnnflow.model.kinds.LayerKind`). A new kind is one more line here (and one in
 #: ``bnnflow.hw.units.UNITS`` for its hardware).
-LAYER_KINDS = {DenseLayer.kind: DenseLayer}
+LAYER_KINDS = {DenseLayer.kind: DenseLayer, Conv2dLayer.kind: Conv2dLayer,
+               MaxPool2dLayer.kind: MaxPool2dLayer}
 
 
 @dataclass(frozen=True)
@@ -171,10 +195,17 @@ class BnnModel:
             raise ValueError("a model needs at least one layer")
         width = self.input.width
         self.input.check()
+        shape = self.input.map_shape
         for i, layer in enumerate(self.layers):
             if layer.in_width != width:
                 raise ValueError(f"layer {i} ({layer.name}) has {layer.in_width} inputs but "
                                  f"receives {width}")
+            in_shape = getattr(layer, "in_shape", None)
+            if in_shape is not None and tuple(in_shape) != shape:
+                got = "x".join(map(str, shape)) if shape else "a flat vector"
+                raise ValueError(f"layer {i} ({layer.name}) takes a "
+                                 f"{'x'.join(map(str, in_shape))} map but receives {got}")
+            shape = getattr(layer, "out_shape", None)
             last = i == len(self.layers) - 1
             if last != layer.is_output:
                 raise ValueError(f"layer {i} ({layer.name}): only the last layer emits "

@@ -11,8 +11,8 @@ from ..errors import BnnflowError
 
 __all__ = ["add_arguments", "run", "parse_hidden", "parse_thresholds", "config_from_args"]
 
-_PRESETS = ("tfc", "sfc", "lfc")
-_DATASETS = ("digits", "mnist5k", "mnist")
+_PRESETS = ("tfc", "sfc", "lfc", "cnv", "cnv-mnist")
+_DATASETS = ("digits", "mnist5k", "mnist", "cifar10")
 
 
 def parse_hidden(text):
@@ -100,12 +100,19 @@ def config_from_args(args):
     return TrainConfig(**fields)
 
 
+def _stages_text(stages):
+    """``[["conv", 16, 3], ["pool", 2], ["dense", 128]]`` -> ``c16k3-p2-d128``."""
+    names = {"conv": "c{}k{}", "pool": "p{}", "dense": "d{}"}
+    return "-".join(names[s[0]].format(*s[1:]) for s in stages)
+
+
 def run(args):
     from .train import train_and_export
 
     result = train_and_export(config_from_args(args))
     m = result.metrics
-    line = (f"{m['preset']} {m['hidden']} on {m['dataset']}: {m['epochs']} epochs in "
+    shape = m["hidden"] if "hidden" in m else _stages_text(m["stages"])
+    line = (f"{m['preset']} {shape} on {m['dataset']}: {m['epochs']} epochs in "
             f"{m['train_seconds']:.1f} s, test accuracy {m['test_accuracy']:.4f}, golden "
             f"{m['golden_accuracy']:.4f}, agreement {m['agreement']:.4f}")
     if "float_accuracy" in m:

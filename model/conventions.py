@@ -15,6 +15,19 @@ rules; the functions here are the single numpy reference for them and are tested
   number of thresholds its popcount reaches.
 * **Output.** The last layer has no threshold and outputs popcounts; the class is the argmax
   over popcounts, the lowest index on ties.
+* **Feature maps** are channels-last: element ``(r, c, ch)`` of an ``H x W x C`` map is element
+  ``(r * W + c) * C + ch`` of the flattened vector (:func:`map_index`). A stream carries one
+  pixel (``C`` elements) per transfer, rows top to bottom, columns left to right. Dense layers
+  after convolutions read this flattened vector as it is.
+* **Convolution** (``binary_conv2d``): stride 1, no padding ("valid"), so an ``H x W x Cin``
+  map and a ``kh x kw`` kernel give ``(H - kh + 1) x (W - kw + 1) x Cout``. Each output pixel
+  is ``Cout`` binary neurons over the window of ``kh * kw * Cin`` inputs flattened in
+  ``(kh, kw, Cin)`` order (:func:`windows`), the order a sliding-window unit emits it; the
+  weights are ``(Cout, kh * kw * Cin)`` bits in the same order. Popcount and threshold as for
+  any neuron.
+* **Max-pool** (``maxpool2d``) acts on binary activations after the threshold: the OR of the
+  window's bits (bit 1 = +1 is the maximum), ``k x k`` windows with stride ``s`` and no
+  padding, ``(H - k) // s + 1`` outputs per axis (:func:`maxpool_or`).
 
 Bit order: element ``i`` of a vector is bit ``i`` (LSB first). Packed arrays use
 ``np.packbits(..., bitorder="little")`` along the last axis, so element ``i`` is bit ``i % 8``
@@ -36,6 +49,9 @@ __all__ = [
     "popcount_from_dot",
     "fire",
     "argmax_lowest",
+    "map_index",
+    "windows",
+    "maxpool_or",
 ]
 
 #: Bit order used for every packed array (artifact, golden model, hardware payloads).
@@ -159,3 +175,61 @@ def argmax_lowest(scores):
     scores = np.asarray(scores)
     # np.argmax returns the first occurrence of the maximum, which is the lowest index.
     return np.argmax(scores, axis=-1).astype(np.int64)
+
+
+def map_index(shape, r, c, ch):
+    """Flattened index of element ``(r, c, ch)`` of a channels-last ``(H, W, C)`` map."""
+    _, w, channels = shape
+    return (r * w + c) * channels + ch
+
+
+def _map(x, shape):
+    x = np.asarray(x)
+    h, w, c = (int(v) for v in shape)
+    if x.ndim != 2 or x.shape[1] != h * w * c:
+        raise ValueError(f"maps must be (B, {h * w * c}) for shape {(h, w, c)}, "
+                         f"not {tuple(x.shape)}")
+    return x.reshape(x.shape[0], h, w, c)
+
+
+def windows(x, shape, kernel):
+    """The convolution windows of flattened channels-last maps (im2col on bits).
+
+    Parameters
+    ----------
+    x : array ``(B, H * W * C)``
+        Maps flattened channels-last.
+    shape : (H, W, C)
+    kernel : (kh, kw)
+
+    Returns
+    -------
+    array ``(B, Ho * Wo, kh * kw * C)`` with ``Ho = H - kh + 1``, ``Wo = W - kw + 1``: window
+    ``p = i * Wo + j`` (output pixel ``(i, j)``) holds input ``(i + a, j + b, ch)`` at position
+    ``(a * kw + b) * C + ch``, the ``(kh, kw, Cin)`` order of the weights.
+    """
+    m = _map(x, shape)
+    kh, kw = (int(v) for v in kernel)
+    b, h, w, c = m.shape
+    if not (1 <= kh <= h and 1 <= kw <= w):
+        raise ValueError(f"kernel {kh}x{kw} does not fit a {h}x{w} map")
+    view = np.lib.stride_tricks.sliding_window_view(m, (kh, kw), axis=(1, 2))
+    # view: (B, Ho, Wo, C, kh, kw) -> (B, Ho, Wo, kh, kw, C)
+    view = view.transpose(0, 1, 2, 4, 5, 3)
+    return view.reshape(b, (h - kh + 1) * (w - kw + 1), kh * kw * c)
+
+
+def maxpool_or(x, shape, window, stride=None):
+    """Max-pool of binary channels-last maps: the OR of each ``window x window`` block.
+
+    ``x`` is ``(B, H * W * C)`` of 0/1; the result is ``(B, Ho * Wo * C)`` channels-last with
+    ``Ho = (H - window) // stride + 1`` (``stride`` defaults to ``window``).
+    """
+    m = _map(x, shape)
+    k = int(window)
+    s = k if stride is None else int(stride)
+    b, h, w, c = m.shape
+    if not (1 <= k <= min(h, w)) or s < 1:
+        raise ValueError(f"pool window {k} with stride {s} does not fit a {h}x{w} map")
+    view = np.lib.stride_tricks.sliding_window_view(m, (k, k), axis=(1, 2))[:, ::s, ::s]
+    return view.max(axis=(-2, -1)).astype(np.uint8).reshape(b, -1)

@@ -14,7 +14,7 @@ import numpy as np
 from . import conventions
 from .kinds import manifest_field, matrix_cycles, positive_int
 
-__all__ = ["DenseLayer"]
+__all__ = ["DenseLayer", "read_weights", "read_thresholds", "threshold_facts"]
 
 
 @dataclass(frozen=True)
@@ -92,10 +92,7 @@ class DenseLayer:
         """Thresholds range and constant neurons of a hidden layer (nothing for the output)."""
         if self.is_output:
             return {}
-        t, k = self.thresholds, self.in_width
-        return {"threshold_min": int(t.min()), "threshold_max": int(t.max()),
-                "always_fire": int(np.sum(t[:, 0] <= 0)),
-                "never_fire": int(np.sum(t[:, -1] > k))}
+        return threshold_facts(self.thresholds, self.in_width)
 
     def to_manifest(self):
         entry = {
@@ -123,21 +120,28 @@ class DenseLayer:
         if entry.get("weight_bits", 1) != 1:
             raise ValueError(f"{where}: weight_bits must be 1 for binary_dense, "
                              f"not {entry.get('weight_bits')!r}")
-        packed = get_array(manifest_field(arrays, "weights", str, where))
-        if packed.dtype != np.uint8 or packed.shape != (n, (k + 7) // 8):
-            raise ValueError(f"{where}: weights must be uint8 of shape {(n, (k + 7) // 8)} "
-                             f"for {n} neurons of {k} inputs, not {packed.dtype} "
-                             f"{tuple(packed.shape)}")
-        weights = conventions.unpack_bits(packed, k)
-        if k % 8 and np.any(conventions.unpack_bits(packed, packed.shape[1] * 8)[:, k:]):
-            raise ValueError(f"{where}: weights have non-zero padding bits past input {k}")
+        weights = read_weights(arrays, get_array, where, k, n)
         thresholds = None
         if output == "activation":
-            thresholds = _thresholds(entry, arrays, get_array, where, k, n)
+            thresholds = read_thresholds(entry, arrays, get_array, where, k, n)
         return cls(name=str(entry["name"]), weights=weights, thresholds=thresholds)
 
 
-def _thresholds(entry, arrays, get_array, where, k, n):
+def read_weights(arrays, get_array, where, k, n):
+    """The ``(N, K)`` weight bits of a layer from its packed manifest array, checked: dtype,
+    shape and zero padding bits."""
+    packed = get_array(manifest_field(arrays, "weights", str, where))
+    if packed.dtype != np.uint8 or packed.shape != (n, (k + 7) // 8):
+        raise ValueError(f"{where}: weights must be uint8 of shape {(n, (k + 7) // 8)} "
+                         f"for {n} neurons of {k} inputs, not {packed.dtype} "
+                         f"{tuple(packed.shape)}")
+    weights = conventions.unpack_bits(packed, k)
+    if k % 8 and np.any(conventions.unpack_bits(packed, packed.shape[1] * 8)[:, k:]):
+        raise ValueError(f"{where}: weights have non-zero padding bits past input {k}")
+    return weights
+
+
+def read_thresholds(entry, arrays, get_array, where, k, n):
     """A hidden layer's thresholds from the manifest, checked: shape, range, order."""
     bits = positive_int(entry, "activation_bits", where)
     t = get_array(manifest_field(arrays, "thresholds", str, where))
@@ -152,3 +156,10 @@ def _thresholds(entry, arrays, get_array, where, k, n):
     if np.any(np.diff(t, axis=1) < 0):
         raise ValueError(f"{where}: thresholds of a neuron must be sorted ascending")
     return t
+
+
+def threshold_facts(thresholds, k):
+    """Range of the thresholds and count of constant neurons (for ``bnnflow inspect``)."""
+    t = thresholds
+    return {"threshold_min": int(t.min()), "threshold_max": int(t.max()),
+            "always_fire": int(np.sum(t[:, 0] <= 0)), "never_fire": int(np.sum(t[:, -1] > k))}

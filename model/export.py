@@ -1,4 +1,10 @@
-"""Exact export of a trained :class:`~bnnflow.model.nets.BinaryMLP` to a ``.bnn`` model.
+"""Exact export of a trained :class:`~bnnflow.model.nets.BinaryMLP` or
+:class:`~bnnflow.model.cnn.BinaryCNN` to a ``.bnn`` model.
+
+Conv layers fold their ``BatchNorm2d`` exactly as dense layers fold ``BatchNorm1d`` (below),
+one threshold per output channel; their weights are flattened in ``(kh, kw, Cin)`` window
+order. Max-pool stages become ``maxpool2d`` layers: pooling the bits after the sign is the
+network's own order, so a flipped neuron (negative scale) pools the same bits.
 
 Hidden layers: BatchNorm folded into integer popcount thresholds
     A hidden neuron with ``K`` inputs fires when ``BN(dot) >= 0`` (``sign(0) = +1``), where
@@ -33,8 +39,9 @@ import torch
 from torch import nn
 
 from ..errors import BnnflowError
-from .artifact import BnnModel, DenseLayer, InputSpec
-from .layers import OutputNorm
+from .artifact import BnnModel, Conv2dLayer, DenseLayer, InputSpec, MaxPool2dLayer
+from .cnn import BinaryCNN
+from .layers import BinaryConv2d, BinaryLinear, OutputNorm
 from .nets import BinaryMLP
 
 __all__ = ["ExportError", "fold_batchnorm", "check_output_norm", "export_model", "bn_params"]
@@ -55,8 +62,9 @@ def fold_batchnorm(bn, k):
 
     Parameters
     ----------
-    bn : nn.BatchNorm1d
-        The layer's normalization (its running statistics are used, whatever its mode).
+    bn : nn.BatchNorm1d or nn.BatchNorm2d
+        The layer's normalization (its running statistics are used, whatever its mode); a
+        ``BatchNorm2d`` normalizes each output channel of a conv layer.
     k : int
         Inputs of the binary layer (``K``).
 
@@ -73,14 +81,19 @@ def fold_batchnorm(bn, k):
     ExportError
         If the float outputs are not monotone in the direction the scale's sign implies.
     """
-    if not isinstance(bn, nn.BatchNorm1d):
-        raise ExportError(f"hidden layers must be followed by nn.BatchNorm1d, not "
-                          f"{type(bn).__name__}")
+    if not isinstance(bn, nn.BatchNorm1d | nn.BatchNorm2d):
+        raise ExportError(f"hidden layers must be followed by nn.BatchNorm1d (dense) or "
+                          f"nn.BatchNorm2d (conv), not {type(bn).__name__}")
     n = bn.num_features
     was_training = bn.training
     bn.eval()
     try:
-        out = bn(_reachable_dots(k).expand(k + 1, n).contiguous())  # (K + 1, N), row j: dot 2j-K
+        dots = _reachable_dots(k).expand(k + 1, n).contiguous()  # (K + 1, N), row j: 2j - K
+        if isinstance(bn, nn.BatchNorm2d):
+            # The dots as one (1, N, K + 1, 1) map: the NCHW layout the conv's output has.
+            out = bn(dots.T.contiguous()[None, :, :, None])[0, :, :, 0].T
+        else:
+            out = bn(dots)
     finally:
         bn.train(was_training)
     fires = (out >= 0).numpy()                 # the float comparison, per popcount
@@ -129,11 +142,11 @@ def bn_params(norm, n):
     ``OutputNorm`` is written per class as ``kind = "output_scale"`` with its shared
     statistics repeated: ``weight`` = the positive scale, ``bias`` = 0.
     """
-    if isinstance(norm, nn.BatchNorm1d):
+    if isinstance(norm, nn.BatchNorm1d | nn.BatchNorm2d):
         return {"weight": norm.weight.detach().clone(), "bias": norm.bias.detach().clone(),
                 "running_mean": norm.running_mean.detach().clone(),
                 "running_var": norm.running_var.detach().clone(), "eps": float(norm.eps),
-                "kind": "batchnorm1d"}
+                "kind": "batchnorm1d" if isinstance(norm, nn.BatchNorm1d) else "batchnorm2d"}
     if isinstance(norm, OutputNorm):
         def rep(t):
             return t.detach().reshape(()).repeat(n).clone()
@@ -161,8 +174,11 @@ def export_model(net, input_spec, classes=(), provenance=None):
     ExportError
         If the network is not a :class:`BinaryMLP` or cannot be exported exactly.
     """
+    if isinstance(net, BinaryCNN):
+        return _export_cnn(net, input_spec, classes, provenance)
     if not isinstance(net, BinaryMLP):
-        raise ExportError(f"only BinaryMLP networks can be exported, not {type(net).__name__}")
+        raise ExportError(f"only BinaryMLP and BinaryCNN networks can be exported, not "
+                          f"{type(net).__name__}")
     if not isinstance(input_spec, InputSpec) or input_spec.width != net.widths[0]:
         raise ExportError(f"input spec must describe {net.widths[0]} input bits, "
                           f"not {input_spec!r}")
@@ -177,5 +193,40 @@ def export_model(net, input_spec, classes=(), provenance=None):
         else:
             check_output_norm(net.out_norm, fc.in_features)
             layers.append(DenseLayer(name, bits, None))
+    return BnnModel(layers=layers, input=input_spec, classes=tuple(classes),
+                    provenance=dict(provenance or {}))
+
+
+def _export_cnn(net, input_spec, classes, provenance):
+    """:func:`export_model` for a :class:`~bnnflow.model.cnn.BinaryCNN`: layers named
+    ``conv<i>``, ``pool<i>`` and ``fc<i>`` after their stage index."""
+    if not isinstance(input_spec, InputSpec) or input_spec.map_shape != net.in_shape:
+        raise ExportError(f"input spec must describe a channels-last {net.in_shape} map with "
+                          f"one bit per value, not {input_spec!r}")
+    layers, shape = [], net.in_shape
+    for i, block in enumerate(net.blocks):
+        last = i == len(net.blocks) - 1
+        if isinstance(block, BinaryConv2d):
+            latent = block.window_weight()
+            bits = (latent >= 0).numpy().astype(np.uint8)  # sign(0) = +1
+            thresholds, flip = fold_batchnorm(net.norms[str(i)], latent.shape[1])
+            bits = np.where(flip[:, None], 1 - bits, bits).astype(np.uint8)
+            layer = Conv2dLayer(f"conv{i}", shape, (block.kernel_size,) * 2, bits,
+                                thresholds[:, None])
+        elif isinstance(block, nn.MaxPool2d):
+            layer = MaxPool2dLayer(f"pool{i}", shape, int(block.kernel_size))
+        elif isinstance(block, BinaryLinear):
+            bits = (block.weight.detach() >= 0).numpy().astype(np.uint8)
+            if last:
+                check_output_norm(net.out_norm, block.in_features)
+                layer = DenseLayer(f"fc{i}", bits, None)
+            else:
+                thresholds, flip = fold_batchnorm(net.norms[str(i)], block.in_features)
+                bits = np.where(flip[:, None], 1 - bits, bits).astype(np.uint8)
+                layer = DenseLayer(f"fc{i}", bits, thresholds[:, None])
+        else:
+            raise ExportError(f"block {i}: cannot export {type(block).__name__}")
+        layers.append(layer)
+        shape = getattr(layer, "out_shape", None)
     return BnnModel(layers=layers, input=input_spec, classes=tuple(classes),
                     provenance=dict(provenance or {}))

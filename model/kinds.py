@@ -25,7 +25,7 @@ where the field is.
 import math
 from typing import ClassVar, Protocol
 
-__all__ = ["LayerKind", "matrix_cycles", "manifest_field", "positive_int"]
+__all__ = ["LayerKind", "matrix_cycles", "manifest_field", "positive_int", "shape_field"]
 
 
 class LayerKind(Protocol):
@@ -133,3 +133,12 @@ def positive_int(obj, key, where):
     if isinstance(value, bool) or value <= 0:
         raise ValueError(f"{where}: {key} must be a positive integer, not {value!r}")
     return value
+
+
+def shape_field(obj, key, length, where):
+    """``obj[key]`` as a tuple of ``length`` positive integers (a map shape or a kernel)."""
+    value = manifest_field(obj, key, list, where)
+    if len(value) != length or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0
+                                       for v in value):
+        raise ValueError(f"{where}: {key} must be {length} positive integers, not {value!r}")
+    return tuple(value)

@@ -20,7 +20,8 @@ import math
 import torch
 from torch import nn
 
-__all__ = ["SignSTE", "sign_ste", "BinaryActivation", "BinaryLinear", "OutputNorm", "clip_latent"]
+__all__ = ["SignSTE", "sign_ste", "BinaryActivation", "BinaryLinear", "BinaryConv2d",
+           "OutputNorm", "clip_latent"]
 
 
 class SignSTE(torch.autograd.Function):
@@ -112,6 +113,62 @@ class BinaryLinear(nn.Module):
         return f"in_features={self.in_features}, out_features={self.out_features}"
 
 
+class BinaryConv2d(nn.Module):
+    """2-D convolution with binary weights and real-valued latent weights (stride 1, no
+    padding, no bias).
+
+    Forward: ``z = conv2d(x, sign(W))`` on ``NCHW`` tensors with ``sign(0) = +1``; for ``+-1``
+    inputs every output is the integer dot product of a ``kh * kw * Cin`` window, exact in
+    float32. Backward and :meth:`clip_` as :class:`BinaryLinear`. The latent weight has torch's
+    shape ``(Cout, Cin, kh, kw)``; the export flattens it in ``(kh, kw, Cin)`` order
+    (:meth:`window_weight`), the window order of :mod:`bnnflow.model.conventions`.
+
+    Parameters
+    ----------
+    in_channels, out_channels : int
+    kernel_size : int
+        ``k`` of a square ``k x k`` kernel.
+    init_scale : float
+        Glorot-uniform bound scale, with fan-in ``k * k * Cin`` and fan-out ``k * k * Cout``.
+
+    Raises
+    ------
+    ValueError
+        If a size is not a positive integer or ``init_scale`` is not positive.
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, init_scale=1.0):
+        super().__init__()
+        for label, value in (("in_channels", in_channels), ("out_channels", out_channels),
+                             ("kernel_size", kernel_size)):
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f"{label} must be a positive integer, not {value!r}")
+        if not init_scale > 0:
+            raise ValueError(f"init_scale must be positive, not {init_scale!r}")
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size = kernel_size
+        area = kernel_size * kernel_size
+        bound = min(1.0, init_scale * math.sqrt(6.0 / (area * (in_channels + out_channels))))
+        self.weight = nn.Parameter(torch.empty(out_channels, in_channels, kernel_size,
+                                               kernel_size).uniform_(-bound, bound))
+
+    def window_weight(self):
+        """Latent weights ``(Cout, kh * kw * Cin)`` in ``(kh, kw, Cin)`` window order."""
+        return self.weight.detach().permute(0, 2, 3, 1).reshape(self.out_channels, -1)
+
+    def forward(self, x):
+        return nn.functional.conv2d(x, sign_ste(self.weight))
+
+    @torch.no_grad()
+    def clip_(self):
+        """Clamp the latent weights to ``[-1, 1]`` in place."""
+        self.weight.clamp_(-1.0, 1.0)
+
+    def extra_repr(self):
+        return (f"in_channels={self.in_channels}, out_channels={self.out_channels}, "
+                f"kernel_size={self.kernel_size}")
+
+
 class OutputNorm(nn.Module):
     """Normalization of the output layer that never changes the class (FINN's TensorNorm).
 
@@ -158,7 +215,8 @@ class OutputNorm(nn.Module):
 
 
 def clip_latent(module):
-    """Call :meth:`BinaryLinear.clip_` on every binary layer inside ``module``."""
+    """Call ``clip_`` on every binary layer (:class:`BinaryLinear`, :class:`BinaryConv2d`)
+    inside ``module``."""
     for m in module.modules():
-        if isinstance(m, BinaryLinear):
+        if isinstance(m, BinaryLinear | BinaryConv2d):
             m.clip_()

@@ -1,4 +1,4 @@
-"""Training of binarized MLPs and their exact export: :func:`train_and_export`.
+"""Training of binarized MLPs and CNNs and their exact export: :func:`train_and_export`.
 
 Recipe (the same for the binarized network and the ``--float-baseline`` network):
 
@@ -33,159 +33,25 @@ from ..errors import BnnflowError
 from ..fileio import atomic_path, check_output_dir
 from . import artifact, golden
 from .artifact import InputSpec
+from .cnn import BinaryCNN, FloatCNN
 from .data import load_dataset
-from .encoding import MAX_LEVELS, make_encoding
-from .export import ExportError, bn_params, export_model
+from .encoding import make_encoding
+from .export import ExportError, export_model
 from .layers import clip_latent
-from .nets import PRESETS, BinaryMLP, FloatMLP
+from .nets import BinaryMLP, FloatMLP
+from .train_config import (
+    DEFAULT_DROPOUT,
+    DEFAULT_INPUT_THRESHOLD,
+    DEFAULT_SHIFT,
+    OUTPUT_FILES,
+    TrainConfig,
+    default_epochs,
+)
+from .train_outputs import checkpoint_dict, plot_histories
 
 __all__ = ["TrainConfig", "TrainResult", "default_epochs", "train_and_export", "train_network",
-           "OUTPUT_FILES"]
-
-#: Files written into the output directory.
-OUTPUT_FILES = ("model.bnn", "metrics.json", "training.png", "checkpoint.pt")
-
-# Epochs per (preset, data set) when none is given; anything else uses _EPOCHS_FALLBACK.
-_DEFAULT_EPOCHS = {
-    ("tfc", "digits"): 60, ("sfc", "digits"): 60, ("lfc", "digits"): 40,
-    ("tfc", "mnist5k"): 40, ("sfc", "mnist5k"): 40, ("lfc", "mnist5k"): 30,
-    ("tfc", "mnist"): 20, ("sfc", "mnist"): 20, ("lfc", "mnist"): 20,
-}
-_EPOCHS_FALLBACK = {"digits": 60, "mnist5k": 40, "mnist": 20}
-
-#: Default random shift (pixels) of the training images per data set.
-DEFAULT_SHIFT = {"digits": 0, "mnist5k": 1, "mnist": 1}
-
-#: Default input threshold(s) (fractions of the pixel full scale) per data set. The 8x8 digits
-#: have 17 grey levels and faint strokes: one threshold at 0.25 gave tfc 91-94 % depending on the
-#: seed, a three-level thermometer code (0.25, 0.5, 0.75; 192 input bits) 95-97 % on the same
-#: split (bench/train_bench.py). MNIST is nearly black and white: one threshold at 0.5.
-DEFAULT_INPUT_THRESHOLD = {"digits": (0.25, 0.5, 0.75), "mnist5k": (0.5,), "mnist": (0.5,)}
-
-#: Default dropout on hidden activations per data set.
-DEFAULT_DROPOUT = {"digits": 0.2, "mnist5k": 0.1, "mnist": 0.1}
-
-
-def default_epochs(preset, dataset):
-    """Default number of epochs for a preset (or ``"custom"``) on a data set."""
-    return _DEFAULT_EPOCHS.get((preset, dataset), _EPOCHS_FALLBACK.get(dataset, 40))
-
-
-@dataclass
-class TrainConfig:
-    """Everything that defines a training run.
-
-    Parameters
-    ----------
-    preset : str
-        ``tfc``, ``sfc``, ``lfc``, or ``custom`` when ``hidden`` is given.
-    hidden : tuple of int or None
-        Hidden widths; ``None`` takes the preset's.
-    dataset, data_dir, split_seed, test_fraction
-        The data (see :func:`bnnflow.model.data.load_dataset`).
-    seed : int
-        Seed of initialization, shuffling and dropout.
-    epochs : int or None
-        ``None`` takes :func:`default_epochs`.
-    batch_size : int
-    lr : float
-        Peak learning rate of Adam (cosine schedule to 0).
-    input_threshold : float, tuple of float, or None
-        A pixel is bit 1 when ``pixel / full_scale >= input_threshold``; each in ``(0, 1]``.
-        Several ascending thresholds give a thermometer code (one input bit per pixel and
-        threshold, :mod:`bnnflow.model.encoding`). ``None`` takes the data set's default
-        (:data:`DEFAULT_INPUT_THRESHOLD`).
-    dropout : float or None
-        Dropout on hidden binary activations during training; ``None`` takes the data set's
-        default (:data:`DEFAULT_DROPOUT`).
-    init_scale : float
-        Scale of the Glorot-uniform latent weight initialization.
-    augment_shift : int or None
-        Training images are shifted by a random whole number of pixels in ``[-s, s]`` along
-        each axis (a new draw per image and epoch, vacated pixels are background); 0 disables
-        it, ``None`` takes the data set's default (:data:`DEFAULT_SHIFT`).
-    float_baseline : bool
-        Also train the same topology in full precision and report ``float_accuracy``.
-    out : path or None
-        Output directory; ``None`` writes nothing (tests, benchmarks).
-    threads : int
-        ``torch.set_num_threads`` during training.
-    progress : bool
-        Show a rich progress bar.
-    """
-
-    preset: str = "tfc"
-    hidden: tuple | None = None
-    dataset: str = "digits"
-    data_dir: str | None = None
-    split_seed: int = 0
-    test_fraction: float = 0.2
-    seed: int = 0
-    epochs: int | None = None
-    batch_size: int = 64
-    lr: float = 0.01
-    input_threshold: float | tuple | None = None
-    dropout: float | None = None
-    init_scale: float = 1.0
-    augment_shift: int | None = None
-    float_baseline: bool = False
-    out: str | None = None
-    threads: int = 1
-    progress: bool = True
-
-    def resolved(self):
-        """A copy with ``hidden`` and ``epochs`` filled in, after checking every value.
-
-        Raises
-        ------
-        BnnflowError
-            For a value a user could have typed wrong, with the option to fix.
-        """
-        hidden = self.hidden
-        if hidden is None:
-            if self.preset not in PRESETS:
-                raise BnnflowError(f"unknown preset {self.preset!r}; choose one of "
-                                   f"{', '.join(PRESETS)} or give --hidden")
-            hidden = PRESETS[self.preset]
-        hidden = tuple(hidden)
-        if not hidden or not all(isinstance(h, int) and h > 0 for h in hidden):
-            raise BnnflowError(f"--hidden must be positive layer widths like 128,128, "
-                               f"not {hidden!r}")
-        epochs = default_epochs(self.preset, self.dataset) if self.epochs is None else \
-            self.epochs
-        shift = DEFAULT_SHIFT.get(self.dataset, 0) if self.augment_shift is None else \
-            self.augment_shift
-        dropout = DEFAULT_DROPOUT.get(self.dataset, 0.0) if self.dropout is None else \
-            self.dropout
-        threshold = DEFAULT_INPUT_THRESHOLD.get(self.dataset, (0.5,)) \
-            if self.input_threshold is None else self.input_threshold
-        if isinstance(threshold, int | float):
-            threshold = (threshold,)
-        threshold = tuple(threshold)
-        checks = [
-            ("--epochs", epochs, isinstance(epochs, int) and epochs > 0, "a positive integer"),
-            ("--batch-size", self.batch_size,
-             isinstance(self.batch_size, int) and self.batch_size > 0, "a positive integer"),
-            ("--lr", self.lr, self.lr > 0, "positive"),
-            ("--input-threshold", ",".join(f"{t:g}" for t in threshold),
-             0 < len(threshold) <= MAX_LEVELS
-             and all(isinstance(t, int | float) and 0 < t <= 1 for t in threshold)
-             and all(b > a for a, b in zip(threshold, threshold[1:], strict=False)),
-             f"1 to {MAX_LEVELS} ascending values in (0, 1] (fractions of the pixel full "
-             f"scale)"),
-            ("--dropout", dropout, 0 <= dropout < 1, "in [0, 1)"),
-            ("--init-scale", self.init_scale, self.init_scale > 0, "positive"),
-            ("--augment-shift", shift, isinstance(shift, int) and shift >= 0,
-             "a non-negative integer"),
-            ("--threads", self.threads, isinstance(self.threads, int) and self.threads > 0,
-             "a positive integer"),
-        ]
-        for option, value, ok, what in checks:
-            if not ok:
-                raise BnnflowError(f"{option} must be {what}, not {value!r}")
-        return TrainConfig(**{**asdict(self), "hidden": hidden, "epochs": epochs,
-                              "augment_shift": shift, "dropout": dropout,
-                              "input_threshold": threshold})
+           "OUTPUT_FILES", "DEFAULT_SHIFT", "DEFAULT_INPUT_THRESHOLD", "DEFAULT_DROPOUT",
+           "random_shift"]
 
 
 @dataclass
@@ -198,7 +64,7 @@ class TrainResult:
         The content of ``metrics.json``.
     model : BnnModel
         The exported model.
-    net : BinaryMLP
+    net : BinaryMLP or BinaryCNN
         The trained network (eval mode).
     paths : dict
         ``{"model", "metrics", "plot", "checkpoint"}`` -> path (empty when ``out`` is None).
@@ -208,7 +74,7 @@ class TrainResult:
 
     metrics: dict
     model: artifact.BnnModel
-    net: BinaryMLP
+    net: BinaryMLP | BinaryCNN
     paths: dict = field(default_factory=dict)
     checksum: str | None = None
 
@@ -263,13 +129,27 @@ def random_shift(images, max_shift, background, generator):
     return padded[torch.arange(b)[:, None, None], rows, cols]
 
 
+def _shift_batch(xb, shift, image_shape, background, gen, channels_last):
+    """:func:`random_shift` of flat rows ``xb``: ``(H, W)`` or ``(L, H, W)`` images as they
+    are, ``(H, W, C)`` channels-last images with every channel shifted alike."""
+    if channels_last:
+        h, w, c = image_shape
+        maps = xb.reshape(len(xb), h, w, c).permute(0, 3, 1, 2)
+        return random_shift(maps, shift, background, gen).permute(0, 2, 3, 1).reshape(
+            len(xb), -1)
+    return random_shift(xb.reshape(len(xb), *image_shape), shift, background,
+                        gen).reshape(len(xb), -1)
+
+
 def train_network(net, x_train, y_train, x_test, y_test, *, epochs, batch_size, lr, seed,
-                  progress=None, label="bnn", shift=0, image_shape=None, background=-1.0):
+                  progress=None, label="bnn", shift=0, image_shape=None, background=-1.0,
+                  channels_last=False):
     """Train ``net`` in place with the recipe of this module; returns the per-epoch history.
 
     ``x_*`` are float32 tensors ``(n, features)``, ``y_*`` int64 tensors. ``progress`` is a
     rich ``Progress`` or ``None``. With ``shift > 0`` every training batch is reshaped to
-    ``image_shape`` and shifted by :func:`random_shift`. The caller sets seeds and
+    ``image_shape`` (``(H, W)``, thermometer levels ``(L, H, W)``, or with ``channels_last``
+    a colour image ``(H, W, C)``) and shifted by :func:`random_shift`. The caller sets seeds and
     determinism (see :func:`train_and_export`).
     """
     gen = torch.Generator().manual_seed(seed)
@@ -290,8 +170,7 @@ def train_network(net, x_train, y_train, x_test, y_test, *, epochs, batch_size, 
             idx = perm[i * batch_size:(i + 1) * batch_size]
             xb, yb = x_train[idx], y_train[idx]
             if shift:
-                xb = random_shift(xb.reshape(len(idx), *image_shape), shift, background,
-                                  gen).reshape(len(idx), -1)
+                xb = _shift_batch(xb, shift, image_shape, background, gen, channels_last)
             scores = net(xb)
             loss = loss_fn(scores, yb)
             opt.zero_grad(set_to_none=True)
@@ -324,50 +203,21 @@ def _progress(enabled):
                     TimeElapsedColumn(), transient=False)
 
 
-def _plot(path, histories):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(9, 3.6))
-    ax_loss, ax_acc = fig.subplots(1, 2)
-    for label, h in histories.items():
-        epochs = np.arange(1, len(h["loss"]) + 1)
-        ax_loss.plot(epochs, h["loss"], label=label)
-        ax_acc.plot(epochs, h["train_accuracy"], label=f"{label} train")
-        ax_acc.plot(epochs, h["test_accuracy"], "--", label=f"{label} test")
-    ax_loss.set(xlabel="epoch", ylabel="training loss", title="loss")
-    ax_acc.set(xlabel="epoch", ylabel="accuracy", title="accuracy")
-    for ax in (ax_loss, ax_acc):
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, format="png", dpi=100)
-
-
-def _checkpoint(config, net, input_encoding):
-    layers = []
-    norms = [*net.bns, net.out_norm]
-    for i, (fc, norm) in enumerate(zip(net.fcs, norms, strict=True)):
-        layers.append({"name": f"fc{i}", "latent_weight": fc.weight.detach().clone(),
-                       "bn": bn_params(norm, fc.out_features)})
-    cfg = {"preset": config.preset, "hidden": list(config.hidden), "dataset": config.dataset,
-           "data_dir": config.data_dir, "split_seed": config.split_seed,
-           "test_fraction": config.test_fraction, "seed": config.seed, "epochs": config.epochs,
-           "batch_size": config.batch_size, "lr": config.lr, "dropout": config.dropout,
-           "init_scale": config.init_scale, "augment_shift": config.augment_shift,
-           "input_encoding": dict(input_encoding)}
-    return {"format": "bnnflow-checkpoint", "version": 1, "config": cfg, "layers": layers,
-            "state_dict": net.state_dict()}
+def _image_map(shape):
+    """A raw image shape as a channels-last ``(H, W, C)`` map."""
+    return (*shape, 1) if len(shape) == 2 else tuple(shape)
 
 
 def _float_baseline(config, ds, progress):
-    """The same MLP with real weights and activations on the raw pixels (``--float-baseline``):
-    ``(history, test accuracy)``."""
+    """The same topology with real weights and activations on the raw pixels
+    (``--float-baseline``): ``(history, test accuracy)``."""
     torch.manual_seed(config.seed)
-    pixels = int(np.prod(ds.shape))
-    fnet = FloatMLP(pixels, config.hidden, len(ds.classes), dropout=config.dropout)
+    if config.conv:
+        fnet = FloatCNN(_image_map(ds.shape), config.stages, len(ds.classes),
+                        dropout=config.dropout)
+    else:
+        fnet = FloatMLP(int(np.prod(ds.shape)), config.hidden, len(ds.classes),
+                        dropout=config.dropout)
     xf_train = torch.from_numpy((ds.x_train.reshape(len(ds.x_train), -1) / ds.scale)
                                 .astype(np.float32))
     xf_test = torch.from_numpy((ds.x_test.reshape(len(ds.x_test), -1) / ds.scale)
@@ -377,12 +227,28 @@ def _float_baseline(config, ds, progress):
         fnet, xf_train, y_train, xf_test, y_test, epochs=config.epochs,
         batch_size=config.batch_size, lr=config.lr, seed=config.seed, progress=progress,
         label="float baseline", shift=config.augment_shift, image_shape=ds.shape,
-        background=0.0)
+        background=0.0, channels_last=len(ds.shape) == 3)
     return history, float((_predict(fnet, xf_test) == y_test).float().mean())
 
 
+def _binary_net(config, spec, ds):
+    """The binarized network of ``config`` for inputs ``spec`` and the shape its training
+    images are shifted in (:func:`train_network`'s ``image_shape``)."""
+    if config.conv:
+        if spec.map_shape is None:
+            raise BnnflowError(f"the convolutional preset {config.preset} needs images of "
+                               f"shape (H, W) or (H, W, C), not {ds.shape}")
+        net = BinaryCNN(spec.map_shape, config.stages, len(ds.classes), dropout=config.dropout,
+                        init_scale=config.init_scale)
+        return net, ds.shape
+    net = BinaryMLP(spec.width, config.hidden, len(ds.classes), dropout=config.dropout,
+                    init_scale=config.init_scale)
+    levels = spec.levels
+    return net, ((levels, *ds.shape) if levels > 1 else ds.shape)
+
+
 def train_and_export(config=None, **overrides):
-    """Train a binarized MLP, export it exactly and (if ``config.out``) write the four files.
+    """Train a binarized MLP or CNN, export it exactly and (if ``config.out``) write the four files.
 
     Parameters
     ----------
@@ -423,19 +289,19 @@ def train_and_export(config=None, **overrides):
     float_accuracy = None
     start = time.perf_counter()
     with _deterministic(config.seed, config.threads), _progress(config.progress) as progress:
-        net = BinaryMLP(width, config.hidden, len(ds.classes), dropout=config.dropout,
-                        init_scale=config.init_scale)
+        net, image_shape = _binary_net(config, spec, ds)
         histories["binary"] = train_network(
             net, x_train, y_train, x_test, y_test, epochs=config.epochs,
             batch_size=config.batch_size, lr=config.lr, seed=config.seed, progress=progress,
             label=f"{config.preset} {config.dataset}", shift=config.augment_shift,
-            image_shape=(levels, *ds.shape) if levels > 1 else ds.shape, background=-1.0)
+            image_shape=image_shape, background=-1.0, channels_last=len(image_shape) == 3
+            and config.conv)
         train_seconds = time.perf_counter() - start
         classes_torch = _predict(net, x_test).numpy()
         if config.float_baseline:
             histories["float"], float_accuracy = _float_baseline(config, ds, progress)
     test_accuracy = float(np.mean(classes_torch == ds.y_test))
-    provenance = {"preset": config.preset, "hidden": list(config.hidden),
+    provenance = {"preset": config.preset, **config.topology(),
                   "dataset": config.dataset, "data_dir": config.data_dir,
                   "split_seed": config.split_seed, "test_fraction": config.test_fraction,
                   "seed": config.seed, "epochs": config.epochs, "test_accuracy": test_accuracy,
@@ -453,7 +319,7 @@ def train_and_export(config=None, **overrides):
     model = artifact.BnnModel(layers=model.layers, input=model.input, classes=model.classes,
                               provenance=provenance)
     metrics = {
-        "dataset": config.dataset, "preset": config.preset, "hidden": list(config.hidden),
+        "dataset": config.dataset, "preset": config.preset, **config.topology(),
         "seed": config.seed, "split_seed": config.split_seed,
         "test_fraction": config.test_fraction, "epochs": config.epochs,
         "batch_size": config.batch_size, "lr": config.lr,
@@ -487,9 +353,9 @@ def _write_outputs(out, config, ds, model, net, metrics, histories):
         with contextlib.ExitStack() as stack:
             tmp = {key: stack.enter_context(atomic_path(p)) for key, p in paths.items()}
             checksum = artifact.save(model, tmp["model"])
-            ckpt = _checkpoint(config, net, model.input.encoding)
+            ckpt = checkpoint_dict(config, net, model.input.encoding)
             torch.save(ckpt, tmp["checkpoint"])
-            _plot(tmp["plot"], histories)
+            plot_histories(tmp["plot"], histories)
             text = json.dumps({**metrics, "checksum": checksum}, indent=2) + "\n"
             tmp["metrics"].write_text(text, encoding="utf-8")
     except BaseException:

@@ -138,7 +138,7 @@ def test_failure_while_writing_leaves_no_stray_files(tmp_path, monkeypatch):
         path.write_bytes(b"partial")
         raise BnnflowError("plot failed")
 
-    monkeypatch.setattr(train, "_plot", broken_plot)
+    monkeypatch.setattr(train, "plot_histories", broken_plot)
     with pytest.raises(BnnflowError, match="plot failed"):
         train_and_export(out=tmp_path / "run", **TINY)
     assert not (tmp_path / "run").exists()

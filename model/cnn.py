@@ -1,0 +1,189 @@
+"""Convolutional network topologies: the binarized CNN that is exported, and its float twin.
+
+A topology is a sequence of stages (:data:`CONV_PRESETS`): ``("conv", Cout, k)`` is a binary
+``k x k`` convolution (stride 1, no padding) followed by BatchNorm and sign, ``("pool", k)``
+a ``k x k`` max-pool with stride ``k`` on the binary activations (the OR of the bits),
+``("dense", N)`` a binary fully connected layer with BatchNorm and sign; the output layer (one
+neuron per class, :class:`~bnnflow.model.layers.OutputNorm`) is added after the last stage.
+The order conv, BatchNorm, sign, pool keeps the export exact for negative BatchNorm scales
+(:mod:`bnnflow.model.export`). Inside the network maps are ``NCHW`` torch tensors; the input
+and the flattening before the first dense stage are channels-last, as in the artifact
+(:mod:`bnnflow.model.conventions`).
+"""
+
+import math
+
+from torch import nn
+
+from .layers import BinaryActivation, BinaryConv2d, BinaryLinear, OutputNorm
+
+__all__ = ["CONV_PRESETS", "check_stages", "stage_shapes", "BinaryCNN", "FloatCNN"]
+
+#: Stages of each convolutional preset. ``cnv`` is FINN's CNV (for 32x32x3 CIFAR-10 images);
+#: ``cnv-mnist`` a smaller network for 28x28 MNIST that trains in minutes on two CPU cores.
+CONV_PRESETS = {
+    "cnv": (("conv", 64, 3), ("conv", 64, 3), ("pool", 2), ("conv", 128, 3), ("conv", 128, 3),
+            ("pool", 2), ("conv", 256, 3), ("conv", 256, 3), ("dense", 512), ("dense", 512)),
+    "cnv-mnist": (("conv", 16, 3), ("conv", 16, 3), ("pool", 2), ("conv", 32, 3),
+                  ("conv", 32, 3), ("pool", 2), ("dense", 128)),
+}
+
+
+def _positive(value):
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def check_stages(stages):
+    """The stages as a tuple of tuples; ``ValueError`` naming the first bad one."""
+    stages = tuple(tuple(s) for s in stages)
+    for i, stage in enumerate(stages):
+        ok = (len(stage) == 3 and stage[0] == "conv" and _positive(stage[1])
+              and _positive(stage[2])) or (len(stage) == 2 and stage[0] in ("pool", "dense")
+                                           and _positive(stage[1]))
+        if not ok:
+            raise ValueError(f"stage {i} must be ('conv', channels, kernel), ('pool', window) or "
+                             f"('dense', neurons), not {stage!r}")
+    kinds = [s[0] for s in stages]
+    if "dense" in kinds and any(k != "dense" for k in kinds[kinds.index("dense"):]):
+        raise ValueError("conv and pool stages must come before the dense stages")
+    return stages
+
+
+def stage_shapes(in_shape, stages):
+    """The channels-last shape after each stage (an int width after dense stages).
+
+    Raises
+    ------
+    ValueError
+        A kernel or pool window larger than the map it receives.
+    """
+    shape, shapes = tuple(in_shape), []
+    for i, stage in enumerate(check_stages(stages)):
+        if stage[0] == "dense":
+            shape = stage[1]
+        else:
+            h, w, c = shape
+            k = stage[2] if stage[0] == "conv" else stage[1]
+            if k > min(h, w):
+                raise ValueError(f"stage {i} {stage!r}: window {k} is larger than the {h}x{w} "
+                                 f"map it receives")
+            shape = (h - k + 1, w - k + 1, stage[1]) if stage[0] == "conv" else \
+                ((h - k) // k + 1, (w - k) // k + 1, c)
+        shapes.append(shape)
+    return shapes
+
+
+def _flat(shape):
+    return shape if isinstance(shape, int) else math.prod(shape)
+
+
+class BinaryCNN(nn.Module):
+    """Binarized convolutional network: the network that the ``.bnn`` export reproduces.
+
+    ``x`` holds ``+-1`` inputs ``(B, H * W * C)``, channels-last. Conv stages compute
+    ``sign(BatchNorm2d(conv(x, sign(W))))``, pool stages ``maxpool(x)`` (the OR of ``+-1``
+    bits), dense stages ``sign(BatchNorm1d(x @ sign(W).T))`` with dropout in training; the
+    output layer ``OutputNorm(x @ sign(W).T)``. The map is flattened channels-last before the
+    first dense stage (or the output layer).
+
+    Parameters
+    ----------
+    in_shape : (H, W, C)
+    stages : sequence of stages (see :data:`CONV_PRESETS`)
+    num_classes : int
+    dropout : float
+        Dropout on the binary activations of dense stages in training (0 disables it).
+    init_scale : float
+
+    Attributes
+    ----------
+    blocks : nn.ModuleList
+        One module per stage: :class:`BinaryConv2d`, ``nn.MaxPool2d`` or
+        :class:`BinaryLinear`, in order, then the output :class:`BinaryLinear`.
+    norms : nn.ModuleDict
+        The BatchNorm of each conv and dense block, by block index (as a string).
+    """
+
+    def __init__(self, in_shape, stages, num_classes, dropout=0.0, init_scale=1.0):
+        super().__init__()
+        if len(in_shape) != 3 or not all(_positive(v) for v in in_shape):
+            raise ValueError(f"in_shape must be (H, W, C) positive integers, not {in_shape!r}")
+        if not _positive(num_classes):
+            raise ValueError(f"num_classes must be a positive integer, not {num_classes!r}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), not {dropout!r}")
+        self.in_shape, self.stages = tuple(in_shape), check_stages(stages)
+        self.shapes = stage_shapes(in_shape, self.stages)
+        blocks, norms, previous = [], {}, tuple(in_shape)
+        for i, (stage, shape) in enumerate(zip(self.stages, self.shapes, strict=True)):
+            if stage[0] == "conv":
+                blocks.append(BinaryConv2d(previous[2], stage[1], stage[2], init_scale))
+                norms[str(i)] = nn.BatchNorm2d(stage[1])
+            elif stage[0] == "pool":
+                blocks.append(nn.MaxPool2d(stage[1]))
+            else:
+                blocks.append(BinaryLinear(_flat(previous), stage[1], init_scale))
+                norms[str(i)] = nn.BatchNorm1d(stage[1])
+            previous = shape
+        blocks.append(BinaryLinear(_flat(previous), num_classes, init_scale))
+        self.blocks, self.norms = nn.ModuleList(blocks), nn.ModuleDict(norms)
+        self.out_norm = OutputNorm()
+        self.act = BinaryActivation()
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+
+    def forward(self, x):
+        h, w, c = self.in_shape
+        x = x.reshape(len(x), h, w, c).permute(0, 3, 1, 2)
+        for i, block in enumerate(self.blocks[:-1]):
+            if isinstance(block, BinaryLinear) and x.dim() == 4:
+                x = x.permute(0, 2, 3, 1).reshape(len(x), -1)  # channels-last flattening
+            x = block(x)
+            if str(i) in self.norms:
+                x = self.act(self.norms[str(i)](x))
+                if x.dim() == 2:
+                    x = self.dropout(x)
+        if x.dim() == 4:
+            x = x.permute(0, 2, 3, 1).reshape(len(x), -1)
+        return self.out_norm(self.blocks[-1](x))
+
+
+class FloatCNN(nn.Module):
+    """Full-precision twin of :class:`BinaryCNN` (``--float-baseline``).
+
+    Real pixels scaled to ``[0, 1]`` (``(B, H * W * C)`` channels-last) go through ``Conv2d ->
+    BatchNorm2d -> ReLU`` per conv stage, ``MaxPool2d`` per pool stage, ``Linear ->
+    BatchNorm1d -> ReLU`` (and dropout) per dense stage, and a ``Linear`` output with bias.
+    """
+
+    def __init__(self, in_shape, stages, num_classes, dropout=0.0):
+        super().__init__()
+        self.in_shape, stages = tuple(in_shape), check_stages(stages)
+        shapes = stage_shapes(in_shape, stages)
+        layers, previous = [], tuple(in_shape)
+        for stage, shape in zip(stages, shapes, strict=True):
+            if stage[0] == "conv":
+                layers += [nn.Conv2d(previous[2], stage[1], stage[2], bias=False),
+                           nn.BatchNorm2d(stage[1]), nn.ReLU()]
+            elif stage[0] == "pool":
+                layers.append(nn.MaxPool2d(stage[1]))
+            else:
+                if not isinstance(previous, int):
+                    layers.append(_ChannelsLastFlatten())
+                layers += [nn.Linear(_flat(previous), stage[1], bias=False),
+                           nn.BatchNorm1d(stage[1]), nn.ReLU()]
+                if dropout > 0:
+                    layers.append(nn.Dropout(dropout))
+            previous = shape
+        if not isinstance(previous, int):
+            layers.append(_ChannelsLastFlatten())
+        layers.append(nn.Linear(_flat(previous), num_classes))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x):
+        h, w, c = self.in_shape
+        return self.net(x.reshape(len(x), h, w, c).permute(0, 3, 1, 2))
+
+
+class _ChannelsLastFlatten(nn.Module):
+    def forward(self, x):
+        return x.permute(0, 2, 3, 1).reshape(len(x), -1)

@@ -1,0 +1,182 @@
+"""The ``binary_conv2d`` layer kind: a binary convolution over a channels-last map.
+
+An ``H x W x Cin`` map, a ``kh x kw`` kernel, stride 1 and no padding give an
+``(H - kh + 1) x (W - kw + 1) x Cout`` map. Each output pixel is ``Cout`` binary neurons over
+the window of ``kh * kw * Cin`` input bits in ``(kh, kw, Cin)`` order
+(:func:`bnnflow.model.conventions.windows`); weights are ``(Cout, kh * kw * Cin)`` bits in the
+same order and each neuron compares its XNOR popcount with its sorted integer thresholds, as a
+dense neuron does. A conv layer is always a hidden layer (the output layer is dense). The
+members are those of :class:`bnnflow.model.kinds.LayerKind`; the matrix that a folding folds
+is ``Cout`` neurons by ``kh * kw * Cin`` inputs, applied once per output pixel.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import conventions
+from .dense import read_thresholds, read_weights, threshold_facts
+from .kinds import manifest_field, matrix_cycles, positive_int, shape_field
+
+__all__ = ["Conv2dLayer", "conv_out_shape"]
+
+
+def conv_out_shape(in_shape, kernel, channels):
+    """``(H - kh + 1, W - kw + 1, channels)``; ``ValueError`` if the kernel does not fit."""
+    h, w, _ = in_shape
+    kh, kw = kernel
+    if kh > h or kw > w:
+        raise ValueError(f"kernel {kh}x{kw} is larger than the {h}x{w} input map")
+    return (h - kh + 1, w - kw + 1, channels)
+
+
+@dataclass(frozen=True)
+class Conv2dLayer:
+    """A binary convolution layer (kind ``binary_conv2d``).
+
+    Parameters
+    ----------
+    name : str
+    in_shape : (H, W, Cin)
+        The input map, channels-last.
+    kernel : (kh, kw)
+    weights : array of 0/1, shape ``(Cout, kh * kw * Cin)``
+        Bit 1 is weight +1; each row in ``(kh, kw, Cin)`` window order.
+    thresholds : int array ``(Cout, T)``
+        Sorted popcount thresholds per output channel (``T = 1`` for binary activations).
+
+    Raises
+    ------
+    ValueError
+        Shapes that do not agree (kernel larger than the map, weights not
+        ``(Cout, kh * kw * Cin)``, thresholds not one row per output channel).
+    """
+
+    name: str
+    in_shape: tuple
+    kernel: tuple
+    weights: np.ndarray
+    thresholds: np.ndarray
+
+    kind = "binary_conv2d"
+    weight_bits = 1
+    is_output = False
+
+    def __post_init__(self):
+        object.__setattr__(self, "in_shape", tuple(int(v) for v in self.in_shape))
+        object.__setattr__(self, "kernel", tuple(int(v) for v in self.kernel))
+        if len(self.in_shape) != 3 or len(self.kernel) != 2:
+            raise ValueError(f"{self.name}: in_shape must be (H, W, Cin) and kernel (kh, kw), "
+                             f"not {self.in_shape} and {self.kernel}")
+        kh, kw = self.kernel
+        fan_in = kh * kw * self.in_shape[2]
+        if self.weights.ndim != 2 or self.weights.shape[1] != fan_in:
+            raise ValueError(f"{self.name}: weights must be (Cout, {fan_in}) for a {kh}x{kw} "
+                             f"kernel over {self.in_shape[2]} channels, not "
+                             f"{tuple(self.weights.shape)}")
+        if self.thresholds is None or self.thresholds.shape[0] != self.weights.shape[0]:
+            raise ValueError(f"{self.name}: a conv layer needs thresholds, one row per output "
+                             f"channel ({self.weights.shape[0]})")
+        conv_out_shape(self.in_shape, self.kernel, self.weights.shape[0])
+
+    @property
+    def out_shape(self):
+        return conv_out_shape(self.in_shape, self.kernel, self.neurons)
+
+    @property
+    def in_width(self):
+        return int(np.prod(self.in_shape))
+
+    @property
+    def out_width(self):
+        return int(np.prod(self.out_shape))
+
+    @property
+    def neurons(self):
+        return int(self.weights.shape[0])
+
+    @property
+    def fan_in(self):
+        return int(self.weights.shape[1])
+
+    @property
+    def output_pixels(self):
+        return self.out_shape[0] * self.out_shape[1]
+
+    @property
+    def synapses(self):
+        """Stored weights (``Cout * kh * kw * Cin``; every output pixel shares them)."""
+        return self.neurons * self.fan_in
+
+    @property
+    def activation_bits(self):
+        return int(self.thresholds.shape[1] + 1).bit_length() - 1
+
+    def forward(self, x):
+        """``(activations, popcounts)``, both ``(B, Ho * Wo * Cout)`` channels-last."""
+        win = conventions.windows(x, self.in_shape, self.kernel)
+        b, p, k = win.shape
+        counts = conventions.popcount_xnor(win.reshape(b * p, k), self.weights)
+        bits = conventions.fire(counts, self.thresholds)
+        return bits.reshape(b, -1), counts.reshape(b, -1)
+
+    def cycles(self, fold):
+        """``Ho * Wo * ceil(Cout / PE) * ceil(kh * kw * Cin / SIMD)``."""
+        return matrix_cycles(self.fan_in, self.neurons, fold, pixels=self.output_pixels)
+
+    @staticmethod
+    def preactivation(x, weights, in_shape, kernel):
+        """Real pre-activations ``(B, Ho * Wo * Cout)`` of maps ``x`` ``(B, H * W * Cin)``
+        against weights ``(Cout, kh * kw * Cin)``."""
+        win = conventions.windows(x, in_shape, kernel)
+        return (win @ weights.T).reshape(len(x), -1)
+
+    def describe(self):
+        return {"in_shape": list(self.in_shape), "out_shape": list(self.out_shape),
+                "kernel": list(self.kernel),
+                **threshold_facts(self.thresholds, self.fan_in)}
+
+    def to_manifest(self):
+        entry = {
+            "name": self.name, "kind": self.kind, "in_width": self.in_width,
+            "out_width": self.out_width, "in_shape": list(self.in_shape),
+            "out_shape": list(self.out_shape), "kernel": list(self.kernel),
+            "weight_bits": self.weight_bits, "activation_bits": self.activation_bits,
+            "output": "activation",
+            "arrays": {"weights": f"{self.name}/weights.npy",
+                       "thresholds": f"{self.name}/thresholds.npy"},
+        }
+        arrays = {f"{self.name}/weights.npy": conventions.pack_bits(self.weights),
+                  f"{self.name}/thresholds.npy": self.thresholds.astype(np.int32)}
+        return entry, arrays
+
+    @classmethod
+    def from_manifest(cls, entry, get_array, where):
+        """Build the layer from its manifest entry, checking shapes against each other."""
+        in_shape = shape_field(entry, "in_shape", 3, where)
+        kernel = shape_field(entry, "kernel", 2, where)
+        out_shape = shape_field(entry, "out_shape", 3, where)
+        try:
+            expected = conv_out_shape(in_shape, kernel, out_shape[2])
+        except ValueError as e:
+            raise ValueError(f"{where}: {e}") from None
+        if out_shape != expected:
+            raise ValueError(f"{where}: out_shape {list(out_shape)} does not follow from "
+                             f"in_shape {list(in_shape)} and kernel {list(kernel)} (expected "
+                             f"{list(expected)}: stride 1, no padding)")
+        for key, shape in (("in_width", in_shape), ("out_width", out_shape)):
+            if positive_int(entry, key, where) != int(np.prod(shape)):
+                raise ValueError(f"{where}: {key} must be {int(np.prod(shape))} for shape "
+                                 f"{list(shape)}, not {entry[key]}")
+        if manifest_field(entry, "output", str, where) != "activation":
+            raise ValueError(f"{where}: a binary_conv2d layer is a hidden layer: output must "
+                             f"be 'activation', not {entry['output']!r}")
+        if entry.get("weight_bits", 1) != 1:
+            raise ValueError(f"{where}: weight_bits must be 1 for binary_conv2d, "
+                             f"not {entry.get('weight_bits')!r}")
+        arrays = manifest_field(entry, "arrays", dict, where)
+        k, n = kernel[0] * kernel[1] * in_shape[2], out_shape[2]
+        weights = read_weights(arrays, get_array, where, k, n)
+        thresholds = read_thresholds(entry, arrays, get_array, where, k, n)
+        return cls(name=str(entry["name"]), in_shape=in_shape, kernel=kernel, weights=weights,
+                   thresholds=thresholds)
