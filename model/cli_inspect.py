@@ -30,6 +30,21 @@ def describe(model, manifest):
             "provenance": manifest["provenance"]}
 
 
+def _shape_text(entry):
+    """``(in, out, op)`` cells: maps as ``HxWxC``, vectors as widths; ``op`` is the kernel of a
+    conv layer, ``window/stride`` of a pool, ``popcounts`` for the output layer."""
+    def shape(key, width):
+        return "x".join(map(str, entry[key])) if key in entry else str(entry[width])
+
+    if "kernel" in entry:
+        op = f"{'x'.join(map(str, entry['kernel']))} conv"
+    elif "window" in entry:
+        op = f"{entry['window']}/{entry['stride']} pool"
+    else:
+        op = "popcounts" if entry["output"] == "popcount" else "dense"
+    return shape("in_shape", "in_width"), shape("out_shape", "out_width"), op
+
+
 def run(args):
     model, manifest = artifact.load_with_manifest(args.model)
     info = describe(model, manifest)
@@ -47,16 +62,16 @@ def run(args):
                   f"encoding {json.dumps(inp['encoding'])}")
     console.print(f"classes: {', '.join(info['classes'])}")
     table = Table(title="layers")
-    for col in ("#", "name", "kind", "K (in)", "N (out)", "output", "thresholds", "constant"):
-        table.add_column(col, justify="right" if col in ("#", "K (in)", "N (out)") else "left")
+    # The kind shows as the op ("3x3 conv", "2/2 pool", "dense"); --json has the kind names.
+    for col in ("#", "name", "in", "out", "op", "thresholds", "always/never"):
+        table.add_column(col, justify="right" if col in ("#", "in", "out") else "left")
     for i, entry in enumerate(info["layers"]):
         if "threshold_min" not in entry:
             thr, const = "-", "-"
         else:
-            thr = f"[{entry['threshold_min']}, {entry['threshold_max']}]"
-            const = f"{entry['always_fire']} always, {entry['never_fire']} never"
-        table.add_row(str(i), entry["name"], entry["kind"], str(entry["in_width"]),
-                      str(entry["out_width"]), entry["output"], thr, const)
+            thr = f"{entry['threshold_min']}..{entry['threshold_max']}"
+            const = f"{entry['always_fire']}/{entry['never_fire']}"
+        table.add_row(str(i), entry["name"], *_shape_text(entry), thr, const)
     console.print(table)
     synapses = sum(entry["synapses"] for entry in info["layers"])
     console.print(f"synapses (weight bits): {synapses}")

