@@ -221,3 +221,19 @@ def test_save_replaces_an_existing_file_only_when_complete(tmp_path, model, monk
 def test_model_validation(layers, message):
     with pytest.raises(ValueError, match=message):
         BnnModel(layers, InputSpec(width=4, shape=(4,)))
+
+
+def test_an_artifact_written_before_conv_layers_existed_still_loads(tmp_path):
+    """``data/dense_v1_a79cb09.bnn``: ``random_model([37, 13, 11, 5], seed=3)`` saved by the
+    code of commit a79cb09, before the conv and pool kinds; it loads, runs and is written back
+    byte for byte."""
+    from pathlib import Path
+
+    old = Path(__file__).with_name("data") / "dense_v1_a79cb09.bnn"
+    model = artifact.load(old)
+    fresh = random_model([37, 13, 11, 5], seed=3)
+    x = np.random.default_rng(0).integers(0, 2, (20, 37), dtype=np.uint8)
+    assert np.array_equal(golden.run(model, x).popcounts, golden.run(fresh, x).popcounts)
+    checksum = artifact.save(model, tmp_path / "again.bnn")
+    assert checksum == "sha256:dd060f6444e577f54f11124bbcd88741177bfe5d096c589a19d5c1bb35d8f78b"
+    assert (tmp_path / "again.bnn").read_bytes() == old.read_bytes()
