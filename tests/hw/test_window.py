@@ -1,0 +1,53 @@
+"""The sliding-window unit against the golden window view, with stalls on both sides."""
+
+import numpy as np
+import pytest
+
+from bnnflow.hw.testbench import fields_of, simulate_stream
+from bnnflow.hw.window import SlidingWindow
+from bnnflow.model import conventions
+
+
+def pixels_of(maps, shape):
+    """Payloads of a pixel stream: each map's pixels in row-major order, channel ch at bit ch."""
+    c = shape[2]
+    return [conventions.pack_int(m[p * c:(p + 1) * c]) for m in maps
+            for p in range(shape[0] * shape[1])]
+
+
+@pytest.mark.parametrize("shape, kernel", [
+    ((5, 5, 1), (3, 3)), ((4, 7, 3), (2, 3)), ((6, 5, 2), (1, 1)), ((3, 3, 5), (3, 3)),
+    ((7, 4, 19), (5, 2)), ((5, 6, 1), (1, 4)), ((1, 6, 2), (1, 2)), ((6, 1, 3), (4, 1)),
+    ((9, 8, 4), (4, 5))])
+@pytest.mark.parametrize("stalls", [(1.0, 1.0), (0.6, 0.5)])
+def test_windows_match_the_golden_window_view(shape, kernel, stalls):
+    rng = np.random.default_rng(sum(shape) + kernel[0])
+    maps = rng.integers(0, 2, (3, int(np.prod(shape))), dtype=np.uint8)
+    dut = SlidingWindow(shape, kernel)
+    k = kernel[0] * kernel[1] * shape[2]
+    run = simulate_stream(dut, pixels_of(maps, shape), expected_outputs=3 * dut.windows,
+                          seed=len(shape) + k, p_valid=stalls[0], p_ready=stalls[1])
+    want = conventions.windows(maps, shape, kernel).reshape(-1, k)
+    assert np.array_equal(fields_of(run.outputs, k), want)
+
+
+def test_full_rate_timing_and_latency():
+    """With no stalls a pixel is taken every cycle and a window leaves one edge after the
+    pixel that completes it."""
+    shape, kernel = (5, 6, 2), (3, 2)
+    dut = SlidingWindow(shape, kernel)
+    maps = np.random.default_rng(0).integers(0, 2, (2, 60), dtype=np.uint8)
+    run = simulate_stream(dut, pixels_of(maps, shape), expected_outputs=2 * dut.windows)
+    assert np.diff(run.in_edges).tolist() == [1] * (len(run.in_edges) - 1)
+    h, w = shape[:2]
+    completing = [img * h * w + r * w + c for img in range(2) for r in range(2, h)
+                  for c in range(1, w)]
+    assert [run.in_edges[p] + dut.latency for p in completing] == run.out_edges
+    assert dut.line_bits == 6 * 2 * 2
+
+
+def test_bad_shapes_are_value_errors():
+    with pytest.raises(ValueError, match=r"kernel 4x2 does not fit a 3x5 map"):
+        SlidingWindow((3, 5, 1), (4, 2))
+    with pytest.raises(ValueError, match=r"in_shape must be \(H, W, C\) and kernel \(kh, kw\)"):
+        SlidingWindow((3, 5), (1, 1))
