@@ -108,9 +108,14 @@ def _get(d, key):
     return None
 
 
+def _key_name(key):
+    if isinstance(key, bytes):
+        return key.decode("latin-1")
+    return key if isinstance(key, str) else repr(key)
+
+
 def _key_names(d):
-    return ", ".join(sorted(k.decode("latin-1") if isinstance(k, bytes) else repr(k)
-                            for k in d)) or "none"
+    return ", ".join(sorted(_key_name(k) for k in d)) or "none"
 
 
 def channels_last(data):
