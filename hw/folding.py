@@ -114,11 +114,12 @@ def check_folding(model, folding):
     return result
 
 
-def _cheapest(index, layer, target_ii):
+def _cheapest(index, layer, target_ii, accepts=None):
     """Cheapest fold of one layer meeting ``target_ii``: key (PE*SIMD, non-divisor, cycles).
 
     The candidates assume ``output_pixels * ceil(N/PE) * ceil(K/SIMD)`` cycles; the layer's
-    own count (:func:`layer_cycles`) decides which of them meet the target.
+    own count (:func:`layer_cycles`) decides which of them meet the target, and ``accepts``
+    (a predicate on :class:`LayerFold`, or ``None``) which of them the hardware can feed.
     """
     k, n = layer.fan_in, layer.neurons
     per_pixel = target_ii // layer.output_pixels    # matrix passes allowed per pixel
@@ -131,18 +132,42 @@ def _cheapest(index, layer, target_ii):
         m = per_pixel // math.ceil(k / simd)        # neuron folds allowed
         if m >= 1:
             candidates.add((math.ceil(n / min(m, n)), simd))
+    if accepts is not None:
+        # SIMD multiples of the pixel width the previous layer sends, below K.
+        candidates |= {(pe, simd) for pe in range(1, n + 1) for simd in range(1, k)
+                       if accepts(LayerFold(pe, simd))}
     folds = [f for f in (LayerFold(pe, simd) for pe, simd in candidates)
-             if layer_cycles(layer, f) <= target_ii]
+             if layer_cycles(layer, f) <= target_ii and (accepts is None or accepts(f))]
     if not folds:
+        fastest = min((layer_cycles(layer, LayerFold(pe, simd)) for pe, simd in candidates
+                       if accepts is None or accepts(LayerFold(pe, simd))), default=None)
+        if accepts is None:
+            fastest = layer_cycles(layer, LayerFold(n, k))
         raise ValueError(f"layer {index} ({layer.name}): no folding reaches {target_ii} "
-                         f"cycles; it needs at least "
-                         f"{layer_cycles(layer, LayerFold(n, k))} (fully parallel)")
+                         f"cycles; it needs at least {fastest}"
+                         f"{' (fully parallel)' if accepts is None else ''}")
 
     def key(f):
         divisors = (n % f.pe == 0) + (k % f.simd == 0)
         return (f.pe * f.simd, -divisors, layer_cycles(layer, f), f.pe)
 
     return min(folds, key=key)
+
+
+def _feed(model, j, folding):
+    """For a layer after a conv or pool layer (which send one pixel per transfer), the
+    predicate saying whether a folding of layer ``j`` takes those pixels; else ``None``."""
+    from .units import UNITS, unit_kind
+
+    if j == 0:
+        return None
+    prev, layer = model.layers[j - 1], model.layers[j]
+    kind_prev = UNITS.get(prev.kind)
+    if kind_prev is None or not kind_prev.pixels:
+        return None
+    width = kind_prev.out_chunk(prev, folding[j - 1])
+    kind = unit_kind(layer, f"layer {j}")
+    return lambda fold: kind.takes_chunk(layer, fold, width)
 
 
 def auto_fold(model, target_ii):
@@ -166,7 +191,9 @@ def auto_fold(model, target_ii):
     if not _is_int(target_ii) or target_ii < 1:
         raise ValueError(f"target II must be a positive integer number of cycles (1 = fully "
                          f"parallel), not {target_ii!r}")
-    folding = [_cheapest(j, layer, target_ii) for j, layer in enumerate(model.layers)]
+    folding = []
+    for j, layer in enumerate(model.layers):
+        folding.append(_cheapest(j, layer, target_ii, _feed(model, j, folding)))
     achieved = max(layer_cycles(layer, fold)
                    for layer, fold in zip(model.layers, folding, strict=True))
     return folding, achieved

@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """Max-pool unit: the OR over ``k x k`` windows (stride ``k``) of a binary pixel stream.
 
 Max-pool acts on binary activations, so the maximum of a window is the OR of its bits
@@ -45,6 +46,10 @@ class MaxPool(wiring.Component):
         ``Ho * Wo``.
     latency : int
         1 (edges from the pixel completing a pooled pixel to its transfer, ``o.ready`` high).
+    cycles : int
+        ``H * W``: cycles per map, one input pixel a cycle (the unit interface of
+        :mod:`bnnflow.hw.units`, as ``accept_wait`` 0, ``out_width`` ``Ho * Wo * C`` and
+        ``lane_width`` 1).
 
     Raises
     ------
@@ -53,6 +58,8 @@ class MaxPool(wiring.Component):
     """
 
     latency = 1
+    accept_wait = 0
+    lane_width = 1
 
     def __init__(self, in_shape, window):
         in_shape = tuple(in_shape)
@@ -67,7 +74,44 @@ class MaxPool(wiring.Component):
         h, w, c = in_shape
         self.out_shape = (h // window, w // window, c)
         self.outputs = self.out_shape[0] * self.out_shape[1]
+        self.cycles = h * w
+        self.out_width = self.outputs * c
         super().__init__({"i": In(stream.Signature(c)), "o": Out(stream.Signature(c))})
+
+    @classmethod
+    def from_layer(cls, layer, fold, options):
+        """The unit of a ``maxpool2d`` layer (:data:`bnnflow.hw.units.UNITS`); the folding
+        does not apply to it.
+
+        Raises
+        ------
+        ValueError
+            A stride other than the window (overlapping windows have no hardware yet).
+        """
+        if layer.stride != layer.window:
+            raise ValueError(f"{layer.name}: the max-pool unit needs stride == window, not "
+                             f"stride {layer.stride} with window {layer.window}")
+        return cls(layer.in_shape, layer.window)
+
+    @staticmethod
+    def out_chunk(layer, fold):
+        """Always one pooled pixel (``C`` bits) per transfer."""
+        return layer.in_shape[2]
+
+    @staticmethod
+    def in_chunk(layer, fold):
+        """Always one input pixel (``C`` bits) per transfer."""
+        return layer.in_shape[2]
+
+    @staticmethod
+    def takes_chunk(layer, fold, width):
+        """Pixels only."""
+        return width == layer.in_shape[2]
+
+    def sidecar(self):
+        """The map shapes and the partial-OR line memory."""
+        return {"in_shape": list(self.in_shape), "out_shape": list(self.out_shape),
+                "window": self.window, "line_bits": self.out_shape[1] * self.in_shape[2]}
 
     def elaborate(self, platform):
         m = Module()

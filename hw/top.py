@@ -34,7 +34,8 @@ from .units import UnitOptions, build_unit, unit_kind
 __all__ = ["BnnTop", "BIT_ORDER", "layer_chunks"]
 
 BIT_ORDER = ("i__payload bit j = input element j (image pixels flattened row-major, LSB = "
-             "pixel 0); o__payload bits [0, cw) = class index, then the popcount of class c "
+             "pixel 0; with a pixel input_layout, bit ch of transfer p = channel ch of pixel "
+             "p); o__payload bits [0, cw) = class index, then the popcount of class c "
              "at bits [cw + c*pw, cw + (c+1)*pw), unsigned; tap_<j>_data bit n = activation "
              "of neuron n of hidden layer j, the last layer's tap packs popcounts like o")
 
@@ -46,23 +47,33 @@ def layer_chunks(model, folding):
     (:attr:`bnnflow.hw.units.UnitKind.out_chunk`; an MVTU with several neuron folds: each fold's
     ``PE`` activation bits) does so when the next unit can take chunks of that width
     (:attr:`~bnnflow.hw.units.UnitKind.takes_chunk`; an MVTU's memory-held input buffer,
-    :func:`bnnflow.hw.inbuf.chunk_fits`); otherwise it sends the whole vector. The first layer
-    gets whole input vectors; the last one sends whole popcount vectors to the argmax.
+    :func:`bnnflow.hw.inbuf.chunk_fits`); otherwise it sends the whole vector. Conv and pool
+    units always stream pixels (:attr:`~bnnflow.hw.units.UnitKind.pixels`): they take one
+    input pixel per transfer, the first layer included, and the next unit must take their
+    pixels. The last layer sends whole popcount vectors to the argmax.
 
     Raises
     ------
     ValueError
-        If a layer's kind has no hardware unit (:func:`bnnflow.hw.units.unit_kind`).
+        If a layer's kind has no hardware unit (:func:`bnnflow.hw.units.unit_kind`), or a
+        layer cannot take the pixels of a conv or pool layer before it (the message names the
+        folding that would).
     """
     layers = model.layers
     kinds = [unit_kind(layer, f"layer {j}") for j, layer in enumerate(layers)]
-    out = [[layer.in_width, False] for layer in layers]
+    out = [[kind.in_chunk(layer, fold) or layer.in_width, False]
+           for kind, layer, fold in zip(kinds, layers, folding, strict=True)]
     for j in range(len(layers) - 1):
         width = kinds[j].out_chunk(layers[j], folding[j])
-        if width is not None and kinds[j + 1].takes_chunk(layers[j + 1], folding[j + 1],
-                                                          width):
+        nxt = layers[j + 1]
+        if width is not None and kinds[j + 1].takes_chunk(nxt, folding[j + 1], width):
             out[j][1] = True
             out[j + 1][0] = width
+        elif kinds[j].pixels:
+            raise ValueError(f"layer {j + 1} ({nxt.name}) cannot take the {width}-bit pixels "
+                             f"of layer {j} ({layers[j].name}) with folding {folding[j + 1]}: "
+                             f"a dense layer after a map needs SIMD a multiple of {width} and "
+                             f"below its {nxt.in_width} inputs")
     return [tuple(x) for x in out]
 
 
@@ -90,24 +101,27 @@ class BnnTop(wiring.Component):
 
     Members
     -------
-    i : In(stream.Signature(K0))
-        One image's input bits per transfer; bit ``j`` = input element ``j``.
+    i : In(stream.Signature(K0)) or In(stream.Signature(C))
+        One image's input bits per transfer, bit ``j`` = input element ``j``; for a network
+        that starts with a conv or pool layer, one pixel of the channels-last input map per
+        transfer (``H * W`` per image, :meth:`input_layout`).
     o : Out(stream.Signature(cw + C * pw))
         Class index in bits ``[0, cw)``, ``cw = max(1, ceil(log2(C)))``; popcount of class
         ``c`` at ``[cw + c*pw, cw + (c+1)*pw)``, ``pw = bits_for(K_last)``.
     tap_<j>_valid : Out(1)
         With ``debug_taps``: high in the cycle layer ``j``'s output vector transfers on.
-    tap_<j>_data : Out(N_j or N_last * pw)
+    tap_<j>_data : Out(N_j or N_last * pw or C_j)
         With ``debug_taps``: layer ``j``'s output vector (activation bits, or the last layer's
-        popcounts packed like ``o``'s popcount field).
+        popcounts packed like ``o``'s popcount field); for a conv or pool layer, each output
+        pixel as it transfers.
 
     Attributes
     ----------
     ii : int
         Cycles between outputs in steady state, ``max_j cycles_j``.
-    latency : int
+    latency : int or None
         ``sum_j (cycles_j + rom_j + pipeline + 1) + 1 + argmax_stages`` (see module
-        docstring).
+        docstring); ``None`` for a network with conv or pool layers (not modelled yet).
     argmax_stages : int
         Inner register stages of the argmax, ``min(pipeline, ceil(log2(C)) - 1)``.
     folding : list of LayerFold
@@ -150,9 +164,12 @@ class BnnTop(wiring.Component):
         chunks = layer_chunks(model, self.folding)
         self.layers = [build_unit(layer, fold,
                                   UnitOptions(pipeline, popcount_style, rom_register, chunk_in,
-                                              chunk_out), f"layer {j}")
+                                              chunk_out, self._pixel_period(j)), f"layer {j}")
                        for j, (layer, fold, (chunk_in, chunk_out))
                        in enumerate(zip(model.layers, self.folding, chunks, strict=True))]
+        # Conv networks take their input map one pixel per transfer (input_layout).
+        self.in_chunk = chunks[0][0]
+        self.pixels = [unit_kind(layer).pixels for layer in model.layers]
         last = self.layers[-1]
         self.num_classes = model.num_classes
         self.class_width = class_width(self.num_classes)
@@ -164,13 +181,33 @@ class BnnTop(wiring.Component):
         self.latency = (sum(unit.latency for unit in self.layers)
                         + sum(unit.accept_wait for unit in self.layers[1:])
                         + 1 + self.argmax_stages)
-        members = {"i": In(stream.Signature(model.input.width)),
+        if any(self.pixels):
+            # A map's windows queue in front of a folded conv layer, so its latency depends on
+            # how the pixels arrive; no formula for it is checked yet (issue 17).
+            self.latency = None
+        members = {"i": In(stream.Signature(self.in_chunk)),
                    "o": Out(stream.Signature(self.out_width))}
         if self.debug_taps:
-            for j, unit in enumerate(self.layers):
+            for j in range(len(self.layers)):
                 members[f"tap_{j}_valid"] = Out(1)
-                members[f"tap_{j}_data"] = Out(unit.out_width)
+                members[f"tap_{j}_data"] = Out(self._tap_width(j))
         super().__init__(members)
+
+    def _pixel_period(self, j):
+        """Cycles per input pixel the layers before layer ``j`` sustain: the slowest of them
+        spread over layer ``j``'s input pixels (1 for the first layer)."""
+        layer = self.model.layers[j]
+        if j == 0 or not hasattr(layer, "in_shape"):
+            return 1
+        slowest = max(prev.cycles(fold) for prev, fold in zip(self.model.layers[:j],
+                                                              self.folding, strict=False))
+        return max(1, -(-slowest // (layer.in_shape[0] * layer.in_shape[1])))
+
+    def _tap_width(self, j):
+        """A conv or pool layer's tap shows each output pixel as it transfers; other layers'
+        taps show whole vectors."""
+        unit = self.layers[j]
+        return len(unit.o.payload) if self.pixels[j] else unit.out_width
 
     def elaborate(self, platform):
         m = Module()
@@ -199,7 +236,7 @@ class BnnTop(wiring.Component):
         valid, data = getattr(self, f"tap_{j}_valid"), getattr(self, f"tap_{j}_data")
         width = len(unit.o.payload)
         chunks = -(-unit.out_width // width)
-        if chunks == 1:
+        if chunks == 1 or self.pixels[j]:
             m.d.comb += [valid.eq(fire), data.eq(unit.o.payload)]
             return
         held = Signal((chunks - 1) * width, name=f"tap_{j}_held")
@@ -213,15 +250,25 @@ class BnnTop(wiring.Component):
     def port_widths(self):
         """``{verilog port name: {"direction": "in"|"out", "width": w}}``."""
         ports = {"clk": ("in", 1), "rst": ("in", 1),
-                 "i__payload": ("in", self.model.input.width), "i__valid": ("in", 1),
+                 "i__payload": ("in", self.in_chunk), "i__valid": ("in", 1),
                  "i__ready": ("out", 1),
                  "o__payload": ("out", self.out_width), "o__valid": ("out", 1),
                  "o__ready": ("in", 1)}
         if self.debug_taps:
-            for j, unit in enumerate(self.layers):
+            for j in range(len(self.layers)):
                 ports[f"tap_{j}_valid"] = ("out", 1)
-                ports[f"tap_{j}_data"] = ("out", unit.out_width)
+                ports[f"tap_{j}_data"] = ("out", self._tap_width(j))
         return {name: {"direction": d, "width": w} for name, (d, w) in ports.items()}
+
+    def input_layout(self):
+        """How an image enters ``i``: one transfer of the whole input vector, or (conv
+        networks) a pixel stream, one channels-last pixel of ``C`` bits per transfer, rows
+        top to bottom."""
+        width = self.model.input.width
+        if self.in_chunk == width:
+            return {"kind": "vector", "width": width, "transfers": 1}
+        h, w, c = self.model.input.map_shape
+        return {"kind": "pixels", "shape": [h, w, c], "width": c, "transfers": h * w}
 
     def sidecar(self, name="bnnflow_top"):
         """The ``OUT.json`` contents describing the generated module."""
@@ -229,7 +276,7 @@ class BnnTop(wiring.Component):
         layers = []
         for layer, fold, unit in zip(self.model.layers, self.folding, self.layers, strict=True):
             entry = {
-                "name": layer.name, "in_width": layer.in_width,
+                "name": layer.name, "kind": layer.kind, "in_width": layer.in_width,
                 "out_width": layer.out_width, "pe": fold.pe, "simd": fold.simd,
                 "cycles": unit.cycles, "weight_bits": layer.weight_bits,
                 "synapses": layer.synapses,
@@ -246,16 +293,18 @@ class BnnTop(wiring.Component):
             for j, unit in enumerate(self.layers):
                 last = j == len(self.layers) - 1
                 layer = self.model.layers[j]
+                kind = "pixels" if self.pixels[j] else "popcounts" if last else "activations"
                 taps.append({"layer": j, "name": layer.name,
                              "valid": f"tap_{j}_valid", "data": f"tap_{j}_data",
-                             "width": unit.out_width,
-                             "kind": "popcounts" if last else "activations",
-                             "count": layer.out_width,
+                             "width": self._tap_width(j), "kind": kind,
+                             "count": layer.out_width // (self._tap_width(j)
+                                                          if self.pixels[j] else 1),
                              "element_width": unit.lane_width})
         return {
             "top": name,
             "ports": self.port_widths(),
             "bit_order": BIT_ORDER,
+            "input_layout": self.input_layout(),
             "output_layout": {
                 "class": {"lsb": 0, "width": self.class_width},
                 "popcounts": {"lsb": self.class_width, "width": self.popcount_width,

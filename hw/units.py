@@ -2,8 +2,11 @@
 
 :data:`UNITS` maps a layer kind's name (:mod:`bnnflow.model.kinds`) to a :class:`UnitKind`:
 how to build the streaming unit of one layer of that kind and how its streams may be cut.
-``binary_dense`` layers become :class:`~bnnflow.hw.mvtu.MVTU`. A new kind adds one line here
-(and one in :data:`bnnflow.model.artifact.LAYER_KINDS`).
+``binary_dense`` layers become :class:`~bnnflow.hw.mvtu.MVTU`, ``binary_conv2d`` layers
+:class:`~bnnflow.hw.conv.ConvUnit` (a sliding-window unit and an MVTU), ``maxpool2d`` layers
+:class:`~bnnflow.hw.maxpool.MaxPool`. A new kind adds one line here (and one in
+:data:`bnnflow.model.artifact.LAYER_KINDS`). Conv and pool units stream maps one pixel per
+transfer (``pixels``), so the layer after them must take pixel chunks.
 
 The unit interface (what :class:`~bnnflow.hw.top.BnnTop`, its sidecar and the latency formula
 use; :class:`~bnnflow.hw.mvtu.MVTU` documents its own values):
@@ -30,6 +33,8 @@ attributes a unit to the file that called its constructor), as ``mvtu.py`` and `
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from .conv import ConvUnit
+from .maxpool import MaxPool
 from .mvtu import MVTU
 from .popcount import DEFAULT_STYLE
 
@@ -53,6 +58,9 @@ class UnitOptions:
         a width the unit's :attr:`UnitKind.takes_chunk` accepted.
     out_chunks : bool
         Send the output in chunks of the unit's :attr:`UnitKind.out_chunk` bits.
+    pixel_period : int
+        Cycles between input pixels the units before this one can sustain (1 for the first
+        layer); a conv unit sizes its window queue by it (:class:`bnnflow.hw.conv.ConvUnit`).
     """
 
     pipeline: int = 0
@@ -60,6 +68,7 @@ class UnitOptions:
     rom_register: bool = False
     in_chunk: int | None = None
     out_chunks: bool = False
+    pixel_period: int = 1
 
 
 def whole_vectors_out(layer, fold):
@@ -70,6 +79,11 @@ def whole_vectors_out(layer, fold):
 def whole_vectors_in(layer, fold, width):
     """Default :attr:`UnitKind.takes_chunk`: the unit takes whole vectors only."""
     return False
+
+
+def any_chunk_in(layer, fold):
+    """Default :attr:`UnitKind.in_chunk`: no width is imposed on the unit's input stream."""
+    return None
 
 
 @dataclass(frozen=True)
@@ -87,16 +101,28 @@ class UnitKind:
     takes_chunk : callable
         ``takes_chunk(layer, fold, width)``: whether the unit can take its input in chunks of
         ``width`` bits (the default: no, whole vectors only).
+    in_chunk : callable
+        ``in_chunk(layer, fold)``: the input chunk width the unit always takes (a pixel of a
+        map for conv and pool units), or ``None`` (the default).
+    pixels : bool
+        The unit streams maps pixel by pixel: it always sends ``out_chunk`` bits per
+        transfer, and the next unit must take them.
     """
 
     build: Callable
     out_chunk: Callable = whole_vectors_out
     takes_chunk: Callable = whole_vectors_in
+    in_chunk: Callable = any_chunk_in
+    pixels: bool = False
 
 
 #: Layer kind name -> :class:`UnitKind`.
 UNITS = {
     "binary_dense": UnitKind(MVTU.from_layer, MVTU.out_chunk, MVTU.takes_chunk),
+    "binary_conv2d": UnitKind(ConvUnit.from_layer, ConvUnit.out_chunk, ConvUnit.takes_chunk,
+                              ConvUnit.in_chunk, pixels=True),
+    "maxpool2d": UnitKind(MaxPool.from_layer, MaxPool.out_chunk, MaxPool.takes_chunk,
+                          MaxPool.in_chunk, pixels=True),
 }
 
 

@@ -121,8 +121,11 @@ class Conv2dLayer:
         return bits.reshape(b, -1), counts.reshape(b, -1)
 
     def cycles(self, fold):
-        """``Ho * Wo * ceil(Cout / PE) * ceil(kh * kw * Cin / SIMD)``."""
-        return matrix_cycles(self.fan_in, self.neurons, fold, pixels=self.output_pixels)
+        """``Ho * Wo * ceil(Cout / PE) * ceil(kh * kw * Cin / SIMD)``, and at least ``H * W``:
+        the map streams in one pixel a cycle, so a layer whose windows take one cycle each is
+        bound by its input (the hardware's figure, :class:`bnnflow.hw.conv.ConvUnit`)."""
+        return max(self.in_shape[0] * self.in_shape[1],
+                   matrix_cycles(self.fan_in, self.neurons, fold, pixels=self.output_pixels))
 
     @staticmethod
     def preactivation(x, weights, in_shape, kernel):

@@ -270,11 +270,13 @@ def test_an_unregistered_kind_is_refused_where_the_registries_are_consulted(tmp_
     assert KIND not in LAYER_KINDS and KIND not in UNITS
     model, _ = with_negations()
     with pytest.raises(ValueError, match=r"^layer 1 \(neg0\): no hardware unit for layer kind "
-                                         r"'test_negate' \(known: binary_dense\)$"):
+                                         r"'test_negate' \(known: binary_conv2d, binary_dense, "
+                                         r"maxpool2d\)$"):
         BnnTop(model)
     artifact.save(model, tmp_path / "neg.bnn")
     with pytest.raises(ArtifactError, match=r"layer 1: unknown layer kind 'test_negate' "
-                                            r"\(this bnnflow knows binary_dense\)"):
+                                            r"\(this bnnflow knows binary_conv2d, binary_dense, "
+                                            r"maxpool2d\)"):
         artifact.load(tmp_path / "neg.bnn")
     # The resource model covers MVTUs only, registered kind or not.
     folding = resolve_folding(model)

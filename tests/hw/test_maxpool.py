@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """The max-pool unit against the golden OR pool, with stalls on both sides."""
 
 import numpy as np

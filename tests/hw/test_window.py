@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """The sliding-window unit against the golden window view, with stalls on both sides."""
 
 import numpy as np

@@ -196,3 +196,22 @@ def test_conv_preset_trains_and_exports_exactly_with_stages_recorded(tmp_path):
     assert golden.run_images(model, x_test).classes.tolist() == \
         golden.run_images(result.model, x_test).classes.tolist()
     assert np.mean(golden.run_images(model, x_test).classes == y_test) == m["golden_accuracy"]
+
+
+def test_cnv_trains_one_epoch_on_tiny_cifar10_batches(tmp_path):
+    from tests.model.cifar_files import write_cifar_batches
+
+    write_cifar_batches(tmp_path / "cifar", n_per_batch=4, n_test=6, seed=1)
+    result = train_and_export(preset="cnv", dataset="cifar10", data_dir=tmp_path / "cifar",
+                              epochs=1, progress=False, out=tmp_path / "run")
+    m = result.metrics
+    assert m["agreement"] == 1.0 and (m["n_train"], m["n_test"]) == (20, 6)
+    model = artifact.load(tmp_path / "run" / "model.bnn")
+    assert model.input.map_shape == (32, 32, 3) and model.input.width == 3072
+    assert [getattr(layer, "out_shape", None) for layer in model.layers[:8]] == [
+        (30, 30, 64), (28, 28, 64), (14, 14, 64), (12, 12, 128), (10, 10, 128), (5, 5, 128),
+        (3, 3, 256), (1, 1, 256)]
+    assert [layer.out_width for layer in model.layers[8:]] == [512, 512, 10]
+    x_test, _ = data.test_split_for(model)
+    assert np.array_equal(golden.run_images(model, x_test).classes,
+                          golden.run_images(result.model, x_test).classes)

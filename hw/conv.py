@@ -1,0 +1,145 @@
+# amaranth: UnusedElaboratable=no
+"""Conv layer unit: a sliding-window unit feeding the matrix-vector-threshold unit.
+
+::
+
+    i (pixel, Cin bits) --> SlidingWindow --(window, kh*kw*Cin bits)--> queue --> MVTU --> o
+
+A ``binary_conv2d`` layer is ``Cout`` neurons over windows of ``kh * kw * Cin`` inputs, applied
+at every output position: the :class:`~bnnflow.hw.window.SlidingWindow` turns the input pixel
+stream into windows in the ``(kh, kw, Cin)`` order of the weights, and the same
+:class:`~bnnflow.hw.mvtu.MVTU` that computes a dense layer computes one output pixel per
+window, folded by ``PE`` (output channels) and ``SIMD`` (window bits). Input and output are
+pixel streams (one pixel per transfer, channels-last, rows top to bottom), so a conv layer
+never holds a whole map: only the line memory of the window unit, its ``kh x kw`` window
+registers and the MVTU's input buffer.
+
+**Window queue.** Between two maps the window unit takes ``gap = (kh - 1) * W + kw`` pixels
+before it has the next window, and between rows ``kw``. A folded MVTU working ``M`` cycles per
+window would idle meanwhile and the layer would miss its cycle count, so the windows wait in a
+FIFO (:class:`amaranth.lib.fifo.SyncFIFOBuffered`, memory) of ``ceil(gap * P / M) + 2``
+entries, ``P`` the cycles per pixel the layers before can deliver
+(:attr:`bnnflow.hw.units.UnitOptions.pixel_period`): the window unit runs that far ahead, and
+the MVTU has work through the gap. Without it a 10x10 map with a 3x3 kernel at ``M = 3`` took
+212 cycles per map instead of 192.
+
+The unit interface is the one of :mod:`bnnflow.hw.units`; ``cycles`` is the layer's cycles per
+map (:meth:`bnnflow.model.conv.Conv2dLayer.cycles`, ``Ho * Wo * ceil(Cout/PE) *
+ceil(K/SIMD)``, but at least the ``H * W`` cycles of taking its input, one pixel a cycle).
+"""
+
+import math
+
+from amaranth.hdl import Module
+from amaranth.lib import fifo, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .mvtu import MVTU
+from .window import SlidingWindow
+
+__all__ = ["ConvUnit"]
+
+
+class ConvUnit(wiring.Component):
+    """A binary conv layer as a streaming unit.
+
+    Parameters
+    ----------
+    layer : Conv2dLayer
+    fold : LayerFold
+        ``PE`` divides the work over output channels, ``SIMD`` over window bits.
+    options : UnitOptions
+        Pipeline, popcount style and ROM register of the MVTU; the stream options must be
+        pixels in and out (``in_chunk`` the layer's ``Cin`` or ``None``).
+
+    Members
+    -------
+    i : In(stream.Signature(Cin))
+        One input pixel per transfer.
+    o : Out(stream.Signature(Cout))
+        One output pixel per transfer, ``Ho * Wo`` per map.
+
+    Attributes
+    ----------
+    window : SlidingWindow
+    mvtu : MVTU
+    cycles : int
+        ``max(H * W, Ho * Wo * mvtu.cycles)``.
+    queue_depth : int
+        Windows the queue between the window unit and the MVTU holds.
+    latency : int
+        Edges from the pixel completing a window to the window's output pixel when the queue
+        is empty and the MVTU idle: ``window.latency + 1 + mvtu.accept_wait + mvtu.latency``
+        (the queue's output register adds 1).
+    accept_wait : int
+        0: pixels are taken as they come.
+    out_width, lane_width : int
+        ``Ho * Wo * Cout`` bits per map, 1 bit per element.
+
+    Raises
+    ------
+    ValueError
+        If ``options.in_chunk`` asks for anything but pixels.
+    """
+
+    accept_wait = 0
+    lane_width = 1
+
+    def __init__(self, layer, fold, options):
+        h, w, cin = layer.in_shape
+        if options.in_chunk not in (None, cin):
+            raise ValueError(f"{layer.name}: a conv layer takes one pixel ({cin} bits) per "
+                             f"transfer, not {options.in_chunk}")
+        self.layer, self.fold = layer, fold
+        self.window = SlidingWindow(layer.in_shape, layer.kernel)
+        self.mvtu = MVTU(layer.weights, layer.thresholds, fold, options.pipeline,
+                         popcount_style=options.popcount_style,
+                         rom_register=options.rom_register)
+        self.cycles = max(h * w, self.window.windows * self.mvtu.cycles)
+        gap = (layer.kernel[0] - 1) * w + layer.kernel[1]
+        self.queue_depth = math.ceil(gap * options.pixel_period / self.mvtu.cycles) + 2
+        self.latency = (self.window.latency + 1 + self.mvtu.accept_wait
+                        + self.mvtu.latency)
+        self.out_width = layer.out_width
+        super().__init__({"i": In(stream.Signature(cin)),
+                          "o": Out(stream.Signature(layer.neurons))})
+
+    @classmethod
+    def from_layer(cls, layer, fold, options):
+        """The unit of a ``binary_conv2d`` layer (:data:`bnnflow.hw.units.UNITS`)."""
+        return cls(layer, fold, options)
+
+    @staticmethod
+    def out_chunk(layer, fold):
+        """Always one output pixel (``Cout`` bits) per transfer."""
+        return layer.neurons
+
+    @staticmethod
+    def in_chunk(layer, fold):
+        """Always one input pixel (``Cin`` bits) per transfer."""
+        return layer.in_shape[2]
+
+    @staticmethod
+    def takes_chunk(layer, fold, width):
+        """Pixels only."""
+        return width == layer.in_shape[2]
+
+    def sidecar(self):
+        """The MVTU's entries, and the window unit's line memory and map shapes."""
+        return {**self.mvtu.sidecar(), "in_shape": list(self.layer.in_shape),
+                "out_shape": list(self.layer.out_shape), "kernel": list(self.layer.kernel),
+                "window_cycles": self.mvtu.cycles, "line_bits": self.window.line_bits,
+                "queue_depth": self.queue_depth,
+                "queue_bits": self.queue_depth * len(self.window.o.payload)}
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.window = self.window
+        m.submodules.queue = queue = fifo.SyncFIFOBuffered(width=len(self.window.o.payload),
+                                                          depth=self.queue_depth)
+        m.submodules.mvtu = self.mvtu
+        wiring.connect(m, wiring.flipped(self.i), self.window.i)
+        wiring.connect(m, self.window.o, queue.w_stream)
+        wiring.connect(m, queue.r_stream, self.mvtu.i)
+        wiring.connect(m, self.mvtu.o, wiring.flipped(self.o))
+        return m

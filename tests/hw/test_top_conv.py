@@ -1,0 +1,99 @@
+# amaranth: UnusedElaboratable=no
+"""Conv networks through BnnTop on Amaranth's simulator: pixel-stream input, conv, pool and
+dense layers chained, against the golden model under random stalls; II and reset."""
+
+import numpy as np
+import pytest
+
+from bnnflow.hw.testbench import fields_of, simulate_stream
+from bnnflow.hw.top import BnnTop
+from bnnflow.model import golden
+from bnnflow.model.conventions import pack_int
+from bnnflow.model.random_net import random_conv_model
+
+#: (input map, stages, classes, folding, pipeline)
+CASES = [
+    ((7, 6, 2), [("conv", 5, 3), ("pool", 2), ("dense", 6)], 3, "5x18,1x1,2x10,3x6", 0),
+    ((9, 9, 1), [("conv", 3, 2), ("conv", 4, 3), ("pool", 3), ("dense", 5)], 4,
+     "1x2,2x9,1x1,5x8,2x5", 1),
+    ((6, 7, 19), [("conv", 6, 1), ("dense", 7)], 4, "3x19,7x36,4x7", 2),
+    ((8, 5, 3), [("conv", 4, 5), ("dense", 6)], 2, "2x25,3x8,2x6", 1),
+    ((10, 10, 2), [("conv", 4, 3), ("pool", 2), ("conv", 5, 2), ("dense", 5)], 3,
+     "4x6,1x1,1x16,5x15,3x5", 2),
+]
+
+
+def pixels(model, images):
+    """Each image's channels-last map as pixel payloads, the input_layout of a conv top."""
+    h, w, c = model.input.map_shape
+    return [pack_int(img[p * c:(p + 1) * c]) for img in images for p in range(h * w)]
+
+
+def build(case, seed=0):
+    shape, stages, classes, fold, pipeline = case
+    model = random_conv_model(shape, stages, classes, seed=seed)
+    return model, BnnTop(model, fold, pipeline, debug_taps=True)
+
+
+def check_outputs(model, top, images, outputs):
+    g = golden.run(model, images)
+    assert np.array_equal(fields_of(outputs, 1, top.class_width)[:, 0], g.classes)
+    pops = fields_of(outputs, top.num_classes, top.popcount_width, lsb=top.class_width)
+    assert np.array_equal(pops, g.popcounts)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[str(c[0]) for c in CASES])
+@pytest.mark.parametrize(("p_valid", "p_ready", "seed"), [(1.0, 1.0, 0), (0.6, 0.5, 1)])
+def test_conv_networks_match_golden_under_stalls(case, p_valid, p_ready, seed):
+    model, top = build(case, seed)
+    imgs = np.random.default_rng(seed).integers(0, 2, (3, model.input.width), dtype=np.uint8)
+    taps = {f"t{j}": (getattr(top, f"tap_{j}_valid"), getattr(top, f"tap_{j}_data"))
+            for j in range(len(model.layers))}
+    run = simulate_stream(top, pixels(model, imgs), expected_outputs=3, seed=seed,
+                          p_valid=p_valid, p_ready=p_ready, taps=taps, max_cycles=200000)
+    check_outputs(model, top, imgs, run.outputs)
+    g = golden.run(model, imgs)
+    for j, layer in enumerate(model.layers[:-1]):
+        if hasattr(layer, "out_shape"):    # conv and pool taps show one pixel a transfer
+            c = layer.out_shape[2]
+            got = fields_of([v for _, v in run.taps[f"t{j}"]], c).reshape(3, -1)
+        else:
+            got = fields_of([v for _, v in run.taps[f"t{j}"]], layer.out_width)
+        assert np.array_equal(got, g.activations[j])
+
+
+@pytest.mark.parametrize("case", CASES, ids=[str(c[0]) for c in CASES])
+def test_stall_free_ii_equals_the_slowest_layer(case):
+    model, top = build(case)
+    imgs = np.random.default_rng(5).integers(0, 2, (5, model.input.width), dtype=np.uint8)
+    run = simulate_stream(top, pixels(model, imgs), expected_outputs=5, max_cycles=200000)
+    check_outputs(model, top, imgs, run.outputs)
+    # Steady state: the last images leave one II apart.
+    assert np.diff(run.out_edges)[-2:].tolist() == [top.ii, top.ii]
+    assert top.ii == max(layer.cycles(fold) for layer, fold in zip(model.layers, top.folding,
+                                                                    strict=True))
+    sidecar = top.sidecar()
+    h, w, c = model.input.map_shape
+    assert sidecar["input_layout"] == {"kind": "pixels", "shape": [h, w, c], "width": c,
+                                       "transfers": h * w}
+    assert sidecar["ports"]["i__payload"]["width"] == c
+    assert sidecar["latency"] is None
+
+
+@pytest.mark.parametrize("reset_at", [7, 40])
+def test_reset_mid_stream_recovers(reset_at):
+    model, top = build(CASES[1])
+    imgs = np.random.default_rng(2).integers(0, 2, (2, model.input.width), dtype=np.uint8)
+    run = simulate_stream(top, pixels(model, imgs), reset_at=reset_at,
+                          input_after_reset=pixels(model, imgs), expected_outputs=2,
+                          p_valid=0.7, p_ready=0.6, seed=4, max_cycles=200000)
+    check_outputs(model, top, imgs, run.outputs)
+
+
+def test_a_dense_layer_that_cannot_take_pixels_is_refused():
+    model = random_conv_model((7, 6, 2), [("conv", 5, 3), ("pool", 2), ("dense", 6)], 3)
+    with pytest.raises(ValueError, match=r"layer 2 \(fc2\) cannot take the 5-bit pixels of "
+                                         r"layer 1 \(pool1\) with folding 6x20: a dense layer "
+                                         r"after a map needs SIMD a multiple of 5 and below its "
+                                         r"20 inputs"):
+        BnnTop(model, "5x18,1x1,6x20,3x6")
