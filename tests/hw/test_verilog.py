@@ -199,3 +199,21 @@ def test_cli_rom_register_marks_every_rom_layer_in_the_sidecar(model_file, tmp_p
               ["layers"]] for v in (plain, registered)]
     assert not any(flags[0]) and any(flags[1])
     assert plain.read_bytes() != registered.read_bytes()
+
+
+@pytest.mark.parametrize("pipeline", [0, 2])
+def test_conv_network_verilog_passes_verilator_lint(tmp_path, pipeline):
+    """A conv network (conv, pool, conv, dense: window unit, window queue, MVTU, max-pool) with
+    the same waivers as the MLP."""
+    from bnnflow.model.random_net import random_conv_model
+
+    model = random_conv_model((12, 11, 3), [("conv", 8, 3), ("pool", 2), ("conv", 6, 2),
+                                            ("dense", 16)], 10, seed=0)
+    folding = resolve_folding(model, "auto", 300)
+    text, sidecar = verilog.generate(model, folding, pipeline, debug_taps=True)
+    assert sidecar["input_layout"]["kind"] == "pixels"
+    path = tmp_path / "bnnflow_top.v"
+    path.write_text(text)
+    result = subprocess.run([*verilator(), "--lint-only", "-Wall", *WAIVERS, str(path)],
+                            capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
