@@ -12,10 +12,13 @@ logic-cell rule to Yosys' real counts (read by :mod:`bnnflow.tool_reports`).
 
 Layers are read through the layer-kind protocol (:mod:`bnnflow.model.kinds`: cycles of a
 folding, ``neurons``, ``fan_in``, output pixels); the formulas are those of the structure
-:class:`~bnnflow.hw.mvtu.MVTU` builds, the only unit with a resource model so far
-(:data:`MODELLED_KINDS`): a model with another kind is refused rather than estimated as MVTUs.
+:class:`~bnnflow.hw.mvtu.MVTU` builds, for dense layers and the matrix of conv layers, plus
+what :mod:`bnnflow.boards.estimate_maps` counts for the units that stream maps (window unit,
+window queue, max-pool; structural counts, not fitted yet). A model with a kind outside
+:data:`MODELLED_KINDS` is refused rather than estimated as MVTUs.
 """
 
+from .estimate_maps import map_unit_ffs, map_unit_luts, map_unit_memories
 from .targets import rom_blocks
 
 __all__ = ["measured_need", "estimate_ffs", "estimate_luts", "estimate_logic", "logic_need",
@@ -23,8 +26,9 @@ __all__ = ["measured_need", "estimate_ffs", "estimate_luts", "estimate_logic", "
            "LUT4_PER_XNOR_BIT", "UNPACKED_FF_SHARE", "ECP5_ROUTABLE_BRAMS", "ROM_REGISTER",
            "MODELLED_KINDS"]
 
-#: Layer kinds whose hardware unit these estimates model (``binary_dense``: the MVTU).
-MODELLED_KINDS = ("binary_dense",)
+#: Layer kinds whose hardware unit these estimates model (``binary_dense``: the MVTU;
+#: ``binary_conv2d``: window unit, queue and MVTU; ``maxpool2d``).
+MODELLED_KINDS = ("binary_dense", "binary_conv2d", "maxpool2d")
 
 #: LUT4 per XNOR bit computed per cycle, from a first prototype's fully parallel 64x64 layer
 #: (3311 LUT4 on iCE40, 7928 on ECP5, for 4096 bits): the logic of a fully parallel layer.
@@ -73,16 +77,31 @@ def _modelled(model):
 
 
 def _rom_words(layer, fold):
-    """Words of a layer's weight ROM: its cycles per output pixel (the ROM is walked once per
-    pixel; ``ceil(N/PE) * ceil(K/SIMD)``)."""
-    from ..hw.folding import layer_cycles
+    """Words of a layer's weight ROM: ``ceil(N/PE) * ceil(K/SIMD)`` (walked once per output
+    pixel)."""
+    return -(-layer.neurons // fold.pe) * -(-layer.fan_in // fold.simd)
 
-    return layer_cycles(layer, fold) // layer.output_pixels
+
+def _mvtu_layers(model, folding):
+    """``(layer, fold)`` of every layer built around an MVTU (dense and conv layers)."""
+    return [(layer, fold) for layer, fold in zip(_modelled(model), folding, strict=True)
+            if layer.kind != "maxpool2d"]
+
+
+def _map_units(model, folding):
+    """``(layer, unit sidecar entries)`` of the conv and pool layers (window queue depth)."""
+    from ..hw.conv import pixel_period, window_queue_depth
+
+    return [(layer, {"queue_depth": window_queue_depth(layer, fold,
+                                                       pixel_period(model, folding, j))}
+             if layer.kind == "binary_conv2d" else {})
+            for j, (layer, fold) in enumerate(zip(_modelled(model), folding, strict=True))
+            if layer.kind != "binary_dense"]
 
 
 def _roms(model, folding):
     """``(width, depth)`` of the weight ROM of every folded layer (more than one ROM word)."""
-    for layer, fold in zip(_modelled(model), folding, strict=True):
+    for layer, fold in _mvtu_layers(model, folding):
         words = _rom_words(layer, fold)
         if words > 1:
             yield fold.pe * fold.simd, words
@@ -90,11 +109,14 @@ def _roms(model, folding):
 
 def _input_memories(model, folding):
     """``(width, depth)`` of the input-vector memory of every layer with ``SF > 1``
-    (:class:`~bnnflow.hw.inbuf.MemoryBuffer`: two banks of ``2**ceil(log2 SF)`` words)."""
-    for layer, fold in zip(_modelled(model), folding, strict=True):
+    (:class:`~bnnflow.hw.inbuf.MemoryBuffer`: two banks of ``2**ceil(log2 SF)`` words), and
+    the memories of the map units (:func:`~bnnflow.boards.estimate_maps.map_unit_memories`)."""
+    for layer, fold in _mvtu_layers(model, folding):
         sf = -(-layer.fan_in // fold.simd)
         if sf > 1:
             yield fold.simd, 2 << (sf - 1).bit_length()
+    for layer, unit in _map_units(model, folding):
+        yield from map_unit_memories(layer, unit)
 
 
 def _input_memories_in_bram(family, model, folding):
@@ -170,6 +192,15 @@ def _layer_streams(model, folding):
     return layer_chunks(model, folding)
 
 
+def _mvtu_streams(model, folding):
+    """``(in_chunk, out_chunks)`` of each MVTU of :func:`_mvtu_layers`: a conv layer's MVTU
+    takes whole windows from its queue and sends whole output pixels."""
+    return [((layer.fan_in, False) if layer.kind == "binary_conv2d" else stream)
+            for layer, stream in zip(_modelled(model), _layer_streams(model, folding),
+                                     strict=True)
+            if layer.kind != "maxpool2d"]
+
+
 def _memory_in_ffs(family, sf):
     """Whether Yosys turns the input memory of a layer with ``sf`` slices into flip-flops."""
     return family == "ice40" and 2 << (sf - 1).bit_length() <= _ICE40_FF_MEMORY_MAX_DEPTH
@@ -219,14 +250,16 @@ def estimate_ffs(model, folding, pipeline=0, family="ice40", *, rom_register=Non
     if rom_register is None:
         rom_register = ROM_REGISTER[family]
     layers = _modelled(model)
-    streams = _layer_streams(model, folding)
+    streams = _mvtu_streams(model, folding)
     total = sum(_layer_ffs(layer, fold, in_chunk, out_chunks, pipeline, family, rom_register)
-                for layer, fold, (in_chunk, out_chunks)
-                in zip(layers, folding, streams, strict=True))
+                for (layer, fold), (in_chunk, out_chunks)
+                in zip(_mvtu_layers(model, folding), streams, strict=True))
+    total += sum(map_unit_ffs(layer, unit) for layer, unit in _map_units(model, folding))
     last = layers[-1]
     w_out = _bits_for(last.out_width - 1) + last.out_width * _bits_for(last.fan_in)
     argmax = _argmax_ffs(last.out_width, _bits_for(last.fan_in), pipeline)
-    return total + argmax + (2 * model.input.width + w_out + 2)
+    k0 = _layer_streams(model, folding)[0][0]   # a pixel for conv networks
+    return total + argmax + (2 * k0 + w_out + 2)
 
 
 def _layer_ffs(layer, fold, in_chunk, out_chunks, pipeline, family, rom_register):
@@ -287,10 +320,9 @@ def estimate_luts(model, folding, family="ice40"):
     times that (one measured design) and fully parallel ones use the ECP5 figure of
     :data:`LUT4_PER_XNOR_BIT`.
     """
-    total = 0.0
-    layers = _modelled(model)
-    streams = _layer_streams(model, folding)
-    for layer, fold, (in_chunk, _) in zip(layers, folding, streams, strict=True):
+    total = float(sum(map_unit_luts(layer, unit) for layer, unit in _map_units(model, folding)))
+    streams = _mvtu_streams(model, folding)
+    for (layer, fold), (in_chunk, _) in zip(_mvtu_layers(model, folding), streams, strict=True):
         k, n = layer.fan_in, layer.neurons
         words = _rom_words(layer, fold)
         if words == 1:

@@ -95,7 +95,10 @@ def suggest_ii(model, folding, needed=None, available=None, brams_available=None
     longest = max(layer.in_width * layer.out_width for layer in model.layers)
 
     def fits(ii):
-        fold, _ = auto_fold(model, ii)
+        try:
+            fold, _ = auto_fold(model, ii)
+        except ValueError:      # below the II a layer reaches fully parallel (a conv layer)
+            return False
         if needed is not None:
             logic = estimate_logic(model, fold, family, pipeline)
             if logic * scale > margin * available or (failed and logic >= current):

@@ -96,8 +96,8 @@ class UartTop(wiring.Component):
     Raises
     ------
     ValueError
-        Bad ``divisor`` or ``frame_timeout``, more than 256 classes, or what
-        :class:`~bnnflow.hw.top.BnnTop` refuses.
+        Bad ``divisor`` or ``frame_timeout``, more than 256 classes, a network with a
+        pixel-stream input (conv), or what :class:`~bnnflow.hw.top.BnnTop` refuses.
     """
 
     rx: In(1, init=1)
@@ -119,6 +119,11 @@ class UartTop(wiring.Component):
         self.popcounts = bool(popcounts)
         self.frame_timeout = frame_timeout
         self.bnn = BnnTop(model, folding, pipeline, rom_register=rom_register)
+        if self.bnn.in_chunk != model.input.width:
+            # The frame register holds whole images; a conv network takes a pixel stream.
+            raise ValueError("the UART top sends whole input vectors: board builds of conv "
+                             "networks (pixel-stream input) are not supported yet (issue "
+                             "17); 'bnnflow synth' measures them out of context")
         self.request_bytes = request_bytes(model)
         self.reply_bytes, per = reply_layout(model, self.popcounts)
         self.popcount_bytes = per if self.popcounts else 0

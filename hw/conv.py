@@ -34,10 +34,31 @@ from amaranth.hdl import Module
 from amaranth.lib import fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from ..model.kinds import matrix_cycles
 from .mvtu import MVTU
 from .window import SlidingWindow
 
-__all__ = ["ConvUnit"]
+__all__ = ["ConvUnit", "window_queue_depth", "pixel_period"]
+
+
+def window_queue_depth(layer, fold, period=1):
+    """Windows the queue of a conv layer folded as ``fold`` holds when its input pixels come
+    every ``period`` cycles at best: ``ceil(gap * period / M) + 2`` (module docstring)."""
+    m = matrix_cycles(layer.fan_in, layer.neurons, fold)
+    gap = (layer.kernel[0] - 1) * layer.in_shape[1] + layer.kernel[1]
+    return math.ceil(gap * period / m) + 2
+
+
+def pixel_period(model, folding, j):
+    """Cycles per input pixel the layers before layer ``j`` sustain: the slowest of them
+    spread over layer ``j``'s input pixels (1 for the first layer and for layers without an
+    input map)."""
+    layer = model.layers[j]
+    if j == 0 or not hasattr(layer, "in_shape"):
+        return 1
+    slowest = max(prev.cycles(fold) for prev, fold in zip(model.layers[:j], folding,
+                                                          strict=False))
+    return max(1, -(-slowest // (layer.in_shape[0] * layer.in_shape[1])))
 
 
 class ConvUnit(wiring.Component):
@@ -96,8 +117,7 @@ class ConvUnit(wiring.Component):
                          popcount_style=options.popcount_style,
                          rom_register=options.rom_register)
         self.cycles = max(h * w, self.window.windows * self.mvtu.cycles)
-        gap = (layer.kernel[0] - 1) * w + layer.kernel[1]
-        self.queue_depth = math.ceil(gap * options.pixel_period / self.mvtu.cycles) + 2
+        self.queue_depth = window_queue_depth(layer, fold, options.pixel_period)
         self.latency = (self.window.latency + 1 + self.mvtu.accept_wait
                         + self.mvtu.latency)
         self.out_width = layer.out_width

@@ -27,6 +27,7 @@ from amaranth.lib.wiring import In, Out
 from .. import __version__
 from ..model.artifact import model_checksum
 from .argmax import Argmax, argmax_levels, class_width
+from .conv import pixel_period
 from .folding import resolve_folding
 from .popcount import DEFAULT_STYLE
 from .units import UnitOptions, build_unit, unit_kind
@@ -164,7 +165,8 @@ class BnnTop(wiring.Component):
         chunks = layer_chunks(model, self.folding)
         self.layers = [build_unit(layer, fold,
                                   UnitOptions(pipeline, popcount_style, rom_register, chunk_in,
-                                              chunk_out, self._pixel_period(j)), f"layer {j}")
+                                              chunk_out, pixel_period(model, self.folding, j)),
+                                  f"layer {j}")
                        for j, (layer, fold, (chunk_in, chunk_out))
                        in enumerate(zip(model.layers, self.folding, chunks, strict=True))]
         # Conv networks take their input map one pixel per transfer (input_layout).
@@ -192,16 +194,6 @@ class BnnTop(wiring.Component):
                 members[f"tap_{j}_valid"] = Out(1)
                 members[f"tap_{j}_data"] = Out(self._tap_width(j))
         super().__init__(members)
-
-    def _pixel_period(self, j):
-        """Cycles per input pixel the layers before layer ``j`` sustain: the slowest of them
-        spread over layer ``j``'s input pixels (1 for the first layer)."""
-        layer = self.model.layers[j]
-        if j == 0 or not hasattr(layer, "in_shape"):
-            return 1
-        slowest = max(prev.cycles(fold) for prev, fold in zip(self.model.layers[:j],
-                                                              self.folding, strict=False))
-        return max(1, -(-slowest // (layer.in_shape[0] * layer.in_shape[1])))
 
     def _tap_width(self, j):
         """A conv or pool layer's tap shows each output pixel as it transfers; other layers'

@@ -278,10 +278,10 @@ def test_an_unregistered_kind_is_refused_where_the_registries_are_consulted(tmp_
                                             r"\(this bnnflow knows binary_conv2d, binary_dense, "
                                             r"maxpool2d\)"):
         artifact.load(tmp_path / "neg.bnn")
-    # The resource model covers MVTUs only, registered kind or not.
+    # The resource model covers the kinds it models only, registered or not.
     folding = resolve_folding(model)
     for estimate in (estimate_ffs, estimate_luts):
         with pytest.raises(ValueError, match=r"^layer 1 \(neg0\): no resource estimate for "
                                              r"layer kind 'test_negate' \(estimated: "
-                                             r"binary_dense\)$"):
+                                             r"binary_dense, binary_conv2d, maxpool2d\)$"):
             estimate(model, folding)

@@ -1,0 +1,72 @@
+"""The resource model of the units that stream maps: the conv layer's window unit and window
+queue, and the max-pool unit (:mod:`bnnflow.hw.conv`, :mod:`bnnflow.hw.maxpool`).
+
+A conv layer's matrix is an :class:`~bnnflow.hw.mvtu.MVTU` and is estimated as one
+(:mod:`bnnflow.boards.estimate`, with whole windows of ``kh * kw * Cin`` bits as its input);
+this module adds what sits in front of it, and the pool units, counted from the structure the
+units build, not fitted to measurements yet:
+
+* window unit: the ``kh x kw x Cin`` window registers, its ``kh * kw * Cin``-bit output
+  register and valid bit, row and column counters; its line memory of ``W`` words of
+  ``(kh - 1) * Cin`` bits;
+* window queue (:class:`amaranth.lib.fifo.SyncFIFOBuffered`): a memory of ``depth - 1`` words
+  of ``K`` bits, its ``K``-bit output register and pointers;
+* max-pool unit: the row OR and output registers (``2 C`` and a valid bit), its counters, and
+  a line memory of ``Wo`` words of ``C`` bits.
+
+LUT4: one per window output bit (the load of the output register) and per queue bit, two per
+pool channel (the ORs), and 12 per counter set.
+"""
+
+import math
+
+__all__ = ["map_unit_memories", "map_unit_ffs", "map_unit_luts"]
+
+
+def _bits(value):
+    return max(1, int(value).bit_length())
+
+
+def _counters(shape):
+    h, w, _ = shape
+    return _bits(h - 1) + _bits(w - 1)
+
+
+def _queue_depth(unit_sidecar):
+    return unit_sidecar["queue_depth"]
+
+
+def map_unit_memories(layer, unit_sidecar):
+    """``(width, depth)`` of the memories of a conv layer's window unit and queue, or of a
+    pool unit's line memory (empty for other kinds)."""
+    if layer.kind == "binary_conv2d":
+        (kh, kw), (_, w, cin) = layer.kernel, layer.in_shape
+        memories = [((kh - 1) * cin, w)] if kh > 1 else []
+        depth = _queue_depth(unit_sidecar)
+        return memories + [(kh * kw * cin, depth - 1)]
+    if layer.kind == "maxpool2d":
+        return [(layer.in_shape[2], layer.out_shape[1])]
+    return []
+
+
+def map_unit_ffs(layer, unit_sidecar):
+    """Flip-flops of a conv layer's window unit and queue, or of a pool unit (0 for other
+    kinds)."""
+    if layer.kind == "binary_conv2d":
+        k = layer.fan_in
+        depth = _queue_depth(unit_sidecar)
+        return (2 * k + 1 + _counters(layer.in_shape)
+                + k + 1 + 2 * _bits(depth) + 1)      # queue: output register, pointers, level
+    if layer.kind == "maxpool2d":
+        c = layer.in_shape[2]
+        return 2 * c + 1 + 2 * _counters(layer.in_shape)
+    return 0
+
+
+def map_unit_luts(layer, unit_sidecar):
+    """LUT4 of a conv layer's window unit and queue, or of a pool unit (0 otherwise)."""
+    if layer.kind == "binary_conv2d":
+        return 2 * layer.fan_in + 24 + math.ceil(_bits(_queue_depth(unit_sidecar)) * 3)
+    if layer.kind == "maxpool2d":
+        return 2 * layer.in_shape[2] + 24
+    return 0
