@@ -5,18 +5,24 @@ per layer, the real-valued latent weights and the BatchNorm (or output scale) pa
 :func:`load_checkpoint` validates it and returns a :class:`Checkpoint`; every error is one
 line naming the file and how to get a good one. :func:`split_images` loads the test split the
 run was trained against. Each layer has a kind (:data:`bnnflow.model.artifact.LAYER_KINDS`);
-checkpoints of version 1 hold ``binary_dense`` layers, the default when a layer names none.
+checkpoints of version 1 hold ``binary_dense`` layers, the default when a layer names none,
+and those of convolutional runs also ``binary_conv2d`` layers (latent weights
+``(Cout, kh * kw * Cin)`` in window order, ``batchnorm2d``, ``params`` ``in_shape`` and
+``kernel``) and ``maxpool2d`` layers (no weights; ``params`` ``in_shape``, ``window`` and
+``stride``).
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import BnnflowError
-from . import encoding
+from . import conventions, encoding
 from .artifact import LAYER_KINDS
+from .conv import Conv2dLayer, conv_out_shape
 from .dense import DenseLayer
+from .pool import MaxPool2dLayer, pool_out_shape
 
 __all__ = [
     "CHECKPOINT_NAME",
@@ -34,6 +40,10 @@ CHECKPOINT_FORMAT = "bnnflow-checkpoint"
 CHECKPOINT_VERSIONS = (1,)
 
 
+#: The normalization of a hidden layer, by its kind.
+HIDDEN_NORMS = {DenseLayer.kind: "batchnorm1d", Conv2dLayer.kind: "batchnorm2d"}
+
+
 @dataclass(frozen=True)
 class CheckpointLayer:
     """One layer of a checkpoint, as numpy arrays.
@@ -41,32 +51,80 @@ class CheckpointLayer:
     Parameters
     ----------
     name : str
-    latent : float64 array ``(N, K)``
-        The real-valued latent weights.
+    latent : float64 array ``(N, K)`` or None
+        The real-valued latent weights: one row per neuron (a conv layer's output channel,
+        over its ``kh * kw * Cin`` window in ``(kh, kw, Cin)`` order); None for a pool layer.
     bn : dict
         ``weight``, ``bias``, ``running_mean``, ``running_var`` (float64 arrays ``(N,)``),
-        ``eps`` (float) and ``kind`` (``"batchnorm1d"`` or ``"output_scale"``).
+        ``eps`` (float) and ``kind`` (``"batchnorm1d"``, ``"batchnorm2d"`` or
+        ``"output_scale"``); empty for a pool layer.
     kind : str
         The layer kind (a key of :data:`bnnflow.model.artifact.LAYER_KINDS`); its
         ``preactivation`` is the layer's real-valued forward pass.
+    params : dict
+        The shape parameters of a conv (``in_shape``, ``kernel``) or pool (``in_shape``,
+        ``window``, ``stride``) layer, as its kind's ``preactivation`` takes them.
     """
 
     name: str
-    latent: np.ndarray
+    latent: np.ndarray | None
     bn: dict
     kind: str = DenseLayer.kind
+    params: dict = field(default_factory=dict)
+
+    @property
+    def has_weights(self):
+        """False for a pool layer."""
+        return self.latent is not None
+
+    @property
+    def in_width(self):
+        """Inputs of the layer: ``K`` for a dense layer, ``H * W * C`` for a map."""
+        if self.kind == DenseLayer.kind:
+            return int(self.latent.shape[1])
+        return int(np.prod(self.params["in_shape"]))
+
+    @property
+    def out_width(self):
+        """Outputs of the layer: ``N`` for a dense layer, ``Ho * Wo * C`` for a map."""
+        p = self.params
+        if self.kind == Conv2dLayer.kind:
+            shape = conv_out_shape(p["in_shape"], p["kernel"], self.latent.shape[0])
+        elif self.kind == MaxPool2dLayer.kind:
+            shape = pool_out_shape(p["in_shape"], p["window"], p["stride"])
+        else:
+            shape = self.latent.shape[:1]
+        return int(np.prod(shape))
+
+    @property
+    def hidden(self):
+        """True if the layer's output goes through ``sign`` into the next layer."""
+        return self.kind == MaxPool2dLayer.kind or self.bn.get("kind") == HIDDEN_NORMS.get(
+            self.kind)
 
     def preactivation(self, x, weights):
-        """Real-valued pre-activations of inputs ``x`` against ``weights`` (latent or
-        quantized), as the layer's kind computes them
-        (:meth:`bnnflow.model.kinds.LayerKind.preactivation`)."""
-        return LAYER_KINDS[self.kind].preactivation(x, weights)
+        """Real-valued pre-activations of inputs ``x`` ``(B, in_width)`` against ``weights``
+        (latent or quantized), as the layer's kind computes them
+        (:meth:`bnnflow.model.kinds.LayerKind.preactivation`); a pool layer's real max-pool."""
+        return LAYER_KINDS[self.kind].preactivation(x, weights, **self.params)
+
+    def rows(self, x):
+        """The inputs ``x`` ``(B, in_width)`` as the neurons see them, one row per (image,
+        output pixel) in that order: ``x`` itself for a dense layer, the windows
+        ``(B * Ho * Wo, kh * kw * Cin)`` for a conv layer."""
+        if self.kind == Conv2dLayer.kind:
+            win = conventions.windows(x, self.params["in_shape"], self.params["kernel"])
+            return win.reshape(-1, win.shape[-1])
+        return np.asarray(x)
 
     def batchnorm(self, z):
-        """The layer's BatchNorm (eval mode) applied to pre-activations ``z`` ``(B, N)``."""
+        """The layer's BatchNorm (eval mode) applied to pre-activations ``z`` ``(B, P * N)``
+        (``P`` output pixels, channels-last; ``P = 1`` for a dense layer)."""
         bn = self.bn
-        return ((z - bn["running_mean"]) / np.sqrt(bn["running_var"] + bn["eps"])
-                * bn["weight"] + bn["bias"])
+        zz = np.asarray(z).reshape(len(z), -1, len(bn["weight"]))
+        out = ((zz - bn["running_mean"]) / np.sqrt(bn["running_var"] + bn["eps"])
+               * bn["weight"] + bn["bias"])
+        return out.reshape(len(z), -1)
 
 
 @dataclass(frozen=True)
@@ -154,40 +212,93 @@ def load_checkpoint(run_dir):
     return Checkpoint(path, config, layers)
 
 
+def _in_width(path, name, kind, params, latent):
+    """A layer's input width from its kind, weights and shape parameters (which are checked
+    and normalized in place)."""
+    if kind == DenseLayer.kind:
+        return latent.shape[1]
+    if not isinstance(params, dict):
+        raise _fail(path, f"malformed checkpoint: {name} ({kind}) needs a 'params' dict")
+    try:
+        in_shape = tuple(int(v) for v in params["in_shape"])
+        if len(in_shape) != 3:
+            raise ValueError(f"in_shape must be (H, W, C), not {in_shape}")
+        if kind == Conv2dLayer.kind:
+            kernel = tuple(int(v) for v in params["kernel"])
+            if len(kernel) != 2:
+                raise ValueError(f"kernel must be (kh, kw), not {kernel}")
+            fan_in = kernel[0] * kernel[1] * in_shape[2]
+            if latent.shape[1] != fan_in:
+                raise ValueError(f"latent_weight must be (Cout, {fan_in}) for a "
+                                 f"{kernel[0]}x{kernel[1]} kernel over {in_shape[2]} channels, "
+                                 f"not {latent.shape}")
+            conv_out_shape(in_shape, kernel, latent.shape[0])
+            clean = {"in_shape": in_shape, "kernel": kernel}
+        else:
+            window, stride = int(params["window"]), int(params["stride"])
+            pool_out_shape(in_shape, window, stride)
+            clean = {"in_shape": in_shape, "window": window, "stride": stride}
+    except KeyError as e:
+        raise _fail(path, f"malformed checkpoint: {name}.params has no {e}") from e
+    except (TypeError, ValueError) as e:
+        raise _fail(path, f"malformed checkpoint: {name}.params: {e}") from e
+    params.clear()
+    params.update(clean)
+    return int(np.prod(in_shape))
+
+
 def _layer(path, i, entry, previous, hidden):
     """Layer ``i`` of a checkpoint, checked against the layer before it."""
-    if not isinstance(entry, dict) or not isinstance(entry.get("bn"), dict):
-        raise _fail(path, f"malformed checkpoint: layer {i} needs 'latent_weight' and 'bn'")
+    if not isinstance(entry, dict):
+        raise _fail(path, f"malformed checkpoint: layer {i} is not a dict")
     name = str(entry.get("name", f"layer{i}"))
     kind = entry.get("kind", DenseLayer.kind)
     if not isinstance(kind, str) or kind not in LAYER_KINDS:
         raise _fail(path, f"malformed checkpoint: {name}.kind must be one of "
                           f"{sorted(LAYER_KINDS)}, not {kind!r}")
-    latent = _array(path, entry.get("latent_weight"), f"{name}.latent_weight")
-    if latent.ndim != 2:
-        raise _fail(path, f"malformed checkpoint: {name}.latent_weight must be (N, K), "
-                          f"not {latent.shape}")
-    n, k = latent.shape
-    if previous is not None and k != previous.latent.shape[0]:
+    params = dict(entry["params"]) if isinstance(entry.get("params"), dict) else entry.get(
+        "params")
+    if kind == MaxPool2dLayer.kind:
+        latent, bn = None, {}
+        if not hidden:
+            raise _fail(path, f"malformed checkpoint: {name} is a pool layer but the last one")
+    else:
+        if not isinstance(entry.get("bn"), dict):
+            raise _fail(path, f"malformed checkpoint: layer {i} needs 'latent_weight' and 'bn'")
+        latent = _array(path, entry.get("latent_weight"), f"{name}.latent_weight")
+        if latent.ndim != 2:
+            raise _fail(path, f"malformed checkpoint: {name}.latent_weight must be (N, K), "
+                              f"not {latent.shape}")
+    k = _in_width(path, name, kind, params, latent)
+    if previous is not None and k != previous.out_width:
         raise _fail(path, f"malformed checkpoint: {name} has {k} inputs but "
-                          f"{previous.name} has {previous.latent.shape[0]} outputs")
-    bn_raw = entry["bn"]
+                          f"{previous.name} has {previous.out_width} outputs")
+    if latent is not None:
+        bn = _norm(path, name, entry["bn"], latent.shape[0],
+                   HIDDEN_NORMS[kind] if hidden else None)
+    return CheckpointLayer(name, latent, bn, kind, params or {})
+
+
+def _norm(path, name, bn_raw, n, hidden_kind):
+    """The checked ``bn`` dict of a layer with ``n`` neurons (``hidden_kind``: the
+    normalization a hidden layer of its kind has; None for the output layer)."""
     bn = {"kind": bn_raw.get("kind"), "eps": bn_raw.get("eps")}
-    if hidden:
-        # Hidden layers: their BatchNorm gives the continuous activations. The output
-        # layer's normalization never changes the class and is not needed here.
-        if bn["kind"] != "batchnorm1d":
-            raise _fail(path, f"malformed checkpoint: {name}.bn.kind must be "
-                              f"'batchnorm1d', not {bn['kind']!r}")
-        if not isinstance(bn["eps"], int | float):
-            raise _fail(path, f"malformed checkpoint: {name}.bn.eps must be a number")
-        for key in ("weight", "bias", "running_mean", "running_var"):
-            value = _array(path, bn_raw.get(key), f"{name}.bn.{key}")
-            if value.shape != (n,):
-                raise _fail(path, f"malformed checkpoint: {name}.bn.{key} must have "
-                                  f"shape ({n},), not {value.shape}")
-            bn[key] = value
-    return CheckpointLayer(name, latent, bn, kind)
+    if hidden_kind is None:
+        # The output layer's normalization never changes the class and is not needed here.
+        return bn
+    # Hidden layers: their BatchNorm gives the continuous activations.
+    if bn["kind"] != hidden_kind:
+        raise _fail(path, f"malformed checkpoint: {name}.bn.kind must be "
+                          f"{hidden_kind!r}, not {bn['kind']!r}")
+    if not isinstance(bn["eps"], int | float):
+        raise _fail(path, f"malformed checkpoint: {name}.bn.eps must be a number")
+    for key in ("weight", "bias", "running_mean", "running_var"):
+        value = _array(path, bn_raw.get(key), f"{name}.bn.{key}")
+        if value.shape != (n,):
+            raise _fail(path, f"malformed checkpoint: {name}.bn.{key} must have "
+                              f"shape ({n},), not {value.shape}")
+        bn[key] = value
+    return bn
 
 
 def split_images(checkpoint):

@@ -8,8 +8,12 @@ activations are approximately preserved. This module measures that on a training
 against; :mod:`bnnflow.model.geometry_plots` shows the measures (table, PNG plots).
 
 Each layer's real-valued forward pass is its kind's
-(:meth:`bnnflow.model.kinds.LayerKind.preactivation`; ``x @ W.T`` for ``binary_dense``), so a
-new layer kind is measured without changes here.
+(:meth:`bnnflow.model.kinds.LayerKind.preactivation`; ``x @ W.T`` for ``binary_dense``). A
+neuron is one row of a layer's weight matrix: a conv layer's output channel is a
+``kh * kw * Cin`` weight vector, and its inputs are the windows of the map (one per image and
+output pixel, :meth:`bnnflow.model.checkpoint.CheckpointLayer.rows`), so conv layers are
+measured as dense ones over their windows. Pool layers have no weights; they pass the max of
+the continuous activations, whose sign is the OR of the bits.
 
 The maths
 ---------
@@ -207,17 +211,59 @@ def per_column_correlation(x, y):
 # --- analysis ------------------------------------------------------------------------------
 
 
+#: Elements (rows x fan-in) of one chunk of windows formed at a time: bounds the memory of a
+#: conv layer's forward pass over many images.
+_CHUNK_ELEMENTS = 1 << 23
+
+#: Most (image, output pixel) rows of a conv layer that the dot-product measures use: a conv
+#: layer sees ``Ho * Wo`` windows per image, too many to keep for thousands of images.
+MAX_ROWS = 20000
+
+
+def _forward(layer, binary, weights):
+    """``layer.preactivation(binary, weights)`` over chunks of images (bounded memory)."""
+    rows_per_image = max(1, layer.out_width // max(1, weights.shape[0]))
+    chunk = max(1, _CHUNK_ELEMENTS // (rows_per_image * weights.shape[1]))
+    return np.concatenate([layer.preactivation(binary[i:i + chunk], weights)
+                           for i in range(0, len(binary), chunk)])
+
+
+def _iter_layer_inputs(checkpoint, images, forward="binary"):
+    quantize = _quantizer(forward).quantize
+    images = np.asarray(images, dtype=np.float64)
+    flat = images.reshape(images.shape[0], -1)
+    k0 = checkpoint.layers[0].in_width
+    spec = checkpoint.config["input_encoding"]
+    levels = encoding.validate(spec)
+    if flat.shape[1] * levels != k0:
+        raise BnnflowError(f"{checkpoint.path}: the first layer has {k0} inputs but the test "
+                           f"images have {flat.shape[1]} pixels x {levels} bit(s) each")
+    cont = encoding.centered(spec, flat)
+    for layer in checkpoint.layers:
+        binary = _binary(cont)
+        yield cont, binary
+        if not layer.hidden:
+            return
+        if layer.has_weights:
+            cont = layer.batchnorm(_forward(layer, binary, quantize(layer.latent)))
+        else:
+            # The pool's real max: sign(max(y)) is the OR of sign(y), the binary pool.
+            cont = layer.preactivation(cont, None)
+
+
 def layer_inputs(checkpoint, images, forward="binary"):
     """Continuous and binarized (+-1) inputs of every layer for a batch of raw images.
 
     The network runs as trained (eval mode): ``z = x @ q(W).T`` (the layer kind's
-    pre-activation), ``y = BN(z)``, ``x_next = sign(y)`` with ``sign(0) = +1``. The first
-    layer's continuous input is ``pixel / scale - threshold``.
+    pre-activation: a conv layer's over its windows), ``y = BN(z)``, ``x_next = sign(y)`` with
+    ``sign(0) = +1``; a pool layer passes the max of its window's continuous activations (whose
+    sign is the OR of the window's bits). The first layer's continuous input is
+    ``pixel / scale - threshold``.
 
     Parameters
     ----------
     checkpoint : Checkpoint
-    images : array ``(B, H, W)`` or ``(B, K0)``
+    images : array ``(B, H, W)``, ``(B, H, W, C)`` or ``(B, K0)``
         Raw images.
     forward : str
         The quantizer ``q`` the network was trained with (``"binary"`` for every checkpoint of
@@ -225,26 +271,29 @@ def layer_inputs(checkpoint, images, forward="binary"):
 
     Returns
     -------
-    list of ``(continuous, binary)`` float64 array pairs ``(B, K_l)``, one per layer.
+    list of ``(continuous, binary)`` float64 array pairs ``(B, K_l)``, one per layer (maps
+    flattened channels-last).
     """
-    quantize = _quantizer(forward).quantize
-    images = np.asarray(images, dtype=np.float64)
-    flat = images.reshape(images.shape[0], -1)
-    k0 = checkpoint.layers[0].latent.shape[1]
-    spec = checkpoint.config["input_encoding"]
-    levels = encoding.validate(spec)
-    if flat.shape[1] * levels != k0:
-        raise BnnflowError(f"{checkpoint.path}: the first layer has {k0} inputs but the test "
-                           f"images have {flat.shape[1]} pixels x {levels} bit(s) each")
-    cont = encoding.centered(spec, flat)
-    pairs = []
-    for layer in checkpoint.layers:
-        binary = _binary(cont)
-        pairs.append((cont, binary))
-        if layer.bn.get("kind") != "batchnorm1d":
-            break
-        cont = layer.batchnorm(layer.preactivation(binary, quantize(layer.latent)))
-    return pairs
+    return list(_iter_layer_inputs(checkpoint, images, forward))
+
+
+def _sample_rows(layer, arrays, max_rows, rng):
+    """The same rows (:meth:`~bnnflow.model.checkpoint.CheckpointLayer.rows`) of each array:
+    all of them, or ``max_rows`` (image, output pixel) pairs drawn without replacement."""
+    images = len(arrays[0])
+    per_image = layer.out_width // layer.latent.shape[0] if layer.params.get("kernel") else 1
+    total = images * per_image
+    if total <= max_rows:
+        return [layer.rows(a) for a in arrays]
+    pick = np.sort(rng.choice(total, size=max_rows, replace=False))
+    out = [[] for _ in arrays]
+    chunk = max(1, _CHUNK_ELEMENTS // (per_image * layer.latent.shape[1]))
+    for start in range(0, images, chunk):
+        lo, hi = np.searchsorted(pick, [start * per_image, (start + chunk) * per_image])
+        local = pick[lo:hi] - start * per_image
+        for rows, a in zip(out, arrays, strict=True):
+            rows.append(layer.rows(a[start:start + chunk])[local])
+    return [np.concatenate(rows) for rows in out]
 
 
 def _stats(values):
@@ -265,9 +314,10 @@ class LayerData:
         row).
     random_angles : array ``(P,)``
         Angles between ``P`` random Gaussian pairs of the layer's input dimension.
-    dots_latent, dots_quantized : arrays ``(B, N)``
-        Binarized layer inputs times the latent and the quantized weights.
-    act_dots_continuous, act_dots_binary : arrays ``(B, N)``
+    dots_latent, dots_quantized : arrays ``(R, N)``
+        Binarized layer inputs times the latent and the quantized weights, one row per test
+        image (dense) or sampled (image, output pixel) window (conv).
+    act_dots_continuous, act_dots_binary : arrays ``(R, N)``
         Continuous and binarized layer inputs times the quantized weights.
     """
 
@@ -279,57 +329,44 @@ class LayerData:
     act_dots_binary: np.ndarray
 
 
-def measure(checkpoint, images, *, quantizer="binary", random_pairs=2000, seed=0):
-    """Measure the geometry of every layer; returns ``(report, data)``.
+def _source(layers, index):
+    """Where layer ``index``'s continuous input comes from, for the report."""
+    if index == 0:
+        return "pixels / scale - threshold"
+    previous = layers[index - 1]
+    if previous.has_weights:
+        return f"batchnorm({previous.name})"
+    return f"{previous.name}({_source(layers, index - 1)})"
+
+
+def measure(checkpoint, images, *, quantizer="binary", random_pairs=2000, seed=0,
+            max_rows=MAX_ROWS):
+    """Measure the geometry of every layer with weights; returns ``(report, data)``.
 
     ``report`` is the JSON-able dict :func:`analyze` returns; ``data`` holds the arrays the
-    plots need (one :class:`LayerData` per layer).
+    plots need (one :class:`LayerData` per reported layer). Pool layers have no weights and are
+    not reported. A conv layer's neurons are its output channels, each a ``kh * kw * Cin``
+    weight vector; its dot products are those with the windows of the test images, at most
+    ``max_rows`` (image, output pixel) pairs drawn at random (``seed``).
     """
     q = _quantizer(quantizer)
     if not isinstance(random_pairs, int) or random_pairs < 2:
         raise ValueError(f"random_pairs must be an integer >= 2, not {random_pairs!r}")
-    inputs = layer_inputs(checkpoint, images)
-    layers, data = [], []
-    for index, (layer, (a_cont, a_bin)) in enumerate(zip(checkpoint.layers, inputs,
-                                                         strict=True)):
-        w = layer.latent
-        wq = q.quantize(w)
-        n, k = w.shape
-        angles = row_angles_deg(w, wq)
-        mean, std = _stats(angles)
-        rand = random_angles_deg(k, random_pairs, seed=seed + index)
-        dots_latent = layer.preactivation(a_bin, w)
-        dots_quant = layer.preactivation(a_bin, wq)
-        per_neuron = per_column_correlation(dots_latent, dots_quant)
-        act_cont = layer.preactivation(a_cont, wq)
-        act_bin = layer.preactivation(a_bin, wq)
-        act_angles = row_angles_deg(a_cont, a_bin)
-        act_mean, act_std = _stats(act_angles)
-        hist, _ = np.histogram(angles[np.isfinite(angles)], bins=ANGLE_BINS_DEG)
-        layers.append({
-            "name": layer.name,
-            "index": index,
-            "dimension": int(k),
-            "neurons": int(n),
-            "angle_mean_deg": mean,
-            "angle_std_deg": std,
-            "angle_min_deg": None if mean is None else float(np.nanmin(angles)),
-            "angle_max_deg": None if mean is None else float(np.nanmax(angles)),
-            "angle_histogram": {"bin_edges_deg": ANGLE_BINS_DEG.tolist(),
-                                "counts": hist.astype(int).tolist()},
-            "zero_weight_rows": int(np.sum(~np.isfinite(angles))),
-            "random_angle_mean_deg": float(rand.mean()),
-            "random_angle_std_deg": float(rand.std()),
-            "random_angle_pairs": int(rand.size),
-            "dot_correlation": correlation(dots_latent, dots_quant),
-            "dot_correlation_neuron_mean": _stats(per_neuron)[0],
-            "activation_source": ("pixels / scale - threshold" if index == 0
-                                  else f"batchnorm({checkpoint.layers[index - 1].name})"),
-            "activation_angle_mean_deg": act_mean,
-            "activation_angle_std_deg": act_std,
-            "activation_dot_correlation": correlation(act_cont, act_bin),
-        })
-        data.append(LayerData(angles, rand, dots_latent, dots_quant, act_cont, act_bin))
+    if not isinstance(max_rows, int) or max_rows < 2:
+        raise ValueError(f"max_rows must be an integer >= 2, not {max_rows!r}")
+    rng = np.random.default_rng(seed)
+    layers, data, samples = [], [], None
+    for index, (layer, (cont, binary)) in enumerate(zip(
+            checkpoint.layers, _iter_layer_inputs(checkpoint, images), strict=False)):
+        samples = len(cont) if samples is None else samples
+        if not layer.has_weights:
+            continue
+        a_cont, a_bin = _sample_rows(layer, [cont, binary], max_rows, rng)
+        entry, arrays = _measure_layer(layer, q, a_cont, a_bin, random_pairs, seed + index)
+        entry.update({"name": layer.name, "kind": layer.kind, "index": index,
+                      "activation_source": _source(checkpoint.layers, index)})
+        layers.append(entry)
+        data.append(arrays)
     config = checkpoint.config
     report = {
         "checkpoint": str(checkpoint.path),
@@ -339,10 +376,49 @@ def measure(checkpoint, images, *, quantizer="binary", random_pairs=2000, seed=0
         "theory_cos": q.gaussian_cos,
         "dataset": config.get("dataset"),
         "preset": config.get("preset"),
-        "test_samples": int(inputs[0][0].shape[0]),
+        "test_samples": int(samples),
         "layers": layers,
     }
     return report, data
+
+
+def _measure_layer(layer, q, a_cont, a_bin, random_pairs, seed):
+    """The report entry and plot arrays of one layer from its input rows (one per image and
+    output pixel): continuous ``a_cont`` and binarized ``a_bin``."""
+    w = layer.latent
+    wq = q.quantize(w)
+    n, k = w.shape
+    angles = row_angles_deg(w, wq)
+    mean, std = _stats(angles)
+    rand = random_angles_deg(k, random_pairs, seed=seed)
+    dots_latent = a_bin @ w.T
+    dots_quant = a_bin @ wq.T
+    per_neuron = per_column_correlation(dots_latent, dots_quant)
+    act_cont = a_cont @ wq.T
+    act_bin = a_bin @ wq.T
+    act_mean, act_std = _stats(row_angles_deg(a_cont, a_bin))
+    hist, _ = np.histogram(angles[np.isfinite(angles)], bins=ANGLE_BINS_DEG)
+    entry = {
+        "dimension": int(k),
+        "neurons": int(n),
+        "rows": int(a_bin.shape[0]),
+        "angle_mean_deg": mean,
+        "angle_std_deg": std,
+        "angle_min_deg": None if mean is None else float(np.nanmin(angles)),
+        "angle_max_deg": None if mean is None else float(np.nanmax(angles)),
+        "angle_histogram": {"bin_edges_deg": ANGLE_BINS_DEG.tolist(),
+                            "counts": hist.astype(int).tolist()},
+        "zero_weight_rows": int(np.sum(~np.isfinite(angles))),
+        "random_angle_mean_deg": float(rand.mean()),
+        "random_angle_std_deg": float(rand.std()),
+        "random_angle_pairs": int(rand.size),
+        "dot_correlation": correlation(dots_latent, dots_quant),
+        "dot_correlation_neuron_mean": _stats(per_neuron)[0],
+        "activation_angle_mean_deg": act_mean,
+        "activation_angle_std_deg": act_std,
+        "activation_dot_correlation": correlation(act_cont, act_bin),
+    }
+    return entry, LayerData(angles, rand, dots_latent, dots_quant, act_cont, act_bin)
 
 
 def analyze(run_dir, *, quantizer="binary", images=None, max_samples=2000, plots_dir=None,
@@ -372,8 +448,10 @@ def analyze(run_dir, *, quantizer="binary", images=None, max_samples=2000, plots
     Returns
     -------
     dict
-        ``theory_angle_deg``, ``quantizer``, ``test_samples`` and a ``layers`` list with per
-        layer ``name``, ``dimension``, ``angle_mean_deg``, ``angle_std_deg``,
+        ``theory_angle_deg``, ``quantizer``, ``test_samples`` and a ``layers`` list (the layers
+        with weights) with per layer ``name``, ``kind``, ``dimension`` (a neuron's fan-in),
+        ``neurons``, ``rows`` (input rows measured: images, or sampled conv windows),
+        ``angle_mean_deg``, ``angle_std_deg``,
         ``angle_histogram``, ``random_angle_mean_deg``, ``random_angle_std_deg``,
         ``dot_correlation`` (pooled over images and neurons), ``dot_correlation_neuron_mean``,
         ``activation_angle_mean_deg`` and ``activation_dot_correlation``.
