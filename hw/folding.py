@@ -71,8 +71,20 @@ def layer_cycles(layer, fold):
 
 def fully_parallel(model):
     """``PE = N, SIMD = K`` (``layer.neurons``, ``layer.fan_in``) for every layer of
-    ``model``."""
-    return [LayerFold(layer.neurons, layer.fan_in) for layer in model.layers]
+    ``model``; a dense layer after a conv or pool layer, which cannot take a whole vector from
+    that pixel stream, gets the widest SIMD below ``K`` that takes its pixels (a multiple of
+    the pixel width), so that the default folding of a conv network builds."""
+    folding = []
+    for j, layer in enumerate(model.layers):
+        fold = LayerFold(layer.neurons, layer.fan_in)
+        accepts = _feed(model, j, folding)
+        if accepts is not None and not accepts(fold):
+            simds = [s for s in range(layer.fan_in - 1, 0, -1)
+                     if accepts(LayerFold(layer.neurons, s))]
+            if simds:
+                fold = LayerFold(layer.neurons, simds[0])
+        folding.append(fold)
+    return folding
 
 
 def check_folding(model, folding):

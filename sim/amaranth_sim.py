@@ -14,7 +14,7 @@ that the other back ends simulate (in the VCD the design is then one level down,
 import time
 
 from .backend import NullProgress, SimResult, generate, tap_ports
-from .stimulus import StreamBench, default_max_idle
+from .stimulus import StreamPlan
 
 __all__ = ["CLOCK_PERIOD", "run_bench", "simulate"]
 
@@ -101,10 +101,11 @@ def simulate(design, job, progress=None):
     progress.update(build, completed=1)
     run = progress.task(f"{job.label}: simulate (amaranth)", total=len(job.main_inputs))
     taps = tap_ports(design, job.debug_taps)
-    bench = StreamBench(job.main_inputs, job.timing_inputs, stall=job.stall, seed=job.seed,
-                        max_idle=default_max_idle(sidecar["latency"], sidecar["ii"], job.stall),
-                        taps=len(taps), progress=lambda n: progress.update(run, completed=n),
-                        reset_after=job.reset_after, min_latency=int(sidecar["latency"]))
+    plan = StreamPlan.from_sidecar(sidecar, job.main_inputs, job.timing_inputs, job.stall,
+                                   job.debug_taps)
+    bench = plan.bench(stall=job.stall, seed=job.seed,
+                       progress=lambda n: progress.update(run, completed=n),
+                       reset_after=job.reset_after)
     started = time.monotonic()
     loop_seconds = run_bench(top, bench, taps=taps, vcd=job.vcd)
     seconds = time.monotonic() - started

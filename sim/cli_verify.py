@@ -140,7 +140,8 @@ def print_report(rep, console=None):
     table.add_row("timing-phase mismatches", _fmt(rep["timing_mismatches"]), "0")
     table.add_row("II (cycles)", _fmt(rep["ii_measured"]), _fmt(rep["ii_expected"]))
     table.add_row("latency (cycles)", _fmt(rep["latency_measured"]),
-                  _fmt(rep["latency_expected"]))
+                  _fmt(rep["latency_expected"]) if rep["latency_expected"] is not None
+                  else "not modelled")
     table.add_row("cycles simulated", _fmt(rep["cycles"]), "")
     table.add_row("build / simulate / wall (s)",
                   f"{rep['build_seconds']:.1f} / {rep['sim_seconds']:.1f} / "
@@ -162,6 +163,11 @@ def print_report(rep, console=None):
         console.print(f"first mismatch: image {first['image']}, first differing layer "
                       f"{first['layer']} (index {first['layer_index']}); expected "
                       f"{first['expected']}, got {first['actual']}")
+        detail = first.get("layer_detail") or {}
+        if "pixel" in detail:
+            row, col = detail["pixel"]
+            console.print(f"first differing output of {first['layer']}: pixel (row {row}, "
+                          f"column {col}), channel {detail['channel']}")
     console.print(f"timing: {rep['timing_note']}", style="dim")
     if reset:
         console.print(f"reset: {reset['note']}", style="dim")

@@ -1,10 +1,11 @@
 """The cocotb test bench: runs inside Verilator or Icarus, started by :mod:`.cocotb_sim`.
 
 It gets its parameters from a JSON job file named by the ``BNNFLOW_SIM_JOB`` environment
-variable (written by the Python side): the input payloads of both phases, the stall
-probability and seed, the idle timeout, the mid-stream reset (``reset_after``, ``min_latency``;
-absent or null: none), the golden classes and popcounts, the output layout, the debug taps to
-record, and where to write results and progress.
+variable (written by the Python side): the input transfers of both phases and how many make
+an image (``per_image``: ``H * W`` pixels for a conv network), the stall probability and seed,
+the idle timeout, the mid-stream reset (``reset_after``, ``min_latency``; absent or null:
+none), the transfers per image of each debug tap (``tap_counts``), the golden classes and
+popcounts, the output layout, the debug taps to record, and where to write results and progress.
 
 Each clock cycle the bench, at the falling edge, applies what the shared driver and monitor
 (:class:`bnnflow.sim.stimulus.StreamBench`) ask for, waits for the combinational logic to settle
@@ -71,7 +72,8 @@ async def stream_matches_golden(dut):
                         stall=job["stall"], seed=job["seed"], max_idle=job["max_idle"],
                         taps=len(tap_handles), progress=progress,
                         reset_after=job.get("reset_after"),
-                        min_latency=job.get("min_latency", 1))
+                        min_latency=job.get("min_latency", 1),
+                        per_image=job.get("per_image", 1), tap_counts=job.get("tap_counts"))
 
     Clock(dut.clk, CLOCK_NS, unit="ns").start(start_high=False)
     dut.rst.value = 1

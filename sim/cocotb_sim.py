@@ -33,7 +33,7 @@ from ..fileio import log_tail
 from . import tools
 from .backend import TOP_NAME, NullProgress, SimResult, generate, tap_ports
 from .build_cache import BUILD_LOG, cached_build, design_dir, resolve_root
-from .stimulus import OutputLayout, default_max_idle
+from .stimulus import OutputLayout, StreamPlan
 
 __all__ = ["TIMESCALE", "BENCH_MODULE", "build", "run_bench", "simulate_verilator",
            "simulate_icarus"]
@@ -259,13 +259,15 @@ def _simulate(simulator, design, job, progress):
     progress.update(build_task, completed=1)
     run = progress.task(f"{job.label}: simulate ({simulator})", total=len(job.main_inputs))
     layout = OutputLayout.from_sidecar(sidecar)
+    plan = StreamPlan.from_sidecar(sidecar, job.main_inputs, job.timing_inputs, job.stall,
+                                   job.debug_taps)
     bench_job = {
-        "main_inputs": [format(v, "x") for v in job.main_inputs],
-        "timing_inputs": [format(v, "x") for v in job.timing_inputs],
-        "stall": job.stall, "seed": job.seed,
-        "max_idle": default_max_idle(sidecar["latency"], sidecar["ii"], job.stall),
+        "main_inputs": [format(v, "x") for v in plan.main_inputs],
+        "timing_inputs": [format(v, "x") for v in plan.timing_inputs],
+        "per_image": plan.per_image, "tap_counts": plan.tap_counts,
+        "stall": job.stall, "seed": job.seed, "max_idle": plan.max_idle,
         "taps": tap_ports(design, job.debug_taps),
-        "reset_after": job.reset_after, "min_latency": int(sidecar["latency"]),
+        "reset_after": job.reset_after, "min_latency": plan.min_latency,
         "layout": {"class_width": layout.class_width,
                    "popcount_width": layout.popcount_width, "classes": layout.classes},
         "expected": job.expected,

@@ -4,7 +4,9 @@ When an output differs from the golden model, :func:`first_mismatch` runs the st
 to the first mismatching image, with the same seed and stalls, on the design generated with
 ``debug_taps=True``; each layer's tap is compared with the golden model's ``layer_outputs()``
 for that image and the first layer that differs is named (``"argmax"`` when every layer agrees
-but the output does not).
+but the output does not). A conv or pool layer's tap shows one output pixel per transfer (the
+sidecar tap's ``count`` per image); its pixels are joined into the channels-last vector, and
+the detail names the first differing pixel (row, column) and channel.
 """
 
 from ..model.conventions import pack_int
@@ -21,16 +23,35 @@ def golden_tap_values(result, k, pw):
     return values
 
 
-def first_layer(model, result, k, tap_data, pw):
-    """Name and index of the first layer whose tap differs from golden for stream item ``k``."""
+def _tap_vector(entries, k, count, width):
+    """Item ``k``'s vector from a tap's transfers: ``count`` per item of ``width`` bits each
+    (``count`` 1: whole vectors); None if the tap has not shown all of them."""
+    if len(entries) < (k + 1) * count:
+        return None
+    return sum(int(v) << (t * width) for t, v in enumerate(entries[k * count:(k + 1) * count]))
+
+
+def first_layer(model, result, k, tap_data, pw, taps=None):
+    """Name and index of the first layer whose tap differs from golden for stream item ``k``.
+
+    ``taps`` is the sidecar's ``taps`` list (None: every tap shows whole vectors).
+    """
     want = golden_tap_values(result, k, pw)
     for j, layer in enumerate(model.layers):
-        got = tap_data[j][k] if k < len(tap_data[j]) else None
+        tap = (taps or [{}] * len(model.layers))[j]
+        pixels = tap.get("kind") == "pixels"
+        count, width = (int(tap["count"]), int(tap["width"])) if pixels else (1, 0)
+        got = _tap_vector(tap_data[j], k, count, width)
         if got != want[j]:
             detail = {"expected": want[j], "actual": got}
             if got is not None and not layer.is_output:
                 diff = want[j] ^ got
-                detail["neurons"] = [n for n in range(layer.out_width) if diff >> n & 1][:16]
+                bits = [n for n in range(layer.out_width) if diff >> n & 1]
+                detail["neurons"] = bits[:16]
+                if pixels:
+                    cols = layer.out_shape[1]
+                    row, col = divmod(bits[0] // width, cols)
+                    detail.update(pixel=[row, col], channel=bits[0] % width)
             return layer.name, j, detail
     return "argmax", len(model.layers), None
 
@@ -58,12 +79,17 @@ def first_mismatch(simulator, design, model, gold, mismatch, *, bits, ids, timin
     # Up to image k the rerun sees the same stalls; with a reset it needs every image (the
     # reset's edge depends on the images still to send).
     last = len(bits) if reset_after is not None else k + 1
+    # One image more (image k again if it is the last): a layer's tap may still owe pixels of
+    # image k when its output leaves (a pool drops the map's last rows and columns), but not
+    # once the next image's output has left.
+    order = [*range(last), min(last, len(bits) - 1)]
     expected = {"timing": golden_expected(gold, timing_order),
-                "main": golden_expected(gold, range(last))}
-    job = SimJob([pack_int(b) for b in bits[:last]],
+                "main": golden_expected(gold, order)}
+    job = SimJob([pack_int(bits[i]) for i in order],
                  [pack_int(b) for b in bits[timing_order]], stall=stall, seed=seed,
                  debug_taps=True, build_root=build_root, reset_after=reset_after,
                  expected=expected, label="diagnose")
     diag = BACKENDS[simulator](design, job, progress)
-    name, index, detail = first_layer(model, gold, k, diag.tap_data, popcount_width)
+    name, index, detail = first_layer(model, gold, k, diag.tap_data, popcount_width,
+                                      diag.sidecar.get("taps"))
     return {**mismatch.to_dict(), "layer": name, "layer_index": index, "layer_detail": detail}

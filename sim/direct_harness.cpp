@@ -29,15 +29,19 @@
 //   #define BNN_TAPS <number of taps>
 //   #define BNN_TAP_WORDS <32-bit words of the widest tap>
 //   static void read_tap(Vtop* top, int j, uint32_t& valid, uint32_t* words);
+//   static const uint32_t BNN_TAP_COUNTS[]: tap transfers per image (the reset keeps
+//   restart * BNN_TAP_COUNTS[j] entries of tap j).
 //
 // Verilator escapes "__" in port names as "___05F": top->next_i___05Fvalid is the wrapper's
 // port next_i__valid.
 //
-// Job file (little-endian uint32 unless stated): magic 0x424e4e44 ("BNND"), version 2,
-// in_words, out_words, n_timing, n_main, max_idle, stalling (0/1), n_ready (uint64 as two
-// words, low first), n_gaps, reset_after (0: no reset), min_latency; timing inputs (n_timing *
-// in_words); main inputs (n_main * in_words); gaps (n_gaps words: gap cycles before main-phase
-// offer k); o.ready (n_ready bytes, 0/1).
+// Job file (little-endian uint32 unless stated): magic 0x424e4e44 ("BNND"), version 3,
+// in_words, out_words, n_timing, n_main (input transfers), max_idle, stalling (0/1), n_ready
+// (uint64 as two words, low first), n_gaps, reset_after (0: no reset; in images), min_latency,
+// per_image (input transfers per image: H * W pixels for a conv network, else 1); timing inputs
+// (n_timing * in_words); main inputs (n_main * in_words); gaps (n_gaps words: gap cycles before
+// main-phase offer k of an input transfer); o.ready (n_ready bytes, 0/1). An image counts as
+// transferred (in_edges, reset_after) at its last transfer, as in StreamBench.
 //
 // Results file: magic, version, cycles (uint64), exhausted, stuck[2], out_words, taps,
 // tap_words; per phase: n_in, in_edges (uint64 each), n_out, out_edges (uint64 each), payloads
@@ -64,7 +68,7 @@
 namespace {
 
 constexpr uint32_t MAGIC = 0x424e4e44u;
-constexpr uint32_t VERSION = 2;
+constexpr uint32_t VERSION = 3;
 // StreamBench's reset states.
 enum ResetState { RESET_OFF, RESET_ARMED, RESET_HOLD, RESET_FIRE, RESET_DONE };
 
@@ -140,6 +144,7 @@ int main(int argc, char** argv) {
     const uint64_t n_ready_lo = r.u32(), n_ready_hi = r.u32();
     const uint64_t n_ready = n_ready_lo | (n_ready_hi << 32);
     const uint32_t n_gaps = r.u32(), reset_after = r.u32(), min_latency = r.u32();
+    const uint32_t per_image = r.u32();
     std::vector<uint32_t> inputs[2], gaps;
     r.words(inputs[0], static_cast<std::size_t>(n_timing) * in_words);
     r.words(inputs[1], static_cast<std::size_t>(n_main) * in_words);
@@ -148,7 +153,7 @@ int main(int argc, char** argv) {
     r.ok = r.ok && (n_ready == 0 || std::fread(ready_bits.data(), 1, n_ready, jf) == n_ready);
     std::fclose(jf);
     if (!r.ok || magic != MAGIC || version != VERSION || in_words < 1 || out_words < 1
-        || n_gaps < n_main) {
+        || n_gaps < n_main || per_image < 1 || n_timing % per_image || n_main % per_image) {
         std::fprintf(stderr, "%s: not a bnnflow direct job file (version %u)\n", argv[1],
                      VERSION);
         return 2;
@@ -189,7 +194,8 @@ int main(int argc, char** argv) {
     top->eval();
     dump();
 
-    const uint32_t counts[2] = {n_timing, n_main};
+    const uint32_t transfers[2] = {n_timing, n_main};
+    const uint32_t counts[2] = {n_timing / per_image, n_main / per_image};  // images
     std::vector<uint64_t> in_edges[2], out_edges[2];
     std::vector<uint32_t> payloads[2];
     bool stuck[2] = {false, false};
@@ -230,7 +236,7 @@ int main(int argc, char** argv) {
     uint32_t valid = 0, ready = 0;
     auto drive = [&]() {
         const bool stall_now = phase == 1 && stalling;
-        valid = next_in < counts[phase] && gap == 0;
+        valid = next_in < transfers[phase] && gap == 0;
         ready = 1;
         if (stall_now) {
             if (ready_used >= n_ready) return false;
@@ -281,11 +287,12 @@ int main(int argc, char** argv) {
             reset_edge = edge;
             restart = received;
             in_flight = static_cast<uint32_t>(in_edges[1].size()) - received;
-            for (auto& data : tap_data)
-                data.resize(std::min<std::size_t>(
-                    data.size(), static_cast<std::size_t>(restart) * BNN_TAP_WORDS));
+            for (int j = 0; j < BNN_TAPS; ++j)
+                tap_data[j].resize(std::min<std::size_t>(
+                    tap_data[j].size(),
+                    static_cast<std::size_t>(restart) * BNN_TAP_COUNTS[j] * BNN_TAP_WORDS));
             resent_from = in_edges[1].size();
-            next_in = restart;
+            next_in = restart * per_image;
             ++offers;
             gap = stall_now ? gap_of(offers) : 0;
             idle = 0;
@@ -297,10 +304,10 @@ int main(int argc, char** argv) {
         bool moved = false;
         const bool i_ready = top->i___05Fready;
         if (valid && i_ready) {
-            in_edges[phase].push_back(edge);
             ++next_in;
+            if (next_in % per_image == 0) in_edges[phase].push_back(edge);  // image's last
             if (main_phase) ++offers;
-            gap = stall_now && next_in < counts[phase] ? gap_of(offers) : 0;
+            gap = stall_now && next_in < transfers[phase] ? gap_of(offers) : 0;
             moved = true;
         } else if (gap) {
             --gap;
@@ -335,7 +342,7 @@ int main(int argc, char** argv) {
         if (main_phase) {
             if (reset_state == RESET_HOLD) {
                 const bool waiting = valid && !i_ready;
-                if (top->o___05Fvalid && (waiting || next_in >= counts[1])) {
+                if (top->o___05Fvalid && (waiting || next_in >= transfers[1])) {
                     reset_state = RESET_FIRE;
                     input_waiting = waiting;
                 }

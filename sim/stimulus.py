@@ -69,6 +69,7 @@ __all__ = [
     "Mismatch",
     "default_max_idle",
     "check_reset_after",
+    "StreamPlan",
 ]
 
 
@@ -163,6 +164,79 @@ def check_reset_after(reset_after, images):
     return reset_after
 
 
+@dataclass(frozen=True)
+class StreamPlan:
+    """How a :class:`~bnnflow.sim.backend.SimJob` drives one generated design (its sidecar).
+
+    A job holds one payload per image (the whole input vector, packed LSB first). A design
+    whose sidecar ``input_layout`` is ``"pixels"`` (a conv network) takes an image as
+    ``H * W`` transfers of one ``C``-bit pixel each, pixel ``t`` being bits
+    ``[t * C, (t + 1) * C)`` of the channels-last vector; :meth:`from_sidecar` cuts the job's
+    payloads into those transfers. A conv or pool layer's debug tap shows one output pixel per
+    transfer (the sidecar tap's ``count`` per image).
+
+    Parameters
+    ----------
+    main_inputs, timing_inputs : list of int
+        Input transfers of the two phases (``per_image`` per image).
+    per_image : int
+        Input transfers per image.
+    tap_counts : list of int
+        Tap transfers per image of each debug tap.
+    min_latency : int
+        The sidecar's latency (the stale-output bound after a reset), or 1 where the latency
+        is not modelled (conv networks): every output must still follow its image's input.
+    max_idle : int
+        Edges without a transfer before a phase is declared stuck
+        (:func:`default_max_idle` of the sidecar's latency, or of the sum of the layers'
+        latencies where the network's is not modelled).
+    """
+
+    main_inputs: list
+    timing_inputs: list
+    per_image: int
+    tap_counts: list
+    min_latency: int
+    max_idle: int
+
+    @classmethod
+    def from_sidecar(cls, sidecar, main_inputs, timing_inputs, stall, debug_taps=False):
+        layout = sidecar.get("input_layout") or {"kind": "vector", "transfers": 1}
+        per_image = int(layout.get("transfers", 1))
+        if layout["kind"] == "pixels":
+            width = int(layout["width"])
+            mask = (1 << width) - 1
+
+            def split(values):
+                return [(int(v) >> (t * width)) & mask for v in values
+                        for t in range(per_image)]
+        elif per_image == 1:
+            def split(values):
+                return [int(v) for v in values]
+        else:
+            raise ValueError(f"unknown input_layout {layout!r}")
+        latency = sidecar["latency"]
+        if latency is None:
+            bound = sum(int(layer["latency"]) for layer in sidecar["layers"])
+            bound += int(sidecar.get("argmax_stages", 0)) + 1
+        else:
+            bound = int(latency)
+        taps = sidecar.get("taps") or []
+        counts = [int(tap.get("count", 1)) if tap.get("kind") == "pixels" else 1
+                  for tap in taps] if debug_taps else []
+        return cls(split(main_inputs), split(timing_inputs), per_image, counts,
+                   int(latency) if latency is not None else 1,
+                   default_max_idle(bound, sidecar["ii"], stall) + 4 * per_image)
+
+    def bench(self, *, stall, seed, progress=None, reset_after=None):
+        """The :class:`StreamBench` of this plan."""
+        return StreamBench(self.main_inputs, self.timing_inputs, stall=stall, seed=seed,
+                           max_idle=self.max_idle, taps=len(self.tap_counts),
+                           progress=progress, reset_after=reset_after,
+                           min_latency=self.min_latency, per_image=self.per_image,
+                           tap_counts=self.tap_counts)
+
+
 # States of the mid-stream reset (the C++ harness uses the same numbers).
 _RESET_OFF, _RESET_ARMED, _RESET_HOLD, _RESET_FIRE, _RESET_DONE = range(5)
 
@@ -173,9 +247,16 @@ class StreamBench:
     Parameters
     ----------
     main_inputs : list of int
-        Input payloads of the main phase, one per image.
+        Input payloads of the main phase, ``per_image`` per image.
     timing_inputs : list of int
         Input payloads of the timing phase (fed first, back to back).
+    per_image : int
+        Input transfers per image: 1 for a design that takes whole input vectors, ``H * W``
+        for a conv network's pixel stream (sidecar ``input_layout``). An image counts as
+        transferred (``in_edges``, ``reset_after``) at the edge of its last transfer.
+    tap_counts : sequence of int or None
+        Tap transfers per image of each tap (1 for vector taps, ``Ho * Wo`` for a conv or
+        pool layer's pixel tap); None: 1 each.
     stall : float
         Probability in ``[0, 1)`` of a gap cycle before each input (repeated: the gap length is
         geometric) and of ``o.ready`` low in each cycle of the main phase.
@@ -224,12 +305,19 @@ class StreamBench:
     PHASES = ("timing", "main")
 
     def __init__(self, main_inputs, timing_inputs, *, stall=0.0, seed=0, max_idle=1000,
-                 taps=0, progress=None, reset_after=None, min_latency=1):
+                 taps=0, progress=None, reset_after=None, min_latency=1, per_image=1,
+                 tap_counts=None):
         stall = float(stall)
+        if not isinstance(per_image, int) or per_image < 1 or len(main_inputs) % per_image \
+                or len(timing_inputs) % per_image:
+            raise ValueError(f"per_image must be a positive integer dividing the input counts "
+                             f"({len(main_inputs)}, {len(timing_inputs)}), not {per_image!r}")
+        self.per_image = per_image
+        self.tap_counts = list(tap_counts) if tap_counts is not None else [1] * int(taps)
         if not 0.0 <= stall < 1.0:
             raise ValueError(f"stall must be a probability in [0, 1), not {stall!r}")
         if reset_after is not None:
-            check_reset_after(reset_after, len(main_inputs))
+            check_reset_after(reset_after, len(main_inputs) // per_image)
         if (not isinstance(min_latency, int) or isinstance(min_latency, bool)
                 or min_latency < 1):
             raise ValueError(f"min_latency must be a positive integer, not {min_latency!r}")
@@ -282,6 +370,9 @@ class StreamBench:
                 gap += 1
         return gap
 
+    def _images(self, phase):
+        return len(self.inputs[phase]) // self.per_image
+
     def _start_phase(self):
         # Skip empty phases so that `done` becomes true without simulating.
         while self.phase is not None and not self.inputs[self.phase]:
@@ -333,8 +424,9 @@ class StreamBench:
             return True
         moved = False
         if i_valid and i_ready:
-            self.in_edges[phase].append(edge)
             self._next_in += 1
+            if self._next_in % self.per_image == 0:     # the image's last transfer
+                self.in_edges[phase].append(edge)
             self._gap = self._draw_gap()
             moved = True
         elif self._gap:
@@ -362,7 +454,7 @@ class StreamBench:
                   and len(self.in_edges["main"]) >= self.reset_after):
                 self._reset_state = _RESET_HOLD
         self._idle = 0 if moved else self._idle + 1
-        if len(self.outputs[phase]) >= len(self.inputs[phase]):
+        if len(self.outputs[phase]) >= self._images(phase):
             self._phase_index += 1
             self._start_phase()
         elif self._idle >= self.max_idle:
@@ -377,10 +469,10 @@ class StreamBench:
         self.reset_info = {"edge": edge, "restart": restart,
                            "in_flight": len(self.in_edges["main"]) - restart,
                            "input_waiting": self._input_waiting}
-        for recorded in self.tap_data:
-            del recorded[restart:]
+        for recorded, count in zip(self.tap_data, self.tap_counts, strict=True):
+            del recorded[restart * count:]
         self._resent_from = len(self.in_edges["main"])
-        self._next_in = restart
+        self._next_in = restart * self.per_image
         self._gap = self._draw_gap()
         self._idle = 0
         self._reset_state = _RESET_DONE

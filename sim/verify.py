@@ -325,13 +325,6 @@ def _resolve_design(model, design, hardware_model, folding, fold, ii, pipeline, 
                     rom_register):
     """``design``, or the :class:`HwDesign` of the hardware model and its folding."""
     hw_model = model if hardware_model is None else hardware_model
-    if any(hasattr(layer, "in_shape") for layer in hw_model.layers):
-        # The benches send one whole input vector per image; conv networks take a pixel
-        # stream (sidecar input_layout), which no back end drives yet.
-        raise BnnflowError("verify does not drive the pixel-stream input of conv networks yet "
-                           "(issue 17); 'bnnflow verilog' generates them, and the Amaranth "
-                           "tests in tests/hw/test_top_conv.py check them against the golden "
-                           "model")
     if hw_model.widths != model.widths:
         raise BnnflowError(f"hardware_model must have the layer widths of the model "
                            f"{model.widths}, not {hw_model.widths}")

@@ -1,17 +1,15 @@
 # amaranth: UnusedElaboratable=no
-"""Conv networks on the boards side: estimates count the map units, the UART top and verify
-refuse a pixel-stream input with one line."""
+"""Conv networks on the boards side: estimates count the map units, the UART top refuses a
+pixel-stream input with one line."""
 
 import pytest
 
 from bnnflow.boards.estimate import estimate_brams, estimate_ffs, estimate_luts
 from bnnflow.boards.estimate_maps import map_unit_ffs, map_unit_memories
 from bnnflow.boards.uart_top import UartTop
-from bnnflow.cli import main
 from bnnflow.hw.conv import window_queue_depth
 from bnnflow.hw.folding import resolve_folding
 from bnnflow.hw.top import BnnTop
-from bnnflow.model import artifact
 from bnnflow.model.random_net import random_conv_model
 
 
@@ -44,13 +42,3 @@ def test_uart_top_refuses_a_pixel_stream_input(conv_model):
     with pytest.raises(ValueError, match=r"the UART top sends whole input vectors: board "
                                          r"builds of conv networks"):
         UartTop(conv_model, folding, divisor=104)
-
-
-def test_verify_refuses_conv_networks_with_one_line(tmp_path, conv_model, capsys):
-    path = tmp_path / "conv.bnn"
-    artifact.save(conv_model, path)
-    status = main(["verify", str(path), "--sim", "amaranth", "--fold", "auto", "--ii", "300",
-                   "--images", "2"])
-    err = capsys.readouterr().err
-    assert status == 2 and err.count("\n") == 1
-    assert "verify does not drive the pixel-stream input of conv networks yet" in err

@@ -1,0 +1,166 @@
+"""``verify`` on conv networks: the pixel-stream input on every simulator, cycle for cycle the
+same, with stalls and a mid-stream reset; a fault names the first wrong layer, pixel and
+channel (bnnflow.sim.stimulus.StreamPlan, bnnflow.sim.diagnose)."""
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from bnnflow.cli import main
+from bnnflow.model import golden
+from bnnflow.model.artifact import save
+from bnnflow.model.random_net import random_conv_model
+from bnnflow.sim.stimulus import StreamBench, StreamPlan
+from bnnflow.sim.verify import run_verify
+
+#: Odd sizes: a 7x6x2 map, conv 3x3 to 5x4x5, pool 2 to 2x2x5, dense 6, 3 classes.
+STAGES_A = ((7, 6, 2), [("conv", 5, 3), ("pool", 2), ("dense", 6)], 3)
+#: Two convs in a row, a 2x2 kernel and a 3x3 pool: 9x8x3 -> 7x6x4 -> 6x5x3 -> 2x1x3.
+STAGES_B = ((9, 8, 3), [("conv", 4, 3), ("conv", 3, 2), ("pool", 3), ("dense", 5)], 4)
+SIMULATORS = ["amaranth", "icarus", "verilator", "verilator-direct"]
+
+
+@pytest.fixture(scope="module")
+def conv_a():
+    model = random_conv_model(*STAGES_A, seed=1)
+    bits = np.random.default_rng(0).integers(0, 2, size=(10, model.input.width), dtype=np.uint8)
+    return model, bits
+
+
+def _verify(model, bits, simulator, build_root, **options):
+    return run_verify(model, simulator=simulator, inputs=bits, build_root=build_root,
+                      **options)
+
+
+@pytest.fixture(scope="module")
+def amaranth_run(conv_a, build_root):
+    model, bits = conv_a
+    return _verify(model, bits, "amaranth", build_root, stall=0.3, seed=4,
+                   reset_mid_stream=True)
+
+
+@pytest.mark.parametrize("simulator", SIMULATORS)
+def test_conv_network_matches_golden_on_every_simulator_cycle_for_cycle(
+        simulator, conv_a, build_root, amaranth_run):
+    model, bits = conv_a
+    rep = _verify(model, bits, simulator, build_root, stall=0.3, seed=4,
+                  reset_mid_stream=True)
+    assert rep["passed"] and rep["mismatches"] == 0 and rep["timing_mismatches"] == 0
+    assert rep["ii_measured"] == rep["ii_expected"]
+    assert rep["latency_expected"] is None and rep["latency_measured"] > 0
+    assert rep["reset_mid_stream"]["applied"]
+    # The same seed gives the same stalls and reset edge: the same cycles on every simulator.
+    for key in ("cycles", "latency_measured", "ii_measured"):
+        assert rep[key] == amaranth_run[key]
+    assert rep["reset_mid_stream"]["edge"] == amaranth_run["reset_mid_stream"]["edge"]
+
+
+@pytest.mark.parametrize(("fold", "stall", "seed"), [
+    (None, 0.0, 0), ("auto:80", 0.5, 1), ("auto:200", 0.2, 2), ("4x9,3x4,3x1,5x3,4x5", 0.4, 3),
+])
+def test_two_conv_layers_and_a_3x3_pool_match_golden_for_foldings_and_stalls(
+        fold, stall, seed, build_root):
+    model = random_conv_model(*STAGES_B, seed=seed)
+    bits = np.random.default_rng(seed).integers(0, 2, size=(7, model.input.width),
+                                                dtype=np.uint8)
+    kwargs = {}
+    if fold is not None and fold.startswith("auto:"):
+        kwargs = {"fold": "auto", "ii": int(fold[5:])}
+    elif fold is not None:
+        kwargs = {"fold": fold}
+    rep = _verify(model, bits, "amaranth", build_root, stall=stall, seed=seed, **kwargs)
+    assert rep["passed"] and rep["mismatches"] == 0
+    assert rep["ii_measured"] == rep["ii_expected"]
+
+
+def _flipped_conv_weight(model, bits):
+    """The first single-bit flip in layer 0's weights visible in the outputs, the first image
+    it shows in, and the first differing bit of layer 0's output for that image."""
+    want = golden.run(model, bits)
+    w = model.layers[0].weights
+    for n in range(w.shape[0]):
+        for k in range(w.shape[1]):
+            flipped = w.copy()
+            flipped[n, k] ^= 1
+            perturbed = replace(model, layers=[replace(model.layers[0], weights=flipped),
+                                               *model.layers[1:]])
+            got = golden.run(perturbed, bits)
+            wrong = np.flatnonzero((got.classes != want.classes)
+                                   | np.any(got.popcounts != want.popcounts, axis=1))
+            if wrong.size:
+                image = int(wrong[0])
+                bit = int(np.flatnonzero(got.activations[0][image]
+                                         != want.activations[0][image])[0])
+                return perturbed, image, bit
+    raise AssertionError("no visible weight flip")
+
+
+@pytest.mark.parametrize("simulator", ["amaranth", "verilator-direct"])
+def test_flipped_conv_weight_names_layer_pixel_and_channel(simulator, conv_a, build_root,
+                                                           tmp_path, capsys):
+    model, bits = conv_a
+    perturbed, image, bit = _flipped_conv_weight(model, bits)
+    model_path, hw_path = tmp_path / "m.bnn", tmp_path / "hw.bnn"
+    save(model, model_path)
+    save(perturbed, hw_path)
+    np.save(tmp_path / "bits.npy", bits)
+    report = tmp_path / "r.json"
+    status = main(["verify", str(model_path), "--sim", simulator, "--inputs",
+                   str(tmp_path / "bits.npy"), "--images", "all", "--stall", "0.3",
+                   "--hardware-model", str(hw_path), "--report", str(report),
+                   "--build-dir", str(build_root), "--quiet"])
+    out = capsys.readouterr().out
+    rep = json.loads(report.read_text())
+    assert status == 1 and not rep["passed"]
+    first = rep["first_mismatch"]
+    assert (first["image"], first["layer"], first["layer_index"]) == (image, "conv0", 0)
+    channels, cols = model.layers[0].out_shape[2], model.layers[0].out_shape[1]
+    row, col = divmod(bit // channels, cols)
+    assert first["layer_detail"]["pixel"] == [row, col]
+    assert first["layer_detail"]["channel"] == bit % channels
+    assert f"pixel (row {row}, column {col}), channel {bit % channels}" in out
+
+
+def test_verify_command_runs_a_conv_network_with_the_default_folding(conv_a, tmp_path,
+                                                                      capsys):
+    model, _ = conv_a
+    path = tmp_path / "conv.bnn"
+    save(model, path)
+    np.save(tmp_path / "bits.npy", conv_a[1])
+    status = main(["verify", str(path), "--sim", "amaranth", "--inputs",
+                   str(tmp_path / "bits.npy"), "--quiet"])
+    out = capsys.readouterr().out
+    assert status == 0 and "PASS" in out and "not modelled" in out
+
+
+def test_stream_plan_cuts_images_into_channels_last_pixels():
+    sidecar = {"input_layout": {"kind": "pixels", "shape": [2, 3, 2], "width": 2,
+                                "transfers": 6},
+               "latency": None, "ii": 9, "argmax_stages": 1,
+               "layers": [{"latency": 5}, {"latency": 3}],
+               "taps": [{"kind": "pixels", "count": 4}, {"kind": "popcounts", "count": 3}]}
+    image = 0b10_01_11_00_10_01        # pixels 0..5 = 01, 10, 00, 11, 01, 10
+    plan = StreamPlan.from_sidecar(sidecar, [image], [image, image], 0.0, debug_taps=True)
+    assert plan.main_inputs == [0b01, 0b10, 0b00, 0b11, 0b01, 0b10]
+    assert plan.timing_inputs == plan.main_inputs * 2
+    assert (plan.per_image, plan.tap_counts, plan.min_latency) == (6, [4, 1], 1)
+    vector = StreamPlan.from_sidecar({**sidecar, "input_layout": {"kind": "vector",
+                                                                  "transfers": 1},
+                                      "latency": 12}, [image], [], 0.0)
+    assert (vector.main_inputs, vector.per_image, vector.min_latency) == ([image], 1, 12)
+    with pytest.raises(ValueError, match="unknown input_layout"):
+        StreamPlan.from_sidecar({**sidecar, "input_layout": {"kind": "rows", "transfers": 2}},
+                                [image], [], 0.0)
+
+
+def test_stream_bench_counts_an_image_at_its_last_transfer():
+    with pytest.raises(ValueError, match=r"per_image must be a positive integer dividing the "
+                                         r"input counts \(5, 0\), not 2"):
+        StreamBench([1, 2, 3, 4, 5], [], per_image=2)
+    bench = StreamBench([1, 2, 3, 4], [], per_image=2)
+    for _ in range(4):
+        bench.drive()
+        bench.edge(1, 1, 0, 0)
+    assert bench.in_edges["main"] == [1, 3]
