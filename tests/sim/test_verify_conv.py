@@ -164,3 +164,43 @@ def test_stream_bench_counts_an_image_at_its_last_transfer():
         bench.drive()
         bench.edge(1, 1, 0, 0)
     assert bench.in_edges["main"] == [1, 3]
+
+
+def random_conv_case(seed):
+    """A random conv network (odd map sizes, Cin 1..19, kernels 1..5, pools 2 and 3), an
+    auto folding at a random reachable II, and a pipeline depth 0..2."""
+    rng = np.random.default_rng(seed)
+    while True:
+        h, w = (int(v) for v in rng.integers(5, 12, size=2))
+        shape = (h, w, int(rng.integers(1, 20)))
+        stages, mh, mw = [], h, w
+        for _ in range(int(rng.integers(1, 3))):
+            k = int(rng.integers(1, 6))
+            if k > min(mh, mw):
+                break
+            stages.append(("conv", int(rng.integers(1, 9)), k))
+            mh, mw = mh - k + 1, mw - k + 1
+            p = int(rng.integers(2, 4))
+            if rng.random() < 0.5 and p <= min(mh, mw):
+                stages.append(("pool", p))
+                mh, mw = mh // p, mw // p
+        if stages:
+            break
+    stages.append(("dense", int(rng.integers(2, 9))))
+    model = random_conv_model(shape, stages, int(rng.integers(2, 6)), seed=seed)
+    fastest = max(layer.in_shape[0] * layer.in_shape[1] for layer in model.layers
+                  if hasattr(layer, "in_shape"))
+    return model, int(fastest * rng.choice([1, 2, 3])), int(rng.integers(0, 3))
+
+
+@pytest.mark.parametrize("seed", [
+    *range(4), *(pytest.param(s, marks=pytest.mark.slow) for s in range(4, 16))])
+def test_random_conv_networks_match_golden_with_stalls_and_a_reset(seed, build_root):
+    model, ii, pipeline = random_conv_case(seed)
+    bits = np.random.default_rng(seed).integers(0, 2, size=(5, model.input.width),
+                                                dtype=np.uint8)
+    rep = _verify(model, bits, "amaranth", build_root, fold="auto", ii=ii, pipeline=pipeline,
+                  stall=0.4, seed=seed, reset_mid_stream=True)
+    assert rep["passed"] and rep["mismatches"] == 0, rep["first_mismatch"]
+    assert rep["ii_measured"] == rep["ii_expected"] <= ii
+    assert rep["reset_mid_stream"]["applied"]
