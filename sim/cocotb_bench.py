@@ -10,7 +10,7 @@ popcounts, the output layout, the debug taps to record, and where to write resul
 Each clock cycle the bench, at the falling edge, applies what the shared driver and monitor
 (:class:`bnnflow.sim.stimulus.StreamBench`) ask for, waits for the combinational logic to settle
 (``ReadOnly``) and hands the values that the next rising edge will sample back to the bench.
-At the end the shared :class:`~bnnflow.sim.stimulus.Scoreboard` compares the outputs with the
+At the end the shared :class:`~bnnflow.sim.scoreboard.Scoreboard` compares the outputs with the
 golden model; the test fails on any mismatch or stale output after a mid-stream reset, after
 writing everything it recorded to the results file.
 """
@@ -26,7 +26,8 @@ from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
 from cocotb.types import Logic
 
-from bnnflow.sim.stimulus import OutputLayout, Scoreboard, StreamBench
+from bnnflow.sim.scoreboard import OutputLayout, Scoreboard
+from bnnflow.sim.stimulus import StreamBench
 
 JOB_ENV = "BNNFLOW_SIM_JOB"
 CLOCK_NS = 10

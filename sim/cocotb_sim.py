@@ -33,7 +33,8 @@ from ..fileio import log_tail
 from . import tools
 from .backend import TOP_NAME, NullProgress, SimResult, generate, tap_ports
 from .build_cache import BUILD_LOG, cached_build, design_dir, resolve_root
-from .stimulus import OutputLayout, StreamPlan
+from .scoreboard import OutputLayout
+from .stimulus import StreamPlan
 
 __all__ = ["TIMESCALE", "BENCH_MODULE", "build", "run_bench", "simulate_verilator",
            "simulate_icarus"]

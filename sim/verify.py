@@ -44,7 +44,7 @@ from ..model.conventions import pack_int
 from . import stimulus
 from .backend import BACKENDS, TOP_NAME, SimJob, golden_expected
 from .diagnose import first_mismatch
-from .stimulus import OutputLayout, Scoreboard
+from .scoreboard import OutputLayout, Scoreboard
 from .verify_report import TIMING_IMAGES, build_report, write_report
 
 __all__ = ["TOP_NAME", "TIMING_IMAGES", "DEFAULT_IMAGES", "HwDesign", "select_inputs",

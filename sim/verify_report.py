@@ -6,7 +6,7 @@ docstring of :mod:`bnnflow.sim.cli_verify` lists; :func:`write_report` writes it
 """
 
 from ..fileio import write_text_atomic
-from .stimulus import OutputLayout
+from .scoreboard import OutputLayout
 
 __all__ = ["TIMING_IMAGES", "TIMING_NOTE", "RESET_NOTE", "build_report", "reset_report",
            "write_report"]

@@ -29,7 +29,8 @@ from bnnflow.model.random_net import random_model
 from bnnflow.sim import direct
 from bnnflow.sim.amaranth_sim import run_bench
 from bnnflow.sim.backend import SimJob
-from bnnflow.sim.stimulus import OutputLayout, StreamBench, default_max_idle
+from bnnflow.sim.scoreboard import OutputLayout
+from bnnflow.sim.stimulus import StreamBench, default_max_idle
 from bnnflow.sim.verify import TOP_NAME, HwDesign, run_verify
 
 SIMULATORS = ["amaranth", "icarus", "verilator", "verilator-direct"]

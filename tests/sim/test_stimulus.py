@@ -7,12 +7,7 @@ import numpy as np
 import pytest
 
 from bnnflow.model.conventions import pack_int
-from bnnflow.sim.stimulus import (
-    OutputLayout,
-    Scoreboard,
-    StreamBench,
-    int_to_bits,
-)
+from bnnflow.sim.stimulus import StreamBench, int_to_bits
 
 
 class SoftPipe:
@@ -110,24 +105,6 @@ def test_lost_vectors_end_the_phase_by_timeout_with_missing_outputs():
 def test_stall_outside_unit_interval_is_refused(stall):
     with pytest.raises(ValueError, match=r"stall must be a probability in \[0, 1\), not"):
         StreamBench([1], [1], stall=stall)
-
-
-def test_scoreboard_reports_wrong_and_missing_outputs():
-    layout = OutputLayout(class_width=2, popcount_width=3, classes=3)
-    classes = np.array([2, 0, 1])
-    popcounts = np.array([[1, 2, 5], [4, 4, 0], [0, 3, 3]])
-
-    def payload(cls, pcs):
-        return cls | sum(p << (2 + 3 * c) for c, p in enumerate(pcs))
-
-    board = Scoreboard(classes, popcounts, layout, image_ids=[10, 11, 12])
-    good = [payload(2, [1, 2, 5]), payload(0, [4, 4, 0])]
-    assert layout.decode(good[1]) == (0, [4, 4, 0])
-    mismatches = board.check([good[0], payload(0, [4, 5, 0])])
-    assert [(m.image, m.actual) for m in mismatches] == [
-        (11, {"class": 0, "popcounts": [4, 5, 0]}), (12, None)]
-    assert mismatches[0].expected == {"class": 0, "popcounts": [4, 4, 0]}
-    assert board.check([*good, payload(1, [0, 3, 3])]) == []
 
 
 # -- reset in the middle of the main phase -----------------------------------------------------
