@@ -67,10 +67,8 @@ def run(args):
     except ValueError as e:
         raise BnnflowError(str(e)) from None
     fold = sidecar["folding"]
-    latency = ("latency not modelled for conv networks yet" if sidecar["latency"] is None
-               else f"latency {sidecar['latency']} cycles")
     print(f"wrote {args.output} and {verilog.sidecar_path(args.output)}: folding {fold}, "
-          f"II {sidecar['ii']} cycles, {latency}")
+          f"II {sidecar['ii']} cycles, latency {sidecar['latency']} cycles")
     return 0
 
 

@@ -18,6 +18,12 @@ when the previous layer sends its neuron folds straight in, :func:`layer_chunks`
 is the argmax output register and
 ``a = min(pipeline, ceil(log2(C)) - 1)`` (at least 0) the argmax's inner register stages, which
 ``pipeline`` also sets.
+
+A network with conv or pool layers has no such sum: windows queue in front of a folded conv
+layer and the window unit stops taking pixels while its queue is full, so the first image's
+timing depends on how its pixels arrive. Its latency (from the transfer of the image's last
+pixel) comes from the cycle model of the units' handshakes, :func:`bnnflow.hw.timing.
+stream_latency`, run when first asked for; for MLPs that model gives the sum above.
 """
 
 from amaranth.hdl import Cat, Module, Mux, Signal
@@ -120,9 +126,10 @@ class BnnTop(wiring.Component):
     ----------
     ii : int
         Cycles between outputs in steady state, ``max_j cycles_j``.
-    latency : int or None
+    latency : int
         ``sum_j (cycles_j + rom_j + pipeline + 1) + 1 + argmax_stages`` (see module
-        docstring); ``None`` for a network with conv or pool layers (not modelled yet).
+        docstring); for a network with conv or pool layers, edges from the first image's last
+        input pixel to its output by :func:`bnnflow.hw.timing.stream_latency`.
     argmax_stages : int
         Inner register stages of the argmax, ``min(pipeline, ceil(log2(C)) - 1)``.
     folding : list of LayerFold
@@ -180,13 +187,13 @@ class BnnTop(wiring.Component):
         self.argmax_stages = max(0, min(pipeline, argmax_levels(self.num_classes) - 1))
         self.ii = max(unit.cycles for unit in self.layers)
         # The first layer's accept_wait passes before the input transfer, so it is not counted.
-        self.latency = (sum(unit.latency for unit in self.layers)
-                        + sum(unit.accept_wait for unit in self.layers[1:])
-                        + 1 + self.argmax_stages)
+        self._latency = (sum(unit.latency for unit in self.layers)
+                         + sum(unit.accept_wait for unit in self.layers[1:])
+                         + 1 + self.argmax_stages)
         if any(self.pixels):
             # A map's windows queue in front of a folded conv layer, so its latency depends on
-            # how the pixels arrive; no formula for it is checked yet (issue 17).
-            self.latency = None
+            # how the pixels arrive: the cycle model of the handshakes gives it (when asked).
+            self._latency = None
         members = {"i": In(stream.Signature(self.in_chunk)),
                    "o": Out(stream.Signature(self.out_width))}
         if self.debug_taps:
@@ -194,6 +201,16 @@ class BnnTop(wiring.Component):
                 members[f"tap_{j}_valid"] = Out(1)
                 members[f"tap_{j}_data"] = Out(self._tap_width(j))
         super().__init__(members)
+
+    @property
+    def latency(self):
+        """Edges from an image's (last) input transfer to its output in an idle network (see
+        the class docstring)."""
+        if self._latency is None:
+            from .timing import stream_latency
+
+            self._latency = stream_latency(self)
+        return self._latency
 
     def _tap_width(self, j):
         """A conv or pool layer's tap shows each output pixel as it transfers; other layers'
@@ -259,8 +276,11 @@ class BnnTop(wiring.Component):
         width = self.model.input.width
         if self.in_chunk == width:
             return {"kind": "vector", "width": width, "transfers": 1}
+        from .timing import needed_pixels
+
         h, w, c = self.model.input.map_shape
-        return {"kind": "pixels", "shape": [h, w, c], "width": c, "transfers": h * w}
+        return {"kind": "pixels", "shape": [h, w, c], "width": c, "transfers": h * w,
+                "needed": needed_pixels(self.model)}
 
     def sidecar(self, name="bnnflow_top"):
         """The ``OUT.json`` contents describing the generated module."""

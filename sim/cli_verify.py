@@ -140,8 +140,7 @@ def print_report(rep, console=None):
     table.add_row("timing-phase mismatches", _fmt(rep["timing_mismatches"]), "0")
     table.add_row("II (cycles)", _fmt(rep["ii_measured"]), _fmt(rep["ii_expected"]))
     table.add_row("latency (cycles)", _fmt(rep["latency_measured"]),
-                  _fmt(rep["latency_expected"]) if rep["latency_expected"] is not None
-                  else "not modelled")
+                  _fmt(rep["latency_expected"]))
     table.add_row("cycles simulated", _fmt(rep["cycles"]), "")
     table.add_row("build / simulate / wall (s)",
                   f"{rep['build_seconds']:.1f} / {rep['sim_seconds']:.1f} / "

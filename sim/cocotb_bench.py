@@ -74,7 +74,8 @@ async def stream_matches_golden(dut):
                         taps=len(tap_handles), progress=progress,
                         reset_after=job.get("reset_after"),
                         min_latency=job.get("min_latency", 1),
-                        per_image=job.get("per_image", 1), tap_counts=job.get("tap_counts"))
+                        per_image=job.get("per_image", 1), tap_counts=job.get("tap_counts"),
+                        needed=job.get("needed"))
 
     Clock(dut.clk, CLOCK_NS, unit="ns").start(start_high=False)
     dut.rst.value = 1

@@ -265,7 +265,7 @@ def _simulate(simulator, design, job, progress):
     bench_job = {
         "main_inputs": [format(v, "x") for v in plan.main_inputs],
         "timing_inputs": [format(v, "x") for v in plan.timing_inputs],
-        "per_image": plan.per_image, "tap_counts": plan.tap_counts,
+        "per_image": plan.per_image, "tap_counts": plan.tap_counts, "needed": plan.needed,
         "stall": job.stall, "seed": job.seed, "max_idle": plan.max_idle,
         "taps": tap_ports(design, job.debug_taps),
         "reset_after": job.reset_after, "min_latency": plan.min_latency,

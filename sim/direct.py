@@ -314,7 +314,8 @@ def _parse(data, bench):
 
 
 def run_bench(executable, main_inputs, timing_inputs, *, in_width, out_width, stall, seed,
-              max_idle, ii, vcd=None, reset_after=None, min_latency=1, per_image=1):
+              max_idle, ii, vcd=None, reset_after=None, min_latency=1, per_image=1,
+              needed=None):
     """Run the built harness; return the results of :meth:`StreamBench.to_dict`.
 
     Parameters
@@ -333,8 +334,8 @@ def run_bench(executable, main_inputs, timing_inputs, *, in_width, out_width, st
         Write the waveform there (atomically).
     reset_after, min_latency :
         The mid-stream reset, as for :class:`StreamBench` (None: no reset).
-    per_image : int
-        Input transfers per image (:class:`StreamBench`; ``H * W`` for a pixel stream).
+    per_image, needed : int, int or None
+        Input transfers per image, and those its output depends on (:class:`StreamBench`).
 
     Returns
     -------
@@ -354,7 +355,8 @@ def run_bench(executable, main_inputs, timing_inputs, *, in_width, out_width, st
     n_main = len(main_inputs)
     # Checks the reset and per_image arguments before anything runs.
     StreamBench(main_inputs, timing_inputs, stall=stall, reset_after=reset_after,
-                min_latency=min_latency, per_image=per_image)
+                min_latency=min_latency, per_image=per_image, needed=needed)
+    needed = per_image if needed is None else needed
     # Offers of an input transfer: one per transfer, plus at most one per transfer sent again
     # after a reset, plus the offer that the reset interrupts.
     n_offers = n_main if reset_after is None else 2 * n_main + 1
@@ -375,7 +377,8 @@ def run_bench(executable, main_inputs, timing_inputs, *, in_width, out_width, st
             header = np.array([_MAGIC, _VERSION, in_main.shape[1], max(1, (out_width + 31) // 32),
                                len(timing_inputs), n_main, max_idle, int(stalling),
                                len(ready) & 0xFFFFFFFF, len(ready) >> 32, len(gaps),
-                               reset_after or 0, min_latency, per_image], dtype="<u4")
+                               reset_after or 0, min_latency, per_image, needed],
+                              dtype="<u4")
             job.write_bytes(header.tobytes() + in_timing.astype("<u4").tobytes()
                             + in_main.astype("<u4").tobytes() + gaps.astype("<u4").tobytes()
                             + ready.tobytes())
@@ -386,7 +389,7 @@ def run_bench(executable, main_inputs, timing_inputs, *, in_width, out_width, st
                                 f"{done.returncode}: {done.stderr.strip()[-2000:]}")
             bench = StreamBench(main_inputs, timing_inputs, stall=stall, seed=seed,
                                 max_idle=max_idle, reset_after=reset_after,
-                                min_latency=min_latency, per_image=per_image)
+                                min_latency=min_latency, per_image=per_image, needed=needed)
             exhausted, loop_seconds = _parse(results.read_bytes(), bench)
             if not exhausted:
                 break
@@ -435,7 +438,7 @@ def simulate(design, job, progress=None):
                         out_width=ports["o__payload"]["width"], stall=job.stall, seed=job.seed,
                         max_idle=plan.max_idle, ii=sidecar["ii"], vcd=job.vcd,
                         reset_after=job.reset_after, min_latency=plan.min_latency,
-                        per_image=plan.per_image)
+                        per_image=plan.per_image, needed=plan.needed)
     progress.update(run, completed=len(results["outputs"]["main"]))
     sim_seconds = results["sim_seconds"]
     return SimResult.from_bench(results, sidecar=sidecar, loop_seconds=results["loop_seconds"],

@@ -38,7 +38,9 @@
 // Job file (little-endian uint32 unless stated): magic 0x424e4e44 ("BNND"), version 3,
 // in_words, out_words, n_timing, n_main (input transfers), max_idle, stalling (0/1), n_ready
 // (uint64 as two words, low first), n_gaps, reset_after (0: no reset; in images), min_latency,
-// per_image (input transfers per image: H * W pixels for a conv network, else 1); timing inputs
+// per_image (input transfers per image: H * W pixels for a conv network, else 1), needed (the
+// transfers of an image its output depends on; the stale check counts from the last of them,
+// as StreamBench does); timing inputs
 // (n_timing * in_words); main inputs (n_main * in_words); gaps (n_gaps words: gap cycles before
 // main-phase offer k of an input transfer); o.ready (n_ready bytes, 0/1). An image counts as
 // transferred (in_edges, reset_after) at its last transfer, as in StreamBench.
@@ -144,7 +146,7 @@ int main(int argc, char** argv) {
     const uint64_t n_ready_lo = r.u32(), n_ready_hi = r.u32();
     const uint64_t n_ready = n_ready_lo | (n_ready_hi << 32);
     const uint32_t n_gaps = r.u32(), reset_after = r.u32(), min_latency = r.u32();
-    const uint32_t per_image = r.u32();
+    const uint32_t per_image = r.u32(), needed = r.u32();
     std::vector<uint32_t> inputs[2], gaps;
     r.words(inputs[0], static_cast<std::size_t>(n_timing) * in_words);
     r.words(inputs[1], static_cast<std::size_t>(n_main) * in_words);
@@ -153,7 +155,8 @@ int main(int argc, char** argv) {
     r.ok = r.ok && (n_ready == 0 || std::fread(ready_bits.data(), 1, n_ready, jf) == n_ready);
     std::fclose(jf);
     if (!r.ok || magic != MAGIC || version != VERSION || in_words < 1 || out_words < 1
-        || n_gaps < n_main || per_image < 1 || n_timing % per_image || n_main % per_image) {
+        || n_gaps < n_main || per_image < 1 || n_timing % per_image || n_main % per_image
+        || needed < 1 || needed > per_image) {
         std::fprintf(stderr, "%s: not a bnnflow direct job file (version %u)\n", argv[1],
                      VERSION);
         return 2;
@@ -228,7 +231,9 @@ int main(int argc, char** argv) {
     int reset_state = reset_after > 0 ? RESET_ARMED : RESET_OFF;
     uint64_t reset_edge = ~static_cast<uint64_t>(0);
     uint32_t restart = 0, in_flight = 0, input_waiting = 0;
-    std::size_t resent_from = 0;  // index in in_edges[1] of the first transfer after the reset
+    std::vector<uint64_t> need_edges;  // main phase: each image's last needed transfer
+    need_edges.reserve(2 * static_cast<std::size_t>(counts[1]) + 1);
+    std::size_t resent_from = 0;  // index in need_edges of the first image sent after the reset
     std::vector<uint64_t> stale_edges;
     std::vector<uint32_t> stale_payloads;
     // drive(): the inputs of the next cycle from the bench state after the current edge;
@@ -291,7 +296,7 @@ int main(int argc, char** argv) {
                 tap_data[j].resize(std::min<std::size_t>(
                     tap_data[j].size(),
                     static_cast<std::size_t>(restart) * BNN_TAP_COUNTS[j] * BNN_TAP_WORDS));
-            resent_from = in_edges[1].size();
+            resent_from = need_edges.size();
             next_in = restart * per_image;
             ++offers;
             gap = stall_now ? gap_of(offers) : 0;
@@ -306,6 +311,8 @@ int main(int argc, char** argv) {
         if (valid && i_ready) {
             ++next_in;
             if (next_in % per_image == 0) in_edges[phase].push_back(edge);  // image's last
+            if (main_phase && next_in % per_image == needed % per_image)
+                need_edges.push_back(edge);
             if (main_phase) ++offers;
             gap = stall_now && next_in < transfers[phase] ? gap_of(offers) : 0;
             moved = true;
@@ -317,7 +324,7 @@ int main(int argc, char** argv) {
             bool stale = false;
             if (reset_state == RESET_DONE) {
                 const std::size_t j = resent_from + (received - restart);
-                stale = j >= in_edges[1].size() || edge < in_edges[1][j] + min_latency;
+                stale = j >= need_edges.size() || edge < need_edges[j] + min_latency;
             }
             if (stale) {  // not progress: see StreamBench.edge
                 stale_edges.push_back(edge);

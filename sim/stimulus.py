@@ -144,12 +144,15 @@ class StreamPlan:
     tap_counts : list of int
         Tap transfers per image of each debug tap.
     min_latency : int
-        The sidecar's latency (the stale-output bound after a reset), or 1 where the latency
-        is not modelled (conv networks): every output must still follow its image's input.
+        The stale-output bound after a reset: the sidecar's latency for whole-vector input;
+        1 for a pixel stream, whose latency (from the last pixel, at full input rate) is no
+        lower bound: with slow pixels the network is idle when the last needed one comes.
+    needed : int
+        Transfers of an image its output depends on (sidecar ``input_layout.needed``; the
+        stale check counts from the last of them).
     max_idle : int
-        Edges without a transfer before a phase is declared stuck
-        (:func:`default_max_idle` of the sidecar's latency, or of the sum of the layers'
-        latencies where the network's is not modelled).
+        Edges without a transfer before a phase is declared stuck (:func:`default_max_idle`
+        of the sidecar's latency and II, plus the pixels of an image).
     """
 
     main_inputs: list
@@ -158,6 +161,7 @@ class StreamPlan:
     tap_counts: list
     min_latency: int
     max_idle: int
+    needed: int = 1
 
     @classmethod
     def from_sidecar(cls, sidecar, main_inputs, timing_inputs, stall, debug_taps=False):
@@ -175,18 +179,15 @@ class StreamPlan:
                 return [int(v) for v in values]
         else:
             raise ValueError(f"unknown input_layout {layout!r}")
-        latency = sidecar["latency"]
-        if latency is None:
-            bound = sum(int(layer["latency"]) for layer in sidecar["layers"])
-            bound += int(sidecar.get("argmax_stages", 0)) + 1
-        else:
-            bound = int(latency)
+        latency = int(sidecar["latency"])
         taps = sidecar.get("taps") or []
         counts = [int(tap.get("count", 1)) if tap.get("kind") == "pixels" else 1
                   for tap in taps] if debug_taps else []
+        pixels = layout["kind"] == "pixels"
         return cls(split(main_inputs), split(timing_inputs), per_image, counts,
-                   int(latency) if latency is not None else 1,
-                   default_max_idle(bound, sidecar["ii"], stall) + 4 * per_image)
+                   1 if pixels else latency,
+                   default_max_idle(latency, sidecar["ii"], stall) + 4 * per_image,
+                   int(layout.get("needed", per_image)))
 
     def bench(self, *, stall, seed, progress=None, reset_after=None):
         """The :class:`StreamBench` of this plan."""
@@ -194,7 +195,7 @@ class StreamPlan:
                            max_idle=self.max_idle, taps=len(self.tap_counts),
                            progress=progress, reset_after=reset_after,
                            min_latency=self.min_latency, per_image=self.per_image,
-                           tap_counts=self.tap_counts)
+                           tap_counts=self.tap_counts, needed=self.needed)
 
 
 # States of the mid-stream reset (the C++ harness uses the same numbers).
@@ -217,6 +218,11 @@ class StreamBench:
     tap_counts : sequence of int or None
         Tap transfers per image of each tap (1 for vector taps, ``Ho * Wo`` for a conv or
         pool layer's pixel tap); None: 1 each.
+    needed : int or None
+        Transfers of an image its output depends on (sidecar ``input_layout.needed``: a pool
+        that drops the map's last rows lets the output leave before the last pixels); the
+        stale check after a reset counts ``min_latency`` from the transfer of the last needed
+        one. None: ``per_image``.
     stall : float
         Probability in ``[0, 1)`` of a gap cycle before each input (repeated: the gap length is
         geometric) and of ``o.ready`` low in each cycle of the main phase.
@@ -266,13 +272,18 @@ class StreamBench:
 
     def __init__(self, main_inputs, timing_inputs, *, stall=0.0, seed=0, max_idle=1000,
                  taps=0, progress=None, reset_after=None, min_latency=1, per_image=1,
-                 tap_counts=None):
+                 tap_counts=None, needed=None):
         stall = float(stall)
         if not isinstance(per_image, int) or per_image < 1 or len(main_inputs) % per_image \
                 or len(timing_inputs) % per_image:
             raise ValueError(f"per_image must be a positive integer dividing the input counts "
                              f"({len(main_inputs)}, {len(timing_inputs)}), not {per_image!r}")
         self.per_image = per_image
+        needed = per_image if needed is None else needed
+        if not isinstance(needed, int) or not 1 <= needed <= per_image:
+            raise ValueError(f"needed must be an integer in 1..{per_image}, not {needed!r}")
+        self._needed_at = needed % per_image
+        self.need_edges = []    # main phase: edge of each image's last needed transfer
         self.tap_counts = list(tap_counts) if tap_counts is not None else [1] * int(taps)
         if not 0.0 <= stall < 1.0:
             raise ValueError(f"stall must be a probability in [0, 1), not {stall!r}")
@@ -286,7 +297,7 @@ class StreamBench:
         self.reset_info = None
         self.stale = []
         self._reset_state = _RESET_OFF if reset_after is None else _RESET_ARMED
-        self._resent_from = 0   # index in in_edges["main"] of the first transfer after reset
+        self._resent_from = 0   # index in need_edges of the first image sent after the reset
         self._input_waiting = False
         self.inputs = {"timing": [int(v) for v in timing_inputs],
                        "main": [int(v) for v in main_inputs]}
@@ -387,6 +398,8 @@ class StreamBench:
             self._next_in += 1
             if self._next_in % self.per_image == 0:     # the image's last transfer
                 self.in_edges[phase].append(edge)
+            if phase == "main" and self._next_in % self.per_image == self._needed_at:
+                self.need_edges.append(edge)
             self._gap = self._draw_gap()
             moved = True
         elif self._gap:
@@ -431,7 +444,7 @@ class StreamBench:
                            "input_waiting": self._input_waiting}
         for recorded, count in zip(self.tap_data, self.tap_counts, strict=True):
             del recorded[restart * count:]
-        self._resent_from = len(self.in_edges["main"])
+        self._resent_from = len(self.need_edges)
         self._next_in = restart * self.per_image
         self._gap = self._draw_gap()
         self._idle = 0
@@ -439,7 +452,7 @@ class StreamBench:
 
     def _is_stale(self, edge):
         """Whether an output at ``edge`` after the reset is too early for its image."""
-        ins = self.in_edges["main"]
+        ins = self.need_edges
         j = self._resent_from + len(self.outputs["main"]) - self.reset_info["restart"]
         return j >= len(ins) or edge < ins[j] + self.min_latency
 

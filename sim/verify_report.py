@@ -17,14 +17,14 @@ TIMING_IMAGES = 8
 RESET_NOTE = ("edge: bench edges counted from 0 at the first edge after the initial reset, "
               "timing phase included (as cycles); rst was high at that edge; images sent "
               "again from restart_image; stale outputs: transfers after the reset sooner than "
-              "the sidecar latency after their image's new input transfer, each a mismatch")
+              "the sidecar latency after their image's new input transfer (a conv network: "
+              "after the last pixel its output depends on), each a mismatch")
 
 TIMING_NOTE = (f"measured in a stall-free timing phase right after reset: {TIMING_IMAGES} "
                "images (the first stimulus images, repeated if fewer) fed back to back with "
                "o.ready held high; latency = edges from the first image's (last) input transfer "
-               "to the first output transfer (not modelled, so not compared, for conv "
-               "networks); II = mean spacing of output transfers over the second half of "
-               "the phase")
+               "(a conv network's last pixel) to the first output transfer; II = mean spacing "
+               "of output transfers over the second half of the phase")
 
 CYCLES_PER_SECOND_NOTE = ("cycles (both phases) / wall time of the bench's clock loop "
                           "(simulator start-up, elaboration and builds excluded; "
@@ -54,9 +54,7 @@ def build_report(settings, results, mismatches, timing_mismatches, first, wall_s
     if settings["reset_after"] is not None:
         reset_rep, stale = reset_report(results, settings["reset_after"], settings["ids"])
     latency, ii_measured = results.latency, results.ii
-    # A conv network's latency is not modelled (sidecar latency None): only its II is checked.
-    timing_ok = (sidecar["latency"] is None or latency == sidecar["latency"]) \
-        and ii_measured == sidecar["ii"]
+    timing_ok = latency == sidecar["latency"] and ii_measured == sidecar["ii"]
     cycles = int(results.cycles)
     loop = results.loop_seconds
     layers = sidecar.get("layers", [])
@@ -105,10 +103,12 @@ def reset_report(results, reset_after, ids):
     info = results.reset
     stale = results.stale
     layout = OutputLayout.from_sidecar(results.sidecar)
+    pixels = (results.sidecar.get("input_layout") or {}).get("kind") == "pixels"
     entry = {"after": reset_after, "applied": info is not None, "edge": None,
              "images_in_flight": None, "input_waiting": None, "restart_image": None,
              "stale_outputs": len(stale), "stale": [],
-             "min_latency": int(results.sidecar["latency"] or 1), "note": RESET_NOTE}
+             "min_latency": 1 if pixels else int(results.sidecar["latency"]),
+             "note": RESET_NOTE}
     if info is not None:
         entry.update(edge=int(info["edge"]), images_in_flight=int(info["in_flight"]),
                      input_waiting=bool(info["input_waiting"]),

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from bnnflow.hw.testbench import fields_of, simulate_stream
+from bnnflow.hw.timing import needed_pixels
 from bnnflow.hw.top import BnnTop
 from bnnflow.model import golden
 from bnnflow.model.conventions import pack_int
@@ -63,7 +64,7 @@ def test_conv_networks_match_golden_under_stalls(case, p_valid, p_ready, seed):
 
 
 @pytest.mark.parametrize("case", CASES, ids=[str(c[0]) for c in CASES])
-def test_stall_free_ii_equals_the_slowest_layer(case):
+def test_stall_free_ii_equals_the_slowest_layer_and_latency_the_cycle_model(case):
     model, top = build(case)
     imgs = np.random.default_rng(5).integers(0, 2, (5, model.input.width), dtype=np.uint8)
     run = simulate_stream(top, pixels(model, imgs), expected_outputs=5, max_cycles=200000)
@@ -75,9 +76,10 @@ def test_stall_free_ii_equals_the_slowest_layer(case):
     sidecar = top.sidecar()
     h, w, c = model.input.map_shape
     assert sidecar["input_layout"] == {"kind": "pixels", "shape": [h, w, c], "width": c,
-                                       "transfers": h * w}
+                                       "transfers": h * w, "needed": needed_pixels(model)}
     assert sidecar["ports"]["i__payload"]["width"] == c
-    assert sidecar["latency"] is None
+    # From the first image's last pixel to its output, as the cycle model (hw/timing.py) says.
+    assert run.out_edges[0] - run.in_edges[h * w - 1] == sidecar["latency"] == top.latency
 
 
 @pytest.mark.parametrize("reset_at", [7, 40])

@@ -1,0 +1,315 @@
+"""Cycle model of a network's handshakes: the latency of conv networks, without simulating data.
+
+A conv network's latency has no closed form: windows queue in front of a folded conv layer, the
+window unit stops taking pixels when its queue is full, and pools and dense layers after a map
+take pixels as they come. :func:`stream_latency` therefore steps the control state of every
+unit of a :class:`~bnnflow.hw.top.BnnTop` cycle by cycle (valid and ready flags, counters,
+buffer and queue levels; no payloads), by the rules of the units themselves:
+
+* :class:`~bnnflow.hw.window.SlidingWindow`: a pixel that completes a window waits while the
+  output register is full and not being read; other pixels are always taken.
+* the window queue (:class:`amaranth.lib.fifo.SyncFIFOBuffered`): ``depth - 1`` entries in
+  memory plus the output register, one cycle from write to readable;
+* :class:`~bnnflow.hw.mvtu.MVTU` with its input buffer (:mod:`bnnflow.hw.inbuf`: registers, or
+  memory written a word a cycle from a whole vector or from chunks), the sequencer, the weight
+  ROM and popcount pipeline delays, and the stall on a full output register;
+* :class:`~bnnflow.hw.maxpool.MaxPool` and :class:`~bnnflow.hw.argmax.Argmax`.
+
+The run is the verify bench's timing phase (:mod:`bnnflow.sim.stimulus`): right after reset,
+images offered back to back (one pixel or vector per cycle while taken), ``o.ready`` high. The
+latency is the number of edges from the transfer of the first image's last input to the
+transfer of its output, which is what ``verify`` measures; tests compare the two on every
+simulator and check that the model gives the closed-form latency of MLPs.
+"""
+
+from .conv import ConvUnit
+from .maxpool import MaxPool
+from .mvtu import MVTU
+
+__all__ = ["stream_latency", "needed_pixels"]
+
+
+def needed_pixels(model):
+    """Pixels of an image, in stream order, up to the last one its output depends on.
+
+    A pool drops the rows and columns past its last whole window, so the output of a network
+    with such a pool does not wait for the map's last pixels: under input stalls it can leave
+    before them. Walking back from the first dense layer (which reads its whole input), a pool
+    of window ``k`` needs ``k`` input rows per output row and a conv layer ``kh - 1`` more
+    rows than its outputs (columns alike); the last needed pixel is the last of those rows and
+    columns. ``H * W`` when nothing is dropped, 1 for a network without a map input.
+    """
+    layers = [layer for layer in model.layers if hasattr(layer, "in_shape")]
+    if not layers:
+        return 1
+    rows, cols = layers[-1].out_shape[:2]
+    for layer in reversed(layers):
+        if hasattr(layer, "kernel"):
+            rows, cols = rows + layer.kernel[0] - 1, cols + layer.kernel[1] - 1
+        else:
+            rows, cols = (rows - 1) * layer.stride + layer.window, \
+                (cols - 1) * layer.stride + layer.window
+    width = layers[0].in_shape[1]
+    return (rows - 1) * width + cols
+
+
+class _Window:
+    def __init__(self, window):
+        (self.h, self.w, _), (self.kh, self.kw) = window.in_shape, window.kernel
+        self.row = self.col = 0
+        self.o_valid = False
+
+    def _at_window(self):
+        return self.row >= self.kh - 1 and self.col >= self.kw - 1
+
+    def i_ready(self, o_ready):
+        return not self._at_window() or not self.o_valid or o_ready
+
+    def tick(self, i_valid, o_ready):
+        take = i_valid and self.i_ready(o_ready)
+        at_window = self._at_window()
+        if take:
+            last_col = self.col == self.w - 1
+            self.col = 0 if last_col else self.col + 1
+            if last_col:
+                self.row = 0 if self.row == self.h - 1 else self.row + 1
+        if o_ready:
+            self.o_valid = False
+        if take and at_window:
+            self.o_valid = True
+        return take
+
+
+class _Queue:
+    """``SyncFIFOBuffered``: ``depth - 1`` entries in memory, then the output register."""
+
+    def __init__(self, depth):
+        self.inner_depth = depth - 1
+        self.inner = 0
+        self.o_valid = False
+
+    def i_ready(self, o_ready):
+        return self.inner != self.inner_depth
+
+    def tick(self, i_valid, o_ready):
+        write = i_valid and self.inner != self.inner_depth
+        inner_read = self.inner != 0 and (not self.o_valid or o_ready)
+        self.inner += int(write) - int(inner_read)
+        if inner_read:
+            self.o_valid = True
+        elif o_ready:
+            self.o_valid = False
+        return write
+
+
+class _Buffer:
+    """The input buffer of an MVTU (:mod:`bnnflow.hw.inbuf`)."""
+
+    def __init__(self, mvtu):
+        self.memory = mvtu.input_storage == "memory"
+        self.whole = mvtu.in_chunk == mvtu.k
+        self.sf_count = mvtu.sf
+        per = mvtu.fold.simd // mvtu.in_chunk if not self.whole else 1
+        chunks = -(-mvtu.k // mvtu.in_chunk)
+        self.per, self.last_slot = per, chunks - 1 - (self.sf_count - 1) * per
+        self.nxt_full = False
+        self.widx, self.last_w, self.slot = 0, False, 0
+
+    def i_ready(self):
+        if self.memory and self.whole:
+            return not self.nxt_full and self.last_w
+        return not self.nxt_full
+
+    def comb(self, i_valid):
+        """``(avail, step)`` this cycle."""
+        if not self.memory:
+            return self.nxt_full or i_valid, False
+        fire = i_valid and not self.nxt_full
+        if self.whole or self.per == 1:
+            step = fire
+        else:
+            step = fire and self.slot == (self.last_slot if self.last_w else self.per - 1)
+        return self.nxt_full or (step and self.last_w), step
+
+    def tick(self, i_valid, take):
+        avail, step = self.comb(i_valid)
+        fire = i_valid and self.i_ready()
+        if not self.memory:
+            if take:
+                if self.nxt_full:
+                    self.nxt_full = False
+            elif fire:
+                self.nxt_full = True
+            return fire
+        complete = step and self.last_w
+        if take and avail:
+            self.nxt_full = False
+        elif complete:
+            self.nxt_full = True
+        if step:
+            last = self.last_w
+            self.last_w = not last and self.widx == self.sf_count - 2
+            self.widx = 0 if last else self.widx + 1
+        if fire and not self.whole and self.per > 1:
+            self.slot = 0 if step else self.slot + 1
+        return fire
+
+
+class _Mvtu:
+    def __init__(self, mvtu):
+        self.buf = _Buffer(mvtu)
+        self.sf_count, self.nf_count = mvtu.sf, mvtu.nf
+        self.out_chunks = mvtu.out_chunks
+        self.busy = False
+        self.sf = self.nf = 0
+        self.last_sf = self.sf_count == 1
+        self.last_nf = self.nf_count == 1
+        # Control (fold done, vector done) on its way past the ROM and the popcount registers.
+        self.delays = [(False, False)] * (mvtu.rom_latency + mvtu.pipeline)
+        self.o_valid = False
+
+    def i_ready(self, o_ready):
+        return self.buf.i_ready()
+
+    def tick(self, i_valid, o_ready):
+        last_issue = self.busy and self.last_sf and self.last_nf
+        ctrl0 = (self.busy and self.last_sf, last_issue)
+        fold_done, finish = self.delays[-1] if self.delays else ctrl0
+        load = fold_done if self.out_chunks else finish
+        run = not (load and self.o_valid and not o_ready)
+        take = run and (not self.busy or last_issue)
+        avail, _ = self.buf.comb(i_valid)
+        fire = self.buf.tick(i_valid, take)
+        if run and self.busy:
+            if self.sf_count > 1:
+                if self.last_sf:
+                    self.sf, self.last_sf = 0, False
+                else:
+                    self.last_sf = self.sf == self.sf_count - 2
+                    self.sf += 1
+            if self.nf_count > 1 and ctrl0[0]:
+                if self.last_nf:
+                    self.nf, self.last_nf = 0, False
+                else:
+                    self.last_nf = self.nf == self.nf_count - 2
+                    self.nf += 1
+        if take:
+            self.busy = avail
+        if run and self.delays:
+            self.delays = [ctrl0, *self.delays[:-1]]
+        if self.o_valid and o_ready:
+            self.o_valid = False
+        if run and load:
+            self.o_valid = True
+        return fire
+
+
+class _Pool:
+    def __init__(self, pool):
+        (self.h, self.w, _), self.k = pool.in_shape, pool.window
+        self.ho, self.wo = pool.out_shape[:2]
+        self.row = self.col = self.rsub = self.csub = 0
+        self.o_valid = False
+
+    def _completes(self):
+        inside = self.row < self.ho * self.k and self.col < self.wo * self.k
+        return inside and self.csub == self.k - 1 and self.rsub == self.k - 1
+
+    def i_ready(self, o_ready):
+        return not self._completes() or not self.o_valid or o_ready
+
+    def tick(self, i_valid, o_ready):
+        take = i_valid and self.i_ready(o_ready)
+        completes = self._completes()
+        if take:
+            last_col = self.col == self.w - 1
+            col_end = self.csub == self.k - 1
+            self.col = 0 if last_col else self.col + 1
+            self.csub = 0 if last_col or col_end else self.csub + 1
+            if last_col:
+                last_row = self.row == self.h - 1
+                self.row = 0 if last_row else self.row + 1
+                self.rsub = 0 if last_row or self.rsub == self.k - 1 else self.rsub + 1
+        if o_ready:
+            self.o_valid = False
+        if take and completes:
+            self.o_valid = True
+        return take
+
+
+class _Argmax:
+    def __init__(self, stages):
+        self.regs = [False] * stages
+        self.o_valid = False
+
+    def i_ready(self, o_ready):
+        return not self.o_valid or o_ready
+
+    def tick(self, i_valid, o_ready):
+        advance = self.i_ready(o_ready)
+        if advance:
+            chain = [i_valid, *self.regs]
+            self.o_valid = chain[-1]
+            self.regs = chain[:-1]
+        return i_valid and advance
+
+
+def _stages(top):
+    """The chain of control models of ``top``, first to last, and which stage ends each
+    layer's input (the input transfers counted per image are those of stage 0)."""
+    stages = []
+    for unit in top.layers:
+        if isinstance(unit, ConvUnit):
+            stages += [_Window(unit.window), _Queue(unit.queue_depth), _Mvtu(unit.mvtu)]
+        elif isinstance(unit, MaxPool):
+            stages.append(_Pool(unit))
+        elif isinstance(unit, MVTU):
+            stages.append(_Mvtu(unit))
+        else:
+            raise ValueError(f"no cycle model for the unit {type(unit).__name__}")
+    stages.append(_Argmax(top.argmax_stages))
+    return stages
+
+
+def stream_latency(top, images=2, max_cycles=None):
+    """Edges from the transfer of the first image's last input to its output, for images fed
+    back to back into ``top`` right after reset with ``o.ready`` high (see the module
+    docstring).
+
+    Parameters
+    ----------
+    top : BnnTop
+        The design (only its units' parameters are read; nothing is elaborated).
+    images : int
+        Images fed (the first one's latency is returned; later ones only share the pipeline).
+    max_cycles : int or None
+        Give up after this many cycles (default: ``(images + 2) * (ii + latency bound)``).
+
+    Raises
+    ------
+    ValueError
+        A unit without a cycle model, or no output within ``max_cycles`` (a bug).
+    """
+    stages = _stages(top)
+    per_image = top.model.input.width // top.in_chunk
+    total = images * per_image
+    if max_cycles is None:
+        bound = sum(getattr(unit, "latency", 0) + unit.cycles for unit in top.layers)
+        max_cycles = (images + 2) * (top.ii + bound + per_image) + 64
+    sent, last_in = 0, None
+    for cycle in range(max_cycles):
+        # Ready flows backwards (it may be combinational); valid flags are all registers.
+        readys = [True] * (len(stages) + 1)
+        for s in range(len(stages) - 1, -1, -1):
+            readys[s] = stages[s].i_ready(readys[s + 1])
+        valids = [sent < total] + [stage.o_valid for stage in stages]
+        out_fire = valids[-1] and readys[-1]
+        for s, stage in enumerate(stages):
+            fired = stage.tick(valids[s], readys[s + 1])
+            if s == 0 and fired:
+                sent += 1
+                if sent == per_image:
+                    last_in = cycle
+        if out_fire:
+            return cycle - last_in
+    raise ValueError(f"the cycle model saw no output in {max_cycles} cycles")

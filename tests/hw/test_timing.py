@@ -1,0 +1,46 @@
+# amaranth: UnusedElaboratable=no
+"""The cycle model of the handshakes (bnnflow.hw.timing): it gives the closed-form latency of
+MLPs for every folding, buffer kind and pipeline depth, and which pixels an output needs.
+Its conv latencies are checked against simulation in tests/hw/test_top_conv.py and
+tests/sim/test_verify_conv.py."""
+
+import numpy as np
+import pytest
+
+from bnnflow.hw.folding import auto_fold
+from bnnflow.hw.timing import needed_pixels, stream_latency
+from bnnflow.hw.top import BnnTop
+from bnnflow.model.random_net import random_conv_model, random_model
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_cycle_model_gives_the_closed_form_latency_of_mlps(seed):
+    rng = np.random.default_rng(seed)
+    widths = [int(rng.integers(3, 60)) for _ in range(int(rng.integers(2, 5)))]
+    model = random_model([*widths, int(rng.integers(2, 7))], seed=seed)
+    folding, _ = auto_fold(model, int(rng.integers(model.layers[0].fan_in // 8 + 1, 90)))
+    for pipeline in (0, 1, 2):
+        top = BnnTop(model, folding, pipeline)
+        assert top.latency == (sum(u.latency for u in top.layers)
+                                + sum(u.accept_wait for u in top.layers[1:])
+                                + 1 + top.argmax_stages)
+        assert stream_latency(top) == top.latency
+
+
+@pytest.mark.parametrize(("shape", "stages", "needed"), [
+    # Nothing dropped: the output needs every pixel.
+    ((6, 6, 2), [("conv", 3, 3), ("pool", 2), ("dense", 4)], 36),
+    # A 5x4 map pooled by 2 drops its last row: input rows 0..5 of 7 (pixels up to (5, 5)).
+    ((7, 6, 2), [("conv", 5, 3), ("pool", 2), ("dense", 6)], 36),
+    # Pool 3 over 6x5 keeps all rows and columns 0..2 of conv1: conv1 needs columns 0..3 of
+    # conv0, conv0 columns 0..5 of the 9x8 input, all rows: the last needed pixel is (8, 5).
+    ((9, 8, 3), [("conv", 4, 3), ("conv", 3, 2), ("pool", 3), ("dense", 5)], 8 * 8 + 6),
+    ((5, 5, 1), [("pool", 2), ("dense", 3)], 19),
+])
+def test_needed_pixels_stop_at_the_last_pixel_the_output_depends_on(shape, stages, needed):
+    model = random_conv_model(shape, stages, 3, seed=0)
+    assert needed_pixels(model) == needed
+
+
+def test_an_mlp_needs_its_one_transfer():
+    assert needed_pixels(random_model([9, 4, 3], seed=0)) == 1
