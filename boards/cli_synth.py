@@ -60,9 +60,7 @@ def format_report(report):
                       + (f"  (SPRAM {report['spram']})" if report["spram"] else "")),
         ("I/O", f"{util['io']}%"),
         ("Fmax", f"{report['fmax_mhz']} MHz (constraint {report['freq_constraint_mhz']:g} MHz)"),
-        ("II", f"{report['ii']} cycles, latency "
-               + (f"{report['latency']} cycles" if report["latency"] is not None
-                  else "not modelled (conv network)")),
+        ("II", f"{report['ii']} cycles, latency {report['latency']} cycles"),
         ("images/s", f"{ips:,.0f}" if ips else "n/a"),
         ("steps", ", ".join(f"{k} {v:.1f} s" for k, v in report["step_seconds"].items())),
     ]

@@ -348,7 +348,7 @@ def _report(tgt, pnr, counts, bnn, fold_text, pipeline, freq, steps, yosys, next
         "ii": bnn.ii,
         "images_per_second": round(fmax * 1e6 / bnn.ii, 1) if fmax else None,
         "latency": bnn.latency,
-        "latency_us": round(bnn.latency / fmax, 4) if fmax and bnn.latency else None,
+        "latency_us": round(bnn.latency / fmax, 4) if fmax else None,
         "folding": fold_text,
         "pipeline": pipeline,
         "model_checksum": model_checksum(manifest),

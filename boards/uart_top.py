@@ -8,6 +8,7 @@
 
     rx --> UARTRx --> frame register --> BnnTop --> reply register --> UARTTx --> tx
                       (ceil(K0/8) bytes)
+                  or  pixel assembler (C + 8 bits; conv networks)
 
 Protocol (8N1, ``baud = clk_frequency / divisor``, 115200 on the boards):
 
@@ -24,6 +25,13 @@ Protocol (8N1, ``baud = clk_frequency / divisor``, 115200 on the boards):
 * **Resync**: a request that stops arriving for ``frame_timeout`` bit times is dropped, so a
   host that lost track waits that long and starts again with a whole request.
 
+A conv network takes its image as a stream of ``C``-bit pixels (sidecar ``input_layout``), so
+the top holds no frame: bits are shifted into a ``C + 8``-bit assembler as the bytes arrive and
+each whole pixel goes to the network at once (pixel ``t`` is input bits ``[t*C, (t+1)*C)``, the
+same request bytes). The pixels of a request that stalls are already in the network, so
+dropping it also resets the network (a reply still pending is lost with it; the host starts
+again after the timeout in any case).
+
 LEDs: ``leds[0]`` toggles with every reply, ``leds[1]`` is lit while a request is being
 received, waits for the network, or its reply is being sent, ``leds[2]`` latches a framing
 error or a receiver overrun (cleared by reset).
@@ -31,7 +39,7 @@ error or a receiver overrun (cleared by reset).
 
 import math
 
-from amaranth.hdl import Cat, Const, Module, Signal
+from amaranth.hdl import Cat, Const, Module, ResetInserter, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -96,8 +104,8 @@ class UartTop(wiring.Component):
     Raises
     ------
     ValueError
-        Bad ``divisor`` or ``frame_timeout``, more than 256 classes, a network with a
-        pixel-stream input (conv), or what :class:`~bnnflow.hw.top.BnnTop` refuses.
+        Bad ``divisor`` or ``frame_timeout``, more than 256 classes, or what
+        :class:`~bnnflow.hw.top.BnnTop` refuses.
     """
 
     rx: In(1, init=1)
@@ -119,11 +127,7 @@ class UartTop(wiring.Component):
         self.popcounts = bool(popcounts)
         self.frame_timeout = frame_timeout
         self.bnn = BnnTop(model, folding, pipeline, rom_register=rom_register)
-        if self.bnn.in_chunk != model.input.width:
-            # The frame register holds whole images; a conv network takes a pixel stream.
-            raise ValueError("the UART top sends whole input vectors: board builds of conv "
-                             "networks (pixel-stream input) are not supported yet (issue "
-                             "17); 'bnnflow synth' measures them out of context")
+        self.pixels = self.bnn.in_chunk != model.input.width
         self.request_bytes = request_bytes(model)
         self.reply_bytes, per = reply_layout(model, self.popcounts)
         self.popcount_bytes = per if self.popcounts else 0
@@ -135,7 +139,9 @@ class UartTop(wiring.Component):
             "framing": "8N1",
             "divisor": self.divisor,
             "request_bytes": self.request_bytes,
-            "request": "input bit j = bit j % 8 of byte j // 8 (LSB first)",
+            "request": "input bit j = bit j % 8 of byte j // 8 (LSB first)" + (
+                f"; sent on as {self.bnn.in_chunk}-bit pixels as they arrive"
+                if self.pixels else ""),
             "reply_bytes": self.reply_bytes,
             "reply": ("class index (1 byte)" + (
                 f", then {self.bnn.num_classes} popcounts in class order, "
@@ -148,10 +154,34 @@ class UartTop(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         m.submodules.uart_rx = urx = UARTRx(self.divisor)
-        m.submodules.bnn = bnn = self.bnn
+        bnn = self.bnn
         m.submodules.uart_tx = utx = UARTTx(self.divisor)
         m.d.comb += [urx.rx.eq(self.rx), self.tx.eq(utx.tx)]
+        if self.pixels:
+            receiving = self._pixel_request(m, urx, bnn)
+        else:
+            m.submodules.bnn = bnn
+            receiving = self._frame_request(m, urx, bnn)
+        left = self._reply(m, utx, bnn)
+        m.d.comb += self.leds[1].eq(receiving | bnn.i.valid | (left != 0) | ~utx.i.ready)
+        with m.If(urx.frame_error | urx.overrun):
+            m.d.sync += self.leds[2].eq(1)
+        return m
 
+    def _timeout(self, m, idle_now):
+        """A strobe after ``frame_timeout`` bit times with ``idle_now`` low throughout."""
+        limit = self.frame_timeout * self.divisor
+        idle = Signal(range(limit + 1))
+        expired = Signal()
+        m.d.comb += expired.eq(~idle_now & (idle == limit))
+        with m.If(idle_now | expired):
+            m.d.sync += idle.eq(0)
+        with m.Else():
+            m.d.sync += idle.eq(idle + 1)
+        return expired
+
+    def _frame_request(self, m, urx, bnn):
+        """Whole vectors: the request's bytes collect in a frame register."""
         k0 = self.model.input.width
         nin = self.request_bytes
 
@@ -168,22 +198,46 @@ class UartTop(wiring.Component):
             m.d.sync += count.eq(count + 1)
 
         # Drop a request that stalls mid-way for frame_timeout bit times.
-        limit = self.frame_timeout * self.divisor
-        idle = Signal(range(limit + 1))
-        with m.If((count == 0) | full | urx.o.valid):
-            m.d.sync += idle.eq(0)
-        with m.Elif(idle == limit):
-            m.d.sync += [idle.eq(0), count.eq(0)]
-        with m.Else():
-            m.d.sync += idle.eq(idle + 1)
+        with m.If(self._timeout(m, (count == 0) | full | urx.o.valid)):
+            m.d.sync += count.eq(0)
 
         # A complete frame is BnnTop's input: it holds (no byte enters a full frame) until the
         # first layer has taken it, so the vector is held once here and once in that layer.
         m.d.comb += [bnn.i.payload.eq(frame[:k0]), bnn.i.valid.eq(full)]
         with m.If(bnn.i.valid & bnn.i.ready):
             m.d.sync += count.eq(0)
+        return count != 0
 
-        # Reply: class byte, then popcounts, shifted out one byte at a time.
+    def _pixel_request(self, m, urx, bnn):
+        """Pixel streams (conv networks): bytes shift into a ``C + 8``-bit assembler, each
+        whole pixel goes on at once; a byte is taken only while less than a pixel waits, so a
+        byte and a pixel never move in the same cycle."""
+        c, nin = bnn.in_chunk, self.request_bytes
+        pixels = self.model.input.width // c
+        buf = Signal(c + 8)
+        nbits = Signal(range(c + 9))
+        sent = Signal(range(pixels + 1))
+        rcv = Signal(range(nin + 1))
+        m.d.comb += [bnn.i.valid.eq((nbits >= c) & (sent < pixels)),
+                     bnn.i.payload.eq(buf[:c]),
+                     urx.o.ready.eq((nbits < c) & (rcv < nin))]
+        # A request that stalls mid-way is dropped, and the network with its pixels.
+        flush = self._timeout(m, (rcv == 0) | (rcv == nin) | urx.o.valid)
+        m.submodules.bnn = ResetInserter(flush)(bnn)
+        last = (sent == pixels - 1) & (rcv == nin)
+        with m.If(flush | (bnn.i.valid & bnn.i.ready & last)):
+            # The bits past K0 in the last byte are dropped here.
+            m.d.sync += [buf.eq(0), nbits.eq(0), sent.eq(0), rcv.eq(0)]
+        with m.Elif(urx.o.valid & urx.o.ready):
+            m.d.sync += [buf.eq(buf | (urx.o.payload << nbits)), nbits.eq(nbits + 8),
+                         rcv.eq(rcv + 1)]
+        with m.Elif(bnn.i.valid & bnn.i.ready):
+            m.d.sync += [buf.eq(buf >> c), nbits.eq(nbits - c), sent.eq(sent + 1)]
+        return rcv != 0
+
+    def _reply(self, m, utx, bnn):
+        """Class byte, then popcounts, shifted out one byte at a time; returns the bytes
+        left."""
         cw, pw, classes = bnn.class_width, bnn.popcount_width, bnn.num_classes
         fields = [bnn.o.payload[:cw], Const(0, 8 - cw)] if cw < 8 else [bnn.o.payload[:8]]
         if self.popcounts:
@@ -202,8 +256,4 @@ class UartTop(wiring.Component):
                          self.leds[0].eq(~self.leds[0])]
         with m.Elif(utx.i.valid & utx.i.ready):
             m.d.sync += [reply.eq(reply >> 8), left.eq(left - 1)]
-
-        m.d.comb += self.leds[1].eq((count != 0) | bnn.i.valid | (left != 0) | ~utx.i.ready)
-        with m.If(urx.frame_error | urx.overrun):
-            m.d.sync += self.leds[2].eq(1)
-        return m
+        return left

@@ -1,15 +1,25 @@
 # amaranth: UnusedElaboratable=no
-"""Conv networks on the boards side: estimates count the map units, the UART top refuses a
-pixel-stream input with one line."""
+"""Conv networks on the boards side: estimates count the map units; the UART top streams the
+request's bits into the network as pixels, and drops a stalled request with the network's
+state."""
 
+import numpy as np
 import pytest
 
 from bnnflow.boards.estimate import estimate_brams, estimate_ffs, estimate_luts
 from bnnflow.boards.estimate_maps import map_unit_ffs, map_unit_memories
+from bnnflow.boards.host import (
+    SimTransport,
+    TransportTimeout,
+    classify_over,
+    decode_reply,
+    encode_request,
+)
 from bnnflow.boards.uart_top import UartTop
 from bnnflow.hw.conv import window_queue_depth
 from bnnflow.hw.folding import resolve_folding
 from bnnflow.hw.top import BnnTop
+from bnnflow.model import golden
 from bnnflow.model.random_net import random_conv_model
 
 
@@ -37,8 +47,37 @@ def test_estimates_count_window_units_queues_and_pools(conv_model):
         assert estimate_brams(conv_model, folding, family) >= 0
 
 
-def test_uart_top_refuses_a_pixel_stream_input(conv_model):
-    folding = resolve_folding(conv_model, "auto", 300)
-    with pytest.raises(ValueError, match=r"the UART top sends whole input vectors: board "
-                                         r"builds of conv networks"):
-        UartTop(conv_model, folding, divisor=104)
+@pytest.mark.parametrize(("shape", "stages", "fold"), [
+    # 3-bit pixels: bytes and pixels do not align; 18*3 = 54 bits in 7 bytes.
+    ((6, 3, 3), [("conv", 4, 3), ("dense", 5)], None),
+    # 1-bit pixels, a pool and a folded conv slower than the UART at divisor 3.
+    ((7, 6, 1), [("conv", 5, 3), ("pool", 2), ("dense", 6)], "2x3,1x1,3x10,3x6"),
+])
+@pytest.mark.parametrize("window", [1, 2])
+def test_uart_top_streams_pixels_into_a_conv_network(shape, stages, fold, window):
+    model = random_conv_model(shape, stages, 3, seed=4)
+    bits = np.random.default_rng(1).integers(0, 2, size=(5, model.input.width), dtype=np.uint8)
+    top = UartTop(model, fold, 1, divisor=3)
+    assert top.pixels and "pixels as they arrive" in top.protocol()["request"]
+    with SimTransport(top) as transport:
+        result = classify_over(transport, model, bits, window=window)
+    expected = golden.run(model, bits)
+    assert np.array_equal(result.classes, expected.classes)
+    assert np.array_equal(result.popcounts, expected.popcounts)
+    assert result.mismatches == 0
+
+
+def test_a_stalled_conv_request_is_dropped_with_the_network_state():
+    model = random_conv_model((6, 3, 3), [("conv", 4, 3), ("dense", 5)], 3, seed=4)
+    bits = np.random.default_rng(2).integers(0, 2, size=(2, model.input.width), dtype=np.uint8)
+    top = UartTop(model, divisor=4, frame_timeout=30)
+    with SimTransport(top) as transport:
+        transport.write(encode_request(bits[0])[:4])      # 4 of 7 bytes: 10 pixels sent on
+        transport.idle(4 * 30 + 200)
+        transport.write(encode_request(bits[1]))
+        cls, counts = decode_reply(transport.read(top.reply_bytes), 3, 1)
+        with pytest.raises(TransportTimeout):
+            transport.read(1)
+    expected = golden.run(model, bits[1:])
+    assert cls == expected.classes[0]
+    assert np.array_equal(counts, expected.popcounts[0])
