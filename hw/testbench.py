@@ -3,7 +3,12 @@
 Used by ``tests/hw`` (and usable by other test suites): :func:`simulate_stream` feeds a list of
 payloads into a component's input stream and collects its output transfers, with seeded random
 gaps in ``valid`` (producer side) and ``ready`` (consumer side), and records the clock edge of
-every transfer so tests can measure II and latency. Payloads are Python ints;
+every transfer so tests can measure II and latency.
+
+:class:`Stalls` is the one stall model of every bench, this one and the network bench of
+:mod:`bnnflow.sim.stimulus` (whose draws the C++ harness of :mod:`bnnflow.sim.direct`
+replays): a geometric gap before each input offer and an independent ``o.ready`` per cycle,
+each side from its own seeded generator (:func:`gap_rng`). Payloads are Python ints;
 :func:`bnnflow.model.conventions.pack_int` packs bit vectors (element ``i`` = bit ``i``) and
 fields into them, :func:`from_int` unpacks fields.
 """
@@ -12,7 +17,49 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["StreamRun", "simulate_stream", "from_int", "fields_of"]
+__all__ = ["StreamRun", "Stalls", "gap_rng", "simulate_stream", "from_int", "fields_of"]
+
+
+def gap_rng(seed, stream):
+    """The seeded generator of one side (``stream`` 0: input gaps, 1: output back-pressure)."""
+    return np.random.default_rng([int(seed), int(stream)])
+
+
+class Stalls:
+    """Seeded stalls of a stream bench.
+
+    Parameters
+    ----------
+    seed : int
+    p_gap : float
+        Before each input offer, each further gap cycle comes with this probability (the gap
+        length is geometric; ``0``: offers back to back), drawn from ``gap_rng(seed, 0)``.
+    p_busy : float
+        Probability that the consumer is not ready in a cycle, drawn from
+        ``gap_rng(seed, 1)``.
+
+    A gap draws ``random() < p_gap`` until it is false; a ready draws ``random() >= p_busy``:
+    the same doubles in the same order everywhere, so a seed gives the same stalls on every
+    simulator (:func:`bnnflow.sim.direct.stall_decisions` draws them in bulk).
+    """
+
+    def __init__(self, seed, p_gap, p_busy):
+        for name, p in (("p_gap", p_gap), ("p_busy", p_busy)):
+            if not 0.0 <= float(p) < 1.0:
+                raise ValueError(f"{name} must be a probability in [0, 1), not {p!r}")
+        self.p_gap, self.p_busy = float(p_gap), float(p_busy)
+        self._gaps, self._ready = gap_rng(seed, 0), gap_rng(seed, 1)
+
+    def gap(self):
+        """Gap cycles before the next input offer."""
+        gap = 0
+        while self._gaps.random() < self.p_gap:
+            gap += 1
+        return gap
+
+    def ready(self):
+        """Whether the consumer is ready in this cycle."""
+        return bool(self._ready.random() >= self.p_busy)
 
 
 def from_int(value, count, width=1):
@@ -66,7 +113,9 @@ def simulate_stream(dut, inputs, *, expected_outputs=None, seed=0, p_valid=1.0, 
         Seed of the random valid/ready pattern.
     p_valid, p_ready : float
         Probability that the producer offers data / the consumer is ready in a cycle
-        (``1.0`` = no stalls). Once offered, ``valid`` holds until the transfer.
+        (``1.0`` = no stalls), in ``(0, 1]``: :class:`Stalls` with ``p_gap = 1 - p_valid``
+        (each cycle before an offer is a gap with that probability) and
+        ``p_busy = 1 - p_ready``. Once offered, ``valid`` holds until the transfer.
     max_cycles : int
         Fail (``RuntimeError``) if the outputs have not arrived by then.
     taps : dict or None
@@ -82,7 +131,7 @@ def simulate_stream(dut, inputs, *, expected_outputs=None, seed=0, p_valid=1.0, 
     m = Module()
     m.domains.sync = cd = ClockDomain("sync")
     m.submodules.dut = dut
-    rng = np.random.default_rng(seed)
+    stalls = Stalls(seed, 1.0 - p_valid, 1.0 - p_ready)
     run = StreamRun()
     taps = dict(taps or {})
     run.taps = {name: [] for name in taps}
@@ -93,7 +142,7 @@ def simulate_stream(dut, inputs, *, expected_outputs=None, seed=0, p_valid=1.0, 
 
     async def bench(ctx):
         nonlocal queue
-        offered = False
+        gap = stalls.gap()
         edge = 0
         reset_done = reset_at is None
         while len(run.outputs) < want or not reset_done:
@@ -102,12 +151,10 @@ def simulate_stream(dut, inputs, *, expected_outputs=None, seed=0, p_valid=1.0, 
                                    f"outputs, {len(queue)} inputs not sent")
             in_reset = reset_at is not None and edge + 1 == reset_at
             ctx.set(cd.rst, 1 if in_reset else 0)
-            if not offered and queue and rng.random() < p_valid:
-                offered = True
-            ctx.set(i_port.valid, 1 if offered and queue else 0)
+            ctx.set(i_port.valid, 1 if queue and gap == 0 else 0)
             if queue:
                 ctx.set(i_port.payload, queue[0])
-            ctx.set(o_port.ready, 1 if rng.random() < p_ready else 0)
+            ctx.set(o_port.ready, 1 if stalls.ready() else 0)
             sampled = await ctx.tick().sample(i_port.valid, i_port.ready, o_port.valid,
                                               o_port.ready, o_port.payload,
                                               *[s for pair in taps.values() for s in pair])
@@ -116,7 +163,7 @@ def simulate_stream(dut, inputs, *, expected_outputs=None, seed=0, p_valid=1.0, 
             tap_values = sampled[7:]
             if in_reset:
                 reset_done = True
-                offered = False
+                gap = stalls.gap()
                 run.outputs.clear()
                 run.out_edges.clear()
                 run.in_edges.clear()
@@ -127,7 +174,9 @@ def simulate_stream(dut, inputs, *, expected_outputs=None, seed=0, p_valid=1.0, 
             if iv and ir:
                 run.in_edges.append(edge)
                 queue.pop(0)
-                offered = False
+                gap = stalls.gap()
+            elif gap:
+                gap -= 1
             if ov and orr:
                 run.outputs.append(int(op))
                 run.out_edges.append(edge)

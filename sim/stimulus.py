@@ -61,6 +61,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+# The one stall model (and its generators), shared with the component benches of bnnflow.hw.
+from ..hw.testbench import Stalls, gap_rng
+
 __all__ = [
     "int_to_bits",
     "gap_rng",
@@ -76,11 +79,6 @@ def int_to_bits(value, width):
     uint8 array."""
     value = int(value)
     return np.array([(value >> i) & 1 for i in range(width)], dtype=np.uint8)
-
-
-def gap_rng(seed, stream):
-    """The seeded generator of one side (``stream`` 0: input gaps, 1: output back-pressure)."""
-    return np.random.default_rng([int(seed), int(stream)])
 
 
 def default_max_idle(latency, ii, stall):
@@ -303,8 +301,7 @@ class StreamBench:
                        "main": [int(v) for v in main_inputs]}
         self.stall = stall
         self.max_idle = int(max_idle)
-        self._in_rng = gap_rng(seed, 0)
-        self._out_rng = gap_rng(seed, 1)
+        self._stalls = Stalls(seed, stall, stall)
         self.progress = progress
         self.outputs = {p: [] for p in self.PHASES}
         self.in_edges = {p: [] for p in self.PHASES}
@@ -335,11 +332,7 @@ class StreamBench:
         return self.phase == "main" and self.stall > 0.0
 
     def _draw_gap(self):
-        gap = 0
-        if self._stalling():
-            while self._in_rng.random() < self.stall:
-                gap += 1
-        return gap
+        return self._stalls.gap() if self._stalling() else 0
 
     def _images(self, phase):
         return len(self.inputs[phase]) // self.per_image
@@ -364,7 +357,7 @@ class StreamBench:
         payload = inputs[self._next_in] if valid else 0
         # One o.ready draw per stalling cycle, hold and reset cycles included, so that the
         # draws stay in step with the cycles (the C++ harness indexes them by cycle).
-        self._ready = int(not self._stalling() or self._out_rng.random() >= self.stall)
+        self._ready = int(not self._stalling() or self._stalls.ready())
         if self._reset_state == _RESET_FIRE:
             self._ready = 0
             return 0, 0, 0, 1
