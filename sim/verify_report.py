@@ -5,11 +5,13 @@ scoreboards' mismatches and the run's settings into the report whose keys the mo
 docstring of :mod:`bnnflow.sim.cli_verify` lists; :func:`write_report` writes it as JSON.
 """
 
+from typing import TypedDict
+
 from ..fileio import write_text_atomic
 from .scoreboard import OutputLayout
 
-__all__ = ["TIMING_IMAGES", "TIMING_NOTE", "RESET_NOTE", "build_report", "reset_report",
-           "write_report"]
+__all__ = ["TIMING_IMAGES", "TIMING_NOTE", "RESET_NOTE", "VerifyReport", "ResetReport",
+           "build_report", "reset_report", "write_report"]
 
 #: Images of the stall-free timing phase at the start of every run.
 TIMING_IMAGES = 8
@@ -31,7 +33,63 @@ CYCLES_PER_SECOND_NOTE = ("cycles (both phases) / wall time of the bench's clock
                           "sim_seconds includes start-up)")
 
 
-def build_report(settings, results, mismatches, timing_mismatches, first, wall_seconds):
+class ResetReport(TypedDict):
+    """The report's ``reset_mid_stream`` entry (:func:`reset_report`)."""
+
+    after: int
+    applied: bool
+    edge: int | None
+    images_in_flight: int | None
+    input_waiting: bool | None
+    restart_image: int | None
+    stale_outputs: int
+    stale: list
+    min_latency: int
+    note: str
+
+
+class VerifyReport(TypedDict):
+    """The report of one verification, as :func:`build_report` makes it and ``--report``
+    writes it (JSON); the module docstring of :mod:`bnnflow.sim.cli_verify` says what each key
+    means."""
+
+    simulator: str
+    model_checksum: str | None
+    source: str
+    images: int
+    stall: float
+    seed: int
+    folding: list
+    pipeline: int
+    rom_register: bool
+    target: str | None
+    fault: list | None
+    hardware_model_differs: bool
+    mismatches: int
+    timing_mismatches: int
+    missing_outputs: int
+    stuck: dict
+    first_mismatch: dict | None
+    cycles: int
+    ii_measured: float | None
+    ii_expected: int
+    latency_measured: int | None
+    latency_expected: int
+    timing_ok: bool
+    timing_note: str
+    build_seconds: float
+    sim_seconds: float
+    wall_seconds: float
+    loop_seconds: float
+    cycles_per_second: float | None
+    cycles_per_second_note: str
+    vcd: str | None
+    reset_mid_stream: ResetReport | None
+    passed: bool
+
+
+def build_report(settings, results, mismatches, timing_mismatches, first,
+                 wall_seconds) -> VerifyReport:
     """The report dict of one verification.
 
     Parameters
@@ -59,7 +117,7 @@ def build_report(settings, results, mismatches, timing_mismatches, first, wall_s
     loop = results.loop_seconds
     layers = sidecar.get("layers", [])
     fault, vcd = settings["fault"], settings["vcd"]
-    rep = {
+    rep: VerifyReport = {
         "simulator": settings["simulator"],
         "model_checksum": sidecar.get("model_checksum"),
         "source": settings["source"],
@@ -92,6 +150,7 @@ def build_report(settings, results, mismatches, timing_mismatches, first, wall_s
         "cycles_per_second_note": CYCLES_PER_SECOND_NOTE,
         "vcd": str(vcd) if vcd is not None else None,
         "reset_mid_stream": reset_rep,
+        "passed": False,
     }
     rep["passed"] = (not mismatches and not timing_mismatches and timing_ok and not stale
                      and (reset_rep is None or reset_rep["applied"]))
@@ -104,11 +163,11 @@ def reset_report(results, reset_after, ids):
     stale = results.stale
     layout = OutputLayout.from_sidecar(results.sidecar)
     pixels = (results.sidecar.get("input_layout") or {}).get("kind") == "pixels"
-    entry = {"after": reset_after, "applied": info is not None, "edge": None,
-             "images_in_flight": None, "input_waiting": None, "restart_image": None,
-             "stale_outputs": len(stale), "stale": [],
-             "min_latency": 1 if pixels else int(results.sidecar["latency"]),
-             "note": RESET_NOTE}
+    entry: ResetReport = {
+        "after": reset_after, "applied": info is not None, "edge": None,
+        "images_in_flight": None, "input_waiting": None, "restart_image": None,
+        "stale_outputs": len(stale), "stale": [],
+        "min_latency": 1 if pixels else int(results.sidecar["latency"]), "note": RESET_NOTE}
     if info is not None:
         entry.update(edge=int(info["edge"]), images_in_flight=int(info["in_flight"]),
                      input_waiting=bool(info["input_waiting"]),
