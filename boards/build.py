@@ -251,12 +251,13 @@ def build(model, board, out_dir, folding=None, *, ii=None, pipeline=0, baud=1152
     try:
         if isinstance(folding, str) and folding == "fit":
             (info, work), _, fold_attempts = fit_by_placement(
-                model, tgt.name, lambda fold: _build_folding(
-                    fold, ",".join(str(f) for f in fold), clock, first, board_hz, works, job),
+                model, tgt.name, lambda layer_folds: _build_folding(
+                    layer_folds, ",".join(str(f) for f in layer_folds), clock, first, board_hz,
+                    works, job),
                 pipeline=pipeline, progress=say, device=device)
         else:
-            fold, fold_text = checked_folding(model, folding, ii, tgt, device, pipeline)
-            info, work = _build_folding(fold, fold_text, clock, first, board_hz, works, job)
+            layer_folds, fold_text = checked_folding(model, folding, ii, tgt, device, pipeline)
+            info, work = _build_folding(layer_folds, fold_text, clock, first, board_hz, works, job)
             fold_attempts = [{"folding": fold_text, "ii": info["ii"], "placed": True}]
         res = info["resources"]
         info.update(lut4=res["lut4"], ff=res["ff"], bram=res["bram"],
@@ -274,12 +275,12 @@ def build(model, board, out_dir, folding=None, *, ii=None, pipeline=0, baud=1152
             shutil.rmtree(work, ignore_errors=True)
 
 
-def _build_folding(fold, fold_text, clock, first, board_hz, works, job):
+def _build_folding(layer_folds, fold_text, clock, first, board_hz, works, job):
     """Place and route one folding with the clock logic of ``--clock``: ``(info, work)``, the
     ``info`` of the build kept and the temporary folder holding its bitstream and logs."""
     brd = job["brd"]
     attempts = []
-    job = dict(job, fold=fold, fold_text=fold_text)
+    job = dict(job, layer_folds=layer_folds, fold_text=fold_text)
     if clock != "auto":
         try:
             info, work = _attempt(pll=first, attempts=attempts, works=works, **job)
@@ -371,8 +372,8 @@ def _auto(board_hz, attempts, works, job):
     raise AssertionError("unreachable")
 
 
-def _attempt(*, model, brd, tgt, fold, fold_text, pipeline, baud, popcounts, env, out_dir, say,
-             pll, attempts, works):
+def _attempt(*, model, brd, tgt, layer_folds, fold_text, pipeline, baud, popcounts, env, out_dir,
+             say, pll, attempts, works):
     """One build in a fresh temporary directory: ``(info, work_dir)``.
 
     Raises :class:`_TimingMissed` when nextpnr misses the clock, :class:`DoesNotFit` when the
@@ -386,7 +387,7 @@ def _attempt(*, model, brd, tgt, fold, fold_text, pipeline, baud, popcounts, env
     clk = platform.default_clk_frequency if pll is None else pll.f_out_hz
     divisor = _divisor(brd, clk, baud, "clock" if pll is None else "PLL clock")
     try:
-        core = UartTop(model, fold, pipeline, divisor=divisor, popcounts=popcounts,
+        core = UartTop(model, layer_folds, pipeline, divisor=divisor, popcounts=popcounts,
                        rom_register=ROM_REGISTER[tgt.family])
     except ValueError as e:
         raise BnnflowError(str(e)) from None
@@ -409,7 +410,7 @@ def _attempt(*, model, brd, tgt, fold, fold_text, pipeline, baud, popcounts, env
                                         log=work / "build.log", keep_log_dir=out_dir,
                                         env=env), 3)
     except ToolError:
-        _explain_fit(work, model, fold, fold_text, tgt, brd)
+        _explain_fit(work, model, layer_folds, fold_text, tgt, brd)
         timing = timing_failure(_failure_log(work))
         if timing:
             attempt.update(fmax_mhz=timing.reached_mhz, timing_met=False)
@@ -439,7 +440,7 @@ def _failure_log(work):
     return log_tail(work / "top.tim", 400) + log_tail(work / "build.log", 400)
 
 
-def _explain_fit(work, model, fold, fold_text, tgt, brd):
+def _explain_fit(work, model, layer_folds, fold_text, tgt, brd):
     """Raise :class:`NotPlaced` when the failed build's cell counts exceed the device or
     nextpnr found no legal placement."""
     stat_path = work / "stat.json"
@@ -453,5 +454,5 @@ def _explain_fit(work, model, fold, fold_text, tgt, brd):
             f"the design needs {counts.logic} LUT4, {counts.ff} FF (about {need} logic cells) "
             f"and {counts.bram} block RAMs (folding {fold_text}); the {brd.name} "
             f"({tgt.name}) has {tgt.lut4} logic cells and {tgt.bram} block RAMs; "
-            f"{_fit_hint(model, fold, need, tgt.lut4, tgt.bram, tgt.family)}",
+            f"{_fit_hint(model, layer_folds, need, tgt.lut4, tgt.bram, tgt.family)}",
             need) from None

@@ -96,19 +96,19 @@ def suggest_ii(model, folding, needed=None, available=None, brams_available=None
 
     def fits(ii):
         try:
-            fold, _ = auto_fold(model, ii)
+            layer_folds, _ = auto_fold(model, ii)
         except ValueError:      # below the II a layer reaches fully parallel (a conv layer)
             return False
         if needed is not None:
-            logic = estimate_logic(model, fold, family, pipeline)
+            logic = estimate_logic(model, layer_folds, family, pipeline)
             if logic * scale > margin * available or (failed and logic >= current):
                 return False
-            if (family == "ice40" and estimate_ffs(model, fold, pipeline, family)
+            if (family == "ice40" and estimate_ffs(model, layer_folds, pipeline, family)
                     > ICE40_FF_SHARE_LIMIT * available):
                 return False
         return brams_available is None or (
-            estimate_brams(model, fold, family) <= brams_available
-            and estimate_brams_used(model, fold, family) <= routable_brams(family,
+            estimate_brams(model, layer_folds, family) <= brams_available
+            and estimate_brams_used(model, layer_folds, family) <= routable_brams(family,
                                                                           brams_available))
 
     ii = 1
@@ -172,7 +172,8 @@ def fit_folding(model, target, *, pipeline=0):
 
 
 def checked_folding(model, folding, ii, tgt, device=None, pipeline=0):
-    """Resolve a folding for ``tgt`` and check that it can fit: ``(fold, text)``.
+    """Resolve a folding for ``tgt`` and check that it can fit: ``(layer_folds, text)``, the
+    :class:`~bnnflow.hw.folding.LayerFold` of each layer and their ``PExSIMD,...`` text.
 
     Refused before any tool runs: weight ROMs that fit neither the block RAMs nor the logic,
     and designs estimated (:func:`estimate_logic`) at more than twice the device's logic
@@ -190,37 +191,38 @@ def checked_folding(model, folding, ii, tgt, device=None, pipeline=0):
     from ..hw.folding import resolve_folding
 
     try:
-        fold = resolve_folding(model, folding, ii)
+        layer_folds = resolve_folding(model, folding, ii)
     except ValueError as e:
         raise BnnflowError(str(e)) from None
-    fold_text = ",".join(str(f) for f in fold)
-    if rom_does_not_fit(model, fold, tgt):
-        rom_need = estimate_brams(model, fold, tgt.family)
+    fold_text = ",".join(str(f) for f in layer_folds)
+    if rom_does_not_fit(model, layer_folds, tgt):
+        rom_need = estimate_brams(model, layer_folds, tgt.family)
         raise NotPlaced(
             f"the weight ROMs of folding {fold_text} need at least {rom_need} block RAMs, the "
             f"{device or tgt.name} has {tgt.bram} ({rom_need - tgt.bram} too many), and about "
-            f"{estimate_rom_luts(model, fold)} LUT4 in logic; {_rom_hint(model, fold, tgt)}")
-    est = estimate_logic(model, fold, tgt.family, pipeline)
+            f"{estimate_rom_luts(model, layer_folds)} LUT4 in logic; "
+            f"{_rom_hint(model, layer_folds, tgt)}")
+    est = estimate_logic(model, layer_folds, tgt.family, pipeline)
     if est > _SURE_ESTIMATE * tgt.lut4:
         raise NotPlaced(
             f"folding {fold_text} is estimated at {est} logic cells (LUT4 and flip-flops), the "
             f"{device or tgt.name} has {tgt.lut4} ({est / tgt.lut4:.0%}); "
-            f"{_fit_hint(model, fold, est, tgt.lut4, tgt.bram, tgt.family, pipeline, False)}",
-            est)
-    return fold, fold_text
+            + _fit_hint(model, layer_folds, est, tgt.lut4, tgt.bram, tgt.family, pipeline,
+                        False), est)
+    return layer_folds, fold_text
 
 
 def _fold_text(folding):
     return ",".join(str(f) for f in folding)
 
 
-def _next_folding(model, fold, ii, tgt, pipeline, tried):
-    """After ``fold`` (II ``ii``) did not place: ``(folding, ii)`` of the smallest power-of-two
-    II above ``ii`` whose ``auto`` folding is new, needs less estimated logic and fits the
-    block RAMs; ``None`` when there is none (every layer at one synapse per cycle)."""
+def _next_folding(model, layer_folds, ii, tgt, pipeline, tried):
+    """After ``layer_folds`` (II ``ii``) did not place: ``(layer_folds, ii)`` of the smallest
+    power-of-two II above ``ii`` whose ``auto`` folding is new, needs less estimated logic and
+    fits the block RAMs; ``None`` when there is none (every layer at one synapse per cycle)."""
     from ..hw.folding import auto_fold
 
-    current = estimate_logic(model, fold, tgt.family, pipeline)
+    current = estimate_logic(model, layer_folds, tgt.family, pipeline)
     longest = max(layer.in_width * layer.out_width for layer in model.layers)
     target = ii * 2
     while target <= 2 * longest:
@@ -256,19 +258,19 @@ def fit_by_placement(model, target, place, *, pipeline=0, progress=None, device=
     tgt = get_target(target)
     device = device or tgt.name
     say = progress or (lambda msg: None)
-    fold, ii = fit_folding(model, target, pipeline=pipeline)
+    layer_folds, ii = fit_folding(model, target, pipeline=pipeline)
     attempts = []
     while True:
-        text = _fold_text(fold)
+        text = _fold_text(layer_folds)
         say(f"--fold fit: placing {text} (II {ii}) on the {device}, attempt "
             f"{len(attempts) + 1} of at most {FIT_ATTEMPTS}")
         try:
-            result = place(fold)
+            result = place(layer_folds)
         except NotPlaced as e:
             attempts.append({"folding": text, "ii": ii, "placed": False, "reason": str(e)})
             nxt = None
             if len(attempts) < FIT_ATTEMPTS:
-                nxt = _next_folding(model, fold, ii, tgt, pipeline,
+                nxt = _next_folding(model, layer_folds, ii, tgt, pipeline,
                                     {a["folding"] for a in attempts})
             if nxt is None:
                 tried = ", ".join(f"{a['folding']} (II {a['ii']})" for a in attempts)
@@ -279,7 +281,7 @@ def fit_by_placement(model, target, place, *, pipeline=0, progress=None, device=
                     + _larger_target(model, tgt.lut4, tgt.family, pipeline)) from None
             say(f"--fold fit: {text} did not place ({str(e).split(';')[0]}); trying a slower "
                 f"folding")
-            fold, ii = nxt
+            layer_folds, ii = nxt
             continue
         attempts.append({"folding": text, "ii": ii, "placed": True})
-        return result, fold, attempts
+        return result, layer_folds, attempts

@@ -147,12 +147,12 @@ def synthesize(model, target="ice40-up5k", folding=None, *, ii=None, pipeline=0,
         return _synthesize_fit(model, target, pipeline=pipeline, out_dir=out_dir,
                                freq_mhz=freq_mhz, seed=seed, progress=progress,
                                pnr_timeout=pnr_timeout)
-    fold, fold_text = checked_folding(model, folding, ii, tgt, pipeline=pipeline)
+    layer_folds, fold_text = checked_folding(model, folding, ii, tgt, pipeline=pipeline)
     yosys = find_tool("yosys")
     nextpnr = find_tool(f"nextpnr-{tgt.family}")
 
     try:
-        bnn = BnnTop(model, fold, pipeline, rom_register=ROM_REGISTER[tgt.family])
+        bnn = BnnTop(model, layer_folds, pipeline, rom_register=ROM_REGISTER[tgt.family])
     except ValueError as e:
         raise BnnflowError(str(e)) from None
 
@@ -168,14 +168,14 @@ def synthesize(model, target="ice40-up5k", folding=None, *, ii=None, pipeline=0,
         steps["yosys"], counts = _run_yosys(yosys, tgt.family, build, keep)
         logic, need = counts.logic, measured_need(counts)
         _check_counts(counts, tgt, fold_text, say,
-                      _fit_hint(model, fold, need, tgt.lut4, tgt.bram, tgt.family, pipeline))
+                      _fit_hint(model, layer_folds, need, tgt.lut4, tgt.bram, tgt.family, pipeline))
         freq = float(freq_mhz if freq_mhz is not None else tgt.freq_mhz)
         device_args, clock = _device_args(tgt, logic, build)
         say(f"nextpnr-{tgt.family} {' '.join(device_args)} (constraint {freq:g} MHz)")
 
         def not_placed(placed, last):
             placed = placed or need
-            hint = _fit_hint(model, fold, placed, tgt.lut4, tgt.bram, tgt.family, pipeline)
+            hint = _fit_hint(model, layer_folds, placed, tgt.lut4, tgt.bram, tgt.family, pipeline)
             return NotPlaced(f"nextpnr could not place the design on the {tgt.name} ({placed} "
                              f"logic cells of {tgt.lut4}: {logic} LUT4, {counts.ff} FF; placer "
                              f"seeds {seed}-{last}); {hint}", placed)
@@ -223,7 +223,7 @@ def _synthesize_fit(model, target, **options):
     every folding tried under ``attempts``."""
     progress = options["progress"]
     report, _, attempts = fit_by_placement(
-        model, target, lambda fold: synthesize(model, target, fold, **options),
+        model, target, lambda layer_folds: synthesize(model, target, layer_folds, **options),
         pipeline=options["pipeline"], progress=progress or (lambda msg: None))
     report["attempts"] = attempts
     if options["out_dir"] is not None:
