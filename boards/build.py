@@ -55,9 +55,8 @@ PLL_MARGIN = 1.25
 #: ``--clock auto`` asks the PLL for at most this fraction of the measured Fmax.
 PLL_TARGET = 0.9
 #: Step-downs ``--clock auto`` makes after a PLL build misses its clock, each to
-#: :data:`PLL_TARGET` times the Fmax it reached. Placement moves Fmax with the constraint: the
-#: default digits tfc reached 47.4 MHz on the 12 MHz clock, 38.8 MHz at 42 MHz and 33.6 at
-#: 34.5 MHz (bnnflow demo, 2026-12-03), so one step was not enough.
+#: :data:`PLL_TARGET` times the Fmax it reached: Fmax moves with the constraint, so one step
+#: was not always enough (boards/README.md, "Clock and PLL").
 PLL_STEPS = 2
 #: Reset held after the PLL locks, in seconds.
 LOCK_DELAY = 15e-6

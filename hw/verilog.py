@@ -21,8 +21,7 @@ __all__ = ["generate", "write_verilog", "size_estimate", "large_design_message",
 #: Parallel synapses (sum of PE*SIMD over layers) above which generation warns first.
 WARN_SYNAPSES = 1 << 17
 
-# Generation cost per parallel synapse, measured with this generator on 2 shared cores
-# (hw/README.md): fully parallel 128x128 took 8.5 s / 194 MB, 256x256 39.6 s / 628 MB.
+# Generation cost per parallel synapse, for the warning (measurements: hw/README.md).
 _SECONDS_PER_SYNAPSE = 0.6e-3
 _MB_BASE = 150
 _MB_PER_SYNAPSE = 9e-3

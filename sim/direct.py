@@ -53,15 +53,13 @@ from .stimulus import StreamBench, StreamPlan, gap_rng
 __all__ = ["DIRECT_OVERRIDES", "VERILATOR_OPTIONS", "EXECUTABLE", "WRAPPER", "stage_wrapper",
            "stall_decisions", "build", "run_bench", "simulate"]
 
-#: ``verilated.mk`` overrides: the wheel's settings plus optimization (the run is long). The
-#: design's code is compiled with ``-O3`` (sfc-mnist5k, split functions: 75 ms of CPU against 80
-#: with ``-O2`` and 90 with ``-Os``; ``-march=native`` was slower, so the build stays portable).
+#: ``verilated.mk`` overrides: the wheel's settings plus ``-O3`` for the design's code, the
+#: fastest portable choice (measurements: sim/README.md, "Simulation speed").
 DIRECT_OVERRIDES = {**tools.VERILATED_MK_OVERRIDES,
                     "OPT_FAST": "-O3", "OPT_SLOW": "-O1", "OPT_GLOBAL": "-O2"}
-#: Verilator options beside the fixed ones (``--cc --exe``, prefix, top module, output).
-#: ``--output-split-cfuncs 1000`` cuts the design's one huge evaluation function into functions
-#: of about 1000 statements, which g++ optimizes much better (sfc-mnist5k: 75 instead of 95 ms
-#: of CPU for the 64936 cycles of its test split; 500: 76, 3000: 92).
+#: Verilator options beside the fixed ones (``--cc --exe``, prefix, top module, output);
+#: ``--output-split-cfuncs 1000`` cuts the one huge evaluation function into pieces g++
+#: optimizes better (sim/README.md, "Simulation speed").
 VERILATOR_OPTIONS = ("-O3", "--x-assign", "fast", "--x-initial", "fast", "--timescale", "1ns/1ns",
                      "--output-split-cfuncs", "1000", "-Wno-fatal", "-Wno-lint", "-Wno-style")
 EXECUTABLE = "bnnflow_direct"
