@@ -6,9 +6,20 @@ dict; :func:`write_verilog` writes ``OUT.v`` and ``OUT.json`` atomically. Fully 
 cost generation time and memory in proportion to their ``PE * SIMD`` XNOR gates;
 :func:`size_estimate` predicts them and :func:`generate` warns (:class:`LargeDesignWarning`)
 before starting a design above :data:`WARN_SYNAPSES`.
+
+**Time 0 in any language mode.** Yosys writes each combinational block as ``always @*`` with a
+first statement reading a register declared ``= 0``, so that the block runs once at time 0.
+In Verilog-2005 that initializer is an event; in SystemVerilog (Icarus ``-g2012``, cocotb's
+default) declaration initializers make none, so a block whose inputs never change before the
+first image (a threshold select on a neuron-fold counter still at 0) keeps X, and the first
+image came out as X. :func:`time_zero_events` adds ``initial r <= 1'h1;`` for each such
+register: a non-blocking update happens after every ``always`` block has reached its event
+control, so each runs at time 0 under both standards. It sits in ```ifndef VERILATOR``:
+Verilator evaluates all logic at start anyway and would warn (``INITIALDLY``) about it.
 """
 
 import json
+import re
 import warnings
 from pathlib import Path
 
@@ -16,7 +27,22 @@ from ..fileio import atomic_path
 from .folding import resolve_folding
 
 __all__ = ["generate", "write_verilog", "size_estimate", "large_design_message",
-           "LargeDesignWarning", "WARN_SYNAPSES", "sidecar_path"]
+           "LargeDesignWarning", "WARN_SYNAPSES", "sidecar_path", "time_zero_events"]
+
+# The register Yosys' Verilog backend adds to run `always @*` blocks at time 0.
+_TIME_ZERO_REG = re.compile(
+    r"^(\s*)reg (\\\$auto\$verilog_backend\.cc:\d+:dump_module\$\d+ ) = 0;$", re.M)
+
+
+def time_zero_events(text):
+    """``text`` with a time-0 event after each of Yosys' time-0 registers (module docstring),
+    so that the combinational blocks run at time 0 in SystemVerilog mode too."""
+    def add(match):
+        indent, reg = match.group(1), match.group(2)
+        return (f"{match.group(0)}\n`ifndef VERILATOR\n{indent}initial {reg} <= 1'h1;\n"
+                f"`endif")
+
+    return _TIME_ZERO_REG.sub(add, text)
 
 #: Parallel synapses (sum of PE*SIMD over layers) above which generation warns first.
 WARN_SYNAPSES = 1 << 17
@@ -90,7 +116,7 @@ def generate(model, folding=None, pipeline=0, *, name="bnnflow_top", debug_taps=
         message = large_design_message(model, top.folding)
         if message:
             warnings.warn(message, LargeDesignWarning, stacklevel=2)
-    text = verilog.convert(top, name=name, emit_src=False)
+    text = time_zero_events(verilog.convert(top, name=name, emit_src=False))
     return text, top.sidecar(name)
 
 

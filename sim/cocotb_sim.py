@@ -10,7 +10,8 @@ Uses cocotb's Python runner (the ``Verilator`` and ``Icarus`` classes that
   which made a fully parallel 64-64-64-64-10 network build in 298 s here), a control file makes
   only the top module's signals public (8 s for the same design); the bench touches ports only;
 * Verilator: the run-time library objects come from :mod:`bnnflow.sim.verilator_cache`;
-* Icarus: ``-g2005`` (see :func:`build`) and ``vvp -vcd`` when a waveform is wanted.
+* Icarus: ``-g2012`` (SystemVerilog, cocotb's default; see :func:`build`) and ``vvp -vcd`` when
+  a waveform is wanted.
 
 Builds are cached per design by :mod:`bnnflow.sim.build_cache`, in a directory named after the
 SHA-256 of the simulator, the top name and the Verilog text.
@@ -125,11 +126,9 @@ def build(simulator, verilog, top, *, build_root=None):
                                f"-var \"*\"\n")
             sources.insert(0, control)
         else:
-            # Yosys' Verilog starts each `always @*` with a variable initialized to 0 so that
-            # the block runs at time 0. Under -g2012 (cocotb's default) Icarus applies
-            # declaration initializers without an event, so a block whose inputs never change
-            # keeps X (seen: a threshold mux on a fold counter still at 0); -g2005 restores it.
-            build_args = ["-g2005"]
+            # SystemVerilog mode, cocotb's default: the generated Verilog runs its
+            # combinational blocks at time 0 in it too (hw/verilog.py, time_zero_events).
+            build_args = ["-g2012"]
         if simulator == "icarus":
             # Icarus: cocotb's own dump module writes FST; this one writes VCD into the cwd.
             dump = build_dir / f"{_DUMP_MODULE}.v"
