@@ -12,13 +12,16 @@ equal the sidecar's), 1 on any mismatch, 2 on bad input or a missing simulator.
 
 With --target T (or --board B) the design verified is the one 'bnnflow synth --target T' and
 'bnnflow build --board B' make (on ECP5 with a register after each weight ROM); the report's
-target and rom_register say which.
+target and rom_register say which. With --netlist ice40|ecp5 the simulators run Yosys' mapped
+netlist of that design (synth_ice40 / synth_ecp5, the cell models of the YoWASP Yosys) instead
+of the generated RTL: what reaches the board, block RAM contents and register initial values
+included (report key netlist).
 
 Report keys (--report R.json): simulator, images, mismatches, timing_mismatches,
 first_mismatch (null or {image, layer, layer_index, expected, actual, layer_detail}), cycles,
 ii_measured, ii_expected, latency_measured, latency_expected, timing_ok, timing_note,
 wall_seconds, sim_seconds, build_seconds, cycles_per_second, passed, and the run's settings
-(folding, pipeline, rom_register, target, stall, seed, ...);
+(folding, pipeline, rom_register, target, netlist, stall, seed, ...);
 reset_mid_stream (null without --reset-mid-stream, else {after, applied, edge,
 images_in_flight, input_waiting, restart_image, stale_outputs, stale, min_latency, note}).
 """
@@ -76,6 +79,11 @@ def add_arguments(parser):
                             "weight-ROM register: on for ECP5)")
     where.add_argument("--board", default=None, metavar="BOARD",
                        help="the same for the FPGA of this board (icebreaker, ulx3s, ...)")
+    parser.add_argument("--netlist", default=None, choices=("ice40", "ecp5"),
+                        help="simulate Yosys' mapped netlist for this family (synth_ice40 / "
+                             "synth_ecp5 with the weight-ROM register synth uses, and the cell "
+                             "models of the YoWASP Yosys) instead of the generated RTL; not with "
+                             "--sim amaranth")
     parser.add_argument("--sim", required=True, choices=SIMULATORS,
                         help="simulator to run the design in (verilator-direct: the Verilator "
                              "model driven from C++, fastest)")
@@ -148,6 +156,7 @@ def print_report(rep, console=None):
     table.add_row("cycles per second", _fmt(rep["cycles_per_second"]), "")
     table.add_row("stall / seed", f"{rep['stall']} / {rep['seed']}", "")
     design = (f"{rep['target']}: " if rep.get("target") else "") + (
+        f"Yosys synth_{rep['netlist']} netlist, " if rep.get("netlist") else "RTL, ") + (
         "weight-ROM register" if rep.get("rom_register") else "no weight-ROM register")
     table.add_row("design verified", design, "")
     reset = rep.get("reset_mid_stream")
@@ -222,12 +231,22 @@ def run(args):
     if args.pipeline < 0:
         raise BnnflowError(f"--pipeline must be a non-negative integer, not {args.pipeline}")
     target, rom_register = _design_for(args)
+    if args.netlist is not None:
+        from ..boards.estimate import ROM_REGISTER
+        from ..boards.targets import get_target
+
+        if target is None:
+            rom_register = args.rom_register or ROM_REGISTER[args.netlist]
+        elif get_target(target).family != args.netlist:
+            raise BnnflowError(f"--netlist {args.netlist} does not match the "
+                               f"{get_target(target).family} device {target}; give "
+                               f"--netlist {get_target(target).family}")
     rep = run_verify(model, simulator=args.sim, fold=args.fold, ii=args.ii,
                      pipeline=args.pipeline, inputs=args.inputs, images=images,
                      stall=args.stall, seed=args.seed, vcd=args.vcd, report=args.report,
                      build_root=args.build_dir, hardware_model=hardware_model, fault=fault,
                      show_progress=not args.quiet, rom_register=rom_register,
                      reset_mid_stream=args.reset_mid_stream or args.reset_after is not None,
-                     reset_after=args.reset_after, target=target)
+                     reset_after=args.reset_after, target=target, netlist=args.netlist)
     print_report(rep)
     return 0 if rep["passed"] else 1

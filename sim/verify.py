@@ -193,7 +193,7 @@ def run_verify(model, *, simulator="amaranth", fold=None, ii=None, pipeline=0, f
                inputs=None, images=None, stall=0.0, seed=0, vcd=None, report=None,
                hardware_model=None, fault=None, design=None, build_root=None,
                show_progress=False, rom_register=False, reset_mid_stream=False,
-               reset_after=None, target=None):
+               reset_after=None, target=None, netlist=None):
     """Verify the generated hardware of ``model`` against its golden model.
 
     Parameters
@@ -241,6 +241,10 @@ def run_verify(model, *, simulator="amaranth", fold=None, ii=None, pipeline=0, f
     target : str or None
         The device whose synthesis options the caller chose (``bnnflow verify --target``);
         only recorded in the report (``"target"``, beside the ``"rom_register"`` verified).
+    netlist : {"ice40", "ecp5"} or None
+        Simulate Yosys' mapped netlist of the design for that family with its cell models
+        (:class:`bnnflow.sim.netlist.NetlistDesign`) instead of the generated RTL; not on
+        Amaranth's simulator.
 
     Returns
     -------
@@ -256,8 +260,11 @@ def run_verify(model, *, simulator="amaranth", fold=None, ii=None, pipeline=0, f
     """
     started = time.monotonic()
     stall = _check_options(simulator, stall)
+    if netlist is not None and simulator == "amaranth":
+        raise BnnflowError("--netlist simulates Yosys' netlist, which Amaranth's simulator "
+                           "cannot run: use --sim icarus, verilator or verilator-direct")
     design = _resolve_design(model, design, hardware_model, folding, fold, ii, pipeline, fault,
-                             rom_register)
+                             rom_register, netlist)
     if reset_after is not None and not reset_mid_stream:
         raise BnnflowError(f"reset_after={reset_after!r} needs reset_mid_stream=True")
     bits, ids, source = select_inputs(model, inputs, images)
@@ -271,7 +278,7 @@ def run_verify(model, *, simulator="amaranth", fold=None, ii=None, pipeline=0, f
     settings = {"simulator": simulator, "source": source, "images": n, "stall": stall,
                 "seed": seed, "pipeline": pipeline, "target": target, "fault": fault,
                 "hardware_model_differs": hardware_model is not None, "vcd": vcd,
-                "reset_after": reset_after, "ids": ids}
+                "reset_after": reset_after, "ids": ids, "netlist": netlist}
     rep = build_report(settings, results, mismatches, timing_mismatches, first,
                        time.monotonic() - started)
     if report is not None:
@@ -322,8 +329,9 @@ def _check_options(simulator, stall):
 
 
 def _resolve_design(model, design, hardware_model, folding, fold, ii, pipeline, fault,
-                    rom_register):
-    """``design``, or the :class:`HwDesign` of the hardware model and its folding."""
+                    rom_register, netlist=None):
+    """``design``, or the :class:`HwDesign` (or with ``netlist``, the
+    :class:`~bnnflow.sim.netlist.NetlistDesign`) of the hardware model and its folding."""
     hw_model = model if hardware_model is None else hardware_model
     if hw_model.widths != model.widths:
         raise BnnflowError(f"hardware_model must have the layer widths of the model "
@@ -337,6 +345,10 @@ def _resolve_design(model, design, hardware_model, folding, fold, ii, pipeline, 
             folding = resolve_folding(hw_model, fold, ii)
         except (ValueError, OSError) as e:
             raise BnnflowError(f"bad folding: {e}") from None
+    if netlist is not None:
+        from .netlist import NetlistDesign
+
+        return NetlistDesign(hw_model, folding, pipeline, netlist, rom_register, fault)
     return HwDesign(hw_model, folding, pipeline, fault, rom_register)
 
 

@@ -63,6 +63,7 @@ class VerifyReport(TypedDict):
     pipeline: int
     rom_register: bool
     target: str | None
+    netlist: str | None
     fault: list | None
     hardware_model_differs: bool
     mismatches: int
@@ -97,7 +98,8 @@ def build_report(settings, results, mismatches, timing_mismatches, first,
     settings : dict
         ``simulator``, ``source``, ``images``, ``stall``, ``seed``, ``pipeline`` (used when the
         sidecar has none), ``target``, ``fault``, ``hardware_model_differs``, ``vcd``,
-        ``reset_after`` (None: no mid-stream reset) and ``ids`` (image id per stream item).
+        ``reset_after`` (None: no mid-stream reset), ``ids`` (image id per stream item) and
+        ``netlist`` (the family whose Yosys netlist was simulated, or None: the RTL).
     results : SimResult
         The main run.
     mismatches, timing_mismatches : list of Mismatch
@@ -128,6 +130,7 @@ def build_report(settings, results, mismatches, timing_mismatches, first,
         "pipeline": sidecar.get("pipeline", settings["pipeline"]),
         "rom_register": any(layer.get("rom_register") for layer in layers),
         "target": settings["target"],
+        "netlist": settings.get("netlist"),
         "fault": list(fault) if fault is not None else None,
         "hardware_model_differs": settings["hardware_model_differs"],
         "mismatches": len(mismatches) + len(stale),

@@ -22,7 +22,7 @@ from amaranth.lib import wiring
 from bnnflow.cli import main
 from bnnflow.errors import BnnflowError
 from bnnflow.hw.folding import resolve_folding
-from bnnflow.hw.verilog import generate
+from bnnflow.hw.verilog import generate, time_zero_events
 from bnnflow.model import golden
 from bnnflow.model.conventions import pack_int
 from bnnflow.model.random_net import random_model
@@ -170,7 +170,9 @@ class IgnoresReset(HwDesign):
 
     def verilog(self, debug_taps=False):
         wrapper, sidecar = self.component(debug_taps)
-        return amaranth_verilog.convert(wrapper, name=TOP_NAME, emit_src=False), sidecar
+        # As hw.verilog.generate does: the time-0 events that SystemVerilog mode needs.
+        return time_zero_events(amaranth_verilog.convert(wrapper, name=TOP_NAME,
+                                                         emit_src=False)), sidecar
 
 
 class _NoReset(wiring.Component):
