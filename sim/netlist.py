@@ -17,6 +17,11 @@ Block RAM contents and flip-flop initial values reach the simulation only throug
 so this checks them too. ``synth``'s out-of-context I/O wrapper (serial shift registers around
 the network) is not part of it: the network's own ports are driven.
 
+Yosys' ECP5 models give ``DP16KD`` (block RAM) parameters but no behaviour, so an ECP5 netlist
+whose weight ROMs or input memories went to block RAM (64 words and more) is refused with one
+line rather than simulated with undriven outputs; LUT RAM (``TRELLIS_DPR16X4``) and every
+iCE40 cell, ``SB_RAM40_4K`` included, are modelled.
+
 Two adjustments to the cell models, both for Icarus: ``NO_ICE40_DEFAULT_ASSIGNMENTS`` (Icarus
 does not take default values on ports; every cell input is connected in the netlist anyway),
 and the one elaboration-time ``$error`` of the ECP5 models (a slice mode the netlist never uses)
@@ -138,6 +143,11 @@ class NetlistDesign:
                 tail = (done.stderr or done.stdout).strip().splitlines()[-5:]
                 raise ToolError(f"yosys synth_{self.family} failed: {' / '.join(tail)}")
             netlist = (work / "netlist.v").read_text(encoding="utf-8")
+        if self.family == "ecp5" and re.search(r"^\s*DP16KD\b", netlist, re.M):
+            raise BnnflowError(
+                "the ECP5 netlist puts memories in DP16KD block RAM, which Yosys' ECP5 cell "
+                "models do not simulate (parameters only): use --netlist ice40, or a folding "
+                "whose weight ROMs stay under 64 words (fewer neuron and synapse folds)")
         self.synth_seconds = time.monotonic() - started
         sidecar = top.sidecar(TOP_NAME)
         sidecar["netlist"] = {"family": self.family, "synthesis": f"synth_{self.family}",

@@ -1,0 +1,87 @@
+"""Gate-level verification (bnnflow.sim.netlist, ``verify --netlist``): Yosys' mapped netlist
+with the YoWASP cell models matches the golden model with stalls and a reset, block RAM
+weights included, and fails on a faulty design; what cannot be simulated is refused."""
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from bnnflow.cli import main
+from bnnflow.errors import BnnflowError
+from bnnflow.model import golden
+from bnnflow.model.artifact import save
+from bnnflow.model.random_net import random_model
+from bnnflow.sim.netlist import cell_models
+from bnnflow.sim.verify import run_verify
+
+#: 37-13-5 folded 1x8,5x13: layer 0's ROM has 65 words (iCE40 SB_RAM40_4K block RAM).
+WIDTHS, FOLD = [37, 13, 5], "1x8,5x13"
+
+
+@pytest.fixture(scope="module")
+def net():
+    model = random_model(WIDTHS, seed=3)
+    bits = np.random.default_rng(0).integers(0, 2, size=(8, WIDTHS[0]), dtype=np.uint8)
+    return model, bits
+
+
+@pytest.mark.parametrize(("family", "simulator"), [
+    ("ice40", "icarus"), ("ecp5", "icarus"),
+    pytest.param("ice40", "verilator-direct", marks=pytest.mark.slow)])
+def test_netlist_matches_golden_with_stalls_and_a_reset(family, simulator, net, build_root):
+    model, bits = net
+    rep = run_verify(model, simulator=simulator, inputs=bits, fold=FOLD, pipeline=1,
+                     stall=0.3, seed=2, netlist=family, reset_mid_stream=True,
+                     build_root=build_root)
+    assert rep["passed"] and rep["mismatches"] == 0 and rep["netlist"] == family
+    assert (rep["ii_measured"], rep["latency_measured"]) == (rep["ii_expected"],
+                                                            rep["latency_expected"])
+    assert rep["reset_mid_stream"]["applied"]
+
+
+def test_a_flipped_weight_in_block_ram_fails_the_netlist_naming_the_layer(net, build_root,
+                                                                         tmp_path, capsys):
+    model, bits = net
+    w = model.layers[0].weights.copy()
+    w[:, :8] ^= 1         # the first ROM slice of every neuron of layer 0 (block RAM)
+    other = replace(model, layers=[replace(model.layers[0], weights=w), *model.layers[1:]])
+    assert not np.array_equal(golden.run(other, bits).popcounts, golden.run(model, bits).popcounts)
+    paths = [tmp_path / "m.bnn", tmp_path / "hw.bnn", tmp_path / "bits.npy"]
+    save(model, paths[0])
+    save(other, paths[1])
+    np.save(paths[2], bits)
+    status = main(["verify", str(paths[0]), "--netlist", "ice40", "--sim", "icarus",
+                   "--inputs", str(paths[2]), "--fold", FOLD, "--pipeline", "1",
+                   "--hardware-model", str(paths[1]), "--build-dir", str(build_root),
+                   "--report", str(tmp_path / "r.json"), "--quiet"])
+    rep = json.loads((tmp_path / "r.json").read_text())
+    assert status == 1 and rep["mismatches"] > 0
+    assert rep["first_mismatch"]["layer"] == "fc0"
+    assert "Yosys synth_ice40 netlist" in capsys.readouterr().out
+
+
+def test_ecp5_block_ram_and_amaranth_are_refused_with_one_line(net, tmp_path, capsys):
+    model, bits = net
+    with pytest.raises(BnnflowError, match="Amaranth's simulator cannot run"):
+        run_verify(model, simulator="amaranth", inputs=bits, netlist="ice40")
+    # 128 words of 96 bits: DP16KD on ECP5, whose cell model has no behaviour.
+    wide = random_model([192, 64, 10], seed=3)
+    path = tmp_path / "wide.bnn"
+    save(wide, path)
+    np.save(tmp_path / "b.npy", np.zeros((2, 192), dtype=np.uint8))
+    status = main(["verify", str(path), "--netlist", "ecp5", "--sim", "icarus",
+                   "--inputs", str(tmp_path / "b.npy"), "--fold", "1x96,5x64", "--quiet"])
+    err = capsys.readouterr().err
+    assert status == 2 and err.count("\n") == 1
+    assert "DP16KD block RAM, which Yosys' ECP5 cell models do not simulate" in err
+
+
+def test_cell_models_inline_their_includes_once():
+    text = cell_models("ecp5")
+    assert "`include" not in text.replace("`include\"", "")
+    assert text.count("module OLVDS") == 1 and text.count("module CCU2C") == 1
+    assert cell_models("ice40").startswith("`define NO_ICE40_DEFAULT_ASSIGNMENTS")
+    with pytest.raises(BnnflowError, match="netlist family must be one of ice40, ecp5"):
+        cell_models("gowin")
