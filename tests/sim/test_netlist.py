@@ -1,6 +1,7 @@
 """Gate-level verification (bnnflow.sim.netlist, ``verify --netlist``): Yosys' mapped netlist
-with the YoWASP cell models matches the golden model with stalls and a reset, block RAM
-weights included, and fails on a faulty design; what cannot be simulated is refused."""
+with the YoWASP cell models (and the bundled DP16KD model) matches the golden model with stalls
+and a reset, block RAM weights and written block RAM included, and fails on a faulty design;
+what cannot be simulated is refused."""
 
 import json
 from dataclasses import replace
@@ -62,26 +63,52 @@ def test_a_flipped_weight_in_block_ram_fails_the_netlist_naming_the_layer(net, b
     assert "Yosys synth_ice40 netlist" in capsys.readouterr().out
 
 
-def test_ecp5_block_ram_and_amaranth_are_refused_with_one_line(net, tmp_path, capsys):
+@pytest.mark.parametrize(("widths", "fold"), [
+    ([192, 64, 10], "1x96,5x64"),   # a 96-bit x 128-word ROM: DP16KD in its 36-bit mode
+    ([784, 4, 3], "1x9,3x4"),       # the input memory in DP16KD, written 9 bits a cycle
+])
+def test_ecp5_block_ram_reads_and_writes_through_the_dp16kd_model(widths, fold, build_root):
+    model = random_model(widths, seed=3)
+    bits = np.random.default_rng(1).integers(0, 2, size=(4, widths[0]), dtype=np.uint8)
+    rep = run_verify(model, simulator="icarus", inputs=bits, fold=fold, pipeline=1,
+                     stall=0.2, netlist="ecp5", build_root=build_root)
+    assert rep["passed"] and rep["mismatches"] == 0
+
+
+def test_a_flipped_weight_in_ecp5_block_ram_is_caught(build_root):
+    model = random_model([192, 64, 10], seed=3)
+    bits = np.random.default_rng(1).integers(0, 2, size=(4, 192), dtype=np.uint8)
+    w = model.layers[0].weights.copy()
+    w[:, 100:104] ^= 1                                   # the upper half of the 96-bit words
+    other = replace(model, layers=[replace(model.layers[0], weights=w), *model.layers[1:]])
+    assert not np.array_equal(golden.run(other, bits).popcounts, golden.run(model, bits).popcounts)
+    rep = run_verify(model, simulator="icarus", inputs=bits, fold="1x96,5x64", pipeline=1,
+                     netlist="ecp5", hardware_model=other, build_root=build_root)
+    assert not rep["passed"] and rep["first_mismatch"]["layer"] == "fc0"
+
+
+def test_what_cannot_be_simulated_is_refused_with_one_line(net, tmp_path, capsys):
     model, bits = net
     with pytest.raises(BnnflowError, match="Amaranth's simulator cannot run"):
         run_verify(model, simulator="amaranth", inputs=bits, netlist="ice40")
-    # 128 words of 96 bits: DP16KD on ECP5, whose cell model has no behaviour.
-    wide = random_model([192, 64, 10], seed=3)
-    path = tmp_path / "wide.bnn"
-    save(wide, path)
-    np.save(tmp_path / "b.npy", np.zeros((2, 192), dtype=np.uint8))
+    # SIMD 4 over 784 inputs: a 4-bit DP16KD port, which the model does not cover.
+    narrow = random_model([784, 4, 3], seed=3)
+    path = tmp_path / "narrow.bnn"
+    save(narrow, path)
+    np.save(tmp_path / "b.npy", np.zeros((2, 784), dtype=np.uint8))
     status = main(["verify", str(path), "--netlist", "ecp5", "--sim", "icarus",
-                   "--inputs", str(tmp_path / "b.npy"), "--fold", "1x96,5x64", "--quiet"])
+                   "--inputs", str(tmp_path / "b.npy"), "--fold", "1x4,3x4", "--quiet"])
     err = capsys.readouterr().err
     assert status == 2 and err.count("\n") == 1
-    assert "DP16KD block RAM, which Yosys' ECP5 cell models do not simulate" in err
+    assert "DP16KD block RAM port of 1, 2 or 4 bits" in err
 
 
 def test_cell_models_inline_their_includes_once():
     text = cell_models("ecp5")
     assert "`include" not in text.replace("`include\"", "")
     assert text.count("module OLVDS") == 1 and text.count("module CCU2C") == 1
+    # Yosys' parameter-only DP16KD is replaced by the behavioural model.
+    assert text.count("module DP16KD") == 1 and "reg [17:0] mem [0:1023];" in text
     assert cell_models("ice40").startswith("`define NO_ICE40_DEFAULT_ASSIGNMENTS")
     with pytest.raises(BnnflowError, match="netlist family must be one of ice40, ecp5"):
         cell_models("gowin")
