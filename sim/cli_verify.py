@@ -15,7 +15,9 @@ With --target T (or --board B) the design verified is the one 'bnnflow synth --t
 target and rom_register say which. With --netlist ice40|ecp5 the simulators run Yosys' mapped
 netlist of that design (synth_ice40 / synth_ecp5, the cell models of the YoWASP Yosys) instead
 of the generated RTL: what reaches the board, block RAM contents and register initial values
-included (report key netlist).
+included (report key netlist). --fold fit verifies the folding that 'synth --fold fit' places
+on the device of --target or --board (with --netlist alone: ice40-up5k or ecp5-85k); it runs
+that placement first.
 
 Report keys (--report R.json): simulator, images, mismatches, timing_mismatches,
 first_mismatch (null or {image, layer, layer_index, expected, actual, layer_detail}), cycles,
@@ -192,6 +194,30 @@ def _fault(text):
     return ("drop_ready", int(layer))
 
 
+#: The device ``--fold fit`` places on for ``--netlist F`` without ``--target`` or ``--board``.
+FIT_DEVICE = {"ice40": "ice40-up5k", "ecp5": "ecp5-85k"}
+
+
+def _fit_folding(model, args, target):
+    """``--fold fit``: the folding ``synth --fold fit`` places on the device, as text."""
+    import sys
+
+    from ..boards.synth import synthesize
+    from ..errors import BnnflowError
+
+    if args.ii is not None:
+        raise BnnflowError("--ii does not apply with --fold fit (it chooses the II)")
+    if target is None and args.netlist is not None:
+        target = FIT_DEVICE[args.netlist]
+    if target is None:
+        raise BnnflowError("--fold fit needs the device to place on: --target, --board or "
+                           "--netlist")
+    report = synthesize(model, target, "fit", pipeline=args.pipeline,
+                        progress=lambda msg: print(f"... {msg}", file=sys.stderr, flush=True))
+    print(f"fit: {report['folding']} (II {report['ii']}) places on the {target}")
+    return report["folding"]
+
+
 def _design_for(args):
     """``(target, rom_register)``: with ``--target`` or ``--board``, the options synth and build
     use for that device (the command line may reach the boards layer; sim/ does not)."""
@@ -231,6 +257,9 @@ def run(args):
     if args.pipeline < 0:
         raise BnnflowError(f"--pipeline must be a non-negative integer, not {args.pipeline}")
     target, rom_register = _design_for(args)
+    fold = args.fold
+    if fold == "fit":
+        fold = _fit_folding(model, args, target)
     if args.netlist is not None:
         from ..boards.estimate import ROM_REGISTER
         from ..boards.targets import get_target
@@ -241,7 +270,7 @@ def run(args):
             raise BnnflowError(f"--netlist {args.netlist} does not match the "
                                f"{get_target(target).family} device {target}; give "
                                f"--netlist {get_target(target).family}")
-    rep = run_verify(model, simulator=args.sim, fold=args.fold, ii=args.ii,
+    rep = run_verify(model, simulator=args.sim, fold=fold, ii=args.ii,
                      pipeline=args.pipeline, inputs=args.inputs, images=images,
                      stall=args.stall, seed=args.seed, vcd=args.vcd, report=args.report,
                      build_root=args.build_dir, hardware_model=hardware_model, fault=fault,

@@ -112,3 +112,35 @@ def test_cell_models_inline_their_includes_once():
     assert cell_models("ice40").startswith("`define NO_ICE40_DEFAULT_ASSIGNMENTS")
     with pytest.raises(BnnflowError, match="netlist family must be one of ice40, ecp5"):
         cell_models("gowin")
+
+
+def test_fold_fit_needs_a_device_and_no_ii(net, tmp_path, capsys):
+    model, bits = net
+    path = tmp_path / "m.bnn"
+    save(model, path)
+    np.save(tmp_path / "b.npy", bits)
+    common = ["verify", str(path), "--sim", "icarus", "--inputs", str(tmp_path / "b.npy"),
+              "--fold", "fit", "--quiet"]
+    assert main(common) == 2
+    assert "--fold fit needs the device to place on: --target, --board or --netlist" in (
+        capsys.readouterr().err)
+    assert main([*common, "--netlist", "ice40", "--ii", "8"]) == 2
+    assert "--ii does not apply with --fold fit" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_fold_fit_verifies_the_netlist_of_the_folding_that_places(net, tmp_path, capsys,
+                                                                 build_root):
+    model, bits = net
+    path = tmp_path / "m.bnn"
+    save(model, path)
+    np.save(tmp_path / "b.npy", bits)
+    status = main(["verify", str(path), "--sim", "icarus", "--inputs", str(tmp_path / "b.npy"),
+                   "--fold", "fit", "--netlist", "ice40", "--build-dir", str(build_root),
+                   "--report", str(tmp_path / "r.json"), "--quiet"])
+    out = capsys.readouterr().out
+    rep = json.loads((tmp_path / "r.json").read_text())
+    assert status == 0 and rep["passed"] and rep["netlist"] == "ice40"
+    fit = [line for line in out.splitlines() if line.startswith("fit: ")]
+    assert fit and "places on the ice40-up5k" in fit[0]
+    assert fit[0].split()[1] == ",".join(f"{pe}x{simd}" for pe, simd in rep["folding"])
