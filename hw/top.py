@@ -84,6 +84,23 @@ def layer_chunks(model, folding):
     return [tuple(x) for x in out]
 
 
+def _check_fault(fault, layers):
+    """``ValueError`` unless ``fault`` is ``("drop_ready", j)`` (the stream after layer ``j``
+    ignores its consumer's ready) or ``("swap_output", a, b)`` (bits ``a`` and ``b`` of the
+    output payload exchanged): faults injected to show that the checkers fail."""
+    ok = isinstance(fault, tuple) and len(fault) >= 2 and all(
+        isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in fault[1:])
+    if ok and fault[0] == "drop_ready":
+        ok = len(fault) == 2 and fault[1] < layers
+    elif ok and fault[0] == "swap_output":
+        ok = len(fault) == 3 and fault[1] != fault[2]
+    else:
+        ok = False
+    if not ok:
+        raise ValueError(f"fault must be None, ('drop_ready', j) with j in 0..{layers - 1} or "
+                         f"('swap_output', a, b) with output bits a != b, not {fault!r}")
+
+
 class BnnTop(wiring.Component):
     """A whole binarized network as one streaming component.
 
@@ -103,8 +120,9 @@ class BnnTop(wiring.Component):
         same latency either way).
     debug_taps : bool
         Add ``tap_<j>_valid`` / ``tap_<j>_data`` outputs per layer (no effect on timing).
-    fault : None or ("drop_ready", j)
-        Tests only: the stream after layer ``j`` ignores its consumer's ready.
+    fault : None, ("drop_ready", j) or ("swap_output", a, b)
+        Tests only: the stream after layer ``j`` ignores its consumer's ready, or bits ``a``
+        and ``b`` of ``o.payload`` are exchanged.
 
     Members
     -------
@@ -161,10 +179,7 @@ class BnnTop(wiring.Component):
         if isinstance(fault, list):
             fault = tuple(fault)
         if fault is not None:
-            if (not isinstance(fault, tuple) or len(fault) != 2 or fault[0] != "drop_ready"
-                    or not isinstance(fault[1], int) or not 0 <= fault[1] < len(model.layers)):
-                raise ValueError(f"fault must be None or ('drop_ready', j) with j in "
-                                 f"0..{len(model.layers) - 1}, not {fault!r}")
+            _check_fault(fault, len(model.layers))
         self.pipeline = pipeline
         self.popcount_style = popcount_style
         self.debug_taps = bool(debug_taps)
@@ -184,6 +199,8 @@ class BnnTop(wiring.Component):
         self.class_width = class_width(self.num_classes)
         self.popcount_width = last.lane_width
         self.out_width = self.class_width + last.out_width
+        if fault is not None and fault[0] == "swap_output" and max(fault[1:]) >= self.out_width:
+            raise ValueError(f"fault {fault!r}: the output has bits 0..{self.out_width - 1}")
         self.argmax_stages = max(0, min(pipeline, argmax_levels(self.num_classes) - 1))
         self.ii = max(unit.cycles for unit in self.layers)
         # The first layer's accept_wait passes before the input transfer, so it is not counted.
@@ -235,7 +252,15 @@ class BnnTop(wiring.Component):
                 wiring.connect(m, unit.o, consumer)
             if self.debug_taps:
                 self._tap(m, j, unit)
-        wiring.connect(m, argmax.o, wiring.flipped(self.o))
+        if self.fault is not None and self.fault[0] == "swap_output":
+            # Two bits of the output payload exchanged (a fault for the checkers' tests).
+            a, b = self.fault[1:]
+            bits = list(argmax.o.payload)
+            bits[a], bits[b] = bits[b], bits[a]
+            m.d.comb += [self.o.valid.eq(argmax.o.valid), self.o.payload.eq(Cat(*bits)),
+                         argmax.o.ready.eq(self.o.ready)]
+        else:
+            wiring.connect(m, argmax.o, wiring.flipped(self.o))
         return m
 
     def _tap(self, m, j, unit):

@@ -171,12 +171,21 @@ def test_multi_bit_hidden_activations_are_refused():
         BnnTop(model)
 
 
-@pytest.mark.parametrize("fault", [("drop_ready", 3), ("drop_valid", 0), "drop_ready"])
+@pytest.mark.parametrize("fault", [("drop_ready", 3), ("drop_valid", 0), "drop_ready",
+                                   ("swap_output", 1, 1), ("swap_output", 1)])
 def test_bad_fault_raises_value_error(fault):
     model = random_model([37, 13, 11, 5], seed=0)
-    with pytest.raises(ValueError, match=r"fault must be None or \('drop_ready', j\) with j "
-                                         r"in 0\.\.2"):
+    with pytest.raises(ValueError, match=r"fault must be None, \('drop_ready', j\) with j "
+                                         r"in 0\.\.2 or \('swap_output', a, b\) with output "
+                                         r"bits a != b"):
         BnnTop(model, fault=fault)
+
+
+def test_swapped_output_bits_must_exist():
+    model = random_model([37, 13, 11, 5], seed=0)
+    with pytest.raises(ValueError, match=r"fault \('swap_output', 0, 23\): the output has "
+                                         r"bits 0\.\.22"):
+        BnnTop(model, fault=("swap_output", 0, 23))
 
 
 @pytest.mark.parametrize(("classes", "pipeline", "stages"), [
