@@ -120,9 +120,10 @@ def add_arguments(parser):
                        help="generate the hardware from another model with the same layer "
                             "sizes (e.g. one weight bit flipped) while the golden model "
                             "stays MODEL")
-    debug.add_argument("--fault", default=None, metavar="drop_ready:J",
-                       help="build BnnTop with fault ('drop_ready', J): the stream after "
-                            "layer J ignores its consumer's ready")
+    debug.add_argument("--fault", default=None, metavar="drop_ready:J|swap_output:A,B",
+                       help="build BnnTop with a fault: drop_ready:J, the stream after layer "
+                            "J ignores its consumer's ready; swap_output:A,B, bits A and B of "
+                            "the output payload exchanged")
 
 
 def _fmt(value):
@@ -188,10 +189,15 @@ def _fault(text):
 
     if text is None:
         return None
-    kind, _, layer = text.partition(":")
-    if kind != "drop_ready" or not layer.isdigit():
-        raise BnnflowError(f"--fault must be drop_ready:J with J a layer index, not {text!r}")
-    return ("drop_ready", int(layer))
+    kind, _, args = text.partition(":")
+    values = args.split(",")
+    if all(v.isdigit() for v in values):
+        if kind == "drop_ready" and len(values) == 1:
+            return ("drop_ready", int(values[0]))
+        if kind == "swap_output" and len(values) == 2:
+            return ("swap_output", int(values[0]), int(values[1]))
+    raise BnnflowError(f"--fault must be drop_ready:J with J a layer index or swap_output:A,B "
+                       f"with A and B output bits, not {text!r}")
 
 
 #: The device ``--fold fit`` places on for ``--netlist F`` without ``--target`` or ``--board``.

@@ -81,7 +81,9 @@ def test_default_stimulus_is_the_data_set_test_split(tmp_path):
     (["--inputs", "missing.npy"], "missing.npy: no such input file"),
     (["--inputs", "BAD"], "input bits must have shape (B, 37)"),
     (["--pipeline", "-1"], "--pipeline must be a non-negative integer"),
-    (["--fault", "drop:1"], "--fault must be drop_ready:J"),
+    (["--fault", "drop:1"], "--fault must be drop_ready:J with J a layer index or "
+                            "swap_output:A,B"),
+    (["--fault", "swap_output:1"], "--fault must be drop_ready:J"),
 ])
 def test_bad_input_is_one_line_exit_2_and_no_report(args, message, model_files, tmp_path,
                                                     capsys):
@@ -145,3 +147,16 @@ def _bits_file(tmp_path, model):
     np.save(path, np.random.default_rng(0).integers(0, 2, size=(6, model.input.width),
                                                     dtype=np.uint8))
     return path
+
+
+def test_swapped_output_bits_from_the_command_line_fail_the_run(model_files, tmp_path, capsys):
+    model_path, inputs_path = model_files
+    report = tmp_path / "r.json"
+    status = main(["verify", str(model_path), "--sim", "amaranth", "--inputs", str(inputs_path),
+                   "--fault", "swap_output:0,3", "--report", str(report), "--quiet"])
+    rep = json.loads(report.read_text())
+    assert status == 1 and rep["fault"] == ["swap_output", 0, 3] and rep["mismatches"] > 0
+    status = main(["verify", str(model_path), "--sim", "amaranth", "--inputs", str(inputs_path),
+                   "--fault", "swap_output:0,99", "--quiet"])
+    err = capsys.readouterr().err
+    assert status == 2 and err.count("\n") == 1 and "the output has bits 0..22" in err
