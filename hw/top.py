@@ -167,6 +167,15 @@ class BnnTop(wiring.Component):
 
     def __init__(self, model, folding=None, pipeline=0, *, debug_taps=False, fault=None,
                  popcount_style=DEFAULT_STYLE, rom_register=False):
+        try:
+            self._build(model, folding, pipeline, debug_taps, fault, popcount_style,
+                        rom_register)
+        except Exception:
+            # A design refused while it is built was not left unused: no warning when it goes.
+            self._MustUse__used = True
+            raise
+
+    def _build(self, model, folding, pipeline, debug_taps, fault, popcount_style, rom_register):
         self.model = model
         self.folding = resolve_folding(model, folding)
         for j, layer in enumerate(model.layers[:-1]):
