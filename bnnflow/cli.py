@@ -30,6 +30,14 @@ COMMANDS = {
     "run-board": ("bnnflow.boards.cli_run_board", "classify test images on a board (or 'sim')"),
     "geometry": ("bnnflow.model.cli_geometry", "angles and dot-product correlations of the "
                                                "binarized weights"),
+    "prove": ("bnnflow.sim.cli_prove", "prove stream properties of the hardware units formally "
+                                       "(bounded model check and k-induction)"),
+    "explore": ("bnnflow.boards.cli_explore", "sweep foldings x targets x seeds on Dask and "
+                                              "report the Pareto front"),
+    "verify-campaign": ("bnnflow.sim.cli_campaign", "verify many random networks x foldings "
+                                                    "x stalls on Dask"),
+    "import": ("bnnflow.model.cli_import", "import a Brevitas/QONNX model as a .bnn file"),
+    "export-qonnx": ("bnnflow.model.cli_export_qonnx", "write a .bnn model as a QONNX graph"),
 }
 
 
