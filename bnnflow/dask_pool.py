@@ -8,7 +8,8 @@ finished task, in the order they finish.
 
 A task is the name of a function (``"package.module:function"``) and keyword arguments of
 plain JSON data. On the worker, :func:`run_isolated` runs it in a child Python process of its
-own, in a temporary directory of its own (also its ``TMPDIR``, removed afterwards), and kills
+own, in a temporary directory of its own (also its ``TMPDIR``, removed afterwards; the worker's
+own temporary folder is in ``BNNFLOW_WORKER_TMPDIR``, for caches), and kills
 the child's whole process group (the tools it started included) when the time limit passes.
 The child also ends itself when the worker that started it dies (a closed cluster, an
 interrupted sweep), so no tool keeps running behind a stopped sweep. A task never raises: its
@@ -32,7 +33,11 @@ from dataclasses import dataclass, field
 from .errors import BnnflowError
 
 __all__ = ["SchedulerError", "Task", "Progress", "open_client", "run_tasks", "run_isolated",
-           "one_line", "check_scheduler_address", "interrupt_on_sigterm", "slots"]
+           "one_line", "check_scheduler_address", "interrupt_on_sigterm", "slots", "WORKER_TMPDIR"]
+
+#: Environment variable that tells a task the worker's own temporary folder (its ``TMPDIR``
+#: is the task's), for caches shared between the tasks of a worker.
+WORKER_TMPDIR = "BNNFLOW_WORKER_TMPDIR"
 
 #: Seconds :func:`open_client` waits for an existing scheduler to answer.
 CONNECT_TIMEOUT = 10
@@ -274,7 +279,8 @@ def _run_child(function, kwargs, timeout, work):
         json.dump(spec, f)
     tmp = os.path.join(work, "tmp")
     os.mkdir(tmp)
-    env = {**os.environ, "TMPDIR": tmp, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "TMPDIR": tmp, "PYTHONUNBUFFERED": "1",
+           WORKER_TMPDIR: os.environ.get(WORKER_TMPDIR) or tempfile.gettempdir()}
     log_path = os.path.join(work, "child.log")
     with open(log_path, "wb") as log:
         child = subprocess.Popen(

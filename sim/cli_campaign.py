@@ -1,0 +1,163 @@
+"""Verify many random networks x foldings x pipelines x stall seeds against the golden model,
+as tasks on Dask.
+
+Network i (of --random N) has the widths of the i-th --sizes entry in turn and seed --seed + i;
+its --images random input vectors and the network are written to DIR/nets/ (net_0007.bnn,
+net_0007_inputs.npy). Each network gets --foldings random foldings (PE and SIMD uniform per
+layer, padded folds included), each verified at every --pipeline depth and --stall-seeds seed
+with --stall gaps and back-pressure, by the code behind 'bnnflow verify'. Every mismatch is
+reported with the 'bnnflow verify ...' command that repeats it. With --fault (as verify takes
+it, e.g. drop_ready:0) every design is built with that fault and is expected to fail: the
+summary names any that passed.
+
+Results: DIR/runs/<key>.json per verification (atomic; a re-run skips those done, marked
+cached: true), DIR/results.json and DIR/results.md (summary and the failing commands). Dask:
+a local cluster with one single-threaded worker process per core (--workers), or
+--scheduler tcp://HOST:8786. Exit status: 0 when every design matched, 1 when any did not (or
+failed to run), 2 on bad input, 130 when interrupted.
+"""
+
+__all__ = ["add_arguments", "run"]
+
+
+def add_arguments(parser):
+    from .tools import SIMULATORS
+
+    parser.add_argument("--random", type=int, default=200, metavar="N",
+                        help="random networks (default: 200)")
+    parser.add_argument("--sizes", default="16-8-4,24-12-6,32-16-8-4", metavar="K-N-...,...",
+                        help="network widths (input, then each layer), used in turn "
+                             "(default: 16-8-4,24-12-6,32-16-8-4)")
+    parser.add_argument("--foldings", type=int, default=1, metavar="K",
+                        help="random foldings per network (default: 1)")
+    parser.add_argument("--pipeline", default="0,2", metavar="STAGES,...",
+                        help="popcount pipeline depths, each verified (default: 0,2)")
+    parser.add_argument("--stall", type=float, default=0.2, metavar="P",
+                        help="probability of an input gap and of back-pressure per cycle "
+                             "(default: 0.2)")
+    parser.add_argument("--stall-seeds", type=int, default=1, metavar="M",
+                        help="stall seeds 0..M-1 per design (default: 1)")
+    parser.add_argument("--images", type=int, default=16, metavar="N",
+                        help="random input vectors per network (default: 16)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of network 0 (default: 0)")
+    parser.add_argument("--sim", default="amaranth", choices=SIMULATORS,
+                        help="simulator (default: amaranth; verilator-direct builds one C++ "
+                             "model per design)")
+    parser.add_argument("--fault", default=None, metavar="drop_ready:J|swap_output:A,B",
+                        help="build every design with this fault (each must then fail)")
+    parser.add_argument("--timeout", type=float, default=10.0, metavar="MINUTES",
+                        help="time limit of each verification (default: 10)")
+    parser.add_argument("--scheduler", default=None, metavar="tcp://HOST:8786",
+                        help="use this Dask scheduler (default: a local cluster)")
+    parser.add_argument("--workers", type=int, default=None, metavar="N",
+                        help="workers of the local cluster (default: one per core)")
+    parser.add_argument("--out", required=True, metavar="DIR",
+                        help="folder of the networks and results (re-use it to continue)")
+
+
+def _int_list(text, option):
+    from .campaign import CampaignError
+
+    parts = [p.strip() for p in str(text).split(",")]
+    if not all(p.isdigit() for p in parts):
+        raise CampaignError(f"{option} must be a comma-separated list of integers >= 0, like "
+                            f"0,2, not {text!r}")
+    return sorted({int(p) for p in parts})
+
+
+def _check(args):
+    """``(sizes, pipelines, fault)`` after checking every option; CampaignError on bad
+    input."""
+    from ..dask_pool import check_scheduler_address
+    from .campaign import CampaignError, parse_sizes
+    from .cli_verify import _fault
+
+    for option, value in (("--random", args.random), ("--foldings", args.foldings),
+                          ("--stall-seeds", args.stall_seeds), ("--images", args.images)):
+        if value < 1:
+            raise CampaignError(f"{option} must be a positive integer, not {value}")
+    if args.workers is not None and args.workers < 1:
+        raise CampaignError(f"--workers must be a positive integer, not {args.workers}")
+    if not 0.0 <= args.stall < 1.0:
+        raise CampaignError(f"--stall must be a probability in [0, 1), not {args.stall:g}")
+    if not args.timeout > 0:
+        raise CampaignError(f"--timeout must be a positive number of minutes, not "
+                            f"{args.timeout:g}")
+    sizes = parse_sizes(args.sizes)
+    pipelines = _int_list(args.pipeline, "--pipeline")
+    fault = _fault(args.fault)
+    if fault is not None and fault[0] == "drop_ready":
+        short = [s for s in sizes if fault[1] > len(s) - 2]
+        if short:
+            raise CampaignError(f"--fault drop_ready:{fault[1]} needs a layer {fault[1]} "
+                                f"followed by another, and {'-'.join(map(str, short[0]))} "
+                                f"has {len(short[0]) - 1} layers")
+    if args.scheduler is not None:
+        check_scheduler_address(args.scheduler)
+    return sizes, pipelines, fault
+
+
+def _markdown(records, args, seconds):
+    bad = [r for r in records if r["status"] != "passed"]
+    lines = ["# bnnflow verify-campaign", "",
+             f"- {len(records)} verifications of {args.random} random networks (sizes "
+             f"{args.sizes}, seed {args.seed}), {args.foldings} random folding(s) each, "
+             f"pipeline {args.pipeline}, stall {args.stall:g} with {args.stall_seeds} seed(s), "
+             f"{args.images} random images, simulator {args.sim}"
+             + (f", fault {args.fault}" if args.fault else ""),
+             f"- passed {len(records) - len(bad)}, did not pass {len(bad)} "
+             f"({sum(r['status'] == 'mismatch' for r in bad)} mismatching, "
+             f"{sum(r['status'] in ('failed', 'timeout') for r in bad)} failed to run); "
+             f"{sum(bool(r.get('cached')) for r in records)} from the cache; {seconds:.1f} s",
+             ""]
+    if bad:
+        lines += ["| net | widths | folding | pipeline | seed | status | mismatches | first "
+                  "differing layer | repeat with |", "|" + " --- |" * 9]
+        lines += [f"| {r['net']} | {'-'.join(map(str, r['widths']))} | {r['folding']} "
+                  f"| {r['pipeline']} | {r['seed']} | {r['status']} "
+                  f"| {r.get('mismatches', '-')} | {r.get('first_mismatch_layer') or '-'} "
+                  f"| `{r['command']}` |" for r in bad]
+        errors = [r for r in bad if r["error"]]
+        lines += ["", *(f"- net {r['net']} {r['folding']}: {r['error']}" for r in errors)]
+    return "\n".join(lines) + "\n"
+
+
+def run(args):
+    import time
+
+    from ..dask_pool import interrupt_on_sigterm, open_client
+    from ..fileio import check_output_dir, make_output_dir, write_text_atomic
+    from .campaign import plan_campaign, run_campaign
+    from .tools import check_simulator
+
+    sizes, pipelines, fault = _check(args)
+    check_simulator(args.sim)
+    out = make_output_dir(check_output_dir(args.out, "--out"), "--out")
+    started = time.monotonic()
+    plan = plan_campaign(out, networks=args.random, sizes=sizes, foldings=args.foldings,
+                         pipelines=pipelines, stall=args.stall, stall_seeds=args.stall_seeds,
+                         images=args.images, seed=args.seed,
+                         slower_after=fault[1] if fault and fault[0] == "drop_ready" else None)
+    with interrupt_on_sigterm():
+        records = run_campaign(out, lambda: open_client(args.scheduler, args.workers), plan,
+                               simulator=args.sim, images=args.images, fault=args.fault,
+                               timeout=args.timeout)
+    seconds = time.monotonic() - started
+    write_text_atomic(out / "results.md", _markdown(records, args, seconds))
+    bad = [r for r in records if r["status"] != "passed"]
+    for r in bad:
+        why = (f"{r['mismatches']} mismatches, first differing layer "
+               f"{r.get('first_mismatch_layer')}" if r["status"] == "mismatch"
+               else f"{r['status']}: {r['error']}")
+        print(f"FAIL net {r['net']} ({'-'.join(map(str, r['widths']))}) {r['folding']} "
+              f"p{r['pipeline']} s{r['seed']}: {why}\n  repeat with: {r['command']}")
+    print(f"verify-campaign: {len(records)} verifications, {len(records) - len(bad)} passed, "
+          f"{len(bad)} did not; {seconds:.1f} s; wrote {out / 'results.json'}, "
+          f"{out / 'results.md'}")
+    if args.fault:
+        passed = [r for r in records if r["status"] == "passed"]
+        print(f"with --fault {args.fault}: {len(records) - len(passed)} of {len(records)} "
+              f"designs failed as expected"
+              + (f"; passed despite the fault: {', '.join(r['command'] for r in passed)}"
+                 if passed else ""))
+    return 1 if bad else 0
