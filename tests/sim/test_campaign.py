@@ -1,0 +1,138 @@
+"""``bnnflow verify-campaign``: random networks and foldings, the commands that repeat a check,
+cached re-runs, fault campaigns where every design fails, and one-line errors."""
+
+import json
+import shlex
+
+import numpy as np
+import pytest
+
+from bnnflow import dask_pool
+from bnnflow.cli import main
+from bnnflow.model.artifact import load
+from bnnflow.model.random_net import random_model
+from bnnflow.sim.campaign import CampaignError, Check, parse_sizes, plan_campaign, random_folding
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A 2-worker cluster of its own, reached by address like a remote one."""
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, protocol="tcp",
+                      dashboard_address=":0") as cluster:
+        yield cluster
+
+
+def test_sizes_are_widths_separated_by_dashes():
+    assert parse_sizes("16-8-4, 37-13-11-5") == [(16, 8, 4), (37, 13, 11, 5)]
+    for text in ("16", "16-0-4", "16-8-x", "16-8,"):
+        with pytest.raises(CampaignError, match=rf"^--sizes must be networks like 16-8-4 "
+                                                rf"\(input width, then each layer's neurons\), "
+                                                rf"comma separated, not '{text}'$"):
+            parse_sizes(text)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_random_foldings_are_valid_and_can_make_a_dropped_ready_visible(seed):
+    from bnnflow.hw.folding import resolve_folding
+
+    model = random_model([24, 12, 6, 3], seed=seed)
+    rng = np.random.default_rng(seed)
+    resolve_folding(model, random_folding(model, rng))
+    for j in (0, 1):
+        folds = resolve_folding(model, random_folding(model, rng, slower_after=j))
+        assert model.layers[j + 1].cycles(folds[j + 1]) > model.layers[j].cycles(folds[j])
+
+
+def test_the_plan_writes_each_network_and_its_inputs(tmp_path):
+    plan = plan_campaign(tmp_path, networks=3, sizes=[(16, 8, 4), (20, 6, 6, 2)], foldings=2,
+                         pipelines=[0, 2], stall=0.3, stall_seeds=2, images=5, seed=7)
+    assert len(plan) == 3 * 2 * 2 * 2
+    check, files = plan[-1]
+    assert (check.net, check.widths, check.pipeline, check.stall, check.seed) == (
+        2, (16, 8, 4), 2, 0.3, 1)
+    model = load(files["model"])
+    assert model.widths == random_model([16, 8, 4], seed=9).widths
+    assert np.load(files["inputs"]).shape == (5, 16)
+    assert sorted(p.name for p in (tmp_path / "nets").iterdir()) == [
+        f"net_000{i}{suffix}" for i in range(3) for suffix in (".bnn", "_inputs.npy")]
+    assert plan_campaign(tmp_path, networks=3, sizes=[(16, 8, 4), (20, 6, 6, 2)], foldings=2,
+                         pipelines=[0, 2], stall=0.3, stall_seeds=2, images=5,
+                         seed=7) == plan
+
+
+def test_the_command_repeats_the_check():
+    check = Check(7, (16, 8, 4), "3x5,2x8", 2, 0.25, 1)
+    assert check.command("/o d", "amaranth", 16, "drop_ready:0") == (
+        "bnnflow verify '/o d/nets/net_0007.bnn' --sim amaranth --inputs "
+        "'/o d/nets/net_0007_inputs.npy' --images 16 --fold 3x5,2x8 --pipeline 2 --stall 0.25 "
+        "--seed 1 --fault drop_ready:0")
+
+
+def _records(out):
+    return json.loads((out / "results.json").read_text())["records"]
+
+
+ARGS = ["--random", "2", "--sizes", "16-8-4,12-6-6-3", "--pipeline", "0,1", "--images", "6"]
+
+
+def test_a_campaign_passes_and_a_second_run_is_all_cached(tmp_path, capsys):
+    assert main(["verify-campaign", *ARGS, "--workers", "1", "--out", str(tmp_path)]) == 0
+    records = _records(tmp_path)
+    assert len(records) == 4
+    assert all(r["status"] == "passed" and r["mismatches"] == 0 and r["cached"] is False
+               and r["ii_measured"] == r["ii_expected"] for r in records)
+    out = capsys.readouterr()
+    assert "verify-campaign: 4 verifications, 4 passed, 0 did not" in out.out
+    assert "[4/4] net 1 12-6-6-3" in out.err
+    assert main(["verify-campaign", *ARGS, "--scheduler", "tcp://127.0.0.1:9", "--out",
+                 str(tmp_path)]) == 0        # all cached: no cluster needed
+    again = _records(tmp_path)
+    assert all(r["cached"] for r in again)
+    assert [{**r, "cached": False} for r in again] == records
+    assert "passed 4, did not pass 0" in (tmp_path / "results.md").read_text()
+
+
+def test_with_a_dropped_ready_every_design_fails_with_a_command_that_repeats_it(
+        tmp_path, capsys, cluster):
+    status = main(["verify-campaign", *ARGS, "--fault", "drop_ready:0", "--scheduler",
+                   cluster.scheduler_address, "--out", str(tmp_path)])
+    assert status == 1
+    records = _records(tmp_path)
+    assert len(records) == 4 and all(r["status"] == "mismatch" for r in records)
+    out = capsys.readouterr().out
+    assert "with --fault drop_ready:0: 4 of 4 designs failed as expected" in out
+    commands = [line.split("repeat with: ", 1)[1] for line in out.splitlines()
+                if "repeat with: " in line]
+    assert commands == [r["command"] for r in records]
+    argv = shlex.split(commands[0])
+    assert argv[:2] == ["bnnflow", "verify"] and "--fault" in argv
+    assert main([*argv[1:], "--quiet"]) == 1
+    rep_out = capsys.readouterr().out
+    assert "FAIL" in rep_out and "first mismatch" in rep_out
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--sizes", "16"], "error: --sizes must be networks like 16-8-4"),
+    (["--pipeline", "0,x"], "error: --pipeline must be a comma-separated list of integers >= "
+                            "0, like 0,2, not '0,x'"),
+    (["--random", "0"], "error: --random must be a positive integer, not 0"),
+    (["--stall", "1"], "error: --stall must be a probability in [0, 1), not 1"),
+    (["--fault", "drop_ready"], "error: --fault must be drop_ready:J with J a layer index or "
+                                "swap_output:A,B"),
+    (["--fault", "drop_ready:2"], "error: --fault drop_ready:2 needs a layer 2 followed by "
+                                  "another, and 16-8-4 has 2 layers"),
+    (["--scheduler", "tcp://127.0.0.1:9"], "error: cannot reach the Dask scheduler at "
+                                           "tcp://127.0.0.1:9 ("),
+    (["--out", "/proc/nope"], "error: cannot write /proc/nope: cannot create folders in /proc"),
+])
+def test_bad_input_is_one_line_and_exit_status_2(tmp_path, capsys, monkeypatch, argv,
+                                                 message):
+    monkeypatch.setattr(dask_pool, "CONNECT_TIMEOUT", 1)
+    options = {"--random": "1", "--sizes": "16-8-4", "--out": str(tmp_path / "out")}
+    options.update(zip(argv[::2], argv[1::2], strict=True))
+    status = main(["verify-campaign", *(x for item in options.items() for x in item)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 2
+    assert len(err) == 1 and err[0].startswith(message)
