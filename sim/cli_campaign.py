@@ -8,7 +8,8 @@ layer, padded folds included), each verified at every --pipeline depth and --sta
 with --stall gaps and back-pressure, by the code behind 'bnnflow verify'. Every mismatch is
 reported with the 'bnnflow verify ...' command that repeats it. With --fault (as verify takes
 it, e.g. drop_ready:0) every design is built with that fault and is expected to fail: the
-summary names any that passed.
+summary names any that passed. With drop_ready:J the foldings drawn make layer J+1 slower than
+layer J, so that it is busy when layer J offers a vector and the fault can show.
 
 Results: DIR/runs/<key>.json per verification (atomic; a re-run skips those done, marked
 cached: true), DIR/results.json and DIR/results.md (summary and the failing commands). Dask:
