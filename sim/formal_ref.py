@@ -1,0 +1,130 @@
+"""The golden model as combinational logic, for formal proofs (:mod:`bnnflow.sim.prove`).
+
+A proof compares what a unit emits with what the golden model computes from the same inputs,
+for every input: the solver needs that model as logic over the input bits. The functions here
+build it from a layer's weights and thresholds, step by step as each layer kind's ``forward``
+(:mod:`bnnflow.model.conventions`): the XNOR of a bit with a constant weight is the bit or its
+complement, a popcount is a sum of bits, a binary activation is ``popcount >= threshold``, a
+pool output is the OR of its window. Which inputs a conv window or pool block reads is asked
+of the numpy reference itself (:func:`~bnnflow.model.conventions.windows` on an index map,
+:func:`~bnnflow.model.conventions.maxpool_or` on one-hot maps), so the logic cannot drift from
+it; tests/sim/test_formal_ref.py simulates this logic against the golden model.
+
+Values are lists of Amaranth values, one per output element (a bit, an activation level or a
+popcount lane), in the order of the layer's flattened output.
+"""
+
+import numpy as np
+from amaranth.hdl import Cat, Const, Mux
+from amaranth.utils import bits_for
+
+from ..hw.argmax import class_width
+from ..model import conventions
+
+__all__ = ["layer_logic", "network_logic", "argmax_logic", "flatten", "lane_width"]
+
+
+def _popcount(bits, weights):
+    """``popcount(XNOR(bits, weights))`` with constant weights: a sum of bits."""
+    terms = [b if w else ~b for b, w in zip(bits, weights, strict=True)]
+    width = bits_for(len(terms))
+    total = Const(0, width)
+    for term in terms:
+        total = (total + term)[:width]
+    return total
+
+
+def _neurons(bits, weights, thresholds):
+    """Each neuron's popcount, or its activation level ``sum_j (popcount >= t_j)``."""
+    out = []
+    for n, row in enumerate(np.asarray(weights)):
+        count = _popcount(bits, row)
+        if thresholds is None:
+            out.append(count)
+            continue
+        levels = [count >= int(t) for t in np.atleast_1d(thresholds[n])]
+        width = bits_for(len(levels))
+        level = Const(0, width)
+        for reached in levels:
+            level = (level + reached)[:width]
+        out.append(level)
+    return out
+
+
+def lane_width(layer):
+    """Bits of one output element: ``bits_for(T)`` for activations, ``bits_for(K)`` for the
+    popcounts of the output layer."""
+    if layer.is_output:
+        return bits_for(layer.fan_in)
+    if getattr(layer, "thresholds", None) is None:
+        return 1
+    return bits_for(np.asarray(layer.thresholds).reshape(layer.neurons, -1).shape[1])
+
+
+def _conv_windows(layer):
+    """Input indices of each output pixel's window, ``(Ho * Wo, kh * kw * Cin)``."""
+    index = np.arange(layer.in_width)[None, :]
+    return conventions.windows(index, layer.in_shape, layer.kernel)[0]
+
+
+def _pool_blocks(layer):
+    """Input indices OR-ed into each output element."""
+    eye = np.eye(layer.in_width, dtype=np.uint8)
+    hit = conventions.maxpool_or(eye, layer.in_shape, layer.window, layer.stride)
+    return [np.flatnonzero(hit[:, o]) for o in range(layer.out_width)]
+
+
+def layer_logic(layer, bits):
+    """Output elements of ``layer`` for input ``bits`` (a list of 1-bit values).
+
+    Raises
+    ------
+    ValueError
+        A layer kind this module has no logic for.
+    """
+    kind = layer.kind
+    thresholds = None if layer.is_output else getattr(layer, "thresholds", None)
+    if kind == "binary_dense":
+        return _neurons(bits, layer.weights, thresholds)
+    if kind == "binary_conv2d":
+        out = []
+        for window in _conv_windows(layer):
+            out.extend(_neurons([bits[i] for i in window], layer.weights, thresholds))
+        return out
+    if kind == "maxpool2d":
+        out = []
+        for block in _pool_blocks(layer):
+            value = bits[int(block[0])]
+            for i in block[1:]:
+                value = value | bits[int(i)]
+            out.append(value)
+        return out
+    raise ValueError(f"no formal reference for layer kind {kind!r}")
+
+
+def argmax_logic(scores):
+    """``(class index, scores)``: the lowest index of the maximum, as
+    :func:`~bnnflow.model.conventions.argmax_lowest`."""
+    cw = class_width(len(scores))
+    best, best_score = Const(0, cw), scores[0]
+    for c, score in enumerate(scores[1:], start=1):
+        better = score > best_score
+        best = Mux(better, c, best)
+        best_score = Mux(better, score, best_score)
+    return best
+
+
+def flatten(elements, width):
+    """Elements of ``width`` bits each as one value, element 0 in the lowest bits."""
+    return Cat(*(Cat(e, Const(0, width))[:width] for e in elements))
+
+
+def network_logic(model, bits):
+    """The bits of ``BnnTop.o.payload`` for input ``bits``: class index, then the last layer's
+    popcounts."""
+    x = list(bits)
+    for layer in model.layers:
+        x = layer_logic(layer, x)
+        if layer.is_output:
+            break
+    return Cat(argmax_logic(x), flatten(x, lane_width(model.layers[-1])))

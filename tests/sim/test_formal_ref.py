@@ -1,0 +1,87 @@
+"""The combinational golden model of the proofs equals the numpy golden model."""
+
+import numpy as np
+import pytest
+from amaranth.hdl import Module, Signal
+from amaranth.sim import Simulator
+
+from bnnflow.model import golden
+from bnnflow.model.random_net import random_conv_model, random_model
+from bnnflow.sim.formal_ref import lane_width, layer_logic, network_logic
+
+
+def _simulate(width, build, vectors):
+    """Values of the logic ``build(bits)`` for each input vector, settled combinationally."""
+    x = Signal(width)
+    out = Signal(len(build([x[i] for i in range(width)])))
+    m = Module()
+    m.d.comb += out.eq(build([x[i] for i in range(width)]))
+    results = []
+
+    async def bench(ctx):
+        for v in vectors:
+            ctx.set(x, int("".join(str(int(b)) for b in v[::-1]), 2))
+            results.append(ctx.get(out))
+
+    sim = Simulator(m)
+    sim.add_testbench(bench)
+    sim.run()
+    return results
+
+
+def _unpack(value, count, width):
+    return [(value >> (i * width)) & ((1 << width) - 1) for i in range(count)]
+
+
+MODELS = {
+    "dense 7-5-3": lambda: random_model([7, 5, 3], seed=1),
+    "dense 6-3": lambda: random_model([6, 3], seed=2),
+    "conv": lambda: random_conv_model((5, 4, 2), [("conv", 3, 2, 3), ("pool", 2)], 3, seed=3),
+    "conv pool stride": lambda: random_conv_model((5, 5, 1), [("conv", 2, 2), ("pool", 3, 2),
+                                                              ("dense", 4)], 2, seed=4),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_network_logic_is_the_golden_model(name):
+    model = MODELS[name]()
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 2, size=(40, model.input.width), dtype=np.uint8)
+    want = golden.run(model, x)
+    got = _simulate(model.input.width, lambda bits: network_logic(model, bits), x)
+    cw = max(1, (model.num_classes - 1).bit_length())
+    pw = lane_width(model.layers[-1])
+    assert np.array_equal([g & ((1 << cw) - 1) for g in got], want.classes)
+    scores = [_unpack(g >> cw, model.num_classes, pw) for g in got]
+    assert np.array_equal(scores, want.popcounts)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_each_layer_logic_is_its_forward_step(name):
+    model = MODELS[name]()
+    rng = np.random.default_rng(1)
+    x = rng.integers(0, 2, size=(30, model.input.width), dtype=np.uint8)
+    for layer in model.layers:
+        width = lane_width(layer) if layer.is_output else 1
+        got = _simulate(layer.in_width,
+                        lambda bits, layer=layer, width=width: _cat(layer_logic(layer, bits),
+                                                                    width), x)
+        want, counts = layer.forward(x)
+        want = counts if layer.is_output else want
+        assert np.array_equal([_unpack(g, layer.out_width, width) for g in got], want)
+        x = want
+
+
+def _cat(elements, width):
+    from bnnflow.sim.formal_ref import flatten
+
+    return flatten(elements, width)
+
+
+def test_unknown_kind_is_refused():
+    class Odd:
+        kind = "ternary_dense"
+        is_output = True
+
+    with pytest.raises(ValueError, match="no formal reference for layer kind 'ternary_dense'"):
+        layer_logic(Odd(), [])
