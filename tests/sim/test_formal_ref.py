@@ -85,3 +85,16 @@ def test_unknown_kind_is_refused():
 
     with pytest.raises(ValueError, match="no formal reference for layer kind 'ternary_dense'"):
         layer_logic(Odd(), [])
+
+
+def test_window_logic_is_the_windows_of_the_numpy_reference():
+    from bnnflow.model import conventions
+    from bnnflow.sim.formal_ref import window_logic
+
+    model = random_conv_model((4, 5, 2), [("conv", 3, 2, 3)], 2, seed=5)
+    layer = model.layers[0]
+    x = np.random.default_rng(2).integers(0, 2, size=(20, layer.in_width), dtype=np.uint8)
+    got = _simulate(layer.in_width, lambda bits: _cat(window_logic(layer, bits), 1), x)
+    want = conventions.windows(x, layer.in_shape, layer.kernel).reshape(len(x), -1)
+    n = want.shape[1]
+    assert np.array_equal([_unpack(g, n, 1) for g in got], want)

@@ -1,11 +1,14 @@
 """Mutation check of the checkers (issue 20): one fault at a time is injected into the design
 (a flipped weight bit, a threshold off by one, a dropped ready, two output bits swapped), and
-every checker that applies must fail on it: ``verify`` on each simulator and ``verify
---netlist`` on Yosys' netlists. A checker that cannot fail is worth nothing. (``prove``, the
-formal checker of the issue, does not exist yet.)"""
+every checker that applies must fail on it: ``verify`` on each simulator, ``verify
+--netlist`` on Yosys' netlists and ``prove`` (on a network small enough for a quick proof). A
+checker that cannot fail is worth nothing."""
 
+import numpy as np
 import pytest
 
+from bnnflow.model.random_net import random_model
+from bnnflow.sim.prove import proof_targets, prove_target
 from bnnflow.sim.verify import run_verify
 from tests.sim.test_faults import flipped_weight, threshold_off_by_one
 
@@ -50,3 +53,35 @@ def test_the_same_checkers_pass_the_design_without_a_fault(simulator, netlist, n
                      build_root=build_root)
     assert rep["passed"] and rep["mismatches"] == 0
     assert rep["timing_ok"]
+
+
+#: The network of the proofs: a hidden layer (thresholds) and an output layer, pipeline 1.
+PROVE_WIDTHS, PROVE_FOLD, PROVE_SLOW_SECOND = [6, 4, 3], "2x3,3x2", "4x6,1x4"
+
+
+def _prove_options(fault, model):
+    bits = np.random.default_rng(0).integers(0, 2, size=(64, PROVE_WIDTHS[0]), dtype=np.uint8)
+    if fault == "flipped_weight":
+        return {"folding": PROVE_FOLD, "hardware_model": flipped_weight(model, bits)[0]}
+    if fault == "threshold_off_by_one":
+        return {"folding": PROVE_FOLD, "hardware_model": threshold_off_by_one(model, bits)[0]}
+    if fault == "drop_ready":
+        return {"folding": PROVE_SLOW_SECOND, "fault": ("drop_ready", 0)}
+    return {"folding": PROVE_FOLD, "fault": ("swap_output", 0, 3)}
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+def test_prove_fails_on_every_injected_fault(fault):
+    model = random_model(PROVE_WIDTHS, seed=1)
+    network = proof_targets(model, pipeline=1, **_prove_options(fault, model))[-1]
+    result = prove_target(network, induction=False)
+    assert result.status == "failed" and result.failed == ["reference"]
+    assert result.step is not None
+
+
+@pytest.mark.parametrize("folding", [PROVE_FOLD, PROVE_SLOW_SECOND])
+def test_prove_passes_the_network_without_a_fault(folding):
+    model = random_model(PROVE_WIDTHS, seed=1)
+    network = proof_targets(model, folding, pipeline=1)[-1]
+    result = prove_target(network, induction=False)
+    assert result.status == "bounded" and result.covered_at < result.depth

@@ -1,0 +1,164 @@
+# amaranth: UnusedElaboratable=no
+"""Formal proofs (bnnflow prove): each property holds on the units and the network, each can
+fail, and the command's results and errors."""
+
+import numpy as np
+import pytest
+from amaranth.hdl import Module, Signal
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from bnnflow.cli import main
+from bnnflow.model.random_net import random_conv_model, random_model
+from bnnflow.sim.cli_prove import parse_sizes
+from bnnflow.sim.prove import ProofTarget, proof_targets, prove_target
+from bnnflow.sim.prove_harness import StreamHarness
+
+
+@pytest.mark.parametrize(("fold", "depths"), [("3x2", {"layer": 16, "argmax": 6, "network": 18}),
+                                              ("1x6", {"layer": 14, "argmax": 6,
+                                                       "network": 16})])
+def test_a_small_layer_is_bounded_past_two_images_for_two_foldings(fold, depths):
+    model = random_model([6, 3], seed=0)
+    results = [prove_target(t) for t in proof_targets(model, fold, pipeline=1)]
+    assert [r.status for r in results] == ["bounded"] * 3
+    for r in results:
+        # The cover run found the check of a second image's last output within the depth.
+        assert r.covered_at is not None and r.covered_at < r.depth
+        assert r.depth == depths[r.name.split()[0]]
+
+
+class _Register(wiring.Component):
+    """A one-entry stream register with selectable bugs."""
+
+    def __init__(self, bug=None):
+        self.bug = bug
+        super().__init__({"i": In(stream.Signature(2)), "o": Out(stream.Signature(2))})
+
+    def elaborate(self, platform):
+        m = Module()
+        full, data = Signal(), Signal(2)
+        m.d.comb += [self.i.ready.eq(~full | self.o.ready), self.o.valid.eq(full),
+                     self.o.payload.eq(~data if self.bug == "inverts" else data)]
+        if self.bug == "spontaneous":
+            # An output with no input behind it, once, in the third cycle.
+            count = Signal(2)
+            m.d.sync += count.eq(count + (count != 3))
+            with m.If(count == 2):
+                m.d.sync += full.eq(1)
+        with m.If(self.i.valid & self.i.ready):
+            m.d.sync += full.eq(1)
+            if self.bug != "changes_held":
+                m.d.sync += data.eq(self.i.payload)
+        with m.Elif(self.o.ready):
+            m.d.sync += full.eq(0)
+        if self.bug == "changes_held":
+            # The payload follows the input even while the output waits.
+            m.d.sync += data.eq(self.i.payload)
+        return m
+
+
+def _register_target(bug):
+    return ProofTarget(f"register {bug}", _Register(bug), 2, 2, lambda bits: bits[0] | bits[1] << 1,
+                       bound=6, cycles_per_image=1)
+
+
+def test_the_correct_register_passes():
+    result = prove_target(_register_target(None))
+    assert result.status == "bounded" and result.covered_at is not None
+
+
+@pytest.mark.parametrize(("bug", "broken"), [("changes_held", ["hold", "reference"]),
+                                             ("spontaneous", ["order"]),
+                                             ("inverts", ["reference"])])
+def test_each_property_can_fail_and_is_named(bug, broken, tmp_path):
+    result = prove_target(_register_target(bug), trace_dir=tmp_path)
+    assert result.status == "failed"
+    assert set(broken) <= set(result.failed)
+    assert result.trace is not None and (tmp_path / f"register_{bug}.vcd").is_file()
+
+
+def test_harness_refuses_unknown_properties():
+    with pytest.raises(ValueError, match=r"properties must be among hold, order, reference, "
+                                         r"not \['liveness'\]"):
+        StreamHarness(_Register(), 2, 2, lambda bits: bits[0], 6, 6, properties=["liveness"])
+
+
+def test_depth_is_checked():
+    with pytest.raises(ValueError, match="depth must be a positive integer or None, not 0"):
+        prove_target(_register_target(None), 0)
+
+
+def test_hardware_model_of_other_widths_is_refused():
+    with pytest.raises(ValueError, match=r"the hardware model's widths \[6, 4\] differ from "
+                                         r"the model's \[6, 3\]"):
+        proof_targets(random_model([6, 3]), hardware_model=random_model([6, 4]))
+
+
+@pytest.mark.slow
+def test_conv_window_pool_and_mvtu_units():
+    model = random_conv_model((3, 3, 1), [("conv", 2, 2), ("pool", 2)], 2, seed=0)
+    targets = proof_targets(model, "auto", ii=9)
+    names = [t.name for t in targets]
+    assert names[:3] == ["layer 0 window (2x2)", "layer 0 mvtu (binary_conv2d, 1x4)",
+                         "layer 1 (maxpool2d, 1x1)"]
+    for target in targets[:-1]:      # the whole conv network is beyond a quick proof
+        result = prove_target(target, timeout=600)
+        assert result.status == "bounded", (target.name, result)
+
+
+def test_sizes_are_parsed():
+    assert parse_sizes("6x3") == [6, 3]
+    assert parse_sizes("16X8x4") == [16, 8, 4]
+    with pytest.raises(ValueError, match="--sizes must be at least two positive widths"):
+        parse_sizes("6")
+
+
+def test_command_proves_and_reports(tmp_path, capsys):
+    report = tmp_path / "r.json"
+    code = main(["prove", "--sizes", "6x3", "--fold", "3x2", "--pipeline", "1",
+                 "--report", str(report), "--trace-dir", str(tmp_path / "t")])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "network: bounded to depth 18 (second image checked at step 13)" in out
+    assert report.is_file() and not (tmp_path / "t").exists()
+
+
+def test_command_fails_with_a_counterexample_on_a_dropped_ready(tmp_path, capsys):
+    code = main(["prove", "--sizes", "6x3", "--fold", "3x2", "--pipeline", "1",
+                 "--fault", "drop_ready:0", "--trace-dir", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "network: FAILED at step 16: reference; trace" in out
+    assert (tmp_path / "network.vcd").is_file()
+
+
+def test_a_depth_short_of_a_second_image_is_shallow(capsys):
+    code = main(["prove", "--sizes", "6x3", "--depth", "2", "--no-induction"])
+    assert code == 1
+    assert "SHALLOW: passed to depth 2" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--sizes", "6"], "--sizes must be at least two positive widths"),
+    ([], "give either MODEL (a .bnn file) or --sizes K0xN1x...xC, not neither"),
+    (["m.bnn", "--sizes", "6x3"], "not both"),
+    (["--sizes", "6x3", "--fold", "9x9"], "pe must be"),
+    (["--sizes", "6x3", "--fault", "drop_ready"], "--fault must be drop_ready:J"),
+    (["--sizes", "6x3", "--depth", "0"], "--depth must be a positive number of cycles"),
+    (["--sizes", "6x3", "--report", "/proc/x/r.json"], "r.json"),
+])
+def test_bad_input_is_one_line_and_exit_2(argv, message, capsys):
+    assert main(["prove", *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_reference_logic_matches_every_input_of_the_network():
+    # The proof's reference for the network target is the golden model on every input.
+    from bnnflow.model import golden
+
+    model = random_model([6, 3], seed=0)
+    target = proof_targets(model)[-1]
+    x = np.array([[(v >> b) & 1 for b in range(6)] for v in range(64)], dtype=np.uint8)
+    assert target.in_width == 6 and golden.run(model, x).classes.shape == (64,)
