@@ -94,15 +94,21 @@ def _models(args):
 
 
 def _status(result):
+    from .prove import PROPERTIES
+
+    every = ", ".join(PROPERTIES)
     if result.status == "failed":
         broke = ", ".join(result.failed) or "an assertion"
-        return (f"FAILED at step {result.step}: {broke}"
+        held = [p for p in PROPERTIES if p not in result.failed]
+        rest = f" ({', '.join(held)} held to step {result.step - 1})" if held and result.step \
+            else ""
+        return (f"FAILED at step {result.step}: {broke}{rest}"
                 + (f"; trace {result.trace}" if result.trace else ""))
     if result.status == "proven":
-        return f"proven (bounded to {result.depth} and k-induction)"
+        return f"{every} proven (bounded to {result.depth} and k-induction)"
     if result.status == "bounded":
-        return f"bounded to depth {result.depth} (second image checked at step " \
-               f"{result.covered_at})"
+        return (f"{every} bounded to depth {result.depth} (second image checked at step "
+                f"{result.covered_at})")
     if result.status == "shallow":
         return (f"SHALLOW: passed to depth {result.depth}, which ends before a second image's "
                 f"output is checked; raise --depth")

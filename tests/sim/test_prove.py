@@ -120,7 +120,8 @@ def test_command_proves_and_reports(tmp_path, capsys):
                  "--report", str(report), "--trace-dir", str(tmp_path / "t")])
     out = capsys.readouterr().out
     assert code == 0
-    assert "network: bounded to depth 18 (second image checked at step 13)" in out
+    assert ("network: hold, order, reference bounded to depth 18 (second image checked at "
+            "step 13)") in out
     assert report.is_file() and not (tmp_path / "t").exists()
 
 
@@ -129,7 +130,7 @@ def test_command_fails_with_a_counterexample_on_a_dropped_ready(tmp_path, capsys
                  "--fault", "drop_ready:0", "--trace-dir", str(tmp_path)])
     out = capsys.readouterr().out
     assert code == 1
-    assert "network: FAILED at step 16: reference; trace" in out
+    assert "network: FAILED at step 16: reference (hold, order held to step 15); trace" in out
     assert (tmp_path / "network.vcd").is_file()
 
 
