@@ -129,6 +129,10 @@ class MVTU(wiring.Component):
         of ``SIMD`` (:func:`bnnflow.hw.inbuf.chunk_fits`).
     out_chunks : bool
         Send one transfer per neuron fold (``PE * A`` bits) instead of whole vectors.
+    mask : array of 0/1, shape ``(N, K)``, or None
+        Ternary weights (:class:`bnnflow.model.ternary.TernaryDenseLayer`): 0 where the weight
+        is 0, so that position never counts (``popcount(XNOR(x, w) AND mask)``). The weight ROM
+        words get the mask bits beside the sign bits (twice as wide). ``None``: binary.
     rom_register : bool
         Folded layers: read the weight ROM one step ahead into a ``PE*SIMD``-bit register, so
         the XNOR starts from flip-flops instead of the block RAM output (same latency,
@@ -176,12 +180,19 @@ class MVTU(wiring.Component):
 
     def __init__(self, weights, thresholds=None, fold=None, pipeline=0, *,
                  popcount_style=DEFAULT_STYLE, rom_register=False, in_chunk=None,
-                 out_chunks=False):
+                 out_chunks=False, mask=None):
         w = np.asarray(weights)
         if w.ndim != 2 or w.size == 0 or not np.all((w == 0) | (w == 1)):
             raise ValueError(f"weights must be a non-empty (N, K) array of 0/1, not shape "
                              f"{w.shape}")
         n, k = w.shape
+        if mask is not None:
+            mask = np.asarray(mask)
+            if mask.shape != w.shape or not np.all((mask == 0) | (mask == 1)):
+                raise ValueError(f"mask must be an array of 0/1 of the weights' shape "
+                                 f"{w.shape}, not {mask.dtype} {mask.shape}")
+            mask = mask.astype(np.uint8)
+        self.mask = mask
         if fold is None:
             fold = LayerFold(n, k)
         elif not isinstance(fold, LayerFold):
@@ -244,7 +255,8 @@ class MVTU(wiring.Component):
         # for units made here, as hw/top.py does for its own.
         return cls(layer.weights, layer.thresholds, fold, options.pipeline,
                    popcount_style=options.popcount_style, rom_register=options.rom_register,
-                   in_chunk=options.in_chunk, out_chunks=options.out_chunks)
+                   in_chunk=options.in_chunk, out_chunks=options.out_chunks,
+                   mask=getattr(layer, "mask", None))
 
     @staticmethod
     def out_chunk(layer, fold):
@@ -267,7 +279,8 @@ class MVTU(wiring.Component):
                 "weights_in": self.weights_in,
                 "rom_register": self.weights_in == "rom" and self.rom_register,
                 "rom_bits": 0 if self.weights_in == "constants" else int(
-                    self.nf * self.sf * self.fold.pe * self.fold.simd),
+                    self.nf * self.sf * self.fold.pe * self.fold.simd
+                    * (1 if self.mask is None else 2)),
                 "input_buffer": self.input_storage}
 
     def elaborate(self, platform):
@@ -277,12 +290,16 @@ class MVTU(wiring.Component):
         lanes_w, x1, ctrl1 = self._weights(m, run, busy, buf, ctrl0)
 
         # One XNOR signal per PE: the popcount trees are built from signals, not expressions
-        # (netlist size), and no single net exceeds Amaranth's 65535-bit limit.
+        # (netlist size), and no single net exceeds Amaranth's 65535-bit limit. Ternary
+        # weights: the mask half of each word gates the XNOR (a zero weight never counts).
         pe, simd = self.fold.pe, self.fold.simd
         xnors = []
         for p in range(pe):
             xnor = Signal(simd, name=f"xnor_{p}")
-            m.d.comb += xnor.eq(~(x1 ^ lanes_w[p]))
+            if self.mask is None:
+                m.d.comb += xnor.eq(~(x1 ^ lanes_w[p]))
+            else:
+                m.d.comb += xnor.eq(~(x1 ^ lanes_w[p][:simd]) & lanes_w[p][simd:])
             xnors.append(xnor)
 
         # --- popcount trees --------------------------------------------------------------------
@@ -354,11 +371,21 @@ class MVTU(wiring.Component):
         the ROM read: ``(per-PE weight lanes, input slice, control)``."""
         pe, simd = self.fold.pe, self.fold.simd
         words = pack_weights(self.weights, pe, simd)
+        # A ternary layer's word is the sign bits, then the mask bits (lane p: signs at
+        # [p*S, (p+1)*S), mask at PE*S + p*S); lanes come out as Cat(signs, mask).
+        masks = None if self.mask is None else pack_weights(self.mask, pe, simd)
+        lane = (1 << simd) - 1
         if self.weights_in == "constants":
-            mask = (1 << simd) - 1
-            lanes_w = [Const((words[0] >> (p * simd)) & mask, simd) for p in range(pe)]
+            lanes_w = [Const((words[0] >> (p * simd)) & lane, simd) for p in range(pe)]
+            if masks is not None:
+                lanes_w = [Cat(w, Const((masks[0] >> (p * simd)) & lane, simd))
+                           for p, w in enumerate(lanes_w)]
             return lanes_w, buf.x, ctrl0
-        m.submodules.weights = rom = Memory(shape=pe * simd, depth=len(words), init=words)
+        width = pe * simd
+        if masks is not None:
+            words = [w | (z << width) for w, z in zip(words, masks, strict=True)]
+            width *= 2
+        m.submodules.weights = rom = Memory(shape=width, depth=len(words), init=words)
         port = rom.read_port()
         cycles = len(words)
         ptr = Signal(range(cycles))
@@ -390,6 +417,9 @@ class MVTU(wiring.Component):
                      port.en.eq(read if self.rom_register else run)]
         w1 = _delay(m, port.data, 1, run, "w") if self.rom_register else port.data
         lanes_w = [w1[p * simd:(p + 1) * simd] for p in range(pe)]
+        if masks is not None:
+            lanes_w = [Cat(w, w1[pe * simd + p * simd:pe * simd + (p + 1) * simd])
+                       for p, w in enumerate(lanes_w)]
         # A memory buffer's read port is the one-cycle delay beside the ROM's.
         x1 = buf.x if buf.read_latency else _delay(m, buf.x, 1, run, "x")
         return lanes_w, x1, _delay(m, ctrl0, 1, run, "ctrl")

@@ -119,6 +119,7 @@ class UnitKind:
 #: Layer kind name -> :class:`UnitKind`.
 UNITS = {
     "binary_dense": UnitKind(MVTU.from_layer, MVTU.out_chunk, MVTU.takes_chunk),
+    "ternary_dense": UnitKind(MVTU.from_layer, MVTU.out_chunk, MVTU.takes_chunk),
     "binary_conv2d": UnitKind(ConvUnit.from_layer, ConvUnit.out_chunk, ConvUnit.takes_chunk,
                               ConvUnit.in_chunk, pixels=True),
     "maxpool2d": UnitKind(MaxPool.from_layer, MaxPool.out_chunk, MaxPool.takes_chunk,

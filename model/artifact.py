@@ -38,7 +38,10 @@ here: ``binary_dense`` (:class:`~bnnflow.model.dense.DenseLayer`), ``binary_conv
 (:class:`~bnnflow.model.conv.Conv2dLayer`: adds ``in_shape``, ``out_shape`` ``[H, W, C]`` and
 ``kernel`` ``[kh, kw]``; weights ``(Cout, kh * kw * Cin)`` in ``(kh, kw, Cin)`` window order)
 and ``maxpool2d`` (:class:`~bnnflow.model.pool.MaxPool2dLayer`: ``in_shape``, ``out_shape``,
-``window``, ``stride``; no arrays). Feature maps are channels-last
+``window``, ``stride``; no arrays) and ``ternary_dense``
+(:class:`~bnnflow.model.ternary.TernaryDenseLayer`: a ``mask`` array beside the sign bits,
+``weight_bits`` 2, hidden layers only; thresholds in ``[0, m + 1]`` for a neuron's ``m`` live
+weights). Feature maps are channels-last
 (:mod:`bnnflow.model.conventions`): a conv layer's ``in_shape`` must be the previous layer's
 ``out_shape``, or for the first layer the input's ``shape`` (``[H, W]`` is ``[H, W, 1]``), and
 a dense layer reads the flattened map as it is. New kinds (ternary weights, multi-bit inputs)
@@ -63,6 +66,7 @@ from .conv import Conv2dLayer
 from .dense import DenseLayer
 from .kinds import manifest_field, positive_int
 from .pool import MaxPool2dLayer
+from .ternary import TernaryDenseLayer
 
 __all__ = [
     "FORMAT",
@@ -151,7 +155,7 @@ class InputSpec:
 #: class (:class:`bnnflow.model.kinds.LayerKind`). A new kind is one more line here (and one in
 #: ``bnnflow.hw.units.UNITS`` for its hardware).
 LAYER_KINDS = {DenseLayer.kind: DenseLayer, Conv2dLayer.kind: Conv2dLayer,
-               MaxPool2dLayer.kind: MaxPool2dLayer}
+               MaxPool2dLayer.kind: MaxPool2dLayer, TernaryDenseLayer.kind: TernaryDenseLayer}
 
 
 @dataclass(frozen=True)

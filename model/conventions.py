@@ -11,6 +11,15 @@ rules; the functions here are the single numpy reference for them and are tested
   threshold ``T``. ``T <= 0`` always fires and ``T > K`` never fires; stored thresholds are
   clamped to ``[0, K + 1]``. A negative BatchNorm scale is handled at export by flipping that
   neuron's weights, never by another comparison.
+* **Ternary weights** (``ternary_dense``): a weight ``w`` in ``{-1, 0, +1}`` is stored as a
+  sign bit ``s`` and a mask bit ``z``: ``z = 0`` is ``w = 0`` (and ``s = 0``, the one stored
+  form), ``z = 1`` is ``w = +1`` for ``s = 1`` and ``-1`` for ``s = 0``. A neuron's *live*
+  popcount is ``p = popcount(XNOR(x, s) AND z)`` (:func:`popcount_xnor_masked`); with
+  ``m = popcount(z)`` live weights, ``dot = 2 * p - m`` (:func:`ternary_dot_from_popcount`).
+  It fires when ``p >= T``, with ``T`` clamped to ``[0, m + 1]``; a negative BatchNorm scale
+  flips ``s`` where ``z = 1``. Ternary layers are hidden layers: the output layer stays
+  ``binary_dense``, whose popcounts order the classes as their dot products do (neurons with
+  different ``m`` would not).
 * **Multi-bit activations** (reserved): a neuron with ``2**n - 1`` sorted thresholds outputs the
   number of thresholds its popcount reaches.
 * **Output.** The last layer has no threshold and outputs popcounts; the class is the argmax
@@ -45,6 +54,9 @@ __all__ = [
     "unpack_bits",
     "pack_int",
     "popcount_xnor",
+    "popcount_xnor_masked",
+    "ternary_dot_from_popcount",
+    "ternary_from_real",
     "dot_from_popcount",
     "popcount_from_dot",
     "fire",
@@ -135,6 +147,42 @@ def popcount_xnor(x_bits, w_bits):
     # XOR counts disagreements; padding bits are zero in both, so they never disagree.
     disagree = np.bitwise_count(xp[:, None, :] ^ wp[None, :, :]).sum(axis=-1, dtype=np.int64)
     return k - disagree
+
+
+def popcount_xnor_masked(x_bits, w_bits, mask):
+    """Live popcounts ``popcount(XNOR(x, s) AND z)`` of ternary neurons (``(B, N)`` int64).
+
+    ``x_bits`` is ``(B, K)``, ``w_bits`` (signs ``s``) and ``mask`` (``z``) are ``(N, K)``
+    of 0/1. Where ``z = 0`` the weight is 0 and the position never counts.
+    """
+    mask = np.asarray(mask, dtype=np.uint8)
+    w_bits = np.asarray(w_bits, dtype=np.uint8)
+    if mask.shape != w_bits.shape:
+        raise ValueError(f"mask must have the weights' shape {w_bits.shape}, not {mask.shape}")
+    x_bits = np.asarray(x_bits, dtype=np.uint8)
+    # XNOR(x, s) AND z = agreements among live positions = live - disagreements among them.
+    if x_bits.ndim != 2 or w_bits.ndim != 2 or x_bits.shape[1] != w_bits.shape[1]:
+        raise ValueError(f"inputs must be (B, K) and weights (N, K) with the same K, "
+                         f"not {x_bits.shape} and {w_bits.shape}")
+    live = mask.sum(axis=1, dtype=np.int64)
+    xp, wp, zp = pack_bits(x_bits), pack_bits(w_bits), pack_bits(mask)
+    disagree = np.bitwise_count((xp[:, None, :] ^ wp[None, :, :]) & zp[None, :, :])
+    return live[None, :] - disagree.sum(axis=-1, dtype=np.int64)
+
+
+def ternary_dot_from_popcount(popcount, live):
+    """``dot = 2 * p - m``: the dot product of ``+-1`` inputs with ternary weights from the
+    live popcount ``p`` and the neuron's number of live (non-zero) weights ``m``."""
+    return 2 * np.asarray(popcount, dtype=np.int64) - np.asarray(live, dtype=np.int64)
+
+
+def ternary_from_real(w, threshold):
+    """``(signs, mask)`` of real weights ``w`` ``(N, K)``: 0 where ``|w| < threshold`` (per
+    neuron, broadcast from ``(N, 1)``), else the sign (``sign(0) = +1`` never arises: a zero
+    weight is below any positive threshold). Signs are 0 where the mask is 0."""
+    w = np.asarray(w, dtype=np.float64)
+    mask = (np.abs(w) >= np.asarray(threshold, dtype=np.float64)).astype(np.uint8)
+    return (sign_bits(w) & mask).astype(np.uint8), mask
 
 
 def dot_from_popcount(popcount, k):

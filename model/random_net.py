@@ -3,6 +3,7 @@
 import numpy as np
 
 from .artifact import BnnModel, Conv2dLayer, DenseLayer, InputSpec, MaxPool2dLayer
+from .ternary import TernaryDenseLayer
 
 __all__ = ["random_model", "random_conv_model"]
 
@@ -17,7 +18,20 @@ def _thresholds(rng, k, n, edges):
     return t.astype(np.int64)[:, None]
 
 
-def random_model(widths, seed=0, edge_thresholds=True):
+def _ternary_layer(rng, name, k, n, zeros, edges):
+    """Random signs and masks (about ``zeros`` of the weights 0), thresholds around ``m/2``."""
+    mask = (rng.random((n, k)) >= zeros).astype(np.uint8)
+    weights = rng.integers(0, 2, size=(n, k), dtype=np.uint8) & mask
+    live = mask.sum(axis=1)
+    t = np.array([_thresholds(rng, int(m), 1, False)[0, 0] for m in live])
+    if edges and n:
+        for edge in (0, 1):
+            i = rng.integers(n)
+            t[i] = live[i] + edge     # fires only at all live weights agreeing / never
+    return TernaryDenseLayer(name=name, weights=weights, mask=mask, thresholds=t[:, None])
+
+
+def random_model(widths, seed=0, edge_thresholds=True, ternary=False, zeros=0.3):
     """Build a random valid :class:`BnnModel`.
 
     Parameters
@@ -30,6 +44,9 @@ def random_model(widths, seed=0, edge_thresholds=True):
     edge_thresholds : bool
         Also place the edge thresholds 0 (always fires), ``K`` and ``K + 1`` (never fires) on
         some neurons, so that tests exercise them.
+    ternary : bool
+        Hidden layers are ``ternary_dense`` (the output layer stays binary), about ``zeros``
+        of their weights 0.
 
     Raises
     ------
@@ -42,6 +59,9 @@ def random_model(widths, seed=0, edge_thresholds=True):
     rng = np.random.default_rng(seed)
     layers = []
     for i, (k, n) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
+        if ternary and i < len(widths) - 2:
+            layers.append(_ternary_layer(rng, f"fc{i}", k, n, zeros, edge_thresholds))
+            continue
         weights = rng.integers(0, 2, size=(n, k), dtype=np.uint8)
         thresholds = None
         if i < len(widths) - 2:

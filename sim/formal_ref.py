@@ -35,11 +35,13 @@ def _popcount(bits, weights):
     return total
 
 
-def dense_logic(bits, weights, thresholds):
-    """Each neuron's popcount, or its activation level ``sum_j (popcount >= t_j)``."""
+def dense_logic(bits, weights, thresholds, mask=None):
+    """Each neuron's popcount, or its activation level ``sum_j (popcount >= t_j)``; with a
+    ``mask`` (ternary weights) only the live positions count."""
     out = []
     for n, row in enumerate(np.asarray(weights)):
-        count = _popcount(bits, row)
+        live = np.ones(len(row), dtype=bool) if mask is None else np.asarray(mask[n]) == 1
+        count = _popcount([b for b, z in zip(bits, live, strict=True) if z], row[live])
         if thresholds is None:
             out.append(count)
             continue
@@ -93,6 +95,8 @@ def layer_logic(layer, bits):
     thresholds = None if layer.is_output else getattr(layer, "thresholds", None)
     if kind == "binary_dense":
         return dense_logic(bits, layer.weights, thresholds)
+    if kind == "ternary_dense":
+        return dense_logic(bits, layer.weights, thresholds, layer.mask)
     if kind == "binary_conv2d":
         out = []
         for window in _conv_windows(layer):

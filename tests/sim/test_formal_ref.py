@@ -36,6 +36,7 @@ def _unpack(value, count, width):
 MODELS = {
     "dense 7-5-3": lambda: random_model([7, 5, 3], seed=1),
     "dense 6-3": lambda: random_model([6, 3], seed=2),
+    "ternary 9-6-4-3": lambda: random_model([9, 6, 4, 3], seed=6, ternary=True),
     "conv": lambda: random_conv_model((5, 4, 2), [("conv", 3, 2, 3), ("pool", 2)], 3, seed=3),
     "conv pool stride": lambda: random_conv_model((5, 5, 1), [("conv", 2, 2), ("pool", 3, 2),
                                                               ("dense", 4)], 2, seed=4),
@@ -80,10 +81,10 @@ def _cat(elements, width):
 
 def test_unknown_kind_is_refused():
     class Odd:
-        kind = "ternary_dense"
+        kind = "quaternary_dense"
         is_output = True
 
-    with pytest.raises(ValueError, match="no formal reference for layer kind 'ternary_dense'"):
+    with pytest.raises(ValueError, match="no formal reference for layer kind 'quaternary_dense'"):
         layer_logic(Odd(), [])
 
 

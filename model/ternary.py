@@ -1,0 +1,171 @@
+"""The ``ternary_dense`` layer kind: a fully connected hidden layer with weights in {-1, 0, +1}.
+
+``K`` inputs, ``N`` neurons; each weight is a sign bit and a mask bit
+(:mod:`bnnflow.model.conventions`, "Ternary weights"): the mask says which weights are live
+(non-zero), the sign which of those are +1. A neuron fires when its live popcount
+``popcount(XNOR(x, s) AND z)`` reaches its integer threshold. Only hidden layers are ternary;
+the output layer stays ``binary_dense``. Its hardware unit is :class:`bnnflow.hw.mvtu.MVTU`
+with a mask beside its weights. The members are those of :class:`bnnflow.model.kinds.LayerKind`.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import conventions
+from .dense import read_weights
+from .kinds import manifest_field, matrix_cycles, positive_int
+
+__all__ = ["TernaryDenseLayer"]
+
+
+@dataclass(frozen=True)
+class TernaryDenseLayer:
+    """A fully connected hidden layer with ternary weights (kind ``ternary_dense``).
+
+    Parameters
+    ----------
+    name : str
+    weights : array of 0/1, shape ``(N, K)``
+        Sign bits: 1 is +1, 0 is -1 where the mask is 1; 0 where the mask is 0.
+    mask : array of 0/1, shape ``(N, K)``
+        1 where the weight is live (non-zero).
+    thresholds : int array ``(N, T)``
+        Sorted live-popcount thresholds per neuron, each in ``[0, m + 1]`` for its ``m`` live
+        weights (``T = 1``: binary activations).
+
+    Raises
+    ------
+    ValueError
+        Shapes that differ, values other than 0/1, a sign bit set where the mask is 0, no
+        thresholds, or thresholds out of range or unsorted.
+    """
+
+    name: str
+    weights: np.ndarray
+    mask: np.ndarray
+    thresholds: np.ndarray
+
+    kind = "ternary_dense"
+    weight_bits = 2
+    output_pixels = 1
+    is_output = False
+
+    def __post_init__(self):
+        w, z = np.asarray(self.weights), np.asarray(self.mask)
+        if w.ndim != 2 or w.shape != z.shape:
+            raise ValueError(f"{self.name}: weights and mask must be (N, K) arrays of one "
+                             f"shape, not {w.shape} and {z.shape}")
+        for label, a in (("weights", w), ("mask", z)):
+            if not np.all((a == 0) | (a == 1)):
+                raise ValueError(f"{self.name}: {label} must hold only 0 and 1")
+        if np.any(w & (1 - z)):
+            raise ValueError(f"{self.name}: a sign bit is set where the mask is 0 (a zero "
+                             f"weight is stored with sign 0)")
+        if self.thresholds is None:
+            raise ValueError(f"{self.name}: a ternary_dense layer is a hidden layer and needs "
+                             f"thresholds; the output layer stays binary_dense")
+        t = np.asarray(self.thresholds, dtype=np.int64)
+        if t.ndim == 1:
+            t = t[:, None]
+        live = z.sum(axis=1)
+        if t.ndim != 2 or t.shape[0] != w.shape[0] or t.shape[1] < 1:
+            raise ValueError(f"{self.name}: thresholds must have shape ({w.shape[0]}, T), "
+                             f"not {t.shape}")
+        if np.any(t < 0) or np.any(t > (live + 1)[:, None]):
+            raise ValueError(f"{self.name}: a threshold lies outside [0, m + 1] for its "
+                             f"neuron's m live weights")
+        if np.any(np.diff(t, axis=1) < 0):
+            raise ValueError(f"{self.name}: thresholds of a neuron must be sorted ascending")
+        object.__setattr__(self, "weights", w.astype(np.uint8))
+        object.__setattr__(self, "mask", z.astype(np.uint8))
+        object.__setattr__(self, "thresholds", t)
+
+    @property
+    def in_width(self):
+        return int(self.weights.shape[1])
+
+    @property
+    def out_width(self):
+        return int(self.weights.shape[0])
+
+    @property
+    def neurons(self):
+        return self.out_width
+
+    @property
+    def fan_in(self):
+        return self.in_width
+
+    @property
+    def synapses(self):
+        return self.in_width * self.out_width
+
+    @property
+    def live(self):
+        """Live (non-zero) weights per neuron, ``m``."""
+        return self.mask.sum(axis=1, dtype=np.int64)
+
+    @property
+    def activation_bits(self):
+        return int(self.thresholds.shape[1] + 1).bit_length() - 1
+
+    def forward(self, x):
+        """``(activations, live popcounts)`` for input bits ``(B, K)``."""
+        p = conventions.popcount_xnor_masked(x, self.weights, self.mask)
+        return conventions.fire(p, self.thresholds), p
+
+    def cycles(self, fold):
+        """``ceil(N / PE) * ceil(K / SIMD)``, as a binary layer."""
+        return matrix_cycles(self.in_width, self.out_width, fold)
+
+    @staticmethod
+    def preactivation(x, weights):
+        """``x @ weights.T``: inputs ``(B, K)`` against real weights ``(N, K)``."""
+        return x @ weights.T
+
+    def describe(self):
+        """Zero weights, and threshold facts against each neuron's live weights."""
+        t, m = self.thresholds, self.live
+        return {"zero_weights": round(float(1 - self.mask.mean()), 4),
+                "threshold_min": int(t.min()), "threshold_max": int(t.max()),
+                "always_fire": int(np.sum(t[:, 0] <= 0)),
+                "never_fire": int(np.sum(t[:, -1] > m))}
+
+    def to_manifest(self):
+        entry = {
+            "name": self.name, "kind": self.kind, "in_width": self.in_width,
+            "out_width": self.out_width, "weight_bits": self.weight_bits,
+            "activation_bits": self.activation_bits, "output": "activation",
+            "arrays": {"weights": f"{self.name}/weights.npy", "mask": f"{self.name}/mask.npy",
+                       "thresholds": f"{self.name}/thresholds.npy"},
+        }
+        arrays = {f"{self.name}/weights.npy": conventions.pack_bits(self.weights),
+                  f"{self.name}/mask.npy": conventions.pack_bits(self.mask),
+                  f"{self.name}/thresholds.npy": self.thresholds.astype(np.int32)}
+        return entry, arrays
+
+    @classmethod
+    def from_manifest(cls, entry, get_array, where):
+        """Build the layer from its manifest entry; ``get_array(name)`` returns an array."""
+        k, n = positive_int(entry, "in_width", where), positive_int(entry, "out_width", where)
+        arrays = manifest_field(entry, "arrays", dict, where)
+        if manifest_field(entry, "output", str, where) != "activation":
+            raise ValueError(f"{where}: a ternary_dense layer must output activations (the "
+                             f"output layer stays binary_dense)")
+        if entry.get("weight_bits") != 2:
+            raise ValueError(f"{where}: weight_bits must be 2 for ternary_dense, "
+                             f"not {entry.get('weight_bits')!r}")
+        weights = read_weights(arrays, get_array, where, k, n)
+        mask = read_weights({"weights": manifest_field(arrays, "mask", str, where)}, get_array,
+                            where, k, n)
+        bits = positive_int(entry, "activation_bits", where)
+        t = get_array(manifest_field(arrays, "thresholds", str, where))
+        if t.dtype.kind not in "iu" or t.shape != (n, 2 ** bits - 1):
+            raise ValueError(f"{where}: thresholds must be integers of shape "
+                             f"{(n, 2 ** bits - 1)}, not {t.dtype} {tuple(t.shape)}")
+        try:
+            return cls(name=str(entry["name"]), weights=weights, mask=mask,
+                       thresholds=t.astype(np.int64))
+        except ValueError as e:
+            raise ValueError(f"{where}: {e}") from None

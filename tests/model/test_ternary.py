@@ -1,0 +1,97 @@
+"""Ternary weights: the convention's integer mapping and the ternary_dense layer kind."""
+
+import numpy as np
+import pytest
+
+from bnnflow.model import artifact, conventions, golden
+from bnnflow.model.random_net import random_model
+from bnnflow.model.ternary import TernaryDenseLayer
+
+
+def _pm1_dot(x_bits, signs, mask):
+    """The dot product of +-1 inputs with weights in {-1, 0, +1}, computed the slow way."""
+    w = np.where(mask == 1, np.where(signs == 1, 1, -1), 0)
+    return conventions.bits_to_pm1(x_bits).astype(np.int64) @ w.T
+
+
+@pytest.mark.parametrize(("k", "n", "seed"), [(1, 1, 0), (7, 3, 1), (64, 5, 2), (131, 9, 3)])
+def test_live_popcount_gives_the_ternary_dot_product(k, n, seed):
+    rng = np.random.default_rng(seed)
+    w = rng.normal(size=(n, k))
+    signs, mask = conventions.ternary_from_real(w, 0.7 * np.abs(w).mean(axis=1, keepdims=True))
+    x = rng.integers(0, 2, size=(50, k), dtype=np.uint8)
+    p = conventions.popcount_xnor_masked(x, signs, mask)
+    dot = conventions.ternary_dot_from_popcount(p, mask.sum(axis=1))
+    assert np.array_equal(dot, _pm1_dot(x, signs, mask))
+    assert np.all((p >= 0) & (p <= mask.sum(axis=1)))
+
+
+def test_ternary_from_real_zeroes_small_weights_and_keeps_signs():
+    signs, mask = conventions.ternary_from_real(np.array([[-2.0, -0.1, 0.0, 0.3, 1.5]]), 0.5)
+    assert mask.tolist() == [[1, 0, 0, 0, 1]]
+    assert signs.tolist() == [[0, 0, 0, 0, 1]]
+
+
+def test_masked_popcount_checks_shapes():
+    with pytest.raises(ValueError, match=r"mask must have the weights' shape \(2, 3\)"):
+        conventions.popcount_xnor_masked(np.zeros((1, 3)), np.zeros((2, 3)), np.zeros((2, 2)))
+
+
+def _layer(**changes):
+    base = {"name": "t0", "weights": np.array([[1, 0, 0], [0, 0, 1]]),
+            "mask": np.array([[1, 1, 0], [0, 1, 1]]), "thresholds": np.array([[1], [2]])}
+    base.update(changes)
+    return TernaryDenseLayer(**base)
+
+
+def test_layer_forward_is_the_convention():
+    layer = _layer()
+    x = np.array([[1, 0, 1], [0, 1, 0]], dtype=np.uint8)
+    bits, counts = layer.forward(x)
+    assert counts.tolist() == [[2, 2], [0, 0]]
+    assert bits.tolist() == [[1, 1], [0, 0]]
+    assert layer.live.tolist() == [2, 2] and layer.weight_bits == 2 and not layer.is_output
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"weights": np.array([[1, 0, 1], [0, 0, 1]])}, "a sign bit is set where the mask is 0"),
+    ({"mask": np.array([[1, 1], [0, 1]])}, "weights and mask must be \\(N, K\\) arrays"),
+    ({"mask": np.array([[2, 1, 0], [0, 1, 1]])}, "mask must hold only 0 and 1"),
+    ({"thresholds": None}, "needs thresholds; the output layer stays binary_dense"),
+    ({"thresholds": np.array([[4], [1]])}, "outside \\[0, m \\+ 1\\]"),
+    ({"thresholds": np.array([[2, 1], [1, 1]])}, "sorted ascending"),
+])
+def test_layer_refuses_bad_arrays(changes, message):
+    with pytest.raises(ValueError, match=message):
+        _layer(**changes)
+
+
+def test_artifact_round_trip_and_golden_model(tmp_path):
+    model = random_model([17, 9, 6, 4], seed=4, ternary=True)
+    assert [layer.kind for layer in model.layers] == ["ternary_dense", "ternary_dense",
+                                                      "binary_dense"]
+    artifact.save(model, tmp_path / "t.bnn")
+    loaded = artifact.load(tmp_path / "t.bnn")
+    for a, b in zip(model.layers, loaded.layers, strict=True):
+        assert a.kind == b.kind and np.array_equal(a.weights, b.weights)
+    assert np.array_equal(loaded.layers[0].mask, model.layers[0].mask)
+    x = np.random.default_rng(0).integers(0, 2, size=(64, 17), dtype=np.uint8)
+    assert np.array_equal(golden.run(loaded, x).popcounts, golden.run(model, x).popcounts)
+    # The golden model's first layer is the slow +-1 dot product against the thresholds.
+    first = model.layers[0]
+    dot = _pm1_dot(x, first.weights, first.mask)
+    p = conventions.popcount_from_dot(dot + first.live, 2 * first.live) - first.live
+    assert np.array_equal(golden.run(model, x).layer_popcounts[0], p)
+
+
+def test_describe_reports_zero_weights():
+    facts = random_model([40, 10, 3], seed=1, ternary=True, zeros=0.5).layers[0].describe()
+    assert 0.35 < facts["zero_weights"] < 0.65
+
+
+def test_a_w1a1_model_keeps_format_version_1(tmp_path):
+    model = random_model([8, 4, 2], seed=0)
+    artifact.save(model, tmp_path / "b.bnn")
+    _, manifest = artifact.load_with_manifest(tmp_path / "b.bnn")
+    assert manifest["format_version"] == 1
+    assert {entry["kind"] for entry in manifest["layers"]} == {"binary_dense"}
