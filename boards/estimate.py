@@ -27,8 +27,9 @@ __all__ = ["measured_need", "estimate_ffs", "estimate_luts", "estimate_logic", "
            "MODELLED_KINDS"]
 
 #: Layer kinds whose hardware unit these estimates model (``binary_dense``: the MVTU;
-#: ``binary_conv2d``: window unit, queue and MVTU; ``maxpool2d``).
-MODELLED_KINDS = ("binary_dense", "binary_conv2d", "maxpool2d")
+#: ``ternary_dense``: the MVTU with a mask, its ROM twice as wide and the AND inside the XNOR's
+#: LUT4; ``binary_conv2d``: window unit, queue and MVTU; ``maxpool2d``).
+MODELLED_KINDS = ("binary_dense", "ternary_dense", "binary_conv2d", "maxpool2d")
 
 #: LUT4 per XNOR bit computed per cycle, from a first prototype's fully parallel 64x64 layer
 #: (3311 LUT4 on iCE40, 7928 on ECP5, for 4096 bits): the logic of a fully parallel layer.
@@ -96,7 +97,7 @@ def _map_units(model, folding):
                                                        pixel_period(model, folding, j))}
              if layer.kind == "binary_conv2d" else {})
             for j, (layer, fold) in enumerate(zip(_modelled(model), folding, strict=True))
-            if layer.kind != "binary_dense"]
+            if layer.kind in ("binary_conv2d", "maxpool2d")]
 
 
 def _roms(model, folding):
@@ -104,7 +105,7 @@ def _roms(model, folding):
     for layer, fold in _mvtu_layers(model, folding):
         words = _rom_words(layer, fold)
         if words > 1:
-            yield fold.pe * fold.simd, words
+            yield fold.pe * fold.simd * layer.weight_bits, words
 
 
 def _input_memories(model, folding):
@@ -274,9 +275,9 @@ def _layer_ffs(layer, fold, in_chunk, out_chunks, pipeline, family, rom_register
     if words > 1:
         ff += _bits_for(words) + ctrl + (fold.simd if sf == 1 else 0)
         if _rom_in_luts(family, words):
-            ff += fold.pe * fold.simd
+            ff += fold.pe * fold.simd * layer.weight_bits
         if rom_register:
-            ff += fold.pe * fold.simd + 1
+            ff += fold.pe * fold.simd * layer.weight_bits + 1
         if words & (words - 1):
             ff += 1
     ff += pipeline * ctrl + fold.pe * _popcount_ffs(fold.simd, pipeline)
@@ -343,7 +344,7 @@ def estimate_luts(model, folding, family="ice40"):
                 folded += _MEMORY_LUT_PER_NEURON * n
             scale = _MEMORY_LUT_SCALE[family]
         if _rom_in_luts(family, words):
-            folded += fold.pe * fold.simd * -(-words // 16)
+            folded += fold.pe * fold.simd * layer.weight_bits * -(-words // 16)
         total += folded * scale
     return round(total)
 

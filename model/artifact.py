@@ -76,6 +76,7 @@ __all__ = [
     "DenseLayer",
     "Conv2dLayer",
     "MaxPool2dLayer",
+    "TernaryDenseLayer",
     "BnnModel",
     "LAYER_KINDS",
     "save",

@@ -75,6 +75,10 @@ def add_arguments(parser):
     parser.add_argument("--augment-shift", type=int, default=None, metavar="S",
                         help="shift training images by up to S pixels at random (default: 0 "
                              "for digits, 1 for MNIST)")
+    parser.add_argument("--weights", choices=("binary", "ternary"), default="binary",
+                        help="hidden-layer weights: binary (+-1, default) or ternary (-1, 0, "
+                             "+1: 0 where |w| < 0.7 x the neuron's mean |w|; the output layer "
+                             "stays binary; MLP presets)")
     parser.add_argument("--float-baseline", action="store_true",
                         help="also train the same topology in full precision")
     parser.add_argument("--out", metavar="DIR", default=None,
@@ -103,7 +107,7 @@ def config_from_args(args):
                 "input_threshold": (parse_thresholds(args.input_threshold)
                                     if args.input_threshold is not None else None),
                 "dropout": args.dropout,
-                "augment_shift": args.augment_shift}
+                "augment_shift": args.augment_shift, "weights": args.weights}
     fields.update({k: v for k, v in optional.items() if v is not None})
     return TrainConfig(**fields)
 

@@ -39,9 +39,16 @@ import torch
 from torch import nn
 
 from ..errors import BnnflowError
-from .artifact import BnnModel, Conv2dLayer, DenseLayer, InputSpec, MaxPool2dLayer
+from .artifact import (
+    BnnModel,
+    Conv2dLayer,
+    DenseLayer,
+    InputSpec,
+    MaxPool2dLayer,
+    TernaryDenseLayer,
+)
 from .cnn import BinaryCNN
-from .layers import BinaryConv2d, BinaryLinear, OutputNorm
+from .layers import BinaryConv2d, BinaryLinear, OutputNorm, TernaryLinear
 from .nets import BinaryMLP
 
 __all__ = ["ExportError", "fold_batchnorm", "check_output_norm", "export_model", "bn_params"]
@@ -108,6 +115,51 @@ def fold_batchnorm(bn, k):
     # Smallest p with fires[p]; K + 1 when it never fires.
     thresholds = np.where(fires.any(axis=0), fires.argmax(axis=0), k + 1).astype(np.int64)
     return thresholds, flip
+
+
+@torch.no_grad()
+def fold_batchnorm_live(bn, live):
+    """:func:`fold_batchnorm` for ternary neurons: neuron ``n`` with ``m = live[n]`` live
+    weights sees ``dot = 2p - m`` for live popcounts ``p = 0..m``.
+
+    Returns ``(thresholds in [0, m + 1], flip)``; a flipped neuron's live popcount is
+    ``m - p``, so its row of outcomes is reversed within ``0..m``.
+    """
+    live = np.asarray(live, dtype=np.int64)
+    n, top = len(live), int(live.max(initial=0))
+    if not isinstance(bn, nn.BatchNorm1d):
+        raise ExportError(f"ternary hidden layers must be followed by nn.BatchNorm1d, not "
+                          f"{type(bn).__name__}")
+    p = torch.arange(top + 1, dtype=torch.float32)[:, None]
+    dots = (2 * p - torch.from_numpy(live).to(torch.float32)[None, :]).contiguous()
+    was_training = bn.training
+    bn.eval()
+    try:
+        fires = (bn(dots) >= 0).numpy()
+    finally:
+        bn.train(was_training)
+    weight = bn.weight.detach() if bn.weight is not None else torch.ones(n)
+    flip = (weight < 0).numpy()
+    thresholds = np.empty(n, dtype=np.int64)
+    for j in range(n):
+        m = int(live[j])
+        row = fires[:m + 1, j][::-1] if flip[j] else fires[:m + 1, j]
+        if np.any(row[:-1] & ~row[1:]):
+            raise ExportError(f"neuron {j}: BatchNorm output is not monotone in the live "
+                              f"popcount (non-finite statistics?); cannot fold it")
+        thresholds[j] = int(row.argmax()) if row.any() else m + 1
+    return thresholds, flip
+
+
+def _ternary_layer(name, fc, bn):
+    """A trained :class:`TernaryLinear` and its BatchNorm as a ``ternary_dense`` layer: the
+    forward pass's own ``t(W)`` gives signs and mask, so they cannot drift from training."""
+    t = fc.ternary_weight().numpy()
+    mask = (t != 0).astype(np.uint8)
+    signs = (t > 0).astype(np.uint8)
+    thresholds, flip = fold_batchnorm_live(bn, mask.sum(axis=1))
+    signs = np.where(flip[:, None], (1 - signs) & mask, signs).astype(np.uint8)
+    return TernaryDenseLayer(name, signs, mask, thresholds[:, None])
 
 
 @torch.no_grad()
@@ -186,7 +238,9 @@ def export_model(net, input_spec, classes=(), provenance=None):
     for i, fc in enumerate(net.fcs):
         bits = (fc.weight.detach() >= 0).numpy().astype(np.uint8)  # sign(0) = +1
         name = f"fc{i}"
-        if i < len(net.bns):
+        if isinstance(fc, TernaryLinear) and i < len(net.bns):
+            layers.append(_ternary_layer(name, fc, net.bns[i]))
+        elif i < len(net.bns):
             thresholds, flip = fold_batchnorm(net.bns[i], fc.in_features)
             bits = np.where(flip[:, None], 1 - bits, bits).astype(np.uint8)
             layers.append(DenseLayer(name, bits, thresholds[:, None]))

@@ -20,8 +20,8 @@ import math
 import torch
 from torch import nn
 
-__all__ = ["SignSTE", "sign_ste", "BinaryActivation", "BinaryLinear", "BinaryConv2d",
-           "OutputNorm", "clip_latent"]
+__all__ = ["SignSTE", "sign_ste", "BinaryActivation", "BinaryLinear", "TernaryLinear",
+           "ternary_ste", "BinaryConv2d", "OutputNorm", "clip_latent"]
 
 
 class SignSTE(torch.autograd.Function):
@@ -111,6 +111,50 @@ class BinaryLinear(nn.Module):
 
     def extra_repr(self):
         return f"in_features={self.in_features}, out_features={self.out_features}"
+
+
+def ternary_ste(w, ratio):
+    """Weights in ``{-1, 0, +1}``: 0 where ``|w| < ratio * mean |w|`` of the row (the neuron),
+    else ``sign(w)``; the gradient passes straight through where ``|w| <= 1``."""
+    with torch.no_grad():
+        delta = ratio * w.abs().mean(dim=1, keepdim=True)
+        q = torch.where(w.abs() >= delta, torch.where(w >= 0, 1.0, -1.0), 0.0).to(w.dtype)
+        gate = (w.abs() <= 1).to(w.dtype)
+    # Value q exactly (w - w.detach() is 0); gradient to w where |w| <= 1, zeros included, so
+    # that a weight in the zero band can leave it.
+    return q + (w - w.detach()) * gate
+
+
+class TernaryLinear(BinaryLinear):
+    """Fully connected layer with ternary weights and real-valued latent weights.
+
+    Forward: ``z = x @ t(W).T`` with ``t(w) = 0`` where ``|w| < ratio * mean_k |W[n, k]|`` (per
+    neuron, the threshold of Li & Liu's ternary weight networks) and ``sign(w)`` elsewhere. For
+    ``+-1`` inputs ``z = 2p - m``, the ternary convention of :mod:`bnnflow.model.conventions`
+    (``p`` the live popcount, ``m`` the live weights), exact in float32. Backward: as
+    :class:`BinaryLinear` (straight-through where ``|W| <= 1``).
+
+    Parameters
+    ----------
+    in_features, out_features, init_scale
+        As :class:`BinaryLinear`.
+    ratio : float
+        The zero band's half-width in units of the neuron's mean ``|W|`` (default 0.7).
+    """
+
+    def __init__(self, in_features, out_features, init_scale=1.0, ratio=0.7):
+        super().__init__(in_features, out_features, init_scale)
+        if not ratio > 0:
+            raise ValueError(f"ratio must be positive, not {ratio!r}")
+        self.ratio = float(ratio)
+
+    def ternary_weight(self):
+        """``t(W)`` as a tensor of -1, 0, +1 (no gradient): what the forward pass uses."""
+        with torch.no_grad():
+            return ternary_ste(self.weight, self.ratio)
+
+    def forward(self, x):
+        return nn.functional.linear(x, ternary_ste(self.weight, self.ratio))
 
 
 class BinaryConv2d(nn.Module):

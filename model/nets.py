@@ -8,9 +8,13 @@ the output layer has one neuron per class.
 import torch
 from torch import nn
 
-from .layers import BinaryActivation, BinaryLinear, OutputNorm
+from .layers import BinaryActivation, BinaryLinear, OutputNorm, TernaryLinear
 
-__all__ = ["PRESETS", "hidden_for", "BinaryMLP", "FloatMLP"]
+__all__ = ["PRESETS", "WEIGHT_KINDS", "hidden_for", "BinaryMLP", "FloatMLP"]
+
+#: Weights of the hidden layers: binary (+-1) or ternary (-1, 0, +1; the output layer stays
+#: binary, as :mod:`bnnflow.model.conventions` says).
+WEIGHT_KINDS = ("binary", "ternary")
 
 #: Hidden layer widths of each preset.
 PRESETS = {"tfc": (64, 64, 64), "sfc": (256, 256, 256), "lfc": (1024, 1024, 1024)}
@@ -58,22 +62,33 @@ class BinaryMLP(nn.Module):
         (0 disables it).
     init_scale : float
         Scale of the Glorot-uniform initialization of the latent weights.
+    weights : str
+        ``"binary"`` or ``"ternary"`` (:class:`~bnnflow.model.layers.TernaryLinear` hidden
+        layers; the output layer stays binary).
 
     Raises
     ------
     ValueError
-        If a size is not a positive integer or ``dropout`` is not in ``[0, 1)``.
+        If a size is not a positive integer, ``dropout`` is not in ``[0, 1)`` or ``weights``
+        is not one of :data:`WEIGHT_KINDS`.
     """
 
-    def __init__(self, in_features, hidden, num_classes, dropout=0.0, init_scale=1.0):
+    def __init__(self, in_features, hidden, num_classes, dropout=0.0, init_scale=1.0,
+                 weights="binary"):
         super().__init__()
         hidden = _check_sizes(in_features, hidden, num_classes)
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), not {dropout!r}")
+        if weights not in WEIGHT_KINDS:
+            raise ValueError(f"weights must be one of {', '.join(WEIGHT_KINDS)}, not "
+                             f"{weights!r}")
         widths = [in_features, *hidden, num_classes]
         self.widths = widths
-        self.fcs = nn.ModuleList(BinaryLinear(k, n, init_scale=init_scale)
-                                 for k, n in zip(widths[:-1], widths[1:], strict=True))
+        self.weights = weights
+        hidden_layer = TernaryLinear if weights == "ternary" else BinaryLinear
+        self.fcs = nn.ModuleList(
+            (hidden_layer if i < len(hidden) else BinaryLinear)(k, n, init_scale=init_scale)
+            for i, (k, n) in enumerate(zip(widths[:-1], widths[1:], strict=True)))
         self.bns = nn.ModuleList(nn.BatchNorm1d(n) for n in hidden)
         self.out_norm = OutputNorm()
         self.act = BinaryActivation()

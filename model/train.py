@@ -247,7 +247,7 @@ def _binary_net(config, spec, ds):
                                f"choose a data set with larger images") from None
         return net, ds.shape
     net = BinaryMLP(spec.width, config.hidden, len(ds.classes), dropout=config.dropout,
-                    init_scale=config.init_scale)
+                    init_scale=config.init_scale, weights=config.weights)
     levels = spec.levels
     return net, ((levels, *ds.shape) if levels > 1 else ds.shape)
 
@@ -311,6 +311,8 @@ def train_and_export(config=None, **overrides):
                   "split_seed": config.split_seed, "test_fraction": config.test_fraction,
                   "seed": config.seed, "epochs": config.epochs, "test_accuracy": test_accuracy,
                   "bnnflow_version": __version__}
+    if config.weights != "binary":
+        provenance["weights"] = config.weights
     model = export_model(net, spec, ds.classes, provenance)
     classes_golden = golden.run_images(model, ds.x_test).classes
     agreement = float(np.mean(classes_golden == classes_torch))
@@ -319,6 +321,10 @@ def train_and_export(config=None, **overrides):
         raise ExportError(f"export is not exact: the golden model agrees with PyTorch on "
                           f"{agreement:.4%} of test images; nothing was written")
     provenance["golden_accuracy"] = golden_accuracy
+    masks = [layer.mask for layer in model.layers if hasattr(layer, "mask")]
+    if masks:
+        provenance["zero_weights"] = round(float(1 - np.mean(np.concatenate(
+            [z.reshape(-1) for z in masks]))), 4)
     if float_accuracy is not None:
         provenance["float_accuracy"] = float_accuracy
     model = artifact.BnnModel(layers=model.layers, input=model.input, classes=model.classes,
@@ -336,6 +342,9 @@ def train_and_export(config=None, **overrides):
         "golden_accuracy": golden_accuracy, "agreement": agreement,
         "history": histories["binary"],
     }
+    if config.weights != "binary":
+        metrics["weights"] = config.weights
+        metrics["zero_weights"] = provenance["zero_weights"]
     if float_accuracy is not None:
         metrics["float_accuracy"] = float_accuracy
         metrics["float_history"] = histories["float"]

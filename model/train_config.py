@@ -87,6 +87,9 @@ class TrainConfig:
         Training images are shifted by a random whole number of pixels in ``[-s, s]`` along
         each axis (a new draw per image and epoch, vacated pixels are background); 0 disables
         it, ``None`` takes the data set's default (:data:`DEFAULT_SHIFT`).
+    weights : str
+        ``"binary"`` or ``"ternary"`` hidden-layer weights (MLPs; the output layer stays
+        binary, :data:`~bnnflow.model.nets.WEIGHT_KINDS`).
     float_baseline : bool
         Also train the same topology in full precision and report ``float_accuracy``.
     out : path or None
@@ -111,6 +114,7 @@ class TrainConfig:
     dropout: float | None = None
     init_scale: float = 1.0
     augment_shift: int | None = None
+    weights: str = "binary"
     float_baseline: bool = False
     out: str | None = None
     threads: int = 1
@@ -196,6 +200,11 @@ class TrainConfig:
         for option, value, ok, what in checks:
             if not ok:
                 raise BnnflowError(f"{option} must be {what}, not {value!r}")
+        if self.weights not in ("binary", "ternary"):
+            raise BnnflowError(f"--weights must be binary or ternary, not {self.weights!r}")
+        if self.conv and self.weights != "binary":
+            raise BnnflowError(f"--weights {self.weights} is built for MLP presets (tfc, sfc, "
+                               f"lfc, --hidden) only; conv layers are binary in this version")
         if self.conv and len(threshold) > 1:
             raise BnnflowError(f"--input-threshold must be one value for the convolutional "
                                f"preset {self.preset} (a thermometer code is level-major, not a "
