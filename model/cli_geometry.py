@@ -24,9 +24,9 @@ def add_arguments(parser):
                         help="JSON report to write (default: RUN_DIR/geometry.json)")
     parser.add_argument("--plots", metavar="DIR", default=None,
                         help="directory for the PNG plots (default: RUN_DIR/geometry)")
-    parser.add_argument("--quantizer", default="binary", choices=sorted(QUANTIZERS),
-                        help="quantizer to compare the latent weights with (default: binary, "
-                             "what the network uses)")
+    parser.add_argument("--quantizer", default=None, choices=sorted(QUANTIZERS),
+                        help="quantizer to compare the latent weights with (default: the one "
+                             "the network was trained with, binary or ternary)")
     parser.add_argument("--max-samples", type=int, default=2000, metavar="N",
                         help="test images used for the dot products (default: 2000)")
 

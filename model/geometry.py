@@ -63,6 +63,7 @@ from . import encoding
 from .checkpoint import load_checkpoint, split_images
 
 __all__ = [
+    "trained_weights",
     "Quantizer",
     "QUANTIZERS",
     "THEORY_ANGLE_DEG",
@@ -87,10 +88,11 @@ def _binary(w):
 
 
 def _ternary(w, ratio=0.7):
-    """``sign(w)`` where ``|w| > ratio * mean|w|`` of the row, else 0."""
+    """``sign(w)`` where ``|w| >= ratio * mean|w|`` of the row, else 0 (the rule of
+    :class:`~bnnflow.model.layers.TernaryLinear`)."""
     w = np.asarray(w, dtype=np.float64)
     delta = ratio * np.mean(np.abs(w), axis=-1, keepdims=True)
-    return np.where(np.abs(w) > delta, np.where(w >= 0, 1.0, -1.0), 0.0)
+    return np.where(np.abs(w) >= delta, np.where(w >= 0, 1.0, -1.0), 0.0)
 
 
 def _ternary_gaussian_cos(ratio=0.7):
@@ -251,6 +253,12 @@ def _iter_layer_inputs(checkpoint, images, forward="binary"):
             cont = layer.preactivation(cont, None)
 
 
+def trained_weights(checkpoint):
+    """The quantizer a checkpoint's hidden layers were trained with: ``"binary"``, or
+    ``"ternary"`` for ``train --weights ternary`` (its config's ``weights``)."""
+    return checkpoint.config.get("weights", "binary")
+
+
 def layer_inputs(checkpoint, images, forward="binary"):
     """Continuous and binarized (+-1) inputs of every layer for a batch of raw images.
 
@@ -357,7 +365,8 @@ def measure(checkpoint, images, *, quantizer="binary", random_pairs=2000, seed=0
     rng = np.random.default_rng(seed)
     layers, data, samples = [], [], None
     for index, (layer, (cont, binary)) in enumerate(zip(
-            checkpoint.layers, _iter_layer_inputs(checkpoint, images), strict=False)):
+            checkpoint.layers, _iter_layer_inputs(checkpoint, images, trained_weights(checkpoint)),
+            strict=False)):
         samples = len(cont) if samples is None else samples
         if not layer.has_weights:
             continue
@@ -421,7 +430,7 @@ def _measure_layer(layer, q, a_cont, a_bin, random_pairs, seed):
     return entry, LayerData(angles, rand, dots_latent, dots_quant, act_cont, act_bin)
 
 
-def analyze(run_dir, *, quantizer="binary", images=None, max_samples=2000, plots_dir=None,
+def analyze(run_dir, *, quantizer=None, images=None, max_samples=2000, plots_dir=None,
             random_pairs=2000, seed=0):
     """Measure the geometry of a training run; returns the JSON-able report.
 
@@ -430,8 +439,9 @@ def analyze(run_dir, *, quantizer="binary", images=None, max_samples=2000, plots
     run_dir : path
         The run directory holding ``checkpoint.pt`` (or the checkpoint, or the ``.bnn`` beside
         it).
-    quantizer : str
-        Key of :data:`QUANTIZERS` the latent weights are compared with.
+    quantizer : str or None
+        Key of :data:`QUANTIZERS` the latent weights are compared with; ``None``: the one the
+        network was trained with (:func:`trained_weights`).
     images : array ``(B, H, W)`` or ``(B, K0)``, optional
         Raw test images; by default the test split recorded in the checkpoint's config.
     max_samples : int
@@ -461,7 +471,8 @@ def analyze(run_dir, *, quantizer="binary", images=None, max_samples=2000, plots
     BnnflowError
         For a missing or malformed checkpoint, or test images that do not fit the network.
     """
-    _quantizer(quantizer)
+    if quantizer is not None:
+        _quantizer(quantizer)
     if not isinstance(max_samples, int) or max_samples < 2:
         raise ValueError(f"max_samples must be an integer >= 2, not {max_samples!r}")
     checkpoint = load_checkpoint(run_dir)
@@ -471,6 +482,8 @@ def analyze(run_dir, *, quantizer="binary", images=None, max_samples=2000, plots
     if images.shape[0] < 2:
         raise BnnflowError(f"{checkpoint.path}: need at least 2 test images, "
                            f"got {images.shape[0]}")
+    if quantizer is None:
+        quantizer = trained_weights(checkpoint)
     report, data = measure(checkpoint, images, quantizer=quantizer, random_pairs=random_pairs,
                            seed=seed)
     if plots_dir is not None:

@@ -89,9 +89,10 @@ def test_binary_quantizer_maps_zero_to_plus_one():
 
 def test_ternary_quantizer_zeroes_small_weights_per_neuron():
     w = np.array([[-1.0, 0.1, 0.9, -0.05], [0.0, 0.0, 0.0, 0.0]])
-    # Row 0: 0.7 * mean|w| = 0.35. Row 1: all zero, so nothing exceeds the threshold.
+    # Row 0: 0.7 * mean|w| = 0.35. Row 1: all zero, threshold 0, which |w| reaches, so the
+    # signs remain (sign(0) = +1): the rule of TernaryLinear, |w| >= threshold is live.
     assert np.array_equal(geometry.QUANTIZERS["ternary"].quantize(w),
-                          np.array([[-1.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 0.0]]))
+                          np.array([[-1.0, 0.0, 1.0, 0.0], [1.0, 1.0, 1.0, 1.0]]))
 
 
 def test_correlation_of_a_constant_is_none():
