@@ -129,6 +129,12 @@ class MVTU(wiring.Component):
         of ``SIMD`` (:func:`bnnflow.hw.inbuf.chunk_fits`).
     out_chunks : bool
         Send one transfer per neuron fold (``PE * A`` bits) instead of whole vectors.
+    in_bits : int
+        Bits per input element (1..8): ``n > 1`` after a layer with ``n``-bit activations.
+        The input vector is ``K * n`` bits (element ``k`` at ``[k*n, (k+1)*n)``); each weight
+        bit covers its element's ``n`` bits in the XNOR, and one popcount tree per bit plane
+        ``b`` is summed with weight ``2**b``, giving ``sum_j (a_j if w_j else L - a_j)``
+        (:func:`bnnflow.model.conventions.popcount_levels`); the ROM is unchanged.
     mask : array of 0/1, shape ``(N, K)``, or None
         Ternary weights (:class:`bnnflow.model.ternary.TernaryDenseLayer`): 0 where the weight
         is 0, so that position never counts (``popcount(XNOR(x, w) AND mask)``). The weight ROM
@@ -180,7 +186,7 @@ class MVTU(wiring.Component):
 
     def __init__(self, weights, thresholds=None, fold=None, pipeline=0, *,
                  popcount_style=DEFAULT_STYLE, rom_register=False, in_chunk=None,
-                 out_chunks=False, mask=None):
+                 out_chunks=False, mask=None, in_bits=1):
         w = np.asarray(weights)
         if w.ndim != 2 or w.size == 0 or not np.all((w == 0) | (w == 1)):
             raise ValueError(f"weights must be a non-empty (N, K) array of 0/1, not shape "
@@ -193,6 +199,11 @@ class MVTU(wiring.Component):
                                  f"{w.shape}, not {mask.dtype} {mask.shape}")
             mask = mask.astype(np.uint8)
         self.mask = mask
+        if not isinstance(in_bits, int) or isinstance(in_bits, bool) or not 1 <= in_bits <= 8:
+            raise ValueError(f"in_bits must be an integer in 1..8, not {in_bits!r}")
+        self.in_bits = in_bits
+        # The largest popcount: L*K for n-bit inputs (L = 2**n - 1), K for bits.
+        self.max_count = ((1 << in_bits) - 1) * k
         if fold is None:
             fold = LayerFold(n, k)
         elif not isinstance(fold, LayerFold):
@@ -227,7 +238,7 @@ class MVTU(wiring.Component):
         self.weights_in = "constants" if self.cycles == 1 else "rom"
         self.rom_latency = 0 if self.weights_in == "constants" else 1
         self.latency = self.cycles + self.rom_latency + pipeline + 1
-        self.count_width = bits_for(k)
+        self.count_width = bits_for(self.max_count)
         if thresholds is None:
             self.lane_width = self.count_width
         else:
@@ -237,11 +248,12 @@ class MVTU(wiring.Component):
             raise TypeError(f"out_chunks must be a bool, not {out_chunks!r}")
         self.out_chunks = out_chunks
         self.chunk_width = fold.pe * self.lane_width if out_chunks else self.out_width
-        self.in_chunk = k if in_chunk is None else in_chunk
+        # The input buffer holds K * in_bits bits and reads SIMD elements of in_bits each.
+        self.in_chunk = k * in_bits if in_chunk is None else in_chunk
         # The buffer checks the chunk width against the folding.
-        self.input_storage = buffer_storage(k, fold.simd, self.in_chunk)
+        self.input_storage = buffer_storage(k * in_bits, fold.simd * in_bits, self.in_chunk)
         # A whole vector is copied into the memory a word a cycle before it transfers.
-        whole = self.input_storage == "memory" and self.in_chunk == k
+        whole = self.input_storage == "memory" and self.in_chunk == k * in_bits
         self.accept_wait = self.sf - 1 if whole else 0
         super().__init__({"i": In(stream.Signature(self.in_chunk)),
                           "o": Out(stream.Signature(self.chunk_width))})
@@ -256,7 +268,7 @@ class MVTU(wiring.Component):
         return cls(layer.weights, layer.thresholds, fold, options.pipeline,
                    popcount_style=options.popcount_style, rom_register=options.rom_register,
                    in_chunk=options.in_chunk, out_chunks=options.out_chunks,
-                   mask=getattr(layer, "mask", None))
+                   mask=getattr(layer, "mask", None), in_bits=getattr(layer, "in_bits", 1))
 
     @staticmethod
     def out_chunk(layer, fold):
@@ -270,7 +282,9 @@ class MVTU(wiring.Component):
     def takes_chunk(layer, fold, width):
         """Whether the layer's input memory takes chunks of ``width`` bits: only a memory
         buffer (``SIMD < K``) does, for widths :func:`~bnnflow.hw.inbuf.chunk_fits` allows."""
-        return fold.simd < layer.in_width and chunk_fits(layer.in_width, fold.simd, width)
+        bits = getattr(layer, "in_bits", 1)
+        return fold.simd < layer.in_width and chunk_fits(layer.in_width * bits,
+                                                         fold.simd * bits, width)
 
     def sidecar(self):
         """This unit's own entries of its layer in the sidecar (padding, weight storage,
@@ -292,23 +306,35 @@ class MVTU(wiring.Component):
         # One XNOR signal per PE: the popcount trees are built from signals, not expressions
         # (netlist size), and no single net exceeds Amaranth's 65535-bit limit. Ternary
         # weights: the mask half of each word gates the XNOR (a zero weight never counts).
-        pe, simd = self.fold.pe, self.fold.simd
+        pe, simd, nb = self.fold.pe, self.fold.simd, self.in_bits
         xnors = []
         for p in range(pe):
-            xnor = Signal(simd, name=f"xnor_{p}")
-            if self.mask is None:
-                m.d.comb += xnor.eq(~(x1 ^ lanes_w[p]))
-            else:
-                m.d.comb += xnor.eq(~(x1 ^ lanes_w[p][:simd]) & lanes_w[p][simd:])
+            # n-bit inputs: each weight bit (and mask bit) covers its element's n bits.
+            w = lanes_w[p][:simd]
+            z = lanes_w[p][simd:] if self.mask is not None else None
+            if nb > 1:
+                w = Cat(*(w[i].replicate(nb) for i in range(simd)))
+                z = None if z is None else Cat(*(z[i].replicate(nb) for i in range(simd)))
+            xnor = Signal(simd * nb, name=f"xnor_{p}")
+            m.d.comb += xnor.eq(~(x1 ^ w) if z is None else ~(x1 ^ w) & z)
             xnors.append(xnor)
 
-        # --- popcount trees --------------------------------------------------------------------
+        # --- popcount trees: one per bit plane of n-bit inputs, weighted 2**b -----------------
         counts = []
         for p in range(pe):
-            pc = Popcount(simd, self.pipeline, style=self.popcount_style)
-            m.submodules[f"popcount_{p}"] = pc
-            m.d.comb += [pc.bits.eq(xnors[p]), pc.en.eq(run)]
-            counts.append(pc.count)
+            planes = []
+            for b in range(nb):
+                pc = Popcount(simd, self.pipeline, style=self.popcount_style)
+                m.submodules[f"popcount_{p}" + (f"_{b}" if nb > 1 else "")] = pc
+                m.d.comb += [pc.bits.eq(Cat(*(xnors[p][i * nb + b] for i in range(simd)))),
+                             pc.en.eq(run)]
+                planes.append(pc.count)
+            if nb == 1:
+                counts.append(planes[0])
+            else:
+                count = Signal(bits_for(simd * ((1 << nb) - 1)), name=f"count_{p}")
+                m.d.comb += count.eq(sum(c << b for b, c in enumerate(planes)))
+                counts.append(count)
         ctrls = _delays(m, ctrl1, self.pipeline, run, "ctrl_pc")
         ctrl2 = ctrls[-1]
         # The control one enabled cycle ahead of ctrl2 (the threshold register selects the
@@ -334,7 +360,8 @@ class MVTU(wiring.Component):
         control beside the data being valid, first slice, fold done (its last slice), vector
         done and the fold index."""
         nf_count, sf_count = self.nf, self.sf
-        m.submodules.inbuf = buf = input_buffer(self.k, self.fold.simd, self.in_chunk)
+        m.submodules.inbuf = buf = input_buffer(self.k * self.in_bits,
+                                                self.fold.simd * self.in_bits, self.in_chunk)
         wiring.connect(m, wiring.flipped(self.i), buf.i)
         busy = Signal()
         # At least one bit each: zero-width signals become "[-1:0]" ranges in Verilog.
@@ -464,7 +491,7 @@ class MVTU(wiring.Component):
         pe, nf_count = self.fold.pe, self.nf
         t = np.zeros(nf_count * pe, dtype=np.int64)
         t[:self.n] = self.thresholds[:, 0]
-        shape = signed(bits_for(self.k + 1) + 1)
+        shape = signed(bits_for(self.max_count + 1) + 1)
         fires = []
         for p in range(pe):
             column = [int(t[f * pe + p]) for f in range(nf_count)]

@@ -68,7 +68,9 @@ def layer_chunks(model, folding):
     """
     layers = model.layers
     kinds = [unit_kind(layer, f"layer {j}") for j, layer in enumerate(layers)]
-    out = [[kind.in_chunk(layer, fold) or layer.in_width, False]
+    # Whole vectors: in_width elements of in_bits bits each (n-bit activations of the layer
+    # before).
+    out = [[kind.in_chunk(layer, fold) or layer.in_width * getattr(layer, "in_bits", 1), False]
            for kind, layer, fold in zip(kinds, layers, folding, strict=True)]
     for j in range(len(layers) - 1):
         width = kinds[j].out_chunk(layers[j], folding[j])
@@ -179,10 +181,16 @@ class BnnTop(wiring.Component):
         self.model = model
         self.folding = resolve_folding(model, folding)
         for j, layer in enumerate(model.layers[:-1]):
-            if layer.is_output or layer.activation_bits != 1:
-                raise ValueError(f"layer {j} ({layer.name}): hidden layers must have binary "
-                                 f"activations (one threshold per neuron), not "
-                                 f"{layer.activation_bits!r} bits")
+            nxt = model.layers[j + 1]
+            # n-bit activations feed a dense layer that takes n-bit inputs (the MVTU's bit
+            # planes); conv and pool units take bits.
+            takes = getattr(nxt, "in_bits", 1) if nxt.kind in ("binary_dense",
+                                                              "ternary_dense") else 1
+            if layer.is_output or layer.activation_bits != takes:
+                raise ValueError(f"layer {j} ({layer.name}): its {layer.activation_bits!r}-bit "
+                                 f"activations must feed a dense layer taking that many bits "
+                                 f"per input (hidden layers before conv and pool layers must "
+                                 f"have binary activations)")
         if not model.layers[-1].is_output:
             raise ValueError("the last layer must output popcounts (no thresholds)")
         if isinstance(fault, list):

@@ -200,6 +200,9 @@ class BnnModel:
             raise ValueError("a model needs at least one layer")
         width = self.input.width
         self.input.check()
+        if getattr(self.layers[0], "in_bits", 1) != 1:
+            raise ValueError(f"layer 0 ({self.layers[0].name}) takes "
+                             f"{self.layers[0].in_bits}-bit inputs, but the input is bits")
         shape = self.input.map_shape
         for i, layer in enumerate(self.layers):
             if layer.in_width != width:
@@ -215,9 +218,13 @@ class BnnModel:
             if last != layer.is_output:
                 raise ValueError(f"layer {i} ({layer.name}): only the last layer emits "
                                  f"popcounts, and it must")
-            if not last and layer.activation_bits != 1:
-                raise ValueError(f"layer {i} ({layer.name}): {layer.activation_bits}-bit "
-                                 f"activations are not supported yet")
+            if not last:
+                nxt = self.layers[i + 1]
+                if getattr(nxt, "in_bits", 1) != layer.activation_bits:
+                    raise ValueError(f"layer {i} ({layer.name}) emits "
+                                     f"{layer.activation_bits}-bit activations but layer "
+                                     f"{i + 1} ({nxt.name}) takes "
+                                     f"{getattr(nxt, 'in_bits', 1)}-bit inputs")
             width = layer.out_width
         if self.classes and len(self.classes) != width:
             raise ValueError(f"{len(self.classes)} class labels for {width} outputs")

@@ -20,8 +20,16 @@ rules; the functions here are the single numpy reference for them and are tested
   flips ``s`` where ``z = 1``. Ternary layers are hidden layers: the output layer stays
   ``binary_dense``, whose popcounts order the classes as their dot products do (neurons with
   different ``m`` would not).
-* **Multi-bit activations** (reserved): a neuron with ``2**n - 1`` sorted thresholds outputs the
-  number of thresholds its popcount reaches.
+* **Multi-bit activations** (``n`` bits, ``L = 2**n - 1``): a neuron with ``L`` sorted
+  thresholds outputs the number of thresholds its popcount reaches, ``a`` in ``0..L``
+  (:func:`fire`), which stands for the odd integer ``v = 2a - L`` (``n = 1``: ``a = 1`` is
+  ``+1``, ``a = 0`` is ``-1``, the bit encoding above). A dense layer whose ``K`` inputs have
+  ``n`` bits (``in_bits``) counts ``p = sum_j (a_j if w_j = 1 else L - a_j)``, the ``n``-bit
+  XNOR of ``a_j`` with ``w_j`` repeated, summed as numbers (:func:`popcount_levels`); then
+  ``dot = sum_j (+-1) * v_j = 2p - L*K`` and thresholds lie in ``[0, L*K + 1]``. Flipping a
+  neuron's weights maps ``p`` to ``L*K - p``, as for bits. Training quantizes a BatchNorm
+  output ``y`` to ``a = sum_k [y >= 2k - L]`` for ``k = 1..L`` (``n = 1``: ``[y >= 0]``, the
+  sign rule), so the export's thresholds on ``p`` are exact.
 * **Output.** The last layer has no threshold and outputs popcounts; the class is the argmax
   over popcounts, the lowest index on ties.
 * **Feature maps** are channels-last: element ``(r, c, ch)`` of an ``H x W x C`` map is element
@@ -55,6 +63,7 @@ __all__ = [
     "pack_int",
     "popcount_xnor",
     "popcount_xnor_masked",
+    "popcount_levels",
     "ternary_dot_from_popcount",
     "ternary_from_real",
     "dot_from_popcount",
@@ -147,6 +156,23 @@ def popcount_xnor(x_bits, w_bits):
     # XOR counts disagreements; padding bits are zero in both, so they never disagree.
     disagree = np.bitwise_count(xp[:, None, :] ^ wp[None, :, :]).sum(axis=-1, dtype=np.int64)
     return k - disagree
+
+
+def popcount_levels(levels, w_bits, bits):
+    """``p = sum_j (a_j if w_j else L - a_j)`` for ``n``-bit inputs ``a`` (``L = 2**n - 1``).
+
+    ``levels`` is ``(B, K)`` of integers in ``0..L``, ``w_bits`` ``(N, K)`` of 0/1; returns
+    ``(B, N)`` int64. With ``bits = 1`` this is :func:`popcount_xnor`.
+    """
+    a = np.asarray(levels, dtype=np.int64)
+    w = np.asarray(w_bits, dtype=np.int64)
+    top = (1 << int(bits)) - 1
+    if a.ndim != 2 or w.ndim != 2 or a.shape[1] != w.shape[1]:
+        raise ValueError(f"inputs must be (B, K) and weights (N, K) with the same K, "
+                         f"not {a.shape} and {w.shape}")
+    if a.size and (a.min() < 0 or a.max() > top):
+        raise ValueError(f"{bits}-bit inputs must lie in 0..{top}")
+    return a @ w.T + (top - a) @ (1 - w).T
 
 
 def popcount_xnor_masked(x_bits, w_bits, mask):

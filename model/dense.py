@@ -29,11 +29,16 @@ class DenseLayer:
     thresholds : int array ``(N, T)`` or None
         Sorted popcount thresholds per neuron (``T = 1`` for binary activations); ``None`` for
         the output layer, which emits popcounts.
+    in_bits : int
+        Bits per input element: 1 (binary inputs), or ``n`` after a layer with ``n``-bit
+        activations (:func:`~bnnflow.model.conventions.popcount_levels`; thresholds then lie
+        in ``[0, L*K + 1]``, ``L = 2**n - 1``).
     """
 
     name: str
     weights: np.ndarray
     thresholds: np.ndarray | None = None
+    in_bits: int = 1
 
     kind = "binary_dense"
     weight_bits = 1
@@ -71,10 +76,18 @@ class DenseLayer:
             return None
         return int(self.thresholds.shape[1] + 1).bit_length() - 1
 
+    @property
+    def max_count(self):
+        """The largest popcount, ``L * K`` (``K`` for binary inputs)."""
+        return ((1 << self.in_bits) - 1) * self.in_width
+
     def forward(self, x):
-        """``(activations, popcounts)`` for input bits ``(B, K)``; the output layer returns
-        its popcounts twice."""
-        p = conventions.popcount_xnor(x, self.weights)
+        """``(activations, popcounts)`` for inputs ``(B, K)`` (bits, or ``in_bits``-bit
+        levels); the output layer returns its popcounts twice."""
+        if self.in_bits == 1:
+            p = conventions.popcount_xnor(x, self.weights)
+        else:
+            p = conventions.popcount_levels(x, self.weights, self.in_bits)
         if self.is_output:
             return p, p
         return conventions.fire(p, self.thresholds), p
@@ -92,7 +105,7 @@ class DenseLayer:
         """Thresholds range and constant neurons of a hidden layer (nothing for the output)."""
         if self.is_output:
             return {}
-        return threshold_facts(self.thresholds, self.in_width)
+        return threshold_facts(self.thresholds, self.max_count)
 
     def to_manifest(self):
         entry = {
@@ -103,6 +116,9 @@ class DenseLayer:
             "arrays": {"weights": f"{self.name}/weights.npy"},
         }
         arrays = {f"{self.name}/weights.npy": conventions.pack_bits(self.weights)}
+        if self.in_bits != 1:
+            # Written only when not 1, so binary models keep their manifests and checksums.
+            entry["in_bits"] = int(self.in_bits)
         if not self.is_output:
             entry["arrays"]["thresholds"] = f"{self.name}/thresholds.npy"
             arrays[f"{self.name}/thresholds.npy"] = self.thresholds.astype(np.int32)
@@ -121,10 +137,15 @@ class DenseLayer:
             raise ValueError(f"{where}: weight_bits must be 1 for binary_dense, "
                              f"not {entry.get('weight_bits')!r}")
         weights = read_weights(arrays, get_array, where, k, n)
+        in_bits = entry.get("in_bits", 1)
+        if not isinstance(in_bits, int) or isinstance(in_bits, bool) or not 1 <= in_bits <= 8:
+            raise ValueError(f"{where}: in_bits must be an integer in 1..8, not {in_bits!r}")
         thresholds = None
         if output == "activation":
-            thresholds = read_thresholds(entry, arrays, get_array, where, k, n)
-        return cls(name=str(entry["name"]), weights=weights, thresholds=thresholds)
+            thresholds = read_thresholds(entry, arrays, get_array, where,
+                                         ((1 << in_bits) - 1) * k, n)
+        return cls(name=str(entry["name"]), weights=weights, thresholds=thresholds,
+                   in_bits=in_bits)
 
 
 def read_weights(arrays, get_array, where, k, n):
@@ -142,7 +163,8 @@ def read_weights(arrays, get_array, where, k, n):
 
 
 def read_thresholds(entry, arrays, get_array, where, k, n):
-    """A hidden layer's thresholds from the manifest, checked: shape, range, order."""
+    """A hidden layer's thresholds from the manifest, checked: shape, range ``[0, k + 1]``
+    (``k`` the largest popcount), order."""
     bits = positive_int(entry, "activation_bits", where)
     t = get_array(manifest_field(arrays, "thresholds", str, where))
     expected = (n, 2 ** bits - 1)

@@ -31,7 +31,13 @@ def _ternary_layer(rng, name, k, n, zeros, edges):
     return TernaryDenseLayer(name=name, weights=weights, mask=mask, thresholds=t[:, None])
 
 
-def random_model(widths, seed=0, edge_thresholds=True, ternary=False, zeros=0.3):
+def _level_thresholds(rng, count, n, levels):
+    """``levels`` sorted thresholds per neuron spread over ``0..count + 1``."""
+    t = np.sort(rng.integers(0, count + 2, size=(n, levels)), axis=1)
+    return t.astype(np.int64)
+
+
+def random_model(widths, seed=0, edge_thresholds=True, ternary=False, zeros=0.3, act_bits=1):
     """Build a random valid :class:`BnnModel`.
 
     Parameters
@@ -47,6 +53,9 @@ def random_model(widths, seed=0, edge_thresholds=True, ternary=False, zeros=0.3)
     ternary : bool
         Hidden layers are ``ternary_dense`` (the output layer stays binary), about ``zeros``
         of their weights 0.
+    act_bits : int
+        Bits of the hidden activations (``2**act_bits - 1`` thresholds per neuron); the layers
+        after them take ``act_bits``-bit inputs. Binary weights only.
 
     Raises
     ------
@@ -54,6 +63,9 @@ def random_model(widths, seed=0, edge_thresholds=True, ternary=False, zeros=0.3)
         If ``widths`` has fewer than two entries or a non-positive one.
     """
     widths = list(widths)
+    if act_bits != 1 and (ternary or not isinstance(act_bits, int) or not 1 <= act_bits <= 8):
+        raise ValueError(f"act_bits must be an integer in 1..8 (with binary weights), not "
+                         f"{act_bits!r}")
     if len(widths) < 2 or not all(isinstance(w, int | np.integer) and w > 0 for w in widths):
         raise ValueError(f"widths must be at least two positive integers, not {widths!r}")
     rng = np.random.default_rng(seed)
@@ -64,6 +76,14 @@ def random_model(widths, seed=0, edge_thresholds=True, ternary=False, zeros=0.3)
             continue
         weights = rng.integers(0, 2, size=(n, k), dtype=np.uint8)
         thresholds = None
+        if act_bits > 1:
+            in_bits = 1 if i == 0 else act_bits
+            if i < len(widths) - 2:
+                thresholds = _level_thresholds(rng, ((1 << in_bits) - 1) * k, n,
+                                               (1 << act_bits) - 1)
+            layers.append(DenseLayer(name=f"fc{i}", weights=weights, thresholds=thresholds,
+                                     in_bits=in_bits))
+            continue
         if i < len(widths) - 2:
             thresholds = _thresholds(rng, k, n, edge_thresholds)
         layers.append(DenseLayer(name=f"fc{i}", weights=weights, thresholds=thresholds))

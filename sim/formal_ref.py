@@ -25,23 +25,28 @@ __all__ = ["layer_logic", "network_logic", "argmax_logic", "window_logic", "dens
            "flatten", "lane_width"]
 
 
-def _popcount(bits, weights):
-    """``popcount(XNOR(bits, weights))`` with constant weights: a sum of bits."""
+def _popcount(bits, weights, top=1):
+    """``popcount(XNOR(bits, weights))`` with constant weights: a sum of bits; for ``n``-bit
+    elements (``top = 2**n - 1``) the sum of ``a`` or ``~a = L - a``."""
     terms = [b if w else ~b for b, w in zip(bits, weights, strict=True)]
-    width = bits_for(len(terms))
+    width = bits_for(len(terms) * top)
     total = Const(0, width)
     for term in terms:
         total = (total + term)[:width]
     return total
 
 
-def dense_logic(bits, weights, thresholds, mask=None):
+def dense_logic(bits, weights, thresholds, mask=None, in_bits=1):
     """Each neuron's popcount, or its activation level ``sum_j (popcount >= t_j)``; with a
-    ``mask`` (ternary weights) only the live positions count."""
+    ``mask`` (ternary weights) only the live positions count; with ``in_bits = n`` the inputs
+    are ``n``-bit elements (:func:`~bnnflow.model.conventions.popcount_levels`)."""
+    if in_bits > 1:
+        bits = [Cat(*bits[j * in_bits:(j + 1) * in_bits]) for j in range(len(bits) // in_bits)]
     out = []
     for n, row in enumerate(np.asarray(weights)):
         live = np.ones(len(row), dtype=bool) if mask is None else np.asarray(mask[n]) == 1
-        count = _popcount([b for b, z in zip(bits, live, strict=True) if z], row[live])
+        count = _popcount([b for b, z in zip(bits, live, strict=True) if z], row[live],
+                          (1 << in_bits) - 1)
         if thresholds is None:
             out.append(count)
             continue
@@ -58,7 +63,7 @@ def lane_width(layer):
     """Bits of one output element: ``bits_for(T)`` for activations, ``bits_for(K)`` for the
     popcounts of the output layer."""
     if layer.is_output:
-        return bits_for(layer.fan_in)
+        return bits_for(((1 << getattr(layer, "in_bits", 1)) - 1) * layer.fan_in)
     if getattr(layer, "thresholds", None) is None:
         return 1
     return bits_for(np.asarray(layer.thresholds).reshape(layer.neurons, -1).shape[1])
@@ -94,7 +99,7 @@ def layer_logic(layer, bits):
     kind = layer.kind
     thresholds = None if layer.is_output else getattr(layer, "thresholds", None)
     if kind == "binary_dense":
-        return dense_logic(bits, layer.weights, thresholds)
+        return dense_logic(bits, layer.weights, thresholds, in_bits=layer.in_bits)
     if kind == "ternary_dense":
         return dense_logic(bits, layer.weights, thresholds, layer.mask)
     if kind == "binary_conv2d":
@@ -138,4 +143,8 @@ def network_logic(model, bits):
         x = layer_logic(layer, x)
         if layer.is_output:
             break
+        if layer.activation_bits > 1:
+            # n-bit activations travel as their n bits, element j at [j*n, (j+1)*n).
+            n = layer.activation_bits
+            x = [Cat(v, Const(0, n))[b] for v in x for b in range(n)]
     return Cat(argmax_logic(x), flatten(x, lane_width(model.layers[-1])))

@@ -166,7 +166,8 @@ def _layer_targets(j, layer, unit, fold):
         def reference(bits):
             return flatten(layer_logic(layer, bits), width)
 
-        return [ProofTarget(f"layer {j} ({layer.kind}, {fold})", unit, layer.in_width,
+        bits = layer.in_width * getattr(layer, "in_bits", 1)
+        return [ProofTarget(f"layer {j} ({layer.kind}, {fold})", unit, bits,
                             unit.out_width, reference, _unit_bound(unit), unit.cycles)]
     window, mvtu = unit.window, unit.mvtu
     h, w, _ = layer.in_shape

@@ -95,3 +95,35 @@ def test_a_w1a1_model_keeps_format_version_1(tmp_path):
     _, manifest = artifact.load_with_manifest(tmp_path / "b.bnn")
     assert manifest["format_version"] == 1
     assert {entry["kind"] for entry in manifest["layers"]} == {"binary_dense"}
+
+
+# --- multi-bit activations (the other kind of issue 18 built so far) ---
+
+
+@pytest.mark.parametrize("bits", [1, 2, 3])
+def test_popcount_levels_gives_the_dot_product_of_odd_levels(bits):
+    rng = np.random.default_rng(bits)
+    top = (1 << bits) - 1
+    a = rng.integers(0, top + 1, size=(40, 11))
+    w = rng.integers(0, 2, size=(6, 11))
+    p = conventions.popcount_levels(a, w, bits)
+    dot = (2 * a - top) @ np.where(w == 1, 1, -1).T
+    assert np.array_equal(dot, 2 * p - top * 11)
+    if bits == 1:
+        assert np.array_equal(p, conventions.popcount_xnor(a, w))
+    with pytest.raises(ValueError, match=f"{bits}-bit inputs must lie in 0..{top}"):
+        conventions.popcount_levels(a + top + 1, w, bits)
+
+
+def test_multibit_model_round_trip_and_chain_checks(tmp_path):
+    model = random_model([9, 6, 5, 3], seed=2, act_bits=2)
+    assert [getattr(layer, "in_bits", 1) for layer in model.layers] == [1, 2, 2]
+    assert [layer.activation_bits for layer in model.layers[:-1]] == [2, 2]
+    artifact.save(model, tmp_path / "m.bnn")
+    loaded = artifact.load(tmp_path / "m.bnn")
+    x = np.random.default_rng(0).integers(0, 2, size=(50, 9), dtype=np.uint8)
+    assert np.array_equal(golden.run(loaded, x).popcounts, golden.run(model, x).popcounts)
+    binary = random_model([9, 6, 3], seed=2)
+    with pytest.raises(ValueError, match=r"layer 0 \(fc0\) emits 2-bit activations but layer 1 "
+                                         r"\(fc1\) takes 1-bit inputs"):
+        artifact.BnnModel([model.layers[0], binary.layers[1]], model.input)

@@ -37,6 +37,7 @@ MODELS = {
     "dense 7-5-3": lambda: random_model([7, 5, 3], seed=1),
     "dense 6-3": lambda: random_model([6, 3], seed=2),
     "ternary 9-6-4-3": lambda: random_model([9, 6, 4, 3], seed=6, ternary=True),
+    "2-bit 7-5-4-3": lambda: random_model([7, 5, 4, 3], seed=7, act_bits=2),
     "conv": lambda: random_conv_model((5, 4, 2), [("conv", 3, 2, 3), ("pool", 2)], 3, seed=3),
     "conv pool stride": lambda: random_conv_model((5, 5, 1), [("conv", 2, 2), ("pool", 3, 2),
                                                               ("dense", 4)], 2, seed=4),
@@ -63,10 +64,13 @@ def test_each_layer_logic_is_its_forward_step(name):
     rng = np.random.default_rng(1)
     x = rng.integers(0, 2, size=(30, model.input.width), dtype=np.uint8)
     for layer in model.layers:
-        width = lane_width(layer) if layer.is_output else 1
-        got = _simulate(layer.in_width,
+        width = lane_width(layer)
+        n = getattr(layer, "in_bits", 1)
+        # n-bit inputs as their bits, element j at [j*n, (j+1)*n), LSB first.
+        packed = ((x[:, :, None] >> np.arange(n)) & 1).reshape(len(x), -1)
+        got = _simulate(layer.in_width * n,
                         lambda bits, layer=layer, width=width: _cat(layer_logic(layer, bits),
-                                                                    width), x)
+                                                                    width), packed)
         want, counts = layer.forward(x)
         want = counts if layer.is_output else want
         assert np.array_equal([_unpack(g, layer.out_width, width) for g in got], want)
