@@ -79,6 +79,9 @@ def add_arguments(parser):
                         help="hidden-layer weights: binary (+-1, default) or ternary (-1, 0, "
                              "+1: 0 where |w| < 0.7 x the neuron's mean |w|; the output layer "
                              "stays binary; MLP presets)")
+    parser.add_argument("--act-bits", type=int, default=1, metavar="N",
+                        help="bits of the hidden activations, 1..4 (default 1): N-bit levels "
+                             "-L..L with L = 2**N - 1 (MLP presets, binary weights)")
     parser.add_argument("--float-baseline", action="store_true",
                         help="also train the same topology in full precision")
     parser.add_argument("--out", metavar="DIR", default=None,
@@ -107,7 +110,8 @@ def config_from_args(args):
                 "input_threshold": (parse_thresholds(args.input_threshold)
                                     if args.input_threshold is not None else None),
                 "dropout": args.dropout,
-                "augment_shift": args.augment_shift, "weights": args.weights}
+                "augment_shift": args.augment_shift, "weights": args.weights,
+                "act_bits": args.act_bits}
     fields.update({k: v for k, v in optional.items() if v is not None})
     return TrainConfig(**fields)
 

@@ -64,7 +64,7 @@ def _reachable_dots(k):
 
 
 @torch.no_grad()
-def fold_batchnorm(bn, k):
+def fold_batchnorm(bn, k, level=0.0):
     """Fold an eval-mode ``BatchNorm1d`` after a ``K``-input binary layer into thresholds.
 
     Parameters
@@ -73,7 +73,12 @@ def fold_batchnorm(bn, k):
         The layer's normalization (its running statistics are used, whatever its mode); a
         ``BatchNorm2d`` normalizes each output channel of a conv layer.
     k : int
-        Inputs of the binary layer (``K``).
+        Inputs of the binary layer (``K``), or its largest popcount ``L*K`` when its inputs
+        have ``n`` bits (the dots are then ``2p - L*K``).
+    level : float
+        The neuron fires when the BatchNorm output is ``>= level`` (0: the sign; the cut
+        ``c_k`` of level ``k`` of an ``n``-bit activation,
+        :meth:`~bnnflow.model.layers.LevelActivation.cuts`).
 
     Returns
     -------
@@ -103,7 +108,7 @@ def fold_batchnorm(bn, k):
             out = bn(dots)
     finally:
         bn.train(was_training)
-    fires = (out >= 0).numpy()                 # the float comparison, per popcount
+    fires = (out >= level).numpy()             # the float comparison, per popcount
     weight = bn.weight.detach() if bn.weight is not None else torch.ones(n)
     flip = (weight < 0).numpy()
     # With flipped weights the popcount p' sees dot = K - 2p', i.e. row K - p'.
@@ -160,6 +165,22 @@ def _ternary_layer(name, fc, bn):
     thresholds, flip = fold_batchnorm_live(bn, mask.sum(axis=1))
     signs = np.where(flip[:, None], (1 - signs) & mask, signs).astype(np.uint8)
     return TernaryDenseLayer(name, signs, mask, thresholds[:, None])
+
+
+def _level_layer(net, i, fc, bits, in_bits, count):
+    """A dense layer of a network with ``n``-bit activations: ``L`` thresholds per neuron,
+    one per level ``k`` (BatchNorm output ``>= c_k``), over popcounts ``0..L_in*K``."""
+    if i == len(net.bns):
+        check_output_norm(net.out_norm, count)
+        return DenseLayer(f"fc{i}", bits, None, in_bits=in_bits)
+    columns, flips = [], []
+    for cut in net.act.cuts():
+        t, flip = fold_batchnorm(net.bns[i], count, cut)
+        columns.append(t)
+        flips.append(flip)
+    flip = flips[0]
+    bits = np.where(flip[:, None], 1 - bits, bits).astype(np.uint8)
+    return DenseLayer(f"fc{i}", bits, np.stack(columns, axis=1), in_bits=in_bits)
 
 
 @torch.no_grad()
@@ -238,7 +259,11 @@ def export_model(net, input_spec, classes=(), provenance=None):
     for i, fc in enumerate(net.fcs):
         bits = (fc.weight.detach() >= 0).numpy().astype(np.uint8)  # sign(0) = +1
         name = f"fc{i}"
-        if isinstance(fc, TernaryLinear) and i < len(net.bns):
+        in_bits = 1 if i == 0 else getattr(net, "act_bits", 1)
+        count = ((1 << in_bits) - 1) * fc.in_features
+        if in_bits > 1 or (i < len(net.bns) and getattr(net, "act_bits", 1) > 1):
+            layers.append(_level_layer(net, i, fc, bits, in_bits, count))
+        elif isinstance(fc, TernaryLinear) and i < len(net.bns):
             layers.append(_ternary_layer(name, fc, net.bns[i]))
         elif i < len(net.bns):
             thresholds, flip = fold_batchnorm(net.bns[i], fc.in_features)

@@ -20,8 +20,8 @@ import math
 import torch
 from torch import nn
 
-__all__ = ["SignSTE", "sign_ste", "BinaryActivation", "BinaryLinear", "TernaryLinear",
-           "ternary_ste", "BinaryConv2d", "OutputNorm", "clip_latent"]
+__all__ = ["SignSTE", "sign_ste", "BinaryActivation", "LevelActivation", "BinaryLinear",
+           "TernaryLinear", "ternary_ste", "BinaryConv2d", "OutputNorm", "clip_latent"]
 
 
 class SignSTE(torch.autograd.Function):
@@ -57,6 +57,41 @@ class BinaryActivation(nn.Module):
 
     def forward(self, x):
         return sign_ste(x)
+
+
+class LevelActivation(nn.Module):
+    """``n``-bit activation: ``y -> 2a - L`` with ``a = sum_{k=1..L} [y >= c_k]``,
+    ``c_k = (2k - 1 - L) / L``, ``L = 2**n - 1``: the levels -L, -L+2, ..., L of
+    :mod:`bnnflow.model.conventions` (integers, so the next layer's dot products stay exact),
+    with the cuts halfway between the levels scaled to ``[-1, 1]``.
+
+    ``n = 1`` is :class:`BinaryActivation` (``[y >= 0]``). The forward pass is these literal
+    comparisons (:meth:`cuts`), so the export's integer thresholds reproduce it exactly.
+    Backward: the incoming gradient where ``|y| <= 1``, zero elsewhere (straight-through).
+    """
+
+    def __init__(self, bits):
+        super().__init__()
+        if isinstance(bits, bool) or not isinstance(bits, int) or not 1 <= bits <= 8:
+            raise ValueError(f"bits must be an integer in 1..8, not {bits!r}")
+        self.bits = bits
+        self.top = (1 << bits) - 1
+
+    def cuts(self):
+        """``[c_1, ..., c_L]``: level ``k`` is reached where ``y >= c_k``."""
+        return [(2 * k - 1 - self.top) / self.top for k in range(1, self.top + 1)]
+
+    def forward(self, y):
+        with torch.no_grad():
+            a = torch.zeros_like(y)
+            for c in self.cuts():
+                a += (y >= c).to(y.dtype)
+            v = 2 * a - self.top
+            gate = (y.abs() <= 1).to(y.dtype)
+        return v + (y - y.detach()) * gate
+
+    def extra_repr(self):
+        return f"bits={self.bits}"
 
 
 class BinaryLinear(nn.Module):

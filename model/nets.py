@@ -8,7 +8,7 @@ the output layer has one neuron per class.
 import torch
 from torch import nn
 
-from .layers import BinaryActivation, BinaryLinear, OutputNorm, TernaryLinear
+from .layers import BinaryActivation, BinaryLinear, LevelActivation, OutputNorm, TernaryLinear
 
 __all__ = ["PRESETS", "WEIGHT_KINDS", "hidden_for", "BinaryMLP", "FloatMLP"]
 
@@ -65,6 +65,9 @@ class BinaryMLP(nn.Module):
     weights : str
         ``"binary"`` or ``"ternary"`` (:class:`~bnnflow.model.layers.TernaryLinear` hidden
         layers; the output layer stays binary).
+    act_bits : int
+        Bits of the hidden activations: 1 (sign) or ``n`` (:class:`~bnnflow.model.layers.
+        LevelActivation`, levels ``-L..L``); binary weights only.
 
     Raises
     ------
@@ -74,7 +77,7 @@ class BinaryMLP(nn.Module):
     """
 
     def __init__(self, in_features, hidden, num_classes, dropout=0.0, init_scale=1.0,
-                 weights="binary"):
+                 weights="binary", act_bits=1):
         super().__init__()
         hidden = _check_sizes(in_features, hidden, num_classes)
         if not 0.0 <= dropout < 1.0:
@@ -82,16 +85,19 @@ class BinaryMLP(nn.Module):
         if weights not in WEIGHT_KINDS:
             raise ValueError(f"weights must be one of {', '.join(WEIGHT_KINDS)}, not "
                              f"{weights!r}")
+        if act_bits != 1 and weights != "binary":
+            raise ValueError(f"act_bits {act_bits!r} with {weights} weights is not built yet")
         widths = [in_features, *hidden, num_classes]
         self.widths = widths
         self.weights = weights
+        self.act_bits = act_bits
         hidden_layer = TernaryLinear if weights == "ternary" else BinaryLinear
         self.fcs = nn.ModuleList(
             (hidden_layer if i < len(hidden) else BinaryLinear)(k, n, init_scale=init_scale)
             for i, (k, n) in enumerate(zip(widths[:-1], widths[1:], strict=True)))
         self.bns = nn.ModuleList(nn.BatchNorm1d(n) for n in hidden)
         self.out_norm = OutputNorm()
-        self.act = BinaryActivation()
+        self.act = BinaryActivation() if act_bits == 1 else LevelActivation(act_bits)
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
 
     def forward(self, x):

@@ -247,7 +247,8 @@ def _binary_net(config, spec, ds):
                                f"choose a data set with larger images") from None
         return net, ds.shape
     net = BinaryMLP(spec.width, config.hidden, len(ds.classes), dropout=config.dropout,
-                    init_scale=config.init_scale, weights=config.weights)
+                    init_scale=config.init_scale, weights=config.weights,
+                    act_bits=config.act_bits)
     levels = spec.levels
     return net, ((levels, *ds.shape) if levels > 1 else ds.shape)
 
@@ -313,6 +314,8 @@ def train_and_export(config=None, **overrides):
                   "bnnflow_version": __version__}
     if config.weights != "binary":
         provenance["weights"] = config.weights
+    if config.act_bits != 1:
+        provenance["act_bits"] = config.act_bits
     model = export_model(net, spec, ds.classes, provenance)
     classes_golden = golden.run_images(model, ds.x_test).classes
     agreement = float(np.mean(classes_golden == classes_torch))
@@ -342,6 +345,8 @@ def train_and_export(config=None, **overrides):
         "golden_accuracy": golden_accuracy, "agreement": agreement,
         "history": histories["binary"],
     }
+    if config.act_bits != 1:
+        metrics["act_bits"] = config.act_bits
     if config.weights != "binary":
         metrics["weights"] = config.weights
         metrics["zero_weights"] = provenance["zero_weights"]

@@ -90,6 +90,8 @@ class TrainConfig:
     weights : str
         ``"binary"`` or ``"ternary"`` hidden-layer weights (MLPs; the output layer stays
         binary, :data:`~bnnflow.model.nets.WEIGHT_KINDS`).
+    act_bits : int
+        Bits of the hidden activations (1..4; MLPs with binary weights).
     float_baseline : bool
         Also train the same topology in full precision and report ``float_accuracy``.
     out : path or None
@@ -115,6 +117,7 @@ class TrainConfig:
     init_scale: float = 1.0
     augment_shift: int | None = None
     weights: str = "binary"
+    act_bits: int = 1
     float_baseline: bool = False
     out: str | None = None
     threads: int = 1
@@ -202,6 +205,13 @@ class TrainConfig:
                 raise BnnflowError(f"{option} must be {what}, not {value!r}")
         if self.weights not in ("binary", "ternary"):
             raise BnnflowError(f"--weights must be binary or ternary, not {self.weights!r}")
+        if not (isinstance(self.act_bits, int) and 1 <= self.act_bits <= 4):
+            raise BnnflowError(f"--act-bits must be an integer in 1..4, not {self.act_bits!r}")
+        if self.act_bits > 1 and (self.conv or self.weights != "binary"):
+            raise BnnflowError(f"--act-bits {self.act_bits} is built for MLP presets with binary "
+                               f"weights; with "
+                               + (f"the conv preset {self.preset}" if self.conv
+                                  else f"--weights {self.weights}") + " it is not built yet")
         if self.conv and self.weights != "binary":
             raise BnnflowError(f"--weights {self.weights} is built for MLP presets (tfc, sfc, "
                                f"lfc, --hidden) only; conv layers are binary in this version")

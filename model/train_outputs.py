@@ -83,7 +83,7 @@ def checkpoint_dict(config, net, input_encoding):
            "test_fraction": config.test_fraction, "seed": config.seed, "epochs": config.epochs,
            "batch_size": config.batch_size, "lr": config.lr, "dropout": config.dropout,
            "init_scale": config.init_scale, "augment_shift": config.augment_shift,
-           "weights": config.weights,
+           "weights": config.weights, "act_bits": config.act_bits,
            "input_encoding": dict(input_encoding)}
     return {"format": "bnnflow-checkpoint", "version": 1, "config": cfg, "layers": layers,
             "state_dict": net.state_dict()}
