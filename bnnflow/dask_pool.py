@@ -83,6 +83,17 @@ def one_line(text, limit=400):
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
+def add_cluster_arguments(parser, timeout_minutes, what):
+    """``--timeout`` (minutes per task, ``what`` names a task), ``--scheduler`` and
+    ``--workers``: the options every command that runs on Dask shares."""
+    parser.add_argument("--timeout", type=float, default=timeout_minutes, metavar="MINUTES",
+                        help=f"time limit of each {what} (default: {timeout_minutes:g})")
+    parser.add_argument("--scheduler", default=None, metavar="tcp://HOST:8786",
+                        help="use this Dask scheduler (default: a local cluster)")
+    parser.add_argument("--workers", type=int, default=None, metavar="N",
+                        help="workers of the local cluster (default: one per core)")
+
+
 def check_scheduler_address(address):
     """``address`` if it looks like ``tcp://HOST:PORT`` (or another Dask protocol).
 

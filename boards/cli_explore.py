@@ -26,6 +26,7 @@ __all__ = ["add_arguments", "run"]
 
 
 def add_arguments(parser):
+    from ..dask_pool import add_cluster_arguments
     from .targets import TARGETS
 
     parser.add_argument("model", metavar="MODEL", help="path of a .bnn file")
@@ -42,12 +43,7 @@ def add_arguments(parser):
                         help="nextpnr placer seeds 1..N for each design (default: 1)")
     parser.add_argument("--freq", type=float, default=None, metavar="MHZ",
                         help="clock constraint for nextpnr (default: each target's)")
-    parser.add_argument("--timeout", type=float, default=30.0, metavar="MINUTES",
-                        help="time limit of each run (default: 30)")
-    parser.add_argument("--scheduler", default=None, metavar="tcp://HOST:8786",
-                        help="use this Dask scheduler (default: a local cluster)")
-    parser.add_argument("--workers", type=int, default=None, metavar="N",
-                        help="workers of the local cluster (default: one per core)")
+    add_cluster_arguments(parser, 30.0, "run")
     parser.add_argument("--retry-failed", action="store_true",
                         help="run again the recorded runs that failed or timed out")
     parser.add_argument("--out", required=True, metavar="DIR",

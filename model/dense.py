@@ -14,11 +14,35 @@ import numpy as np
 from . import conventions
 from .kinds import manifest_field, matrix_cycles, positive_int
 
-__all__ = ["DenseLayer", "read_weights", "read_thresholds", "threshold_facts"]
+__all__ = ["DenseLayer", "MatrixShape", "read_weights", "read_thresholds", "threshold_facts"]
+
+
+class MatrixShape:
+    """The shape members of a fully connected layer kind, from its ``(N, K)`` ``weights``."""
+
+    @property
+    def in_width(self):
+        return int(self.weights.shape[1])
+
+    @property
+    def out_width(self):
+        return int(self.weights.shape[0])
+
+    @property
+    def neurons(self):
+        return self.out_width
+
+    @property
+    def fan_in(self):
+        return self.in_width
+
+    @property
+    def synapses(self):
+        return self.in_width * self.out_width
 
 
 @dataclass(frozen=True)
-class DenseLayer:
+class DenseLayer(MatrixShape):
     """A fully connected binary layer (kind ``binary_dense``).
 
     Parameters
@@ -44,25 +68,6 @@ class DenseLayer:
     weight_bits = 1
     output_pixels = 1
 
-    @property
-    def in_width(self):
-        return int(self.weights.shape[1])
-
-    @property
-    def out_width(self):
-        return int(self.weights.shape[0])
-
-    @property
-    def neurons(self):
-        return self.out_width
-
-    @property
-    def fan_in(self):
-        return self.in_width
-
-    @property
-    def synapses(self):
-        return self.in_width * self.out_width
 
     @property
     def is_output(self):

@@ -13,14 +13,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import conventions
-from .dense import read_weights
+from .dense import MatrixShape, read_weights
 from .kinds import manifest_field, matrix_cycles, positive_int
 
 __all__ = ["TernaryDenseLayer"]
 
 
 @dataclass(frozen=True)
-class TernaryDenseLayer:
+class TernaryDenseLayer(MatrixShape):
     """A fully connected hidden layer with ternary weights (kind ``ternary_dense``).
 
     Parameters
@@ -81,25 +81,6 @@ class TernaryDenseLayer:
         object.__setattr__(self, "mask", z.astype(np.uint8))
         object.__setattr__(self, "thresholds", t)
 
-    @property
-    def in_width(self):
-        return int(self.weights.shape[1])
-
-    @property
-    def out_width(self):
-        return int(self.weights.shape[0])
-
-    @property
-    def neurons(self):
-        return self.out_width
-
-    @property
-    def fan_in(self):
-        return self.in_width
-
-    @property
-    def synapses(self):
-        return self.in_width * self.out_width
 
     @property
     def live(self):

@@ -22,6 +22,7 @@ __all__ = ["add_arguments", "run"]
 
 
 def add_arguments(parser):
+    from ..dask_pool import add_cluster_arguments
     from .tools import SIMULATORS
 
     parser.add_argument("--random", type=int, default=200, metavar="N",
@@ -46,12 +47,7 @@ def add_arguments(parser):
                              "model per design)")
     parser.add_argument("--fault", default=None, metavar="drop_ready:J|swap_output:A,B",
                         help="build every design with this fault (each must then fail)")
-    parser.add_argument("--timeout", type=float, default=10.0, metavar="MINUTES",
-                        help="time limit of each verification (default: 10)")
-    parser.add_argument("--scheduler", default=None, metavar="tcp://HOST:8786",
-                        help="use this Dask scheduler (default: a local cluster)")
-    parser.add_argument("--workers", type=int, default=None, metavar="N",
-                        help="workers of the local cluster (default: one per core)")
+    add_cluster_arguments(parser, 10.0, "verification")
     parser.add_argument("--out", required=True, metavar="DIR",
                         help="folder of the networks and results (re-use it to continue)")
 

