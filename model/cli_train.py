@@ -82,6 +82,10 @@ def add_arguments(parser):
     parser.add_argument("--act-bits", type=int, default=1, metavar="N",
                         help="bits of the hidden activations, 1..4 (default 1): N-bit levels "
                              "-L..L with L = 2**N - 1 (MLP presets, binary weights)")
+    parser.add_argument("--quantizer", choices=("uniform", "balanced"), default="uniform",
+                        help="cuts of multi-bit activations: uniform (default) or balanced "
+                             "(each level an equal share of the BatchNorm outputs, Zhou et al. "
+                             "2017)")
     parser.add_argument("--float-baseline", action="store_true",
                         help="also train the same topology in full precision")
     parser.add_argument("--out", metavar="DIR", default=None,
@@ -111,7 +115,7 @@ def config_from_args(args):
                                     if args.input_threshold is not None else None),
                 "dropout": args.dropout,
                 "augment_shift": args.augment_shift, "weights": args.weights,
-                "act_bits": args.act_bits}
+                "act_bits": args.act_bits, "quantizer": args.quantizer}
     fields.update({k: v for k, v in optional.items() if v is not None})
     return TrainConfig(**fields)
 

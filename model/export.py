@@ -174,7 +174,7 @@ def _level_layer(net, i, fc, bits, in_bits, count):
         check_output_norm(net.out_norm, count)
         return DenseLayer(f"fc{i}", bits, None, in_bits=in_bits)
     columns, flips = [], []
-    for cut in net.act.cuts():
+    for cut in net.acts[i].cuts():
         t, flip = fold_batchnorm(net.bns[i], count, cut)
         columns.append(t)
         flips.append(flip)

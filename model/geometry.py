@@ -482,6 +482,9 @@ def analyze(run_dir, *, quantizer=None, images=None, max_samples=2000, plots_dir
     if images.shape[0] < 2:
         raise BnnflowError(f"{checkpoint.path}: need at least 2 test images, "
                            f"got {images.shape[0]}")
+    if checkpoint.config.get("act_bits", 1) != 1:
+        raise BnnflowError(f"{checkpoint.path}: geometry of {checkpoint.config['act_bits']}-bit "
+                           f"activations is not built yet (binary activations only)")
     if quantizer is None:
         quantizer = trained_weights(checkpoint)
     report, data = measure(checkpoint, images, quantizer=quantizer, random_pairs=random_pairs,

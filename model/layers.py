@@ -61,37 +61,55 @@ class BinaryActivation(nn.Module):
 
 class LevelActivation(nn.Module):
     """``n``-bit activation: ``y -> 2a - L`` with ``a = sum_{k=1..L} [y >= c_k]``,
-    ``c_k = (2k - 1 - L) / L``, ``L = 2**n - 1``: the levels -L, -L+2, ..., L of
-    :mod:`bnnflow.model.conventions` (integers, so the next layer's dot products stay exact),
-    with the cuts halfway between the levels scaled to ``[-1, 1]``.
+    ``L = 2**n - 1``: the levels -L, -L+2, ..., L of :mod:`bnnflow.model.conventions`
+    (integers, so the next layer's dot products stay exact).
 
-    ``n = 1`` is :class:`BinaryActivation` (``[y >= 0]``). The forward pass is these literal
-    comparisons (:meth:`cuts`), so the export's integer thresholds reproduce it exactly.
+    Cuts ``c_k``: ``"uniform"`` puts them halfway between the levels scaled to ``[-1, 1]``,
+    ``c_k = (2k - 1 - L) / L``. ``"balanced"`` (Zhou et al., "Balanced Quantization", 2017)
+    puts them at the ``k / (L + 1)`` quantiles of the layer's BatchNorm outputs, so that each
+    level holds about the same share of values: in training each batch's quantiles (the
+    recursive median split of the paper, for ``2**n`` levels) update running cuts with
+    momentum 0.1, and the running cuts are what the forward pass, and so the export, use.
+    ``n = 1`` uniform is :class:`BinaryActivation` (``[y >= 0]``). The forward pass is these
+    literal comparisons (:meth:`cuts`), so the export's integer thresholds reproduce it exactly.
     Backward: the incoming gradient where ``|y| <= 1``, zero elsewhere (straight-through).
     """
 
-    def __init__(self, bits):
+    def __init__(self, bits, quantizer="uniform"):
         super().__init__()
         if isinstance(bits, bool) or not isinstance(bits, int) or not 1 <= bits <= 8:
             raise ValueError(f"bits must be an integer in 1..8, not {bits!r}")
-        self.bits = bits
+        if quantizer not in ("uniform", "balanced"):
+            raise ValueError(f"quantizer must be uniform or balanced, not {quantizer!r}")
+        self.bits, self.quantizer = bits, quantizer
         self.top = (1 << bits) - 1
+        uniform = [(2 * k - 1 - self.top) / self.top for k in range(1, self.top + 1)]
+        self.register_buffer("running_cuts", torch.tensor(uniform, dtype=torch.float32))
 
     def cuts(self):
-        """``[c_1, ..., c_L]``: level ``k`` is reached where ``y >= c_k``."""
-        return [(2 * k - 1 - self.top) / self.top for k in range(1, self.top + 1)]
+        """``[c_1, ..., c_L]`` (Python floats of the float32 cuts): level ``k`` is reached
+        where ``y >= c_k``."""
+        return [float(c) for c in self.running_cuts]
+
+    @torch.no_grad()
+    def _update(self, y):
+        q = torch.arange(1, self.top + 1, dtype=torch.float32) / (self.top + 1)
+        batch = torch.quantile(y.detach().reshape(-1).float(), q)
+        self.running_cuts.mul_(0.9).add_(0.1 * batch)
 
     def forward(self, y):
+        if self.quantizer == "balanced" and self.training:
+            self._update(y)
         with torch.no_grad():
             a = torch.zeros_like(y)
-            for c in self.cuts():
+            for c in self.running_cuts:
                 a += (y >= c).to(y.dtype)
             v = 2 * a - self.top
             gate = (y.abs() <= 1).to(y.dtype)
         return v + (y - y.detach()) * gate
 
     def extra_repr(self):
-        return f"bits={self.bits}"
+        return f"bits={self.bits}, quantizer={self.quantizer}"
 
 
 class BinaryLinear(nn.Module):

@@ -68,6 +68,8 @@ class BinaryMLP(nn.Module):
     act_bits : int
         Bits of the hidden activations: 1 (sign) or ``n`` (:class:`~bnnflow.model.layers.
         LevelActivation`, levels ``-L..L``); binary weights only.
+    quantizer : str
+        Cuts of ``n``-bit activations: ``"uniform"`` or ``"balanced"``.
 
     Raises
     ------
@@ -77,7 +79,7 @@ class BinaryMLP(nn.Module):
     """
 
     def __init__(self, in_features, hidden, num_classes, dropout=0.0, init_scale=1.0,
-                 weights="binary", act_bits=1):
+                 weights="binary", act_bits=1, quantizer="uniform"):
         super().__init__()
         hidden = _check_sizes(in_features, hidden, num_classes)
         if not 0.0 <= dropout < 1.0:
@@ -97,12 +99,15 @@ class BinaryMLP(nn.Module):
             for i, (k, n) in enumerate(zip(widths[:-1], widths[1:], strict=True)))
         self.bns = nn.ModuleList(nn.BatchNorm1d(n) for n in hidden)
         self.out_norm = OutputNorm()
-        self.act = BinaryActivation() if act_bits == 1 else LevelActivation(act_bits)
+        # One activation per hidden layer: balanced cuts follow each layer's own outputs.
+        self.acts = nn.ModuleList(
+            BinaryActivation() if act_bits == 1 else LevelActivation(act_bits, quantizer)
+            for _ in hidden)
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
 
     def forward(self, x):
-        for fc, bn in zip(self.fcs[:-1], self.bns, strict=True):
-            x = self.dropout(self.act(bn(fc(x))))
+        for fc, bn, act in zip(self.fcs[:-1], self.bns, self.acts, strict=True):
+            x = self.dropout(act(bn(fc(x))))
         return self.out_norm(self.fcs[-1](x))
 
     @torch.no_grad()
@@ -115,10 +120,10 @@ class BinaryMLP(nn.Module):
         ``"activations"`` (``+-1`` outputs of every hidden layer) and ``"scores"``.
         """
         dots, activations = [], []
-        for fc, bn in zip(self.fcs[:-1], self.bns, strict=True):
+        for fc, bn, act in zip(self.fcs[:-1], self.bns, self.acts, strict=True):
             z = fc(x)
             dots.append(z)
-            x = self.act(bn(z))
+            x = act(bn(z))
             activations.append(x)
         z = self.fcs[-1](x)
         dots.append(z)

@@ -248,7 +248,7 @@ def _binary_net(config, spec, ds):
         return net, ds.shape
     net = BinaryMLP(spec.width, config.hidden, len(ds.classes), dropout=config.dropout,
                     init_scale=config.init_scale, weights=config.weights,
-                    act_bits=config.act_bits)
+                    act_bits=config.act_bits, quantizer=config.quantizer)
     levels = spec.levels
     return net, ((levels, *ds.shape) if levels > 1 else ds.shape)
 
@@ -316,6 +316,7 @@ def train_and_export(config=None, **overrides):
         provenance["weights"] = config.weights
     if config.act_bits != 1:
         provenance["act_bits"] = config.act_bits
+        provenance["quantizer"] = config.quantizer
     model = export_model(net, spec, ds.classes, provenance)
     classes_golden = golden.run_images(model, ds.x_test).classes
     agreement = float(np.mean(classes_golden == classes_torch))
@@ -347,6 +348,7 @@ def train_and_export(config=None, **overrides):
     }
     if config.act_bits != 1:
         metrics["act_bits"] = config.act_bits
+        metrics["quantizer"] = config.quantizer
     if config.weights != "binary":
         metrics["weights"] = config.weights
         metrics["zero_weights"] = provenance["zero_weights"]

@@ -92,6 +92,9 @@ class TrainConfig:
         binary, :data:`~bnnflow.model.nets.WEIGHT_KINDS`).
     act_bits : int
         Bits of the hidden activations (1..4; MLPs with binary weights).
+    quantizer : str
+        Cuts of ``n``-bit activations: ``"uniform"`` or ``"balanced"`` (equal shares,
+        :class:`~bnnflow.model.layers.LevelActivation`).
     float_baseline : bool
         Also train the same topology in full precision and report ``float_accuracy``.
     out : path or None
@@ -118,6 +121,7 @@ class TrainConfig:
     augment_shift: int | None = None
     weights: str = "binary"
     act_bits: int = 1
+    quantizer: str = "uniform"
     float_baseline: bool = False
     out: str | None = None
     threads: int = 1
@@ -207,6 +211,12 @@ class TrainConfig:
             raise BnnflowError(f"--weights must be binary or ternary, not {self.weights!r}")
         if not (isinstance(self.act_bits, int) and 1 <= self.act_bits <= 4):
             raise BnnflowError(f"--act-bits must be an integer in 1..4, not {self.act_bits!r}")
+        if self.quantizer not in ("uniform", "balanced"):
+            raise BnnflowError(f"--quantizer must be uniform or balanced, not "
+                               f"{self.quantizer!r}")
+        if self.quantizer == "balanced" and self.act_bits == 1:
+            raise BnnflowError("--quantizer balanced places the cuts of multi-bit activations; "
+                               "give --act-bits 2 or more")
         if self.act_bits > 1 and (self.conv or self.weights != "binary"):
             raise BnnflowError(f"--act-bits {self.act_bits} is built for MLP presets with binary "
                                f"weights; with "

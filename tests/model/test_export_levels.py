@@ -73,3 +73,27 @@ def test_act_bits_are_checked():
         TrainConfig(act_bits=2, weights="ternary").resolved()
     with pytest.raises(BnnflowError, match="with the conv preset cnv-mnist it is not built"):
         TrainConfig(preset="cnv-mnist", dataset="mnist5k", act_bits=2).resolved()
+
+
+def test_balanced_cuts_follow_the_quartiles_and_export_exactly():
+    act = LevelActivation(2, "balanced")
+    y = torch.randn(4000) * 3 + 1
+    for _ in range(80):
+        act(y)
+    want = torch.quantile(y, torch.tensor([0.25, 0.5, 0.75]))
+    assert torch.allclose(act.running_cuts, want, atol=1e-3)
+    act.eval()
+    before = act.running_cuts.clone()
+    act(y)
+    assert torch.equal(act.running_cuts, before)       # eval leaves the cuts alone
+    result = train_and_export(hidden=(24, 16), epochs=2, progress=False, act_bits=2,
+                              quantizer="balanced")
+    assert result.metrics["agreement"] == 1.0 and result.metrics["quantizer"] == "balanced"
+    assert result.net.acts[0].cuts() != LevelActivation(2).cuts()
+
+
+def test_quantizer_is_checked():
+    with pytest.raises(ValueError, match="quantizer must be uniform or balanced, not 'odd'"):
+        LevelActivation(2, "odd")
+    with pytest.raises(BnnflowError, match="--quantizer balanced places the cuts of multi-bit"):
+        TrainConfig(quantizer="balanced").resolved()
