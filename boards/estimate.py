@@ -18,6 +18,7 @@ window queue, max-pool; structural counts, not fitted yet). A model with a kind 
 :data:`MODELLED_KINDS` is refused rather than estimated as MVTUs.
 """
 
+from ..hw.folding import LayerFold
 from .estimate_maps import map_unit_ffs, map_unit_luts, map_unit_memories
 from .targets import rom_blocks
 
@@ -268,10 +269,13 @@ def _layer_ffs(layer, fold, in_chunk, out_chunks, pipeline, family, rom_register
     k, n = layer.fan_in, layer.neurons
     nf, sf = -(-n // fold.pe), -(-k // fold.simd)
     words = _rom_words(layer, fold)
+    # n-bit inputs: the buffer holds n bits per input, one popcount tree per bit plane.
+    b = getattr(layer, "in_bits", 1)
     # Bits per output element: popcounts of the output layer, else activations.
-    lane = _bits_for(k) if layer.is_output else layer.activation_bits
+    lane = _bits_for(k * ((1 << b) - 1)) if layer.is_output else layer.activation_bits
     ctrl = 4 + _bits_for(max(nf - 1, 1))
-    ff = _input_ffs(k, fold, in_chunk, family) + 2 + _bits_for(sf) + _bits_for(nf)
+    ff = (_input_ffs(k * b, LayerFold(fold.pe, fold.simd * b), in_chunk, family) + 2
+          + _bits_for(sf) + _bits_for(nf))
     if words > 1:
         ff += _bits_for(words) + ctrl + (fold.simd if sf == 1 else 0)
         if _rom_in_luts(family, words):
@@ -280,7 +284,7 @@ def _layer_ffs(layer, fold, in_chunk, out_chunks, pipeline, family, rom_register
             ff += fold.pe * fold.simd * layer.weight_bits + 1
         if words & (words - 1):
             ff += 1
-    ff += pipeline * ctrl + fold.pe * _popcount_ffs(fold.simd, pipeline)
+    ff += pipeline * ctrl + fold.pe * b * _popcount_ffs(fold.simd, pipeline)
     if sf > 1:
         # Binary hidden layers accumulate popcount - threshold (signed, one bit wider).
         fused = layer.activation_bits == 1
@@ -324,22 +328,24 @@ def estimate_luts(model, folding, family="ice40"):
     total = float(sum(map_unit_luts(layer, unit) for layer, unit in _map_units(model, folding)))
     streams = _mvtu_streams(model, folding)
     for (layer, fold), (in_chunk, _) in zip(_mvtu_layers(model, folding), streams, strict=True):
+        # n-bit inputs: n XNOR bits per synapse and their bit-plane popcounts.
+        b = getattr(layer, "in_bits", 1)
         k, n = layer.fan_in, layer.neurons
         words = _rom_words(layer, fold)
         if words == 1:
-            total += LUT4_PER_XNOR_BIT[family] * k * n
+            total += LUT4_PER_XNOR_BIT[family] * k * n * b
             continue
         sf = -(-k // fold.simd)
         if sf == 1 or _memory_in_ffs(family, sf):
-            folded = (_FOLDED_LUT_PER_XNOR_BIT * fold.pe * fold.simd
-                      + _FOLDED_LUT_PER_INPUT * k)
+            folded = (_FOLDED_LUT_PER_XNOR_BIT * fold.pe * fold.simd * b
+                      + _FOLDED_LUT_PER_INPUT * k * b)
             if n > fold.pe:
                 folded += _FOLDED_LUT_PER_NEURON * n
             scale = _FOLDED_LUT_SCALE[family]
         else:
-            folded = _MEMORY_LUT_PER_XNOR_BIT * fold.pe * fold.simd
-            if in_chunk == k:
-                folded += _MEMORY_LUT_PER_WHOLE_INPUT * k
+            folded = _MEMORY_LUT_PER_XNOR_BIT * fold.pe * fold.simd * b
+            if in_chunk == k * b:
+                folded += _MEMORY_LUT_PER_WHOLE_INPUT * k * b
             if n > fold.pe:
                 folded += _MEMORY_LUT_PER_NEURON * n
             scale = _MEMORY_LUT_SCALE[family]

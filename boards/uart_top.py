@@ -119,6 +119,10 @@ class UartTop(wiring.Component):
                 or frame_timeout < 1):
             raise ValueError(f"frame_timeout must be a positive integer number of bit times, "
                              f"not {frame_timeout!r}")
+        if model.input.bits != 1:
+            raise ValueError(f"the UART top receives input bits; a model with "
+                             f"{model.input.bits}-bit pixel inputs (train --input-bits) is not "
+                             f"built for boards yet (synth and verify take it)")
         classes = model.layers[-1].out_width
         if classes > 256:
             raise ValueError(f"the UART top sends the class in one byte: at most 256 classes, "

@@ -314,10 +314,15 @@ class BnnTop(wiring.Component):
     def input_layout(self):
         """How an image enters ``i``: one transfer of the whole input vector, or (conv
         networks) a pixel stream, one channels-last pixel of ``C`` bits per transfer, rows
-        top to bottom."""
-        width = self.model.input.width
+        top to bottom. ``width`` counts bits: with 8-bit pixels (``element_bits`` 8) the vector
+        is ``K0 * 8`` bits, element ``j`` at ``[8j, 8j + 8)``."""
+        bits = self.model.input.bits
+        width = self.model.input.width * bits
         if self.in_chunk == width:
-            return {"kind": "vector", "width": width, "transfers": 1}
+            layout = {"kind": "vector", "width": width, "transfers": 1}
+            if bits != 1:
+                layout["element_bits"] = bits
+            return layout
         from .timing import needed_pixels
 
         h, w, c = self.model.input.map_shape

@@ -114,6 +114,11 @@ class InputSpec:
                                                     "threshold": 0.5})
 
     @property
+    def bits(self):
+        """Bits of one input element: 8 for 8-bit pixels (``pixels`` kind), else 1."""
+        return encoding.element_bits(self.encoding)
+
+    @property
     def levels(self):
         """Bits per pixel (1 for a threshold, the number of thresholds for a thermometer)."""
         return encoding.validate(self.encoding)
@@ -143,7 +148,7 @@ class InputSpec:
         A ``(H, W)`` image with one bit per pixel is ``(H, W, 1)``; a ``(H, W, C)`` colour
         image with one threshold per channel value is itself.
         """
-        if self.levels != 1 or len(self.shape) not in (2, 3):
+        if self.levels != 1 or self.bits != 1 or len(self.shape) not in (2, 3):
             return None
         return (*self.shape, 1) if len(self.shape) == 2 else tuple(self.shape)
 
@@ -200,9 +205,10 @@ class BnnModel:
             raise ValueError("a model needs at least one layer")
         width = self.input.width
         self.input.check()
-        if getattr(self.layers[0], "in_bits", 1) != 1:
+        if getattr(self.layers[0], "in_bits", 1) != self.input.bits:
             raise ValueError(f"layer 0 ({self.layers[0].name}) takes "
-                             f"{self.layers[0].in_bits}-bit inputs, but the input is bits")
+                             f"{getattr(self.layers[0], 'in_bits', 1)}-bit inputs, but the "
+                             f"input has {self.input.bits}-bit elements")
         shape = self.input.map_shape
         for i, layer in enumerate(self.layers):
             if layer.in_width != width:

@@ -86,6 +86,9 @@ def add_arguments(parser):
                         help="cuts of multi-bit activations: uniform (default) or balanced "
                              "(each level an equal share of the BatchNorm outputs, Zhou et al. "
                              "2017)")
+    parser.add_argument("--input-bits", type=int, default=1, metavar="1|8",
+                        help="8: each pixel is an 8-bit input of the first layer instead of "
+                             "thresholded bits (MLP presets, binary weights; default 1)")
     parser.add_argument("--float-baseline", action="store_true",
                         help="also train the same topology in full precision")
     parser.add_argument("--out", metavar="DIR", default=None,
@@ -115,7 +118,8 @@ def config_from_args(args):
                                     if args.input_threshold is not None else None),
                 "dropout": args.dropout,
                 "augment_shift": args.augment_shift, "weights": args.weights,
-                "act_bits": args.act_bits, "quantizer": args.quantizer}
+                "act_bits": args.act_bits, "quantizer": args.quantizer,
+                "input_bits": args.input_bits}
     fields.update({k: v for k, v in optional.items() if v is not None})
     return TrainConfig(**fields)
 

@@ -14,6 +14,13 @@ checkpoint (``config.input_encoding``):
     single threshold throws away (8x8 digits have 17 of them) while every input is still one
     binary value; the hardware sees ``K0`` input bits like any other.
 
+``{"kind": "pixels", "scale": s, "bits": n}``
+    One ``n``-bit element per pixel (``n = 8``: FINN's CNV first layer): ``a = round(pixel /
+    s * L)`` clipped to ``0..L``, ``L = 2**n - 1``, halves rounded up. The first layer takes
+    ``n``-bit inputs (:func:`~bnnflow.model.conventions.popcount_levels`: ``a`` stands for
+    ``2a - L``), so no grey level is thrown away and the input is ``P`` elements, not ``L * P``
+    bits. ``K0 = P``.
+
 Every function here is numpy-only; :class:`bnnflow.model.artifact.InputSpec`, training and the
 geometry analysis all go through them, so the network, the golden model and the hardware
 stimulus binarize identically.
@@ -23,9 +30,10 @@ import numpy as np
 
 from . import conventions
 
-__all__ = ["KINDS", "make_encoding", "thresholds_of", "validate", "centered", "encode"]
+__all__ = ["KINDS", "make_encoding", "thresholds_of", "validate", "element_bits", "centered",
+           "encode"]
 
-KINDS = ("threshold", "thermometer")
+KINDS = ("threshold", "thermometer", "pixels")
 
 #: Most levels a thermometer code may have.
 MAX_LEVELS = 16
@@ -78,6 +86,11 @@ def validate(encoding):
         if not _number(t):
             raise ValueError(f"input encoding threshold must be a number, not {t!r}")
         return 1
+    if kind == "pixels":
+        bits = encoding.get("bits")
+        if isinstance(bits, bool) or not isinstance(bits, int) or not 2 <= bits <= 8:
+            raise ValueError(f"pixels encoding bits must be an integer in 2..8, not {bits!r}")
+        return 1
     ts = encoding.get("thresholds")
     if (not isinstance(ts, list | tuple) or not 2 <= len(ts) <= MAX_LEVELS
             or not all(_number(t) for t in ts)):
@@ -88,6 +101,12 @@ def validate(encoding):
     return len(ts)
 
 
+def element_bits(encoding):
+    """Bits of one input element: the ``pixels`` kind's ``bits``, else 1."""
+    validate(encoding)
+    return int(encoding["bits"]) if encoding["kind"] == "pixels" else 1
+
+
 def centered(encoding, images):
     """Pixels relative to each threshold, ``(B, K0)`` floats whose sign gives the input bits.
 
@@ -95,6 +114,8 @@ def centered(encoding, images):
     for the first threshold, then for the second, and so on.
     """
     levels = validate(encoding)
+    if encoding["kind"] == "pixels":
+        raise ValueError("n-bit pixels have no threshold to center on")
     images = np.asarray(images, dtype=np.float64)
     flat = images.reshape(images.shape[0], -1) / float(encoding["scale"])
     parts = [flat - t for t in thresholds_of(encoding)]
@@ -102,5 +123,11 @@ def centered(encoding, images):
 
 
 def encode(encoding, images):
-    """Input bits ``(B, K0)`` (uint8 0/1) of raw ``images``: ``sign_bits(centered(...))``."""
+    """Inputs ``(B, K0)`` (uint8) of raw ``images``: bits ``sign_bits(centered(...))``, or for
+    the ``pixels`` kind the ``n``-bit levels."""
+    if validate(encoding) == 1 and encoding["kind"] == "pixels":
+        top = (1 << int(encoding["bits"])) - 1
+        images = np.asarray(images, dtype=np.float64)
+        flat = images.reshape(images.shape[0], -1) / float(encoding["scale"]) * top
+        return np.clip(np.floor(flat + 0.5), 0, top).astype(np.uint8)
     return conventions.sign_bits(centered(encoding, images))

@@ -174,7 +174,8 @@ def _level_layer(net, i, fc, bits, in_bits, count):
         check_output_norm(net.out_norm, count)
         return DenseLayer(f"fc{i}", bits, None, in_bits=in_bits)
     columns, flips = [], []
-    for cut in net.acts[i].cuts():
+    act = net.acts[i]
+    for cut in act.cuts() if hasattr(act, "cuts") else [0.0]:
         t, flip = fold_batchnorm(net.bns[i], count, cut)
         columns.append(t)
         flips.append(flip)
@@ -259,7 +260,7 @@ def export_model(net, input_spec, classes=(), provenance=None):
     for i, fc in enumerate(net.fcs):
         bits = (fc.weight.detach() >= 0).numpy().astype(np.uint8)  # sign(0) = +1
         name = f"fc{i}"
-        in_bits = 1 if i == 0 else getattr(net, "act_bits", 1)
+        in_bits = input_spec.bits if i == 0 else getattr(net, "act_bits", 1)
         count = ((1 << in_bits) - 1) * fc.in_features
         if in_bits > 1 or (i < len(net.bns) and getattr(net, "act_bits", 1) > 1):
             layers.append(_level_layer(net, i, fc, bits, in_bits, count))

@@ -42,15 +42,19 @@ class GoldenResult:
 
 
 def run(model, x_bits):
-    """Run ``model`` on input bits ``(B, K0)`` (or one vector ``(K0,)``)."""
-    x = np.asarray(x_bits, dtype=np.uint8)
+    """Run ``model`` on input bits ``(B, K0)`` (or one vector ``(K0,)``); 8-bit levels for a
+    model whose input has 8-bit elements."""
+    x = np.asarray(x_bits)
     if x.ndim == 1:
         x = x[None, :]
     if x.ndim != 2 or x.shape[1] != model.input.width:
         raise ValueError(f"input bits must have shape (B, {model.input.width}), "
                          f"not {tuple(np.shape(x_bits))}")
-    if np.any(x > 1):
-        raise ValueError("input bits must be 0 or 1")
+    top = (1 << model.input.bits) - 1
+    if x.size and (np.any(x > top) or np.any(x < 0)):
+        raise ValueError("input bits must be 0 or 1" if top == 1 else
+                         f"{model.input.bits}-bit inputs must lie in 0..{top}")
+    x = x.astype(np.uint8)
     activations, popcounts = [], []
     for layer in model.layers:
         # Each layer kind's own step (bnnflow.model.kinds.LayerKind.forward).

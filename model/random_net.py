@@ -37,7 +37,8 @@ def _level_thresholds(rng, count, n, levels):
     return t.astype(np.int64)
 
 
-def random_model(widths, seed=0, edge_thresholds=True, ternary=False, zeros=0.3, act_bits=1):
+def random_model(widths, seed=0, edge_thresholds=True, ternary=False, zeros=0.3, act_bits=1,
+                 input_bits=1):
     """Build a random valid :class:`BnnModel`.
 
     Parameters
@@ -56,6 +57,9 @@ def random_model(widths, seed=0, edge_thresholds=True, ternary=False, zeros=0.3,
     act_bits : int
         Bits of the hidden activations (``2**act_bits - 1`` thresholds per neuron); the layers
         after them take ``act_bits``-bit inputs. Binary weights only.
+    input_bits : int
+        Bits of the input elements (8: pixels encoded ``{"kind": "pixels", "bits": 8}``, the
+        first layer taking 8-bit inputs). Binary weights only.
 
     Raises
     ------
@@ -63,6 +67,9 @@ def random_model(widths, seed=0, edge_thresholds=True, ternary=False, zeros=0.3,
         If ``widths`` has fewer than two entries or a non-positive one.
     """
     widths = list(widths)
+    if input_bits != 1 and (ternary or input_bits not in range(2, 9)):
+        raise ValueError(f"input_bits must be an integer in 1..8 (with binary weights), not "
+                         f"{input_bits!r}")
     if act_bits != 1 and (ternary or not isinstance(act_bits, int) or not 1 <= act_bits <= 8):
         raise ValueError(f"act_bits must be an integer in 1..8 (with binary weights), not "
                          f"{act_bits!r}")
@@ -76,8 +83,8 @@ def random_model(widths, seed=0, edge_thresholds=True, ternary=False, zeros=0.3,
             continue
         weights = rng.integers(0, 2, size=(n, k), dtype=np.uint8)
         thresholds = None
-        if act_bits > 1:
-            in_bits = 1 if i == 0 else act_bits
+        if act_bits > 1 or input_bits > 1:
+            in_bits = input_bits if i == 0 else act_bits
             if i < len(widths) - 2:
                 thresholds = _level_thresholds(rng, ((1 << in_bits) - 1) * k, n,
                                                (1 << act_bits) - 1)
@@ -87,7 +94,11 @@ def random_model(widths, seed=0, edge_thresholds=True, ternary=False, zeros=0.3,
         if i < len(widths) - 2:
             thresholds = _thresholds(rng, k, n, edge_thresholds)
         layers.append(DenseLayer(name=f"fc{i}", weights=weights, thresholds=thresholds))
-    return BnnModel(layers=layers, input=InputSpec(width=widths[0], shape=(widths[0],)),
+    spec = InputSpec(width=widths[0], shape=(widths[0],))
+    if input_bits > 1:
+        spec = InputSpec(width=widths[0], shape=(widths[0],),
+                         encoding={"kind": "pixels", "scale": 1.0, "bits": input_bits})
+    return BnnModel(layers=layers, input=spec,
                     classes=[str(c) for c in range(widths[-1])],
                     provenance={"source": "random_model", "seed": int(seed),
                                 "widths": [int(w) for w in widths]})

@@ -93,8 +93,9 @@ def _deterministic(seed, threads):
         torch.set_num_threads(old_threads)
 
 
-def _pm1(bits):
-    return torch.from_numpy(bits.astype(np.float32) * 2 - 1)
+def _pm1(values, top=1):
+    """Inputs as the values the network computes with: ``2a - L`` (``+-1`` for bits)."""
+    return torch.from_numpy(values.astype(np.float32) * 2 - top)
 
 
 @torch.no_grad()
@@ -283,12 +284,18 @@ def train_and_export(config=None, **overrides):
     ds = load_dataset(config.dataset, data_dir=config.data_dir, split_seed=config.split_seed,
                       test_fraction=config.test_fraction)
     pixels = int(np.prod(ds.shape))
-    levels = len(config.input_threshold)
-    width = pixels * levels
-    spec = InputSpec(width=width, shape=tuple(ds.shape),
-                     encoding=make_encoding(ds.scale, config.input_threshold))
-    x_train = _pm1(spec.encode(ds.x_train))
-    x_test = _pm1(spec.encode(ds.x_test))
+    if config.input_bits > 1:
+        # One n-bit element per pixel (encoding "pixels"), not thresholded bits.
+        spec = InputSpec(width=pixels, shape=tuple(ds.shape),
+                         encoding={"kind": "pixels", "scale": float(ds.scale),
+                                   "bits": config.input_bits})
+    else:
+        levels = len(config.input_threshold)
+        spec = InputSpec(width=pixels * levels, shape=tuple(ds.shape),
+                         encoding=make_encoding(ds.scale, config.input_threshold))
+    top = (1 << spec.bits) - 1
+    x_train = _pm1(spec.encode(ds.x_train), top)
+    x_test = _pm1(spec.encode(ds.x_test), top)
     y_train = torch.from_numpy(ds.y_train)
     y_test = torch.from_numpy(ds.y_test)
     histories = {}
@@ -300,7 +307,8 @@ def train_and_export(config=None, **overrides):
             net, x_train, y_train, x_test, y_test, epochs=config.epochs,
             batch_size=config.batch_size, lr=config.lr, seed=config.seed, progress=progress,
             label=f"{config.preset} {config.dataset}", shift=config.augment_shift,
-            image_shape=image_shape, background=-1.0, channels_last=len(image_shape) == 3
+            image_shape=image_shape, background=-float(top),
+            channels_last=len(image_shape) == 3
             and config.conv)
         train_seconds = time.perf_counter() - start
         classes_torch = _predict(net, x_test).numpy()
@@ -314,6 +322,8 @@ def train_and_export(config=None, **overrides):
                   "bnnflow_version": __version__}
     if config.weights != "binary":
         provenance["weights"] = config.weights
+    if config.input_bits != 1:
+        provenance["input_bits"] = config.input_bits
     if config.act_bits != 1:
         provenance["act_bits"] = config.act_bits
         provenance["quantizer"] = config.quantizer
@@ -338,14 +348,16 @@ def train_and_export(config=None, **overrides):
         "seed": config.seed, "split_seed": config.split_seed,
         "test_fraction": config.test_fraction, "epochs": config.epochs,
         "batch_size": config.batch_size, "lr": config.lr,
-        "input_threshold": (config.input_threshold[0] if levels == 1
-                            else list(config.input_threshold)),
+        "input_threshold": (None if spec.bits > 1 else config.input_threshold[0]
+                            if spec.levels == 1 else list(config.input_threshold)),
         "input_encoding": spec.encoding, "dropout": config.dropout,
         "augment_shift": config.augment_shift, "n_train": len(ds.y_train), "n_test": len(ds.y_test),
         "train_seconds": train_seconds, "test_accuracy": test_accuracy,
         "golden_accuracy": golden_accuracy, "agreement": agreement,
         "history": histories["binary"],
     }
+    if config.input_bits != 1:
+        metrics["input_bits"] = config.input_bits
     if config.act_bits != 1:
         metrics["act_bits"] = config.act_bits
         metrics["quantizer"] = config.quantizer

@@ -95,6 +95,9 @@ class TrainConfig:
     quantizer : str
         Cuts of ``n``-bit activations: ``"uniform"`` or ``"balanced"`` (equal shares,
         :class:`~bnnflow.model.layers.LevelActivation`).
+    input_bits : int
+        1 (pixels thresholded to bits) or 8 (each pixel an 8-bit input of the first layer,
+        encoding ``pixels``; MLPs with binary weights).
     float_baseline : bool
         Also train the same topology in full precision and report ``float_accuracy``.
     out : path or None
@@ -122,6 +125,7 @@ class TrainConfig:
     weights: str = "binary"
     act_bits: int = 1
     quantizer: str = "uniform"
+    input_bits: int = 1
     float_baseline: bool = False
     out: str | None = None
     threads: int = 1
@@ -217,6 +221,16 @@ class TrainConfig:
         if self.quantizer == "balanced" and self.act_bits == 1:
             raise BnnflowError("--quantizer balanced places the cuts of multi-bit activations; "
                                "give --act-bits 2 or more")
+        if self.input_bits not in (1, 8):
+            raise BnnflowError(f"--input-bits must be 1 or 8, not {self.input_bits!r}")
+        if self.input_bits > 1 and (self.conv or self.weights != "binary"):
+            raise BnnflowError(f"--input-bits {self.input_bits} is built for MLP presets with "
+                               f"binary weights; with "
+                               + (f"the conv preset {self.preset}" if self.conv
+                                  else f"--weights {self.weights}") + " it is not built yet")
+        if self.input_bits > 1 and self.input_threshold is not None:
+            raise BnnflowError("--input-threshold binarizes pixels; --input-bits 8 keeps them "
+                               "as 8-bit inputs: give one or the other")
         if self.act_bits > 1 and (self.conv or self.weights != "binary"):
             raise BnnflowError(f"--act-bits {self.act_bits} is built for MLP presets with binary "
                                f"weights; with "

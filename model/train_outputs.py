@@ -84,7 +84,7 @@ def checkpoint_dict(config, net, input_encoding):
            "batch_size": config.batch_size, "lr": config.lr, "dropout": config.dropout,
            "init_scale": config.init_scale, "augment_shift": config.augment_shift,
            "weights": config.weights, "act_bits": config.act_bits,
-           "quantizer": config.quantizer,
+           "quantizer": config.quantizer, "input_bits": config.input_bits,
            "input_encoding": dict(input_encoding)}
     return {"format": "bnnflow-checkpoint", "version": 1, "config": cfg, "layers": layers,
             "state_dict": net.state_dict()}

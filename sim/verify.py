@@ -105,8 +105,11 @@ def _check_inputs(model, bits, where):
                            f"{tuple(bits.shape)}")
     if bits.shape[0] == 0:
         raise BnnflowError(f"{where}: no input vectors")
-    if bits.dtype.kind not in "biu" or np.any((bits != 0) & (bits != 1)):
-        raise BnnflowError(f"{where}: input bits must be integers 0 or 1")
+    top = (1 << model.input.bits) - 1
+    if bits.dtype.kind not in "biu" or np.any((bits < 0) | (bits > top)):
+        raise BnnflowError(f"{where}: input bits must be integers 0 or 1" if top == 1 else
+                           f"{where}: inputs must be integers in 0..{top} "
+                           f"({model.input.bits}-bit pixels)")
     return bits.astype(np.uint8)
 
 
@@ -178,14 +181,15 @@ class _Progress:
             self.progress.update(task, **kw)
 
 
-def _simulate(simulator, design, main_bits, timing_bits, *, progress, **options):
+def _simulate(simulator, design, main_bits, timing_bits, *, progress, width=1, **options):
     """Run one bench on the back end :data:`BACKENDS` names; return its :class:`SimResult`.
 
-    ``options`` are the other fields of :class:`SimJob` (stall, seed, debug_taps, vcd,
-    build_root, reset_after, expected, label).
+    ``width`` is the bits of one input element (8 for 8-bit pixels); ``options`` are the other
+    fields of :class:`SimJob` (stall, seed, debug_taps, vcd, build_root, reset_after, expected,
+    label).
     """
-    job = SimJob([pack_int(b) for b in main_bits], [pack_int(b) for b in timing_bits],
-                 **options)
+    job = SimJob([pack_int(b, width) for b in main_bits],
+                 [pack_int(b, width) for b in timing_bits], **options)
     return BACKENDS[simulator](design, job, progress)
 
 
@@ -298,7 +302,8 @@ def _run_and_check(simulator, design, model, bits, ids, *, vcd, show_progress, *
         expected = {"timing": golden_expected(gold, timing_order),
                     "main": golden_expected(gold, range(len(bits)))}
         results = _simulate(simulator, design, bits, bits[timing_order], expected=expected,
-                            vcd=vcd, progress=progress, label="verify", **options)
+                            vcd=vcd, progress=progress, label="verify",
+                            width=model.input.bits, **options)
         layout = OutputLayout.from_sidecar(results.sidecar)
         mismatches = Scoreboard(gold.classes, gold.popcounts, layout, ids).check(
             results.outputs["main"])

@@ -58,3 +58,24 @@ def test_multibit_layer_proof_holds():
     for target in (targets[1], targets[-1]):
         result = prove_target(target, induction=False)
         assert result.status == "bounded", (target.name, result)
+
+
+@pytest.mark.parametrize(("widths", "fold", "act_bits", "pipeline"), [
+    ([9, 5, 3], None, 1, 0), ([13, 6, 4], "3x5,2x3", 1, 1), ([10, 7, 5, 3], "7x2,1x7,1x5", 2, 2)])
+def test_random_8_bit_input_networks_match_the_golden_model(widths, fold, act_bits, pipeline):
+    model = random_model(widths, seed=7, act_bits=act_bits, input_bits=8)
+    x = np.random.default_rng(7).integers(0, 256, size=(30, widths[0]), dtype=np.uint8)
+    rep = run_verify(model, simulator="amaranth", inputs=x, fold=fold, pipeline=pipeline,
+                     stall=0.3, seed=7, show_progress=False)
+    assert rep["passed"] and rep["mismatches"] == 0
+    assert rep["latency_measured"] == rep["latency_expected"]
+
+
+def test_inputs_out_of_range_are_one_line_errors():
+    from bnnflow.errors import BnnflowError
+
+    model = random_model([9, 5, 3], seed=7, input_bits=8)
+    with pytest.raises(BnnflowError, match=r"inputs: inputs must be integers in 0..255 "
+                                           r"\(8-bit pixels\)"):
+        run_verify(model, simulator="amaranth", inputs=np.full((2, 9), 256),
+                   show_progress=False)
