@@ -1,0 +1,114 @@
+"""Import a binarized QONNX graph (Brevitas export_qonnx, FINN streamlined) as a .bnn model.
+
+Reads BipolarQuant / 1-bit Quant, MatMul / Gemm, BatchNormalization, MultiThreshold,
+Mul / Add / Sub / Div and Reshape / Flatten (dense networks; convolutions are refused), folds
+each hidden layer into integer popcount thresholds exactly (negative scales flip the neuron's
+weights) and checks that the last layer's scores order the classes as its popcounts do. The
+graph's input for a pixel v is v / input-scale - input-offset, as float32; its input quantizer
+must binarize every pixel at one level, which becomes the model's input threshold. Before
+writing, qonnx's executor runs the graph and the golden model runs the new .bnn on the test
+split of --dataset: the file is written only when every class agrees. The source file's
+sha256 goes into the provenance.
+"""
+
+import numpy as np
+
+from ..fileio import check_output_file
+
+__all__ = ["add_arguments", "run"]
+
+
+def add_arguments(parser):
+    from .data import DATASETS
+
+    parser.add_argument("model", metavar="MODEL.onnx",
+                        help="QONNX file, e.g. from brevitas.export.export_qonnx (weights in "
+                             "MODEL.onnx.data beside it are read too)")
+    parser.add_argument("-o", "--out", required=True, metavar="OUT.bnn",
+                        help="the .bnn file to write")
+    parser.add_argument("--dataset", choices=DATASETS, default="digits",
+                        help="data set the network was trained on; its test split checks the "
+                             "import (default: digits)")
+    parser.add_argument("--data-dir", metavar="DIR", help="directory of mnist or cifar10 files")
+    parser.add_argument("--split-seed", type=int, default=0,
+                        help="seed of the train/test split (default: 0)")
+    parser.add_argument("--test-fraction", type=float, default=0.2,
+                        help="test fraction of the split (default: 0.2)")
+    parser.add_argument("--input-scale", type=float, default=None, metavar="S",
+                        help="the graph's input is pixel / S - offset (default: the data set's "
+                             "full scale, 16 for digits and 255 for MNIST, so inputs in [0, 1])")
+    parser.add_argument("--input-offset", type=float, default=0.0, metavar="B",
+                        help="subtracted after the scaling (default: 0)")
+
+
+def _shape_text(model):
+    return "-".join(str(w) for w in model.widths)
+
+
+def run(args):
+    from . import artifact, golden
+    from .conventions import argmax_lowest
+    from .data import load_dataset
+    from .qonnx_graph import QonnxError, execute, file_sha256, load_graph, with_batch
+    from .qonnx_import import (
+        data_path,
+        import_graph,
+        input_quantizer,
+        input_spec,
+        to_graph_input,
+    )
+
+    out = check_output_file(args.out, "-o")
+    if args.input_scale is not None and not args.input_scale > 0:
+        raise QonnxError(f"--input-scale must be a positive number, not {args.input_scale!r}")
+    graph = load_graph(args.model)
+    ds = load_dataset(args.dataset, data_dir=args.data_dir, split_seed=args.split_seed,
+                      test_fraction=args.test_fraction)
+    if len(ds.shape) != 2:
+        raise QonnxError(f"data set {ds.name} has colour images {ds.shape}; bnnflow import "
+                         f"supports grey images (digits, mnist5k, mnist)")
+    scale = ds.scale if args.input_scale is None else args.input_scale
+    route = data_path(graph)
+    _, in_act = input_quantizer(graph, route)
+    spec, in_scale = input_spec(graph, in_act, ds.shape, ds.scale, scale, args.input_offset)
+    built = import_graph(graph, spec, in_scale, route)
+    x = to_graph_input(graph, ds.x_test, scale, args.input_offset)
+    scores = execute(with_batch(graph, len(x)), x).reshape(len(x), -1)
+    if scores.shape[1] != built.num_classes:
+        raise QonnxError(f"the graph outputs {scores.shape[1]} scores per image, the imported "
+                         f"model {built.num_classes}")
+    graph_classes = argmax_lowest(scores)
+    result = golden.run_images(built, ds.x_test)
+    agree = graph_classes == result.classes
+    n = len(agree)
+    if not agree.all():
+        i = int(np.flatnonzero(~agree)[0])
+        raise QonnxError(f"the imported model disagrees with the QONNX graph on "
+                         f"{n - int(agree.sum())} of {n} test images of {ds.name} (first: "
+                         f"image {i}, graph class {graph_classes[i]}, golden model class "
+                         f"{result.classes[i]}); nothing written")
+    accuracy = float(np.mean(result.classes == ds.y_test))
+    sha = file_sha256(args.model)
+    provenance = {
+        "source": "qonnx", "source_file": str(args.model), "source_sha256": sha,
+        "dataset": ds.name, "data_dir": args.data_dir, "split_seed": args.split_seed,
+        "test_fraction": args.test_fraction,
+        "graph_input": {"input_scale": float(scale), "input_offset": float(args.input_offset),
+                        "formula": "pixel / input_scale - input_offset (float32)"},
+        "agreement": {"images": n, "equal_classes": int(agree.sum()),
+                      "against": "qonnx.core.onnx_exec.execute_onnx"},
+        "test_accuracy": accuracy,
+    }
+    classes = ds.classes if len(ds.classes) == built.num_classes else ()
+    model = artifact.BnnModel(layers=built.layers, input=spec, classes=classes,
+                              provenance=provenance)
+    checksum = artifact.save(model, out)
+    enc = spec.encoding
+    level = enc["threshold"] * enc["scale"]
+    print(f"imported {args.model} ({sha[:19]}...): {_shape_text(model)}, "
+          f"{len(model.layers)} layers; input bit 1 where pixel >= {level:g} of {enc['scale']:g}")
+    print(f"agreement with the QONNX graph (qonnx executor): {int(agree.sum())} / {n} test "
+          f"images of {ds.name} have equal classes")
+    print(f"golden model test accuracy: {100 * accuracy:.2f} %")
+    print(f"wrote {out} ({checksum})")
+    return 0

@@ -1,0 +1,171 @@
+"""QONNX graph helpers shared by ``bnnflow import`` and ``bnnflow export-qonnx``.
+
+Loading (with qonnx's own clean-up and shape inference), running a graph on a batch with
+qonnx's executor (:func:`qonnx.core.onnx_exec.execute_onnx`), evaluating a few elementwise
+nodes of a graph on chosen values, and the one-line errors both directions raise. Nothing here
+parses protobuf by hand: :class:`qonnx.core.modelwrapper.ModelWrapper` does.
+"""
+
+import hashlib
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import BnnflowError
+
+__all__ = ["QonnxError", "node_error", "load_graph", "graph_from_bytes", "with_batch",
+           "execute", "run_nodes", "file_sha256", "is_power_of_two", "QONNX_DOMAIN"]
+
+#: The domain of qonnx's custom ops (``BipolarQuant``, ``Quant``, ``MultiThreshold``).
+QONNX_DOMAIN = "qonnx.custom_op.general"
+
+
+class QonnxError(BnnflowError):
+    """A QONNX graph that bnnflow cannot read, build exactly or reproduce; one line, exit 2."""
+
+
+def node_error(node, problem):
+    """The :class:`QonnxError` ``node NAME (OP): PROBLEM`` for an ONNX node."""
+    return QonnxError(f"node {node.name or '?'} ({node.op_type}): {problem}")
+
+
+def file_sha256(path):
+    """``sha256:<hex>`` of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return "sha256:" + digest.hexdigest()
+
+
+def _quiet(fn, *args, **kwargs):
+    """Run a qonnx call with its Python warnings silenced (tests run warnings as errors)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return fn(*args, **kwargs)
+
+
+def _clean(model):
+    from qonnx.util.cleanup import cleanup_model
+
+    return _quiet(cleanup_model, model)
+
+
+def load_graph(path):
+    """Read an ONNX file (external data beside it included) and clean it up with qonnx.
+
+    Parameters
+    ----------
+    path : str or Path
+
+    Returns
+    -------
+    qonnx.core.modelwrapper.ModelWrapper
+        After :func:`qonnx.util.cleanup.cleanup_model` (shape inference, constant folding
+        that keeps the quantizers, unique node names).
+
+    Raises
+    ------
+    QonnxError
+        The file is missing, a directory, not an ONNX model, or qonnx cannot clean it up.
+    """
+    import onnx
+    from google.protobuf.message import DecodeError
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    path = Path(path)
+    if not path.exists():
+        raise QonnxError(f"{path}: no such file (export one with brevitas.export.export_qonnx)")
+    if path.is_dir():
+        raise QonnxError(f"{path}: is a directory, not an ONNX file")
+    try:
+        proto = onnx.load(str(path))
+    except (DecodeError, ValueError, RuntimeError, OSError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise QonnxError(f"{path}: not an ONNX model ({first})") from None
+    if not proto.graph.node:
+        raise QonnxError(f"{path}: not an ONNX model (the graph has no nodes)")
+    try:
+        return _clean(ModelWrapper(proto))
+    except Exception as e:  # qonnx reports problems with assert and bare Exception
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise QonnxError(f"{path}: qonnx cannot clean up this graph ({first})") from None
+
+
+def graph_from_bytes(data):
+    """A :class:`~qonnx.core.modelwrapper.ModelWrapper` of serialized ONNX ``data``."""
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    return ModelWrapper(data)
+
+
+def with_batch(model, batch):
+    """A copy of ``model`` whose input (and every Reshape) has batch size ``batch``."""
+    from qonnx.util.cleanup import cleanup_model
+
+    return _quiet(cleanup_model, model, override_inpsize=int(batch))
+
+
+def execute(model, x, end_node=None, tensor=None):
+    """Run ``model`` on one batch with qonnx's executor.
+
+    Parameters
+    ----------
+    model : ModelWrapper
+        Its input's batch size must be ``len(x)`` (see :func:`with_batch`).
+    x : array
+        The input, shaped as the graph's input.
+    end_node : NodeProto, optional
+        Stop after this node.
+    tensor : str, optional
+        Return this tensor instead of the graph's first output.
+    """
+    from qonnx.core.onnx_exec import execute_onnx
+
+    name = model.graph.input[0].name
+    full = end_node is not None or tensor is not None
+    out = _quiet(execute_onnx, model, {name: np.asarray(x, dtype=np.float32)},
+                 return_full_exec_context=full, end_node=end_node)
+    if tensor is not None:
+        return np.asarray(out[tensor])
+    if end_node is not None:
+        return np.asarray(out[end_node.output[0]])
+    return np.asarray(out[model.graph.output[0].name])
+
+
+def run_nodes(model, nodes, in_name, values):
+    """Evaluate a chain of ``model``'s nodes on ``values`` fed as tensor ``in_name``.
+
+    The nodes (elementwise ops and quantizers whose other inputs are initializers) are copied
+    into a graph of their own, with ``values`` as its input and the last node's output as its
+    output, and run by qonnx's executor: the same arithmetic the whole graph performs.
+    """
+    from onnx import TensorProto, helper
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.transformation.infer_shapes import InferShapes
+
+    values = np.asarray(values, dtype=np.float32)
+    inits = []
+    for node in nodes:
+        for name in node.input[1:]:
+            value = model.get_initializer(name)
+            if value is not None:
+                inits.append(helper.make_tensor(name, TensorProto.FLOAT, value.shape,
+                                                np.asarray(value, np.float32).ravel()))
+    out = nodes[-1].output[0]
+    graph = helper.make_graph(
+        list(nodes), "chain",
+        [helper.make_tensor_value_info(in_name, TensorProto.FLOAT, list(values.shape))],
+        [helper.make_tensor_value_info(out, TensorProto.FLOAT, list(values.shape))],
+        initializer=inits)
+    proto = helper.make_model(graph, opset_imports=list(model.model.opset_import))
+    sub = _quiet(ModelWrapper(proto).transform, InferShapes())
+    return execute(sub, values)
+
+
+def is_power_of_two(values):
+    """True where a float is a positive power of two (its mantissa is exactly 1/2)."""
+    values = np.asarray(values, dtype=np.float64)
+    mantissa, _ = np.frexp(values)
+    return (values > 0) & np.isfinite(values) & (mantissa == 0.5)

@@ -1,0 +1,492 @@
+"""Import a binarized QONNX graph (Brevitas ``export_qonnx``, or FINN's streamlined form) as a
+:class:`~bnnflow.model.artifact.BnnModel`, exactly.
+
+What is built
+    The graph must be one chain from its one input to its one output:
+
+    * an input stage: ``Reshape``/``Flatten`` and elementwise ``Mul``/``Add``/``Sub``/``Div``
+      by constants, then a 1-bit quantizer (``BipolarQuant``, or a signed 1-bit ``Quant``,
+      which qonnx executes as the same sign with ``0 -> +1``);
+    * per layer: ``MatMul`` or ``Gemm`` (no bias) with binarized weights (a 1-bit quantizer on
+      an initializer, or an initializer of +-1 values), then elementwise ops
+      (``BatchNormalization``, ``Mul``, ``Add``, ``Sub``, ``Div``) and, for hidden layers, an
+      activation quantizer: ``BipolarQuant``/1-bit ``Quant``, or ``MultiThreshold`` with
+      ``2**n - 1`` thresholds, ``out_scale = 2c`` and ``out_bias = -L*c`` (FINN's streamlined
+      bipolar or ``n``-bit activations);
+    * the last layer: elementwise ops after its ``MatMul``/``Gemm`` and nothing else.
+
+    Quantizer scales must be positive. A layer's ``MatMul`` output is ``scale * dot`` with
+    ``dot = 2p - L*K`` for the popcount ``p``: exactly so when ``scale`` (input scale times
+    weight scale) is a power of two, otherwise up to the rounding of its float32 sums.
+
+Exactness
+    Hidden layers: the layer's own nodes after the ``MatMul`` (BatchNorm, quantizer, ...) are run
+    by qonnx's executor on every reachable ``scale * dot``, and the thresholds are read off the
+    outputs, as :func:`~bnnflow.model.export.fold_batchnorm` does for our own training; with a
+    scale that is not a power of two (Brevitas' ``SignedBinaryWeightPerTensorConst`` has 0.1)
+    they must also hold at ``scale * dot`` plus and minus a bound on the rounding of the sums
+    (:func:`rounding_margin`), or the import is refused. For the
+    Brevitas pattern (``BatchNormalization`` then a 1-bit quantizer) ``fold_batchnorm`` itself
+    folds a torch ``BatchNorm1d`` with the graph's statistics (Brevitas' own arithmetic), and
+    the import refuses when torch and onnxruntime disagree at any reachable popcount. A neuron
+    whose output falls as its popcount rises has its weights flipped; the comparison stays
+    ``popcount >= threshold``.
+
+    Output layer: the scores after the last ``MatMul`` must be one function of the popcount
+    shared by every class (columns identical on all reachable popcounts) and strictly
+    monotone, and the layer's scale a power of two (a float sum of ``0.1``-scaled terms can
+    break a popcount tie either way, which no threshold can reproduce); then the class is the
+    popcount argmax (lowest index on ties), after flipping every output neuron if that
+    function decreases. A per-class BatchNorm or scale changes the class order and is refused.
+
+    Input: the graph's input for a pixel ``v`` is ``v / input_scale - input_offset`` (float32).
+    The input stage is run on every integer pixel level ``0..full scale`` and must binarize
+    all positions at the same level ``v*``; the artifact's encoding is then a threshold at
+    ``v* / full scale`` (bit 1 where ``pixel >= v*``), exact for integer pixels as all data sets
+    here have.
+
+Anything else (convolutions, 4-bit quantizers, branches, unknown ops) is refused with one line
+naming the node and its op type.
+"""
+
+import numpy as np
+import torch
+from torch import nn
+
+from .artifact import BnnModel, DenseLayer, InputSpec
+from .export import fold_batchnorm
+from .qonnx_graph import QonnxError, is_power_of_two, node_error, run_nodes
+
+__all__ = ["import_graph", "data_path", "input_quantizer", "input_spec", "to_graph_input",
+           "activation", "weights", "hidden_layer", "output_layer", "SHAPE_OPS",
+           "ELEMENTWISE_OPS", "ACTIVATION_OPS"]
+
+SHAPE_OPS = ("Reshape", "Flatten", "Identity")
+ELEMENTWISE_OPS = ("BatchNormalization", "Mul", "Add", "Sub", "Div")
+ACTIVATION_OPS = ("BipolarQuant", "Quant", "MultiThreshold")
+MATMUL_OPS = ("MatMul", "Gemm")
+CONV_OPS = ("Conv", "MaxPool", "AveragePool", "ConvTranspose", "Im2Col", "MaxPoolNHWC",
+            "QuantAvgPool2d", "GlobalAveragePool", "Pad", "Transpose")
+_KNOWN = SHAPE_OPS + ELEMENTWISE_OPS + ACTIVATION_OPS + MATMUL_OPS
+
+
+def _check_known(node):
+    if node.op_type in CONV_OPS:
+        raise node_error(node, "convolutional networks are not imported yet; bnnflow import "
+                               "builds dense (MatMul/Gemm) networks")
+    if node.op_type not in _KNOWN:
+        raise node_error(node, f"op {node.op_type} is not supported; bnnflow import builds "
+                               f"{', '.join(_KNOWN)}")
+
+
+def _is_weight_quant(model, node):
+    return (node.op_type in ("BipolarQuant", "Quant")
+            and model.get_initializer(node.input[0]) is not None)
+
+
+def data_path(model):
+    """The nodes from the graph's one input to its one output, in order.
+
+    Raises
+    ------
+    QonnxError
+        Not one input and one output, a branch, or a node off the path.
+    """
+    graph = model.graph
+    for what, items in (("inputs", graph.input), ("outputs", graph.output)):
+        if len(items) != 1:
+            names = ", ".join(v.name for v in items)
+            raise QonnxError(f"the graph has {len(items)} {what} ({names}); bnnflow imports "
+                             f"graphs with one input and one output")
+    name, end, path = graph.input[0].name, graph.output[0].name, []
+    while name != end:
+        consumers = model.find_consumers(name)
+        if not consumers:
+            raise QonnxError(f"tensor {name} feeds no node and is not the graph's output")
+        if len(consumers) > 1:
+            raise node_error(consumers[1], f"tensor {name} feeds {len(consumers)} nodes; "
+                                           f"bnnflow imports a chain of layers, no branches")
+        node = consumers[0]
+        _check_known(node)
+        if node.input[0] != name:
+            raise node_error(node, f"takes the data tensor {name} as input "
+                                   f"{list(node.input).index(name)}, expected input 0")
+        path.append(node)
+        name = node.output[0]
+    on_path = {n.name for n in path}
+    for node in graph.node:
+        if node.name not in on_path and not _is_weight_quant(model, node):
+            _check_known(node)
+            raise node_error(node, "is not on the chain from the input to the output")
+    return path
+
+
+def _scalar(model, node, index, what):
+    value = model.get_initializer(node.input[index]) if len(node.input) > index else None
+    if value is None or np.size(value) != 1:
+        raise node_error(node, f"{what} must be a constant scalar, not "
+                               f"{'missing' if value is None else np.shape(value)}")
+    return float(np.asarray(value).reshape(()))
+
+
+def _positive(node, value, what):
+    value = np.asarray(value, dtype=np.float64)
+    if not np.all((value > 0) & np.isfinite(value)):
+        raise node_error(node, f"{what} must be positive, not {value.ravel()[:4].tolist()}")
+
+
+def _quant_scale(model, node):
+    """The scale array of a 1-bit quantizer node; other bit widths are refused."""
+    scale = model.get_initializer(node.input[1])
+    if scale is None:
+        raise node_error(node, "the scale must be a constant")
+    if node.op_type == "Quant":
+        bits = _scalar(model, node, 3, "the bit width")
+        if bits != 1:
+            raise node_error(node, f"{bits:g}-bit quantization; bnnflow imports binarized "
+                                   f"networks (BipolarQuant or 1-bit signed Quant)")
+        attrs = {a.name: a.i for a in node.attribute if a.name in ("signed", "narrow")}
+        if not attrs.get("signed", 1):
+            raise node_error(node, "an unsigned 1-bit Quant outputs {0, 1}, not +-1; bnnflow "
+                                   "imports bipolar (signed) 1-bit quantizers")
+        if _scalar(model, node, 2, "the zero point") != 0:
+            raise node_error(node, "the zero point must be 0")
+    return np.asarray(scale, dtype=np.float64)
+
+
+def activation(model, node):
+    """``(bits n, scale c)`` of an activation quantizer whose output is ``c * (2a - L)``."""
+    if node.op_type in ("BipolarQuant", "Quant"):
+        scale = _quant_scale(model, node)
+        if scale.size != 1:
+            raise node_error(node, f"the activation scale must be one value, not shape "
+                                   f"{scale.shape}")
+        _positive(node, scale, "the scale")
+        return 1, float(scale.reshape(()))
+    if node.op_type != "MultiThreshold":
+        raise node_error(node, "expected an activation quantizer (BipolarQuant, Quant or "
+                               "MultiThreshold)")
+    thresholds = model.get_initializer(node.input[1])
+    if thresholds is None or thresholds.ndim != 2:
+        raise node_error(node, "the thresholds must be a constant (channels, steps) array")
+    steps = thresholds.shape[1]
+    bits = (steps + 1).bit_length() - 1
+    if steps + 1 != 1 << bits:
+        raise node_error(node, f"{steps} thresholds per channel; bnnflow needs 2**n - 1")
+    attrs = {a.name: a.f for a in node.attribute if a.name in ("out_scale", "out_bias")}
+    scale, bias = attrs.get("out_scale", 1.0), attrs.get("out_bias", 0.0)
+    if not is_power_of_two(scale / 2) or bias != -steps * scale / 2:
+        raise node_error(node, f"out_scale {scale:g} and out_bias {bias:g} do not give "
+                               f"symmetric levels c * (2a - {steps}); bnnflow needs "
+                               f"out_bias = -{steps} * out_scale / 2 (bipolar: 2 and -1)")
+    return bits, scale / 2
+
+
+def _levels(model, node, out):
+    """The level ``a`` in ``0..L`` of an activation node's output values."""
+    if node.op_type in ("BipolarQuant", "Quant"):
+        return (out > 0).astype(np.int64)
+    attrs = {a.name: a.f for a in node.attribute if a.name in ("out_scale", "out_bias")}
+    scale, bias = attrs.get("out_scale", 1.0), attrs.get("out_bias", 0.0)
+    return np.rint((out - bias) / scale).astype(np.int64)
+
+
+def weights(model, mm):
+    """``(bits (N, K), scale (N,))`` of a ``MatMul``/``Gemm`` node's binarized weights."""
+    if mm.op_type == "Gemm":
+        attrs = {a.name: a for a in mm.attribute}
+        if attrs.get("transA") is not None and attrs["transA"].i:
+            raise node_error(mm, "transA must be 0")
+        if attrs.get("alpha") is not None and attrs["alpha"].f != 1.0:
+            raise node_error(mm, f"alpha must be 1, not {attrs['alpha'].f:g}")
+        bias = model.get_initializer(mm.input[2]) if len(mm.input) > 2 and mm.input[2] else None
+        if len(mm.input) > 2 and mm.input[2] and (bias is None or np.any(bias != 0)):
+            raise node_error(mm, "a bias is not supported (Brevitas: QuantLinear(bias=False))")
+        trans = attrs.get("transB") is not None and attrs["transB"].i
+    else:
+        trans = False
+    producer = model.find_producer(mm.input[1])
+    if producer is None:
+        raw = model.get_initializer(mm.input[1])
+        if raw is None:
+            raise node_error(mm, "the weights must be constant")
+        raw = np.asarray(raw, dtype=np.float64)
+        if not np.all(np.abs(raw) == 1):
+            raise node_error(mm, "float weights; bnnflow imports binarized weights (a 1-bit "
+                                 "quantizer on the weights, or +-1 values)")
+        scale = np.ones(1)
+    elif producer.op_type in ("BipolarQuant", "Quant"):
+        raw = np.asarray(model.get_initializer(producer.input[0]), dtype=np.float64)
+        scale = _quant_scale(model, producer)
+        _positive(producer, scale, "the weight scale")
+        raw = raw / np.broadcast_to(scale, raw.shape)   # qonnx compares x / scale with 0
+    else:
+        raise node_error(mm, f"the weights come from {producer.op_type}; expected a 1-bit "
+                             f"quantizer on an initializer")
+    if raw.ndim != 2:
+        raise node_error(mm, f"the weights must be a matrix, not shape {raw.shape}")
+    scale = np.broadcast_to(scale.reshape(scale.shape if scale.size > 1 else (1, 1)), raw.shape)
+    bits = (raw >= 0).astype(np.uint8)                  # sign(0) = +1
+    if not trans:
+        bits, scale = bits.T, scale.T
+    if np.any(scale != scale[:, :1]):
+        raise node_error(mm, "the weight scale must be one value per output neuron")
+    return np.ascontiguousarray(bits), scale[:, 0].copy()
+
+
+class _ScaledBatchNorm1d(nn.BatchNorm1d):
+    """A ``BatchNorm1d`` applied to ``in_scale * x + shift``: the graph's BatchNorm on the
+    ``MatMul`` output ``scale * dot``, moved by ``shift`` to probe its rounding margin."""
+
+    def __init__(self, num_features, eps, in_scale, shift):
+        super().__init__(num_features, eps=eps)
+        self.register_buffer("in_scale", torch.as_tensor(in_scale, dtype=torch.float32))
+        self.register_buffer("shift", torch.as_tensor(shift, dtype=torch.float32))
+
+    def forward(self, x):
+        return super().forward(x * self.in_scale + self.shift)
+
+
+def _torch_bn(model, bn, scale, shift):
+    """The graph's ``BatchNormalization`` node as a torch module (Brevitas' arithmetic)."""
+    eps = next((a.f for a in bn.attribute if a.name == "epsilon"), 1e-5)
+    params = [model.get_initializer(name) for name in bn.input[1:5]]
+    if any(p is None for p in params):
+        raise node_error(bn, "scale, bias, mean and variance must be constants")
+    module = _ScaledBatchNorm1d(len(params[0]), eps, scale, shift)
+    with torch.no_grad():
+        for name, value in zip(("weight", "bias", "running_mean", "running_var"), params,
+                               strict=True):
+            getattr(module, name).copy_(torch.tensor(np.array(value, np.float32)))
+    return module.eval()
+
+
+def rounding_margin(scale, count):
+    """How far a float32 ``MatMul`` output may be from ``scale * dot``, per neuron.
+
+    0 for power-of-two scales (every partial sum is exact); otherwise a bound on the
+    accumulated rounding of at most ``count`` terms of total size ``scale * count`` in any
+    order, ``count * scale * count * 2**-23``.
+    """
+    scale = np.asarray(scale, dtype=np.float64)
+    return np.where(is_power_of_two(scale), 0.0, float(count) ** 2 * scale * 2.0 ** -23)
+
+
+def _thresholds(node, levels, top, count):
+    """Thresholds ``(N, top)`` and flips from levels ``(count + 1, N)`` per popcount."""
+    step = np.diff(levels, axis=0)
+    rising, falling = np.all(step >= 0, axis=0), np.all(step <= 0, axis=0)
+    if not np.all(rising | falling):
+        bad = int(np.flatnonzero(~(rising | falling))[0])
+        raise node_error(node, f"neuron {bad}: the output is not monotone in the popcount; "
+                               f"cannot fold it into thresholds")
+    flip = ~rising
+    oriented = np.where(flip[None, :], levels[::-1], levels)
+    columns = []
+    for k in range(1, top + 1):
+        fires = oriented >= k
+        columns.append(np.where(fires.any(axis=0), fires.argmax(axis=0), count + 1))
+    return np.stack(columns, axis=1).astype(np.int64), flip
+
+
+def _torch_fold(model, bn, scale, margin, count):
+    """:func:`fold_batchnorm` on the graph's BatchNorm; the same at ``+-margin`` or refused."""
+    results = [fold_batchnorm(_torch_bn(model, bn, scale, shift), count)
+               for shift in (np.zeros_like(margin), -margin, margin)]
+    for t, f in results[1:]:
+        if not (np.array_equal(t, results[0][0]) and np.array_equal(f, results[0][1])):
+            raise node_error(bn, "a neuron fires or not within the float rounding of the "
+                                 "MatMul before it (its scale is not a power of two); cannot "
+                                 "import it exactly")
+    return results[0]
+
+
+def hidden_layer(model, name, mm, chain, act, in_bits, in_scale):
+    """A hidden ``binary_dense`` layer; returns ``(layer, out_bits, out_scale)``."""
+    bits, wscale = weights(model, mm)
+    count = ((1 << in_bits) - 1) * bits.shape[1]
+    scale = in_scale * wscale
+    margin = rounding_margin(scale, count)
+    dots = 2.0 * np.arange(count + 1) - count
+    z = dots[:, None] * scale[None, :]              # exact for power-of-two scales
+    probes = np.concatenate([z, z - margin[None, :], z + margin[None, :]])
+    out_bits, out_scale = activation(model, act)
+    levels = _levels(model, act, run_nodes(model, [*chain, act], mm.output[0], probes))
+    levels, low, high = np.split(levels, 3)
+    if not (np.array_equal(levels, low) and np.array_equal(levels, high)):
+        j = int(np.flatnonzero(np.any((levels != low) | (levels != high), axis=0))[0])
+        raise node_error(act, f"neuron {j}: its output changes within the float rounding of "
+                              f"the MatMul (scale {scale[j]:g} is not a power of two); cannot "
+                              f"import it exactly")
+    thresholds, flip = _thresholds(act, levels, (1 << out_bits) - 1, count)
+    if out_bits == 1 and [n.op_type for n in chain] == ["BatchNormalization"]:
+        t, f = _torch_fold(model, chain[0], scale, margin, count)
+        p = np.arange(count + 1)[:, None]
+        torch_fires = np.where(f[None, :], count - p, p) >= t[None, :]
+        if not np.array_equal(torch_fires, levels == 1):
+            j = int(np.flatnonzero(np.any(torch_fires != (levels == 1), axis=0))[0])
+            raise node_error(chain[0], f"neuron {j}: torch (Brevitas) and onnxruntime (qonnx) "
+                                       f"round this BatchNorm differently at a reachable "
+                                       f"popcount; cannot import it exactly")
+        thresholds, flip = t[:, None], f
+    bits = np.where(flip[:, None], 1 - bits, bits).astype(np.uint8)
+    return DenseLayer(name, bits, thresholds, in_bits=in_bits), out_bits, out_scale
+
+
+def output_layer(model, name, mm, chain, in_bits, in_scale):
+    """The output layer (popcounts); refuses a score map that is not shared and monotone."""
+    bits, wscale = weights(model, mm)
+    scale = in_scale * wscale
+    if not np.all(is_power_of_two(scale)):
+        raise node_error(mm, f"the last layer's scale {scale[0]:g} is not a power of two: "
+                             f"float rounding of its sums can break popcount ties against "
+                             f"the lowest-index rule, so the class cannot be reproduced "
+                             f"exactly; give it a power-of-two scale (e.g. Brevitas' "
+                             f"scaling_const = 1.0)")
+    count = ((1 << in_bits) - 1) * bits.shape[1]
+    dots = 2.0 * np.arange(count + 1) - count
+    scores = dots[:, None] * scale[None, :]
+    if chain:
+        scores = run_nodes(model, chain, mm.output[0], scores)
+    where = chain[0] if chain else mm
+    if np.any(scores != scores[:, :1]):
+        raise node_error(where, "the scores after the last layer are scaled or shifted per "
+                                "class, so their argmax can differ from the popcount argmax; "
+                                "use one shared map (e.g. Brevitas' TensorNorm) or none")
+    col = np.diff(scores[:, 0].astype(np.float64))
+    if not (np.all(col > 0) or np.all(col < 0)):
+        raise node_error(where, "the scores are not strictly monotone in the popcount (two "
+                                "popcounts tie), so the class could differ from the popcount "
+                                "argmax")
+    if col[0] < 0:
+        bits = (1 - bits).astype(np.uint8)          # p -> K - p restores the order
+    return DenseLayer(name, bits, None, in_bits=in_bits)
+
+
+def _split(path):
+    """``(prelude, input quantizer, [(matmul, chain, activation or None), ...])``."""
+    i, prelude = 0, []
+    while i < len(path) and path[i].op_type not in ACTIVATION_OPS:
+        if path[i].op_type in MATMUL_OPS:
+            raise node_error(path[i], "multiplies the float input; bnnflow needs the input "
+                                      "binarized first (a BipolarQuant on the input)")
+        prelude.append(path[i])
+        i += 1
+    if i == len(path):
+        raise QonnxError("the graph has no quantizer on its input and no layers")
+    in_act, i, layers = path[i], i + 1, []
+    while i < len(path):
+        while i < len(path) and path[i].op_type in SHAPE_OPS:
+            i += 1
+        if i == len(path):
+            break
+        if path[i].op_type not in MATMUL_OPS:
+            raise node_error(path[i], "expected MatMul or Gemm after an activation quantizer")
+        mm, chain, act, i = path[i], [], None, i + 1
+        while i < len(path) and path[i].op_type in ELEMENTWISE_OPS:
+            chain.append(path[i])
+            i += 1
+        if i < len(path):
+            if path[i].op_type not in ACTIVATION_OPS:
+                raise node_error(path[i], "expected an activation quantizer or the output")
+            act, i = path[i], i + 1
+        layers.append((mm, chain, act))
+    if not layers:
+        raise QonnxError("the graph has no MatMul or Gemm layer")
+    if layers[-1][2] is not None:
+        raise node_error(layers[-1][2], "the last layer must output scores, not quantized "
+                                        "activations")
+    return prelude, in_act, layers
+
+
+def import_graph(model, input_spec, in_scale, path=None):
+    """Build the layers of a cleaned QONNX graph.
+
+    Parameters
+    ----------
+    model : ModelWrapper
+        A graph loaded with :func:`bnnflow.model.qonnx_graph.load_graph`.
+    input_spec : InputSpec
+        The binarized input (see :func:`input_spec`).
+    in_scale : float
+        The input quantizer's scale.
+    path : list of NodeProto, optional
+        The data path, if already computed.
+
+    Returns
+    -------
+    BnnModel
+        Layers ``fc0 .. fcN``; no classes and no provenance yet.
+    """
+    _, _, layers = _split(path or data_path(model))
+    built, in_bits = [], 1
+    for i, (mm, chain, act) in enumerate(layers):
+        if act is None:
+            built.append(output_layer(model, f"fc{i}", mm, chain, in_bits, in_scale))
+        else:
+            layer, in_bits, in_scale = hidden_layer(model, f"fc{i}", mm, chain, act, in_bits,
+                                                    in_scale)
+            built.append(layer)
+    try:
+        return BnnModel(layers=built, input=input_spec)
+    except ValueError as e:
+        raise QonnxError(f"the imported layers do not chain: {e}") from None
+
+
+def input_quantizer(model, path=None):
+    """``(prelude nodes, input quantizer node)`` of the graph's input stage."""
+    prelude, in_act, _ = _split(path or data_path(model))
+    for node in prelude:
+        if node.op_type in ELEMENTWISE_OPS and node.op_type != "BatchNormalization":
+            other = model.get_initializer(node.input[1])
+            if other is None:
+                raise node_error(node, "the input stage may only use constants")
+    return prelude, in_act
+
+
+def to_graph_input(model, images, input_scale, input_offset):
+    """Raw images ``(B, ...)`` as the graph's float32 input ``pixel / scale - offset``."""
+    images = np.asarray(images, dtype=np.float64)
+    shape = model.get_tensor_shape(model.graph.input[0].name)
+    flat = images.reshape(images.shape[0], -1) / float(input_scale) - float(input_offset)
+    return flat.astype(np.float32).reshape(images.shape[0], *shape[1:])
+
+
+def input_spec(model, in_act, shape, full_scale, input_scale, input_offset):
+    """The :class:`InputSpec` of the graph's input stage, found by running it on every integer
+    pixel level ``0..full_scale``; returns ``(spec, input quantizer scale)``.
+
+    Raises
+    ------
+    QonnxError
+        The graph's input size differs from the images', the quantizer is not 1-bit, or the
+        stage does not binarize every position at one pixel level.
+    """
+    from .qonnx_graph import execute, with_batch
+
+    graph_shape = model.get_tensor_shape(model.graph.input[0].name)
+    per_image, pixels = int(np.prod(graph_shape[1:])), int(np.prod(shape))
+    if per_image != pixels:
+        raise QonnxError(f"the graph's input {graph_shape} holds {per_image} values per image, "
+                         f"but the data set's images have {pixels} pixels ({shape}); choose "
+                         f"the data set the network was trained on with --dataset")
+    bits, scale = activation(model, in_act)
+    if bits != 1:
+        raise node_error(in_act, f"the input quantizer has {bits} bits; bnnflow imports a "
+                                 f"binarized (1-bit) input")
+    levels = np.arange(int(full_scale) + 1, dtype=np.float64)
+    images = np.broadcast_to(levels[:, None], (len(levels), pixels))
+    x = to_graph_input(model, images, input_scale, input_offset)
+    out = execute(with_batch(model, len(levels)), x, end_node=in_act)
+    fires = out.reshape(len(levels), -1) > 0
+    if np.any(fires != fires[:, :1]):
+        raise node_error(in_act, "the input stage binarizes pixel positions at different "
+                                 "levels; bnnflow's input encoding has one threshold")
+    col = fires[:, 0]
+    if np.any(col[:-1] & ~col[1:]):
+        raise node_error(in_act, "the input bit falls as the pixel rises; bnnflow's input "
+                                 "encoding needs bit 1 at and above one pixel level")
+    v = int(col.argmax()) if col.any() else len(levels)
+    encoding = {"kind": "threshold", "scale": float(full_scale),
+                "threshold": v / float(full_scale)}
+    return InputSpec(width=pixels, shape=tuple(int(s) for s in shape), encoding=encoding), scale

@@ -1,0 +1,117 @@
+"""Builders for the QONNX tests: a small Brevitas W1A1 MLP trained on the digits and exported
+with ``brevitas.export.export_qonnx``, and tiny hand-made QONNX graphs (onnx.helper) for the
+cases the importer must refuse."""
+
+import numpy as np
+import onnx
+import torch
+from onnx import TensorProto, helper
+from torch import nn
+
+QONNX_DOMAIN = "qonnx.custom_op.general"
+
+
+def brevitas_mlp(widths=(64, 32, 10), seed=0, out_scale=1.0):
+    """A Brevitas W1A1 MLP in FINN's TFC style: the input (in [0, 1]) mapped to ``2x - 1`` and
+    binarized, hidden ``QuantLinear`` layers (``SignedBinaryWeightPerTensorConst``, scale 0.1)
+    with ``BatchNorm1d`` and a binary activation, an output ``QuantLinear`` with weight scale
+    ``out_scale`` and FINN's ``TensorNorm`` (one shared scale and offset)."""
+    import brevitas.nn as qnn
+    from brevitas.quant import SignedBinaryActPerTensorConst, SignedBinaryWeightPerTensorConst
+    from brevitas_examples.bnn_pynq.models.tensor_norm import TensorNorm
+
+    class OutWeight(SignedBinaryWeightPerTensorConst):
+        scaling_const = out_scale
+
+    class Mlp(nn.Module):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(seed)
+            self.inq = qnn.QuantIdentity(act_quant=SignedBinaryActPerTensorConst)
+            layers = []
+            for k, n in zip(widths[:-2], widths[1:-1], strict=True):
+                layers += [qnn.QuantLinear(k, n, bias=False,
+                                           weight_quant=SignedBinaryWeightPerTensorConst),
+                           nn.BatchNorm1d(n),
+                           qnn.QuantIdentity(act_quant=SignedBinaryActPerTensorConst)]
+            layers += [qnn.QuantLinear(widths[-2], widths[-1], bias=False,
+                                       weight_quant=OutWeight), TensorNorm()]
+            self.body = nn.Sequential(*layers)
+
+        def forward(self, x):
+            x = x.reshape(x.shape[0], -1)
+            return self.body(self.inq(2.0 * x - 1.0))
+
+    return Mlp()
+
+
+def train_brevitas(net, x, y, epochs=6, seed=0):
+    """A few epochs of Adam on inputs ``x`` (in [0, 1]) and labels ``y``; returns ``net`` in
+    eval mode."""
+    gen = torch.Generator().manual_seed(seed)
+    xt = torch.as_tensor(x, dtype=torch.float32)
+    yt = torch.as_tensor(y, dtype=torch.int64)
+    opt = torch.optim.Adam(net.parameters(), lr=0.01)
+    net.train()
+    for _ in range(epochs):
+        for idx in torch.randperm(len(xt), generator=gen).split(64):
+            opt.zero_grad()
+            nn.functional.cross_entropy(net(xt[idx]), yt[idx]).backward()
+            opt.step()
+    return net.eval()
+
+
+@torch.no_grad()
+def brevitas_classes(net, x):
+    """Brevitas' own eval-mode classes (torch argmax: the first maximum)."""
+    return net.eval()(torch.as_tensor(x, dtype=torch.float32)).argmax(dim=1).numpy()
+
+
+def export_brevitas(net, path, shape=(8, 8)):
+    """``brevitas.export.export_qonnx`` of ``net`` for one ``shape`` image."""
+    from brevitas.export import export_qonnx
+
+    export_qonnx(net.eval(), torch.zeros(1, *shape), export_path=str(path))
+    return path
+
+
+def _init(name, value):
+    value = np.asarray(value, dtype=np.float32)
+    return helper.make_tensor(name, TensorProto.FLOAT, value.shape, value.ravel())
+
+
+def tiny_graph(path, *, weight_bits=1, extra_op=None, two_inputs=False, seed=0):
+    """A hand-made QONNX MLP 64-16-10: BipolarQuant on the input, ``Quant`` (``weight_bits``)
+    weights, MatMul, BatchNormalization, BipolarQuant, MatMul. ``extra_op`` inserts one node of
+    that op type after the first BatchNorm; ``two_inputs`` adds a second graph input."""
+    rng = np.random.default_rng(seed)
+    nodes = [helper.make_node("BipolarQuant", ["x", "one"], ["xq"], domain=QONNX_DOMAIN,
+                              name="in_quant"),
+             helper.make_node("Quant", ["w0", "one", "zero", "bits"], ["w0q"],
+                              domain=QONNX_DOMAIN, name="w0_quant", signed=1, narrow=0,
+                              rounding_mode="ROUND"),
+             helper.make_node("MatMul", ["xq", "w0q"], ["z0"], name="fc0"),
+             helper.make_node("BatchNormalization", ["z0", "g", "b", "m", "v"], ["y0"],
+                              name="bn0")]
+    last = "y0"
+    if extra_op:
+        nodes.append(helper.make_node(extra_op, [last], ["e0"], name="extra"))
+        last = "e0"
+    nodes += [helper.make_node("BipolarQuant", [last, "one"], ["a0"], domain=QONNX_DOMAIN,
+                               name="act0"),
+              helper.make_node("MatMul", ["a0", "w1"], ["out"], name="fc1")]
+    inits = [_init("one", 1.0), _init("zero", 0.0), _init("bits", float(weight_bits)),
+             _init("w0", rng.normal(size=(64, 16))), _init("g", rng.uniform(0.5, 1.5, 16)),
+             _init("b", rng.normal(size=16)), _init("m", rng.normal(size=16) * 2),
+             _init("v", rng.uniform(1, 10, 16)),
+             _init("w1", np.where(rng.normal(size=(16, 10)) >= 0, 1.0, -1.0))]
+    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64])]
+    if two_inputs:
+        inputs.append(helper.make_tensor_value_info("x2", TensorProto.FLOAT, [1, 64]))
+    graph = helper.make_graph(nodes, "tiny", inputs,
+                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 10])],
+                              initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13),
+                                                    helper.make_opsetid(QONNX_DOMAIN, 1)])
+    onnx.save(model, str(path))
+    return path
