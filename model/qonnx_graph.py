@@ -15,7 +15,8 @@ import numpy as np
 from ..errors import BnnflowError
 
 __all__ = ["QonnxError", "node_error", "load_graph", "graph_from_bytes", "with_batch",
-           "execute", "run_nodes", "file_sha256", "is_power_of_two", "QONNX_DOMAIN"]
+           "execute", "execute_context", "run_nodes", "file_sha256", "is_power_of_two",
+           "QONNX_DOMAIN"]
 
 #: The domain of qonnx's custom ops (``BipolarQuant``, ``Quant``, ``MultiThreshold``).
 QONNX_DOMAIN = "qonnx.custom_op.general"
@@ -101,10 +102,12 @@ def graph_from_bytes(data):
 
 
 def with_batch(model, batch):
-    """A copy of ``model`` whose input (and every Reshape) has batch size ``batch``."""
-    from qonnx.util.cleanup import cleanup_model
+    """A copy of ``model`` whose input (and every Reshape) has batch size ``batch``; tensor
+    names are kept."""
+    from qonnx.transformation.change_batchsize import ChangeBatchSize
+    from qonnx.transformation.infer_shapes import InferShapes
 
-    return _quiet(cleanup_model, model, override_inpsize=int(batch))
+    return _quiet(lambda: model.transform(ChangeBatchSize(int(batch))).transform(InferShapes()))
 
 
 def execute(model, x, end_node=None, tensor=None):
@@ -132,6 +135,15 @@ def execute(model, x, end_node=None, tensor=None):
     if end_node is not None:
         return np.asarray(out[end_node.output[0]])
     return np.asarray(out[model.graph.output[0].name])
+
+
+def execute_context(model, x):
+    """Run ``model`` on one batch ``x``; every tensor of the execution, by name."""
+    from qonnx.core.onnx_exec import execute_onnx
+
+    name = model.graph.input[0].name
+    return _quiet(execute_onnx, model, {name: np.asarray(x, dtype=np.float32)},
+                  return_full_exec_context=True)
 
 
 def run_nodes(model, nodes, in_name, values):
