@@ -175,12 +175,22 @@ def popcount_levels(levels, w_bits, bits):
     return a @ w.T + (top - a) @ (1 - w).T
 
 
-def popcount_xnor_masked(x_bits, w_bits, mask):
+def popcount_xnor_masked(x_bits, w_bits, mask, bits=1):
     """Live popcounts ``popcount(XNOR(x, s) AND z)`` of ternary neurons (``(B, N)`` int64).
 
     ``x_bits`` is ``(B, K)``, ``w_bits`` (signs ``s``) and ``mask`` (``z``) are ``(N, K)``
-    of 0/1. Where ``z = 0`` the weight is 0 and the position never counts.
+    of 0/1. Where ``z = 0`` the weight is 0 and the position never counts. With ``bits = n``
+    the inputs are ``n``-bit levels: ``p = sum_{z_j = 1} (a_j if s_j else L - a_j)``, and
+    ``dot = 2p - L*m``.
     """
+    if bits != 1:
+        a = np.asarray(x_bits, dtype=np.int64)
+        z = np.asarray(mask, dtype=np.int64)
+        w = np.asarray(w_bits, dtype=np.int64)
+        if z.shape != w.shape:
+            raise ValueError(f"mask must have the weights' shape {w.shape}, not {z.shape}")
+        top = (1 << int(bits)) - 1
+        return a @ (w * z).T + (top - a) @ ((1 - w) * z).T
     mask = np.asarray(mask, dtype=np.uint8)
     w_bits = np.asarray(w_bits, dtype=np.uint8)
     if mask.shape != w_bits.shape:

@@ -123,12 +123,14 @@ def fold_batchnorm(bn, k, level=0.0):
 
 
 @torch.no_grad()
-def fold_batchnorm_live(bn, live):
-    """:func:`fold_batchnorm` for ternary neurons: neuron ``n`` with ``m = live[n]`` live
-    weights sees ``dot = 2p - m`` for live popcounts ``p = 0..m``.
+def fold_batchnorm_live(bn, live, level=0.0):
+    """:func:`fold_batchnorm` for ternary neurons: neuron ``n`` whose live popcount reaches at
+    most ``live[n]`` (``L*m`` for ``m`` live weights and ``n``-bit inputs) sees
+    ``dot = 2p - live[n]`` for ``p = 0..live[n]``; it fires where the BatchNorm output is
+    ``>= level``.
 
-    Returns ``(thresholds in [0, m + 1], flip)``; a flipped neuron's live popcount is
-    ``m - p``, so its row of outcomes is reversed within ``0..m``.
+    Returns ``(thresholds in [0, live + 1], flip)``; a flipped neuron's live popcount is
+    ``live - p``, so its row of outcomes is reversed within ``0..live``.
     """
     live = np.asarray(live, dtype=np.int64)
     n, top = len(live), int(live.max(initial=0))
@@ -140,7 +142,7 @@ def fold_batchnorm_live(bn, live):
     was_training = bn.training
     bn.eval()
     try:
-        fires = (bn(dots) >= 0).numpy()
+        fires = (bn(dots) >= level).numpy()
     finally:
         bn.train(was_training)
     weight = bn.weight.detach() if bn.weight is not None else torch.ones(n)
@@ -156,15 +158,20 @@ def fold_batchnorm_live(bn, live):
     return thresholds, flip
 
 
-def _ternary_layer(name, fc, bn):
+def _ternary_layer(name, fc, bn, act, in_bits=1):
     """A trained :class:`TernaryLinear` and its BatchNorm as a ``ternary_dense`` layer: the
-    forward pass's own ``t(W)`` gives signs and mask, so they cannot drift from training."""
+    forward pass's own ``t(W)`` gives signs and mask, so they cannot drift from training. One
+    threshold per cut of the activation ``act`` (one, at 0, for binary activations)."""
     t = fc.ternary_weight().numpy()
     mask = (t != 0).astype(np.uint8)
     signs = (t > 0).astype(np.uint8)
-    thresholds, flip = fold_batchnorm_live(bn, mask.sum(axis=1))
+    live = mask.sum(axis=1) * ((1 << in_bits) - 1)
+    columns = []
+    for cut in act.cuts() if hasattr(act, "cuts") else [0.0]:
+        thresholds, flip = fold_batchnorm_live(bn, live, cut)
+        columns.append(thresholds)
     signs = np.where(flip[:, None], (1 - signs) & mask, signs).astype(np.uint8)
-    return TernaryDenseLayer(name, signs, mask, thresholds[:, None])
+    return TernaryDenseLayer(name, signs, mask, np.stack(columns, axis=1), in_bits=in_bits)
 
 
 def _level_layer(net, i, fc, bits, in_bits, count):
@@ -262,10 +269,10 @@ def export_model(net, input_spec, classes=(), provenance=None):
         name = f"fc{i}"
         in_bits = input_spec.bits if i == 0 else getattr(net, "act_bits", 1)
         count = ((1 << in_bits) - 1) * fc.in_features
-        if in_bits > 1 or (i < len(net.bns) and getattr(net, "act_bits", 1) > 1):
+        if isinstance(fc, TernaryLinear) and i < len(net.bns):
+            layers.append(_ternary_layer(name, fc, net.bns[i], net.acts[i], in_bits))
+        elif in_bits > 1 or (i < len(net.bns) and getattr(net, "act_bits", 1) > 1):
             layers.append(_level_layer(net, i, fc, bits, in_bits, count))
-        elif isinstance(fc, TernaryLinear) and i < len(net.bns):
-            layers.append(_ternary_layer(name, fc, net.bns[i]))
         elif i < len(net.bns):
             thresholds, flip = fold_batchnorm(net.bns[i], fc.in_features)
             bits = np.where(flip[:, None], 1 - bits, bits).astype(np.uint8)

@@ -67,7 +67,7 @@ class BinaryMLP(nn.Module):
         layers; the output layer stays binary).
     act_bits : int
         Bits of the hidden activations: 1 (sign) or ``n`` (:class:`~bnnflow.model.layers.
-        LevelActivation`, levels ``-L..L``); binary weights only.
+        LevelActivation`, levels ``-L..L``).
     quantizer : str
         Cuts of ``n``-bit activations: ``"uniform"`` or ``"balanced"``.
 
@@ -87,8 +87,6 @@ class BinaryMLP(nn.Module):
         if weights not in WEIGHT_KINDS:
             raise ValueError(f"weights must be one of {', '.join(WEIGHT_KINDS)}, not "
                              f"{weights!r}")
-        if act_bits != 1 and weights != "binary":
-            raise ValueError(f"act_bits {act_bits!r} with {weights} weights is not built yet")
         widths = [in_features, *hidden, num_classes]
         self.widths = widths
         self.weights = weights

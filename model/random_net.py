@@ -18,11 +18,16 @@ def _thresholds(rng, k, n, edges):
     return t.astype(np.int64)[:, None]
 
 
-def _ternary_layer(rng, name, k, n, zeros, edges):
-    """Random signs and masks (about ``zeros`` of the weights 0), thresholds around ``m/2``."""
+def _ternary_layer(rng, name, k, n, zeros, edges, in_bits=1, act_bits=1):
+    """Random signs and masks (about ``zeros`` of the weights 0), thresholds around ``m/2``
+    (binary activations and inputs), else spread over ``0..L*m + 1``."""
     mask = (rng.random((n, k)) >= zeros).astype(np.uint8)
     weights = rng.integers(0, 2, size=(n, k), dtype=np.uint8) & mask
-    live = mask.sum(axis=1)
+    live = mask.sum(axis=1) * ((1 << in_bits) - 1)
+    if in_bits > 1 or act_bits > 1:
+        t = np.stack([_level_thresholds(rng, int(m), 1, (1 << act_bits) - 1)[0] for m in live])
+        return TernaryDenseLayer(name=name, weights=weights, mask=mask, thresholds=t,
+                                 in_bits=in_bits)
     t = np.array([_thresholds(rng, int(m), 1, False)[0, 0] for m in live])
     if edges and n:
         for edge in (0, 1):
@@ -56,10 +61,10 @@ def random_model(widths, seed=0, edge_thresholds=True, ternary=False, zeros=0.3,
         of their weights 0.
     act_bits : int
         Bits of the hidden activations (``2**act_bits - 1`` thresholds per neuron); the layers
-        after them take ``act_bits``-bit inputs. Binary weights only.
+        after them take ``act_bits``-bit inputs.
     input_bits : int
         Bits of the input elements (8: pixels encoded ``{"kind": "pixels", "bits": 8}``, the
-        first layer taking 8-bit inputs). Binary weights only.
+        first layer taking 8-bit inputs).
 
     Raises
     ------
@@ -67,19 +72,18 @@ def random_model(widths, seed=0, edge_thresholds=True, ternary=False, zeros=0.3,
         If ``widths`` has fewer than two entries or a non-positive one.
     """
     widths = list(widths)
-    if input_bits != 1 and (ternary or input_bits not in range(2, 9)):
-        raise ValueError(f"input_bits must be an integer in 1..8 (with binary weights), not "
-                         f"{input_bits!r}")
-    if act_bits != 1 and (ternary or not isinstance(act_bits, int) or not 1 <= act_bits <= 8):
-        raise ValueError(f"act_bits must be an integer in 1..8 (with binary weights), not "
-                         f"{act_bits!r}")
+    if input_bits != 1 and input_bits not in range(2, 9):
+        raise ValueError(f"input_bits must be an integer in 1..8, not {input_bits!r}")
+    if act_bits != 1 and (not isinstance(act_bits, int) or not 1 <= act_bits <= 8):
+        raise ValueError(f"act_bits must be an integer in 1..8, not {act_bits!r}")
     if len(widths) < 2 or not all(isinstance(w, int | np.integer) and w > 0 for w in widths):
         raise ValueError(f"widths must be at least two positive integers, not {widths!r}")
     rng = np.random.default_rng(seed)
     layers = []
     for i, (k, n) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
         if ternary and i < len(widths) - 2:
-            layers.append(_ternary_layer(rng, f"fc{i}", k, n, zeros, edge_thresholds))
+            layers.append(_ternary_layer(rng, f"fc{i}", k, n, zeros, edge_thresholds,
+                                         input_bits if i == 0 else act_bits, act_bits))
             continue
         weights = rng.integers(0, 2, size=(n, k), dtype=np.uint8)
         thresholds = None

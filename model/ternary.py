@@ -31,8 +31,12 @@ class TernaryDenseLayer(MatrixShape):
     mask : array of 0/1, shape ``(N, K)``
         1 where the weight is live (non-zero).
     thresholds : int array ``(N, T)``
-        Sorted live-popcount thresholds per neuron, each in ``[0, m + 1]`` for its ``m`` live
+        Sorted live-popcount thresholds per neuron, each in ``[0, L*m + 1]`` for its ``m`` live
         weights (``T = 1``: binary activations).
+    in_bits : int
+        Bits per input element (``n``, ``L = 2**n - 1``; 1 for bits): the live popcount is
+        then ``sum (a if s else L - a)`` over the live weights
+        (:func:`~bnnflow.model.conventions.popcount_xnor_masked`).
 
     Raises
     ------
@@ -45,6 +49,7 @@ class TernaryDenseLayer(MatrixShape):
     weights: np.ndarray
     mask: np.ndarray
     thresholds: np.ndarray
+    in_bits: int = 1
 
     kind = "ternary_dense"
     weight_bits = 2
@@ -62,18 +67,22 @@ class TernaryDenseLayer(MatrixShape):
         if np.any(w & (1 - z)):
             raise ValueError(f"{self.name}: a sign bit is set where the mask is 0 (a zero "
                              f"weight is stored with sign 0)")
+        if (isinstance(self.in_bits, bool) or not isinstance(self.in_bits, int)
+                or not 1 <= self.in_bits <= 8):
+            raise ValueError(f"{self.name}: in_bits must be an integer in 1..8, not "
+                             f"{self.in_bits!r}")
         if self.thresholds is None:
             raise ValueError(f"{self.name}: a ternary_dense layer is a hidden layer and needs "
                              f"thresholds; the output layer stays binary_dense")
         t = np.asarray(self.thresholds, dtype=np.int64)
         if t.ndim == 1:
             t = t[:, None]
-        live = z.sum(axis=1)
+        live = z.sum(axis=1) * ((1 << self.in_bits) - 1)
         if t.ndim != 2 or t.shape[0] != w.shape[0] or t.shape[1] < 1:
             raise ValueError(f"{self.name}: thresholds must have shape ({w.shape[0]}, T), "
                              f"not {t.shape}")
         if np.any(t < 0) or np.any(t > (live + 1)[:, None]):
-            raise ValueError(f"{self.name}: a threshold lies outside [0, m + 1] for its "
+            raise ValueError(f"{self.name}: a threshold lies outside [0, L*m + 1] for its "
                              f"neuron's m live weights")
         if np.any(np.diff(t, axis=1) < 0):
             raise ValueError(f"{self.name}: thresholds of a neuron must be sorted ascending")
@@ -93,7 +102,7 @@ class TernaryDenseLayer(MatrixShape):
 
     def forward(self, x):
         """``(activations, live popcounts)`` for input bits ``(B, K)``."""
-        p = conventions.popcount_xnor_masked(x, self.weights, self.mask)
+        p = conventions.popcount_xnor_masked(x, self.weights, self.mask, self.in_bits)
         return conventions.fire(p, self.thresholds), p
 
     def cycles(self, fold):
@@ -111,7 +120,7 @@ class TernaryDenseLayer(MatrixShape):
         return {"zero_weights": round(float(1 - self.mask.mean()), 4),
                 "threshold_min": int(t.min()), "threshold_max": int(t.max()),
                 "always_fire": int(np.sum(t[:, 0] <= 0)),
-                "never_fire": int(np.sum(t[:, -1] > m))}
+                "never_fire": int(np.sum(t[:, -1] > m * ((1 << self.in_bits) - 1)))}
 
     def to_manifest(self):
         entry = {
@@ -124,6 +133,8 @@ class TernaryDenseLayer(MatrixShape):
         arrays = {f"{self.name}/weights.npy": conventions.pack_bits(self.weights),
                   f"{self.name}/mask.npy": conventions.pack_bits(self.mask),
                   f"{self.name}/thresholds.npy": self.thresholds.astype(np.int32)}
+        if self.in_bits != 1:
+            entry["in_bits"] = int(self.in_bits)
         return entry, arrays
 
     @classmethod
@@ -145,8 +156,11 @@ class TernaryDenseLayer(MatrixShape):
         if t.dtype.kind not in "iu" or t.shape != (n, 2 ** bits - 1):
             raise ValueError(f"{where}: thresholds must be integers of shape "
                              f"{(n, 2 ** bits - 1)}, not {t.dtype} {tuple(t.shape)}")
+        in_bits = entry.get("in_bits", 1)
+        if not isinstance(in_bits, int) or isinstance(in_bits, bool) or not 1 <= in_bits <= 8:
+            raise ValueError(f"{where}: in_bits must be an integer in 1..8, not {in_bits!r}")
         try:
             return cls(name=str(entry["name"]), weights=weights, mask=mask,
-                       thresholds=t.astype(np.int64))
+                       thresholds=t.astype(np.int64), in_bits=in_bits)
         except ValueError as e:
             raise ValueError(f"{where}: {e}") from None

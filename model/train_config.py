@@ -91,13 +91,13 @@ class TrainConfig:
         ``"binary"`` or ``"ternary"`` hidden-layer weights (MLPs; the output layer stays
         binary, :data:`~bnnflow.model.nets.WEIGHT_KINDS`).
     act_bits : int
-        Bits of the hidden activations (1..4; MLPs with binary weights).
+        Bits of the hidden activations (1..4; MLPs).
     quantizer : str
         Cuts of ``n``-bit activations: ``"uniform"`` or ``"balanced"`` (equal shares,
         :class:`~bnnflow.model.layers.LevelActivation`).
     input_bits : int
         1 (pixels thresholded to bits) or 8 (each pixel an 8-bit input of the first layer,
-        encoding ``pixels``; MLPs with binary weights).
+        encoding ``pixels``; MLPs).
     float_baseline : bool
         Also train the same topology in full precision and report ``float_accuracy``.
     out : path or None
@@ -223,19 +223,15 @@ class TrainConfig:
                                "give --act-bits 2 or more")
         if self.input_bits not in (1, 8):
             raise BnnflowError(f"--input-bits must be 1 or 8, not {self.input_bits!r}")
-        if self.input_bits > 1 and (self.conv or self.weights != "binary"):
-            raise BnnflowError(f"--input-bits {self.input_bits} is built for MLP presets with "
-                               f"binary weights; with "
-                               + (f"the conv preset {self.preset}" if self.conv
-                                  else f"--weights {self.weights}") + " it is not built yet")
+        if self.input_bits > 1 and self.conv:
+            raise BnnflowError(f"--input-bits {self.input_bits} is built for MLP presets; with "
+                               f"the conv preset {self.preset} it is not built yet")
         if self.input_bits > 1 and self.input_threshold is not None:
             raise BnnflowError("--input-threshold binarizes pixels; --input-bits 8 keeps them "
                                "as 8-bit inputs: give one or the other")
-        if self.act_bits > 1 and (self.conv or self.weights != "binary"):
-            raise BnnflowError(f"--act-bits {self.act_bits} is built for MLP presets with binary "
-                               f"weights; with "
-                               + (f"the conv preset {self.preset}" if self.conv
-                                  else f"--weights {self.weights}") + " it is not built yet")
+        if self.act_bits > 1 and self.conv:
+            raise BnnflowError(f"--act-bits {self.act_bits} is built for MLP presets; with the "
+                               f"conv preset {self.preset} it is not built yet")
         if self.conv and self.weights != "binary":
             raise BnnflowError(f"--weights {self.weights} is built for MLP presets (tfc, sfc, "
                                f"lfc, --hidden) only; conv layers are binary in this version")

@@ -101,7 +101,7 @@ def layer_logic(layer, bits):
     if kind == "binary_dense":
         return dense_logic(bits, layer.weights, thresholds, in_bits=layer.in_bits)
     if kind == "ternary_dense":
-        return dense_logic(bits, layer.weights, thresholds, layer.mask)
+        return dense_logic(bits, layer.weights, thresholds, layer.mask, layer.in_bits)
     if kind == "binary_conv2d":
         out = []
         for window in _conv_windows(layer):

@@ -85,3 +85,14 @@ def test_train_command_takes_weights(tmp_path, capsys):
     assert main(["train", "--hidden", "16", "--epochs", "1", "--weights", "ternary",
                  "--out", str(tmp_path / "t"), "--quiet"]) == 0
     assert "agreement 1.0000" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("options", [{"act_bits": 2}, {"input_bits": 8},
+                                     {"act_bits": 2, "input_bits": 8}])
+def test_ternary_weights_combine_with_multibit_activations_and_8_bit_inputs(options):
+    result = train_and_export(hidden=(24, 16), epochs=2, progress=False, weights="ternary",
+                              **options)
+    assert result.metrics["agreement"] == 1.0
+    first = result.model.layers[0]
+    assert first.kind == "ternary_dense" and first.in_bits == options.get("input_bits", 1)
+    assert first.activation_bits == options.get("act_bits", 1)

@@ -58,7 +58,7 @@ def test_layer_forward_is_the_convention():
     ({"mask": np.array([[1, 1], [0, 1]])}, "weights and mask must be \\(N, K\\) arrays"),
     ({"mask": np.array([[2, 1, 0], [0, 1, 1]])}, "mask must hold only 0 and 1"),
     ({"thresholds": None}, "needs thresholds; the output layer stays binary_dense"),
-    ({"thresholds": np.array([[4], [1]])}, "outside \\[0, m \\+ 1\\]"),
+    ({"thresholds": np.array([[4], [1]])}, "outside \\[0, L\\*m \\+ 1\\]"),
     ({"thresholds": np.array([[2, 1], [1, 1]])}, "sorted ascending"),
 ])
 def test_layer_refuses_bad_arrays(changes, message):

@@ -38,6 +38,7 @@ MODELS = {
     "dense 6-3": lambda: random_model([6, 3], seed=2),
     "ternary 9-6-4-3": lambda: random_model([9, 6, 4, 3], seed=6, ternary=True),
     "2-bit 7-5-4-3": lambda: random_model([7, 5, 4, 3], seed=7, act_bits=2),
+    "ternary 2-bit 6-5-3": lambda: random_model([6, 5, 3], seed=8, ternary=True, act_bits=2),
     "conv": lambda: random_conv_model((5, 4, 2), [("conv", 3, 2, 3), ("pool", 2)], 3, seed=3),
     "conv pool stride": lambda: random_conv_model((5, 5, 1), [("conv", 2, 2), ("pool", 3, 2),
                                                               ("dense", 4)], 2, seed=4),

@@ -84,3 +84,18 @@ def _options():
     from bnnflow.hw.units import UnitOptions
 
     return UnitOptions()
+
+
+@pytest.mark.parametrize(("widths", "fold", "act_bits", "input_bits"), [
+    ([13, 7, 5, 3], "3x5,2x3,3x5", 2, 1), ([9, 6, 4], None, 2, 8),
+    ([10, 7, 5, 3], "7x2,1x7,1x5", 1, 8)])
+def test_ternary_with_multibit_activations_and_8_bit_inputs(widths, fold, act_bits,
+                                                            input_bits):
+    model = random_model(widths, seed=3, ternary=True, act_bits=act_bits,
+                         input_bits=input_bits)
+    x = np.random.default_rng(1).integers(0, 1 << input_bits, size=(30, widths[0]),
+                                          dtype=np.uint8)
+    rep = run_verify(model, simulator="amaranth", inputs=x, fold=fold, pipeline=1, stall=0.3,
+                     seed=2, show_progress=False)
+    assert rep["passed"] and rep["mismatches"] == 0
+    assert rep["latency_measured"] == rep["latency_expected"]
