@@ -69,7 +69,9 @@ def load_graph(path):
     Raises
     ------
     QonnxError
-        The file is missing, a directory, not an ONNX model, or qonnx cannot clean it up.
+        The file is missing, a directory, not an ONNX model, has more than one input or
+        output, or qonnx cannot clean it up. Nodes and tensors are renamed by the clean-up
+        (``MatMul_0``, ``Quant_1``, ...); errors about nodes use these names.
     """
     import onnx
     from google.protobuf.message import DecodeError
@@ -87,6 +89,12 @@ def load_graph(path):
         raise QonnxError(f"{path}: not an ONNX model ({first})") from None
     if not proto.graph.node:
         raise QonnxError(f"{path}: not an ONNX model (the graph has no nodes)")
+    constants = {t.name for t in proto.graph.initializer}
+    inputs = [v.name for v in proto.graph.input if v.name not in constants]
+    for what, names in (("inputs", inputs), ("outputs", [v.name for v in proto.graph.output])):
+        if len(names) != 1:
+            raise QonnxError(f"{path}: the graph has {len(names)} {what} ({', '.join(names)}); "
+                             f"bnnflow imports graphs with one input and one output")
     try:
         return _clean(ModelWrapper(proto))
     except Exception as e:  # qonnx reports problems with assert and bare Exception

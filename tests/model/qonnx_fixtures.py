@@ -45,16 +45,16 @@ def brevitas_mlp(widths=(64, 32, 10), seed=0, out_scale=1.0):
     return Mlp()
 
 
-def train_brevitas(net, x, y, epochs=6, seed=0):
+def train_brevitas(net, x, y, epochs=6, seed=0, batch=64):
     """A few epochs of Adam on inputs ``x`` (in [0, 1]) and labels ``y``; returns ``net`` in
     eval mode."""
     gen = torch.Generator().manual_seed(seed)
     xt = torch.as_tensor(x, dtype=torch.float32)
     yt = torch.as_tensor(y, dtype=torch.int64)
-    opt = torch.optim.Adam(net.parameters(), lr=0.01)
+    opt = torch.optim.Adam(net.parameters(), lr=0.02)
     net.train()
     for _ in range(epochs):
-        for idx in torch.randperm(len(xt), generator=gen).split(64):
+        for idx in torch.randperm(len(xt), generator=gen).split(batch):
             opt.zero_grad()
             nn.functional.cross_entropy(net(xt[idx]), yt[idx]).backward()
             opt.step()
@@ -67,11 +67,12 @@ def brevitas_classes(net, x):
     return net.eval()(torch.as_tensor(x, dtype=torch.float32)).argmax(dim=1).numpy()
 
 
-def export_brevitas(net, path, shape=(8, 8)):
-    """``brevitas.export.export_qonnx`` of ``net`` for one ``shape`` image."""
+def export_brevitas(net, path, shape=(8, 8), dynamo=True):
+    """``brevitas.export.export_qonnx`` of ``net`` for one ``shape`` image (``dynamo=False``:
+    the TorchScript exporter, whose graph differs in form)."""
     from brevitas.export import export_qonnx
 
-    export_qonnx(net.eval(), torch.zeros(1, *shape), export_path=str(path))
+    export_qonnx(net.eval(), torch.zeros(1, *shape), export_path=str(path), dynamo=dynamo)
     return path
 
 
@@ -80,10 +81,11 @@ def _init(name, value):
     return helper.make_tensor(name, TensorProto.FLOAT, value.shape, value.ravel())
 
 
-def tiny_graph(path, *, weight_bits=1, extra_op=None, two_inputs=False, seed=0):
+def tiny_graph(path, *, weight_bits=1, extra_op=None, two_inputs=False, out_bn=False, seed=0):
     """A hand-made QONNX MLP 64-16-10: BipolarQuant on the input, ``Quant`` (``weight_bits``)
-    weights, MatMul, BatchNormalization, BipolarQuant, MatMul. ``extra_op`` inserts one node of
-    that op type after the first BatchNorm; ``two_inputs`` adds a second graph input."""
+    weights, MatMul, BatchNormalization (scales of both signs), BipolarQuant, MatMul.
+    ``extra_op`` inserts one node of that op type after the first BatchNorm; ``two_inputs``
+    adds a second graph input; ``out_bn`` a per-class BatchNormalization at the end."""
     rng = np.random.default_rng(seed)
     nodes = [helper.make_node("BipolarQuant", ["x", "one"], ["xq"], domain=QONNX_DOMAIN,
                               name="in_quant"),
@@ -99,12 +101,18 @@ def tiny_graph(path, *, weight_bits=1, extra_op=None, two_inputs=False, seed=0):
         last = "e0"
     nodes += [helper.make_node("BipolarQuant", [last, "one"], ["a0"], domain=QONNX_DOMAIN,
                                name="act0"),
-              helper.make_node("MatMul", ["a0", "w1"], ["out"], name="fc1")]
+              helper.make_node("MatMul", ["a0", "w1"], ["z1" if out_bn else "out"], name="fc1")]
+    if out_bn:
+        nodes.append(helper.make_node("BatchNormalization", ["z1", "g1", "b1", "m1", "v1"],
+                                      ["out"], name="bn1"))
     inits = [_init("one", 1.0), _init("zero", 0.0), _init("bits", float(weight_bits)),
-             _init("w0", rng.normal(size=(64, 16))), _init("g", rng.uniform(0.5, 1.5, 16)),
+             _init("w0", rng.normal(size=(64, 16))),
+             _init("g", rng.uniform(0.5, 1.5, 16) * np.where(np.arange(16) % 3, 1, -1)),
              _init("b", rng.normal(size=16)), _init("m", rng.normal(size=16) * 2),
              _init("v", rng.uniform(1, 10, 16)),
-             _init("w1", np.where(rng.normal(size=(16, 10)) >= 0, 1.0, -1.0))]
+             _init("w1", np.where(rng.normal(size=(16, 10)) >= 0, 1.0, -1.0)),
+             _init("g1", rng.uniform(0.5, 1.5, 10)), _init("b1", rng.normal(size=10)),
+             _init("m1", rng.normal(size=10)), _init("v1", rng.uniform(1, 2, 10))]
     inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64])]
     if two_inputs:
         inputs.append(helper.make_tensor_value_info("x2", TensorProto.FLOAT, [1, 64]))

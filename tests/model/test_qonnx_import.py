@@ -1,0 +1,161 @@
+"""``bnnflow import``: a Brevitas W1A1 MLP exported with ``export_qonnx`` becomes a .bnn model
+whose golden classes equal Brevitas' own eval; graphs that cannot be built exactly are refused
+with one line and exit status 2."""
+
+import hashlib
+
+import numpy as np
+import onnx
+import pytest
+
+from bnnflow.cli import main
+from bnnflow.model import artifact, golden
+from bnnflow.model.data import load_dataset
+from bnnflow.model.qonnx_graph import load_graph
+
+from .qonnx_fixtures import (
+    brevitas_classes,
+    brevitas_mlp,
+    export_brevitas,
+    tiny_graph,
+    train_brevitas,
+)
+
+pytestmark = pytest.mark.filterwarnings("ignore")
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits")
+
+
+@pytest.fixture(scope="module")
+def brevitas_run(tmp_path_factory, digits):
+    """A trained and exported Brevitas 64-32-10 MLP: ``(onnx path, Brevitas' test classes)``."""
+    folder = tmp_path_factory.mktemp("brevitas")
+    net = train_brevitas(brevitas_mlp(), digits.x_train / 16, digits.y_train, epochs=2,
+                         batch=128)
+    classes = brevitas_classes(net, digits.x_test / 16)
+    return export_brevitas(net, folder / "mlp.onnx"), classes
+
+
+def _run(capsys, *argv):
+    code = main(list(map(str, argv)))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_brevitas_mlp_imports_with_brevitas_classes(brevitas_run, digits, tmp_path, capsys):
+    path, expected = brevitas_run
+    out = tmp_path / "mlp.bnn"
+    code, stdout, err = _run(capsys, "import", path, "-o", out)
+    assert (code, err) == (0, "")
+    model = artifact.load(out)
+    assert model.widths == [64, 32, 10]
+    assert model.input.encoding == {"kind": "threshold", "scale": 16.0, "threshold": 0.5}
+    classes = golden.run_images(model, digits.x_test).classes
+    assert np.array_equal(classes, expected)
+    n = len(digits.x_test)
+    assert f"{n} / {n} test images of digits have equal classes" in stdout
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    assert model.provenance["source_sha256"] == f"sha256:{digest}"
+    assert model.provenance["agreement"]["equal_classes"] == n
+
+
+def test_imported_brevitas_mlp_matches_amaranth_hardware(brevitas_run, tmp_path, capsys):
+    out = tmp_path / "mlp.bnn"
+    assert _run(capsys, "import", brevitas_run[0], "-o", out)[0] == 0
+    code, stdout, _ = _run(capsys, "verify", out, "--sim", "amaranth", "--images", "8",
+                           "--fold", "auto", "--ii", "16")
+    assert code == 0, stdout
+
+
+@pytest.mark.slow
+def test_imported_brevitas_mlp_matches_verilator_on_all_images(brevitas_run, tmp_path,
+                                                               capsys):
+    out = tmp_path / "mlp.bnn"
+    assert _run(capsys, "import", brevitas_run[0], "-o", out)[0] == 0
+    code, stdout, _ = _run(capsys, "verify", out, "--sim", "verilator-direct", "--images",
+                           "all")
+    assert code == 0, stdout
+
+
+def test_output_layer_scale_that_is_not_a_power_of_two_is_refused(brevitas_run, tmp_path,
+                                                                  capsys):
+    model = load_graph(brevitas_run[0])
+    gemm = model.get_nodes_by_op_type("Gemm")[-1]
+    quant = model.find_producer(gemm.input[1])
+    model.set_initializer(quant.input[1], np.array(0.1, dtype=np.float32))
+    model.save(str(tmp_path / "scaled.onnx"))
+    code, _, err = _run(capsys, "import", tmp_path / "scaled.onnx", "-o", tmp_path / "x.bnn")
+    assert code == 2
+    assert err == (f"error: node {gemm.name} (Gemm): the last layer's scale 0.1 is not a power "
+                   f"of two: float rounding of its sums can break popcount ties against the "
+                   f"lowest-index rule, so the class cannot be reproduced exactly; give it a "
+                   f"power-of-two scale (e.g. Brevitas' scaling_const = 1.0)\n")
+    assert not (tmp_path / "x.bnn").exists()
+
+
+def test_negative_batchnorm_scales_flip_the_weights(tmp_path, capsys):
+    path = tiny_graph(tmp_path / "tiny.onnx")
+    out = tmp_path / "tiny.bnn"
+    code, stdout, err = _run(capsys, "import", path, "-o", out, "--input-offset", "0.5")
+    assert (code, err) == (0, "")
+    assert "359 / 359 test images of digits have equal classes" in stdout
+    graph = onnx.load(str(path)).graph
+    inits = {t.name: onnx.numpy_helper.to_array(t) for t in graph.initializer}
+    signs = (inits["w0"].T >= 0).astype(np.uint8)
+    flipped = np.all(artifact.load(out).layers[0].weights != signs, axis=1)
+    assert np.array_equal(flipped, inits["g"] < 0)
+
+
+def _one_line_error(capsys, argv, out):
+    code, stdout, err = _run(capsys, *argv)
+    assert code == 2
+    assert stdout == "" and err.startswith("error: ") and err.count("\n") == 1
+    assert not out.exists()
+    return err
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"weight_bits": 4}, "error: node Quant_0 (Quant): 4-bit quantization; bnnflow imports "
+                         "binarized networks (BipolarQuant or 1-bit signed Quant)\n"),
+    ({"extra_op": "Relu"}, "error: node Relu_0 (Relu): op Relu is not supported; bnnflow import "
+                           "builds Reshape, Flatten, Identity, BatchNormalization, Mul, Add, "
+                           "Sub, Div, BipolarQuant, Quant, MultiThreshold, MatMul, Gemm\n"),
+    ({"two_inputs": True}, "error: {path}: the graph has 2 inputs (x, x2); bnnflow imports "
+                           "graphs with one input and one output\n"),
+    ({"out_bn": True}, "error: node BatchNormalization_1 (BatchNormalization): the scores "
+                       "after the last layer are scaled or shifted per class, so their argmax "
+                       "can differ from the popcount argmax; use one shared map (e.g. Brevitas' "
+                       "TensorNorm) or none\n"),
+])
+def test_graphs_that_cannot_be_built_get_one_line(tmp_path, capsys, kwargs, message):
+    path = tiny_graph(tmp_path / "bad.onnx", **kwargs)
+    out = tmp_path / "bad.bnn"
+    err = _one_line_error(capsys, ["import", path, "-o", out], out)
+    assert err == message.replace("{path}", str(path))
+
+
+def test_non_onnx_file_gets_one_line(tmp_path, capsys):
+    path = tmp_path / "model.onnx"
+    path.write_bytes(b"this is not a protobuf \xff\xfe")
+    out = tmp_path / "x.bnn"
+    err = _one_line_error(capsys, ["import", path, "-o", out], out)
+    assert err.startswith(f"error: {path}: not an ONNX model (")
+
+
+def test_missing_input_file_gets_one_line(tmp_path, capsys):
+    out = tmp_path / "x.bnn"
+    err = _one_line_error(capsys, ["import", tmp_path / "none.onnx", "-o", out], out)
+    assert err == (f"error: {tmp_path / 'none.onnx'}: no such file (export one with "
+                   f"brevitas.export.export_qonnx)\n")
+
+
+def test_unwritable_output_gets_one_line_before_reading(tmp_path, capsys):
+    path = tiny_graph(tmp_path / "tiny.onnx")
+    out = tmp_path / "blocker" / "x.bnn"
+    (tmp_path / "blocker").write_text("a file, not a folder")
+    err = _one_line_error(capsys, ["import", path, "-o", out], out)
+    assert err == (f"error: cannot write {out}: {tmp_path / 'blocker'} is a file, not a "
+                   f"folder; choose a path in a folder with -o\n")
