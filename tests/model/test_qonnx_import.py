@@ -36,7 +36,15 @@ def brevitas_run(tmp_path_factory, digits):
     net = train_brevitas(brevitas_mlp(), digits.x_train / 16, digits.y_train, epochs=2,
                          batch=128)
     classes = brevitas_classes(net, digits.x_test / 16)
-    return export_brevitas(net, folder / "mlp.onnx"), classes
+    return export_brevitas(net, folder / "mlp.onnx"), classes, net
+
+
+def test_torchscript_export_form_imports_too(brevitas_run, digits, tmp_path, capsys):
+    path = export_brevitas(brevitas_run[2], tmp_path / "ts.onnx", dynamo=False)
+    code, _, err = _run(capsys, "import", path, "-o", tmp_path / "ts.bnn")
+    assert (code, err) == (0, "")
+    model = artifact.load(tmp_path / "ts.bnn")
+    assert np.array_equal(golden.run_images(model, digits.x_test).classes, brevitas_run[1])
 
 
 def _run(capsys, *argv):
@@ -46,7 +54,7 @@ def _run(capsys, *argv):
 
 
 def test_brevitas_mlp_imports_with_brevitas_classes(brevitas_run, digits, tmp_path, capsys):
-    path, expected = brevitas_run
+    path, expected, _ = brevitas_run
     out = tmp_path / "mlp.bnn"
     code, stdout, err = _run(capsys, "import", path, "-o", out)
     assert (code, err) == (0, "")
