@@ -56,10 +56,12 @@ def _weights(layer):
 
 
 def _counts(layer):
-    """The largest popcount of each neuron: ``L*K``, or its ``m`` live weights (ternary)."""
+    """The largest popcount of each neuron: ``L*K``, or ``L*m`` for ``m`` live ternary
+    weights."""
     mask = getattr(layer, "mask", None)
     if mask is not None:
-        return mask.sum(axis=1).astype(np.int64)
+        top = (1 << getattr(layer, "in_bits", 1)) - 1
+        return top * mask.sum(axis=1).astype(np.int64)
     return np.full(layer.out_width, layer.max_count, dtype=np.int64)
 
 
