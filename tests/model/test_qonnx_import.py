@@ -21,7 +21,10 @@ from .qonnx_fixtures import (
     train_brevitas,
 )
 
-pytestmark = pytest.mark.filterwarnings("ignore")
+# Brevitas warns on import about its own deprecated fx module and a missing optional kernel
+# package; nothing else is ignored.
+pytestmark = [pytest.mark.filterwarnings("ignore:brevitas.fx is deprecated"),
+              pytest.mark.filterwarnings("ignore:fast_hadamard_transform package not found")]
 
 
 @pytest.fixture(scope="module")
