@@ -12,8 +12,6 @@ from bnnflow.model.qonnx_export import export_graph, run_exported
 from bnnflow.model.qonnx_graph import graph_from_bytes, load_graph
 from bnnflow.model.random_net import random_conv_model, random_model
 
-
-
 DIGITS = {"kind": "threshold", "scale": 16.0, "threshold": 0.5}
 
 
