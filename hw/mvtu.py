@@ -53,7 +53,6 @@ buffer transfers ``accept_wait = SF - 1`` cycles after it is offered (it is copi
 import numpy as np
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import stream, wiring
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import bits_for
 
@@ -62,48 +61,9 @@ from .folding import LayerFold
 from .inbuf import buffer_storage, chunk_fits, input_buffer
 from .popcount import DEFAULT_STYLE, STYLES, Popcount
 from .threshold import Threshold
+from .weight_rom import delays, pack_weights, padded_weights, weight_lanes
 
 __all__ = ["MVTU", "pack_weights", "padded_weights"]
-
-
-def padded_weights(weights, pe, simd):
-    """Weights ``(N, K)`` padded to ``(NF*PE, SF*SIMD)``: bit 1 in padded inputs, 0 in padded
-    neurons (their outputs are dropped)."""
-    w = np.asarray(weights, dtype=np.uint8)
-    n, k = w.shape
-    nf, sf = -(-n // pe), -(-k // simd)
-    out = np.zeros((nf * pe, sf * simd), dtype=np.uint8)
-    out[:n, :k] = w
-    out[:n, k:] = 1
-    return out
-
-
-def pack_weights(weights, pe, simd):
-    """ROM words of a folded layer: word ``nf*SF + sf``, bit ``p*SIMD + s`` holds the weight of
-    neuron ``nf*PE + p`` for input ``sf*SIMD + s`` (padded as :func:`padded_weights`).
-
-    Returns a list of ``NF*SF`` Python ints of ``PE*SIMD`` bits.
-    """
-    w = padded_weights(weights, pe, simd)
-    nf, sf = w.shape[0] // pe, w.shape[1] // simd
-    words = w.reshape(nf, pe, sf, simd).transpose(0, 2, 1, 3).reshape(nf * sf, pe * simd)
-    packed = np.packbits(words, axis=-1, bitorder="little")
-    return [int.from_bytes(row.tobytes(), "little") for row in packed]
-
-
-def _delay(m, value, count, en, name):
-    return _delays(m, value, count, en, name)[-1]
-
-
-def _delays(m, value, count, en, name):
-    """``[value, value delayed by 1, ..., by count]`` enabled cycles."""
-    out = [value]
-    for i in range(count):
-        reg = Signal(len(value), name=f"{name}_d{i}")
-        with m.If(en):
-            m.d.sync += reg.eq(out[-1])
-        out.append(reg)
-    return out
 
 
 class MVTU(wiring.Component):
@@ -335,7 +295,7 @@ class MVTU(wiring.Component):
                 count = Signal(bits_for(simd * ((1 << nb) - 1)), name=f"count_{p}")
                 m.d.comb += count.eq(sum(c << b for b, c in enumerate(planes)))
                 counts.append(count)
-        ctrls = _delays(m, ctrl1, self.pipeline, run, "ctrl_pc")
+        ctrls = delays(m, ctrl1, self.pipeline, run, "ctrl_pc")
         ctrl2 = ctrls[-1]
         # The control one enabled cycle ahead of ctrl2 (the threshold register selects the
         # next fold's thresholds from it). Several folds imply a ROM, so ctrl0 exists before
@@ -394,62 +354,8 @@ class MVTU(wiring.Component):
         return buf, busy, Cat(busy, first0, busy & last_sf, last_issue, nf)
 
     def _weights(self, m, run, busy, buf, ctrl0):
-        """Stage 1: constants or the weight ROM, and the input slice and control delayed beside
-        the ROM read: ``(per-PE weight lanes, input slice, control)``."""
-        pe, simd = self.fold.pe, self.fold.simd
-        words = pack_weights(self.weights, pe, simd)
-        # A ternary layer's word is the sign bits, then the mask bits (lane p: signs at
-        # [p*S, (p+1)*S), mask at PE*S + p*S); lanes come out as Cat(signs, mask).
-        masks = None if self.mask is None else pack_weights(self.mask, pe, simd)
-        lane = (1 << simd) - 1
-        if self.weights_in == "constants":
-            lanes_w = [Const((words[0] >> (p * simd)) & lane, simd) for p in range(pe)]
-            if masks is not None:
-                lanes_w = [Cat(w, Const((masks[0] >> (p * simd)) & lane, simd))
-                           for p, w in enumerate(lanes_w)]
-            return lanes_w, buf.x, ctrl0
-        width = pe * simd
-        if masks is not None:
-            words = [w | (z << width) for w, z in zip(words, masks, strict=True)]
-            width *= 2
-        m.submodules.weights = rom = Memory(shape=width, depth=len(words), init=words)
-        port = rom.read_port()
-        cycles = len(words)
-        ptr = Signal(range(cycles))
-        if self.rom_register:
-            # Word ``ptr`` is read one issued step ahead into the port's data register, which
-            # loads the weight register ``w`` beside ``x``: the XNOR starts from flip-flops,
-            # not from the block RAM's clock-to-out, and the latency stays one cycle. The port
-            # reads when a step is issued, and once after reset to hold word 0 for the first
-            # step; vectors always run through all the words, so ``ptr`` is simply the issued
-            # step + 1, wrapping at ``cycles``.
-            primed = Signal()
-            read = Signal()
-            m.d.comb += read.eq(run & (busy | ~primed))
-            with m.If(run):
-                m.d.sync += primed.eq(1)
-        else:
-            # Word ``ptr`` (the issued step) is read as the step is issued; the port's data
-            # register feeds the XNOR.
-            read = run & busy
-        with m.If(read):
-            if cycles & (cycles - 1) == 0:
-                m.d.sync += ptr.eq(ptr + 1)     # wraps by itself: no logic but the +1
-            else:
-                # The wrap flag is a register beside the counter, not a compare of it.
-                ptr_last = Signal()
-                m.d.sync += [ptr.eq(Mux(ptr_last, 0, ptr + 1)),
-                             ptr_last.eq(ptr == cycles - 2)]
-        m.d.comb += [port.addr.eq(ptr),
-                     port.en.eq(read if self.rom_register else run)]
-        w1 = _delay(m, port.data, 1, run, "w") if self.rom_register else port.data
-        lanes_w = [w1[p * simd:(p + 1) * simd] for p in range(pe)]
-        if masks is not None:
-            lanes_w = [Cat(w, w1[pe * simd + p * simd:pe * simd + (p + 1) * simd])
-                       for p, w in enumerate(lanes_w)]
-        # A memory buffer's read port is the one-cycle delay beside the ROM's.
-        x1 = buf.x if buf.read_latency else _delay(m, buf.x, 1, run, "x")
-        return lanes_w, x1, _delay(m, ctrl0, 1, run, "ctrl")
+        """Stage 1: constants or the weight ROM (:func:`bnnflow.hw.weight_rom.weight_lanes`)."""
+        return weight_lanes(self, m, run, busy, buf, ctrl0)
 
     def _output(self, m, run, lanes_sig, ctrl2):
         """Collect the neuron folds (or send each one) into the output register. It is loaded

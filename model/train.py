@@ -254,6 +254,33 @@ def _binary_net(config, spec, ds):
     return net, ((levels, *ds.shape) if levels > 1 else ds.shape)
 
 
+def _input_spec(config, ds):
+    """How the data set's pixels become inputs: thresholded bits (one or a thermometer code),
+    or with ``input_bits > 1`` one n-bit element per pixel (encoding ``pixels``)."""
+    pixels = int(np.prod(ds.shape))
+    if config.input_bits > 1:
+        return InputSpec(width=pixels, shape=tuple(ds.shape),
+                         encoding={"kind": "pixels", "scale": float(ds.scale),
+                                   "bits": config.input_bits})
+    levels = len(config.input_threshold)
+    return InputSpec(width=pixels * levels, shape=tuple(ds.shape),
+                     encoding=make_encoding(ds.scale, config.input_threshold))
+
+
+def _kind_options(config):
+    """The options beyond W1A1 that a run used, for provenance and metrics (none: ``{}``, so
+    W1A1 runs record what they always did)."""
+    options = {}
+    if config.weights != "binary":
+        options["weights"] = config.weights
+    if config.input_bits != 1:
+        options["input_bits"] = config.input_bits
+    if config.act_bits != 1:
+        options["act_bits"] = config.act_bits
+        options["quantizer"] = config.quantizer
+    return options
+
+
 def train_and_export(config=None, **overrides):
     """Train a binarized MLP or CNN, export it exactly and (if ``config.out``) write the four files.
 
@@ -283,16 +310,7 @@ def train_and_export(config=None, **overrides):
         config.data_dir = str(config.data_dir)
     ds = load_dataset(config.dataset, data_dir=config.data_dir, split_seed=config.split_seed,
                       test_fraction=config.test_fraction)
-    pixels = int(np.prod(ds.shape))
-    if config.input_bits > 1:
-        # One n-bit element per pixel (encoding "pixels"), not thresholded bits.
-        spec = InputSpec(width=pixels, shape=tuple(ds.shape),
-                         encoding={"kind": "pixels", "scale": float(ds.scale),
-                                   "bits": config.input_bits})
-    else:
-        levels = len(config.input_threshold)
-        spec = InputSpec(width=pixels * levels, shape=tuple(ds.shape),
-                         encoding=make_encoding(ds.scale, config.input_threshold))
+    spec = _input_spec(config, ds)
     top = (1 << spec.bits) - 1
     x_train = _pm1(spec.encode(ds.x_train), top)
     x_test = _pm1(spec.encode(ds.x_test), top)
@@ -320,13 +338,7 @@ def train_and_export(config=None, **overrides):
                   "split_seed": config.split_seed, "test_fraction": config.test_fraction,
                   "seed": config.seed, "epochs": config.epochs, "test_accuracy": test_accuracy,
                   "bnnflow_version": __version__}
-    if config.weights != "binary":
-        provenance["weights"] = config.weights
-    if config.input_bits != 1:
-        provenance["input_bits"] = config.input_bits
-    if config.act_bits != 1:
-        provenance["act_bits"] = config.act_bits
-        provenance["quantizer"] = config.quantizer
+    provenance.update(_kind_options(config))
     model = export_model(net, spec, ds.classes, provenance)
     classes_golden = golden.run_images(model, ds.x_test).classes
     agreement = float(np.mean(classes_golden == classes_torch))
@@ -356,13 +368,8 @@ def train_and_export(config=None, **overrides):
         "golden_accuracy": golden_accuracy, "agreement": agreement,
         "history": histories["binary"],
     }
-    if config.input_bits != 1:
-        metrics["input_bits"] = config.input_bits
-    if config.act_bits != 1:
-        metrics["act_bits"] = config.act_bits
-        metrics["quantizer"] = config.quantizer
-    if config.weights != "binary":
-        metrics["weights"] = config.weights
+    metrics.update(_kind_options(config))
+    if "zero_weights" in provenance:
         metrics["zero_weights"] = provenance["zero_weights"]
     if float_accuracy is not None:
         metrics["float_accuracy"] = float_accuracy
