@@ -18,7 +18,18 @@ __all__ = ["DenseLayer", "MatrixShape", "read_weights", "read_thresholds", "thre
 
 
 class MatrixShape:
-    """The shape members of a fully connected layer kind, from its ``(N, K)`` ``weights``."""
+    """The shape, folding and geometry members of a fully connected layer kind, from its
+    ``(N, K)`` ``weights``."""
+
+    def cycles(self, fold):
+        """``ceil(N / PE) * ceil(K / SIMD)``."""
+        return matrix_cycles(self.in_width, self.out_width, fold)
+
+    @staticmethod
+    def preactivation(x, weights):
+        """``x @ weights.T``: inputs ``(B, K)`` against (latent or quantized) real weights
+        ``(N, K)``."""
+        return x @ weights.T
 
     @property
     def in_width(self):
@@ -96,15 +107,6 @@ class DenseLayer(MatrixShape):
         if self.is_output:
             return p, p
         return conventions.fire(p, self.thresholds), p
-
-    def cycles(self, fold):
-        """``ceil(N / PE) * ceil(K / SIMD)``."""
-        return matrix_cycles(self.in_width, self.out_width, fold)
-
-    @staticmethod
-    def preactivation(x, weights):
-        """``x @ weights.T``: inputs ``(B, K)`` against weights ``(N, K)``."""
-        return x @ weights.T
 
     def describe(self):
         """Thresholds range and constant neurons of a hidden layer (nothing for the output)."""

@@ -14,7 +14,7 @@ import numpy as np
 
 from . import conventions
 from .dense import MatrixShape, read_weights
-from .kinds import manifest_field, matrix_cycles, positive_int
+from .kinds import manifest_field, positive_int
 
 __all__ = ["TernaryDenseLayer"]
 
@@ -104,15 +104,6 @@ class TernaryDenseLayer(MatrixShape):
         """``(activations, live popcounts)`` for input bits ``(B, K)``."""
         p = conventions.popcount_xnor_masked(x, self.weights, self.mask, self.in_bits)
         return conventions.fire(p, self.thresholds), p
-
-    def cycles(self, fold):
-        """``ceil(N / PE) * ceil(K / SIMD)``, as a binary layer."""
-        return matrix_cycles(self.in_width, self.out_width, fold)
-
-    @staticmethod
-    def preactivation(x, weights):
-        """``x @ weights.T``: inputs ``(B, K)`` against real weights ``(N, K)``."""
-        return x @ weights.T
 
     def describe(self):
         """Zero weights, and threshold facts against each neuron's live weights."""
