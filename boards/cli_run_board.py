@@ -49,7 +49,8 @@ def load_images(model, count, seed=0):
         if count == 0:
             raise
         rng = np.random.default_rng(seed)
-        bits = rng.integers(0, 2, size=(count, model.input.width), dtype=np.uint8)
+        bits = rng.integers(0, 1 << model.input.bits, size=(count, model.input.width),
+                            dtype=np.uint8)
         return bits, None, f"{count} random input vectors (seed {seed}; the model has no " \
                            f"recorded test split)"
     if count:

@@ -19,6 +19,7 @@ import numpy as np
 
 from ..errors import BnnflowError
 from ..model import golden
+from ..model.conventions import pack_int
 from .uart_top import reply_layout, request_bytes
 
 __all__ = ["Transport", "SerialTransport", "SimTransport", "TransportTimeout",
@@ -29,8 +30,13 @@ class TransportTimeout(BnnflowError):
     """No (complete) reply arrived in time."""
 
 
-def encode_request(bits):
-    """One request: input bits ``(K0,)`` of 0/1 packed LSB first into ``ceil(K0/8)`` bytes."""
+def encode_request(bits, element_bits=1):
+    """One request: input bits ``(K0,)`` of 0/1 packed LSB first into ``ceil(K0/8)`` bytes;
+    with ``element_bits = n`` the ``n``-bit elements packed the same way, element ``j`` at
+    bits ``[n*j, n*(j+1))`` (8-bit pixels: one byte each)."""
+    if element_bits != 1:
+        value = pack_int(np.asarray(bits), element_bits)
+        return value.to_bytes(-(-len(bits) * element_bits // 8), "little")
     bits = np.asarray(bits, dtype=np.uint8)
     return np.packbits(bits, bitorder="little").tobytes()
 
@@ -263,7 +269,8 @@ def classify_over(transport, model, bits, *, popcounts=True, window=2, timeout=2
     expected = golden.run(model, bits)
     size, per = reply_layout(model, popcounts)
     classes_n = model.layers[-1].out_width
-    if len(bits) and len(encode_request(bits[0])) != request_bytes(model):
+    width = model.input.bits
+    if len(bits) and len(encode_request(bits[0], width)) != request_bytes(model):
         raise ValueError("request size does not match the model")
     got_classes = np.zeros(len(bits), dtype=np.int64)
     got_counts = np.zeros((len(bits), classes_n), dtype=np.int64) if popcounts else None
@@ -271,7 +278,7 @@ def classify_over(transport, model, bits, *, popcounts=True, window=2, timeout=2
     sent = 0
     for done in range(len(bits)):
         while sent < len(bits) and sent - done < window:
-            transport.write(encode_request(bits[sent]))
+            transport.write(encode_request(bits[sent], width))
             sent += 1
         cls, counts = decode_reply(transport.read(size, timeout), classes_n, per)
         got_classes[done] = cls

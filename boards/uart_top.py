@@ -50,8 +50,9 @@ __all__ = ["UartTop", "request_bytes", "reply_layout"]
 
 
 def request_bytes(model):
-    """Bytes in one request: ``ceil(K0 / 8)``."""
-    return math.ceil(model.input.width / 8)
+    """Bytes in one request: ``ceil(K0 / 8)``, or ``ceil(K0 * n / 8)`` for ``n``-bit input
+    elements (one byte per pixel for 8-bit pixels)."""
+    return math.ceil(model.input.width * model.input.bits / 8)
 
 
 def reply_layout(model, popcounts=True):
@@ -119,10 +120,6 @@ class UartTop(wiring.Component):
                 or frame_timeout < 1):
             raise ValueError(f"frame_timeout must be a positive integer number of bit times, "
                              f"not {frame_timeout!r}")
-        if model.input.bits != 1:
-            raise ValueError(f"the UART top receives input bits; a model with "
-                             f"{model.input.bits}-bit pixel inputs (train --input-bits) is not "
-                             f"built for boards yet (synth and verify take it)")
         classes = model.layers[-1].out_width
         if classes > 256:
             raise ValueError(f"the UART top sends the class in one byte: at most 256 classes, "
@@ -131,7 +128,7 @@ class UartTop(wiring.Component):
         self.popcounts = bool(popcounts)
         self.frame_timeout = frame_timeout
         self.bnn = BnnTop(model, folding, pipeline, rom_register=rom_register)
-        self.pixels = self.bnn.in_chunk != model.input.width
+        self.pixels = self.bnn.in_chunk != model.input.width * model.input.bits
         self.request_bytes = request_bytes(model)
         self.reply_bytes, per = reply_layout(model, self.popcounts)
         self.popcount_bytes = per if self.popcounts else 0
@@ -185,8 +182,9 @@ class UartTop(wiring.Component):
         return expired
 
     def _frame_request(self, m, urx, bnn):
-        """Whole vectors: the request's bytes collect in a frame register."""
-        k0 = self.model.input.width
+        """Whole vectors: the request's bytes collect in a frame register (``K0 * n`` bits for
+        ``n``-bit input elements)."""
+        k0 = self.model.input.width * self.model.input.bits
         nin = self.request_bytes
 
         # Request: shift bytes in from the top, so the first byte ends at the bottom.

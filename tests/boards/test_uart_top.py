@@ -130,3 +130,19 @@ def test_more_than_256_classes_are_refused():
     with pytest.raises(ValueError, match=r"^the UART top sends the class in one byte: at most "
                                          r"256 classes, not 257$"):
         UartTop(random_model([4, 257], seed=0), divisor=4)
+
+
+@pytest.mark.parametrize(("widths", "folding", "act_bits"), [([9, 5, 3], None, 1),
+                                                             ([10, 6, 4], [(3, 5), (2, 3)], 2)])
+def test_8_bit_pixel_inputs_one_byte_each(widths, folding, act_bits):
+    model = random_model(widths, seed=5, act_bits=act_bits, input_bits=8)
+    assert request_bytes(model) == widths[0]
+    pixels = np.random.default_rng(5).integers(0, 256, size=(5, widths[0]), dtype=np.uint8)
+    assert encode_request(pixels[0], 8) == pixels[0].tobytes()
+    top = UartTop(model, folding, 1, divisor=4)
+    with SimTransport(top) as transport:
+        result = classify_over(transport, model, pixels)
+    expected = golden.run(model, pixels)
+    assert np.array_equal(result.classes, expected.classes)
+    assert np.array_equal(result.popcounts, expected.popcounts)
+    assert result.mismatches == 0
