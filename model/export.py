@@ -167,26 +167,25 @@ def _ternary_layer(name, fc, bn, act, in_bits=1):
     signs = (t > 0).astype(np.uint8)
     live = mask.sum(axis=1) * ((1 << in_bits) - 1)
     columns = []
-    for cut in act.cuts() if hasattr(act, "cuts") else [0.0]:
+    for cut in act.cuts():
         thresholds, flip = fold_batchnorm_live(bn, live, cut)
         columns.append(thresholds)
     signs = np.where(flip[:, None], (1 - signs) & mask, signs).astype(np.uint8)
     return TernaryDenseLayer(name, signs, mask, np.stack(columns, axis=1), in_bits=in_bits)
 
 
-def _level_layer(net, i, fc, bits, in_bits, count):
-    """A dense layer of a network with ``n``-bit activations: ``L`` thresholds per neuron,
-    one per level ``k`` (BatchNorm output ``>= c_k``), over popcounts ``0..L_in*K``."""
+def _dense_layer(net, i, fc, bits, in_bits, count):
+    """A binary dense layer: one threshold per cut of its activation (one, at 0, for binary
+    activations; ``L`` for ``n``-bit ones), over popcounts ``0..L_in*K``; the output layer
+    keeps its popcounts (its normalization checked)."""
     if i == len(net.bns):
         check_output_norm(net.out_norm, count)
         return DenseLayer(f"fc{i}", bits, None, in_bits=in_bits)
-    columns, flips = [], []
-    act = net.acts[i]
-    for cut in act.cuts() if hasattr(act, "cuts") else [0.0]:
-        t, flip = fold_batchnorm(net.bns[i], count, cut)
-        columns.append(t)
-        flips.append(flip)
-    flip = flips[0]
+    columns = []
+    for cut in net.acts[i].cuts():
+        # The flip follows the sign of the BatchNorm scale alone: the same at every cut.
+        thresholds, flip = fold_batchnorm(net.bns[i], count, cut)
+        columns.append(thresholds)
     bits = np.where(flip[:, None], 1 - bits, bits).astype(np.uint8)
     return DenseLayer(f"fc{i}", bits, np.stack(columns, axis=1), in_bits=in_bits)
 
@@ -271,15 +270,8 @@ def export_model(net, input_spec, classes=(), provenance=None):
         count = ((1 << in_bits) - 1) * fc.in_features
         if isinstance(fc, TernaryLinear) and i < len(net.bns):
             layers.append(_ternary_layer(name, fc, net.bns[i], net.acts[i], in_bits))
-        elif in_bits > 1 or (i < len(net.bns) and getattr(net, "act_bits", 1) > 1):
-            layers.append(_level_layer(net, i, fc, bits, in_bits, count))
-        elif i < len(net.bns):
-            thresholds, flip = fold_batchnorm(net.bns[i], fc.in_features)
-            bits = np.where(flip[:, None], 1 - bits, bits).astype(np.uint8)
-            layers.append(DenseLayer(name, bits, thresholds[:, None]))
         else:
-            check_output_norm(net.out_norm, fc.in_features)
-            layers.append(DenseLayer(name, bits, None))
+            layers.append(_dense_layer(net, i, fc, bits, in_bits, count))
     return BnnModel(layers=layers, input=input_spec, classes=tuple(classes),
                     provenance=dict(provenance or {}))
 

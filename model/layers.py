@@ -58,6 +58,11 @@ class BinaryActivation(nn.Module):
     def forward(self, x):
         return sign_ste(x)
 
+    @staticmethod
+    def cuts():
+        """``[0.0]``: the one cut of the sign (as :meth:`LevelActivation.cuts`)."""
+        return [0.0]
+
 
 class LevelActivation(nn.Module):
     """``n``-bit activation: ``y -> 2a - L`` with ``a = sum_{k=1..L} [y >= c_k]``,
