@@ -270,7 +270,7 @@ def _layer_ffs(layer, fold, in_chunk, out_chunks, pipeline, family, rom_register
     nf, sf = -(-n // fold.pe), -(-k // fold.simd)
     words = _rom_words(layer, fold)
     # n-bit inputs: the buffer holds n bits per input, one popcount tree per bit plane.
-    b = getattr(layer, "in_bits", 1)
+    b = layer.in_bits
     # Bits per output element: popcounts of the output layer, else activations.
     lane = _bits_for(k * ((1 << b) - 1)) if layer.is_output else layer.activation_bits
     ctrl = 4 + _bits_for(max(nf - 1, 1))
@@ -329,7 +329,7 @@ def estimate_luts(model, folding, family="ice40"):
     streams = _mvtu_streams(model, folding)
     for (layer, fold), (in_chunk, _) in zip(_mvtu_layers(model, folding), streams, strict=True):
         # n-bit inputs: n XNOR bits per synapse and their bit-plane popcounts.
-        b = getattr(layer, "in_bits", 1)
+        b = layer.in_bits
         k, n = layer.fan_in, layer.neurons
         words = _rom_words(layer, fold)
         if words == 1:

@@ -228,7 +228,7 @@ class MVTU(wiring.Component):
         return cls(layer.weights, layer.thresholds, fold, options.pipeline,
                    popcount_style=options.popcount_style, rom_register=options.rom_register,
                    in_chunk=options.in_chunk, out_chunks=options.out_chunks,
-                   mask=getattr(layer, "mask", None), in_bits=getattr(layer, "in_bits", 1))
+                   mask=getattr(layer, "mask", None), in_bits=layer.in_bits)
 
     @staticmethod
     def out_chunk(layer, fold):
@@ -242,7 +242,7 @@ class MVTU(wiring.Component):
     def takes_chunk(layer, fold, width):
         """Whether the layer's input memory takes chunks of ``width`` bits: only a memory
         buffer (``SIMD < K``) does, for widths :func:`~bnnflow.hw.inbuf.chunk_fits` allows."""
-        bits = getattr(layer, "in_bits", 1)
+        bits = layer.in_bits
         return fold.simd < layer.in_width and chunk_fits(layer.in_width * bits,
                                                          fold.simd * bits, width)
 

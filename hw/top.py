@@ -70,7 +70,7 @@ def layer_chunks(model, folding):
     kinds = [unit_kind(layer, f"layer {j}") for j, layer in enumerate(layers)]
     # Whole vectors: in_width elements of in_bits bits each (n-bit activations of the layer
     # before).
-    out = [[kind.in_chunk(layer, fold) or layer.in_width * getattr(layer, "in_bits", 1), False]
+    out = [[kind.in_chunk(layer, fold) or layer.in_width * layer.in_bits, False]
            for kind, layer, fold in zip(kinds, layers, folding, strict=True)]
     for j in range(len(layers) - 1):
         width = kinds[j].out_chunk(layers[j], folding[j])
@@ -182,11 +182,9 @@ class BnnTop(wiring.Component):
         self.folding = resolve_folding(model, folding)
         for j, layer in enumerate(model.layers[:-1]):
             nxt = model.layers[j + 1]
-            # n-bit activations feed a dense layer that takes n-bit inputs (the MVTU's bit
-            # planes); conv and pool units take bits.
-            takes = getattr(nxt, "in_bits", 1) if nxt.kind in ("binary_dense",
-                                                              "ternary_dense") else 1
-            if layer.is_output or layer.activation_bits != takes:
+            # n-bit activations feed a layer that takes n-bit inputs (the MVTU's bit planes;
+            # conv and pool units take bits).
+            if layer.is_output or layer.activation_bits != nxt.in_bits:
                 raise ValueError(f"layer {j} ({layer.name}): its {layer.activation_bits!r}-bit "
                                  f"activations must feed a dense layer taking that many bits "
                                  f"per input (hidden layers before conv and pool layers must "

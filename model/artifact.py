@@ -205,9 +205,9 @@ class BnnModel:
             raise ValueError("a model needs at least one layer")
         width = self.input.width
         self.input.check()
-        if getattr(self.layers[0], "in_bits", 1) != self.input.bits:
+        if self.layers[0].in_bits != self.input.bits:
             raise ValueError(f"layer 0 ({self.layers[0].name}) takes "
-                             f"{getattr(self.layers[0], 'in_bits', 1)}-bit inputs, but the "
+                             f"{self.layers[0].in_bits}-bit inputs, but the "
                              f"input has {self.input.bits}-bit elements")
         shape = self.input.map_shape
         for i, layer in enumerate(self.layers):
@@ -226,11 +226,11 @@ class BnnModel:
                                  f"popcounts, and it must")
             if not last:
                 nxt = self.layers[i + 1]
-                if getattr(nxt, "in_bits", 1) != layer.activation_bits:
+                if nxt.in_bits != layer.activation_bits:
                     raise ValueError(f"layer {i} ({layer.name}) emits "
                                      f"{layer.activation_bits}-bit activations but layer "
                                      f"{i + 1} ({nxt.name}) takes "
-                                     f"{getattr(nxt, 'in_bits', 1)}-bit inputs")
+                                     f"{nxt.in_bits}-bit inputs")
             width = layer.out_width
         if self.classes and len(self.classes) != width:
             raise ValueError(f"{len(self.classes)} class labels for {width} outputs")

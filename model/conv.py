@@ -61,6 +61,7 @@ class Conv2dLayer:
     kind = "binary_conv2d"
     weight_bits = 1
     is_output = False
+    in_bits = 1
 
     def __post_init__(self):
         object.__setattr__(self, "in_shape", tuple(int(v) for v in self.in_shape))

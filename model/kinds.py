@@ -44,6 +44,9 @@ class LayerKind(Protocol):
         True when the layer emits the network's scores (the last layer, and only it).
     activation_bits : int or None
         Bits per output activation of a hidden layer; ``None`` for the output layer.
+    in_bits : int
+        Bits per input element: 1, or ``n`` after a layer with ``n``-bit activations (the
+        model checks that they chain).
     weight_bits : int
         Bits per stored weight (0 for a layer without weights).
     synapses : int
@@ -68,6 +71,9 @@ class LayerKind(Protocol):
 
     @property
     def activation_bits(self) -> int | None: ...
+
+    @property
+    def in_bits(self) -> int: ...
 
     @property
     def weight_bits(self) -> int: ...

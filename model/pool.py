@@ -56,6 +56,7 @@ class MaxPool2dLayer:
     weight_bits = 0
     synapses = 0
     is_output = False
+    in_bits = 1
     activation_bits = 1
 
     def __post_init__(self):

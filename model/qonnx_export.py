@@ -60,7 +60,7 @@ def _counts(layer):
     weights."""
     mask = getattr(layer, "mask", None)
     if mask is not None:
-        top = (1 << getattr(layer, "in_bits", 1)) - 1
+        top = (1 << layer.in_bits) - 1
         return top * mask.sum(axis=1).astype(np.int64)
     return np.full(layer.out_width, layer.max_count, dtype=np.int64)
 

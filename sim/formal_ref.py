@@ -63,7 +63,7 @@ def lane_width(layer):
     """Bits of one output element: ``bits_for(T)`` for activations, ``bits_for(K)`` for the
     popcounts of the output layer."""
     if layer.is_output:
-        return bits_for(((1 << getattr(layer, "in_bits", 1)) - 1) * layer.fan_in)
+        return bits_for(((1 << layer.in_bits) - 1) * layer.fan_in)
     if getattr(layer, "thresholds", None) is None:
         return 1
     return bits_for(np.asarray(layer.thresholds).reshape(layer.neurons, -1).shape[1])

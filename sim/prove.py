@@ -157,7 +157,7 @@ def _layer_targets(j, layer, unit, fold):
         def reference(bits):
             return flatten(layer_logic(layer, bits), width)
 
-        bits = layer.in_width * getattr(layer, "in_bits", 1)
+        bits = layer.in_width * layer.in_bits
         return [ProofTarget(f"layer {j} ({layer.kind}, {fold})", unit, bits,
                             unit.out_width, reference, _unit_bound(unit), unit.cycles)]
     window, mvtu = unit.window, unit.mvtu

@@ -46,6 +46,7 @@ class NegateLayer:
     kind = KIND
     is_output = False
     activation_bits = 1
+    in_bits = 1
     weight_bits = 0
     synapses = 0
     fan_in = 1

@@ -55,7 +55,7 @@ def test_two_bit_training_exports_exactly():
     result = train_and_export(hidden=(24, 16), epochs=2, progress=False, act_bits=2)
     assert result.metrics["agreement"] == 1.0 and result.metrics["act_bits"] == 2
     model = result.model
-    assert [getattr(layer, "in_bits", 1) for layer in model.layers] == [1, 2, 2]
+    assert [layer.in_bits for layer in model.layers] == [1, 2, 2]
     assert [layer.thresholds.shape[1] for layer in model.layers[:-1]] == [3, 3]
     net = result.net.eval()
     x = torch.where(torch.rand(300, net.widths[0]) < 0.5, 1.0, -1.0)

@@ -117,7 +117,7 @@ def test_popcount_levels_gives_the_dot_product_of_odd_levels(bits):
 
 def test_multibit_model_round_trip_and_chain_checks(tmp_path):
     model = random_model([9, 6, 5, 3], seed=2, act_bits=2)
-    assert [getattr(layer, "in_bits", 1) for layer in model.layers] == [1, 2, 2]
+    assert [layer.in_bits for layer in model.layers] == [1, 2, 2]
     assert [layer.activation_bits for layer in model.layers[:-1]] == [2, 2]
     artifact.save(model, tmp_path / "m.bnn")
     loaded = artifact.load(tmp_path / "m.bnn")

@@ -66,7 +66,7 @@ def test_each_layer_logic_is_its_forward_step(name):
     x = rng.integers(0, 2, size=(30, model.input.width), dtype=np.uint8)
     for layer in model.layers:
         width = lane_width(layer)
-        n = getattr(layer, "in_bits", 1)
+        n = layer.in_bits
         # n-bit inputs as their bits, element j at [j*n, (j+1)*n), LSB first.
         packed = ((x[:, :, None] >> np.arange(n)) & 1).reshape(len(x), -1)
         got = _simulate(layer.in_width * n,
