@@ -158,11 +158,12 @@ def popcount_xnor(x_bits, w_bits):
     return k - disagree
 
 
-def popcount_levels(levels, w_bits, bits):
+def popcount_levels(levels, w_bits, bits, mask=None):
     """``p = sum_j (a_j if w_j else L - a_j)`` for ``n``-bit inputs ``a`` (``L = 2**n - 1``).
 
     ``levels`` is ``(B, K)`` of integers in ``0..L``, ``w_bits`` ``(N, K)`` of 0/1; returns
-    ``(B, N)`` int64. With ``bits = 1`` this is :func:`popcount_xnor`.
+    ``(B, N)`` int64. With ``bits = 1`` this is :func:`popcount_xnor`. With a ``mask``
+    ``(N, K)`` (ternary weights) only the positions where it is 1 count.
     """
     a = np.asarray(levels, dtype=np.int64)
     w = np.asarray(w_bits, dtype=np.int64)
@@ -172,7 +173,10 @@ def popcount_levels(levels, w_bits, bits):
                          f"not {a.shape} and {w.shape}")
     if a.size and (a.min() < 0 or a.max() > top):
         raise ValueError(f"{bits}-bit inputs must lie in 0..{top}")
-    return a @ w.T + (top - a) @ (1 - w).T
+    z = np.ones_like(w) if mask is None else np.asarray(mask, dtype=np.int64)
+    if z.shape != w.shape:
+        raise ValueError(f"mask must have the weights' shape {w.shape}, not {z.shape}")
+    return a @ (w * z).T + (top - a) @ ((1 - w) * z).T
 
 
 def popcount_xnor_masked(x_bits, w_bits, mask, bits=1):
@@ -181,16 +185,10 @@ def popcount_xnor_masked(x_bits, w_bits, mask, bits=1):
     ``x_bits`` is ``(B, K)``, ``w_bits`` (signs ``s``) and ``mask`` (``z``) are ``(N, K)``
     of 0/1. Where ``z = 0`` the weight is 0 and the position never counts. With ``bits = n``
     the inputs are ``n``-bit levels: ``p = sum_{z_j = 1} (a_j if s_j else L - a_j)``, and
-    ``dot = 2p - L*m``.
+    ``dot = 2p - L*m`` (:func:`popcount_levels` with the mask).
     """
     if bits != 1:
-        a = np.asarray(x_bits, dtype=np.int64)
-        z = np.asarray(mask, dtype=np.int64)
-        w = np.asarray(w_bits, dtype=np.int64)
-        if z.shape != w.shape:
-            raise ValueError(f"mask must have the weights' shape {w.shape}, not {z.shape}")
-        top = (1 << int(bits)) - 1
-        return a @ (w * z).T + (top - a) @ ((1 - w) * z).T
+        return popcount_levels(x_bits, w_bits, bits, mask)
     mask = np.asarray(mask, dtype=np.uint8)
     w_bits = np.asarray(w_bits, dtype=np.uint8)
     if mask.shape != w_bits.shape:
