@@ -83,6 +83,14 @@ def one_line(text, limit=400):
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
+def cache_key(ident):
+    """20 hex digits of the SHA-256 of ``ident`` (plain JSON data) as canonical JSON: the
+    name of a cached run's record, the same for the same inputs on every machine."""
+    import hashlib
+
+    return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:20]
+
+
 def add_cluster_arguments(parser, timeout_minutes, what):
     """``--timeout`` (minutes per task, ``what`` names a task), ``--scheduler`` and
     ``--workers``: the options every command that runs on Dask shares."""

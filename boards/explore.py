@@ -27,7 +27,6 @@ file system.
 """
 
 import base64
-import hashlib
 import json
 import os
 import sys
@@ -35,6 +34,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..dask_pool import cache_key
 from ..errors import BnnflowError
 from ..fileio import write_text_atomic
 
@@ -191,7 +191,7 @@ def run_key(checksum, run, options, tools):
     ident = {"model": checksum, "target": run.target, "fold": run.fold,
              "folding": run.folding, "pipeline": run.pipeline, "seed": run.seed,
              "freq_mhz": options.get("freq_mhz"), "tools": tools}
-    return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:20]
+    return cache_key(ident)
 
 
 def synth_task(model_b64, target, fold, pipeline, seed, freq_mhz=None, pnr_timeout=None):

@@ -5,7 +5,23 @@ import numpy as np
 from .artifact import BnnModel, Conv2dLayer, DenseLayer, InputSpec, MaxPool2dLayer
 from .ternary import TernaryDenseLayer
 
-__all__ = ["random_model", "random_conv_model"]
+__all__ = ["random_model", "random_conv_model", "parse_widths"]
+
+
+def parse_widths(text):
+    """``"6x3"`` or ``"16-8-4"`` -> ``[6, 3]`` / ``[16, 8, 4]``: a network's widths as
+    :func:`random_model` takes them (the input width, then each layer's neurons).
+
+    Raises
+    ------
+    ValueError
+        Fewer than two widths or one that is not a positive integer.
+    """
+    parts = str(text).strip().lower().replace("-", "x").split("x")
+    if len(parts) < 2 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
+        raise ValueError(f"must be at least two positive widths joined by x or -, e.g. 6x3 "
+                         f"or 16-8-4, not {text!r}")
+    return [int(p) for p in parts]
 
 
 def _thresholds(rng, k, n, edges):

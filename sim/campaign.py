@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..dask_pool import cache_key
 from ..errors import BnnflowError
 from ..fileio import write_bytes_atomic, write_text_atomic
 
@@ -90,15 +91,15 @@ class Check:
 
 
 def parse_sizes(text):
-    """``"16-8-4,37-13-11-5"`` as ``[(16, 8, 4), (37, 13, 11, 5)]``."""
-    sizes = []
-    for part in str(text).split(","):
-        widths = part.strip().split("-")
-        if len(widths) < 2 or not all(w.isdigit() and int(w) > 0 for w in widths):
-            raise CampaignError(f"--sizes must be networks like 16-8-4 (input width, then "
-                                f"each layer's neurons), comma separated, not {text!r}")
-        sizes.append(tuple(int(w) for w in widths))
-    return sizes
+    """``"16-8-4,37-13-11-5"`` as ``[(16, 8, 4), (37, 13, 11, 5)]`` (each network as
+    :func:`~bnnflow.model.random_net.parse_widths` reads it)."""
+    from ..model.random_net import parse_widths
+
+    try:
+        return [tuple(parse_widths(part)) for part in str(text).split(",")]
+    except ValueError:
+        raise CampaignError(f"--sizes must be networks like 16-8-4 (input width, then each "
+                            f"layer's neurons), comma separated, not {text!r}") from None
 
 
 def random_folding(model, rng, slower_after=None):
@@ -193,7 +194,7 @@ def campaign_key(check, checksum, inputs_bytes, options):
              "folding": check.folding, "pipeline": check.pipeline, "stall": check.stall,
              "seed": check.seed, "bnnflow": __version__, "amaranth": version("amaranth"),
              **options}
-    return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:20]
+    return cache_key(ident)
 
 
 def verify_task(model_b64, inputs_b64, folding, pipeline, stall, seed, simulator, fault=None):

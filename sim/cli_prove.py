@@ -24,7 +24,7 @@ a missing tool.
 import json
 import sys
 
-__all__ = ["add_arguments", "run", "parse_sizes"]
+__all__ = ["add_arguments", "run"]
 
 
 def add_arguments(parser):
@@ -65,19 +65,10 @@ def add_arguments(parser):
                        help="the network with a fault, as for 'bnnflow verify'")
 
 
-def parse_sizes(text):
-    """``"6x3"`` -> ``[6, 3]``; ``ValueError`` naming the expected form."""
-    parts = text.lower().split("x")
-    if len(parts) < 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
-        raise ValueError(f"--sizes must be at least two positive widths joined by x, e.g. "
-                         f"6x3 or 16x8x4, not {text!r}")
-    return [int(p) for p in parts]
-
-
 def _models(args):
     from ..errors import BnnflowError
     from ..model.artifact import load
-    from ..model.random_net import random_model
+    from ..model.random_net import parse_widths, random_model
 
     if (args.model is None) == (args.sizes is None):
         raise BnnflowError("give either MODEL (a .bnn file) or --sizes K0xN1x...xC, not "
@@ -86,9 +77,9 @@ def _models(args):
         model = load(args.model)
     else:
         try:
-            model = random_model(parse_sizes(args.sizes), seed=args.seed)
+            model = random_model(parse_widths(args.sizes), seed=args.seed)
         except ValueError as e:
-            raise BnnflowError(str(e)) from None
+            raise BnnflowError(f"--sizes {e}") from None
     hardware = load(args.hardware_model) if args.hardware_model else None
     return model, hardware
 

