@@ -95,12 +95,26 @@ def _ternary(w, ratio=0.7):
     return np.where(np.abs(w) >= delta, np.where(w >= 0, 1.0, -1.0), 0.0)
 
 
-def _ternary_gaussian_cos(ratio=0.7):
-    # Threshold in units of the standard deviation: mean|w| -> s sqrt(2/pi).
-    t = ratio * math.sqrt(2 / math.pi)
+def _ternary_balanced(w):
+    """``sign(w)`` where ``|w|`` reaches the ``1/3`` quantile of the row's ``|w|``, else 0 (the
+    balanced rule of :func:`~bnnflow.model.layers.ternary_delta`)."""
+    w = np.asarray(w, dtype=np.float64)
+    delta = np.quantile(np.abs(w), 1 / 3, axis=-1, keepdims=True)
+    return np.where(np.abs(w) >= delta, np.where(w >= 0, 1.0, -1.0), 0.0)
+
+
+def _ternary_gaussian_cos(t):
+    """Limit of ``cos(w, t(w))`` for Gaussian ``w`` whose zero band is ``|w| < t`` standard
+    deviations."""
     kept = math.erfc(t / math.sqrt(2))                           # P(|w| > t)
     abs_mass = math.sqrt(2 / math.pi) * math.exp(-t * t / 2)     # E[|w|; |w| > t]
     return abs_mass / math.sqrt(kept)
+
+
+# Zero bands in standard deviations: 0.7 mean|w| (mean|w| = sqrt(2/pi) s), and the |w| that
+# leaves a third of a Gaussian's values below it (P(|w| < t) = 1/3, t = Phi^-1(2/3)).
+_TERNARY_T = 0.7 * math.sqrt(2 / math.pi)
+_BALANCED_T = 0.4307272992954576
 
 
 @dataclass(frozen=True)
@@ -133,8 +147,12 @@ class Quantizer:
 QUANTIZERS = {
     "binary": Quantizer("binary", _binary, math.sqrt(2 / math.pi),
                         "sign(w), sign(0) = +1; limit angle arccos(sqrt(2/pi))"),
-    "ternary": Quantizer("ternary", _ternary, _ternary_gaussian_cos(),
+    "ternary": Quantizer("ternary", _ternary, _ternary_gaussian_cos(_TERNARY_T),
                          "sign(w) where |w| > 0.7 mean|w| of the neuron, else 0"),
+    "ternary-balanced": Quantizer("ternary-balanced", _ternary_balanced,
+                                  _ternary_gaussian_cos(_BALANCED_T),
+                                  "sign(w) where |w| reaches the 1/3 quantile of the neuron's "
+                                  "|w|, else 0"),
 }
 
 #: The paper's angle between a Gaussian vector and its binarized version, in degrees (37.07).
@@ -255,8 +273,12 @@ def _iter_layer_inputs(checkpoint, images, forward="binary"):
 
 def trained_weights(checkpoint):
     """The quantizer a checkpoint's hidden layers were trained with: ``"binary"``, or
-    ``"ternary"`` for ``train --weights ternary`` (its config's ``weights``)."""
-    return checkpoint.config.get("weights", "binary")
+    ``"ternary"`` for ``train --weights ternary`` (its config's ``weights``), and
+    ``"ternary-balanced"`` with ``--quantizer balanced``."""
+    weights = checkpoint.config.get("weights", "binary")
+    if weights == "ternary" and checkpoint.config.get("quantizer") == "balanced":
+        return "ternary-balanced"
+    return weights
 
 
 def layer_inputs(checkpoint, images, forward="binary"):

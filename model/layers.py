@@ -21,7 +21,8 @@ import torch
 from torch import nn
 
 __all__ = ["SignSTE", "sign_ste", "BinaryActivation", "LevelActivation", "BinaryLinear",
-           "TernaryLinear", "ternary_ste", "BinaryConv2d", "OutputNorm", "clip_latent"]
+           "TernaryLinear", "ternary_ste", "ternary_delta",
+           "TERNARY_RULES", "BinaryConv2d", "OutputNorm", "clip_latent"]
 
 
 class SignSTE(torch.autograd.Function):
@@ -171,11 +172,28 @@ class BinaryLinear(nn.Module):
         return f"in_features={self.in_features}, out_features={self.out_features}"
 
 
-def ternary_ste(w, ratio):
-    """Weights in ``{-1, 0, +1}``: 0 where ``|w| < ratio * mean |w|`` of the row (the neuron),
-    else ``sign(w)``; the gradient passes straight through where ``|w| <= 1``."""
+#: Rules for the zero band of ternary weights (:class:`TernaryLinear`).
+TERNARY_RULES = ("uniform", "balanced")
+
+
+def ternary_delta(w, ratio=0.7, rule="uniform"):
+    """Half-width of each neuron's zero band, ``(N, 1)`` for latent weights ``(N, K)``.
+
+    ``"uniform"``: ``ratio * mean |w|`` of the row (Li & Liu's ternary weight networks).
+    ``"balanced"`` (Zhou et al., 2017, applied to the three weight levels): the ``1/3``
+    quantile of the row's ``|w|``, so that -1, 0 and +1 each hold about a third of the
+    neuron's weights; ``ratio`` is not used.
+    """
+    if rule == "balanced":
+        return w.abs().quantile(1 / 3, dim=1, keepdim=True)
+    return ratio * w.abs().mean(dim=1, keepdim=True)
+
+
+def ternary_ste(w, ratio, rule="uniform"):
+    """Weights in ``{-1, 0, +1}``: 0 where ``|w| <`` :func:`ternary_delta` of the row (the
+    neuron), else ``sign(w)``; the gradient passes straight through where ``|w| <= 1``."""
     with torch.no_grad():
-        delta = ratio * w.abs().mean(dim=1, keepdim=True)
+        delta = ternary_delta(w, ratio, rule)
         q = torch.where(w.abs() >= delta, torch.where(w >= 0, 1.0, -1.0), 0.0).to(w.dtype)
         gate = (w.abs() <= 1).to(w.dtype)
     # Value q exactly (w - w.detach() is 0); gradient to w where |w| <= 1, zeros included, so
@@ -186,11 +204,12 @@ def ternary_ste(w, ratio):
 class TernaryLinear(BinaryLinear):
     """Fully connected layer with ternary weights and real-valued latent weights.
 
-    Forward: ``z = x @ t(W).T`` with ``t(w) = 0`` where ``|w| < ratio * mean_k |W[n, k]|`` (per
-    neuron, the threshold of Li & Liu's ternary weight networks) and ``sign(w)`` elsewhere. For
-    ``+-1`` inputs ``z = 2p - m``, the ternary convention of :mod:`bnnflow.model.conventions`
-    (``p`` the live popcount, ``m`` the live weights), exact in float32. Backward: as
-    :class:`BinaryLinear` (straight-through where ``|W| <= 1``).
+    Forward: ``z = x @ t(W).T`` with ``t(w) = 0`` where ``|w|`` is below the neuron's zero band
+    (:func:`ternary_delta`: by default ``ratio * mean_k |W[n, k]|``, the threshold of Li &
+    Liu's ternary weight networks) and ``sign(w)`` elsewhere. For ``+-1`` inputs ``z = 2p - m``,
+    the ternary convention of :mod:`bnnflow.model.conventions` (``p`` the live popcount, ``m``
+    the live weights), exact in float32. Backward: as :class:`BinaryLinear` (straight-through
+    where ``|W| <= 1``).
 
     Parameters
     ----------
@@ -198,21 +217,30 @@ class TernaryLinear(BinaryLinear):
         As :class:`BinaryLinear`.
     ratio : float
         The zero band's half-width in units of the neuron's mean ``|W|`` (default 0.7).
+    rule : str
+        ``"uniform"`` (``ratio``) or ``"balanced"`` (a third of the weights zero), one of
+        :data:`TERNARY_RULES`.
     """
 
-    def __init__(self, in_features, out_features, init_scale=1.0, ratio=0.7):
+    def __init__(self, in_features, out_features, init_scale=1.0, ratio=0.7, rule="uniform"):
         super().__init__(in_features, out_features, init_scale)
         if not ratio > 0:
             raise ValueError(f"ratio must be positive, not {ratio!r}")
+        if rule not in TERNARY_RULES:
+            raise ValueError(f"rule must be one of {', '.join(TERNARY_RULES)}, not {rule!r}")
         self.ratio = float(ratio)
+        self.rule = rule
 
     def ternary_weight(self):
         """``t(W)`` as a tensor of -1, 0, +1 (no gradient): what the forward pass uses."""
         with torch.no_grad():
-            return ternary_ste(self.weight, self.ratio)
+            return ternary_ste(self.weight, self.ratio, self.rule)
 
     def forward(self, x):
-        return nn.functional.linear(x, ternary_ste(self.weight, self.ratio))
+        return nn.functional.linear(x, ternary_ste(self.weight, self.ratio, self.rule))
+
+    def extra_repr(self):
+        return f"{super().extra_repr()}, rule={self.rule}"
 
 
 class BinaryConv2d(nn.Module):

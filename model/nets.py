@@ -69,7 +69,8 @@ class BinaryMLP(nn.Module):
         Bits of the hidden activations: 1 (sign) or ``n`` (:class:`~bnnflow.model.layers.
         LevelActivation`, levels ``-L..L``).
     quantizer : str
-        Cuts of ``n``-bit activations: ``"uniform"`` or ``"balanced"``.
+        ``"uniform"`` or ``"balanced"``: the cuts of ``n``-bit activations and the zero band of
+        ternary weights (:func:`~bnnflow.model.layers.ternary_delta`).
 
     Raises
     ------
@@ -91,10 +92,13 @@ class BinaryMLP(nn.Module):
         self.widths = widths
         self.weights = weights
         self.act_bits = act_bits
-        hidden_layer = TernaryLinear if weights == "ternary" else BinaryLinear
-        self.fcs = nn.ModuleList(
-            (hidden_layer if i < len(hidden) else BinaryLinear)(k, n, init_scale=init_scale)
-            for i, (k, n) in enumerate(zip(widths[:-1], widths[1:], strict=True)))
+        def layer(i, k, n):
+            if weights == "ternary" and i < len(hidden):
+                return TernaryLinear(k, n, init_scale=init_scale, rule=quantizer)
+            return BinaryLinear(k, n, init_scale=init_scale)
+
+        self.fcs = nn.ModuleList(layer(i, k, n) for i, (k, n) in
+                                 enumerate(zip(widths[:-1], widths[1:], strict=True)))
         self.bns = nn.ModuleList(nn.BatchNorm1d(n) for n in hidden)
         self.out_norm = OutputNorm()
         # One activation per hidden layer: balanced cuts follow each layer's own outputs.

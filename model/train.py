@@ -277,6 +277,7 @@ def _kind_options(config):
         options["input_bits"] = config.input_bits
     if config.act_bits != 1:
         options["act_bits"] = config.act_bits
+    if config.act_bits != 1 or config.weights != "binary":
         options["quantizer"] = config.quantizer
     return options
 

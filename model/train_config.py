@@ -93,8 +93,9 @@ class TrainConfig:
     act_bits : int
         Bits of the hidden activations (1..4; MLPs).
     quantizer : str
-        Cuts of ``n``-bit activations: ``"uniform"`` or ``"balanced"`` (equal shares,
-        :class:`~bnnflow.model.layers.LevelActivation`).
+        ``"uniform"`` or ``"balanced"`` (equal shares): the cuts of ``n``-bit activations
+        (:class:`~bnnflow.model.layers.LevelActivation`) and the zero band of ternary weights
+        (:func:`~bnnflow.model.layers.ternary_delta`: a third of each neuron's weights zero).
     input_bits : int
         1 (pixels thresholded to bits) or 8 (each pixel an 8-bit input of the first layer,
         encoding ``pixels``; MLPs).
@@ -218,9 +219,10 @@ class TrainConfig:
         if self.quantizer not in ("uniform", "balanced"):
             raise BnnflowError(f"--quantizer must be uniform or balanced, not "
                                f"{self.quantizer!r}")
-        if self.quantizer == "balanced" and self.act_bits == 1:
-            raise BnnflowError("--quantizer balanced places the cuts of multi-bit activations; "
-                               "give --act-bits 2 or more")
+        if self.quantizer == "balanced" and self.act_bits == 1 and self.weights == "binary":
+            raise BnnflowError("--quantizer balanced places the cuts of multi-bit activations "
+                               "and the zero band of ternary weights; give --act-bits 2 or "
+                               "more, or --weights ternary")
         if self.input_bits not in (1, 8):
             raise BnnflowError(f"--input-bits must be 1 or 8, not {self.input_bits!r}")
         if self.input_bits > 1 and self.conv:

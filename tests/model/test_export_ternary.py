@@ -72,6 +72,19 @@ def test_ternary_training_exports_exactly(tmp_path):
     assert np.array_equal(golden.classify(result.model, bits), want)
 
 
+def test_balanced_zero_band_holds_a_third_of_each_neurons_weights(tmp_path):
+    fc = TernaryLinear(30, 4, rule="balanced")
+    assert np.array_equal((fc.ternary_weight() == 0).sum(dim=1).numpy(), [10] * 4)
+    with pytest.raises(ValueError, match="rule must be one of uniform, balanced, not 'odd'"):
+        TernaryLinear(30, 4, rule="odd")
+    result = train_and_export(hidden=(24, 16), epochs=2, progress=False, weights="ternary",
+                              quantizer="balanced", out=str(tmp_path / "r"))
+    assert result.metrics["agreement"] == 1.0 and result.metrics["quantizer"] == "balanced"
+    zeros = [int((fc.ternary_weight() == 0).sum()) for fc in result.net.fcs[:-1]]
+    assert zeros == [24 * 192 // 3, 16 * 24 // 3]    # digits: 64 pixels x 3 thermometer levels
+    assert result.metrics["zero_weights"] == round(sum(zeros) / (24 * 192 + 16 * 24), 4)
+
+
 def test_ternary_is_refused_for_conv_presets_and_unknown_kinds():
     with pytest.raises(BnnflowError, match="--weights ternary is built for MLP presets"):
         TrainConfig(preset="cnv-mnist", dataset="mnist5k", weights="ternary").resolved()

@@ -11,6 +11,7 @@ import torch
 from bnnflow.cli import main
 from bnnflow.model import geometry
 from bnnflow.model.checkpoint import load_checkpoint
+from bnnflow.model.layers import ternary_ste
 
 SQRT_2_OVER_PI = math.sqrt(2 / math.pi)
 
@@ -95,6 +96,17 @@ def test_ternary_quantizer_zeroes_small_weights_per_neuron():
                           np.array([[-1.0, 0.0, 1.0, 0.0], [1.0, 1.0, 1.0, 1.0]]))
 
 
+def test_balanced_ternary_quantizer_is_the_training_rule_and_zeroes_a_third():
+    w = torch.empty(5, 301).uniform_(-1, 1, generator=torch.Generator().manual_seed(3))
+    want = ternary_ste(w, 0.7, "balanced").numpy()
+    got = geometry.QUANTIZERS["ternary-balanced"].quantize(w.numpy())
+    assert np.array_equal(got, want)
+    assert np.array_equal((got == 0).sum(axis=1), [100] * 5)
+    # Gaussian theory: between the binary angle and the 0.7 mean|w| rule's smaller one.
+    angles = [geometry.QUANTIZERS[q].theory_angle_deg for q in ("ternary", "ternary-balanced")]
+    assert angles[0] < angles[1] < geometry.THEORY_ANGLE_DEG
+
+
 def test_correlation_of_a_constant_is_none():
     assert geometry.correlation([1.0, 1.0, 1.0], [1.0, 2.0, 3.0]) is None
 
@@ -120,8 +132,8 @@ def test_bad_parameters_are_named(call, message):
 
 def test_unknown_quantizer_is_rejected(tmp_path, make_checkpoint, digit_like_images):
     make_checkpoint(tmp_path, [64, 16, 10])
-    with pytest.raises(ValueError, match=r"^quantizer must be one of \['binary', 'ternary'\], "
-                                         r"not 'quaternary'$"):
+    with pytest.raises(ValueError, match=r"^quantizer must be one of \['binary', 'ternary', "
+                                         r"'ternary-balanced'\], not 'quaternary'$"):
         geometry.analyze(tmp_path, quantizer="quaternary", images=digit_like_images(10))
 
 
