@@ -55,7 +55,8 @@ def add_arguments(parser):
                              "t10k-labels-idx1-ubyte[.gz]), or of the CIFAR-10 Python batches "
                              "(data_batch_1..5, test_batch); needed for mnist and cifar10")
     parser.add_argument("--epochs", type=int, metavar="N",
-                        help="epochs (default: chosen per preset and data set)")
+                        help="epochs (default: chosen per preset and data set, twice as many "
+                             "with --weights ternary, --act-bits or --input-bits)")
     parser.add_argument("--seed", type=int, default=0, help="training seed (default: 0)")
     parser.add_argument("--split-seed", type=int, default=0,
                         help="seed of the stratified train/test split (default: 0)")

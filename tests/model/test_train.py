@@ -160,6 +160,13 @@ def test_config_defaults_and_validation():
     cfg = TrainConfig().resolved()
     assert cfg.hidden == (64, 64, 64) and cfg.epochs == train.default_epochs("tfc", "digits")
     assert TrainConfig(preset="sfc").resolved().hidden == (256, 256, 256)
+    # Beyond W1A1 the default is twice the preset's epochs; an explicit --epochs stays.
+    for options in ({"weights": "ternary"}, {"act_bits": 2}, {"input_bits": 8}):
+        cfg = TrainConfig(dataset="mnist5k", **options).resolved()
+        assert cfg.beyond_w1a1 and cfg.epochs == 2 * train.default_epochs("tfc", "mnist5k") == 80
+        assert TrainConfig(act_bits=2, epochs=7, **{k: v for k, v in options.items()
+                                                     if k != "act_bits"}).resolved().epochs == 7
+    assert not TrainConfig().beyond_w1a1
     with pytest.raises(BnnflowError, match="unknown preset 'xfc'"):
         TrainConfig(preset="xfc").resolved()
 
