@@ -267,17 +267,27 @@ class MVTU(wiring.Component):
         # (netlist size), and no single net exceeds Amaranth's 65535-bit limit. Ternary
         # weights: the mask half of each word gates the XNOR (a zero weight never counts).
         pe, simd, nb = self.fold.pe, self.fold.simd, self.in_bits
+        # n-bit inputs: the slice is split into its bit planes once (plane b holds bit b of
+        # every element), and each PE's weight bits XNOR each plane as they are: no weight bit
+        # replicated over its element's bits, whose one concatenation of SIMD * n parts was a
+        # Verilog line Verilator refuses (over 40000 tokens at 784 8-bit inputs).
+        planes_x = [x1]
+        if nb > 1:
+            planes_x = []
+            for b in range(nb):
+                plane = Signal(simd, name=f"plane_{b}")
+                m.d.comb += plane.eq(Cat(*(x1[i * nb + b] for i in range(simd))))
+                planes_x.append(plane)
         xnors = []
         for p in range(pe):
-            # n-bit inputs: each weight bit (and mask bit) covers its element's n bits.
             w = lanes_w[p][:simd]
             z = lanes_w[p][simd:] if self.mask is not None else None
-            if nb > 1:
-                w = Cat(*(w[i].replicate(nb) for i in range(simd)))
-                z = None if z is None else Cat(*(z[i].replicate(nb) for i in range(simd)))
-            xnor = Signal(simd * nb, name=f"xnor_{p}")
-            m.d.comb += xnor.eq(~(x1 ^ w) if z is None else ~(x1 ^ w) & z)
-            xnors.append(xnor)
+            per_plane = []
+            for b, x in enumerate(planes_x):
+                xnor = Signal(simd, name=f"xnor_{p}" + (f"_{b}" if nb > 1 else ""))
+                m.d.comb += xnor.eq(~(x ^ w) if z is None else ~(x ^ w) & z)
+                per_plane.append(xnor)
+            xnors.append(per_plane)
 
         # --- popcount trees: one per bit plane of n-bit inputs, weighted 2**b -----------------
         counts = []
@@ -286,7 +296,7 @@ class MVTU(wiring.Component):
             for b in range(nb):
                 pc = Popcount(simd, self.pipeline, style=self.popcount_style)
                 m.submodules[f"popcount_{p}" + (f"_{b}" if nb > 1 else "")] = pc
-                m.d.comb += [pc.bits.eq(Cat(*(xnors[p][i * nb + b] for i in range(simd)))),
+                m.d.comb += [pc.bits.eq(Cat(*(xnors[p][b][i] for i in range(simd)))),
                              pc.en.eq(run)]
                 planes.append(pc.count)
             if nb == 1:

@@ -29,7 +29,7 @@ _EPOCHS_FALLBACK = {"digits": 60, "mnist5k": 40, "mnist": 20, "cifar10": 30}
 
 #: Runs beyond W1A1 (ternary weights, n-bit activations, 8-bit inputs) default to this many
 #: times the preset's epochs. Measured with tfc on mnist5k, seeds 0-5 (bench/README.md, "Beyond
-#: W1A1"): from 40 to 80 epochs W1A2 gained 1.1 points on average, ternary weights 1.1 and 8-bit
+#: W1A1"): from 40 to 80 epochs W1A2 gained 0.9 points on average, ternary weights 1.0 and 8-bit
 #: inputs 0.6, while W1A1 stayed where it was (92.6 against 92.7 %).
 BEYOND_W1A1_EPOCHS = 2
 

@@ -3,10 +3,13 @@
 bit plane, weighted 2**b) matches the golden model on random networks at odd sizes, several
 foldings, pipelines and stalls, and its proof holds."""
 
+import re
+
 import numpy as np
 import pytest
 
 from bnnflow.hw.mvtu import MVTU
+from bnnflow.hw.verilog import generate
 from bnnflow.model.random_net import random_model
 from bnnflow.sim.prove import proof_targets, prove_target
 from bnnflow.sim.verify import run_verify
@@ -69,6 +72,27 @@ def test_random_8_bit_input_networks_match_the_golden_model(widths, fold, act_bi
                      stall=0.3, seed=7, show_progress=False)
     assert rep["passed"] and rep["mismatches"] == 0
     assert rep["latency_measured"] == rep["latency_expected"]
+
+
+def _tokens(line):
+    return len(re.findall(r"[\w$\\.]+|[^\s\w]", line))
+
+
+def test_wide_8_bit_input_layer_keeps_verilog_lines_under_verilators_token_limit():
+    # 784 pixels of 8 bits in one synapse fold: the XNOR once was one concatenation of 6272
+    # replicated weight bits, a line over Verilator's 40000 preprocessor tokens.
+    model = random_model([784, 6, 3], seed=2, input_bits=8)
+    text, _ = generate(model, "1x784,1x6")
+    assert max(_tokens(line) for line in text.splitlines()) < 20000
+
+
+@pytest.mark.slow
+def test_wide_8_bit_input_network_on_verilator(build_root):
+    model = random_model([784, 6, 3], seed=2, input_bits=8)
+    x = np.random.default_rng(2).integers(0, 256, size=(20, 784), dtype=np.uint8)
+    rep = run_verify(model, simulator="verilator-direct", inputs=x, fold="1x784,1x6",
+                     stall=0.2, seed=2, show_progress=False, build_root=build_root)
+    assert rep["passed"] and rep["mismatches"] == 0
 
 
 def test_inputs_out_of_range_are_one_line_errors():
