@@ -11,7 +11,6 @@ import torch
 from bnnflow.cli import main
 from bnnflow.model import geometry
 from bnnflow.model.checkpoint import load_checkpoint
-from bnnflow.model.layers import ternary_ste
 
 SQRT_2_OVER_PI = math.sqrt(2 / math.pi)
 
@@ -32,10 +31,6 @@ def test_gaussian_weights_keep_the_theoretical_angle_to_their_quantized_version(
 def test_binary_theory_angle_is_arccos_sqrt_2_over_pi():
     assert geometry.THEORY_ANGLE_DEG == pytest.approx(math.degrees(math.acos(SQRT_2_OVER_PI)))
     assert geometry.THEORY_ANGLE_DEG == pytest.approx(37.07, abs=0.01)
-
-
-def test_ternary_limit_angle_is_smaller_than_binary():
-    assert geometry.QUANTIZERS["ternary"].theory_angle_deg < geometry.THEORY_ANGLE_DEG - 5
 
 
 def test_dot_product_correlation_for_gaussian_inputs_is_cosine_of_angle():
@@ -81,30 +76,6 @@ def test_row_angle_with_a_zero_vector_is_nan():
     angles = geometry.row_angles_deg([[0.0, 0.0], [1.0, 0.0]], [[1.0, 1.0], [1.0, 0.0]])
     assert np.isnan(angles[0])
     assert angles[1] == pytest.approx(0.0)
-
-
-def test_binary_quantizer_maps_zero_to_plus_one():
-    assert np.array_equal(geometry.QUANTIZERS["binary"].quantize(np.array([[-0.5, 0.0, 2.0]])),
-                          np.array([[-1.0, 1.0, 1.0]]))
-
-
-def test_ternary_quantizer_zeroes_small_weights_per_neuron():
-    w = np.array([[-1.0, 0.1, 0.9, -0.05], [0.0, 0.0, 0.0, 0.0]])
-    # Row 0: 0.7 * mean|w| = 0.35. Row 1: all zero, threshold 0, which |w| reaches, so the
-    # signs remain (sign(0) = +1): the rule of TernaryLinear, |w| >= threshold is live.
-    assert np.array_equal(geometry.QUANTIZERS["ternary"].quantize(w),
-                          np.array([[-1.0, 0.0, 1.0, 0.0], [1.0, 1.0, 1.0, 1.0]]))
-
-
-def test_balanced_ternary_quantizer_is_the_training_rule_and_zeroes_a_third():
-    w = torch.empty(5, 301).uniform_(-1, 1, generator=torch.Generator().manual_seed(3))
-    want = ternary_ste(w, 0.7, "balanced").numpy()
-    got = geometry.QUANTIZERS["ternary-balanced"].quantize(w.numpy())
-    assert np.array_equal(got, want)
-    assert np.array_equal((got == 0).sum(axis=1), [100] * 5)
-    # Gaussian theory: between the binary angle and the 0.7 mean|w| rule's smaller one.
-    angles = [geometry.QUANTIZERS[q].theory_angle_deg for q in ("ternary", "ternary-balanced")]
-    assert angles[0] < angles[1] < geometry.THEORY_ANGLE_DEG
 
 
 def test_correlation_of_a_constant_is_none():
