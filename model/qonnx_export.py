@@ -5,6 +5,10 @@ The graph (ONNX opset 13 plus qonnx's custom ops, batch size 1 as FINN expects):
     global_in (float32, 1 x K0)  the centered input: pixel / scale - t for each threshold t of
                                  the model's encoding, level-major (encoding.centered)
     BipolarQuant(scale 1)        +1 where the value is >= 0 (sign(0) = +1), else -1
+    or, for n-bit pixels (encoding ``pixels``, ``--input-bits 8``):
+    global_in (UINTn, 1 x K0)    the pixel levels a = round(pixel / scale * L) (encoding.encode),
+                                 0..L with L = 2**n - 1, as FINN's 8-bit image inputs
+    Mul(2), Add(-L)              2a - L, the odd levels of the conventions
     per hidden layer i:
       MatMul(a, W_i)             W_i (K, N): +1 / -1 (BIPOLAR), ternary weights also 0; the
                                  result is dot = 2p - L*K (2p - m for a ternary neuron with m
@@ -18,7 +22,7 @@ The graph (ONNX opset 13 plus qonnx's custom ops, batch size 1 as FINN expects):
                                  lowest index on ties, as the golden model
 
 Every value is an integer well inside float32's exact range, so executing the graph gives the
-golden model's popcounts exactly. Conv models and n-bit pixel inputs are refused (one line).
+golden model's popcounts exactly. Conv models are refused (one line).
 """
 
 import json
@@ -27,6 +31,7 @@ import numpy as np
 
 from .artifact import model_checksum
 from .conventions import argmax_lowest
+from .encoding import centered, element_bits, encode
 from .qonnx_graph import QONNX_DOMAIN, QonnxError
 
 __all__ = ["export_graph", "graph_inputs", "run_exported"]
@@ -37,9 +42,9 @@ _CLASS = "class"
 
 
 def _check(model):
-    if model.input.encoding["kind"] not in ("threshold", "thermometer"):
+    if model.input.encoding["kind"] not in ("threshold", "thermometer", "pixels"):
         raise QonnxError(f"the model's input encoding is {model.input.encoding['kind']!r}; "
-                         f"export-qonnx writes threshold and thermometer inputs")
+                         f"export-qonnx writes threshold, thermometer and pixels inputs")
     for layer in model.layers:
         if layer.kind not in ("binary_dense", "ternary_dense"):
             raise QonnxError(f"layer {layer.name} ({layer.kind}): conv models are not "
@@ -88,8 +93,8 @@ def export_graph(model, argmax=False):
     Parameters
     ----------
     model : BnnModel
-        A dense model (``binary_dense`` and ``ternary_dense`` layers) with a threshold or
-        thermometer input.
+        A dense model (``binary_dense`` and ``ternary_dense`` layers) with a threshold,
+        thermometer or n-bit pixels input.
     argmax : bool
         End with an ``ArgMax`` node whose int64 output ``class`` is the graph's output;
         otherwise the output is ``popcounts``.
@@ -97,7 +102,7 @@ def export_graph(model, argmax=False):
     Raises
     ------
     QonnxError
-        A conv or pool layer, or an input encoding other than threshold or thermometer.
+        A conv or pool layer.
     """
     from onnx import TensorProto, helper
     from qonnx.core.datatype import DataType
@@ -105,10 +110,7 @@ def export_graph(model, argmax=False):
     from qonnx.transformation.infer_shapes import InferShapes
 
     _check(model)
-    inits = {"one": np.float32(1.0)}
-    nodes = [helper.make_node("BipolarQuant", [_INPUT, "one"], ["x_bipolar"],
-                              domain=QONNX_DOMAIN, name="input_quant")]
-    a = "x_bipolar"
+    inits, nodes, a = _input_nodes(helper, model.input.encoding)
     for i, layer in enumerate(model.layers[:-1]):
         more, a = _layer_nodes(helper, layer, a, i, inits)
         nodes += more
@@ -139,19 +141,40 @@ def export_graph(model, argmax=False):
     for j, layer in enumerate(model.layers):
         kind = "TERNARY" if getattr(layer, "mask", None) is not None else "BIPOLAR"
         wrapper.set_tensor_datatype(f"W{j}", DataType[kind])
-    wrapper.set_tensor_datatype("x_bipolar", DataType["BIPOLAR"])
+    bits = element_bits(model.input.encoding)
+    if bits > 1:
+        wrapper.set_tensor_datatype(_INPUT, DataType[f"UINT{bits}"])
+        global_in = f"pixel level round(pixel / scale * {(1 << bits) - 1}) (UINT{bits})"
+    else:
+        wrapper.set_tensor_datatype("x_bipolar", DataType["BIPOLAR"])
+        global_in = "pixel / scale - threshold per threshold, level-major (float32)"
     manifest, _ = model.manifest()
     wrapper.set_metadata_prop("bnnflow_model", model_checksum(manifest))
     wrapper.set_metadata_prop("bnnflow_input", json.dumps({
         "encoding": model.input.encoding, "shape": list(model.input.shape),
-        "global_in": "pixel / scale - threshold per threshold, level-major (float32)"}))
+        "global_in": global_in}))
     return wrapper
 
 
-def graph_inputs(model, images):
-    """The exported graph's input for raw images: ``centered`` pixels, float32 ``(B, K0)``."""
-    from .encoding import centered
+def _input_nodes(helper, encoding):
+    """``(initializers, nodes, tensor)`` turning ``global_in`` into the first layer's values:
+    ``BipolarQuant`` of the centered pixels (+-1), or ``2a - L`` of n-bit pixel levels."""
+    bits = element_bits(encoding)
+    if bits == 1:
+        return ({"one": np.float32(1.0)},
+                [helper.make_node("BipolarQuant", [_INPUT, "one"], ["x_bipolar"],
+                                  domain=QONNX_DOMAIN, name="input_quant")], "x_bipolar")
+    inits = {"two": np.float32(2.0), "minus_top": np.float32(-((1 << bits) - 1))}
+    nodes = [helper.make_node("Mul", [_INPUT, "two"], ["x_twice"], name="input_mul"),
+             helper.make_node("Add", ["x_twice", "minus_top"], ["x_levels"], name="input_add")]
+    return inits, nodes, "x_levels"
 
+
+def graph_inputs(model, images):
+    """The exported graph's input for raw images, float32 ``(B, K0)``: ``centered`` pixels, or
+    the pixel levels of an n-bit ``pixels`` encoding."""
+    if element_bits(model.input.encoding) > 1:
+        return encode(model.input.encoding, images).astype(np.float32)
     return centered(model.input.encoding, images).astype(np.float32)
 
 

@@ -13,12 +13,15 @@ from bnnflow.model.qonnx_graph import graph_from_bytes, load_graph
 from bnnflow.model.random_net import random_conv_model, random_model
 
 DIGITS = {"kind": "threshold", "scale": 16.0, "threshold": 0.5}
+PIXELS = {"kind": "pixels", "scale": 16.0, "bits": 8}
 
 
 def _digits_model(widths, seed=0, **kwargs):
-    """A random model over the 8x8 digits (one threshold), naming the digits as its data set."""
+    """A random model over the 8x8 digits (one threshold, or 8-bit pixels with
+    ``input_bits=8``), naming the digits as its data set."""
     m = random_model(widths, seed=seed, **kwargs)
-    return BnnModel(layers=m.layers, input=InputSpec(width=64, shape=(8, 8), encoding=DIGITS),
+    encoding = PIXELS if kwargs.get("input_bits", 1) > 1 else DIGITS
+    return BnnModel(layers=m.layers, input=InputSpec(width=64, shape=(8, 8), encoding=encoding),
                     classes=m.classes, provenance={"dataset": "digits", "split_seed": 0})
 
 
@@ -28,8 +31,9 @@ def _run(capsys, *argv):
     return code, out, err
 
 
-@pytest.mark.parametrize("kwargs", [{}, {"ternary": True}, {"act_bits": 2}],
-                         ids=["binary", "ternary", "2-bit"])
+@pytest.mark.parametrize("kwargs", [{}, {"ternary": True}, {"act_bits": 2}, {"input_bits": 8},
+                                    {"input_bits": 8, "ternary": True, "act_bits": 2}],
+                         ids=["binary", "ternary", "2-bit", "8-bit input", "all three"])
 def test_executed_graph_gives_the_golden_popcounts(kwargs):
     model = _digits_model([64, 24, 17, 10], seed=5, **kwargs)
     images = np.random.default_rng(1).integers(0, 17, size=(200, 8, 8)).astype(float)
@@ -50,6 +54,17 @@ def test_cli_checks_the_test_split_and_writes_an_executable_graph(tmp_path, caps
     graph = load_graph(out)
     assert {n.op_type for n in graph.graph.node} == {"BipolarQuant", "MatMul", "MultiThreshold",
                                                      "Add", "Mul", "ArgMax"}
+
+
+def test_8_bit_pixels_enter_as_uint8_levels(tmp_path, capsys):
+    src, out = tmp_path / "m.bnn", tmp_path / "m.onnx"
+    artifact.save(_digits_model([64, 16, 10], seed=3, input_bits=8), src)
+    code, stdout, err = _run(capsys, "export-qonnx", src, "-o", out)
+    assert (code, err) == (0, "")
+    assert "359 / 359 test images of digits have equal classes, 359 / 359 equal" in stdout
+    graph = load_graph(out)
+    assert graph.get_tensor_datatype("global_in").name == "UINT8"
+    assert [n.op_type for n in graph.graph.node][:3] == ["Mul", "Add", "MatMul"]
 
 
 def test_export_then_import_gives_the_same_layers(tmp_path, capsys):
