@@ -43,7 +43,8 @@ each neuron's own correlation across test images.
 ``sign``; the layer after sees ``sign`` of them. :func:`analyze` reports, for the input of each
 layer, the angle between the continuous and binarized activation vectors and the correlation
 between their dot products with the layer's quantized weights. For the first layer the
-continuous "activation" is ``pixel / scale - threshold``, the value whose sign is the input bit.
+continuous "activation" is ``pixel / scale - threshold``, the value whose sign is the input bit
+(with 8-bit pixels: ``255 * (2 * pixel / scale - 1)`` against the levels ``2a - 255``).
 
 Quantizers
 ----------
@@ -178,9 +179,18 @@ def _iter_layer_inputs(checkpoint, images, forward="binary"):
     if flat.shape[1] * levels != k0:
         raise BnnflowError(f"{checkpoint.path}: the first layer has {k0} inputs but the test "
                            f"images have {flat.shape[1]} pixels x {levels} bit(s) each")
-    cont = encoding.centered(spec, flat)
+    if encoding.element_bits(spec) > 1:
+        # n-bit pixels (--input-bits 8): the first layer sees the levels 2a - L, as trained
+        # (its BatchNorm expects that scale), beside the continuous pixel on the same scale.
+        top = (1 << encoding.element_bits(spec)) - 1
+        cont = (flat / float(spec["scale"]) * 2 - 1) * top
+        first = 2.0 * encoding.encode(spec, flat) - top
+    else:
+        cont = encoding.centered(spec, flat)
+        first = None
     for layer in checkpoint.layers:
-        binary = _binary(cont)
+        binary = _binary(cont) if first is None else first
+        first = None
         yield cont, binary
         if not layer.hidden:
             return
@@ -208,7 +218,8 @@ def layer_inputs(checkpoint, images, forward="binary"):
     pre-activation: a conv layer's over its windows), ``y = BN(z)``, ``x_next = sign(y)`` with
     ``sign(0) = +1``; a pool layer passes the max of its window's continuous activations (whose
     sign is the OR of the window's bits). The first layer's continuous input is
-    ``pixel / scale - threshold``.
+    ``pixel / scale - threshold``; with n-bit pixels (``--input-bits 8``) it is
+    ``L * (2 * pixel / scale - 1)`` and its quantized input the levels ``2a - L``.
 
     Parameters
     ----------

@@ -266,6 +266,25 @@ def test_binarized_activations_are_those_of_the_exported_model(trained_tfc_digit
         assert np.array_equal(binary > 0, bits == 1)
 
 
+def test_8_bit_input_run_measures_its_levels_and_the_exported_activations(tmp_path):
+    from bnnflow.model import golden
+    from bnnflow.model.data import test_split_for
+    from bnnflow.model.train import train_and_export
+
+    result = train_and_export(hidden=(16, 12), dataset="digits", epochs=2, input_bits=8,
+                              out=str(tmp_path / "r"), progress=False)
+    images, _ = test_split_for(result.model)
+    inputs = geometry.layer_inputs(load_checkpoint(tmp_path / "r"), images)
+    levels = result.model.input.encode(images).astype(float)
+    assert np.array_equal(inputs[0][1], 2 * levels - 255)     # the first layer's input
+    assert np.abs(inputs[0][0] - inputs[0][1]).max() <= 1 + 1e-9   # rounding to a level
+    expected = golden.run(result.model, result.model.input.encode(images))
+    for (_, binary), bits in zip(inputs[1:], expected.activations, strict=True):
+        assert np.array_equal(binary > 0, bits == 1)
+    report = geometry.analyze(tmp_path / "r")
+    assert report["layers"][0]["activation_dot_correlation"] > 0.999
+
+
 def test_analyze_loads_the_recorded_test_split(trained_tfc_digits):
     from bnnflow.model.data import test_split_for
 
