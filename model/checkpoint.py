@@ -138,11 +138,16 @@ class Checkpoint:
         The training configuration (``dataset``, ``input_encoding``, ...).
     layers : list of :class:`CheckpointLayer`
         In order; the output layer last.
+    cuts : tuple
+        Per hidden layer with weights, in order, the cuts of its ``n``-bit activation
+        (:meth:`bnnflow.model.layers.LevelActivation.cuts`, the level rises at each); empty for
+        binary activations (``sign``).
     """
 
     path: Path
     config: dict
     layers: list
+    cuts: tuple = ()
 
 
 def checkpoint_path(run_dir):
@@ -209,7 +214,29 @@ def load_checkpoint(run_dir):
     for i, entry in enumerate(raw_layers):
         previous = layers[-1] if layers else None
         layers.append(_layer(path, i, entry, previous, hidden=i < len(raw_layers) - 1))
-    return Checkpoint(path, config, layers)
+    return Checkpoint(path, config, layers, _activation_cuts(path, raw, config, layers))
+
+
+def _activation_cuts(path, raw, config, layers):
+    """The running cuts of each ``n``-bit activation from the saved state (``acts.i.
+    running_cuts``); ``()`` for binary activations."""
+    bits = config.get("act_bits", 1)
+    if bits == 1:
+        return ()
+    state = raw.get("state_dict")
+    hidden = sum(1 for layer in layers if layer.hidden and layer.has_weights)
+    cuts = []
+    for i in range(hidden):
+        value = state.get(f"acts.{i}.running_cuts") if isinstance(state, dict) else None
+        if value is None:
+            raise _fail(path, f"malformed checkpoint: no cuts of the {bits}-bit activation "
+                              f"acts.{i}")
+        c = _array(path, value, f"acts.{i}.running_cuts")
+        if c.shape != ((1 << bits) - 1,):
+            raise _fail(path, f"malformed checkpoint: acts.{i}.running_cuts has shape "
+                              f"{c.shape}, expected ({(1 << bits) - 1},)")
+        cuts.append(c)
+    return tuple(cuts)
 
 
 def _in_width(path, name, kind, params, latent):

@@ -184,21 +184,33 @@ def _iter_layer_inputs(checkpoint, images, forward="binary"):
         # (its BatchNorm expects that scale), beside the continuous pixel on the same scale.
         top = (1 << encoding.element_bits(spec)) - 1
         cont = (flat / float(spec["scale"]) * 2 - 1) * top
-        first = 2.0 * encoding.encode(spec, flat) - top
+        quantized = 2.0 * encoding.encode(spec, flat) - top
     else:
         cont = encoding.centered(spec, flat)
-        first = None
+        quantized = _binary(cont)
+    cuts = iter(checkpoint.cuts)
+    last_cuts = None
     for layer in checkpoint.layers:
-        binary = _binary(cont) if first is None else first
-        first = None
-        yield cont, binary
+        yield cont, quantized
         if not layer.hidden:
             return
         if layer.has_weights:
-            cont = layer.batchnorm(_forward(layer, binary, quantize(layer.latent)))
+            cont = layer.batchnorm(_forward(layer, quantized, quantize(layer.latent)))
+            last_cuts = next(cuts, None)
         else:
-            # The pool's real max: sign(max(y)) is the OR of sign(y), the binary pool.
+            # The pool's real max, quantized as the layer before it: the max commutes with the
+            # monotone activation (for sign, the OR of the window's bits).
             cont = layer.preactivation(cont, None)
+        quantized = _activate(cont, last_cuts)
+
+
+def _activate(y, cuts):
+    """What the next layer sees of BatchNorm outputs ``y``: ``sign(y)``, or with the cuts of an
+    ``n``-bit activation the level ``2a - L``, ``a`` the number of cuts ``y`` reaches."""
+    if cuts is None:
+        return _binary(y)
+    a = np.sum(y[..., None] >= cuts, axis=-1)
+    return 2.0 * a - len(cuts)
 
 
 def trained_weights(checkpoint):
@@ -435,9 +447,6 @@ def analyze(run_dir, *, quantizer=None, images=None, max_samples=2000, plots_dir
     if images.shape[0] < 2:
         raise BnnflowError(f"{checkpoint.path}: need at least 2 test images, "
                            f"got {images.shape[0]}")
-    if checkpoint.config.get("act_bits", 1) != 1:
-        raise BnnflowError(f"{checkpoint.path}: geometry of {checkpoint.config['act_bits']}-bit "
-                           f"activations is not built yet (binary activations only)")
     if quantizer is None:
         quantizer = trained_weights(checkpoint)
     report, data = measure(checkpoint, images, quantizer=quantizer, random_pairs=random_pairs,

@@ -112,3 +112,23 @@ def test_layers_are_binary_dense_unless_they_name_their_kind(tmp_path, make_chec
     # The kind's real-valued forward pass: a dense layer is x @ W.T.
     x = np.arange(24, dtype=np.float64).reshape(2, 12) - 11.5
     assert np.array_equal(layers[0].preactivation(x, layers[0].latent), x @ layers[0].latent.T)
+
+
+def test_cuts_of_n_bit_activations_come_from_the_saved_state(tmp_path):
+    from bnnflow.model.train import train_and_export
+
+    result = train_and_export(hidden=(12, 8), epochs=1, act_bits=2, quantizer="balanced",
+                              out=str(tmp_path), progress=False)
+    cuts = load_checkpoint(tmp_path).cuts
+    assert [c.tolist() for c in cuts] == [act.cuts() for act in result.net.acts]
+    ckpt = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    del ckpt["state_dict"]["acts.1.running_cuts"]
+    torch.save(ckpt, tmp_path / "checkpoint.pt")
+    with pytest.raises(BnnflowError, match=r"checkpoint.pt: malformed checkpoint: no cuts of the "
+                                           r"2-bit activation acts.1; train first"):
+        load_checkpoint(tmp_path)
+
+
+def test_binary_activations_have_no_cuts(tmp_path, make_checkpoint):
+    make_checkpoint(tmp_path, [12, 5, 3])
+    assert load_checkpoint(tmp_path).cuts == ()

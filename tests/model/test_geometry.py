@@ -285,6 +285,25 @@ def test_8_bit_input_run_measures_its_levels_and_the_exported_activations(tmp_pa
     assert report["layers"][0]["activation_dot_correlation"] > 0.999
 
 
+@pytest.mark.parametrize("quantizer", ["uniform", "balanced"])
+def test_n_bit_activations_are_the_exported_levels(tmp_path, quantizer):
+    from bnnflow.model import golden
+    from bnnflow.model.data import test_split_for
+    from bnnflow.model.train import train_and_export
+
+    result = train_and_export(hidden=(16, 12), dataset="digits", epochs=2, act_bits=2,
+                              quantizer=quantizer, out=str(tmp_path / "r"), progress=False)
+    images, _ = test_split_for(result.model)
+    inputs = geometry.layer_inputs(load_checkpoint(tmp_path / "r"), images)
+    expected = golden.run(result.model, result.model.input.encode(images))
+    for (cont, levels), a in zip(inputs[1:], expected.activations, strict=True):
+        assert np.array_equal(levels, 2.0 * a - 3)                 # levels -3, -1, 1, 3
+        assert cont.shape == levels.shape
+    report = geometry.analyze(tmp_path / "r")
+    assert [e["name"] for e in report["layers"]] == ["fc0", "fc1", "fc2"]
+    assert all(0 < e["activation_angle_mean_deg"] < 90 for e in report["layers"][1:])
+
+
 def test_analyze_loads_the_recorded_test_split(trained_tfc_digits):
     from bnnflow.model.data import test_split_for
 
