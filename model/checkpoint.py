@@ -219,14 +219,16 @@ def load_checkpoint(run_dir):
 
 def _activation_cuts(path, raw, config, layers):
     """The running cuts of each ``n``-bit activation from the saved state (``acts.i.
-    running_cuts``); ``()`` for binary activations."""
+    running_cuts``, ``i`` the layer's position: an MLP's hidden index, a CNN's block index);
+    ``()`` for binary activations."""
     bits = config.get("act_bits", 1)
     if bits == 1:
         return ()
     state = raw.get("state_dict")
-    hidden = sum(1 for layer in layers if layer.hidden and layer.has_weights)
     cuts = []
-    for i in range(hidden):
+    for i, layer in enumerate(layers):
+        if not (layer.hidden and layer.has_weights):
+            continue
         value = state.get(f"acts.{i}.running_cuts") if isinstance(state, dict) else None
         if value is None:
             raise _fail(path, f"malformed checkpoint: no cuts of the {bits}-bit activation "
