@@ -311,9 +311,9 @@ class BnnTop(wiring.Component):
 
     def input_layout(self):
         """How an image enters ``i``: one transfer of the whole input vector, or (conv
-        networks) a pixel stream, one channels-last pixel of ``C`` bits per transfer, rows
+        networks) a pixel stream, one channels-last pixel of ``C`` elements per transfer, rows
         top to bottom. ``width`` counts bits: with 8-bit pixels (``element_bits`` 8) the vector
-        is ``K0 * 8`` bits, element ``j`` at ``[8j, 8j + 8)``."""
+        is ``K0 * 8`` bits, element ``j`` at ``[8j, 8j + 8)``, and a pixel ``C * 8`` bits."""
         bits = self.model.input.bits
         width = self.model.input.width * bits
         if self.in_chunk == width:
@@ -324,8 +324,11 @@ class BnnTop(wiring.Component):
         from .timing import needed_pixels
 
         h, w, c = self.model.input.map_shape
-        return {"kind": "pixels", "shape": [h, w, c], "width": c, "transfers": h * w,
-                "needed": needed_pixels(self.model)}
+        layout = {"kind": "pixels", "shape": [h, w, c], "width": c * bits, "transfers": h * w,
+                  "needed": needed_pixels(self.model)}
+        if bits != 1:
+            layout["element_bits"] = bits
+        return layout
 
     def sidecar(self, name="bnnflow_top"):
         """The ``OUT.json`` contents describing the generated module."""
