@@ -84,8 +84,11 @@ def _pool_blocks(layer):
 
 def window_logic(layer, bits):
     """The windows of a conv layer's input map, one after the other, each in the
-    ``(kh, kw, Cin)`` order of the weights (what its sliding-window unit sends)."""
-    return [bits[int(i)] for window in _conv_windows(layer) for i in window]
+    ``(kh, kw, Cin)`` order of the weights (what its sliding-window unit sends); with
+    ``in_bits = n`` each element is its ``n`` bits."""
+    n = layer.in_bits
+    return [bits[int(i) * n + b] for window in _conv_windows(layer) for i in window
+            for b in range(n)]
 
 
 def layer_logic(layer, bits):
@@ -102,10 +105,12 @@ def layer_logic(layer, bits):
         return dense_logic(bits, layer.weights, thresholds, in_bits=layer.in_bits)
     if kind == "ternary_dense":
         return dense_logic(bits, layer.weights, thresholds, layer.mask, layer.in_bits)
-    if kind == "binary_conv2d":
-        out = []
+    if kind in ("binary_conv2d", "ternary_conv2d"):
+        n, out = layer.in_bits, []
         for window in _conv_windows(layer):
-            out.extend(dense_logic([bits[i] for i in window], layer.weights, thresholds))
+            window_bits = [bits[int(i) * n + b] for i in window for b in range(n)]
+            out.extend(dense_logic(window_bits, layer.weights, thresholds,
+                                   getattr(layer, "mask", None), n))
         return out
     if kind == "maxpool2d":
         out = []
