@@ -13,7 +13,8 @@ units build, not fitted to measurements yet:
 * window queue (:class:`amaranth.lib.fifo.SyncFIFOBuffered`): a memory of ``depth - 1`` words
   of ``K`` bits, its ``K``-bit output register and pointers;
 * max-pool unit: the row OR and output registers (``2 C`` and a valid bit), its counters, and
-  a line memory of ``Wo`` words of ``C`` bits.
+  a line memory of ``Wo`` words of ``C`` bits (``C * n`` for ``n``-bit levels, pooled by
+  per-element comparators).
 
 LUT4: one per window output bit (the load of the output register) and per queue bit, two per
 pool channel (the ORs), and 12 per counter set.
@@ -51,7 +52,7 @@ def map_unit_memories(layer, unit_sidecar):
         depth = _queue_depth(unit_sidecar)
         return memories + [(kh * kw * cin, depth - 1)]
     if layer.kind == "maxpool2d":
-        return [(layer.in_shape[2], layer.out_shape[1])]
+        return [(layer.in_shape[2] * layer.bits, layer.out_shape[1])]
     return []
 
 
@@ -64,7 +65,7 @@ def map_unit_ffs(layer, unit_sidecar):
         return (2 * k + 1 + _counters(layer.in_shape)
                 + k + 1 + 2 * _bits(depth) + 1)      # queue: output register, pointers, level
     if layer.kind == "maxpool2d":
-        c = layer.in_shape[2]
+        c = layer.in_shape[2] * layer.bits
         return 2 * c + 1 + 2 * _counters(layer.in_shape)
     return 0
 
@@ -75,5 +76,7 @@ def map_unit_luts(layer, unit_sidecar):
         return (2 * layer.fan_in * layer.in_bits + 24
                 + math.ceil(_bits(_queue_depth(unit_sidecar)) * 3))
     if layer.kind == "maxpool2d":
-        return 2 * layer.in_shape[2] + 24
+        # n-bit levels: a comparator and a select per element bit instead of an OR.
+        c, b = layer.in_shape[2], layer.bits
+        return 2 * c * b * (2 if b > 1 else 1) + 24
     return 0

@@ -81,8 +81,9 @@ class ConvUnit(wiring.Component):
     -------
     i : In(stream.Signature(Cin * in_bits))
         One input pixel per transfer.
-    o : Out(stream.Signature(Cout))
-        One output pixel per transfer, ``Ho * Wo`` per map.
+    o : Out(stream.Signature(Cout * A))
+        One output pixel per transfer, ``Ho * Wo`` per map; ``A``-bit activations, channel
+        ``c`` at bits ``[c * A, (c + 1) * A)``.
 
     Attributes
     ----------
@@ -99,7 +100,7 @@ class ConvUnit(wiring.Component):
     accept_wait : int
         0: pixels are taken as they come.
     out_width, lane_width : int
-        ``Ho * Wo * Cout`` bits per map, 1 bit per element.
+        ``Ho * Wo * Cout * A`` bits per map, ``A`` bits per element (the activation bits).
 
     Raises
     ------
@@ -108,7 +109,6 @@ class ConvUnit(wiring.Component):
     """
 
     accept_wait = 0
-    lane_width = 1
 
     def __init__(self, layer, fold, options):
         h, w, cin = layer.in_shape
@@ -128,9 +128,11 @@ class ConvUnit(wiring.Component):
         self.queue_depth = window_queue_depth(layer, fold, options.pixel_period)
         self.latency = (self.window.latency + 1 + self.mvtu.accept_wait
                         + self.mvtu.latency)
-        self.out_width = layer.out_width
+        # n-bit activations: Cout levels of n bits per output pixel.
+        self.lane_width = self.mvtu.lane_width
+        self.out_width = layer.out_width * self.lane_width
         super().__init__({"i": In(stream.Signature(pixel)),
-                          "o": Out(stream.Signature(layer.neurons))})
+                          "o": Out(stream.Signature(layer.neurons * self.lane_width))})
 
     @classmethod
     def from_layer(cls, layer, fold, options):
@@ -140,8 +142,8 @@ class ConvUnit(wiring.Component):
 
     @staticmethod
     def out_chunk(layer, fold):
-        """Always one output pixel (``Cout`` bits) per transfer."""
-        return layer.neurons
+        """Always one output pixel (``Cout`` activations of ``A`` bits) per transfer."""
+        return layer.neurons * layer.activation_bits
 
     @staticmethod
     def in_chunk(layer, fold):

@@ -182,13 +182,12 @@ class BnnTop(wiring.Component):
         self.folding = resolve_folding(model, folding)
         for j, layer in enumerate(model.layers[:-1]):
             nxt = model.layers[j + 1]
-            # n-bit activations feed a layer that takes n-bit inputs (the MVTU's bit planes;
-            # conv and pool units take bits).
+            # n-bit activations feed a layer that takes n-bit inputs (the MVTU's bit planes,
+            # a conv unit's window bit-channels, a pool unit's per-element maximum).
             if layer.is_output or layer.activation_bits != nxt.in_bits:
                 raise ValueError(f"layer {j} ({layer.name}): its {layer.activation_bits!r}-bit "
-                                 f"activations must feed a dense layer taking that many bits "
-                                 f"per input (hidden layers before conv and pool layers must "
-                                 f"have binary activations)")
+                                 f"activations must feed a layer taking that many bits per "
+                                 f"input")
         if not model.layers[-1].is_output:
             raise ValueError("the last layer must output popcounts (no thresholds)")
         if isinstance(fault, list):
@@ -357,8 +356,7 @@ class BnnTop(wiring.Component):
                 taps.append({"layer": j, "name": layer.name,
                              "valid": f"tap_{j}_valid", "data": f"tap_{j}_data",
                              "width": self._tap_width(j), "kind": kind,
-                             "count": layer.out_width // (self._tap_width(j)
-                                                          if self.pixels[j] else 1),
+                             "count": layer.output_pixels if self.pixels[j] else 1,
                              "element_width": unit.lane_width})
         return {
             "top": name,

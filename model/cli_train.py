@@ -83,7 +83,7 @@ def add_arguments(parser):
                              "the output layer stays binary)")
     parser.add_argument("--act-bits", type=int, default=1, metavar="N",
                         help="bits of the hidden activations, 1..4 (default 1): N-bit levels "
-                             "-L..L with L = 2**N - 1 (MLP presets)")
+                             "-L..L with L = 2**N - 1 (dense and conv layers)")
     parser.add_argument("--quantizer", choices=("uniform", "balanced"), default="uniform",
                         help="cuts of multi-bit activations and zero band of ternary weights: "
                              "uniform (default) or balanced (each level an equal share of the "

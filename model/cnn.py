@@ -20,6 +20,7 @@ from .layers import (
     BinaryActivation,
     BinaryConv2d,
     BinaryLinear,
+    LevelActivation,
     OutputNorm,
     TernaryConv2d,
     TernaryLinear,
@@ -109,7 +110,12 @@ class BinaryCNN(nn.Module):
         (:class:`~bnnflow.model.layers.TernaryConv2d`, :class:`~bnnflow.model.layers.
         TernaryLinear`); the output layer stays binary.
     quantizer : str
-        The zero band of ternary weights (:func:`~bnnflow.model.layers.ternary_delta`).
+        The zero band of ternary weights (:func:`~bnnflow.model.layers.ternary_delta`) and the
+        cuts of ``n``-bit activations.
+    act_bits : int
+        Bits of the hidden activations: 1 (sign) or ``n``
+        (:class:`~bnnflow.model.layers.LevelActivation`, levels ``-L..L``); pools take the
+        maximum level, which is the level of the maximum value.
 
     Attributes
     ----------
@@ -118,10 +124,13 @@ class BinaryCNN(nn.Module):
         :class:`BinaryLinear`, in order, then the output :class:`BinaryLinear`.
     norms : nn.ModuleDict
         The BatchNorm of each conv and dense block, by block index (as a string).
+    acts : nn.ModuleDict
+        The activation of each conv and dense block, by block index (balanced cuts follow each
+        block's own outputs).
     """
 
     def __init__(self, in_shape, stages, num_classes, dropout=0.0, init_scale=1.0,
-                 weights="binary", quantizer="uniform"):
+                 weights="binary", quantizer="uniform", act_bits=1):
         super().__init__()
         if weights not in ("binary", "ternary"):
             raise ValueError(f"weights must be binary or ternary, not {weights!r}")
@@ -152,7 +161,9 @@ class BinaryCNN(nn.Module):
         blocks.append(BinaryLinear(_flat(previous), num_classes, init_scale))
         self.blocks, self.norms = nn.ModuleList(blocks), nn.ModuleDict(norms)
         self.out_norm = OutputNorm()
-        self.act = BinaryActivation()
+        self.act_bits = act_bits
+        self.acts = nn.ModuleDict({key: BinaryActivation() if act_bits == 1 else
+                                   LevelActivation(act_bits, quantizer) for key in norms})
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
 
     def forward(self, x):
@@ -165,8 +176,9 @@ class BinaryCNN(nn.Module):
         Returns
         -------
         dict with ``"dots"`` (integer-valued pre-activations of every conv and dense block,
-        output included, flattened channels-last), ``"activations"`` (``+-1`` outputs of
-        every hidden block, pools included, flattened channels-last) and ``"scores"``.
+        output included, flattened channels-last), ``"activations"`` (``+-1`` outputs, or the
+        values ``2a - L`` of ``n``-bit levels, of every hidden block, pools included,
+        flattened channels-last) and ``"scores"``.
         """
         scores, dots, activations = self._run(x, trace=True)
         return {"dots": dots, "activations": activations, "scores": scores}
@@ -182,7 +194,7 @@ class BinaryCNN(nn.Module):
             if trace and not isinstance(block, nn.MaxPool2d):
                 dots.append(_channels_last(x) if x.dim() == 4 else x)
             if str(i) in self.norms:
-                x = self.act(self.norms[str(i)](x))
+                x = self.acts[str(i)](self.norms[str(i)](x))
                 if x.dim() == 2 and not trace:
                     x = self.dropout(x)
             if trace and i < len(self.blocks) - 1:

@@ -49,7 +49,9 @@ rules; the functions here are the single numpy reference for them and are tested
   elements of ``n`` bits each.
 * **Max-pool** (``maxpool2d``) acts on binary activations after the threshold: the OR of the
   window's bits (bit 1 = +1 is the maximum), ``k x k`` windows with stride ``s`` and no
-  padding, ``(H - k) // s + 1`` outputs per axis (:func:`maxpool_or`).
+  padding, ``(H - k) // s + 1`` outputs per axis (:func:`maxpool_or`). On ``n``-bit
+  activations it is the largest level of the window: ``v = 2a - L`` grows with ``a``, so the
+  maximum value is the maximum level (the same function).
 
 Bit order: element ``i`` of a vector is bit ``i`` (LSB first). Packed arrays use
 ``np.packbits(..., bitorder="little")`` along the last axis, so element ``i`` is bit ``i % 8``
@@ -307,7 +309,8 @@ def windows(x, shape, kernel):
 
 
 def maxpool_or(x, shape, window, stride=None):
-    """Max-pool of binary channels-last maps: the OR of each ``window x window`` block.
+    """Max-pool of binary channels-last maps: the OR of each ``window x window`` block (for
+    ``n``-bit levels: the largest level of the block).
 
     ``x`` is ``(B, H * W * C)`` of 0/1; the result is ``(B, Ho * Wo * C)`` channels-last with
     ``Ho = (H - window) // stride + 1`` (``stride`` defaults to ``window``).

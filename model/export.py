@@ -298,12 +298,14 @@ def _export_cnn(net, input_spec, classes, provenance):
         raise ExportError(f"input spec must describe a channels-last {net.in_shape} map with "
                           f"one element per value, not {input_spec!r}")
     layers, shape = [], net.in_shape
+    act_bits = getattr(net, "act_bits", 1)
     for i, block in enumerate(net.blocks):
-        in_bits = input_spec.bits if i == 0 else 1
+        in_bits = input_spec.bits if i == 0 else act_bits
         if isinstance(block, BinaryConv2d):
-            layer = _conv_layer(f"conv{i}", block, net.norms[str(i)], net.act, shape, in_bits)
+            layer = _conv_layer(f"conv{i}", block, net.norms[str(i)], net.acts[str(i)], shape,
+                                in_bits)
         elif isinstance(block, nn.MaxPool2d):
-            layer = MaxPool2dLayer(f"pool{i}", shape, int(block.kernel_size))
+            layer = MaxPool2dLayer(f"pool{i}", shape, int(block.kernel_size), bits=act_bits)
         elif isinstance(block, BinaryLinear):
             layer = _cnn_dense_layer(net, i, block, in_bits)
         else:
@@ -326,9 +328,19 @@ def _conv_layer(name, block, bn, act, shape, in_bits):
                                   mask=mask)
     latent = block.window_weight()
     bits = (latent >= 0).numpy().astype(np.uint8)  # sign(0) = +1
-    thresholds, flip = fold_batchnorm(bn, ((1 << in_bits) - 1) * latent.shape[1])
-    bits = np.where(flip[:, None], 1 - bits, bits).astype(np.uint8)
-    return Conv2dLayer(name, shape, kernel, bits, thresholds[:, None], in_bits=in_bits)
+    bits, thresholds = _binary_fold(bits, bn, act, ((1 << in_bits) - 1) * latent.shape[1])
+    return Conv2dLayer(name, shape, kernel, bits, thresholds, in_bits=in_bits)
+
+
+def _binary_fold(bits, bn, act, count):
+    """``(bits, thresholds)`` of binary neurons: one threshold per cut of ``act`` over the
+    popcounts ``0..count``, the weights flipped for negative BatchNorm scales (the flip
+    follows the sign of the scale alone: the same at every cut)."""
+    columns = []
+    for cut in act.cuts():
+        thresholds, flip = fold_batchnorm(bn, count, cut)
+        columns.append(thresholds)
+    return np.where(flip[:, None], 1 - bits, bits).astype(np.uint8), np.stack(columns, axis=1)
 
 
 def _cnn_dense_layer(net, i, block, in_bits):
@@ -340,7 +352,6 @@ def _cnn_dense_layer(net, i, block, in_bits):
         check_output_norm(net.out_norm, count)
         return DenseLayer(f"fc{i}", bits, None, in_bits=in_bits)
     if isinstance(block, TernaryLinear):
-        return _ternary_layer(f"fc{i}", block, net.norms[str(i)], net.act, in_bits)
-    thresholds, flip = fold_batchnorm(net.norms[str(i)], count)
-    bits = np.where(flip[:, None], 1 - bits, bits).astype(np.uint8)
-    return DenseLayer(f"fc{i}", bits, thresholds[:, None], in_bits=in_bits)
+        return _ternary_layer(f"fc{i}", block, net.norms[str(i)], net.acts[str(i)], in_bits)
+    bits, thresholds = _binary_fold(bits, net.norms[str(i)], net.acts[str(i)], count)
+    return DenseLayer(f"fc{i}", bits, thresholds, in_bits=in_bits)

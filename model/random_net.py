@@ -132,7 +132,7 @@ def random_model(widths, seed=0, edge_thresholds=True, ternary=False, zeros=0.3,
 
 
 def random_conv_model(in_shape, stages, classes, seed=0, edge_thresholds=True, ternary=False,
-                      zeros=0.3, input_bits=1):
+                      zeros=0.3, input_bits=1, act_bits=1):
     """A random valid convolutional :class:`BnnModel`.
 
     Parameters
@@ -152,6 +152,9 @@ def random_conv_model(in_shape, stages, classes, seed=0, edge_thresholds=True, t
     input_bits : int
         Bits of the input elements (8: pixels encoded ``{"kind": "pixels", "bits": 8}``, the
         first layer taking ``input_bits``-bit inputs).
+    act_bits : int
+        Bits of the hidden activations (``2**act_bits - 1`` thresholds per neuron); pools
+        take the maximum level and the layers after them ``act_bits``-bit inputs.
 
     Raises
     ------
@@ -161,23 +164,25 @@ def random_conv_model(in_shape, stages, classes, seed=0, edge_thresholds=True, t
     """
     if input_bits != 1 and input_bits not in range(2, 9):
         raise ValueError(f"input_bits must be an integer in 1..8, not {input_bits!r}")
+    if not isinstance(act_bits, int) or not 1 <= act_bits <= 8:
+        raise ValueError(f"act_bits must be an integer in 1..8, not {act_bits!r}")
     if input_bits > 1 and stages and stages[0][0] == "pool":
         raise ValueError("a pool cannot take n-bit inputs: start with a conv or dense stage")
     rng = np.random.default_rng(seed)
     layers, shape = [], tuple(in_shape)
     for i, stage in enumerate([*stages, ("dense", classes)]):
         last = i == len(stages)
-        bits = input_bits if i == 0 else 1
+        bits = input_bits if i == 0 else act_bits
         if stage[0] == "conv":
             layer = _random_conv(rng, f"conv{i}", shape, stage, edge_thresholds,
-                                 zeros if ternary else None, bits)
+                                 zeros if ternary else None, bits, act_bits)
         elif stage[0] == "pool":
             layer = MaxPool2dLayer(f"pool{i}", shape, stage[1],
-                                   stage[2] if len(stage) > 2 else None)
+                                   stage[2] if len(stage) > 2 else None, bits=bits)
         elif stage[0] == "dense":
             width = int(np.prod(shape)) if isinstance(shape, tuple) else shape
             layer = _random_dense(rng, f"fc{i}", width, stage[1], last, edge_thresholds,
-                                  zeros if ternary else None, bits)
+                                  zeros if ternary else None, bits, act_bits)
         else:
             raise ValueError(f"stage {i} must be conv, pool or dense, not {stage!r}")
         layers.append(layer)
@@ -191,27 +196,27 @@ def random_conv_model(in_shape, stages, classes, seed=0, edge_thresholds=True, t
                     provenance={"source": "random_conv_model", "seed": int(seed)})
 
 
-def _random_conv(rng, name, shape, stage, edges, zeros, in_bits):
+def _random_conv(rng, name, shape, stage, edges, zeros, in_bits, act_bits=1):
     """A random conv layer: ``ternary_conv2d`` when ``zeros`` is not None."""
     kernel = (stage[2], stage[3] if len(stage) > 3 else stage[2])
     k = kernel[0] * kernel[1] * shape[2]
     if zeros is not None:
-        weights, mask, t = _ternary_arrays(rng, k, stage[1], zeros, edges, in_bits)
+        weights, mask, t = _ternary_arrays(rng, k, stage[1], zeros, edges, in_bits, act_bits)
         return TernaryConv2dLayer(name, shape, kernel, weights, t, in_bits=in_bits, mask=mask)
     weights = rng.integers(0, 2, size=(stage[1], k), dtype=np.uint8)
-    t = (_thresholds(rng, k, stage[1], edges) if in_bits == 1 else
-         _level_thresholds(rng, ((1 << in_bits) - 1) * k, stage[1], 1))
+    t = (_thresholds(rng, k, stage[1], edges) if in_bits == act_bits == 1 else
+         _level_thresholds(rng, ((1 << in_bits) - 1) * k, stage[1], (1 << act_bits) - 1))
     return Conv2dLayer(name, shape, kernel, weights, t, in_bits=in_bits)
 
 
-def _random_dense(rng, name, k, n, last, edges, zeros, in_bits):
+def _random_dense(rng, name, k, n, last, edges, zeros, in_bits, act_bits=1):
     """A random dense stage: the binary output layer, or a hidden ``ternary_dense`` (when
     ``zeros`` is not None) or ``binary_dense`` layer."""
     if zeros is not None and not last:
-        return _ternary_layer(rng, name, k, n, zeros, edges, in_bits)
+        return _ternary_layer(rng, name, k, n, zeros, edges, in_bits, act_bits)
     t = None
     if not last:    # thresholds drawn before the weights, as random models always did
-        t = (_thresholds(rng, k, n, edges) if in_bits == 1 else
-             _level_thresholds(rng, ((1 << in_bits) - 1) * k, n, 1))
+        t = (_thresholds(rng, k, n, edges) if in_bits == act_bits == 1 else
+             _level_thresholds(rng, ((1 << in_bits) - 1) * k, n, (1 << act_bits) - 1))
     weights = rng.integers(0, 2, size=(n, k), dtype=np.uint8)
     return DenseLayer(name, weights, t, in_bits=in_bits)

@@ -242,7 +242,8 @@ def _binary_net(config, spec, ds):
         try:
             net = BinaryCNN(spec.map_shape, config.stages, len(ds.classes),
                             dropout=config.dropout, init_scale=config.init_scale,
-                            weights=config.weights, quantizer=config.quantizer)
+                            weights=config.weights, quantizer=config.quantizer,
+                            act_bits=config.act_bits)
         except ValueError as e:
             raise BnnflowError(f"preset {config.preset} does not fit the "
                                f"{'x'.join(map(str, ds.shape))} images of {config.dataset} ({e}); "

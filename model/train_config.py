@@ -101,7 +101,7 @@ class TrainConfig:
         ``"binary"`` or ``"ternary"`` hidden-layer weights (dense and conv layers; the output
         layer stays binary, :data:`~bnnflow.model.nets.WEIGHT_KINDS`).
     act_bits : int
-        Bits of the hidden activations (1..4; MLPs).
+        Bits of the hidden activations (1..4; dense and conv layers, pools of levels).
     quantizer : str
         ``"uniform"`` or ``"balanced"`` (equal shares): the cuts of ``n``-bit activations
         (:class:`~bnnflow.model.layers.LevelActivation`) and the zero band of ternary weights
@@ -243,10 +243,6 @@ class TrainConfig:
         if self.input_bits > 1 and self.input_threshold is not None:
             raise BnnflowError("--input-threshold binarizes pixels; --input-bits 8 keeps them "
                                "as 8-bit inputs: give one or the other")
-        if self.act_bits > 1 and self.conv:
-            raise BnnflowError(f"--act-bits {self.act_bits} is built for MLP presets; with the "
-                               f"conv preset {self.preset} it is not built yet (max-pool of "
-                               f"levels and multi-bit conv inputs between conv layers)")
         if self.conv and len(threshold) > 1:
             raise BnnflowError(f"--input-threshold must be one value for the convolutional "
                                f"preset {self.preset} (a thermometer code is level-major, not a "

@@ -65,7 +65,7 @@ def lane_width(layer):
     if layer.is_output:
         return bits_for(((1 << layer.in_bits) - 1) * layer.fan_in)
     if getattr(layer, "thresholds", None) is None:
-        return 1
+        return layer.activation_bits       # a pool: the bits of its elements
     return bits_for(np.asarray(layer.thresholds).reshape(layer.neurons, -1).shape[1])
 
 
@@ -113,11 +113,15 @@ def layer_logic(layer, bits):
                                    getattr(layer, "mask", None), n))
         return out
     if kind == "maxpool2d":
-        out = []
+        n, out = layer.bits, []
+        elements = bits if n == 1 else [Cat(*bits[j * n:(j + 1) * n])
+                                        for j in range(len(bits) // n)]
         for block in _pool_blocks(layer):
-            value = bits[int(block[0])]
+            value = elements[int(block[0])]
             for i in block[1:]:
-                value = value | bits[int(i)]
+                # The OR of bits; the larger of two n-bit levels.
+                value = value | elements[int(i)] if n == 1 else \
+                    Mux(elements[int(i)] > value, elements[int(i)], value)
             out.append(value)
         return out
     raise ValueError(f"no formal reference for layer kind {kind!r}")

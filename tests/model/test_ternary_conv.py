@@ -1,6 +1,7 @@
-"""The new conv kinds of issue 18: ``ternary_conv2d`` and ``in_bits`` on conv layers (8-bit
-pixels into the first conv): golden model against a direct numpy computation, manifests,
-parameter checks, the training layer's zero band and exact export, short training runs."""
+"""The new conv kinds of issue 18: ``ternary_conv2d``, ``in_bits`` on conv layers (8-bit pixels
+into the first conv) and ``n``-bit activations with pools of levels: golden model against a
+direct numpy computation, manifests, parameter checks, the training layer's zero band and exact
+export, short training runs."""
 
 import json
 import zipfile
@@ -68,7 +69,7 @@ def test_golden_conv_equals_a_direct_computation(in_shape, kernel, cout, bits, t
 
 
 @pytest.mark.parametrize("kw", [{"ternary": True}, {"input_bits": 8},
-                                {"ternary": True, "input_bits": 8}])
+                                {"ternary": True, "input_bits": 8}, {"act_bits": 2}])
 def test_manifest_round_trip_of_the_new_conv_kinds(tmp_path, kw):
     model = random_conv_model((7, 6, 2), [("conv", 5, 3), ("pool", 2), ("conv", 3, 2),
                                           ("dense", 6)], 3, seed=2, **kw)
@@ -79,7 +80,8 @@ def test_manifest_round_trip_of_the_new_conv_kinds(tmp_path, kw):
     first = manifest["layers"][0]
     assert first["kind"] == ("ternary_conv2d" if kw.get("ternary") else "binary_conv2d")
     assert first.get("in_bits") == kw.get("input_bits")     # written only when not 1
-    assert "in_bits" not in manifest["layers"][3]
+    assert manifest["layers"][3].get("in_bits") == kw.get("act_bits")
+    assert manifest["layers"][1]["activation_bits"] == kw.get("act_bits", 1)
     for a, b in zip(model.layers, again.layers, strict=True):
         assert type(a) is type(b) and a.in_bits == b.in_bits
         for name in ("weights", "mask", "thresholds"):
@@ -89,6 +91,23 @@ def test_manifest_round_trip_of_the_new_conv_kinds(tmp_path, kw):
     x = np.random.default_rng(0).integers(0, top + 1, (20, model.input.width))
     assert np.array_equal(golden.run(again, x).popcounts, golden.run(model, x).popcounts)
     assert again.input.map_shape == (7, 6, 2)
+
+
+def test_pool_of_levels_is_the_largest_level_of_each_window():
+    rng = np.random.default_rng(4)
+    pool = random_conv_model((7, 5, 3), [("conv", 4, 2), ("pool", 2)], 2, seed=4,
+                             act_bits=2).layers[1]
+    assert (pool.in_bits, pool.activation_bits, pool.in_shape) == (2, 2, (6, 4, 4))
+    x = rng.integers(0, 4, (5, 96))
+    got, _ = pool.forward(x)
+    maps = x.reshape(5, 6, 4, 4)
+    want = np.zeros((5, 3, 2, 4), dtype=np.int64)
+    for i in range(3):
+        for j in range(2):
+            want[:, i, j] = maps[:, 2 * i:2 * i + 2, 2 * j:2 * j + 2].max(axis=(1, 2))
+    assert np.array_equal(got, want.reshape(5, -1))
+    with pytest.raises(ValueError, match="p: bits must be an integer in 1..8, not 0"):
+        type(pool)("p", (4, 4, 1), 2, bits=0)
 
 
 def test_w1a1_conv_manifests_keep_their_form_and_old_files_load(tmp_path):
@@ -203,13 +222,15 @@ def _hand_set(net, seed):
     return net.eval()
 
 
-@pytest.mark.parametrize(("weights", "bits"), [("ternary", 1), ("binary", 8), ("ternary", 8)])
+@pytest.mark.parametrize(("weights", "bits", "act"), [("ternary", 1, 1), ("binary", 8, 1),
+                                                      ("ternary", 8, 1), ("binary", 1, 2),
+                                                      ("ternary", 8, 3)])
 @pytest.mark.parametrize("seed", [0, 1])
-def test_cnn_export_is_exact_layer_by_layer(weights, bits, seed):
+def test_cnn_export_is_exact_layer_by_layer(weights, bits, act, seed):
     in_shape = (9, 7, 2)
     torch.manual_seed(seed)
     net = _hand_set(BinaryCNN(in_shape, (("conv", 6, 3), ("pool", 2), ("conv", 5, 2),
-                                         ("dense", 7)), 4, weights=weights), seed)
+                                         ("dense", 7)), 4, weights=weights, act_bits=act), seed)
     top = (1 << bits) - 1
     spec = InputSpec(width=126, shape=in_shape) if bits == 1 else \
         InputSpec(width=126, shape=in_shape, encoding=PIXELS)
@@ -218,13 +239,15 @@ def test_cnn_export_is_exact_layer_by_layer(weights, bits, seed):
     x = torch.from_numpy((2 * a - top).astype(np.float32))
     g, t = golden.run(model, a), net.trace(x)
     assert np.array_equal(g.classes, net(x).argmax(dim=1).numpy())
+    levels = (1 << act) - 1
     for got, want in zip(g.activations, t["activations"], strict=True):
-        assert np.array_equal(got, (want.numpy() > 0).astype(np.uint8))
+        assert np.array_equal(got, (want.numpy() + levels) / 2)      # v = 2a - L
     kinds = [layer.kind for layer in model.layers]
     conv = "ternary_conv2d" if weights == "ternary" else "binary_conv2d"
     dense = "ternary_dense" if weights == "ternary" else "binary_dense"
     assert kinds == [conv, "maxpool2d", conv, dense, "binary_dense"]
-    assert model.layers[0].in_bits == bits and model.layers[2].in_bits == 1
+    assert model.layers[0].in_bits == bits and model.layers[2].in_bits == act
+    assert model.layers[1].bits == act and model.layers[3].activation_bits == act
 
 
 @pytest.mark.parametrize("kw", [{"weights": "ternary"}, {"input_bits": 8}])
@@ -240,3 +263,13 @@ def test_cnv_mnist_trains_one_epoch_and_exports_exactly(kw):
     else:
         assert layers[0].in_bits == 8 and all(layer.in_bits == 1 for layer in layers[1:])
         assert result.model.input.encoding["kind"] == "pixels" and m["input_bits"] == 8
+
+
+@pytest.mark.slow    # about 21 s
+def test_cnv_mnist_with_2_bit_activations_trains_one_epoch_and_exports_exactly():
+    result = train_and_export(preset="cnv-mnist", dataset="mnist5k", epochs=1, progress=False,
+                              act_bits=2)
+    assert result.metrics["agreement"] == 1.0 and result.metrics["act_bits"] == 2
+    layers = result.model.layers
+    assert [layer.activation_bits for layer in layers[:-1]] == [2] * (len(layers) - 1)
+    assert layers[0].in_bits == 1 and all(layer.in_bits == 2 for layer in layers[1:])

@@ -1,8 +1,8 @@
 # amaranth: UnusedElaboratable=no
-"""``verify`` on conv networks with the kinds of issue 18: ternary conv and dense layers and
-8-bit pixels into the first conv, bit-exact against the golden model on Amaranth's simulator
-(odd sizes, foldings, pipelines, stalls) and on a Verilog simulator; the formal reference and
-the proofs of a ternary 8-bit conv layer's window unit and MVTU."""
+"""``verify`` on conv networks with the kinds of issue 18: ternary conv and dense layers,
+8-bit pixels into the first conv and 2-bit activations (pools of levels), bit-exact against
+the golden model on Amaranth's simulator (odd sizes, foldings, pipelines, stalls) and on the
+Verilog simulators; the proofs of a ternary n-bit conv layer's window unit and MVTU."""
 
 import numpy as np
 import pytest
@@ -17,7 +17,7 @@ NETS = {
     "b": ((9, 8, 3), [("conv", 4, 3), ("conv", 3, 2), ("pool", 3), ("dense", 5)], 4),
 }
 KINDS = {"ternary": {"ternary": True}, "8-bit": {"input_bits": 8},
-         "ternary 8-bit": {"ternary": True, "input_bits": 8}}
+         "ternary 8-bit": {"ternary": True, "input_bits": 8}, "2-bit act": {"act_bits": 2}}
 
 
 def _images(model, count, seed):
