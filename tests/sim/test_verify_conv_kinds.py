@@ -4,9 +4,12 @@
 the golden model on Amaranth's simulator (odd sizes, foldings, pipelines, stalls) and on the
 Verilog simulators; the proofs of a ternary n-bit conv layer's window unit and MVTU."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
+from bnnflow.model import golden
 from bnnflow.model.random_net import random_conv_model
 from bnnflow.sim.prove import proof_targets, prove_target
 from bnnflow.sim.verify import run_verify
@@ -69,3 +72,31 @@ def test_ternary_n_bit_conv_layer_proofs_hold():
     for target in (window, mvtu):
         result = prove_target(target, induction=False)
         assert result.status == "bounded", (target.name, result)
+
+
+def test_a_flipped_weight_is_named_in_an_8_bit_2_bit_conv_network():
+    # The debug-tap rerun packs 8-bit inputs and 2-bit taps as the main run does.
+    model = random_conv_model(*NETS["a"], seed=7, input_bits=8, act_bits=2)
+    x = _images(model, 6, 7)
+    want = golden.run(model, x)
+    w = model.layers[0].weights.copy()
+    for n, k in np.ndindex(*w.shape):
+        flipped = w.copy()
+        flipped[n, k] ^= 1
+        hw = replace(model, layers=[replace(model.layers[0], weights=flipped),
+                                    *model.layers[1:]])
+        got = golden.run(hw, x)
+        wrong = np.flatnonzero((got.classes != want.classes)
+                               | np.any(got.popcounts != want.popcounts, axis=1))
+        if wrong.size:
+            break
+    image = int(wrong[0])
+    element = int(np.flatnonzero(got.activations[0][image] != want.activations[0][image])[0])
+    rep = run_verify(model, simulator="amaranth", inputs=x, hardware_model=hw, stall=0.3,
+                     seed=1, show_progress=False)
+    first = rep["first_mismatch"]
+    assert not rep["passed"] and (first["image"], first["layer"]) == (image, "conv0")
+    channels, cols = model.layers[0].out_shape[2], model.layers[0].out_shape[1]
+    row, col = divmod(element // channels, cols)
+    assert first["layer_detail"]["pixel"] == [row, col]
+    assert first["layer_detail"]["channel"] == element % channels
