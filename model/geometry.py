@@ -504,9 +504,10 @@ def analyze(run_dir, *, quantizer=None, images=None, max_samples=2000, plots_dir
     if images.shape[0] < 2:
         raise BnnflowError(f"{checkpoint.path}: need at least 2 test images, "
                            f"got {images.shape[0]}")
-    if checkpoint.config.get("act_bits", 1) != 1:
-        raise BnnflowError(f"{checkpoint.path}: geometry of {checkpoint.config['act_bits']}-bit "
-                           f"activations is not built yet (binary activations only)")
+    for key, what in (("act_bits", "activations"), ("input_bits", "inputs")):
+        if checkpoint.config.get(key, 1) != 1:    # the measures center binary values only
+            raise BnnflowError(f"{checkpoint.path}: geometry of {checkpoint.config[key]}-bit "
+                               f"{what} is not built yet (binary {what} only)")
     if quantizer is None:
         quantizer = trained_weights(checkpoint)
     report, data = measure(checkpoint, images, quantizer=quantizer, random_pairs=random_pairs,

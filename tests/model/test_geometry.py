@@ -337,3 +337,16 @@ def test_cli_rejects_too_few_samples(tmp_path, capsys, make_checkpoint):
     make_checkpoint(tmp_path, [64, 16, 10])
     assert main(["geometry", str(tmp_path), "--max-samples", "1"]) == 2
     assert "--max-samples must be at least 2, not 1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("option", "message"), [
+    (["--input-bits", "8"], "geometry of 8-bit inputs is not built yet"),
+    (["--act-bits", "2"], "geometry of 2-bit activations is not built yet"),
+])
+def test_geometry_refuses_multi_bit_runs_in_one_line(tmp_path, capsys, option, message):
+    assert main(["train", "--hidden", "8", "--epochs", "1", *option, "--out",
+                 str(tmp_path / "r"), "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["geometry", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
