@@ -356,7 +356,9 @@ class BnnTop(wiring.Component):
                 taps.append({"layer": j, "name": layer.name,
                              "valid": f"tap_{j}_valid", "data": f"tap_{j}_data",
                              "width": self._tap_width(j), "kind": kind,
-                             "count": layer.output_pixels if self.pixels[j] else 1,
+                             # Pixel taps: transfers per image; vector taps: elements.
+                             "count": layer.output_pixels if self.pixels[j]
+                             else layer.out_width,
                              "element_width": unit.lane_width})
         return {
             "top": name,
