@@ -19,7 +19,7 @@ window queue, max-pool; structural counts, not fitted yet). A model with a kind 
 """
 
 from ..hw.folding import LayerFold
-from .estimate_maps import map_unit_ffs, map_unit_luts, map_unit_memories
+from .estimate_maps import CONV_KINDS, map_unit_ffs, map_unit_luts, map_unit_memories
 from .targets import rom_blocks
 
 __all__ = ["measured_need", "estimate_ffs", "estimate_luts", "estimate_logic", "logic_need",
@@ -29,8 +29,10 @@ __all__ = ["measured_need", "estimate_ffs", "estimate_luts", "estimate_logic", "
 
 #: Layer kinds whose hardware unit these estimates model (``binary_dense``: the MVTU;
 #: ``ternary_dense``: the MVTU with a mask, its ROM twice as wide and the AND inside the XNOR's
-#: LUT4; ``binary_conv2d``: window unit, queue and MVTU; ``maxpool2d``).
-MODELLED_KINDS = ("binary_dense", "ternary_dense", "binary_conv2d", "maxpool2d")
+#: LUT4; ``binary_conv2d`` and ``ternary_conv2d``: window unit, queue and MVTU, with ``n``-bit
+#: inputs ``n`` times the window bits; ``maxpool2d``).
+MODELLED_KINDS = ("binary_dense", "ternary_dense", "binary_conv2d", "ternary_conv2d",
+                  "maxpool2d")
 
 #: LUT4 per XNOR bit computed per cycle, from a first prototype's fully parallel 64x64 layer
 #: (3311 LUT4 on iCE40, 7928 on ECP5, for 4096 bits): the logic of a fully parallel layer.
@@ -96,9 +98,9 @@ def _map_units(model, folding):
 
     return [(layer, {"queue_depth": window_queue_depth(layer, fold,
                                                        pixel_period(model, folding, j))}
-             if layer.kind == "binary_conv2d" else {})
+             if layer.kind in CONV_KINDS else {})
             for j, (layer, fold) in enumerate(zip(_modelled(model), folding, strict=True))
-            if layer.kind in ("binary_conv2d", "maxpool2d")]
+            if layer.kind in (*CONV_KINDS, "maxpool2d")]
 
 
 def _roms(model, folding):
@@ -197,7 +199,7 @@ def _layer_streams(model, folding):
 def _mvtu_streams(model, folding):
     """``(in_chunk, out_chunks)`` of each MVTU of :func:`_mvtu_layers`: a conv layer's MVTU
     takes whole windows from its queue and sends whole output pixels."""
-    return [((layer.fan_in, False) if layer.kind == "binary_conv2d" else stream)
+    return [((layer.fan_in * layer.in_bits, False) if layer.kind in CONV_KINDS else stream)
             for layer, stream in zip(_modelled(model), _layer_streams(model, folding),
                                      strict=True)
             if layer.kind != "maxpool2d"]

@@ -6,13 +6,15 @@ A conv layer's matrix is an :class:`~bnnflow.hw.mvtu.MVTU` and is estimated as o
 this module adds what sits in front of it, and the pool units, counted from the structure the
 units build, not fitted to measurements yet:
 
-* window unit: the ``kh x kw x Cin`` window registers, its ``kh * kw * Cin``-bit output
+* window unit (``Cin * n`` bit-channels for ``n``-bit inputs): the ``kh x kw x Cin`` window
+  registers, its ``kh * kw * Cin``-bit output
   register and valid bit, row and column counters; its line memory of ``W`` words of
   ``(kh - 1) * Cin`` bits;
 * window queue (:class:`amaranth.lib.fifo.SyncFIFOBuffered`): a memory of ``depth - 1`` words
   of ``K`` bits, its ``K``-bit output register and pointers;
 * max-pool unit: the row OR and output registers (``2 C`` and a valid bit), its counters, and
-  a line memory of ``Wo`` words of ``C`` bits.
+  a line memory of ``Wo`` words of ``C`` bits (``C * n`` for ``n``-bit levels, pooled by
+  per-element comparators).
 
 LUT4: one per window output bit (the load of the output register) and per queue bit, two per
 pool channel (the ORs), and 12 per counter set.
@@ -20,7 +22,11 @@ pool channel (the ORs), and 12 per counter set.
 
 import math
 
-__all__ = ["map_unit_memories", "map_unit_ffs", "map_unit_luts"]
+__all__ = ["map_unit_memories", "map_unit_ffs", "map_unit_luts", "CONV_KINDS"]
+
+#: Kinds whose unit is a :class:`~bnnflow.hw.conv.ConvUnit` (their window bits: ``in_bits``
+#: per window element).
+CONV_KINDS = ("binary_conv2d", "ternary_conv2d")
 
 
 def _bits(value):
@@ -39,34 +45,38 @@ def _queue_depth(unit_sidecar):
 def map_unit_memories(layer, unit_sidecar):
     """``(width, depth)`` of the memories of a conv layer's window unit and queue, or of a
     pool unit's line memory (empty for other kinds)."""
-    if layer.kind == "binary_conv2d":
+    if layer.kind in CONV_KINDS:
         (kh, kw), (_, w, cin) = layer.kernel, layer.in_shape
+        cin *= layer.in_bits     # n-bit elements: Cin * n bit-channels
         memories = [((kh - 1) * cin, w)] if kh > 1 else []
         depth = _queue_depth(unit_sidecar)
         return memories + [(kh * kw * cin, depth - 1)]
     if layer.kind == "maxpool2d":
-        return [(layer.in_shape[2], layer.out_shape[1])]
+        return [(layer.in_shape[2] * layer.bits, layer.out_shape[1])]
     return []
 
 
 def map_unit_ffs(layer, unit_sidecar):
     """Flip-flops of a conv layer's window unit and queue, or of a pool unit (0 for other
     kinds)."""
-    if layer.kind == "binary_conv2d":
-        k = layer.fan_in
+    if layer.kind in CONV_KINDS:
+        k = layer.fan_in * layer.in_bits
         depth = _queue_depth(unit_sidecar)
         return (2 * k + 1 + _counters(layer.in_shape)
                 + k + 1 + 2 * _bits(depth) + 1)      # queue: output register, pointers, level
     if layer.kind == "maxpool2d":
-        c = layer.in_shape[2]
+        c = layer.in_shape[2] * layer.bits
         return 2 * c + 1 + 2 * _counters(layer.in_shape)
     return 0
 
 
 def map_unit_luts(layer, unit_sidecar):
     """LUT4 of a conv layer's window unit and queue, or of a pool unit (0 otherwise)."""
-    if layer.kind == "binary_conv2d":
-        return 2 * layer.fan_in + 24 + math.ceil(_bits(_queue_depth(unit_sidecar)) * 3)
+    if layer.kind in CONV_KINDS:
+        return (2 * layer.fan_in * layer.in_bits + 24
+                + math.ceil(_bits(_queue_depth(unit_sidecar)) * 3))
     if layer.kind == "maxpool2d":
-        return 2 * layer.in_shape[2] + 24
+        # n-bit levels: a comparator and a select per element bit instead of an OR.
+        c, b = layer.in_shape[2], layer.bits
+        return 2 * c * b * (2 if b > 1 else 1) + 24
     return 0

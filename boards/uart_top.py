@@ -25,12 +25,12 @@ Protocol (8N1, ``baud = clk_frequency / divisor``, 115200 on the boards):
 * **Resync**: a request that stops arriving for ``frame_timeout`` bit times is dropped, so a
   host that lost track waits that long and starts again with a whole request.
 
-A conv network takes its image as a stream of ``C``-bit pixels (sidecar ``input_layout``), so
-the top holds no frame: bits are shifted into a ``C + 8``-bit assembler as the bytes arrive and
-each whole pixel goes to the network at once (pixel ``t`` is input bits ``[t*C, (t+1)*C)``, the
-same request bytes). The pixels of a request that stalls are already in the network, so
-dropping it also resets the network (a reply still pending is lost with it; the host starts
-again after the timeout in any case).
+A conv network takes its image as a stream of ``C``-bit pixels (sidecar ``input_layout``; ``C``
+counts bits: ``Cin * 8`` for 8-bit pixels), so the top holds no frame: bits are shifted into a
+``C + 8``-bit assembler as the bytes arrive and each whole pixel goes to the network at once
+(pixel ``t`` is input bits ``[t*C, (t+1)*C)``, the same request bytes). The pixels of a
+request that stalls are already in the network, so dropping it also resets the network (a
+reply still pending is lost with it; the host starts again after the timeout in any case).
 
 LEDs: ``leds[0]`` toggles with every reply, ``leds[1]`` is lit while a request is being
 received, waits for the network, or its reply is being sent, ``leds[2]`` latches a framing
@@ -215,7 +215,7 @@ class UartTop(wiring.Component):
         whole pixel goes on at once; a byte is taken only while less than a pixel waits, so a
         byte and a pixel never move in the same cycle."""
         c, nin = bnn.in_chunk, self.request_bytes
-        pixels = self.model.input.width // c
+        pixels = self.model.input.width * self.model.input.bits // c    # c counts bits
         buf = Signal(c + 8)
         nbits = Signal(range(c + 9))
         sent = Signal(range(pixels + 1))

@@ -62,11 +62,15 @@ def pixel_period(model, folding, j):
 
 
 class ConvUnit(wiring.Component):
-    """A binary conv layer as a streaming unit.
+    """A conv layer (``binary_conv2d`` or ``ternary_conv2d``) as a streaming unit.
 
     Parameters
     ----------
-    layer : Conv2dLayer
+    layer : Conv2dLayer or TernaryConv2dLayer
+        With ``in_bits = n`` a pixel is ``Cin`` elements of ``n`` bits, element ``c`` at bits
+        ``[c * n, (c + 1) * n)``; the window unit handles it as ``Cin * n`` bit-channels and
+        the MVTU takes ``n``-bit inputs (one popcount tree per bit plane). A ternary layer's
+        mask goes to the MVTU.
     fold : LayerFold
         ``PE`` divides the work over output channels, ``SIMD`` over window bits.
     options : UnitOptions
@@ -75,10 +79,11 @@ class ConvUnit(wiring.Component):
 
     Members
     -------
-    i : In(stream.Signature(Cin))
+    i : In(stream.Signature(Cin * in_bits))
         One input pixel per transfer.
-    o : Out(stream.Signature(Cout))
-        One output pixel per transfer, ``Ho * Wo`` per map.
+    o : Out(stream.Signature(Cout * A))
+        One output pixel per transfer, ``Ho * Wo`` per map; ``A``-bit activations, channel
+        ``c`` at bits ``[c * A, (c + 1) * A)``.
 
     Attributes
     ----------
@@ -95,7 +100,7 @@ class ConvUnit(wiring.Component):
     accept_wait : int
         0: pixels are taken as they come.
     out_width, lane_width : int
-        ``Ho * Wo * Cout`` bits per map, 1 bit per element.
+        ``Ho * Wo * Cout * A`` bits per map, ``A`` bits per element (the activation bits).
 
     Raises
     ------
@@ -104,45 +109,51 @@ class ConvUnit(wiring.Component):
     """
 
     accept_wait = 0
-    lane_width = 1
 
     def __init__(self, layer, fold, options):
         h, w, cin = layer.in_shape
-        if options.in_chunk not in (None, cin):
-            raise ValueError(f"{layer.name}: a conv layer takes one pixel ({cin} bits) per "
+        pixel = cin * layer.in_bits
+        if options.in_chunk not in (None, pixel):
+            raise ValueError(f"{layer.name}: a conv layer takes one pixel ({pixel} bits) per "
                              f"transfer, not {options.in_chunk}")
         self.layer, self.fold = layer, fold
-        self.window = SlidingWindow(layer.in_shape, layer.kernel)
+        # n-bit elements: a map of Cin * n bit-channels, so each window is (kh, kw, Cin)
+        # elements of n bits, the order the MVTU's bit planes read.
+        self.window = SlidingWindow((h, w, pixel), layer.kernel)
         self.mvtu = MVTU(layer.weights, layer.thresholds, fold, options.pipeline,
                          popcount_style=options.popcount_style,
-                         rom_register=options.rom_register)
+                         rom_register=options.rom_register, mask=getattr(layer, "mask", None),
+                         in_bits=layer.in_bits)
         self.cycles = max(h * w, self.window.windows * self.mvtu.cycles)
         self.queue_depth = window_queue_depth(layer, fold, options.pixel_period)
         self.latency = (self.window.latency + 1 + self.mvtu.accept_wait
                         + self.mvtu.latency)
-        self.out_width = layer.out_width
-        super().__init__({"i": In(stream.Signature(cin)),
-                          "o": Out(stream.Signature(layer.neurons))})
+        # n-bit activations: Cout levels of n bits per output pixel.
+        self.lane_width = self.mvtu.lane_width
+        self.out_width = layer.out_width * self.lane_width
+        super().__init__({"i": In(stream.Signature(pixel)),
+                          "o": Out(stream.Signature(layer.neurons * self.lane_width))})
 
     @classmethod
     def from_layer(cls, layer, fold, options):
-        """The unit of a ``binary_conv2d`` layer (:data:`bnnflow.hw.units.UNITS`)."""
+        """The unit of a ``binary_conv2d`` or ``ternary_conv2d`` layer
+        (:data:`bnnflow.hw.units.UNITS`)."""
         return cls(layer, fold, options)
 
     @staticmethod
     def out_chunk(layer, fold):
-        """Always one output pixel (``Cout`` bits) per transfer."""
-        return layer.neurons
+        """Always one output pixel (``Cout`` activations of ``A`` bits) per transfer."""
+        return layer.neurons * layer.activation_bits
 
     @staticmethod
     def in_chunk(layer, fold):
-        """Always one input pixel (``Cin`` bits) per transfer."""
-        return layer.in_shape[2]
+        """Always one input pixel (``Cin * in_bits`` bits) per transfer."""
+        return layer.in_shape[2] * layer.in_bits
 
     @staticmethod
     def takes_chunk(layer, fold, width):
         """Pixels only."""
-        return width == layer.in_shape[2]
+        return width == layer.in_shape[2] * layer.in_bits
 
     def sidecar(self):
         """The MVTU's entries, and the window unit's line memory and map shapes."""

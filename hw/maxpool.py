@@ -1,11 +1,13 @@
 # amaranth: UnusedElaboratable=no
-"""Max-pool unit: the OR over ``k x k`` windows (stride ``k``) of a binary pixel stream.
+"""Max-pool unit: the OR over ``k x k`` windows (stride ``k``) of a binary pixel stream, or the
+per-element maximum of ``n``-bit activation levels.
 
-Max-pool acts on binary activations, so the maximum of a window is the OR of its bits
-(:func:`bnnflow.model.conventions.maxpool_or`). For an ``H x W x C`` map the unit takes one
-pixel of ``C`` bits per transfer, rows top to bottom, and emits the ``Ho x Wo`` pooled pixels
-in the same order, ``Ho = H // k`` (rows and columns past the last whole window are read and
-dropped, as the golden model drops them).
+Max-pool acts on activations after the threshold, so the maximum of a window is the OR of its
+bits, or for ``n``-bit levels the largest level (:func:`bnnflow.model.conventions.maxpool_or`;
+element ``c`` of a pixel at bits ``[c * n, (c + 1) * n)``, compared as unsigned numbers). For
+an ``H x W x C`` map the unit takes one pixel of ``C`` elements per transfer, rows top to
+bottom, and emits the ``Ho x Wo`` pooled pixels in the same order, ``Ho = H // k`` (rows and
+columns past the last whole window are read and dropped, as the golden model drops them).
 
 * **Partial ORs.** The pixels of a window row are ORed into one ``C``-bit register; at the
   window's last column that row's OR is combined with the partial OR of the rows above,
@@ -16,7 +18,7 @@ dropped, as the golden model drops them).
   leaves on the edge after the pixel completing it was accepted (latency 1).
 """
 
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -25,19 +27,22 @@ __all__ = ["MaxPool"]
 
 
 class MaxPool(wiring.Component):
-    """Binary max-pool (OR) over ``k x k`` windows with stride ``k``.
+    """Max-pool (OR of bits, maximum of levels) over ``k x k`` windows with stride ``k``.
 
     Parameters
     ----------
     in_shape : (H, W, C)
     window : int
         ``k``; the stride is ``k`` too.
+    bits : int
+        Bits per element: 1 (the OR), or ``n`` for ``n``-bit levels (element ``c`` at bits
+        ``[c * n, (c + 1) * n)``), pooled by a per-element maximum.
 
     Members
     -------
-    i : In(stream.Signature(C))
+    i : In(stream.Signature(C * bits))
         One pixel per transfer, ``H * W`` per map.
-    o : Out(stream.Signature(C))
+    o : Out(stream.Signature(C * bits))
         One pooled pixel per transfer, ``Ho * Wo`` per map.
 
     Attributes
@@ -59,10 +64,12 @@ class MaxPool(wiring.Component):
 
     latency = 1
     accept_wait = 0
-    lane_width = 1
 
-    def __init__(self, in_shape, window):
+    def __init__(self, in_shape, window, bits=1):
         in_shape = tuple(in_shape)
+        if isinstance(bits, bool) or not isinstance(bits, int) or not 1 <= bits <= 8:
+            raise ValueError(f"bits must be an integer in 1..8, not {bits!r}")
+        self.bits = bits
         if (len(in_shape) != 3 or not all(isinstance(v, int) and not isinstance(v, bool)
                                           and v > 0 for v in (*in_shape, window))):
             raise ValueError(f"in_shape must be (H, W, C) and window a positive integer, not "
@@ -75,8 +82,10 @@ class MaxPool(wiring.Component):
         self.out_shape = (h // window, w // window, c)
         self.outputs = self.out_shape[0] * self.out_shape[1]
         self.cycles = h * w
-        self.out_width = self.outputs * c
-        super().__init__({"i": In(stream.Signature(c)), "o": Out(stream.Signature(c))})
+        self.out_width = self.outputs * c * bits
+        self.lane_width = bits
+        super().__init__({"i": In(stream.Signature(c * bits)),
+                          "o": Out(stream.Signature(c * bits))})
 
     @classmethod
     def from_layer(cls, layer, fold, options):
@@ -91,27 +100,37 @@ class MaxPool(wiring.Component):
         if layer.stride != layer.window:
             raise ValueError(f"{layer.name}: the max-pool unit needs stride == window, not "
                              f"stride {layer.stride} with window {layer.window}")
-        return cls(layer.in_shape, layer.window)
+        return cls(layer.in_shape, layer.window, layer.bits)
 
     @staticmethod
     def out_chunk(layer, fold):
-        """Always one pooled pixel (``C`` bits) per transfer."""
-        return layer.in_shape[2]
+        """Always one pooled pixel (``C * bits`` bits) per transfer."""
+        return layer.in_shape[2] * layer.bits
 
     @staticmethod
     def in_chunk(layer, fold):
-        """Always one input pixel (``C`` bits) per transfer."""
-        return layer.in_shape[2]
+        """Always one input pixel (``C * bits`` bits) per transfer."""
+        return layer.in_shape[2] * layer.bits
 
     @staticmethod
     def takes_chunk(layer, fold, width):
         """Pixels only."""
-        return width == layer.in_shape[2]
+        return width == layer.in_shape[2] * layer.bits
 
     def sidecar(self):
         """The map shapes and the partial-OR line memory."""
         return {"in_shape": list(self.in_shape), "out_shape": list(self.out_shape),
-                "window": self.window, "line_bits": self.out_shape[1] * self.in_shape[2]}
+                "window": self.window,
+                "line_bits": self.out_shape[1] * self.in_shape[2] * self.bits}
+
+    def _max(self, a, b):
+        """Per-element maximum of two pixels (the OR for bits; 0 is the least level)."""
+        n = self.bits
+        if n == 1:
+            return a | b
+        c = self.in_shape[2]
+        return Cat(*(Mux(a[e * n:(e + 1) * n] > b[e * n:(e + 1) * n], a[e * n:(e + 1) * n],
+                         b[e * n:(e + 1) * n]) for e in range(c)))
 
     def elaborate(self, platform):
         m = Module()
@@ -130,13 +149,14 @@ class MaxPool(wiring.Component):
         next_wcol = Mux(take & col_end, Mux(last_col, 0, wcol + 1),
                         Mux(take & last_col, 0, wcol))
 
-        acc = Signal(c, name="acc")  # OR of this row's pixels in the current window
-        row_or = Mux(csub == 0, self.i.payload, acc | self.i.payload)
-        m.submodules.partial = partial = Memory(shape=c, depth=max(wo, 1), init=[])
+        n = self.bits
+        acc = Signal(c * n, name="acc")  # max (OR) of this row's pixels in the window
+        row_or = Mux(csub == 0, self.i.payload, self._max(acc, self.i.payload))
+        m.submodules.partial = partial = Memory(shape=c * n, depth=max(wo, 1), init=[])
         wr = partial.write_port()
         rd = partial.read_port(transparent_for=(wr,))
         above = Mux(rsub == 0, 0, rd.data)
-        window_or = above | row_or
+        window_or = self._max(above, row_or)
         completes = inside & col_end & (rsub == k - 1)
         m.d.comb += [rd.addr.eq(next_wcol), wr.addr.eq(wcol), wr.data.eq(window_or),
                      wr.en.eq(take & inside & col_end & (rsub != k - 1))]

@@ -107,10 +107,12 @@ class _Buffer:
 
     def __init__(self, mvtu):
         self.memory = mvtu.input_storage == "memory"
-        self.whole = mvtu.in_chunk == mvtu.k
+        # Widths in bits: n-bit inputs hold K * n bits and read SIMD * n a word.
+        k, simd = mvtu.k * mvtu.in_bits, mvtu.fold.simd * mvtu.in_bits
+        self.whole = mvtu.in_chunk == k
         self.sf_count = mvtu.sf
-        per = mvtu.fold.simd // mvtu.in_chunk if not self.whole else 1
-        chunks = -(-mvtu.k // mvtu.in_chunk)
+        per = simd // mvtu.in_chunk if not self.whole else 1
+        chunks = -(-k // mvtu.in_chunk)
         self.per, self.last_slot = per, chunks - 1 - (self.sf_count - 1) * per
         self.nxt_full = False
         self.widx, self.last_w, self.slot = 0, False, 0
@@ -291,7 +293,7 @@ def stream_latency(top, images=2, max_cycles=None):
         A unit without a cycle model, or no output within ``max_cycles`` (a bug).
     """
     stages = _stages(top)
-    per_image = top.model.input.width // top.in_chunk
+    per_image = top.model.input.width * top.model.input.bits // top.in_chunk
     total = images * per_image
     if max_cycles is None:
         bound = sum(getattr(unit, "latency", 0) + unit.cycles for unit in top.layers)

@@ -182,13 +182,12 @@ class BnnTop(wiring.Component):
         self.folding = resolve_folding(model, folding)
         for j, layer in enumerate(model.layers[:-1]):
             nxt = model.layers[j + 1]
-            # n-bit activations feed a layer that takes n-bit inputs (the MVTU's bit planes;
-            # conv and pool units take bits).
+            # n-bit activations feed a layer that takes n-bit inputs (the MVTU's bit planes,
+            # a conv unit's window bit-channels, a pool unit's per-element maximum).
             if layer.is_output or layer.activation_bits != nxt.in_bits:
                 raise ValueError(f"layer {j} ({layer.name}): its {layer.activation_bits!r}-bit "
-                                 f"activations must feed a dense layer taking that many bits "
-                                 f"per input (hidden layers before conv and pool layers must "
-                                 f"have binary activations)")
+                                 f"activations must feed a layer taking that many bits per "
+                                 f"input")
         if not model.layers[-1].is_output:
             raise ValueError("the last layer must output popcounts (no thresholds)")
         if isinstance(fault, list):
@@ -311,9 +310,9 @@ class BnnTop(wiring.Component):
 
     def input_layout(self):
         """How an image enters ``i``: one transfer of the whole input vector, or (conv
-        networks) a pixel stream, one channels-last pixel of ``C`` bits per transfer, rows
+        networks) a pixel stream, one channels-last pixel of ``C`` elements per transfer, rows
         top to bottom. ``width`` counts bits: with 8-bit pixels (``element_bits`` 8) the vector
-        is ``K0 * 8`` bits, element ``j`` at ``[8j, 8j + 8)``."""
+        is ``K0 * 8`` bits, element ``j`` at ``[8j, 8j + 8)``, and a pixel ``C * 8`` bits."""
         bits = self.model.input.bits
         width = self.model.input.width * bits
         if self.in_chunk == width:
@@ -324,8 +323,11 @@ class BnnTop(wiring.Component):
         from .timing import needed_pixels
 
         h, w, c = self.model.input.map_shape
-        return {"kind": "pixels", "shape": [h, w, c], "width": c, "transfers": h * w,
-                "needed": needed_pixels(self.model)}
+        layout = {"kind": "pixels", "shape": [h, w, c], "width": c * bits, "transfers": h * w,
+                  "needed": needed_pixels(self.model)}
+        if bits != 1:
+            layout["element_bits"] = bits
+        return layout
 
     def sidecar(self, name="bnnflow_top"):
         """The ``OUT.json`` contents describing the generated module."""
@@ -354,8 +356,9 @@ class BnnTop(wiring.Component):
                 taps.append({"layer": j, "name": layer.name,
                              "valid": f"tap_{j}_valid", "data": f"tap_{j}_data",
                              "width": self._tap_width(j), "kind": kind,
-                             "count": layer.out_width // (self._tap_width(j)
-                                                          if self.pixels[j] else 1),
+                             # Pixel taps: transfers per image; vector taps: elements.
+                             "count": layer.output_pixels if self.pixels[j]
+                             else layer.out_width,
                              "element_width": unit.lane_width})
         return {
             "top": name,

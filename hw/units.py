@@ -2,11 +2,12 @@
 
 :data:`UNITS` maps a layer kind's name (:mod:`bnnflow.model.kinds`) to a :class:`UnitKind`:
 how to build the streaming unit of one layer of that kind and how its streams may be cut.
-``binary_dense`` layers become :class:`~bnnflow.hw.mvtu.MVTU`, ``binary_conv2d`` layers
-:class:`~bnnflow.hw.conv.ConvUnit` (a sliding-window unit and an MVTU), ``maxpool2d`` layers
-:class:`~bnnflow.hw.maxpool.MaxPool`. A new kind adds one line here (and one in
-:data:`bnnflow.model.artifact.LAYER_KINDS`). Conv and pool units stream maps one pixel per
-transfer (``pixels``), so the layer after them must take pixel chunks.
+``binary_dense`` layers become :class:`~bnnflow.hw.mvtu.MVTU` (``ternary_dense`` too, with a
+mask), ``binary_conv2d`` and ``ternary_conv2d`` layers :class:`~bnnflow.hw.conv.ConvUnit` (a
+sliding-window unit and an MVTU), ``maxpool2d`` layers :class:`~bnnflow.hw.maxpool.MaxPool`.
+A new kind adds one line here (and one in :data:`bnnflow.model.artifact.LAYER_KINDS`). Conv
+and pool units stream maps one pixel per transfer (``pixels``), so the layer after them must
+take pixel chunks.
 
 The unit interface (what :class:`~bnnflow.hw.top.BnnTop`, its sidecar and the latency formula
 use; :class:`~bnnflow.hw.mvtu.MVTU` documents its own values):
@@ -122,6 +123,8 @@ UNITS = {
     "ternary_dense": UnitKind(MVTU.from_layer, MVTU.out_chunk, MVTU.takes_chunk),
     "binary_conv2d": UnitKind(ConvUnit.from_layer, ConvUnit.out_chunk, ConvUnit.takes_chunk,
                               ConvUnit.in_chunk, pixels=True),
+    "ternary_conv2d": UnitKind(ConvUnit.from_layer, ConvUnit.out_chunk, ConvUnit.takes_chunk,
+                               ConvUnit.in_chunk, pixels=True),
     "maxpool2d": UnitKind(MaxPool.from_layer, MaxPool.out_chunk, MaxPool.takes_chunk,
                           MaxPool.in_chunk, pixels=True),
 }

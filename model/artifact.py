@@ -41,7 +41,10 @@ and ``maxpool2d`` (:class:`~bnnflow.model.pool.MaxPool2dLayer`: ``in_shape``, ``
 ``window``, ``stride``; no arrays) and ``ternary_dense``
 (:class:`~bnnflow.model.ternary.TernaryDenseLayer`: a ``mask`` array beside the sign bits,
 ``weight_bits`` 2, hidden layers only; thresholds in ``[0, m + 1]`` for a neuron's ``m`` live
-weights). Feature maps are channels-last
+weights) and ``ternary_conv2d`` (:class:`~bnnflow.model.ternary_conv.TernaryConv2dLayer`:
+the fields of ``binary_conv2d`` plus the ``mask`` array of ``ternary_dense``). Dense and conv
+entries carry ``in_bits`` when their inputs have more than one bit (absent: 1, so files
+written before it existed load unchanged). Feature maps are channels-last
 (:mod:`bnnflow.model.conventions`): a conv layer's ``in_shape`` must be the previous layer's
 ``out_shape``, or for the first layer the input's ``shape`` (``[H, W]`` is ``[H, W, 1]``), and
 a dense layer reads the flattened map as it is. New kinds (ternary weights, multi-bit inputs)
@@ -67,6 +70,7 @@ from .dense import DenseLayer
 from .kinds import manifest_field, positive_int
 from .pool import MaxPool2dLayer
 from .ternary import TernaryDenseLayer
+from .ternary_conv import TernaryConv2dLayer
 
 __all__ = [
     "FORMAT",
@@ -77,6 +81,7 @@ __all__ = [
     "Conv2dLayer",
     "MaxPool2dLayer",
     "TernaryDenseLayer",
+    "TernaryConv2dLayer",
     "BnnModel",
     "LAYER_KINDS",
     "save",
@@ -142,13 +147,14 @@ class InputSpec:
 
     @property
     def map_shape(self):
-        """The input as a channels-last ``(H, W, C)`` map, or ``None`` when its bits are not
-        laid out that way (a thermometer code is level-major).
+        """The input as a channels-last ``(H, W, C)`` map, or ``None`` when its elements are
+        not laid out that way (a thermometer code is level-major).
 
-        A ``(H, W)`` image with one bit per pixel is ``(H, W, 1)``; a ``(H, W, C)`` colour
-        image with one threshold per channel value is itself.
+        A ``(H, W)`` image with one element per pixel is ``(H, W, 1)``; a ``(H, W, C)`` colour
+        image with one element per channel value (a bit, or an 8-bit ``pixels`` value) is
+        itself.
         """
-        if self.levels != 1 or self.bits != 1 or len(self.shape) not in (2, 3):
+        if self.levels != 1 or len(self.shape) not in (2, 3):
             return None
         return (*self.shape, 1) if len(self.shape) == 2 else tuple(self.shape)
 
@@ -161,7 +167,8 @@ class InputSpec:
 #: class (:class:`bnnflow.model.kinds.LayerKind`). A new kind is one more line here (and one in
 #: ``bnnflow.hw.units.UNITS`` for its hardware).
 LAYER_KINDS = {DenseLayer.kind: DenseLayer, Conv2dLayer.kind: Conv2dLayer,
-               MaxPool2dLayer.kind: MaxPool2dLayer, TernaryDenseLayer.kind: TernaryDenseLayer}
+               MaxPool2dLayer.kind: MaxPool2dLayer, TernaryDenseLayer.kind: TernaryDenseLayer,
+               TernaryConv2dLayer.kind: TernaryConv2dLayer}
 
 
 @dataclass(frozen=True)

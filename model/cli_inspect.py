@@ -32,12 +32,16 @@ def describe(model, manifest):
 
 def _shape_text(entry):
     """``(in, out, op)`` cells: maps as ``HxWxC``, vectors as widths; ``op`` is the kernel of a
-    conv layer, ``window/stride`` of a pool, ``popcounts`` for the output layer."""
+    conv layer (``ternary``, ``n-bit in`` where they apply), ``window/stride`` of a pool,
+    ``popcounts`` for the output layer."""
     def shape(key, width):
         return "x".join(map(str, entry[key])) if key in entry else str(entry[width])
 
     if "kernel" in entry:
-        op = f"{'x'.join(map(str, entry['kernel']))} conv"
+        ternary = "ternary " if entry["weight_bits"] == 2 else ""
+        op = f"{'x'.join(map(str, entry['kernel']))} {ternary}conv"
+        if "in_bits" in entry:
+            op += f", {entry['in_bits']}-bit in"
     elif "window" in entry:
         op = f"{entry['window']}/{entry['stride']} pool"
     else:

@@ -79,18 +79,18 @@ def add_arguments(parser):
     parser.add_argument("--weights", choices=("binary", "ternary"), default="binary",
                         help="hidden-layer weights: binary (+-1, default) or ternary (-1, 0, "
                              "+1: 0 where |w| < 0.7 x the neuron's mean |w|, or with --quantizer "
-                             "balanced for a third of its weights; the output layer stays "
-                             "binary; MLP presets)")
+                             "balanced for a third of its weights; conv and hidden dense layers; "
+                             "the output layer stays binary)")
     parser.add_argument("--act-bits", type=int, default=1, metavar="N",
                         help="bits of the hidden activations, 1..4 (default 1): N-bit levels "
-                             "-L..L with L = 2**N - 1 (MLP presets)")
+                             "-L..L with L = 2**N - 1 (dense and conv layers)")
     parser.add_argument("--quantizer", choices=("uniform", "balanced"), default="uniform",
                         help="cuts of multi-bit activations and zero band of ternary weights: "
                              "uniform (default) or balanced (each level an equal share of the "
                              "BatchNorm outputs or of the neuron's weights, Zhou et al. 2017)")
     parser.add_argument("--input-bits", type=int, default=1, metavar="1|8",
                         help="8: each pixel is an 8-bit input of the first layer instead of "
-                             "thresholded bits (MLP presets; default 1)")
+                             "thresholded bits (dense or conv; default 1)")
     parser.add_argument("--float-baseline", action="store_true",
                         help="also train the same topology in full precision")
     parser.add_argument("--out", metavar="DIR", default=None,

@@ -16,7 +16,15 @@ import math
 import torch
 from torch import nn
 
-from .layers import BinaryActivation, BinaryConv2d, BinaryLinear, OutputNorm
+from .layers import (
+    BinaryActivation,
+    BinaryConv2d,
+    BinaryLinear,
+    LevelActivation,
+    OutputNorm,
+    TernaryConv2d,
+    TernaryLinear,
+)
 
 __all__ = ["CONV_PRESETS", "check_stages", "stage_shapes", "BinaryCNN", "FloatCNN"]
 
@@ -81,7 +89,9 @@ def _flat(shape):
 class BinaryCNN(nn.Module):
     """Binarized convolutional network: the network that the ``.bnn`` export reproduces.
 
-    ``x`` holds ``+-1`` inputs ``(B, H * W * C)``, channels-last. Conv stages compute
+    ``x`` holds ``+-1`` inputs ``(B, H * W * C)``, channels-last (or ``n``-bit inputs as the
+    odd integers ``2a - L``, 8-bit pixels: the first conv's dots stay exact in float32). Conv
+    stages compute
     ``sign(BatchNorm2d(conv(x, sign(W))))``, pool stages ``maxpool(x)`` (the OR of ``+-1``
     bits), dense stages ``sign(BatchNorm1d(x @ sign(W).T))`` with dropout in training; the
     output layer ``OutputNorm(x @ sign(W).T)``. The map is flattened channels-last before the
@@ -95,6 +105,17 @@ class BinaryCNN(nn.Module):
     dropout : float
         Dropout on the binary activations of dense stages in training (0 disables it).
     init_scale : float
+    weights : str
+        ``"binary"`` or ``"ternary"``: the weights of every conv stage and hidden dense stage
+        (:class:`~bnnflow.model.layers.TernaryConv2d`, :class:`~bnnflow.model.layers.
+        TernaryLinear`); the output layer stays binary.
+    quantizer : str
+        The zero band of ternary weights (:func:`~bnnflow.model.layers.ternary_delta`) and the
+        cuts of ``n``-bit activations.
+    act_bits : int
+        Bits of the hidden activations: 1 (sign) or ``n``
+        (:class:`~bnnflow.model.layers.LevelActivation`, levels ``-L..L``); pools take the
+        maximum level, which is the level of the maximum value.
 
     Attributes
     ----------
@@ -103,10 +124,17 @@ class BinaryCNN(nn.Module):
         :class:`BinaryLinear`, in order, then the output :class:`BinaryLinear`.
     norms : nn.ModuleDict
         The BatchNorm of each conv and dense block, by block index (as a string).
+    acts : nn.ModuleDict
+        The activation of each conv and dense block, by block index (balanced cuts follow each
+        block's own outputs).
     """
 
-    def __init__(self, in_shape, stages, num_classes, dropout=0.0, init_scale=1.0):
+    def __init__(self, in_shape, stages, num_classes, dropout=0.0, init_scale=1.0,
+                 weights="binary", quantizer="uniform", act_bits=1):
         super().__init__()
+        if weights not in ("binary", "ternary"):
+            raise ValueError(f"weights must be binary or ternary, not {weights!r}")
+        ternary = weights == "ternary"
         if len(in_shape) != 3 or not all(_positive(v) for v in in_shape):
             raise ValueError(f"in_shape must be (H, W, C) positive integers, not {in_shape!r}")
         if not _positive(num_classes):
@@ -114,22 +142,28 @@ class BinaryCNN(nn.Module):
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), not {dropout!r}")
         self.in_shape, self.stages = tuple(in_shape), check_stages(stages)
+        self.weights = weights
         self.shapes = stage_shapes(in_shape, self.stages)
         blocks, norms, previous = [], {}, tuple(in_shape)
         for i, (stage, shape) in enumerate(zip(self.stages, self.shapes, strict=True)):
             if stage[0] == "conv":
-                blocks.append(BinaryConv2d(previous[2], stage[1], stage[2], init_scale))
+                blocks.append(TernaryConv2d(previous[2], stage[1], stage[2], init_scale,
+                                            rule=quantizer) if ternary else
+                              BinaryConv2d(previous[2], stage[1], stage[2], init_scale))
                 norms[str(i)] = nn.BatchNorm2d(stage[1])
             elif stage[0] == "pool":
                 blocks.append(nn.MaxPool2d(stage[1]))
             else:
-                blocks.append(BinaryLinear(_flat(previous), stage[1], init_scale))
+                blocks.append(TernaryLinear(_flat(previous), stage[1], init_scale, rule=quantizer)
+                              if ternary else BinaryLinear(_flat(previous), stage[1], init_scale))
                 norms[str(i)] = nn.BatchNorm1d(stage[1])
             previous = shape
         blocks.append(BinaryLinear(_flat(previous), num_classes, init_scale))
         self.blocks, self.norms = nn.ModuleList(blocks), nn.ModuleDict(norms)
         self.out_norm = OutputNorm()
-        self.act = BinaryActivation()
+        self.act_bits = act_bits
+        self.acts = nn.ModuleDict({key: BinaryActivation() if act_bits == 1 else
+                                   LevelActivation(act_bits, quantizer) for key in norms})
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
 
     def forward(self, x):
@@ -142,8 +176,9 @@ class BinaryCNN(nn.Module):
         Returns
         -------
         dict with ``"dots"`` (integer-valued pre-activations of every conv and dense block,
-        output included, flattened channels-last), ``"activations"`` (``+-1`` outputs of
-        every hidden block, pools included, flattened channels-last) and ``"scores"``.
+        output included, flattened channels-last), ``"activations"`` (``+-1`` outputs, or the
+        values ``2a - L`` of ``n``-bit levels, of every hidden block, pools included,
+        flattened channels-last) and ``"scores"``.
         """
         scores, dots, activations = self._run(x, trace=True)
         return {"dots": dots, "activations": activations, "scores": scores}
@@ -159,7 +194,7 @@ class BinaryCNN(nn.Module):
             if trace and not isinstance(block, nn.MaxPool2d):
                 dots.append(_channels_last(x) if x.dim() == 4 else x)
             if str(i) in self.norms:
-                x = self.act(self.norms[str(i)](x))
+                x = self.acts[str(i)](self.norms[str(i)](x))
                 if x.dim() == 2 and not trace:
                     x = self.dropout(x)
             if trace and i < len(self.blocks) - 1:

@@ -18,7 +18,7 @@ from . import conventions
 from .dense import read_thresholds, read_weights, threshold_facts
 from .kinds import manifest_field, matrix_cycles, positive_int, shape_field
 
-__all__ = ["Conv2dLayer", "conv_out_shape"]
+__all__ = ["Conv2dLayer", "conv_out_shape", "check_in_bits", "map_fields"]
 
 
 def conv_out_shape(in_shape, kernel, channels):
@@ -44,12 +44,18 @@ class Conv2dLayer:
         Bit 1 is weight +1; each row in ``(kh, kw, Cin)`` window order.
     thresholds : int array ``(Cout, T)``
         Sorted popcount thresholds per output channel (``T = 1`` for binary activations).
+    in_bits : int
+        Bits per input element: 1, or ``n`` for ``n``-bit inputs (8-bit pixels into the first
+        layer): each window element is then a level ``a`` in ``0..L`` and the popcount
+        :func:`~bnnflow.model.conventions.popcount_levels`, thresholds in ``[0, L*K + 1]``,
+        as for a dense layer.
 
     Raises
     ------
     ValueError
         Shapes that do not agree (kernel larger than the map, weights not
-        ``(Cout, kh * kw * Cin)``, thresholds not one row per output channel).
+        ``(Cout, kh * kw * Cin)``, thresholds not one row per output channel), or ``in_bits``
+        not in 1..8.
     """
 
     name: str
@@ -57,11 +63,11 @@ class Conv2dLayer:
     kernel: tuple
     weights: np.ndarray
     thresholds: np.ndarray
+    in_bits: int = 1
 
     kind = "binary_conv2d"
     weight_bits = 1
     is_output = False
-    in_bits = 1
 
     def __post_init__(self):
         object.__setattr__(self, "in_shape", tuple(int(v) for v in self.in_shape))
@@ -79,6 +85,12 @@ class Conv2dLayer:
             raise ValueError(f"{self.name}: a conv layer needs thresholds, one row per output "
                              f"channel ({self.weights.shape[0]})")
         conv_out_shape(self.in_shape, self.kernel, self.weights.shape[0])
+        check_in_bits(self.in_bits, self.name)
+
+    @property
+    def max_count(self):
+        """The largest popcount, ``L * K`` (``K`` for binary inputs)."""
+        return ((1 << self.in_bits) - 1) * self.fan_in
 
     @property
     def out_shape(self):
@@ -117,9 +129,15 @@ class Conv2dLayer:
         """``(activations, popcounts)``, both ``(B, Ho * Wo * Cout)`` channels-last."""
         win = conventions.windows(x, self.in_shape, self.kernel)
         b, p, k = win.shape
-        counts = conventions.popcount_xnor(win.reshape(b * p, k), self.weights)
+        counts = self._counts(win.reshape(b * p, k))
         bits = conventions.fire(counts, self.thresholds)
         return bits.reshape(b, -1), counts.reshape(b, -1)
+
+    def _counts(self, rows):
+        """Popcounts of window rows ``(R, K)`` against every output channel."""
+        if self.in_bits == 1:
+            return conventions.popcount_xnor(rows, self.weights)
+        return conventions.popcount_levels(rows, self.weights, self.in_bits)
 
     def cycles(self, fold):
         """``Ho * Wo * ceil(Cout / PE) * ceil(kh * kw * Cin / SIMD)``, and at least ``H * W``:
@@ -137,8 +155,11 @@ class Conv2dLayer:
 
     def describe(self):
         return {"in_shape": list(self.in_shape), "out_shape": list(self.out_shape),
-                "kernel": list(self.kernel),
-                **threshold_facts(self.thresholds, self.fan_in)}
+                "kernel": list(self.kernel), **self._in_bits_fact(),
+                **threshold_facts(self.thresholds, self.max_count)}
+
+    def _in_bits_fact(self):
+        return {"in_bits": self.in_bits} if self.in_bits != 1 else {}
 
     def to_manifest(self):
         entry = {
@@ -152,35 +173,54 @@ class Conv2dLayer:
         }
         arrays = {f"{self.name}/weights.npy": conventions.pack_bits(self.weights),
                   f"{self.name}/thresholds.npy": self.thresholds.astype(np.int32)}
+        if self.in_bits != 1:
+            # Written only when not 1, so binary models keep their manifests and checksums.
+            entry["in_bits"] = int(self.in_bits)
         return entry, arrays
 
     @classmethod
     def from_manifest(cls, entry, get_array, where):
         """Build the layer from its manifest entry, checking shapes against each other."""
-        in_shape = shape_field(entry, "in_shape", 3, where)
-        kernel = shape_field(entry, "kernel", 2, where)
-        out_shape = shape_field(entry, "out_shape", 3, where)
-        try:
-            expected = conv_out_shape(in_shape, kernel, out_shape[2])
-        except ValueError as e:
-            raise ValueError(f"{where}: {e}") from None
-        if out_shape != expected:
-            raise ValueError(f"{where}: out_shape {list(out_shape)} does not follow from "
-                             f"in_shape {list(in_shape)} and kernel {list(kernel)} (expected "
-                             f"{list(expected)}: stride 1, no padding)")
-        for key, shape in (("in_width", in_shape), ("out_width", out_shape)):
-            if positive_int(entry, key, where) != int(np.prod(shape)):
-                raise ValueError(f"{where}: {key} must be {int(np.prod(shape))} for shape "
-                                 f"{list(shape)}, not {entry[key]}")
-        if manifest_field(entry, "output", str, where) != "activation":
-            raise ValueError(f"{where}: a binary_conv2d layer is a hidden layer: output must "
-                             f"be 'activation', not {entry['output']!r}")
+        in_shape, kernel, out_shape, in_bits = map_fields(entry, where, cls.kind)
         if entry.get("weight_bits", 1) != 1:
             raise ValueError(f"{where}: weight_bits must be 1 for binary_conv2d, "
                              f"not {entry.get('weight_bits')!r}")
         arrays = manifest_field(entry, "arrays", dict, where)
         k, n = kernel[0] * kernel[1] * in_shape[2], out_shape[2]
         weights = read_weights(arrays, get_array, where, k, n)
-        thresholds = read_thresholds(entry, arrays, get_array, where, k, n)
+        thresholds = read_thresholds(entry, arrays, get_array, where,
+                                     ((1 << in_bits) - 1) * k, n)
         return cls(name=str(entry["name"]), in_shape=in_shape, kernel=kernel, weights=weights,
-                   thresholds=thresholds)
+                   thresholds=thresholds, in_bits=in_bits)
+
+
+def check_in_bits(in_bits, where):
+    """``ValueError`` naming ``where`` unless ``in_bits`` is an integer in 1..8."""
+    if not isinstance(in_bits, int) or isinstance(in_bits, bool) or not 1 <= in_bits <= 8:
+        raise ValueError(f"{where}: in_bits must be an integer in 1..8, not {in_bits!r}")
+
+
+def map_fields(entry, where, kind):
+    """``(in_shape, kernel, out_shape, in_bits)`` of a conv kind's manifest entry, checked
+    against each other (stride 1, no padding), with its widths and its ``output``."""
+    in_shape = shape_field(entry, "in_shape", 3, where)
+    kernel = shape_field(entry, "kernel", 2, where)
+    out_shape = shape_field(entry, "out_shape", 3, where)
+    try:
+        expected = conv_out_shape(in_shape, kernel, out_shape[2])
+    except ValueError as e:
+        raise ValueError(f"{where}: {e}") from None
+    if out_shape != expected:
+        raise ValueError(f"{where}: out_shape {list(out_shape)} does not follow from "
+                         f"in_shape {list(in_shape)} and kernel {list(kernel)} (expected "
+                         f"{list(expected)}: stride 1, no padding)")
+    for key, shape in (("in_width", in_shape), ("out_width", out_shape)):
+        if positive_int(entry, key, where) != int(np.prod(shape)):
+            raise ValueError(f"{where}: {key} must be {int(np.prod(shape))} for shape "
+                             f"{list(shape)}, not {entry[key]}")
+    if manifest_field(entry, "output", str, where) != "activation":
+        raise ValueError(f"{where}: a {kind} layer is a hidden layer: output must "
+                         f"be 'activation', not {entry['output']!r}")
+    in_bits = entry.get("in_bits", 1)
+    check_in_bits(in_bits, where)
+    return in_shape, kernel, out_shape, in_bits

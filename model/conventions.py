@@ -41,10 +41,17 @@ rules; the functions here are the single numpy reference for them and are tested
   is ``Cout`` binary neurons over the window of ``kh * kw * Cin`` inputs flattened in
   ``(kh, kw, Cin)`` order (:func:`windows`), the order a sliding-window unit emits it; the
   weights are ``(Cout, kh * kw * Cin)`` bits in the same order. Popcount and threshold as for
-  any neuron.
+  any neuron. ``ternary_conv2d`` and conv layers with ``n``-bit inputs (``in_bits``: 8-bit
+  pixels into the first conv) add no rule: each output channel is a ternary neuron (live
+  popcount, thresholds in ``[0, L*m + 1]``) or an ``n``-bit-input neuron
+  (:func:`popcount_levels`) over its window. A pixel of ``n``-bit elements carries element
+  ``c`` at bits ``[c * n, (c + 1) * n)``, so a window of such pixels is ``(kh, kw, Cin)``
+  elements of ``n`` bits each.
 * **Max-pool** (``maxpool2d``) acts on binary activations after the threshold: the OR of the
   window's bits (bit 1 = +1 is the maximum), ``k x k`` windows with stride ``s`` and no
-  padding, ``(H - k) // s + 1`` outputs per axis (:func:`maxpool_or`).
+  padding, ``(H - k) // s + 1`` outputs per axis (:func:`maxpool_or`). On ``n``-bit
+  activations it is the largest level of the window: ``v = 2a - L`` grows with ``a``, so the
+  maximum value is the maximum level (the same function).
 
 Bit order: element ``i`` of a vector is bit ``i`` (LSB first). Packed arrays use
 ``np.packbits(..., bitorder="little")`` along the last axis, so element ``i`` is bit ``i % 8``
@@ -302,7 +309,8 @@ def windows(x, shape, kernel):
 
 
 def maxpool_or(x, shape, window, stride=None):
-    """Max-pool of binary channels-last maps: the OR of each ``window x window`` block.
+    """Max-pool of binary channels-last maps: the OR of each ``window x window`` block (for
+    ``n``-bit levels: the largest level of the block).
 
     ``x`` is ``(B, H * W * C)`` of 0/1; the result is ``(B, Ho * Wo * C)`` channels-last with
     ``Ho = (H - window) // stride + 1`` (``stride`` defaults to ``window``).

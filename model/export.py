@@ -3,8 +3,10 @@
 
 Conv layers fold their ``BatchNorm2d`` exactly as dense layers fold ``BatchNorm1d`` (below),
 one threshold per output channel; their weights are flattened in ``(kh, kw, Cin)`` window
-order. Max-pool stages become ``maxpool2d`` layers: pooling the bits after the sign is the
-network's own order, so a flipped neuron (negative scale) pools the same bits.
+order. Ternary conv layers fold as ternary dense ones (:func:`fold_batchnorm_live`, over each
+output channel's live popcount), and a first conv layer with ``n``-bit inputs as a dense one
+(dots ``2p - L*K``). Max-pool stages become ``maxpool2d`` layers: pooling the bits after the
+sign is the network's own order, so a flipped neuron (negative scale) pools the same bits.
 
 Hidden layers: BatchNorm folded into integer popcount thresholds
     A hidden neuron with ``K`` inputs fires when ``BN(dot) >= 0`` (``sign(0) = +1``), where
@@ -45,10 +47,11 @@ from .artifact import (
     DenseLayer,
     InputSpec,
     MaxPool2dLayer,
+    TernaryConv2dLayer,
     TernaryDenseLayer,
 )
 from .cnn import BinaryCNN
-from .layers import BinaryConv2d, BinaryLinear, OutputNorm, TernaryLinear
+from .layers import BinaryConv2d, BinaryLinear, OutputNorm, TernaryConv2d, TernaryLinear
 from .nets import BinaryMLP
 
 __all__ = ["ExportError", "fold_batchnorm", "check_output_norm", "export_model", "bn_params"]
@@ -61,6 +64,14 @@ class ExportError(BnnflowError):
 def _reachable_dots(k):
     """float32 tensor of ``dot = 2p - K`` for ``p = 0..K``, shape ``(K + 1, 1)``."""
     return (2 * torch.arange(k + 1, dtype=torch.float32) - k)[:, None]
+
+
+def _bn_rows(bn, dots):
+    """``bn`` applied to dots ``(R, N)`` (one column per neuron or output channel)."""
+    if isinstance(bn, nn.BatchNorm2d):
+        # The dots as one (1, N, R, 1) map: the NCHW layout the conv's output has.
+        return bn(dots.T.contiguous()[None, :, :, None])[0, :, :, 0].T
+    return bn(dots)
 
 
 @torch.no_grad()
@@ -101,11 +112,7 @@ def fold_batchnorm(bn, k, level=0.0):
     bn.eval()
     try:
         dots = _reachable_dots(k).expand(k + 1, n).contiguous()  # (K + 1, N), row j: 2j - K
-        if isinstance(bn, nn.BatchNorm2d):
-            # The dots as one (1, N, K + 1, 1) map: the NCHW layout the conv's output has.
-            out = bn(dots.T.contiguous()[None, :, :, None])[0, :, :, 0].T
-        else:
-            out = bn(dots)
+        out = _bn_rows(bn, dots)
     finally:
         bn.train(was_training)
     fires = (out >= level).numpy()             # the float comparison, per popcount
@@ -134,15 +141,15 @@ def fold_batchnorm_live(bn, live, level=0.0):
     """
     live = np.asarray(live, dtype=np.int64)
     n, top = len(live), int(live.max(initial=0))
-    if not isinstance(bn, nn.BatchNorm1d):
-        raise ExportError(f"ternary hidden layers must be followed by nn.BatchNorm1d, not "
-                          f"{type(bn).__name__}")
+    if not isinstance(bn, nn.BatchNorm1d | nn.BatchNorm2d):
+        raise ExportError(f"ternary hidden layers must be followed by nn.BatchNorm1d (dense) "
+                          f"or nn.BatchNorm2d (conv), not {type(bn).__name__}")
     p = torch.arange(top + 1, dtype=torch.float32)[:, None]
     dots = (2 * p - torch.from_numpy(live).to(torch.float32)[None, :]).contiguous()
     was_training = bn.training
     bn.eval()
     try:
-        fires = (bn(dots) >= level).numpy()
+        fires = (_bn_rows(bn, dots) >= level).numpy()
     finally:
         bn.train(was_training)
     weight = bn.weight.detach() if bn.weight is not None else torch.ones(n)
@@ -165,13 +172,20 @@ def _ternary_layer(name, fc, bn, act, in_bits=1):
     t = fc.ternary_weight().numpy()
     mask = (t != 0).astype(np.uint8)
     signs = (t > 0).astype(np.uint8)
+    signs, thresholds = _ternary_fold(signs, mask, bn, act, in_bits)
+    return TernaryDenseLayer(name, signs, mask, thresholds, in_bits=in_bits)
+
+
+def _ternary_fold(signs, mask, bn, act, in_bits):
+    """``(signs, thresholds)`` of ternary neurons: one threshold per cut of ``act`` over the
+    live popcount ``0..L*m``, the signs flipped (where live) for negative BatchNorm scales."""
     live = mask.sum(axis=1) * ((1 << in_bits) - 1)
     columns = []
     for cut in act.cuts():
         thresholds, flip = fold_batchnorm_live(bn, live, cut)
         columns.append(thresholds)
     signs = np.where(flip[:, None], (1 - signs) & mask, signs).astype(np.uint8)
-    return TernaryDenseLayer(name, signs, mask, np.stack(columns, axis=1), in_bits=in_bits)
+    return signs, np.stack(columns, axis=1)
 
 
 def _dense_layer(net, i, fc, bits, in_bits, count):
@@ -278,34 +292,66 @@ def export_model(net, input_spec, classes=(), provenance=None):
 
 def _export_cnn(net, input_spec, classes, provenance):
     """:func:`export_model` for a :class:`~bnnflow.model.cnn.BinaryCNN`: layers named
-    ``conv<i>``, ``pool<i>`` and ``fc<i>`` after their stage index."""
+    ``conv<i>``, ``pool<i>`` and ``fc<i>`` after their stage index; the first layer takes the
+    input's elements (bits, or 8-bit pixels), every later one bits."""
     if not isinstance(input_spec, InputSpec) or input_spec.map_shape != net.in_shape:
         raise ExportError(f"input spec must describe a channels-last {net.in_shape} map with "
-                          f"one bit per value, not {input_spec!r}")
+                          f"one element per value, not {input_spec!r}")
     layers, shape = [], net.in_shape
+    act_bits = getattr(net, "act_bits", 1)
     for i, block in enumerate(net.blocks):
-        last = i == len(net.blocks) - 1
+        in_bits = input_spec.bits if i == 0 else act_bits
         if isinstance(block, BinaryConv2d):
-            latent = block.window_weight()
-            bits = (latent >= 0).numpy().astype(np.uint8)  # sign(0) = +1
-            thresholds, flip = fold_batchnorm(net.norms[str(i)], latent.shape[1])
-            bits = np.where(flip[:, None], 1 - bits, bits).astype(np.uint8)
-            layer = Conv2dLayer(f"conv{i}", shape, (block.kernel_size,) * 2, bits,
-                                thresholds[:, None])
+            layer = _conv_layer(f"conv{i}", block, net.norms[str(i)], net.acts[str(i)], shape,
+                                in_bits)
         elif isinstance(block, nn.MaxPool2d):
-            layer = MaxPool2dLayer(f"pool{i}", shape, int(block.kernel_size))
+            layer = MaxPool2dLayer(f"pool{i}", shape, int(block.kernel_size), bits=act_bits)
         elif isinstance(block, BinaryLinear):
-            bits = (block.weight.detach() >= 0).numpy().astype(np.uint8)
-            if last:
-                check_output_norm(net.out_norm, block.in_features)
-                layer = DenseLayer(f"fc{i}", bits, None)
-            else:
-                thresholds, flip = fold_batchnorm(net.norms[str(i)], block.in_features)
-                bits = np.where(flip[:, None], 1 - bits, bits).astype(np.uint8)
-                layer = DenseLayer(f"fc{i}", bits, thresholds[:, None])
+            layer = _cnn_dense_layer(net, i, block, in_bits)
         else:
             raise ExportError(f"block {i}: cannot export {type(block).__name__}")
         layers.append(layer)
         shape = getattr(layer, "out_shape", None)
     return BnnModel(layers=layers, input=input_spec, classes=tuple(classes),
                     provenance=dict(provenance or {}))
+
+
+def _conv_layer(name, block, bn, act, shape, in_bits):
+    """A trained conv block and its ``BatchNorm2d`` as a ``binary_conv2d`` or (a
+    :class:`TernaryConv2d`) ``ternary_conv2d`` layer, weights in window order."""
+    kernel = (block.kernel_size,) * 2
+    if isinstance(block, TernaryConv2d):
+        t = block.ternary_window_weight().numpy()
+        mask = (t != 0).astype(np.uint8)
+        signs, thresholds = _ternary_fold((t > 0).astype(np.uint8), mask, bn, act, in_bits)
+        return TernaryConv2dLayer(name, shape, kernel, signs, thresholds, in_bits=in_bits,
+                                  mask=mask)
+    latent = block.window_weight()
+    bits = (latent >= 0).numpy().astype(np.uint8)  # sign(0) = +1
+    bits, thresholds = _binary_fold(bits, bn, act, ((1 << in_bits) - 1) * latent.shape[1])
+    return Conv2dLayer(name, shape, kernel, bits, thresholds, in_bits=in_bits)
+
+
+def _binary_fold(bits, bn, act, count):
+    """``(bits, thresholds)`` of binary neurons: one threshold per cut of ``act`` over the
+    popcounts ``0..count``, the weights flipped for negative BatchNorm scales (the flip
+    follows the sign of the scale alone: the same at every cut)."""
+    columns = []
+    for cut in act.cuts():
+        thresholds, flip = fold_batchnorm(bn, count, cut)
+        columns.append(thresholds)
+    return np.where(flip[:, None], 1 - bits, bits).astype(np.uint8), np.stack(columns, axis=1)
+
+
+def _cnn_dense_layer(net, i, block, in_bits):
+    """A dense block of a CNN: the output layer (popcounts), a ternary or a binary hidden
+    layer."""
+    bits = (block.weight.detach() >= 0).numpy().astype(np.uint8)
+    count = ((1 << in_bits) - 1) * block.in_features
+    if i == len(net.blocks) - 1:
+        check_output_norm(net.out_norm, count)
+        return DenseLayer(f"fc{i}", bits, None, in_bits=in_bits)
+    if isinstance(block, TernaryLinear):
+        return _ternary_layer(f"fc{i}", block, net.norms[str(i)], net.acts[str(i)], in_bits)
+    bits, thresholds = _binary_fold(bits, net.norms[str(i)], net.acts[str(i)], count)
+    return DenseLayer(f"fc{i}", bits, thresholds, in_bits=in_bits)

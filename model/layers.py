@@ -22,7 +22,7 @@ from torch import nn
 
 __all__ = ["SignSTE", "sign_ste", "BinaryActivation", "LevelActivation", "BinaryLinear",
            "TernaryLinear", "ternary_ste", "ternary_delta",
-           "TERNARY_RULES", "BinaryConv2d", "OutputNorm", "clip_latent"]
+           "TERNARY_RULES", "BinaryConv2d", "TernaryConv2d", "OutputNorm", "clip_latent"]
 
 
 class SignSTE(torch.autograd.Function):
@@ -297,6 +297,50 @@ class BinaryConv2d(nn.Module):
     def extra_repr(self):
         return (f"in_channels={self.in_channels}, out_channels={self.out_channels}, "
                 f"kernel_size={self.kernel_size}")
+
+
+class TernaryConv2d(BinaryConv2d):
+    """2-D convolution with ternary weights and real-valued latent weights.
+
+    Forward: ``z = conv2d(x, t(W))`` with :func:`ternary_ste` over each output channel's
+    flattened ``(Cin, kh, kw)`` latent weights: the zero band of :class:`TernaryLinear`, one
+    band per output channel (a channel is a neuron). For ``+-1`` inputs ``z = 2p - m`` at each
+    output pixel, exact in float32. Backward and :meth:`clip_` as :class:`BinaryConv2d`.
+
+    Parameters
+    ----------
+    in_channels, out_channels, kernel_size, init_scale
+        As :class:`BinaryConv2d`.
+    ratio, rule
+        As :class:`TernaryLinear`.
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, init_scale=1.0, ratio=0.7,
+                 rule="uniform"):
+        super().__init__(in_channels, out_channels, kernel_size, init_scale)
+        if not ratio > 0:
+            raise ValueError(f"ratio must be positive, not {ratio!r}")
+        if rule not in TERNARY_RULES:
+            raise ValueError(f"rule must be one of {', '.join(TERNARY_RULES)}, not {rule!r}")
+        self.ratio, self.rule = float(ratio), rule
+
+    def _ternary(self):
+        w = self.weight
+        return ternary_ste(w.reshape(self.out_channels, -1), self.ratio, self.rule).reshape(
+            w.shape)
+
+    def ternary_window_weight(self):
+        """``t(W)`` ``(Cout, kh * kw * Cin)`` of -1, 0, +1 in window order (no gradient): what
+        the forward pass uses, as the export stores it."""
+        with torch.no_grad():
+            t = self._ternary()
+        return t.permute(0, 2, 3, 1).reshape(self.out_channels, -1)
+
+    def forward(self, x):
+        return nn.functional.conv2d(x, self._ternary())
+
+    def extra_repr(self):
+        return f"{super().extra_repr()}, rule={self.rule}"
 
 
 class OutputNorm(nn.Module):

@@ -1,8 +1,9 @@
-"""The ``maxpool2d`` layer kind: max-pool of a binary channels-last map.
+"""The ``maxpool2d`` layer kind: max-pool of a binary (or ``n``-bit level) channels-last map.
 
-Max-pool acts on binary activations after the threshold, so the maximum of a window is the OR
-of its bits (bit 1 = +1 is the larger value): ``k x k`` windows with stride ``s`` and no
-padding turn an ``H x W x C`` map into ``((H - k) // s + 1) x ((W - k) // s + 1) x C``
+Max-pool acts on activations after the threshold, so the maximum of a window is the OR of its
+bits (bit 1 = +1 is the larger value), or for ``n``-bit activations its largest level:
+``k x k`` windows with stride ``s`` and no padding turn an ``H x W x C`` map into
+``((H - k) // s + 1) x ((W - k) // s + 1) x C``
 (:func:`bnnflow.model.conventions.maxpool_or`). The layer has no weights and no thresholds.
 The members are those of :class:`bnnflow.model.kinds.LayerKind`: its "matrix" is ``C``
 channels of ``k * k`` inputs per output pixel, and it takes one cycle per input pixel.
@@ -45,19 +46,29 @@ class MaxPool2dLayer:
         ``k`` of the ``k x k`` window.
     stride : int or None
         Step between windows; ``None`` means ``window`` (non-overlapping windows).
+    bits : int
+        Bits per element: 1 (the OR of bits), or ``n`` for ``n``-bit activation levels, whose
+        maximum is the maximum level (the levels are monotone in the value they stand for).
     """
 
     name: str
     in_shape: tuple
     window: int
     stride: int | None = None
+    bits: int = 1
 
     kind = "maxpool2d"
     weight_bits = 0
     synapses = 0
     is_output = False
-    in_bits = 1
-    activation_bits = 1
+
+    @property
+    def in_bits(self):
+        return self.bits
+
+    @property
+    def activation_bits(self):
+        return self.bits
 
     def __post_init__(self):
         object.__setattr__(self, "in_shape", tuple(int(v) for v in self.in_shape))
@@ -66,6 +77,9 @@ class MaxPool2dLayer:
         if len(self.in_shape) != 3:
             raise ValueError(f"{self.name}: in_shape must be (H, W, C), not {self.in_shape}")
         pool_out_shape(self.in_shape, self.window, self.stride)
+        if (isinstance(self.bits, bool) or not isinstance(self.bits, int)
+                or not 1 <= self.bits <= 8):
+            raise ValueError(f"{self.name}: bits must be an integer in 1..8, not {self.bits!r}")
 
     @property
     def out_shape(self):
@@ -92,8 +106,8 @@ class MaxPool2dLayer:
         return self.out_shape[0] * self.out_shape[1]
 
     def forward(self, x):
-        """``(bits, counts)``: the pooled bits ``(B, Ho * Wo * C)``, and the same values as
-        integers (a pool computes no popcount)."""
+        """``(values, counts)``: the pooled bits or levels ``(B, Ho * Wo * C)``, and the same
+        values as integers (a pool computes no popcount)."""
         bits = conventions.maxpool_or(x, self.in_shape, self.window, self.stride)
         return bits, bits.astype(np.int64)
 
@@ -111,14 +125,17 @@ class MaxPool2dLayer:
         return view[:, ::stride, ::stride].max(axis=(-2, -1)).reshape(len(x), -1)
 
     def describe(self):
-        return {"in_shape": list(self.in_shape), "out_shape": list(self.out_shape),
-                "window": self.window, "stride": self.stride}
+        facts = {"in_shape": list(self.in_shape), "out_shape": list(self.out_shape),
+                 "window": self.window, "stride": self.stride}
+        if self.bits != 1:
+            facts["bits"] = self.bits
+        return facts
 
     def to_manifest(self):
         entry = {"name": self.name, "kind": self.kind, "in_width": self.in_width,
                  "out_width": self.out_width, "in_shape": list(self.in_shape),
                  "out_shape": list(self.out_shape), "window": self.window,
-                 "stride": self.stride, "weight_bits": 0, "activation_bits": 1,
+                 "stride": self.stride, "weight_bits": 0, "activation_bits": self.bits,
                  "output": "activation", "arrays": {}}
         return entry, {}
 
@@ -144,4 +161,9 @@ class MaxPool2dLayer:
         if manifest_field(entry, "output", str, where) != "activation":
             raise ValueError(f"{where}: a maxpool2d layer is a hidden layer: output must be "
                              f"'activation', not {entry['output']!r}")
-        return cls(name=str(entry["name"]), in_shape=in_shape, window=window, stride=stride)
+        bits = positive_int(entry, "activation_bits", where) if "activation_bits" in entry else 1
+        try:
+            return cls(name=str(entry["name"]), in_shape=in_shape, window=window, stride=stride,
+                       bits=bits)
+        except ValueError as e:
+            raise ValueError(f"{where}: {e}") from None

@@ -16,7 +16,7 @@ from . import conventions
 from .dense import MatrixShape, read_weights
 from .kinds import manifest_field, positive_int
 
-__all__ = ["TernaryDenseLayer"]
+__all__ = ["TernaryDenseLayer", "ternary_arrays", "ternary_facts", "read_ternary"]
 
 
 @dataclass(frozen=True)
@@ -57,39 +57,11 @@ class TernaryDenseLayer(MatrixShape):
     is_output = False
 
     def __post_init__(self):
-        w, z = np.asarray(self.weights), np.asarray(self.mask)
-        if w.ndim != 2 or w.shape != z.shape:
-            raise ValueError(f"{self.name}: weights and mask must be (N, K) arrays of one "
-                             f"shape, not {w.shape} and {z.shape}")
-        for label, a in (("weights", w), ("mask", z)):
-            if not np.all((a == 0) | (a == 1)):
-                raise ValueError(f"{self.name}: {label} must hold only 0 and 1")
-        if np.any(w & (1 - z)):
-            raise ValueError(f"{self.name}: a sign bit is set where the mask is 0 (a zero "
-                             f"weight is stored with sign 0)")
-        if (isinstance(self.in_bits, bool) or not isinstance(self.in_bits, int)
-                or not 1 <= self.in_bits <= 8):
-            raise ValueError(f"{self.name}: in_bits must be an integer in 1..8, not "
-                             f"{self.in_bits!r}")
-        if self.thresholds is None:
-            raise ValueError(f"{self.name}: a ternary_dense layer is a hidden layer and needs "
-                             f"thresholds; the output layer stays binary_dense")
-        t = np.asarray(self.thresholds, dtype=np.int64)
-        if t.ndim == 1:
-            t = t[:, None]
-        live = z.sum(axis=1) * ((1 << self.in_bits) - 1)
-        if t.ndim != 2 or t.shape[0] != w.shape[0] or t.shape[1] < 1:
-            raise ValueError(f"{self.name}: thresholds must have shape ({w.shape[0]}, T), "
-                             f"not {t.shape}")
-        if np.any(t < 0) or np.any(t > (live + 1)[:, None]):
-            raise ValueError(f"{self.name}: a threshold lies outside [0, L*m + 1] for its "
-                             f"neuron's m live weights")
-        if np.any(np.diff(t, axis=1) < 0):
-            raise ValueError(f"{self.name}: thresholds of a neuron must be sorted ascending")
-        object.__setattr__(self, "weights", w.astype(np.uint8))
-        object.__setattr__(self, "mask", z.astype(np.uint8))
+        w, z, t = ternary_arrays(self.name, self.weights, self.mask, self.thresholds,
+                                 self.in_bits, self.kind)
+        object.__setattr__(self, "weights", w)
+        object.__setattr__(self, "mask", z)
         object.__setattr__(self, "thresholds", t)
-
 
     @property
     def live(self):
@@ -107,11 +79,7 @@ class TernaryDenseLayer(MatrixShape):
 
     def describe(self):
         """Zero weights, and threshold facts against each neuron's live weights."""
-        t, m = self.thresholds, self.live
-        return {"zero_weights": round(float(1 - self.mask.mean()), 4),
-                "threshold_min": int(t.min()), "threshold_max": int(t.max()),
-                "always_fire": int(np.sum(t[:, 0] <= 0)),
-                "never_fire": int(np.sum(t[:, -1] > m * ((1 << self.in_bits) - 1)))}
+        return ternary_facts(self.mask, self.thresholds, self.in_bits)
 
     def to_manifest(self):
         entry = {
@@ -136,22 +104,73 @@ class TernaryDenseLayer(MatrixShape):
         if manifest_field(entry, "output", str, where) != "activation":
             raise ValueError(f"{where}: a ternary_dense layer must output activations (the "
                              f"output layer stays binary_dense)")
-        if entry.get("weight_bits") != 2:
-            raise ValueError(f"{where}: weight_bits must be 2 for ternary_dense, "
-                             f"not {entry.get('weight_bits')!r}")
-        weights = read_weights(arrays, get_array, where, k, n)
-        mask = read_weights({"weights": manifest_field(arrays, "mask", str, where)}, get_array,
-                            where, k, n)
-        bits = positive_int(entry, "activation_bits", where)
-        t = get_array(manifest_field(arrays, "thresholds", str, where))
-        if t.dtype.kind not in "iu" or t.shape != (n, 2 ** bits - 1):
-            raise ValueError(f"{where}: thresholds must be integers of shape "
-                             f"{(n, 2 ** bits - 1)}, not {t.dtype} {tuple(t.shape)}")
+        weights, mask, t = read_ternary(entry, arrays, get_array, where, k, n)
         in_bits = entry.get("in_bits", 1)
         if not isinstance(in_bits, int) or isinstance(in_bits, bool) or not 1 <= in_bits <= 8:
             raise ValueError(f"{where}: in_bits must be an integer in 1..8, not {in_bits!r}")
         try:
             return cls(name=str(entry["name"]), weights=weights, mask=mask,
-                       thresholds=t.astype(np.int64), in_bits=in_bits)
+                       thresholds=t, in_bits=in_bits)
         except ValueError as e:
             raise ValueError(f"{where}: {e}") from None
+
+
+def ternary_arrays(name, weights, mask, thresholds, in_bits, kind="ternary_dense"):
+    """``(signs, mask, thresholds)`` of a ternary layer, checked and normalized (uint8, uint8,
+    int64 ``(N, T)``): the rules of :class:`TernaryDenseLayer`, which ``ternary_conv2d``
+    shares; ``ValueError`` messages start with ``name``."""
+    w, z = np.asarray(weights), np.asarray(mask)
+    if w.ndim != 2 or w.shape != z.shape:
+        raise ValueError(f"{name}: weights and mask must be (N, K) arrays of one "
+                         f"shape, not {w.shape} and {z.shape}")
+    for label, a in (("weights", w), ("mask", z)):
+        if not np.all((a == 0) | (a == 1)):
+            raise ValueError(f"{name}: {label} must hold only 0 and 1")
+    if np.any(w & (1 - z)):
+        raise ValueError(f"{name}: a sign bit is set where the mask is 0 (a zero "
+                         f"weight is stored with sign 0)")
+    if isinstance(in_bits, bool) or not isinstance(in_bits, int) or not 1 <= in_bits <= 8:
+        raise ValueError(f"{name}: in_bits must be an integer in 1..8, not {in_bits!r}")
+    if thresholds is None:
+        raise ValueError(f"{name}: a {kind} layer is a hidden layer and needs "
+                         f"thresholds; the output layer stays binary_dense")
+    t = np.asarray(thresholds, dtype=np.int64)
+    if t.ndim == 1:
+        t = t[:, None]
+    live = z.sum(axis=1) * ((1 << in_bits) - 1)
+    if t.ndim != 2 or t.shape[0] != w.shape[0] or t.shape[1] < 1:
+        raise ValueError(f"{name}: thresholds must have shape ({w.shape[0]}, T), "
+                         f"not {t.shape}")
+    if np.any(t < 0) or np.any(t > (live + 1)[:, None]):
+        raise ValueError(f"{name}: a threshold lies outside [0, L*m + 1] for its "
+                         f"neuron's m live weights")
+    if np.any(np.diff(t, axis=1) < 0):
+        raise ValueError(f"{name}: thresholds of a neuron must be sorted ascending")
+    return w.astype(np.uint8), z.astype(np.uint8), t
+
+
+def ternary_facts(mask, thresholds, in_bits):
+    """Zero weights, and threshold facts against each neuron's live weights (for ``bnnflow
+    inspect``)."""
+    t, m = thresholds, mask.sum(axis=1, dtype=np.int64)
+    return {"zero_weights": round(float(1 - mask.mean()), 4),
+            "threshold_min": int(t.min()), "threshold_max": int(t.max()),
+            "always_fire": int(np.sum(t[:, 0] <= 0)),
+            "never_fire": int(np.sum(t[:, -1] > m * ((1 << in_bits) - 1)))}
+
+
+def read_ternary(entry, arrays, get_array, where, k, n):
+    """Signs, mask and raw thresholds of a ternary layer's manifest entry (shapes checked;
+    the layer's constructor checks the values)."""
+    if entry.get("weight_bits") != 2:
+        raise ValueError(f"{where}: weight_bits must be 2 for {entry.get('kind')}, "
+                         f"not {entry.get('weight_bits')!r}")
+    weights = read_weights(arrays, get_array, where, k, n)
+    mask = read_weights({"weights": manifest_field(arrays, "mask", str, where)}, get_array,
+                        where, k, n)
+    bits = positive_int(entry, "activation_bits", where)
+    t = get_array(manifest_field(arrays, "thresholds", str, where))
+    if t.dtype.kind not in "iu" or t.shape != (n, 2 ** bits - 1):
+        raise ValueError(f"{where}: thresholds must be integers of shape "
+                         f"{(n, 2 ** bits - 1)}, not {t.dtype} {tuple(t.shape)}")
+    return weights, mask, t.astype(np.int64)

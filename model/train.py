@@ -241,7 +241,9 @@ def _binary_net(config, spec, ds):
                                f"shape (H, W) or (H, W, C), not {ds.shape}")
         try:
             net = BinaryCNN(spec.map_shape, config.stages, len(ds.classes),
-                            dropout=config.dropout, init_scale=config.init_scale)
+                            dropout=config.dropout, init_scale=config.init_scale,
+                            weights=config.weights, quantizer=config.quantizer,
+                            act_bits=config.act_bits)
         except ValueError as e:
             raise BnnflowError(f"preset {config.preset} does not fit the "
                                f"{'x'.join(map(str, ds.shape))} images of {config.dataset} ({e}); "

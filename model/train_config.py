@@ -98,17 +98,17 @@ class TrainConfig:
         each axis (a new draw per image and epoch, vacated pixels are background); 0 disables
         it, ``None`` takes the data set's default (:data:`DEFAULT_SHIFT`).
     weights : str
-        ``"binary"`` or ``"ternary"`` hidden-layer weights (MLPs; the output layer stays
-        binary, :data:`~bnnflow.model.nets.WEIGHT_KINDS`).
+        ``"binary"`` or ``"ternary"`` hidden-layer weights (dense and conv layers; the output
+        layer stays binary, :data:`~bnnflow.model.nets.WEIGHT_KINDS`).
     act_bits : int
-        Bits of the hidden activations (1..4; MLPs).
+        Bits of the hidden activations (1..4; dense and conv layers, pools of levels).
     quantizer : str
         ``"uniform"`` or ``"balanced"`` (equal shares): the cuts of ``n``-bit activations
         (:class:`~bnnflow.model.layers.LevelActivation`) and the zero band of ternary weights
         (:func:`~bnnflow.model.layers.ternary_delta`: a third of each neuron's weights zero).
     input_bits : int
         1 (pixels thresholded to bits) or 8 (each pixel an 8-bit input of the first layer,
-        encoding ``pixels``; MLPs).
+        dense or conv, encoding ``pixels``).
     float_baseline : bool
         Also train the same topology in full precision and report ``float_accuracy``.
     out : path or None
@@ -240,18 +240,9 @@ class TrainConfig:
                                "more, or --weights ternary")
         if self.input_bits not in (1, 8):
             raise BnnflowError(f"--input-bits must be 1 or 8, not {self.input_bits!r}")
-        if self.input_bits > 1 and self.conv:
-            raise BnnflowError(f"--input-bits {self.input_bits} is built for MLP presets; with "
-                               f"the conv preset {self.preset} it is not built yet")
         if self.input_bits > 1 and self.input_threshold is not None:
             raise BnnflowError("--input-threshold binarizes pixels; --input-bits 8 keeps them "
                                "as 8-bit inputs: give one or the other")
-        if self.act_bits > 1 and self.conv:
-            raise BnnflowError(f"--act-bits {self.act_bits} is built for MLP presets; with the "
-                               f"conv preset {self.preset} it is not built yet")
-        if self.conv and self.weights != "binary":
-            raise BnnflowError(f"--weights {self.weights} is built for MLP presets (tfc, sfc, "
-                               f"lfc, --hidden) only; conv layers are binary in this version")
         if self.conv and len(threshold) > 1:
             raise BnnflowError(f"--input-threshold must be one value for the convolutional "
                                f"preset {self.preset} (a thermometer code is level-major, not a "

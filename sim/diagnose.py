@@ -15,10 +15,12 @@ from .backend import BACKENDS, SimJob, golden_expected
 __all__ = ["first_mismatch", "first_layer", "golden_tap_values"]
 
 
-def golden_tap_values(result, k, pw):
-    """Golden per-layer outputs of stream item ``k`` packed like the hardware taps."""
+def golden_tap_values(result, k, pw, widths=None):
+    """Golden per-layer outputs of stream item ``k`` packed like the hardware taps: hidden
+    layer ``j``'s elements ``widths[j]`` bits each (its activation bits; None: 1 each)."""
     outs = result.layer_outputs()
-    values = [pack_int(a[k]) for a in outs[:-1]]
+    widths = widths or [1] * (len(outs) - 1)
+    values = [pack_int(a[k], w) for a, w in zip(outs[:-1], widths, strict=True)]
     values.append(pack_int(outs[-1][k], pw))
     return values
 
@@ -36,7 +38,8 @@ def first_layer(model, result, k, tap_data, pw, taps=None):
 
     ``taps`` is the sidecar's ``taps`` list (None: every tap shows whole vectors).
     """
-    want = golden_tap_values(result, k, pw)
+    want = golden_tap_values(result, k, pw,
+                             [layer.activation_bits for layer in model.layers[:-1]])
     for j, layer in enumerate(model.layers):
         tap = (taps or [{}] * len(model.layers))[j]
         pixels = tap.get("kind") == "pixels"
@@ -45,13 +48,14 @@ def first_layer(model, result, k, tap_data, pw, taps=None):
         if got != want[j]:
             detail = {"expected": want[j], "actual": got}
             if got is not None and not layer.is_output:
-                diff = want[j] ^ got
-                bits = [n for n in range(layer.out_width) if diff >> n & 1]
+                diff, a = want[j] ^ got, layer.activation_bits
+                # The elements (neurons; a bits each) whose value differs.
+                bits = [n for n in range(layer.out_width) if diff >> (n * a) & ((1 << a) - 1)]
                 detail["neurons"] = bits[:16]
                 if pixels:
-                    cols = layer.out_shape[1]
-                    row, col = divmod(bits[0] // width, cols)
-                    detail.update(pixel=[row, col], channel=bits[0] % width)
+                    cols, channels = layer.out_shape[1], layer.out_shape[2]
+                    row, col = divmod(bits[0] // channels, cols)
+                    detail.update(pixel=[row, col], channel=bits[0] % channels)
             return layer.name, j, detail
     return "argmax", len(model.layers), None
 
@@ -85,8 +89,9 @@ def first_mismatch(simulator, design, model, gold, mismatch, *, bits, ids, timin
     order = [*range(last), min(last, len(bits) - 1)]
     expected = {"timing": golden_expected(gold, timing_order),
                 "main": golden_expected(gold, order)}
-    job = SimJob([pack_int(bits[i]) for i in order],
-                 [pack_int(b) for b in bits[timing_order]], stall=stall, seed=seed,
+    width = model.input.bits        # n-bit input elements, as the main run packs them
+    job = SimJob([pack_int(bits[i], width) for i in order],
+                 [pack_int(b, width) for b in bits[timing_order]], stall=stall, seed=seed,
                  debug_taps=True, build_root=build_root, reset_after=reset_after,
                  expected=expected, label="diagnose")
     diag = BACKENDS[simulator](design, job, progress)

@@ -65,7 +65,7 @@ def lane_width(layer):
     if layer.is_output:
         return bits_for(((1 << layer.in_bits) - 1) * layer.fan_in)
     if getattr(layer, "thresholds", None) is None:
-        return 1
+        return layer.activation_bits       # a pool: the bits of its elements
     return bits_for(np.asarray(layer.thresholds).reshape(layer.neurons, -1).shape[1])
 
 
@@ -84,8 +84,11 @@ def _pool_blocks(layer):
 
 def window_logic(layer, bits):
     """The windows of a conv layer's input map, one after the other, each in the
-    ``(kh, kw, Cin)`` order of the weights (what its sliding-window unit sends)."""
-    return [bits[int(i)] for window in _conv_windows(layer) for i in window]
+    ``(kh, kw, Cin)`` order of the weights (what its sliding-window unit sends); with
+    ``in_bits = n`` each element is its ``n`` bits."""
+    n = layer.in_bits
+    return [bits[int(i) * n + b] for window in _conv_windows(layer) for i in window
+            for b in range(n)]
 
 
 def layer_logic(layer, bits):
@@ -102,17 +105,23 @@ def layer_logic(layer, bits):
         return dense_logic(bits, layer.weights, thresholds, in_bits=layer.in_bits)
     if kind == "ternary_dense":
         return dense_logic(bits, layer.weights, thresholds, layer.mask, layer.in_bits)
-    if kind == "binary_conv2d":
-        out = []
+    if kind in ("binary_conv2d", "ternary_conv2d"):
+        n, out = layer.in_bits, []
         for window in _conv_windows(layer):
-            out.extend(dense_logic([bits[i] for i in window], layer.weights, thresholds))
+            window_bits = [bits[int(i) * n + b] for i in window for b in range(n)]
+            out.extend(dense_logic(window_bits, layer.weights, thresholds,
+                                   getattr(layer, "mask", None), n))
         return out
     if kind == "maxpool2d":
-        out = []
+        n, out = layer.bits, []
+        elements = bits if n == 1 else [Cat(*bits[j * n:(j + 1) * n])
+                                        for j in range(len(bits) // n)]
         for block in _pool_blocks(layer):
-            value = bits[int(block[0])]
+            value = elements[int(block[0])]
             for i in block[1:]:
-                value = value | bits[int(i)]
+                # The OR of bits; the larger of two n-bit levels.
+                value = value | elements[int(i)] if n == 1 else \
+                    Mux(elements[int(i)] > value, elements[int(i)], value)
             out.append(value)
         return out
     raise ValueError(f"no formal reference for layer kind {kind!r}")

@@ -152,7 +152,7 @@ def _command(names, package):
 def _layer_targets(j, layer, unit, fold):
     """A layer's unit, or for a conv layer its sliding-window unit and its MVTU (the FIFO
     between them is Amaranth's): the whole conv unit's state is beyond a quick proof."""
-    if layer.kind != "binary_conv2d":
+    if layer.kind not in ("binary_conv2d", "ternary_conv2d"):
         width = lane_width(layer)
 
         def reference(bits):
@@ -164,13 +164,15 @@ def _layer_targets(j, layer, unit, fold):
     window, mvtu = unit.window, unit.mvtu
     h, w, _ = layer.in_shape
     windows = ProofTarget(f"layer {j} window ({layer.kernel[0]}x{layer.kernel[1]})", window,
-                          layer.in_width, window.windows * len(window.o.payload),
+                          layer.in_width * layer.in_bits, window.windows * len(window.o.payload),
                           lambda bits: Cat(*window_logic(layer, bits)),
                           2 * (h * w + window.latency) + 4, h * w)
-    per_window = ProofTarget(f"layer {j} mvtu ({layer.kind}, {fold})", mvtu, layer.fan_in,
-                             mvtu.out_width,
+    per_window = ProofTarget(f"layer {j} mvtu ({layer.kind}, {fold})", mvtu,
+                             layer.fan_in * layer.in_bits, mvtu.out_width,
                              lambda bits: Cat(*dense_logic(bits, layer.weights,
-                                                           layer.thresholds)),
+                                                           layer.thresholds,
+                                                           getattr(layer, "mask", None),
+                                                           layer.in_bits)),
                              _unit_bound(mvtu), mvtu.cycles)
     return [windows, per_window]
 

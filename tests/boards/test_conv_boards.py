@@ -47,6 +47,23 @@ def test_estimates_count_window_units_queues_and_pools(conv_model):
         assert estimate_brams(conv_model, folding, family) >= 0
 
 
+def test_estimates_count_ternary_roms_and_8_bit_windows():
+    kw = {"seed": 0}
+    stages = [("conv", 8, 3), ("pool", 2), ("dense", 16)]
+    binary = random_conv_model((12, 11, 3), stages, 10, **kw)
+    wide = random_conv_model((12, 11, 3), stages, 10, ternary=True, input_bits=8, **kw)
+    folding = resolve_folding(binary, "2x9,1x1,4x8,5x16")
+    side = {entry["name"]: entry for entry in BnnTop(wide, folding).sidecar()["layers"]}
+    conv = wide.layers[0]
+    # 8-bit elements: the line memory and the queue words are 8 times as wide.
+    assert map_unit_memories(conv, side["conv0"]) == [(2 * 3 * 8, 11),
+                                                      (27 * 8, side["conv0"]["queue_depth"] - 1)]
+    assert side["conv0"]["rom_bits"] == 2 * 8 * 27          # sign and mask per weight
+    for family in ("ice40", "ecp5"):
+        assert estimate_ffs(wide, folding, 0, family) > estimate_ffs(binary, folding, 0, family)
+        assert estimate_luts(wide, folding, family) > estimate_luts(binary, folding, family)
+
+
 @pytest.mark.parametrize(("shape", "stages", "fold"), [
     # 3-bit pixels: bytes and pixels do not align; 18*3 = 54 bits in 7 bytes.
     ((6, 3, 3), [("conv", 4, 3), ("dense", 5)], None),
@@ -65,6 +82,21 @@ def test_uart_top_streams_pixels_into_a_conv_network(shape, stages, fold, window
     assert np.array_equal(result.classes, expected.classes)
     assert np.array_equal(result.popcounts, expected.popcounts)
     assert result.mismatches == 0
+
+
+@pytest.mark.parametrize("ternary", [False, True])
+def test_uart_top_streams_8_bit_pixels_into_a_conv_network(ternary):
+    # 8-bit pixels of 2 channels: 16-bit transfers, two request bytes per pixel.
+    model = random_conv_model((5, 4, 2), [("conv", 3, 3), ("dense", 4)], 3, seed=6,
+                              ternary=ternary, input_bits=8)
+    x = np.random.default_rng(3).integers(0, 256, size=(4, model.input.width), dtype=np.uint8)
+    top = UartTop(model, "3x6,2x6,3x4", 1, divisor=3)
+    assert top.pixels and top.bnn.in_chunk == 16 and top.request_bytes == 40
+    with SimTransport(top) as transport:
+        result = classify_over(transport, model, x, window=2)
+    expected = golden.run(model, x)
+    assert np.array_equal(result.classes, expected.classes)
+    assert np.array_equal(result.popcounts, expected.popcounts)
 
 
 def test_a_stalled_conv_request_is_dropped_with_the_network_state():

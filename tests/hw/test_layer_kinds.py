@@ -272,12 +272,12 @@ def test_an_unregistered_kind_is_refused_where_the_registries_are_consulted(tmp_
     model, _ = with_negations()
     with pytest.raises(ValueError, match=r"^layer 1 \(neg0\): no hardware unit for layer kind "
                                          r"'test_negate' \(known: binary_conv2d, binary_dense, "
-                                         r"maxpool2d, ternary_dense\)$"):
+                                         r"maxpool2d, ternary_conv2d, ternary_dense\)$"):
         BnnTop(model)
     artifact.save(model, tmp_path / "neg.bnn")
     with pytest.raises(ArtifactError, match=r"layer 1: unknown layer kind 'test_negate' "
                                             r"\(this bnnflow knows binary_conv2d, binary_dense, "
-                                            r"maxpool2d, ternary_dense\)"):
+                                            r"maxpool2d, ternary_conv2d, ternary_dense\)"):
         artifact.load(tmp_path / "neg.bnn")
     # The resource model covers the kinds it models only, registered or not.
     folding = resolve_folding(model)
@@ -285,5 +285,5 @@ def test_an_unregistered_kind_is_refused_where_the_registries_are_consulted(tmp_
         with pytest.raises(ValueError, match=r"^layer 1 \(neg0\): no resource estimate for "
                                              r"layer kind 'test_negate' \(estimated: "
                                              r"binary_dense, ternary_dense, binary_conv2d, "
-                                             r"maxpool2d\)$"):
+                                             r"ternary_conv2d, maxpool2d\)$"):
             estimate(model, folding)

@@ -167,7 +167,7 @@ def test_multi_bit_hidden_activations_are_refused():
     # BnnModel refuses them today; the top checks again for models built around it.
     model = random_model([6, 4, 2], seed=0)
     object.__setattr__(model.layers[0], "thresholds", np.zeros((4, 3), dtype=np.int64))
-    with pytest.raises(ValueError, match="activations must feed a dense layer taking that many"):
+    with pytest.raises(ValueError, match="activations must feed a layer taking that many bits"):
         BnnTop(model)
 
 

@@ -99,3 +99,57 @@ def test_a_dense_layer_that_cannot_take_pixels_is_refused():
                                          r"after a map needs SIMD a multiple of 5 and below its "
                                          r"20 inputs"):
         BnnTop(model, "5x18,1x1,6x20,3x6")
+
+
+#: The new conv kinds (issue 18): ternary conv and dense layers, 8-bit pixels into the first
+#: conv, n-bit activations (pools of levels); odd sizes, several foldings, pipeline 0..2.
+KIND_CASES = [
+    ({"ternary": True}, CASES[0]),
+    ({"ternary": True}, CASES[1]),
+    ({"input_bits": 8}, CASES[0]),
+    ({"input_bits": 8}, ((5, 7, 3), [("conv", 4, 3), ("conv", 3, 2), ("dense", 5)], 3,
+                         "2x9,3x8,5x12,3x5", 1)),
+    ({"ternary": True, "input_bits": 8}, CASES[3]),
+    ({"ternary": True, "input_bits": 8}, CASES[4]),
+    ({"act_bits": 2}, CASES[1]),
+    ({"act_bits": 2, "ternary": True}, CASES[4]),
+    ({"act_bits": 3, "input_bits": 8}, CASES[2]),
+]
+
+
+def level_pixels(model, images):
+    """Pixel payloads of ``n``-bit images: element ``c`` of a pixel at ``[c*n, (c+1)*n)``."""
+    h, w, c = model.input.map_shape
+    n = model.input.bits
+    return [pack_int(img[p * c:(p + 1) * c], n) for img in images for p in range(h * w)]
+
+
+@pytest.mark.parametrize(("kw", "case"), KIND_CASES,
+                         ids=[f"{'-'.join(map(str, kw.values()))}-{c[0]}" for kw, c in KIND_CASES])
+@pytest.mark.parametrize(("p_valid", "p_ready", "seed"), [(1.0, 1.0, 0), (0.6, 0.5, 1)])
+def test_ternary_and_8_bit_conv_networks_match_golden(kw, case, p_valid, p_ready, seed):
+    shape, stages, classes, fold, pipeline = case
+    model = random_conv_model(shape, stages, classes, seed=seed, **kw)
+    assert model.layers[0].kind == ("ternary_conv2d" if kw.get("ternary") else "binary_conv2d")
+    assert model.layers[0].activation_bits == kw.get("act_bits", 1)
+    top = BnnTop(model, fold, pipeline, debug_taps=True)
+    taps = {f"t{j}": (getattr(top, f"tap_{j}_valid"), getattr(top, f"tap_{j}_data"))
+            for j in range(len(model.layers))}
+    n = model.input.bits
+    imgs = np.random.default_rng(seed).integers(0, 1 << n, (3, model.input.width))
+    run = simulate_stream(top, level_pixels(model, imgs), expected_outputs=3, seed=seed,
+                          p_valid=p_valid, p_ready=p_ready, taps=taps, max_cycles=200000)
+    check_outputs(model, top, imgs, run.outputs)
+    g = golden.run(model, imgs)
+    for j, layer in enumerate(model.layers[:-1]):     # every hidden layer's levels
+        a = layer.activation_bits
+        count = layer.out_shape[2] if hasattr(layer, "out_shape") else layer.out_width
+        got = fields_of([v for _, v in run.taps[f"t{j}"]], count, a).reshape(3, -1)
+        assert np.array_equal(got, g.activations[j])
+    layout = top.sidecar()["input_layout"]
+    assert layout["width"] == shape[2] * n == top.port_widths()["i__payload"]["width"]
+    assert layout.get("element_bits", 1) == n
+    if p_valid == 1.0:
+        assert np.diff(run.out_edges)[-1] == top.ii
+        h, w = shape[:2]
+        assert run.out_edges[0] - run.in_edges[h * w - 1] == top.latency

@@ -68,9 +68,8 @@ def test_two_bit_training_exports_exactly():
 def test_act_bits_are_checked():
     with pytest.raises(BnnflowError, match="--act-bits must be an integer in 1..4, not 5"):
         TrainConfig(act_bits=5).resolved()
-    with pytest.raises(BnnflowError, match="--act-bits 2 is built for MLP presets; with the "
-                                           "conv preset cnv-mnist it is not built yet"):
-        TrainConfig(preset="cnv-mnist", dataset="mnist5k", act_bits=2).resolved()
+    assert TrainConfig(preset="cnv-mnist", dataset="mnist5k", act_bits=2).resolved(
+        ).act_bits == 2
 
 
 def test_balanced_cuts_follow_the_quartiles_and_export_exactly():

@@ -50,7 +50,8 @@ def test_live_thresholds_equal_the_float_comparison_at_every_live_popcount(weigh
 
 def test_fold_live_refuses_another_normalization():
     with pytest.raises(ExportError, match="ternary hidden layers must be followed by "
-                                          "nn.BatchNorm1d, not Identity"):
+                                          r"nn.BatchNorm1d \(dense\) or nn.BatchNorm2d \(conv\), "
+                                          "not Identity"):
         fold_batchnorm_live(nn.Identity(), np.array([3]))
 
 
@@ -85,9 +86,9 @@ def test_balanced_zero_band_holds_a_third_of_each_neurons_weights(tmp_path):
     assert result.metrics["zero_weights"] == round(sum(zeros) / (24 * 192 + 16 * 24), 4)
 
 
-def test_ternary_is_refused_for_conv_presets_and_unknown_kinds():
-    with pytest.raises(BnnflowError, match="--weights ternary is built for MLP presets"):
-        TrainConfig(preset="cnv-mnist", dataset="mnist5k", weights="ternary").resolved()
+def test_ternary_is_taken_by_conv_presets_and_unknown_kinds_are_refused():
+    assert TrainConfig(preset="cnv-mnist", dataset="mnist5k", weights="ternary").resolved(
+        ).weights == "ternary"
     with pytest.raises(BnnflowError, match="--weights must be binary or ternary, not 'quad'"):
         TrainConfig(weights="quad").resolved()
     with pytest.raises(ValueError, match="weights must be one of binary, ternary"):

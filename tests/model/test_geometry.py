@@ -346,3 +346,32 @@ def test_cli_rejects_too_few_samples(tmp_path, capsys, make_checkpoint):
     make_checkpoint(tmp_path, [64, 16, 10])
     assert main(["geometry", str(tmp_path), "--max-samples", "1"]) == 2
     assert "--max-samples must be at least 2, not 1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("option", [["--input-bits", "8"], ["--act-bits", "2"]])
+def test_geometry_cli_takes_multi_bit_runs(tmp_path, capsys, option):
+    assert main(["train", "--hidden", "8", "--epochs", "1", *option, "--out",
+                 str(tmp_path / "r"), "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["geometry", str(tmp_path / "r")]) == 0
+    report = json.loads((tmp_path / "r" / "geometry.json").read_text())
+    assert [e["name"] for e in report["layers"]] == ["fc0", "fc1"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("options", [{"act_bits": 2}, {"input_bits": 8, "weights": "ternary"}])
+def test_conv_run_with_new_kinds_measures_the_exported_activations(tmp_path, options):
+    from bnnflow.model import golden
+    from bnnflow.model.data import test_split_for
+    from bnnflow.model.train import train_and_export
+
+    result = train_and_export(preset="cnv-mnist", dataset="mnist5k", epochs=1, progress=False,
+                              out=str(tmp_path / "r"), **options)
+    images, _ = test_split_for(result.model)
+    images = images[:50]
+    inputs = geometry.layer_inputs(load_checkpoint(tmp_path / "r"), images,
+                                   geometry.trained_weights(load_checkpoint(tmp_path / "r")))
+    expected = golden.run(result.model, result.model.input.encode(images))
+    top = (1 << options.get("act_bits", 1)) - 1
+    for (_, quantized), a in zip(inputs[1:], expected.activations, strict=True):
+        assert np.array_equal(quantized, 2.0 * a - top)

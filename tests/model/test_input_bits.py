@@ -62,6 +62,5 @@ def test_input_bits_are_checked():
         TrainConfig(input_bits=4).resolved()
     with pytest.raises(BnnflowError, match="give one or the other"):
         TrainConfig(input_bits=8, input_threshold=0.5).resolved()
-    with pytest.raises(BnnflowError, match="--input-bits 8 is built for MLP presets; with the "
-                                           "conv preset cnv-mnist it is not built yet"):
-        TrainConfig(preset="cnv-mnist", dataset="mnist5k", input_bits=8).resolved()
+    assert TrainConfig(preset="cnv-mnist", dataset="mnist5k", input_bits=8).resolved(
+        ).input_bits == 8

@@ -42,16 +42,32 @@ MODELS = {
     "conv": lambda: random_conv_model((5, 4, 2), [("conv", 3, 2, 3), ("pool", 2)], 3, seed=3),
     "conv pool stride": lambda: random_conv_model((5, 5, 1), [("conv", 2, 2), ("pool", 3, 2),
                                                               ("dense", 4)], 2, seed=4),
+    "ternary conv": lambda: random_conv_model((5, 4, 2), [("conv", 3, 2, 3), ("pool", 2),
+                                                          ("dense", 4)], 3, seed=5, ternary=True),
+    "8-bit conv": lambda: random_conv_model((4, 3, 2), [("conv", 2, 2), ("dense", 3)], 2,
+                                            seed=6, input_bits=8),
+    "2-bit conv pool": lambda: random_conv_model((5, 4, 1), [("conv", 2, 2), ("pool", 2),
+                                                             ("dense", 3)], 2, seed=8,
+                                                 act_bits=2),
+    "ternary 8-bit conv": lambda: random_conv_model((3, 4, 1), [("conv", 2, 2, 3)], 2, seed=7,
+                                                    ternary=True, input_bits=8),
 }
+
+
+def _levels(model, rng, count):
+    """Input elements (bits, or ``n``-bit levels) and the same as bits, element ``j`` at
+    ``[j*n, (j+1)*n)``."""
+    n = model.input.bits
+    x = rng.integers(0, 1 << n, size=(count, model.input.width))
+    return x, ((x[:, :, None] >> np.arange(n)) & 1).reshape(count, -1)
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_network_logic_is_the_golden_model(name):
     model = MODELS[name]()
-    rng = np.random.default_rng(0)
-    x = rng.integers(0, 2, size=(40, model.input.width), dtype=np.uint8)
+    x, packed = _levels(model, np.random.default_rng(0), 40)
     want = golden.run(model, x)
-    got = _simulate(model.input.width, lambda bits: network_logic(model, bits), x)
+    got = _simulate(packed.shape[1], lambda bits: network_logic(model, bits), packed)
     cw = max(1, (model.num_classes - 1).bit_length())
     pw = lane_width(model.layers[-1])
     assert np.array_equal([g & ((1 << cw) - 1) for g in got], want.classes)
@@ -62,8 +78,7 @@ def test_network_logic_is_the_golden_model(name):
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_each_layer_logic_is_its_forward_step(name):
     model = MODELS[name]()
-    rng = np.random.default_rng(1)
-    x = rng.integers(0, 2, size=(30, model.input.width), dtype=np.uint8)
+    x, _ = _levels(model, np.random.default_rng(1), 30)
     for layer in model.layers:
         width = lane_width(layer)
         n = layer.in_bits
