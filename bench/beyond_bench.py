@@ -1,13 +1,15 @@
 """Accuracy beyond W1A1 (issue 18): each option against W1A1 on the same data split and seed.
 
-Run as ``.venv/bin/python bench/beyond_bench.py [--datasets digits mnist5k] [--seeds 0 1 2]
-[--cases ...] [--jobs 2]``. Every run is ``bnnflow train --preset tfc`` with the case's options
+Run as ``.venv/bin/python bench/beyond_bench.py [--preset tfc] [--datasets digits mnist5k]
+[--seeds 0 1 2] [--cases ...] [--jobs 2]``. Every run is ``bnnflow train --preset P`` with the
+case's options
 and the default recipe (epochs included: runs beyond W1A1 default to
 :data:`~bnnflow.model.train_config.BEYOND_W1A1_EPOCHS` times the preset's). Cases whose name
 ends in ``-long`` train W1A1 as long, to show what the epochs alone give. Writes
 ``bench/beyond_results.json`` (atomically): per run the golden accuracy, agreement, epochs and
-zero-weight fraction, and per case and seed the gain over W1A1 and whether it reaches the issue's
-1 point. Runs of data sets and cases not asked for are kept from the existing file.
+zero-weight fraction, and per case and seed the gain over W1A1 of the same preset and whether it
+reaches the issue's 1 point. Runs of presets, data sets and cases not asked for are kept from the
+existing file.
 """
 
 import argparse
@@ -43,35 +45,44 @@ GOAL_POINTS = 1.0
 
 
 def _run(job):
-    case, dataset, seed = job
+    preset, case, dataset, seed = job
     options = dict(CASES[case])
     if options.pop("long", False):
-        options["epochs"] = BEYOND_W1A1_EPOCHS * default_epochs("tfc", dataset)
-    config = TrainConfig(preset="tfc", dataset=dataset, seed=seed, progress=False, **options)
+        options["epochs"] = BEYOND_W1A1_EPOCHS * default_epochs(preset, dataset)
+    config = TrainConfig(preset=preset, dataset=dataset, seed=seed, progress=False, **options)
     start = time.perf_counter()
     m = train_and_export(config).metrics
-    return {"case": case, "dataset": dataset, "seed": seed, "epochs": m["epochs"],
+    return {"preset": preset, "case": case, "dataset": dataset, "seed": seed,
+            "epochs": m["epochs"],
             "golden_accuracy": m["golden_accuracy"], "agreement": m["agreement"],
             "zero_weights": m.get("zero_weights"), "train_seconds": round(m["train_seconds"], 2),
             "total_seconds": round(time.perf_counter() - start, 2)}
 
 
+def _key(run):
+    return run.get("preset", "tfc"), run["case"], run["dataset"], run["seed"]
+
+
 def _gains(runs):
-    """Per case, data set and seed: points over W1A1 of the same data set and seed."""
-    base = {(r["dataset"], r["seed"]): r["golden_accuracy"] for r in runs if r["case"] == "w1a1"}
+    """Per preset, case, data set and seed: points over W1A1 of the same preset, data set and
+    seed."""
+    base = {(p, d, s): r["golden_accuracy"] for r in runs
+            for p, c, d, s in [_key(r)] if c == "w1a1"}
     gains = []
     for r in runs:
-        ref = base.get((r["dataset"], r["seed"]))
-        if r["case"] == "w1a1" or ref is None:
+        preset, case, dataset, seed = _key(r)
+        ref = base.get((preset, dataset, seed))
+        if case == "w1a1" or ref is None:
             continue
         points = round(100 * (r["golden_accuracy"] - ref), 2)
-        gains.append({"case": r["case"], "dataset": r["dataset"], "seed": r["seed"],
+        gains.append({"preset": preset, "case": case, "dataset": dataset, "seed": seed,
                       "points": points, "goal_met": points >= GOAL_POINTS})
     return gains
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="tfc", help="tfc (default), sfc, lfc, cnv-mnist, ...")
     parser.add_argument("--datasets", nargs="+", default=["digits", "mnist5k"])
     parser.add_argument("--cases", nargs="+", choices=list(CASES), default=list(CASES))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
@@ -82,24 +93,27 @@ def main(argv=None):
         old = json.loads(Path(args.out).read_text(encoding="utf-8")).get("runs", [])
     except (OSError, ValueError):
         old = []
-    asked = {(c, d, s) for c in args.cases for d in args.datasets for s in args.seeds}
-    runs = [r for r in old if (r["case"], r["dataset"], r["seed"]) not in asked]
-    jobs = sorted(asked, key=lambda j: (j[1], j[2], list(CASES).index(j[0])))
+    asked = {(args.preset, c, d, s) for c in args.cases for d in args.datasets
+             for s in args.seeds}
+    runs = [r for r in old if _key(r) not in asked]
+    jobs = sorted(asked, key=lambda j: (j[2], j[3], list(CASES).index(j[1])))
     with ProcessPoolExecutor(args.jobs) as pool:
         for run in pool.map(_run, jobs):
             runs.append(run)
             _write(args.out, runs)
-            print(f"{run['case']} {run['dataset']} seed {run['seed']}: {run['epochs']} epochs, "
+            print(f"{run['preset']} {run['case']} {run['dataset']} seed {run['seed']}: "
+                  f"{run['epochs']} epochs, "
                   f"golden {run['golden_accuracy']:.4f}, agreement {run['agreement']}",
                   flush=True)
     for g in _write(args.out, runs):
-        print(f"{g['case']:>20} {g['dataset']:>8} seed {g['seed']}: {g['points']:+.2f} points"
+        print(f"{g['preset']:>9} {g['case']:>20} {g['dataset']:>8} seed {g['seed']}: "
+              f"{g['points']:+.2f} points"
               f"{'' if g['goal_met'] else '  (under 1 point)'}")
     return 0
 
 
 def _write(out, runs):
-    runs = sorted(runs, key=lambda r: (r["dataset"], r["case"], r["seed"]))
+    runs = sorted(runs, key=lambda r: (r.get("preset", "tfc"), r["dataset"], r["case"], r["seed"]))
     gains = _gains(runs)
     report = {"command": " ".join([sys.executable, *sys.argv]),
               "machine": {"cpus": os.cpu_count(), "torch": torch.__version__,
