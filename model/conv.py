@@ -16,7 +16,7 @@ import numpy as np
 
 from . import conventions
 from .dense import read_thresholds, read_weights, threshold_facts
-from .kinds import manifest_field, matrix_cycles, positive_int, shape_field
+from .kinds import hidden_map_fields, manifest_field, matrix_cycles, shape_field
 
 __all__ = ["Conv2dLayer", "conv_out_shape", "check_in_bits", "map_fields"]
 
@@ -214,13 +214,7 @@ def map_fields(entry, where, kind):
         raise ValueError(f"{where}: out_shape {list(out_shape)} does not follow from "
                          f"in_shape {list(in_shape)} and kernel {list(kernel)} (expected "
                          f"{list(expected)}: stride 1, no padding)")
-    for key, shape in (("in_width", in_shape), ("out_width", out_shape)):
-        if positive_int(entry, key, where) != int(np.prod(shape)):
-            raise ValueError(f"{where}: {key} must be {int(np.prod(shape))} for shape "
-                             f"{list(shape)}, not {entry[key]}")
-    if manifest_field(entry, "output", str, where) != "activation":
-        raise ValueError(f"{where}: a {kind} layer is a hidden layer: output must "
-                         f"be 'activation', not {entry['output']!r}")
+    hidden_map_fields(entry, in_shape, out_shape, where, kind)
     in_bits = entry.get("in_bits", 1)
     check_in_bits(in_bits, where)
     return in_shape, kernel, out_shape, in_bits

@@ -25,7 +25,8 @@ where the field is.
 import math
 from typing import ClassVar, Protocol
 
-__all__ = ["LayerKind", "matrix_cycles", "manifest_field", "positive_int", "shape_field"]
+__all__ = ["LayerKind", "matrix_cycles", "manifest_field", "positive_int", "shape_field",
+           "hidden_map_fields"]
 
 
 class LayerKind(Protocol):
@@ -148,3 +149,16 @@ def shape_field(obj, key, length, where):
                                        for v in value):
         raise ValueError(f"{where}: {key} must be {length} positive integers, not {value!r}")
     return tuple(value)
+
+
+def hidden_map_fields(entry, in_shape, out_shape, where, kind):
+    """Check a map layer's manifest entry (conv or pool) against its shapes: ``in_width`` and
+    ``out_width`` are the shapes' sizes, and ``output`` is ``"activation"`` (a hidden layer)."""
+    for key, shape in (("in_width", in_shape), ("out_width", out_shape)):
+        size = math.prod(shape)
+        if positive_int(entry, key, where) != size:
+            raise ValueError(f"{where}: {key} must be {size} for shape {list(shape)}, not "
+                             f"{entry[key]}")
+    if manifest_field(entry, "output", str, where) != "activation":
+        raise ValueError(f"{where}: a {kind} layer is a hidden layer: output must be "
+                         f"'activation', not {entry['output']!r}")

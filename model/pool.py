@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import conventions
-from .kinds import manifest_field, positive_int, shape_field
+from .kinds import hidden_map_fields, positive_int, shape_field
 
 __all__ = ["MaxPool2dLayer", "pool_out_shape"]
 
@@ -154,13 +154,7 @@ class MaxPool2dLayer:
             raise ValueError(f"{where}: out_shape {list(out_shape)} does not follow from "
                              f"in_shape {list(in_shape)}, window {window} and stride {stride} "
                              f"(expected {list(expected)})")
-        for key, shape in (("in_width", in_shape), ("out_width", out_shape)):
-            if positive_int(entry, key, where) != int(np.prod(shape)):
-                raise ValueError(f"{where}: {key} must be {int(np.prod(shape))} for shape "
-                                 f"{list(shape)}, not {entry[key]}")
-        if manifest_field(entry, "output", str, where) != "activation":
-            raise ValueError(f"{where}: a maxpool2d layer is a hidden layer: output must be "
-                             f"'activation', not {entry['output']!r}")
+        hidden_map_fields(entry, in_shape, out_shape, where, cls.kind)
         bits = positive_int(entry, "activation_bits", where) if "activation_bits" in entry else 1
         try:
             return cls(name=str(entry["name"]), in_shape=in_shape, window=window, stride=stride,

@@ -16,11 +16,30 @@ from . import conventions
 from .dense import MatrixShape, read_weights
 from .kinds import manifest_field, positive_int
 
-__all__ = ["TernaryDenseLayer", "ternary_arrays", "ternary_facts", "read_ternary"]
+__all__ = ["TernaryDenseLayer", "TernaryWeights", "ternary_arrays", "ternary_facts", "read_ternary"]
+
+
+class TernaryWeights:
+    """What the ternary kinds (``ternary_dense``, ``ternary_conv2d``) share: sign bits, a mask
+    and live-popcount thresholds, checked once (:func:`ternary_arrays`), and ``live``."""
+
+    weight_bits = 2
+
+    def _check_ternary(self):
+        w, z, t = ternary_arrays(self.name, self.weights, self.mask, self.thresholds,
+                                 self.in_bits, self.kind)
+        object.__setattr__(self, "weights", w)
+        object.__setattr__(self, "mask", z)
+        object.__setattr__(self, "thresholds", t)
+
+    @property
+    def live(self):
+        """Live (non-zero) weights per neuron (output channel), ``m``."""
+        return self.mask.sum(axis=1, dtype=np.int64)
 
 
 @dataclass(frozen=True)
-class TernaryDenseLayer(MatrixShape):
+class TernaryDenseLayer(TernaryWeights, MatrixShape):
     """A fully connected hidden layer with ternary weights (kind ``ternary_dense``).
 
     Parameters
@@ -52,21 +71,11 @@ class TernaryDenseLayer(MatrixShape):
     in_bits: int = 1
 
     kind = "ternary_dense"
-    weight_bits = 2
     output_pixels = 1
     is_output = False
 
     def __post_init__(self):
-        w, z, t = ternary_arrays(self.name, self.weights, self.mask, self.thresholds,
-                                 self.in_bits, self.kind)
-        object.__setattr__(self, "weights", w)
-        object.__setattr__(self, "mask", z)
-        object.__setattr__(self, "thresholds", t)
-
-    @property
-    def live(self):
-        """Live (non-zero) weights per neuron, ``m``."""
-        return self.mask.sum(axis=1, dtype=np.int64)
+        self._check_ternary()
 
     @property
     def activation_bits(self):

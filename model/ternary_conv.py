@@ -18,13 +18,13 @@ import numpy as np
 from . import conventions
 from .conv import Conv2dLayer, map_fields
 from .kinds import manifest_field
-from .ternary import read_ternary, ternary_arrays, ternary_facts
+from .ternary import TernaryWeights, read_ternary, ternary_facts
 
 __all__ = ["TernaryConv2dLayer"]
 
 
 @dataclass(frozen=True)
-class TernaryConv2dLayer(Conv2dLayer):
+class TernaryConv2dLayer(TernaryWeights, Conv2dLayer):
     """A convolution layer with ternary weights (kind ``ternary_conv2d``).
 
     Parameters
@@ -48,20 +48,10 @@ class TernaryConv2dLayer(Conv2dLayer):
     mask: np.ndarray = field(kw_only=True)
 
     kind = "ternary_conv2d"
-    weight_bits = 2
 
     def __post_init__(self):
         super().__post_init__()
-        w, z, t = ternary_arrays(self.name, self.weights, self.mask, self.thresholds,
-                                 self.in_bits, self.kind)
-        object.__setattr__(self, "weights", w)
-        object.__setattr__(self, "mask", z)
-        object.__setattr__(self, "thresholds", t)
-
-    @property
-    def live(self):
-        """Live (non-zero) weights per output channel, ``m``."""
-        return self.mask.sum(axis=1, dtype=np.int64)
+        self._check_ternary()
 
     def _counts(self, rows):
         return conventions.popcount_xnor_masked(rows, self.weights, self.mask, self.in_bits)
