@@ -188,20 +188,19 @@ def _ternary_fold(signs, mask, bn, act, in_bits):
     return signs, np.stack(columns, axis=1)
 
 
-def _dense_layer(net, i, fc, bits, in_bits, count):
-    """A binary dense layer: one threshold per cut of its activation (one, at 0, for binary
-    activations; ``L`` for ``n``-bit ones), over popcounts ``0..L_in*K``; the output layer
-    keeps its popcounts (its normalization checked)."""
-    if i == len(net.bns):
-        check_output_norm(net.out_norm, count)
-        return DenseLayer(f"fc{i}", bits, None, in_bits=in_bits)
-    columns = []
-    for cut in net.acts[i].cuts():
-        # The flip follows the sign of the BatchNorm scale alone: the same at every cut.
-        thresholds, flip = fold_batchnorm(net.bns[i], count, cut)
-        columns.append(thresholds)
-    bits = np.where(flip[:, None], 1 - bits, bits).astype(np.uint8)
-    return DenseLayer(f"fc{i}", bits, np.stack(columns, axis=1), in_bits=in_bits)
+def _dense_layer(name, fc, bn, act, out_norm, in_bits):
+    """A trained dense layer of an MLP or a CNN: the output layer (``bn`` None: popcounts, its
+    normalization checked), or a hidden ternary (:func:`_ternary_layer`) or binary one (one
+    threshold per cut of ``act`` over the popcounts ``0..L_in*K``)."""
+    bits = (fc.weight.detach() >= 0).numpy().astype(np.uint8)  # sign(0) = +1
+    count = ((1 << in_bits) - 1) * fc.in_features
+    if bn is None:
+        check_output_norm(out_norm, count)
+        return DenseLayer(name, bits, None, in_bits=in_bits)
+    if isinstance(fc, TernaryLinear):
+        return _ternary_layer(name, fc, bn, act, in_bits)
+    bits, thresholds = _binary_fold(bits, bn, act, count)
+    return DenseLayer(name, bits, thresholds, in_bits=in_bits)
 
 
 @torch.no_grad()
@@ -278,14 +277,10 @@ def export_model(net, input_spec, classes=(), provenance=None):
                           f"not {input_spec!r}")
     layers = []
     for i, fc in enumerate(net.fcs):
-        bits = (fc.weight.detach() >= 0).numpy().astype(np.uint8)  # sign(0) = +1
-        name = f"fc{i}"
         in_bits = input_spec.bits if i == 0 else getattr(net, "act_bits", 1)
-        count = ((1 << in_bits) - 1) * fc.in_features
-        if isinstance(fc, TernaryLinear) and i < len(net.bns):
-            layers.append(_ternary_layer(name, fc, net.bns[i], net.acts[i], in_bits))
-        else:
-            layers.append(_dense_layer(net, i, fc, bits, in_bits, count))
+        hidden = i < len(net.bns)
+        layers.append(_dense_layer(f"fc{i}", fc, net.bns[i] if hidden else None,
+                                   net.acts[i] if hidden else None, net.out_norm, in_bits))
     return BnnModel(layers=layers, input=input_spec, classes=tuple(classes),
                     provenance=dict(provenance or {}))
 
@@ -307,7 +302,9 @@ def _export_cnn(net, input_spec, classes, provenance):
         elif isinstance(block, nn.MaxPool2d):
             layer = MaxPool2dLayer(f"pool{i}", shape, int(block.kernel_size), bits=act_bits)
         elif isinstance(block, BinaryLinear):
-            layer = _cnn_dense_layer(net, i, block, in_bits)
+            hidden = i < len(net.blocks) - 1
+            layer = _dense_layer(f"fc{i}", block, net.norms[str(i)] if hidden else None,
+                                 net.acts[str(i)] if hidden else None, net.out_norm, in_bits)
         else:
             raise ExportError(f"block {i}: cannot export {type(block).__name__}")
         layers.append(layer)
@@ -341,17 +338,3 @@ def _binary_fold(bits, bn, act, count):
         thresholds, flip = fold_batchnorm(bn, count, cut)
         columns.append(thresholds)
     return np.where(flip[:, None], 1 - bits, bits).astype(np.uint8), np.stack(columns, axis=1)
-
-
-def _cnn_dense_layer(net, i, block, in_bits):
-    """A dense block of a CNN: the output layer (popcounts), a ternary or a binary hidden
-    layer."""
-    bits = (block.weight.detach() >= 0).numpy().astype(np.uint8)
-    count = ((1 << in_bits) - 1) * block.in_features
-    if i == len(net.blocks) - 1:
-        check_output_norm(net.out_norm, count)
-        return DenseLayer(f"fc{i}", bits, None, in_bits=in_bits)
-    if isinstance(block, TernaryLinear):
-        return _ternary_layer(f"fc{i}", block, net.norms[str(i)], net.acts[str(i)], in_bits)
-    bits, thresholds = _binary_fold(bits, net.norms[str(i)], net.acts[str(i)], count)
-    return DenseLayer(f"fc{i}", bits, thresholds, in_bits=in_bits)
