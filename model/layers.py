@@ -189,6 +189,15 @@ def ternary_delta(w, ratio=0.7, rule="uniform"):
     return ratio * w.abs().mean(dim=1, keepdim=True)
 
 
+def _ternary_params(ratio, rule):
+    """``(ratio, rule)`` of a ternary layer, checked."""
+    if not ratio > 0:
+        raise ValueError(f"ratio must be positive, not {ratio!r}")
+    if rule not in TERNARY_RULES:
+        raise ValueError(f"rule must be one of {', '.join(TERNARY_RULES)}, not {rule!r}")
+    return float(ratio), rule
+
+
 def ternary_ste(w, ratio, rule="uniform"):
     """Weights in ``{-1, 0, +1}``: 0 where ``|w| <`` :func:`ternary_delta` of the row (the
     neuron), else ``sign(w)``; the gradient passes straight through where ``|w| <= 1``."""
@@ -224,12 +233,7 @@ class TernaryLinear(BinaryLinear):
 
     def __init__(self, in_features, out_features, init_scale=1.0, ratio=0.7, rule="uniform"):
         super().__init__(in_features, out_features, init_scale)
-        if not ratio > 0:
-            raise ValueError(f"ratio must be positive, not {ratio!r}")
-        if rule not in TERNARY_RULES:
-            raise ValueError(f"rule must be one of {', '.join(TERNARY_RULES)}, not {rule!r}")
-        self.ratio = float(ratio)
-        self.rule = rule
+        self.ratio, self.rule = _ternary_params(ratio, rule)
 
     def ternary_weight(self):
         """``t(W)`` as a tensor of -1, 0, +1 (no gradient): what the forward pass uses."""
@@ -318,11 +322,7 @@ class TernaryConv2d(BinaryConv2d):
     def __init__(self, in_channels, out_channels, kernel_size, init_scale=1.0, ratio=0.7,
                  rule="uniform"):
         super().__init__(in_channels, out_channels, kernel_size, init_scale)
-        if not ratio > 0:
-            raise ValueError(f"ratio must be positive, not {ratio!r}")
-        if rule not in TERNARY_RULES:
-            raise ValueError(f"rule must be one of {', '.join(TERNARY_RULES)}, not {rule!r}")
-        self.ratio, self.rule = float(ratio), rule
+        self.ratio, self.rule = _ternary_params(ratio, rule)
 
     def _ternary(self):
         w = self.weight
