@@ -24,6 +24,7 @@ from .layers import (
     OutputNorm,
     TernaryConv2d,
     TernaryLinear,
+    check_weight_kind,
 )
 
 __all__ = ["CONV_PRESETS", "check_stages", "stage_shapes", "BinaryCNN", "FloatCNN"]
@@ -132,9 +133,7 @@ class BinaryCNN(nn.Module):
     def __init__(self, in_shape, stages, num_classes, dropout=0.0, init_scale=1.0,
                  weights="binary", quantizer="uniform", act_bits=1):
         super().__init__()
-        if weights not in ("binary", "ternary"):
-            raise ValueError(f"weights must be binary or ternary, not {weights!r}")
-        ternary = weights == "ternary"
+        ternary = check_weight_kind(weights) == "ternary"
         if len(in_shape) != 3 or not all(_positive(v) for v in in_shape):
             raise ValueError(f"in_shape must be (H, W, C) positive integers, not {in_shape!r}")
         if not _positive(num_classes):

@@ -20,9 +20,20 @@ import math
 import torch
 from torch import nn
 
-__all__ = ["SignSTE", "sign_ste", "BinaryActivation", "LevelActivation", "BinaryLinear",
-           "TernaryLinear", "ternary_ste", "ternary_delta",
+__all__ = ["WEIGHT_KINDS", "check_weight_kind", "SignSTE", "sign_ste", "BinaryActivation",
+           "LevelActivation", "BinaryLinear", "TernaryLinear", "ternary_ste", "ternary_delta",
            "TERNARY_RULES", "BinaryConv2d", "TernaryConv2d", "OutputNorm", "clip_latent"]
+
+#: Weights of the hidden layers: binary (+-1) or ternary (-1, 0, +1; the output layer stays
+#: binary, as :mod:`bnnflow.model.conventions` says).
+WEIGHT_KINDS = ("binary", "ternary")
+
+
+def check_weight_kind(weights):
+    """``weights`` if it is one of :data:`WEIGHT_KINDS`, else ``ValueError``."""
+    if weights not in WEIGHT_KINDS:
+        raise ValueError(f"weights must be one of {', '.join(WEIGHT_KINDS)}, not {weights!r}")
+    return weights
 
 
 class SignSTE(torch.autograd.Function):

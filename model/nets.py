@@ -8,13 +8,17 @@ the output layer has one neuron per class.
 import torch
 from torch import nn
 
-from .layers import BinaryActivation, BinaryLinear, LevelActivation, OutputNorm, TernaryLinear
+from .layers import (
+    WEIGHT_KINDS,
+    BinaryActivation,
+    BinaryLinear,
+    LevelActivation,
+    OutputNorm,
+    TernaryLinear,
+    check_weight_kind,
+)
 
 __all__ = ["PRESETS", "WEIGHT_KINDS", "hidden_for", "BinaryMLP", "FloatMLP"]
-
-#: Weights of the hidden layers: binary (+-1) or ternary (-1, 0, +1; the output layer stays
-#: binary, as :mod:`bnnflow.model.conventions` says).
-WEIGHT_KINDS = ("binary", "ternary")
 
 #: Hidden layer widths of each preset.
 PRESETS = {"tfc": (64, 64, 64), "sfc": (256, 256, 256), "lfc": (1024, 1024, 1024)}
@@ -85,9 +89,7 @@ class BinaryMLP(nn.Module):
         hidden = _check_sizes(in_features, hidden, num_classes)
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), not {dropout!r}")
-        if weights not in WEIGHT_KINDS:
-            raise ValueError(f"weights must be one of {', '.join(WEIGHT_KINDS)}, not "
-                             f"{weights!r}")
+        check_weight_kind(weights)
         widths = [in_features, *hidden, num_classes]
         self.widths = widths
         self.weights = weights

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 from ..errors import BnnflowError
 from .cnn import CONV_PRESETS
 from .encoding import MAX_LEVELS
-from .nets import PRESETS
+from .nets import PRESETS, WEIGHT_KINDS
 
 __all__ = ["OUTPUT_FILES", "DEFAULT_SHIFT", "DEFAULT_INPUT_THRESHOLD", "DEFAULT_DROPOUT",
            "BEYOND_W1A1_EPOCHS", "TrainConfig", "default_epochs", "is_conv_preset"]
@@ -227,8 +227,9 @@ class TrainConfig:
         for option, value, ok, what in checks:
             if not ok:
                 raise BnnflowError(f"{option} must be {what}, not {value!r}")
-        if self.weights not in ("binary", "ternary"):
-            raise BnnflowError(f"--weights must be binary or ternary, not {self.weights!r}")
+        if self.weights not in WEIGHT_KINDS:
+            raise BnnflowError(f"--weights must be one of {', '.join(WEIGHT_KINDS)}, not "
+                               f"{self.weights!r}")
         if not (isinstance(self.act_bits, int) and 1 <= self.act_bits <= 4):
             raise BnnflowError(f"--act-bits must be an integer in 1..4, not {self.act_bits!r}")
         if self.quantizer not in ("uniform", "balanced"):

@@ -89,7 +89,7 @@ def test_balanced_zero_band_holds_a_third_of_each_neurons_weights(tmp_path):
 def test_ternary_is_taken_by_conv_presets_and_unknown_kinds_are_refused():
     assert TrainConfig(preset="cnv-mnist", dataset="mnist5k", weights="ternary").resolved(
         ).weights == "ternary"
-    with pytest.raises(BnnflowError, match="--weights must be binary or ternary, not 'quad'"):
+    with pytest.raises(BnnflowError, match="--weights must be one of binary, ternary, not 'quad'"):
         TrainConfig(weights="quad").resolved()
     with pytest.raises(ValueError, match="weights must be one of binary, ternary"):
         BinaryMLP(4, (3,), 2, weights="quad")

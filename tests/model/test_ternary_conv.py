@@ -201,7 +201,7 @@ def test_ternary_conv_zero_band_is_the_dense_rule_per_output_channel(rule):
         x, want.reshape(5, 3, 3, 3).permute(0, 3, 1, 2)))
     with pytest.raises(ValueError, match="rule must be one of uniform, balanced, not 'x'"):
         TernaryConv2d(3, 5, 3, rule="x")
-    with pytest.raises(ValueError, match="weights must be binary or ternary, not 'quad'"):
+    with pytest.raises(ValueError, match="weights must be one of binary, ternary, not 'quad'"):
         BinaryCNN((6, 6, 1), (("conv", 2, 3),), 2, weights="quad")
 
 
