@@ -21,8 +21,12 @@ The graph (ONNX opset 13 plus qonnx's custom ops, batch size 1 as FINN expects):
       ArgMax (optional)          the class, the first maximum (select_last_index 0): the
                                  lowest index on ties, as the golden model
 
+Conv and max-pool layers are FINN's lowered NHWC form (:mod:`bnnflow.model.qonnx_conv`:
+``Im2Col``, ``MatMul``, ``MultiThreshold``, ``MaxPoolNHWC``), with ``Reshape`` nodes between
+flat vectors and maps.
+
 Every value is an integer well inside float32's exact range, so executing the graph gives the
-golden model's popcounts exactly. Conv models are refused (one line).
+golden model's popcounts exactly.
 """
 
 import json
@@ -32,6 +36,7 @@ import numpy as np
 from .artifact import model_checksum
 from .conventions import argmax_lowest
 from .encoding import centered, element_bits, encode
+from .qonnx_conv import CONV_KINDS, MAP_KINDS, conv_nodes, pool_nodes, reshape_node
 from .qonnx_graph import QONNX_DOMAIN, QonnxError
 
 __all__ = ["export_graph", "graph_inputs", "run_exported"]
@@ -42,13 +47,14 @@ _CLASS = "class"
 
 
 def _check(model):
-    if model.input.encoding["kind"] not in ("threshold", "thermometer", "pixels"):
-        raise QonnxError(f"the model's input encoding is {model.input.encoding['kind']!r}; "
+    kind = model.input.encoding["kind"]
+    if kind not in ("threshold", "thermometer", "pixels"):
+        raise QonnxError(f"the model's input encoding is {kind!r}; "
                          f"export-qonnx writes threshold, thermometer and pixels inputs")
     for layer in model.layers:
-        if layer.kind not in ("binary_dense", "ternary_dense"):
-            raise QonnxError(f"layer {layer.name} ({layer.kind}): conv models are not "
-                             f"exported to QONNX yet; export-qonnx writes dense (MLP) models")
+        if layer.kind not in ("binary_dense", "ternary_dense", *MAP_KINDS):
+            raise QonnxError(f"layer {layer.name} ({layer.kind}): export-qonnx writes dense, "
+                             f"conv and max-pool layers, not {layer.kind}")
 
 
 def _weights(layer):
@@ -67,17 +73,43 @@ def _counts(layer):
     if mask is not None:
         top = (1 << layer.in_bits) - 1
         return top * mask.sum(axis=1).astype(np.int64)
-    return np.full(layer.out_width, layer.max_count, dtype=np.int64)
+    return np.full(layer.neurons, layer.max_count, dtype=np.int64)
 
 
-def _layer_nodes(helper, layer, a, i, inits):
-    """Nodes of hidden layer ``i`` reading tensor ``a``; returns ``(nodes, output name)``."""
+def _dot_thresholds(layer):
+    """Thresholds on the dot product ``2p - L*K`` (``2p - L*m`` for ternary neurons)."""
+    return (2 * layer.thresholds - _counts(layer)[:, None]).astype(np.float32)
+
+
+def _layer_nodes(helper, layer, a, i, inits, shapes, is_map):
+    """Nodes of hidden layer ``i`` reading tensor ``a`` (an NHWC map when ``is_map``);
+    returns ``(nodes, output name, whether the output is a map)``."""
+    if layer.kind == "maxpool2d":
+        return (*pool_nodes(helper, layer, a, i, shapes), True)
+    pre = []
+    if not is_map and layer.kind in CONV_KINDS:
+        node, a = reshape_node(helper, a, (1, *layer.in_shape), layer.in_bits, f"map{i}",
+                               inits, shapes)
+        pre.append(node)
+    if layer.kind in CONV_KINDS:
+        nodes, out = conv_nodes(helper, layer, a, i, inits, shapes, _weights(layer),
+                                _dot_thresholds(layer))
+        return pre + nodes, out, True
+    if is_map:
+        node, a = reshape_node(helper, a, (1, layer.in_width), layer.in_bits, f"flat{i}",
+                               inits, shapes)
+        pre.append(node)
+    nodes, out = _dense_nodes(helper, layer, a, i, inits)
+    return pre + nodes, out, False
+
+
+def _dense_nodes(helper, layer, a, i, inits):
+    """``MatMul`` and ``MultiThreshold`` of hidden dense layer ``i``."""
     inits[f"W{i}"] = _weights(layer)
     dot = f"fc{i}_dot"
     nodes = [helper.make_node("MatMul", [a, f"W{i}"], [dot], name=f"fc{i}_matmul")]
     steps = layer.thresholds.shape[1]
-    counts = _counts(layer)
-    inits[f"T{i}"] = (2 * layer.thresholds - counts[:, None]).astype(np.float32)
+    inits[f"T{i}"] = _dot_thresholds(layer)
     out = f"fc{i}_act"
     dtype = "BIPOLAR" if steps == 1 else f"INT{layer.activation_bits + 1}"
     nodes.append(helper.make_node("MultiThreshold", [dot, f"T{i}"], [out],
@@ -104,17 +136,22 @@ def export_graph(model, argmax=False):
     QonnxError
         A conv or pool layer.
     """
-    from onnx import TensorProto, helper
+    from onnx import TensorProto, helper, numpy_helper
     from qonnx.core.datatype import DataType
     from qonnx.core.modelwrapper import ModelWrapper
     from qonnx.transformation.infer_shapes import InferShapes
 
     _check(model)
     inits, nodes, a = _input_nodes(helper, model.input.encoding)
+    is_map, shapes = False, {}
     for i, layer in enumerate(model.layers[:-1]):
-        more, a = _layer_nodes(helper, layer, a, i, inits)
+        more, a, is_map = _layer_nodes(helper, layer, a, i, inits, shapes, is_map)
         nodes += more
     i, last = len(model.layers) - 1, model.layers[-1]
+    if is_map:
+        node, a = reshape_node(helper, a, (1, last.in_width), last.in_bits, f"flat{i}", inits,
+                               shapes)
+        nodes.append(node)
     inits[f"W{i}"] = _weights(last)
     inits["count"] = np.float32(last.max_count)
     inits["half"] = np.float32(0.5)
@@ -131,14 +168,20 @@ def export_graph(model, argmax=False):
     graph = helper.make_graph(
         nodes, "bnnflow", [helper.make_tensor_value_info(_INPUT, TensorProto.FLOAT,
                                                          [1, model.input.width])], outputs,
-        initializer=[helper.make_tensor(name, TensorProto.FLOAT, np.shape(v),
-                                        np.asarray(v, np.float32).ravel())
-                     for name, v in inits.items()])
+        initializer=[numpy_helper.from_array(_initializer(v), name)
+                     for name, v in inits.items()],
+        value_info=[helper.make_tensor_value_info(name, TensorProto.FLOAT, list(shape))
+                    for name, (shape, _) in shapes.items()])
     proto = helper.make_model(graph, producer_name="bnnflow",
                               opset_imports=[helper.make_opsetid("", 13),
                                              helper.make_opsetid(QONNX_DOMAIN, 1)])
     wrapper = ModelWrapper(proto).transform(InferShapes())
+    for name, (_, bits) in shapes.items():
+        if bits is not None:
+            wrapper.set_tensor_datatype(name, DataType[_datatype(bits)])
     for j, layer in enumerate(model.layers):
+        if layer.kind == "maxpool2d":
+            continue
         kind = "TERNARY" if getattr(layer, "mask", None) is not None else "BIPOLAR"
         wrapper.set_tensor_datatype(f"W{j}", DataType[kind])
     bits = element_bits(model.input.encoding)
@@ -154,6 +197,17 @@ def export_graph(model, argmax=False):
         "encoding": model.input.encoding, "shape": list(model.input.shape),
         "global_in": global_in}))
     return wrapper
+
+
+def _datatype(bits):
+    """The qonnx datatype of ``n``-bit values as the odd levels ``2a - L``."""
+    return "BIPOLAR" if bits == 1 else f"INT{bits + 1}"
+
+
+def _initializer(value):
+    """An initializer's array: int64 shapes stay int64, everything else is float32."""
+    value = np.asarray(value)
+    return value if value.dtype == np.int64 else value.astype(np.float32)
 
 
 def _input_nodes(helper, encoding):
@@ -190,10 +244,17 @@ def run_exported(wrapper, model, images):
     from .qonnx_graph import execute_context, with_batch
 
     x = graph_inputs(model, images)
-    context = execute_context(with_batch(wrapper, len(x)), x)
-    popcounts = np.asarray(context[_SCORES]).reshape(len(x), -1)
-    if _CLASS in context:
-        classes = np.asarray(context[_CLASS]).reshape(-1).astype(np.int64)
+    if wrapper.get_nodes_by_op_type("Im2Col"):
+        # qonnx infers the shapes after Im2Col and MaxPoolNHWC for batch 1 only: one image
+        # at a time on the graph as written.
+        contexts = [execute_context(wrapper, x[i:i + 1]) for i in range(len(x))]
+    else:
+        contexts = [execute_context(with_batch(wrapper, len(x)), x)]
+    popcounts = np.concatenate([np.asarray(c[_SCORES]).reshape(-1, model.num_classes)
+                                for c in contexts])
+    if _CLASS in contexts[0]:
+        classes = np.concatenate([np.asarray(c[_CLASS]).reshape(-1) for c in contexts])
+        classes = classes.astype(np.int64)
     else:
         classes = argmax_lowest(popcounts)
     return popcounts, classes

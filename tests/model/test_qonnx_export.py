@@ -1,5 +1,6 @@
-"""``bnnflow export-qonnx``: the QONNX graph of a .bnn model, executed by qonnx, gives the golden
-model's popcounts and classes; conv models and bad paths get one line and exit status 2."""
+"""``bnnflow export-qonnx``: the QONNX graph of a .bnn model (dense, conv and max-pool layers),
+executed by qonnx, gives the golden model's popcounts and classes; bad paths get one line and
+exit status 2."""
 
 import numpy as np
 import pytest
@@ -42,6 +43,30 @@ def test_executed_graph_gives_the_golden_popcounts(kwargs):
         result = golden.run_images(model, images)
         assert np.array_equal(popcounts, result.popcounts)
         assert np.array_equal(classes, result.classes)
+
+
+CONV_NETS = [
+    ((7, 6, 2), [("conv", 5, 3), ("pool", 2), ("conv", 3, 2), ("dense", 7)], 4),
+    ((9, 8, 1), [("conv", 4, 2, 3), ("conv", 3, 3), ("pool", 2, 1), ("dense", 5)], 3),
+    ((5, 5, 3), [("conv", 2, 3), ("pool", 3)], 5),        # the map goes straight to the output
+]
+
+
+@pytest.mark.parametrize("net", range(len(CONV_NETS)))
+@pytest.mark.parametrize("kwargs", [{}, {"ternary": True}, {"act_bits": 2}, {"input_bits": 8},
+                                    {"input_bits": 8, "ternary": True, "act_bits": 2}],
+                         ids=["binary", "ternary", "2-bit", "8-bit input", "all three"])
+def test_conv_graph_gives_the_golden_popcounts(kwargs, net):
+    in_shape, stages, classes = CONV_NETS[net]
+    model = random_conv_model(in_shape, stages, classes, seed=net + 3, **kwargs)
+    images = np.random.default_rng(net).uniform(0, model.input.encoding["scale"],
+                                                size=(40, *model.input.shape))
+    graph = export_graph(model, argmax=True)
+    assert {"Im2Col", "MaxPoolNHWC", "MultiThreshold"} <= {n.op_type for n in graph.graph.node}
+    popcounts, classes = run_exported(graph, model, images)
+    result = golden.run_images(model, images)
+    assert np.array_equal(popcounts, result.popcounts)
+    assert np.array_equal(classes, result.classes)
 
 
 def test_cli_checks_the_test_split_and_writes_an_executable_graph(tmp_path, capsys):
@@ -90,14 +115,10 @@ def test_model_without_a_data_set_is_checked_on_random_images(tmp_path, capsys):
     assert "64 / 64 random images (the model names no data set)" in stdout
 
 
-@pytest.mark.parametrize("case", ["conv", "missing", "unwritable"])
+@pytest.mark.parametrize("case", ["missing", "unwritable"])
 def test_refusals_get_one_line_and_write_nothing(tmp_path, capsys, case):
     src, out = tmp_path / "m.bnn", tmp_path / "m.onnx"
-    if case == "conv":
-        artifact.save(random_conv_model((6, 6, 1), [("conv", 4, 3)], 3), src)
-        expected = ("error: layer conv0 (binary_conv2d): conv models are not exported to "
-                    "QONNX yet; export-qonnx writes dense (MLP) models\n")
-    elif case == "missing":
+    if case == "missing":
         expected = f"error: {src}: no such file (train one with 'bnnflow train')\n"
     else:
         artifact.save(_digits_model([64, 8, 10]), src)

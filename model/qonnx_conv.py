@@ -1,0 +1,72 @@
+"""QONNX nodes of conv and max-pool layers for :mod:`bnnflow.model.qonnx_export`.
+
+Conv layers are written in FINN's lowered form, on NHWC tensors (channels-last, as the
+conventions' feature maps)::
+
+    Im2Col                 (1, H, W, Cin) -> (1, Ho, Wo, kh * kw * Cin), each window in
+                           (kh, kw, Cin) order, the order of the weights; stride 1, no padding
+    MatMul(a, W)           W (kh * kw * Cin, Cout): +1 / -1, ternary weights also 0
+    MultiThreshold         as a dense layer, data_layout NHWC: the level a as 2a - L
+    MaxPoolNHWC            the maximum of each window: the OR of bits (+-1), or the highest
+                           level, as the golden model's max-pool
+
+A dense layer after a map reads it through a ``Reshape`` to ``(1, H * W * C)``: the
+channels-last flattening of the golden model.
+"""
+
+import numpy as np
+
+from .qonnx_graph import QONNX_DOMAIN
+
+__all__ = ["CONV_KINDS", "MAP_KINDS", "conv_nodes", "pool_nodes", "reshape_node"]
+
+CONV_KINDS = ("binary_conv2d", "ternary_conv2d")
+MAP_KINDS = (*CONV_KINDS, "maxpool2d")
+
+
+def reshape_node(helper, a, shape, bits, name, inits, shapes):
+    """A ``Reshape`` of tensor ``a`` (``bits``-bit values) to ``shape``; returns ``(node,
+    output name)``."""
+    inits[f"{name}_shape"] = np.asarray(shape, dtype=np.int64)
+    out = f"{name}_out"
+    shapes[out] = (tuple(shape), bits)
+    return helper.make_node("Reshape", [a, f"{name}_shape"], [out], name=name), out
+
+
+def conv_nodes(helper, layer, a, i, inits, shapes, weights, thresholds):
+    """Nodes of conv layer ``i`` reading the NHWC tensor ``a``; returns ``(nodes, output)``.
+
+    ``weights`` ``(K, Cout)`` and ``thresholds`` ``(Cout, T)`` (on the dot product) are the
+    float32 arrays :mod:`~bnnflow.model.qonnx_export` makes for dense layers too. The shape
+    of each new tensor and the bits of its values (``None``: dot products) go into ``shapes``
+    (qonnx infers shapes after an ``Im2Col`` or a ``MaxPoolNHWC`` only from shapes it is
+    given, and ``Im2Col`` reads its input's datatype).
+    """
+    h, w, c = layer.in_shape
+    kh, kw = layer.kernel
+    cols, dot, out = f"conv{i}_cols", f"conv{i}_dot", f"conv{i}_act"
+    inits[f"W{i}"], inits[f"T{i}"] = weights, thresholds
+    ho, wo, cout = layer.out_shape
+    shapes[cols] = ((1, ho, wo, kh * kw * c), layer.in_bits)
+    shapes[dot] = ((1, ho, wo, cout), None)
+    shapes[out] = ((1, ho, wo, cout), layer.activation_bits)
+    steps = thresholds.shape[1]
+    dtype = "BIPOLAR" if steps == 1 else f"INT{layer.activation_bits + 1}"
+    return [
+        helper.make_node("Im2Col", [a], [cols], domain=QONNX_DOMAIN, name=f"conv{i}_im2col",
+                         stride=[1, 1], kernel_size=[kh, kw],
+                         input_shape=f"(1, {h}, {w}, {c})", pad_amount=[0, 0, 0, 0]),
+        helper.make_node("MatMul", [cols, f"W{i}"], [dot], name=f"conv{i}_matmul"),
+        helper.make_node("MultiThreshold", [dot, f"T{i}"], [out], domain=QONNX_DOMAIN,
+                         name=f"conv{i}_threshold", out_dtype=dtype, out_scale=2.0,
+                         out_bias=float(-steps), data_layout="NHWC"),
+    ], out
+
+
+def pool_nodes(helper, layer, a, i, shapes):
+    """The ``MaxPoolNHWC`` node of pool layer ``i``; returns ``(nodes, output)``."""
+    out = f"pool{i}_out"
+    shapes[out] = ((1, *layer.out_shape), layer.bits)
+    return [helper.make_node("MaxPoolNHWC", [a], [out], domain=QONNX_DOMAIN,
+                             name=f"pool{i}_maxpool", kernel_shape=[layer.window] * 2,
+                             strides=[layer.stride] * 2, pads=[0, 0, 0, 0])], out
