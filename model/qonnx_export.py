@@ -245,8 +245,9 @@ def run_exported(wrapper, model, images):
 
     x = graph_inputs(model, images)
     if wrapper.get_nodes_by_op_type("Im2Col"):
-        # qonnx infers the shapes after Im2Col and MaxPoolNHWC for batch 1 only: one image
-        # at a time on the graph as written.
+        # qonnx's Im2Col is right for batch 1 only (its output reshape takes the batch as the
+        # slowest axis where its im2col made it the fastest), and its shape is inferred as 1:
+        # one image at a time on the graph as written.
         contexts = [execute_context(wrapper, x[i:i + 1]) for i in range(len(x))]
     else:
         contexts = [execute_context(with_batch(wrapper, len(x)), x)]
