@@ -50,13 +50,8 @@ def run(args):
     from .conventions import argmax_lowest
     from .data import load_dataset
     from .qonnx_graph import QonnxError, execute, file_sha256, load_graph, with_batch
-    from .qonnx_import import (
-        data_path,
-        import_graph,
-        input_quantizer,
-        input_spec,
-        to_graph_input,
-    )
+    from .qonnx_import import data_path, import_graph
+    from .qonnx_input import input_quantizer, input_spec, to_graph_input
 
     out = check_output_file(args.out, "-o")
     if args.input_scale is not None and not args.input_scale > 0:

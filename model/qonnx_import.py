@@ -7,12 +7,13 @@ What is built
     * an input stage: ``Reshape``/``Flatten`` and elementwise ``Mul``/``Add``/``Sub``/``Div``
       by constants, then a 1-bit quantizer (``BipolarQuant``, or a signed 1-bit ``Quant``,
       which qonnx executes as the same sign with ``0 -> +1``);
-    * per layer: ``MatMul`` or ``Gemm`` (no bias) with binarized weights (a 1-bit quantizer on
-      an initializer, or an initializer of +-1 values), then elementwise ops
+    * per layer: ``MatMul``, ``Gemm`` or ``Conv`` (no bias) with binarized weights (a 1-bit
+      quantizer on an initializer, or an initializer of +-1 values), then elementwise ops
       (``BatchNormalization``, ``Mul``, ``Add``, ``Sub``, ``Div``) and, for hidden layers, an
       activation quantizer: ``BipolarQuant``/1-bit ``Quant``, or ``MultiThreshold`` with
       ``2**n - 1`` thresholds, ``out_scale = 2c`` and ``out_bias = -L*c`` (FINN's streamlined
       bipolar or ``n``-bit activations);
+    * ``MaxPool`` nodes after a layer's quantizer;
     * the last layer: elementwise ops after its ``MatMul``/``Gemm`` and nothing else.
 
     Quantizer scales must be positive. A layer's ``MatMul`` output is ``scale * dot`` with
@@ -39,41 +40,50 @@ Exactness
     popcount argmax (lowest index on ties), after flipping every output neuron if that
     function decreases. A per-class BatchNorm or scale changes the class order and is refused.
 
-    Input: the graph's input for a pixel ``v`` is ``v / input_scale - input_offset`` (float32).
-    The input stage is run on every integer pixel level ``0..full scale`` and must binarize
-    all positions at the same level ``v*``; the artifact's encoding is then a threshold at
-    ``v* / full scale`` (bit 1 where ``pixel >= v*``), exact for integer pixels as all data sets
-    here have.
+    Conv and max-pool layers (Brevitas ``QuantConv2d`` and ``MaxPool2d``, NCHW): see
+    :mod:`bnnflow.model.qonnx_import_conv`. The input stage: see
+    :mod:`bnnflow.model.qonnx_input`.
 
-Anything else (convolutions, 4-bit quantizers, branches, unknown ops) is refused with one line
-naming the node and its op type.
+Anything else (padded or strided convolutions, 4-bit quantizers, branches, unknown ops) is
+refused with one line naming the node and its op type.
 """
 
 import numpy as np
 import torch
 from torch import nn
 
-from .artifact import BnnModel, DenseLayer, InputSpec
+from .artifact import BnnModel, DenseLayer
 from .export import fold_batchnorm
 from .qonnx_graph import QonnxError, is_power_of_two, node_error, run_nodes
+from .qonnx_import_conv import (
+    MAP_OPS,
+    conv_kernel,
+    conv_layer,
+    hwc_columns,
+    map_shape,
+    pool_layer,
+    window_rows,
+)
 
-__all__ = ["import_graph", "data_path", "input_quantizer", "input_spec", "to_graph_input",
-           "activation", "weights", "hidden_layer", "output_layer", "SHAPE_OPS",
-           "ELEMENTWISE_OPS", "ACTIVATION_OPS"]
+__all__ = ["import_graph", "data_path", "split_path", "activation", "weights", "hidden_layer",
+           "output_layer", "SHAPE_OPS", "ELEMENTWISE_OPS", "ACTIVATION_OPS", "LAYER_OPS"]
 
 SHAPE_OPS = ("Reshape", "Flatten", "Identity")
 ELEMENTWISE_OPS = ("BatchNormalization", "Mul", "Add", "Sub", "Div")
 ACTIVATION_OPS = ("BipolarQuant", "Quant", "MultiThreshold")
 MATMUL_OPS = ("MatMul", "Gemm")
-CONV_OPS = ("Conv", "MaxPool", "AveragePool", "ConvTranspose", "Im2Col", "MaxPoolNHWC",
-            "QuantAvgPool2d", "GlobalAveragePool", "Pad", "Transpose")
-_KNOWN = SHAPE_OPS + ELEMENTWISE_OPS + ACTIVATION_OPS + MATMUL_OPS
+#: Ops that make a layer (a weighted sum, then its elementwise ops and quantizer).
+LAYER_OPS = (*MATMUL_OPS, "Conv")
+#: Map ops that bnnflow import does not build (FINN's lowered NHWC form included).
+OTHER_MAP_OPS = ("AveragePool", "ConvTranspose", "Im2Col", "MaxPoolNHWC", "QuantAvgPool2d",
+                 "GlobalAveragePool", "Pad", "Transpose")
+_KNOWN = SHAPE_OPS + ELEMENTWISE_OPS + ACTIVATION_OPS + MATMUL_OPS + MAP_OPS
 
 
 def _check_known(node):
-    if node.op_type in CONV_OPS:
-        raise node_error(node, "convolutional networks are not imported yet; bnnflow import "
-                               "builds dense (MatMul/Gemm) networks")
+    if node.op_type in OTHER_MAP_OPS:
+        raise node_error(node, "is not imported; bnnflow import builds Conv (NCHW, stride 1, "
+                               "unpadded) and MaxPool layers besides MatMul/Gemm")
     if node.op_type not in _KNOWN:
         raise node_error(node, f"op {node.op_type} is not supported; bnnflow import builds "
                                f"{', '.join(_KNOWN)}")
@@ -192,8 +202,12 @@ def _levels(model, node, out):
 
 
 def weights(model, mm):
-    """``(bits (N, K), scale (N,))`` of a ``MatMul``/``Gemm`` node's binarized weights."""
-    if mm.op_type == "Gemm":
+    """``(bits (N, K), scale (N,))`` of a ``MatMul``/``Gemm`` node's binarized weights, or of a
+    ``Conv`` node's (rows in window order)."""
+    trans = mm.op_type == "Conv"
+    if trans:
+        conv_kernel(mm)
+    elif mm.op_type == "Gemm":
         attrs = {a.name: a for a in mm.attribute}
         if attrs.get("transA") is not None and attrs["transA"].i:
             raise node_error(mm, "transA must be 0")
@@ -203,8 +217,6 @@ def weights(model, mm):
         if len(mm.input) > 2 and mm.input[2] and (bias is None or np.any(bias != 0)):
             raise node_error(mm, "a bias is not supported (Brevitas: QuantLinear(bias=False))")
         trans = attrs.get("transB") is not None and attrs["transB"].i
-    else:
-        trans = False
     producer = model.find_producer(mm.input[1])
     if producer is None:
         raw = model.get_initializer(mm.input[1])
@@ -223,9 +235,13 @@ def weights(model, mm):
     else:
         raise node_error(mm, f"the weights come from {producer.op_type}; expected a 1-bit "
                              f"quantizer on an initializer")
-    if raw.ndim != 2:
-        raise node_error(mm, f"the weights must be a matrix, not shape {raw.shape}")
-    scale = np.broadcast_to(scale.reshape(scale.shape if scale.size > 1 else (1, 1)), raw.shape)
+    if raw.ndim != (4 if mm.op_type == "Conv" else 2):
+        want = "(Cout, Cin, kh, kw)" if mm.op_type == "Conv" else "a matrix"
+        raise node_error(mm, f"the weights must be {want}, not shape {raw.shape}")
+    scale = np.broadcast_to(scale.reshape(scale.shape if scale.size > 1 else (1,) * raw.ndim),
+                            raw.shape)
+    if mm.op_type == "Conv":
+        raw, scale = window_rows(raw), window_rows(scale)
     bits = (raw >= 0).astype(np.uint8)                  # sign(0) = +1
     if not trans:
         bits, scale = bits.T, scale.T
@@ -301,8 +317,10 @@ def _torch_fold(model, bn, scale, margin, count):
     return results[0]
 
 
-def hidden_layer(model, name, mm, chain, act, in_bits, in_scale):
-    """A hidden ``binary_dense`` layer; returns ``(layer, out_bits, out_scale)``."""
+def hidden_layer(model, name, mm, chain, act, in_bits, in_scale, in_map=None):
+    """A hidden ``binary_dense`` layer, or ``binary_conv2d`` for a ``Conv`` node; returns
+    ``(layer, out_bits, out_scale)``. ``in_map``: the ``(H, W, C)`` map a ``MatMul``/``Gemm``
+    reads flattened in NCHW order."""
     bits, wscale = weights(model, mm)
     count = ((1 << in_bits) - 1) * bits.shape[1]
     scale = in_scale * wscale
@@ -330,11 +348,29 @@ def hidden_layer(model, name, mm, chain, act, in_bits, in_scale):
                                        f"popcount; cannot import it exactly")
         thresholds, flip = t[:, None], f
     bits = np.where(flip[:, None], 1 - bits, bits).astype(np.uint8)
-    return DenseLayer(name, bits, thresholds, in_bits=in_bits), out_bits, out_scale
+    if mm.op_type == "Conv":
+        layer = conv_layer(name, bits, thresholds, in_bits, map_shape(model, mm),
+                           conv_kernel(mm))
+    else:
+        layer = DenseLayer(name, _columns(mm, bits, in_map), thresholds, in_bits=in_bits)
+    return layer, out_bits, out_scale
 
 
-def output_layer(model, name, mm, chain, in_bits, in_scale):
+def _columns(mm, bits, in_map):
+    """Dense weight rows in the conventions' input order (channels-last after a map)."""
+    if in_map is None:
+        return bits
+    if bits.shape[1] != int(np.prod(in_map)):
+        raise node_error(mm, f"reads {bits.shape[1]} inputs after a {'x'.join(map(str, in_map))} "
+                             f"map of {int(np.prod(in_map))} values")
+    return hwc_columns(bits, in_map)
+
+
+def output_layer(model, name, mm, chain, in_bits, in_scale, in_map=None):
     """The output layer (popcounts); refuses a score map that is not shared and monotone."""
+    if mm.op_type == "Conv":
+        raise node_error(mm, "the last layer must be MatMul or Gemm (scores per class), not a "
+                             "convolution")
     bits, wscale = weights(model, mm)
     scale = in_scale * wscale
     if not np.all(is_power_of_two(scale)):
@@ -360,28 +396,34 @@ def output_layer(model, name, mm, chain, in_bits, in_scale):
                                 "argmax")
     if col[0] < 0:
         bits = (1 - bits).astype(np.uint8)          # p -> K - p restores the order
-    return DenseLayer(name, bits, None, in_bits=in_bits)
+    return DenseLayer(name, _columns(mm, bits, in_map), None, in_bits=in_bits)
 
 
-def _split(path):
-    """``(prelude, input quantizer, [(matmul, chain, activation or None), ...])``."""
+def split_path(path):
+    """``(prelude, input quantizer, items)``: each item ``("layer", node, chain, activation or
+    None)`` for a ``MatMul``/``Gemm``/``Conv``, or ``("pool", node, None, None)``."""
     i, prelude = 0, []
     while i < len(path) and path[i].op_type not in ACTIVATION_OPS:
-        if path[i].op_type in MATMUL_OPS:
+        if path[i].op_type in LAYER_OPS:
             raise node_error(path[i], "multiplies the float input; bnnflow needs the input "
                                       "binarized first (a BipolarQuant on the input)")
         prelude.append(path[i])
         i += 1
     if i == len(path):
         raise QonnxError("the graph has no quantizer on its input and no layers")
-    in_act, i, layers = path[i], i + 1, []
+    in_act, i, items = path[i], i + 1, []
     while i < len(path):
         while i < len(path) and path[i].op_type in SHAPE_OPS:
             i += 1
         if i == len(path):
             break
-        if path[i].op_type not in MATMUL_OPS:
-            raise node_error(path[i], "expected MatMul or Gemm after an activation quantizer")
+        if path[i].op_type == "MaxPool":
+            items.append(("pool", path[i], None, None))
+            i += 1
+            continue
+        if path[i].op_type not in LAYER_OPS:
+            raise node_error(path[i], "expected MatMul, Gemm, Conv or MaxPool after an "
+                                      "activation quantizer")
         mm, chain, act, i = path[i], [], None, i + 1
         while i < len(path) and path[i].op_type in ELEMENTWISE_OPS:
             chain.append(path[i])
@@ -390,13 +432,14 @@ def _split(path):
             if path[i].op_type not in ACTIVATION_OPS:
                 raise node_error(path[i], "expected an activation quantizer or the output")
             act, i = path[i], i + 1
-        layers.append((mm, chain, act))
-    if not layers:
+        items.append(("layer", mm, chain, act))
+    if not any(item[0] == "layer" for item in items):
         raise QonnxError("the graph has no MatMul or Gemm layer")
-    if layers[-1][2] is not None:
-        raise node_error(layers[-1][2], "the last layer must output scores, not quantized "
-                                        "activations")
-    return prelude, in_act, layers
+    kind, node, _, act = items[-1]
+    if kind == "pool" or act is not None:
+        raise node_error(act or node, "the last layer must output scores, not quantized "
+                                      "activations")
+    return prelude, in_act, items
 
 
 def import_graph(model, input_spec, in_scale, path=None):
@@ -416,77 +459,23 @@ def import_graph(model, input_spec, in_scale, path=None):
     Returns
     -------
     BnnModel
-        Layers ``fc0 .. fcN``; no classes and no provenance yet.
+        Layers ``fc0 .. fcN`` (``convI``, ``poolI`` for maps); no classes and no provenance
+        yet.
     """
-    _, _, layers = _split(path or data_path(model))
+    _, _, items = split_path(path or data_path(model))
     built, in_bits = [], 1
-    for i, (mm, chain, act) in enumerate(layers):
-        if act is None:
-            built.append(output_layer(model, f"fc{i}", mm, chain, in_bits, in_scale))
+    for i, (kind, node, chain, act) in enumerate(items):
+        in_map = getattr(built[-1], "out_shape", None) if built else None
+        if kind == "pool":
+            built.append(pool_layer(model, node, f"pool{i}", in_bits))
+        elif act is None:
+            built.append(output_layer(model, f"fc{i}", node, chain, in_bits, in_scale, in_map))
         else:
-            layer, in_bits, in_scale = hidden_layer(model, f"fc{i}", mm, chain, act, in_bits,
-                                                    in_scale)
+            name = f"conv{i}" if node.op_type == "Conv" else f"fc{i}"
+            layer, in_bits, in_scale = hidden_layer(model, name, node, chain, act, in_bits,
+                                                    in_scale, in_map)
             built.append(layer)
     try:
         return BnnModel(layers=built, input=input_spec)
     except ValueError as e:
         raise QonnxError(f"the imported layers do not chain: {e}") from None
-
-
-def input_quantizer(model, path=None):
-    """``(prelude nodes, input quantizer node)`` of the graph's input stage."""
-    prelude, in_act, _ = _split(path or data_path(model))
-    for node in prelude:
-        if node.op_type in ELEMENTWISE_OPS and node.op_type != "BatchNormalization":
-            other = model.get_initializer(node.input[1])
-            if other is None:
-                raise node_error(node, "the input stage may only use constants")
-    return prelude, in_act
-
-
-def to_graph_input(model, images, input_scale, input_offset):
-    """Raw images ``(B, ...)`` as the graph's float32 input ``pixel / scale - offset``."""
-    images = np.asarray(images, dtype=np.float64)
-    shape = model.get_tensor_shape(model.graph.input[0].name)
-    flat = images.reshape(images.shape[0], -1) / float(input_scale) - float(input_offset)
-    return flat.astype(np.float32).reshape(images.shape[0], *shape[1:])
-
-
-def input_spec(model, in_act, shape, full_scale, input_scale, input_offset):
-    """The :class:`InputSpec` of the graph's input stage, found by running it on every integer
-    pixel level ``0..full_scale``; returns ``(spec, input quantizer scale)``.
-
-    Raises
-    ------
-    QonnxError
-        The graph's input size differs from the images', the quantizer is not 1-bit, or the
-        stage does not binarize every position at one pixel level.
-    """
-    from .qonnx_graph import execute, with_batch
-
-    graph_shape = model.get_tensor_shape(model.graph.input[0].name)
-    per_image, pixels = int(np.prod(graph_shape[1:])), int(np.prod(shape))
-    if per_image != pixels:
-        raise QonnxError(f"the graph's input {graph_shape} holds {per_image} values per image, "
-                         f"but the data set's images have {pixels} pixels ({shape}); choose "
-                         f"the data set the network was trained on with --dataset")
-    bits, scale = activation(model, in_act)
-    if bits != 1:
-        raise node_error(in_act, f"the input quantizer has {bits} bits; bnnflow imports a "
-                                 f"binarized (1-bit) input")
-    levels = np.arange(int(full_scale) + 1, dtype=np.float64)
-    images = np.broadcast_to(levels[:, None], (len(levels), pixels))
-    x = to_graph_input(model, images, input_scale, input_offset)
-    out = execute(with_batch(model, len(levels)), x, end_node=in_act)
-    fires = out.reshape(len(levels), -1) > 0
-    if np.any(fires != fires[:, :1]):
-        raise node_error(in_act, "the input stage binarizes pixel positions at different "
-                                 "levels; bnnflow's input encoding has one threshold")
-    col = fires[:, 0]
-    if np.any(col[:-1] & ~col[1:]):
-        raise node_error(in_act, "the input bit falls as the pixel rises; bnnflow's input "
-                                 "encoding needs bit 1 at and above one pixel level")
-    v = int(col.argmax()) if col.any() else len(levels)
-    encoding = {"kind": "threshold", "scale": float(full_scale),
-                "threshold": v / float(full_scale)}
-    return InputSpec(width=pixels, shape=tuple(int(s) for s in shape), encoding=encoding), scale

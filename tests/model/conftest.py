@@ -34,6 +34,14 @@ def _make_checkpoint(run_dir, widths, *, seed=0, latent=None, dataset="digits",
     return ckpt
 
 
+@pytest.fixture(scope="module")
+def digits():
+    """scikit-learn's digits with the default split (:func:`~bnnflow.model.data.load_dataset`)."""
+    from bnnflow.model.data import load_dataset
+
+    return load_dataset("digits")
+
+
 def _digit_like_images(n, seed=0):
     """Raw 8x8 images with pixel values 0..16, like scikit-learn's digits."""
     return np.random.default_rng(seed).integers(0, 17, size=(n, 8, 8)).astype(np.float64)

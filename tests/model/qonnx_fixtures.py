@@ -4,11 +4,26 @@ cases the importer must refuse."""
 
 import numpy as np
 import onnx
+import pytest
 import torch
 from onnx import TensorProto, helper
 from torch import nn
 
 QONNX_DOMAIN = "qonnx.custom_op.general"
+
+#: Brevitas warns on import about its own deprecated fx module and a missing optional kernel
+#: package; the tests that use Brevitas ignore these and nothing else.
+BREVITAS_WARNINGS = [pytest.mark.filterwarnings("ignore:brevitas.fx is deprecated"),
+                     pytest.mark.filterwarnings("ignore:fast_hadamard_transform package not found")]
+
+
+def run_cli(capsys, *argv):
+    """``bnnflow ARGV``: ``(exit status, stdout, stderr)``."""
+    from bnnflow.cli import main
+
+    code = main(list(map(str, argv)))
+    out, err = capsys.readouterr()
+    return code, out, err
 
 
 def brevitas_mlp(widths=(64, 32, 10), seed=0, out_scale=1.0):
@@ -43,6 +58,47 @@ def brevitas_mlp(widths=(64, 32, 10), seed=0, out_scale=1.0):
             return self.body(self.inq(2.0 * x - 1.0))
 
     return Mlp()
+
+
+def brevitas_cnn(seed=0, padding=0, stride=1, pool="max"):
+    """A Brevitas W1A1 CNN over 8x8 images: the input mapped to ``2x - 1`` and binarized,
+    ``QuantConv2d(1, 8, 3)``, ``BatchNorm2d``, a binary activation, ``MaxPool2d(2)``,
+    ``QuantConv2d(8, 6, 2)``, ``BatchNorm2d``, a binary activation, flattened (NCHW) into an
+    output ``QuantLinear`` (scale 1.0) and FINN's ``TensorNorm``. ``padding`` and ``stride``
+    go to the first convolution; ``pool="avg"`` makes the pool an ``AvgPool2d``."""
+    import brevitas.nn as qnn
+    from brevitas.quant import SignedBinaryActPerTensorConst, SignedBinaryWeightPerTensorConst
+    from brevitas_examples.bnn_pynq.models.tensor_norm import TensorNorm
+
+    class OutWeight(SignedBinaryWeightPerTensorConst):
+        scaling_const = 1.0
+
+    def act():
+        return qnn.QuantIdentity(act_quant=SignedBinaryActPerTensorConst)
+
+    class Cnn(nn.Module):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(seed)
+            self.inq = act()
+            pooled = ((8 + 2 * padding - 3) // stride + 1) // 2
+            k2 = min(2, pooled)                    # a stride of 2 leaves a 1x1 map
+            side = pooled - k2 + 1
+            self.body = nn.Sequential(
+                qnn.QuantConv2d(1, 8, 3, padding=padding, stride=stride, bias=False,
+                                weight_quant=SignedBinaryWeightPerTensorConst),
+                nn.BatchNorm2d(8), act(),
+                nn.MaxPool2d(2) if pool == "max" else nn.AvgPool2d(2),
+                qnn.QuantConv2d(8, 6, k2, bias=False,
+                                weight_quant=SignedBinaryWeightPerTensorConst),
+                nn.BatchNorm2d(6), act(), nn.Flatten(),
+                qnn.QuantLinear(6 * side * side, 10, bias=False, weight_quant=OutWeight),
+                TensorNorm())
+
+        def forward(self, x):
+            return self.body(self.inq(2.0 * x.reshape(x.shape[0], 1, 8, 8) - 1.0))
+
+    return Cnn()
 
 
 def train_brevitas(net, x, y, epochs=6, seed=0, batch=64):

@@ -8,28 +8,20 @@ import numpy as np
 import onnx
 import pytest
 
-from bnnflow.cli import main
 from bnnflow.model import artifact, golden
-from bnnflow.model.data import load_dataset
 from bnnflow.model.qonnx_graph import load_graph
 
 from .qonnx_fixtures import (
+    BREVITAS_WARNINGS,
     brevitas_classes,
     brevitas_mlp,
     export_brevitas,
+    run_cli,
     tiny_graph,
     train_brevitas,
 )
 
-# Brevitas warns on import about its own deprecated fx module and a missing optional kernel
-# package; nothing else is ignored.
-pytestmark = [pytest.mark.filterwarnings("ignore:brevitas.fx is deprecated"),
-              pytest.mark.filterwarnings("ignore:fast_hadamard_transform package not found")]
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits")
+pytestmark = BREVITAS_WARNINGS
 
 
 @pytest.fixture(scope="module")
@@ -44,22 +36,16 @@ def brevitas_run(tmp_path_factory, digits):
 
 def test_torchscript_export_form_imports_too(brevitas_run, digits, tmp_path, capsys):
     path = export_brevitas(brevitas_run[2], tmp_path / "ts.onnx", dynamo=False)
-    code, _, err = _run(capsys, "import", path, "-o", tmp_path / "ts.bnn")
+    code, _, err = run_cli(capsys, "import", path, "-o", tmp_path / "ts.bnn")
     assert (code, err) == (0, "")
     model = artifact.load(tmp_path / "ts.bnn")
     assert np.array_equal(golden.run_images(model, digits.x_test).classes, brevitas_run[1])
 
 
-def _run(capsys, *argv):
-    code = main(list(map(str, argv)))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def test_brevitas_mlp_imports_with_brevitas_classes(brevitas_run, digits, tmp_path, capsys):
     path, expected, _ = brevitas_run
     out = tmp_path / "mlp.bnn"
-    code, stdout, err = _run(capsys, "import", path, "-o", out)
+    code, stdout, err = run_cli(capsys, "import", path, "-o", out)
     assert (code, err) == (0, "")
     model = artifact.load(out)
     assert model.widths == [64, 32, 10]
@@ -75,8 +61,8 @@ def test_brevitas_mlp_imports_with_brevitas_classes(brevitas_run, digits, tmp_pa
 
 def test_imported_brevitas_mlp_matches_amaranth_hardware(brevitas_run, tmp_path, capsys):
     out = tmp_path / "mlp.bnn"
-    assert _run(capsys, "import", brevitas_run[0], "-o", out)[0] == 0
-    code, stdout, _ = _run(capsys, "verify", out, "--sim", "amaranth", "--images", "8",
+    assert run_cli(capsys, "import", brevitas_run[0], "-o", out)[0] == 0
+    code, stdout, _ = run_cli(capsys, "verify", out, "--sim", "amaranth", "--images", "8",
                            "--fold", "auto", "--ii", "16")
     assert code == 0, stdout
 
@@ -85,8 +71,8 @@ def test_imported_brevitas_mlp_matches_amaranth_hardware(brevitas_run, tmp_path,
 def test_imported_brevitas_mlp_matches_verilator_on_all_images(brevitas_run, tmp_path,
                                                                capsys):
     out = tmp_path / "mlp.bnn"
-    assert _run(capsys, "import", brevitas_run[0], "-o", out)[0] == 0
-    code, stdout, _ = _run(capsys, "verify", out, "--sim", "verilator-direct", "--images",
+    assert run_cli(capsys, "import", brevitas_run[0], "-o", out)[0] == 0
+    code, stdout, _ = run_cli(capsys, "verify", out, "--sim", "verilator-direct", "--images",
                            "all")
     assert code == 0, stdout
 
@@ -98,7 +84,7 @@ def test_output_layer_scale_that_is_not_a_power_of_two_is_refused(brevitas_run, 
     quant = model.find_producer(gemm.input[1])
     model.set_initializer(quant.input[1], np.array(0.1, dtype=np.float32))
     model.save(str(tmp_path / "scaled.onnx"))
-    code, _, err = _run(capsys, "import", tmp_path / "scaled.onnx", "-o", tmp_path / "x.bnn")
+    code, _, err = run_cli(capsys, "import", tmp_path / "scaled.onnx", "-o", tmp_path / "x.bnn")
     assert code == 2
     assert err == (f"error: node {gemm.name} (Gemm): the last layer's scale 0.1 is not a power "
                    f"of two: float rounding of its sums can break popcount ties against the "
@@ -110,7 +96,7 @@ def test_output_layer_scale_that_is_not_a_power_of_two_is_refused(brevitas_run, 
 def test_negative_batchnorm_scales_flip_the_weights(tmp_path, capsys):
     path = tiny_graph(tmp_path / "tiny.onnx")
     out = tmp_path / "tiny.bnn"
-    code, stdout, err = _run(capsys, "import", path, "-o", out, "--input-offset", "0.5")
+    code, stdout, err = run_cli(capsys, "import", path, "-o", out, "--input-offset", "0.5")
     assert (code, err) == (0, "")
     assert "359 / 359 test images of digits have equal classes" in stdout
     graph = onnx.load(str(path)).graph
@@ -121,7 +107,7 @@ def test_negative_batchnorm_scales_flip_the_weights(tmp_path, capsys):
 
 
 def _one_line_error(capsys, argv, out):
-    code, stdout, err = _run(capsys, *argv)
+    code, stdout, err = run_cli(capsys, *argv)
     assert code == 2
     assert stdout == "" and err.startswith("error: ") and err.count("\n") == 1
     assert not out.exists()
@@ -133,7 +119,8 @@ def _one_line_error(capsys, argv, out):
                          "binarized networks (BipolarQuant or 1-bit signed Quant)\n"),
     ({"extra_op": "Relu"}, "error: node Relu_0 (Relu): op Relu is not supported; bnnflow import "
                            "builds Reshape, Flatten, Identity, BatchNormalization, Mul, Add, "
-                           "Sub, Div, BipolarQuant, Quant, MultiThreshold, MatMul, Gemm\n"),
+                           "Sub, Div, BipolarQuant, Quant, MultiThreshold, MatMul, Gemm, Conv, "
+                           "MaxPool\n"),
     ({"two_inputs": True}, "error: {path}: the graph has 2 inputs (x, x2); bnnflow imports "
                            "graphs with one input and one output\n"),
     ({"out_bn": True}, "error: node BatchNormalization_1 (BatchNormalization): the scores "

@@ -1,0 +1,111 @@
+"""Conv and max-pool layers of a QONNX graph (Brevitas ``QuantConv2d`` and ``MaxPool2d``, NCHW),
+for :mod:`bnnflow.model.qonnx_import`.
+
+* ``Conv``: stride 1, no padding, no dilation, one group, no bias; its weights ``(Cout, Cin,
+  kh, kw)`` become rows in the ``(kh, kw, Cin)`` window order of the conventions. Its
+  BatchNorm and quantizer are folded into thresholds as for a dense layer: a channel is a
+  neuron, and ``BatchNormalization`` normalizes axis 1 of a ``(popcounts, channels)`` probe as
+  of an NCHW map.
+* ``MaxPool`` after the activation: square window, no padding; the maximum of +-1 values is
+  the OR of their bits, of levels the highest level, as the golden model's ``maxpool2d``.
+* A ``MatMul``/``Gemm`` after a map reads it flattened in NCHW order (``C, H, W``); the
+  conventions flatten channels-last (``H, W, C``), so its weight columns are reordered.
+"""
+
+import numpy as np
+
+from .conv import Conv2dLayer
+from .pool import MaxPool2dLayer
+from .qonnx_graph import QonnxError, node_error
+
+__all__ = ["MAP_OPS", "conv_kernel", "window_rows", "hwc_columns", "map_shape", "conv_layer",
+           "pool_layer"]
+
+#: Ops that this module builds.
+MAP_OPS = ("Conv", "MaxPool")
+
+
+def _ints(node, name, default):
+    values = next((list(a.ints) for a in node.attribute if a.name == name), [])
+    return values or list(default)
+
+
+def _int(node, name, default):
+    return next((a.i for a in node.attribute if a.name == name), default)
+
+
+def _check_auto_pad(node):
+    pad = next((a.s.decode() for a in node.attribute if a.name == "auto_pad"), "NOTSET")
+    if pad not in ("NOTSET", "VALID"):
+        raise node_error(node, f"auto_pad {pad}; bnnflow builds unpadded windows")
+
+
+def conv_kernel(node):
+    """``(kh, kw)`` of a ``Conv`` node; anything but stride 1, no padding, no dilation, one
+    group and no bias is refused."""
+    kernel = _ints(node, "kernel_shape", ())
+    if len(kernel) != 2:
+        raise node_error(node, f"kernel_shape {kernel}; bnnflow builds 2-D convolutions")
+    for what, want in (("strides", [1, 1]), ("pads", [0, 0, 0, 0]), ("dilations", [1, 1])):
+        got = _ints(node, what, want)
+        if got != want:
+            raise node_error(node, f"{what} {got}; bnnflow builds convolutions with {what} "
+                                   f"{want} (stride 1, no padding)")
+    if _int(node, "group", 1) != 1:
+        raise node_error(node, f"group {_int(node, 'group', 1)}; bnnflow builds full "
+                               f"convolutions (group 1)")
+    _check_auto_pad(node)
+    if len(node.input) > 2 and node.input[2]:
+        raise node_error(node, "a bias is not supported (Brevitas: QuantConv2d(bias=False))")
+    return tuple(int(k) for k in kernel)
+
+
+def window_rows(raw):
+    """Conv weights ``(Cout, Cin, kh, kw)`` as rows ``(Cout, kh * kw * Cin)`` in window
+    order."""
+    return np.ascontiguousarray(raw.transpose(0, 2, 3, 1).reshape(raw.shape[0], -1))
+
+
+def hwc_columns(rows, shape):
+    """Weight rows ``(N, C * H * W)`` over an NCHW-flattened map of ``shape`` ``(H, W, C)``,
+    reordered for the channels-last flattening ``(H, W, C)``."""
+    h, w, c = shape
+    n = rows.shape[0]
+    return np.ascontiguousarray(rows.reshape(n, c, h, w).transpose(0, 2, 3, 1).reshape(n, -1))
+
+
+def map_shape(model, node):
+    """The channels-last ``(H, W, C)`` of the NCHW map that ``node`` reads."""
+    shape = model.get_tensor_shape(node.input[0])
+    if shape is None or len(shape) != 4:
+        raise node_error(node, f"expected an NCHW map as input, not shape {shape}")
+    return int(shape[2]), int(shape[3]), int(shape[1])
+
+
+def conv_layer(name, bits, thresholds, in_bits, in_shape, kernel):
+    """The ``binary_conv2d`` layer of a ``Conv`` node's folded rows and thresholds."""
+    try:
+        return Conv2dLayer(name, in_shape, kernel, bits, thresholds, in_bits=in_bits)
+    except ValueError as e:
+        raise QonnxError(f"conv layer {name}: {e}") from None
+
+
+def pool_layer(model, node, name, bits):
+    """The ``maxpool2d`` layer of a ``MaxPool`` node over ``bits``-bit values."""
+    window = _ints(node, "kernel_shape", ())
+    if len(window) != 2 or window[0] != window[1]:
+        raise node_error(node, f"kernel_shape {window}; bnnflow builds square 2-D max-pools")
+    strides = _ints(node, "strides", [1, 1])
+    if strides[0] != strides[1]:
+        raise node_error(node, f"strides {strides}; bnnflow builds equal strides")
+    for what, want in (("pads", [0, 0, 0, 0]), ("dilations", [1, 1])):
+        got = _ints(node, what, want)
+        if got != want:
+            raise node_error(node, f"{what} {got}; bnnflow builds max-pools with {what} {want}")
+    if _int(node, "ceil_mode", 0):
+        raise node_error(node, "ceil_mode 1; bnnflow builds max-pools over whole windows")
+    _check_auto_pad(node)
+    try:
+        return MaxPool2dLayer(name, map_shape(model, node), window[0], strides[0], bits=bits)
+    except ValueError as e:
+        raise node_error(node, str(e)) from None

@@ -1,0 +1,75 @@
+"""The input stage of a QONNX graph for :mod:`bnnflow.model.qonnx_import`: the nodes before the
+first quantizer, the graph's input for raw images, and the threshold encoding they amount to.
+
+The graph's input for a pixel ``v`` is ``v / input_scale - input_offset`` (float32). The input
+stage is run on every integer pixel level ``0..full scale`` and must binarize all positions at
+the same level ``v*``; the artifact's encoding is then a threshold at ``v* / full scale`` (bit 1
+where ``pixel >= v*``), exact for integer pixels as all data sets here have.
+"""
+
+import numpy as np
+
+from .artifact import InputSpec
+from .qonnx_graph import QonnxError, node_error
+from .qonnx_import import ELEMENTWISE_OPS, activation, data_path, split_path
+
+__all__ = ["input_quantizer", "to_graph_input", "input_spec"]
+
+
+def input_quantizer(model, path=None):
+    """``(prelude nodes, input quantizer node)`` of the graph's input stage."""
+    prelude, in_act, _ = split_path(path or data_path(model))
+    for node in prelude:
+        if node.op_type in ELEMENTWISE_OPS and node.op_type != "BatchNormalization":
+            other = model.get_initializer(node.input[1])
+            if other is None:
+                raise node_error(node, "the input stage may only use constants")
+    return prelude, in_act
+
+
+def to_graph_input(model, images, input_scale, input_offset):
+    """Raw images ``(B, ...)`` as the graph's float32 input ``pixel / scale - offset``."""
+    images = np.asarray(images, dtype=np.float64)
+    shape = model.get_tensor_shape(model.graph.input[0].name)
+    flat = images.reshape(images.shape[0], -1) / float(input_scale) - float(input_offset)
+    return flat.astype(np.float32).reshape(images.shape[0], *shape[1:])
+
+
+def input_spec(model, in_act, shape, full_scale, input_scale, input_offset):
+    """The :class:`InputSpec` of the graph's input stage, found by running it on every integer
+    pixel level ``0..full_scale``; returns ``(spec, input quantizer scale)``.
+
+    Raises
+    ------
+    QonnxError
+        The graph's input size differs from the images', the quantizer is not 1-bit, or the
+        stage does not binarize every position at one pixel level.
+    """
+    from .qonnx_graph import execute, with_batch
+
+    graph_shape = model.get_tensor_shape(model.graph.input[0].name)
+    per_image, pixels = int(np.prod(graph_shape[1:])), int(np.prod(shape))
+    if per_image != pixels:
+        raise QonnxError(f"the graph's input {graph_shape} holds {per_image} values per image, "
+                         f"but the data set's images have {pixels} pixels ({shape}); choose "
+                         f"the data set the network was trained on with --dataset")
+    bits, scale = activation(model, in_act)
+    if bits != 1:
+        raise node_error(in_act, f"the input quantizer has {bits} bits; bnnflow imports a "
+                                 f"binarized (1-bit) input")
+    levels = np.arange(int(full_scale) + 1, dtype=np.float64)
+    images = np.broadcast_to(levels[:, None], (len(levels), pixels))
+    x = to_graph_input(model, images, input_scale, input_offset)
+    out = execute(with_batch(model, len(levels)), x, end_node=in_act)
+    fires = out.reshape(len(levels), -1) > 0
+    if np.any(fires != fires[:, :1]):
+        raise node_error(in_act, "the input stage binarizes pixel positions at different "
+                                 "levels; bnnflow's input encoding has one threshold")
+    col = fires[:, 0]
+    if np.any(col[:-1] & ~col[1:]):
+        raise node_error(in_act, "the input bit falls as the pixel rises; bnnflow's input "
+                                 "encoding needs bit 1 at and above one pixel level")
+    v = int(col.argmax()) if col.any() else len(levels)
+    encoding = {"kind": "threshold", "scale": float(full_scale),
+                "threshold": v / float(full_scale)}
+    return InputSpec(width=pixels, shape=tuple(int(s) for s in shape), encoding=encoding), scale
