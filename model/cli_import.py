@@ -49,6 +49,7 @@ def run(args):
     from . import artifact, golden
     from .conventions import argmax_lowest
     from .data import load_dataset
+    from .encoding import thresholds_of
     from .qonnx_graph import QonnxError, execute, file_sha256, load_graph, with_batch
     from .qonnx_import import data_path, import_graph
     from .qonnx_input import input_quantizer, input_spec, to_graph_input
@@ -99,9 +100,9 @@ def run(args):
                               provenance=provenance)
     checksum = artifact.save(model, out)
     enc = spec.encoding
-    level = enc["threshold"] * enc["scale"]
+    levels = ", ".join(f"{t * enc['scale']:g}" for t in thresholds_of(enc))
     print(f"imported {args.model} ({sha[:19]}...): {_shape_text(model)}, "
-          f"{len(model.layers)} layers; input bit 1 where pixel >= {level:g} of {enc['scale']:g}")
+          f"{len(model.layers)} layers; input bit 1 where pixel >= {levels} of {enc['scale']:g}")
     print(f"agreement with the QONNX graph (qonnx executor): {int(agree.sum())} / {n} test "
           f"images of {ds.name} have equal classes")
     print(f"golden model test accuracy: {100 * accuracy:.2f} %")

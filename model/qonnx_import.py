@@ -65,7 +65,8 @@ from .qonnx_import_conv import (
     window_rows,
 )
 
-__all__ = ["import_graph", "data_path", "split_path", "activation", "weights", "hidden_layer",
+__all__ = ["import_graph", "data_path", "split_path", "activation", "activation_levels",
+           "weights", "hidden_layer",
            "output_layer", "SHAPE_OPS", "ELEMENTWISE_OPS", "ACTIVATION_OPS", "LAYER_OPS"]
 
 SHAPE_OPS = ("Reshape", "Flatten", "Identity")
@@ -145,34 +146,47 @@ def _positive(node, value, what):
         raise node_error(node, f"{what} must be positive, not {value.ravel()[:4].tolist()}")
 
 
-def _quant_scale(model, node):
-    """The scale array of a 1-bit quantizer node; other bit widths are refused."""
+def _quant_scale(model, node, activation=False):
+    """``(scale array, bit width)`` of a quantizer node: signed 1-bit, or with ``activation``
+    also a signed narrow-range ``n``-bit ``Quant`` (levels ``-(2**(n-1) - 1) .. 2**(n-1) - 1``,
+    symmetric about 0 as Brevitas' bnn_pynq ``CommonActQuant``); anything else is refused."""
     scale = model.get_initializer(node.input[1])
     if scale is None:
         raise node_error(node, "the scale must be a constant")
+    bits = 1
     if node.op_type == "Quant":
         bits = _scalar(model, node, 3, "the bit width")
-        if bits != 1:
-            raise node_error(node, f"{bits:g}-bit quantization; bnnflow imports binarized "
-                                   f"networks (BipolarQuant or 1-bit signed Quant)")
         attrs = {a.name: a.i for a in node.attribute if a.name in ("signed", "narrow")}
+        if not activation and bits != 1:
+            raise node_error(node, f"{bits:g}-bit weights; bnnflow imports binary weights "
+                                   f"(BipolarQuant or 1-bit signed Quant)")
         if not attrs.get("signed", 1):
-            raise node_error(node, "an unsigned 1-bit Quant outputs {0, 1}, not +-1; bnnflow "
-                                   "imports bipolar (signed) 1-bit quantizers")
+            raise node_error(node, f"an unsigned {bits:g}-bit Quant has no level -1; bnnflow "
+                                   f"imports signed quantizers")
+        if bits != 1 and not (attrs.get("narrow", 0) and bits == int(bits) and 2 <= bits <= 8):
+            raise node_error(node, f"{bits:g}-bit Quant without narrow range: its levels are "
+                                   f"not symmetric about 0; bnnflow imports 2- to 8-bit "
+                                   f"activations with narrow_range (as Brevitas' bnn_pynq)")
         if _scalar(model, node, 2, "the zero point") != 0:
             raise node_error(node, "the zero point must be 0")
-    return np.asarray(scale, dtype=np.float64)
+    return np.asarray(scale, dtype=np.float64), int(bits)
 
 
 def activation(model, node):
-    """``(bits n, scale c)`` of an activation quantizer whose output is ``c * (2a - L)``."""
+    """``(bits n, scale c, copies T)`` of an activation quantizer whose output is ``c * sum_l
+    (2a_l - L)`` over ``T`` copies of an ``n``-bit level: ``T = 1`` for bipolar quantizers
+    and ``MultiThreshold``. A narrow-range ``n``-bit ``Quant`` outputs ``s * q`` with ``q`` in
+    ``-(2**(n-1) - 1) .. 2**(n-1) - 1``, which is ``(s / 2) * sum_l b_l`` over ``T = 2**n - 2``
+    thermometer bits ``b_l = +1 if q >= l - T/2 else -1``: imported as ``T`` binary neurons per
+    neuron (levels without an offset, so the next layer's dot needs no per-neuron bias)."""
     if node.op_type in ("BipolarQuant", "Quant"):
-        scale = _quant_scale(model, node)
+        scale, bits = _quant_scale(model, node, activation=True)
         if scale.size != 1:
             raise node_error(node, f"the activation scale must be one value, not shape "
                                    f"{scale.shape}")
         _positive(node, scale, "the scale")
-        return 1, float(scale.reshape(()))
+        c = float(scale.reshape(()))
+        return (1, c, 1) if bits == 1 else (1, c / 2, (1 << bits) - 2)
     if node.op_type != "MultiThreshold":
         raise node_error(node, "expected an activation quantizer (BipolarQuant, Quant or "
                                "MultiThreshold)")
@@ -189,12 +203,16 @@ def activation(model, node):
         raise node_error(node, f"out_scale {scale:g} and out_bias {bias:g} do not give "
                                f"symmetric levels c * (2a - {steps}); bnnflow needs "
                                f"out_bias = -{steps} * out_scale / 2 (bipolar: 2 and -1)")
-    return bits, scale / 2
+    return bits, scale / 2, 1
 
 
-def _levels(model, node, out):
-    """The level ``a`` in ``0..L`` of an activation node's output values."""
+def activation_levels(model, node, out):
+    """The level ``a`` of an activation node's output values: ``0..L``, or ``0..T`` thermometer
+    bits set for an ``n``-bit ``Quant`` (:func:`activation`)."""
     if node.op_type in ("BipolarQuant", "Quant"):
+        _, c, copies = activation(model, node)
+        if copies > 1:
+            return np.rint(out / (2 * c)).astype(np.int64) + copies // 2
         return (out > 0).astype(np.int64)
     attrs = {a.name: a.f for a in node.attribute if a.name in ("out_scale", "out_bias")}
     scale, bias = attrs.get("out_scale", 1.0), attrs.get("out_bias", 0.0)
@@ -229,7 +247,7 @@ def weights(model, mm):
         scale = np.ones(1)
     elif producer.op_type in ("BipolarQuant", "Quant"):
         raw = np.asarray(model.get_initializer(producer.input[0]), dtype=np.float64)
-        scale = _quant_scale(model, producer)
+        scale, _ = _quant_scale(model, producer)
         _positive(producer, scale, "the weight scale")
         raw = raw / np.broadcast_to(scale, raw.shape)   # qonnx compares x / scale with 0
     else:
@@ -317,27 +335,30 @@ def _torch_fold(model, bn, scale, margin, count):
     return results[0]
 
 
-def hidden_layer(model, name, mm, chain, act, in_bits, in_scale, in_map=None):
+def hidden_layer(model, name, mm, chain, act, in_bits, in_scale, in_map=None, in_copies=1):
     """A hidden ``binary_dense`` layer, or ``binary_conv2d`` for a ``Conv`` node; returns
-    ``(layer, out_bits, out_scale)``. ``in_map``: the ``(H, W, C)`` map a ``MatMul``/``Gemm``
-    reads flattened in NCHW order."""
-    bits, wscale = weights(model, mm)
+    ``(layer, out_bits, out_scale, out_copies)``. ``in_map``: the ``(H, W, C)`` map a
+    ``MatMul``/``Gemm`` reads flattened in NCHW order; ``in_copies``: thermometer copies of
+    each input (:func:`activation`), level-major."""
+    bits, wscale = _inputs(mm, *weights(model, mm), in_map, in_copies)
     count = ((1 << in_bits) - 1) * bits.shape[1]
     scale = in_scale * wscale
     margin = rounding_margin(scale, count)
     dots = 2.0 * np.arange(count + 1) - count
     z = dots[:, None] * scale[None, :]              # exact for power-of-two scales
     probes = np.concatenate([z, z - margin[None, :], z + margin[None, :]])
-    out_bits, out_scale = activation(model, act)
-    levels = _levels(model, act, run_nodes(model, [*chain, act], mm.output[0], probes))
+    out_bits, out_scale, copies = activation(model, act)
+    levels = activation_levels(model, act,
+                               run_nodes(model, [*chain, act], mm.output[0], probes))
     levels, low, high = np.split(levels, 3)
     if not (np.array_equal(levels, low) and np.array_equal(levels, high)):
         j = int(np.flatnonzero(np.any((levels != low) | (levels != high), axis=0))[0])
         raise node_error(act, f"neuron {j}: its output changes within the float rounding of "
                               f"the MatMul (scale {scale[j]:g} is not a power of two); cannot "
                               f"import it exactly")
-    thresholds, flip = _thresholds(act, levels, (1 << out_bits) - 1, count)
-    if out_bits == 1 and [n.op_type for n in chain] == ["BatchNormalization"]:
+    thresholds, flip = _thresholds(act, levels, copies if copies > 1 else (1 << out_bits) - 1,
+                                   count)
+    if copies == 1 and out_bits == 1 and [n.op_type for n in chain] == ["BatchNormalization"]:
         t, f = _torch_fold(model, chain[0], scale, margin, count)
         p = np.arange(count + 1)[:, None]
         torch_fires = np.where(f[None, :], count - p, p) >= t[None, :]
@@ -349,29 +370,43 @@ def hidden_layer(model, name, mm, chain, act, in_bits, in_scale, in_map=None):
         thresholds, flip = t[:, None], f
     bits = np.where(flip[:, None], 1 - bits, bits).astype(np.uint8)
     if mm.op_type == "Conv":
+        if copies > 1:
+            raise node_error(act, "n-bit Quant activations are imported in dense layers only")
         layer = conv_layer(name, bits, thresholds, in_bits, map_shape(model, mm),
                            conv_kernel(mm))
     else:
-        layer = DenseLayer(name, _columns(mm, bits, in_map), thresholds, in_bits=in_bits)
-    return layer, out_bits, out_scale
+        if copies > 1:      # T binary neurons per neuron, level-major, one threshold each
+            bits, thresholds = np.tile(bits, (copies, 1)), thresholds.T.reshape(-1, 1)
+        layer = DenseLayer(name, bits, thresholds, in_bits=in_bits)
+    return layer, out_bits, out_scale, copies
 
 
-def _columns(mm, bits, in_map):
-    """Dense weight rows in the conventions' input order (channels-last after a map)."""
-    if in_map is None:
-        return bits
-    if bits.shape[1] != int(np.prod(in_map)):
-        raise node_error(mm, f"reads {bits.shape[1]} inputs after a {'x'.join(map(str, in_map))} "
-                             f"map of {int(np.prod(in_map))} values")
-    return hwc_columns(bits, in_map)
+def _inputs(mm, bits, wscale, in_map, in_copies):
+    """Weight rows ``(N, K)`` in the conventions' input order: channels-last after a map, and
+    the columns repeated for each of ``in_copies`` thermometer copies (level-major)."""
+    if in_map is not None and mm.op_type != "Conv":
+        if in_copies > 1:
+            raise node_error(mm, "reads n-bit Quant activations through a map; they are "
+                                 "imported in dense networks only")
+        if bits.shape[1] != int(np.prod(in_map)):
+            raise node_error(mm, f"reads {bits.shape[1]} inputs after a "
+                                 f"{'x'.join(map(str, in_map))} map of "
+                                 f"{int(np.prod(in_map))} values")
+        bits = hwc_columns(bits, in_map)
+    if in_copies > 1:
+        if mm.op_type == "Conv":
+            raise node_error(mm, "reads n-bit Quant activations; they are imported in dense "
+                                 "networks only")
+        bits = np.tile(bits, (1, in_copies))
+    return bits, wscale
 
 
-def output_layer(model, name, mm, chain, in_bits, in_scale, in_map=None):
+def output_layer(model, name, mm, chain, in_bits, in_scale, in_map=None, in_copies=1):
     """The output layer (popcounts); refuses a score map that is not shared and monotone."""
     if mm.op_type == "Conv":
         raise node_error(mm, "the last layer must be MatMul or Gemm (scores per class), not a "
                              "convolution")
-    bits, wscale = weights(model, mm)
+    bits, wscale = _inputs(mm, *weights(model, mm), in_map, in_copies)
     scale = in_scale * wscale
     if not np.all(is_power_of_two(scale)):
         raise node_error(mm, f"the last layer's scale {scale[0]:g} is not a power of two: "
@@ -396,7 +431,7 @@ def output_layer(model, name, mm, chain, in_bits, in_scale, in_map=None):
                                 "argmax")
     if col[0] < 0:
         bits = (1 - bits).astype(np.uint8)          # p -> K - p restores the order
-    return DenseLayer(name, _columns(mm, bits, in_map), None, in_bits=in_bits)
+    return DenseLayer(name, bits, None, in_bits=in_bits)
 
 
 def split_path(path):
@@ -463,17 +498,21 @@ def import_graph(model, input_spec, in_scale, path=None):
         yet.
     """
     _, _, items = split_path(path or data_path(model))
-    built, in_bits = [], 1
+    built, in_bits, copies = [], 1, input_spec.levels
     for i, (kind, node, chain, act) in enumerate(items):
         in_map = getattr(built[-1], "out_shape", None) if built else None
         if kind == "pool":
+            if copies > 1:
+                raise node_error(node, "pools n-bit Quant activations; they are imported in "
+                                       "dense networks only")
             built.append(pool_layer(model, node, f"pool{i}", in_bits))
         elif act is None:
-            built.append(output_layer(model, f"fc{i}", node, chain, in_bits, in_scale, in_map))
+            built.append(output_layer(model, f"fc{i}", node, chain, in_bits, in_scale, in_map,
+                                      copies))
         else:
             name = f"conv{i}" if node.op_type == "Conv" else f"fc{i}"
-            layer, in_bits, in_scale = hidden_layer(model, name, node, chain, act, in_bits,
-                                                    in_scale, in_map)
+            layer, in_bits, in_scale, copies = hidden_layer(model, name, node, chain, act,
+                                                            in_bits, in_scale, in_map, copies)
             built.append(layer)
     try:
         return BnnModel(layers=built, input=input_spec)

@@ -101,6 +101,18 @@ def brevitas_cnn(seed=0, padding=0, stride=1, pool="max"):
     return Cnn()
 
 
+def brevitas_bnn_pynq_fc(weight_bits=1, act_bits=2, in_bits=2, hidden=(32, 24), seed=0):
+    """Brevitas' own bnn_pynq ``FC`` (the TFC/SFC/LFC family of FINN) over 8x8 images:
+    narrow-range ``CommonActQuant`` activations of ``act_bits`` and input of ``in_bits``,
+    ``CommonWeightQuant`` weights of ``weight_bits`` (scale 1), BatchNorm1d, TensorNorm."""
+    from brevitas_examples.bnn_pynq.models.FC import FC
+
+    torch.manual_seed(seed)
+    return FC(num_classes=10, weight_bit_width=weight_bits, act_bit_width=act_bits,
+              in_bit_width=in_bits, in_channels=1, out_features=list(hidden),
+              in_features=(8, 8))
+
+
 def train_brevitas(net, x, y, epochs=6, seed=0, batch=64):
     """A few epochs of Adam on inputs ``x`` (in [0, 1]) and labels ``y``; returns ``net`` in
     eval mode."""

@@ -1,0 +1,90 @@
+"""``bnnflow import`` of Brevitas' bnn_pynq ``FC`` with 2-bit activations and a 2-bit input
+(FINN's TFC-w1a2 family): each narrow-range level quantizer becomes thermometer bits (the input a
+thermometer code, each hidden neuron two binary neurons), so the golden classes equal Brevitas'
+own; quantizers that are not symmetric about 0 and 2-bit weights get one line."""
+
+import numpy as np
+import onnx
+import pytest
+
+from bnnflow.model import artifact, golden
+
+from .qonnx_fixtures import (
+    BREVITAS_WARNINGS,
+    brevitas_bnn_pynq_fc,
+    brevitas_classes,
+    export_brevitas,
+    run_cli,
+    train_brevitas,
+)
+
+pytestmark = BREVITAS_WARNINGS
+
+
+@pytest.fixture(scope="module")
+def w1a2_run(tmp_path_factory, digits):
+    """A trained and exported bnn_pynq FC, W1A2 with a 2-bit input: ``(onnx path, Brevitas'
+    test classes)``."""
+    folder = tmp_path_factory.mktemp("w1a2")
+    net = train_brevitas(brevitas_bnn_pynq_fc(), digits.x_train / 16, digits.y_train,
+                         epochs=3, batch=128)
+    classes = brevitas_classes(net, digits.x_test / 16)
+    return export_brevitas(net, folder / "w1a2.onnx"), classes
+
+
+def test_w1a2_fc_imports_with_brevitas_classes(w1a2_run, digits, tmp_path, capsys):
+    out = tmp_path / "w1a2.bnn"
+    code, stdout, err = run_cli(capsys, "import", w1a2_run[0], "-o", out)
+    assert (code, err) == (0, "")
+    model = artifact.load(out)
+    # 2-bit narrow levels -1, 0, +1 = two thermometer bits: the input (2x - 1 rounded)
+    # reaches 0 at pixel 4 and +1 at pixel 13 of 16, and every hidden width doubles.
+    assert model.input.encoding == {"kind": "thermometer", "scale": 16.0,
+                                    "thresholds": [0.25, 0.8125]}
+    assert model.widths == [128, 64, 48, 10]
+    assert np.array_equal(golden.run_images(model, digits.x_test).classes, w1a2_run[1])
+    assert "input bit 1 where pixel >= 4, 13 of 16" in stdout
+    n = len(digits.x_test)
+    assert f"{n} / {n} test images of digits have equal classes" in stdout
+
+
+def test_imported_w1a2_fc_matches_amaranth_hardware(w1a2_run, tmp_path, capsys):
+    out = tmp_path / "w1a2.bnn"
+    assert run_cli(capsys, "import", w1a2_run[0], "-o", out)[0] == 0
+    code, stdout, _ = run_cli(capsys, "verify", out, "--sim", "amaranth", "--images", "6",
+                              "--fold", "auto", "--ii", "64")
+    assert code == 0, stdout
+
+
+def _with_attribute(path, out, op, name, value):
+    """``path`` with attribute ``name`` of every ``op`` node that has it set to ``value``."""
+    model = onnx.load(str(path))
+    for node in model.graph.node:
+        for attr in node.attribute:
+            if node.op_type == op and attr.name == name:
+                attr.i = value
+    onnx.save(model, str(out))
+    return out
+
+
+def test_levels_not_symmetric_about_zero_get_one_line(w1a2_run, tmp_path, capsys):
+    path = _with_attribute(w1a2_run[0], tmp_path / "wide.onnx", "Quant", "narrow", 0)
+    out = tmp_path / "wide.bnn"
+    code, stdout, err = run_cli(capsys, "import", path, "-o", out)
+    assert (code, stdout) == (2, "")
+    assert err.startswith("error: node ") and err.endswith(
+        "(Quant): 2-bit Quant without narrow range: its levels are not symmetric about 0; "
+        "bnnflow imports 2- to 8-bit activations with narrow_range (as Brevitas' bnn_pynq)\n")
+    assert not out.exists()
+
+
+def test_two_bit_weights_get_one_line(digits, tmp_path, capsys):
+    path = export_brevitas(brevitas_bnn_pynq_fc(weight_bits=2).eval(), tmp_path / "w2.onnx")
+    capsys.readouterr()                                   # the exporter's own progress lines
+    out = tmp_path / "w2.bnn"
+    code, stdout, err = run_cli(capsys, "import", path, "-o", out)
+    assert (code, stdout) == (2, "")
+    assert err.startswith("error: node ") and err.endswith(
+        "(Quant): 2-bit weights; bnnflow imports binary weights (BipolarQuant or 1-bit signed "
+        "Quant)\n")
+    assert not out.exists()
