@@ -49,11 +49,9 @@ refused with one line naming the node and its op type.
 """
 
 import numpy as np
-import torch
-from torch import nn
 
 from .artifact import BnnModel, DenseLayer
-from .export import fold_batchnorm
+from .qonnx_fold import rounding_margin, thresholds_of_levels, torch_fold
 from .qonnx_graph import QonnxError, is_power_of_two, node_error, run_nodes
 from .qonnx_import_conv import (
     MAP_OPS,
@@ -64,9 +62,9 @@ from .qonnx_import_conv import (
     pool_layer,
     window_rows,
 )
+from .qonnx_quant import activation, activation_levels, positive, quant_scale
 
-__all__ = ["import_graph", "data_path", "split_path", "activation", "activation_levels",
-           "weights", "hidden_layer",
+__all__ = ["import_graph", "data_path", "split_path", "weights", "hidden_layer",
            "output_layer", "SHAPE_OPS", "ELEMENTWISE_OPS", "ACTIVATION_OPS", "LAYER_OPS"]
 
 SHAPE_OPS = ("Reshape", "Flatten", "Identity")
@@ -132,93 +130,6 @@ def data_path(model):
     return path
 
 
-def _scalar(model, node, index, what):
-    value = model.get_initializer(node.input[index]) if len(node.input) > index else None
-    if value is None or np.size(value) != 1:
-        raise node_error(node, f"{what} must be a constant scalar, not "
-                               f"{'missing' if value is None else np.shape(value)}")
-    return float(np.asarray(value).reshape(()))
-
-
-def _positive(node, value, what):
-    value = np.asarray(value, dtype=np.float64)
-    if not np.all((value > 0) & np.isfinite(value)):
-        raise node_error(node, f"{what} must be positive, not {value.ravel()[:4].tolist()}")
-
-
-def _quant_scale(model, node, activation=False):
-    """``(scale array, bit width)`` of a quantizer node: signed 1-bit, or with ``activation``
-    also a signed narrow-range ``n``-bit ``Quant`` (levels ``-(2**(n-1) - 1) .. 2**(n-1) - 1``,
-    symmetric about 0 as Brevitas' bnn_pynq ``CommonActQuant``); anything else is refused."""
-    scale = model.get_initializer(node.input[1])
-    if scale is None:
-        raise node_error(node, "the scale must be a constant")
-    bits = 1
-    if node.op_type == "Quant":
-        bits = _scalar(model, node, 3, "the bit width")
-        attrs = {a.name: a.i for a in node.attribute if a.name in ("signed", "narrow")}
-        if not activation and bits != 1:
-            raise node_error(node, f"{bits:g}-bit weights; bnnflow imports binary weights "
-                                   f"(BipolarQuant or 1-bit signed Quant)")
-        if not attrs.get("signed", 1):
-            raise node_error(node, f"an unsigned {bits:g}-bit Quant has no level -1; bnnflow "
-                                   f"imports signed quantizers")
-        if bits != 1 and not (attrs.get("narrow", 0) and bits == int(bits) and 2 <= bits <= 8):
-            raise node_error(node, f"{bits:g}-bit Quant without narrow range: its levels are "
-                                   f"not symmetric about 0; bnnflow imports 2- to 8-bit "
-                                   f"activations with narrow_range (as Brevitas' bnn_pynq)")
-        if _scalar(model, node, 2, "the zero point") != 0:
-            raise node_error(node, "the zero point must be 0")
-    return np.asarray(scale, dtype=np.float64), int(bits)
-
-
-def activation(model, node):
-    """``(bits n, scale c, copies T)`` of an activation quantizer whose output is ``c * sum_l
-    (2a_l - L)`` over ``T`` copies of an ``n``-bit level: ``T = 1`` for bipolar quantizers
-    and ``MultiThreshold``. A narrow-range ``n``-bit ``Quant`` outputs ``s * q`` with ``q`` in
-    ``-(2**(n-1) - 1) .. 2**(n-1) - 1``, which is ``(s / 2) * sum_l b_l`` over ``T = 2**n - 2``
-    thermometer bits ``b_l = +1 if q >= l - T/2 else -1``: imported as ``T`` binary neurons per
-    neuron (levels without an offset, so the next layer's dot needs no per-neuron bias)."""
-    if node.op_type in ("BipolarQuant", "Quant"):
-        scale, bits = _quant_scale(model, node, activation=True)
-        if scale.size != 1:
-            raise node_error(node, f"the activation scale must be one value, not shape "
-                                   f"{scale.shape}")
-        _positive(node, scale, "the scale")
-        c = float(scale.reshape(()))
-        return (1, c, 1) if bits == 1 else (1, c / 2, (1 << bits) - 2)
-    if node.op_type != "MultiThreshold":
-        raise node_error(node, "expected an activation quantizer (BipolarQuant, Quant or "
-                               "MultiThreshold)")
-    thresholds = model.get_initializer(node.input[1])
-    if thresholds is None or thresholds.ndim != 2:
-        raise node_error(node, "the thresholds must be a constant (channels, steps) array")
-    steps = thresholds.shape[1]
-    bits = (steps + 1).bit_length() - 1
-    if steps + 1 != 1 << bits:
-        raise node_error(node, f"{steps} thresholds per channel; bnnflow needs 2**n - 1")
-    attrs = {a.name: a.f for a in node.attribute if a.name in ("out_scale", "out_bias")}
-    scale, bias = attrs.get("out_scale", 1.0), attrs.get("out_bias", 0.0)
-    if not is_power_of_two(scale / 2) or bias != -steps * scale / 2:
-        raise node_error(node, f"out_scale {scale:g} and out_bias {bias:g} do not give "
-                               f"symmetric levels c * (2a - {steps}); bnnflow needs "
-                               f"out_bias = -{steps} * out_scale / 2 (bipolar: 2 and -1)")
-    return bits, scale / 2, 1
-
-
-def activation_levels(model, node, out):
-    """The level ``a`` of an activation node's output values: ``0..L``, or ``0..T`` thermometer
-    bits set for an ``n``-bit ``Quant`` (:func:`activation`)."""
-    if node.op_type in ("BipolarQuant", "Quant"):
-        _, c, copies = activation(model, node)
-        if copies > 1:
-            return np.rint(out / (2 * c)).astype(np.int64) + copies // 2
-        return (out > 0).astype(np.int64)
-    attrs = {a.name: a.f for a in node.attribute if a.name in ("out_scale", "out_bias")}
-    scale, bias = attrs.get("out_scale", 1.0), attrs.get("out_bias", 0.0)
-    return np.rint((out - bias) / scale).astype(np.int64)
-
-
 def weights(model, mm):
     """``(bits (N, K), scale (N,))`` of a ``MatMul``/``Gemm`` node's binarized weights, or of a
     ``Conv`` node's (rows in window order)."""
@@ -247,8 +158,8 @@ def weights(model, mm):
         scale = np.ones(1)
     elif producer.op_type in ("BipolarQuant", "Quant"):
         raw = np.asarray(model.get_initializer(producer.input[0]), dtype=np.float64)
-        scale, _ = _quant_scale(model, producer)
-        _positive(producer, scale, "the weight scale")
+        scale, _ = quant_scale(model, producer)
+        positive(producer, scale, "the weight scale")
         raw = raw / np.broadcast_to(scale, raw.shape)   # qonnx compares x / scale with 0
     else:
         raise node_error(mm, f"the weights come from {producer.op_type}; expected a 1-bit "
@@ -266,73 +177,6 @@ def weights(model, mm):
     if np.any(scale != scale[:, :1]):
         raise node_error(mm, "the weight scale must be one value per output neuron")
     return np.ascontiguousarray(bits), scale[:, 0].copy()
-
-
-class _ScaledBatchNorm1d(nn.BatchNorm1d):
-    """A ``BatchNorm1d`` applied to ``in_scale * x + shift``: the graph's BatchNorm on the
-    ``MatMul`` output ``scale * dot``, moved by ``shift`` to probe its rounding margin."""
-
-    def __init__(self, num_features, eps, in_scale, shift):
-        super().__init__(num_features, eps=eps)
-        self.register_buffer("in_scale", torch.as_tensor(in_scale, dtype=torch.float32))
-        self.register_buffer("shift", torch.as_tensor(shift, dtype=torch.float32))
-
-    def forward(self, x):
-        return super().forward(x * self.in_scale + self.shift)
-
-
-def _torch_bn(model, bn, scale, shift):
-    """The graph's ``BatchNormalization`` node as a torch module (Brevitas' arithmetic)."""
-    eps = next((a.f for a in bn.attribute if a.name == "epsilon"), 1e-5)
-    params = [model.get_initializer(name) for name in bn.input[1:5]]
-    if any(p is None for p in params):
-        raise node_error(bn, "scale, bias, mean and variance must be constants")
-    module = _ScaledBatchNorm1d(len(params[0]), eps, scale, shift)
-    with torch.no_grad():
-        for name, value in zip(("weight", "bias", "running_mean", "running_var"), params,
-                               strict=True):
-            getattr(module, name).copy_(torch.tensor(np.array(value, np.float32)))
-    return module.eval()
-
-
-def rounding_margin(scale, count):
-    """How far a float32 ``MatMul`` output may be from ``scale * dot``, per neuron.
-
-    0 for power-of-two scales (every partial sum is exact); otherwise a bound on the
-    accumulated rounding of at most ``count`` terms of total size ``scale * count`` in any
-    order, ``count * scale * count * 2**-23``.
-    """
-    scale = np.asarray(scale, dtype=np.float64)
-    return np.where(is_power_of_two(scale), 0.0, float(count) ** 2 * scale * 2.0 ** -23)
-
-
-def _thresholds(node, levels, top, count):
-    """Thresholds ``(N, top)`` and flips from levels ``(count + 1, N)`` per popcount."""
-    step = np.diff(levels, axis=0)
-    rising, falling = np.all(step >= 0, axis=0), np.all(step <= 0, axis=0)
-    if not np.all(rising | falling):
-        bad = int(np.flatnonzero(~(rising | falling))[0])
-        raise node_error(node, f"neuron {bad}: the output is not monotone in the popcount; "
-                               f"cannot fold it into thresholds")
-    flip = ~rising
-    oriented = np.where(flip[None, :], levels[::-1], levels)
-    columns = []
-    for k in range(1, top + 1):
-        fires = oriented >= k
-        columns.append(np.where(fires.any(axis=0), fires.argmax(axis=0), count + 1))
-    return np.stack(columns, axis=1).astype(np.int64), flip
-
-
-def _torch_fold(model, bn, scale, margin, count):
-    """:func:`fold_batchnorm` on the graph's BatchNorm; the same at ``+-margin`` or refused."""
-    results = [fold_batchnorm(_torch_bn(model, bn, scale, shift), count)
-               for shift in (np.zeros_like(margin), -margin, margin)]
-    for t, f in results[1:]:
-        if not (np.array_equal(t, results[0][0]) and np.array_equal(f, results[0][1])):
-            raise node_error(bn, "a neuron fires or not within the float rounding of the "
-                                 "MatMul before it (its scale is not a power of two); cannot "
-                                 "import it exactly")
-    return results[0]
 
 
 def hidden_layer(model, name, mm, chain, act, in_bits, in_scale, in_map=None, in_copies=1):
@@ -356,10 +200,10 @@ def hidden_layer(model, name, mm, chain, act, in_bits, in_scale, in_map=None, in
         raise node_error(act, f"neuron {j}: its output changes within the float rounding of "
                               f"the MatMul (scale {scale[j]:g} is not a power of two); cannot "
                               f"import it exactly")
-    thresholds, flip = _thresholds(act, levels, copies if copies > 1 else (1 << out_bits) - 1,
-                                   count)
+    top = copies if copies > 1 else (1 << out_bits) - 1
+    thresholds, flip = thresholds_of_levels(act, levels, top, count)
     if copies == 1 and out_bits == 1 and [n.op_type for n in chain] == ["BatchNormalization"]:
-        t, f = _torch_fold(model, chain[0], scale, margin, count)
+        t, f = torch_fold(model, chain[0], scale, margin, count)
         p = np.arange(count + 1)[:, None]
         torch_fires = np.where(f[None, :], count - p, p) >= t[None, :]
         if not np.array_equal(torch_fires, levels == 1):

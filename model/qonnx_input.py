@@ -15,7 +15,8 @@ import numpy as np
 from .artifact import InputSpec
 from .encoding import make_encoding
 from .qonnx_graph import QonnxError, node_error
-from .qonnx_import import ELEMENTWISE_OPS, activation, activation_levels, data_path, split_path
+from .qonnx_import import ELEMENTWISE_OPS, data_path, split_path
+from .qonnx_quant import activation, activation_levels
 
 __all__ = ["input_quantizer", "to_graph_input", "input_spec"]
 

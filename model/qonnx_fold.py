@@ -1,0 +1,84 @@
+"""Folding a hidden layer's graph nodes into popcount thresholds, for
+:mod:`bnnflow.model.qonnx_import`: the levels its activation reaches at every reachable
+popcount become sorted thresholds (a falling neuron flips its weights), and for the Brevitas
+pattern (BatchNorm then a 1-bit quantizer) torch's fold of the graph's BatchNorm is
+cross-checked, as the rounding of non-power-of-two scales is bounded (:func:`rounding_margin`).
+"""
+
+import numpy as np
+import torch
+from torch import nn
+
+from .export import fold_batchnorm
+from .qonnx_graph import is_power_of_two, node_error
+
+__all__ = ["rounding_margin", "thresholds_of_levels", "torch_fold"]
+
+
+class _ScaledBatchNorm1d(nn.BatchNorm1d):
+    """A ``BatchNorm1d`` applied to ``in_scale * x + shift``: the graph's BatchNorm on the
+    ``MatMul`` output ``scale * dot``, moved by ``shift`` to probe its rounding margin."""
+
+    def __init__(self, num_features, eps, in_scale, shift):
+        super().__init__(num_features, eps=eps)
+        self.register_buffer("in_scale", torch.as_tensor(in_scale, dtype=torch.float32))
+        self.register_buffer("shift", torch.as_tensor(shift, dtype=torch.float32))
+
+    def forward(self, x):
+        return super().forward(x * self.in_scale + self.shift)
+
+
+def _torch_bn(model, bn, scale, shift):
+    """The graph's ``BatchNormalization`` node as a torch module (Brevitas' arithmetic)."""
+    eps = next((a.f for a in bn.attribute if a.name == "epsilon"), 1e-5)
+    params = [model.get_initializer(name) for name in bn.input[1:5]]
+    if any(p is None for p in params):
+        raise node_error(bn, "scale, bias, mean and variance must be constants")
+    module = _ScaledBatchNorm1d(len(params[0]), eps, scale, shift)
+    with torch.no_grad():
+        for name, value in zip(("weight", "bias", "running_mean", "running_var"), params,
+                               strict=True):
+            getattr(module, name).copy_(torch.tensor(np.array(value, np.float32)))
+    return module.eval()
+
+
+def rounding_margin(scale, count):
+    """How far a float32 ``MatMul`` output may be from ``scale * dot``, per neuron.
+
+    0 for power-of-two scales (every partial sum is exact); otherwise a bound on the
+    accumulated rounding of at most ``count`` terms of total size ``scale * count`` in any
+    order, ``count * scale * count * 2**-23``.
+    """
+    scale = np.asarray(scale, dtype=np.float64)
+    return np.where(is_power_of_two(scale), 0.0, float(count) ** 2 * scale * 2.0 ** -23)
+
+
+def thresholds_of_levels(node, levels, top, count):
+    """Thresholds ``(N, top)`` and flips from levels ``(count + 1, N)`` per popcount."""
+    step = np.diff(levels, axis=0)
+    rising, falling = np.all(step >= 0, axis=0), np.all(step <= 0, axis=0)
+    if not np.all(rising | falling):
+        bad = int(np.flatnonzero(~(rising | falling))[0])
+        raise node_error(node, f"neuron {bad}: the output is not monotone in the popcount; "
+                               f"cannot fold it into thresholds")
+    flip = ~rising
+    oriented = np.where(flip[None, :], levels[::-1], levels)
+    columns = []
+    for k in range(1, top + 1):
+        fires = oriented >= k
+        columns.append(np.where(fires.any(axis=0), fires.argmax(axis=0), count + 1))
+    return np.stack(columns, axis=1).astype(np.int64), flip
+
+
+def torch_fold(model, bn, scale, margin, count):
+    """:func:`fold_batchnorm` on the graph's BatchNorm; the same at ``+-margin`` or refused."""
+    results = [fold_batchnorm(_torch_bn(model, bn, scale, shift), count)
+               for shift in (np.zeros_like(margin), -margin, margin)]
+    for t, f in results[1:]:
+        if not (np.array_equal(t, results[0][0]) and np.array_equal(f, results[0][1])):
+            raise node_error(bn, "a neuron fires or not within the float rounding of the "
+                                 "MatMul before it (its scale is not a power of two); cannot "
+                                 "import it exactly")
+    return results[0]
+
+

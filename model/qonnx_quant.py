@@ -1,0 +1,103 @@
+"""Quantizer nodes of a QONNX graph, for :mod:`bnnflow.model.qonnx_import`: their scales, bit
+widths and what their outputs mean as levels.
+
+* Weights: ``BipolarQuant`` or a signed 1-bit ``Quant`` (+-1 times the scale).
+* Activations: the same, FINN's ``MultiThreshold`` with ``2**n - 1`` thresholds and
+  symmetric levels (:func:`activation`), or a signed narrow-range ``n``-bit ``Quant``, whose
+  levels ``-(2**(n-1) - 1) .. 2**(n-1) - 1`` are read as thermometer bits.
+"""
+
+import numpy as np
+
+from .qonnx_graph import is_power_of_two, node_error
+
+__all__ = ["activation", "activation_levels", "quant_scale", "scalar", "positive"]
+
+
+def scalar(model, node, index, what):
+    value = model.get_initializer(node.input[index]) if len(node.input) > index else None
+    if value is None or np.size(value) != 1:
+        raise node_error(node, f"{what} must be a constant scalar, not "
+                               f"{'missing' if value is None else np.shape(value)}")
+    return float(np.asarray(value).reshape(()))
+
+
+def positive(node, value, what):
+    value = np.asarray(value, dtype=np.float64)
+    if not np.all((value > 0) & np.isfinite(value)):
+        raise node_error(node, f"{what} must be positive, not {value.ravel()[:4].tolist()}")
+
+
+def quant_scale(model, node, activation=False):
+    """``(scale array, bit width)`` of a quantizer node: signed 1-bit, or with ``activation``
+    also a signed narrow-range ``n``-bit ``Quant`` (levels ``-(2**(n-1) - 1) .. 2**(n-1) - 1``,
+    symmetric about 0 as Brevitas' bnn_pynq ``CommonActQuant``); anything else is refused."""
+    scale = model.get_initializer(node.input[1])
+    if scale is None:
+        raise node_error(node, "the scale must be a constant")
+    bits = 1
+    if node.op_type == "Quant":
+        bits = scalar(model, node, 3, "the bit width")
+        attrs = {a.name: a.i for a in node.attribute if a.name in ("signed", "narrow")}
+        if not activation and bits != 1:
+            raise node_error(node, f"{bits:g}-bit weights; bnnflow imports binary weights "
+                                   f"(BipolarQuant or 1-bit signed Quant)")
+        if not attrs.get("signed", 1):
+            raise node_error(node, f"an unsigned {bits:g}-bit Quant has no level -1; bnnflow "
+                                   f"imports signed quantizers")
+        if bits != 1 and not (attrs.get("narrow", 0) and bits == int(bits) and 2 <= bits <= 8):
+            raise node_error(node, f"{bits:g}-bit Quant without narrow range: its levels are "
+                                   f"not symmetric about 0; bnnflow imports 2- to 8-bit "
+                                   f"activations with narrow_range (as Brevitas' bnn_pynq)")
+        if scalar(model, node, 2, "the zero point") != 0:
+            raise node_error(node, "the zero point must be 0")
+    return np.asarray(scale, dtype=np.float64), int(bits)
+
+
+def activation(model, node):
+    """``(bits n, scale c, copies T)`` of an activation quantizer whose output is ``c * sum_l
+    (2a_l - L)`` over ``T`` copies of an ``n``-bit level: ``T = 1`` for bipolar quantizers
+    and ``MultiThreshold``. A narrow-range ``n``-bit ``Quant`` outputs ``s * q`` with ``q`` in
+    ``-(2**(n-1) - 1) .. 2**(n-1) - 1``, which is ``(s / 2) * sum_l b_l`` over ``T = 2**n - 2``
+    thermometer bits ``b_l = +1 if q >= l - T/2 else -1``: imported as ``T`` binary neurons per
+    neuron (levels without an offset, so the next layer's dot needs no per-neuron bias)."""
+    if node.op_type in ("BipolarQuant", "Quant"):
+        scale, bits = quant_scale(model, node, activation=True)
+        if scale.size != 1:
+            raise node_error(node, f"the activation scale must be one value, not shape "
+                                   f"{scale.shape}")
+        positive(node, scale, "the scale")
+        c = float(scale.reshape(()))
+        return (1, c, 1) if bits == 1 else (1, c / 2, (1 << bits) - 2)
+    if node.op_type != "MultiThreshold":
+        raise node_error(node, "expected an activation quantizer (BipolarQuant, Quant or "
+                               "MultiThreshold)")
+    thresholds = model.get_initializer(node.input[1])
+    if thresholds is None or thresholds.ndim != 2:
+        raise node_error(node, "the thresholds must be a constant (channels, steps) array")
+    steps = thresholds.shape[1]
+    bits = (steps + 1).bit_length() - 1
+    if steps + 1 != 1 << bits:
+        raise node_error(node, f"{steps} thresholds per channel; bnnflow needs 2**n - 1")
+    attrs = {a.name: a.f for a in node.attribute if a.name in ("out_scale", "out_bias")}
+    scale, bias = attrs.get("out_scale", 1.0), attrs.get("out_bias", 0.0)
+    if not is_power_of_two(scale / 2) or bias != -steps * scale / 2:
+        raise node_error(node, f"out_scale {scale:g} and out_bias {bias:g} do not give "
+                               f"symmetric levels c * (2a - {steps}); bnnflow needs "
+                               f"out_bias = -{steps} * out_scale / 2 (bipolar: 2 and -1)")
+    return bits, scale / 2, 1
+
+
+def activation_levels(model, node, out):
+    """The level ``a`` of an activation node's output values: ``0..L``, or ``0..T`` thermometer
+    bits set for an ``n``-bit ``Quant`` (:func:`activation`)."""
+    if node.op_type in ("BipolarQuant", "Quant"):
+        _, c, copies = activation(model, node)
+        if copies > 1:
+            return np.rint(out / (2 * c)).astype(np.int64) + copies // 2
+        return (out > 0).astype(np.int64)
+    attrs = {a.name: a.f for a in node.attribute if a.name in ("out_scale", "out_bias")}
+    scale, bias = attrs.get("out_scale", 1.0), attrs.get("out_bias", 0.0)
+    return np.rint((out - bias) / scale).astype(np.int64)
+
+
