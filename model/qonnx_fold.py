@@ -12,7 +12,7 @@ from torch import nn
 from .export import fold_batchnorm
 from .qonnx_graph import is_power_of_two, node_error
 
-__all__ = ["rounding_margin", "thresholds_of_levels", "torch_fold"]
+__all__ = ["rounding_margin", "thresholds_of_levels", "ternary_thresholds", "torch_fold"]
 
 
 class _ScaledBatchNorm1d(nn.BatchNorm1d):
@@ -82,3 +82,22 @@ def torch_fold(model, bn, scale, margin, count):
     return results[0]
 
 
+
+
+def ternary_thresholds(node, levels, top, live):
+    """Thresholds ``(N, top)`` on the live popcount and flips from levels ``(K + 1, N)``,
+    where neuron ``j`` reaches only popcounts ``0..live[j]`` (a flip maps ``p`` to
+    ``live[j] - p``; a level never reached gets ``live[j] + 1``)."""
+    n = levels.shape[1]
+    reach = np.arange(len(levels))[1:, None] <= np.asarray(live)[None, :]
+    step = np.diff(levels, axis=0)
+    bad = ~(np.all((step >= 0) | ~reach, axis=0) | np.all((step <= 0) | ~reach, axis=0))
+    if np.any(bad):
+        raise node_error(node, f"neuron {int(np.flatnonzero(bad)[0])}: the output is not "
+                               f"monotone in the popcount; cannot fold it into thresholds")
+    thresholds, flip = np.zeros((n, top), dtype=np.int64), np.zeros(n, dtype=bool)
+    for j in range(n):
+        m = int(live[j])
+        t, f = thresholds_of_levels(node, levels[:m + 1, j:j + 1], top, m)
+        thresholds[j], flip[j] = t[0], f[0]
+    return thresholds, flip

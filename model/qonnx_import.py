@@ -48,10 +48,12 @@ Anything else (padded or strided convolutions, 4-bit quantizers, branches, unkno
 refused with one line naming the node and its op type.
 """
 
+import dataclasses
+
 import numpy as np
 
 from .artifact import BnnModel, DenseLayer
-from .qonnx_fold import rounding_margin, thresholds_of_levels, torch_fold
+from .qonnx_fold import rounding_margin, ternary_thresholds, thresholds_of_levels, torch_fold
 from .qonnx_graph import QonnxError, is_power_of_two, node_error, run_nodes
 from .qonnx_import_conv import (
     MAP_OPS,
@@ -62,7 +64,8 @@ from .qonnx_import_conv import (
     pool_layer,
     window_rows,
 )
-from .qonnx_quant import activation, activation_levels, positive, quant_scale
+from .qonnx_quant import activation, activation_levels, positive, quant_scale, ternary_levels
+from .ternary import TernaryDenseLayer
 
 __all__ = ["import_graph", "data_path", "split_path", "weights", "hidden_layer",
            "output_layer", "SHAPE_OPS", "ELEMENTWISE_OPS", "ACTIVATION_OPS", "LAYER_OPS"]
@@ -131,7 +134,8 @@ def data_path(model):
 
 
 def weights(model, mm):
-    """``(bits (N, K), scale (N,))`` of a ``MatMul``/``Gemm`` node's binarized weights, or of a
+    """``(bits (N, K), scale (N,), mask (N, K) or None)`` of a ``MatMul``/``Gemm`` node's
+    binary or ternary weights (``mask`` 0 where a weight is 0, its bit then 0), or of a
     ``Conv`` node's (rows in window order)."""
     trans = mm.op_type == "Conv"
     if trans:
@@ -152,15 +156,20 @@ def weights(model, mm):
         if raw is None:
             raise node_error(mm, "the weights must be constant")
         raw = np.asarray(raw, dtype=np.float64)
-        if not np.all(np.abs(raw) == 1):
-            raise node_error(mm, "float weights; bnnflow imports binarized weights (a 1-bit "
-                                 "quantizer on the weights, or +-1 values)")
+        if not np.all(np.isin(raw, (-1.0, 0.0, 1.0))):
+            raise node_error(mm, "float weights; bnnflow imports binary and ternary weights (a "
+                                 "quantizer on the weights, or -1, 0, +1 values)")
         scale = np.ones(1)
+        live = raw != 0 if np.any(raw == 0) else None
     elif producer.op_type in ("BipolarQuant", "Quant"):
         raw = np.asarray(model.get_initializer(producer.input[0]), dtype=np.float64)
-        scale, _ = quant_scale(model, producer)
+        scale, wbits = quant_scale(model, producer)
         positive(producer, scale, "the weight scale")
-        raw = raw / np.broadcast_to(scale, raw.shape)   # qonnx compares x / scale with 0
+        if wbits == 2:
+            raw = ternary_levels(producer, raw, scale)
+            live = raw != 0
+        else:
+            raw, live = raw / np.broadcast_to(scale, raw.shape), None  # x / scale vs 0
     else:
         raise node_error(mm, f"the weights come from {producer.op_type}; expected a 1-bit "
                              f"quantizer on an initializer")
@@ -169,40 +178,57 @@ def weights(model, mm):
         raise node_error(mm, f"the weights must be {want}, not shape {raw.shape}")
     scale = np.broadcast_to(scale.reshape(scale.shape if scale.size > 1 else (1,) * raw.ndim),
                             raw.shape)
+    mask = np.ones(raw.shape, np.uint8) if live is None else live.astype(np.uint8)
     if mm.op_type == "Conv":
-        raw, scale = window_rows(raw), window_rows(scale)
-    bits = (raw >= 0).astype(np.uint8)                  # sign(0) = +1
+        raw, scale, mask = window_rows(raw), window_rows(scale), window_rows(mask)
+    bits = (raw >= 0).astype(np.uint8) * mask           # sign(0) = +1
     if not trans:
-        bits, scale = bits.T, scale.T
+        bits, scale, mask = bits.T, scale.T, mask.T
     if np.any(scale != scale[:, :1]):
         raise node_error(mm, "the weight scale must be one value per output neuron")
-    return np.ascontiguousarray(bits), scale[:, 0].copy()
+    return (np.ascontiguousarray(bits), scale[:, 0].copy(),
+            None if live is None else np.ascontiguousarray(mask))
 
 
-def hidden_layer(model, name, mm, chain, act, in_bits, in_scale, in_map=None, in_copies=1):
-    """A hidden ``binary_dense`` layer, or ``binary_conv2d`` for a ``Conv`` node; returns
-    ``(layer, out_bits, out_scale, out_copies)``. ``in_map``: the ``(H, W, C)`` map a
-    ``MatMul``/``Gemm`` reads flattened in NCHW order; ``in_copies``: thermometer copies of
-    each input (:func:`activation`), level-major."""
-    bits, wscale = _inputs(mm, *weights(model, mm), in_map, in_copies)
-    count = ((1 << in_bits) - 1) * bits.shape[1]
-    scale = in_scale * wscale
+def _probe(model, mm, chain, act, count, live, scale):
+    """The activation levels ``(count + 1, N)`` at every popcount ``p`` (the dot ``2p - m`` for
+    ``m`` = ``live`` inputs of each neuron), checked to hold within the float rounding."""
     margin = rounding_margin(scale, count)
-    dots = 2.0 * np.arange(count + 1) - count
-    z = dots[:, None] * scale[None, :]              # exact for power-of-two scales
+    p = np.arange(count + 1)[:, None]
+    z = (2.0 * p - live[None, :]) * scale[None, :]   # exact for power-of-two scales
     probes = np.concatenate([z, z - margin[None, :], z + margin[None, :]])
-    out_bits, out_scale, copies = activation(model, act)
     levels = activation_levels(model, act,
                                run_nodes(model, [*chain, act], mm.output[0], probes))
     levels, low, high = np.split(levels, 3)
-    if not (np.array_equal(levels, low) and np.array_equal(levels, high)):
-        j = int(np.flatnonzero(np.any((levels != low) | (levels != high), axis=0))[0])
+    moved = ((levels != low) | (levels != high)) & (p <= live[None, :])
+    if np.any(moved):
+        j = int(np.flatnonzero(np.any(moved, axis=0))[0])
         raise node_error(act, f"neuron {j}: its output changes within the float rounding of "
                               f"the MatMul (scale {scale[j]:g} is not a power of two); cannot "
                               f"import it exactly")
+    return levels, margin
+
+
+def hidden_layer(model, name, mm, chain, act, in_bits, in_scale, in_map=None, in_copies=1):
+    """A hidden ``binary_dense`` (``ternary_dense``) layer, or ``binary_conv2d`` for a ``Conv``
+    node; returns ``(layer, out_bits, out_scale, out_copies)``. ``in_map``: the ``(H, W, C)``
+    map a ``MatMul``/``Gemm`` reads flattened in NCHW order; ``in_copies``: thermometer copies
+    of each input (:func:`~bnnflow.model.qonnx_quant.activation`), level-major."""
+    bits, wscale, mask = weights(model, mm)
+    bits, mask = _inputs(mm, bits, mask, in_map, in_copies)
+    top_in = (1 << in_bits) - 1
+    count = top_in * bits.shape[1]
+    live = np.full(len(bits), count) if mask is None else top_in * mask.sum(axis=1)
+    scale = in_scale * wscale
+    levels, margin = _probe(model, mm, chain, act, count, live, scale)
+    out_bits, out_scale, copies = activation(model, act)
     top = copies if copies > 1 else (1 << out_bits) - 1
-    thresholds, flip = thresholds_of_levels(act, levels, top, count)
-    if copies == 1 and out_bits == 1 and [n.op_type for n in chain] == ["BatchNormalization"]:
+    if mask is not None:
+        thresholds, flip = ternary_thresholds(act, levels, top, live)
+    else:
+        thresholds, flip = thresholds_of_levels(act, levels, top, count)
+    if (mask is None and copies == 1 and out_bits == 1
+            and [n.op_type for n in chain] == ["BatchNormalization"]):
         t, f = torch_fold(model, chain[0], scale, margin, count)
         p = np.arange(count + 1)[:, None]
         torch_fires = np.where(f[None, :], count - p, p) >= t[None, :]
@@ -213,21 +239,30 @@ def hidden_layer(model, name, mm, chain, act, in_bits, in_scale, in_map=None, in
                                        f"popcount; cannot import it exactly")
         thresholds, flip = t[:, None], f
     bits = np.where(flip[:, None], 1 - bits, bits).astype(np.uint8)
+    return _build(name, mm, act, model, bits, mask, thresholds, in_bits, copies), out_bits, \
+        out_scale, copies
+
+
+def _build(name, mm, act, model, bits, mask, thresholds, in_bits, copies):
+    """The layer of folded rows: conv, or dense with ``copies`` binary neurons per neuron."""
     if mm.op_type == "Conv":
-        if copies > 1:
-            raise node_error(act, "n-bit Quant activations are imported in dense layers only")
-        layer = conv_layer(name, bits, thresholds, in_bits, map_shape(model, mm),
-                           conv_kernel(mm))
-    else:
-        if copies > 1:      # T binary neurons per neuron, level-major, one threshold each
-            bits, thresholds = np.tile(bits, (copies, 1)), thresholds.T.reshape(-1, 1)
-        layer = DenseLayer(name, bits, thresholds, in_bits=in_bits)
-    return layer, out_bits, out_scale, copies
+        if copies > 1 or mask is not None:
+            what = "n-bit Quant activations" if copies > 1 else "ternary weights"
+            raise node_error(act if copies > 1 else mm, f"{what} are imported in dense "
+                                                        f"layers only")
+        return conv_layer(name, bits, thresholds, in_bits, map_shape(model, mm),
+                          conv_kernel(mm))
+    if copies > 1:      # T binary neurons per neuron, level-major, one threshold each
+        bits, thresholds = np.tile(bits, (copies, 1)), thresholds.T.reshape(-1, 1)
+        mask = None if mask is None else np.tile(mask, (copies, 1))
+    if mask is not None:
+        return TernaryDenseLayer(name, bits * mask, mask, thresholds, in_bits=in_bits)
+    return DenseLayer(name, bits, thresholds, in_bits=in_bits)
 
 
-def _inputs(mm, bits, wscale, in_map, in_copies):
-    """Weight rows ``(N, K)`` in the conventions' input order: channels-last after a map, and
-    the columns repeated for each of ``in_copies`` thermometer copies (level-major)."""
+def _inputs(mm, bits, mask, in_map, in_copies):
+    """Weight rows ``(N, K)`` (and their mask) in the conventions' input order: channels-last
+    after a map, and the columns repeated for each of ``in_copies`` thermometer copies."""
     if in_map is not None and mm.op_type != "Conv":
         if in_copies > 1:
             raise node_error(mm, "reads n-bit Quant activations through a map; they are "
@@ -237,21 +272,35 @@ def _inputs(mm, bits, wscale, in_map, in_copies):
                                  f"{'x'.join(map(str, in_map))} map of "
                                  f"{int(np.prod(in_map))} values")
         bits = hwc_columns(bits, in_map)
+        mask = None if mask is None else hwc_columns(mask, in_map)
     if in_copies > 1:
         if mm.op_type == "Conv":
             raise node_error(mm, "reads n-bit Quant activations; they are imported in dense "
                                  "networks only")
         bits = np.tile(bits, (1, in_copies))
-    return bits, wscale
+        mask = None if mask is None else np.tile(mask, (1, in_copies))
+    return bits, mask
 
 
 def output_layer(model, name, mm, chain, in_bits, in_scale, in_map=None, in_copies=1):
-    """The output layer (popcounts); refuses a score map that is not shared and monotone."""
+    """The output layer (popcounts) and whether it reads its inputs twice; refuses a score map
+    that is not shared and monotone.
+
+    The output layer is binary (conventions). Ternary weights ``w = (u1 + u2) / 2`` with
+    ``u1 = u2 = w`` where live and ``u1 = +1``, ``u2 = -1`` where 0 become a binary layer over
+    the inputs taken twice, ``[x, x]``, with half the scale: the caller repeats the previous
+    layer's neurons.
+    """
     if mm.op_type == "Conv":
         raise node_error(mm, "the last layer must be MatMul or Gemm (scores per class), not a "
                              "convolution")
-    bits, wscale = _inputs(mm, *weights(model, mm), in_map, in_copies)
+    bits, wscale, mask = weights(model, mm)
+    bits, mask = _inputs(mm, bits, mask, in_map, in_copies)
     scale = in_scale * wscale
+    if mask is not None:
+        bits = np.concatenate([np.where(mask == 1, bits, 1), np.where(mask == 1, bits, 0)],
+                              axis=1).astype(np.uint8)
+        scale = scale / 2
     if not np.all(is_power_of_two(scale)):
         raise node_error(mm, f"the last layer's scale {scale[0]:g} is not a power of two: "
                              f"float rounding of its sums can break popcount ties against "
@@ -275,7 +324,16 @@ def output_layer(model, name, mm, chain, in_bits, in_scale, in_map=None, in_copi
                                 "argmax")
     if col[0] < 0:
         bits = (1 - bits).astype(np.uint8)          # p -> K - p restores the order
-    return DenseLayer(name, bits, None, in_bits=in_bits)
+    return DenseLayer(name, bits, None, in_bits=in_bits), mask is not None
+
+
+def _repeated(layer):
+    """``layer`` with its neurons twice, ``[y, y]`` (for a ternary output layer)."""
+    arrays = {"weights": np.tile(layer.weights, (2, 1)),
+              "thresholds": np.tile(layer.thresholds, (2, 1))}
+    if getattr(layer, "mask", None) is not None:
+        arrays["mask"] = np.tile(layer.mask, (2, 1))
+    return dataclasses.replace(layer, **arrays)
 
 
 def split_path(path):
@@ -351,8 +409,14 @@ def import_graph(model, input_spec, in_scale, path=None):
                                        "dense networks only")
             built.append(pool_layer(model, node, f"pool{i}", in_bits))
         elif act is None:
-            built.append(output_layer(model, f"fc{i}", node, chain, in_bits, in_scale, in_map,
-                                      copies))
+            layer, twice = output_layer(model, f"fc{i}", node, chain, in_bits, in_scale, in_map,
+                                        copies)
+            if twice:
+                if not built or in_map is not None:
+                    raise node_error(node, "ternary weights in the last layer are imported "
+                                           "after a dense hidden layer only")
+                built[-1] = _repeated(built[-1])
+            built.append(layer)
         else:
             name = f"conv{i}" if node.op_type == "Conv" else f"fc{i}"
             layer, in_bits, in_scale, copies = hidden_layer(model, name, node, chain, act,

@@ -11,7 +11,8 @@ import numpy as np
 
 from .qonnx_graph import is_power_of_two, node_error
 
-__all__ = ["activation", "activation_levels", "quant_scale", "scalar", "positive"]
+__all__ = ["activation", "activation_levels", "quant_scale", "ternary_levels", "scalar",
+           "positive"]
 
 
 def scalar(model, node, index, what):
@@ -29,9 +30,10 @@ def positive(node, value, what):
 
 
 def quant_scale(model, node, activation=False):
-    """``(scale array, bit width)`` of a quantizer node: signed 1-bit, or with ``activation``
-    also a signed narrow-range ``n``-bit ``Quant`` (levels ``-(2**(n-1) - 1) .. 2**(n-1) - 1``,
-    symmetric about 0 as Brevitas' bnn_pynq ``CommonActQuant``); anything else is refused."""
+    """``(scale array, bit width)`` of a quantizer node: signed 1-bit; for weights also a
+    signed narrow-range 2-bit ``Quant`` (-1, 0, +1: ternary), for activations a signed
+    narrow-range ``n``-bit ``Quant`` (levels ``-(2**(n-1) - 1) .. 2**(n-1) - 1``, symmetric
+    about 0 as Brevitas' bnn_pynq ``CommonActQuant``); anything else is refused."""
     scale = model.get_initializer(node.input[1])
     if scale is None:
         raise node_error(node, "the scale must be a constant")
@@ -39,13 +41,16 @@ def quant_scale(model, node, activation=False):
     if node.op_type == "Quant":
         bits = scalar(model, node, 3, "the bit width")
         attrs = {a.name: a.i for a in node.attribute if a.name in ("signed", "narrow")}
-        if not activation and bits != 1:
-            raise node_error(node, f"{bits:g}-bit weights; bnnflow imports binary weights "
-                                   f"(BipolarQuant or 1-bit signed Quant)")
+        narrow = attrs.get("narrow", 0)
+        if not activation and bits != 1 and not (bits == 2 and narrow):
+            kind = "" if narrow else " without narrow range"
+            raise node_error(node, f"{bits:g}-bit weights{kind}; bnnflow imports binary and "
+                                   f"ternary weights (BipolarQuant, 1-bit signed Quant, or "
+                                   f"2-bit narrow-range Quant: -1, 0, +1)")
         if not attrs.get("signed", 1):
             raise node_error(node, f"an unsigned {bits:g}-bit Quant has no level -1; bnnflow "
                                    f"imports signed quantizers")
-        if bits != 1 and not (attrs.get("narrow", 0) and bits == int(bits) and 2 <= bits <= 8):
+        if bits != 1 and not (narrow and bits == int(bits) and 2 <= bits <= 8):
             raise node_error(node, f"{bits:g}-bit Quant without narrow range: its levels are "
                                    f"not symmetric about 0; bnnflow imports 2- to 8-bit "
                                    f"activations with narrow_range (as Brevitas' bnn_pynq)")
@@ -101,3 +106,14 @@ def activation_levels(model, node, out):
     return np.rint((out - bias) / scale).astype(np.int64)
 
 
+
+
+def ternary_levels(node, raw, scale):
+    """The levels -1, 0, +1 that a 2-bit narrow-range weight ``Quant`` gives the initializer
+    ``raw``, by qonnx's own arithmetic (its rounding mode included)."""
+    from qonnx.custom_op.general.intquant import int_quant
+
+    mode = next((a.s.decode() for a in node.attribute if a.name == "rounding_mode"), "ROUND")
+    scale = np.broadcast_to(scale, raw.shape)
+    two, one = np.float64(2.0), np.float64(1.0)
+    return np.rint(int_quant(raw, scale, np.float64(0.0), two, one, one, mode) / scale)

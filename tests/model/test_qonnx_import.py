@@ -115,8 +115,9 @@ def _one_line_error(capsys, argv, out):
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [
-    ({"weight_bits": 4}, "error: node Quant_0 (Quant): 4-bit weights; bnnflow imports binary "
-                         "weights (BipolarQuant or 1-bit signed Quant)\n"),
+    ({"weight_bits": 4}, "error: node Quant_0 (Quant): 4-bit weights without narrow range; "
+                         "bnnflow imports binary and ternary weights (BipolarQuant, 1-bit "
+                         "signed Quant, or 2-bit narrow-range Quant: -1, 0, +1)\n"),
     ({"extra_op": "Relu"}, "error: node Relu_0 (Relu): op Relu is not supported; bnnflow import "
                            "builds Reshape, Flatten, Identity, BatchNormalization, Mul, Add, "
                            "Sub, Div, BipolarQuant, Quant, MultiThreshold, MatMul, Gemm, Conv, "

@@ -1,7 +1,9 @@
 """``bnnflow import`` of Brevitas' bnn_pynq ``FC`` with 2-bit activations and a 2-bit input
-(FINN's TFC-w1a2 family): each narrow-range level quantizer becomes thermometer bits (the input a
-thermometer code, each hidden neuron two binary neurons), so the golden classes equal Brevitas'
-own; quantizers that are not symmetric about 0 and 2-bit weights get one line."""
+and 2-bit (ternary) weights (FINN's TFC-w1a2 and -w2a2 families): each narrow-range level
+quantizer becomes thermometer bits (the input a thermometer code, each hidden neuron two binary
+neurons), ternary hidden weights stay ternary and a ternary output layer becomes binary over its
+inputs taken twice, so the golden classes equal Brevitas' own; levels that are not symmetric
+about 0 get one line."""
 
 import numpy as np
 import onnx
@@ -56,10 +58,14 @@ def test_imported_w1a2_fc_matches_amaranth_hardware(w1a2_run, tmp_path, capsys):
     assert code == 0, stdout
 
 
-def _with_attribute(path, out, op, name, value):
-    """``path`` with attribute ``name`` of every ``op`` node that has it set to ``value``."""
+def _with_attribute(path, out, op, name, value, on_weights=False):
+    """``path`` with attribute ``name`` of every ``op`` node that has it set to ``value`` (with
+    ``on_weights``, of those that quantize an initializer only)."""
     model = onnx.load(str(path))
+    constants = {t.name for t in model.graph.initializer}
     for node in model.graph.node:
+        if on_weights and node.input[0] not in constants:
+            continue
         for attr in node.attribute:
             if node.op_type == op and attr.name == name:
                 attr.i = value
@@ -78,13 +84,47 @@ def test_levels_not_symmetric_about_zero_get_one_line(w1a2_run, tmp_path, capsys
     assert not out.exists()
 
 
-def test_two_bit_weights_get_one_line(digits, tmp_path, capsys):
-    path = export_brevitas(brevitas_bnn_pynq_fc(weight_bits=2).eval(), tmp_path / "w2.onnx")
-    capsys.readouterr()                                   # the exporter's own progress lines
-    out = tmp_path / "w2.bnn"
+@pytest.fixture(scope="module")
+def w2a2_run(tmp_path_factory, digits):
+    """The same FC with 2-bit (ternary) weights, W2A2 (FINN's TFC-w2a2 family)."""
+    folder = tmp_path_factory.mktemp("w2a2")
+    net = train_brevitas(brevitas_bnn_pynq_fc(weight_bits=2), digits.x_train / 16,
+                         digits.y_train, epochs=3, batch=128)
+    classes = brevitas_classes(net, digits.x_test / 16)
+    return export_brevitas(net, folder / "w2a2.onnx"), classes
+
+
+def test_w2a2_fc_imports_with_brevitas_classes(w2a2_run, digits, tmp_path, capsys):
+    out = tmp_path / "w2a2.bnn"
+    code, stdout, err = run_cli(capsys, "import", w2a2_run[0], "-o", out)
+    assert (code, err) == (0, "")
+    model = artifact.load(out)
+    # Hidden layers ternary; the output layer stays binary by reading the last hidden layer
+    # twice (its 48 thermometer neurons repeated), w = (u1 + u2) / 2.
+    assert [layer.kind for layer in model.layers] == ["ternary_dense", "ternary_dense",
+                                                      "binary_dense"]
+    assert model.widths == [128, 64, 96, 10]
+    hidden = model.layers[1]
+    assert np.array_equal(hidden.weights[:48], hidden.weights[48:])
+    assert 0 < 1 - hidden.mask.mean() < 1                     # some weights are 0
+    assert np.array_equal(golden.run_images(model, digits.x_test).classes, w2a2_run[1])
+
+
+def test_imported_w2a2_fc_matches_amaranth_hardware(w2a2_run, tmp_path, capsys):
+    out = tmp_path / "w2a2.bnn"
+    assert run_cli(capsys, "import", w2a2_run[0], "-o", out)[0] == 0
+    code, stdout, _ = run_cli(capsys, "verify", out, "--sim", "amaranth", "--images", "6",
+                              "--fold", "auto", "--ii", "64")
+    assert code == 0, stdout
+
+
+def test_weights_of_three_levels_only(w2a2_run, tmp_path, capsys):
+    path = _with_attribute(w2a2_run[0], tmp_path / "w4.onnx", "Quant", "narrow", 0,
+                           on_weights=True)
+    out = tmp_path / "w4.bnn"
     code, stdout, err = run_cli(capsys, "import", path, "-o", out)
     assert (code, stdout) == (2, "")
     assert err.startswith("error: node ") and err.endswith(
-        "(Quant): 2-bit weights; bnnflow imports binary weights (BipolarQuant or 1-bit signed "
-        "Quant)\n")
+        "(Quant): 2-bit weights without narrow range; bnnflow imports binary and ternary "
+        "weights (BipolarQuant, 1-bit signed Quant, or 2-bit narrow-range Quant: -1, 0, +1)\n")
     assert not out.exists()
