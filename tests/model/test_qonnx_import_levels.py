@@ -23,15 +23,26 @@ from .qonnx_fixtures import (
 pytestmark = BREVITAS_WARNINGS
 
 
+def _exported_fc(tmp_path_factory, digits, weight_bits):
+    """A bnn_pynq FC with 2-bit activations and input, trained 3 epochs on the digits and
+    exported: ``(onnx path, Brevitas' test classes)``."""
+    folder = tmp_path_factory.mktemp(f"w{weight_bits}a2")
+    net = train_brevitas(brevitas_bnn_pynq_fc(weight_bits=weight_bits), digits.x_train / 16,
+                         digits.y_train, epochs=3, batch=128)
+    classes = brevitas_classes(net, digits.x_test / 16)
+    return export_brevitas(net, folder / "fc.onnx"), classes
+
+
 @pytest.fixture(scope="module")
 def w1a2_run(tmp_path_factory, digits):
-    """A trained and exported bnn_pynq FC, W1A2 with a 2-bit input: ``(onnx path, Brevitas'
-    test classes)``."""
-    folder = tmp_path_factory.mktemp("w1a2")
-    net = train_brevitas(brevitas_bnn_pynq_fc(), digits.x_train / 16, digits.y_train,
-                         epochs=3, batch=128)
-    classes = brevitas_classes(net, digits.x_test / 16)
-    return export_brevitas(net, folder / "w1a2.onnx"), classes
+    """W1A2 with a 2-bit input (FINN's TFC-w1a2 family)."""
+    return _exported_fc(tmp_path_factory, digits, 1)
+
+
+@pytest.fixture(scope="module")
+def w2a2_run(tmp_path_factory, digits):
+    """The same FC with 2-bit (ternary) weights, W2A2 (FINN's TFC-w2a2 family)."""
+    return _exported_fc(tmp_path_factory, digits, 2)
 
 
 def test_w1a2_fc_imports_with_brevitas_classes(w1a2_run, digits, tmp_path, capsys):
@@ -50,9 +61,10 @@ def test_w1a2_fc_imports_with_brevitas_classes(w1a2_run, digits, tmp_path, capsy
     assert f"{n} / {n} test images of digits have equal classes" in stdout
 
 
-def test_imported_w1a2_fc_matches_amaranth_hardware(w1a2_run, tmp_path, capsys):
-    out = tmp_path / "w1a2.bnn"
-    assert run_cli(capsys, "import", w1a2_run[0], "-o", out)[0] == 0
+@pytest.mark.parametrize("run", ["w1a2_run", "w2a2_run"])
+def test_imported_fc_matches_amaranth_hardware(run, request, tmp_path, capsys):
+    out = tmp_path / "fc.bnn"
+    assert run_cli(capsys, "import", request.getfixturevalue(run)[0], "-o", out)[0] == 0
     code, stdout, _ = run_cli(capsys, "verify", out, "--sim", "amaranth", "--images", "6",
                               "--fold", "auto", "--ii", "64")
     assert code == 0, stdout
@@ -84,16 +96,6 @@ def test_levels_not_symmetric_about_zero_get_one_line(w1a2_run, tmp_path, capsys
     assert not out.exists()
 
 
-@pytest.fixture(scope="module")
-def w2a2_run(tmp_path_factory, digits):
-    """The same FC with 2-bit (ternary) weights, W2A2 (FINN's TFC-w2a2 family)."""
-    folder = tmp_path_factory.mktemp("w2a2")
-    net = train_brevitas(brevitas_bnn_pynq_fc(weight_bits=2), digits.x_train / 16,
-                         digits.y_train, epochs=3, batch=128)
-    classes = brevitas_classes(net, digits.x_test / 16)
-    return export_brevitas(net, folder / "w2a2.onnx"), classes
-
-
 def test_w2a2_fc_imports_with_brevitas_classes(w2a2_run, digits, tmp_path, capsys):
     out = tmp_path / "w2a2.bnn"
     code, stdout, err = run_cli(capsys, "import", w2a2_run[0], "-o", out)
@@ -108,14 +110,6 @@ def test_w2a2_fc_imports_with_brevitas_classes(w2a2_run, digits, tmp_path, capsy
     assert np.array_equal(hidden.weights[:48], hidden.weights[48:])
     assert 0 < 1 - hidden.mask.mean() < 1                     # some weights are 0
     assert np.array_equal(golden.run_images(model, digits.x_test).classes, w2a2_run[1])
-
-
-def test_imported_w2a2_fc_matches_amaranth_hardware(w2a2_run, tmp_path, capsys):
-    out = tmp_path / "w2a2.bnn"
-    assert run_cli(capsys, "import", w2a2_run[0], "-o", out)[0] == 0
-    code, stdout, _ = run_cli(capsys, "verify", out, "--sim", "amaranth", "--images", "6",
-                              "--fold", "auto", "--ii", "64")
-    assert code == 0, stdout
 
 
 def test_weights_of_three_levels_only(w2a2_run, tmp_path, capsys):
