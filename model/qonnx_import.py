@@ -62,6 +62,7 @@ from .qonnx_import_conv import (
     hwc_columns,
     map_shape,
     pool_layer,
+    repeat_channels,
     window_rows,
 )
 from .qonnx_quant import activation, activation_levels, positive, quant_scale, ternary_levels
@@ -239,22 +240,19 @@ def hidden_layer(model, name, mm, chain, act, in_bits, in_scale, in_map=None, in
                                        f"popcount; cannot import it exactly")
         thresholds, flip = t[:, None], f
     bits = np.where(flip[:, None], 1 - bits, bits).astype(np.uint8)
-    return _build(name, mm, act, model, bits, mask, thresholds, in_bits, copies), out_bits, \
-        out_scale, copies
+    return _build(name, mm, model, bits, mask, thresholds, in_bits, in_copies, copies), \
+        out_bits, out_scale, copies
 
 
-def _build(name, mm, act, model, bits, mask, thresholds, in_bits, copies):
-    """The layer of folded rows: conv, or dense with ``copies`` binary neurons per neuron."""
-    if mm.op_type == "Conv":
-        if copies > 1 or mask is not None:
-            what = "n-bit Quant activations" if copies > 1 else "ternary weights"
-            raise node_error(act if copies > 1 else mm, f"{what} are imported in dense "
-                                                        f"layers only")
-        return conv_layer(name, bits, thresholds, in_bits, map_shape(model, mm),
-                          conv_kernel(mm))
-    if copies > 1:      # T binary neurons per neuron, level-major, one threshold each
+def _build(name, mm, model, bits, mask, thresholds, in_bits, in_copies, copies):
+    """The layer of folded rows: conv or dense, with ``copies`` binary neurons (channels) per
+    neuron, level-major, one threshold each."""
+    if copies > 1:
         bits, thresholds = np.tile(bits, (copies, 1)), thresholds.T.reshape(-1, 1)
         mask = None if mask is None else np.tile(mask, (copies, 1))
+    if mm.op_type == "Conv":
+        return conv_layer(name, bits, thresholds, in_bits, map_shape(model, mm, in_copies),
+                          conv_kernel(mm), mask)
     if mask is not None:
         return TernaryDenseLayer(name, bits * mask, mask, thresholds, in_bits=in_bits)
     return DenseLayer(name, bits, thresholds, in_bits=in_bits)
@@ -262,24 +260,28 @@ def _build(name, mm, act, model, bits, mask, thresholds, in_bits, copies):
 
 def _inputs(mm, bits, mask, in_map, in_copies):
     """Weight rows ``(N, K)`` (and their mask) in the conventions' input order: channels-last
-    after a map, and the columns repeated for each of ``in_copies`` thermometer copies."""
-    if in_map is not None and mm.op_type != "Conv":
-        if in_copies > 1:
-            raise node_error(mm, "reads n-bit Quant activations through a map; they are "
-                                 "imported in dense networks only")
-        if bits.shape[1] != int(np.prod(in_map)):
-            raise node_error(mm, f"reads {bits.shape[1]} inputs after a "
-                                 f"{'x'.join(map(str, in_map))} map of "
-                                 f"{int(np.prod(in_map))} values")
-        bits = hwc_columns(bits, in_map)
-        mask = None if mask is None else hwc_columns(mask, in_map)
-    if in_copies > 1:
+    after a map, and the columns repeated for each of ``in_copies`` thermometer copies
+    (level-major: over the whole input of a dense layer after a dense layer, per channel after
+    a map)."""
+    def each(rows):
+        if rows is None or in_copies == 1 and (in_map is None or mm.op_type == "Conv"):
+            return rows
         if mm.op_type == "Conv":
-            raise node_error(mm, "reads n-bit Quant activations; they are imported in dense "
-                                 "networks only")
-        bits = np.tile(bits, (1, in_copies))
-        mask = None if mask is None else np.tile(mask, (1, in_copies))
-    return bits, mask
+            if in_map is None:
+                raise node_error(mm, "reads a thermometer-coded input (an n-bit Quant on the "
+                                     "input); bnnflow's conv layers read one bit or 8-bit "
+                                     "pixels per input value")
+            return repeat_channels(rows, in_map[2] // in_copies, in_copies)
+        if in_map is None:
+            return np.tile(rows, (1, in_copies))
+        h, w, c = in_map[0], in_map[1], in_map[2] // in_copies
+        return repeat_channels(hwc_columns(rows, (h, w, c)), c, in_copies)
+
+    if in_map is not None and mm.op_type != "Conv":
+        values = int(np.prod(in_map)) // in_copies
+        if bits.shape[1] != values:
+            raise node_error(mm, f"reads {bits.shape[1]} inputs after a map of {values} values")
+    return each(bits), each(mask)
 
 
 def output_layer(model, name, mm, chain, in_bits, in_scale, in_map=None, in_copies=1):
@@ -404,10 +406,7 @@ def import_graph(model, input_spec, in_scale, path=None):
     for i, (kind, node, chain, act) in enumerate(items):
         in_map = getattr(built[-1], "out_shape", None) if built else None
         if kind == "pool":
-            if copies > 1:
-                raise node_error(node, "pools n-bit Quant activations; they are imported in "
-                                       "dense networks only")
-            built.append(pool_layer(model, node, f"pool{i}", in_bits))
+            built.append(pool_layer(model, node, f"pool{i}", in_bits, copies))
         elif act is None:
             layer, twice = output_layer(model, f"fc{i}", node, chain, in_bits, in_scale, in_map,
                                         copies)

@@ -10,6 +10,10 @@ for :mod:`bnnflow.model.qonnx_import`.
   the OR of their bits, of levels the highest level, as the golden model's ``maxpool2d``.
 * A ``MatMul``/``Gemm`` after a map reads it flattened in NCHW order (``C, H, W``); the
   conventions flatten channels-last (``H, W, C``), so its weight columns are reordered.
+* Narrow-range n-bit activations (thermometer copies, :mod:`bnnflow.model.qonnx_quant`) make
+  ``copies`` channels of each channel, level-major (``l * C + c``); a max-pool keeps them (the
+  maximum of thermometer codes is taken bit by bit), and the next layer repeats its columns
+  per channel (:func:`repeat_channels`). Ternary weights make ``ternary_conv2d``.
 """
 
 import numpy as np
@@ -17,9 +21,10 @@ import numpy as np
 from .conv import Conv2dLayer
 from .pool import MaxPool2dLayer
 from .qonnx_graph import QonnxError, node_error
+from .ternary_conv import TernaryConv2dLayer
 
-__all__ = ["MAP_OPS", "conv_kernel", "window_rows", "hwc_columns", "map_shape", "conv_layer",
-           "pool_layer"]
+__all__ = ["MAP_OPS", "conv_kernel", "window_rows", "hwc_columns", "map_shape",
+           "repeat_channels", "conv_layer", "pool_layer"]
 
 #: Ops that this module builds.
 MAP_OPS = ("Conv", "MaxPool")
@@ -74,24 +79,40 @@ def hwc_columns(rows, shape):
     return np.ascontiguousarray(rows.reshape(n, c, h, w).transpose(0, 2, 3, 1).reshape(n, -1))
 
 
-def map_shape(model, node):
-    """The channels-last ``(H, W, C)`` of the NCHW map that ``node`` reads."""
+def map_shape(model, node, copies=1):
+    """The channels-last ``(H, W, C)`` of the NCHW map that ``node`` reads; with thermometer
+    ``copies`` of each value, ``C`` times ``copies`` (channel ``l * C + c``: level-major)."""
     shape = model.get_tensor_shape(node.input[0])
     if shape is None or len(shape) != 4:
         raise node_error(node, f"expected an NCHW map as input, not shape {shape}")
-    return int(shape[2]), int(shape[3]), int(shape[1])
+    return int(shape[2]), int(shape[3]), int(shape[1]) * copies
 
 
-def conv_layer(name, bits, thresholds, in_bits, in_shape, kernel):
-    """The ``binary_conv2d`` layer of a ``Conv`` node's folded rows and thresholds."""
+def repeat_channels(rows, channels, copies):
+    """Rows ``(N, P * C)`` over positions of ``C`` channels (window or map order, channels
+    last) with each channel's columns repeated for ``copies`` thermometer levels, level-major:
+    ``(N, P * copies * C)``."""
+    n = rows.shape[0]
+    per = rows.reshape(n, -1, channels)
+    return np.ascontiguousarray(np.tile(per, (1, 1, copies)).reshape(n, -1))
+
+
+def conv_layer(name, bits, thresholds, in_bits, in_shape, kernel, mask=None):
+    """The ``binary_conv2d`` (with ``mask``, ``ternary_conv2d``) layer of a ``Conv`` node's
+    folded rows and thresholds."""
     try:
+        if mask is not None:
+            return TernaryConv2dLayer(name, in_shape, kernel, bits * mask, thresholds,
+                                      in_bits=in_bits, mask=mask)
         return Conv2dLayer(name, in_shape, kernel, bits, thresholds, in_bits=in_bits)
     except ValueError as e:
         raise QonnxError(f"conv layer {name}: {e}") from None
 
 
-def pool_layer(model, node, name, bits):
-    """The ``maxpool2d`` layer of a ``MaxPool`` node over ``bits``-bit values."""
+def pool_layer(model, node, name, bits, copies=1):
+    """The ``maxpool2d`` layer of a ``MaxPool`` node over ``bits``-bit values, its channels
+    each ``copies`` thermometer bits (the maximum of thermometer codes is the code of the
+    maximum, bit by bit)."""
     window = _ints(node, "kernel_shape", ())
     if len(window) != 2 or window[0] != window[1]:
         raise node_error(node, f"kernel_shape {window}; bnnflow builds square 2-D max-pools")
@@ -106,6 +127,7 @@ def pool_layer(model, node, name, bits):
         raise node_error(node, "ceil_mode 1; bnnflow builds max-pools over whole windows")
     _check_auto_pad(node)
     try:
-        return MaxPool2dLayer(name, map_shape(model, node), window[0], strides[0], bits=bits)
+        return MaxPool2dLayer(name, map_shape(model, node, copies), window[0], strides[0],
+                              bits=bits)
     except ValueError as e:
         raise node_error(node, str(e)) from None

@@ -60,12 +60,16 @@ def brevitas_mlp(widths=(64, 32, 10), seed=0, out_scale=1.0):
     return Mlp()
 
 
-def brevitas_cnn(seed=0, padding=0, stride=1, pool="max"):
+def brevitas_cnn(seed=0, padding=0, stride=1, pool="max", weight_bits=1, act_bits=1,
+                 in_bits=1):
     """A Brevitas W1A1 CNN over 8x8 images: the input mapped to ``2x - 1`` and binarized,
     ``QuantConv2d(1, 8, 3)``, ``BatchNorm2d``, a binary activation, ``MaxPool2d(2)``,
     ``QuantConv2d(8, 6, 2)``, ``BatchNorm2d``, a binary activation, flattened (NCHW) into an
     output ``QuantLinear`` (scale 1.0) and FINN's ``TensorNorm``. ``padding`` and ``stride``
-    go to the first convolution; ``pool="avg"`` makes the pool an ``AvgPool2d``."""
+    go to the first convolution; ``pool="avg"`` makes the pool an ``AvgPool2d``. With
+    ``weight_bits`` or ``act_bits`` 2 the convolutions and their activations use bnn_pynq's
+    ``CommonWeightQuant`` / ``CommonActQuant`` at that width (ternary weights, levels -1, 0,
+    +1); ``in_bits`` 2 quantizes the input to -1, 0, +1 the same way."""
     import brevitas.nn as qnn
     from brevitas.quant import SignedBinaryActPerTensorConst, SignedBinaryWeightPerTensorConst
     from brevitas_examples.bnn_pynq.models.tensor_norm import TensorNorm
@@ -73,25 +77,34 @@ def brevitas_cnn(seed=0, padding=0, stride=1, pool="max"):
     class OutWeight(SignedBinaryWeightPerTensorConst):
         scaling_const = 1.0
 
-    def act():
+    from brevitas_examples.bnn_pynq.models.common import CommonActQuant, CommonWeightQuant
+
+    def act(bits=1):
+        if bits > 1:
+            return qnn.QuantIdentity(act_quant=CommonActQuant, bit_width=bits)
         return qnn.QuantIdentity(act_quant=SignedBinaryActPerTensorConst)
+
+    def conv(cin, cout, k, **kw):
+        if weight_bits > 1:
+            layer = qnn.QuantConv2d(cin, cout, k, bias=False, weight_quant=CommonWeightQuant,
+                                    weight_bit_width=weight_bits, **kw)
+            nn.init.uniform_(layer.weight, -1.0, 1.0)      # as bnn_pynq: scale 1, not all 0
+            return layer
+        return qnn.QuantConv2d(cin, cout, k, bias=False,
+                               weight_quant=SignedBinaryWeightPerTensorConst, **kw)
 
     class Cnn(nn.Module):
         def __init__(self):
             super().__init__()
             torch.manual_seed(seed)
-            self.inq = act()
+            self.inq = act(in_bits)
             pooled = ((8 + 2 * padding - 3) // stride + 1) // 2
             k2 = min(2, pooled)                    # a stride of 2 leaves a 1x1 map
             side = pooled - k2 + 1
             self.body = nn.Sequential(
-                qnn.QuantConv2d(1, 8, 3, padding=padding, stride=stride, bias=False,
-                                weight_quant=SignedBinaryWeightPerTensorConst),
-                nn.BatchNorm2d(8), act(),
-                nn.MaxPool2d(2) if pool == "max" else nn.AvgPool2d(2),
-                qnn.QuantConv2d(8, 6, k2, bias=False,
-                                weight_quant=SignedBinaryWeightPerTensorConst),
-                nn.BatchNorm2d(6), act(), nn.Flatten(),
+                conv(1, 8, 3, padding=padding, stride=stride), nn.BatchNorm2d(8),
+                act(act_bits), nn.MaxPool2d(2) if pool == "max" else nn.AvgPool2d(2),
+                conv(8, 6, k2), nn.BatchNorm2d(6), act(act_bits), nn.Flatten(),
                 qnn.QuantLinear(6 * side * side, 10, bias=False, weight_quant=OutWeight),
                 TensorNorm())
 

@@ -1,13 +1,13 @@
-"""``bnnflow import`` of a Brevitas W1A1 CNN (``QuantConv2d``, ``MaxPool2d``, NCHW): a .bnn model
-of conv, pool and dense layers whose golden classes equal Brevitas' own eval and the qonnx
-executor's, that the conv hardware reproduces; padded, strided and average-pooled graphs get
-one line and exit status 2."""
+"""``bnnflow import`` of Brevitas CNNs (``QuantConv2d``, ``MaxPool2d``, NCHW; W1A1, W1A2 and
+W2A2): a .bnn model of conv, pool and dense layers whose golden classes equal Brevitas' own eval
+and the qonnx executor's, that the conv hardware reproduces; padded, strided, average-pooled
+and thermometer-input graphs get one line and exit status 2."""
 
 import numpy as np
 import pytest
 
 from bnnflow.model import artifact, golden
-from bnnflow.model.qonnx_import_conv import hwc_columns, window_rows
+from bnnflow.model.qonnx_import_conv import hwc_columns, repeat_channels, window_rows
 
 from .qonnx_fixtures import (
     BREVITAS_WARNINGS,
@@ -21,13 +21,26 @@ from .qonnx_fixtures import (
 pytestmark = BREVITAS_WARNINGS
 
 
-@pytest.fixture(scope="module")
-def cnn_run(tmp_path_factory, digits):
-    """A trained and exported Brevitas CNN: ``(onnx path, Brevitas' test classes)``."""
-    folder = tmp_path_factory.mktemp("brevitas_cnn")
-    net = train_brevitas(brevitas_cnn(), digits.x_train / 16, digits.y_train, epochs=3,
-                         batch=128)
-    return export_brevitas(net, folder / "cnn.onnx"), brevitas_classes(net, digits.x_test / 16)
+#: (weight bits, activation bits) of the Brevitas CNNs, and what each imports as: the kinds
+#: and the map after the second conv (2-bit activations: two thermometer channels each).
+CNNS = {"w1a1": ((1, 1), ["binary_conv2d", "maxpool2d", "binary_conv2d", "binary_dense"],
+                 (2, 2, 6)),
+        "w1a2": ((1, 2), ["binary_conv2d", "maxpool2d", "binary_conv2d", "binary_dense"],
+                 (2, 2, 12)),
+        "w2a2": ((2, 2), ["ternary_conv2d", "maxpool2d", "ternary_conv2d", "binary_dense"],
+                 (2, 2, 12))}
+
+
+@pytest.fixture(scope="module", params=list(CNNS))
+def cnn_run(request, tmp_path_factory, digits):
+    """A trained and exported Brevitas CNN: ``(name, onnx path, Brevitas' test classes)``."""
+    name = request.param
+    weight_bits, act_bits = CNNS[name][0]
+    folder = tmp_path_factory.mktemp(f"brevitas_cnn_{name}")
+    net = train_brevitas(brevitas_cnn(weight_bits=weight_bits, act_bits=act_bits),
+                         digits.x_train / 16, digits.y_train, epochs=3, batch=128)
+    classes = brevitas_classes(net, digits.x_test / 16)
+    return name, export_brevitas(net, folder / "cnn.onnx"), classes
 
 
 def test_window_rows_and_hwc_columns_follow_the_conventions():
@@ -39,25 +52,30 @@ def test_window_rows_and_hwc_columns_follow_the_conventions():
     hwc = hwc_columns(chw, (2, 4, 3))
     # channels-last position (h, w, c) = (1, 2, 0) is (h * W + w) * C + c = 18
     assert hwc[0, 18] == chw[0, 0 * 8 + 1 * 4 + 2]
+    # two thermometer copies of 3 channels at 2 positions: channel l * 3 + c
+    rep = repeat_channels(np.arange(6).reshape(1, 6), 3, 2)
+    assert rep.tolist() == [[0, 1, 2, 0, 1, 2, 3, 4, 5, 3, 4, 5]]
 
 
 def test_brevitas_cnn_imports_with_brevitas_classes(cnn_run, digits, tmp_path, capsys):
-    path, expected = cnn_run
+    name, path, expected = cnn_run
     out = tmp_path / "cnn.bnn"
     code, stdout, err = run_cli(capsys, "import", path, "-o", out)
     assert (code, err) == (0, "")
     model = artifact.load(out)
-    assert [layer.kind for layer in model.layers] == ["binary_conv2d", "maxpool2d",
-                                                      "binary_conv2d", "binary_dense"]
-    assert model.layers[0].in_shape == (8, 8, 1) and model.layers[2].out_shape == (2, 2, 6)
-    assert np.array_equal(golden.run_images(model, digits.x_test).classes, expected)
+    _, kinds, second = CNNS[name]
+    assert [layer.kind for layer in model.layers] == kinds
+    assert model.layers[0].in_shape == (8, 8, 1) and model.layers[2].out_shape == second
+    result = golden.run_images(model, digits.x_test)
+    assert np.array_equal(result.classes, expected)
+    assert np.mean(result.classes == digits.y_test) > 0.3     # trained, not one class
     n = len(digits.x_test)
     assert f"{n} / {n} test images of digits have equal classes" in stdout
 
 
 def test_imported_brevitas_cnn_matches_amaranth_hardware(cnn_run, tmp_path, capsys):
     out = tmp_path / "cnn.bnn"
-    assert run_cli(capsys, "import", cnn_run[0], "-o", out)[0] == 0
+    assert run_cli(capsys, "import", cnn_run[1], "-o", out)[0] == 0
     code, stdout, _ = run_cli(capsys, "verify", out, "--sim", "amaranth", "--images", "4",
                            "--fold", "auto", "--ii", "256")
     assert code == 0, stdout
@@ -70,6 +88,8 @@ def test_imported_brevitas_cnn_matches_amaranth_hardware(cnn_run, tmp_path, caps
                     "(stride 1, no padding)\n"),
     ({"pool": "avg"}, "(AveragePool): is not imported; bnnflow import builds Conv (NCHW, "
                       "stride 1, unpadded) and MaxPool layers besides MatMul/Gemm\n"),
+    ({"in_bits": 2}, "(Conv): reads a thermometer-coded input (an n-bit Quant on the input); "
+                     "bnnflow's conv layers read one bit or 8-bit pixels per input value\n"),
 ])
 def test_cnn_graphs_that_cannot_be_built_get_one_line(tmp_path, capsys, kwargs, message):
     path = export_brevitas(brevitas_cnn(**kwargs).eval(), tmp_path / "bad.onnx")
