@@ -75,7 +75,7 @@ def test_two_conv_layers_and_a_3x3_pool_match_golden_for_foldings_and_stalls(
     assert rep["ii_measured"] == rep["ii_expected"]
 
 
-def _flipped_conv_weight(model, bits):
+def flipped_conv_weight(model, bits):
     """The first single-bit flip in layer 0's weights visible in the outputs, the first image
     it shows in, and the first differing bit of layer 0's output for that image."""
     want = golden.run(model, bits)
@@ -101,7 +101,7 @@ def _flipped_conv_weight(model, bits):
 def test_flipped_conv_weight_names_layer_pixel_and_channel(simulator, conv_a, build_root,
                                                            tmp_path, capsys):
     model, bits = conv_a
-    perturbed, image, bit = _flipped_conv_weight(model, bits)
+    perturbed, image, bit = flipped_conv_weight(model, bits)
     model_path, hw_path = tmp_path / "m.bnn", tmp_path / "hw.bnn"
     save(model, model_path)
     save(perturbed, hw_path)

@@ -4,15 +4,14 @@
 the golden model on Amaranth's simulator (odd sizes, foldings, pipelines, stalls) and on the
 Verilog simulators; the proofs of a ternary n-bit conv layer's window unit and MVTU."""
 
-from dataclasses import replace
 
 import numpy as np
 import pytest
 
-from bnnflow.model import golden
 from bnnflow.model.random_net import random_conv_model
 from bnnflow.sim.prove import proof_targets, prove_target
 from bnnflow.sim.verify import run_verify
+from tests.sim.test_verify_conv import flipped_conv_weight
 
 #: (input map, stages, classes)
 NETS = {
@@ -78,20 +77,7 @@ def test_a_flipped_weight_is_named_in_an_8_bit_2_bit_conv_network():
     # The debug-tap rerun packs 8-bit inputs and 2-bit taps as the main run does.
     model = random_conv_model(*NETS["a"], seed=7, input_bits=8, act_bits=2)
     x = _images(model, 6, 7)
-    want = golden.run(model, x)
-    w = model.layers[0].weights.copy()
-    for n, k in np.ndindex(*w.shape):
-        flipped = w.copy()
-        flipped[n, k] ^= 1
-        hw = replace(model, layers=[replace(model.layers[0], weights=flipped),
-                                    *model.layers[1:]])
-        got = golden.run(hw, x)
-        wrong = np.flatnonzero((got.classes != want.classes)
-                               | np.any(got.popcounts != want.popcounts, axis=1))
-        if wrong.size:
-            break
-    image = int(wrong[0])
-    element = int(np.flatnonzero(got.activations[0][image] != want.activations[0][image])[0])
+    hw, image, element = flipped_conv_weight(model, x)
     rep = run_verify(model, simulator="amaranth", inputs=x, hardware_model=hw, stall=0.3,
                      seed=1, show_progress=False)
     first = rep["first_mismatch"]
