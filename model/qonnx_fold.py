@@ -12,7 +12,7 @@ from torch import nn
 from .export import fold_batchnorm
 from .qonnx_graph import is_power_of_two, node_error
 
-__all__ = ["rounding_margin", "thresholds_of_levels", "ternary_thresholds", "torch_fold"]
+__all__ = ["rounding_margin", "thresholds_of_levels", "torch_fold"]
 
 
 class _ScaledBatchNorm1d(nn.BatchNorm1d):
@@ -53,20 +53,28 @@ def rounding_margin(scale, count):
     return np.where(is_power_of_two(scale), 0.0, float(count) ** 2 * scale * 2.0 ** -23)
 
 
-def thresholds_of_levels(node, levels, top, count):
-    """Thresholds ``(N, top)`` and flips from levels ``(count + 1, N)`` per popcount."""
-    step = np.diff(levels, axis=0)
-    rising, falling = np.all(step >= 0, axis=0), np.all(step <= 0, axis=0)
+def thresholds_of_levels(node, levels, top, live):
+    """Thresholds ``(N, top)`` and flips from levels ``(K + 1, N)`` per popcount, where neuron
+    ``j`` reaches popcounts ``0..live[j]`` (all of them for binary weights, its live weights'
+    for ternary ones). A falling neuron is flipped (popcount ``p`` read as ``live[j] - p``); a
+    level never reached gets ``live[j] + 1``."""
+    live = np.broadcast_to(np.asarray(live, dtype=np.int64), levels.shape[1:])
+    p = np.arange(len(levels))[:, None]
+    reach = p <= live[None, :]
+    step, inner = np.diff(levels, axis=0), reach[1:]
+    rising = np.all((step >= 0) | ~inner, axis=0)
+    falling = np.all((step <= 0) | ~inner, axis=0)
     if not np.all(rising | falling):
         bad = int(np.flatnonzero(~(rising | falling))[0])
         raise node_error(node, f"neuron {bad}: the output is not monotone in the popcount; "
                                f"cannot fold it into thresholds")
     flip = ~rising
-    oriented = np.where(flip[None, :], levels[::-1], levels)
+    source = np.clip(np.where(flip[None, :], live[None, :] - p, p), 0, len(levels) - 1)
+    oriented = np.take_along_axis(levels, source, axis=0)
     columns = []
     for k in range(1, top + 1):
-        fires = oriented >= k
-        columns.append(np.where(fires.any(axis=0), fires.argmax(axis=0), count + 1))
+        fires = (oriented >= k) & reach
+        columns.append(np.where(fires.any(axis=0), fires.argmax(axis=0), live + 1))
     return np.stack(columns, axis=1).astype(np.int64), flip
 
 
@@ -80,24 +88,3 @@ def torch_fold(model, bn, scale, margin, count):
                                  "MatMul before it (its scale is not a power of two); cannot "
                                  "import it exactly")
     return results[0]
-
-
-
-
-def ternary_thresholds(node, levels, top, live):
-    """Thresholds ``(N, top)`` on the live popcount and flips from levels ``(K + 1, N)``,
-    where neuron ``j`` reaches only popcounts ``0..live[j]`` (a flip maps ``p`` to
-    ``live[j] - p``; a level never reached gets ``live[j] + 1``)."""
-    n = levels.shape[1]
-    reach = np.arange(len(levels))[1:, None] <= np.asarray(live)[None, :]
-    step = np.diff(levels, axis=0)
-    bad = ~(np.all((step >= 0) | ~reach, axis=0) | np.all((step <= 0) | ~reach, axis=0))
-    if np.any(bad):
-        raise node_error(node, f"neuron {int(np.flatnonzero(bad)[0])}: the output is not "
-                               f"monotone in the popcount; cannot fold it into thresholds")
-    thresholds, flip = np.zeros((n, top), dtype=np.int64), np.zeros(n, dtype=bool)
-    for j in range(n):
-        m = int(live[j])
-        t, f = thresholds_of_levels(node, levels[:m + 1, j:j + 1], top, m)
-        thresholds[j], flip[j] = t[0], f[0]
-    return thresholds, flip

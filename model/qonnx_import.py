@@ -53,7 +53,7 @@ import dataclasses
 import numpy as np
 
 from .artifact import BnnModel, DenseLayer
-from .qonnx_fold import rounding_margin, ternary_thresholds, thresholds_of_levels, torch_fold
+from .qonnx_fold import rounding_margin, thresholds_of_levels, torch_fold
 from .qonnx_graph import QonnxError, is_power_of_two, node_error, run_nodes
 from .qonnx_import_conv import (
     MAP_OPS,
@@ -172,7 +172,7 @@ def weights(model, mm):
         else:
             raw, live = raw / np.broadcast_to(scale, raw.shape), None  # x / scale vs 0
     else:
-        raise node_error(mm, f"the weights come from {producer.op_type}; expected a 1-bit "
+        raise node_error(mm, f"the weights come from {producer.op_type}; expected a "
                              f"quantizer on an initializer")
     if raw.ndim != (4 if mm.op_type == "Conv" else 2):
         want = "(Cout, Cin, kh, kw)" if mm.op_type == "Conv" else "a matrix"
@@ -224,10 +224,7 @@ def hidden_layer(model, name, mm, chain, act, in_bits, in_scale, in_map=None, in
     levels, margin = _probe(model, mm, chain, act, count, live, scale)
     out_bits, out_scale, copies = activation(model, act)
     top = copies if copies > 1 else (1 << out_bits) - 1
-    if mask is not None:
-        thresholds, flip = ternary_thresholds(act, levels, top, live)
-    else:
-        thresholds, flip = thresholds_of_levels(act, levels, top, count)
+    thresholds, flip = thresholds_of_levels(act, levels, top, live)
     if (mask is None and copies == 1 and out_bits == 1
             and [n.op_type for n in chain] == ["BatchNormalization"]):
         t, f = torch_fold(model, chain[0], scale, margin, count)
@@ -240,6 +237,8 @@ def hidden_layer(model, name, mm, chain, act, in_bits, in_scale, in_map=None, in
                                        f"popcount; cannot import it exactly")
         thresholds, flip = t[:, None], f
     bits = np.where(flip[:, None], 1 - bits, bits).astype(np.uint8)
+    if mask is not None:
+        bits *= mask                                    # a zero weight keeps sign bit 0
     return _build(name, mm, model, bits, mask, thresholds, in_bits, in_copies, copies), \
         out_bits, out_scale, copies
 
@@ -254,7 +253,7 @@ def _build(name, mm, model, bits, mask, thresholds, in_bits, in_copies, copies):
         return conv_layer(name, bits, thresholds, in_bits, map_shape(model, mm, in_copies),
                           conv_kernel(mm), mask)
     if mask is not None:
-        return TernaryDenseLayer(name, bits * mask, mask, thresholds, in_bits=in_bits)
+        return TernaryDenseLayer(name, bits, mask, thresholds, in_bits=in_bits)
     return DenseLayer(name, bits, thresholds, in_bits=in_bits)
 
 
@@ -263,24 +262,25 @@ def _inputs(mm, bits, mask, in_map, in_copies):
     after a map, and the columns repeated for each of ``in_copies`` thermometer copies
     (level-major: over the whole input of a dense layer after a dense layer, per channel after
     a map)."""
+    conv = mm.op_type == "Conv"
+    if conv and in_copies > 1 and in_map is None:
+        raise node_error(mm, "reads a thermometer-coded input (an n-bit Quant on the input); "
+                             "bnnflow's conv layers read one bit or 8-bit pixels per input "
+                             "value")
+    if in_map is not None and not conv and bits.shape[1] * in_copies != int(np.prod(in_map)):
+        raise node_error(mm, f"reads {bits.shape[1]} inputs after a map of "
+                             f"{int(np.prod(in_map)) // in_copies} values")
+
     def each(rows):
-        if rows is None or in_copies == 1 and (in_map is None or mm.op_type == "Conv"):
+        if rows is None or in_copies == 1 and (in_map is None or conv):
             return rows
-        if mm.op_type == "Conv":
-            if in_map is None:
-                raise node_error(mm, "reads a thermometer-coded input (an n-bit Quant on the "
-                                     "input); bnnflow's conv layers read one bit or 8-bit "
-                                     "pixels per input value")
-            return repeat_channels(rows, in_map[2] // in_copies, in_copies)
         if in_map is None:
             return np.tile(rows, (1, in_copies))
-        h, w, c = in_map[0], in_map[1], in_map[2] // in_copies
-        return repeat_channels(hwc_columns(rows, (h, w, c)), c, in_copies)
+        channels = in_map[2] // in_copies
+        if not conv:        # a dense layer reads the map flattened NCHW
+            rows = hwc_columns(rows, (in_map[0], in_map[1], channels))
+        return repeat_channels(rows, channels, in_copies)
 
-    if in_map is not None and mm.op_type != "Conv":
-        values = int(np.prod(in_map)) // in_copies
-        if bits.shape[1] != values:
-            raise node_error(mm, f"reads {bits.shape[1]} inputs after a map of {values} values")
     return each(bits), each(mask)
 
 

@@ -102,7 +102,7 @@ def conv_layer(name, bits, thresholds, in_bits, in_shape, kernel, mask=None):
     folded rows and thresholds."""
     try:
         if mask is not None:
-            return TernaryConv2dLayer(name, in_shape, kernel, bits * mask, thresholds,
+            return TernaryConv2dLayer(name, in_shape, kernel, bits, thresholds,
                                       in_bits=in_bits, mask=mask)
         return Conv2dLayer(name, in_shape, kernel, bits, thresholds, in_bits=in_bits)
     except ValueError as e:

@@ -106,8 +106,6 @@ def activation_levels(model, node, out):
     return np.rint((out - bias) / scale).astype(np.int64)
 
 
-
-
 def ternary_levels(node, raw, scale):
     """The levels -1, 0, +1 that a 2-bit narrow-range weight ``Quant`` gives the initializer
     ``raw``, by qonnx's own arithmetic (its rounding mode included)."""
