@@ -6,7 +6,7 @@ conventions' feature maps)::
     Im2Col                 (1, H, W, Cin) -> (1, Ho, Wo, kh * kw * Cin), each window in
                            (kh, kw, Cin) order, the order of the weights; stride 1, no padding
     MatMul(a, W)           W (kh * kw * Cin, Cout): +1 / -1, ternary weights also 0
-    MultiThreshold         as a dense layer, data_layout NHWC: the level a as 2a - L
+    MultiThreshold         as a dense layer's (qonnx_export), data_layout NHWC: 2a - L
     MaxPoolNHWC            the maximum of each window: the OR of bits (+-1), or the highest
                            level, as the golden model's max-pool
 
@@ -33,34 +33,28 @@ def reshape_node(helper, a, shape, bits, name, inits, shapes):
     return helper.make_node("Reshape", [a, f"{name}_shape"], [out], name=name), out
 
 
-def conv_nodes(helper, layer, a, i, inits, shapes, weights, thresholds):
-    """Nodes of conv layer ``i`` reading the NHWC tensor ``a``; returns ``(nodes, output)``.
+def conv_nodes(helper, layer, a, i, inits, shapes, weights):
+    """``Im2Col`` and ``MatMul`` of conv layer ``i`` reading the NHWC tensor ``a``; returns
+    ``(nodes, dot product tensor)`` (its ``MultiThreshold`` is a dense layer's, NHWC).
 
-    ``weights`` ``(K, Cout)`` and ``thresholds`` ``(Cout, T)`` (on the dot product) are the
-    float32 arrays :mod:`~bnnflow.model.qonnx_export` makes for dense layers too. The shape
-    of each new tensor and the bits of its values (``None``: dot products) go into ``shapes``
-    (qonnx infers shapes after an ``Im2Col`` or a ``MaxPoolNHWC`` only from shapes it is
-    given, and ``Im2Col`` reads its input's datatype).
+    ``weights`` ``(K, Cout)`` is the float32 array :mod:`~bnnflow.model.qonnx_export` makes
+    for dense layers too. The shape of each new tensor and the bits of its values (``None``:
+    dot products) go into ``shapes`` (qonnx infers shapes after an ``Im2Col`` or a
+    ``MaxPoolNHWC`` only from shapes it is given, and ``Im2Col`` reads its input's datatype).
     """
     h, w, c = layer.in_shape
     kh, kw = layer.kernel
-    cols, dot, out = f"conv{i}_cols", f"conv{i}_dot", f"conv{i}_act"
-    inits[f"W{i}"], inits[f"T{i}"] = weights, thresholds
+    cols, dot = f"conv{i}_cols", f"conv{i}_dot"
+    inits[f"W{i}"] = weights
     ho, wo, cout = layer.out_shape
     shapes[cols] = ((1, ho, wo, kh * kw * c), layer.in_bits)
     shapes[dot] = ((1, ho, wo, cout), None)
-    shapes[out] = ((1, ho, wo, cout), layer.activation_bits)
-    steps = thresholds.shape[1]
-    dtype = "BIPOLAR" if steps == 1 else f"INT{layer.activation_bits + 1}"
     return [
         helper.make_node("Im2Col", [a], [cols], domain=QONNX_DOMAIN, name=f"conv{i}_im2col",
                          stride=[1, 1], kernel_size=[kh, kw],
                          input_shape=f"(1, {h}, {w}, {c})", pad_amount=[0, 0, 0, 0]),
         helper.make_node("MatMul", [cols, f"W{i}"], [dot], name=f"conv{i}_matmul"),
-        helper.make_node("MultiThreshold", [dot, f"T{i}"], [out], domain=QONNX_DOMAIN,
-                         name=f"conv{i}_threshold", out_dtype=dtype, out_scale=2.0,
-                         out_bias=float(-steps), data_layout="NHWC"),
-    ], out
+    ], dot
 
 
 def pool_nodes(helper, layer, a, i, shapes):

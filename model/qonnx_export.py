@@ -92,31 +92,30 @@ def _layer_nodes(helper, layer, a, i, inits, shapes, is_map):
                                inits, shapes)
         pre.append(node)
     if layer.kind in CONV_KINDS:
-        nodes, out = conv_nodes(helper, layer, a, i, inits, shapes, _weights(layer),
-                                _dot_thresholds(layer))
-        return pre + nodes, out, True
+        nodes, dot = conv_nodes(helper, layer, a, i, inits, shapes, _weights(layer))
+        node, out = _threshold_node(helper, layer, dot, f"conv{i}", i, "NHWC", inits)
+        shapes[out] = (shapes[dot][0], layer.activation_bits)
+        return pre + nodes + [node], out, True
     if is_map:
         node, a = reshape_node(helper, a, (1, layer.in_width), layer.in_bits, f"flat{i}",
                                inits, shapes)
         pre.append(node)
-    nodes, out = _dense_nodes(helper, layer, a, i, inits)
-    return pre + nodes, out, False
-
-
-def _dense_nodes(helper, layer, a, i, inits):
-    """``MatMul`` and ``MultiThreshold`` of hidden dense layer ``i``."""
     inits[f"W{i}"] = _weights(layer)
-    dot = f"fc{i}_dot"
-    nodes = [helper.make_node("MatMul", [a, f"W{i}"], [dot], name=f"fc{i}_matmul")]
-    steps = layer.thresholds.shape[1]
+    matmul = helper.make_node("MatMul", [a, f"W{i}"], [f"fc{i}_dot"], name=f"fc{i}_matmul")
+    node, out = _threshold_node(helper, layer, f"fc{i}_dot", f"fc{i}", i, "NC", inits)
+    return pre + [matmul, node], out, False
+
+
+def _threshold_node(helper, layer, dot, prefix, i, layout, inits):
+    """The ``MultiThreshold`` of hidden layer ``i`` on its dot products (``data_layout``
+    ``layout``): the level ``a`` as ``2a - L``; returns ``(node, output name)``."""
     inits[f"T{i}"] = _dot_thresholds(layer)
-    out = f"fc{i}_act"
-    dtype = "BIPOLAR" if steps == 1 else f"INT{layer.activation_bits + 1}"
-    nodes.append(helper.make_node("MultiThreshold", [dot, f"T{i}"], [out],
-                                  domain=QONNX_DOMAIN, name=f"fc{i}_threshold",
-                                  out_dtype=dtype, out_scale=2.0, out_bias=float(-steps),
-                                  data_layout="NC"))
-    return nodes, out
+    out = f"{prefix}_act"
+    return helper.make_node("MultiThreshold", [dot, f"T{i}"], [out], domain=QONNX_DOMAIN,
+                            name=f"{prefix}_threshold",
+                            out_dtype=_datatype(layer.activation_bits), out_scale=2.0,
+                            out_bias=float(-layer.thresholds.shape[1]),
+                            data_layout=layout), out
 
 
 def export_graph(model, argmax=False):
@@ -125,8 +124,8 @@ def export_graph(model, argmax=False):
     Parameters
     ----------
     model : BnnModel
-        A dense model (``binary_dense`` and ``ternary_dense`` layers) with a threshold,
-        thermometer or n-bit pixels input.
+        Dense, conv and max-pool layers (binary or ternary weights, n-bit activations) with a
+        threshold, thermometer or n-bit pixels input.
     argmax : bool
         End with an ``ArgMax`` node whose int64 output ``class`` is the graph's output;
         otherwise the output is ``popcounts``.
@@ -134,7 +133,7 @@ def export_graph(model, argmax=False):
     Raises
     ------
     QonnxError
-        A conv or pool layer.
+        A layer kind or input encoding that has no QONNX form here.
     """
     from onnx import TensorProto, helper, numpy_helper
     from qonnx.core.datatype import DataType
