@@ -47,8 +47,9 @@ def input_spec(model, in_act, shape, full_scale, input_scale, input_offset):
     Raises
     ------
     QonnxError
-        The graph's input size differs from the images', the quantizer is not 1-bit, or the
-        stage does not binarize every position at one pixel level.
+        The graph's input size differs from the images', the quantizer is neither 1-bit nor
+        a narrow-range n-bit ``Quant``, or the stage does not quantize every position at the
+        same pixel levels.
     """
     from .qonnx_graph import execute, with_batch
 
