@@ -61,15 +61,17 @@ def brevitas_mlp(widths=(64, 32, 10), seed=0, out_scale=1.0):
 
 
 def brevitas_cnn(seed=0, padding=0, stride=1, pool="max", weight_bits=1, act_bits=1,
-                 in_bits=1):
+                 in_bits=1, out_bits=1):
     """A Brevitas W1A1 CNN over 8x8 images: the input mapped to ``2x - 1`` and binarized,
     ``QuantConv2d(1, 8, 3)``, ``BatchNorm2d``, a binary activation, ``MaxPool2d(2)``,
     ``QuantConv2d(8, 6, 2)``, ``BatchNorm2d``, a binary activation, flattened (NCHW) into an
     output ``QuantLinear`` (scale 1.0) and FINN's ``TensorNorm``. ``padding`` and ``stride``
-    go to the first convolution; ``pool="avg"`` makes the pool an ``AvgPool2d``. With
+    go to the first convolution; ``pool="avg"`` makes the pool an ``AvgPool2d``,
+    ``pool="ceil"`` a ``MaxPool2d`` with ``ceil_mode``. With
     ``weight_bits`` or ``act_bits`` 2 the convolutions and their activations use bnn_pynq's
     ``CommonWeightQuant`` / ``CommonActQuant`` at that width (ternary weights, levels -1, 0,
-    +1); ``in_bits`` 2 quantizes the input to -1, 0, +1 the same way."""
+    +1); ``in_bits`` 2 quantizes the input to -1, 0, +1 the same way, ``out_bits`` 2 makes
+    the output layer's weights ternary."""
     import brevitas.nn as qnn
     from brevitas.quant import SignedBinaryActPerTensorConst, SignedBinaryWeightPerTensorConst
     from brevitas_examples.bnn_pynq.models.tensor_norm import TensorNorm
@@ -103,9 +105,13 @@ def brevitas_cnn(seed=0, padding=0, stride=1, pool="max", weight_bits=1, act_bit
             side = pooled - k2 + 1
             self.body = nn.Sequential(
                 conv(1, 8, 3, padding=padding, stride=stride), nn.BatchNorm2d(8),
-                act(act_bits), nn.MaxPool2d(2) if pool == "max" else nn.AvgPool2d(2),
+                act(act_bits), {"max": nn.MaxPool2d(2), "avg": nn.AvgPool2d(2),
+                                "ceil": nn.MaxPool2d(2, ceil_mode=True)}[pool],
                 conv(8, 6, k2), nn.BatchNorm2d(6), act(act_bits), nn.Flatten(),
-                qnn.QuantLinear(6 * side * side, 10, bias=False, weight_quant=OutWeight),
+                qnn.QuantLinear(6 * side * side, 10, bias=False, weight_quant=OutWeight)
+                if out_bits == 1 else
+                qnn.QuantLinear(6 * side * side, 10, bias=False, weight_quant=CommonWeightQuant,
+                                weight_bit_width=out_bits),
                 TensorNorm())
 
         def forward(self, x):

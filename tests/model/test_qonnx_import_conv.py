@@ -90,6 +90,9 @@ def test_imported_brevitas_cnn_matches_amaranth_hardware(cnn_run, tmp_path, caps
                       "stride 1, unpadded) and MaxPool layers besides MatMul/Gemm\n"),
     ({"in_bits": 2}, "(Conv): reads a thermometer-coded input (an n-bit Quant on the input); "
                      "bnnflow's conv layers read one bit or 8-bit pixels per input value\n"),
+    ({"pool": "ceil"}, "(MaxPool): ceil_mode 1; bnnflow builds max-pools over whole windows\n"),
+    ({"weight_bits": 2, "out_bits": 2}, "(Gemm): ternary weights in the last layer are "
+                                        "imported after a dense hidden layer only\n"),
 ])
 def test_cnn_graphs_that_cannot_be_built_get_one_line(tmp_path, capsys, kwargs, message):
     path = export_brevitas(brevitas_cnn(**kwargs).eval(), tmp_path / "bad.onnx")
