@@ -45,11 +45,19 @@ def _shape_text(model):
     return "-".join(str(w) for w in model.widths)
 
 
+def _input_text(enc):
+    from .encoding import ELEMENT_KINDS, thresholds_of
+
+    if enc["kind"] in ELEMENT_KINDS:
+        return f"input: one {enc['bits']}-bit level per pixel ({enc['kind']})"
+    levels = ", ".join(f"{t * enc['scale']:g}" for t in thresholds_of(enc))
+    return f"input bit 1 where pixel >= {levels} of {enc['scale']:g}"
+
+
 def run(args):
     from . import artifact, golden
     from .conventions import argmax_lowest
     from .data import load_dataset
-    from .encoding import thresholds_of
     from .qonnx_graph import QonnxError, execute, file_sha256, load_graph, with_batch
     from .qonnx_import import data_path, import_graph
     from .qonnx_input import input_quantizer, input_spec, to_graph_input
@@ -60,14 +68,12 @@ def run(args):
     graph = load_graph(args.model)
     ds = load_dataset(args.dataset, data_dir=args.data_dir, split_seed=args.split_seed,
                       test_fraction=args.test_fraction)
-    if len(ds.shape) != 2:
-        raise QonnxError(f"data set {ds.name} has colour images {ds.shape}; bnnflow import "
-                         f"supports grey images (digits, mnist5k, mnist)")
     scale = ds.scale if args.input_scale is None else args.input_scale
     route = data_path(graph)
     _, in_act = input_quantizer(graph, route)
-    spec, in_scale = input_spec(graph, in_act, ds.shape, ds.scale, scale, args.input_offset)
-    built = import_graph(graph, spec, in_scale, route)
+    spec, in_scale, in_offset = input_spec(graph, in_act, ds.shape, ds.scale, scale,
+                                           args.input_offset)
+    built = import_graph(graph, spec, in_scale, route, in_offset)
     x = to_graph_input(graph, ds.x_test, scale, args.input_offset)
     scores = execute(with_batch(graph, len(x)), x).reshape(len(x), -1)
     if scores.shape[1] != built.num_classes:
@@ -99,10 +105,8 @@ def run(args):
     model = artifact.BnnModel(layers=built.layers, input=spec, classes=classes,
                               provenance=provenance)
     checksum = artifact.save(model, out)
-    enc = spec.encoding
-    levels = ", ".join(f"{t * enc['scale']:g}" for t in thresholds_of(enc))
     print(f"imported {args.model} ({sha[:19]}...): {_shape_text(model)}, "
-          f"{len(model.layers)} layers; input bit 1 where pixel >= {levels} of {enc['scale']:g}")
+          f"{len(model.layers)} layers; {_input_text(spec.encoding)}")
     print(f"agreement with the QONNX graph (qonnx executor): {int(agree.sum())} / {n} test "
           f"images of {ds.name} have equal classes")
     print(f"golden model test accuracy: {100 * accuracy:.2f} %")

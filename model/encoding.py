@@ -1,6 +1,6 @@
 """Input encodings: how raw pixels become the first layer's input bits.
 
-Two kinds, both recorded in the artifact's manifest (``input.encoding``) and in the training
+Four kinds, each recorded in the artifact's manifest (``input.encoding``) and in the training
 checkpoint (``config.input_encoding``):
 
 ``{"kind": "threshold", "scale": s, "threshold": t}``
@@ -21,6 +21,15 @@ checkpoint (``config.input_encoding``):
     ``2a - L``), so no grey level is thrown away and the input is ``P`` elements, not ``L * P``
     bits. ``K0 = P``.
 
+``{"kind": "pixel_levels", "scale": s, "bits": n, "thresholds": [t_1, ..., t_L]}``
+    One ``n``-bit element per pixel as ``pixels``, with the level ``a`` = the number of the
+    ``L = 2**n - 1`` non-decreasing thresholds that ``pixel / s`` reaches (``>= t_k``): any
+    non-decreasing map from pixels to levels, such as Brevitas CNV's 8-bit input
+    ``round(128 * (2 * pixel / 255 - 1))``, which skips the level of 0 (two equal
+    thresholds) and clips at 127 (``bnnflow import`` writes it). A new kind rather than a
+    key of ``pixels``, so a bnnflow that predates it refuses the file instead of ignoring the
+    table. ``K0 = P``.
+
 Every function here is numpy-only; :class:`bnnflow.model.artifact.InputSpec`, training and the
 geometry analysis all go through them, so the network, the golden model and the hardware
 stimulus binarize identically.
@@ -30,10 +39,12 @@ import numpy as np
 
 from . import conventions
 
-__all__ = ["KINDS", "make_encoding", "thresholds_of", "validate", "element_bits", "centered",
-           "encode"]
+__all__ = ["KINDS", "ELEMENT_KINDS", "make_encoding", "level_map", "thresholds_of", "validate",
+           "element_bits", "centered", "encode"]
 
-KINDS = ("threshold", "thermometer", "pixels")
+KINDS = ("threshold", "thermometer", "pixels", "pixel_levels")
+#: Kinds of one ``n``-bit element per pixel.
+ELEMENT_KINDS = ("pixels", "pixel_levels")
 
 #: Most levels a thermometer code may have.
 MAX_LEVELS = 16
@@ -86,10 +97,12 @@ def validate(encoding):
         if not _number(t):
             raise ValueError(f"input encoding threshold must be a number, not {t!r}")
         return 1
-    if kind == "pixels":
+    if kind in ELEMENT_KINDS:
         bits = encoding.get("bits")
         if isinstance(bits, bool) or not isinstance(bits, int) or not 2 <= bits <= 8:
-            raise ValueError(f"pixels encoding bits must be an integer in 2..8, not {bits!r}")
+            raise ValueError(f"{kind} encoding bits must be an integer in 2..8, not {bits!r}")
+        if kind == "pixel_levels":
+            _check_level_thresholds(encoding.get("thresholds"), (1 << bits) - 1)
         return 1
     ts = encoding.get("thresholds")
     if (not isinstance(ts, list | tuple) or not 2 <= len(ts) <= MAX_LEVELS
@@ -101,10 +114,35 @@ def validate(encoding):
     return len(ts)
 
 
+def _check_level_thresholds(ts, top):
+    if (not isinstance(ts, list | tuple) or len(ts) != top
+            or not all(_number(t) for t in ts)):
+        shown = ts if not isinstance(ts, list | tuple) else f"{len(ts)} values"
+        raise ValueError(f"pixel_levels thresholds must be a list of {top} numbers (2**bits - "
+                         f"1), not {shown}")
+    if any(b < a for a, b in zip(ts, ts[1:], strict=False)):
+        i = next(i for i, (a, b) in enumerate(zip(ts, ts[1:], strict=False)) if b < a)
+        raise ValueError(f"pixel_levels thresholds must not decrease, but threshold {i + 2} "
+                         f"({ts[i + 1]!r}) is below threshold {i + 1} ({ts[i]!r})")
+
+
 def element_bits(encoding):
-    """Bits of one input element: the ``pixels`` kind's ``bits``, else 1."""
+    """Bits of one input element: the ``pixels`` and ``pixel_levels`` kinds' ``bits``, else
+    1."""
     validate(encoding)
-    return int(encoding["bits"]) if encoding["kind"] == "pixels" else 1
+    return int(encoding["bits"]) if encoding["kind"] in ELEMENT_KINDS else 1
+
+
+def level_map(encoding, images):
+    """The ``n``-bit levels ``(B, P)`` (uint8) of raw ``images`` under an element kind."""
+    images = np.asarray(images, dtype=np.float64)
+    flat = images.reshape(images.shape[0], -1) / float(encoding["scale"])
+    top = (1 << int(encoding["bits"])) - 1
+    if encoding["kind"] == "pixel_levels":
+        # the number of thresholds at or below the value: pixel / s >= t_k
+        ts = np.asarray(encoding["thresholds"], dtype=np.float64)
+        return np.searchsorted(ts, flat, side="right").astype(np.uint8)
+    return np.clip(np.floor(flat * top + 0.5), 0, top).astype(np.uint8)
 
 
 def centered(encoding, images):
@@ -114,7 +152,7 @@ def centered(encoding, images):
     for the first threshold, then for the second, and so on.
     """
     levels = validate(encoding)
-    if encoding["kind"] == "pixels":
+    if encoding["kind"] in ELEMENT_KINDS:
         raise ValueError("n-bit pixels have no threshold to center on")
     images = np.asarray(images, dtype=np.float64)
     flat = images.reshape(images.shape[0], -1) / float(encoding["scale"])
@@ -124,10 +162,7 @@ def centered(encoding, images):
 
 def encode(encoding, images):
     """Inputs ``(B, K0)`` (uint8) of raw ``images``: bits ``sign_bits(centered(...))``, or for
-    the ``pixels`` kind the ``n``-bit levels."""
-    if validate(encoding) == 1 and encoding["kind"] == "pixels":
-        top = (1 << int(encoding["bits"])) - 1
-        images = np.asarray(images, dtype=np.float64)
-        flat = images.reshape(images.shape[0], -1) / float(encoding["scale"]) * top
-        return np.clip(np.floor(flat + 0.5), 0, top).astype(np.uint8)
+    the element kinds the ``n``-bit levels (:func:`level_map`)."""
+    if validate(encoding) == 1 and encoding["kind"] in ELEMENT_KINDS:
+        return level_map(encoding, images)
     return conventions.sign_bits(centered(encoding, images))

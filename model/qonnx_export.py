@@ -5,9 +5,10 @@ The graph (ONNX opset 13 plus qonnx's custom ops, batch size 1 as FINN expects):
     global_in (float32, 1 x K0)  the centered input: pixel / scale - t for each threshold t of
                                  the model's encoding, level-major (encoding.centered)
     BipolarQuant(scale 1)        +1 where the value is >= 0 (sign(0) = +1), else -1
-    or, for n-bit pixels (encoding ``pixels``, ``--input-bits 8``):
-    global_in (UINTn, 1 x K0)    the pixel levels a = round(pixel / scale * L) (encoding.encode),
-                                 0..L with L = 2**n - 1, as FINN's 8-bit image inputs
+    or, for n-bit pixels (encoding ``pixels``, ``--input-bits 8``, or ``pixel_levels``):
+    global_in (UINTn, 1 x K0)    the pixel levels a = round(pixel / scale * L), or a's table
+                                 (encoding.encode), 0..L with L = 2**n - 1, as FINN's 8-bit
+                                 image inputs
     Mul(2), Add(-L)              2a - L, the odd levels of the conventions
     per hidden layer i:
       MatMul(a, W_i)             W_i (K, N): +1 / -1 (BIPOLAR), ternary weights also 0; the
@@ -48,7 +49,7 @@ _CLASS = "class"
 
 def _check(model):
     kind = model.input.encoding["kind"]
-    if kind not in ("threshold", "thermometer", "pixels"):
+    if kind not in ("threshold", "thermometer", "pixels", "pixel_levels"):
         raise QonnxError(f"the model's input encoding is {kind!r}; "
                          f"export-qonnx writes threshold, thermometer and pixels inputs")
     for layer in model.layers:

@@ -42,15 +42,18 @@ def _torch_bn(model, bn, scale, shift):
     return module.eval()
 
 
-def rounding_margin(scale, count):
+def rounding_margin(scale, count, terms=None):
     """How far a float32 ``MatMul`` output may be from ``scale * dot``, per neuron.
 
-    0 for power-of-two scales (every partial sum is exact); otherwise a bound on the
-    accumulated rounding of at most ``count`` terms of total size ``scale * count`` in any
-    order, ``count * scale * count * 2**-23``.
+    0 for power-of-two scales (every product and partial sum is exact); otherwise a bound on
+    the rounding of ``terms`` products (``K``; ``count`` when omitted, as for 1-bit inputs) and
+    of their sum in any order, of total size at most ``scale * count`` (``L*K``, more for an
+    input offset): ``terms * scale * count * 2**-23`` (each product and each addition errs by
+    at most ``2**-24`` of that total).
     """
     scale = np.asarray(scale, dtype=np.float64)
-    return np.where(is_power_of_two(scale), 0.0, float(count) ** 2 * scale * 2.0 ** -23)
+    terms = count if terms is None else terms
+    return np.where(is_power_of_two(scale), 0.0, float(terms) * count * scale * 2.0 ** -23)
 
 
 def thresholds_of_levels(node, levels, top, live):
@@ -78,9 +81,12 @@ def thresholds_of_levels(node, levels, top, live):
     return np.stack(columns, axis=1).astype(np.int64), flip
 
 
-def torch_fold(model, bn, scale, margin, count):
-    """:func:`fold_batchnorm` on the graph's BatchNorm; the same at ``+-margin`` or refused."""
-    results = [fold_batchnorm(_torch_bn(model, bn, scale, shift), count)
+def torch_fold(model, bn, scale, margin, count, offset=0.0):
+    """:func:`fold_batchnorm` on the graph's BatchNorm of ``scale * dot + offset`` (an offset
+    per neuron: an ``n``-bit input's, :func:`~bnnflow.model.qonnx_input.input_spec`); the
+    same at ``+-margin`` or refused."""
+    offset = np.broadcast_to(np.asarray(offset, dtype=np.float64), np.shape(margin))
+    results = [fold_batchnorm(_torch_bn(model, bn, scale, offset + shift), count)
                for shift in (np.zeros_like(margin), -margin, margin)]
     for t, f in results[1:]:
         if not (np.array_equal(t, results[0][0]) and np.array_equal(f, results[0][1])):

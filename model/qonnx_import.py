@@ -191,12 +191,14 @@ def weights(model, mm):
             None if live is None else np.ascontiguousarray(mask))
 
 
-def _probe(model, mm, chain, act, count, live, scale):
+def _probe(model, mm, chain, act, count, live, scale, shift, terms):
     """The activation levels ``(count + 1, N)`` at every popcount ``p`` (the dot ``2p - m`` for
-    ``m`` = ``live`` inputs of each neuron), checked to hold within the float rounding."""
-    margin = rounding_margin(scale, count)
+    ``m`` = ``live`` inputs of each neuron, plus ``shift``), checked to hold within the float
+    rounding of ``terms`` products."""
+    # an input offset d = +-1 makes the inputs up to L + 1 in size, not L
+    margin = rounding_margin(scale, count + (terms if np.any(shift) else 0), terms)
     p = np.arange(count + 1)[:, None]
-    z = (2.0 * p - live[None, :]) * scale[None, :]   # exact for power-of-two scales
+    z = (2.0 * p - live[None, :] + shift[None, :]) * scale[None, :]  # exact for powers of two
     probes = np.concatenate([z, z - margin[None, :], z + margin[None, :]])
     levels = activation_levels(model, act,
                                run_nodes(model, [*chain, act], mm.output[0], probes))
@@ -210,24 +212,29 @@ def _probe(model, mm, chain, act, count, live, scale):
     return levels, margin
 
 
-def hidden_layer(model, name, mm, chain, act, in_bits, in_scale, in_map=None, in_copies=1):
+def hidden_layer(model, name, mm, chain, act, in_bits, in_scale, in_map=None, in_copies=1,
+                 in_offset=0):
     """A hidden ``binary_dense`` (``ternary_dense``) layer, or ``binary_conv2d`` for a ``Conv``
     node; returns ``(layer, out_bits, out_scale, out_copies)``. ``in_map``: the ``(H, W, C)``
     map a ``MatMul``/``Gemm`` reads flattened in NCHW order; ``in_copies``: thermometer copies
-    of each input (:func:`~bnnflow.model.qonnx_quant.activation`), level-major."""
+    of each input (:func:`~bnnflow.model.qonnx_quant.activation`), level-major; ``in_offset``:
+    ``d`` of inputs worth ``in_scale * (v + d)`` (:func:`~bnnflow.model.qonnx_input.input_spec`),
+    so the ``MatMul`` output is ``in_scale * w_scale * (dot + d * sum w)``."""
     bits, wscale, mask = weights(model, mm)
     bits, mask = _inputs(mm, bits, mask, in_map, in_copies)
     top_in = (1 << in_bits) - 1
     count = top_in * bits.shape[1]
     live = np.full(len(bits), count) if mask is None else top_in * mask.sum(axis=1)
+    signs = 2 * bits.astype(np.int64) - 1
+    shift = in_offset * (signs if mask is None else signs * mask).sum(axis=1)
     scale = in_scale * wscale
-    levels, margin = _probe(model, mm, chain, act, count, live, scale)
+    levels, margin = _probe(model, mm, chain, act, count, live, scale, shift, bits.shape[1])
     out_bits, out_scale, copies = activation(model, act)
     top = copies if copies > 1 else (1 << out_bits) - 1
     thresholds, flip = thresholds_of_levels(act, levels, top, live)
     if (mask is None and copies == 1 and out_bits == 1
             and [n.op_type for n in chain] == ["BatchNormalization"]):
-        t, f = torch_fold(model, chain[0], scale, margin, count)
+        t, f = torch_fold(model, chain[0], scale, margin, count, shift * scale)
         p = np.arange(count + 1)[:, None]
         torch_fires = np.where(f[None, :], count - p, p) >= t[None, :]
         if not np.array_equal(torch_fires, levels == 1):
@@ -264,9 +271,10 @@ def _inputs(mm, bits, mask, in_map, in_copies):
     a map)."""
     conv = mm.op_type == "Conv"
     if conv and in_copies > 1 and in_map is None:
-        raise node_error(mm, "reads a thermometer-coded input (an n-bit Quant on the input); "
-                             "bnnflow's conv layers read one bit or 8-bit pixels per input "
-                             "value")
+        raise node_error(mm, "reads a thermometer-coded input (a narrow-range n-bit Quant on "
+                             "the input); bnnflow's conv layers read one bit or one n-bit "
+                             "pixel per input value (a signed Quant without narrow range, as "
+                             "Brevitas CNV's 8-bit input)")
     if in_map is not None and not conv and bits.shape[1] * in_copies != int(np.prod(in_map)):
         raise node_error(mm, f"reads {bits.shape[1]} inputs after a map of "
                              f"{int(np.prod(in_map)) // in_copies} values")
@@ -381,7 +389,7 @@ def split_path(path):
     return prelude, in_act, items
 
 
-def import_graph(model, input_spec, in_scale, path=None):
+def import_graph(model, input_spec, in_scale, path=None, in_offset=0):
     """Build the layers of a cleaned QONNX graph.
 
     Parameters
@@ -394,6 +402,9 @@ def import_graph(model, input_spec, in_scale, path=None):
         The input quantizer's scale.
     path : list of NodeProto, optional
         The data path, if already computed.
+    in_offset : int
+        ``d`` of an ``n``-bit input worth ``in_scale * (v + d)``
+        (:func:`~bnnflow.model.qonnx_input.input_spec`).
 
     Returns
     -------
@@ -402,12 +413,16 @@ def import_graph(model, input_spec, in_scale, path=None):
         yet.
     """
     _, _, items = split_path(path or data_path(model))
-    built, in_bits, copies = [], 1, input_spec.levels
+    built, in_bits, copies = [], input_spec.bits, input_spec.levels
     for i, (kind, node, chain, act) in enumerate(items):
         in_map = getattr(built[-1], "out_shape", None) if built else None
         if kind == "pool":
             built.append(pool_layer(model, node, f"pool{i}", in_bits, copies))
         elif act is None:
+            if in_offset and not built:
+                raise node_error(node, "the last layer reads the n-bit input directly; its "
+                                       "offset per class has no place in bnnflow's popcount "
+                                       "output (add a hidden layer)")
             layer, twice = output_layer(model, f"fc{i}", node, chain, in_bits, in_scale, in_map,
                                         copies)
             if twice:
@@ -418,8 +433,9 @@ def import_graph(model, input_spec, in_scale, path=None):
             built.append(layer)
         else:
             name = f"conv{i}" if node.op_type == "Conv" else f"fc{i}"
-            layer, in_bits, in_scale, copies = hidden_layer(model, name, node, chain, act,
-                                                            in_bits, in_scale, in_map, copies)
+            layer, in_bits, in_scale, copies = hidden_layer(
+                model, name, node, chain, act, in_bits, in_scale, in_map, copies,
+                0 if built else in_offset)
             built.append(layer)
     try:
         return BnnModel(layers=built, input=input_spec)

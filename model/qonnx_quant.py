@@ -29,11 +29,13 @@ def positive(node, value, what):
         raise node_error(node, f"{what} must be positive, not {value.ravel()[:4].tolist()}")
 
 
-def quant_scale(model, node, activation=False):
+def quant_scale(model, node, activation=False, graph_input=False):
     """``(scale array, bit width)`` of a quantizer node: signed 1-bit; for weights also a
     signed narrow-range 2-bit ``Quant`` (-1, 0, +1: ternary), for activations a signed
     narrow-range ``n``-bit ``Quant`` (levels ``-(2**(n-1) - 1) .. 2**(n-1) - 1``, symmetric
-    about 0 as Brevitas' bnn_pynq ``CommonActQuant``); anything else is refused."""
+    about 0 as Brevitas' bnn_pynq ``CommonActQuant``), and on the graph's input
+    (``graph_input``) also a signed ``n``-bit one without narrow range (Brevitas CNV's 8-bit
+    input, levels ``-2**(n-1) .. 2**(n-1) - 1``); anything else is refused."""
     scale = model.get_initializer(node.input[1])
     if scale is None:
         raise node_error(node, "the scale must be a constant")
@@ -50,7 +52,8 @@ def quant_scale(model, node, activation=False):
         if not attrs.get("signed", 1):
             raise node_error(node, f"an unsigned {bits:g}-bit Quant has no level -1; bnnflow "
                                    f"imports signed quantizers")
-        if bits != 1 and not (narrow and bits == int(bits) and 2 <= bits <= 8):
+        if bits != 1 and not ((narrow or graph_input) and bits == int(bits)
+                              and 2 <= bits <= 8):
             raise node_error(node, f"{bits:g}-bit Quant without narrow range: its levels are "
                                    f"not symmetric about 0; bnnflow imports 2- to 8-bit "
                                    f"activations with narrow_range (as Brevitas' bnn_pynq)")

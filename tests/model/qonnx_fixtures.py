@@ -70,8 +70,9 @@ def brevitas_cnn(seed=0, padding=0, stride=1, pool="max", weight_bits=1, act_bit
     ``pool="ceil"`` a ``MaxPool2d`` with ``ceil_mode``. With
     ``weight_bits`` or ``act_bits`` 2 the convolutions and their activations use bnn_pynq's
     ``CommonWeightQuant`` / ``CommonActQuant`` at that width (ternary weights, levels -1, 0,
-    +1); ``in_bits`` 2 quantizes the input to -1, 0, +1 the same way, ``out_bits`` 2 makes
-    the output layer's weights ternary."""
+    +1); ``in_bits`` 2 quantizes the input to -1, 0, +1 the same way, ``in_bits`` 8 as
+    Brevitas' CNV does (:func:`cnv_input_quant`), ``out_bits`` 2 makes the output layer's
+    weights ternary."""
     import brevitas.nn as qnn
     from brevitas.quant import SignedBinaryActPerTensorConst, SignedBinaryWeightPerTensorConst
     from brevitas_examples.bnn_pynq.models.tensor_norm import TensorNorm
@@ -99,7 +100,7 @@ def brevitas_cnn(seed=0, padding=0, stride=1, pool="max", weight_bits=1, act_bit
         def __init__(self):
             super().__init__()
             torch.manual_seed(seed)
-            self.inq = act(in_bits)
+            self.inq = cnv_input_quant() if in_bits == 8 else act(in_bits)
             pooled = ((8 + 2 * padding - 3) // stride + 1) // 2
             k2 = min(2, pooled)                    # a stride of 2 leaves a 1x1 map
             side = pooled - k2 + 1
@@ -118,6 +119,35 @@ def brevitas_cnn(seed=0, padding=0, stride=1, pool="max", weight_bits=1, act_bit
             return self.body(self.inq(2.0 * x.reshape(x.shape[0], 1, 8, 8) - 1.0))
 
     return Cnn()
+
+
+def cnv_input_quant():
+    """Brevitas CNV's input quantizer (``brevitas_examples.bnn_pynq.models.CNV``): signed 8-bit
+    Q1.7 without narrow range, levels ``-128..127`` times ``2**-7``."""
+    import brevitas.nn as qnn
+    from brevitas.core.restrict_val import RestrictValueType
+    from brevitas_examples.bnn_pynq.models.common import CommonActQuant
+
+    return qnn.QuantIdentity(act_quant=CommonActQuant, bit_width=8, min_val=-1.0,
+                             max_val=1.0 - 2.0 ** -7, narrow_range=False,
+                             restrict_scaling_type=RestrictValueType.POWER_OF_TWO)
+
+
+def brevitas_cnv(weight_bits=1, act_bits=1, seed=0, batches=3):
+    """Brevitas' own bnn_pynq ``CNV`` (FINN's CIFAR-10 network, 32x32x3, 8-bit input) as its
+    ``cnv_{weight_bits}w{act_bits}a`` configuration builds it, untrained: bnn_pynq's uniform
+    weights, and BatchNorm statistics from ``batches`` batches of random images so that the
+    thresholds differ per channel; eval mode."""
+    from brevitas_examples.bnn_pynq.models.CNV import CNV
+
+    torch.manual_seed(seed)
+    net = CNV(num_classes=10, weight_bit_width=weight_bits, act_bit_width=act_bits,
+              in_bit_width=8, in_ch=3)
+    net.train()
+    with torch.no_grad():
+        for _ in range(batches):
+            net(torch.rand(16, 3, 32, 32))
+    return net.eval()
 
 
 def brevitas_bnn_pynq_fc(weight_bits=1, act_bits=2, in_bits=2, hidden=(32, 24), seed=0):

@@ -76,3 +76,64 @@ def test_input_width_must_match_levels_times_pixels():
         spec.check()
     with pytest.raises(ValueError, match="images must have 2 pixels each, not 4"):
         InputSpec(width=6, shape=(2,), encoding=THERMO).encode(np.zeros((1, 4)))
+
+
+#: Brevitas CNV's 8-bit input on pixels 0..255 (``round(128 * (2 p / 255 - 1))``, clipped to
+#: 127, plus 128): the level of 0 is skipped between pixels 127 and 128, and 255 clips.
+CNV_LEVELS = np.array([p if p < 128 else min(p + 1, 255) for p in range(256)])
+
+
+def _first_reached(levels, full):
+    return [float(np.argmax(levels >= k)) / full if np.any(levels >= k) else (full + 1) / full
+            for k in range(1, 256)]
+
+
+def test_pixel_levels_count_the_thresholds_each_pixel_reaches():
+    enc = {"kind": "pixel_levels", "scale": 255.0, "bits": 8,
+           "thresholds": _first_reached(CNV_LEVELS, 255.0)}
+    assert encoding.validate(enc) == 1 and encoding.element_bits(enc) == 8
+    pixels = np.arange(256).reshape(1, 256)
+    assert np.array_equal(encoding.encode(enc, pixels)[0], CNV_LEVELS)
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (5, 4, 4, 3))
+    assert np.array_equal(encoding.encode(enc, images), CNV_LEVELS[images.reshape(5, -1)])
+    # the pixels kind is the table of its own rounding
+    ramp = {"kind": "pixels", "scale": 16.0, "bits": 4}
+    table = {**ramp, "kind": "pixel_levels",
+             "thresholds": [(k - 0.5) / 15 for k in range(1, 16)]}
+    grey = np.arange(17).reshape(1, 17)
+    assert np.array_equal(encoding.encode(table, grey), encoding.encode(ramp, grey))
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"kind": "pixel_levels", "scale": 1.0, "bits": 2, "thresholds": [0.1, 0.2]},
+     r"pixel_levels thresholds must be a list of 3 numbers \(2\*\*bits - 1\), not 2 values"),
+    ({"kind": "pixel_levels", "scale": 1.0, "bits": 2},
+     r"pixel_levels thresholds must be a list of 3 numbers \(2\*\*bits - 1\), not None"),
+    ({"kind": "pixel_levels", "scale": 1.0, "bits": 2, "thresholds": [0.1, 0.3, 0.2]},
+     r"pixel_levels thresholds must not decrease, but threshold 3 \(0.2\) is below threshold "
+     r"2 \(0.3\)"),
+    ({"kind": "pixel_levels", "scale": 1.0, "bits": 9, "thresholds": []},
+     "pixel_levels encoding bits must be an integer in 2..8, not 9"),
+])
+def test_bad_pixel_levels_are_rejected_with_what_was_given(bad, message):
+    with pytest.raises(ValueError, match=message):
+        encoding.validate(bad)
+
+
+def test_pixel_levels_artifact_round_trips_and_golden_encodes_with_it(tmp_path):
+    enc = {"kind": "pixel_levels", "scale": 255.0, "bits": 8,
+           "thresholds": _first_reached(CNV_LEVELS, 255.0)}
+    rng = np.random.default_rng(2)
+    w0 = rng.integers(0, 2, (4, 6), dtype=np.uint8)
+    t0 = rng.integers(0, 255 * 6, (4, 1))
+    w1 = rng.integers(0, 2, (3, 4), dtype=np.uint8)
+    model = BnnModel([DenseLayer("fc0", w0, t0, in_bits=8), DenseLayer("fc1", w1)],
+                     InputSpec(width=6, shape=(1, 2, 3), encoding=enc))
+    path = tmp_path / "levels.bnn"
+    artifact.save(model, path)
+    loaded = artifact.load(path)
+    assert loaded.input.encoding == enc and loaded.input.bits == 8
+    images = rng.integers(0, 256, (40, 1, 2, 3))
+    assert np.array_equal(golden.run_images(loaded, images).classes,
+                          golden.classify(loaded, CNV_LEVELS[images.reshape(40, -1)]))

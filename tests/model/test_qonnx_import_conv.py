@@ -88,8 +88,10 @@ def test_imported_brevitas_cnn_matches_amaranth_hardware(cnn_run, tmp_path, caps
                     "(stride 1, no padding)\n"),
     ({"pool": "avg"}, "(AveragePool): is not imported; bnnflow import builds Conv (NCHW, "
                       "stride 1, unpadded) and MaxPool layers besides MatMul/Gemm\n"),
-    ({"in_bits": 2}, "(Conv): reads a thermometer-coded input (an n-bit Quant on the input); "
-                     "bnnflow's conv layers read one bit or 8-bit pixels per input value\n"),
+    ({"in_bits": 2}, "(Conv): reads a thermometer-coded input (a narrow-range n-bit Quant on "
+                     "the input); bnnflow's conv layers read one bit or one n-bit pixel per "
+                     "input value (a signed Quant without narrow range, as Brevitas CNV's "
+                     "8-bit input)\n"),
     ({"pool": "ceil"}, "(MaxPool): ceil_mode 1; bnnflow builds max-pools over whole windows\n"),
     ({"weight_bits": 2, "out_bits": 2}, "(Gemm): ternary weights in the last layer are "
                                         "imported after a dense hidden layer only\n"),
