@@ -1,15 +1,16 @@
 """Import a binarized QONNX graph (Brevitas export_qonnx, FINN streamlined) as a .bnn model.
 
-Reads BipolarQuant / Quant (1-bit, or narrow-range n-bit activations and 2-bit ternary
-weights), MatMul / Gemm, Conv (stride 1, unpadded) and MaxPool, BatchNormalization,
-MultiThreshold, Mul / Add / Sub / Div and Reshape / Flatten; folds each hidden layer into
-integer popcount thresholds exactly (negative scales flip the neuron's weights) and checks that
-the last layer's scores order the classes as its popcounts do. The graph's input for a pixel v
-is v / input-scale - input-offset, as float32; its input quantizer must quantize every pixel at
-the same levels, which become the model's input threshold or thermometer code. Before writing,
-qonnx's executor runs the graph and the golden model runs the new .bnn on the test split of
---dataset: the file is written only when every class agrees. The source file's sha256 goes into
-the provenance."""
+Reads BipolarQuant / Quant (1-bit, narrow-range n-bit activations, 2-bit ternary weights, and a
+signed n-bit input such as Brevitas CNV's 8-bit one), MatMul / Gemm, Conv (stride 1, unpadded)
+and MaxPool, BatchNormalization, MultiThreshold, Mul / Add / Sub / Div and Reshape / Flatten;
+folds each hidden layer into integer popcount thresholds exactly (negative scales flip the
+neuron's weights) and checks that the last layer's scores order the classes as its popcounts
+do. The graph's input for a pixel v is v / input-scale - input-offset, as float32; its input
+quantizer must quantize every pixel at the same levels, which become the model's input
+threshold, thermometer code or n-bit pixel levels; colour images (cifar10) go to an NCHW input
+transposed. Before writing, qonnx's executor runs the graph and the golden model runs the new
+.bnn on the test split of --dataset: the file is written only when every class agrees. The
+source file's sha256 goes into the provenance."""
 
 import numpy as np
 

@@ -6,7 +6,9 @@ What is built
 
     * an input stage: ``Reshape``/``Flatten`` and elementwise ``Mul``/``Add``/``Sub``/``Div``
       by constants, then a 1-bit quantizer (``BipolarQuant``, or a signed 1-bit ``Quant``,
-      which qonnx executes as the same sign with ``0 -> +1``);
+      which qonnx executes as the same sign with ``0 -> +1``), a narrow-range ``n``-bit one
+      (a thermometer code) or a signed ``n``-bit one (``n``-bit pixels, as Brevitas CNV's
+      8-bit input; :mod:`bnnflow.model.qonnx_input`);
     * per layer: ``MatMul``, ``Gemm`` or ``Conv`` (no bias) with binarized weights (a 1-bit
       quantizer on an initializer, or an initializer of +-1 values), then elementwise ops
       (``BatchNormalization``, ``Mul``, ``Add``, ``Sub``, ``Div``) and, for hidden layers, an
@@ -44,8 +46,8 @@ Exactness
     :mod:`bnnflow.model.qonnx_import_conv`. The input stage: see
     :mod:`bnnflow.model.qonnx_input`.
 
-Anything else (padded or strided convolutions, 4-bit quantizers, branches, unknown ops) is
-refused with one line naming the node and its op type.
+Anything else (padded or strided convolutions, unsigned or 4-bit weight quantizers, branches,
+unknown ops) is refused with one line naming the node and its op type.
 """
 
 import dataclasses
