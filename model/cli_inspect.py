@@ -49,6 +49,20 @@ def _shape_text(entry):
     return shape("in_shape", "in_width"), shape("out_shape", "out_width"), op
 
 
+def _input_text(inp):
+    """The input line: width, shape and encoding (a ``pixel_levels`` table of 255 thresholds
+    by the pixels where its levels start; ``--json`` has them all)."""
+    enc = dict(inp["encoding"])
+    unit = "bits"
+    if enc["kind"] in ("pixels", "pixel_levels"):
+        unit = f"{enc['bits']}-bit elements"
+    if enc["kind"] == "pixel_levels":
+        ts = enc.pop("thresholds")
+        lo, hi = ts[0] * enc["scale"], ts[-1] * enc["scale"]
+        enc["thresholds"] = f"{len(ts)}, pixels {lo:g} to {hi:g}"
+    return f"{inp['width']} {unit}, shape {tuple(inp['shape'])}, encoding {json.dumps(enc)}"
+
+
 def run(args):
     model, manifest = artifact.load_with_manifest(args.model)
     info = describe(model, manifest)
@@ -62,8 +76,7 @@ def run(args):
     inp = info["input"]
     console.print(f"[bold]{args.model}[/bold]  format v{info['format_version']}  "
                   f"{info['checksum']}")
-    console.print(f"input: {inp['width']} bits, shape {tuple(inp['shape'])}, "
-                  f"encoding {json.dumps(inp['encoding'])}")
+    console.print(f"input: {_input_text(inp)}")
     console.print(f"classes: {', '.join(info['classes'])}")
     table = Table(title="layers")
     # The kind shows as the op ("3x3 conv", "2/2 pool", "dense"); --json has the kind names.

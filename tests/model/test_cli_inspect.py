@@ -53,3 +53,25 @@ def test_inspect_lists_conv_pool_and_dense_layers_with_their_shapes(tmp_path, ca
     assert [e["kind"] for e in info["layers"]] == ["binary_conv2d", "maxpool2d", "binary_conv2d",
                                                    "binary_dense", "binary_dense"]
     assert info["layers"][2]["kernel"] == [2, 3] and info["layers"][1]["window"] == 2
+
+
+def test_inspect_shows_a_pixel_levels_table_by_its_range(tmp_path, capsys):
+    from bnnflow.model.artifact import BnnModel, DenseLayer, InputSpec
+
+    # Brevitas CNV's input: level 128 is skipped at pixel 128, level 255 starts at 254
+    thresholds = [k / 255 for k in range(1, 128)] + [128 / 255] * 2 + \
+        [k / 255 for k in range(129, 255)]
+    enc = {"kind": "pixel_levels", "scale": 255.0, "bits": 8, "thresholds": thresholds}
+    rng = np.random.default_rng(0)
+    model = BnnModel([DenseLayer("fc0", rng.integers(0, 2, (4, 6), dtype=np.uint8),
+                                 rng.integers(0, 1530, (4, 1)), in_bits=8),
+                      DenseLayer("fc1", rng.integers(0, 2, (3, 4), dtype=np.uint8))],
+                     InputSpec(width=6, shape=(2, 3), encoding=enc))
+    path = tmp_path / "levels.bnn"
+    artifact.save(model, path)
+    assert main(["inspect", str(path)]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert ('input: 6 8-bit elements, shape (2, 3), encoding {"bits": 8, "kind": '
+            '"pixel_levels", "scale": 255.0, "thresholds": "255, pixels 1 to 254"}') in out
+    assert main(["inspect", "--json", str(path)]) == 0
+    assert json.loads(capsys.readouterr().out)["input"]["encoding"]["thresholds"] == thresholds
