@@ -46,6 +46,30 @@ def _shape_text(model):
     return "-".join(str(w) for w in model.widths)
 
 
+def _graph_scores(graph, route, x):
+    """The scores ``(B, classes)`` that qonnx's executor gives for the graph input ``x``: the
+    output of the path's last node (before an ``ArgMax``). A graph with FINN's ``Im2Col`` runs
+    one image at a time as it is written, for batch 1 (qonnx's Im2Col is right for batch 1
+    only, and its shapes are not re-inferred for another)."""
+    from .qonnx_graph import execute, with_batch
+
+    tensor = route[-1].output[0]
+    if graph.get_nodes_by_op_type("Im2Col"):
+        return np.concatenate([execute(graph, x[i:i + 1], tensor=tensor).reshape(1, -1)
+                               for i in range(len(x))])
+    return execute(with_batch(graph, len(x)), x, tensor=tensor).reshape(len(x), -1)
+
+
+def _graph_input_text(graph_input):
+    """The provenance's account of what the graph's input is for a pixel."""
+    if graph_input.encoded:
+        return {"formula": "the input encoding's values: n-bit pixel levels, or pixel / scale "
+                           "- threshold per threshold (float32), as export-qonnx writes"}
+    return {"input_scale": float(graph_input.input_scale),
+            "input_offset": float(graph_input.input_offset),
+            "formula": "pixel / input_scale - input_offset (float32)"}
+
+
 def _input_text(enc):
     from .encoding import ELEMENT_KINDS, thresholds_of
 
@@ -59,9 +83,9 @@ def run(args):
     from . import artifact, golden
     from .conventions import argmax_lowest
     from .data import load_dataset
-    from .qonnx_graph import QonnxError, execute, file_sha256, load_graph, with_batch
+    from .qonnx_graph import QonnxError, file_sha256, load_graph
     from .qonnx_import import data_path, import_graph
-    from .qonnx_input import input_quantizer, input_spec, to_graph_input
+    from .qonnx_input import read_input
 
     out = check_output_file(args.out, "-o")
     if args.input_scale is not None and not args.input_scale > 0:
@@ -69,14 +93,12 @@ def run(args):
     graph = load_graph(args.model)
     ds = load_dataset(args.dataset, data_dir=args.data_dir, split_seed=args.split_seed,
                       test_fraction=args.test_fraction)
-    scale = ds.scale if args.input_scale is None else args.input_scale
     route = data_path(graph)
-    _, in_act = input_quantizer(graph, route)
-    spec, in_scale, in_offset = input_spec(graph, in_act, ds.shape, ds.scale, scale,
-                                           args.input_offset)
-    built = import_graph(graph, spec, in_scale, route, in_offset)
-    x = to_graph_input(graph, ds.x_test, scale, args.input_offset)
-    scores = execute(with_batch(graph, len(x)), x).reshape(len(x), -1)
+    graph_input = read_input(graph, route, ds.shape, ds.scale, args.input_scale,
+                             args.input_offset)
+    built = import_graph(graph, graph_input, route)
+    spec = graph_input.spec
+    scores = _graph_scores(graph, route, graph_input.feed(graph, ds.x_test))
     if scores.shape[1] != built.num_classes:
         raise QonnxError(f"the graph outputs {scores.shape[1]} scores per image, the imported "
                          f"model {built.num_classes}")
@@ -96,8 +118,7 @@ def run(args):
         "source": "qonnx", "source_file": str(args.model), "source_sha256": sha,
         "dataset": ds.name, "data_dir": args.data_dir, "split_seed": args.split_seed,
         "test_fraction": args.test_fraction,
-        "graph_input": {"input_scale": float(scale), "input_offset": float(args.input_offset),
-                        "formula": "pixel / input_scale - input_offset (float32)"},
+        "graph_input": _graph_input_text(graph_input),
         "agreement": {"images": n, "equal_classes": int(agree.sum()),
                       "against": "qonnx.core.onnx_exec.execute_onnx"},
         "test_accuracy": accuracy,

@@ -62,6 +62,7 @@ from .qonnx_import_conv import (
     conv_kernel,
     conv_layer,
     hwc_columns,
+    lowered_conv,
     map_shape,
     pool_layer,
     repeat_channels,
@@ -79,16 +80,19 @@ ACTIVATION_OPS = ("BipolarQuant", "Quant", "MultiThreshold")
 MATMUL_OPS = ("MatMul", "Gemm")
 #: Ops that make a layer (a weighted sum, then its elementwise ops and quantizer).
 LAYER_OPS = (*MATMUL_OPS, "Conv")
-#: Map ops that bnnflow import does not build (FINN's lowered NHWC form included).
-OTHER_MAP_OPS = ("AveragePool", "ConvTranspose", "Im2Col", "MaxPoolNHWC", "QuantAvgPool2d",
-                 "GlobalAveragePool", "Pad", "Transpose")
-_KNOWN = SHAPE_OPS + ELEMENTWISE_OPS + ACTIVATION_OPS + MATMUL_OPS + MAP_OPS
+#: FINN's lowered NHWC form of conv and max-pool layers (as ``bnnflow export-qonnx`` writes).
+LOWERED_OPS = ("Im2Col", "MaxPoolNHWC")
+#: Map ops that bnnflow import does not build.
+OTHER_MAP_OPS = ("AveragePool", "ConvTranspose", "QuantAvgPool2d", "GlobalAveragePool", "Pad",
+                 "Transpose")
+_KNOWN = SHAPE_OPS + ELEMENTWISE_OPS + ACTIVATION_OPS + MATMUL_OPS + MAP_OPS + LOWERED_OPS
 
 
 def _check_known(node):
     if node.op_type in OTHER_MAP_OPS:
         raise node_error(node, "is not imported; bnnflow import builds Conv (NCHW, stride 1, "
-                               "unpadded) and MaxPool layers besides MatMul/Gemm")
+                               "unpadded) and MaxPool layers, or FINN's Im2Col and "
+                               "MaxPoolNHWC, besides MatMul/Gemm")
     if node.op_type not in _KNOWN:
         raise node_error(node, f"op {node.op_type} is not supported; bnnflow import builds "
                                f"{', '.join(_KNOWN)}")
@@ -100,7 +104,8 @@ def _is_weight_quant(model, node):
 
 
 def data_path(model):
-    """The nodes from the graph's one input to its one output, in order.
+    """The nodes from the graph's one input to its one output, in order; an ``ArgMax`` that
+    makes the output (``export-qonnx --argmax``) is left out, so the path ends at the scores.
 
     Raises
     ------
@@ -122,13 +127,17 @@ def data_path(model):
             raise node_error(consumers[1], f"tensor {name} feeds {len(consumers)} nodes; "
                                            f"bnnflow imports a chain of layers, no branches")
         node = consumers[0]
+        if node.op_type == "ArgMax" and node.output[0] == end:
+            on_path = {n.name for n in path} | {node.name}
+            break
         _check_known(node)
         if node.input[0] != name:
             raise node_error(node, f"takes the data tensor {name} as input "
                                    f"{list(node.input).index(name)}, expected input 0")
         path.append(node)
         name = node.output[0]
-    on_path = {n.name for n in path}
+    else:
+        on_path = {n.name for n in path}
     for node in graph.node:
         if node.name not in on_path and not _is_weight_quant(model, node):
             _check_known(node)
@@ -202,8 +211,11 @@ def _probe(model, mm, chain, act, count, live, scale, shift, terms):
     p = np.arange(count + 1)[:, None]
     z = (2.0 * p - live[None, :] + shift[None, :]) * scale[None, :]  # exact for powers of two
     probes = np.concatenate([z, z - margin[None, :], z + margin[None, :]])
-    levels = activation_levels(model, act,
-                               run_nodes(model, [*chain, act], mm.output[0], probes))
+    nhwc = any(a.name == "data_layout" and a.s == b"NHWC" for a in act.attribute)
+    # a MultiThreshold on NHWC maps reads channels on axis 3
+    out = run_nodes(model, [*chain, act], mm.output[0],
+                    probes[:, None, None, :] if nhwc else probes)
+    levels = activation_levels(model, act, out.reshape(len(probes), -1))
     levels, low, high = np.split(levels, 3)
     moved = ((levels != low) | (levels != high)) & (p <= live[None, :])
     if np.any(moved):
@@ -261,6 +273,9 @@ def _build(name, mm, model, bits, mask, thresholds, in_bits, in_copies, copies):
     if mm.op_type == "Conv":
         return conv_layer(name, bits, thresholds, in_bits, map_shape(model, mm, in_copies),
                           conv_kernel(mm), mask)
+    lowered = lowered_conv(model, mm)
+    if lowered is not None:
+        return conv_layer(name, bits, thresholds, in_bits, *lowered, mask)
     if mask is not None:
         return TernaryDenseLayer(name, bits, mask, thresholds, in_bits=in_bits)
     return DenseLayer(name, bits, thresholds, in_bits=in_bits)
@@ -348,28 +363,39 @@ def _repeated(layer):
     return dataclasses.replace(layer, **arrays)
 
 
-def split_path(path):
+def split_path(path, quantized_input=True):
     """``(prelude, input quantizer, items)``: each item ``("layer", node, chain, activation or
-    None)`` for a ``MatMul``/``Gemm``/``Conv``, or ``("pool", node, None, None)``."""
+    None)`` for a ``MatMul``/``Gemm``/``Conv`` (a ``MatMul`` after FINN's ``Im2Col``: a
+    lowered conv), or ``("pool", node, None, None)``. With ``quantized_input`` False (an
+    integer graph input that the first layer reads directly) the prelude runs up to the first
+    layer and the input quantizer is None."""
     i, prelude = 0, []
     while i < len(path) and path[i].op_type not in ACTIVATION_OPS:
-        if path[i].op_type in LAYER_OPS:
+        if path[i].op_type in (*LAYER_OPS, "Im2Col"):
+            if not quantized_input:
+                break
             raise node_error(path[i], "multiplies the float input; bnnflow needs the input "
                                       "binarized first (a BipolarQuant on the input)")
         prelude.append(path[i])
         i += 1
     if i == len(path):
         raise QonnxError("the graph has no quantizer on its input and no layers")
-    in_act, i, items = path[i], i + 1, []
+    in_act, items = None, []
+    if quantized_input:
+        in_act, i = path[i], i + 1
     while i < len(path):
         while i < len(path) and path[i].op_type in SHAPE_OPS:
             i += 1
         if i == len(path):
             break
-        if path[i].op_type == "MaxPool":
+        if path[i].op_type in ("MaxPool", "MaxPoolNHWC"):
             items.append(("pool", path[i], None, None))
             i += 1
             continue
+        if path[i].op_type == "Im2Col":
+            i += 1
+            if i == len(path) or path[i].op_type != "MatMul":
+                raise node_error(path[i - 1], "must feed a MatMul (FINN's lowered conv)")
         if path[i].op_type not in LAYER_OPS:
             raise node_error(path[i], "expected MatMul, Gemm, Conv or MaxPool after an "
                                       "activation quantizer")
@@ -391,22 +417,18 @@ def split_path(path):
     return prelude, in_act, items
 
 
-def import_graph(model, input_spec, in_scale, path=None, in_offset=0):
+def import_graph(model, graph_input, path=None):
     """Build the layers of a cleaned QONNX graph.
 
     Parameters
     ----------
     model : ModelWrapper
         A graph loaded with :func:`bnnflow.model.qonnx_graph.load_graph`.
-    input_spec : InputSpec
-        The binarized input (see :func:`input_spec`).
-    in_scale : float
-        The input quantizer's scale.
+    graph_input : GraphInput
+        Its input stage (:func:`bnnflow.model.qonnx_input.read_input`): the input spec, the
+        scale and offset of the first layer's inputs, and the copies of each.
     path : list of NodeProto, optional
         The data path, if already computed.
-    in_offset : int
-        ``d`` of an ``n``-bit input worth ``in_scale * (v + d)``
-        (:func:`~bnnflow.model.qonnx_input.input_spec`).
 
     Returns
     -------
@@ -414,12 +436,15 @@ def import_graph(model, input_spec, in_scale, path=None, in_offset=0):
         Layers ``fc0 .. fcN`` (``convI``, ``poolI`` for maps); no classes and no provenance
         yet.
     """
-    _, _, items = split_path(path or data_path(model))
-    built, in_bits, copies = [], input_spec.bits, input_spec.levels
+    _, _, items = split_path(path or data_path(model), graph_input.quantized)
+    spec, in_scale, in_offset = graph_input.spec, graph_input.scale, graph_input.offset
+    built, in_bits, copies, nhwc = [], spec.bits, graph_input.copies, False
     for i, (kind, node, chain, act) in enumerate(items):
-        in_map = getattr(built[-1], "out_shape", None) if built else None
+        # a dense layer after FINN's NHWC map reads it channels-last already: no reordering
+        in_map = getattr(built[-1], "out_shape", None) if built and not nhwc else None
         if kind == "pool":
             built.append(pool_layer(model, node, f"pool{i}", in_bits, copies))
+            nhwc = node.op_type == "MaxPoolNHWC"
         elif act is None:
             if in_offset and not built:
                 raise node_error(node, "the last layer reads the n-bit input directly; its "
@@ -428,18 +453,19 @@ def import_graph(model, input_spec, in_scale, path=None, in_offset=0):
             layer, twice = output_layer(model, f"fc{i}", node, chain, in_bits, in_scale, in_map,
                                         copies)
             if twice:
-                if not built or in_map is not None:
+                if not built or getattr(built[-1], "out_shape", None) is not None:
                     raise node_error(node, "ternary weights in the last layer are imported "
                                            "after a dense hidden layer only")
                 built[-1] = _repeated(built[-1])
             built.append(layer)
         else:
-            name = f"conv{i}" if node.op_type == "Conv" else f"fc{i}"
+            nhwc = lowered_conv(model, node) is not None
+            name = f"conv{i}" if node.op_type == "Conv" or nhwc else f"fc{i}"
             layer, in_bits, in_scale, copies = hidden_layer(
                 model, name, node, chain, act, in_bits, in_scale, in_map, copies,
                 0 if built else in_offset)
             built.append(layer)
     try:
-        return BnnModel(layers=built, input=input_spec)
+        return BnnModel(layers=built, input=spec)
     except ValueError as e:
         raise QonnxError(f"the imported layers do not chain: {e}") from None

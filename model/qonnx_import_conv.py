@@ -24,7 +24,7 @@ from .qonnx_graph import QonnxError, node_error
 from .ternary_conv import TernaryConv2dLayer
 
 __all__ = ["MAP_OPS", "conv_kernel", "window_rows", "hwc_columns", "map_shape",
-           "repeat_channels", "conv_layer", "pool_layer"]
+           "lowered_conv", "repeat_channels", "conv_layer", "pool_layer"]
 
 #: Ops that this module builds.
 MAP_OPS = ("Conv", "MaxPool")
@@ -80,12 +80,40 @@ def hwc_columns(rows, shape):
 
 
 def map_shape(model, node, copies=1):
-    """The channels-last ``(H, W, C)`` of the NCHW map that ``node`` reads; with thermometer
-    ``copies`` of each value, ``C`` times ``copies`` (channel ``l * C + c``: level-major)."""
+    """The channels-last ``(H, W, C)`` of the NCHW map that ``node`` reads (NHWC for FINN's
+    ``MaxPoolNHWC``); with thermometer ``copies`` of each value, ``C`` times ``copies``
+    (channel ``l * C + c``: level-major)."""
     shape = model.get_tensor_shape(node.input[0])
+    layout = "NHWC" if node.op_type == "MaxPoolNHWC" else "NCHW"
     if shape is None or len(shape) != 4:
-        raise node_error(node, f"expected an NCHW map as input, not shape {shape}")
+        raise node_error(node, f"expected an {layout} map as input, not shape {shape}")
+    if layout == "NHWC":
+        return int(shape[1]), int(shape[2]), int(shape[3]) * copies
     return int(shape[2]), int(shape[3]), int(shape[1]) * copies
+
+
+def lowered_conv(model, mm):
+    """``(in_shape (H, W, C), kernel (kh, kw))`` of a ``MatMul`` that reads FINN's ``Im2Col``
+    (windows in ``(kh, kw, Cin)`` order, the weights' rows: the conventions' order), or None
+    for any other ``MatMul``; an ``Im2Col`` with strides, padding, dilation or depthwise
+    windows is refused."""
+    im2col = model.find_producer(mm.input[0])
+    if im2col is None or im2col.op_type != "Im2Col":
+        return None
+    kernel = _ints(im2col, "kernel_size", ())
+    if len(kernel) != 2:
+        raise node_error(im2col, f"kernel_size {kernel}; bnnflow builds 2-D convolutions")
+    for what, want in (("stride", [1, 1]), ("pad_amount", [0, 0, 0, 0]), ("dilations", [1, 1])):
+        got = _ints(im2col, what, want)
+        if got != want:
+            raise node_error(im2col, f"{what} {got}; bnnflow builds convolutions with {what} "
+                                     f"{want} (stride 1, no padding)")
+    if _int(im2col, "depthwise", 0):
+        raise node_error(im2col, "depthwise windows; bnnflow builds full convolutions")
+    shape = model.get_tensor_shape(im2col.input[0])
+    if shape is None or len(shape) != 4:
+        raise node_error(im2col, f"expected an NHWC map as input, not shape {shape}")
+    return (int(shape[1]), int(shape[2]), int(shape[3])), tuple(int(k) for k in kernel)
 
 
 def repeat_channels(rows, channels, copies):

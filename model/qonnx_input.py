@@ -20,17 +20,174 @@ the fold absorbs (:func:`input_spec` returns ``d``).
 
 Colour images: the data sets hold ``(H, W, C)`` pixels channels-last, an NCHW graph input
 ``(1, C, H, W)``; :func:`to_graph_input` transposes.
+
+Encoded inputs (:func:`read_input`): a graph whose input has an integer datatype (``UINTn``, as
+FINN feeds images and ``export-qonnx`` writes ``--input-bits 8`` models) takes the ``n``-bit
+pixel levels themselves, read by the first layer after elementwise ops that must map the
+levels ``0..L`` onto evenly spaced rising values ``alpha * a + beta`` (``export-qonnx``:
+``2a - L``; FINN: ``a``). A graph that ``export-qonnx`` wrote says in its ``bnnflow_input``
+metadata how its input encodes the pixels (for 1-bit encodings the centered pixels, one per
+threshold): that encoding is read back as it is.
 """
+
+import json
+from dataclasses import dataclass
 
 import numpy as np
 
 from .artifact import InputSpec
-from .encoding import MAX_LEVELS, make_encoding
+from .encoding import MAX_LEVELS, centered, element_bits, encode, make_encoding, validate
 from .qonnx_graph import QonnxError, node_error
-from .qonnx_import import ELEMENTWISE_OPS, data_path, split_path
+from .qonnx_import import ELEMENTWISE_OPS, SHAPE_OPS, data_path, split_path
 from .qonnx_quant import activation, activation_levels, positive, quant_scale
 
-__all__ = ["input_quantizer", "to_graph_input", "input_spec"]
+__all__ = ["GraphInput", "read_input", "input_quantizer", "to_graph_input", "input_spec"]
+
+
+@dataclass(frozen=True)
+class GraphInput:
+    """A graph's input stage as the importer reads it.
+
+    Attributes
+    ----------
+    spec : InputSpec
+        The model's input.
+    scale, offset : float
+        The first layer's inputs are worth ``scale * (v + offset)`` for the conventions' ``v``.
+    copies : int
+        Thermometer copies of each input value that the first layer's weight columns are
+        repeated for (1 when the graph's input already has one value per input bit).
+    quantized : bool
+        The input stage ends in a quantizer (False: the first layer reads an integer input).
+    encoded : bool
+        The graph's input is the spec's encoded values (levels, or centered pixels) rather
+        than ``pixel / input_scale - input_offset``.
+    input_scale, input_offset : float
+    """
+
+    spec: InputSpec
+    scale: float
+    offset: float = 0.0
+    copies: int = 1
+    quantized: bool = True
+    encoded: bool = False
+    input_scale: float = 1.0
+    input_offset: float = 0.0
+
+    def feed(self, model, images):
+        """Raw images ``(B, ...)`` as the graph's float32 input."""
+        if not self.encoded:
+            return to_graph_input(model, images, self.input_scale, self.input_offset)
+        enc = self.spec.encoding
+        values = encode(enc, images) if element_bits(enc) > 1 else centered(enc, images)
+        if self.spec.levels == 1:       # one value per pixel: colour maps go NCHW
+            values = values.reshape(len(values), *self.spec.shape)
+        return to_graph_input(model, values, 1.0, 0.0)
+
+
+def read_input(model, path, shape, full_scale, input_scale=None, input_offset=0.0):
+    """The :class:`GraphInput` of ``model`` for images of ``shape`` with pixels ``0..
+    full_scale``: an encoded input (see the module), or the input stage run on every pixel
+    level (:func:`input_spec`) for the graph input ``pixel / input_scale - input_offset``
+    (``input_scale`` None: ``full_scale``). An integer input's levels are ``round(pixel /
+    input_scale * L)``; ``export-qonnx``'s metadata takes neither option."""
+    meta = model.get_metadata_prop("bnnflow_input")
+    bits = _integer_bits(model)
+    if meta is None and bits is None:
+        scale_in = full_scale if input_scale is None else input_scale
+        _, in_act = input_quantizer(model, path)
+        spec, scale, offset = input_spec(model, in_act, shape, full_scale, scale_in,
+                                         input_offset)
+        return GraphInput(spec, scale, offset, spec.levels, input_scale=scale_in,
+                          input_offset=input_offset)
+    if input_offset or (meta is not None and input_scale is not None):
+        what = ("its bnnflow_input metadata (written by export-qonnx) says how it encodes "
+                "the pixels" if meta is not None else f"it takes UINT{bits} pixel levels")
+        given = "--input-offset" if meta is None else "--input-scale and --input-offset"
+        raise QonnxError(f"the graph's input is encoded: {what}; drop {given}")
+    spec = _encoded_spec(model, meta, bits, shape,
+                         full_scale if input_scale is None else input_scale)
+    if spec.bits == 1:
+        prelude, in_act = input_quantizer(model, path)
+        if any(node.op_type not in SHAPE_OPS for node in prelude):
+            raise node_error(prelude[0], "the encoded input (bnnflow_input) must go straight to "
+                                         "its quantizer")
+        n, scale, copies = activation(model, in_act)
+        if (n, copies) != (1, 1):
+            raise node_error(in_act, "the encoded input's quantizer must be 1-bit")
+        return GraphInput(spec, scale, encoded=True)
+    prelude = split_path(path, quantized_input=False)[0]
+    scale, offset = _affine(prelude, model, spec.bits)
+    return GraphInput(spec, scale, offset, quantized=False, encoded=True)
+
+
+def _integer_bits(model):
+    """``n`` of a graph input with datatype ``UINTn`` (2..8), else None."""
+    name = model.get_tensor_datatype(model.graph.input[0].name).name
+    if name.startswith("UINT") and name[4:].isdigit() and 2 <= int(name[4:]) <= 8:
+        return int(name[4:])
+    return None
+
+
+def _encoded_spec(model, meta, bits, shape, full_scale):
+    """The :class:`InputSpec` of an encoded input: the ``bnnflow_input`` metadata's, or
+    ``n``-bit pixels at the data set's full scale."""
+    graph_shape = model.get_tensor_shape(model.graph.input[0].name)
+    try:
+        if meta is not None:
+            info = json.loads(meta)
+            enc, meta_shape = info["encoding"], tuple(int(s) for s in info["shape"])
+            spec = InputSpec(width=int(np.prod(meta_shape)) * validate(enc), shape=meta_shape,
+                             encoding=enc)
+        else:
+            spec = InputSpec(width=int(np.prod(shape)), shape=tuple(int(s) for s in shape),
+                             encoding={"kind": "pixels", "scale": float(full_scale),
+                                       "bits": bits})
+        spec.check()
+    except (ValueError, KeyError, TypeError) as e:
+        raise QonnxError(f"the graph's bnnflow_input metadata is not an input bnnflow reads "
+                         f"({e}); re-export it with bnnflow export-qonnx") from None
+    if shape is not None and int(np.prod(shape)) != int(np.prod(spec.shape)):
+        raise QonnxError(f"the graph's input encodes images of shape {list(spec.shape)}, the "
+                         f"data set's are {list(shape)}; choose the data set the network was "
+                         f"trained on with --dataset")
+    if int(np.prod(graph_shape[1:])) != spec.width:
+        raise QonnxError(f"the graph's input {graph_shape} holds {int(np.prod(graph_shape[1:]))} "
+                         f"values per image, its encoded input {spec.width}; choose the data "
+                         f"set the network was trained on with --dataset")
+    if bits is not None and spec.bits != bits:
+        raise QonnxError(f"the graph's input is UINT{bits}, its bnnflow_input metadata says "
+                         f"{spec.bits}-bit; re-export it with bnnflow export-qonnx")
+    return spec
+
+
+def _affine(prelude, model, bits):
+    """``(scale, offset)`` of the first layer's inputs when the elementwise ops of
+    ``prelude`` map the levels ``a = 0..L`` to ``alpha * a + beta``: ``alpha / 2`` and ``L + 2
+    beta / alpha`` (``alpha * a + beta = (alpha / 2) * (v + L + 2 beta / alpha)``)."""
+    top = (1 << bits) - 1
+    a = np.arange(top + 1, dtype=np.float32)
+    values = a.copy()
+    for node in prelude:
+        if node.op_type in SHAPE_OPS:
+            continue
+        c = model.get_initializer(node.input[1]) if node.op_type in _ARITH else None
+        if c is None or np.size(c) != 1:
+            raise node_error(node, "the input stage of an integer input may only scale and "
+                                   "shift every level alike (Mul, Add, Sub, Div by scalar "
+                                   "constants)")
+        values = _ARITH[node.op_type](values, np.float32(np.asarray(c).reshape(())))
+    values = values.astype(np.float64)
+    alpha, beta = values[1] - values[0], values[0]
+    if not alpha > 0 or not np.array_equal(values, alpha * a.astype(np.float64) + beta):
+        raise QonnxError(f"the input stage maps the {bits}-bit levels to values that are not "
+                         f"evenly spaced and rising ({values[:3].tolist()}, ...); bnnflow "
+                         f"reads n-bit inputs as the levels 2a - {top}")
+    return alpha / 2, top + 2 * beta / alpha
+
+
+#: The elementwise ops of an integer input's stage, as float32 numpy arithmetic.
+_ARITH = {"Mul": np.multiply, "Add": np.add, "Sub": np.subtract, "Div": np.divide}
 
 
 def input_quantizer(model, path=None):

@@ -97,7 +97,7 @@ def test_export_then_import_gives_the_same_layers(tmp_path, capsys):
     src, onnx_path, back = tmp_path / "m.bnn", tmp_path / "m.onnx", tmp_path / "back.bnn"
     artifact.save(model, src)
     assert _run(capsys, "export-qonnx", src, "-o", onnx_path)[0] == 0
-    code, _, err = _run(capsys, "import", onnx_path, "-o", back, "--input-offset", "0.5")
+    code, _, err = _run(capsys, "import", onnx_path, "-o", back)
     assert (code, err) == (0, "")
     again = artifact.load(back)
     assert again.input.encoding == DIGITS

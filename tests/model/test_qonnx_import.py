@@ -121,7 +121,7 @@ def _one_line_error(capsys, argv, out):
     ({"extra_op": "Relu"}, "error: node Relu_0 (Relu): op Relu is not supported; bnnflow import "
                            "builds Reshape, Flatten, Identity, BatchNormalization, Mul, Add, "
                            "Sub, Div, BipolarQuant, Quant, MultiThreshold, MatMul, Gemm, Conv, "
-                           "MaxPool\n"),
+                           "MaxPool, Im2Col, MaxPoolNHWC\n"),
     ({"two_inputs": True}, "error: {path}: the graph has 2 inputs (x, x2); bnnflow imports "
                            "graphs with one input and one output\n"),
     ({"out_bn": True}, "error: node BatchNormalization_1 (BatchNormalization): the scores "

@@ -87,7 +87,8 @@ def test_imported_brevitas_cnn_matches_amaranth_hardware(cnn_run, tmp_path, caps
     ({"stride": 2}, "(Conv): strides [2, 2]; bnnflow builds convolutions with strides [1, 1] "
                     "(stride 1, no padding)\n"),
     ({"pool": "avg"}, "(AveragePool): is not imported; bnnflow import builds Conv (NCHW, "
-                      "stride 1, unpadded) and MaxPool layers besides MatMul/Gemm\n"),
+                      "stride 1, unpadded) and MaxPool layers, or FINN's Im2Col and "
+                      "MaxPoolNHWC, besides MatMul/Gemm\n"),
     ({"in_bits": 2}, "(Conv): reads a thermometer-coded input (a narrow-range n-bit Quant on "
                      "the input); bnnflow's conv layers read one bit or one n-bit pixel per "
                      "input value (a signed Quant without narrow range, as Brevitas CNV's "

@@ -1,0 +1,171 @@
+"""``export-qonnx`` then ``import`` gives the same model back (FINN's lowered conv form: Im2Col,
+MaxPoolNHWC; the ``bnnflow_input`` metadata; UINT8 pixel levels; a closing ArgMax), and a
+FINN-style graph that reads raw UINT8 levels straight into its first MatMul imports exactly."""
+
+import numpy as np
+import onnx
+import pytest
+
+from bnnflow.model import artifact, golden
+from bnnflow.model.artifact import BnnModel, InputSpec
+from bnnflow.model.qonnx_export import export_graph
+from bnnflow.model.qonnx_graph import execute, load_graph
+from bnnflow.model.qonnx_import import data_path, import_graph
+from bnnflow.model.qonnx_input import read_input
+from bnnflow.model.random_net import random_conv_model, random_model
+
+from .qonnx_fixtures import run_cli
+
+#: (input shape, stages, classes): odd sizes, a 3-channel input, a map straight into the
+#: output layer.
+CONV_NETS = [
+    ((7, 6, 2), [("conv", 5, 3), ("pool", 2), ("conv", 3, 2), ("dense", 7)], 4),
+    ((9, 8, 1), [("conv", 4, 2, 3), ("conv", 3, 3), ("pool", 2, 1), ("dense", 5)], 3),
+    ((5, 5, 3), [("conv", 2, 3), ("pool", 3)], 5),
+]
+KINDS = {"binary": {}, "ternary": {"ternary": True}, "2-bit": {"act_bits": 2},
+         "8-bit input": {"input_bits": 8},
+         "all three": {"input_bits": 8, "ternary": True, "act_bits": 2}}
+THERMO = {"kind": "thermometer", "scale": 16.0, "thresholds": [0.25, 0.5, 0.75]}
+
+
+def _save_graph(model, path, argmax=False):
+    onnx.save(export_graph(model, argmax=argmax).model, str(path))
+    return load_graph(path)
+
+
+def _read_back(graph, shape=None, scale=None):
+    route = data_path(graph)
+    return import_graph(graph, read_input(graph, route, shape, scale), route)
+
+
+def _same_layers(a, b):
+    assert a.input.encoding == b.input.encoding and a.input.shape == b.input.shape
+    for x, y in zip(a.layers, b.layers, strict=True):
+        assert (x.kind, x.name[:2]) == (y.kind, y.name[:2])
+        for name in ("weights", "thresholds", "mask"):
+            u, v = getattr(x, name, None), getattr(y, name, None)
+            assert (u is None) == (v is None), (x.name, name)
+            assert u is None or np.array_equal(u, v), (x.name, name)
+
+
+@pytest.mark.parametrize("net", range(len(CONV_NETS)))
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_conv_model_round_trips(tmp_path, net, kind):
+    model = random_conv_model(*CONV_NETS[net], seed=net + 3, **KINDS[kind])
+    graph = _save_graph(model, tmp_path / "m.onnx", argmax=net == 0)
+    assert {"Im2Col", "MaxPoolNHWC"} <= {n.op_type for n in graph.graph.node}
+    _same_layers(model, _read_back(graph))
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_dense_model_round_trips(tmp_path, kind):
+    _same_layers(model := random_model([30, 8, 7, 4], seed=1, **KINDS[kind]),
+                 _read_back(_save_graph(model, tmp_path / "m.onnx", argmax=True)))
+
+
+def test_thermometer_input_round_trips_through_the_cli(tmp_path, capsys):
+    """A thermometer code is three centered copies of the pixels, level-major, each with its
+    own weights: the metadata brings the thresholds back, no weight column is repeated."""
+    m = random_model([192, 16, 10], seed=4)
+    model = BnnModel(layers=m.layers, input=InputSpec(width=192, shape=(8, 8), encoding=THERMO),
+                     provenance={"dataset": "digits", "split_seed": 0})
+    src, path, back = tmp_path / "m.bnn", tmp_path / "m.onnx", tmp_path / "back.bnn"
+    artifact.save(model, src)
+    assert run_cli(capsys, "export-qonnx", src, "-o", path, "--argmax")[0] == 0
+    code, stdout, err = run_cli(capsys, "import", path, "-o", back)
+    assert (code, err) == (0, "")
+    assert "input bit 1 where pixel >= 4, 8, 12 of 16" in stdout
+    assert "359 / 359 test images of digits have equal classes" in stdout
+    _same_layers(model, artifact.load(back))
+
+
+def test_8_bit_conv_model_round_trips_through_the_cli(tmp_path, capsys):
+    m = random_conv_model((8, 8, 1), [("conv", 4, 3), ("pool", 2), ("conv", 5, 2), ("dense", 6)],
+                          10, seed=6, input_bits=8, act_bits=2)
+    model = BnnModel(layers=m.layers, provenance={"dataset": "digits", "split_seed": 0},
+                     input=InputSpec(width=64, shape=(8, 8),
+                                     encoding={"kind": "pixels", "scale": 16.0, "bits": 8}))
+    src, path, back = tmp_path / "m.bnn", tmp_path / "m.onnx", tmp_path / "back.bnn"
+    artifact.save(model, src)
+    assert run_cli(capsys, "export-qonnx", src, "-o", path)[0] == 0
+    code, stdout, err = run_cli(capsys, "import", path, "-o", back)
+    assert (code, err) == (0, "")
+    assert "input: one 8-bit level per pixel (pixels)" in stdout
+    assert "359 / 359 test images of digits have equal classes" in stdout
+    _same_layers(model, artifact.load(back))
+
+
+def test_raw_uint8_levels_into_the_first_matmul_import_exactly(tmp_path, digits):
+    """FINN feeds images as UINT8 levels ``a``; without export-qonnx's ``Mul(2), Add(-255)``
+    the first layer reads ``a = (v + 255) / 2``: an offset of ``255 * sum w`` per neuron."""
+    model = random_conv_model((8, 8, 1), [("conv", 6, 3), ("pool", 2), ("dense", 9)], 10,
+                              seed=2, input_bits=8)
+    model = BnnModel(layers=model.layers,
+                     input=InputSpec(width=64, shape=(8, 8),
+                                     encoding={"kind": "pixels", "scale": 16.0, "bits": 8}))
+    wrapper = export_graph(model)
+    graph = wrapper.model.graph
+    mul, add = (n for n in graph.node if n.op_type in ("Mul", "Add") and
+                n.name.startswith("input"))
+    consumer = next(n for n in graph.node if add.output[0] in n.input)
+    consumer.input[list(consumer.input).index(add.output[0])] = mul.input[0]
+    graph.node.remove(mul)
+    graph.node.remove(add)
+    del wrapper.model.metadata_props[:]
+    onnx.save(wrapper.model, str(tmp_path / "raw.onnx"))
+    raw = load_graph(tmp_path / "raw.onnx")
+    back = _read_back(raw, (8, 8), 16.0)
+    assert back.input.encoding == {"kind": "pixels", "scale": 16.0, "bits": 8}
+    levels = back.input.encode(digits.x_test[:40]).astype(np.float32)
+    scores = np.concatenate([execute(raw, levels[i:i + 1]).reshape(1, -1) for i in range(40)])
+    result = golden.run_images(back, digits.x_test[:40])
+    assert np.array_equal(scores, result.popcounts.astype(np.float32))
+    # the same network read with the offset: thresholds moved by the weights' sums
+    assert not np.array_equal(back.layers[0].thresholds, model.layers[0].thresholds)
+
+
+def test_encoded_input_refuses_input_options_in_one_line(tmp_path, capsys):
+    m = random_model([64, 8, 10], seed=0)
+    model = BnnModel(layers=m.layers, input=InputSpec(width=64, shape=(8, 8), encoding={
+        "kind": "threshold", "scale": 16.0, "threshold": 0.5}),
+        provenance={"dataset": "digits", "split_seed": 0})
+    src, path, back = tmp_path / "m.bnn", tmp_path / "m.onnx", tmp_path / "back.bnn"
+    artifact.save(model, src)
+    assert run_cli(capsys, "export-qonnx", src, "-o", path)[0] == 0
+    code, stdout, err = run_cli(capsys, "import", path, "-o", back, "--input-offset", "0.5")
+    assert (code, stdout) == (2, "")
+    assert err == ("error: the graph's input is encoded: its bnnflow_input metadata (written "
+                   "by export-qonnx) says how it encodes the pixels; drop --input-scale and "
+                   "--input-offset\n")
+    assert not back.exists()
+    code, _, err = run_cli(capsys, "import", path, "-o", back, "--dataset", "mnist5k")
+    assert code == 2 and err == ("error: the graph's input encodes images of shape [8, 8], "
+                                 "the data set's are [28, 28]; choose the data set the network "
+                                 "was trained on with --dataset\n")
+
+
+@pytest.mark.parametrize(("attr", "value", "message"), [
+    ("stride", [2, 2], "stride [2, 2]; bnnflow builds convolutions with stride [1, 1] (stride "
+                       "1, no padding)"),
+    ("pad_amount", [1, 1, 1, 1], "pad_amount [1, 1, 1, 1]; bnnflow builds convolutions with "
+                                 "pad_amount [0, 0, 0, 0] (stride 1, no padding)"),
+])
+def test_im2col_with_strides_or_padding_is_refused(tmp_path, attr, value, message):
+    from onnx import helper
+
+    from bnnflow.model.qonnx_graph import QonnxError
+
+    model = random_conv_model(*CONV_NETS[0], seed=3)
+    wrapper = export_graph(model)
+    node = next(n for n in wrapper.model.graph.node if n.op_type == "Im2Col")
+    for a in list(node.attribute):
+        if a.name == attr:
+            node.attribute.remove(a)
+    node.attribute.append(helper.make_attribute(attr, value))
+    graph = wrapper.model
+    onnx.save(graph, str(tmp_path / "bad.onnx"))
+    loaded = load_graph(tmp_path / "bad.onnx")
+    with pytest.raises(QonnxError, match=r"\(Im2Col\): " + message.replace("[", r"\[")
+                       .replace("]", r"\]").replace("(", r"\(").replace(")", r"\)")):
+        _read_back(loaded)
