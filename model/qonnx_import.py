@@ -16,6 +16,9 @@ What is built
       ``2**n - 1`` thresholds, ``out_scale = 2c`` and ``out_bias = -L*c`` (FINN's streamlined
       bipolar or ``n``-bit activations);
     * ``MaxPool`` nodes after a layer's quantizer;
+    * FINN's lowered NHWC form, as ``export-qonnx`` writes it: ``Im2Col`` then ``MatMul`` (a
+      conv layer) and ``MaxPoolNHWC``; an integer (``UINTn``) graph input read by the first
+      layer after elementwise ops; a closing ``ArgMax``;
     * the last layer: elementwise ops after its ``MatMul``/``Gemm`` and nothing else.
 
     Quantizer scales must be positive. A layer's ``MatMul`` output is ``scale * dot`` with
