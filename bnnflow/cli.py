@@ -18,7 +18,8 @@ __all__ = ["main", "COMMANDS"]
 #: name -> (module, one-line help). Commands whose module is not present are not offered.
 COMMANDS = {
     "demo": ("bnnflow.demo", "run every stage of the flow on the default model (tfc, digits)"),
-    "train": ("bnnflow.model.cli_train", "train a binarized MLP and export it to a .bnn file"),
+    "train": ("bnnflow.model.cli_train", "train a binarized MLP or CNN and export it to a .bnn "
+                                         "file"),
     "inspect": ("bnnflow.model.cli_inspect", "show a .bnn model: layers, thresholds, "
                                              "provenance, checksum"),
     "verilog": ("bnnflow.hw.cli_verilog", "generate Verilog for a .bnn model"),
@@ -36,7 +37,8 @@ COMMANDS = {
                                               "report the Pareto front"),
     "verify-campaign": ("bnnflow.sim.cli_campaign", "verify many random networks x foldings "
                                                     "x stalls on Dask"),
-    "import": ("bnnflow.model.cli_import", "import a Brevitas/QONNX model as a .bnn file"),
+    "import": ("bnnflow.model.cli_import", "import a Brevitas or FINN QONNX model exactly as a "
+                                           ".bnn file"),
     "export-qonnx": ("bnnflow.model.cli_export_qonnx", "write a .bnn model as a QONNX graph"),
 }
 
