@@ -82,7 +82,8 @@ def _run(name, data_dir, folder, verify):
         if report.exists():
             found = json.loads(report.read_text())
             run["verify"] = {k: found.get(k) for k in (
-                "passed", "images", "mismatches", "ii_measured", "latency_measured", "folding",
+                "passed", "images", "mismatches", "ii_measured", "ii_expected",
+                "latency_measured", "latency_expected", "timing_ok", "folding",
                 "build_seconds", "sim_seconds")}
     return run
 
