@@ -145,7 +145,9 @@ def _encoded_spec(model, meta, bits, shape, full_scale):
                                        "bits": bits})
         spec.check()
     except (ValueError, KeyError, TypeError) as e:
-        raise QonnxError(f"the graph's bnnflow_input metadata is not an input bnnflow reads "
+        source = ("its bnnflow_input metadata" if meta is not None
+                  else f"UINT{bits} pixels at full scale {full_scale:g}")
+        raise QonnxError(f"the graph's encoded input ({source}) is not an input bnnflow reads "
                          f"({e}); re-export it with bnnflow export-qonnx") from None
     if shape is not None and int(np.prod(shape)) != int(np.prod(spec.shape)):
         raise QonnxError(f"the graph's input encodes images of shape {list(spec.shape)}, the "
