@@ -130,3 +130,31 @@ def test_8_bit_input_into_the_last_layer_gets_one_line(tmp_path, capsys):
         "the last layer reads the n-bit input directly; its offset per class has no place "
         "in bnnflow's popcount output (add a hidden layer)\n")
     assert not out.exists()
+
+
+@pytest.mark.parametrize("in_bits", [5, 8])
+def test_n_bit_inputs_read_as_pixel_levels_untrained(in_bits, digits, tmp_path, capsys):
+    """A narrow-range 5-bit input has 30 thermometer levels, more than a code holds (16): it
+    becomes one 5-bit element per pixel, ``q = (v + 1) / 2`` (no level ``2**n - 1``); CNV's
+    8-bit input is ``q = (v - 1) / 2``."""
+    net = brevitas_cnn(in_bits=in_bits)
+    with torch.no_grad():         # BatchNorm statistics off the dot lattice: decisions exact
+        net.train()
+        for _ in range(3):
+            net(torch.rand(64, 64))
+    path = export_brevitas(net.eval(), tmp_path / "cnn.onnx")
+    capsys.readouterr()
+    out = tmp_path / "cnn.bnn"
+    code, stdout, err = run_cli(capsys, "import", path, "-o", out)
+    assert (code, err) == (0, "")
+    model = artifact.load(out)
+    assert model.input.encoding["kind"] == "pixel_levels"
+    assert model.input.bits == in_bits and model.layers[0].in_bits == in_bits
+    levels = encode(model.input.encoding, np.arange(17).reshape(1, 17))[0]
+    if in_bits == 5:
+        # q = round(15 * (p / 8 - 1)) in -15..15 (halves as the float32 graph rounds them):
+        # the level q + 15 runs from 0 to 30, never 31, and halfway is 15
+        assert (levels[0], levels[8], levels[16]) == (0, 15, 30)
+        assert set(np.diff(levels.astype(int)).tolist()) == {1, 2}     # 15/8 levels a pixel
+    assert np.array_equal(golden.run_images(model, digits.x_test).classes,
+                          brevitas_classes(net, digits.x_test / 16))

@@ -169,3 +169,23 @@ def test_im2col_with_strides_or_padding_is_refused(tmp_path, attr, value, messag
     with pytest.raises(QonnxError, match=r"\(Im2Col\): " + message.replace("[", r"\[")
                        .replace("]", r"\]").replace("(", r"\(").replace(")", r"\)")):
         _read_back(loaded)
+
+
+def test_integer_input_scaled_per_pixel_is_refused(tmp_path):
+    """Levels scaled by a different constant per pixel are no input encoding of bnnflow."""
+    from onnx import numpy_helper
+
+    from bnnflow.model.qonnx_graph import QonnxError
+
+    model = random_model([6, 4, 3], seed=2, input_bits=8)
+    wrapper = export_graph(model)
+    graph = wrapper.model.graph
+    mul = next(n for n in graph.node if n.name == "input_mul")
+    graph.initializer.append(numpy_helper.from_array(
+        np.arange(1, 7, dtype=np.float32).reshape(1, 6), "per_pixel"))
+    mul.input[1] = "per_pixel"
+    del wrapper.model.metadata_props[:]
+    onnx.save(wrapper.model, str(tmp_path / "bad.onnx"))
+    with pytest.raises(QonnxError, match=r"\(Mul\): the input stage of an integer input may "
+                                         r"only scale and shift every level alike"):
+        _read_back(load_graph(tmp_path / "bad.onnx"), (6,), 1.0)
