@@ -122,7 +122,8 @@ def corruptions():
         "unknown kind": (dict(manifest_edit=kind), r"unknown layer kind 'conv2d_lut'"),
         "unknown input encoding": (dict(manifest_edit=encoding),
                                    r"unknown input encoding 'gray' \(this bnnflow knows "
-                                   r"threshold, thermometer, pixels\); upgrade bnnflow"),
+                                   r"threshold, thermometer, pixels, pixel_levels\); "
+                                   r"upgrade bnnflow"),
         "encoding does not match width": (dict(manifest_edit=levels),
                                           r"input width 37 does not match shape \[37\] with 2 "
                                           r"bit\(s\) per pixel"),

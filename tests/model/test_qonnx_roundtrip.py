@@ -86,13 +86,13 @@ def test_8_bit_conv_model_round_trips_through_the_cli(tmp_path, capsys):
     model = BnnModel(layers=m.layers, provenance={"dataset": "digits", "split_seed": 0},
                      input=InputSpec(width=64, shape=(8, 8),
                                      encoding={"kind": "pixels", "scale": 16.0, "bits": 8}))
-    src, path, back = tmp_path / "m.bnn", tmp_path / "m.onnx", tmp_path / "back.bnn"
-    artifact.save(model, src)
-    assert run_cli(capsys, "export-qonnx", src, "-o", path)[0] == 0
-    code, stdout, err = run_cli(capsys, "import", path, "-o", back)
+    path, back = tmp_path / "m.onnx", tmp_path / "back.bnn"
+    _save_graph(model, path)                  # the CLI's own export check is tested elsewhere
+    # Im2Col graphs run one image at a time: a smaller test split keeps this quick
+    code, stdout, err = run_cli(capsys, "import", path, "-o", back, "--test-fraction", "0.05")
     assert (code, err) == (0, "")
     assert "input: one 8-bit level per pixel (pixels)" in stdout
-    assert "359 / 359 test images of digits have equal classes" in stdout
+    assert "90 / 90 test images of digits have equal classes" in stdout
     _same_layers(model, artifact.load(back))
 
 
