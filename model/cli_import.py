@@ -2,15 +2,16 @@
 
 Reads BipolarQuant / Quant (1-bit, narrow-range n-bit activations, 2-bit ternary weights, and a
 signed n-bit input such as Brevitas CNV's 8-bit one), MatMul / Gemm, Conv (stride 1, unpadded)
-and MaxPool, BatchNormalization, MultiThreshold, Mul / Add / Sub / Div and Reshape / Flatten;
-folds each hidden layer into integer popcount thresholds exactly (negative scales flip the
-neuron's weights) and checks that the last layer's scores order the classes as its popcounts
-do. The graph's input for a pixel v is v / input-scale - input-offset, as float32; its input
-quantizer must quantize every pixel at the same levels, which become the model's input
-threshold, thermometer code or n-bit pixel levels; colour images (cifar10) go to an NCHW input
-transposed. Before writing, qonnx's executor runs the graph and the golden model runs the new
-.bnn on the test split of --dataset: the file is written only when every class agrees. The
-source file's sha256 goes into the provenance."""
+and MaxPool, BatchNormalization, MultiThreshold, Mul / Add / Sub / Div and Reshape / Flatten,
+and FINN's lowered Im2Col and MaxPoolNHWC (export-qonnx's graphs read back exactly, their input
+from their metadata; a UINTn input is n-bit pixel levels); folds each hidden layer into integer
+popcount thresholds exactly (negative scales flip the neuron's weights) and checks that the
+last layer's scores order the classes as its popcounts do. The graph's input for a pixel v is v
+/ input-scale - input-offset, as float32; its input quantizer must quantize every pixel at the
+same levels, which become the model's input threshold, thermometer code or n-bit pixel levels;
+colour images (cifar10) go to an NCHW input transposed. Before writing, qonnx's executor runs
+the graph and the golden model runs the new .bnn on the test split of --dataset: the file is
+written only when every class agrees. The source file's sha256 goes into the provenance."""
 
 import numpy as np
 
@@ -37,9 +38,13 @@ def add_arguments(parser):
                         help="test fraction of the split (default: 0.2)")
     parser.add_argument("--input-scale", type=float, default=None, metavar="S",
                         help="the graph's input is pixel / S - offset (default: the data set's "
-                             "full scale, 16 for digits and 255 for MNIST, so inputs in [0, 1])")
+                             "full scale, 16 for digits and 255 for MNIST and CIFAR-10, so "
+                             "inputs in [0, 1]); a UINTn graph input takes the level "
+                             "round(pixel / S * (2**n - 1)); not for export-qonnx's graphs, "
+                             "whose metadata gives their input")
     parser.add_argument("--input-offset", type=float, default=0.0, metavar="B",
-                        help="subtracted after the scaling (default: 0)")
+                        help="subtracted after the scaling (default: 0; only for float graph "
+                             "inputs)")
 
 
 def _shape_text(model):
