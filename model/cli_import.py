@@ -53,16 +53,13 @@ def _shape_text(model):
 
 def _graph_scores(graph, route, x):
     """The scores ``(B, classes)`` that qonnx's executor gives for the graph input ``x``: the
-    output of the path's last node (before an ``ArgMax``). A graph with FINN's ``Im2Col`` runs
-    one image at a time as it is written, for batch 1 (qonnx's Im2Col is right for batch 1
-    only, and its shapes are not re-inferred for another)."""
-    from .qonnx_graph import execute, with_batch
+    output of the path's last node (before an ``ArgMax``); FINN's ``Im2Col`` nodes run image
+    by image (:func:`~bnnflow.model.qonnx_batch.batched`)."""
+    from .qonnx_batch import batched
+    from .qonnx_graph import execute
 
     tensor = route[-1].output[0]
-    if graph.get_nodes_by_op_type("Im2Col"):
-        return np.concatenate([execute(graph, x[i:i + 1], tensor=tensor).reshape(1, -1)
-                               for i in range(len(x))])
-    return execute(with_batch(graph, len(x)), x, tensor=tensor).reshape(len(x), -1)
+    return execute(batched(graph, len(x)), x, tensor=tensor).reshape(len(x), -1)
 
 
 def _graph_input_text(graph_input):

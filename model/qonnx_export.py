@@ -241,21 +241,13 @@ def run_exported(wrapper, model, images):
     classes : int64 array ``(B,)``
         The ``ArgMax`` node's output when the graph has one, else the argmax of the popcounts.
     """
-    from .qonnx_graph import execute_context, with_batch
+    from .qonnx_batch import batched
+    from .qonnx_graph import execute_context
 
     x = graph_inputs(model, images)
-    if wrapper.get_nodes_by_op_type("Im2Col"):
-        # qonnx's Im2Col is right for batch 1 only (its output reshape takes the batch as the
-        # slowest axis where its im2col made it the fastest), and its shape is inferred as 1:
-        # one image at a time on the graph as written.
-        contexts = [execute_context(wrapper, x[i:i + 1]) for i in range(len(x))]
-    else:
-        contexts = [execute_context(with_batch(wrapper, len(x)), x)]
-    popcounts = np.concatenate([np.asarray(c[_SCORES]).reshape(-1, model.num_classes)
-                                for c in contexts])
-    if _CLASS in contexts[0]:
-        classes = np.concatenate([np.asarray(c[_CLASS]).reshape(-1) for c in contexts])
-        classes = classes.astype(np.int64)
-    else:
-        classes = argmax_lowest(popcounts)
-    return popcounts, classes
+    # qonnx's Im2Col is right for one image only: batched() runs it image by image
+    context = execute_context(batched(wrapper, len(x)), x)
+    popcounts = np.asarray(context[_SCORES]).reshape(-1, model.num_classes)
+    if _CLASS in context:
+        return popcounts, np.asarray(context[_CLASS]).reshape(-1).astype(np.int64)
+    return popcounts, argmax_lowest(popcounts)
