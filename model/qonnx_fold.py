@@ -92,5 +92,7 @@ def torch_fold(model, bn, scale, margin, count, offset=0.0):
         if not (np.array_equal(t, results[0][0]) and np.array_equal(f, results[0][1])):
             raise node_error(bn, "a neuron fires or not within the float rounding of the "
                                  "MatMul before it (its scale is not a power of two); cannot "
-                                 "import it exactly")
+                                 "import it exactly; give the weights a power-of-two scale "
+                                 "(Brevitas: scaling_const = 1.0, as bnn_pynq's "
+                                 "CommonWeightQuant)")
     return results[0]

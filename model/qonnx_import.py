@@ -225,7 +225,9 @@ def _probe(model, mm, chain, act, count, live, scale, shift, terms):
         j = int(np.flatnonzero(np.any(moved, axis=0))[0])
         raise node_error(act, f"neuron {j}: its output changes within the float rounding of "
                               f"the MatMul (scale {scale[j]:g} is not a power of two); cannot "
-                              f"import it exactly")
+                              f"import it exactly; give the weights a power-of-two scale "
+                              f"(Brevitas: scaling_const = 1.0, as bnn_pynq's "
+                              f"CommonWeightQuant)")
     return levels, margin
 
 

@@ -158,3 +158,18 @@ def test_n_bit_inputs_read_as_pixel_levels_untrained(in_bits, digits, tmp_path, 
         assert set(np.diff(levels.astype(int)).tolist()) == {1, 2}     # 15/8 levels a pixel
     assert np.array_equal(golden.run_images(model, digits.x_test).classes,
                           brevitas_classes(net, digits.x_test / 16))
+
+
+def test_decision_within_the_float_rounding_gets_one_line_naming_the_fix(tmp_path, capsys):
+    """Untrained BatchNorm (mean 0, variance 1) puts a decision exactly on a reachable dot; with
+    8-bit inputs and the 0.1 weight scale the float sums could round either way there."""
+    path = export_brevitas(brevitas_cnn(in_bits=8).eval(), tmp_path / "cnn.onnx")
+    capsys.readouterr()
+    out = tmp_path / "cnn.bnn"
+    code, stdout, err = run_cli(capsys, "import", path, "-o", out)
+    assert (code, stdout) == (2, "")
+    assert err.startswith("error: node ") and "neuron 0: its output changes within the float " \
+        "rounding of the MatMul (scale 0.000390625 is not a power of two)" in err
+    assert err.endswith("cannot import it exactly; give the weights a power-of-two scale "
+                        "(Brevitas: scaling_const = 1.0, as bnn_pynq's CommonWeightQuant)\n")
+    assert not out.exists()
