@@ -13,6 +13,8 @@ colour images (cifar10) go to an NCHW input transposed. Before writing, qonnx's 
 the graph and the golden model runs the new .bnn on the test split of --dataset: the file is
 written only when every class agrees. The source file's sha256 goes into the provenance."""
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from ..fileio import check_output_file
@@ -28,9 +30,12 @@ def add_arguments(parser):
                              "MODEL.onnx.data beside it are read too)")
     parser.add_argument("-o", "--out", required=True, metavar="OUT.bnn",
                         help="the .bnn file to write")
-    parser.add_argument("--dataset", choices=DATASETS, default="digits",
+    parser.add_argument("--dataset", choices=(*DATASETS, "none"), default="digits",
                         help="data set the network was trained on; its test split checks the "
-                             "import (default: digits)")
+                             "import (default: digits); none: check on --random-images images "
+                             "of the graph's input shape, pixels 0..255 (0..--input-scale)")
+    parser.add_argument("--random-images", type=int, default=512, metavar="N",
+                        help="random images for --dataset none (default: 512)")
     parser.add_argument("--data-dir", metavar="DIR", help="directory of mnist or cifar10 files")
     parser.add_argument("--split-seed", type=int, default=0,
                         help="seed of the train/test split (default: 0)")
@@ -49,6 +54,40 @@ def add_arguments(parser):
 
 def _shape_text(model):
     return "-".join(str(w) for w in model.widths)
+
+
+@dataclass
+class _CheckData:
+    """The images that check an import: a data set's test split, or random images."""
+
+    name: str
+    shape: tuple
+    scale: float
+    x_test: np.ndarray
+    y_test: np.ndarray | None
+    classes: tuple = ()
+
+
+def _check_data(args, graph):
+    """The test split of ``--dataset``, or for ``none`` ``--random-images`` seeded random
+    integer pixels of the graph's own image shape, 0..255 (0..``--input-scale``)."""
+    from .data import load_dataset
+    from .qonnx_graph import QonnxError
+    from .qonnx_input import image_shape
+
+    if args.dataset != "none":
+        ds = load_dataset(args.dataset, data_dir=args.data_dir, split_seed=args.split_seed,
+                          test_fraction=args.test_fraction)
+        return _CheckData(f"test images of {ds.name}", tuple(ds.shape), float(ds.scale),
+                          ds.x_test, ds.y_test, tuple(ds.classes))
+    if args.random_images < 1:
+        raise QonnxError(f"--random-images must be a positive number, not "
+                         f"{args.random_images}")
+    shape, full = image_shape(graph)
+    full = float(args.input_scale if args.input_scale is not None else full or 255.0)
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, int(full) + 1, size=(args.random_images, *shape)).astype(float)
+    return _CheckData("random images", shape, full, images, None)
 
 
 def _graph_scores(graph, route, x):
@@ -84,7 +123,6 @@ def _input_text(enc):
 def run(args):
     from . import artifact, golden
     from .conventions import argmax_lowest
-    from .data import load_dataset
     from .qonnx_graph import QonnxError, file_sha256, load_graph
     from .qonnx_import import data_path, import_graph
     from .qonnx_input import read_input
@@ -93,8 +131,7 @@ def run(args):
     if args.input_scale is not None and not args.input_scale > 0:
         raise QonnxError(f"--input-scale must be a positive number, not {args.input_scale!r}")
     graph = load_graph(args.model)
-    ds = load_dataset(args.dataset, data_dir=args.data_dir, split_seed=args.split_seed,
-                      test_fraction=args.test_fraction)
+    ds = _check_data(args, graph)
     route = data_path(graph)
     graph_input = read_input(graph, route, ds.shape, ds.scale, args.input_scale,
                              args.input_offset)
@@ -111,28 +148,33 @@ def run(args):
     if not agree.all():
         i = int(np.flatnonzero(~agree)[0])
         raise QonnxError(f"the imported model disagrees with the QONNX graph on "
-                         f"{n - int(agree.sum())} of {n} test images of {ds.name} (first: "
+                         f"{n - int(agree.sum())} of {n} {ds.name} (first: "
                          f"image {i}, graph class {graph_classes[i]}, golden model class "
                          f"{result.classes[i]}); nothing written")
-    accuracy = float(np.mean(result.classes == ds.y_test))
+    accuracy = None if ds.y_test is None else float(np.mean(result.classes == ds.y_test))
     sha = file_sha256(args.model)
     provenance = {
         "source": "qonnx", "source_file": str(args.model), "source_sha256": sha,
-        "dataset": ds.name, "data_dir": args.data_dir, "split_seed": args.split_seed,
-        "test_fraction": args.test_fraction,
         "graph_input": _graph_input_text(graph_input),
         "agreement": {"images": n, "equal_classes": int(agree.sum()),
                       "against": "qonnx.core.onnx_exec.execute_onnx"},
         "test_accuracy": accuracy,
     }
+    if ds.y_test is None:
+        provenance.update(dataset=None, random_images={"count": n, "seed": 0,
+                                                       "pixels": f"0..{ds.scale:g}"})
+    else:
+        provenance.update(dataset=args.dataset, data_dir=args.data_dir, split_seed=args.split_seed,
+                          test_fraction=args.test_fraction)
     classes = ds.classes if len(ds.classes) == built.num_classes else ()
     model = artifact.BnnModel(layers=built.layers, input=spec, classes=classes,
                               provenance=provenance)
     checksum = artifact.save(model, out)
     print(f"imported {args.model} ({sha[:19]}...): {_shape_text(model)}, "
           f"{len(model.layers)} layers; {_input_text(spec.encoding)}")
-    print(f"agreement with the QONNX graph (qonnx executor): {int(agree.sum())} / {n} test "
-          f"images of {ds.name} have equal classes")
-    print(f"golden model test accuracy: {100 * accuracy:.2f} %")
+    print(f"agreement with the QONNX graph (qonnx executor): {int(agree.sum())} / {n} "
+          f"{ds.name} have equal classes")
+    if accuracy is not None:
+        print(f"golden model test accuracy: {100 * accuracy:.2f} %")
     print(f"wrote {out} ({checksum})")
     return 0

@@ -41,7 +41,8 @@ from .qonnx_graph import QonnxError, node_error
 from .qonnx_import import ELEMENTWISE_OPS, SHAPE_OPS, data_path, split_path
 from .qonnx_quant import activation, activation_levels, positive, quant_scale
 
-__all__ = ["GraphInput", "read_input", "input_quantizer", "to_graph_input", "input_spec"]
+__all__ = ["GraphInput", "read_input", "image_shape", "input_quantizer", "to_graph_input",
+           "input_spec"]
 
 
 @dataclass(frozen=True)
@@ -119,6 +120,29 @@ def read_input(model, path, shape, full_scale, input_scale=None, input_offset=0.
     prelude = split_path(path, quantized_input=False)[0]
     scale, offset = _affine(prelude, model, spec.bits)
     return GraphInput(spec, scale, offset, quantized=False, encoded=True)
+
+
+def image_shape(model):
+    """``(shape, full scale or None)`` of the images the graph takes: its ``bnnflow_input``
+    metadata's, or its input's: ``(1, C, H, W)`` is ``(H, W)`` for one channel and ``(H, W,
+    C)`` for colour, any other ``(1, ...)`` is what follows the batch (``(1, K)``: ``(K,)``)."""
+    meta = model.get_metadata_prop("bnnflow_input")
+    if meta is not None:
+        try:
+            info = json.loads(meta)
+            return tuple(int(s) for s in info["shape"]), float(info["encoding"]["scale"])
+        except (ValueError, KeyError, TypeError) as e:
+            raise QonnxError(f"the graph's bnnflow_input metadata is not an input bnnflow "
+                             f"reads ({e}); re-export it with bnnflow export-qonnx") from None
+    shape = model.get_tensor_shape(model.graph.input[0].name)
+    if shape is not None and len(shape) == 4 and shape[0] == 1:
+        c, h, w = (int(d) for d in shape[1:])
+        return ((h, w) if c == 1 else (h, w, c)), None
+    if shape is not None and len(shape) >= 2 and shape[0] == 1:
+        return tuple(int(d) for d in shape[1:]), None
+    raise QonnxError(f"the graph's input has shape {shape}; --dataset none reads inputs of batch "
+                     f"1, such as (1, C, H, W) or (1, K); choose the data set the network was "
+                     f"trained on")
 
 
 def _integer_bits(model):

@@ -113,13 +113,24 @@ def _check_inputs(model, bits, where):
     return bits.astype(np.uint8)
 
 
+#: Random inputs that stand in for a test split when the model names no data set.
+RANDOM_INPUTS = 512
+
+
 def select_inputs(model, inputs=None, images=None):
     """The stimulus: ``(bits (B, K0), image ids, source text)``.
 
-    ``inputs`` is None (the model's test split, encoded with ``model.input.encode``), an array
-    of bits, or a path to a ``.npy`` of bits. ``images`` takes the first N (None: all).
+    ``inputs`` is None (the model's test split, encoded with ``model.input.encode``; for a model
+    that names no data set, such as one imported with ``--dataset none``,
+    :data:`RANDOM_INPUTS` seeded random inputs), an array of bits, or a path to a ``.npy`` of
+    bits. ``images`` takes the first N (None: all).
     """
-    if inputs is None:
+    if inputs is None and (model.provenance or {}).get("dataset") is None:
+        top = (1 << model.input.bits) - 1
+        bits = np.random.default_rng(0).integers(0, top + 1, (RANDOM_INPUTS, model.input.width))
+        bits = bits.astype(np.uint8)
+        source = "random inputs (the model names no data set; --inputs FILE.npy gives others)"
+    elif inputs is None:
         from ..model import data
 
         raw, _labels = data.test_split_for(model)

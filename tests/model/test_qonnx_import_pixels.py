@@ -173,3 +173,25 @@ def test_decision_within_the_float_rounding_gets_one_line_naming_the_fix(tmp_pat
     assert err.endswith("cannot import it exactly; give the weights a power-of-two scale "
                         "(Brevitas: scaling_const = 1.0, as bnn_pynq's CommonWeightQuant)\n")
     assert not out.exists()
+
+
+def test_import_without_a_data_set_checks_random_images_of_the_graphs_shape(pixel_cnn,
+                                                                              tmp_path, capsys):
+    """--dataset none: a network trained on the user's own data. The check runs on random
+    pixels of the graph's own input shape, and verify then stimulates it with random inputs."""
+    out = tmp_path / "cnn.bnn"
+    code, stdout, err = run_cli(capsys, "import", pixel_cnn[0], "-o", out, "--dataset", "none",
+                                "--random-images", "64", "--input-scale", "16")
+    assert (code, err) == (0, "")
+    assert "64 / 64 random images have equal classes" in stdout
+    assert "accuracy" not in stdout
+    model = artifact.load(out)
+    assert model.input.shape == (8, 8) and model.input.encoding["scale"] == 16.0
+    assert model.provenance["dataset"] is None
+    assert model.provenance["random_images"] == {"count": 64, "seed": 0, "pixels": "0..16"}
+    code, stdout, _ = run_cli(capsys, "verify", out, "--sim", "amaranth", "--images", "3",
+                              "--fold", "auto", "--ii", "256")
+    assert code == 0, stdout
+    code, stdout, err = run_cli(capsys, "import", pixel_cnn[0], "-o", out, "--dataset", "none",
+                                "--random-images", "0")
+    assert (code, err) == (2, "error: --random-images must be a positive number, not 0\n")

@@ -156,3 +156,19 @@ def test_swapped_output_bits_from_the_command_line_fail_the_run(model_files, tmp
                    "--fault", "swap_output:0,3", "--report", str(report), "--quiet"])
     rep = json.loads(report.read_text())
     assert status == 1 and rep["fault"] == ["swap_output", 0, 3] and rep["mismatches"] > 0
+
+
+def test_a_model_without_a_data_set_is_stimulated_with_random_inputs():
+    from bnnflow.errors import BnnflowError
+    from bnnflow.sim.verify import RANDOM_INPUTS, select_inputs
+
+    model = random_model([9, 5, 3], seed=4, input_bits=8)
+    model = BnnModel(layers=model.layers, input=model.input, provenance={})
+    bits, ids, source = select_inputs(model)
+    assert bits.shape == (RANDOM_INPUTS, 9) and bits.max() > 200 and bits.min() < 50
+    assert source.startswith("random inputs (the model names no data set")
+    again, _, _ = select_inputs(model, images=10)
+    assert np.array_equal(again, bits[:10])                       # seeded
+    named = BnnModel(layers=model.layers, input=model.input, provenance={"dataset": "svhn"})
+    with pytest.raises(BnnflowError, match="provenance names no known data set"):
+        select_inputs(named)
