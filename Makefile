@@ -25,7 +25,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	@command -v iverilog >/dev/null || { echo "error: iverilog not found: the Icarus tests need it (Debian/Ubuntu: sudo apt-get install iverilog)"; exit 2; }
-	$(BIN)/python -m pytest -n $(JOBS) --runslow
+	$(BIN)/python -m pytest -n $(JOBS) --runslow --durations=25
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -n $(JOBS)
