@@ -45,24 +45,31 @@ def _check_auto_pad(node):
         raise node_error(node, f"auto_pad {pad}; bnnflow builds unpadded windows")
 
 
-def conv_kernel(node):
-    """``(kh, kw)`` of a ``Conv`` node; anything but stride 1, no padding, no dilation, one
-    group and no bias is refused."""
-    kernel = _ints(node, "kernel_shape", ())
-    if len(kernel) != 2:
-        raise node_error(node, f"kernel_shape {kernel}; bnnflow builds 2-D convolutions")
-    for what, want in (("strides", [1, 1]), ("pads", [0, 0, 0, 0]), ("dilations", [1, 1])):
+def _unit_window(node, kernel, strides, pads):
+    """``(kh, kw)`` from the attribute ``kernel`` of a convolution's window; its ``strides``,
+    ``pads`` and dilations attributes must say stride 1, no padding, no dilation."""
+    size = _ints(node, kernel, ())
+    if len(size) != 2:
+        raise node_error(node, f"{kernel} {size}; bnnflow builds 2-D convolutions")
+    for what, want in ((strides, [1, 1]), (pads, [0, 0, 0, 0]), ("dilations", [1, 1])):
         got = _ints(node, what, want)
         if got != want:
             raise node_error(node, f"{what} {got}; bnnflow builds convolutions with {what} "
                                    f"{want} (stride 1, no padding)")
+    return tuple(int(k) for k in size)
+
+
+def conv_kernel(node):
+    """``(kh, kw)`` of a ``Conv`` node; anything but stride 1, no padding, no dilation, one
+    group and no bias is refused."""
+    kernel = _unit_window(node, "kernel_shape", "strides", "pads")
     if _int(node, "group", 1) != 1:
         raise node_error(node, f"group {_int(node, 'group', 1)}; bnnflow builds full "
                                f"convolutions (group 1)")
     _check_auto_pad(node)
     if len(node.input) > 2 and node.input[2]:
         raise node_error(node, "a bias is not supported (Brevitas: QuantConv2d(bias=False))")
-    return tuple(int(k) for k in kernel)
+    return kernel
 
 
 def window_rows(raw):
@@ -100,20 +107,13 @@ def lowered_conv(model, mm):
     im2col = model.find_producer(mm.input[0])
     if im2col is None or im2col.op_type != "Im2Col":
         return None
-    kernel = _ints(im2col, "kernel_size", ())
-    if len(kernel) != 2:
-        raise node_error(im2col, f"kernel_size {kernel}; bnnflow builds 2-D convolutions")
-    for what, want in (("stride", [1, 1]), ("pad_amount", [0, 0, 0, 0]), ("dilations", [1, 1])):
-        got = _ints(im2col, what, want)
-        if got != want:
-            raise node_error(im2col, f"{what} {got}; bnnflow builds convolutions with {what} "
-                                     f"{want} (stride 1, no padding)")
+    kernel = _unit_window(im2col, "kernel_size", "stride", "pad_amount")
     if _int(im2col, "depthwise", 0):
         raise node_error(im2col, "depthwise windows; bnnflow builds full convolutions")
     shape = model.get_tensor_shape(im2col.input[0])
     if shape is None or len(shape) != 4:
         raise node_error(im2col, f"expected an NHWC map as input, not shape {shape}")
-    return (int(shape[1]), int(shape[2]), int(shape[3])), tuple(int(k) for k in kernel)
+    return (int(shape[1]), int(shape[2]), int(shape[3])), kernel
 
 
 def repeat_channels(rows, channels, copies):
