@@ -38,8 +38,6 @@ def add_arguments(parser):
 
 def load_images(model, count, seed=0):
     """``(bits (B, K0), labels (B,) or None, source text)`` for ``count`` images (0 = all)."""
-    import numpy as np
-
     from ..errors import BnnflowError
     from ..model import data
 
@@ -48,11 +46,8 @@ def load_images(model, count, seed=0):
     except BnnflowError:
         if count == 0:
             raise
-        rng = np.random.default_rng(seed)
-        bits = rng.integers(0, 1 << model.input.bits, size=(count, model.input.width),
-                            dtype=np.uint8)
-        return bits, None, f"{count} random input vectors (seed {seed}; the model has no " \
-                           f"recorded test split)"
+        return data.random_inputs(model, count, seed), None, \
+            f"{count} random input vectors (seed {seed}; the model has no recorded test split)"
     if count:
         images, labels = images[:count], labels[:count]
     name = model.provenance.get("dataset")

@@ -255,3 +255,11 @@ def test_split_for(model):
     ds = load_dataset(name, data_dir=prov.get("data_dir"), split_seed=prov.get("split_seed", 0),
                       test_fraction=prov.get("test_fraction", 0.2))
     return ds.x_test, ds.y_test
+
+
+def random_inputs(model, count, seed=0):
+    """Seeded random inputs ``(count, K0)`` (uint8) of ``model``: bits, or for ``n``-bit
+    elements levels ``0..2**n - 1``; the stimulus of a model with no test split."""
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 1 << model.input.bits, size=(count, model.input.width),
+                        dtype=np.uint8)

@@ -126,9 +126,9 @@ def select_inputs(model, inputs=None, images=None):
     bits. ``images`` takes the first N (None: all).
     """
     if inputs is None and (model.provenance or {}).get("dataset") is None:
-        top = (1 << model.input.bits) - 1
-        bits = np.random.default_rng(0).integers(0, top + 1, (RANDOM_INPUTS, model.input.width))
-        bits = bits.astype(np.uint8)
+        from ..model import data
+
+        bits = data.random_inputs(model, RANDOM_INPUTS)
         source = "random inputs (the model names no data set; --inputs FILE.npy gives others)"
     elif inputs is None:
         from ..model import data
