@@ -2,6 +2,8 @@
 with ``brevitas.export.export_qonnx``, and tiny hand-made QONNX graphs (onnx.helper) for the
 cases the importer must refuse."""
 
+from pathlib import Path
+
 import numpy as np
 import onnx
 import pytest
@@ -24,6 +26,17 @@ def run_cli(capsys, *argv):
     code = main(list(map(str, argv)))
     out, err = capsys.readouterr()
     return code, out, err
+
+
+def import_refused(capsys, path, *options):
+    """``bnnflow import PATH -o OUT OPTIONS`` that must stop with exit status 2, one line on
+    stderr, nothing on stdout and no file written; returns the line."""
+    out = Path(path).with_suffix(".refused.bnn")
+    code, stdout, err = run_cli(capsys, "import", path, "-o", out, *options)
+    assert (code, stdout) == (2, "")
+    assert err.startswith("error: ") and err.endswith("\n") and err.count("\n") == 1
+    assert not out.exists()
+    return err
 
 
 def brevitas_mlp(widths=(64, 32, 10), seed=0, out_scale=1.0):
