@@ -184,3 +184,35 @@ def test_integer_input_scaled_per_pixel_is_refused(tmp_path):
     with pytest.raises(QonnxError, match=r"\(Mul\): the input stage of an integer input may "
                                          r"only scale and shift every level alike"):
         _read_back(load_graph(tmp_path / "bad.onnx"), (6,), 1.0)
+
+
+def test_integer_input_mapped_to_falling_values_is_refused(tmp_path):
+    from onnx import numpy_helper
+
+    from bnnflow.model.qonnx_graph import QonnxError
+
+    wrapper = export_graph(random_model([6, 4, 3], seed=2, input_bits=8))
+    graph = wrapper.model.graph
+    mul = next(n for n in graph.node if n.name == "input_mul")
+    graph.initializer.append(numpy_helper.from_array(np.float32(-2.0), "minus_two"))
+    mul.input[1] = "minus_two"
+    del wrapper.model.metadata_props[:]
+    onnx.save(wrapper.model, str(tmp_path / "falling.onnx"))
+    with pytest.raises(QonnxError, match=r"^the input stage maps the 8-bit levels to values that "
+                                         r"are not evenly spaced and rising \(\[-255.0, -257.0, "
+                                         r"-259.0\], ...\); bnnflow reads n-bit inputs as the "
+                                         r"levels 2a - 255$"):
+        _read_back(load_graph(tmp_path / "falling.onnx"), (6,), 1.0)
+
+
+def test_unreadable_bnnflow_input_metadata_is_refused(tmp_path):
+    from bnnflow.model.qonnx_graph import QonnxError
+
+    wrapper = export_graph(random_model([6, 4, 3], seed=2))
+    wrapper.set_metadata_prop("bnnflow_input", '{"encoding": {"kind": "gray"}, "shape": [6]}')
+    onnx.save(wrapper.model, str(tmp_path / "meta.onnx"))
+    with pytest.raises(QonnxError, match=r"^the graph's encoded input \(its bnnflow_input "
+                                         r"metadata\) is not an input bnnflow reads \(unknown "
+                                         r"input encoding 'gray'.*\); re-export it with bnnflow "
+                                         r"export-qonnx$"):
+        _read_back(load_graph(tmp_path / "meta.onnx"))
