@@ -255,20 +255,26 @@ def _element_input(model, in_act):
     return not narrow or (1 << int(np.asarray(bits).reshape(()))) - 2 > MAX_LEVELS
 
 
-def _pixel_levels(model, in_act, reached_q, full_scale):
-    """The ``pixel_levels`` encoding of the levels ``q`` (per integer pixel, one column) of an
-    ``n``-bit input ``Quant``; returns ``(encoding, input scale c / 2, offset d)``."""
+def _element_scale(model, in_act):
+    """``(scale c, bits n)`` of an ``n``-bit input ``Quant`` (one positive scale)."""
     scale, bits = quant_scale(model, in_act, activation=True, graph_input=True)
     if scale.size != 1:
         raise node_error(in_act, f"the input scale must be one value, not shape {scale.shape}")
     positive(in_act, scale, "the scale")
+    return float(scale.reshape(())), bits
+
+
+def _pixel_levels(in_act, reached_q, full_scale, scale, bits):
+    """The ``pixel_levels`` encoding of the levels ``q`` (per integer pixel, one column) of an
+    ``n``-bit input ``Quant`` of ``scale`` and ``bits``; returns ``(encoding, input scale c /
+    2, offset d)``."""
     narrow = next((a.i for a in in_act.attribute if a.name == "narrow"), 0)
     top, q_min = (1 << bits) - 1, -(1 << (bits - 1)) + narrow
     a = reached_q - q_min
     cuts = [int(np.argmax(a >= k)) if np.any(a >= k) else len(a) for k in range(1, top + 1)]
     encoding = {"kind": "pixel_levels", "scale": float(full_scale), "bits": bits,
                 "thresholds": [v / float(full_scale) for v in cuts]}
-    return encoding, float(scale.reshape(())) / 2, top + 2 * q_min
+    return encoding, scale / 2, top + 2 * q_min
 
 
 def input_spec(model, in_act, shape, full_scale, input_scale, input_offset):
@@ -293,7 +299,9 @@ def input_spec(model, in_act, shape, full_scale, input_scale, input_offset):
                          f"but the data set's images have {pixels} pixels ({shape}); choose "
                          f"the data set the network was trained on with --dataset")
     element = _element_input(model, in_act)
-    if not element:
+    if element:
+        c, n = _element_scale(model, in_act)
+    else:
         bits, scale, copies = activation(model, in_act)
         if bits != 1:
             raise node_error(in_act, f"the input quantizer has {bits} bits; bnnflow imports a "
@@ -305,8 +313,7 @@ def input_spec(model, in_act, shape, full_scale, input_scale, input_offset):
     x = to_graph_input(model, images.reshape(len(levels), *shape), input_scale, input_offset)
     out = execute(with_batch(model, len(levels)), x, end_node=in_act)
     if element:
-        in_scale = quant_scale(model, in_act, activation=True, graph_input=True)[0]
-        reached = np.rint(out.reshape(len(levels), -1) / in_scale.reshape(-1)[0])
+        reached = np.rint(out.reshape(len(levels), -1) / c)
     else:
         reached = activation_levels(model, in_act, out.reshape(len(levels), -1))
     if np.any(reached != reached[:, :1]):
@@ -319,7 +326,7 @@ def input_spec(model, in_act, shape, full_scale, input_scale, input_offset):
                                  "encoding needs each level reached at and above one pixel")
     offset = 0
     if element:
-        encoding, scale, offset = _pixel_levels(model, in_act, col.astype(np.int64), full_scale)
+        encoding, scale, offset = _pixel_levels(in_act, col.astype(np.int64), full_scale, c, n)
         cuts, copies = "", 1
     else:
         cuts = [int(np.argmax(col >= k)) if np.any(col >= k) else len(levels)
