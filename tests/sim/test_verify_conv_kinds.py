@@ -60,14 +60,16 @@ def test_ternary_8_bit_conv_network_on_a_verilog_simulator(simulator, build_root
 
 @pytest.mark.slow    # about 100 s of z3
 def test_ternary_n_bit_conv_layer_proofs_hold():
-    # 2-bit inputs keep the solver quick; the logic is the same for 8 bits.
-    model = random_conv_model((3, 3, 1), [("conv", 2, 2), ("dense", 3)], 2, seed=1,
+    # 2-bit inputs keep the solver quick; the logic is the same for 8 bits. A 3x2 image (two
+    # output rows of one column) keeps the window's check at 3 s, against 90 s for 3x3; the
+    # binary 3x3 window is proved in test_prove.
+    model = random_conv_model((3, 2, 1), [("conv", 2, 2), ("dense", 3)], 2, seed=1,
                               ternary=True, input_bits=2)
-    targets = proof_targets(model, "1x2,3x4,2x3")
+    targets = proof_targets(model, "1x2,3x2,2x3")
     names = [t.name for t in targets]
     window = next(t for t in targets if "window" in t.name)
     mvtu = next(t for t in targets if "mvtu (ternary_conv2d" in t.name)
-    assert window.in_width == 9 * 2 and mvtu.in_width == 4 * 2, names
+    assert window.in_width == 6 * 2 and mvtu.in_width == 4 * 2, names
     for target in (window, mvtu):
         result = prove_target(target, induction=False)
         assert result.status == "bounded", (target.name, result)
