@@ -11,10 +11,11 @@ What is built
       8-bit input; :mod:`bnnflow.model.qonnx_input`);
     * per layer: ``MatMul``, ``Gemm`` or ``Conv`` (no bias) with binarized weights (a 1-bit
       quantizer on an initializer, or an initializer of +-1 values), then elementwise ops
-      (``BatchNormalization``, ``Mul``, ``Add``, ``Sub``, ``Div``) and, for hidden layers, an
-      activation quantizer: ``BipolarQuant``/1-bit ``Quant``, or ``MultiThreshold`` with
-      ``2**n - 1`` thresholds, ``out_scale = 2c`` and ``out_bias = -L*c`` (FINN's streamlined
-      bipolar or ``n``-bit activations);
+      (``BatchNormalization``, ``Mul``, ``Add``, ``Sub``, ``Div``, ``Relu``) and, for hidden
+      layers, an activation quantizer: ``BipolarQuant``/1-bit ``Quant``, an unsigned ``n``-bit
+      ``Quant`` (Brevitas' ``QuantReLU``), or ``MultiThreshold`` with ``2**n - 1`` thresholds,
+      ``out_scale = 2c`` and ``out_bias`` a multiple of ``c`` (FINN's streamlined bipolar,
+      ``n``-bit or unsigned activations);
     * ``MaxPool`` nodes after a layer's quantizer;
     * FINN's lowered NHWC form, as ``export-qonnx`` writes it: ``Im2Col`` then ``MatMul`` (a
       conv layer) and ``MaxPoolNHWC``; an integer (``UINTn``) graph input read by the first
@@ -45,6 +46,11 @@ Exactness
     popcount argmax (lowest index on ties), after flipping every output neuron if that
     function decreases. A per-class BatchNorm or scale changes the class order and is refused.
 
+    Unsigned activations (levels ``s * a``, ``a`` in ``0..L``) are the conventions' ``n``-bit
+    levels ``v = 2a - L`` with an offset: the next layer's dot gains ``L * sum w`` per neuron,
+    which a hidden layer's thresholds absorb and the output layer gets from always-firing
+    neurons (:mod:`bnnflow.model.qonnx_offset`).
+
     Conv and max-pool layers (Brevitas ``QuantConv2d`` and ``MaxPool2d``, NCHW): see
     :mod:`bnnflow.model.qonnx_import_conv`. The input stage: see
     :mod:`bnnflow.model.qonnx_input`.
@@ -69,16 +75,17 @@ from .qonnx_import_conv import (
     map_shape,
     pool_layer,
     repeat_channels,
-    window_rows,
 )
-from .qonnx_quant import activation, activation_levels, positive, quant_scale, ternary_levels
+from .qonnx_offset import carry_offset, offset_grid
+from .qonnx_quant import activation, activation_levels, activation_offset
+from .qonnx_weights import weights
 from .ternary import TernaryDenseLayer
 
 __all__ = ["import_graph", "data_path", "split_path", "weights", "hidden_layer",
            "output_layer", "SHAPE_OPS", "ELEMENTWISE_OPS", "ACTIVATION_OPS", "LAYER_OPS"]
 
 SHAPE_OPS = ("Reshape", "Flatten", "Identity")
-ELEMENTWISE_OPS = ("BatchNormalization", "Mul", "Add", "Sub", "Div")
+ELEMENTWISE_OPS = ("BatchNormalization", "Mul", "Add", "Sub", "Div", "Relu")
 ACTIVATION_OPS = ("BipolarQuant", "Quant", "MultiThreshold")
 MATMUL_OPS = ("MatMul", "Gemm")
 #: Ops that make a layer (a weighted sum, then its elementwise ops and quantizer).
@@ -148,69 +155,22 @@ def data_path(model):
     return path
 
 
-def weights(model, mm):
-    """``(bits (N, K), scale (N,), mask (N, K) or None)`` of a ``MatMul``/``Gemm`` node's
-    binary or ternary weights (``mask`` 0 where a weight is 0, its bit then 0), or of a
-    ``Conv`` node's (rows in window order)."""
-    trans = mm.op_type == "Conv"
-    if trans:
-        conv_kernel(mm)
-    elif mm.op_type == "Gemm":
-        attrs = {a.name: a for a in mm.attribute}
-        if attrs.get("transA") is not None and attrs["transA"].i:
-            raise node_error(mm, "transA must be 0")
-        if attrs.get("alpha") is not None and attrs["alpha"].f != 1.0:
-            raise node_error(mm, f"alpha must be 1, not {attrs['alpha'].f:g}")
-        bias = model.get_initializer(mm.input[2]) if len(mm.input) > 2 and mm.input[2] else None
-        if len(mm.input) > 2 and mm.input[2] and (bias is None or np.any(bias != 0)):
-            raise node_error(mm, "a bias is not supported (Brevitas: QuantLinear(bias=False))")
-        trans = attrs.get("transB") is not None and attrs["transB"].i
-    producer = model.find_producer(mm.input[1])
-    if producer is None:
-        raw = model.get_initializer(mm.input[1])
-        if raw is None:
-            raise node_error(mm, "the weights must be constant")
-        raw = np.asarray(raw, dtype=np.float64)
-        if not np.all(np.isin(raw, (-1.0, 0.0, 1.0))):
-            raise node_error(mm, "float weights; bnnflow imports binary and ternary weights (a "
-                                 "quantizer on the weights, or -1, 0, +1 values)")
-        scale = np.ones(1)
-        live = raw != 0 if np.any(raw == 0) else None
-    elif producer.op_type in ("BipolarQuant", "Quant"):
-        raw = np.asarray(model.get_initializer(producer.input[0]), dtype=np.float64)
-        scale, wbits = quant_scale(model, producer)
-        positive(producer, scale, "the weight scale")
-        if wbits == 2:
-            raw = ternary_levels(producer, raw, scale)
-            live = raw != 0
-        else:
-            raw, live = raw / np.broadcast_to(scale, raw.shape), None  # x / scale vs 0
-    else:
-        raise node_error(mm, f"the weights come from {producer.op_type}; expected a "
-                             f"quantizer on an initializer")
-    if raw.ndim != (4 if mm.op_type == "Conv" else 2):
-        want = "(Cout, Cin, kh, kw)" if mm.op_type == "Conv" else "a matrix"
-        raise node_error(mm, f"the weights must be {want}, not shape {raw.shape}")
-    scale = np.broadcast_to(scale.reshape(scale.shape if scale.size > 1 else (1,) * raw.ndim),
-                            raw.shape)
-    mask = np.ones(raw.shape, np.uint8) if live is None else live.astype(np.uint8)
-    if mm.op_type == "Conv":
-        raw, scale, mask = window_rows(raw), window_rows(scale), window_rows(mask)
-    bits = (raw >= 0).astype(np.uint8) * mask           # sign(0) = +1
-    if not trans:
-        bits, scale, mask = bits.T, scale.T, mask.T
-    if np.any(scale != scale[:, :1]):
-        raise node_error(mm, "the weight scale must be one value per output neuron")
-    return (np.ascontiguousarray(bits), scale[:, 0].copy(),
-            None if live is None else np.ascontiguousarray(mask))
+def _scale_fix(in_scale, wscale):
+    """What to change when ``in_scale * wscale`` is not a power of two."""
+    if np.all(is_power_of_two(wscale)) and not np.all(is_power_of_two(in_scale)):
+        return ("give the activations before it a power-of-two scale (Brevitas: "
+                "restrict_scaling_type=RestrictValueType.POWER_OF_TWO on the QuantReLU or "
+                "QuantIdentity)")
+    return ("give the weights a power-of-two scale (Brevitas: scaling_const = 1.0, as "
+            "bnn_pynq's CommonWeightQuant)")
 
 
-def _probe(model, mm, chain, act, count, live, scale, shift, terms):
+def _probe(model, mm, chain, act, count, live, scale, shift, terms, offset, fix):
     """The activation levels ``(count + 1, N)`` at every popcount ``p`` (the dot ``2p - m`` for
     ``m`` = ``live`` inputs of each neuron, plus ``shift``), checked to hold within the float
-    rounding of ``terms`` products."""
-    # an input offset d = +-1 makes the inputs up to L + 1 in size, not L
-    margin = rounding_margin(scale, count + (terms if np.any(shift) else 0), terms)
+    rounding of ``terms`` products (else refused, naming ``fix``)."""
+    # an input offset d makes the inputs up to L + |d| in size, not L
+    margin = rounding_margin(scale, count + abs(offset) * terms, terms)
     p = np.arange(count + 1)[:, None]
     z = (2.0 * p - live[None, :] + shift[None, :]) * scale[None, :]  # exact for powers of two
     probes = np.concatenate([z, z - margin[None, :], z + margin[None, :]])
@@ -225,20 +185,20 @@ def _probe(model, mm, chain, act, count, live, scale, shift, terms):
         j = int(np.flatnonzero(np.any(moved, axis=0))[0])
         raise node_error(act, f"neuron {j}: its output changes within the float rounding of "
                               f"the MatMul (scale {scale[j]:g} is not a power of two); cannot "
-                              f"import it exactly; give the weights a power-of-two scale "
-                              f"(Brevitas: scaling_const = 1.0, as bnn_pynq's "
-                              f"CommonWeightQuant)")
+                              f"import it exactly; {fix}")
     return levels, margin
 
 
 def hidden_layer(model, name, mm, chain, act, in_bits, in_scale, in_map=None, in_copies=1,
                  in_offset=0):
     """A hidden ``binary_dense`` (``ternary_dense``) layer, or ``binary_conv2d`` for a ``Conv``
-    node; returns ``(layer, out_bits, out_scale, out_copies)``. ``in_map``: the ``(H, W, C)``
-    map a ``MatMul``/``Gemm`` reads flattened in NCHW order; ``in_copies``: thermometer copies
-    of each input (:func:`~bnnflow.model.qonnx_quant.activation`), level-major; ``in_offset``:
-    ``d`` of inputs worth ``in_scale * (v + d)`` (:func:`~bnnflow.model.qonnx_input.input_spec`),
-    so the ``MatMul`` output is ``in_scale * w_scale * (dot + d * sum w)``."""
+    node; returns ``(layer, out_bits, out_scale, out_copies, out_offset)``. ``in_map``: the
+    ``(H, W, C)`` map a ``MatMul``/``Gemm`` reads flattened in NCHW order; ``in_copies``:
+    thermometer copies of each input (:func:`~bnnflow.model.qonnx_quant.activation`),
+    level-major; ``in_offset``: ``d`` of inputs worth ``in_scale * (v + d)`` (an ``n``-bit input,
+    :func:`~bnnflow.model.qonnx_input.input_spec`, or unsigned activations,
+    :func:`~bnnflow.model.qonnx_quant.activation_offset`), so the ``MatMul`` output is
+    ``in_scale * w_scale * (dot + d * sum w)``."""
     bits, wscale, mask = weights(model, mm)
     bits, mask = _inputs(mm, bits, mask, in_map, in_copies)
     top_in = (1 << in_bits) - 1
@@ -247,11 +207,18 @@ def hidden_layer(model, name, mm, chain, act, in_bits, in_scale, in_map=None, in
     signs = 2 * bits.astype(np.int64) - 1
     shift = in_offset * (signs if mask is None else signs * mask).sum(axis=1)
     scale = in_scale * wscale
-    levels, margin = _probe(model, mm, chain, act, count, live, scale, shift, bits.shape[1])
+    if (chain and chain[-1].op_type == "Relu" and activation(model, act)[::2] == (1, 1)
+            and activation_offset(model, act) == 0):
+        raise node_error(act, "a bipolar quantizer after a Relu gives +1 for every input (a "
+                              "1-bit QuantReLU, as Brevitas exports it); use a QuantReLU of 2 "
+                              "or more bits, or a signed binary activation")
+    levels, margin = _probe(model, mm, chain, act, count, live, scale, shift, bits.shape[1],
+                            in_offset, _scale_fix(in_scale, wscale))
     out_bits, out_scale, copies = activation(model, act)
+    out_offset = activation_offset(model, act)
     top = copies if copies > 1 else (1 << out_bits) - 1
     thresholds, flip = thresholds_of_levels(act, levels, top, live)
-    if (mask is None and copies == 1 and out_bits == 1
+    if (mask is None and copies == 1 and out_bits == 1 and out_offset == 0
             and [n.op_type for n in chain] == ["BatchNormalization"]):
         t, f = torch_fold(model, chain[0], scale, margin, count, shift * scale)
         p = np.arange(count + 1)[:, None]
@@ -266,7 +233,7 @@ def hidden_layer(model, name, mm, chain, act, in_bits, in_scale, in_map=None, in
     if mask is not None:
         bits *= mask                                    # a zero weight keeps sign bit 0
     return _build(name, mm, model, bits, mask, thresholds, in_bits, in_copies, copies), \
-        out_bits, out_scale, copies
+        out_bits, out_scale, copies, out_offset
 
 
 def _build(name, mm, model, bits, mask, thresholds, in_bits, in_copies, copies):
@@ -314,9 +281,11 @@ def _inputs(mm, bits, mask, in_map, in_copies):
     return each(bits), each(mask)
 
 
-def output_layer(model, name, mm, chain, in_bits, in_scale, in_map=None, in_copies=1):
+def output_layer(model, name, mm, chain, in_bits, in_scale, in_map=None, in_copies=1,
+                 in_offset=0):
     """The output layer (popcounts) and whether it reads its inputs twice; refuses a score map
-    that is not shared and monotone.
+    that is not shared and monotone (over the dots ``in_offset`` moves it to as well: see
+    :func:`~bnnflow.model.qonnx_offset.offset_grid`).
 
     The output layer is binary (conventions). Ternary weights ``w = (u1 + u2) / 2`` with
     ``u1 = u2 = w`` where live and ``u1 = +1``, ``u2 = -1`` where 0 become a binary layer over
@@ -334,13 +303,13 @@ def output_layer(model, name, mm, chain, in_bits, in_scale, in_map=None, in_copi
                               axis=1).astype(np.uint8)
         scale = scale / 2
     if not np.all(is_power_of_two(scale)):
+        fix = ("give it a power-of-two scale (e.g. Brevitas' scaling_const = 1.0)"
+               if not np.all(is_power_of_two(wscale)) else _scale_fix(in_scale, wscale))
         raise node_error(mm, f"the last layer's scale {scale[0]:g} is not a power of two: "
                              f"float rounding of its sums can break popcount ties against "
                              f"the lowest-index rule, so the class cannot be reproduced "
-                             f"exactly; give it a power-of-two scale (e.g. Brevitas' "
-                             f"scaling_const = 1.0)")
-    count = ((1 << in_bits) - 1) * bits.shape[1]
-    dots = 2.0 * np.arange(count + 1) - count
+                             f"exactly; {fix}")
+    dots = offset_grid((1 << in_bits) - 1, bits.shape[1], in_offset)
     scores = dots[:, None] * scale[None, :]
     if chain:
         scores = run_nodes(model, chain, mm.output[0], scores)
@@ -442,7 +411,7 @@ def import_graph(model, graph_input, path=None):
         yet.
     """
     _, _, items = split_path(path or data_path(model), graph_input.quantized)
-    spec, in_scale, in_offset = graph_input.spec, graph_input.scale, graph_input.offset
+    spec, in_scale, offset = graph_input.spec, graph_input.scale, graph_input.offset
     built, in_bits, copies, nhwc = [], spec.bits, graph_input.copies, False
     for i, (kind, node, chain, act) in enumerate(items):
         # a dense layer after FINN's NHWC map reads it channels-last already: no reordering
@@ -451,24 +420,25 @@ def import_graph(model, graph_input, path=None):
             built.append(pool_layer(model, node, f"pool{i}", in_bits, copies))
             nhwc = node.op_type == "MaxPoolNHWC"
         elif act is None:
-            if in_offset and not built:
+            if offset and not built:
                 raise node_error(node, "the last layer reads the n-bit input directly; its "
                                        "offset per class has no place in bnnflow's popcount "
                                        "output (add a hidden layer)")
             layer, twice = output_layer(model, f"fc{i}", node, chain, in_bits, in_scale, in_map,
-                                        copies)
+                                        copies, offset)
             if twice:
                 if not built or getattr(built[-1], "out_shape", None) is not None:
                     raise node_error(node, "ternary weights in the last layer are imported "
                                            "after a dense hidden layer only")
                 built[-1] = _repeated(built[-1])
+            if offset:
+                built[-1], layer = carry_offset(node, built[-1], layer, offset)
             built.append(layer)
         else:
             nhwc = lowered_conv(model, node) is not None
             name = f"conv{i}" if node.op_type == "Conv" or nhwc else f"fc{i}"
-            layer, in_bits, in_scale, copies = hidden_layer(
-                model, name, node, chain, act, in_bits, in_scale, in_map, copies,
-                0 if built else in_offset)
+            layer, in_bits, in_scale, copies, offset = hidden_layer(
+                model, name, node, chain, act, in_bits, in_scale, in_map, copies, offset)
             built.append(layer)
     try:
         return BnnModel(layers=built, input=spec)

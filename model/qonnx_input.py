@@ -16,7 +16,9 @@ q_min`` in ``0..2**n - 1``, whatever the map from pixels to ``q`` (the ``pixel_l
 encoding: the pixel at which each level is first reached). The first layer sees ``q = (v +
 d) / 2`` for the conventions' odd value ``v = 2a - L`` and ``d = L + 2 q_min`` (-1 without
 narrow range, +1 with it), so its dot is ``(dot_v + d * sum w) / 2``: an offset per neuron that
-the fold absorbs (:func:`input_spec` returns ``d``).
+the fold absorbs (:func:`input_spec` returns ``d``). An unsigned ``n``-bit ``Quant`` (``q_min =
+0``, narrow range or not) is read the same way, with ``d = L``; an unsigned 1-bit one is a
+threshold whose inputs are worth ``(v + 1) / 2``.
 
 Colour images: the data sets hold ``(H, W, C)`` pixels channels-last, an NCHW graph input
 ``(1, C, H, W)``; :func:`to_graph_input` transposes.
@@ -39,7 +41,14 @@ from .artifact import InputSpec
 from .encoding import MAX_LEVELS, centered, element_bits, encode, make_encoding, validate
 from .qonnx_graph import QonnxError, node_error
 from .qonnx_import import ELEMENTWISE_OPS, SHAPE_OPS, data_path, split_path
-from .qonnx_quant import activation, activation_levels, positive, quant_scale
+from .qonnx_quant import (
+    activation,
+    activation_levels,
+    activation_offset,
+    is_unsigned,
+    positive,
+    quant_scale,
+)
 
 __all__ = ["GraphInput", "read_input", "image_shape", "input_quantizer", "to_graph_input",
            "input_spec"]
@@ -114,8 +123,8 @@ def read_input(model, path, shape, full_scale, input_scale=None, input_offset=0.
             raise node_error(prelude[0], "the encoded input (bnnflow_input) must go straight to "
                                          "its quantizer")
         n, scale, copies = activation(model, in_act)
-        if (n, copies) != (1, 1):
-            raise node_error(in_act, "the encoded input's quantizer must be 1-bit")
+        if (n, copies, activation_offset(model, in_act)) != (1, 1, 0):
+            raise node_error(in_act, "the encoded input's quantizer must be 1-bit and signed")
         return GraphInput(spec, scale, encoded=True)
     prelude = split_path(path, quantized_input=False)[0]
     scale, offset = _affine(prelude, model, spec.bits)
@@ -252,7 +261,8 @@ def _element_input(model, in_act):
     if bits is None or np.size(bits) != 1 or float(np.asarray(bits).reshape(())) == 1:
         return False
     narrow = next((a.i for a in in_act.attribute if a.name == "narrow"), 0)
-    return not narrow or (1 << int(np.asarray(bits).reshape(()))) - 2 > MAX_LEVELS
+    return (not narrow or is_unsigned(in_act)
+            or (1 << int(np.asarray(bits).reshape(()))) - 2 > MAX_LEVELS)
 
 
 def _element_scale(model, in_act):
@@ -269,7 +279,8 @@ def _pixel_levels(in_act, reached_q, full_scale, scale, bits):
     ``n``-bit input ``Quant`` of ``scale`` and ``bits``; returns ``(encoding, input scale c /
     2, offset d)``."""
     narrow = next((a.i for a in in_act.attribute if a.name == "narrow"), 0)
-    top, q_min = (1 << bits) - 1, -(1 << (bits - 1)) + narrow
+    top = (1 << bits) - 1
+    q_min = 0 if is_unsigned(in_act) else -(1 << (bits - 1)) + narrow
     a = reached_q - q_min
     cuts = [int(np.argmax(a >= k)) if np.any(a >= k) else len(a) for k in range(1, top + 1)]
     encoding = {"kind": "pixel_levels", "scale": float(full_scale), "bits": bits,
@@ -324,7 +335,7 @@ def input_spec(model, in_act, shape, full_scale, input_scale, input_offset):
     if np.any(np.diff(col) < 0):
         raise node_error(in_act, "the input level falls as the pixel rises; bnnflow's input "
                                  "encoding needs each level reached at and above one pixel")
-    offset = 0
+    offset = 0 if element else activation_offset(model, in_act)
     if element:
         encoding, scale, offset = _pixel_levels(in_act, col.astype(np.int64), full_scale, c, n)
         cuts, copies = "", 1

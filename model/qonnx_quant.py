@@ -2,17 +2,19 @@
 widths and what their outputs mean as levels.
 
 * Weights: ``BipolarQuant`` or a signed 1-bit ``Quant`` (+-1 times the scale).
-* Activations: the same, FINN's ``MultiThreshold`` with ``2**n - 1`` thresholds and
-  symmetric levels (:func:`activation`), or a signed narrow-range ``n``-bit ``Quant``, whose
-  levels ``-(2**(n-1) - 1) .. 2**(n-1) - 1`` are read as thermometer bits.
+* Activations: the same, FINN's ``MultiThreshold`` with ``2**n - 1`` thresholds
+  (:func:`activation`), a signed narrow-range ``n``-bit ``Quant``, whose levels
+  ``-(2**(n-1) - 1) .. 2**(n-1) - 1`` are read as thermometer bits, or an unsigned ``n``-bit
+  ``Quant`` (Brevitas' ``QuantReLU``), whose levels ``0 .. 2**n - 1`` are ``n``-bit levels with
+  an offset (:func:`activation_offset`).
 """
 
 import numpy as np
 
 from .qonnx_graph import is_power_of_two, node_error
 
-__all__ = ["activation", "activation_levels", "quant_scale", "ternary_levels", "scalar",
-           "positive"]
+__all__ = ["activation", "activation_levels", "activation_offset", "quant_scale",
+           "ternary_levels", "scalar", "positive", "is_unsigned"]
 
 
 def scalar(model, node, index, what):
@@ -29,11 +31,18 @@ def positive(node, value, what):
         raise node_error(node, f"{what} must be positive, not {value.ravel()[:4].tolist()}")
 
 
+def is_unsigned(node):
+    """Whether ``node`` is an unsigned ``Quant`` (``signed = 0``: Brevitas' ``QuantReLU``)."""
+    return node.op_type == "Quant" and not next(
+        (a.i for a in node.attribute if a.name == "signed"), 1)
+
+
 def quant_scale(model, node, activation=False, graph_input=False):
     """``(scale array, bit width)`` of a quantizer node: signed 1-bit; for weights also a
     signed narrow-range 2-bit ``Quant`` (-1, 0, +1: ternary), for activations a signed
     narrow-range ``n``-bit ``Quant`` (levels ``-(2**(n-1) - 1) .. 2**(n-1) - 1``, symmetric
-    about 0 as Brevitas' bnn_pynq ``CommonActQuant``), and on the graph's input
+    about 0 as Brevitas' bnn_pynq ``CommonActQuant``) or an unsigned 1- to 8-bit one (levels
+    ``0 .. 2**n - 1``, ``2**n - 2`` with narrow range), and on the graph's input
     (``graph_input``) also a signed ``n``-bit one without narrow range (Brevitas CNV's 8-bit
     input, levels ``-2**(n-1) .. 2**(n-1) - 1``); anything else is refused."""
     scale = model.get_initializer(node.input[1])
@@ -49,10 +58,14 @@ def quant_scale(model, node, activation=False, graph_input=False):
             raise node_error(node, f"{bits:g}-bit weights{kind}; bnnflow imports binary and "
                                    f"ternary weights (BipolarQuant, 1-bit signed Quant, or "
                                    f"2-bit narrow-range Quant: -1, 0, +1)")
-        if not attrs.get("signed", 1):
-            raise node_error(node, f"an unsigned {bits:g}-bit Quant has no level -1; bnnflow "
-                                   f"imports signed quantizers")
-        if bits != 1 and not ((narrow or graph_input) and bits == int(bits)
+        signed = attrs.get("signed", 1)
+        if not signed and not activation:
+            raise node_error(node, f"unsigned {bits:g}-bit weights have no level -1; bnnflow "
+                                   f"imports signed weight quantizers")
+        if not signed and not (bits == int(bits) and 1 <= bits <= 8):
+            raise node_error(node, f"an unsigned {bits:g}-bit Quant; bnnflow imports unsigned "
+                                   f"activations of 1 to 8 bits")
+        if bits != 1 and not ((narrow or graph_input or not signed) and bits == int(bits)
                               and 2 <= bits <= 8):
             raise node_error(node, f"{bits:g}-bit Quant without narrow range: its levels are "
                                    f"not symmetric about 0; bnnflow imports 2- to 8-bit "
@@ -64,11 +77,13 @@ def quant_scale(model, node, activation=False, graph_input=False):
 
 def activation(model, node):
     """``(bits n, scale c, copies T)`` of an activation quantizer whose output is ``c * sum_l
-    (2a_l - L)`` over ``T`` copies of an ``n``-bit level: ``T = 1`` for bipolar quantizers
-    and ``MultiThreshold``. A narrow-range ``n``-bit ``Quant`` outputs ``s * q`` with ``q`` in
-    ``-(2**(n-1) - 1) .. 2**(n-1) - 1``, which is ``(s / 2) * sum_l b_l`` over ``T = 2**n - 2``
-    thermometer bits ``b_l = +1 if q >= l - T/2 else -1``: imported as ``T`` binary neurons per
-    neuron (levels without an offset, so the next layer's dot needs no per-neuron bias)."""
+    (2a_l - L + d)`` over ``T`` copies of an ``n``-bit level, with the offset ``d`` of
+    :func:`activation_offset`: ``T = 1`` for bipolar quantizers, ``MultiThreshold`` and unsigned
+    ``Quant`` (``s * a`` is ``(s / 2) * (2a - L + L)``). A signed narrow-range ``n``-bit
+    ``Quant`` outputs ``s * q`` with ``q`` in ``-(2**(n-1) - 1) .. 2**(n-1) - 1``, which is
+    ``(s / 2) * sum_l b_l`` over ``T = 2**n - 2`` thermometer bits ``b_l = +1 if q >= l - T/2
+    else -1``: imported as ``T`` binary neurons per neuron (levels without an offset, so the
+    next layer's dot needs no per-neuron bias)."""
     if node.op_type in ("BipolarQuant", "Quant"):
         scale, bits = quant_scale(model, node, activation=True)
         if scale.size != 1:
@@ -76,6 +91,8 @@ def activation(model, node):
                                    f"{scale.shape}")
         positive(node, scale, "the scale")
         c = float(scale.reshape(()))
+        if is_unsigned(node):
+            return bits, c / 2, 1
         return (1, c, 1) if bits == 1 else (1, c / 2, (1 << bits) - 2)
     if node.op_type != "MultiThreshold":
         raise node_error(node, "expected an activation quantizer (BipolarQuant, Quant or "
@@ -87,20 +104,42 @@ def activation(model, node):
     bits = (steps + 1).bit_length() - 1
     if steps + 1 != 1 << bits:
         raise node_error(node, f"{steps} thresholds per channel; bnnflow needs 2**n - 1")
+    activation_offset(model, node)
+    return bits, _out_affine(node)[0] / 2, 1
+
+
+def _out_affine(node):
     attrs = {a.name: a.f for a in node.attribute if a.name in ("out_scale", "out_bias")}
-    scale, bias = attrs.get("out_scale", 1.0), attrs.get("out_bias", 0.0)
-    if not is_power_of_two(scale / 2) or bias != -steps * scale / 2:
-        raise node_error(node, f"out_scale {scale:g} and out_bias {bias:g} do not give "
-                               f"symmetric levels c * (2a - {steps}); bnnflow needs "
-                               f"out_bias = -{steps} * out_scale / 2 (bipolar: 2 and -1)")
-    return bits, scale / 2, 1
+    return attrs.get("out_scale", 1.0), attrs.get("out_bias", 0.0)
+
+
+def activation_offset(model, node):
+    """The offset ``d`` of an activation quantizer's levels (:func:`activation`): ``0`` for
+    symmetric levels, ``L = 2**n - 1`` for an unsigned ``n``-bit ``Quant`` (levels ``s * a``),
+    ``2 * out_bias / out_scale + L`` for a ``MultiThreshold`` (an integer: FINN's bipolar
+    levels have ``out_bias = -L * out_scale / 2``, its unsigned ones ``0``)."""
+    if is_unsigned(node):
+        return (1 << int(scalar(model, node, 3, "the bit width"))) - 1
+    if node.op_type != "MultiThreshold":
+        return 0
+    steps = model.get_initializer(node.input[1]).shape[1]
+    scale, bias = _out_affine(node)
+    d = 2 * bias / scale + steps if scale > 0 else 0.5
+    if not is_power_of_two(scale / 2) or d != int(d):
+        raise node_error(node, f"out_scale {scale:g} and out_bias {bias:g} do not give levels "
+                               f"c * (2a - {steps} + d) with an integer d and a power-of-two "
+                               f"c; bnnflow needs out_bias a multiple of out_scale / 2 (FINN's "
+                               f"bipolar levels: 2 and -1)")
+    return int(d)
 
 
 def activation_levels(model, node, out):
     """The level ``a`` of an activation node's output values: ``0..L``, or ``0..T`` thermometer
     bits set for an ``n``-bit ``Quant`` (:func:`activation`)."""
     if node.op_type in ("BipolarQuant", "Quant"):
-        _, c, copies = activation(model, node)
+        bits, c, copies = activation(model, node)
+        if is_unsigned(node):
+            return np.rint(out / (2 * c)).astype(np.int64)
         if copies > 1:
             return np.rint(out / (2 * c)).astype(np.int64) + copies // 2
         return (out > 0).astype(np.int64)

@@ -118,10 +118,11 @@ def _one_line_error(capsys, argv, out):
     ({"weight_bits": 4}, "error: node Quant_0 (Quant): 4-bit weights without narrow range; "
                          "bnnflow imports binary and ternary weights (BipolarQuant, 1-bit "
                          "signed Quant, or 2-bit narrow-range Quant: -1, 0, +1)\n"),
-    ({"extra_op": "Relu"}, "error: node Relu_0 (Relu): op Relu is not supported; bnnflow import "
-                           "builds Reshape, Flatten, Identity, BatchNormalization, Mul, Add, "
-                           "Sub, Div, BipolarQuant, Quant, MultiThreshold, MatMul, Gemm, Conv, "
-                           "MaxPool, Im2Col, MaxPoolNHWC\n"),
+    ({"extra_op": "Softplus"}, "error: node Softplus_0 (Softplus): op Softplus is not "
+                               "supported; bnnflow import builds Reshape, Flatten, Identity, "
+                               "BatchNormalization, Mul, Add, Sub, Div, Relu, BipolarQuant, "
+                               "Quant, MultiThreshold, MatMul, Gemm, Conv, MaxPool, Im2Col, "
+                               "MaxPoolNHWC\n"),
     ({"two_inputs": True}, "error: {path}: the graph has 2 inputs (x, x2); bnnflow imports "
                            "graphs with one input and one output\n"),
     ({"out_bn": True}, "error: node BatchNormalization_1 (BatchNormalization): the scores "
