@@ -29,7 +29,10 @@ rules; the functions here are the single numpy reference for them and are tested
   ``dot = sum_j (+-1) * v_j = 2p - L*K`` and thresholds lie in ``[0, L*K + 1]``. Flipping a
   neuron's weights maps ``p`` to ``L*K - p``, as for bits. Training quantizes a BatchNorm
   output ``y`` to ``a = sum_k [y >= (2k - 1 - L) / L]`` for ``k = 1..L`` (``n = 1``: ``[y >= 0]``,
-  the sign rule), so the export's thresholds on ``p`` are exact.
+  the sign rule), so the export's thresholds on ``p`` are exact. Imported unsigned levels
+  (Brevitas' ``QuantReLU``, ``s * a``) are these levels with an offset, ``s * a = (s / 2) * (v
+  + L)``: the importer folds ``L * sum w`` into the next layer's thresholds, or for the output
+  layer into always-firing neurons (:mod:`bnnflow.model.qonnx_offset`); no new rule.
 * **Output.** The last layer has no threshold and outputs popcounts; the class is the argmax
   over popcounts, the lowest index on ties.
 * **Feature maps** are channels-last: element ``(r, c, ch)`` of an ``H x W x C`` map is element

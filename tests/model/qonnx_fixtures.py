@@ -253,3 +253,61 @@ def tiny_graph(path, *, weight_bits=1, extra_op=None, two_inputs=False, out_bn=F
                                                     helper.make_opsetid(QONNX_DOMAIN, 1)])
     onnx.save(model, str(path))
     return path
+
+
+def brevitas_relu_net(bits=2, conv=False, float_scale=False, seed=0, hidden_dense=True,
+                      in_bits=1):
+    """A Brevitas network with ``QuantReLU`` activations (unsigned ``bits``-bit levels) over 8x8
+    images: the input mapped to ``2x - 1`` and binarized, binary weights of scale 1, each
+    hidden layer ``BatchNorm`` then ``QuantReLU`` with a power-of-two scale (with
+    ``float_scale`` the first one's is a learned float, as Brevitas' default), and an output
+    ``QuantLinear`` with ``TensorNorm``. Dense: 64-48-32-10. ``conv``: ``QuantConv2d(1, 8, 3)``,
+    ``MaxPool2d(2)``, then dense 72-24-10 (72-10 without ``hidden_dense``). ``in_bits`` > 1:
+    the input (in [0, 1]) goes to an unsigned ``in_bits``-bit ``QuantIdentity`` with a
+    power-of-two scale instead."""
+    import brevitas.nn as qnn
+    from brevitas.core.restrict_val import RestrictValueType
+    from brevitas.quant import (
+        SignedBinaryActPerTensorConst,
+        SignedBinaryWeightPerTensorConst,
+        Uint8ActPerTensorFloat,
+    )
+    from brevitas_examples.bnn_pynq.models.tensor_norm import TensorNorm
+
+    class Weight(SignedBinaryWeightPerTensorConst):
+        scaling_const = 1.0
+
+    def relu(pot=True):
+        kw = {"restrict_scaling_type": RestrictValueType.POWER_OF_TWO} if pot else {}
+        return qnn.QuantReLU(bit_width=bits, **kw)
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(seed)
+            self.inq = qnn.QuantIdentity(act_quant=SignedBinaryActPerTensorConst)
+            if in_bits > 1:
+                self.inq = qnn.QuantIdentity(
+                    act_quant=Uint8ActPerTensorFloat, bit_width=in_bits,
+                    restrict_scaling_type=RestrictValueType.POWER_OF_TWO)
+            if conv:
+                first = [qnn.QuantConv2d(1, 8, 3, bias=False, weight_quant=Weight),
+                         nn.BatchNorm2d(8), relu(not float_scale), nn.MaxPool2d(2),
+                         nn.Flatten()]
+                widths = (72, 24, 10)
+            else:
+                first = [nn.Flatten(), qnn.QuantLinear(64, 48, bias=False, weight_quant=Weight),
+                         nn.BatchNorm1d(48), relu(not float_scale)]
+                widths = (48, 32, 10)
+            hidden = [qnn.QuantLinear(widths[0], widths[1], bias=False, weight_quant=Weight),
+                      nn.BatchNorm1d(widths[1]), relu()] if hidden_dense else []
+            self.body = nn.Sequential(
+                *first, *hidden,
+                qnn.QuantLinear(widths[-2 if hidden_dense else 0], widths[2], bias=False,
+                                weight_quant=Weight), TensorNorm())
+
+        def forward(self, x):
+            x = x.reshape(x.shape[0], 1, 8, 8)
+            return self.body(self.inq(x if in_bits > 1 else 2.0 * x - 1.0))
+
+    return Net()

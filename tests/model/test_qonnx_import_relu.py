@@ -1,0 +1,158 @@
+"""``bnnflow import`` of unsigned activations: Brevitas' ``QuantReLU`` (``Relu`` then an
+unsigned ``Quant``) and FINN's ``MultiThreshold`` without the bipolar bias. Hidden layers
+absorb the offset of the levels ``s * a`` into their thresholds; the output layer gets it from
+always-firing neurons (:mod:`bnnflow.model.qonnx_offset`). The golden classes equal Brevitas'
+own; what cannot be imported exactly gets one line naming the fix."""
+
+import numpy as np
+import onnx
+import pytest
+from onnx import helper
+
+from bnnflow.model import artifact, golden
+from bnnflow.model.qonnx_export import export_graph
+
+from .qonnx_fixtures import (
+    BREVITAS_WARNINGS,
+    brevitas_classes,
+    brevitas_relu_net,
+    export_brevitas,
+    import_refused,
+    run_cli,
+    train_brevitas,
+)
+from .test_qonnx_export import _digits_model
+
+pytestmark = BREVITAS_WARNINGS
+
+
+def _exported(folder, digits, **kwargs):
+    """A :func:`brevitas_relu_net` trained 3 epochs on the digits and exported: ``(onnx path,
+    Brevitas' test classes)``."""
+    net = train_brevitas(brevitas_relu_net(**kwargs), digits.x_train / 16, digits.y_train,
+                         epochs=3)
+    return (export_brevitas(net, folder / "relu.onnx"),
+            brevitas_classes(net, digits.x_test / 16))
+
+
+@pytest.fixture(scope="module")
+def relu_mlp(tmp_path_factory, digits):
+    """2-bit QuantReLU, the first one with a learned float scale."""
+    return _exported(tmp_path_factory.mktemp("relu_mlp"), digits, bits=2, float_scale=True)
+
+
+@pytest.fixture(scope="module")
+def relu_uint4(tmp_path_factory, digits):
+    """The MLP with an unsigned 4-bit input quantizer (levels s * a of the pixels)."""
+    return _exported(tmp_path_factory.mktemp("relu_uint4"), digits, bits=2, in_bits=4)
+
+
+@pytest.fixture(scope="module")
+def relu_cnn(tmp_path_factory, digits):
+    """A conv layer with a 2-bit QuantReLU, max-pooled, then two dense layers."""
+    return _exported(tmp_path_factory.mktemp("relu_cnn"), digits, bits=2, conv=True)
+
+
+def _import(capsys, path, out):
+    code, stdout, err = run_cli(capsys, "import", path, "-o", out, "--input-scale", "16")
+    assert (code, err) == (0, ""), err
+    return artifact.load(out), stdout
+
+
+@pytest.mark.parametrize("run", ["relu_mlp", "relu_uint4", "relu_cnn"])
+def test_quant_relu_network_imports_with_brevitas_classes(run, request, digits, tmp_path,
+                                                          capsys):
+    path, classes = request.getfixturevalue(run)
+    model, stdout = _import(capsys, path, tmp_path / "relu.bnn")
+    n = len(digits.x_test)
+    assert f"{n} / {n} test images of digits have equal classes" in stdout
+    assert np.array_equal(golden.run_images(model, digits.x_test).classes, classes)
+    hidden = [layer for layer in model.layers[:-1] if not hasattr(layer, "window")]
+    assert all(layer.activation_bits == 2 for layer in hidden)
+    # the last hidden layer gains always-firing neurons (thresholds 0) for the output's offset
+    last = model.layers[-2]
+    width = 24 if run == "relu_cnn" else 32
+    extra = last.out_width - width
+    assert extra > 0 and np.all(last.thresholds[width:] == 0)
+    assert model.layers[-1].in_width == last.out_width
+    if run == "relu_uint4":
+        # one 4-bit element per pixel, a = q (q_min 0): the first layer absorbs 15 * sum w
+        assert model.input.encoding["kind"] == "pixel_levels"
+        assert model.input.bits == 4 == model.layers[0].in_bits
+
+
+def test_imported_quant_relu_network_matches_amaranth_hardware(relu_cnn, tmp_path, capsys):
+    out = tmp_path / "relu.bnn"
+    _import(capsys, relu_cnn[0], out)
+    code, stdout, _ = run_cli(capsys, "verify", out, "--sim", "amaranth", "--images", "5",
+                              "--fold", "auto", "--ii", "512", "--stall", "0.3")
+    assert code == 0, stdout
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"bits": 1}, "node BipolarQuant_4 (BipolarQuant): a bipolar quantizer after a Relu gives "
+                  "+1 for every input (a 1-bit QuantReLU, as Brevitas exports it); use a "
+                  "QuantReLU of 2 or more bits, or a signed binary activation"),
+    ({"bits": 4, "float_scale": True, "seed": 1},
+     "cannot import it exactly; give the activations before it a power-of-two scale "
+     "(Brevitas: restrict_scaling_type=RestrictValueType.POWER_OF_TWO on the QuantReLU or "
+     "QuantIdentity)"),
+])
+def test_quant_relu_that_cannot_be_imported_gets_one_line(kwargs, message, digits, tmp_path,
+                                                          capsys):
+    path, _ = _exported(tmp_path, digits, **kwargs)
+    capsys.readouterr()                             # torch.onnx's progress lines
+    assert message in import_refused(capsys, path, "--input-scale", "16")
+
+
+def test_unsigned_levels_of_a_map_before_the_output_get_one_line(digits, tmp_path, capsys):
+    # the output layer reads the pooled map's unsigned levels directly
+    path, _ = _exported(tmp_path, digits, bits=2, conv=True, hidden_dense=False)
+    capsys.readouterr()
+    err = import_refused(capsys, path, "--input-scale", "16")
+    assert err.endswith("reads unsigned activations of a map; their per-class offset is "
+                        "carried by always-firing neurons of a dense hidden layer, so put a "
+                        "dense layer before the output (or use signed activations)\n")
+
+
+def _unsigned_thresholds(tmp_path, bias_of_scale):
+    """export-qonnx's graph of a 2-bit model with every MultiThreshold's ``out_bias`` set to
+    ``bias_of_scale * out_scale``: levels ``out_scale * a`` for 0 (FINN's unsigned ReLU)."""
+    model = _digits_model([64, 24, 17, 10], seed=3, act_bits=2)
+    graph = export_graph(model).model
+    for node in graph.graph.node:
+        if node.op_type == "MultiThreshold":
+            attrs = {a.name: a for a in node.attribute}
+            scale = attrs["out_scale"].f
+            node.attribute.remove(attrs["out_bias"])
+            node.attribute.append(helper.make_attribute("out_bias", bias_of_scale * scale))
+    path = tmp_path / "unsigned.onnx"
+    onnx.save(graph, str(path))
+    return path, model
+
+
+def test_unsigned_multithreshold_levels_import_exactly(digits, tmp_path, capsys):
+    path, source = _unsigned_thresholds(tmp_path, 0.0)
+    model, stdout = _import_encoded(capsys, path, tmp_path / "unsigned.bnn")
+    # the check against qonnx's executor of the changed graph is the reference
+    n = len(digits.x_test)
+    assert f"{n} / {n} test images of digits have equal classes" in stdout
+    assert model.widths[:2] == source.widths[:2] and model.widths[2] > 17
+    # fc1 reads fc0's levels as s * a = c * (2a - 3 + 3): its thresholds absorb 3 * sum w,
+    # fc0 itself (reading the symmetric input) keeps its own
+    assert np.array_equal(model.layers[0].thresholds, source.layers[0].thresholds)
+    assert not np.array_equal(model.layers[1].thresholds[:17], source.layers[1].thresholds)
+
+
+def _import_encoded(capsys, path, out):
+    code, stdout, err = run_cli(capsys, "import", path, "-o", out)
+    assert (code, err) == (0, ""), err
+    return artifact.load(out), stdout
+
+
+def test_multithreshold_with_a_fractional_offset_gets_one_line(tmp_path, capsys):
+    path, _ = _unsigned_thresholds(tmp_path, 0.25)
+    err = import_refused(capsys, path)
+    assert err.endswith("do not give levels c * (2a - 3 + d) with an integer d and a "
+                        "power-of-two c; bnnflow needs out_bias a multiple of out_scale / 2 "
+                        "(FINN's bipolar levels: 2 and -1)\n")
