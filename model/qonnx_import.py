@@ -9,7 +9,7 @@ What is built
       which qonnx executes as the same sign with ``0 -> +1``), a narrow-range ``n``-bit one
       (a thermometer code) or a signed ``n``-bit one (``n``-bit pixels, as Brevitas CNV's
       8-bit input; :mod:`bnnflow.model.qonnx_input`);
-    * per layer: ``MatMul``, ``Gemm`` or ``Conv`` (no bias) with binarized weights (a 1-bit
+    * per layer: ``MatMul``, ``Gemm`` or ``Conv`` with binarized weights (a 1-bit
       quantizer on an initializer, or an initializer of +-1 values), then elementwise ops
       (``BatchNormalization``, ``Mul``, ``Add``, ``Sub``, ``Div``, ``Relu``) and, for hidden
       layers, an activation quantizer: ``BipolarQuant``/1-bit ``Quant``, an unsigned ``n``-bit
@@ -78,7 +78,7 @@ from .qonnx_import_conv import (
 )
 from .qonnx_offset import carry_offset, offset_grid
 from .qonnx_quant import activation, activation_levels, activation_offset
-from .qonnx_weights import weights
+from .qonnx_weights import layer_bias, weights
 from .ternary import TernaryDenseLayer
 
 __all__ = ["import_graph", "data_path", "split_path", "weights", "hidden_layer",
@@ -165,14 +165,21 @@ def _scale_fix(in_scale, wscale):
             "bnn_pynq's CommonWeightQuant)")
 
 
-def _probe(model, mm, chain, act, count, live, scale, shift, terms, offset, fix):
+def _probe(model, mm, chain, act, count, live, scale, shift, terms, offset, fix, bias):
     """The activation levels ``(count + 1, N)`` at every popcount ``p`` (the dot ``2p - m`` for
-    ``m`` = ``live`` inputs of each neuron, plus ``shift``), checked to hold within the float
-    rounding of ``terms`` products (else refused, naming ``fix``)."""
+    ``m`` = ``live`` inputs of each neuron, plus ``shift``; then ``bias``, per neuron or None),
+    checked to hold within the float rounding of ``terms`` products (else refused, naming
+    ``fix``)."""
     # an input offset d makes the inputs up to L + |d| in size, not L
-    margin = rounding_margin(scale, count + abs(offset) * terms, terms)
+    size = count + abs(offset) * terms
+    margin = rounding_margin(scale, size, terms)
+    if bias is not None:
+        # the runtime may add the products to the bias one at a time, rounding each sum
+        margin = margin + terms * (np.abs(bias) + scale * size) * 2.0 ** -23
     p = np.arange(count + 1)[:, None]
     z = (2.0 * p - live[None, :] + shift[None, :]) * scale[None, :]  # exact for powers of two
+    if bias is not None:
+        z = z + bias[None, :]
     probes = np.concatenate([z, z - margin[None, :], z + margin[None, :]])
     nhwc = any(a.name == "data_layout" and a.s == b"NHWC" for a in act.attribute)
     # a MultiThreshold on NHWC maps reads channels on axis 3
@@ -212,15 +219,19 @@ def hidden_layer(model, name, mm, chain, act, in_bits, in_scale, in_map=None, in
         raise node_error(act, "a bipolar quantizer after a Relu gives +1 for every input (a "
                               "1-bit QuantReLU, as Brevitas exports it); use a QuantReLU of 2 "
                               "or more bits, or a signed binary activation")
+    bias = layer_bias(model, mm)
+    if bias is not None:
+        bias = np.broadcast_to(bias, scale.shape)
     levels, margin = _probe(model, mm, chain, act, count, live, scale, shift, bits.shape[1],
-                            in_offset, _scale_fix(in_scale, wscale))
+                            in_offset, _scale_fix(in_scale, wscale), bias)
     out_bits, out_scale, copies = activation(model, act)
     out_offset = activation_offset(model, act)
     top = copies if copies > 1 else (1 << out_bits) - 1
     thresholds, flip = thresholds_of_levels(act, levels, top, live)
     if (mask is None and copies == 1 and out_bits == 1 and out_offset == 0
             and [n.op_type for n in chain] == ["BatchNormalization"]):
-        t, f = torch_fold(model, chain[0], scale, margin, count, shift * scale)
+        t, f = torch_fold(model, chain[0], scale, margin, count,
+                          shift * scale + (0.0 if bias is None else bias))
         p = np.arange(count + 1)[:, None]
         torch_fires = np.where(f[None, :], count - p, p) >= t[None, :]
         if not np.array_equal(torch_fires, levels == 1):
@@ -296,6 +307,10 @@ def output_layer(model, name, mm, chain, in_bits, in_scale, in_map=None, in_copi
         raise node_error(mm, "the last layer must be MatMul or Gemm (scores per class), not a "
                              "convolution")
     bits, wscale, mask = weights(model, mm)
+    if layer_bias(model, mm) is not None:
+        raise node_error(mm, "a bias in the last layer moves each class's score by its own "
+                             "amount, which bnnflow's popcount output cannot carry; build the "
+                             "last layer without one (Brevitas: QuantLinear(bias=False))")
     bits, mask = _inputs(mm, bits, mask, in_map, in_copies)
     scale = in_scale * wscale
     if mask is not None:

@@ -1,7 +1,7 @@
 """Conv and max-pool layers of a QONNX graph (Brevitas ``QuantConv2d`` and ``MaxPool2d``, NCHW),
 for :mod:`bnnflow.model.qonnx_import`.
 
-* ``Conv``: stride 1, no padding, no dilation, one group, no bias; its weights ``(Cout, Cin,
+* ``Conv``: stride 1, no padding, no dilation, one group; its weights ``(Cout, Cin,
   kh, kw)`` become rows in the ``(kh, kw, Cin)`` window order of the conventions. Its
   BatchNorm and quantizer are folded into thresholds as for a dense layer: a channel is a
   neuron, and ``BatchNormalization`` normalizes axis 1 of a ``(popcounts, channels)`` probe as
@@ -60,15 +60,13 @@ def _unit_window(node, kernel, strides, pads):
 
 
 def conv_kernel(node):
-    """``(kh, kw)`` of a ``Conv`` node; anything but stride 1, no padding, no dilation, one
-    group and no bias is refused."""
+    """``(kh, kw)`` of a ``Conv`` node; anything but stride 1, no padding, no dilation and one
+    group is refused (a bias: :func:`~bnnflow.model.qonnx_weights.layer_bias`)."""
     kernel = _unit_window(node, "kernel_shape", "strides", "pads")
     if _int(node, "group", 1) != 1:
         raise node_error(node, f"group {_int(node, 'group', 1)}; bnnflow builds full "
                                f"convolutions (group 1)")
     _check_auto_pad(node)
-    if len(node.input) > 2 and node.input[2]:
-        raise node_error(node, "a bias is not supported (Brevitas: QuantConv2d(bias=False))")
     return kernel
 
 

@@ -9,7 +9,7 @@ from .qonnx_graph import node_error
 from .qonnx_import_conv import conv_kernel, window_rows
 from .qonnx_quant import positive, quant_scale, ternary_levels
 
-__all__ = ["weights"]
+__all__ = ["weights", "layer_bias"]
 
 
 def weights(model, mm):
@@ -25,9 +25,6 @@ def weights(model, mm):
             raise node_error(mm, "transA must be 0")
         if attrs.get("alpha") is not None and attrs["alpha"].f != 1.0:
             raise node_error(mm, f"alpha must be 1, not {attrs['alpha'].f:g}")
-        bias = model.get_initializer(mm.input[2]) if len(mm.input) > 2 and mm.input[2] else None
-        if len(mm.input) > 2 and mm.input[2] and (bias is None or np.any(bias != 0)):
-            raise node_error(mm, "a bias is not supported (Brevitas: QuantLinear(bias=False))")
         trans = attrs.get("transB") is not None and attrs["transB"].i
     producer = model.find_producer(mm.input[1])
     if producer is None:
@@ -67,3 +64,18 @@ def weights(model, mm):
         raise node_error(mm, "the weight scale must be one value per output neuron")
     return (np.ascontiguousarray(bits), scale[:, 0].copy(),
             None if live is None else np.ascontiguousarray(mask))
+
+
+def layer_bias(model, mm):
+    """The bias of a ``Gemm`` (input C, times ``beta``) or ``Conv`` (input B) node, one value per
+    output neuron (float64), or ``None`` when it has none or only zeros."""
+    if mm.op_type not in ("Gemm", "Conv") or len(mm.input) < 3 or not mm.input[2]:
+        return None
+    bias = model.get_initializer(mm.input[2])
+    if bias is None:
+        raise node_error(mm, "the bias must be a constant (Brevitas: a float bias, "
+                             "bias_quant=None)")
+    beta = next((a.f for a in mm.attribute if a.name == "beta"), 1.0) if mm.op_type == "Gemm" \
+        else 1.0
+    bias = np.asarray(bias, dtype=np.float64).reshape(-1) * beta
+    return bias if np.any(bias != 0) else None

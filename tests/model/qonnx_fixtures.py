@@ -311,3 +311,33 @@ def brevitas_relu_net(bits=2, conv=False, float_scale=False, seed=0, hidden_dens
             return self.body(self.inq(x if in_bits > 1 else 2.0 * x - 1.0))
 
     return Net()
+
+
+def brevitas_bias_net(out_bias=False, seed=0):
+    """A Brevitas W1A1 CNN over 8x8 images with Brevitas' default float biases (``bias=True``)
+    on its hidden layers: ``QuantConv2d(1, 8, 3)``, ``BatchNorm2d``, a binary activation, dense
+    288-32 with ``BatchNorm1d`` and a binary activation, and an output ``QuantLinear(32, 10)``
+    (scale 1; with a bias too for ``out_bias``) with ``TensorNorm``."""
+    import brevitas.nn as qnn
+    from brevitas.quant import SignedBinaryActPerTensorConst, SignedBinaryWeightPerTensorConst
+    from brevitas_examples.bnn_pynq.models.tensor_norm import TensorNorm
+
+    class Weight(SignedBinaryWeightPerTensorConst):
+        scaling_const = 1.0
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(seed)
+            self.body = nn.Sequential(
+                qnn.QuantIdentity(act_quant=SignedBinaryActPerTensorConst),
+                qnn.QuantConv2d(1, 8, 3, weight_quant=Weight), nn.BatchNorm2d(8),
+                qnn.QuantIdentity(act_quant=SignedBinaryActPerTensorConst), nn.Flatten(),
+                qnn.QuantLinear(288, 32, weight_quant=Weight), nn.BatchNorm1d(32),
+                qnn.QuantIdentity(act_quant=SignedBinaryActPerTensorConst),
+                qnn.QuantLinear(32, 10, bias=out_bias, weight_quant=Weight), TensorNorm())
+
+        def forward(self, x):
+            return self.body(2.0 * x.reshape(x.shape[0], 1, 8, 8) - 1.0)
+
+    return Net()
