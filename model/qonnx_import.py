@@ -12,8 +12,9 @@ What is built
     * per layer: ``MatMul``, ``Gemm`` or ``Conv`` with binarized weights (a 1-bit
       quantizer on an initializer, or an initializer of +-1 values), then elementwise ops
       (``BatchNormalization``, ``Mul``, ``Add``, ``Sub``, ``Div``, ``Relu``) and, for hidden
-      layers, an activation quantizer: ``BipolarQuant``/1-bit ``Quant``, an unsigned ``n``-bit
-      ``Quant`` (Brevitas' ``QuantReLU``), or ``MultiThreshold`` with ``2**n - 1`` thresholds,
+      layers, an activation quantizer: ``BipolarQuant``/1-bit ``Quant``, an ``n``-bit
+      ``Quant`` (signed or unsigned: Brevitas' ``QuantReLU``), or ``MultiThreshold`` with
+      ``2**n - 1`` thresholds,
       ``out_scale = 2c`` and ``out_bias`` a multiple of ``c`` (FINN's streamlined bipolar,
       ``n``-bit or unsigned activations);
     * ``MaxPool`` nodes after a layer's quantizer;
@@ -46,10 +47,11 @@ Exactness
     popcount argmax (lowest index on ties), after flipping every output neuron if that
     function decreases. A per-class BatchNorm or scale changes the class order and is refused.
 
-    Unsigned activations (levels ``s * a``, ``a`` in ``0..L``) are the conventions' ``n``-bit
-    levels ``v = 2a - L`` with an offset: the next layer's dot gains ``L * sum w`` per neuron,
-    which a hidden layer's thresholds absorb and the output layer gets from always-firing
-    neurons (:mod:`bnnflow.model.qonnx_offset`).
+    Unsigned activations (levels ``s * a``, ``a`` in ``0..L``) and signed ones without narrow
+    range are the conventions' ``n``-bit levels ``v = 2a - L`` with an offset ``d`` (``L``,
+    ``-1``): the next layer's dot gains ``d * sum w`` per neuron, which a hidden layer's
+    thresholds absorb and the output layer gets from constant neurons
+    (:mod:`bnnflow.model.qonnx_offset`).
 
     Conv and max-pool layers (Brevitas ``QuantConv2d`` and ``MaxPool2d``, NCHW): see
     :mod:`bnnflow.model.qonnx_import_conv`. The input stage: see

@@ -267,7 +267,7 @@ def _element_input(model, in_act):
 
 def _element_scale(model, in_act):
     """``(scale c, bits n)`` of an ``n``-bit input ``Quant`` (one positive scale)."""
-    scale, bits = quant_scale(model, in_act, activation=True, graph_input=True)
+    scale, bits = quant_scale(model, in_act, activation=True)
     if scale.size != 1:
         raise node_error(in_act, f"the input scale must be one value, not shape {scale.shape}")
     positive(in_act, scale, "the scale")

@@ -1,18 +1,21 @@
-"""The output layer of an imported graph whose last hidden layer has unsigned activations
-(Brevitas' ``QuantReLU``: levels ``s * a`` with ``a`` in ``0..L``), for
-:mod:`bnnflow.model.qonnx_import`.
+"""The output layer of an imported graph whose last hidden layer has levels with an offset
+(Brevitas' ``QuantReLU``: ``s * a`` with ``a`` in ``0..L``; a signed ``Quant`` without narrow
+range), for :mod:`bnnflow.model.qonnx_import`.
 
-The conventions' ``n``-bit levels are ``v = 2a - L``, so a class's score is ``(s / 2) * (dot +
-L * sum w)``: its dot plus an offset of its own, ``L * (2 * pos - K)`` for ``pos`` weights of
-+1 out of ``K``. A hidden layer's thresholds absorb such an offset; the popcount output has no
-place for it. It is carried exactly by ``M = max(pos) - min(pos)`` neurons added to the last
-hidden layer, which always fire (thresholds 0, level ``L``): class ``c`` reads the first
-``max(pos) - pos_c`` of them with weight -1 and the rest with +1, which adds
-``L * (M - 2 * max(pos)) + L * 2 * pos_c`` to its dot. That is the offset plus one constant
-shared by every class, so the argmax (lowest index on ties) is the graph's.
+Such levels are ``(s / 2) * (v + d)`` for the conventions' ``v = 2a - L`` and an integer ``d``
+(``L`` unsigned, ``-1`` signed), so a class's score is ``(s / 2) * (dot + d * sum w)``: its dot
+plus an offset of its own, ``d * (2 * pos - K)`` for ``pos`` weights of +1 out of ``K``. A
+hidden layer's thresholds absorb such an offset; the popcount output has no place for it. It is
+carried exactly by ``M`` neurons added to the last hidden layer, each at one fixed level ``a0``
+whatever its input (``a0`` thresholds 0, the rest never reached), worth ``u = 2 * a0 - L =
+gcd(|d|, L)``. With ``k = d / u``, class ``c`` reads ``k * pos_c - min(k * pos)`` of them with
+weight +1 and the rest with -1, which adds ``2 * d * pos_c`` plus one constant to its dot, for
+``M = |k| * (max(pos) - min(pos))``. So each popcount is the score plus a constant shared by
+every class, and the argmax (lowest index on ties) is the graph's.
 """
 
 import dataclasses
+import math
 
 import numpy as np
 
@@ -31,29 +34,30 @@ def offset_grid(top, inputs, offset):
 
 
 def carry_offset(node, hidden, output, offset):
-    """``(hidden, output)`` with the always-firing neurons that carry ``output``'s per-class
-    offset (see the module); ``hidden`` is the last hidden layer (dense), ``output`` reads its
-    levels with weights already oriented (a falling score map flipped)."""
-    top = (1 << output.in_bits) - 1
+    """``(hidden, output)`` with the constant neurons that carry ``output``'s per-class offset
+    (see the module); ``hidden`` is the last hidden layer (dense), ``output`` reads its levels
+    with weights already oriented (a falling score map flipped)."""
     if getattr(hidden, "out_shape", None) is not None:
-        raise node_error(node, "reads unsigned activations of a map; their per-class offset is "
-                               "carried by always-firing neurons of a dense hidden layer, so "
-                               "put a dense layer before the output (or use signed "
-                               "activations)")
-    if offset != top:
-        raise node_error(node, f"reads levels with offset {offset}; bnnflow's output layer "
-                               f"takes symmetric levels (offset 0) or unsigned ones (offset "
-                               f"{top})")
+        raise node_error(node, "reads levels with an offset (unsigned, or signed without "
+                               "narrow range) of a map; their per-class offset is carried by "
+                               "constant neurons of a dense hidden layer, so put a dense "
+                               "layer before the output")
+    top = (1 << output.in_bits) - 1
+    unit = math.gcd(abs(offset), top)
+    k = offset // unit
     pos = output.weights.sum(axis=1, dtype=np.int64)
-    count = int(pos.max() - pos.min())
+    plus = k * pos - (k * pos).min()
+    count = int(plus.max())
     if count == 0:
         return hidden, output
-    negative = pos.max() - pos
-    extra = (np.arange(count)[None, :] >= negative[:, None]).astype(np.uint8)
+    extra = (np.arange(count)[None, :] < plus[:, None]).astype(np.uint8)
+    level = (unit + top) // 2
+    t = hidden.thresholds
+    never = ((1 << hidden.in_bits) - 1) * hidden.in_width + 1   # every weight live
+    constant = np.where(np.arange(t.shape[1]) < level, 0, never)
     rows = {"weights": np.concatenate([hidden.weights,
                                        np.zeros((count, hidden.in_width), np.uint8)]),
-            "thresholds": np.concatenate([hidden.thresholds, np.zeros(
-                (count, hidden.thresholds.shape[1]), hidden.thresholds.dtype)])}
+            "thresholds": np.concatenate([t, np.tile(constant, (count, 1)).astype(t.dtype)])}
     if getattr(hidden, "mask", None) is not None:
         rows["mask"] = np.concatenate([hidden.mask, np.ones((count, hidden.in_width), np.uint8)])
     return (dataclasses.replace(hidden, **rows),

@@ -5,8 +5,9 @@ widths and what their outputs mean as levels.
 * Activations: the same, FINN's ``MultiThreshold`` with ``2**n - 1`` thresholds
   (:func:`activation`), a signed narrow-range ``n``-bit ``Quant``, whose levels
   ``-(2**(n-1) - 1) .. 2**(n-1) - 1`` are read as thermometer bits, or an unsigned ``n``-bit
-  ``Quant`` (Brevitas' ``QuantReLU``), whose levels ``0 .. 2**n - 1`` are ``n``-bit levels with
-  an offset (:func:`activation_offset`).
+  ``Quant`` (Brevitas' ``QuantReLU``, levels ``0 .. 2**n - 1``) or a signed one without narrow
+  range (Brevitas' default ``QuantIdentity``, levels ``-2**(n-1) .. 2**(n-1) - 1``), whose
+  levels are ``n``-bit levels with an offset (:func:`activation_offset`).
 """
 
 import numpy as np
@@ -14,7 +15,7 @@ import numpy as np
 from .qonnx_graph import is_power_of_two, node_error
 
 __all__ = ["activation", "activation_levels", "activation_offset", "quant_scale",
-           "ternary_levels", "scalar", "positive", "is_unsigned"]
+           "ternary_levels", "scalar", "positive", "is_unsigned", "level_min"]
 
 
 def scalar(model, node, index, what):
@@ -37,14 +38,27 @@ def is_unsigned(node):
         (a.i for a in node.attribute if a.name == "signed"), 1)
 
 
-def quant_scale(model, node, activation=False, graph_input=False):
+def level_min(model, node):
+    """``q_min`` of a ``Quant`` read as ``n``-bit levels ``a = q - q_min`` (unsigned: 0; signed
+    without narrow range, ``n >= 2``: ``-2**(n-1)``), or ``None`` for a quantizer read
+    otherwise (bipolar, or a signed narrow-range thermometer code)."""
+    if is_unsigned(node):
+        return 0
+    if node.op_type != "Quant":
+        return None
+    bits = scalar(model, node, 3, "the bit width")
+    narrow = next((a.i for a in node.attribute if a.name == "narrow"), 0)
+    return None if bits == 1 or narrow else -(1 << (int(bits) - 1))
+
+
+def quant_scale(model, node, activation=False):
     """``(scale array, bit width)`` of a quantizer node: signed 1-bit; for weights also a
     signed narrow-range 2-bit ``Quant`` (-1, 0, +1: ternary), for activations a signed
-    narrow-range ``n``-bit ``Quant`` (levels ``-(2**(n-1) - 1) .. 2**(n-1) - 1``, symmetric
-    about 0 as Brevitas' bnn_pynq ``CommonActQuant``) or an unsigned 1- to 8-bit one (levels
-    ``0 .. 2**n - 1``, ``2**n - 2`` with narrow range), and on the graph's input
-    (``graph_input``) also a signed ``n``-bit one without narrow range (Brevitas CNV's 8-bit
-    input, levels ``-2**(n-1) .. 2**(n-1) - 1``); anything else is refused."""
+    ``n``-bit ``Quant`` with narrow range (levels ``-(2**(n-1) - 1) .. 2**(n-1) - 1``,
+    symmetric about 0 as Brevitas' bnn_pynq ``CommonActQuant``) or without (levels ``-2**(n-1)
+    .. 2**(n-1) - 1``, as Brevitas CNV's 8-bit input), ``n`` up to 8, or an unsigned 1- to
+    8-bit one (levels ``0 .. 2**n - 1``, ``2**n - 2`` with narrow range); anything else is
+    refused."""
     scale = model.get_initializer(node.input[1])
     if scale is None:
         raise node_error(node, "the scale must be a constant")
@@ -62,14 +76,9 @@ def quant_scale(model, node, activation=False, graph_input=False):
         if not signed and not activation:
             raise node_error(node, f"unsigned {bits:g}-bit weights have no level -1; bnnflow "
                                    f"imports signed weight quantizers")
-        if not signed and not (bits == int(bits) and 1 <= bits <= 8):
-            raise node_error(node, f"an unsigned {bits:g}-bit Quant; bnnflow imports unsigned "
-                                   f"activations of 1 to 8 bits")
-        if bits != 1 and not ((narrow or graph_input or not signed) and bits == int(bits)
-                              and 2 <= bits <= 8):
-            raise node_error(node, f"{bits:g}-bit Quant without narrow range: its levels are "
-                                   f"not symmetric about 0; bnnflow imports 2- to 8-bit "
-                                   f"activations with narrow_range (as Brevitas' bnn_pynq)")
+        if not (bits == int(bits) and 1 <= bits <= 8):
+            raise node_error(node, f"a {bits:g}-bit Quant; bnnflow imports activations of 1 "
+                                   f"to 8 bits")
         if scalar(model, node, 2, "the zero point") != 0:
             raise node_error(node, "the zero point must be 0")
     return np.asarray(scale, dtype=np.float64), int(bits)
@@ -78,8 +87,9 @@ def quant_scale(model, node, activation=False, graph_input=False):
 def activation(model, node):
     """``(bits n, scale c, copies T)`` of an activation quantizer whose output is ``c * sum_l
     (2a_l - L + d)`` over ``T`` copies of an ``n``-bit level, with the offset ``d`` of
-    :func:`activation_offset`: ``T = 1`` for bipolar quantizers, ``MultiThreshold`` and unsigned
-    ``Quant`` (``s * a`` is ``(s / 2) * (2a - L + L)``). A signed narrow-range ``n``-bit
+    :func:`activation_offset`: ``T = 1`` for bipolar quantizers, ``MultiThreshold`` and a
+    ``Quant`` read as levels (:func:`level_min`: ``s * q`` is ``(s / 2) * (2a - L + L + 2 *
+    q_min)``). A signed narrow-range ``n``-bit
     ``Quant`` outputs ``s * q`` with ``q`` in ``-(2**(n-1) - 1) .. 2**(n-1) - 1``, which is
     ``(s / 2) * sum_l b_l`` over ``T = 2**n - 2`` thermometer bits ``b_l = +1 if q >= l - T/2
     else -1``: imported as ``T`` binary neurons per neuron (levels without an offset, so the
@@ -91,7 +101,7 @@ def activation(model, node):
                                    f"{scale.shape}")
         positive(node, scale, "the scale")
         c = float(scale.reshape(()))
-        if is_unsigned(node):
+        if level_min(model, node) is not None:
             return bits, c / 2, 1
         return (1, c, 1) if bits == 1 else (1, c / 2, (1 << bits) - 2)
     if node.op_type != "MultiThreshold":
@@ -115,11 +125,13 @@ def _out_affine(node):
 
 def activation_offset(model, node):
     """The offset ``d`` of an activation quantizer's levels (:func:`activation`): ``0`` for
-    symmetric levels, ``L = 2**n - 1`` for an unsigned ``n``-bit ``Quant`` (levels ``s * a``),
-    ``2 * out_bias / out_scale + L`` for a ``MultiThreshold`` (an integer: FINN's bipolar
-    levels have ``out_bias = -L * out_scale / 2``, its unsigned ones ``0``)."""
-    if is_unsigned(node):
-        return (1 << int(scalar(model, node, 3, "the bit width"))) - 1
+    symmetric levels, ``L + 2 * q_min`` for a ``Quant`` read as levels (:func:`level_min`:
+    ``L`` unsigned, ``-1`` signed without narrow range), ``2 * out_bias / out_scale + L`` for a
+    ``MultiThreshold`` (an integer: FINN's bipolar levels have ``out_bias = -L * out_scale /
+    2``, its unsigned ones ``0``)."""
+    q_min = level_min(model, node)
+    if q_min is not None:
+        return (1 << int(scalar(model, node, 3, "the bit width"))) - 1 + 2 * q_min
     if node.op_type != "MultiThreshold":
         return 0
     steps = model.get_initializer(node.input[1]).shape[1]
@@ -138,8 +150,9 @@ def activation_levels(model, node, out):
     bits set for an ``n``-bit ``Quant`` (:func:`activation`)."""
     if node.op_type in ("BipolarQuant", "Quant"):
         bits, c, copies = activation(model, node)
-        if is_unsigned(node):
-            return np.rint(out / (2 * c)).astype(np.int64)
+        q_min = level_min(model, node)
+        if q_min is not None:
+            return np.rint(out / (2 * c)).astype(np.int64) - q_min
         if copies > 1:
             return np.rint(out / (2 * c)).astype(np.int64) + copies // 2
         return (out > 0).astype(np.int64)

@@ -256,7 +256,7 @@ def tiny_graph(path, *, weight_bits=1, extra_op=None, two_inputs=False, out_bn=F
 
 
 def brevitas_relu_net(bits=2, conv=False, float_scale=False, seed=0, hidden_dense=True,
-                      in_bits=1):
+                      in_bits=1, signed=False):
     """A Brevitas network with ``QuantReLU`` activations (unsigned ``bits``-bit levels) over 8x8
     images: the input mapped to ``2x - 1`` and binarized, binary weights of scale 1, each
     hidden layer ``BatchNorm`` then ``QuantReLU`` with a power-of-two scale (with
@@ -264,7 +264,8 @@ def brevitas_relu_net(bits=2, conv=False, float_scale=False, seed=0, hidden_dens
     ``QuantLinear`` with ``TensorNorm``. Dense: 64-48-32-10. ``conv``: ``QuantConv2d(1, 8, 3)``,
     ``MaxPool2d(2)``, then dense 72-24-10 (72-10 without ``hidden_dense``). ``in_bits`` > 1:
     the input (in [0, 1]) goes to an unsigned ``in_bits``-bit ``QuantIdentity`` with a
-    power-of-two scale instead."""
+    power-of-two scale instead. ``signed``: Brevitas' default signed ``QuantIdentity`` (levels
+    ``-2**(n-1) .. 2**(n-1) - 1``, no narrow range) in place of each ``QuantReLU``."""
     import brevitas.nn as qnn
     from brevitas.core.restrict_val import RestrictValueType
     from brevitas.quant import (
@@ -279,6 +280,8 @@ def brevitas_relu_net(bits=2, conv=False, float_scale=False, seed=0, hidden_dens
 
     def relu(pot=True):
         kw = {"restrict_scaling_type": RestrictValueType.POWER_OF_TWO} if pot else {}
+        if signed:
+            return qnn.QuantIdentity(bit_width=bits, **kw)
         return qnn.QuantReLU(bit_width=bits, **kw)
 
     class Net(nn.Module):

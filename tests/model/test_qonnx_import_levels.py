@@ -86,12 +86,21 @@ def _with_attribute(path, out, op, name, value, on_weights=False):
     return out
 
 
-def test_levels_not_symmetric_about_zero_get_one_line(w1a2_run, tmp_path, capsys):
+def test_levels_without_narrow_range_import_as_levels_with_an_offset(w1a2_run, digits,
+                                                                      tmp_path, capsys):
+    """Brevitas' default signed quantizer (no narrow range): levels -2, -1, 0, +1 are ``a - 2``
+    = ``(v - 1) / 2``: 2-bit levels with offset -1, which each next layer's thresholds absorb
+    and constant neurons carry into the output layer (no thermometer doubling)."""
     path = _with_attribute(w1a2_run[0], tmp_path / "wide.onnx", "Quant", "narrow", 0)
-    err = import_refused(capsys, path)
-    assert err.startswith("error: node ") and err.endswith(
-        "(Quant): 2-bit Quant without narrow range: its levels are not symmetric about 0; "
-        "bnnflow imports 2- to 8-bit activations with narrow_range (as Brevitas' bnn_pynq)\n")
+    out = tmp_path / "wide.bnn"
+    code, stdout, err = run_cli(capsys, "import", path, "-o", out)
+    assert (code, err) == (0, "")
+    n = len(digits.x_test)
+    assert f"{n} / {n} test images of digits have equal classes" in stdout
+    model = artifact.load(out)
+    assert model.input.encoding["kind"] == "pixel_levels" and model.input.bits == 2
+    assert [layer.activation_bits for layer in model.layers[:-1]] == [2, 2]
+    assert model.widths[:2] == [64, 32] and model.widths[2] >= 24
 
 
 def test_w2a2_fc_imports_with_brevitas_classes(w2a2_run, digits, tmp_path, capsys):

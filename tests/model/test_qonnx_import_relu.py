@@ -1,8 +1,9 @@
-"""``bnnflow import`` of unsigned activations: Brevitas' ``QuantReLU`` (``Relu`` then an
-unsigned ``Quant``) and FINN's ``MultiThreshold`` without the bipolar bias. Hidden layers
-absorb the offset of the levels ``s * a`` into their thresholds; the output layer gets it from
-always-firing neurons (:mod:`bnnflow.model.qonnx_offset`). The golden classes equal Brevitas'
-own; what cannot be imported exactly gets one line naming the fix."""
+"""``bnnflow import`` of activation levels with an offset: Brevitas' ``QuantReLU`` (``Relu`` then
+an unsigned ``Quant``), its default signed ``QuantIdentity`` (no narrow range) and FINN's
+``MultiThreshold`` without the bipolar bias. Hidden layers absorb the offset of the levels into
+their thresholds; the output layer gets it from constant neurons
+(:mod:`bnnflow.model.qonnx_offset`). The golden classes equal Brevitas' own; what cannot be
+imported exactly gets one line naming the fix."""
 
 import numpy as np
 import onnx
@@ -48,6 +49,14 @@ def relu_uint4(tmp_path_factory, digits):
 
 
 @pytest.fixture(scope="module")
+def signed_mlp(tmp_path_factory, digits):
+    """Brevitas' default signed 3-bit QuantIdentity (levels -4..3) in place of each QuantReLU,
+    the first with a learned float scale."""
+    return _exported(tmp_path_factory.mktemp("signed_mlp"), digits, bits=3, signed=True,
+                     float_scale=True)
+
+
+@pytest.fixture(scope="module")
 def relu_cnn(tmp_path_factory, digits):
     """A conv layer with a 2-bit QuantReLU, max-pooled, then two dense layers."""
     return _exported(tmp_path_factory.mktemp("relu_cnn"), digits, bits=2, conv=True)
@@ -59,7 +68,7 @@ def _import(capsys, path, out):
     return artifact.load(out), stdout
 
 
-@pytest.mark.parametrize("run", ["relu_mlp", "relu_uint4", "relu_cnn"])
+@pytest.mark.parametrize("run", ["relu_mlp", "relu_uint4", "signed_mlp", "relu_cnn"])
 def test_quant_relu_network_imports_with_brevitas_classes(run, request, digits, tmp_path,
                                                           capsys):
     path, classes = request.getfixturevalue(run)
@@ -68,12 +77,16 @@ def test_quant_relu_network_imports_with_brevitas_classes(run, request, digits, 
     assert f"{n} / {n} test images of digits have equal classes" in stdout
     assert np.array_equal(golden.run_images(model, digits.x_test).classes, classes)
     hidden = [layer for layer in model.layers[:-1] if not hasattr(layer, "window")]
-    assert all(layer.activation_bits == 2 for layer in hidden)
-    # the last hidden layer gains always-firing neurons (thresholds 0) for the output's offset
+    bits = 3 if run == "signed_mlp" else 2
+    assert all(layer.activation_bits == bits for layer in hidden)
+    # the last hidden layer gains constant neurons for the output's offset: unsigned levels
+    # (d = L) at level L (thresholds 0), signed ones (d = -1) at level (L + 1) / 2
     last = model.layers[-2]
     width = 24 if run == "relu_cnn" else 32
     extra = last.out_width - width
-    assert extra > 0 and np.all(last.thresholds[width:] == 0)
+    level = 4 if run == "signed_mlp" else 3
+    assert extra > 0 and np.all(last.thresholds[width:, :level] == 0)
+    assert np.all(last.thresholds[width:, level:] > last.max_count)
     assert model.layers[-1].in_width == last.out_width
     if run == "relu_uint4":
         # one 4-bit element per pixel, a = q (q_min 0): the first layer absorbs 15 * sum w
@@ -110,9 +123,10 @@ def test_unsigned_levels_of_a_map_before_the_output_get_one_line(digits, tmp_pat
     path, _ = _exported(tmp_path, digits, bits=2, conv=True, hidden_dense=False)
     capsys.readouterr()
     err = import_refused(capsys, path, "--input-scale", "16")
-    assert err.endswith("reads unsigned activations of a map; their per-class offset is "
-                        "carried by always-firing neurons of a dense hidden layer, so put a "
-                        "dense layer before the output (or use signed activations)\n")
+    assert err.endswith("reads levels with an offset (unsigned, or signed without narrow "
+                        "range) of a map; their per-class offset is carried by constant "
+                        "neurons of a dense hidden layer, so put a dense layer before the "
+                        "output\n")
 
 
 def _unsigned_thresholds(tmp_path, bias_of_scale):
