@@ -159,7 +159,7 @@ def run(args):
         "graph_input": _graph_input_text(graph_input),
         "agreement": {"images": n, "equal_classes": int(agree.sum()),
                       "against": "qonnx.core.onnx_exec.execute_onnx"},
-        "test_accuracy": accuracy,
+        "test_accuracy": accuracy, **built.provenance,
     }
     if ds.y_test is None:
         provenance.update(dataset=None, random_images={"count": n, "seed": 0,
@@ -173,6 +173,10 @@ def run(args):
     checksum = artifact.save(model, out)
     print(f"imported {args.model} ({sha[:19]}...): {_shape_text(model)}, "
           f"{len(model.layers)} layers; {_input_text(spec.encoding)}")
+    extra = built.provenance.get("offset_neurons")
+    if extra:
+        print(f"{extra['layer']}: {extra['count']} constant neurons added to carry the output "
+              f"layer's per-class offset (its inputs are levels with offset {extra['offset']})")
     print(f"agreement with the QONNX graph (qonnx executor): {int(agree.sum())} / {n} "
           f"{ds.name} have equal classes")
     if accuracy is not None:

@@ -424,12 +424,13 @@ def import_graph(model, graph_input, path=None):
     Returns
     -------
     BnnModel
-        Layers ``fc0 .. fcN`` (``convI``, ``poolI`` for maps); no classes and no provenance
-        yet.
+        Layers ``fc0 .. fcN`` (``convI``, ``poolI`` for maps); no classes; as provenance only
+        ``offset_neurons`` (``layer``, ``offset``, ``count``) when constant neurons carry the
+        output layer's offset (:mod:`bnnflow.model.qonnx_offset`).
     """
     _, _, items = split_path(path or data_path(model), graph_input.quantized)
     spec, in_scale, offset = graph_input.spec, graph_input.scale, graph_input.offset
-    built, in_bits, copies, nhwc = [], spec.bits, graph_input.copies, False
+    built, in_bits, copies, nhwc, notes = [], spec.bits, graph_input.copies, False, {}
     for i, (kind, node, chain, act) in enumerate(items):
         # a dense layer after FINN's NHWC map reads it channels-last already: no reordering
         in_map = getattr(built[-1], "out_shape", None) if built and not nhwc else None
@@ -449,7 +450,11 @@ def import_graph(model, graph_input, path=None):
                                            "after a dense hidden layer only")
                 built[-1] = _repeated(built[-1])
             if offset:
+                width = built[-1].out_width
                 built[-1], layer = carry_offset(node, built[-1], layer, offset)
+                if built[-1].out_width > width:
+                    notes["offset_neurons"] = {"layer": built[-1].name, "offset": int(offset),
+                                               "count": built[-1].out_width - width}
             built.append(layer)
         else:
             nhwc = lowered_conv(model, node) is not None
@@ -458,6 +463,6 @@ def import_graph(model, graph_input, path=None):
                 model, name, node, chain, act, in_bits, in_scale, in_map, copies, offset)
             built.append(layer)
     try:
-        return BnnModel(layers=built, input=spec)
+        return BnnModel(layers=built, input=spec, provenance=notes)
     except ValueError as e:
         raise QonnxError(f"the imported layers do not chain: {e}") from None

@@ -87,6 +87,11 @@ def test_quant_relu_network_imports_with_brevitas_classes(run, request, digits, 
     level = 4 if run == "signed_mlp" else 3
     assert extra > 0 and np.all(last.thresholds[width:, :level] == 0)
     assert np.all(last.thresholds[width:, level:] > last.max_count)
+    offset = -1 if run == "signed_mlp" else 3
+    assert model.provenance["offset_neurons"] == {"layer": last.name, "offset": offset,
+                                                  "count": extra}
+    assert (f"{last.name}: {extra} constant neurons added to carry the output layer's per-class "
+            f"offset (its inputs are levels with offset {offset})") in stdout
     assert model.layers[-1].in_width == last.out_width
     if run == "relu_uint4":
         # one 4-bit element per pixel, a = q (q_min 0): the first layer absorbs 15 * sum w
