@@ -256,7 +256,7 @@ def tiny_graph(path, *, weight_bits=1, extra_op=None, two_inputs=False, out_bn=F
 
 
 def brevitas_relu_net(bits=2, conv=False, float_scale=False, seed=0, hidden_dense=True,
-                      in_bits=1, signed=False):
+                      in_bits=1, signed=False, ternary_out=False):
     """A Brevitas network with ``QuantReLU`` activations (unsigned ``bits``-bit levels) over 8x8
     images: the input mapped to ``2x - 1`` and binarized, binary weights of scale 1, each
     hidden layer ``BatchNorm`` then ``QuantReLU`` with a power-of-two scale (with
@@ -265,7 +265,9 @@ def brevitas_relu_net(bits=2, conv=False, float_scale=False, seed=0, hidden_dens
     ``MaxPool2d(2)``, then dense 72-24-10 (72-10 without ``hidden_dense``). ``in_bits`` > 1:
     the input (in [0, 1]) goes to an unsigned ``in_bits``-bit ``QuantIdentity`` with a
     power-of-two scale instead. ``signed``: Brevitas' default signed ``QuantIdentity`` (levels
-    ``-2**(n-1) .. 2**(n-1) - 1``, no narrow range) in place of each ``QuantReLU``."""
+    ``-2**(n-1) .. 2**(n-1) - 1``, no narrow range) in place of each ``QuantReLU``.
+    ``ternary_out``: the output layer's weights are ternary (bnn_pynq's 2-bit
+    ``CommonWeightQuant``)."""
     import brevitas.nn as qnn
     from brevitas.core.restrict_val import RestrictValueType
     from brevitas.quant import (
@@ -304,10 +306,16 @@ def brevitas_relu_net(bits=2, conv=False, float_scale=False, seed=0, hidden_dens
                 widths = (48, 32, 10)
             hidden = [qnn.QuantLinear(widths[0], widths[1], bias=False, weight_quant=Weight),
                       nn.BatchNorm1d(widths[1]), relu()] if hidden_dense else []
-            self.body = nn.Sequential(
-                *first, *hidden,
-                qnn.QuantLinear(widths[-2 if hidden_dense else 0], widths[2], bias=False,
-                                weight_quant=Weight), TensorNorm())
+            k = widths[-2 if hidden_dense else 0]
+            if ternary_out:
+                from brevitas_examples.bnn_pynq.models.common import CommonWeightQuant
+
+                out = qnn.QuantLinear(k, widths[2], bias=False, weight_quant=CommonWeightQuant,
+                                      weight_bit_width=2)
+                nn.init.uniform_(out.weight, -1.0, 1.0)
+            else:
+                out = qnn.QuantLinear(k, widths[2], bias=False, weight_quant=Weight)
+            self.body = nn.Sequential(*first, *hidden, out, TensorNorm())
 
         def forward(self, x):
             x = x.reshape(x.shape[0], 1, 8, 8)

@@ -175,3 +175,17 @@ def test_multithreshold_with_a_fractional_offset_gets_one_line(tmp_path, capsys)
     assert err.endswith("do not give levels c * (2a - 3 + d) with an integer d and a "
                         "power-of-two c; bnnflow needs out_bias a multiple of out_scale / 2 "
                         "(FINN's bipolar levels: 2 and -1)\n")
+
+
+def test_ternary_output_weights_after_unsigned_levels(digits, tmp_path, capsys):
+    """The last hidden layer is read twice (ternary output weights become binary over [y, y]),
+    then gains the constant neurons for the offset of the doubled output layer."""
+    path, classes = _exported(tmp_path, digits, bits=2, ternary_out=True)
+    capsys.readouterr()
+    model, stdout = _import(capsys, path, tmp_path / "tern.bnn")
+    assert np.array_equal(golden.run_images(model, digits.x_test).classes, classes)
+    last = model.layers[-2]
+    assert np.array_equal(last.weights[:32], last.weights[32:64])
+    extra = model.provenance["offset_neurons"]["count"]
+    assert last.out_width == 64 + extra and extra > 0
+    assert np.all(last.thresholds[64:] == 0)
