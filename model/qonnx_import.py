@@ -14,9 +14,8 @@ What is built
       (``BatchNormalization``, ``Mul``, ``Add``, ``Sub``, ``Div``, ``Relu``) and, for hidden
       layers, an activation quantizer: ``BipolarQuant``/1-bit ``Quant``, an ``n``-bit
       ``Quant`` (signed or unsigned: Brevitas' ``QuantReLU``), or ``MultiThreshold`` with
-      ``2**n - 1`` thresholds,
-      ``out_scale = 2c`` and ``out_bias`` a multiple of ``c`` (FINN's streamlined bipolar,
-      ``n``-bit or unsigned activations);
+      ``2**n - 1`` thresholds, ``out_scale = 2c`` and ``out_bias`` a multiple of ``c``
+      (FINN's streamlined bipolar, ``n``-bit or unsigned activations);
     * ``MaxPool`` nodes after a layer's quantizer;
     * FINN's lowered NHWC form, as ``export-qonnx`` writes it: ``Im2Col`` then ``MatMul`` (a
       conv layer) and ``MaxPoolNHWC``; an integer (``UINTn``) graph input read by the first
@@ -205,7 +204,7 @@ def hidden_layer(model, name, mm, chain, act, in_bits, in_scale, in_map=None, in
     ``(H, W, C)`` map a ``MatMul``/``Gemm`` reads flattened in NCHW order; ``in_copies``:
     thermometer copies of each input (:func:`~bnnflow.model.qonnx_quant.activation`),
     level-major; ``in_offset``: ``d`` of inputs worth ``in_scale * (v + d)`` (an ``n``-bit input,
-    :func:`~bnnflow.model.qonnx_input.input_spec`, or unsigned activations,
+    :func:`~bnnflow.model.qonnx_input.input_spec`, or activation levels with an offset,
     :func:`~bnnflow.model.qonnx_quant.activation_offset`), so the ``MatMul`` output is
     ``in_scale * w_scale * (dot + d * sum w)``."""
     bits, wscale, mask = weights(model, mm)
@@ -216,8 +215,10 @@ def hidden_layer(model, name, mm, chain, act, in_bits, in_scale, in_map=None, in
     signs = 2 * bits.astype(np.int64) - 1
     shift = in_offset * (signs if mask is None else signs * mask).sum(axis=1)
     scale = in_scale * wscale
-    if (chain and chain[-1].op_type == "Relu" and activation(model, act)[::2] == (1, 1)
-            and activation_offset(model, act) == 0):
+    out_bits, out_scale, copies = activation(model, act)
+    out_offset = activation_offset(model, act)
+    if (chain and chain[-1].op_type == "Relu" and act.op_type != "MultiThreshold"
+            and (out_bits, copies, out_offset) == (1, 1, 0)):         # sign(relu(y)) = +1
         raise node_error(act, "a bipolar quantizer after a Relu gives +1 for every input (a "
                               "1-bit QuantReLU, as Brevitas exports it); use a QuantReLU of 2 "
                               "or more bits, or a signed binary activation")
@@ -226,8 +227,6 @@ def hidden_layer(model, name, mm, chain, act, in_bits, in_scale, in_map=None, in
         bias = np.broadcast_to(bias, scale.shape)
     levels, margin = _probe(model, mm, chain, act, count, live, scale, shift, bits.shape[1],
                             in_offset, _scale_fix(in_scale, wscale), bias)
-    out_bits, out_scale, copies = activation(model, act)
-    out_offset = activation_offset(model, act)
     top = copies if copies > 1 else (1 << out_bits) - 1
     thresholds, flip = thresholds_of_levels(act, levels, top, live)
     if (mask is None and copies == 1 and out_bits == 1 and out_offset == 0
