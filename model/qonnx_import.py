@@ -65,7 +65,7 @@ import dataclasses
 import numpy as np
 
 from .artifact import BnnModel, DenseLayer
-from .qonnx_fold import rounding_margin, thresholds_of_levels, torch_fold
+from .qonnx_fold import bias_margin, rounding_margin, thresholds_of_levels, torch_fold
 from .qonnx_graph import QonnxError, is_power_of_two, node_error, run_nodes
 from .qonnx_import_conv import (
     MAP_OPS,
@@ -175,8 +175,7 @@ def _probe(model, mm, chain, act, count, live, scale, shift, terms, offset, fix,
     size = count + abs(offset) * terms
     margin = rounding_margin(scale, size, terms)
     if bias is not None:
-        # the runtime may add the products to the bias one at a time, rounding each sum
-        margin = margin + terms * (np.abs(bias) + scale * size) * 2.0 ** -23
+        margin = margin + bias_margin(scale, bias, size, terms)
     p = np.arange(count + 1)[:, None]
     z = (2.0 * p - live[None, :] + shift[None, :]) * scale[None, :]  # exact for powers of two
     if bias is not None:
@@ -191,6 +190,12 @@ def _probe(model, mm, chain, act, count, live, scale, shift, terms, offset, fix,
     moved = ((levels != low) | (levels != high)) & (p <= live[None, :])
     if np.any(moved):
         j = int(np.flatnonzero(np.any(moved, axis=0))[0])
+        if is_power_of_two(scale[j]):       # exact products: the bias's rounding moved it
+            raise node_error(act, f"neuron {j}: its output changes within the float rounding "
+                                  f"of adding its bias {bias[j]:g} to the products, which "
+                                  f"depends on the runtime's order of additions; cannot "
+                                  f"import it exactly; train the layer without a bias "
+                                  f"(Brevitas: bias=False; the BatchNorm after it has one)")
         raise node_error(act, f"neuron {j}: its output changes within the float rounding of "
                               f"the MatMul (scale {scale[j]:g} is not a power of two); cannot "
                               f"import it exactly; {fix}")

@@ -86,3 +86,52 @@ def test_a_bias_in_the_last_layer_gets_one_line(digits, tmp_path, capsys):
     assert err.endswith("(Gemm): a bias in the last layer moves each class's score by its own "
                         "amount, which bnnflow's popcount output cannot carry; build the last "
                         "layer without one (Brevitas: QuantLinear(bias=False))\n")
+
+
+def _biased_graph(path, bias):
+    """x (64) -> BipolarQuant -> Gemm (+-1 weights, bias ``bias`` on every neuron) ->
+    BipolarQuant -> MatMul (10 classes)."""
+    import onnx
+
+    from .qonnx_fixtures import QONNX_DOMAIN
+
+    rng = np.random.default_rng(0)
+    nodes = [helper.make_node("BipolarQuant", ["x", "one"], ["xq"], domain=QONNX_DOMAIN,
+                              name="in_quant"),
+             helper.make_node("Gemm", ["xq", "w0", "b0"], ["z0"], name="fc0"),
+             helper.make_node("BipolarQuant", ["z0", "one"], ["a0"], domain=QONNX_DOMAIN,
+                              name="act0"),
+             helper.make_node("MatMul", ["a0", "w1"], ["out"], name="fc1")]
+
+    def init(name, value):
+        value = np.asarray(value, dtype=np.float32)
+        return helper.make_tensor(name, TensorProto.FLOAT, value.shape, value.ravel())
+
+    inits = [init("one", 1.0), init("w0", np.where(rng.normal(size=(64, 16)) >= 0, 1.0, -1.0)),
+             init("b0", np.full(16, bias)),
+             init("w1", np.where(rng.normal(size=(16, 10)) >= 0, 1.0, -1.0))]
+    graph = helper.make_graph(nodes, "biased",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64])],
+                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 10])],
+                              initializer=inits)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13),
+                                                      helper.make_opsetid(QONNX_DOMAIN, 1)]),
+              str(path))
+    return path
+
+
+def test_a_decision_within_the_rounding_of_the_bias_gets_one_line(tmp_path, capsys):
+    # dot 0 is reachable (64 inputs): 0 + 2**-20 is within float32's rounding of sums near 64
+    err = import_refused(capsys, _biased_graph(tmp_path / "tiny.onnx", 2.0 ** -20))
+    assert err.endswith("(BipolarQuant): neuron 0: its output changes within the float "
+                        "rounding of adding its bias 9.53674e-07 to the products, which depends "
+                        "on the runtime's order of additions; cannot import it exactly; train "
+                        "the layer without a bias (Brevitas: bias=False; the BatchNorm after it "
+                        "has one)\n")
+    # a bias of 0.5 is 2**16 units in the last place from every decision: imported
+    out = tmp_path / "half.bnn"
+    code, _, err = run_cli(capsys, "import", _biased_graph(tmp_path / "half.onnx", 0.5), "-o",
+                           out)
+    assert (code, err) == (0, "")
+    # dot + 0.5 >= 0 for dot >= 0: popcount >= 32 of 64
+    assert np.all(artifact.load(out).layers[0].thresholds == 32)

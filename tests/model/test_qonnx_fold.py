@@ -1,0 +1,47 @@
+"""The float rounding bounds of the import (:mod:`bnnflow.model.qonnx_fold`): a float32 sum of
++-1-weighted levels times a power-of-two scale plus a float bias, added in any order, stays
+within :func:`bias_margin` of the exact value."""
+
+import numpy as np
+import pytest
+
+from bnnflow.model.qonnx_fold import bias_margin
+
+
+def _float32_sum(values, bias, order, where):
+    """``bias`` and ``values`` added one at a time in float32, the bias at position ``where``
+    of the permuted values."""
+    terms = [np.float32(v) for v in np.asarray(values)[order]]
+    terms.insert(where, np.float32(bias))
+    total = np.float32(0.0)
+    for t in terms:
+        total = np.float32(total + t)
+    return float(total)
+
+
+@pytest.mark.parametrize(("scale", "top", "inputs"), [(1.0, 1, 64), (0.25, 3, 48), (2.0, 15, 40),
+                                                      (0.5, 255, 27)])
+@pytest.mark.parametrize("seed", range(3))
+def test_biased_sums_in_any_order_stay_within_the_margin(scale, top, inputs, seed):
+    rng = np.random.default_rng(seed)
+    size = top * inputs
+    worst = 0.0
+    for _ in range(40):
+        bias = float(np.float32(rng.normal() * 4))
+        levels = rng.integers(0, top + 1, inputs)
+        signs = rng.choice([-1, 1], inputs)
+        values = signs * (2 * levels - top) * scale           # exact in float32
+        exact = bias + float(values.sum())
+        margin = float(bias_margin(scale, bias, size, inputs))
+        for _ in range(5):
+            order = rng.permutation(inputs)
+            got = _float32_sum(values, bias, order, int(rng.integers(0, inputs + 1)))
+            worst = max(worst, abs(got - exact))
+            assert abs(got - exact) <= margin
+    assert worst > 0                                          # the bias did round somewhere
+
+
+def test_a_scale_that_is_not_a_power_of_two_gets_the_general_bound():
+    got = bias_margin(0.1, 0.5, 64, 64)
+    assert got == pytest.approx(64 * (0.5 + 6.4) * 2.0 ** -23)
+    assert bias_margin(1.0, 0.5, 64, 64) == 2 * 2.0 ** (6 - 23)
