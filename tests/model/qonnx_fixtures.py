@@ -324,17 +324,26 @@ def brevitas_relu_net(bits=2, conv=False, float_scale=False, seed=0, hidden_dens
     return Net()
 
 
-def brevitas_bias_net(out_bias=False, seed=0):
+def brevitas_bias_net(out_bias=False, seed=0, act_bits=1):
     """A Brevitas W1A1 CNN over 8x8 images with Brevitas' default float biases (``bias=True``)
     on its hidden layers: ``QuantConv2d(1, 8, 3)``, ``BatchNorm2d``, a binary activation, dense
     288-32 with ``BatchNorm1d`` and a binary activation, and an output ``QuantLinear(32, 10)``
-    (scale 1; with a bias too for ``out_bias``) with ``TensorNorm``."""
+    (scale 1; with a bias too for ``out_bias``) with ``TensorNorm``. ``act_bits`` > 1: the
+    hidden activations are Brevitas' default signed ``QuantIdentity`` of that width with a
+    power-of-two scale."""
     import brevitas.nn as qnn
+    from brevitas.core.restrict_val import RestrictValueType
     from brevitas.quant import SignedBinaryActPerTensorConst, SignedBinaryWeightPerTensorConst
     from brevitas_examples.bnn_pynq.models.tensor_norm import TensorNorm
 
     class Weight(SignedBinaryWeightPerTensorConst):
         scaling_const = 1.0
+
+    def act():
+        if act_bits > 1:
+            return qnn.QuantIdentity(bit_width=act_bits,
+                                     restrict_scaling_type=RestrictValueType.POWER_OF_TWO)
+        return qnn.QuantIdentity(act_quant=SignedBinaryActPerTensorConst)
 
     class Net(nn.Module):
         def __init__(self):
@@ -342,10 +351,9 @@ def brevitas_bias_net(out_bias=False, seed=0):
             torch.manual_seed(seed)
             self.body = nn.Sequential(
                 qnn.QuantIdentity(act_quant=SignedBinaryActPerTensorConst),
-                qnn.QuantConv2d(1, 8, 3, weight_quant=Weight), nn.BatchNorm2d(8),
-                qnn.QuantIdentity(act_quant=SignedBinaryActPerTensorConst), nn.Flatten(),
-                qnn.QuantLinear(288, 32, weight_quant=Weight), nn.BatchNorm1d(32),
-                qnn.QuantIdentity(act_quant=SignedBinaryActPerTensorConst),
+                qnn.QuantConv2d(1, 8, 3, weight_quant=Weight), nn.BatchNorm2d(8), act(),
+                nn.Flatten(), qnn.QuantLinear(288, 32, weight_quant=Weight),
+                nn.BatchNorm1d(32), act(),
                 qnn.QuantLinear(32, 10, bias=out_bias, weight_quant=Weight), TensorNorm())
 
         def forward(self, x):
