@@ -28,8 +28,35 @@ from bnnflow.model.data import load_dataset
 from bnnflow.model.train import train_network
 from bnnflow.model.train_config import DEFAULT_SHIFT, default_epochs
 
-#: name -> (weight bits, activation bits, input bits), as Brevitas' cfg/tfc_*.ini.
-CONFIGS = {"1w1a": (1, 1, 1), "1w2a": (1, 2, 2), "2w2a": (2, 2, 2)}
+#: name -> (weight bits, activation bits, input bits), as Brevitas' cfg/tfc_*.ini; ``1w2a-relu``
+#: is the same 64-64-64 with 2-bit ``QuantReLU`` activations (unsigned levels, power-of-two
+#: scale) and a binarized input, not a bnn_pynq configuration.
+CONFIGS = {"1w1a": (1, 1, 1), "1w2a": (1, 2, 2), "2w2a": (2, 2, 2), "1w2a-relu": (1, 2, 1)}
+
+
+def _relu_fc(classes, inputs, act_bits):
+    """bnn_pynq's FC layout (binary weights of scale 1, BatchNorm1d, TensorNorm) with
+    ``QuantReLU`` activations: ``2x - 1`` binarized in, 64-64-64 hidden."""
+    import brevitas.nn as qnn
+    from brevitas.core.restrict_val import RestrictValueType
+    from brevitas.quant import SignedBinaryActPerTensorConst
+    from brevitas_examples.bnn_pynq.models.common import CommonWeightQuant
+    from brevitas_examples.bnn_pynq.models.tensor_norm import TensorNorm
+    from torch import nn
+
+    class Center(nn.Module):
+        def forward(self, x):
+            return 2.0 * x.reshape(x.shape[0], -1) - 1.0
+
+    layers = [Center(), qnn.QuantIdentity(act_quant=SignedBinaryActPerTensorConst)]
+    for k, n in ((inputs, 64), (64, 64), (64, 64)):
+        layers += [qnn.QuantLinear(k, n, bias=False, weight_quant=CommonWeightQuant,
+                                   weight_bit_width=1), nn.BatchNorm1d(n),
+                   qnn.QuantReLU(bit_width=act_bits,
+                                 restrict_scaling_type=RestrictValueType.POWER_OF_TWO)]
+    layers += [qnn.QuantLinear(64, classes, bias=False, weight_quant=CommonWeightQuant,
+                               weight_bit_width=1), TensorNorm()]
+    return nn.Sequential(*layers)
 
 
 def _run(name, dataset, seed, folder):
@@ -39,9 +66,12 @@ def _run(name, dataset, seed, folder):
     weight_bits, act_bits, in_bits = CONFIGS[name]
     ds = load_dataset(dataset)
     torch.manual_seed(seed)
-    net = FC(num_classes=len(ds.classes), weight_bit_width=weight_bits,
-             act_bit_width=act_bits, in_bit_width=in_bits, in_channels=1,
-             out_features=[64, 64, 64], in_features=tuple(ds.shape))
+    if name.endswith("-relu"):
+        net = _relu_fc(len(ds.classes), int(np.prod(ds.shape)), act_bits)
+    else:
+        net = FC(num_classes=len(ds.classes), weight_bit_width=weight_bits,
+                 act_bit_width=act_bits, in_bit_width=in_bits, in_channels=1,
+                 out_features=[64, 64, 64], in_features=tuple(ds.shape))
     x = torch.from_numpy((ds.x_train.reshape(len(ds.x_train), -1) / ds.scale)
                          .astype(np.float32))
     xt = torch.from_numpy((ds.x_test.reshape(len(ds.x_test), -1) / ds.scale).astype(np.float32))
