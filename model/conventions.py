@@ -30,8 +30,9 @@ rules; the functions here are the single numpy reference for them and are tested
   neuron's weights maps ``p`` to ``L*K - p``, as for bits. Training quantizes a BatchNorm
   output ``y`` to ``a = sum_k [y >= (2k - 1 - L) / L]`` for ``k = 1..L`` (``n = 1``: ``[y >= 0]``,
   the sign rule), so the export's thresholds on ``p`` are exact. Imported unsigned levels
-  (Brevitas' ``QuantReLU``, ``s * a``) and signed ones without narrow range (``s * (a -
-  2**(n-1))``) are these levels with an offset, ``(s / 2) * (v + d)`` for ``d = L`` or ``-1``:
+  (Brevitas' ``QuantReLU``, ``s * a``) and signed ones (``s * (a + q_min)``, ``q_min =
+  -2**(n-1)``, or ``+ 1`` with narrow range from 3 bits on) are these levels with an offset,
+  ``(s / 2) * (v + d)`` for ``d = L + 2 q_min``: ``L``, ``-1`` or ``+1``:
   the importer folds ``d * sum w`` into the next layer's thresholds, or for the output layer
   into constant neurons (:mod:`bnnflow.model.qonnx_offset`); no new rule.
 * **Output.** The last layer has no threshold and outputs popcounts; the class is the argmax

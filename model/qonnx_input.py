@@ -4,14 +4,14 @@ first quantizer, the graph's input for raw images, and the threshold encoding th
 The graph's input for a pixel ``v`` is ``v / input_scale - input_offset`` (float32). The input
 stage is run on every integer pixel level ``0..full scale`` and must quantize all positions at
 the same levels: a 1-bit quantizer that first fires at pixel ``v*`` becomes a threshold at
-``v* / full scale`` (bit 1 where ``pixel >= v*``); a narrow-range n-bit ``Quant`` (Brevitas'
+``v* / full scale`` (bit 1 where ``pixel >= v*``); a narrow-range 2-bit ``Quant`` (Brevitas'
 bnn_pynq ``IN_BIT_WIDTH`` 2) whose level ``k`` is first reached at pixel ``v_k`` becomes a
 thermometer code with thresholds ``v_k / full scale``, exact for integer pixels as all data
 sets here have.
 
 An ``n``-bit ``Quant`` without narrow range (Brevitas CNV's 8-bit input: ``Mul(2)``, ``Sub(1)``
-and a Q1.7 ``Quant``, levels ``q`` in ``-128..127``), or a narrow one with more levels than
-a thermometer code holds, becomes one ``n``-bit element per pixel instead: the level ``a = q -
+and a Q1.7 ``Quant``, levels ``q`` in ``-128..127``), or a narrow one of 3 bits or more,
+becomes one ``n``-bit element per pixel instead: the level ``a = q -
 q_min`` in ``0..2**n - 1``, whatever the map from pixels to ``q`` (the ``pixel_levels``
 encoding: the pixel at which each level is first reached). The first layer sees ``q = (v +
 d) / 2`` for the conventions' odd value ``v = 2a - L`` and ``d = L + 2 q_min`` (-1 without
@@ -38,7 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .artifact import InputSpec
-from .encoding import MAX_LEVELS, centered, element_bits, encode, make_encoding, validate
+from .encoding import centered, element_bits, encode, make_encoding, validate
 from .qonnx_graph import QonnxError, node_error
 from .qonnx_import import ELEMENTWISE_OPS, SHAPE_OPS, data_path, split_path
 from .qonnx_quant import (
@@ -261,8 +261,9 @@ def _element_input(model, in_act):
     if bits is None or np.size(bits) != 1 or float(np.asarray(bits).reshape(())) == 1:
         return False
     narrow = next((a.i for a in in_act.attribute if a.name == "narrow"), 0)
-    return (not narrow or is_unsigned(in_act)
-            or (1 << int(np.asarray(bits).reshape(()))) - 2 > MAX_LEVELS)
+    # a narrow 2-bit input is a thermometer code of 2 bits; from 3 bits on, n-bit elements
+    # are narrower than the 2**n - 2 bits of a thermometer code
+    return not narrow or is_unsigned(in_act) or float(np.asarray(bits).reshape(())) >= 3
 
 
 def _element_scale(model, in_act):

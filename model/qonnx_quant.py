@@ -39,16 +39,20 @@ def is_unsigned(node):
 
 
 def level_min(model, node):
-    """``q_min`` of a ``Quant`` read as ``n``-bit levels ``a = q - q_min`` (unsigned: 0; signed
-    without narrow range, ``n >= 2``: ``-2**(n-1)``), or ``None`` for a quantizer read
-    otherwise (bipolar, or a signed narrow-range thermometer code)."""
+    """``q_min`` of a ``Quant`` read as ``n``-bit levels ``a = q - q_min`` (unsigned: 0; signed,
+    ``n >= 2``: ``-2**(n-1)``, or ``-2**(n-1) + 1`` with narrow range and ``n >= 3``, whose
+    top level is then never reached), or ``None`` for a quantizer read otherwise (bipolar, or
+    a signed narrow-range 2-bit one: two thermometer bits, as bnn_pynq's 2-bit networks are
+    imported; 2**n - 2 of them would make wider layers from 3 bits on)."""
     if is_unsigned(node):
         return 0
     if node.op_type != "Quant":
         return None
-    bits = scalar(model, node, 3, "the bit width")
+    bits = int(scalar(model, node, 3, "the bit width"))
     narrow = next((a.i for a in node.attribute if a.name == "narrow"), 0)
-    return None if bits == 1 or narrow else -(1 << (int(bits) - 1))
+    if bits == 1 or (narrow and bits == 2):
+        return None
+    return -(1 << (bits - 1)) + narrow
 
 
 def quant_scale(model, node, activation=False):

@@ -256,7 +256,7 @@ def tiny_graph(path, *, weight_bits=1, extra_op=None, two_inputs=False, out_bn=F
 
 
 def brevitas_relu_net(bits=2, conv=False, float_scale=False, seed=0, hidden_dense=True,
-                      in_bits=1, signed=False, ternary_out=False):
+                      in_bits=1, signed=False, ternary_out=False, narrow=False):
     """A Brevitas network with ``QuantReLU`` activations (unsigned ``bits``-bit levels) over 8x8
     images: the input mapped to ``2x - 1`` and binarized, binary weights of scale 1, each
     hidden layer ``BatchNorm`` then ``QuantReLU`` with a power-of-two scale (with
@@ -265,7 +265,8 @@ def brevitas_relu_net(bits=2, conv=False, float_scale=False, seed=0, hidden_dens
     ``MaxPool2d(2)``, then dense 72-24-10 (72-10 without ``hidden_dense``). ``in_bits`` > 1:
     the input (in [0, 1]) goes to an unsigned ``in_bits``-bit ``QuantIdentity`` with a
     power-of-two scale instead. ``signed``: Brevitas' default signed ``QuantIdentity`` (levels
-    ``-2**(n-1) .. 2**(n-1) - 1``, no narrow range) in place of each ``QuantReLU``.
+    ``-2**(n-1) .. 2**(n-1) - 1``, no narrow range; with ``narrow`` from ``-2**(n-1) + 1``) in
+    place of each ``QuantReLU``.
     ``ternary_out``: the output layer's weights are ternary (bnn_pynq's 2-bit
     ``CommonWeightQuant``)."""
     import brevitas.nn as qnn
@@ -283,7 +284,7 @@ def brevitas_relu_net(bits=2, conv=False, float_scale=False, seed=0, hidden_dens
     def relu(pot=True):
         kw = {"restrict_scaling_type": RestrictValueType.POWER_OF_TWO} if pot else {}
         if signed:
-            return qnn.QuantIdentity(bit_width=bits, **kw)
+            return qnn.QuantIdentity(bit_width=bits, narrow_range=narrow, **kw)
         return qnn.QuantReLU(bit_width=bits, **kw)
 
     class Net(nn.Module):

@@ -15,6 +15,7 @@ from .qonnx_fixtures import (
     BREVITAS_WARNINGS,
     brevitas_bnn_pynq_fc,
     brevitas_classes,
+    brevitas_relu_net,
     export_brevitas,
     import_refused,
     run_cli,
@@ -126,3 +127,40 @@ def test_weights_of_three_levels_only(w2a2_run, tmp_path, capsys):
     assert err.startswith("error: node ") and err.endswith(
         "(Quant): 2-bit weights without narrow range; bnnflow imports binary and ternary "
         "weights (BipolarQuant, 1-bit signed Quant, or 2-bit narrow-range Quant: -1, 0, +1)\n")
+
+
+def test_narrow_4_bit_levels_import_as_levels(digits, tmp_path, capsys):
+    """Narrow-range levels of 3 bits and more are n-bit levels with offset +1 (q = a - 7), not
+    14 thermometer bits each: the widths stay the network's, plus the constant neurons.
+    (bnn_pynq's own 4-bit quantizer has the scale 1/7, whose rounding is refused with one
+    line; this MLP has power-of-two scales.)"""
+    net = train_brevitas(brevitas_relu_net(bits=4, signed=True, narrow=True),
+                         digits.x_train / 16, digits.y_train, epochs=3)
+    path = export_brevitas(net, tmp_path / "narrow4.onnx")
+    capsys.readouterr()
+    out = tmp_path / "narrow4.bnn"
+    code, stdout, err = run_cli(capsys, "import", path, "-o", out, "--input-scale", "16")
+    assert (code, err) == (0, "")
+    model = artifact.load(out)
+    assert [layer.activation_bits for layer in model.layers[:-1]] == [4, 4]
+    assert model.widths[:2] == [64, 48] and 32 <= model.widths[2] < 64
+    assert model.provenance.get("offset_neurons", {"offset": 1})["offset"] == 1
+    assert np.array_equal(golden.run_images(model, digits.x_test).classes,
+                          brevitas_classes(net, digits.x_test / 16))
+
+
+def test_narrow_3_bit_input_becomes_3_bit_pixel_levels(digits, tmp_path, capsys):
+    """bnn_pynq's IN_BIT_WIDTH 3: one 3-bit element per pixel (levels -3..3 read as a = q + 3,
+    offset +1), not a thermometer code of 6 bits."""
+    net = train_brevitas(brevitas_bnn_pynq_fc(weight_bits=1, act_bits=2, in_bits=3),
+                         digits.x_train / 16, digits.y_train, epochs=3, batch=128)
+    path = export_brevitas(net, tmp_path / "in3.onnx")
+    capsys.readouterr()
+    out = tmp_path / "in3.bnn"
+    code, stdout, err = run_cli(capsys, "import", path, "-o", out)
+    assert (code, err) == (0, "")
+    model = artifact.load(out)
+    assert model.input.encoding["kind"] == "pixel_levels" and model.input.bits == 3
+    assert model.layers[0].in_width == 64
+    assert np.array_equal(golden.run_images(model, digits.x_test).classes,
+                          brevitas_classes(net, digits.x_test / 16))
