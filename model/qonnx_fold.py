@@ -56,23 +56,24 @@ def rounding_margin(scale, count, terms=None):
     return np.where(is_power_of_two(scale), 0.0, float(terms) * count * scale * 2.0 ** -23)
 
 
-def bias_margin(scale, bias, size, terms):
+def bias_margin(scale, bias, size, terms, grid=True):
     """How far a float32 ``Gemm``/``Conv`` output with a ``bias`` may be from ``scale * dot +
     bias``, per neuron, beyond :func:`rounding_margin`, for dots of at most ``size`` and
     ``terms`` products.
 
-    With a power-of-two ``scale`` no smaller than the unit in the last place ``u`` of the
+    With ``grid`` (every product an integer multiple of ``scale``: no fractional input offset)
+    and a power-of-two ``scale`` no smaller than the unit in the last place ``u`` of the
     largest partial sum (``|bias| + scale * size``), every product and every sum of products is
     exact, and ``bias`` plus such a sum is rounded only when the sum reaches a coarser ``u``
     than before, in whatever order the runtime adds: the error stays below the largest ``u``;
     ``2u`` is used. Otherwise each of the ``terms`` additions may round:
-    ``terms * (|bias| + scale * size) * 2**-23``.
+    ``terms * (|bias| + scale * size) * 2**-23``. A zero bias adds nothing.
     """
-    scale = np.asarray(scale, dtype=np.float64)
+    scale, bias = np.asarray(scale, dtype=np.float64), np.asarray(bias, dtype=np.float64)
     top = np.abs(bias) + scale * size
     ulp = 2.0 ** (np.floor(np.log2(top)) - 23)
-    exact = is_power_of_two(scale) & (scale >= ulp)
-    return np.where(exact, 2 * ulp, float(terms) * top * 2.0 ** -23)
+    exact = grid & is_power_of_two(scale) & (scale >= ulp)
+    return np.where(bias == 0, 0.0, np.where(exact, 2 * ulp, float(terms) * top * 2.0 ** -23))
 
 
 def thresholds_of_levels(node, levels, top, live):

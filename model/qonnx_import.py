@@ -175,7 +175,8 @@ def _probe(model, mm, chain, act, count, live, scale, shift, terms, offset, fix,
     size = count + abs(offset) * terms
     margin = rounding_margin(scale, size, terms)
     if bias is not None:
-        margin = margin + bias_margin(scale, bias, size, terms)
+        margin = margin + bias_margin(scale, bias, size, terms,
+                                      grid=float(offset).is_integer())
     p = np.arange(count + 1)[:, None]
     z = (2.0 * p - live[None, :] + shift[None, :]) * scale[None, :]  # exact for powers of two
     if bias is not None:

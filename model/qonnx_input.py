@@ -40,7 +40,7 @@ import numpy as np
 from .artifact import InputSpec
 from .encoding import centered, element_bits, encode, make_encoding, validate
 from .qonnx_graph import QonnxError, node_error
-from .qonnx_import import ELEMENTWISE_OPS, SHAPE_OPS, data_path, split_path
+from .qonnx_import import SHAPE_OPS, data_path, split_path
 from .qonnx_quant import (
     activation,
     activation_levels,
@@ -229,7 +229,7 @@ def input_quantizer(model, path=None):
     """``(prelude nodes, input quantizer node)`` of the graph's input stage."""
     prelude, in_act, _ = split_path(path or data_path(model))
     for node in prelude:
-        if node.op_type in ELEMENTWISE_OPS and node.op_type != "BatchNormalization":
+        if node.op_type in _ARITH:              # BatchNormalization and Relu take no operand
             other = model.get_initializer(node.input[1])
             if other is None:
                 raise node_error(node, "the input stage may only use constants")

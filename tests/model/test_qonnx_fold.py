@@ -45,3 +45,10 @@ def test_a_scale_that_is_not_a_power_of_two_gets_the_general_bound():
     got = bias_margin(0.1, 0.5, 64, 64)
     assert got == pytest.approx(64 * (0.5 + 6.4) * 2.0 ** -23)
     assert bias_margin(1.0, 0.5, 64, 64) == 2 * 2.0 ** (6 - 23)
+
+
+def test_zero_bias_adds_nothing_and_a_fractional_offset_gets_the_general_bound():
+    got = bias_margin(1.0, np.array([0.0, 0.5]), 64, 64)
+    assert got[0] == 0.0 and got[1] == 2 * 2.0 ** (6 - 23)
+    # products that are not integer multiples of the scale (an input offset d = L + 0.5)
+    assert bias_margin(1.0, 0.5, 64, 64, grid=False) == pytest.approx(64 * 64.5 * 2.0 ** -23)

@@ -189,3 +189,44 @@ def test_ternary_output_weights_after_unsigned_levels(digits, tmp_path, capsys):
     extra = model.provenance["offset_neurons"]["count"]
     assert last.out_width == 64 + extra and extra > 0
     assert np.all(last.thresholds[64:] == 0)
+
+
+def test_a_relu_in_the_input_stage_imports(tmp_path, capsys, digits):
+    """input -> Relu -> unsigned 2-bit Quant (scale 1/4): 2-bit pixel levels, offset 3 into
+    the first layer (a Relu there once crashed the input stage's constant check)."""
+    from onnx import TensorProto
+
+    from .qonnx_fixtures import QONNX_DOMAIN
+
+    rng = np.random.default_rng(0)
+
+    def init(name, value):
+        value = np.asarray(value, dtype=np.float32)
+        return helper.make_tensor(name, TensorProto.FLOAT, value.shape, value.ravel())
+
+    nodes = [helper.make_node("Relu", ["x"], ["xr"], name="relu_in"),
+             helper.make_node("Quant", ["xr", "s_in", "zero", "two"], ["xq"], name="in_quant",
+                              domain=QONNX_DOMAIN, signed=0, narrow=0, rounding_mode="ROUND"),
+             helper.make_node("MatMul", ["xq", "w0"], ["z0"], name="fc0"),
+             helper.make_node("BatchNormalization", ["z0", "g", "b", "m", "v"], ["y0"],
+                              name="bn0"),
+             helper.make_node("BipolarQuant", ["y0", "one"], ["a0"], domain=QONNX_DOMAIN,
+                              name="act0"),
+             helper.make_node("MatMul", ["a0", "w1"], ["out"], name="fc1")]
+    inits = [init("one", 1.0), init("zero", 0.0), init("two", 2.0), init("s_in", 0.25),
+             init("w0", np.where(rng.normal(size=(64, 16)) >= 0, 1.0, -1.0)),
+             init("g", rng.uniform(0.5, 1.5, 16)), init("b", rng.normal(size=16)),
+             init("m", rng.normal(size=16) * 4), init("v", rng.uniform(1, 2, 16)),
+             init("w1", np.where(rng.normal(size=(16, 10)) >= 0, 1.0, -1.0))]
+    graph = helper.make_graph(nodes, "relu_in",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64])],
+                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 10])],
+                              initializer=inits)
+    path = tmp_path / "relu_in.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13),
+                                                      helper.make_opsetid(QONNX_DOMAIN, 1)]),
+              str(path))
+    model, stdout = _import(capsys, path, tmp_path / "relu_in.bnn")
+    n = len(digits.x_test)
+    assert f"{n} / {n} test images of digits have equal classes" in stdout
+    assert model.input.encoding["kind"] == "pixel_levels" and model.input.bits == 2
