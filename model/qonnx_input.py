@@ -45,7 +45,7 @@ from .qonnx_quant import (
     activation,
     activation_levels,
     activation_offset,
-    is_unsigned,
+    level_min,
     positive,
     quant_scale,
 )
@@ -260,10 +260,9 @@ def _element_input(model, in_act):
     bits = model.get_initializer(in_act.input[3]) if len(in_act.input) > 3 else None
     if bits is None or np.size(bits) != 1 or float(np.asarray(bits).reshape(())) == 1:
         return False
-    narrow = next((a.i for a in in_act.attribute if a.name == "narrow"), 0)
-    # a narrow 2-bit input is a thermometer code of 2 bits; from 3 bits on, n-bit elements
-    # are narrower than the 2**n - 2 bits of a thermometer code
-    return not narrow or is_unsigned(in_act) or float(np.asarray(bits).reshape(())) >= 3
+    # the quantizers read as n-bit levels everywhere (a narrow 2-bit one stays a thermometer
+    # code of 2 bits)
+    return level_min(model, in_act) is not None
 
 
 def _element_scale(model, in_act):
@@ -275,18 +274,16 @@ def _element_scale(model, in_act):
     return float(scale.reshape(())), bits
 
 
-def _pixel_levels(in_act, reached_q, full_scale, scale, bits):
+def _pixel_levels(model, in_act, reached_q, full_scale, scale, bits):
     """The ``pixel_levels`` encoding of the levels ``q`` (per integer pixel, one column) of an
     ``n``-bit input ``Quant`` of ``scale`` and ``bits``; returns ``(encoding, input scale c /
     2, offset d)``."""
-    narrow = next((a.i for a in in_act.attribute if a.name == "narrow"), 0)
     top = (1 << bits) - 1
-    q_min = 0 if is_unsigned(in_act) else -(1 << (bits - 1)) + narrow
-    a = reached_q - q_min
+    a = reached_q - level_min(model, in_act)
     cuts = [int(np.argmax(a >= k)) if np.any(a >= k) else len(a) for k in range(1, top + 1)]
     encoding = {"kind": "pixel_levels", "scale": float(full_scale), "bits": bits,
                 "thresholds": [v / float(full_scale) for v in cuts]}
-    return encoding, scale / 2, top + 2 * q_min
+    return encoding, scale / 2, activation_offset(model, in_act)
 
 
 def input_spec(model, in_act, shape, full_scale, input_scale, input_offset):
@@ -338,7 +335,8 @@ def input_spec(model, in_act, shape, full_scale, input_scale, input_offset):
                                  "encoding needs each level reached at and above one pixel")
     offset = 0 if element else activation_offset(model, in_act)
     if element:
-        encoding, scale, offset = _pixel_levels(in_act, col.astype(np.int64), full_scale, c, n)
+        encoding, scale, offset = _pixel_levels(model, in_act, col.astype(np.int64),
+                                                full_scale, c, n)
         cuts, copies = "", 1
     else:
         cuts = [int(np.argmax(col >= k)) if np.any(col >= k) else len(levels)

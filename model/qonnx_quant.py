@@ -15,7 +15,7 @@ import numpy as np
 from .qonnx_graph import is_power_of_two, node_error
 
 __all__ = ["activation", "activation_levels", "activation_offset", "quant_scale",
-           "ternary_levels", "scalar", "positive", "is_unsigned", "level_min"]
+           "ternary_levels", "scalar", "positive", "level_min"]
 
 
 def scalar(model, node, index, what):
@@ -32,7 +32,7 @@ def positive(node, value, what):
         raise node_error(node, f"{what} must be positive, not {value.ravel()[:4].tolist()}")
 
 
-def is_unsigned(node):
+def _is_unsigned(node):
     """Whether ``node`` is an unsigned ``Quant`` (``signed = 0``: Brevitas' ``QuantReLU``)."""
     return node.op_type == "Quant" and not next(
         (a.i for a in node.attribute if a.name == "signed"), 1)
@@ -44,7 +44,7 @@ def level_min(model, node):
     top level is then never reached), or ``None`` for a quantizer read otherwise (bipolar, or
     a signed narrow-range 2-bit one: two thermometer bits, as bnn_pynq's 2-bit networks are
     imported; 2**n - 2 of them would make wider layers from 3 bits on)."""
-    if is_unsigned(node):
+    if _is_unsigned(node):
         return 0
     if node.op_type != "Quant":
         return None
