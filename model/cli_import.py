@@ -177,6 +177,10 @@ def run(args):
     if extra:
         print(f"{extra['layer']}: {extra['count']} constant neurons added to carry the output "
               f"layer's per-class offset (its inputs are levels with offset {extra['offset']})")
+    extra = built.provenance.get("bias_neurons")
+    if extra:
+        print(f"{extra['layer']}: {extra['count']} constant neurons added to carry the output "
+              f"layer's bias")
     print(f"agreement with the QONNX graph (qonnx executor): {int(agree.sum())} / {n} "
           f"{ds.name} have equal classes")
     if accuracy is not None:

@@ -44,7 +44,9 @@ Exactness
     monotone, and the layer's scale a power of two (a float sum of ``0.1``-scaled terms can
     break a popcount tie either way, which no threshold can reproduce); then the class is the
     popcount argmax (lowest index on ties), after flipping every output neuron if that
-    function decreases. A per-class BatchNorm or scale changes the class order and is refused.
+    function decreases. A per-class BatchNorm or scale changes the class order and is refused;
+    a bias of the last layer in whole dot steps is carried by constant neurons
+    (:mod:`~bnnflow.model.qonnx_offset`).
 
     Unsigned activations (levels ``s * a``, ``a`` in ``0..L``) and signed ones without narrow
     range are the conventions' ``n``-bit levels ``v = 2a - L`` with an offset ``d`` (``L``,
@@ -77,7 +79,7 @@ from .qonnx_import_conv import (
     pool_layer,
     repeat_channels,
 )
-from .qonnx_offset import carry_offset, offset_grid
+from .qonnx_offset import bias_grid, carry_bias, carry_offset, offset_grid, output_bias
 from .qonnx_quant import activation, activation_levels, activation_offset
 from .qonnx_weights import layer_bias, weights
 from .ternary import TernaryDenseLayer
@@ -301,25 +303,24 @@ def _inputs(mm, bits, mask, in_map, in_copies):
 
 def output_layer(model, name, mm, chain, in_bits, in_scale, in_map=None, in_copies=1,
                  in_offset=0):
-    """The output layer (popcounts) and whether it reads its inputs twice; refuses a score map
-    that is not shared and monotone (over the dots ``in_offset`` moves it to as well: see
+    """``(layer, copies, beta)``: the output layer (popcounts), how many times it reads its
+    inputs (1, 2 or 4: the caller repeats the previous layer's neurons) and its bias in dot
+    steps per class, oriented as the popcounts (or None; :mod:`~bnnflow.model.qonnx_offset`
+    carries it). Refuses a score map that is not shared and monotone (over the dots
+    ``in_offset`` and the bias move it to as well: see
     :func:`~bnnflow.model.qonnx_offset.offset_grid`).
 
     The output layer is binary (conventions). Ternary weights ``w = (u1 + u2) / 2`` with
     ``u1 = u2 = w`` where live and ``u1 = +1``, ``u2 = -1`` where 0 become a binary layer over
-    the inputs taken twice, ``[x, x]``, with half the scale: the caller repeats the previous
-    layer's neurons.
+    the inputs taken twice, ``[x, x]``, with half the scale; so does a bias whose dot steps
+    mix parities (:func:`~bnnflow.model.qonnx_offset.bias_steps`).
     """
     if mm.op_type == "Conv":
         raise node_error(mm, "the last layer must be MatMul or Gemm (scores per class), not a "
                              "convolution")
     bits, wscale, mask = weights(model, mm)
-    if layer_bias(model, mm) is not None:
-        raise node_error(mm, "a bias in the last layer moves each class's score by its own "
-                             "amount, which bnnflow's popcount output cannot carry; build the "
-                             "last layer without one (Brevitas: QuantLinear(bias=False))")
     bits, mask = _inputs(mm, bits, mask, in_map, in_copies)
-    scale = in_scale * wscale
+    scale, width = in_scale * wscale, bits.shape[1]
     if mask is not None:
         bits = np.concatenate([np.where(mask == 1, bits, 1), np.where(mask == 1, bits, 0)],
                               axis=1).astype(np.uint8)
@@ -331,7 +332,9 @@ def output_layer(model, name, mm, chain, in_bits, in_scale, in_map=None, in_copi
                              f"float rounding of its sums can break popcount ties against "
                              f"the lowest-index rule, so the class cannot be reproduced "
                              f"exactly; {fix}")
-    dots = offset_grid((1 << in_bits) - 1, bits.shape[1], in_offset)
+    top = (1 << in_bits) - 1
+    bits, scale, beta = output_bias(mm, layer_bias(model, mm), bits, scale, top, in_offset)
+    dots = bias_grid(offset_grid(top, bits.shape[1], in_offset), beta)
     scores = dots[:, None] * scale[None, :]
     if chain:
         scores = run_nodes(model, chain, mm.output[0], scores)
@@ -347,7 +350,14 @@ def output_layer(model, name, mm, chain, in_bits, in_scale, in_map=None, in_copi
                                 "argmax")
     if col[0] < 0:
         bits = (1 - bits).astype(np.uint8)          # p -> K - p restores the order
-    return DenseLayer(name, bits, None, in_bits=in_bits), mask is not None
+        beta = None if beta is None else -beta
+    return DenseLayer(name, bits, None, in_bits=in_bits), bits.shape[1] // width, beta
+
+
+def _note(notes, key, hidden, width, **extra):
+    """Record in ``notes[key]`` the constant neurons that ``hidden`` gained past ``width``."""
+    if hidden is not None and hidden.out_width > width:
+        notes[key] = {"layer": hidden.name, **extra, "count": hidden.out_width - width}
 
 
 def _repeated(layer):
@@ -447,19 +457,26 @@ def import_graph(model, graph_input, path=None):
                 raise node_error(node, "the last layer reads the n-bit input directly; its "
                                        "offset per class has no place in bnnflow's popcount "
                                        "output (add a hidden layer)")
-            layer, twice = output_layer(model, f"fc{i}", node, chain, in_bits, in_scale, in_map,
-                                        copies, offset)
-            if twice:
+            layer, copies, beta = output_layer(model, f"fc{i}", node, chain, in_bits, in_scale,
+                                               in_map, copies, offset)
+            for _ in range(copies.bit_length() - 1):
                 if not built or getattr(built[-1], "out_shape", None) is not None:
-                    raise node_error(node, "ternary weights in the last layer are imported "
-                                           "after a dense hidden layer only")
+                    raise node_error(node, "the last layer reads its inputs twice (ternary "
+                                           "weights, or a bias of both parities), which is "
+                                           "imported after a dense hidden layer only")
                 built[-1] = _repeated(built[-1])
+            hidden = built[-1] if built else None
+            width = 0 if hidden is None else hidden.out_width
             if offset:
-                width = built[-1].out_width
-                built[-1], layer = carry_offset(node, built[-1], layer, offset)
-                if built[-1].out_width > width:
-                    notes["offset_neurons"] = {"layer": built[-1].name, "offset": int(offset),
-                                               "count": built[-1].out_width - width}
+                hidden, layer = carry_offset(node, hidden, layer, offset)
+                _note(notes, "offset_neurons", hidden, width, offset=int(offset))
+            if beta is not None:
+                width = 0 if hidden is None else hidden.out_width
+                span = None if offset else ((1 << layer.in_bits) - 1) * layer.in_width
+                hidden, layer = carry_bias(node, hidden, layer, beta, span)
+                _note(notes, "bias_neurons", hidden, width)
+            if built:
+                built[-1] = hidden
             built.append(layer)
         else:
             nhwc = lowered_conv(model, node) is not None

@@ -5,7 +5,7 @@ with their scale per output neuron.
 
 import numpy as np
 
-from .qonnx_graph import node_error
+from .qonnx_graph import node_error, run_nodes
 from .qonnx_import_conv import conv_kernel, window_rows
 from .qonnx_quant import positive, quant_scale, ternary_levels
 
@@ -68,13 +68,19 @@ def weights(model, mm):
 
 def layer_bias(model, mm):
     """The bias of a ``Gemm`` (input C, times ``beta``) or ``Conv`` (input B) node, one value per
-    output neuron (float64), or ``None`` when it has none or only zeros."""
+    output neuron (float64), or ``None`` when it has none or only zeros. A ``Quant`` of a
+    constant (Brevitas' ``Int32Bias``) is evaluated as the graph does."""
     if mm.op_type not in ("Gemm", "Conv") or len(mm.input) < 3 or not mm.input[2]:
         return None
     bias = model.get_initializer(mm.input[2])
     if bias is None:
-        raise node_error(mm, "the bias must be a constant (Brevitas: a float bias, "
-                             "bias_quant=None)")
+        producer = model.find_producer(mm.input[2])
+        raw = None if producer is None or producer.op_type != "Quant" else \
+            model.get_initializer(producer.input[0])
+        if raw is None:
+            raise node_error(mm, "the bias must be a constant or a Quant of one (Brevitas: "
+                                 "bias_quant=None or Int32Bias)")
+        bias = run_nodes(model, [producer], producer.input[0], raw)   # the graph's arithmetic
     beta = next((a.f for a in mm.attribute if a.name == "beta"), 1.0) if mm.op_type == "Gemm" \
         else 1.0
     bias = np.asarray(bias, dtype=np.float64).reshape(-1) * beta

@@ -325,37 +325,47 @@ def brevitas_relu_net(bits=2, conv=False, float_scale=False, seed=0, hidden_dens
     return Net()
 
 
-def brevitas_bias_net(out_bias=False, seed=0, act_bits=1):
+def brevitas_bias_net(out_bias=False, seed=0, act_bits=1, bias_quant=None):
     """A Brevitas W1A1 CNN over 8x8 images with Brevitas' default float biases (``bias=True``)
     on its hidden layers: ``QuantConv2d(1, 8, 3)``, ``BatchNorm2d``, a binary activation, dense
     288-32 with ``BatchNorm1d`` and a binary activation, and an output ``QuantLinear(32, 10)``
     (scale 1; with a bias too for ``out_bias``) with ``TensorNorm``. ``act_bits`` > 1: the
     hidden activations are Brevitas' default signed ``QuantIdentity`` of that width with a
-    power-of-two scale."""
+    power-of-two scale. ``bias_quant``: every layer's bias quantizer (``"int32"``: Brevitas'
+    ``Int32Bias``, on the scale of the layer's products; ``None``: float biases)."""
     import brevitas.nn as qnn
     from brevitas.core.restrict_val import RestrictValueType
-    from brevitas.quant import SignedBinaryActPerTensorConst, SignedBinaryWeightPerTensorConst
+    from brevitas.quant import (
+        Int32Bias,
+        SignedBinaryActPerTensorConst,
+        SignedBinaryWeightPerTensorConst,
+    )
     from brevitas_examples.bnn_pynq.models.tensor_norm import TensorNorm
 
     class Weight(SignedBinaryWeightPerTensorConst):
         scaling_const = 1.0
 
+    # Int32Bias needs the scale of the layer's input: quant tensors between the layers
+    quant = {"bias_quant": Int32Bias} if bias_quant == "int32" else {}
+    ret = {"return_quant_tensor": True} if quant else {}
+
     def act():
         if act_bits > 1:
-            return qnn.QuantIdentity(bit_width=act_bits,
+            return qnn.QuantIdentity(bit_width=act_bits, **ret,
                                      restrict_scaling_type=RestrictValueType.POWER_OF_TWO)
-        return qnn.QuantIdentity(act_quant=SignedBinaryActPerTensorConst)
+        return qnn.QuantIdentity(act_quant=SignedBinaryActPerTensorConst, **ret)
 
     class Net(nn.Module):
         def __init__(self):
             super().__init__()
             torch.manual_seed(seed)
             self.body = nn.Sequential(
-                qnn.QuantIdentity(act_quant=SignedBinaryActPerTensorConst),
-                qnn.QuantConv2d(1, 8, 3, weight_quant=Weight), nn.BatchNorm2d(8), act(),
-                nn.Flatten(), qnn.QuantLinear(288, 32, weight_quant=Weight),
+                qnn.QuantIdentity(act_quant=SignedBinaryActPerTensorConst, **ret),
+                qnn.QuantConv2d(1, 8, 3, weight_quant=Weight, **quant), nn.BatchNorm2d(8),
+                act(), nn.Flatten(), qnn.QuantLinear(288, 32, weight_quant=Weight, **quant),
                 nn.BatchNorm1d(32), act(),
-                qnn.QuantLinear(32, 10, bias=out_bias, weight_quant=Weight), TensorNorm())
+                qnn.QuantLinear(32, 10, bias=out_bias, weight_quant=Weight, **quant),
+                TensorNorm())
 
         def forward(self, x):
             return self.body(2.0 * x.reshape(x.shape[0], 1, 8, 8) - 1.0)

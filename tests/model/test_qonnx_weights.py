@@ -1,6 +1,10 @@
 """The bias of a layer node (``Gemm`` C times ``beta``, ``Conv`` B): Brevitas' default float
-biases on hidden layers import exactly, folded into the thresholds within their rounding; a
-bias in the last layer, or one that is not a constant, gets one line."""
+biases on hidden layers import exactly, folded into the thresholds within their rounding;
+Brevitas' ``Int32Bias`` in every layer too, the last layer's carried by constant neurons
+(tests/model/test_qonnx_offset.py has the arithmetic); a float bias in the last layer, or
+one that is neither a constant nor a Quant of one, gets one line."""
+
+import re
 
 import numpy as np
 import pytest
@@ -50,8 +54,9 @@ def test_layer_bias_per_neuron(op, bias, attrs, want):
 
 def test_a_bias_from_a_node_gets_one_line():
     model, node = _wrapper("Gemm", "computed")
-    with pytest.raises(QonnxError, match=r"^node layer \(Gemm\): the bias must be a constant "
-                                         r"\(Brevitas: a float bias, bias_quant=None\)$"):
+    with pytest.raises(QonnxError, match=r"^node layer \(Gemm\): the bias must be a constant or a "
+                                         r"Quant of one \(Brevitas: bias_quant=None or "
+                                         r"Int32Bias\)$"):
         layer_bias(model, node)
 
 
@@ -82,15 +87,42 @@ def test_hidden_biases_import_with_brevitas_classes(bias_run, digits, tmp_path, 
     assert np.array_equal(golden.run_images(model, digits.x_test).classes, bias_run[1])
 
 
-def test_a_bias_in_the_last_layer_gets_one_line(digits, tmp_path, capsys):
+def test_a_float_bias_in_the_last_layer_gets_one_line(digits, tmp_path, capsys):
     net = train_brevitas(brevitas_bias_net(out_bias=True), digits.x_train / 16, digits.y_train,
                          epochs=1)
     path = export_brevitas(net, tmp_path / "out_bias.onnx")
     capsys.readouterr()
     err = import_refused(capsys, path, "--input-scale", "16")
-    assert err.endswith("(Gemm): a bias in the last layer moves each class's score by its own "
-                        "amount, which bnnflow's popcount output cannot carry; build the last "
-                        "layer without one (Brevitas: QuantLinear(bias=False))\n")
+    assert re.search(r"\(Gemm\): the last layer's bias of class 0 is \S+ dot steps \(bias "
+                     r"\S+ / scale 1\), not a whole number, so it can reorder classes between "
+                     r"two popcounts; quantize it on the scale \(Brevitas: "
+                     r"bias_quant=Int32Bias\) or build the last layer without one "
+                     r"\(QuantLinear\(bias=False\)\)\n$", err)
+
+
+@pytest.mark.parametrize("falling", [False, True], ids=["rising", "falling"])
+def test_int32_biases_in_every_layer_import_with_brevitas_classes(falling, digits, tmp_path,
+                                                                  capsys):
+    import torch
+
+    net = train_brevitas(brevitas_bias_net(out_bias=True, bias_quant="int32"),
+                         digits.x_train / 16, digits.y_train, epochs=3)
+    with torch.no_grad():   # trained output biases round to 0 on scale 1: give it steps
+        net.body[8].bias.copy_(torch.tensor([4.0, 2, 0, -3, -2, -5, -5, -5, -4, 3]))
+        if falling:         # a TensorNorm with a negative weight reverses the scores
+            net.body[9].weight.fill_(-0.5)
+    path = export_brevitas(net, tmp_path / "int32.onnx")
+    want = brevitas_classes(net, digits.x_test / 16)
+    assert len(np.unique(want)) > 1
+    out = tmp_path / "int32.bnn"
+    code, stdout, err = run_cli(capsys, "import", path, "-o", out, "--input-scale", "16")
+    assert (code, err) == (0, "")
+    # steps of both parities: the 32 hidden neurons twice, then 9 constant ones (4 - -5)
+    assert "64-288-73-10" in stdout
+    assert "fc1: 9 constant neurons added to carry the output layer's bias" in stdout
+    model = artifact.load(out)
+    assert model.provenance["bias_neurons"] == {"layer": "fc1", "count": 9}
+    assert np.array_equal(golden.run_images(model, digits.x_test).classes, want)
 
 
 def _biased_graph(path, bias):
