@@ -67,13 +67,18 @@ def bias_margin(scale, bias, size, terms, grid=True):
     exact, and ``bias`` plus such a sum is rounded only when the sum reaches a coarser ``u``
     than before, in whatever order the runtime adds: the error stays below the largest ``u``;
     ``2u`` is used. Otherwise each of the ``terms`` additions may round:
-    ``terms * (|bias| + scale * size) * 2**-23``. A zero bias adds nothing.
+    ``terms * (|bias| + scale * size) * 2**-23``. A zero bias adds nothing, and neither does
+    one that is a whole multiple of such a ``scale`` (Brevitas' ``Int32Bias``): then every
+    partial sum is a multiple of ``scale`` below ``2**24 * scale``, which float32 holds exactly.
     """
     scale, bias = np.asarray(scale, dtype=np.float64), np.asarray(bias, dtype=np.float64)
     top = np.abs(bias) + scale * size
     ulp = 2.0 ** (np.floor(np.log2(top)) - 23)
     exact = grid & is_power_of_two(scale) & (scale >= ulp)
-    return np.where(bias == 0, 0.0, np.where(exact, 2 * ulp, float(terms) * top * 2.0 ** -23))
+    steps = bias / scale
+    margin = np.where(exact, np.where(steps == np.round(steps), 0.0, 2 * ulp),
+                      float(terms) * top * 2.0 ** -23)
+    return np.where(bias == 0, 0.0, margin)
 
 
 def thresholds_of_levels(node, levels, top, live):

@@ -197,8 +197,9 @@ def _probe(model, mm, chain, act, count, live, scale, shift, terms, offset, fix,
             raise node_error(act, f"neuron {j}: its output changes within the float rounding "
                                   f"of adding its bias {bias[j]:g} to the products, which "
                                   f"depends on the runtime's order of additions; cannot "
-                                  f"import it exactly; train the layer without a bias "
-                                  f"(Brevitas: bias=False; the BatchNorm after it has one)")
+                                  f"import it exactly; quantize the bias on the layer's "
+                                  f"scale (Brevitas: bias_quant=Int32Bias) or train the layer "
+                                  f"without one (bias=False; the BatchNorm after it has one)")
         raise node_error(act, f"neuron {j}: its output changes within the float rounding of "
                               f"the MatMul (scale {scale[j]:g} is not a power of two); cannot "
                               f"import it exactly; {fix}")

@@ -52,3 +52,23 @@ def test_zero_bias_adds_nothing_and_a_fractional_offset_gets_the_general_bound()
     assert got[0] == 0.0 and got[1] == 2 * 2.0 ** (6 - 23)
     # products that are not integer multiples of the scale (an input offset d = L + 0.5)
     assert bias_margin(1.0, 0.5, 64, 64, grid=False) == pytest.approx(64 * 64.5 * 2.0 ** -23)
+
+
+@pytest.mark.parametrize(("scale", "top", "inputs"), [(1.0, 1, 64), (0.25, 3, 48), (2.0 ** -6, 15,
+                                                                                   400)])
+def test_a_bias_on_the_scale_sums_exactly_in_any_order(scale, top, inputs):
+    """Brevitas' Int32Bias: bias = k * scale, so every partial sum is a multiple of the scale
+    that float32 holds: no margin, and none is needed."""
+    rng = np.random.default_rng(0)
+    for _ in range(40):
+        bias = float(rng.integers(-5000, 5000)) * scale
+        levels = rng.integers(0, top + 1, inputs)
+        signs = rng.choice([-1, 1], inputs)
+        values = signs * (2 * levels - top) * scale
+        assert bias_margin(scale, bias, top * inputs, inputs) == 0.0
+        for _ in range(5):
+            order = rng.permutation(inputs)
+            got = _float32_sum(values, bias, order, int(rng.integers(0, inputs + 1)))
+            assert got == bias + float(values.sum())
+    # off the scale by a quarter step: the margin of any float bias again
+    assert bias_margin(1.0, 3.25, 64, 64) == 2 * 2.0 ** (6 - 23)

@@ -60,14 +60,17 @@ def test_a_bias_from_a_node_gets_one_line():
         layer_bias(model, node)
 
 
-@pytest.fixture(scope="module", params=[1, 3], ids=["binary", "3-bit"])
+@pytest.fixture(scope="module", params=[(1, None), (3, None), (4, "int32")],
+                ids=["binary", "3-bit", "4-bit-int32"])
 def bias_run(request, tmp_path_factory, digits):
-    """W1A1, and with Brevitas' default signed 3-bit QuantIdentity activations. (With 4-bit
-    ones the dense layer's 288 inputs make sums up to 1152 whose rounding, 2**-13, reaches a
-    decision of this network: refused, as test_a_decision_within_the_rounding_of_the_bias_...
-    shows on a small graph.)"""
-    net = train_brevitas(brevitas_bias_net(act_bits=request.param), digits.x_train / 16,
-                         digits.y_train, epochs=3)
+    """W1A1, and with Brevitas' default signed 3-bit QuantIdentity activations, float biases;
+    4-bit activations with Int32Bias biases. (With 4-bit activations and float biases the dense
+    layer's 288 inputs make sums up to 1152 whose rounding, 2**-13, reaches a decision of this
+    network: refused, as test_a_decision_within_the_rounding_of_the_bias_... shows on a small
+    graph; Int32Bias sums are exact.)"""
+    act_bits, bias_quant = request.param
+    net = train_brevitas(brevitas_bias_net(act_bits=act_bits, bias_quant=bias_quant),
+                         digits.x_train / 16, digits.y_train, epochs=3)
     path = export_brevitas(net, tmp_path_factory.mktemp("bias") / "bias.onnx")
     return path, brevitas_classes(net, digits.x_test / 16)
 
@@ -162,9 +165,10 @@ def test_a_decision_within_the_rounding_of_the_bias_gets_one_line(tmp_path, caps
     err = import_refused(capsys, _biased_graph(tmp_path / "tiny.onnx", 2.0 ** -20))
     assert err.endswith("(BipolarQuant): neuron 0: its output changes within the float "
                         "rounding of adding its bias 9.53674e-07 to the products, which depends "
-                        "on the runtime's order of additions; cannot import it exactly; train "
-                        "the layer without a bias (Brevitas: bias=False; the BatchNorm after it "
-                        "has one)\n")
+                        "on the runtime's order of additions; cannot import it exactly; "
+                        "quantize the bias on the layer's scale (Brevitas: "
+                        "bias_quant=Int32Bias) or train the layer without one (bias=False; the "
+                        "BatchNorm after it has one)\n")
     # a bias of 0.5 is 2**16 units in the last place from every decision: imported
     out = tmp_path / "half.bnn"
     code, _, err = run_cli(capsys, "import", _biased_graph(tmp_path / "half.onnx", 0.5), "-o",
