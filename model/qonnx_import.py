@@ -81,7 +81,7 @@ from .qonnx_import_conv import (
 )
 from .qonnx_offset import bias_grid, carry_bias, carry_offset, offset_grid, output_bias
 from .qonnx_quant import activation, activation_levels, activation_offset
-from .qonnx_weights import layer_bias, weights
+from .qonnx_weights import layer_bias, output_bias_of, weights
 from .ternary import TernaryDenseLayer
 
 __all__ = ["import_graph", "data_path", "split_path", "weights", "hidden_layer",
@@ -334,7 +334,8 @@ def output_layer(model, name, mm, chain, in_bits, in_scale, in_map=None, in_copi
                              f"the lowest-index rule, so the class cannot be reproduced "
                              f"exactly; {fix}")
     top = (1 << in_bits) - 1
-    bits, scale, beta = output_bias(mm, layer_bias(model, mm), bits, scale, top, in_offset)
+    bias, chain = output_bias_of(model, mm, chain)
+    bits, scale, beta = output_bias(mm, bias, bits, scale, top, in_offset)
     dots = bias_grid(offset_grid(top, bits.shape[1], in_offset), beta)
     scores = dots[:, None] * scale[None, :]
     if chain:

@@ -127,6 +127,10 @@ def output_bias(node, bias, bits, scale, top, offset):
     (``[x, x]``) at half the scale, which makes every step even."""
     if bias is None:
         return bits, scale, None
+    if np.size(bias) not in (1, np.size(scale)):
+        raise node_error(node, f"the last layer's bias has {np.size(bias)} values for "
+                               f"{np.size(scale)} classes")
+    bias = np.broadcast_to(np.asarray(bias, dtype=np.float64).reshape(-1), np.shape(scale))
     reach = (top + abs(offset)) * bits.shape[1]
     beta, mixed = bias_steps(node, bias, scale, reach)
     if mixed:

@@ -9,7 +9,7 @@ from .qonnx_graph import node_error, run_nodes
 from .qonnx_import_conv import conv_kernel, window_rows
 from .qonnx_quant import positive, quant_scale, ternary_levels
 
-__all__ = ["weights", "layer_bias"]
+__all__ = ["weights", "layer_bias", "output_bias_of"]
 
 
 def weights(model, mm):
@@ -85,3 +85,23 @@ def layer_bias(model, mm):
         else 1.0
     bias = np.asarray(bias, dtype=np.float64).reshape(-1) * beta
     return bias if np.any(bias != 0) else None
+
+
+def output_bias_of(model, mm, chain):
+    """``(bias or None, rest of chain)`` of the last layer: a ``Gemm``'s bias
+    (:func:`layer_bias`), or for a ``MatMul`` an ``Add`` right after it of a constant with one
+    value per class (the form qonnx's Keras converter and FINN's ``GemmToMatMul`` leave); a
+    scalar ``Add`` is one shared shift and stays in the chain."""
+    bias = layer_bias(model, mm)
+    if bias is not None or mm.op_type != "MatMul" or not chain or chain[0].op_type != "Add":
+        return bias, chain
+    add = chain[0]
+    other = next((n for n in add.input if n != mm.output[0]), None)
+    value = None if other is None else model.get_initializer(other)
+    if value is None or np.size(value) == 1:
+        return None, chain
+    value = np.asarray(value, dtype=np.float64)
+    if value.ndim > 2 or (value.ndim == 2 and value.shape[0] != 1):
+        return None, chain
+    value = value.reshape(-1)
+    return (value if np.any(value != 0) else None), chain[1:]

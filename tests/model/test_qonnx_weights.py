@@ -128,9 +128,10 @@ def test_int32_biases_in_every_layer_import_with_brevitas_classes(falling, digit
     assert np.array_equal(golden.run_images(model, digits.x_test).classes, want)
 
 
-def _biased_graph(path, bias):
+def _biased_graph(path, bias, out_add=None):
     """x (64) -> BipolarQuant -> Gemm (+-1 weights, bias ``bias`` on every neuron) ->
-    BipolarQuant -> MatMul (10 classes)."""
+    BipolarQuant -> MatMul (10 classes), then with ``out_add`` an ``Add`` of those 10 values
+    (a bias as qonnx's Keras converter writes it)."""
     import onnx
 
     from .qonnx_fixtures import QONNX_DOMAIN
@@ -141,7 +142,10 @@ def _biased_graph(path, bias):
              helper.make_node("Gemm", ["xq", "w0", "b0"], ["z0"], name="fc0"),
              helper.make_node("BipolarQuant", ["z0", "one"], ["a0"], domain=QONNX_DOMAIN,
                               name="act0"),
-             helper.make_node("MatMul", ["a0", "w1"], ["out"], name="fc1")]
+             helper.make_node("MatMul", ["a0", "w1"], ["out" if out_add is None else "z1"],
+                              name="fc1")]
+    if out_add is not None:
+        nodes.append(helper.make_node("Add", ["z1", "b1"], ["out"], name="bias1"))
 
     def init(name, value):
         value = np.asarray(value, dtype=np.float32)
@@ -150,6 +154,8 @@ def _biased_graph(path, bias):
     inits = [init("one", 1.0), init("w0", np.where(rng.normal(size=(64, 16)) >= 0, 1.0, -1.0)),
              init("b0", np.full(16, bias)),
              init("w1", np.where(rng.normal(size=(16, 10)) >= 0, 1.0, -1.0))]
+    if out_add is not None:
+        inits.append(init("b1", out_add))
     graph = helper.make_graph(nodes, "biased",
                               [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64])],
                               [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 10])],
@@ -176,3 +182,19 @@ def test_a_decision_within_the_rounding_of_the_bias_gets_one_line(tmp_path, caps
     assert (code, err) == (0, "")
     # dot + 0.5 >= 0 for dot >= 0: popcount >= 32 of 64
     assert np.all(artifact.load(out).layers[0].thresholds == 32)
+
+
+def test_an_add_after_the_last_matmul_is_its_bias(tmp_path, capsys, digits):
+    # 16 binary inputs: dots are even, so odd steps are half a popcount away from even ones
+    steps = [3.0, -2.0, 0.0, 5.0, 1.0, -4.0, 2.0, 0.0, -1.0, 6.0]
+    out = tmp_path / "add.bnn"
+    code, stdout, err = run_cli(capsys, "import", _biased_graph(tmp_path / "add.onnx", 0.0,
+                                                                steps), "-o", out)
+    assert (code, err) == (0, "")
+    n = len(digits.x_test)
+    assert f"{n} / {n} test images of digits have equal classes" in stdout
+    # the 16 hidden neurons twice (both parities), then 6 - -4 = 10 constant ones
+    assert "64-42-10" in stdout and "fc0: 10 constant neurons added" in stdout
+    err = import_refused(capsys, _biased_graph(tmp_path / "float.onnx", 0.0,
+                                               [0.5] + steps[1:]))
+    assert "(MatMul): the last layer's bias of class 0 is 0.5 dot steps" in err
