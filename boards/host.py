@@ -151,7 +151,7 @@ class SimTransport(Transport):
     _PERIOD = 1e-6
 
     def __init__(self, top, max_cycles_per_read=None):
-        from amaranth.sim import Simulator
+        from ..hw.testbench import simulator
 
         self.top = top
         self.cycles = 0
@@ -162,7 +162,7 @@ class SimTransport(Transport):
             max_cycles_per_read = (10 * d * (2 * top.request_bytes + top.reply_bytes + 4)
                                    + 4 * (top.bnn.latency + top.bnn.ii) + 1000)
         self.max_cycles_per_read = max_cycles_per_read
-        self._sim = Simulator(top)
+        self._sim = simulator(top)
         self._sim.add_clock(self._PERIOD)
         self._sim.add_testbench(self._drive_rx, background=True)
         self._sim.add_testbench(self._monitor_tx, background=True)

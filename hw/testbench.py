@@ -17,7 +17,25 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["StreamRun", "Stalls", "gap_rng", "simulate_stream", "from_int", "fields_of"]
+__all__ = ["StreamRun", "Stalls", "gap_rng", "simulator", "simulate_stream", "from_int",
+           "fields_of"]
+
+
+def simulator(design):
+    """Amaranth's Python simulator of ``design``, for designs of any width.
+
+    Its code generator writes each signal's mask as a decimal literal, and Python refuses ints
+    of more than 4300 digits in str conversions (a guard against untrusted input): an XNOR of
+    ``PE * SIMD`` bits past about 14,000 (a fully parallel layer of 150 x 100) stopped it with
+    a ValueError. The code it generates is ours, so the limit is lifted first.
+    """
+    import sys
+
+    from amaranth.sim import Simulator
+
+    if hasattr(sys, "set_int_max_str_digits"):
+        sys.set_int_max_str_digits(0)
+    return Simulator(design)
 
 
 def gap_rng(seed, stream):
@@ -125,8 +143,6 @@ def simulate_stream(dut, inputs, *, expected_outputs=None, seed=0, p_valid=1.0, 
         ``input_after_reset`` (outputs collected before the reset are dropped).
     """
     from amaranth.hdl import ClockDomain, Module
-    from amaranth.sim import Simulator
-
     i_port, o_port = dut.i, dut.o
     m = Module()
     m.domains.sync = cd = ClockDomain("sync")
@@ -185,7 +201,7 @@ def simulate_stream(dut, inputs, *, expected_outputs=None, seed=0, p_valid=1.0, 
                     run.taps[name].append((edge, int(tap_values[2 * t + 1])))
         run.cycles = edge
 
-    sim = Simulator(m)
+    sim = simulator(m)
     sim.add_clock(1e-8)
     sim.add_testbench(bench)
     sim.run()

@@ -41,9 +41,9 @@ def run_bench(top, bench, *, taps=(), vcd=None):
         Wall seconds of the simulation loop (elaboration excluded).
     """
     from amaranth.hdl import ClockDomain, Module
-    from amaranth.sim import Simulator
 
     from ..fileio import atomic_path
+    from ..hw.testbench import simulator
 
     tap_signals = [(getattr(top, v), getattr(top, d)) for v, d in taps]
     flat_taps = [s for pair in tap_signals for s in pair]
@@ -67,7 +67,7 @@ def run_bench(top, bench, *, taps=(), vcd=None):
             pairs = list(zip(tap_values[0::2], tap_values[1::2], strict=True))
             bench.edge(valid, i_ready, o_valid, o_payload, pairs)
 
-    sim = Simulator(toplevel)
+    sim = simulator(toplevel)
     sim.add_clock(CLOCK_PERIOD)
     sim.add_testbench(testbench)
     started = time.monotonic()

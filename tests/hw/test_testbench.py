@@ -41,3 +41,39 @@ def test_no_stalls_means_no_gaps_and_always_ready():
 def test_bad_probabilities_are_refused(p_gap, p_busy, message):
     with pytest.raises(ValueError, match=message):
         Stalls(0, p_gap, p_busy)
+
+
+def test_a_design_wider_than_pythons_int_string_limit_simulates():
+    """Amaranth's simulator writes masks as decimal literals; a 15,000-bit register (an XNOR of
+    a fully parallel 150 x 100 layer) has more than Python's default 4300 digits."""
+    import sys
+
+    from amaranth.hdl import Module
+    from amaranth.lib import stream, wiring
+    from amaranth.lib.wiring import In, Out
+
+    from bnnflow.hw.testbench import simulate_stream
+
+    width = 15000
+
+    class Wide(wiring.Component):
+        i: In(stream.Signature(width))
+        o: Out(stream.Signature(width))
+
+        def elaborate(self, platform):
+            m = Module()
+            m.d.comb += self.i.ready.eq(~self.o.valid | self.o.ready)
+            with m.If(self.o.ready):
+                m.d.sync += self.o.valid.eq(0)
+            with m.If(self.i.valid & self.i.ready):
+                m.d.sync += [self.o.valid.eq(1), self.o.payload.eq(~self.i.payload)]
+            return m
+
+    payloads = [(1 << width) - 1 - 12345, 67890, 1 << (width - 1)]
+    old = sys.get_int_max_str_digits()
+    sys.set_int_max_str_digits(4300)            # the default, whatever ran before
+    try:
+        run = simulate_stream(Wide(), payloads, seed=1, p_valid=0.7, p_ready=0.7)
+    finally:
+        sys.set_int_max_str_digits(old)
+    assert run.outputs == [p ^ ((1 << width) - 1) for p in payloads]
