@@ -459,9 +459,9 @@ def import_graph(model, graph_input, path=None):
                 raise node_error(node, "the last layer reads the n-bit input directly; its "
                                        "offset per class has no place in bnnflow's popcount "
                                        "output (add a hidden layer)")
-            layer, copies, beta = output_layer(model, f"fc{i}", node, chain, in_bits, in_scale,
-                                               in_map, copies, offset)
-            for _ in range(copies.bit_length() - 1):
+            layer, reads, beta = output_layer(model, f"fc{i}", node, chain, in_bits, in_scale,
+                                              in_map, copies, offset)
+            for _ in range(reads.bit_length() - 1):
                 if not built or getattr(built[-1], "out_shape", None) is not None:
                     raise node_error(node, "the last layer reads its inputs twice (ternary "
                                            "weights, or a bias of both parities), which is "
