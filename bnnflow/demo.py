@@ -45,9 +45,25 @@ def add_arguments(parser):
                              "resource estimate alone)")
 
 
+def _check(args):
+    """Refuse bad options before the first stage (training takes a minute)."""
+    from .errors import BnnflowError
+
+    if args.epochs is not None and args.epochs < 1:
+        raise BnnflowError(f"--epochs must be a positive integer, not {args.epochs}")
+    if args.images != "all" and (not str(args.images).isdigit() or int(args.images) < 1):
+        raise BnnflowError(f"--images must be a positive integer or 'all', not "
+                           f"{args.images!r}")
+    if not 0.0 <= args.stall < 1.0:
+        raise BnnflowError(f"--stall must be a probability in [0, 1), not {args.stall:g}")
+    if args.pipeline < 0:
+        raise BnnflowError(f"--pipeline must be a non-negative integer, not {args.pipeline}")
+
+
 def run(args):
     from rich.console import Console
 
+    _check(args)
     out = make_output_dir(check_output_dir(args.out, "--out"), "--out")
     console = Console()
     summary = {}

@@ -177,6 +177,8 @@ class _TimingMissed(Exception):
 
 
 def _divisor(brd, clk, baud, source):
+    if not isinstance(baud, int) or isinstance(baud, bool) or baud <= 0:
+        raise BnnflowError(f"--baud must be a positive UART rate, such as 115200, not {baud!r}")
     divisor = round(clk / baud)
     if divisor < 2 or abs(clk / divisor - baud) / baud > 0.02:
         raise BnnflowError(f"the {brd.name}'s {clk / 1e6:g} MHz {source} cannot make {baud} "
@@ -243,19 +245,22 @@ def build(model, board, out_dir, folding=None, *, ii=None, pipeline=0, baud=1152
     device = f"{brd.name} ({tgt.name})"
     env = tool_env(["yosys", f"nextpnr-{tgt.family}",
                     "icepack" if tgt.family == "ice40" else "ecppack"])
+    fit = isinstance(folding, str) and folding == "fit"
+    if not fit:         # a bad folding is refused before any folder is made
+        layer_folds, fold_text = checked_folding(model, folding, ii, tgt, device, pipeline)
+    created = not Path(out_dir).exists()
     out_dir = make_output_dir(out_dir)
     job = dict(model=model, brd=brd, tgt=tgt, pipeline=pipeline, baud=baud,
                popcounts=popcounts, env=env, out_dir=out_dir, say=say)
     works = []
     try:
-        if isinstance(folding, str) and folding == "fit":
+        if fit:
             (info, work), _, fold_attempts = fit_by_placement(
                 model, tgt.name, lambda layer_folds: _build_folding(
                     layer_folds, ",".join(str(f) for f in layer_folds), clock, first, board_hz,
                     works, job),
                 pipeline=pipeline, progress=say, device=device)
         else:
-            layer_folds, fold_text = checked_folding(model, folding, ii, tgt, device, pipeline)
             info, work = _build_folding(layer_folds, fold_text, clock, first, board_hz, works, job)
             fold_attempts = [{"folding": fold_text, "ii": info["ii"], "placed": True}]
         res = info["resources"]
@@ -269,6 +274,12 @@ def build(model, board, out_dir, folding=None, *, ii=None, pipeline=0, baud=1152
                 os.replace(work / log, out_dir / log)
         write_text_atomic(out_dir / "build.json", json.dumps(info, indent=2) + "\n")
         return info
+    except BaseException:
+        for work in works:
+            shutil.rmtree(work, ignore_errors=True)
+        if created and out_dir.is_dir() and not any(out_dir.iterdir()):
+            out_dir.rmdir()     # nothing written: leave no empty folder behind
+        raise
     finally:
         for work in works:
             shutil.rmtree(work, ignore_errors=True)

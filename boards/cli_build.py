@@ -48,6 +48,9 @@ def run(args):
     clock = parse_clock(args.clock)
     if args.pipeline < 0:
         raise BnnflowError(f"--pipeline must be a non-negative integer, not {args.pipeline}")
+    if args.baud <= 0:
+        raise BnnflowError(f"--baud must be a positive UART rate, such as 115200, not "
+                           f"{args.baud}")
     model = artifact.load(args.model)
     check_output_dir(args.output, "-o")
     info = build(model, args.board, args.output, args.fold, ii=args.ii, pipeline=args.pipeline,

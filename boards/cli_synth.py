@@ -78,6 +78,9 @@ def run(args):
     get_target(args.target)
     if args.pipeline < 0:
         raise BnnflowError(f"--pipeline must be a non-negative integer, not {args.pipeline}")
+    if args.freq is not None and not 0 < args.freq < 10_000:     # nan too
+        raise BnnflowError(f"--freq must be a clock in MHz above 0, such as 48, not "
+                           f"{args.freq:g}")
     model = artifact.load(args.model)
     if args.report is not None:
         check_output_file(args.report, "--report")

@@ -334,6 +334,8 @@ def load_with_manifest(path):
         raise ArtifactError(path, "no such file (train one with 'bnnflow train')")
     if path.is_dir():
         raise ArtifactError(path, "is a directory, not a .bnn model file")
+    if not path.is_file():      # a device such as /dev/zero would be read without end
+        raise ArtifactError(path, "is not a regular file, not a .bnn model file")
     try:
         zf = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as e:
@@ -398,7 +400,14 @@ def _read(zf, path):
             raise ValueError(f"{where}: unknown layer kind {kind!r} (this bnnflow knows "
                              f"{', '.join(sorted(LAYER_KINDS))}); upgrade bnnflow")
         layers.append(LAYER_KINDS[kind].from_manifest(entry, get_array, where))
-    model = BnnModel(layers=layers, input=input_spec, classes=manifest.get("classes", []),
-                     provenance=manifest.get("provenance", {}))
+    provenance = manifest.get("provenance", {})
+    if not isinstance(provenance, dict):       # commands read it as an object
+        raise ValueError(f"manifest: field 'provenance' must be an object, not "
+                         f"{type(provenance).__name__}")
+    classes = manifest.get("classes", [])
+    if not isinstance(classes, list):
+        raise ValueError(f"manifest: field 'classes' must be a list, not "
+                         f"{type(classes).__name__}")
+    model = BnnModel(layers=layers, input=input_spec, classes=classes, provenance=provenance)
     return model, manifest
 

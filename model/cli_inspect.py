@@ -21,7 +21,7 @@ def describe(model, manifest):
                  "out_width": layer.out_width, "weight_bits": layer.weight_bits,
                  "output": "popcount" if layer.is_output else "activation",
                  "activation_bits": layer.activation_bits,
-                 "synapses": layer.synapses}
+                 "in_bits": getattr(layer, "in_bits", 1), "synapses": layer.synapses}
         # Kind-specific facts (thresholds of binary dense layers).
         entry.update(layer.describe())
         layers.append(entry)
@@ -32,20 +32,25 @@ def describe(model, manifest):
 
 def _shape_text(entry):
     """``(in, out, op)`` cells: maps as ``HxWxC``, vectors as widths; ``op`` is the kernel of a
-    conv layer (``ternary``, ``n-bit in`` where they apply), ``window/stride`` of a pool,
-    ``popcounts`` for the output layer."""
+    conv layer, ``dense``, ``window/stride`` of a pool or ``popcounts`` for the output layer,
+    with ``ternary``, ``n-bit in`` and ``n-bit out`` where they apply."""
     def shape(key, width):
         return "x".join(map(str, entry[key])) if key in entry else str(entry[width])
 
+    ternary = "ternary " if entry["weight_bits"] == 2 else ""
+    if "window" in entry:
+        return (shape("in_shape", "in_width"), shape("out_shape", "out_width"),
+                f"{entry['window']}/{entry['stride']} pool")
     if "kernel" in entry:
-        ternary = "ternary " if entry["weight_bits"] == 2 else ""
         op = f"{'x'.join(map(str, entry['kernel']))} {ternary}conv"
-        if "in_bits" in entry:
-            op += f", {entry['in_bits']}-bit in"
-    elif "window" in entry:
-        op = f"{entry['window']}/{entry['stride']} pool"
     else:
-        op = "popcounts" if entry["output"] == "popcount" else "dense"
+        op = "popcounts" if entry["output"] == "popcount" else f"{ternary}dense"
+    bits_in, bits_out = entry.get("in_bits", 1), entry["activation_bits"] or 1
+    if bits_in > 1 and bits_in == bits_out:
+        op += f", {bits_in}-bit in/out"
+    else:
+        op += f", {bits_in}-bit in" if bits_in > 1 else ""
+        op += f", {bits_out}-bit out" if bits_out > 1 else ""
     return shape("in_shape", "in_width"), shape("out_shape", "out_width"), op
 
 
@@ -91,7 +96,9 @@ def run(args):
         table.add_row(str(i), entry["name"], *_shape_text(entry), thr, const)
     console.print(table)
     synapses = sum(entry["synapses"] for entry in info["layers"])
-    console.print(f"synapses (weight bits): {synapses}")
+    stored = sum(entry["synapses"] * entry["weight_bits"] for entry in info["layers"])
+    console.print(f"synapses: {synapses}; weight bits stored: {stored}"
+                  + (" (a sign and a mask bit per ternary weight)" if stored > synapses else ""))
     if info["provenance"]:
         console.print("provenance:")
         for key, value in info["provenance"].items():

@@ -84,6 +84,11 @@ def load_graph(path):
         raise QonnxError(f"{path}: is a directory, not an ONNX file")
     try:
         proto = onnx.load(str(path))
+    except onnx.checker.ValidationError as e:     # tensors kept in a file beside it
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise QonnxError(f"{path}: cannot read the tensors it keeps in a separate file "
+                         f"({first}); keep that file beside it, as the export wrote it") \
+            from None
     except (DecodeError, ValueError, RuntimeError, OSError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise QonnxError(f"{path}: not an ONNX model ({first})") from None

@@ -321,7 +321,10 @@ def prove_target(target, depth=None, *, solver="boolector", trace_dir=None, time
         if depth is None:
             if result.covered_at is None:
                 result.status = "error"
-                result.error = (f"no second image's output is checked within {max_depth} steps "
+                result.error = (f"the cover run found no second image's checked output within "
+                                f"{timeout:g} s (give a longer --timeout, or --depth)"
+                                if covered is None else
+                                f"no second image's output is checked within {max_depth} steps "
                                 f"(give --depth)")
                 result.seconds = time.perf_counter() - start
                 return result

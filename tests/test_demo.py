@@ -31,3 +31,17 @@ def test_demo_runs_every_stage_and_agrees_with_the_golden_model(tmp_path, capsys
     for path in ("train/model.bnn", "train/geometry/angles.png", "hw/bnnflow_top.v",
                  "hw/bnnflow_top.json", "verify.json", "build/top.bin"):
         assert (out / path).is_file(), path
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--images", "0"], "--images must be a positive integer or 'all', not '0'"),
+    (["--images", "some"], "--images must be a positive integer or 'all', not 'some'"),
+    (["--stall", "2"], "--stall must be a probability in [0, 1), not 2"),
+    (["--epochs", "0"], "--epochs must be a positive integer, not 0"),
+    (["--pipeline", "-1"], "--pipeline must be a non-negative integer, not -1"),
+])
+def test_bad_options_are_refused_before_training(tmp_path, capsys, argv, message):
+    out = tmp_path / "new" / "demo"
+    assert main(["demo", "--out", str(out), *argv]) == 2
+    assert capsys.readouterr().err == f"error: {message}\n"
+    assert not (tmp_path / "new").exists()

@@ -229,11 +229,15 @@ def test_weights_too_large_for_the_board_memories(tmp_path, monkeypatch):
      "--clock must be auto, board or a frequency in MHz, not 'fast'"),
     ({"board": "icebreaker", "folding": "9x3,1x1"},
      "layer 0 (fc0, 16 inputs, 8 neurons): pe must be an integer in 1..8, not 9"),
+    ({"board": "icebreaker", "folding": "auto"}, "fold 'auto' needs a target II (--ii CYCLES)"),
+    ({"board": "icebreaker", "baud": 0}, "--baud must be a positive UART rate, such as 115200, "
+                                         "not 0"),
+    ({"board": "icebreaker", "baud": -9600}, "--baud must be a positive UART rate"),
 ])
 def test_bad_build_requests_are_refused(tiny, tmp_path, kwargs, message):
     with pytest.raises(BnnflowError, match="^" + re.escape(message)):
-        build(tiny, out_dir=tmp_path / "out", **kwargs)
-    assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
+        build(tiny, out_dir=tmp_path / "new" / "out", **kwargs)
+    assert not (tmp_path / "new").exists()         # no folder made for a refused build
 
 
 def test_cli_build_prints_the_protocol(tiny, tmp_path, capsys):
@@ -258,13 +262,17 @@ def test_cli_build_prints_the_protocol(tiny, tmp_path, capsys):
      "another --clock\n"),
     (["--board", "icebreaker", "--clock", "-3"],
      "error: --clock must be auto, board or a frequency in MHz, not '-3'\n"),
+    (["--board", "icebreaker", "--baud", "0"],
+     "error: --baud must be a positive UART rate, such as 115200, not 0\n"),
+    (["--board", "icebreaker", "--fold", "0x1,1x1"], "error: layer 0 (fc0, 16 inputs, 8 "
+                                                     "neurons): pe must be"),
 ])
 def test_cli_build_bad_request_exits_2(tiny, tmp_path, capsys, argv, message):
     model_path = tmp_path / "tiny.bnn"
     artifact.save(tiny, model_path)
     assert main(["build", str(model_path), *argv, "-o", str(tmp_path / "o")]) == 2
     assert capsys.readouterr().err.startswith(message)
-    assert not (tmp_path / "o").exists() or list((tmp_path / "o").iterdir()) == []
+    assert not (tmp_path / "o").exists()
 
 
 def failing_tools(monkeypatch, files):

@@ -155,6 +155,9 @@ def test_cli_synth_prints_and_writes_the_report(tiny_file, tmp_path, capsys):
     (["--target", "ecp5-25k", "--fold", "99x1,1x1"], "error: bad --fold: layer 0"),
     (["--target", "ecp5-25k", "--fold", "auto"], "error: bad --fold: fold 'auto' needs a "
                                                  "target II (--ii CYCLES)"),
+    (["--target", "ice40-up5k", "--freq", "-5"], "error: --freq must be a clock in MHz above "
+                                                 "0, such as 48, not -5\n"),
+    (["--target", "ice40-up5k", "--freq", "0"], "error: --freq must be a clock in MHz"),
 ])
 def test_cli_synth_bad_input_exits_2_without_report(tiny_file, tmp_path, capsys, argv,
                                                      message):

@@ -110,6 +110,12 @@ def corruptions():
     def levels(m):
         m["input"]["encoding"] = {"kind": "thermometer", "scale": 1.0, "thresholds": [0.2, 0.6]}
 
+    def provenance_text(m):
+        m["provenance"] = "str"
+
+    def classes_text(m):
+        m["classes"] = "0123"
+
     return {
         "unknown version": (dict(manifest_edit=version), r"unknown format version 99"),
         "missing array": (dict(drop=("fc1/weights.npy",)),
@@ -127,6 +133,10 @@ def corruptions():
         "encoding does not match width": (dict(manifest_edit=levels),
                                           r"input width 37 does not match shape \[37\] with 2 "
                                           r"bit\(s\) per pixel"),
+        "provenance not an object": (dict(manifest_edit=provenance_text),
+                                     r"manifest: field 'provenance' must be an object, not str"),
+        "classes not a list": (dict(manifest_edit=classes_text),
+                               r"manifest: field 'classes' must be a list, not str"),
         "checksum mismatch (manifest)": (dict(manifest_edit=provenance, fix_checksum=False),
                                          r"checksum mismatch in manifest.json"),
         "checksum mismatch (array)": (
@@ -164,6 +174,13 @@ def test_truncated_file_is_rejected(tmp_path, saved):
     bad.write_bytes(saved.read_bytes()[: saved.stat().st_size // 2])
     with pytest.raises(ArtifactError, match=r"not a zip archive or truncated"):
         artifact.load(bad)
+
+
+def test_a_device_is_refused_without_reading_it():
+    # /dev/zero would be read without end by the zip reader
+    with pytest.raises(ArtifactError, match=r"^/dev/zero: is not a regular file, not a .bnn "
+                                            r"model file$"):
+        artifact.load("/dev/zero")
 
 
 def test_non_zip_file_is_rejected(tmp_path):

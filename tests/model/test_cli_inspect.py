@@ -75,3 +75,19 @@ def test_inspect_shows_a_pixel_levels_table_by_its_range(tmp_path, capsys):
             '"pixel_levels", "scale": 255.0, "thresholds": "255, pixels 1 to 254"}') in out
     assert main(["inspect", "--json", str(path)]) == 0
     assert json.loads(capsys.readouterr().out)["input"]["encoding"]["thresholds"] == thresholds
+
+
+def test_inspect_names_ternary_weights_level_bits_and_the_bits_stored(tmp_path, capsys,
+                                                                      monkeypatch):
+    monkeypatch.setenv("COLUMNS", "120")           # one line per row
+    path = tmp_path / "kinds.bnn"
+    model = random_model([12, 7, 5, 3], seed=0, ternary=True, act_bits=2)
+    artifact.save(model, path)
+    assert main(["inspect", str(path)]) == 0
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.startswith("│")]
+    ops = [[c.strip() for c in row.strip("│").split("│")][4] for row in rows]
+    assert ops == ["ternary dense, 2-bit out", "ternary dense, 2-bit in/out",
+                   "popcounts, 2-bit in"]
+    # 12*7 + 7*5 ternary weights of two bits each, 5*3 binary ones
+    assert "synapses: 134; weight bits stored: 253 " in " ".join(out.split()) + " "

@@ -145,6 +145,28 @@ def test_non_onnx_file_gets_one_line(tmp_path, capsys):
     assert err.startswith(f"error: {path}: not an ONNX model (")
 
 
+def test_missing_external_data_gets_one_line(tmp_path, capsys):
+    import onnx
+    from onnx import numpy_helper
+
+    proto = onnx.load(str(tiny_graph(tmp_path / "tiny.onnx")))
+    for t in proto.graph.initializer:      # raw data, which is what goes to the separate file
+        t.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(t), t.name))
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    onnx.save(proto, str(kept / "ext.onnx"), save_as_external_data=True,
+              all_tensors_to_one_file=True, location="ext.onnx.data", size_threshold=0)
+    assert (kept / "ext.onnx.data").is_file()
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    (alone / "ext.onnx").write_bytes((kept / "ext.onnx").read_bytes())   # without its .data
+    out = tmp_path / "x.bnn"
+    err = _one_line_error(capsys, ["import", alone / "ext.onnx", "-o", out], out)
+    assert err.startswith(f"error: {alone / 'ext.onnx'}: cannot read the tensors it keeps in a "
+                          f"separate file (")
+    assert err.endswith("); keep that file beside it, as the export wrote it\n")
+
+
 def test_missing_input_file_gets_one_line(tmp_path, capsys):
     out = tmp_path / "x.bnn"
     err = _one_line_error(capsys, ["import", tmp_path / "none.onnx", "-o", out], out)

@@ -158,6 +158,15 @@ def test_a_depth_short_of_a_second_image_is_shallow(capsys):
     assert "SHALLOW: passed to depth 2" in capsys.readouterr().out
 
 
+def test_a_cover_run_over_its_timeout_names_the_timeout(capsys):
+    code = main(["prove", "--sizes", "6x3", "--fold", "3x2", "--timeout", "0.01"])
+    assert code in (1, 2)
+    out = capsys.readouterr()
+    assert ("the cover run found no second image's checked output within 0.01 s (give a "
+            "longer --timeout, or --depth)") in out.out + out.err
+    assert "within 64 steps" not in out.out + out.err
+
+
 @pytest.mark.parametrize(("argv", "message"), [
     (["--sizes", "6"], "--sizes must be at least two positive widths"),
     ([], "give either MODEL (a .bnn file) or --sizes K0xN1x...xC, not neither"),
