@@ -313,16 +313,20 @@ def _source(layers, index):
 
 
 def measure(checkpoint, images, *, quantizer="binary", random_pairs=2000, seed=0,
-            max_rows=MAX_ROWS):
+            max_rows=MAX_ROWS, output_quantizer=None):
     """Measure the geometry of every layer with weights; returns ``(report, data)``.
 
     ``report`` is the JSON-able dict :func:`analyze` returns; ``data`` holds the arrays the
     plots need (one :class:`LayerData` per reported layer). Pool layers have no weights and are
     not reported. A conv layer's neurons are its output channels, each a ``kh * kw * Cin``
     weight vector; its dot products are those with the windows of the test images, at most
-    ``max_rows`` (image, output pixel) pairs drawn at random (``seed``).
+    ``max_rows`` (image, output pixel) pairs drawn at random (``seed``). ``output_quantizer``:
+    another quantizer for the output layer (a ternary network's stays binary); each layer's
+    entry names its ``quantizer``.
     """
     q = _quantizer(quantizer)
+    q_out = q if output_quantizer is None else _quantizer(output_quantizer)
+    last = max(i for i, layer in enumerate(checkpoint.layers) if layer.has_weights)
     if not isinstance(random_pairs, int) or random_pairs < 2:
         raise ValueError(f"random_pairs must be an integer >= 2, not {random_pairs!r}")
     if not isinstance(max_rows, int) or max_rows < 2:
@@ -336,8 +340,10 @@ def measure(checkpoint, images, *, quantizer="binary", random_pairs=2000, seed=0
         if not layer.has_weights:
             continue
         a_cont, a_bin = _sample_rows(layer, [cont, binary], max_rows, rng)
-        entry, arrays = _measure_layer(layer, q, a_cont, a_bin, random_pairs, seed + index)
+        lq = q_out if index == last else q
+        entry, arrays = _measure_layer(layer, lq, a_cont, a_bin, random_pairs, seed + index)
         entry.update({"name": layer.name, "kind": layer.kind, "index": index,
+                      "quantizer": lq.name,
                       "activation_source": _source(checkpoint.layers, index)})
         layers.append(entry)
         data.append(arrays)
@@ -405,8 +411,9 @@ def analyze(run_dir, *, quantizer=None, images=None, max_samples=2000, plots_dir
         The run directory holding ``checkpoint.pt`` (or the checkpoint, or the ``.bnn`` beside
         it).
     quantizer : str or None
-        Key of :data:`QUANTIZERS` the latent weights are compared with; ``None``: the one the
-        network was trained with (:func:`trained_weights`).
+        Key of :data:`QUANTIZERS` the latent weights are compared with, in every layer;
+        ``None``: the ones the network was trained with (:func:`trained_weights` in the hidden
+        layers, binary in the output layer).
     images : array ``(B, H, W)`` or ``(B, K0)``, optional
         Raw test images; by default the test split recorded in the checkpoint's config.
     max_samples : int
@@ -447,10 +454,12 @@ def analyze(run_dir, *, quantizer=None, images=None, max_samples=2000, plots_dir
     if images.shape[0] < 2:
         raise BnnflowError(f"{checkpoint.path}: need at least 2 test images, "
                            f"got {images.shape[0]}")
-    if quantizer is None:
+    output_quantizer = None
+    if quantizer is None:       # as trained: ternary hidden layers, a binary output layer
         quantizer = trained_weights(checkpoint)
+        output_quantizer = "binary"
     report, data = measure(checkpoint, images, quantizer=quantizer, random_pairs=random_pairs,
-                           seed=seed)
+                           seed=seed, output_quantizer=output_quantizer)
     if plots_dir is not None:
         from .geometry_plots import write_plots
 

@@ -32,7 +32,9 @@ def summary_table(report):
         return "N/A" if mean is None else f"{mean:.1f}±{std:.1f}"
 
     for entry in report["layers"]:
-        table.add_row(entry["name"], str(entry["dimension"]),
+        own = entry.get("quantizer", report["quantizer"])
+        name = entry["name"] if own == report["quantizer"] else f"{entry['name']} ({own})"
+        table.add_row(name, str(entry["dimension"]),
                       spread(entry["angle_mean_deg"], entry["angle_std_deg"]),
                       spread(entry["random_angle_mean_deg"], entry["random_angle_std_deg"]),
                       _fmt(entry["dot_correlation"], ".3f"),

@@ -206,6 +206,7 @@ def test_cli_honours_report_plots_and_quantizer_options(tmp_path, fake_test_spli
                  "--plots", str(plots), "--quantizer", "ternary"]) == 0
     report = json.loads(report_path.read_text())
     assert report["quantizer"] == "ternary"
+    assert [e["quantizer"] for e in report["layers"]] == ["ternary", "ternary"]   # as asked
     assert report["theory_angle_deg"] == pytest.approx(
         geometry.QUANTIZERS["ternary"].theory_angle_deg)
     assert (plots / "angles.png").is_file()
@@ -375,3 +376,21 @@ def test_conv_run_with_new_kinds_measures_the_exported_activations(tmp_path, opt
     top = (1 << options.get("act_bits", 1)) - 1
     for (_, quantized), a in zip(inputs[1:], expected.activations, strict=True):
         assert np.array_equal(quantized, 2.0 * a - top)
+
+
+def test_a_ternary_run_is_measured_as_trained_binary_output_included(tmp_path, fake_test_split,
+                                                                       make_checkpoint, capsys,
+                                                                       monkeypatch):
+    import torch
+
+    monkeypatch.setenv("COLUMNS", "160")           # one line per table row
+
+    ckpt = make_checkpoint(tmp_path / "run", [64, 16, 12, 10])
+    ckpt["config"]["weights"] = "ternary"
+    torch.save(ckpt, tmp_path / "run" / "checkpoint.pt")
+    assert main(["geometry", str(tmp_path / "run")]) == 0
+    report = json.loads((tmp_path / "run" / "geometry.json").read_text())
+    assert report["quantizer"] == "ternary"
+    # the output layer of a ternary network stays binary, and is measured so
+    assert [e["quantizer"] for e in report["layers"]] == ["ternary", "ternary", "binary"]
+    assert "fc2 (binary)" in capsys.readouterr().out
