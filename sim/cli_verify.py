@@ -253,6 +253,10 @@ def run(args):
     if args.build_dir is not None:
         check_output_dir(args.build_dir, "--build-dir")
     fault = _fault(args.fault)
+    if fault is not None and fault[0] == "drop_ready" and fault[1] >= len(model.layers):
+        raise BnnflowError(f"--fault drop_ready:J needs a layer index J in "
+                           f"0..{len(model.layers) - 1} (the model has {len(model.layers)} "
+                           f"layers), not {fault[1]}")
     if args.images is None:
         images = DEFAULT_IMAGES[args.sim]
     else:

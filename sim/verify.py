@@ -143,7 +143,8 @@ def select_inputs(model, inputs=None, images=None):
         try:
             array = np.load(inputs, allow_pickle=False)
         except (OSError, ValueError) as e:
-            raise BnnflowError(f"{inputs}: cannot read input bits: {e} (expected a .npy of "
+            why = "not a .npy array" if "allow_pickle" in str(e) else str(e)  # not that advice
+            raise BnnflowError(f"{inputs}: cannot read input bits: {why} (expected a .npy of "
                                f"shape (B, {model.input.width}) holding 0/1)") from None
         bits = _check_inputs(model, array, str(inputs))
         source = str(inputs)

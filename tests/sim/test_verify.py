@@ -84,13 +84,19 @@ def test_default_stimulus_is_the_data_set_test_split(tmp_path):
     (["--fault", "drop:1"], "--fault must be drop_ready:J with J a layer index or "
                             "swap_output:A,B"),
     (["--fault", "swap_output:1"], "--fault must be drop_ready:J"),
+    (["--fault", "drop_ready:9"], "--fault drop_ready:J needs a layer index J in 0..2 (the model "
+                                  "has 3 layers), not 9"),
+    (["--inputs", "TEXT"], "cannot read input bits: not a .npy array (expected a .npy of shape "
+                           "(B, 37) holding 0/1)"),
 ])
 def test_bad_input_is_one_line_exit_2_and_no_report(args, message, model_files, tmp_path,
                                                     capsys):
     model_path, _ = model_files
     bad = tmp_path / "bad.npy"
     np.save(bad, np.zeros((3, 38), dtype=np.uint8))
-    args = [str(bad) if a == "BAD" else a for a in args]
+    if "TEXT" in args:
+        bad.write_text("0 1 0 1\n")
+    args = [str(bad) if a in ("BAD", "TEXT") else a for a in args]
     report = tmp_path / "r.json"
     status = main(["verify", str(model_path), "--sim", "amaranth", "--report", str(report),
                    "--quiet", *args])
