@@ -109,4 +109,8 @@ def run(args):
 def _folding(model, args):
     from ..hw.folding import resolve_folding
 
+    if args.fold == "fit":
+        raise ValueError("--fold fit places designs on a device, which --port sim does not; "
+                         "give the folding 'bnnflow build' printed (--fold PExSIMD,...)")
+
     return resolve_folding(model, args.fold, args.ii)

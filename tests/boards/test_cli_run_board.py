@@ -68,6 +68,9 @@ def test_model_without_test_split_gets_seeded_random_bits(tmp_path, capsys):
     (["--port", "sim", "--divisor", "1"], "error: divisor must be an integer >= 2, not 1"),
     (["--port", "sim", "--fold", "99x1,1x1"], "error: layer 0 (fc0, 64 inputs, 12 neurons): pe "
                                               "must be an integer in 1..12, not 99"),
+    (["--port", "sim", "--fold", "fit"], "error: --fold fit places designs on a device, which "
+                                         "--port sim does not; give the folding 'bnnflow "
+                                         "build' printed (--fold PExSIMD,...)\n"),
 ])
 def test_run_board_bad_input_exits_2(digits_model, capsys, argv, message):
     path, _ = digits_model
