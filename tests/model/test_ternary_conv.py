@@ -177,7 +177,7 @@ def test_inspect_shows_ternary_and_8_bit_conv_layers(tmp_path, capsys, monkeypat
     assert info[0]["kind"] == "ternary_conv2d" and info[0]["in_bits"] == 8
     assert info[0]["weight_bits"] == 2
     assert info[0]["zero_weights"] == round(float(1 - model.layers[0].mask.mean()), 4)
-    assert info[1]["kind"] == "ternary_dense" and "in_bits" not in info[1]
+    assert info[1]["kind"] == "ternary_dense" and info[1]["in_bits"] == 1
     monkeypatch.setenv("COLUMNS", "200")     # one table row per layer, no wrapped cells
     assert main(["inspect", str(tmp_path / "m.bnn")]) == 0
     assert "3x3 ternary conv, 8-bit in" in capsys.readouterr().out
