@@ -33,8 +33,7 @@ def simulator(design):
 
     from amaranth.sim import Simulator
 
-    if hasattr(sys, "set_int_max_str_digits"):
-        sys.set_int_max_str_digits(0)
+    sys.set_int_max_str_digits(0)
     return Simulator(design)
 
 

@@ -153,4 +153,4 @@ def carry_bias(node, hidden, output, beta, span=None):
         raise node_error(node, f"the last layer has a bias and reads {where}; the bias is "
                                f"carried by constant neurons of a dense hidden layer, so put "
                                f"a dense layer before the output")
-    return _constants(hidden, output, shift, ((1 << output.in_bits) - 1 + 1) // 2)
+    return _constants(hidden, output, shift, 1 << (output.in_bits - 1))   # (L + 1) / 2
