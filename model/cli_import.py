@@ -179,8 +179,10 @@ def run(args):
               f"layer's per-class offset (its inputs are levels with offset {extra['offset']})")
     extra = built.provenance.get("bias_neurons")
     if extra:
-        print(f"{extra['layer']}: {extra['count']} constant neurons added to carry the output "
-              f"layer's bias")
+        reads = (f"read {extra['reads']} times by the output layer and "
+                 if extra.get("reads", 1) > 1 else "")
+        print(f"{extra['layer']}: {reads}{extra['count']} constant neurons added to carry the "
+              f"output layer's bias")
     print(f"agreement with the QONNX graph (qonnx executor): {int(agree.sum())} / {n} "
           f"{ds.name} have equal classes")
     if accuracy is not None:

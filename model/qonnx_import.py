@@ -45,8 +45,7 @@ Exactness
     break a popcount tie either way, which no threshold can reproduce); then the class is the
     popcount argmax (lowest index on ties), after flipping every output neuron if that
     function decreases. A per-class BatchNorm or scale changes the class order and is refused;
-    a bias of the last layer in whole dot steps is carried by constant neurons
-    (:mod:`~bnnflow.model.qonnx_offset`).
+    a bias of the last layer is carried by constant neurons (:mod:`~bnnflow.model.qonnx_bias`).
 
     Unsigned activations (levels ``s * a``, ``a`` in ``0..L``) and signed ones without narrow
     range are the conventions' ``n``-bit levels ``v = 2a - L`` with an offset ``d`` (``L``,
@@ -62,11 +61,11 @@ Anything else (padded or strided convolutions, unsigned or 4-bit weight quantize
 unknown ops) is refused with one line naming the node and its op type.
 """
 
-import dataclasses
 
 import numpy as np
 
 from .artifact import BnnModel, DenseLayer
+from .qonnx_bias import PER_CLASS, class_bias, class_shifts, near_ties
 from .qonnx_fold import bias_margin, rounding_margin, thresholds_of_levels, torch_fold
 from .qonnx_graph import QonnxError, is_power_of_two, node_error, run_nodes
 from .qonnx_import_conv import (
@@ -79,7 +78,7 @@ from .qonnx_import_conv import (
     pool_layer,
     repeat_channels,
 )
-from .qonnx_offset import bias_grid, carry_bias, carry_offset, offset_grid, output_bias
+from .qonnx_offset import carry_bias, carry_offset, offset_grid, repeated
 from .qonnx_quant import activation, activation_levels, activation_offset
 from .qonnx_weights import layer_bias, output_bias_of, weights
 from .ternary import TernaryDenseLayer
@@ -304,17 +303,18 @@ def _inputs(mm, bits, mask, in_map, in_copies):
 
 def output_layer(model, name, mm, chain, in_bits, in_scale, in_map=None, in_copies=1,
                  in_offset=0):
-    """``(layer, copies, beta)``: the output layer (popcounts), how many times it reads its
-    inputs (1, 2 or 4: the caller repeats the previous layer's neurons) and its bias in dot
-    steps per class, oriented as the popcounts (or None; :mod:`~bnnflow.model.qonnx_offset`
-    carries it). Refuses a score map that is not shared and monotone (over the dots
-    ``in_offset`` and the bias move it to as well: see
-    :func:`~bnnflow.model.qonnx_offset.offset_grid`).
+    """``(layer, reads, shifts)``: the output layer (popcounts), how many times it reads its
+    inputs (the caller repeats the previous layer's neurons) and the popcounts its bias moves
+    each class by (or None; :mod:`~bnnflow.model.qonnx_offset` carries them). Refuses a score
+    map that is not shared and monotone (over the dots ``in_offset`` and the bias move it to
+    as well: see :func:`~bnnflow.model.qonnx_offset.offset_grid`).
 
     The output layer is binary (conventions). Ternary weights ``w = (u1 + u2) / 2`` with
     ``u1 = u2 = w`` where live and ``u1 = +1``, ``u2 = -1`` where 0 become a binary layer over
-    the inputs taken twice, ``[x, x]``, with half the scale; so does a bias whose dot steps
-    mix parities (:func:`~bnnflow.model.qonnx_offset.bias_steps`).
+    the inputs taken twice, ``[x, x]``, with half the scale. A bias is read in popcount units
+    and carried as whole shifts after reading the inputs ``M`` times
+    (:mod:`~bnnflow.model.qonnx_bias`), unless the float rounding of its sums reaches a
+    comparison between two classes.
     """
     if mm.op_type == "Conv":
         raise node_error(mm, "the last layer must be MatMul or Gemm (scores per class), not a "
@@ -334,17 +334,23 @@ def output_layer(model, name, mm, chain, in_bits, in_scale, in_map=None, in_copi
                              f"the lowest-index rule, so the class cannot be reproduced "
                              f"exactly; {fix}")
     top = (1 << in_bits) - 1
-    bias, chain = output_bias_of(model, mm, chain)
-    bits, scale, beta = output_bias(mm, bias, bits, scale, top, in_offset)
-    dots = bias_grid(offset_grid(top, bits.shape[1], in_offset), beta)
-    scores = dots[:, None] * scale[None, :]
+    bias, chain, src = output_bias_of(model, mm, chain)
+    grid = offset_grid(top, bits.shape[1], in_offset)
+    if bias is None:
+        scores = grid[:, None] * scale[None, :]
+    else:
+        bias = class_bias(mm, bias, scale)
+        margin = bias_margin(in_scale * wscale, bias, (top + abs(in_offset)) * width, width,
+                             grid=in_offset == 0)
+        near_ties(mm, bias, scale[0], margin, len(grid) - 1)
+        sums = grid[:, None] * scale[0] + bias[None, :]
+        values = np.unique(np.concatenate([sums - margin, sums, sums + margin]))
+        scores = np.tile(values[:, None], (1, len(scale)))   # the chain sees every class's sums
     if chain:
-        scores = run_nodes(model, chain, mm.output[0], scores)
+        scores = run_nodes(model, chain, src, scores)
     where = chain[0] if chain else mm
     if np.any(scores != scores[:, :1]):
-        raise node_error(where, "the scores after the last layer are scaled or shifted per "
-                                "class, so their argmax can differ from the popcount argmax; "
-                                "use one shared map (e.g. Brevitas' TensorNorm) or none")
+        raise node_error(where, PER_CLASS)
     col = np.diff(scores[:, 0].astype(np.float64))
     if not (np.all(col > 0) or np.all(col < 0)):
         raise node_error(where, "the scores are not strictly monotone in the popcount (two "
@@ -352,23 +358,18 @@ def output_layer(model, name, mm, chain, in_bits, in_scale, in_map=None, in_copi
                                 "argmax")
     if col[0] < 0:
         bits = (1 - bits).astype(np.uint8)          # p -> K - p restores the order
-        beta = None if beta is None else -beta
-    return DenseLayer(name, bits, None, in_bits=in_bits), bits.shape[1] // width, beta
+    shifts = None
+    if bias is not None:                            # popcount units; a falling map negates
+        u = bias / (2 * scale[0]) * (1 if col[0] > 0 else -1)
+        reads, shifts = class_shifts(mm, u, len(grid) - 1)
+        bits = np.tile(bits, (1, reads))
+    return DenseLayer(name, bits, None, in_bits=in_bits), bits.shape[1] // width, shifts
 
 
 def _note(notes, key, hidden, width, **extra):
     """Record in ``notes[key]`` the constant neurons that ``hidden`` gained past ``width``."""
     if hidden is not None and hidden.out_width > width:
         notes[key] = {"layer": hidden.name, **extra, "count": hidden.out_width - width}
-
-
-def _repeated(layer):
-    """``layer`` with its neurons twice, ``[y, y]`` (for a ternary output layer)."""
-    arrays = {"weights": np.tile(layer.weights, (2, 1)),
-              "thresholds": np.tile(layer.thresholds, (2, 1))}
-    if getattr(layer, "mask", None) is not None:
-        arrays["mask"] = np.tile(layer.mask, (2, 1))
-    return dataclasses.replace(layer, **arrays)
 
 
 def split_path(path, quantized_input=True):
@@ -459,24 +460,26 @@ def import_graph(model, graph_input, path=None):
                 raise node_error(node, "the last layer reads the n-bit input directly; its "
                                        "offset per class has no place in bnnflow's popcount "
                                        "output (add a hidden layer)")
-            layer, reads, beta = output_layer(model, f"fc{i}", node, chain, in_bits, in_scale,
-                                              in_map, copies, offset)
-            for _ in range(reads.bit_length() - 1):
+            layer, reads, shifts = output_layer(model, f"fc{i}", node, chain, in_bits,
+                                                in_scale, in_map, copies, offset)
+            if reads > 1:
                 if not built or getattr(built[-1], "out_shape", None) is not None:
-                    raise node_error(node, "the last layer reads its inputs twice (ternary "
-                                           "weights, or a bias of both parities), which is "
-                                           "imported after a dense hidden layer only")
-                built[-1] = _repeated(built[-1])
+                    raise node_error(node, f"the last layer reads its inputs {reads} times "
+                                           f"(ternary weights, or a bias between popcounts), "
+                                           f"which is imported after a dense hidden layer "
+                                           f"only")
+                built[-1] = repeated(built[-1], reads)
             hidden = built[-1] if built else None
             width = 0 if hidden is None else hidden.out_width
             if offset:
                 hidden, layer = carry_offset(node, hidden, layer, offset)
                 _note(notes, "offset_neurons", hidden, width, offset=int(offset))
-            if beta is not None:
+            if shifts is not None:
                 width = 0 if hidden is None else hidden.out_width
-                span = None if offset else ((1 << layer.in_bits) - 1) * layer.in_width
-                hidden, layer = carry_bias(node, hidden, layer, beta, span)
-                _note(notes, "bias_neurons", hidden, width)
+                hidden, layer = carry_bias(node, hidden, layer, shifts)
+                if hidden is not None and (reads > 1 or hidden.out_width > width):
+                    notes["bias_neurons"] = {"layer": hidden.name, "reads": reads,
+                                             "count": hidden.out_width - width}
             if built:
                 built[-1] = hidden
             built.append(layer)

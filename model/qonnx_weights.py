@@ -88,20 +88,21 @@ def layer_bias(model, mm):
 
 
 def output_bias_of(model, mm, chain):
-    """``(bias or None, rest of chain)`` of the last layer: a ``Gemm``'s bias
+    """``(bias or None, rest of chain, the tensor it starts from)`` of the last layer: a
+    ``Gemm``'s bias
     (:func:`layer_bias`), or for a ``MatMul`` an ``Add`` right after it of a constant with one
     value per class (the form qonnx's Keras converter and FINN's ``GemmToMatMul`` leave); a
     scalar ``Add`` is one shared shift and stays in the chain."""
     bias = layer_bias(model, mm)
     if bias is not None or mm.op_type != "MatMul" or not chain or chain[0].op_type != "Add":
-        return bias, chain
+        return bias, chain, mm.output[0]
     add = chain[0]
     other = next((n for n in add.input if n != mm.output[0]), None)
     value = None if other is None else model.get_initializer(other)
     if value is None or np.size(value) == 1:
-        return None, chain
+        return None, chain, mm.output[0]
     value = np.asarray(value, dtype=np.float64)
     if value.ndim > 2 or (value.ndim == 2 and value.shape[0] != 1):
-        return None, chain
+        return None, chain, mm.output[0]
     value = value.reshape(-1)
-    return (value if np.any(value != 0) else None), chain[1:]
+    return (value if np.any(value != 0) else None), chain[1:], add.output[0]

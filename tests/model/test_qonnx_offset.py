@@ -2,10 +2,9 @@
 d)`` before it: unsigned ``d = L``, signed without narrow range ``d = -1``, any integer from a
 MultiThreshold): with them the golden popcounts are the graph's scores plus one constant shared
 by every class, for binary and ternary hidden layers of 1- to 3-bit levels; a map before the
-output gets one line. The same neurons carry a bias of the output layer in whole dot steps
-(Brevitas' ``Int32Bias``): every pair of classes compares as the graph's scores do, ties
-included, with steps of both parities (inputs taken twice) and large biases (narrowed gaps);
-a bias off the dot grid gets one line."""
+output gets one line. The same neurons carry a bias of the output layer (any float, as the
+shifts of :mod:`bnnflow.model.qonnx_bias`, the hidden layer read as often as they need): every
+pair of classes compares as the graph's scores do, ties included."""
 
 import itertools
 import math
@@ -15,16 +14,9 @@ import pytest
 from onnx import helper
 
 from bnnflow.model.artifact import DenseLayer
+from bnnflow.model.qonnx_bias import class_shifts
 from bnnflow.model.qonnx_graph import QonnxError
-from bnnflow.model.qonnx_import import _repeated
-from bnnflow.model.qonnx_offset import (
-    _compressed,
-    bias_steps,
-    carry_bias,
-    carry_offset,
-    offset_grid,
-    output_bias,
-)
+from bnnflow.model.qonnx_offset import carry_bias, carry_offset, offset_grid, repeated
 from bnnflow.model.random_net import random_conv_model, random_model
 
 NODE = helper.make_node("MatMul", ["a", "w"], ["y"], name="out")
@@ -94,68 +86,45 @@ def test_a_map_before_the_output_gets_one_line():
         carry_offset(NODE, conv, output, 3)
 
 
-def _order(scores):
-    """Sign of ``score_c - score_d`` for every pair of classes, per row."""
-    return np.sign(scores[:, :, None] - scores[:, None, :])
+def _beats(scores):
+    """Does class ``c`` win against ``d`` (argmax, lowest index on ties), per row?"""
+    c = np.arange(scores.shape[1])
+    return (scores[:, :, None] > scores[:, None, :]) | \
+        ((scores[:, :, None] == scores[:, None, :]) & (c[:, None] < c[None, :]))
+
+
+BIASES = {"whole": lambda rng, n: rng.integers(-3, 4, n) * 2.0,
+          "steps": lambda rng, n: rng.integers(-3, 4, n) * 1.0,        # half popcounts
+          "float": lambda rng, n: rng.normal(0, 2, n),
+          "large": lambda rng, n: rng.normal(0, 80, n)}
 
 
 @pytest.mark.parametrize("ternary", [False, True])
 @pytest.mark.parametrize("bits", [1, 2, 3])
-@pytest.mark.parametrize(("low", "high", "span"), [(-3, 4, False), (0, 1, False), (-40, 41, True),
-                                                   (-2, 3, True)], ids=["small", "one-parity",
-                                                                        "large", "small-span"])
+@pytest.mark.parametrize("kind", list(BIASES))
 @pytest.mark.parametrize("seed", range(3))
-def test_a_bias_in_dot_steps_orders_classes_as_the_scores(seed, low, high, span, bits, ternary):
+def test_a_bias_orders_classes_as_the_scores(seed, kind, bits, ternary):
     rng = np.random.default_rng(seed)
     inputs, width, classes = 7, 5 + 2 * seed, 6             # odd sizes: popcounts often tie
     hidden = random_model([inputs, width, 3], seed=seed, act_bits=bits,
                           ternary=ternary).layers[0]
     top = (1 << bits) - 1
     weights = rng.integers(0, 2, (classes, width), dtype=np.uint8)
-    beta = rng.integers(low, high, classes) * (2 if low == 0 else 1)
-    scale = np.full(classes, 0.25)
-    new_bits, new_scale, steps = output_bias(NODE, beta * scale, weights, scale, top, 0)
-    twice = new_bits.shape[1] == 2 * width
-    assert twice == (len(np.unique(beta % 2)) > 1)
-    assert np.all(steps % 2 == steps[0] % 2) and np.array_equal(steps * new_scale, beta * scale)
-    if twice:
-        hidden = _repeated(hidden)              # [y, y], as the import does
-    output = DenseLayer("fc_out", new_bits, None, in_bits=bits)
-    limit = top * output.in_width if span else None
-    new_hidden, new_output = carry_bias(NODE, hidden, output, steps, limit)
+    beta = BIASES[kind](rng, classes)                        # in dot steps: dot + beta
+    reads, shifts = class_shifts(NODE, beta / 2, top * width)
+    assert reads <= classes and shifts.min() == 0
+    if kind == "whole":
+        assert reads == 1
+    output = DenseLayer("fc_out", np.tile(weights, (1, reads)), None, in_bits=bits)
+    new_hidden, new_output = carry_bias(NODE, repeated(hidden, reads), output, shifts)
+    assert new_hidden.out_width == reads * width + shifts.max()
     x = rng.integers(0, 2, (400, inputs))
-    levels = hidden.forward(x)[0][:, :width]
+    levels = hidden.forward(x)[0]
     signs = 2 * weights.astype(np.int64) - 1
     scores = (2 * levels.astype(np.int64) - top) @ signs.T + beta[None, :]   # in dot steps
     counts = new_output.forward(new_hidden.forward(x)[0])[1]
-    assert np.array_equal(_order(counts), _order(scores))
+    assert np.array_equal(_beats(counts), _beats(scores))
     assert np.array_equal(counts.argmax(axis=1), scores.argmax(axis=1))
-    if span:        # gaps wider than the popcounts' spread are narrowed to it
-        assert new_hidden.out_width - hidden.out_width <= (classes - 1) * (limit + 1)
-
-
-def test_narrowed_gaps_keep_every_comparison():
-    rng = np.random.default_rng(0)
-    span = 4
-    for _ in range(50):
-        shift = rng.integers(0, 30, 5)
-        narrow = _compressed(shift, span)
-        assert narrow.min() == 0 and narrow.max() <= 4 * (span + 1)
-        p = np.array(list(itertools.product(range(span + 1), repeat=5)))
-        assert np.array_equal(_order(p + narrow), _order(p + shift))
-
-
-def test_a_bias_off_the_dot_grid_gets_one_line():
-    with pytest.raises(QonnxError, match=r"^node out \(MatMul\): the last layer's bias of "
-                                         r"class 1 is 0\.5 dot steps \(bias 0\.125 / scale "
-                                         r"0\.25\), not a whole number, so it can reorder "
-                                         r"classes between two popcounts; quantize it on the "
-                                         r"scale \(Brevitas: bias_quant=Int32Bias\) or build the "
-                                         r"last layer without one \(QuantLinear\(bias=False\)\)$"):
-        bias_steps(NODE, np.array([0.25, 0.125]), np.full(2, 0.25), 10)
-    with pytest.raises(QonnxError, match=r"bias reaches 8\.38861e\+06 dot steps; float32 "
-                                         r"sums are exact only below 8388608$"):
-        bias_steps(NODE, np.array([0.0, 2.0 ** 23]), np.ones(2), 10)
 
 
 @pytest.mark.parametrize("where", ["map", "input"])
@@ -167,6 +136,30 @@ def test_a_bias_after_a_map_or_the_input_gets_one_line(where):
                                          r"reads (a map|the input); the bias is carried by "
                                          r"constant neurons of a dense hidden layer, so put a "
                                          r"dense layer before the output$"):
-        carry_bias(NODE, hidden, output, np.array([0, 2, 4]))
-    # equal steps move no class: nothing to carry, nothing refused
-    assert carry_bias(NODE, hidden, output, np.array([3, 3, 3])) == (hidden, output)
+        carry_bias(NODE, hidden, output, np.array([0, 1, 2]))
+    # equal shifts move no class: nothing to carry, nothing refused
+    assert carry_bias(NODE, hidden, output, np.array([0, 0, 0])) == (hidden, output)
+
+
+@pytest.mark.parametrize(("bits", "offset"), [(1, 1), (2, 3), (2, -1), (3, 7)])
+@pytest.mark.parametrize("seed", range(3))
+def test_an_offset_and_a_float_bias_together(seed, bits, offset):
+    """As the import does: the layer read ``reads`` times, then the offset's neurons, then the
+    bias's, over the popcounts of the offset grid."""
+    rng = np.random.default_rng(seed)
+    inputs, width, classes = 7, 5 + 2 * seed, 6
+    hidden = random_model([inputs, width, 3], seed=seed, act_bits=bits).layers[0]
+    top = (1 << bits) - 1
+    weights = rng.integers(0, 2, (classes, width), dtype=np.uint8)
+    beta = rng.normal(0, 3, classes)                         # dot steps, fractions included
+    span = len(offset_grid(top, width, offset)) - 1
+    reads, shifts = class_shifts(NODE, beta / 2, span)
+    output = DenseLayer("fc_out", np.tile(weights, (1, reads)), None, in_bits=bits)
+    new_hidden, new_output = carry_offset(NODE, repeated(hidden, reads), output, offset)
+    new_hidden, new_output = carry_bias(NODE, new_hidden, new_output, shifts)
+    x = rng.integers(0, 2, (400, inputs))
+    levels = hidden.forward(x)[0]
+    signs = 2 * weights.astype(np.int64) - 1
+    scores = (2 * levels.astype(np.int64) - top + offset) @ signs.T + beta[None, :]
+    counts = new_output.forward(new_hidden.forward(x)[0])[1]
+    assert np.array_equal(_beats(counts), _beats(scores))

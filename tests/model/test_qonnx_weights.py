@@ -1,8 +1,10 @@
 """The bias of a layer node (``Gemm`` C times ``beta``, ``Conv`` B): Brevitas' default float
 biases on hidden layers import exactly, folded into the thresholds within their rounding;
 Brevitas' ``Int32Bias`` in every layer too, the last layer's carried by constant neurons
-(tests/model/test_qonnx_offset.py has the arithmetic); a float bias in the last layer, or
-one that is neither a constant nor a Quant of one, gets one line."""
+(tests/model/test_qonnx_offset.py and test_qonnx_bias.py have the arithmetic), and a float
+bias in the last layer (the hidden layer read as often as its fractions need); a bias that is
+neither a constant nor a Quant of one, or one within the float rounding of a comparison
+between classes, gets one line."""
 
 import re
 
@@ -90,17 +92,22 @@ def test_hidden_biases_import_with_brevitas_classes(bias_run, digits, tmp_path, 
     assert np.array_equal(golden.run_images(model, digits.x_test).classes, bias_run[1])
 
 
-def test_a_float_bias_in_the_last_layer_gets_one_line(digits, tmp_path, capsys):
+def test_a_float_bias_in_the_last_layer_imports_with_brevitas_classes(digits, tmp_path, capsys):
     net = train_brevitas(brevitas_bias_net(out_bias=True), digits.x_train / 16, digits.y_train,
-                         epochs=1)
+                         epochs=3)
     path = export_brevitas(net, tmp_path / "out_bias.onnx")
-    capsys.readouterr()
-    err = import_refused(capsys, path, "--input-scale", "16")
-    assert re.search(r"\(Gemm\): the last layer's bias of class 0 is \S+ dot steps \(bias "
-                     r"\S+ / scale 1\), not a whole number, so it can reorder classes between "
-                     r"two popcounts; quantize it on the scale \(Brevitas: "
-                     r"bias_quant=Int32Bias\) or build the last layer without one "
-                     r"\(QuantLinear\(bias=False\)\)\n$", err)
+    want = brevitas_classes(net, digits.x_test / 16)
+    assert len(np.unique(want)) > 1
+    out = tmp_path / "out_bias.bnn"
+    code, stdout, err = run_cli(capsys, "import", path, "-o", out, "--input-scale", "16")
+    assert (code, err) == (0, "")
+    model = artifact.load(out)
+    extra = model.provenance["bias_neurons"]
+    assert extra["layer"] == "fc1" and 2 <= extra["reads"] <= 10
+    assert model.layers[1].out_width == 32 * extra["reads"] + extra["count"]
+    assert (f"fc1: read {extra['reads']} times by the output layer and {extra['count']} "
+            f"constant neurons added to carry the output layer's bias") in stdout
+    assert np.array_equal(golden.run_images(model, digits.x_test).classes, want)
 
 
 @pytest.mark.parametrize("falling", [False, True], ids=["rising", "falling"])
@@ -122,9 +129,10 @@ def test_int32_biases_in_every_layer_import_with_brevitas_classes(falling, digit
     assert (code, err) == (0, "")
     # steps of both parities: the 32 hidden neurons twice, then 9 constant ones (4 - -5)
     assert "64-288-73-10" in stdout
-    assert "fc1: 9 constant neurons added to carry the output layer's bias" in stdout
+    assert ("fc1: read 2 times by the output layer and 9 constant neurons added to carry the "
+            "output layer's bias") in stdout
     model = artifact.load(out)
-    assert model.provenance["bias_neurons"] == {"layer": "fc1", "count": 9}
+    assert model.provenance["bias_neurons"] == {"layer": "fc1", "reads": 2, "count": 9}
     assert np.array_equal(golden.run_images(model, digits.x_test).classes, want)
 
 
@@ -194,7 +202,16 @@ def test_an_add_after_the_last_matmul_is_its_bias(tmp_path, capsys, digits):
     n = len(digits.x_test)
     assert f"{n} / {n} test images of digits have equal classes" in stdout
     # the 16 hidden neurons twice (both parities), then 6 - -4 = 10 constant ones
-    assert "64-42-10" in stdout and "fc0: 10 constant neurons added" in stdout
-    err = import_refused(capsys, _biased_graph(tmp_path / "float.onnx", 0.0,
-                                               [0.5] + steps[1:]))
-    assert "(MatMul): the last layer's bias of class 0 is 0.5 dot steps" in err
+    assert "64-42-10" in stdout
+    assert "fc0: read 2 times by the output layer and 10 constant neurons added" in stdout
+    # a float bias: 0.1 and 2.1 tie at popcounts 1 apart, within the rounding of their sums
+    err = import_refused(capsys, _biased_graph(tmp_path / "tie.onnx", 0.0,
+                                               [0.1, 2.1] + steps[2:]))
+    assert re.search(r"\(MatMul\): the last layer's classes 0 and 1 come \S+ apart at "
+                     r"popcounts p0 - p1 = 1, within the float rounding \(\S+\) of adding "
+                     r"their biases 0\.1 and 2\.1, .* bias_quant=Int32Bias", err)
+    # clear of every tie: imported, the graph's classes on every image
+    code, stdout, err = run_cli(capsys, "import", _biased_graph(tmp_path / "float.onnx", 0.0,
+                                                                [0.1, 2.3] + steps[2:]),
+                                "-o", tmp_path / "float.bnn")
+    assert (code, err) == (0, "") and f"{n} / {n} test images of digits" in stdout

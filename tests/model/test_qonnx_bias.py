@@ -1,0 +1,106 @@
+"""The shifts that carry an output layer's bias (model/qonnx_bias.py): for every pair of classes
+and every pair of popcounts, ``M * p + t`` orders them as ``p + u`` does, ties to the lowest
+index; ``M`` is the smallest that does (checked against every smaller one by brute force),
+1 for whole popcounts, at most 2 for half ones and at most the number of distinct fractions;
+a bias within the float rounding of a comparison gets one line."""
+
+import itertools
+from fractions import Fraction
+
+import numpy as np
+import pytest
+from onnx import helper
+
+from bnnflow.model.qonnx_bias import _bounds, _solve, class_bias, class_shifts, near_ties
+from bnnflow.model.qonnx_graph import QonnxError
+
+NODE = helper.make_node("MatMul", ["a", "w"], ["y"], name="out")
+
+
+def _agrees(u, span, reads, shifts):
+    """Every pair of classes at every pair of popcounts ``0..span`` decided alike (``u``'s
+    floats as exact numbers)."""
+    p = np.arange(span + 1)
+    for c, d in itertools.permutations(range(len(u)), 2):
+        gap = Fraction(u[d]) - Fraction(u[c])         # c wins iff p_c - p_d > gap, or ties first
+        real = np.array([[k > gap or (k == gap and c < d) for k in row]
+                         for row in (p[:, None] - p[None, :]).tolist()])
+        ours = reads * p[:, None] + shifts[c]
+        theirs = reads * p[None, :] + shifts[d]
+        built = (ours > theirs) | ((ours == theirs) & (c < d))
+        if not np.array_equal(real, built):
+            return False
+    return True
+
+
+CASES = {"whole": lambda rng, n: rng.integers(-4, 5, n).astype(float),
+         "halves": lambda rng, n: rng.integers(-8, 9, n) / 2,
+         "thirds": lambda rng, n: rng.integers(-9, 10, n) / 3,
+         "float": lambda rng, n: rng.normal(0, 1.5, n),
+         "equal fractions": lambda rng, n: rng.integers(-3, 4, n) + 0.375,
+         "wide": lambda rng, n: rng.normal(0, 30, n)}
+
+
+@pytest.mark.parametrize("span", [1, 4, 9])
+@pytest.mark.parametrize("classes", [2, 5, 7])
+@pytest.mark.parametrize("kind", list(CASES))
+@pytest.mark.parametrize("seed", range(4))
+def test_shifts_decide_every_pair_as_the_bias_and_reads_are_fewest(seed, kind, classes, span):
+    rng = np.random.default_rng(seed)
+    u = CASES[kind](rng, classes)
+    reads, shifts = class_shifts(NODE, u, span)
+    assert shifts.dtype == np.int64 and shifts.min() == 0
+    assert _agrees(u, span, reads, shifts)
+    fractions = len({Fraction(x) % 1 for x in u})
+    assert reads <= fractions
+    if kind in ("whole", "equal fractions"):
+        assert reads == 1
+    if kind == "halves":
+        assert reads <= 2
+    # no fewer reads can do it: the solver proves each smaller system empty
+    for fewer in range(1, reads):
+        assert _solve(*_bounds(u, span, fewer)) is None
+
+
+def test_a_solution_of_the_bounds_agrees_and_a_wrong_shift_does_not():
+    u = np.array([0.25, -0.5, 0.75, 0.0])
+    reads, shifts = class_shifts(NODE, u, 6)
+    assert reads == 3 and _agrees(u, 6, reads, shifts)
+    for c in range(len(u)):             # every shift is pinned: one more or less breaks a pair
+        for step in (-1, 1):
+            moved = shifts.copy()
+            moved[c] += step
+            assert not _agrees(u, 6, reads, moved)
+
+
+def test_a_class_that_always_or_never_wins_costs_at_most_the_span():
+    u = np.array([0.0, 100.0, -100.0])
+    reads, shifts = class_shifts(NODE, u, 5)
+    assert reads == 1 and _agrees(u, 5, reads, shifts)
+    assert shifts.max() <= 2 * (5 + 1)
+
+
+def test_a_bias_within_the_rounding_of_a_comparison_gets_one_line():
+    # classes 0 and 1 tie exactly at popcounts 1 apart: their float sums may round either way
+    with pytest.raises(QonnxError, match=r"^node out \(MatMul\): the last layer's classes 0 "
+                                         r"and 1 come 0 apart at popcounts p0 - p1 = 1, within "
+                                         r"the float rounding \(2e-05\) of adding their biases "
+                                         r"0\.1 and 2\.1, which depends on the runtime's order "
+                                         r"of additions; cannot import it exactly; quantize it "
+                                         r"on the scale \(Brevitas: bias_quant=Int32Bias\) or "
+                                         r"build the last layer without one "
+                                         r"\(QuantLinear\(bias=False\)\)$"):
+        near_ties(NODE, [0.1, 2.1, 0.7], 1.0, 1e-5, 10)
+    near_ties(NODE, [0.1, 2.1, 0.7], 1.0, 0.0, 10)         # exact sums: ties are the graph's
+    near_ties(NODE, [0.1, 2.1 + 1e-3, 0.7], 1.0, 1e-5, 10)  # 1e-3 clear of any tie
+    near_ties(NODE, [0.1, 30.1, 0.7], 1.0, 1e-5, 10)       # the tie needs popcounts 15 apart
+
+
+def test_bias_shape_and_per_class_scales_get_one_line():
+    with pytest.raises(QonnxError, match=r"the last layer's bias has 2 values for 3 classes$"):
+        class_bias(NODE, np.ones(2), np.ones(3))
+    with pytest.raises(QonnxError, match=r"scaled or shifted per class"):
+        class_bias(NODE, np.ones(3), np.array([1.0, 2.0, 1.0]))
+    assert np.array_equal(class_bias(NODE, 0.5, np.ones(3)), [0.5, 0.5, 0.5])
+    with pytest.raises(QonnxError, match=r"the last layer's bias is not finite$"):
+        class_shifts(NODE, np.array([0.0, np.inf]), 3)
