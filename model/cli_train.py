@@ -138,7 +138,8 @@ def run(args):
     result = train_and_export(config_from_args(args))
     m = result.metrics
     shape = m["hidden"] if "hidden" in m else _stages_text(m["stages"])
-    line = (f"{m['preset']} {shape} on {m['dataset']}: {m['epochs']} epochs in "
+    epochs = f"{m['epochs']} epoch" + ("s" if m["epochs"] != 1 else "")
+    line = (f"{m['preset']} {shape} on {m['dataset']}: {epochs} in "
             f"{m['train_seconds']:.1f} s, test accuracy {m['test_accuracy']:.4f}, golden "
             f"{m['golden_accuracy']:.4f}, agreement {m['agreement']:.4f}")
     if "float_accuracy" in m:

@@ -98,7 +98,8 @@ def test_ternary_is_taken_by_conv_presets_and_unknown_kinds_are_refused():
 def test_train_command_takes_weights(tmp_path, capsys):
     assert main(["train", "--hidden", "16", "--epochs", "1", "--weights", "ternary",
                  "--out", str(tmp_path / "t"), "--quiet"]) == 0
-    assert "agreement 1.0000" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "agreement 1.0000" in out and ": 1 epoch in " in out
 
 
 @pytest.mark.parametrize("options", [{"act_bits": 2}, {"input_bits": 8},

@@ -29,6 +29,7 @@ def test_verify_passes_with_stalls_and_reports_timing(simulator, model_files, ne
     out = capsys.readouterr().out
     rep = json.loads(report.read_text())
     assert status == 0, out
+    assert "note: --images" not in out
     assert REPORT_KEYS <= rep.keys()
     assert rep["simulator"] == simulator
     assert rep["images"] == len(input_bits)
@@ -178,3 +179,16 @@ def test_a_model_without_a_data_set_is_stimulated_with_random_inputs():
     named = BnnModel(layers=model.layers, input=model.input, provenance={"dataset": "svhn"})
     with pytest.raises(BnnflowError, match="provenance names no known data set"):
         select_inputs(named)
+
+
+def test_more_images_than_the_stimulus_holds_are_noted(model_files, net, input_bits, build_root,
+                                                      capsys):
+    model_path, inputs_path = model_files
+    asked = len(input_bits) + 5
+    status = main(["verify", str(model_path), "--sim", "amaranth", "--fold", net.fold,
+                   "--pipeline", str(net.pipeline), "--inputs", str(inputs_path), "--images",
+                   str(asked), "--build-dir", str(build_root), "--quiet"])
+    out = capsys.readouterr().out
+    assert status == 0
+    assert (f"note: --images {asked} asked for more than the stimulus holds; all "
+            f"{len(input_bits)} were verified\n") in out
