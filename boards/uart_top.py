@@ -56,9 +56,11 @@ def request_bytes(model):
 
 
 def reply_layout(model, popcounts=True):
-    """``(total_bytes, bytes_per_popcount)`` of one reply for ``model``."""
-    k_last = model.layers[-1].in_width
-    per = math.ceil(k_last.bit_length() / 8)
+    """``(total_bytes, bytes_per_popcount)`` of one reply for ``model``: each popcount in as
+    many bytes as its largest value, ``L * K``, needs (``n``-bit inputs reach ``L = 2**n - 1``
+    per input)."""
+    last = model.layers[-1]
+    per = math.ceil((((1 << last.in_bits) - 1) * last.in_width).bit_length() / 8)
     count = model.num_classes if popcounts else 0
     return 1 + count * per, per
 

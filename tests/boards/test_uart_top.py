@@ -2,6 +2,8 @@
 
 """The UART inference top in simulation, through the simulated transport, vs the golden model."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -44,6 +46,26 @@ def test_uart_top_answers_like_golden_model(widths, folding, pipeline, popcounts
     else:
         assert result.popcounts is None
     assert result.mismatches == 0
+
+
+def test_popcounts_past_a_byte_after_n_bit_levels_arrive_whole():
+    # 3-bit levels into 37 inputs: popcounts up to 7 * 37 = 259 travel in 2 bytes each (they
+    # were sent in 1, misaligning every reply after the first popcount past 255)
+    model = random_model([12, 37, 3], seed=3, act_bits=3)
+    hidden, out = model.layers
+    low = hidden.thresholds.copy()
+    low[:36] = 0                                  # 36 of 37 neurons always at level 7
+    weights = out.weights.copy()
+    weights[0] = 1                                # class 0 reads every level as it is
+    model = dataclasses.replace(model, layers=(dataclasses.replace(hidden, thresholds=low),
+                                               dataclasses.replace(out, weights=weights)))
+    bits = random_bits(model, 6, seed=1)
+    expected = golden.run(model, bits)
+    assert expected.popcounts.max() > 255
+    with SimTransport(UartTop(model, None, divisor=4)) as transport:
+        result = classify_over(transport, model, bits)
+    assert np.array_equal(result.popcounts, expected.popcounts)
+    assert np.array_equal(result.classes, expected.classes) and result.mismatches == 0
 
 
 @pytest.mark.parametrize("window", [1, 2])
@@ -98,12 +120,15 @@ def test_request_packs_input_bits_lsb_first():
     assert encode_request(bits) == bytes([0b00001001, 0b00001010])
 
 
-@pytest.mark.parametrize(("k_last", "classes", "popcounts", "expected"), [
-    (64, 10, True, (11, 1)), (255, 3, True, (4, 1)), (256, 3, True, (7, 2)),
-    (64, 10, False, (1, 1)),
+@pytest.mark.parametrize(("k_last", "classes", "popcounts", "act_bits", "expected"), [
+    (64, 10, True, 1, (11, 1)), (255, 3, True, 1, (4, 1)), (256, 3, True, 1, (7, 2)),
+    (64, 10, False, 1, (1, 1)),
+    (85, 3, True, 2, (4, 1)), (86, 3, True, 2, (7, 2)),    # 2-bit inputs: up to 3 * K
+    (37, 10, True, 3, (21, 2)),                             # 7 * 37 = 259
 ])
-def test_reply_layout(k_last, classes, popcounts, expected):
-    model = random_model([5, k_last, classes], seed=0)
+def test_reply_layout(k_last, classes, popcounts, act_bits, expected):
+    model = random_model([5, k_last, classes], seed=0, act_bits=act_bits)
+    assert model.layers[-1].in_bits == act_bits
     assert reply_layout(model, popcounts) == expected
 
 
