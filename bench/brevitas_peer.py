@@ -30,13 +30,16 @@ from bnnflow.model.train_config import DEFAULT_SHIFT, default_epochs
 
 #: name -> (weight bits, activation bits, input bits), as Brevitas' cfg/tfc_*.ini; ``1w2a-relu``
 #: is the same 64-64-64 with 2-bit ``QuantReLU`` activations (unsigned levels, power-of-two
-#: scale) and a binarized input, not a bnn_pynq configuration.
-CONFIGS = {"1w1a": (1, 1, 1), "1w2a": (1, 2, 2), "2w2a": (2, 2, 2), "1w2a-relu": (1, 2, 1)}
+#: scale) and a binarized input, and ``1w1a-bias`` the 1w1a layout with Brevitas' default
+#: ``bias=True`` (float biases) in every ``QuantLinear``: not bnn_pynq configurations.
+CONFIGS = {"1w1a": (1, 1, 1), "1w2a": (1, 2, 2), "2w2a": (2, 2, 2), "1w2a-relu": (1, 2, 1),
+           "1w1a-bias": (1, 1, 1)}
 
 
-def _relu_fc(classes, inputs, act_bits):
-    """bnn_pynq's FC layout (binary weights of scale 1, BatchNorm1d, TensorNorm) with
-    ``QuantReLU`` activations: ``2x - 1`` binarized in, 64-64-64 hidden."""
+def _custom_fc(classes, inputs, act_bits, bias=False):
+    """bnn_pynq's FC layout (binary weights of scale 1, BatchNorm1d, TensorNorm), ``2x - 1``
+    binarized in, 64-64-64 hidden, with ``QuantReLU`` activations of ``act_bits`` (> 1) or
+    binary ones, and float biases in every layer with ``bias``."""
     import brevitas.nn as qnn
     from brevitas.core.restrict_val import RestrictValueType
     from brevitas.quant import SignedBinaryActPerTensorConst
@@ -48,13 +51,17 @@ def _relu_fc(classes, inputs, act_bits):
         def forward(self, x):
             return 2.0 * x.reshape(x.shape[0], -1) - 1.0
 
+    def act():
+        if act_bits == 1:
+            return qnn.QuantIdentity(act_quant=SignedBinaryActPerTensorConst)
+        return qnn.QuantReLU(bit_width=act_bits,
+                             restrict_scaling_type=RestrictValueType.POWER_OF_TWO)
+
     layers = [Center(), qnn.QuantIdentity(act_quant=SignedBinaryActPerTensorConst)]
     for k, n in ((inputs, 64), (64, 64), (64, 64)):
-        layers += [qnn.QuantLinear(k, n, bias=False, weight_quant=CommonWeightQuant,
-                                   weight_bit_width=1), nn.BatchNorm1d(n),
-                   qnn.QuantReLU(bit_width=act_bits,
-                                 restrict_scaling_type=RestrictValueType.POWER_OF_TWO)]
-    layers += [qnn.QuantLinear(64, classes, bias=False, weight_quant=CommonWeightQuant,
+        layers += [qnn.QuantLinear(k, n, bias=bias, weight_quant=CommonWeightQuant,
+                                   weight_bit_width=1), nn.BatchNorm1d(n), act()]
+    layers += [qnn.QuantLinear(64, classes, bias=bias, weight_quant=CommonWeightQuant,
                                weight_bit_width=1), TensorNorm()]
     return nn.Sequential(*layers)
 
@@ -66,8 +73,9 @@ def _run(name, dataset, seed, folder):
     weight_bits, act_bits, in_bits = CONFIGS[name]
     ds = load_dataset(dataset)
     torch.manual_seed(seed)
-    if name.endswith("-relu"):
-        net = _relu_fc(len(ds.classes), int(np.prod(ds.shape)), act_bits)
+    if name.endswith(("-relu", "-bias")):
+        net = _custom_fc(len(ds.classes), int(np.prod(ds.shape)), act_bits,
+                         bias=name.endswith("-bias"))
     else:
         net = FC(num_classes=len(ds.classes), weight_bit_width=weight_bits,
                  act_bit_width=act_bits, in_bit_width=in_bits, in_channels=1,
@@ -75,7 +83,7 @@ def _run(name, dataset, seed, folder):
     x = torch.from_numpy((ds.x_train.reshape(len(ds.x_train), -1) / ds.scale)
                          .astype(np.float32))
     xt = torch.from_numpy((ds.x_test.reshape(len(ds.x_test), -1) / ds.scale).astype(np.float32))
-    epochs = default_epochs("tfc", dataset, beyond_w1a1=name != "1w1a")
+    epochs = default_epochs("tfc", dataset, beyond_w1a1=not name.startswith("1w1a"))
     start = time.perf_counter()
     train_network(net, x, torch.from_numpy(ds.y_train), xt, torch.from_numpy(ds.y_test),
                   epochs=epochs, batch_size=64, lr=0.01, seed=seed,
@@ -93,6 +101,7 @@ def _run(name, dataset, seed, folder):
             "brevitas_accuracy": float(np.mean(classes == ds.y_test)),
             "imported": code == 0,
             "widths": model.widths if model else None,
+            "bias_neurons": model.provenance.get("bias_neurons") if model else None,
             "golden_accuracy": (float(np.mean(golden_classes == ds.y_test))
                                 if model else None),
             "equal_classes": int(np.sum(golden_classes == classes)) if model else None,

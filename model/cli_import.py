@@ -112,6 +112,17 @@ def _graph_input_text(graph_input):
             "formula": "pixel / input_scale - input_offset (float32)"}
 
 
+def _bias_text(extra):
+    """How the last hidden layer was changed to carry the output layer's bias."""
+    if extra.get("bits", 1) > 1:
+        top = (1 << extra["bits"]) - 1
+        return (f"levels widened to {extra['bits']} bits (0 or {top}: the output layer weighs "
+                f"each neuron {top} times) and ")
+    if extra.get("reads", 1) > 1:
+        return f"read {extra['reads']} times by the output layer and "
+    return ""
+
+
 def _input_text(enc):
     from .encoding import ELEMENT_KINDS, thresholds_of
 
@@ -179,10 +190,8 @@ def run(args):
               f"layer's per-class offset (its inputs are levels with offset {extra['offset']})")
     extra = built.provenance.get("bias_neurons")
     if extra:
-        reads = (f"read {extra['reads']} times by the output layer and "
-                 if extra.get("reads", 1) > 1 else "")
-        print(f"{extra['layer']}: {reads}{extra['count']} constant neurons added to carry the "
-              f"output layer's bias")
+        print(f"{extra['layer']}: {_bias_text(extra)}{extra['count']} constant neurons added "
+              f"to carry the output layer's bias")
     print(f"agreement with the QONNX graph (qonnx executor): {int(agree.sum())} / {n} "
           f"{ds.name} have equal classes")
     if accuracy is not None:

@@ -25,14 +25,20 @@ depends on its runtime. Power-of-two scales and biases on the scale (``Int32Bias
 exactly and have no margin (:func:`bnnflow.model.qonnx_fold.bias_margin`).
 """
 
+import dataclasses
 import math
 from fractions import Fraction
 
 import numpy as np
 
+from .artifact import DenseLayer
 from .qonnx_graph import node_error
+from .qonnx_offset import constants, repeated
 
-__all__ = ["PER_CLASS", "class_bias", "near_ties", "class_shifts"]
+__all__ = ["PER_CLASS", "class_bias", "near_ties", "class_shifts", "carry_bias"]
+
+#: Most bits a binary last hidden layer is widened to (levels 0 and ``2**n - 1``).
+MAX_WIDEN_BITS = 8
 
 _FIX = ("quantize it on the scale (Brevitas: bias_quant=Int32Bias) or build the last layer "
         "without one (QuantLinear(bias=False))")
@@ -108,16 +114,63 @@ def _solve(lo, hi):
     return None                                       # a negative cycle: no such t
 
 
-def class_shifts(node, u, span):
-    """``(reads, shifts)``: the smallest ``M`` and constant neurons per class ``t`` (``t.min()
-    == 0``) such that ``M * p_c + t_c`` orders every pair of classes as ``p_c + u_c`` does, ties
-    to the lowest index, for popcounts ``0..span``; ``u`` is the bias in popcount units."""
+def class_shifts(node, u, span, reads=None):
+    """``(reads, shifts)``: the first ``M`` of ``reads`` (default ``1..classes``) and constant
+    neurons per class ``t`` (``t.min() == 0``) such that ``M * p_c + t_c`` orders every pair of
+    classes as ``p_c + u_c`` does, ties to the lowest index, for popcounts ``0..span``; ``u``
+    is the bias in popcount units."""
     u = np.asarray(u, dtype=np.float64)
     if not np.all(np.isfinite(u)):
         raise node_error(node, "the last layer's bias is not finite")
-    for reads in range(1, len(u) + 1):
-        shifts = _solve(*_bounds(u, span, reads))
+    for m in range(1, len(u) + 1) if reads is None else reads:
+        shifts = _solve(*_bounds(u, span, m))
         if shifts is not None:
-            return reads, shifts
+            return m, shifts
     raise node_error(node, f"the last layer's bias needs more than {len(u)} reads of the layer "
                            f"before it, which should not happen; {_FIX}")
+
+
+def _widened(layer, bits):
+    """``layer`` (binary activations) with ``bits``-bit ones at levels 0 and ``2**bits - 1``:
+    every threshold the binary one, so each output is worth ``2**bits - 1`` times as much."""
+    t = np.tile(layer.thresholds, (1, (1 << bits) - 1))
+    return dataclasses.replace(layer, thresholds=t)
+
+
+def carry_bias(node, hidden, output, u, span, widen=True):
+    """``(hidden, output, note)`` carrying the last layer's bias of ``u`` popcounts per class
+    (over popcounts ``0..span``): the output layer reads each hidden neuron ``M`` times and
+    ``t_c`` constant neurons with +1 (:func:`class_shifts`). ``M = 2**n - 1`` costs nothing but
+    bits when ``hidden`` is dense with binary activations (and ``widen``): its levels become
+    ``n``-bit, 0 or ``M``. Otherwise its neurons are repeated ``M`` times. ``note``: what was
+    added (provenance ``bias_neurons``), or None."""
+    dense = hidden is not None and getattr(hidden, "out_shape", None) is None
+    if widen and dense and output.in_bits == 1:
+        reads, shifts = class_shifts(node, u, span, [(1 << n) - 1
+                                                     for n in range(1, MAX_WIDEN_BITS + 1)])
+        bits = reads.bit_length()
+        if bits > 1:
+            hidden = _widened(hidden, bits)
+            output = DenseLayer(output.name, output.weights, None, in_bits=bits)
+        how = {"bits": bits}
+    else:
+        reads, shifts = class_shifts(node, u, span)
+        if reads > 1:
+            if not dense:
+                raise node_error(node, f"the last layer's bias needs its inputs read {reads} "
+                                       f"times, which is imported after a dense hidden layer "
+                                       f"only; {_FIX}")
+            hidden = repeated(hidden, reads)
+            output = DenseLayer(output.name, np.tile(output.weights, (1, reads)), None,
+                                in_bits=output.in_bits)
+        how = {"reads": reads}
+    if shifts.max() > 0 and not dense:
+        where = "the input" if hidden is None else "a map"
+        raise node_error(node, f"the last layer has a bias and reads {where}; the bias is "
+                               f"carried by constant neurons of a dense hidden layer, so put "
+                               f"a dense layer before the output")
+    if not dense or (reads == 1 and shifts.max() == 0):
+        return hidden, output, None
+    width = hidden.out_width
+    hidden, output = constants(hidden, output, shifts, 1 << (output.in_bits - 1))  # (L+1)/2
+    return hidden, output, {"layer": hidden.name, **how, "count": hidden.out_width - width}

@@ -65,7 +65,7 @@ unknown ops) is refused with one line naming the node and its op type.
 import numpy as np
 
 from .artifact import BnnModel, DenseLayer
-from .qonnx_bias import PER_CLASS, class_bias, class_shifts, near_ties
+from .qonnx_bias import PER_CLASS, carry_bias, class_bias, near_ties
 from .qonnx_fold import bias_margin, rounding_margin, thresholds_of_levels, torch_fold
 from .qonnx_graph import QonnxError, is_power_of_two, node_error, run_nodes
 from .qonnx_import_conv import (
@@ -78,7 +78,7 @@ from .qonnx_import_conv import (
     pool_layer,
     repeat_channels,
 )
-from .qonnx_offset import carry_bias, carry_offset, offset_grid, repeated
+from .qonnx_offset import carry_offset, offset_grid, repeated
 from .qonnx_quant import activation, activation_levels, activation_offset
 from .qonnx_weights import layer_bias, output_bias_of, weights
 from .ternary import TernaryDenseLayer
@@ -303,18 +303,17 @@ def _inputs(mm, bits, mask, in_map, in_copies):
 
 def output_layer(model, name, mm, chain, in_bits, in_scale, in_map=None, in_copies=1,
                  in_offset=0):
-    """``(layer, reads, shifts)``: the output layer (popcounts), how many times it reads its
-    inputs (the caller repeats the previous layer's neurons) and the popcounts its bias moves
-    each class by (or None; :mod:`~bnnflow.model.qonnx_offset` carries them). Refuses a score
+    """``(layer, reads, bias)``: the output layer (popcounts), how many times it reads its
+    inputs (the caller repeats the previous layer's neurons) and its bias as ``(u, span)``: in
+    popcounts per class, oriented as the popcounts, for popcounts ``0..span`` (or None;
+    :func:`~bnnflow.model.qonnx_bias.carry_bias` carries it). Refuses a score
     map that is not shared and monotone (over the dots ``in_offset`` and the bias move it to
     as well: see :func:`~bnnflow.model.qonnx_offset.offset_grid`).
 
     The output layer is binary (conventions). Ternary weights ``w = (u1 + u2) / 2`` with
     ``u1 = u2 = w`` where live and ``u1 = +1``, ``u2 = -1`` where 0 become a binary layer over
-    the inputs taken twice, ``[x, x]``, with half the scale. A bias is read in popcount units
-    and carried as whole shifts after reading the inputs ``M`` times
-    (:mod:`~bnnflow.model.qonnx_bias`), unless the float rounding of its sums reaches a
-    comparison between two classes.
+    the inputs taken twice, ``[x, x]``, with half the scale. A bias whose float rounding
+    reaches a comparison between two classes is refused.
     """
     if mm.op_type == "Conv":
         raise node_error(mm, "the last layer must be MatMul or Gemm (scores per class), not a "
@@ -358,12 +357,9 @@ def output_layer(model, name, mm, chain, in_bits, in_scale, in_map=None, in_copi
                                 "argmax")
     if col[0] < 0:
         bits = (1 - bits).astype(np.uint8)          # p -> K - p restores the order
-    shifts = None
-    if bias is not None:                            # popcount units; a falling map negates
-        u = bias / (2 * scale[0]) * (1 if col[0] > 0 else -1)
-        reads, shifts = class_shifts(mm, u, len(grid) - 1)
-        bits = np.tile(bits, (1, reads))
-    return DenseLayer(name, bits, None, in_bits=in_bits), bits.shape[1] // width, shifts
+    if bias is not None:                        # popcount units, over popcounts 0..span
+        bias = (bias / (2 * scale[0]) * (1 if col[0] > 0 else -1), len(grid) - 1)
+    return DenseLayer(name, bits, None, in_bits=in_bits), bits.shape[1] // width, bias
 
 
 def _note(notes, key, hidden, width, **extra):
@@ -460,26 +456,23 @@ def import_graph(model, graph_input, path=None):
                 raise node_error(node, "the last layer reads the n-bit input directly; its "
                                        "offset per class has no place in bnnflow's popcount "
                                        "output (add a hidden layer)")
-            layer, reads, shifts = output_layer(model, f"fc{i}", node, chain, in_bits,
-                                                in_scale, in_map, copies, offset)
+            layer, reads, bias = output_layer(model, f"fc{i}", node, chain, in_bits, in_scale,
+                                              in_map, copies, offset)
             if reads > 1:
                 if not built or getattr(built[-1], "out_shape", None) is not None:
-                    raise node_error(node, f"the last layer reads its inputs {reads} times "
-                                           f"(ternary weights, or a bias between popcounts), "
-                                           f"which is imported after a dense hidden layer "
-                                           f"only")
+                    raise node_error(node, "the last layer reads its inputs twice (ternary "
+                                           "weights), which is imported after a dense hidden "
+                                           "layer only")
                 built[-1] = repeated(built[-1], reads)
             hidden = built[-1] if built else None
             width = 0 if hidden is None else hidden.out_width
             if offset:
                 hidden, layer = carry_offset(node, hidden, layer, offset)
                 _note(notes, "offset_neurons", hidden, width, offset=int(offset))
-            if shifts is not None:
-                width = 0 if hidden is None else hidden.out_width
-                hidden, layer = carry_bias(node, hidden, layer, shifts)
-                if hidden is not None and (reads > 1 or hidden.out_width > width):
-                    notes["bias_neurons"] = {"layer": hidden.name, "reads": reads,
-                                             "count": hidden.out_width - width}
+            if bias is not None:
+                hidden, layer, note = carry_bias(node, hidden, layer, *bias, widen=not offset)
+                if note:
+                    notes["bias_neurons"] = note
             if built:
                 built[-1] = hidden
             built.append(layer)

@@ -14,9 +14,8 @@ weight +1 and the rest with -1, which adds ``2 * d * pos_c`` plus one constant t
 ``M = |k| * (max(pos) - min(pos))``. So each popcount is the score plus a constant shared by
 every class, and the argmax (lowest index on ties) is the graph's.
 
-A **bias in the output layer** moves class ``c`` by ``t_c`` whole popcounts after the inputs
-are read one or more times (:mod:`bnnflow.model.qonnx_bias` finds them): ``t_c`` constant neurons
-worth 1 (``a0 = (L + 1) / 2``) read with +1 (:func:`carry_bias`).
+A **bias in the output layer** is carried by the same kind of neurons, worth 1 (``a0 = (L +
+1) / 2``): :mod:`bnnflow.model.qonnx_bias`.
 """
 
 import dataclasses
@@ -27,7 +26,7 @@ import numpy as np
 from .artifact import DenseLayer
 from .qonnx_graph import node_error
 
-__all__ = ["offset_grid", "repeated", "carry_offset", "carry_bias"]
+__all__ = ["offset_grid", "repeated", "constants", "carry_offset"]
 
 
 def offset_grid(top, inputs, offset):
@@ -48,7 +47,7 @@ def repeated(layer, times=2):
     return dataclasses.replace(layer, **arrays)
 
 
-def _constants(hidden, output, plus, level):
+def constants(hidden, output, plus, level):
     """``hidden`` with ``max(plus)`` neurons fixed at ``level``, and ``output`` reading
     ``plus[c]`` of them with weight +1 for class ``c`` (the rest -1)."""
     count = int(plus.max())
@@ -81,18 +80,4 @@ def carry_offset(node, hidden, output, offset):
     unit = math.gcd(abs(offset), top)
     k = offset // unit
     pos = output.weights.sum(axis=1, dtype=np.int64)
-    return _constants(hidden, output, k * pos - (k * pos).min(), (unit + top) // 2)
-
-
-def carry_bias(node, hidden, output, shift):
-    """``(hidden, output)`` with the constant neurons that move class ``c``'s popcount by
-    ``shift[c]`` (:func:`bnnflow.model.qonnx_bias.class_shifts`, for ``output``'s weights
-    already oriented): ``max(shift)`` neurons worth 1 added to ``hidden``, the last hidden
-    layer, which must be dense."""
-    shift = np.asarray(shift, dtype=np.int64)
-    if shift.max() > 0 and (hidden is None or getattr(hidden, "out_shape", None) is not None):
-        where = "the input" if hidden is None else "a map"
-        raise node_error(node, f"the last layer has a bias and reads {where}; the bias is "
-                               f"carried by constant neurons of a dense hidden layer, so put "
-                               f"a dense layer before the output")
-    return _constants(hidden, output, shift, 1 << (output.in_bits - 1))   # (L + 1) / 2
+    return constants(hidden, output, k * pos - (k * pos).min(), (unit + top) // 2)

@@ -2,7 +2,9 @@
 and every pair of popcounts, ``M * p + t`` orders them as ``p + u`` does, ties to the lowest
 index; ``M`` is the smallest that does (checked against every smaller one by brute force),
 1 for whole popcounts, at most 2 for half ones and at most the number of distinct fractions;
-a bias within the float rounding of a comparison gets one line."""
+a bias within the float rounding of a comparison gets one line. Carried by a hidden layer
+(binary, ternary, 1- to 3-bit levels, with an offset too), widened or repeated, the golden
+popcounts order every pair of classes as the graph's scores do."""
 
 import itertools
 from fractions import Fraction
@@ -11,8 +13,18 @@ import numpy as np
 import pytest
 from onnx import helper
 
-from bnnflow.model.qonnx_bias import _bounds, _solve, class_bias, class_shifts, near_ties
+from bnnflow.model.artifact import DenseLayer
+from bnnflow.model.qonnx_bias import (
+    _bounds,
+    _solve,
+    carry_bias,
+    class_bias,
+    class_shifts,
+    near_ties,
+)
 from bnnflow.model.qonnx_graph import QonnxError
+from bnnflow.model.qonnx_offset import carry_offset, offset_grid
+from bnnflow.model.random_net import random_conv_model, random_model
 
 NODE = helper.make_node("MatMul", ["a", "w"], ["y"], name="out")
 
@@ -104,3 +116,88 @@ def test_bias_shape_and_per_class_scales_get_one_line():
     assert np.array_equal(class_bias(NODE, 0.5, np.ones(3)), [0.5, 0.5, 0.5])
     with pytest.raises(QonnxError, match=r"the last layer's bias is not finite$"):
         class_shifts(NODE, np.array([0.0, np.inf]), 3)
+
+
+def _beats(scores):
+    """Does class ``c`` win against ``d`` (argmax, lowest index on ties), per row?"""
+    c = np.arange(scores.shape[1])
+    return (scores[:, :, None] > scores[:, None, :]) | \
+        ((scores[:, :, None] == scores[:, None, :]) & (c[:, None] < c[None, :]))
+
+
+BIASES = {"whole": lambda rng, n: rng.integers(-3, 4, n) * 2.0,
+          "steps": lambda rng, n: rng.integers(-3, 4, n) * 1.0,        # half popcounts
+          "float": lambda rng, n: rng.normal(0, 2, n),
+          "large": lambda rng, n: rng.normal(0, 80, n)}
+
+
+def _carried(seed, bits, ternary, offset, beta, widen):
+    """Graph scores (dot steps) and golden popcounts of random inputs through a random hidden
+    layer and an output layer with bias ``beta`` (and ``offset``), carried as the import does."""
+    rng = np.random.default_rng(seed)
+    inputs, width, classes = 7, 5 + 2 * seed, len(beta)     # odd sizes: popcounts often tie
+    hidden = random_model([inputs, width, 3], seed=seed, act_bits=bits,
+                          ternary=ternary).layers[0]
+    top = (1 << bits) - 1
+    weights = rng.integers(0, 2, (classes, width), dtype=np.uint8)
+    new_hidden, output = hidden, DenseLayer("fc_out", weights, None, in_bits=bits)
+    if offset:
+        new_hidden, output = carry_offset(NODE, hidden, output, offset)
+    span = len(offset_grid(top, width, offset)) - 1
+    new_hidden, output, note = carry_bias(NODE, new_hidden, output, beta / 2, span, widen)
+    x = rng.integers(0, 2, (400, inputs))
+    levels = hidden.forward(x)[0]
+    signs = 2 * weights.astype(np.int64) - 1
+    scores = (2 * levels.astype(np.int64) - top + offset) @ signs.T + beta[None, :]
+    return scores, output.forward(new_hidden.forward(x)[0])[1], new_hidden, note
+
+
+@pytest.mark.parametrize("widen", [True, False], ids=["widen", "repeat"])
+@pytest.mark.parametrize("ternary", [False, True])
+@pytest.mark.parametrize("bits", [1, 2, 3])
+@pytest.mark.parametrize("kind", list(BIASES))
+@pytest.mark.parametrize("seed", range(3))
+def test_a_carried_bias_orders_classes_as_the_scores(seed, kind, bits, ternary, widen):
+    beta = BIASES[kind](np.random.default_rng(seed + 10), 6)   # dot steps: dot + beta
+    scores, counts, hidden, note = _carried(seed, bits, ternary, 0, beta, widen)
+    assert np.array_equal(_beats(counts), _beats(scores))
+    assert np.array_equal(counts.argmax(axis=1), scores.argmax(axis=1))
+    width = 5 + 2 * seed
+    if note is None:                            # nothing to carry: the layer is unchanged
+        assert hidden.out_width == width and hidden.activation_bits == bits
+    elif widen and bits == 1:                   # one copy, levels 0 or 2**n - 1
+        assert hidden.out_width == width + note["count"]
+        assert hidden.activation_bits == note["bits"]
+        if kind == "whole":
+            assert note["bits"] == 1
+    else:                                       # repeated
+        assert hidden.out_width == note["reads"] * width + note["count"]
+        assert hidden.activation_bits == bits
+
+
+@pytest.mark.parametrize(("bits", "offset"), [(1, 1), (2, 3), (2, -1), (3, 7)])
+@pytest.mark.parametrize("seed", range(3))
+def test_an_offset_and_a_float_bias_together(seed, bits, offset):
+    beta = np.random.default_rng(seed).normal(0, 3, 6)
+    scores, counts, _, _ = _carried(seed, bits, False, offset, beta, widen=False)
+    assert np.array_equal(_beats(counts), _beats(scores))
+
+
+@pytest.mark.parametrize("where", ["map", "input"])
+def test_a_bias_after_a_map_or_the_input_gets_one_line(where):
+    conv = random_conv_model((5, 5, 1), [("conv", 3, 2)], 3, seed=0).layers[0]
+    hidden = conv if where == "map" else None
+    output = DenseLayer("fc_out", np.random.default_rng(0).integers(0, 2, (3, conv.out_width),
+                                                                     dtype=np.uint8), None)
+    with pytest.raises(QonnxError, match=r"^node out \(MatMul\): the last layer has a bias and "
+                                         r"reads (a map|the input); the bias is carried by "
+                                         r"constant neurons of a dense hidden layer, so put a "
+                                         r"dense layer before the output$"):
+        carry_bias(NODE, hidden, output, np.array([0.0, 1.0, 2.0]), 10)
+    with pytest.raises(QonnxError, match=r"^node out \(MatMul\): the last layer's bias needs "
+                                         r"its inputs read 2 times, which is imported after a "
+                                         r"dense hidden layer only; quantize it"):
+        carry_bias(NODE, hidden, output, np.array([0.0, 0.5, 2.0]), 10)
+    # equal biases move no class: nothing to carry, nothing refused
+    assert carry_bias(NODE, hidden, output, np.array([0.5, 0.5, 0.5]), 10) == \
+        (hidden, output, None)

@@ -95,9 +95,9 @@ def test_imported_brevitas_cnn_matches_amaranth_hardware(cnn_run, tmp_path, caps
                      "input value (a signed Quant without narrow range, as Brevitas CNV's "
                      "8-bit input)\n"),
     ({"pool": "ceil"}, "(MaxPool): ceil_mode 1; bnnflow builds max-pools over whole windows\n"),
-    ({"weight_bits": 2, "out_bits": 2}, "(Gemm): the last layer reads its inputs 2 times "
-                                        "(ternary weights, or a bias between popcounts), which "
-                                        "is imported after a dense hidden layer only\n"),
+    ({"weight_bits": 2, "out_bits": 2}, "(Gemm): the last layer reads its inputs twice "
+                                        "(ternary weights), which is imported after a dense "
+                                        "hidden layer only\n"),
 ])
 def test_cnn_graphs_that_cannot_be_built_get_one_line(tmp_path, capsys, kwargs, message):
     path = export_brevitas(brevitas_cnn(**kwargs).eval(), tmp_path / "bad.onnx")

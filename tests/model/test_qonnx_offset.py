@@ -2,9 +2,8 @@
 d)`` before it: unsigned ``d = L``, signed without narrow range ``d = -1``, any integer from a
 MultiThreshold): with them the golden popcounts are the graph's scores plus one constant shared
 by every class, for binary and ternary hidden layers of 1- to 3-bit levels; a map before the
-output gets one line. The same neurons carry a bias of the output layer (any float, as the
-shifts of :mod:`bnnflow.model.qonnx_bias`, the hidden layer read as often as they need): every
-pair of classes compares as the graph's scores do, ties included."""
+output gets one line. (The same neurons carry a bias of the output layer:
+tests/model/test_qonnx_bias.py.)"""
 
 import itertools
 import math
@@ -14,9 +13,8 @@ import pytest
 from onnx import helper
 
 from bnnflow.model.artifact import DenseLayer
-from bnnflow.model.qonnx_bias import class_shifts
 from bnnflow.model.qonnx_graph import QonnxError
-from bnnflow.model.qonnx_offset import carry_bias, carry_offset, offset_grid, repeated
+from bnnflow.model.qonnx_offset import carry_offset, offset_grid
 from bnnflow.model.random_net import random_conv_model, random_model
 
 NODE = helper.make_node("MatMul", ["a", "w"], ["y"], name="out")
@@ -84,82 +82,3 @@ def test_a_map_before_the_output_gets_one_line():
                                          r"\(unsigned, or signed without narrow range\) of a "
                                          r"map; .* put a dense layer before the output$"):
         carry_offset(NODE, conv, output, 3)
-
-
-def _beats(scores):
-    """Does class ``c`` win against ``d`` (argmax, lowest index on ties), per row?"""
-    c = np.arange(scores.shape[1])
-    return (scores[:, :, None] > scores[:, None, :]) | \
-        ((scores[:, :, None] == scores[:, None, :]) & (c[:, None] < c[None, :]))
-
-
-BIASES = {"whole": lambda rng, n: rng.integers(-3, 4, n) * 2.0,
-          "steps": lambda rng, n: rng.integers(-3, 4, n) * 1.0,        # half popcounts
-          "float": lambda rng, n: rng.normal(0, 2, n),
-          "large": lambda rng, n: rng.normal(0, 80, n)}
-
-
-@pytest.mark.parametrize("ternary", [False, True])
-@pytest.mark.parametrize("bits", [1, 2, 3])
-@pytest.mark.parametrize("kind", list(BIASES))
-@pytest.mark.parametrize("seed", range(3))
-def test_a_bias_orders_classes_as_the_scores(seed, kind, bits, ternary):
-    rng = np.random.default_rng(seed)
-    inputs, width, classes = 7, 5 + 2 * seed, 6             # odd sizes: popcounts often tie
-    hidden = random_model([inputs, width, 3], seed=seed, act_bits=bits,
-                          ternary=ternary).layers[0]
-    top = (1 << bits) - 1
-    weights = rng.integers(0, 2, (classes, width), dtype=np.uint8)
-    beta = BIASES[kind](rng, classes)                        # in dot steps: dot + beta
-    reads, shifts = class_shifts(NODE, beta / 2, top * width)
-    assert reads <= classes and shifts.min() == 0
-    if kind == "whole":
-        assert reads == 1
-    output = DenseLayer("fc_out", np.tile(weights, (1, reads)), None, in_bits=bits)
-    new_hidden, new_output = carry_bias(NODE, repeated(hidden, reads), output, shifts)
-    assert new_hidden.out_width == reads * width + shifts.max()
-    x = rng.integers(0, 2, (400, inputs))
-    levels = hidden.forward(x)[0]
-    signs = 2 * weights.astype(np.int64) - 1
-    scores = (2 * levels.astype(np.int64) - top) @ signs.T + beta[None, :]   # in dot steps
-    counts = new_output.forward(new_hidden.forward(x)[0])[1]
-    assert np.array_equal(_beats(counts), _beats(scores))
-    assert np.array_equal(counts.argmax(axis=1), scores.argmax(axis=1))
-
-
-@pytest.mark.parametrize("where", ["map", "input"])
-def test_a_bias_after_a_map_or_the_input_gets_one_line(where):
-    conv = random_conv_model((5, 5, 1), [("conv", 3, 2)], 3, seed=0).layers[0]
-    hidden = conv if where == "map" else None
-    output = _output(np.random.default_rng(0), 3, conv.out_width, 1)
-    with pytest.raises(QonnxError, match=r"^node out \(MatMul\): the last layer has a bias and "
-                                         r"reads (a map|the input); the bias is carried by "
-                                         r"constant neurons of a dense hidden layer, so put a "
-                                         r"dense layer before the output$"):
-        carry_bias(NODE, hidden, output, np.array([0, 1, 2]))
-    # equal shifts move no class: nothing to carry, nothing refused
-    assert carry_bias(NODE, hidden, output, np.array([0, 0, 0])) == (hidden, output)
-
-
-@pytest.mark.parametrize(("bits", "offset"), [(1, 1), (2, 3), (2, -1), (3, 7)])
-@pytest.mark.parametrize("seed", range(3))
-def test_an_offset_and_a_float_bias_together(seed, bits, offset):
-    """As the import does: the layer read ``reads`` times, then the offset's neurons, then the
-    bias's, over the popcounts of the offset grid."""
-    rng = np.random.default_rng(seed)
-    inputs, width, classes = 7, 5 + 2 * seed, 6
-    hidden = random_model([inputs, width, 3], seed=seed, act_bits=bits).layers[0]
-    top = (1 << bits) - 1
-    weights = rng.integers(0, 2, (classes, width), dtype=np.uint8)
-    beta = rng.normal(0, 3, classes)                         # dot steps, fractions included
-    span = len(offset_grid(top, width, offset)) - 1
-    reads, shifts = class_shifts(NODE, beta / 2, span)
-    output = DenseLayer("fc_out", np.tile(weights, (1, reads)), None, in_bits=bits)
-    new_hidden, new_output = carry_offset(NODE, repeated(hidden, reads), output, offset)
-    new_hidden, new_output = carry_bias(NODE, new_hidden, new_output, shifts)
-    x = rng.integers(0, 2, (400, inputs))
-    levels = hidden.forward(x)[0]
-    signs = 2 * weights.astype(np.int64) - 1
-    scores = (2 * levels.astype(np.int64) - top + offset) @ signs.T + beta[None, :]
-    counts = new_output.forward(new_hidden.forward(x)[0])[1]
-    assert np.array_equal(_beats(counts), _beats(scores))

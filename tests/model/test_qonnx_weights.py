@@ -103,10 +103,14 @@ def test_a_float_bias_in_the_last_layer_imports_with_brevitas_classes(digits, tm
     assert (code, err) == (0, "")
     model = artifact.load(out)
     extra = model.provenance["bias_neurons"]
-    assert extra["layer"] == "fc1" and 2 <= extra["reads"] <= 10
-    assert model.layers[1].out_width == 32 * extra["reads"] + extra["count"]
-    assert (f"fc1: read {extra['reads']} times by the output layer and {extra['count']} "
-            f"constant neurons added to carry the output layer's bias") in stdout
+    # fractions need several reads: the 32 binary neurons become n-bit levels 0 or 2**n - 1
+    assert extra["layer"] == "fc1" and 2 <= extra["bits"] <= 4
+    assert model.layers[1].out_width == 32 + extra["count"]
+    assert model.layers[1].activation_bits == model.layers[2].in_bits == extra["bits"]
+    top = (1 << extra["bits"]) - 1
+    assert (f"fc1: levels widened to {extra['bits']} bits (0 or {top}: the output layer weighs "
+            f"each neuron {top} times) and {extra['count']} constant neurons added to carry "
+            f"the output layer's bias") in stdout
     assert np.array_equal(golden.run_images(model, digits.x_test).classes, want)
 
 
@@ -127,12 +131,14 @@ def test_int32_biases_in_every_layer_import_with_brevitas_classes(falling, digit
     out = tmp_path / "int32.bnn"
     code, stdout, err = run_cli(capsys, "import", path, "-o", out, "--input-scale", "16")
     assert (code, err) == (0, "")
-    # steps of both parities: the 32 hidden neurons twice, then 9 constant ones (4 - -5)
-    assert "64-288-73-10" in stdout
-    assert ("fc1: read 2 times by the output layer and 9 constant neurons added to carry the "
-            "output layer's bias") in stdout
+    # steps of both parities, half a popcount apart: 3 reads (2-bit levels 0 or 3) of the 32
+    # hidden neurons, then the constant ones
     model = artifact.load(out)
-    assert model.provenance["bias_neurons"] == {"layer": "fc1", "reads": 2, "count": 9}
+    extra = model.provenance["bias_neurons"]
+    assert extra["layer"] == "fc1" and extra["bits"] == 2
+    assert f"64-288-{32 + extra['count']}-10" in stdout
+    assert (f"fc1: levels widened to 2 bits (0 or 3: the output layer weighs each neuron 3 "
+            f"times) and {extra['count']} constant neurons added") in stdout
     assert np.array_equal(golden.run_images(model, digits.x_test).classes, want)
 
 
@@ -201,9 +207,11 @@ def test_an_add_after_the_last_matmul_is_its_bias(tmp_path, capsys, digits):
     assert (code, err) == (0, "")
     n = len(digits.x_test)
     assert f"{n} / {n} test images of digits have equal classes" in stdout
-    # the 16 hidden neurons twice (both parities), then 6 - -4 = 10 constant ones
-    assert "64-42-10" in stdout
-    assert "fc0: read 2 times by the output layer and 10 constant neurons added" in stdout
+    # both parities: the 16 hidden neurons read 3 times (2-bit levels 0 or 3), then 14
+    # constant ones (the steps span 5 popcounts, at most 15 at 3 reads)
+    assert "64-30-10" in stdout
+    assert "fc0: levels widened to 2 bits (0 or 3: the output layer weighs each neuron 3 " \
+        "times) and 14 constant neurons added" in stdout
     # a float bias: 0.1 and 2.1 tie at popcounts 1 apart, within the rounding of their sums
     err = import_refused(capsys, _biased_graph(tmp_path / "tie.onnx", 0.0,
                                                [0.1, 2.1] + steps[2:]))
