@@ -112,12 +112,16 @@ def _graph_input_text(graph_input):
             "formula": "pixel / input_scale - input_offset (float32)"}
 
 
+def _count(n, thing):
+    return f"{n} {thing}" + ("" if n == 1 else "s")
+
+
 def _bias_text(extra):
     """How the last hidden layer was changed to carry the output layer's bias."""
     if extra.get("bits", 1) > 1:
         top = (1 << extra["bits"]) - 1
         return (f"levels widened to {extra['bits']} bits (0 or {top}: the output layer weighs "
-                f"each neuron {top} times) and ")
+                f"each input {top} times) and ")
     if extra.get("reads", 1) > 1:
         return f"read {extra['reads']} times by the output layer and "
     return ""
@@ -190,8 +194,10 @@ def run(args):
               f"layer's per-class offset (its inputs are levels with offset {extra['offset']})")
     extra = built.provenance.get("bias_neurons")
     if extra:
-        print(f"{extra['layer']}: {_bias_text(extra)}{extra['count']} constant neurons added "
-              f"to carry the output layer's bias")
+        what = (_count(extra["channels"], "constant channel") if "channels" in extra
+                else _count(extra["count"], "constant neuron"))
+        print(f"{extra['layer']}: {_bias_text(extra)}{what} added to carry the output layer's "
+              f"bias")
     print(f"agreement with the QONNX graph (qonnx executor): {int(agree.sum())} / {n} "
           f"{ds.name} have equal classes")
     if accuracy is not None:

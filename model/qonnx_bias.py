@@ -130,27 +130,54 @@ def class_shifts(node, u, span, reads=None):
                            f"before it, which should not happen; {_FIX}")
 
 
-def _widened(layer, bits):
-    """``layer`` (binary activations) with ``bits``-bit ones at levels 0 and ``2**bits - 1``:
-    every threshold the binary one, so each output is worth ``2**bits - 1`` times as much."""
-    t = np.tile(layer.thresholds, (1, (1 << bits) - 1))
-    return dataclasses.replace(layer, thresholds=t)
+def _widened(tail, bits):
+    """``tail`` (a hidden layer of binary activations and the pools after it) with
+    ``bits``-bit levels 0 and ``2**bits - 1``: every threshold the binary one, so each output
+    is worth ``2**bits - 1`` times as much."""
+    t = np.tile(tail[0].thresholds, (1, (1 << bits) - 1))
+    return [dataclasses.replace(tail[0], thresholds=t),
+            *(dataclasses.replace(pool, bits=bits) for pool in tail[1:])]
 
 
-def carry_bias(node, hidden, output, u, span, widen=True):
-    """``(hidden, output, note)`` carrying the last layer's bias of ``u`` popcounts per class
-    (over popcounts ``0..span``): the output layer reads each hidden neuron ``M`` times and
-    ``t_c`` constant neurons with +1 (:func:`class_shifts`). ``M = 2**n - 1`` costs nothing but
-    bits when ``hidden`` is dense with binary activations (and ``widen``): its levels become
-    ``n``-bit, 0 or ``M``. Otherwise its neurons are repeated ``M`` times. ``note``: what was
-    added (provenance ``bias_neurons``), or None."""
-    dense = hidden is not None and getattr(hidden, "out_shape", None) is None
-    if widen and dense and output.in_bits == 1:
+def _map_constants(tail, output, plus, level):
+    """:func:`~bnnflow.model.qonnx_offset.constants` for a map: ``tail`` is a conv layer and
+    the pools after it; constant channels (every pixel fixed at ``level``) are added to the
+    conv layer, and ``output`` reads ``plus[c]`` of their pixels with +1 for class ``c``."""
+    conv, count = tail[0], int(plus.max())
+    h, w, c = tail[-1].out_shape
+    extra = -(-count // (h * w))                         # channels
+    t = conv.thresholds
+    constant = np.where(np.arange(t.shape[1]) < level, 0, conv.max_count + 1)
+    rows = {"weights": np.concatenate([conv.weights,
+                                       np.zeros((extra, conv.fan_in), np.uint8)]),
+            "thresholds": np.concatenate([t, np.tile(constant, (extra, 1)).astype(t.dtype)])}
+    if getattr(conv, "mask", None) is not None:
+        rows["mask"] = np.concatenate([conv.mask, np.ones((extra, conv.fan_in), np.uint8)])
+    tail = [dataclasses.replace(conv, **rows),
+            *(dataclasses.replace(pool, in_shape=(*pool.in_shape[:2], pool.in_shape[2] + extra))
+              for pool in tail[1:])]
+    reads = (np.arange(h * w * extra)[None, :] < plus[:, None]).astype(np.uint8)
+    weights = np.concatenate([output.weights.reshape(-1, h, w, c),
+                              reads.reshape(-1, h, w, extra)], axis=3)   # channels-last
+    return tail, DenseLayer(output.name, weights.reshape(len(plus), -1), None,
+                            in_bits=output.in_bits), extra
+def carry_bias(node, tail, output, u, span, widen=True):
+    """``(tail, output, note)`` carrying the last layer's bias of ``u`` popcounts per class
+    (over popcounts ``0..span``): the output layer weighs each input ``M`` times and reads
+    ``t_c`` constant ones with +1 (:func:`class_shifts`). ``tail``: the layers after the last
+    weighted hidden layer, that one included (a dense layer; a conv layer and its pools; none
+    for the input). ``M = 2**n - 1`` costs nothing but bits when its activations are binary
+    (and ``widen``): its levels become ``n``-bit, 0 or ``M``. Otherwise a dense layer's
+    neurons are repeated ``M`` times. The constants are neurons of a dense layer, channels of a
+    conv layer. ``note``: what was added (provenance ``bias_neurons``), or None."""
+    tail = list(tail)
+    dense = len(tail) == 1 and getattr(tail[0], "out_shape", None) is None
+    if tail and widen and output.in_bits == 1:
         reads, shifts = class_shifts(node, u, span, [(1 << n) - 1
                                                      for n in range(1, MAX_WIDEN_BITS + 1)])
         bits = reads.bit_length()
         if bits > 1:
-            hidden = _widened(hidden, bits)
+            tail = _widened(tail, bits)
             output = DenseLayer(output.name, output.weights, None, in_bits=bits)
         how = {"bits": bits}
     else:
@@ -159,18 +186,25 @@ def carry_bias(node, hidden, output, u, span, widen=True):
             if not dense:
                 raise node_error(node, f"the last layer's bias needs its inputs read {reads} "
                                        f"times, which is imported after a dense hidden layer "
-                                       f"only; {_FIX}")
-            hidden = repeated(hidden, reads)
+                                       f"or a map of binary activations only; {_FIX}")
+            tail = [repeated(tail[0], reads)]
             output = DenseLayer(output.name, np.tile(output.weights, (1, reads)), None,
                                 in_bits=output.in_bits)
         how = {"reads": reads}
-    if shifts.max() > 0 and not dense:
-        where = "the input" if hidden is None else "a map"
-        raise node_error(node, f"the last layer has a bias and reads {where}; the bias is "
-                               f"carried by constant neurons of a dense hidden layer, so put "
-                               f"a dense layer before the output")
-    if not dense or (reads == 1 and shifts.max() == 0):
-        return hidden, output, None
-    width = hidden.out_width
-    hidden, output = constants(hidden, output, shifts, 1 << (output.in_bits - 1))  # (L+1)/2
-    return hidden, output, {"layer": hidden.name, **how, "count": hidden.out_width - width}
+    if shifts.max() > 0 and not tail:
+        raise node_error(node, "the last layer has a bias and reads the input; the bias is "
+                               "carried by constant neurons of a hidden layer, so put a layer "
+                               "before the output")
+    if not tail or (reads == 1 and shifts.max() == 0):
+        return tail, output, None
+    level = 1 << (output.in_bits - 1)                     # (L + 1) / 2: worth 1
+    if dense:
+        width = tail[0].out_width
+        hidden, output = constants(tail[0], output, shifts, level)
+        return [hidden], output, {"layer": hidden.name, **how,
+                                  "count": hidden.out_width - width}
+    if shifts.max() == 0:
+        return tail, output, {"layer": tail[0].name, **how, "count": 0}
+    tail, output, channels = _map_constants(tail, output, shifts, level)
+    return tail, output, {"layer": tail[0].name, **how, "count": int(shifts.max()),
+                          "channels": channels}

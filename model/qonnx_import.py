@@ -464,17 +464,19 @@ def import_graph(model, graph_input, path=None):
                                            "weights), which is imported after a dense hidden "
                                            "layer only")
                 built[-1] = repeated(built[-1], reads)
-            hidden = built[-1] if built else None
-            width = 0 if hidden is None else hidden.out_width
             if offset:
+                hidden = built[-1] if built else None
+                width = 0 if hidden is None else hidden.out_width
                 hidden, layer = carry_offset(node, hidden, layer, offset)
                 _note(notes, "offset_neurons", hidden, width, offset=int(offset))
-            if bias is not None:
-                hidden, layer, note = carry_bias(node, hidden, layer, *bias, widen=not offset)
+                built[-1] = hidden
+            if bias is not None:        # the last weighted layer and the pools after it
+                start = max((j for j, b in enumerate(built) if hasattr(b, "weights")),
+                            default=len(built))
+                built[start:], layer, note = carry_bias(node, built[start:], layer, *bias,
+                                                        widen=not offset)
                 if note:
                     notes["bias_neurons"] = note
-            if built:
-                built[-1] = hidden
             built.append(layer)
         else:
             nhwc = lowered_conv(model, node) is not None

@@ -325,6 +325,35 @@ def brevitas_relu_net(bits=2, conv=False, float_scale=False, seed=0, hidden_dens
     return Net()
 
 
+def brevitas_conv_out_net(pool=False, seed=0):
+    """A Brevitas W1A1 CNN whose output layer reads the map: ``QuantConv2d(1, 8, 3)``,
+    ``BatchNorm2d``, a binary activation, (``MaxPool2d(2)``,) then ``QuantLinear(., 10)`` with
+    Brevitas' default float bias and ``TensorNorm``: no dense hidden layer to carry it."""
+    import brevitas.nn as qnn
+    from brevitas.quant import SignedBinaryActPerTensorConst, SignedBinaryWeightPerTensorConst
+    from brevitas_examples.bnn_pynq.models.tensor_norm import TensorNorm
+
+    class Weight(SignedBinaryWeightPerTensorConst):
+        scaling_const = 1.0
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(seed)
+            layers = [qnn.QuantIdentity(act_quant=SignedBinaryActPerTensorConst),
+                      qnn.QuantConv2d(1, 8, 3, weight_quant=Weight), nn.BatchNorm2d(8),
+                      qnn.QuantIdentity(act_quant=SignedBinaryActPerTensorConst)]
+            layers += [nn.MaxPool2d(2)] if pool else []
+            layers += [nn.Flatten(), qnn.QuantLinear(8 * (9 if pool else 36), 10,
+                                                     weight_quant=Weight), TensorNorm()]
+            self.body = nn.Sequential(*layers)
+
+        def forward(self, x):
+            return self.body(2.0 * x.reshape(x.shape[0], 1, 8, 8) - 1.0)
+
+    return Net()
+
+
 def brevitas_bias_net(out_bias=False, seed=0, act_bits=1, bias_quant=None):
     """A Brevitas W1A1 CNN over 8x8 images with Brevitas' default float biases (``bias=True``)
     on its hidden layers: ``QuantConv2d(1, 8, 3)``, ``BatchNorm2d``, a binary activation, dense

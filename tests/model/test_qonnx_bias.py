@@ -6,6 +6,7 @@ a bias within the float rounding of a comparison gets one line. Carried by a hid
 (binary, ternary, 1- to 3-bit levels, with an offset too), widened or repeated, the golden
 popcounts order every pair of classes as the graph's scores do."""
 
+import dataclasses
 import itertools
 from fractions import Fraction
 
@@ -13,6 +14,7 @@ import numpy as np
 import pytest
 from onnx import helper
 
+from bnnflow.model import golden
 from bnnflow.model.artifact import DenseLayer
 from bnnflow.model.qonnx_bias import (
     _bounds,
@@ -144,7 +146,7 @@ def _carried(seed, bits, ternary, offset, beta, widen):
     if offset:
         new_hidden, output = carry_offset(NODE, hidden, output, offset)
     span = len(offset_grid(top, width, offset)) - 1
-    new_hidden, output, note = carry_bias(NODE, new_hidden, output, beta / 2, span, widen)
+    (new_hidden,), output, note = carry_bias(NODE, [new_hidden], output, beta / 2, span, widen)
     x = rng.integers(0, 2, (400, inputs))
     levels = hidden.forward(x)[0]
     signs = 2 * weights.astype(np.int64) - 1
@@ -183,21 +185,46 @@ def test_an_offset_and_a_float_bias_together(seed, bits, offset):
     assert np.array_equal(_beats(counts), _beats(scores))
 
 
-@pytest.mark.parametrize("where", ["map", "input"])
-def test_a_bias_after_a_map_or_the_input_gets_one_line(where):
-    conv = random_conv_model((5, 5, 1), [("conv", 3, 2)], 3, seed=0).layers[0]
-    hidden = conv if where == "map" else None
-    output = DenseLayer("fc_out", np.random.default_rng(0).integers(0, 2, (3, conv.out_width),
+@pytest.mark.parametrize("ternary", [False, True])
+@pytest.mark.parametrize("stages", [[("conv", 3, 3)], [("conv", 2, 2), ("pool", 2)],
+                                    [("conv", 3, 2), ("pool", 2, 1), ("pool", 2)]],
+                         ids=["conv", "conv-pool", "conv-pool-pool"])
+@pytest.mark.parametrize("kind", ["float", "large"])
+@pytest.mark.parametrize("seed", range(3))
+def test_a_bias_after_a_map_is_carried_by_constant_channels(seed, kind, stages, ternary):
+    """Binary maps are widened to n-bit levels, and constant channels added to the conv layer
+    (the pools after it widened and grown alike); the output reads the map channels-last."""
+    model = random_conv_model((6, 5, 2), stages, 5, seed=seed, ternary=ternary)
+    tail, output = list(model.layers[:-1]), model.layers[-1]
+    top = 1
+    beta = BIASES[kind](np.random.default_rng(seed), 5)
+    span = top * output.in_width
+    tail, new_output, note = carry_bias(NODE, tail, output, beta / 2, span)
+    assert note["layer"] == "conv0" and note["channels"] >= 1
+    new = dataclasses.replace(model, layers=(*tail, new_output))
+    x = np.random.default_rng(seed).integers(0, 2, (300, model.input.width))
+    levels = golden.run(model, x).activations[-1]           # what the output layer reads
+    signs = 2 * output.weights.astype(np.int64) - 1
+    scores = (2 * levels.astype(np.int64) - top) @ signs.T + beta[None, :]
+    counts = golden.run(new, x).popcounts
+    assert np.array_equal(_beats(counts), _beats(scores))
+    assert tail[-1].out_shape[2] == model.layers[-2].out_shape[2] + note["channels"]
+    assert tail[0].activation_bits == note["bits"] == new_output.in_bits
+
+
+def test_a_bias_after_the_input_or_a_map_of_levels_gets_one_line():
+    output = DenseLayer("fc_out", np.random.default_rng(0).integers(0, 2, (3, 9),
                                                                      dtype=np.uint8), None)
     with pytest.raises(QonnxError, match=r"^node out \(MatMul\): the last layer has a bias and "
-                                         r"reads (a map|the input); the bias is carried by "
-                                         r"constant neurons of a dense hidden layer, so put a "
-                                         r"dense layer before the output$"):
-        carry_bias(NODE, hidden, output, np.array([0.0, 1.0, 2.0]), 10)
+                                         r"reads the input; the bias is carried by constant "
+                                         r"neurons of a hidden layer, so put a layer before the "
+                                         r"output$"):
+        carry_bias(NODE, [], output, np.array([0.0, 1.0, 2.0]), 10)
+    # equal biases move no class: nothing to carry, nothing refused
+    assert carry_bias(NODE, [], output, np.array([0.5, 0.5, 0.5]), 10) == ([], output, None)
+    levels = random_conv_model((5, 5, 1), [("conv", 3, 2)], 3, seed=0, act_bits=2)
     with pytest.raises(QonnxError, match=r"^node out \(MatMul\): the last layer's bias needs "
                                          r"its inputs read 2 times, which is imported after a "
-                                         r"dense hidden layer only; quantize it"):
-        carry_bias(NODE, hidden, output, np.array([0.0, 0.5, 2.0]), 10)
-    # equal biases move no class: nothing to carry, nothing refused
-    assert carry_bias(NODE, hidden, output, np.array([0.5, 0.5, 0.5]), 10) == \
-        (hidden, output, None)
+                                         r"dense hidden layer or a map of binary activations "
+                                         r"only; quantize it"):
+        carry_bias(NODE, levels.layers[:1], levels.layers[1], np.array([0.0, 0.5, 2.0]), 36)

@@ -20,6 +20,7 @@ from .qonnx_fixtures import (
     BREVITAS_WARNINGS,
     brevitas_bias_net,
     brevitas_classes,
+    brevitas_conv_out_net,
     export_brevitas,
     import_refused,
     run_cli,
@@ -109,8 +110,28 @@ def test_a_float_bias_in_the_last_layer_imports_with_brevitas_classes(digits, tm
     assert model.layers[1].activation_bits == model.layers[2].in_bits == extra["bits"]
     top = (1 << extra["bits"]) - 1
     assert (f"fc1: levels widened to {extra['bits']} bits (0 or {top}: the output layer weighs "
-            f"each neuron {top} times) and {extra['count']} constant neurons added to carry "
+            f"each input {top} times) and {extra['count']} constant neurons added to carry "
             f"the output layer's bias") in stdout
+    assert np.array_equal(golden.run_images(model, digits.x_test).classes, want)
+
+
+@pytest.mark.parametrize("pool", [False, True], ids=["conv", "conv-pool"])
+def test_a_float_bias_after_a_map_imports_with_brevitas_classes(pool, digits, tmp_path, capsys):
+    net = train_brevitas(brevitas_conv_out_net(pool), digits.x_train / 16, digits.y_train,
+                         epochs=3)
+    path = export_brevitas(net, tmp_path / "conv_out.onnx")
+    want = brevitas_classes(net, digits.x_test / 16)
+    assert len(np.unique(want)) > 1
+    out = tmp_path / "conv_out.bnn"
+    code, stdout, err = run_cli(capsys, "import", path, "-o", out, "--input-scale", "16")
+    assert (code, err) == (0, "")
+    model = artifact.load(out)
+    extra = model.provenance["bias_neurons"]
+    # the 8 binary channels become n-bit levels, and constant channels join them
+    assert extra["layer"] == "conv0" and extra["bits"] > 1 and extra["channels"] >= 1
+    assert model.layers[0].out_shape[2] == 8 + extra["channels"]
+    assert model.layers[-1].in_bits == extra["bits"]
+    assert "conv0: levels widened to " in stdout and "constant channel" in stdout
     assert np.array_equal(golden.run_images(model, digits.x_test).classes, want)
 
 
@@ -137,7 +158,7 @@ def test_int32_biases_in_every_layer_import_with_brevitas_classes(falling, digit
     extra = model.provenance["bias_neurons"]
     assert extra["layer"] == "fc1" and extra["bits"] == 2
     assert f"64-288-{32 + extra['count']}-10" in stdout
-    assert (f"fc1: levels widened to 2 bits (0 or 3: the output layer weighs each neuron 3 "
+    assert (f"fc1: levels widened to 2 bits (0 or 3: the output layer weighs each input 3 "
             f"times) and {extra['count']} constant neurons added") in stdout
     assert np.array_equal(golden.run_images(model, digits.x_test).classes, want)
 
@@ -210,7 +231,7 @@ def test_an_add_after_the_last_matmul_is_its_bias(tmp_path, capsys, digits):
     # both parities: the 16 hidden neurons read 3 times (2-bit levels 0 or 3), then 14
     # constant ones (the steps span 5 popcounts, at most 15 at 3 reads)
     assert "64-30-10" in stdout
-    assert "fc0: levels widened to 2 bits (0 or 3: the output layer weighs each neuron 3 " \
+    assert "fc0: levels widened to 2 bits (0 or 3: the output layer weighs each input 3 " \
         "times) and 14 constant neurons added" in stdout
     # a float bias: 0.1 and 2.1 tie at popcounts 1 apart, within the rounding of their sums
     err = import_refused(capsys, _biased_graph(tmp_path / "tie.onnx", 0.0,
