@@ -118,10 +118,12 @@ def _count(n, thing):
 
 def _bias_text(extra):
     """How the last hidden layer was changed to carry the output layer's bias."""
-    if extra.get("bits", 1) > 1:
+    factor = extra.get("factor", 1)
+    if factor > 1:
         top = (1 << extra["bits"]) - 1
-        return (f"levels widened to {extra['bits']} bits (0 or {top}: the output layer weighs "
-                f"each input {top} times) and ")
+        what = f"0 or {top}" if factor == top else f"{factor} times the old ones"
+        return (f"levels widened to {extra['bits']} bits ({what}: the output layer weighs "
+                f"each input {factor} times) and ")
     if extra.get("reads", 1) > 1:
         return f"read {extra['reads']} times by the output layer and "
     return ""

@@ -116,9 +116,9 @@ def _solve(lo, hi):
 
 def class_shifts(node, u, span, reads=None):
     """``(reads, shifts)``: the first ``M`` of ``reads`` (default ``1..classes``) and constant
-    neurons per class ``t`` (``t.min() == 0``) such that ``M * p_c + t_c`` orders every pair of
+    inputs per class ``t`` (``t.min() == 0``) such that ``M * p_c + t_c`` orders every pair of
     classes as ``p_c + u_c`` does, ties to the lowest index, for popcounts ``0..span``; ``u``
-    is the bias in popcount units."""
+    is the bias in popcount units. ``None`` when no ``M`` of an explicit ``reads`` does."""
     u = np.asarray(u, dtype=np.float64)
     if not np.all(np.isfinite(u)):
         raise node_error(node, "the last layer's bias is not finite")
@@ -126,17 +126,29 @@ def class_shifts(node, u, span, reads=None):
         shifts = _solve(*_bounds(u, span, m))
         if shifts is not None:
             return m, shifts
+    if reads is not None:
+        return None
     raise node_error(node, f"the last layer's bias needs more than {len(u)} reads of the layer "
                            f"before it, which should not happen; {_FIX}")
 
 
-def _widened(tail, bits):
-    """``tail`` (a hidden layer of binary activations and the pools after it) with
-    ``bits``-bit levels 0 and ``2**bits - 1``: every threshold the binary one, so each output
-    is worth ``2**bits - 1`` times as much."""
-    t = np.tile(tail[0].thresholds, (1, (1 << bits) - 1))
-    return [dataclasses.replace(tail[0], thresholds=t),
+def _widened(tail, factor, bits):
+    """``tail`` (a hidden layer and the pools after it) with ``bits``-bit levels ``factor``
+    times its own (``L' = factor * L``), so each output is worth ``factor`` times as much:
+    level ``a' >= k`` exactly when ``a >= ceil(k / factor)``, so threshold ``k`` of the new
+    levels is threshold ``ceil(k / factor)`` of the old."""
+    t = tail[0].thresholds
+    pick = -(-np.arange(1, (1 << bits)) // factor) - 1        # ceil(k / factor) - 1
+    return [dataclasses.replace(tail[0], thresholds=t[:, pick]),
             *(dataclasses.replace(pool, bits=bits) for pool in tail[1:])]
+
+
+def widenings(in_bits):
+    """``factor -> bits``: the factors by which ``in_bits``-bit levels (``0..L``) can be
+    widened to ``bits``-bit ones (``2**bits - 1 = factor * L``), up to 8 bits."""
+    top = (1 << in_bits) - 1
+    return {((1 << n) - 1) // top: n for n in range(in_bits, MAX_WIDEN_BITS + 1)
+            if ((1 << n) - 1) % top == 0}
 
 
 def _map_constants(tail, output, plus, level):
@@ -161,32 +173,36 @@ def _map_constants(tail, output, plus, level):
                               reads.reshape(-1, h, w, extra)], axis=3)   # channels-last
     return tail, DenseLayer(output.name, weights.reshape(len(plus), -1), None,
                             in_bits=output.in_bits), extra
+
+
 def carry_bias(node, tail, output, u, span, widen=True):
     """``(tail, output, note)`` carrying the last layer's bias of ``u`` popcounts per class
     (over popcounts ``0..span``): the output layer weighs each input ``M`` times and reads
     ``t_c`` constant ones with +1 (:func:`class_shifts`). ``tail``: the layers after the last
     weighted hidden layer, that one included (a dense layer; a conv layer and its pools; none
-    for the input). ``M = 2**n - 1`` costs nothing but bits when its activations are binary
-    (and ``widen``): its levels become ``n``-bit, 0 or ``M``. Otherwise a dense layer's
-    neurons are repeated ``M`` times. The constants are neurons of a dense layer, channels of a
-    conv layer. ``note``: what was added (provenance ``bias_neurons``), or None."""
+    for the input). With ``widen``, ``M`` costs nothing but bits when ``M * L = 2**n - 1`` for
+    some ``n <= 8``: its levels become ``n``-bit, ``M`` times the old ones (0 or ``M`` from
+    binary activations). Otherwise a dense layer's neurons are repeated ``M`` times. The
+    constants are neurons of a dense layer, channels of a conv layer. ``note``: what was
+    added (provenance ``bias_neurons``), or None."""
     tail = list(tail)
     dense = len(tail) == 1 and getattr(tail[0], "out_shape", None) is None
-    if tail and widen and output.in_bits == 1:
-        reads, shifts = class_shifts(node, u, span, [(1 << n) - 1
-                                                     for n in range(1, MAX_WIDEN_BITS + 1)])
-        bits = reads.bit_length()
-        if bits > 1:
-            tail = _widened(tail, bits)
-            output = DenseLayer(output.name, output.weights, None, in_bits=bits)
-        how = {"bits": bits}
+    factors = widenings(output.in_bits)
+    found = class_shifts(node, u, span, list(factors)) if tail and widen else None
+    if found is not None:
+        reads, shifts = found
+        if reads > 1:
+            tail = _widened(tail, reads, factors[reads])
+            output = DenseLayer(output.name, output.weights, None, in_bits=factors[reads])
+        how = {"bits": output.in_bits, "factor": reads}
     else:
         reads, shifts = class_shifts(node, u, span)
         if reads > 1:
             if not dense:
                 raise node_error(node, f"the last layer's bias needs its inputs read {reads} "
                                        f"times, which is imported after a dense hidden layer "
-                                       f"or a map of binary activations only; {_FIX}")
+                                       f"only when its levels cannot be widened by that much "
+                                       f"within 8 bits; {_FIX}")
             tail = [repeated(tail[0], reads)]
             output = DenseLayer(output.name, np.tile(output.weights, (1, reads)), None,
                                 in_bits=output.in_bits)

@@ -473,8 +473,7 @@ def import_graph(model, graph_input, path=None):
             if bias is not None:        # the last weighted layer and the pools after it
                 start = max((j for j, b in enumerate(built) if hasattr(b, "weights")),
                             default=len(built))
-                built[start:], layer, note = carry_bias(node, built[start:], layer, *bias,
-                                                        widen=not offset)
+                built[start:], layer, note = carry_bias(node, built[start:], layer, *bias)
                 if note:
                     notes["bias_neurons"] = note
             built.append(layer)

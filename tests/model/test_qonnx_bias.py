@@ -19,10 +19,12 @@ from bnnflow.model.artifact import DenseLayer
 from bnnflow.model.qonnx_bias import (
     _bounds,
     _solve,
+    _widened,
     carry_bias,
     class_bias,
     class_shifts,
     near_ties,
+    widenings,
 )
 from bnnflow.model.qonnx_graph import QonnxError
 from bnnflow.model.qonnx_offset import carry_offset, offset_grid
@@ -167,36 +169,44 @@ def test_a_carried_bias_orders_classes_as_the_scores(seed, kind, bits, ternary, 
     width = 5 + 2 * seed
     if note is None:                            # nothing to carry: the layer is unchanged
         assert hidden.out_width == width and hidden.activation_bits == bits
-    elif widen and bits == 1:                   # one copy, levels 0 or 2**n - 1
-        assert hidden.out_width == width + note["count"]
+    elif "factor" in note:                      # one copy, levels `factor` times the old
+        assert widen and hidden.out_width == width + note["count"]
         assert hidden.activation_bits == note["bits"]
+        assert (1 << note["bits"]) - 1 == note["factor"] * ((1 << bits) - 1)
         if kind == "whole":
-            assert note["bits"] == 1
-    else:                                       # repeated
+            assert note["factor"] == 1
+    else:                                       # repeated: 3-bit levels have factors 1, 9
+        assert not widen or bits == 3
         assert hidden.out_width == note["reads"] * width + note["count"]
         assert hidden.activation_bits == bits
 
 
+@pytest.mark.parametrize("widen", [True, False], ids=["widen", "repeat"])
 @pytest.mark.parametrize(("bits", "offset"), [(1, 1), (2, 3), (2, -1), (3, 7)])
 @pytest.mark.parametrize("seed", range(3))
-def test_an_offset_and_a_float_bias_together(seed, bits, offset):
+def test_an_offset_and_a_float_bias_together(seed, bits, offset, widen):
+    """The offset's constant neurons first, then the bias's; widening multiplies both."""
     beta = np.random.default_rng(seed).normal(0, 3, 6)
-    scores, counts, _, _ = _carried(seed, bits, False, offset, beta, widen=False)
+    scores, counts, _, note = _carried(seed, bits, False, offset, beta, widen)
     assert np.array_equal(_beats(counts), _beats(scores))
+    assert ("factor" in note) == widen          # 6 classes: a factor of 9 or less does it
 
 
-@pytest.mark.parametrize("ternary", [False, True])
+@pytest.mark.parametrize(("ternary", "act_bits"), [(False, 1), (True, 1), (False, 2)])
 @pytest.mark.parametrize("stages", [[("conv", 3, 3)], [("conv", 2, 2), ("pool", 2)],
                                     [("conv", 3, 2), ("pool", 2, 1), ("pool", 2)]],
                          ids=["conv", "conv-pool", "conv-pool-pool"])
 @pytest.mark.parametrize("kind", ["float", "large"])
 @pytest.mark.parametrize("seed", range(3))
-def test_a_bias_after_a_map_is_carried_by_constant_channels(seed, kind, stages, ternary):
-    """Binary maps are widened to n-bit levels, and constant channels added to the conv layer
-    (the pools after it widened and grown alike); the output reads the map channels-last."""
-    model = random_conv_model((6, 5, 2), stages, 5, seed=seed, ternary=ternary)
+def test_a_bias_after_a_map_is_carried_by_constant_channels(seed, kind, stages, ternary,
+                                                            act_bits):
+    """Maps are widened to n-bit levels (binary: 0 or 2**n - 1; 2-bit: 5 or 21 times), and
+    constant channels added to the conv layer (the pools after it widened and grown alike);
+    the output reads the map channels-last."""
+    model = random_conv_model((6, 5, 2), stages, 5, seed=seed, ternary=ternary,
+                              act_bits=act_bits)
     tail, output = list(model.layers[:-1]), model.layers[-1]
-    top = 1
+    top = (1 << act_bits) - 1
     beta = BIASES[kind](np.random.default_rng(seed), 5)
     span = top * output.in_width
     tail, new_output, note = carry_bias(NODE, tail, output, beta / 2, span)
@@ -212,7 +222,7 @@ def test_a_bias_after_a_map_is_carried_by_constant_channels(seed, kind, stages, 
     assert tail[0].activation_bits == note["bits"] == new_output.in_bits
 
 
-def test_a_bias_after_the_input_or_a_map_of_levels_gets_one_line():
+def test_a_bias_after_the_input_or_an_unwidenable_map_gets_one_line():
     output = DenseLayer("fc_out", np.random.default_rng(0).integers(0, 2, (3, 9),
                                                                      dtype=np.uint8), None)
     with pytest.raises(QonnxError, match=r"^node out \(MatMul\): the last layer has a bias and "
@@ -222,9 +232,32 @@ def test_a_bias_after_the_input_or_a_map_of_levels_gets_one_line():
         carry_bias(NODE, [], output, np.array([0.0, 1.0, 2.0]), 10)
     # equal biases move no class: nothing to carry, nothing refused
     assert carry_bias(NODE, [], output, np.array([0.5, 0.5, 0.5]), 10) == ([], output, None)
-    levels = random_conv_model((5, 5, 1), [("conv", 3, 2)], 3, seed=0, act_bits=2)
+    # 5-bit levels cannot be widened within 8 bits (2**n - 1 = 31 * M): a map is refused
+    levels = random_conv_model((5, 5, 1), [("conv", 3, 2)], 3, seed=0, act_bits=5)
     with pytest.raises(QonnxError, match=r"^node out \(MatMul\): the last layer's bias needs "
                                          r"its inputs read 2 times, which is imported after a "
-                                         r"dense hidden layer or a map of binary activations "
-                                         r"only; quantize it"):
-        carry_bias(NODE, levels.layers[:1], levels.layers[1], np.array([0.0, 0.5, 2.0]), 36)
+                                         r"dense hidden layer only when its levels cannot be "
+                                         r"widened by that much within 8 bits; quantize it"):
+        carry_bias(NODE, levels.layers[:1], levels.layers[1], np.array([0.0, 0.5, 2.0]),
+                   31 * 18)
+
+
+def test_widened_levels_are_the_old_ones_times_the_factor():
+    assert widenings(1) == {1: 1, 3: 2, 7: 3, 15: 4, 31: 5, 63: 6, 127: 7, 255: 8}
+    assert widenings(2) == {1: 2, 5: 4, 21: 6, 85: 8}
+    assert widenings(3) == {1: 3, 9: 6} and widenings(5) == {1: 5}
+    x = np.random.default_rng(0).integers(0, 2, (200, 9))
+    for bits in (1, 2, 3):
+        for ternary in (False, True):
+            model = random_conv_model((4, 4, 2), [("conv", 3, 2), ("pool", 2)], 3, seed=bits,
+                                      act_bits=bits, ternary=ternary)
+            dense = random_model([9, 7, 3], seed=bits, act_bits=bits,
+                                 ternary=ternary).layers[0]
+            for factor, wide in widenings(bits).items():
+                assert np.array_equal(_widened([dense], factor, wide)[0].forward(x)[0],
+                                      factor * dense.forward(x)[0])
+                tail = _widened(list(model.layers[:2]), factor, wide)
+                maps = np.random.default_rng(1).integers(0, 2, (50, 32))
+                old = model.layers[1].forward(model.layers[0].forward(maps)[0])[0]
+                new = tail[1].forward(tail[0].forward(maps)[0])[0]
+                assert tail[1].bits == wide and np.array_equal(new, factor * old)

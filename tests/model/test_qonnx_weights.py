@@ -93,9 +93,11 @@ def test_hidden_biases_import_with_brevitas_classes(bias_run, digits, tmp_path, 
     assert np.array_equal(golden.run_images(model, digits.x_test).classes, bias_run[1])
 
 
-def test_a_float_bias_in_the_last_layer_imports_with_brevitas_classes(digits, tmp_path, capsys):
-    net = train_brevitas(brevitas_bias_net(out_bias=True), digits.x_train / 16, digits.y_train,
-                         epochs=3)
+@pytest.mark.parametrize("act_bits", [1, 2])
+def test_a_float_bias_in_the_last_layer_imports_with_brevitas_classes(act_bits, digits,
+                                                                      tmp_path, capsys):
+    net = train_brevitas(brevitas_bias_net(out_bias=True, act_bits=act_bits),
+                         digits.x_train / 16, digits.y_train, epochs=3)
     path = export_brevitas(net, tmp_path / "out_bias.onnx")
     want = brevitas_classes(net, digits.x_test / 16)
     assert len(np.unique(want)) > 1
@@ -104,14 +106,18 @@ def test_a_float_bias_in_the_last_layer_imports_with_brevitas_classes(digits, tm
     assert (code, err) == (0, "")
     model = artifact.load(out)
     extra = model.provenance["bias_neurons"]
-    # fractions need several reads: the 32 binary neurons become n-bit levels 0 or 2**n - 1
-    assert extra["layer"] == "fc1" and 2 <= extra["bits"] <= 4
-    assert model.layers[1].out_width == 32 + extra["count"]
+    # fractions need several reads: the 32 neurons' levels become `factor` times the old
+    # (binary: 0 or 2**n - 1; 2-bit signed levels, offset -1: 5 or 21 times)
+    assert extra["layer"] == "fc1" and extra["factor"] > 1
+    assert (1 << extra["bits"]) - 1 == extra["factor"] * ((1 << act_bits) - 1)
+    offset = model.provenance.get("offset_neurons", {}).get("count", 0)
+    assert model.layers[1].out_width == 32 + offset + extra["count"]
     assert model.layers[1].activation_bits == model.layers[2].in_bits == extra["bits"]
-    top = (1 << extra["bits"]) - 1
-    assert (f"fc1: levels widened to {extra['bits']} bits (0 or {top}: the output layer weighs "
-            f"each input {top} times) and {extra['count']} constant neurons added to carry "
-            f"the output layer's bias") in stdout
+    what = (f"0 or {extra['factor']}" if act_bits == 1
+            else f"{extra['factor']} times the old ones")
+    assert (f"fc1: levels widened to {extra['bits']} bits ({what}: the output layer weighs "
+            f"each input {extra['factor']} times) and {extra['count']} constant neurons added "
+            f"to carry the output layer's bias") in stdout
     assert np.array_equal(golden.run_images(model, digits.x_test).classes, want)
 
 
@@ -156,7 +162,7 @@ def test_int32_biases_in_every_layer_import_with_brevitas_classes(falling, digit
     # hidden neurons, then the constant ones
     model = artifact.load(out)
     extra = model.provenance["bias_neurons"]
-    assert extra["layer"] == "fc1" and extra["bits"] == 2
+    assert extra["layer"] == "fc1" and extra["bits"] == 2 and extra["factor"] == 3
     assert f"64-288-{32 + extra['count']}-10" in stdout
     assert (f"fc1: levels widened to 2 bits (0 or 3: the output layer weighs each input 3 "
             f"times) and {extra['count']} constant neurons added") in stdout
