@@ -55,7 +55,12 @@ def class_bias(mm, bias, scale):
                              f"{np.size(scale)} classes")
     if np.any(scale != scale[0]):
         raise node_error(mm, PER_CLASS)
-    return np.broadcast_to(np.asarray(bias, dtype=np.float64).reshape(-1), np.shape(scale))
+    bias = np.broadcast_to(np.asarray(bias, dtype=np.float64).reshape(-1), np.shape(scale))
+    if not np.all(np.isfinite(bias)):
+        c = int(np.flatnonzero(~np.isfinite(bias))[0])
+        raise node_error(mm, f"the last layer's bias of class {c} is {bias[c]}, not a finite "
+                             f"number")
+    return bias
 
 
 def near_ties(node, bias, scale, margin, span):

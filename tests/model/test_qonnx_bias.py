@@ -118,6 +118,9 @@ def test_bias_shape_and_per_class_scales_get_one_line():
     with pytest.raises(QonnxError, match=r"scaled or shifted per class"):
         class_bias(NODE, np.ones(3), np.array([1.0, 2.0, 1.0]))
     assert np.array_equal(class_bias(NODE, 0.5, np.ones(3)), [0.5, 0.5, 0.5])
+    with pytest.raises(QonnxError, match=r"the last layer's bias of class 1 is nan, not a "
+                                         r"finite number$"):
+        class_bias(NODE, np.array([0.0, np.nan, 1.0]), np.ones(3))
     with pytest.raises(QonnxError, match=r"the last layer's bias is not finite$"):
         class_shifts(NODE, np.array([0.0, np.inf]), 3)
 
