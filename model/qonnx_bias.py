@@ -3,11 +3,12 @@
 
 The output layer's score is ``s * dot + b_c``, with ``dot = 2p + const``: in popcount units
 ``p_c + u_c`` for ``u_c = b_c / (2s)``, and the class is its argmax, lowest index on ties. The
-popcount output has no fractions, but it can read the last hidden layer ``M`` times (popcount
-``M * p``) and ``t_c`` constant neurons with +1 (:mod:`bnnflow.model.qonnx_offset`): the
-golden class is then the argmax of ``M * p_c + t_c``, which orders every pair of classes as
-``p_c + u_c`` does, ties included, for the smallest such ``M``
-(:func:`class_shifts`).
+popcount output has no fractions, but the output layer can weigh each input ``M`` times
+(popcount ``M * p``) and read ``t_c`` constant inputs with +1: the golden class is then the
+argmax of ``M * p_c + t_c``, which orders every pair of classes as ``p_c + u_c`` does, ties
+included (:func:`class_shifts`). ``M`` is paid for by widening the last hidden layer's levels
+to ``M`` times the old ones (``M * L = 2**n - 1``), or else by repeating its neurons; the
+constants are neurons of a dense layer or channels of a conv layer (:func:`carry_bias`).
 
 Why it exists: for classes ``c < d``, ``c`` wins when ``p_c - p_d >= k0 = ceil(u_d - u_c)``,
 and the shifted popcounts give it the win when ``p_c - p_d >= ceil((t_d - t_c) / M)``. Over
@@ -37,7 +38,7 @@ from .qonnx_offset import constants, repeated
 
 __all__ = ["PER_CLASS", "class_bias", "near_ties", "class_shifts", "carry_bias"]
 
-#: Most bits a binary last hidden layer is widened to (levels 0 and ``2**n - 1``).
+#: Most bits the last hidden layer's levels are widened to.
 MAX_WIDEN_BITS = 8
 
 _FIX = ("quantize it on the scale (Brevitas: bias_quant=Int32Bias) or build the last layer "
@@ -84,21 +85,26 @@ def near_ties(node, bias, scale, margin, span):
                                f"additions; cannot import it exactly; {_FIX}")
 
 
-def _bounds(u, span, reads):
-    """``(lo, hi)`` on ``t_d - t_c`` for every pair ``c < d`` (``(C, C)`` arrays, ``-inf`` /
-    ``inf`` where unbounded). ``u``'s floats are taken as exact numbers: float subtraction
-    could round a whole difference off it."""
+def _wins_from(u):
+    """``k0[c, d] = ceil(u_d - u_c)`` for ``c < d`` (0 elsewhere): class ``c`` wins against
+    ``d`` when ``p_c - p_d >= k0``. ``u``'s floats are taken as exact numbers: a float
+    subtraction could round a whole difference off it."""
     n = len(u)
-    lo, hi = np.full((n, n), -np.inf), np.full((n, n), np.inf)
+    exact = [Fraction(v) for v in u]
+    k0 = np.zeros((n, n), dtype=np.int64)
     for c in range(n):
         for d in range(c + 1, n):
-            k0 = math.ceil(Fraction(u[d]) - Fraction(u[c]))  # c wins iff p_c - p_d >= k0
-            if k0 <= -span:                           # c wins whatever the popcounts
-                hi[c, d] = -reads * span
-            elif k0 > span:                           # c never wins
-                lo[c, d] = reads * span + 1
-            else:
-                lo[c, d], hi[c, d] = reads * (k0 - 1) + 1, reads * k0
+            k0[c, d] = math.ceil(exact[d] - exact[c])
+    return k0
+
+
+def _bounds(k0, span, reads):
+    """``(lo, hi)`` on ``t_d - t_c`` for every pair ``c < d`` (``(C, C)`` arrays, ``-inf`` /
+    ``inf`` where unbounded) from :func:`_wins_from`'s ``k0``."""
+    lo = np.where(k0 > span, reads * span + 1,                 # c never wins
+                  np.where(k0 <= -span, -np.inf, reads * (k0 - 1) + 1)).astype(np.float64)
+    hi = np.where(k0 <= -span, -reads * span,                  # c wins whatever the counts
+                  np.where(k0 > span, np.inf, reads * k0)).astype(np.float64)
     return lo, hi
 
 
@@ -127,8 +133,9 @@ def class_shifts(node, u, span, reads=None):
     u = np.asarray(u, dtype=np.float64)
     if not np.all(np.isfinite(u)):
         raise node_error(node, "the last layer's bias is not finite")
+    k0 = _wins_from(u)
     for m in range(1, len(u) + 1) if reads is None else reads:
-        shifts = _solve(*_bounds(u, span, m))
+        shifts = _solve(*_bounds(k0, span, m))
         if shifts is not None:
             return m, shifts
     if reads is not None:

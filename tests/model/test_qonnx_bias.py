@@ -20,6 +20,7 @@ from bnnflow.model.qonnx_bias import (
     _bounds,
     _solve,
     _widened,
+    _wins_from,
     carry_bias,
     class_bias,
     class_shifts,
@@ -75,7 +76,7 @@ def test_shifts_decide_every_pair_as_the_bias_and_reads_are_fewest(seed, kind, c
         assert reads <= 2
     # no fewer reads can do it: the solver proves each smaller system empty
     for fewer in range(1, reads):
-        assert _solve(*_bounds(u, span, fewer)) is None
+        assert _solve(*_bounds(_wins_from(u), span, fewer)) is None
 
 
 def test_a_solution_of_the_bounds_agrees_and_a_wrong_shift_does_not():
