@@ -53,8 +53,16 @@ def _available():
             yield name, module, help_
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors in one line, as every other bnnflow error (exit status 2), naming where the
+    options are listed instead of printing the whole usage block."""
+
+    def error(self, message):
+        self.exit(2, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="bnnflow",
         description="Binarized neural networks from PyTorch to FPGA gateware, proven bit-exact.")
     parser.add_argument("--version", action="version", version=f"bnnflow {__version__}")
