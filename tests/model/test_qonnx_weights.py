@@ -93,18 +93,24 @@ def test_hidden_biases_import_with_brevitas_classes(bias_run, digits, tmp_path, 
     assert np.array_equal(golden.run_images(model, digits.x_test).classes, bias_run[1])
 
 
+def _imported(net, digits, tmp_path, capsys, name):
+    """``(model, stdout, Brevitas' classes)`` of ``net`` exported and imported (which must
+    succeed)."""
+    path = export_brevitas(net, tmp_path / f"{name}.onnx")
+    want = brevitas_classes(net, digits.x_test / 16)
+    assert len(np.unique(want)) > 1
+    out = tmp_path / f"{name}.bnn"
+    code, stdout, err = run_cli(capsys, "import", path, "-o", out, "--input-scale", "16")
+    assert (code, err) == (0, "")
+    return artifact.load(out), stdout, want
+
+
 @pytest.mark.parametrize("act_bits", [1, 2])
 def test_a_float_bias_in_the_last_layer_imports_with_brevitas_classes(act_bits, digits,
                                                                       tmp_path, capsys):
     net = train_brevitas(brevitas_bias_net(out_bias=True, act_bits=act_bits),
                          digits.x_train / 16, digits.y_train, epochs=3)
-    path = export_brevitas(net, tmp_path / "out_bias.onnx")
-    want = brevitas_classes(net, digits.x_test / 16)
-    assert len(np.unique(want)) > 1
-    out = tmp_path / "out_bias.bnn"
-    code, stdout, err = run_cli(capsys, "import", path, "-o", out, "--input-scale", "16")
-    assert (code, err) == (0, "")
-    model = artifact.load(out)
+    model, stdout, want = _imported(net, digits, tmp_path, capsys, "out_bias")
     extra = model.provenance["bias_neurons"]
     # fractions need several reads: the 32 neurons' levels become `factor` times the old
     # (binary: 0 or 2**n - 1; 2-bit signed levels, offset -1: 5 or 21 times)
@@ -125,13 +131,7 @@ def test_a_float_bias_in_the_last_layer_imports_with_brevitas_classes(act_bits, 
 def test_a_float_bias_after_a_map_imports_with_brevitas_classes(pool, digits, tmp_path, capsys):
     net = train_brevitas(brevitas_conv_out_net(pool), digits.x_train / 16, digits.y_train,
                          epochs=3)
-    path = export_brevitas(net, tmp_path / "conv_out.onnx")
-    want = brevitas_classes(net, digits.x_test / 16)
-    assert len(np.unique(want)) > 1
-    out = tmp_path / "conv_out.bnn"
-    code, stdout, err = run_cli(capsys, "import", path, "-o", out, "--input-scale", "16")
-    assert (code, err) == (0, "")
-    model = artifact.load(out)
+    model, stdout, want = _imported(net, digits, tmp_path, capsys, "conv_out")
     extra = model.provenance["bias_neurons"]
     # the 8 binary channels become n-bit levels, and constant channels join them
     assert extra["layer"] == "conv0" and extra["bits"] > 1 and extra["channels"] >= 1
@@ -152,15 +152,9 @@ def test_int32_biases_in_every_layer_import_with_brevitas_classes(falling, digit
         net.body[8].bias.copy_(torch.tensor([4.0, 2, 0, -3, -2, -5, -5, -5, -4, 3]))
         if falling:         # a TensorNorm with a negative weight reverses the scores
             net.body[9].weight.fill_(-0.5)
-    path = export_brevitas(net, tmp_path / "int32.onnx")
-    want = brevitas_classes(net, digits.x_test / 16)
-    assert len(np.unique(want)) > 1
-    out = tmp_path / "int32.bnn"
-    code, stdout, err = run_cli(capsys, "import", path, "-o", out, "--input-scale", "16")
-    assert (code, err) == (0, "")
+    model, stdout, want = _imported(net, digits, tmp_path, capsys, "int32")
     # steps of both parities, half a popcount apart: 3 reads (2-bit levels 0 or 3) of the 32
     # hidden neurons, then the constant ones
-    model = artifact.load(out)
     extra = model.provenance["bias_neurons"]
     assert extra["layer"] == "fc1" and extra["bits"] == 2 and extra["factor"] == 3
     assert f"64-288-{32 + extra['count']}-10" in stdout
