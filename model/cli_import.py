@@ -200,6 +200,11 @@ def run(args):
                 else _count(extra["count"], "constant neuron"))
         print(f"{extra['layer']}: {_bias_text(extra)}{what} added to carry the output layer's "
               f"bias")
+    distinct = len(np.unique(spec.encode(ds.x_test).reshape(n, -1), axis=0))
+    if distinct < min(n, 2):
+        print(f"note: the {n} {ds.name} encode to {distinct} distinct input, so the agreement "
+              f"below checks that one only; --input-scale and --input-offset say how pixels "
+              f"map to the graph's input")
     print(f"agreement with the QONNX graph (qonnx executor): {int(agree.sum())} / {n} "
           f"{ds.name} have equal classes")
     if accuracy is not None:

@@ -64,17 +64,20 @@ def class_bias(mm, bias, scale):
     return bias
 
 
-def near_ties(node, bias, scale, margin, span):
+def near_ties(node, bias, scale, margin, span, equal_tie=False):
     """Refuse ``bias`` (per class, score units) of an output layer at dot scale ``scale`` when
     two classes come within ``margin[c] + margin[d]`` (the float rounding of their sums, per
-    class) of each other at popcounts ``0..span``, an exact tie included."""
+    class) of each other at popcounts ``0..span``, an exact tie included; with ``equal_tie``
+    (the runtime adds each bias once, to an exact sum) two equal biases are exempt: their
+    sums round alike."""
     bias = np.asarray(bias, dtype=np.float64)
     margin = np.broadcast_to(np.asarray(margin, dtype=np.float64), bias.shape)
     c, d = np.triu_indices(len(bias), 1)
     r = (bias[c] - bias[d]) / (2 * scale)             # p_c + r vs p_d
     k = np.clip(np.round(-r), -span, span)
     gap = np.abs(2 * scale * (k + r))
-    bad = np.flatnonzero((margin[c] + margin[d] > 0) & (gap <= margin[c] + margin[d]))
+    bad = np.flatnonzero((margin[c] + margin[d] > 0) & (gap <= margin[c] + margin[d])
+                         & ~(equal_tie & (bias[c] == bias[d])))
     if bad.size:
         i = int(bad[0])
         c, d, room = int(c[i]), int(d[i]), margin[c[i]] + margin[d[i]]

@@ -5,6 +5,9 @@ pattern (BatchNorm then a 1-bit quantizer) torch's fold of the graph's BatchNorm
 cross-checked, as the rounding of non-power-of-two scales is bounded (:func:`rounding_margin`).
 """
 
+import math
+from fractions import Fraction
+
 import numpy as np
 import torch
 from torch import nn
@@ -12,7 +15,7 @@ from torch import nn
 from .export import fold_batchnorm
 from .qonnx_graph import is_power_of_two, node_error
 
-__all__ = ["rounding_margin", "bias_margin", "thresholds_of_levels", "torch_fold"]
+__all__ = ["rounding_margin", "bias_margin", "granule", "thresholds_of_levels", "torch_fold"]
 
 
 class _ScaledBatchNorm1d(nn.BatchNorm1d):
@@ -68,17 +71,28 @@ def bias_margin(scale, bias, size, terms, grid=True):
     than before, in whatever order the runtime adds: the error stays below the largest ``u``;
     ``2u`` is used. Otherwise each of the ``terms`` additions may round:
     ``terms * (|bias| + scale * size) * 2**-23``. A zero bias adds nothing, and neither does
-    one that is a whole multiple of such a ``scale`` (Brevitas' ``Int32Bias``): then every
-    partial sum is a multiple of ``scale`` below ``2**24 * scale``, which float32 holds exactly.
+    one whose :func:`granule` is no finer than ``u`` (a whole multiple of such a ``scale``, as
+    Brevitas' ``Int32Bias`` gives; 2.5 with sums below 64): every partial sum is then a
+    multiple of ``u`` no larger than the largest, which float32 holds exactly.
     """
     scale, bias = np.asarray(scale, dtype=np.float64), np.asarray(bias, dtype=np.float64)
     top = np.abs(bias) + scale * size
     ulp = 2.0 ** (np.floor(np.log2(top)) - 23)
     exact = grid & is_power_of_two(scale) & (scale >= ulp)
-    steps = bias / scale
-    margin = np.where(exact, np.where(steps == np.round(steps), 0.0, 2 * ulp),
-                      float(terms) * top * 2.0 ** -23)
+    on_grid = granule(bias) >= ulp           # every partial sum a multiple of the ulp
+    margin = np.where(exact, np.where(on_grid, 0.0, 2 * ulp), float(terms) * top * 2.0 ** -23)
     return np.where(bias == 0, 0.0, margin)
+
+
+def granule(values):
+    """The largest power of two that divides each value (``inf`` for 0): a sum of such values
+    and multiples of a power-of-two scale is a multiple of the smaller of the two."""
+    out = []
+    for v in np.ravel(np.asarray(values, dtype=np.float64)):
+        f = Fraction(float(v))
+        n = abs(f.numerator)
+        out.append(math.inf if n == 0 else (n & -n) / f.denominator)
+    return np.reshape(np.array(out, dtype=np.float64), np.shape(values))
 
 
 def thresholds_of_levels(node, levels, top, live):

@@ -120,7 +120,14 @@ def with_batch(model, batch):
     from qonnx.transformation.change_batchsize import ChangeBatchSize
     from qonnx.transformation.infer_shapes import InferShapes
 
-    return _quiet(lambda: model.transform(ChangeBatchSize(int(batch))).transform(InferShapes()))
+    try:
+        return _quiet(lambda: model.transform(ChangeBatchSize(int(batch)))
+                      .transform(InferShapes()))
+    except Exception as e:  # qonnx fails with IndexError on an output it cannot shape
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise QonnxError(f"qonnx cannot give the graph a batch size ({type(e).__name__}: "
+                         f"{first}); its output shape is not inferred: check that every node's "
+                         f"inputs have shapes that broadcast") from None
 
 
 def execute(model, x, end_node=None, tensor=None):

@@ -339,9 +339,13 @@ def output_layer(model, name, mm, chain, in_bits, in_scale, in_map=None, in_copi
         scores = grid[:, None] * scale[None, :]
     else:
         bias = class_bias(mm, bias, scale)
-        margin = bias_margin(in_scale * wscale, bias, (top + abs(in_offset)) * width, width,
-                             grid=in_offset == 0)
-        near_ties(mm, bias, scale[0], margin, len(grid) - 1)
+        size = (top + abs(in_offset)) * width
+        margin = bias_margin(in_scale * wscale, bias, size, width, grid=in_offset == 0)
+        # an Add after an exact MatMul rounds once: equal biases tie exactly on equal dots,
+        # and sums a dot step (>= 2 units in the last place) apart keep their order
+        ulp = np.exp2(np.floor(np.log2(np.abs(bias) + in_scale * wscale * size)) - 23)
+        single = src != mm.output[0] and not in_offset and bool(np.all(in_scale * wscale >= ulp))
+        near_ties(mm, bias, scale[0], margin, len(grid) - 1, equal_tie=single)
         sums = grid[:, None] * scale[0] + bias[None, :]
         values = np.unique(np.concatenate([sums - margin, sums, sums + margin]))
         scores = np.tile(values[:, None], (1, len(scale)))   # the chain sees every class's sums

@@ -83,7 +83,11 @@ def layer_bias(model, mm):
         bias = run_nodes(model, [producer], producer.input[0], raw)   # the graph's arithmetic
     beta = next((a.f for a in mm.attribute if a.name == "beta"), 1.0) if mm.op_type == "Gemm" \
         else 1.0
-    bias = np.asarray(bias, dtype=np.float64).reshape(-1) * beta
+    bias = np.asarray(bias, dtype=np.float64)
+    if bias.ndim > 2 or (bias.ndim == 2 and bias.shape[0] != 1):
+        raise node_error(mm, f"the bias has shape {bias.shape}; a layer's bias has one value "
+                             f"per neuron (shape (N,) or (1, N)) or one for all")
+    bias = bias.reshape(-1) * beta
     return bias if np.any(bias != 0) else None
 
 
@@ -103,6 +107,7 @@ def output_bias_of(model, mm, chain):
         return None, chain, mm.output[0]
     value = np.asarray(value, dtype=np.float64)
     if value.ndim > 2 or (value.ndim == 2 and value.shape[0] != 1):
-        return None, chain, mm.output[0]
+        raise node_error(add, f"adds a constant of shape {value.shape} to the scores; a bias "
+                              f"has one value per class (shape (C,) or (1, C)) or one for all")
     value = value.reshape(-1)
     return (value if np.any(value != 0) else None), chain[1:], add.output[0]

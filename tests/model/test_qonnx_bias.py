@@ -111,6 +111,11 @@ def test_a_bias_within_the_rounding_of_a_comparison_gets_one_line():
     near_ties(NODE, [0.1, 2.1, 0.7], 1.0, 0.0, 10)         # exact sums: ties are the graph's
     near_ties(NODE, [0.1, 2.1 + 1e-3, 0.7], 1.0, 1e-5, 10)  # 1e-3 clear of any tie
     near_ties(NODE, [0.1, 30.1, 0.7], 1.0, 1e-5, 10)       # the tie needs popcounts 15 apart
+    # equal biases tie exactly when the runtime adds each once to an exact sum (an Add)
+    with pytest.raises(QonnxError, match=r"classes 0 and 2 come 0 apart at popcounts p0 - p2 = "
+                                         r"0, within the float rounding"):
+        near_ties(NODE, [0.37, 1.0, 0.37], 1.0, 1e-5, 10)
+    near_ties(NODE, [0.37, 1.0, 0.37], 1.0, 1e-5, 10, equal_tie=True)
 
 
 def test_bias_shape_and_per_class_scales_get_one_line():

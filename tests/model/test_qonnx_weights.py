@@ -61,6 +61,12 @@ def test_a_bias_from_a_node_gets_one_line():
                                          r"Quant of one \(Brevitas: bias_quant=None or "
                                          r"Int32Bias\)$"):
         layer_bias(model, node)
+    # a (N, 1) C broadcasts to a matrix, not one value per neuron (onnxruntime fails on it)
+    model, node = _wrapper("Gemm", np.ones((3, 1)))
+    with pytest.raises(QonnxError, match=r"^node layer \(Gemm\): the bias has shape \(3, 1\); a "
+                                         r"layer's bias has one value per neuron \(shape \(N,\) "
+                                         r"or \(1, N\)\) or one for all$"):
+        layer_bias(model, node)
 
 
 @pytest.fixture(scope="module", params=[(1, None), (3, None), (4, "int32")],
@@ -212,9 +218,13 @@ def test_a_decision_within_the_rounding_of_the_bias_gets_one_line(tmp_path, caps
                         "BatchNorm after it has one)\n")
     # a bias of 0.5 is 2**16 units in the last place from every decision: imported
     out = tmp_path / "half.bnn"
-    code, _, err = run_cli(capsys, "import", _biased_graph(tmp_path / "half.onnx", 0.5), "-o",
-                           out)
+    code, stdout, err = run_cli(capsys, "import", _biased_graph(tmp_path / "half.onnx", 0.5),
+                                "-o", out)
     assert (code, err) == (0, "")
+    # digits pixels (0..16) are all >= 0, the graph's sign threshold: one input, said so
+    assert "note: the 359 test images of digits encode to 1 distinct input, so the agreement " \
+        "below checks that one only; --input-scale and --input-offset say how pixels map to " \
+        "the graph's input\n" in stdout
     # dot + 0.5 >= 0 for dot >= 0: popcount >= 32 of 64
     assert np.all(artifact.load(out).layers[0].thresholds == 32)
 
@@ -223,9 +233,11 @@ def test_an_add_after_the_last_matmul_is_its_bias(tmp_path, capsys, digits):
     # 16 binary inputs: dots are even, so odd steps are half a popcount away from even ones
     steps = [3.0, -2.0, 0.0, 5.0, 1.0, -4.0, 2.0, 0.0, -1.0, 6.0]
     out = tmp_path / "add.bnn"
+    # pixels - 0.5 * 16 into the graph's sign: 359 different inputs to agree on
+    centre = ("--input-offset", "0.5")
     code, stdout, err = run_cli(capsys, "import", _biased_graph(tmp_path / "add.onnx", 0.0,
-                                                                steps), "-o", out)
-    assert (code, err) == (0, "")
+                                                                steps), "-o", out, *centre)
+    assert (code, err) == (0, "") and "note:" not in stdout
     n = len(digits.x_test)
     assert f"{n} / {n} test images of digits have equal classes" in stdout
     # both parities: the 16 hidden neurons read 3 times (2-bit levels 0 or 3), then 14
@@ -235,12 +247,31 @@ def test_an_add_after_the_last_matmul_is_its_bias(tmp_path, capsys, digits):
         "times) and 14 constant neurons added" in stdout
     # a float bias: 0.1 and 2.1 tie at popcounts 1 apart, within the rounding of their sums
     err = import_refused(capsys, _biased_graph(tmp_path / "tie.onnx", 0.0,
-                                               [0.1, 2.1] + steps[2:]))
+                                               [0.1, 2.1] + steps[2:]), *centre)
     assert re.search(r"\(MatMul\): the last layer's classes 0 and 1 come \S+ apart at "
                      r"popcounts p0 - p1 = 1, within the float rounding \(\S+\) of adding "
                      r"their biases 0\.1 and 2\.1, .* bias_quant=Int32Bias", err)
+    # one value per class only: a (10, 1) Add broadcasts the scores to a matrix
+    err = import_refused(capsys, _biased_graph(tmp_path / "column.onnx", 0.0,
+                                               np.reshape(steps, (10, 1))))
+    assert err.endswith("(Add): adds a constant of shape (10, 1) to the scores; a bias has one "
+                        "value per class (shape (C,) or (1, C)) or one for all\n")
+    # 5 values for 10 classes and no output shape declared: qonnx cannot shape the graph
+    import onnx
+
+    path = _biased_graph(tmp_path / "five.onnx", 0.0, steps[:5])
+    proto = onnx.load(path)
+    proto.graph.output[0].type.tensor_type.ClearField("shape")
+    onnx.save(proto, path)
+    assert "qonnx cannot give the graph a batch size (IndexError: " in import_refused(capsys,
+                                                                                     path)
+    # equal float biases: the Add rounds each sum once, alike, so equal dots still tie
+    code, stdout, err = run_cli(capsys, "import", _biased_graph(tmp_path / "equal.onnx", 0.0,
+                                                                [0.37] * 10),
+                                "-o", tmp_path / "equal.bnn", *centre)
+    assert (code, err) == (0, "") and f"{n} / {n} test images of digits" in stdout
     # clear of every tie: imported, the graph's classes on every image
     code, stdout, err = run_cli(capsys, "import", _biased_graph(tmp_path / "float.onnx", 0.0,
                                                                 [0.1, 2.3] + steps[2:]),
-                                "-o", tmp_path / "float.bnn")
+                                "-o", tmp_path / "float.bnn", *centre)
     assert (code, err) == (0, "") and f"{n} / {n} test images of digits" in stdout
