@@ -8,6 +8,7 @@ and ``run(args) -> int``; this file only lists them. Modules are imported lazily
 import argparse
 import importlib
 import importlib.util
+import os
 import sys
 
 from . import __version__
@@ -88,6 +89,11 @@ def main(argv=None):
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader of stdout left (`| head`): stop quietly, as other tools do, and keep
+        # Python from failing again when it flushes stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":
