@@ -22,8 +22,8 @@ dot steps, half popcounts) at most 2.
 A float bias makes the graph's sums round, in the order the runtime adds (Gemm may start from
 ``C``): :func:`near_ties` refuses a bias that brings two classes within that rounding of each
 other at some pair of popcounts (an exact tie included), since the graph's own class there
-depends on its runtime. Power-of-two scales and biases on the scale (``Int32Bias``) sum
-exactly and have no margin (:func:`bnnflow.model.qonnx_fold.bias_margin`).
+depends on its runtime. Sums that never round (power-of-two scales, biases on the scale as
+``Int32Bias`` gives) have no margin (:func:`bnnflow.model.qonnx_fold.bias_margin`).
 """
 
 import dataclasses
@@ -133,10 +133,7 @@ def class_shifts(node, u, span, reads=None):
     inputs per class ``t`` (``t.min() == 0``) such that ``M * p_c + t_c`` orders every pair of
     classes as ``p_c + u_c`` does, ties to the lowest index, for popcounts ``0..span``; ``u``
     is the bias in popcount units. ``None`` when no ``M`` of an explicit ``reads`` does."""
-    u = np.asarray(u, dtype=np.float64)
-    if not np.all(np.isfinite(u)):
-        raise node_error(node, "the last layer's bias is not finite")
-    k0 = _wins_from(u)
+    k0 = _wins_from(np.asarray(u, dtype=np.float64))   # finite: class_bias checked it
     for m in range(1, len(u) + 1) if reads is None else reads:
         shifts = _solve(*_bounds(k0, span, m))
         if shifts is not None:

@@ -15,7 +15,8 @@ from torch import nn
 from .export import fold_batchnorm
 from .qonnx_graph import is_power_of_two, node_error
 
-__all__ = ["rounding_margin", "bias_margin", "granule", "thresholds_of_levels", "torch_fold"]
+__all__ = ["rounding_margin", "bias_margin", "sums_exact", "granule", "thresholds_of_levels",
+           "torch_fold"]
 
 
 class _ScaledBatchNorm1d(nn.BatchNorm1d):
@@ -77,11 +78,24 @@ def bias_margin(scale, bias, size, terms, grid=True):
     """
     scale, bias = np.asarray(scale, dtype=np.float64), np.asarray(bias, dtype=np.float64)
     top = np.abs(bias) + scale * size
-    ulp = 2.0 ** (np.floor(np.log2(top)) - 23)
-    exact = grid & is_power_of_two(scale) & (scale >= ulp)
+    ulp = _ulp(top)
     on_grid = granule(bias) >= ulp           # every partial sum a multiple of the ulp
-    margin = np.where(exact, np.where(on_grid, 0.0, 2 * ulp), float(terms) * top * 2.0 ** -23)
+    margin = np.where(sums_exact(scale, bias, size, grid), np.where(on_grid, 0.0, 2 * ulp),
+                      float(terms) * top * 2.0 ** -23)
     return np.where(bias == 0, 0.0, margin)
+
+
+def _ulp(top):
+    """float32's unit in the last place at magnitude ``top``."""
+    return 2.0 ** (np.floor(np.log2(top)) - 23)
+
+
+def sums_exact(scale, bias, size, grid=True):
+    """Per neuron: are every product and every sum of products of a layer at ``scale`` exact
+    in float32 up to ``|bias| + scale * size`` (``grid``: products are whole multiples of a
+    power-of-two ``scale`` no smaller than the unit in the last place there)?"""
+    scale, bias = np.asarray(scale, dtype=np.float64), np.asarray(bias, dtype=np.float64)
+    return grid & is_power_of_two(scale) & (scale >= _ulp(np.abs(bias) + scale * size))
 
 
 def granule(values):

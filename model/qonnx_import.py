@@ -61,12 +61,17 @@ Anything else (padded or strided convolutions, unsigned or 4-bit weight quantize
 unknown ops) is refused with one line naming the node and its op type.
 """
 
-
 import numpy as np
 
 from .artifact import BnnModel, DenseLayer
 from .qonnx_bias import PER_CLASS, carry_bias, class_bias, near_ties
-from .qonnx_fold import bias_margin, rounding_margin, thresholds_of_levels, torch_fold
+from .qonnx_fold import (
+    bias_margin,
+    rounding_margin,
+    sums_exact,
+    thresholds_of_levels,
+    torch_fold,
+)
 from .qonnx_graph import QonnxError, is_power_of_two, node_error, run_nodes
 from .qonnx_import_conv import (
     MAP_OPS,
@@ -343,8 +348,8 @@ def output_layer(model, name, mm, chain, in_bits, in_scale, in_map=None, in_copi
         margin = bias_margin(in_scale * wscale, bias, size, width, grid=in_offset == 0)
         # an Add after an exact MatMul rounds once: equal biases tie exactly on equal dots,
         # and sums a dot step (>= 2 units in the last place) apart keep their order
-        ulp = np.exp2(np.floor(np.log2(np.abs(bias) + in_scale * wscale * size)) - 23)
-        single = src != mm.output[0] and not in_offset and bool(np.all(in_scale * wscale >= ulp))
+        single = src != mm.output[0] and bool(np.all(
+            sums_exact(in_scale * wscale, bias, size, grid=in_offset == 0)))
         near_ties(mm, bias, scale[0], margin, len(grid) - 1, equal_tie=single)
         sums = grid[:, None] * scale[0] + bias[None, :]
         values = np.unique(np.concatenate([sums - margin, sums, sums + margin]))

@@ -83,20 +83,25 @@ def layer_bias(model, mm):
         bias = run_nodes(model, [producer], producer.input[0], raw)   # the graph's arithmetic
     beta = next((a.f for a in mm.attribute if a.name == "beta"), 1.0) if mm.op_type == "Gemm" \
         else 1.0
-    bias = np.asarray(bias, dtype=np.float64)
-    if bias.ndim > 2 or (bias.ndim == 2 and bias.shape[0] != 1):
-        raise node_error(mm, f"the bias has shape {bias.shape}; a layer's bias has one value "
-                             f"per neuron (shape (N,) or (1, N)) or one for all")
-    bias = bias.reshape(-1) * beta
+    bias = _one_per_output(mm, bias, "the bias has") * beta
     return bias if np.any(bias != 0) else None
+
+
+def _one_per_output(node, value, what):
+    """``value`` (float64) flattened, if its shape gives one value per output or one for all
+    (``(N,)``, ``(1, N)``, scalar); a ``(N, 1)`` one broadcasts the outputs to a matrix."""
+    value = np.asarray(value, dtype=np.float64)
+    if value.ndim > 2 or (value.ndim == 2 and value.shape[0] != 1):
+        raise node_error(node, f"{what} shape {value.shape}; a bias has one value per output "
+                               f"(shape (N,) or (1, N)) or one for all")
+    return value.reshape(-1)
 
 
 def output_bias_of(model, mm, chain):
     """``(bias or None, rest of chain, the tensor it starts from)`` of the last layer: a
-    ``Gemm``'s bias
-    (:func:`layer_bias`), or for a ``MatMul`` an ``Add`` right after it of a constant with one
-    value per class (the form qonnx's Keras converter and FINN's ``GemmToMatMul`` leave); a
-    scalar ``Add`` is one shared shift and stays in the chain."""
+    ``Gemm``'s bias (:func:`layer_bias`), or for a ``MatMul`` an ``Add`` right after it of a
+    constant with one value per class (the form qonnx's Keras converter and FINN's
+    ``GemmToMatMul`` leave); a scalar ``Add`` is one shared shift and stays in the chain."""
     bias = layer_bias(model, mm)
     if bias is not None or mm.op_type != "MatMul" or not chain or chain[0].op_type != "Add":
         return bias, chain, mm.output[0]
@@ -105,9 +110,5 @@ def output_bias_of(model, mm, chain):
     value = None if other is None else model.get_initializer(other)
     if value is None or np.size(value) == 1:
         return None, chain, mm.output[0]
-    value = np.asarray(value, dtype=np.float64)
-    if value.ndim > 2 or (value.ndim == 2 and value.shape[0] != 1):
-        raise node_error(add, f"adds a constant of shape {value.shape} to the scores; a bias "
-                              f"has one value per class (shape (C,) or (1, C)) or one for all")
-    value = value.reshape(-1)
+    value = _one_per_output(add, value, "adds to the scores a constant of")
     return (value if np.any(value != 0) else None), chain[1:], add.output[0]

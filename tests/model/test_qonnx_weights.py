@@ -64,8 +64,8 @@ def test_a_bias_from_a_node_gets_one_line():
     # a (N, 1) C broadcasts to a matrix, not one value per neuron (onnxruntime fails on it)
     model, node = _wrapper("Gemm", np.ones((3, 1)))
     with pytest.raises(QonnxError, match=r"^node layer \(Gemm\): the bias has shape \(3, 1\); a "
-                                         r"layer's bias has one value per neuron \(shape \(N,\) "
-                                         r"or \(1, N\)\) or one for all$"):
+                                         r"bias has one value per output \(shape \(N,\) or "
+                                         r"\(1, N\)\) or one for all$"):
         layer_bias(model, node)
 
 
@@ -254,8 +254,8 @@ def test_an_add_after_the_last_matmul_is_its_bias(tmp_path, capsys, digits):
     # one value per class only: a (10, 1) Add broadcasts the scores to a matrix
     err = import_refused(capsys, _biased_graph(tmp_path / "column.onnx", 0.0,
                                                np.reshape(steps, (10, 1))))
-    assert err.endswith("(Add): adds a constant of shape (10, 1) to the scores; a bias has one "
-                        "value per class (shape (C,) or (1, C)) or one for all\n")
+    assert err.endswith("(Add): adds to the scores a constant of shape (10, 1); a bias has one "
+                        "value per output (shape (N,) or (1, N)) or one for all\n")
     # 5 values for 10 classes and no output shape declared: qonnx cannot shape the graph
     import onnx
 
