@@ -18,6 +18,7 @@ bool}``, and whatever fails on the way (the child, Dask itself) becomes such an 
 """
 
 import contextlib
+import glob
 import json
 import os
 import shutil
@@ -330,6 +331,25 @@ def _kill_group(child):
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(child.pid, signal.SIGKILL)
     child.wait()
+    # A process killed but not yet scheduled still runs for a moment (on a loaded machine,
+    # long enough to be seen): return only once none of the group runs.
+    deadline = time.monotonic() + 5.0
+    while _group_runs(child.pid) and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def _group_runs(pgid):
+    """Whether a process of group ``pgid`` still runs (an unreaped zombie does not); False
+    where there is no ``/proc`` to tell."""
+    for stat in glob.glob("/proc/[0-9]*/stat"):
+        try:
+            with open(stat) as f:
+                state, _, group = f.read().rsplit(")", 1)[1].split()[:3]
+        except (OSError, IndexError, ValueError):
+            continue                    # ended while we looked
+        if group == str(pgid) and state not in ("Z", "X"):
+            return True
+    return False
 
 
 @contextlib.contextmanager
