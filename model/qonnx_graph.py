@@ -14,9 +14,9 @@ import numpy as np
 
 from ..errors import BnnflowError
 
-__all__ = ["QonnxError", "node_error", "load_graph", "graph_from_bytes", "with_batch",
-           "execute", "execute_context", "run_nodes", "file_sha256", "is_power_of_two",
-           "QONNX_DOMAIN"]
+__all__ = ["QonnxError", "node_error", "name_in_file", "load_graph", "graph_from_bytes",
+           "with_batch", "execute", "execute_context", "run_nodes", "file_sha256",
+           "is_power_of_two", "QONNX_DOMAIN"]
 
 #: The domain of qonnx's custom ops (``BipolarQuant``, ``Quant``, ``MultiThreshold``).
 QONNX_DOMAIN = "qonnx.custom_op.general"
@@ -26,9 +26,31 @@ class QonnxError(BnnflowError):
     """A QONNX graph that bnnflow cannot read, build exactly or reproduce; one line, exit 2."""
 
 
+#: Prefix of the ``doc_string`` line in which :func:`load_graph` keeps a node's name in the
+#: file: qonnx's clean-up renames every node (``MatMul_0``), and an error should give the name
+#: a user finds in the file (e.g. in Netron).
+_ORIGIN = "bnnflow-name-in-file: "
+
+
+def _stamp_names(proto):
+    """Keep each named node's name in its ``doc_string`` (which transformations carry)."""
+    for node in proto.graph.node:
+        if node.name:
+            node.doc_string = f"{_ORIGIN}{node.name}\n{node.doc_string}"
+
+
+def name_in_file(node):
+    """The name ``node`` had in the file :func:`load_graph` read, or ``None``."""
+    first = node.doc_string.split("\n", 1)[0]
+    return first[len(_ORIGIN):] if first.startswith(_ORIGIN) else None
+
+
 def node_error(node, problem):
-    """The :class:`QonnxError` ``node NAME (OP): PROBLEM`` for an ONNX node."""
-    return QonnxError(f"node {node.name or '?'} ({node.op_type}): {problem}")
+    """The :class:`QonnxError` ``node NAME (OP): PROBLEM`` for an ONNX node, ``NAME`` the one
+    the node has in the file (qonnx's clean-up renames nodes ``MatMul_0``, ... which a user
+    cannot find in the file), or qonnx's for a node it made."""
+    return QonnxError(f"node {name_in_file(node) or node.name or '?'} ({node.op_type}): "
+                      f"{problem}")
 
 
 def file_sha256(path):
@@ -71,7 +93,8 @@ def load_graph(path):
     QonnxError
         The file is missing, a directory, not an ONNX model, has more than one input or
         output, or qonnx cannot clean it up. Nodes and tensors are renamed by the clean-up
-        (``MatMul_0``, ``Quant_1``, ...); errors about nodes use these names.
+        (``MatMul_0``, ``Quant_1``, ...); errors about nodes give the names in the file
+        (:func:`node_error`).
     """
     import onnx
     from google.protobuf.message import DecodeError
@@ -100,6 +123,7 @@ def load_graph(path):
         if len(names) != 1:
             raise QonnxError(f"{path}: the graph has {len(names)} {what} ({', '.join(names)}); "
                              f"bnnflow imports graphs with one input and one output")
+    _stamp_names(proto)
     try:
         return _clean(ModelWrapper(proto))
     except Exception as e:  # qonnx reports problems with assert and bare Exception

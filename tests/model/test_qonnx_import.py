@@ -115,20 +115,21 @@ def _one_line_error(capsys, argv, out):
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [
-    ({"weight_bits": 4}, "error: node Quant_0 (Quant): 4-bit weights without narrow range; "
-                         "bnnflow imports binary and ternary weights (BipolarQuant, 1-bit "
-                         "signed Quant, or 2-bit narrow-range Quant: -1, 0, +1)\n"),
-    ({"extra_op": "Softplus"}, "error: node Softplus_0 (Softplus): op Softplus is not "
-                               "supported; bnnflow import builds Reshape, Flatten, Identity, "
-                               "BatchNormalization, Mul, Add, Sub, Div, Relu, BipolarQuant, "
-                               "Quant, MultiThreshold, MatMul, Gemm, Conv, MaxPool, Im2Col, "
-                               "MaxPoolNHWC\n"),
+    ({"weight_bits": 4}, "error: node w0_quant (Quant): 4-bit weights "
+                         "without narrow range; bnnflow imports binary and ternary weights "
+                         "(BipolarQuant, 1-bit signed Quant, or 2-bit narrow-range Quant: -1, "
+                         "0, +1)\n"),
+    ({"extra_op": "Softplus"}, "error: node extra (Softplus): op "
+                               "Softplus is not supported; bnnflow import builds Reshape, "
+                               "Flatten, Identity, BatchNormalization, Mul, Add, Sub, Div, Relu, "
+                               "BipolarQuant, Quant, MultiThreshold, MatMul, Gemm, Conv, "
+                               "MaxPool, Im2Col, MaxPoolNHWC\n"),
     ({"two_inputs": True}, "error: {path}: the graph has 2 inputs (x, x2); bnnflow imports "
                            "graphs with one input and one output\n"),
-    ({"out_bn": True}, "error: node BatchNormalization_1 (BatchNormalization): the scores "
-                       "after the last layer are scaled or shifted per class, so their argmax "
-                       "can differ from the popcount argmax; use one shared map (e.g. Brevitas' "
-                       "TensorNorm) or none\n"),
+    ({"out_bn": True}, "error: node bn1 (BatchNormalization): the scores after the last "
+                       "layer are scaled or shifted per class, so their argmax can differ from "
+                       "the popcount argmax; use one shared map (e.g. Brevitas' TensorNorm) or "
+                       "none\n"),
 ])
 def test_graphs_that_cannot_be_built_get_one_line(tmp_path, capsys, kwargs, message):
     path = tiny_graph(tmp_path / "bad.onnx", **kwargs)

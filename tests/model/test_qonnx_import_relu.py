@@ -108,7 +108,7 @@ def test_imported_quant_relu_network_matches_amaranth_hardware(relu_cnn, tmp_pat
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [
-    ({"bits": 1}, "node BipolarQuant_4 (BipolarQuant): a bipolar quantizer after a Relu gives "
+    ({"bits": 1}, "node node__symbolic_2 (BipolarQuant): a bipolar quantizer after a Relu gives "
                   "+1 for every input (a 1-bit QuantReLU, as Brevitas exports it); use a "
                   "QuantReLU of 2 or more bits, or a signed binary activation"),
     ({"bits": 4, "float_scale": True, "seed": 1},
