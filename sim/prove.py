@@ -139,7 +139,9 @@ def proof_targets(model, folding=None, pipeline=0, fault=None, *, ii=None, hardw
 
     targets.append(ProofTarget("argmax", argmax, count * pw, top.out_width, argmax_reference,
                                2 * (1 + top.argmax_stages) + 4, 1))
-    targets.append(ProofTarget("network", top, model.input.width, top.out_width,
+    # The input's elements are model.input.bits wide (8-bit pixels, n-bit levels).
+    targets.append(ProofTarget("network", top, model.input.width * model.input.bits,
+                               top.out_width,
                                lambda bits: network_logic(model, bits),
                                2 * (top.latency + top.ii) + 4, top.ii))
     return targets

@@ -190,3 +190,15 @@ def test_reference_logic_matches_every_input_of_the_network():
     target = proof_targets(model)[-1]
     x = np.array([[(v >> b) & 1 for b in range(6)] for v in range(64)], dtype=np.uint8)
     assert target.in_width == 6 and golden.run(model, x).classes.shape == (64,)
+
+
+def test_a_network_of_n_bit_inputs_is_checked_on_every_bit_of_its_inputs(tmp_path):
+    # Its reference read only the first K0 of the K0 * n input bits (a traceback before).
+    model = random_model([4, 2], seed=1, input_bits=2)
+    network = proof_targets(model)[-1]
+    assert network.name == "network" and network.in_width == 8
+    assert prove_target(network, induction=False, timeout=300).status == "bounded"
+    other = random_model([4, 2], seed=2, input_bits=2)
+    wrong = proof_targets(model, hardware_model=other)[-1]
+    result = prove_target(wrong, induction=False, timeout=300, trace_dir=tmp_path)
+    assert result.status == "failed" and result.failed == ["reference"]
