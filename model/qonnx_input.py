@@ -90,7 +90,10 @@ class GraphInput:
             return to_graph_input(model, images, self.input_scale, self.input_offset)
         enc = self.spec.encoding
         values = encode(enc, images) if element_bits(enc) > 1 else centered(enc, images)
-        if self.spec.levels == 1:       # one value per pixel: colour maps go NCHW
+        graph_shape = model.get_tensor_shape(model.graph.input[0].name)
+        if self.spec.levels == 1 and len(graph_shape) == 4:
+            # one value per pixel into an NCHW input (FINN); export-qonnx's input is flat,
+            # channels-last, as the values already are
             values = values.reshape(len(values), *self.spec.shape)
         return to_graph_input(model, values, 1.0, 0.0)
 

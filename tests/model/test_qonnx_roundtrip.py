@@ -95,6 +95,21 @@ def test_8_bit_conv_model_round_trips_through_the_cli(tmp_path, capsys):
     _same_layers(model, artifact.load(back))
 
 
+@pytest.mark.parametrize("kind", ["binary", "all three"])
+@pytest.mark.parametrize("net", [0, 2])
+def test_maps_of_several_channels_round_trip_through_the_cli(tmp_path, capsys, net, kind):
+    # export-qonnx's input is flat and channels-last; import fed it NCHW-shaped images and
+    # refused every model of two or more input channels.
+    src, path, back = tmp_path / "m.bnn", tmp_path / "m.onnx", tmp_path / "back.bnn"
+    model = random_conv_model(*CONV_NETS[net], seed=net + 3, **KINDS[kind])
+    artifact.save(model, src)
+    assert run_cli(capsys, "export-qonnx", src, "-o", path)[0] == 0
+    code, stdout, err = run_cli(capsys, "import", path, "--dataset", "none", "-o", back)
+    assert (code, err) == (0, "")
+    assert "512 / 512 random images have equal classes" in stdout
+    _same_layers(model, artifact.load(back))
+
+
 def test_raw_uint8_levels_into_the_first_matmul_import_exactly(tmp_path, digits):
     """FINN feeds images as UINT8 levels ``a``; without export-qonnx's ``Mul(2), Add(-255)``
     the first layer reads ``a = (v + 255) / 2``: an offset of ``255 * sum w`` per neuron."""
