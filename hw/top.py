@@ -79,10 +79,14 @@ def layer_chunks(model, folding):
             out[j][1] = True
             out[j + 1][0] = width
         elif kinds[j].pixels:
-            raise ValueError(f"layer {j + 1} ({nxt.name}) cannot take the {width}-bit pixels "
-                             f"of layer {j} ({layers[j].name}) with folding {folding[j + 1]}: "
-                             f"a dense layer after a map needs SIMD a multiple of {width} and "
-                             f"below its {nxt.in_width} inputs")
+            # SIMD counts input elements: a pixel of n-bit levels is width / n of them.
+            elements = width // nxt.in_bits
+            what = (f"{width}-bit pixels" if nxt.in_bits == 1 else
+                    f"pixels of {elements} {nxt.in_bits}-bit levels")
+            raise ValueError(f"layer {j + 1} ({nxt.name}) cannot take the {what} of layer "
+                             f"{j} ({layers[j].name}) with folding {folding[j + 1]}: a dense "
+                             f"layer after a map needs SIMD a multiple of {elements} and below "
+                             f"its {nxt.in_width} inputs")
     return [tuple(x) for x in out]
 
 

@@ -101,6 +101,19 @@ def test_a_dense_layer_that_cannot_take_pixels_is_refused():
         BnnTop(model, "5x18,1x1,6x20,3x6")
 
 
+def test_the_simd_a_dense_layer_after_a_map_of_levels_needs_counts_levels():
+    # It said "a multiple of 10" (the pixel's bits) where SIMD 5 and 10 are both taken.
+    model = random_conv_model((7, 6, 2), [("conv", 5, 3), ("pool", 2), ("dense", 6)], 3,
+                              act_bits=2)
+    with pytest.raises(ValueError, match=r"layer 2 \(fc2\) cannot take the pixels of 5 2-bit "
+                                         r"levels of layer 1 \(pool1\) with folding 6x4: a "
+                                         r"dense layer after a map needs SIMD a multiple of 5 "
+                                         r"and below its 20 inputs$"):
+        BnnTop(model, "5x18,1x1,6x4,3x6")
+    for simd in (5, 10):
+        assert BnnTop(model, f"5x18,1x1,6x{simd},3x6").folding[2].simd == simd
+
+
 #: The new conv kinds (issue 18): ternary conv and dense layers, 8-bit pixels into the first
 #: conv, n-bit activations (pools of levels); odd sizes, several foldings, pipeline 0..2.
 KIND_CASES = [
