@@ -155,17 +155,19 @@ class DenseLayer(MatrixShape):
                    in_bits=in_bits)
 
 
-def read_weights(arrays, get_array, where, k, n):
-    """The ``(N, K)`` weight bits of a layer from its packed manifest array, checked: dtype,
-    shape and zero padding bits."""
-    packed = get_array(manifest_field(arrays, "weights", str, where))
+def read_weights(arrays, get_array, where, k, n, field="weights"):
+    """The ``(N, K)`` weight bits of a layer from its packed manifest array ``field``
+    (``"mask"``: a ternary layer's mask, packed alike), checked: dtype, shape and zero padding
+    bits."""
+    packed = get_array(manifest_field(arrays, field, str, where))
     if packed.dtype != np.uint8 or packed.shape != (n, (k + 7) // 8):
-        raise ValueError(f"{where}: weights must be uint8 of shape {(n, (k + 7) // 8)} "
+        raise ValueError(f"{where}: {field} must be uint8 of shape {(n, (k + 7) // 8)} "
                          f"for {n} neurons of {k} inputs, not {packed.dtype} "
                          f"{tuple(packed.shape)}")
     weights = conventions.unpack_bits(packed, k)
     if k % 8 and np.any(conventions.unpack_bits(packed, packed.shape[1] * 8)[:, k:]):
-        raise ValueError(f"{where}: weights have non-zero padding bits past input {k}")
+        raise ValueError(f"{where}: {field} {'have' if field == 'weights' else 'has'} non-zero "
+                         f"padding bits past input {k}")
     return weights
 
 

@@ -150,9 +150,12 @@ def ternary_arrays(name, weights, mask, thresholds, in_bits, kind="ternary_dense
     if t.ndim != 2 or t.shape[0] != w.shape[0] or t.shape[1] < 1:
         raise ValueError(f"{name}: thresholds must have shape ({w.shape[0]}, T), "
                          f"not {t.shape}")
-    if np.any(t < 0) or np.any(t > (live + 1)[:, None]):
-        raise ValueError(f"{name}: a threshold lies outside [0, L*m + 1] for its "
-                         f"neuron's m live weights")
+    outside = (t < 0) | (t > (live + 1)[:, None])
+    if np.any(outside):
+        i, j = np.argwhere(outside)[0]
+        raise ValueError(f"{name}: a threshold lies outside [0, L*m + 1] for its neuron's m "
+                         f"live weights: neuron {i} has m = {z[i].sum()} (L = "
+                         f"{(1 << in_bits) - 1}), threshold {t[i, j]} not in 0..{live[i] + 1}")
     if np.any(np.diff(t, axis=1) < 0):
         raise ValueError(f"{name}: thresholds of a neuron must be sorted ascending")
     return w.astype(np.uint8), z.astype(np.uint8), t
@@ -175,8 +178,7 @@ def read_ternary(entry, arrays, get_array, where, k, n):
         raise ValueError(f"{where}: weight_bits must be 2 for {entry.get('kind')}, "
                          f"not {entry.get('weight_bits')!r}")
     weights = read_weights(arrays, get_array, where, k, n)
-    mask = read_weights({"weights": manifest_field(arrays, "mask", str, where)}, get_array,
-                        where, k, n)
+    mask = read_weights(arrays, get_array, where, k, n, field="mask")
     bits = positive_int(entry, "activation_bits", where)
     t = get_array(manifest_field(arrays, "thresholds", str, where))
     if t.dtype.kind not in "iu" or t.shape != (n, 2 ** bits - 1):

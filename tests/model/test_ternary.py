@@ -5,7 +5,7 @@ import pytest
 
 from bnnflow.model import artifact, conventions, golden
 from bnnflow.model.random_net import random_model
-from bnnflow.model.ternary import TernaryDenseLayer
+from bnnflow.model.ternary import TernaryDenseLayer, read_ternary
 
 
 def _pm1_dot(x_bits, signs, mask):
@@ -58,12 +58,28 @@ def test_layer_forward_is_the_convention():
     ({"mask": np.array([[1, 1], [0, 1]])}, "weights and mask must be \\(N, K\\) arrays"),
     ({"mask": np.array([[2, 1, 0], [0, 1, 1]])}, "mask must hold only 0 and 1"),
     ({"thresholds": None}, "needs thresholds; the output layer stays binary_dense"),
-    ({"thresholds": np.array([[4], [1]])}, "outside \\[0, L\\*m \\+ 1\\]"),
+    ({"thresholds": np.array([[4], [1]])}, "outside \\[0, L\\*m \\+ 1\\] for its neuron's m "
+                                           "live weights: neuron 0 has m = 2 \\(L = 1\\), "
+                                           "threshold 4 not in 0..3$"),
     ({"thresholds": np.array([[2, 1], [1, 1]])}, "sorted ascending"),
 ])
 def test_layer_refuses_bad_arrays(changes, message):
     with pytest.raises(ValueError, match=message):
         _layer(**changes)
+
+
+def test_a_bad_mask_array_is_named_as_the_mask():
+    # Both errors named the weights, which were fine.
+    store = {"w": np.zeros((3, 1), np.uint8), "m": np.ones((3, 1), np.uint16),
+             "t": np.zeros((3, 1), np.int64)}
+    entry, arrays = {"weight_bits": 2, "activation_bits": 1}, {"weights": "w", "mask": "m",
+                                                               "thresholds": "t"}
+    with pytest.raises(ValueError, match=r"^L: mask must be uint8 of shape \(3, 1\) for 3 "
+                                         r"neurons of 5 inputs, not uint16 \(3, 1\)$"):
+        read_ternary(entry, arrays, store.__getitem__, "L", 5, 3)
+    store["m"] = np.full((3, 1), 0xFF, np.uint8)
+    with pytest.raises(ValueError, match=r"^L: mask has non-zero padding bits past input 5$"):
+        read_ternary(entry, arrays, store.__getitem__, "L", 5, 3)
 
 
 def test_artifact_round_trip_and_golden_model(tmp_path):
