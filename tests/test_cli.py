@@ -13,6 +13,9 @@ from bnnflow.cli import main
                                  "'x' (see bnnflow train --help)"),
     (["inspect"], "error: bnnflow inspect: the following arguments are required: MODEL (see "
                   "bnnflow inspect --help)"),
+    # an option the command does not have: the command's line (it named "bnnflow")
+    (["demo", "--weights", "ternary"], "error: bnnflow demo: unrecognized arguments: --weights "
+                                       "ternary (see bnnflow demo --help)"),
 ])
 def test_a_usage_error_is_one_line(argv, message, capsys):
     with pytest.raises(SystemExit) as e:
