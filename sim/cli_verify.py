@@ -90,7 +90,8 @@ def add_arguments(parser):
                         help="simulator to run the design in (verilator-direct: the Verilator "
                              "model driven from C++, fastest)")
     parser.add_argument("--inputs", default=None, metavar="FILE.npy",
-                        help="input bits (B, K0) of 0/1 instead of the data set's test split")
+                        help="encoded inputs (B, K0) instead of the data set's test split: "
+                             "bits 0/1, or levels 0..2**n-1 for n-bit inputs (--input-bits 8)")
     parser.add_argument("--images", type=_images, default=None, metavar="N|all",
                         help="number of images (default: 100 for amaranth and icarus, all "
                              "for verilator and verilator-direct)")
