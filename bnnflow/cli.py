@@ -13,6 +13,7 @@ import sys
 
 from . import __version__
 from .errors import BnnflowError
+from .procs import interrupt_on_sigterm
 
 __all__ = ["main", "COMMANDS"]
 
@@ -84,7 +85,8 @@ def main(argv=None):
     if extra:      # the command's own parser, so that the line names it and its --help
         args._parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
-        return int(args._run(args) or 0)
+        with interrupt_on_sigterm():    # `kill PID` cleans up as Ctrl-C does
+            return int(args._run(args) or 0)
     except BnnflowError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code

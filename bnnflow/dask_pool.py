@@ -18,7 +18,6 @@ bool}``, and whatever fails on the way (the child, Dask itself) becomes such an 
 """
 
 import contextlib
-import glob
 import json
 import os
 import shutil
@@ -32,6 +31,7 @@ import traceback
 from dataclasses import dataclass, field
 
 from .errors import BnnflowError
+from .procs import interrupt_on_sigterm, kill_group
 
 __all__ = ["SchedulerError", "Task", "Progress", "open_client", "run_tasks", "run_isolated",
            "one_line", "check_scheduler_address", "interrupt_on_sigterm", "slots", "WORKER_TMPDIR"]
@@ -310,11 +310,11 @@ def _run_child(function, kwargs, timeout, work):
         try:
             child.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            _kill_group(child)
+            kill_group(child)
             return {"ok": False, "timeout": True,
                     "error": f"stopped after the time limit of {timeout / 60:g} minutes"}
         except BaseException:
-            _kill_group(child)
+            kill_group(child)
             raise
     try:
         with open(spec["outcome"], encoding="utf-8") as f:
@@ -327,44 +327,3 @@ def _run_child(function, kwargs, timeout, work):
                                   f"result: {tail}")}
 
 
-def _kill_group(child):
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(child.pid, signal.SIGKILL)
-    child.wait()
-    # A process killed but not yet scheduled still runs for a moment (on a loaded machine,
-    # long enough to be seen): return only once none of the group runs.
-    deadline = time.monotonic() + 5.0
-    while _group_runs(child.pid) and time.monotonic() < deadline:
-        time.sleep(0.01)
-
-
-def _group_runs(pgid):
-    """Whether a process of group ``pgid`` still runs (an unreaped zombie does not); False
-    where there is no ``/proc`` to tell."""
-    for stat in glob.glob("/proc/[0-9]*/stat"):
-        try:
-            with open(stat) as f:
-                state, _, group = f.read().rsplit(")", 1)[1].split()[:3]
-        except (OSError, IndexError, ValueError):
-            continue                    # ended while we looked
-        if group == str(pgid) and state not in ("Z", "X"):
-            return True
-    return False
-
-
-@contextlib.contextmanager
-def interrupt_on_sigterm():
-    """Within the block SIGTERM raises ``KeyboardInterrupt`` (as SIGINT does), so that a
-    terminated sweep closes its cluster and keeps what it finished."""
-    def handler(signum, frame):
-        raise KeyboardInterrupt
-
-    try:
-        previous = signal.signal(signal.SIGTERM, handler)
-    except ValueError:          # not the main thread: leave SIGTERM alone
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)

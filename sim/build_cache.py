@@ -31,13 +31,14 @@ def default_build_root():
     """``$BNNFLOW_SIM_BUILD`` or ``<tmp>/bnnflow-sim-build-<uid>``."""
     env = os.environ.get("BNNFLOW_SIM_BUILD")
     if env:
-        return Path(env)
+        return Path(env).absolute()
     return Path(tempfile.gettempdir()) / f"bnnflow-sim-build-{os.getuid()}"
 
 
 def resolve_root(build_root=None):
-    """``build_root`` as a path, or :func:`default_build_root` when it is None."""
-    return Path(build_root) if build_root is not None else default_build_root()
+    """``build_root`` as an absolute path (tools run inside the build directory, where a
+    relative one would name another place), or :func:`default_build_root` when it is None."""
+    return Path(build_root).absolute() if build_root is not None else default_build_root()
 
 
 def design_dir(root, prefix, top, *parts):

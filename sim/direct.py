@@ -45,6 +45,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ToolError
+from ..procs import run_group
 from . import tools
 from .backend import TOP_NAME, NullProgress, SimResult, generate
 from .build_cache import BUILD_LOG, cached_build, design_dir, resolve_root
@@ -199,10 +200,11 @@ def build(verilog, sidecar, *, build_root=None, trace=False):
                     verilator_cache.restore(cache, build_dir, DIRECT_OVERRIDES)
                 out.write(f"$ {' '.join(cmd)}\n")
                 out.flush()
-                done = subprocess.run(cmd, cwd=build_dir, env=env, stdout=out,
-                                      stderr=subprocess.STDOUT, check=False)
-                if done.returncode != 0:
-                    raise ToolError(f"{step} exited with status {done.returncode}")
+                # make -j2 starts compilers: an interrupted build stops them too
+                status = run_group(cmd, cwd=build_dir, env=env, stdout=out,
+                                   stderr=subprocess.STDOUT)
+                if status != 0:
+                    raise ToolError(f"{step} exited with status {status}")
         if not (build_dir / EXECUTABLE).is_file():
             raise ToolError(f"the build wrote no {EXECUTABLE}")
         try:

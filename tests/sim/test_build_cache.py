@@ -3,7 +3,7 @@
 import pytest
 
 from bnnflow.errors import ToolError
-from bnnflow.sim.build_cache import BUILD_LOG, BUILD_OK, cached_build, design_dir
+from bnnflow.sim.build_cache import BUILD_LOG, BUILD_OK, cached_build, design_dir, resolve_root
 
 
 class _Builder:
@@ -60,3 +60,12 @@ def test_errors_not_listed_are_not_turned_into_tool_errors(tmp_path):
     build = _Builder(fail=True)
     with pytest.raises(RuntimeError, match="^exit status 2$"):
         cached_build(design_dir(tmp_path, "x", "t", "v"), build, what="x", errors=(OSError,))
+
+
+def test_a_relative_build_root_is_made_absolute(tmp_path, monkeypatch):
+    # The tools run inside the build directory: `verify --build-dir bd` gave Verilator
+    # `--Mdir bd/...` from within bd and it could not write its files.
+    monkeypatch.chdir(tmp_path)
+    assert resolve_root("bd") == tmp_path / "bd"
+    monkeypatch.setenv("BNNFLOW_SIM_BUILD", "env-bd")
+    assert resolve_root() == tmp_path / "env-bd"

@@ -1,0 +1,73 @@
+"""Child processes that end with everything they started, and SIGTERM as an interrupt.
+
+A tool such as ``make -j2`` starts processes of its own: killing the tool alone leaves them
+running (a terminated ``bnnflow verify`` left its compilers working). :func:`run_group` runs a
+command in a process group of its own and kills the whole group when the wait is interrupted
+(Ctrl-C, SIGTERM through :func:`interrupt_on_sigterm`, any exception).
+"""
+
+import contextlib
+import glob
+import os
+import signal
+import subprocess
+import time
+
+__all__ = ["run_group", "kill_group", "group_runs", "interrupt_on_sigterm"]
+
+
+def run_group(argv, **popen_kwargs):
+    """Run ``argv`` (keyword arguments as :class:`subprocess.Popen`'s) in a new session and
+    return its exit status; if the wait is interrupted, kill its process group first."""
+    child = subprocess.Popen(argv, start_new_session=True, **popen_kwargs)
+    try:
+        return child.wait()
+    except BaseException:
+        kill_group(child)
+        raise
+
+
+def kill_group(child):
+    """SIGKILL the process group led by ``child`` (a :class:`subprocess.Popen` started in a
+    session of its own) and return once none of it runs (at most 5 s after the kill)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(child.pid, signal.SIGKILL)
+    child.wait()
+    # A process killed but not yet scheduled still runs for a moment (on a loaded machine,
+    # long enough to be seen): return only once none of the group runs.
+    deadline = time.monotonic() + 5.0
+    while group_runs(child.pid) and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def group_runs(pgid):
+    """Whether a process of group ``pgid`` still runs (an unreaped zombie does not); False
+    where there is no ``/proc`` to tell."""
+    for stat in glob.glob("/proc/[0-9]*/stat"):
+        try:
+            with open(stat) as f:
+                state, _, group = f.read().rsplit(")", 1)[1].split()[:3]
+        except (OSError, IndexError, ValueError):
+            continue                    # ended while we looked
+        if group == str(pgid) and state not in ("Z", "X"):
+            return True
+    return False
+
+
+@contextlib.contextmanager
+def interrupt_on_sigterm():
+    """Within the block SIGTERM raises ``KeyboardInterrupt`` (as SIGINT does), so that a
+    terminated command cleans up as an interrupted one does (temporary files, child
+    processes, a sweep's cluster)."""
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:          # not the main thread: leave SIGTERM alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

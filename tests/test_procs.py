@@ -1,0 +1,29 @@
+"""Child process groups (bnnflow/procs.py): an interrupted wait leaves nothing running."""
+
+import os
+import signal
+import sys
+import threading
+
+import pytest
+
+from bnnflow.procs import group_runs, interrupt_on_sigterm, run_group
+
+
+def test_the_exit_status_is_returned():
+    assert run_group([sys.executable, "-c", "import sys; sys.exit(3)"]) == 3
+
+
+def test_a_terminated_wait_kills_what_the_command_started(tmp_path):
+    # `make -j2` in miniature: a shell whose own children outlived a killed shell before.
+    pid_file = tmp_path / "pid"
+    script = f"echo $$ > {pid_file}; sleep 60 & sleep 60 & wait"
+    timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGTERM))
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt), interrupt_on_sigterm():
+            run_group(["sh", "-c", script])
+    finally:
+        timer.cancel()
+    group = int(pid_file.read_text())
+    assert not group_runs(group)
