@@ -14,8 +14,9 @@ layer J, so that it is busy when layer J offers a vector and the fault can show.
 Results: DIR/runs/<key>.json per verification (atomic; a re-run skips those done, marked
 cached: true), DIR/results.json and DIR/results.md (summary and the failing commands). Dask:
 a local cluster with one single-threaded worker process per core (--workers), or
---scheduler tcp://HOST:8786. Exit status: 0 when every design matched, 1 when any did not (or
-failed to run), 2 on bad input, 130 when interrupted.
+--scheduler tcp://HOST:8786. Exit status: 0 when every design matched (with --fault: when
+every design mismatched, so the fault was seen everywhere), 1 when any did not (or failed to
+run), 2 on bad input, 130 when interrupted.
 """
 
 __all__ = ["add_arguments", "run"]
@@ -83,12 +84,19 @@ def _check(args):
     sizes = parse_sizes(args.sizes)
     pipelines = _int_list(args.pipeline, "--pipeline")
     fault = _fault(args.fault)
+    if args.seed < 0:
+        raise CampaignError(f"--seed must be an integer >= 0, not {args.seed}")
     if fault is not None and fault[0] == "drop_ready":
-        short = [s for s in sizes if fault[1] > len(s) - 2]
+        # widths K-N1-...-C: len - 1 layers; layer J needs a layer J + 1 after it
+        short = [s for s in sizes if fault[1] > len(s) - 3]
         if short:
+            layers = len(short[0]) - 1
             raise CampaignError(f"--fault drop_ready:{fault[1]} needs a layer {fault[1]} "
                                 f"followed by another, and {'-'.join(map(str, short[0]))} "
-                                f"has {len(short[0]) - 1} layers")
+                                f"has {layers} layer{'s' if layers > 1 else ''}")
+    if fault is not None and fault[0] == "swap_output" and fault[1] == fault[2]:
+        raise CampaignError(f"--fault swap_output:{fault[1]},{fault[2]} swaps a bit with "
+                            f"itself; give two different output bits")
     if args.scheduler is not None:
         check_scheduler_address(args.scheduler)
     return sizes, pipelines, fault
@@ -120,25 +128,36 @@ def _markdown(records, args, seconds):
 
 
 def run(args):
+    import shutil
     import time
+    from pathlib import Path
 
-    from ..dask_pool import interrupt_on_sigterm, open_client
+    from ..dask_pool import SchedulerError, interrupt_on_sigterm, open_client
     from ..fileio import check_output_dir, make_output_dir, write_text_atomic
     from .campaign import plan_campaign, run_campaign
     from .tools import check_simulator
 
     sizes, pipelines, fault = _check(args)
     check_simulator(args.sim)
+    made = not Path(args.out).exists()
     out = make_output_dir(check_output_dir(args.out, "--out"), "--out")
     started = time.monotonic()
-    plan = plan_campaign(out, networks=args.random, sizes=sizes, foldings=args.foldings,
-                         pipelines=pipelines, stall=args.stall, stall_seeds=args.stall_seeds,
-                         images=args.images, seed=args.seed,
-                         slower_after=fault[1] if fault and fault[0] == "drop_ready" else None)
-    with interrupt_on_sigterm():
-        records = run_campaign(out, lambda: open_client(args.scheduler, args.workers), plan,
-                               simulator=args.sim, images=args.images, fault=args.fault,
-                               timeout=args.timeout)
+    try:
+        plan = plan_campaign(out, networks=args.random, sizes=sizes, foldings=args.foldings,
+                             pipelines=pipelines, stall=args.stall,
+                             stall_seeds=args.stall_seeds, images=args.images, seed=args.seed,
+                             slower_after=fault[1] if fault and fault[0] == "drop_ready"
+                             else None)
+        with interrupt_on_sigterm():
+            records = run_campaign(out, lambda: open_client(args.scheduler, args.workers),
+                                   plan, simulator=args.sim, images=args.images,
+                                   fault=args.fault, timeout=args.timeout)
+    except SchedulerError:
+        # Nothing ran (the scheduler is reached only when some check is not cached): a
+        # folder this run made holds only the planned networks.
+        if made:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
     seconds = time.monotonic() - started
     write_text_atomic(out / "results.md", _markdown(records, args, seconds))
     bad = [r for r in records if r["status"] != "passed"]
@@ -152,9 +171,14 @@ def run(args):
           f"{len(bad)} did not; {seconds:.1f} s; wrote {out / 'results.json'}, "
           f"{out / 'results.md'}")
     if args.fault:
+        # A fault is seen only where the verification ran and mismatched; a design that
+        # could not be built or timed out proves nothing about the checker.
+        seen = sum(r["status"] == "mismatch" for r in records)
         passed = [r for r in records if r["status"] == "passed"]
-        print(f"with --fault {args.fault}: {len(records) - len(passed)} of {len(records)} "
-              f"designs failed as expected"
+        unrun = len(records) - seen - len(passed)
+        print(f"with --fault {args.fault}: {seen} of {len(records)} designs failed as expected"
+              + (f"; {unrun} did not run to the end (failed or timed out)" if unrun else "")
               + (f"; passed despite the fault: {', '.join(r['command'] for r in passed)}"
                  if passed else ""))
+        return 0 if seen == len(records) else 1
     return 1 if bad else 0
