@@ -1,9 +1,10 @@
 """Child processes that end with everything they started, and SIGTERM as an interrupt.
 
-A tool such as ``make -j2`` starts processes of its own: killing the tool alone leaves them
-running (a terminated ``bnnflow verify`` left its compilers working). :func:`run_group` runs a
-command in a process group of its own and kills the whole group when the wait is interrupted
-(Ctrl-C, SIGTERM through :func:`interrupt_on_sigterm`, any exception).
+A tool such as ``make -j2`` or ``yosys-smtbmc`` starts processes of its own: killing the tool
+alone leaves them running (a terminated ``bnnflow verify`` left its compilers working, a
+timed-out ``prove`` its solver). :func:`run_group` runs a command in a process group of its own
+and kills the whole group on a timeout or when the wait is interrupted (Ctrl-C, SIGTERM
+through :func:`interrupt_on_sigterm`, any exception).
 """
 
 import contextlib
@@ -16,15 +17,20 @@ import time
 __all__ = ["run_group", "kill_group", "group_runs", "interrupt_on_sigterm"]
 
 
-def run_group(argv, **popen_kwargs):
-    """Run ``argv`` (keyword arguments as :class:`subprocess.Popen`'s) in a new session and
-    return its exit status; if the wait is interrupted, kill its process group first."""
-    child = subprocess.Popen(argv, start_new_session=True, **popen_kwargs)
-    try:
-        return child.wait()
-    except BaseException:
-        kill_group(child)
-        raise
+def run_group(argv, timeout=None, capture_output=False, **popen_kwargs):
+    """Run ``argv`` in a new session, as :func:`subprocess.run` does (``timeout`` in seconds,
+    ``capture_output``, other keyword arguments :class:`subprocess.Popen`'s), and return its
+    :class:`subprocess.CompletedProcess`. On a timeout (:class:`subprocess.TimeoutExpired`)
+    or an interrupted wait its whole process group is killed first."""
+    if capture_output:
+        popen_kwargs.update(stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    with subprocess.Popen(argv, start_new_session=True, **popen_kwargs) as child:
+        try:
+            out, err = child.communicate(timeout=timeout)
+        except BaseException:
+            kill_group(child)
+            raise
+    return subprocess.CompletedProcess(argv, child.returncode, out, err)
 
 
 def kill_group(child):

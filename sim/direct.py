@@ -202,7 +202,7 @@ def build(verilog, sidecar, *, build_root=None, trace=False):
                 out.flush()
                 # make -j2 starts compilers: an interrupted build stops them too
                 status = run_group(cmd, cwd=build_dir, env=env, stdout=out,
-                                   stderr=subprocess.STDOUT)
+                                   stderr=subprocess.STDOUT).returncode
                 if status != 0:
                     raise ToolError(f"{step} exited with status {status}")
         if not (build_dir / EXECUTABLE).is_file():

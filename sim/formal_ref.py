@@ -30,10 +30,12 @@ def _popcount(bits, weights, top=1):
     elements (``top = 2**n - 1``) the sum of ``a`` or ``~a = L - a``."""
     terms = [b if w else ~b for b, w in zip(bits, weights, strict=True)]
     width = bits_for(len(terms) * top)
-    total = Const(0, width)
-    for term in terms:
-        total = (total + term)[:width]
-    return total
+    # A balanced tree of additions: a chain of K of them nests K deep, and converting it
+    # overflowed Python's recursion limit from K = 192 (every digits model).
+    while len(terms) > 1:
+        terms = [a + b for a, b in zip(terms[::2], terms[1::2], strict=False)] + (
+            [terms[-1]] if len(terms) % 2 else [])
+    return Cat(terms[0], Const(0, width))[:width] if terms else Const(0, width)
 
 
 def dense_logic(bits, weights, thresholds, mask=None, in_bits=1):

@@ -37,6 +37,7 @@ from ..errors import ToolError
 from ..hw.argmax import Argmax
 from ..hw.folding import resolve_folding
 from ..hw.top import BnnTop
+from ..procs import run_group
 from .formal_ref import (
     argmax_logic,
     dense_logic,
@@ -229,8 +230,9 @@ def _smtbmc(workdir, env, solver, depth, mode, timeout, vcd=None):
         argv += ["--dump-vcd", str(vcd)]
     argv.append("design.smt2")
     try:
-        done = subprocess.run(argv, cwd=workdir, env=env, capture_output=True, text=True,
-                              timeout=timeout)
+        # smtbmc starts the solver: a timeout must stop both
+        done = run_group(argv, cwd=workdir, env=env, capture_output=True, text=True,
+                         timeout=timeout)
     except subprocess.TimeoutExpired:
         return None, ""
     out = done.stdout + done.stderr

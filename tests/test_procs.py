@@ -2,6 +2,7 @@
 
 import os
 import signal
+import subprocess
 import sys
 import threading
 
@@ -10,8 +11,19 @@ import pytest
 from bnnflow.procs import group_runs, interrupt_on_sigterm, run_group
 
 
-def test_the_exit_status_is_returned():
-    assert run_group([sys.executable, "-c", "import sys; sys.exit(3)"]) == 3
+def test_the_exit_status_and_output_are_returned():
+    done = run_group([sys.executable, "-c", "import sys; print('hi'); sys.exit(3)"],
+                     capture_output=True, text=True)
+    assert (done.returncode, done.stdout) == (3, "hi\n")
+
+
+def test_a_timeout_kills_what_the_command_started(tmp_path):
+    # yosys-smtbmc in miniature: its solver outlived a timed-out prove before.
+    pid_file = tmp_path / "pid"
+    with pytest.raises(subprocess.TimeoutExpired):
+        run_group(["sh", "-c", f"echo $$ > {pid_file}; sleep 60 & sleep 60 & wait"],
+                  timeout=1.0, capture_output=True)
+    assert not group_runs(int(pid_file.read_text()))
 
 
 def test_a_terminated_wait_kills_what_the_command_started(tmp_path):

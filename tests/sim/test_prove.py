@@ -202,3 +202,16 @@ def test_a_network_of_n_bit_inputs_is_checked_on_every_bit_of_its_inputs(tmp_pat
     wrong = proof_targets(model, hardware_model=other)[-1]
     result = prove_target(wrong, induction=False, timeout=300, trace_dir=tmp_path)
     assert result.status == "failed" and result.failed == ["reference"]
+
+
+def test_a_layer_of_192_inputs_converts_for_the_solver():
+    # The reference's popcount was a chain of K additions: RecursionError from K = 192 (every
+    # digits model); a balanced tree nests log2(K) deep.
+    from amaranth.back import rtlil
+
+    from bnnflow.sim.prove_harness import StreamHarness
+
+    target = proof_targets(random_model([192, 3], seed=0))[0]
+    harness = StreamHarness(target.dut, target.in_width, target.out_width, target.reference,
+                            target.bound, target.bound)
+    assert "module" in rtlil.convert(harness, name="top", ports=harness.ports, emit_src=False)
