@@ -104,7 +104,17 @@ def _check_fault(fault, layers):
         ok = False
     if not ok:
         raise ValueError(f"fault must be None, ('drop_ready', j) with j in 0..{layers - 1} or "
-                         f"('swap_output', a, b) with output bits a != b, not {fault!r}")
+                         f"('swap_output', a, b) with output bits a != b (drop_ready:J or "
+                         f"swap_output:A,B on the command line), not {fault_text(fault)}")
+
+
+def fault_text(fault):
+    """A fault as the command line writes it (``drop_ready:3``, ``swap_output:0,9``), or its
+    ``repr`` when it has no such form."""
+    if (isinstance(fault, tuple) and len(fault) >= 2 and isinstance(fault[0], str)
+            and all(isinstance(v, int) for v in fault[1:])):
+        return f"{fault[0]}:{','.join(map(str, fault[1:]))}"
+    return repr(fault)
 
 
 class BnnTop(wiring.Component):
@@ -218,7 +228,8 @@ class BnnTop(wiring.Component):
         self.popcount_width = last.lane_width
         self.out_width = self.class_width + last.out_width
         if fault is not None and fault[0] == "swap_output" and max(fault[1:]) >= self.out_width:
-            raise ValueError(f"fault {fault!r}: the output has bits 0..{self.out_width - 1}")
+            raise ValueError(f"fault {fault_text(fault)}: the output has bits "
+                             f"0..{self.out_width - 1}")
         self.argmax_stages = max(0, min(pipeline, argmax_levels(self.num_classes) - 1))
         self.ii = max(unit.cycles for unit in self.layers)
         # The first layer's accept_wait passes before the input transfer, so it is not counted.

@@ -103,6 +103,8 @@ def _status(result):
     if result.status == "shallow":
         return (f"SHALLOW: passed to depth {result.depth}, which ends before a second image's "
                 f"output is checked; raise --depth")
+    if result.status == "timeout":
+        return f"TIMEOUT: {result.error}"
     return f"ERROR: {result.error}"
 
 
@@ -113,6 +115,8 @@ def _check_numbers(args):
         raise BnnflowError(f"--pipeline must be a non-negative integer, not {args.pipeline}")
     if args.depth is not None and args.depth < 1:
         raise BnnflowError(f"--depth must be a positive number of cycles, not {args.depth}")
+    if args.seed < 0:
+        raise BnnflowError(f"--seed must be an integer >= 0, not {args.seed}")
     if not args.timeout > 0:
         raise BnnflowError(f"--timeout must be a positive number of seconds, not "
                            f"{args.timeout}")
@@ -148,14 +152,16 @@ def run(args):
                               trace_dir=args.trace_dir, timeout=args.timeout,
                               induction=not args.no_induction)
         results.append(result)
-        bad |= result.status in ("failed", "shallow", "error")
+        bad |= result.status in ("failed", "shallow", "timeout", "error")
         print(f"{result.name}: {_status(result)}  [{result.seconds:.1f} s]", flush=True)
     if made and not any(Path(args.trace_dir).iterdir()):
         Path(args.trace_dir).rmdir()
     if args.report is not None:
         write_text_atomic(args.report, json.dumps([vars(r) for r in results], indent=2) + "\n")
+    # A tool that failed is exit 2 (as a missing one); a proof that failed, fell short or ran
+    # out of time is exit 1, whatever the other targets gave.
     errors = [r for r in results if r.status == "error"]
-    if errors and not any(r.status in ("failed", "shallow") for r in results):
+    if errors and not any(r.status in ("failed", "shallow", "timeout") for r in results):
         raise BnnflowError(f"{errors[0].name}: {errors[0].error}")
     return 1 if bad else 0
 

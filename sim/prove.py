@@ -90,7 +90,8 @@ class ProofResult:
     ``status``: ``"proven"`` (bounded check and k-induction passed), ``"bounded"`` (no
     counterexample up to ``depth`` steps; induction did not close), ``"failed"`` (``failed``
     lists the properties whose ``fail_`` signal is high at the failing step, ``trace`` the
-    VCD) or ``"error"`` (``error`` says why).
+    VCD), ``"timeout"`` (a solver run went over its time limit; ``error`` says which) or
+    ``"error"`` (``error`` says why).
     """
 
     name: str
@@ -324,7 +325,7 @@ def prove_target(target, depth=None, *, solver="boolector", trace_dir=None, time
             depth = max_depth
         if depth is None:
             if result.covered_at is None:
-                result.status = "error"
+                result.status = "timeout" if covered is None else "error"
                 result.error = (f"the cover run found no second image's checked output within "
                                 f"{timeout:g} s (give a longer --timeout, or --depth)"
                                 if covered is None else
@@ -336,7 +337,9 @@ def prove_target(target, depth=None, *, solver="boolector", trace_dir=None, time
         vcd = work / "trace.vcd"
         passed, out = _smtbmc(work, env, solver, depth, "bmc", timeout, vcd)
         if passed is None:
-            result.status, result.error = "error", f"bounded check over {timeout:g} s"
+            result.status, result.error = "timeout", (f"bounded check over {timeout:g} s "
+                                                      f"(give a longer --timeout or a "
+                                                      f"smaller --depth)")
         elif not passed:
             result.status, result.step = "failed", _failed_step(out)
             result.depth = depth

@@ -177,13 +177,19 @@ def test_bad_fault_raises_value_error(fault):
     model = random_model([37, 13, 11, 5], seed=0)
     with pytest.raises(ValueError, match=r"fault must be None, \('drop_ready', j\) with j "
                                          r"in 0\.\.2 or \('swap_output', a, b\) with output "
-                                         r"bits a != b"):
+                                         r"bits a != b \(drop_ready:J or swap_output:A,B on "
+                                         r"the command line\), not ") as e:
         BnnTop(model, fault=fault)
+    # the command line's form where the fault has one (what --fault was given)
+    assert str(e.value).endswith({("drop_ready", 3): "drop_ready:3",
+                                  ("drop_valid", 0): "drop_valid:0",
+                                  ("swap_output", 1, 1): "swap_output:1,1",
+                                  ("swap_output", 1): "swap_output:1"}.get(fault, repr(fault)))
 
 
 def test_swapped_output_bits_must_exist():
     model = random_model([37, 13, 11, 5], seed=0)
-    with pytest.raises(ValueError, match=r"fault \('swap_output', 0, 23\): the output has "
+    with pytest.raises(ValueError, match=r"fault swap_output:0,23: the output has "
                                          r"bits 0\.\.22"):
         BnnTop(model, fault=("swap_output", 0, 23))
 
