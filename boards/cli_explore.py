@@ -65,6 +65,9 @@ def _check(args):
                            f"{args.timeout:g}")
     if args.workers is not None and args.workers < 1:
         raise ExploreError(f"--workers must be a positive integer, not {args.workers}")
+    if args.freq is not None and not 0 < args.freq < 10_000:     # nan too, as synth
+        raise ExploreError(f"--freq must be a clock in MHz above 0, such as 48, not "
+                           f"{args.freq:g}")
     if args.scheduler is not None:
         check_scheduler_address(args.scheduler)
     return targets, iis, pipelines, list(range(1, args.seeds + 1))

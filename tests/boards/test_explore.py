@@ -151,6 +151,8 @@ def test_a_failed_run_is_a_record_with_its_error_and_is_cached(tmp_path):
     (["--pipeline", "-1"], "error: --pipeline must be a comma-separated list of integers >= 0, "
                            "like 1,4,16, not '-1'"),
     (["--seeds", "0"], "error: --seeds must be a positive integer, not 0"),
+    (["--freq", "-10"], "error: --freq must be a clock in MHz above 0, such as 48, not -10"),
+    (["--freq", "nan"], "error: --freq must be a clock in MHz above 0, such as 48, not nan"),
     (["--scheduler", "localhost:8786"], "error: --scheduler must be an address like "
                                         "tcp://HOST:8786, not 'localhost:8786'"),
     (["--scheduler", "tcp://127.0.0.1:9"], "error: cannot reach the Dask scheduler at "
