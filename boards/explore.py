@@ -37,6 +37,7 @@ from pathlib import Path
 from ..dask_pool import cache_key
 from ..errors import BnnflowError
 from ..fileio import write_text_atomic
+from .targets import get_target
 
 __all__ = ["ExploreError", "Run", "parse_int_list", "parse_targets", "tool_versions",
            "plan_runs", "run_key", "synth_task", "Sweep", "RESULT_FIELDS", "explore",
@@ -141,6 +142,14 @@ def tool_versions(families):
             out = ""
         versions[name] = " ".join(command) + ": " + (out.strip().splitlines() or ["?"])[0]
     return versions
+
+
+def tools_of(tools, family):
+    """The part of :func:`tool_versions` ``tools`` that builds for one FPGA ``family``: a
+    run's key and record name only these, so that the other targets of a sweep do not change
+    them."""
+    return {name: v for name, v in tools.items()
+            if not name.startswith("nextpnr-") or name == f"nextpnr-{family}"}
 
 
 def plan_runs(model, targets, iis, pipelines, seeds, *, fit=True):
@@ -263,7 +272,8 @@ class Sweep:
             record.update(status="timeout" if outcome.get("timeout") else "failed",
                           error=outcome["error"])
         record.update(placed=record["status"] == "placed", seconds=outcome.get("seconds"),
-                      tools=self.common["tools"], options=self.common["options"])
+                      tools=tools_of(self.common["tools"], get_target(run.target).family),
+                      options=self.common["options"])
         write_text_atomic(self.runs_dir / f"{key}.json", json.dumps(record, indent=1) + "\n")
         record["cached"] = False
         return record
@@ -328,7 +338,6 @@ def explore(model_path, out, connect, *, targets, iis, pipelines, seeds, timeout
     """
     from ..dask_pool import Progress, Task, run_tasks, slots
     from ..model import artifact
-    from .targets import get_target
 
     model = artifact.load(model_path)
     checksum = artifact.model_checksum(model.manifest()[0])
@@ -341,7 +350,8 @@ def explore(model_path, out, connect, *, targets, iis, pipelines, seeds, timeout
     for note in notes:
         print(f"note: {note}", file=stream or sys.stderr, flush=True)
     sweep = Sweep(out, {"model_checksum": checksum, "tools": tools, "options": options})
-    keys = [run_key(checksum, run, options, tools) for run in runs]
+    keys = [run_key(checksum, run, options, tools_of(tools, get_target(run.target).family))
+            for run in runs]
     model_b64 = base64.b64encode(Path(model_path).read_bytes()).decode("ascii")
     records, tasks = {}, []
     for run, key in zip(runs, keys, strict=True):

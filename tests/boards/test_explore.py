@@ -216,3 +216,16 @@ def test_a_run_over_its_time_limit_is_a_record_not_a_crash(tiny_file, tmp_path, 
         ("timeout", False, "stopped after the time limit of 0.002 minutes")] * 2
     assert ("- 2 runs: 0 placed, 0 not placed, 2 timeout, 0 failed; 0 from the cache"
             in (tmp_path / "results.md").read_text())
+
+
+def test_a_runs_key_and_tools_do_not_depend_on_the_other_targets_of_the_sweep():
+    # With an ECP5 target beside it, an iCE40 run named nextpnr-ecp5 in its key and was
+    # synthesized again by a sweep that had it cached.
+    run = Run("ice40-up5k", "auto", 256, "1x96,1x32,1x32,5x1", 0, 1)
+    alone = explore.tool_versions(["ice40"])
+    both = explore.tool_versions(["ice40", "ecp5"])
+    assert "nextpnr-ecp5" in both and "nextpnr-ecp5" not in alone
+    assert explore.tools_of(both, "ice40") == alone
+    options = {"freq_mhz": None, "timeout_minutes": 30}
+    assert (explore.run_key("sha256:x", run, options, explore.tools_of(both, "ice40"))
+            == explore.run_key("sha256:x", run, options, alone))
