@@ -22,6 +22,8 @@ finished (placed or not), 1 when some failed or timed out, 2 on bad input, 130 w
 interrupted (what finished is kept).
 """
 
+import sys
+
 __all__ = ["add_arguments", "run"]
 
 
@@ -70,6 +72,9 @@ def _check(args):
                            f"{args.freq:g}")
     if args.scheduler is not None:
         check_scheduler_address(args.scheduler)
+        if args.workers is not None:
+            print("note: --workers is ignored with --scheduler: the workers that joined the "
+                  "scheduler run the tasks", file=sys.stderr)
     return targets, iis, pipelines, list(range(1, args.seeds + 1))
 
 

@@ -93,7 +93,7 @@ def markdown(header, records):
                 f"p{r['pipeline']})" for r in pts), ""]
         errors = [r for r in mine if r["status"] != "placed"]
         if errors:
-            lines += ["Runs that did not place:", ""]
+            lines += ["Runs without a placed design (too big, failed or timed out):", ""]
             lines += [f"- {r['fold']} {r['folding'] or ''} II {_cell(r['ii_requested'])} "
                       f"p{r['pipeline']} s{r['seed']}: {r['status']}: {r['error']}"
                       for r in errors]

@@ -19,6 +19,8 @@ every design mismatched, so the fault was seen everywhere), 1 when any did not (
 run), 2 on bad input, 130 when interrupted.
 """
 
+import sys
+
 __all__ = ["add_arguments", "run"]
 
 
@@ -99,6 +101,9 @@ def _check(args):
                             f"itself; give two different output bits")
     if args.scheduler is not None:
         check_scheduler_address(args.scheduler)
+        if args.workers is not None:
+            print("note: --workers is ignored with --scheduler: the workers that joined the "
+                  "scheduler run the tasks", file=sys.stderr)
     return sizes, pipelines, fault
 
 

@@ -97,11 +97,12 @@ def test_a_campaign_passes_and_a_second_run_is_all_cached(tmp_path, capsys):
 def test_with_a_dropped_ready_every_design_fails_with_a_command_that_repeats_it(
         tmp_path, capsys, cluster):
     status = main(["verify-campaign", *ARGS, "--fault", "drop_ready:0", "--scheduler",
-                   cluster.scheduler_address, "--out", str(tmp_path)])
+                   cluster.scheduler_address, "--workers", "3", "--out", str(tmp_path)])
     assert status == 0                  # the fault was seen in every design
     records = _records(tmp_path)
     assert len(records) == 4 and all(r["status"] == "mismatch" for r in records)
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
+    assert "note: --workers is ignored with --scheduler" in err
     assert "with --fault drop_ready:0: 4 of 4 designs failed as expected" in out
     commands = [line.split("repeat with: ", 1)[1] for line in out.splitlines()
                 if "repeat with: " in line]
