@@ -156,10 +156,27 @@ def open_client(scheduler=None, workers=None, *, processes=True):
     if workers is not None and (not isinstance(workers, int) or workers < 1):
         raise ValueError(f"workers must be a positive integer or None, not {workers!r}")
     workers = workers or os.cpu_count() or 1
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=processes,
-                      dashboard_address=":0", silence_logs=logging.ERROR) as cluster, \
-            Client(cluster) as client:
+    with _workers_ignore_sigint():
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=processes,
+                               dashboard_address=":0", silence_logs=logging.ERROR)
+    with cluster, Client(cluster) as client:
         yield client
+
+
+@contextlib.contextmanager
+def _workers_ignore_sigint():
+    """Worker processes started in the block ignore SIGINT (an ignored signal stays ignored
+    in a child): Ctrl-C reaches the whole process group, and each worker printed a
+    KeyboardInterrupt traceback while this process was already closing the cluster."""
+    try:
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:          # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def slots(client):

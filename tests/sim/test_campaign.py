@@ -144,3 +144,27 @@ def test_bad_input_is_one_line_and_exit_status_2(tmp_path, capsys, monkeypatch, 
     assert status == 2
     assert len(err) == 1 and err[0].startswith(message)
     assert not (tmp_path / "out").exists()   # an unreachable scheduler wrote the nets before
+
+
+def test_ctrl_c_stops_the_campaign_without_a_traceback_from_the_workers(tmp_path):
+    # Ctrl-C reaches the whole process group: each Dask worker printed a KeyboardInterrupt
+    # traceback while bnnflow was already closing the cluster.
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "bnnflow", "verify-campaign", "--random",
+                             "100", "--workers", "2", "--out", str(tmp_path / "c")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "c" / "runs").is_dir() or not any((tmp_path / "c" / "runs").iterdir()):
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGINT)
+    err = proc.communicate(timeout=120)[1]
+    assert proc.returncode == 130
+    assert "Traceback" not in err, err
+    assert err.rstrip().endswith("error: interrupted")
