@@ -161,6 +161,12 @@ def plan_campaign(out, *, networks, sizes, foldings=1, pipelines=(0,), stall=0.2
     -------
     list of (Check, dict)
         Each check and the files of its network: ``{"model", "inputs", "checksum"}``.
+
+    Raises
+    ------
+    CampaignError
+        ``out/nets`` holds other networks or inputs under the same names (a campaign of other
+        options), which the records there repeat with.
     """
     from ..model.artifact import save
     from ..model.random_net import random_model
@@ -173,9 +179,19 @@ def plan_campaign(out, *, networks, sizes, foldings=1, pipelines=(0,), stall=0.2
         bits = rng.integers(0, 2, size=(images, widths[0]), dtype=np.uint8)
         check = Check(i, widths, "", 0, stall, 0)
         files = {"model": Path(out) / check.model_path, "inputs": Path(out) / check.inputs_path}
-        files["checksum"] = save(model, files["model"])
         buffer = io.BytesIO()
         np.save(buffer, bits)
+        tmp = files["model"].with_name(files["model"].name + ".tmp")
+        files["checksum"] = save(model, tmp)
+        # The records of a folder's earlier runs repeat with these files: another campaign's
+        # network must not replace them (the bytes of both are deterministic).
+        if any(path.exists() and path.read_bytes() != new for path, new in (
+                (files["model"], tmp.read_bytes()), (files["inputs"], buffer.getvalue()))):
+            tmp.unlink()
+            raise CampaignError(f"{out} holds network {i} of another campaign (other --seed, "
+                                f"--sizes or --images); choose another --out, or repeat that "
+                                f"campaign's options")
+        os.replace(tmp, files["model"])
         write_bytes_atomic(files["inputs"], buffer.getvalue())
         for _ in range(foldings):
             folding = random_folding(model, rng, slower_after)

@@ -168,3 +168,20 @@ def test_ctrl_c_stops_the_campaign_without_a_traceback_from_the_workers(tmp_path
     assert proc.returncode == 130
     assert "Traceback" not in err, err
     assert err.rstrip().endswith("error: interrupted")
+
+
+def test_a_folder_of_another_campaign_is_not_overwritten(tmp_path):
+    # Its records' "repeat with" commands named nets/net_0000.bnn, which a campaign of another
+    # --seed replaced.
+    plan_campaign(tmp_path, networks=2, sizes=[(16, 8, 4)], seed=0)
+    before = (tmp_path / "nets" / "net_0000.bnn").read_bytes()
+    plan_campaign(tmp_path, networks=3, sizes=[(16, 8, 4)], seed=0)      # the same, extended
+    for other in ({"seed": 5}, {"sizes": [(12, 6, 3)]}, {"images": 9}):
+        with pytest.raises(CampaignError, match=r"holds network 0 of another campaign \(other "
+                                                r"--seed, --sizes or --images\); choose "
+                                                r"another --out"):
+            plan_campaign(tmp_path, **{"networks": 2, "sizes": [(16, 8, 4)], "seed": 0,
+                                       **other})
+    assert (tmp_path / "nets" / "net_0000.bnn").read_bytes() == before
+    assert sorted(p.name for p in (tmp_path / "nets").iterdir()) == [
+        f"net_000{i}{suffix}" for i in range(3) for suffix in (".bnn", "_inputs.npy")]
