@@ -31,10 +31,10 @@ import traceback
 from dataclasses import dataclass, field
 
 from .errors import BnnflowError
-from .procs import interrupt_on_sigterm, kill_group
+from .procs import ignoring, run_group
 
 __all__ = ["SchedulerError", "Task", "Progress", "open_client", "run_tasks", "run_isolated",
-           "one_line", "check_scheduler_address", "interrupt_on_sigterm", "slots", "WORKER_TMPDIR"]
+           "one_line", "check_scheduler_address", "slots", "WORKER_TMPDIR"]
 
 #: Environment variable that tells a task the worker's own temporary folder (its ``TMPDIR``
 #: is the task's), for caches shared between the tasks of a worker.
@@ -156,27 +156,13 @@ def open_client(scheduler=None, workers=None, *, processes=True):
     if workers is not None and (not isinstance(workers, int) or workers < 1):
         raise ValueError(f"workers must be a positive integer or None, not {workers!r}")
     workers = workers or os.cpu_count() or 1
-    with _workers_ignore_sigint():
+    # Ctrl-C reaches the whole process group: workers that did not ignore it each printed a
+    # KeyboardInterrupt traceback while this process was already closing the cluster.
+    with ignoring(signal.SIGINT):       # an ignored signal stays ignored in a child
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=processes,
                                dashboard_address=":0", silence_logs=logging.ERROR)
     with cluster, Client(cluster) as client:
         yield client
-
-
-@contextlib.contextmanager
-def _workers_ignore_sigint():
-    """Worker processes started in the block ignore SIGINT (an ignored signal stays ignored
-    in a child): Ctrl-C reaches the whole process group, and each worker printed a
-    KeyboardInterrupt traceback while this process was already closing the cluster."""
-    try:
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    except ValueError:          # not the main thread
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 def slots(client):
@@ -320,19 +306,14 @@ def _run_child(function, kwargs, timeout, work):
            WORKER_TMPDIR: os.environ.get(WORKER_TMPDIR) or tempfile.gettempdir()}
     log_path = os.path.join(work, "child.log")
     with open(log_path, "wb") as log:
-        child = subprocess.Popen(
-            [sys.executable, "-c", f"from bnnflow.dask_pool import _child_main; "
-                                   f"_child_main({spec_path!r})"],
-            cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         try:
-            child.wait(timeout=timeout)
+            child = run_group([sys.executable, "-c", f"from bnnflow.dask_pool import _child_main; "
+                                                     f"_child_main({spec_path!r})"],
+                              timeout=timeout, cwd=work, env=env, stdout=log,
+                              stderr=subprocess.STDOUT)
         except subprocess.TimeoutExpired:
-            kill_group(child)
             return {"ok": False, "timeout": True,
                     "error": f"stopped after the time limit of {timeout / 60:g} minutes"}
-        except BaseException:
-            kill_group(child)
-            raise
     try:
         with open(spec["outcome"], encoding="utf-8") as f:
             return json.load(f)

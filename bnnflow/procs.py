@@ -14,7 +14,7 @@ import signal
 import subprocess
 import time
 
-__all__ = ["run_group", "kill_group", "group_runs", "interrupt_on_sigterm"]
+__all__ = ["run_group", "kill_group", "group_runs", "interrupt_on_sigterm", "ignoring"]
 
 
 def run_group(argv, timeout=None, capture_output=False, **popen_kwargs):
@@ -61,19 +61,32 @@ def group_runs(pgid):
 
 
 @contextlib.contextmanager
-def interrupt_on_sigterm():
-    """Within the block SIGTERM raises ``KeyboardInterrupt`` (as SIGINT does), so that a
-    terminated command cleans up as an interrupted one does (temporary files, child
-    processes, a sweep's cluster)."""
-    def handler(signum, frame):
-        raise KeyboardInterrupt
-
+def _handled(signum, handler):
+    """``handler`` for ``signum`` within the block, the previous one restored after it; a
+    thread other than the main one cannot set handlers and leaves the signal alone."""
     try:
-        previous = signal.signal(signal.SIGTERM, handler)
-    except ValueError:          # not the main thread: leave SIGTERM alone
+        previous = signal.signal(signum, handler)
+    except ValueError:
         yield
         return
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        signal.signal(signum, previous)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def interrupt_on_sigterm():
+    """Within the block SIGTERM raises ``KeyboardInterrupt`` (as SIGINT does), so that a
+    terminated command cleans up as an interrupted one does (temporary files, child
+    processes, a sweep's cluster)."""
+    return _handled(signal.SIGTERM, _interrupt)
+
+
+def ignoring(signum):
+    """Within the block ``signum`` is ignored, and so in the processes started in it (an
+    ignored signal stays ignored across ``exec``)."""
+    return _handled(signum, signal.SIG_IGN)

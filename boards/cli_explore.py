@@ -81,7 +81,7 @@ def _check(args):
 def run(args):
     import time
 
-    from ..dask_pool import interrupt_on_sigterm, open_client
+    from ..dask_pool import open_client
     from ..fileio import check_output_dir, make_output_dir
     from ..model import artifact
     from .explore import RETRY, explore
@@ -91,11 +91,11 @@ def run(args):
     artifact.load(args.model)
     out = make_output_dir(check_output_dir(args.out, "--out"), "--out")
     started = time.monotonic()
-    with interrupt_on_sigterm():
-        header, records = explore(
-            args.model, out, lambda: open_client(args.scheduler, args.workers),
-            targets=targets, iis=iis, pipelines=pipelines, seeds=seeds, timeout=args.timeout,
-            freq_mhz=args.freq, fit=not args.no_fit, retry_failed=args.retry_failed)
+    # SIGTERM interrupts as Ctrl-C does (bnnflow.cli): the cluster is closed, what finished kept
+    header, records = explore(
+        args.model, out, lambda: open_client(args.scheduler, args.workers),
+        targets=targets, iis=iis, pipelines=pipelines, seeds=seeds, timeout=args.timeout,
+        freq_mhz=args.freq, fit=not args.no_fit, retry_failed=args.retry_failed)
     paths = write_reports(out, header, records)
     failed = sum(r["status"] in RETRY for r in records)
     placed = sum(r["placed"] for r in records)

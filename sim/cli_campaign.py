@@ -137,7 +137,7 @@ def run(args):
     import time
     from pathlib import Path
 
-    from ..dask_pool import SchedulerError, interrupt_on_sigterm, open_client
+    from ..dask_pool import SchedulerError, open_client
     from ..fileio import check_output_dir, make_output_dir, write_text_atomic
     from .campaign import plan_campaign, run_campaign
     from .tools import check_simulator
@@ -153,10 +153,9 @@ def run(args):
                              stall_seeds=args.stall_seeds, images=args.images, seed=args.seed,
                              slower_after=fault[1] if fault and fault[0] == "drop_ready"
                              else None)
-        with interrupt_on_sigterm():
-            records = run_campaign(out, lambda: open_client(args.scheduler, args.workers),
-                                   plan, simulator=args.sim, images=args.images,
-                                   fault=args.fault, timeout=args.timeout)
+        records = run_campaign(out, lambda: open_client(args.scheduler, args.workers), plan,
+                               simulator=args.sim, images=args.images, fault=args.fault,
+                               timeout=args.timeout)
     except SchedulerError:
         # Nothing ran (the scheduler is reached only when some check is not cached): a
         # folder this run made holds only the planned networks.

@@ -1,8 +1,6 @@
 """Dask tasks with time limits: isolated child processes, one-line errors, clusters, progress."""
 
 import io
-import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -16,7 +14,6 @@ from bnnflow.dask_pool import (
     SchedulerError,
     Task,
     check_scheduler_address,
-    interrupt_on_sigterm,
     open_client,
     run_isolated,
     run_tasks,
@@ -160,11 +157,3 @@ def test_progress_counts_done_running_and_failed_with_the_best_point():
         "[4/5] run b: failed | running 1, failed 1",
         "[5/5] run c: placed | running 0, failed 1",
     ]
-
-
-def test_sigterm_interrupts_like_ctrl_c():
-    before = signal.getsignal(signal.SIGTERM)
-    with pytest.raises(KeyboardInterrupt), interrupt_on_sigterm():
-        os.kill(os.getpid(), signal.SIGTERM)
-        time.sleep(5)
-    assert signal.getsignal(signal.SIGTERM) is before

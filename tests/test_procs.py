@@ -5,10 +5,11 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 
-from bnnflow.procs import group_runs, interrupt_on_sigterm, run_group
+from bnnflow.procs import group_runs, ignoring, interrupt_on_sigterm, run_group
 
 
 def test_the_exit_status_and_output_are_returned():
@@ -39,3 +40,21 @@ def test_a_terminated_wait_kills_what_the_command_started(tmp_path):
         timer.cancel()
     group = int(pid_file.read_text())
     assert not group_runs(group)
+
+
+def test_sigterm_interrupts_like_ctrl_c():
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(KeyboardInterrupt), interrupt_on_sigterm():
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_an_ignored_signal_stays_ignored_in_a_child_and_is_restored_after():
+    before = signal.getsignal(signal.SIGINT)
+    with ignoring(signal.SIGINT):
+        done = run_group([sys.executable, "-c", "import signal; "
+                          "print(signal.getsignal(signal.SIGINT) is signal.SIG_IGN)"],
+                         capture_output=True, text=True)
+    assert done.stdout == "True\n"
+    assert signal.getsignal(signal.SIGINT) is before
