@@ -29,9 +29,13 @@ def _popcount(bits, weights, top=1):
     """``popcount(XNOR(bits, weights))`` with constant weights: a sum of bits; for ``n``-bit
     elements (``top = 2**n - 1``) the sum of ``a`` or ``~a = L - a``."""
     terms = [b if w else ~b for b, w in zip(bits, weights, strict=True)]
-    width = bits_for(len(terms) * top)
-    # A balanced tree of additions: a chain of K of them nests K deep, and converting it
-    # overflowed Python's recursion limit from K = 192 (every digits model).
+    return _sum(terms, bits_for(len(terms) * top))
+
+
+def _sum(terms, width):
+    """The sum of unsigned ``terms`` as ``width`` bits, a balanced tree of additions: a chain
+    of K of them nests K deep, and converting it overflowed Python's recursion limit from
+    K = 192 (every digits model)."""
     while len(terms) > 1:
         terms = [a + b for a, b in zip(terms[::2], terms[1::2], strict=False)] + (
             [terms[-1]] if len(terms) % 2 else [])
@@ -53,11 +57,7 @@ def dense_logic(bits, weights, thresholds, mask=None, in_bits=1):
             out.append(count)
             continue
         levels = [count >= int(t) for t in np.atleast_1d(thresholds[n])]
-        width = bits_for(len(levels))
-        level = Const(0, width)
-        for reached in levels:
-            level = (level + reached)[:width]
-        out.append(level)
+        out.append(_sum(levels, bits_for(len(levels))))
     return out
 
 

@@ -206,14 +206,17 @@ def test_a_network_of_n_bit_inputs_is_checked_on_every_bit_of_its_inputs(tmp_pat
     assert result.status == "failed" and result.failed == ["reference"]
 
 
-def test_a_layer_of_192_inputs_converts_for_the_solver():
-    # The reference's popcount was a chain of K additions: RecursionError from K = 192 (every
-    # digits model); a balanced tree nests log2(K) deep.
+@pytest.mark.parametrize("model", [random_model([192, 3], seed=0),
+                                   random_model([4, 3, 2], seed=0, act_bits=8)])
+def test_a_wide_sum_converts_for_the_solver(model):
+    # The reference's popcount (and an activation's level, a count of 255 thresholds for 8-bit
+    # levels) was a chain of K additions: RecursionError from K = 192 (every digits model); a
+    # balanced tree nests log2(K) deep.
     from amaranth.back import rtlil
 
     from bnnflow.sim.prove_harness import StreamHarness
 
-    target = proof_targets(random_model([192, 3], seed=0))[0]
+    target = proof_targets(model)[0]
     harness = StreamHarness(target.dut, target.in_width, target.out_width, target.reference,
                             target.bound, target.bound)
     assert "module" in rtlil.convert(harness, name="top", ports=harness.ports, emit_src=False)
