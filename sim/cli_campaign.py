@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """Verify many random networks x foldings x pipelines x stall seeds against the golden model,
 as tasks on Dask.
 
@@ -96,9 +97,17 @@ def _check(args):
             raise CampaignError(f"--fault drop_ready:{fault[1]} needs a layer {fault[1]} "
                                 f"followed by another, and {'-'.join(map(str, short[0]))} "
                                 f"has {layers} layer{'s' if layers > 1 else ''}")
-    if fault is not None and fault[0] == "swap_output" and fault[1] == fault[2]:
-        raise CampaignError(f"--fault swap_output:{fault[1]},{fault[2]} swaps a bit with "
-                            f"itself; give two different output bits")
+    if fault is not None:
+        # the checks verify and prove make, on every size before anything runs (a fault the
+        # hardware cannot take failed each design, which counted as the fault being seen)
+        from ..hw.top import BnnTop
+        from ..model.random_net import random_model
+
+        for widths in sizes:
+            try:
+                BnnTop(random_model(list(widths), seed=0), fault=fault)
+            except ValueError as e:
+                raise CampaignError(f"{e} (network {'-'.join(map(str, widths))})") from None
     if args.scheduler is not None:
         check_scheduler_address(args.scheduler)
         if args.workers is not None:

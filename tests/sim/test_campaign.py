@@ -127,8 +127,12 @@ def test_with_a_dropped_ready_every_design_fails_with_a_command_that_repeats_it(
     (["--sizes", "16-4", "--fault", "drop_ready:0"], "error: --fault drop_ready:0 needs a "
                                                      "layer 0 followed by another, and 16-4 "
                                                      "has 1 layer"),
-    (["--fault", "swap_output:3,3"], "error: --fault swap_output:3,3 swaps a bit with itself; "
-                                     "give two different output bits"),
+    (["--fault", "swap_output:3,3"], "error: fault must be None, ('drop_ready', j) with j in "
+                                     "0..1 or ('swap_output', a, b) with output bits a != b "
+                                     "(drop_ready:J or swap_output:A,B on the command line), "
+                                     "not swap_output:3,3 (network 16-8-4)"),
+    (["--fault", "swap_output:0,999"], "error: fault swap_output:0,999: the output has bits "
+                                       "0..17 (network 16-8-4)"),
     (["--seed", "-1"], "error: --seed must be an integer >= 0, not -1"),
     (["--scheduler", "tcp://127.0.0.1:9"], "error: cannot reach the Dask scheduler at "
                                            "tcp://127.0.0.1:9 ("),
