@@ -17,6 +17,7 @@ from .estimate import (
     estimate_rom_luts,
     routable_brams,
 )
+from .platforms import BOARDS
 from .targets import get_target
 
 __all__ = ["DoesNotFit", "NotPlaced", "fit_folding", "fit_by_placement", "suggest_ii",
@@ -137,11 +138,13 @@ def _larger_target(model, available, family, pipeline=0):
         if tgt.lut4 <= available:
             continue
         try:
-            _, ii = fit_folding(model, tgt.name, pipeline=pipeline)
+            _, ii = fit_folding(model, tgt.name, pipeline=pipeline, advise=False)
         except DoesNotFit:
             continue
-        return (f"choose a larger target ({tgt.name} with --fold auto --ii {ii} is expected to "
-                f"fit)")
+        boards = [b.name for b in BOARDS.values() if b.target == tgt.name]
+        on = f", board {' or '.join(boards)}" if boards else ""
+        return (f"choose a larger target ({tgt.name}{on}, with --fold auto --ii {ii} is "
+                f"expected to fit)")
     return "no supported target is expected to fit it"
 
 
@@ -151,14 +154,15 @@ def _rom_hint(model, folding, tgt):
     return _fit_hint(model, folding, needed, tgt.lut4, tgt.bram, tgt.family, failed=False)
 
 
-def fit_folding(model, target, *, pipeline=0):
+def fit_folding(model, target, *, pipeline=0, advise=True):
     """A folding expected to fit ``target``: ``(folding, ii)``.
 
     Fully parallel when the estimate (:func:`estimate_logic`: LUT4 and flip-flops) fits 90 %
     of the device's logic cells, otherwise ``auto`` at the smallest power-of-two II predicted
     to fit (see :func:`suggest_ii`). An estimate, not a guarantee:
     :func:`~bnnflow.boards.synth.synthesize` checks the real counts. Raises
-    :class:`DoesNotFit` when no folding is expected to fit.
+    :class:`DoesNotFit` when no folding is expected to fit; with ``advise`` its message gives
+    the slowest folding's estimate and names a larger target expected to fit.
     """
     from ..hw.folding import auto_fold, fully_parallel
 
@@ -167,8 +171,27 @@ def fit_folding(model, target, *, pipeline=0):
     ii = suggest_ii(model, full, estimate_logic(model, full, tgt.family, pipeline), tgt.lut4,
                     tgt.bram, tgt.family, pipeline=pipeline)
     if ii is None:
-        raise DoesNotFit(f"no folding of this network is expected to fit the {tgt.name}")
+        message = f"no folding of this network is expected to fit the {tgt.name}"
+        if advise:
+            message += (f": {_slowest_need(model, tgt, pipeline)}; "
+                        + _larger_target(model, tgt.lut4, tgt.family, pipeline))
+        raise DoesNotFit(message)
     return auto_fold(model, ii)
+
+
+def _slowest_need(model, tgt, pipeline):
+    """What the slowest folding of ``model`` is estimated to need on ``tgt``, as text."""
+    from ..hw.folding import auto_fold
+
+    longest = max(layer.in_width * layer.out_width for layer in model.layers)
+    try:
+        folding, ii = auto_fold(model, longest)
+    except ValueError:          # a layer needs more cycles than that (not expected)
+        return "no folding was estimated"
+    logic = estimate_logic(model, folding, tgt.family, pipeline)
+    brams = estimate_brams(model, folding, tgt.family)
+    return (f"at its slowest folding (II {ii}) it is estimated at {logic} logic cells of "
+            f"{tgt.lut4} and {brams} block RAMs of {tgt.bram}")
 
 
 def checked_folding(model, folding, ii, tgt, device=None, pipeline=0):

@@ -309,7 +309,8 @@ def test_board_clock_missed_becomes_a_clear_error(tiny, tmp_path, monkeypatch, c
 LOGIC_OVERFLOW = ("the design needs 6000 LUT4, 10 FF (about 6007 logic cells) and 0 block RAMs "
                   "(folding 8x16,4x8); the icebreaker (ice40-up5k) has 5280 logic cells and 30 "
                   "block RAMs; no folding of this network is expected to fit; choose a larger "
-                  "target (ice40-hx8k with --fold auto --ii 1 is expected to fit)")
+                  "target (ice40-hx8k, board ice40-hx8k-evn, with --fold auto --ii 1 is expected "
+                  "to fit)")
 
 
 def test_logic_overflow_in_a_board_build_becomes_a_fit_error(tiny, tmp_path, monkeypatch):
@@ -346,8 +347,8 @@ def test_unplaceable_flip_flops_in_a_board_build_become_a_fit_error(tmp_path):
     assert str(info.value) == (
         "the design needs 2939 LUT4, 4456 FF (about 6199 logic cells) and 0 block RAMs "
         "(folding text); the icebreaker (ice40-up5k) has 5280 logic cells and 30 block RAMs; "
-        "no folding of this network is expected to fit; choose a larger target (ice40-hx8k "
-        "with --fold auto --ii 256 is expected to fit)")
+        "no folding of this network is expected to fit; choose a larger target (ice40-hx8k, "
+        "board ice40-hx8k-evn, with --fold auto --ii 256 is expected to fit)")
     assert info.value.need == 6199
 
 

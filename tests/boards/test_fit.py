@@ -60,7 +60,8 @@ def test_a_failed_folding_is_never_suggested_again():
     fold, _ = auto_fold(model, 512)
     hint = fit._fit_hint(model, fold, 6199, 5280, 30, "ice40")
     assert hint == ("no folding of this network is expected to fit; choose a larger target "
-                    "(ice40-hx8k with --fold auto --ii 256 is expected to fit)")
+                    "(ice40-hx8k, board ice40-hx8k-evn, with --fold auto --ii 256 is expected "
+                    "to fit)")
     # A measurement just over the device at II 32 moves the suggestion past II 32.
     fold, _ = auto_fold(R64, 32)
     ii = suggest_ii(R64, fold, needed=5300, available=5280, failed=True)
@@ -90,7 +91,11 @@ def test_fit_folding_counts_flip_flops(monkeypatch):
     assert ii == 512 and ffs <= fit.ICE40_FF_SHARE_LIMIT * 5280
     monkeypatch.setattr(fit, "ICE40_FF_SHARE_LIMIT", 0.9 * ffs / 5280)
     with pytest.raises(DoesNotFit, match=r"^no folding of this network is expected to fit the "
-                                         r"ice40-up5k$"):
+                                         r"ice40-up5k: at its slowest folding \(II \d+\) it is "
+                                         r"estimated at \d+ logic cells of 5280 and \d+ block "
+                                         r"RAMs of 30; choose a larger target \(ice40-hx8k, "
+                                         r"board ice40-hx8k-evn, with --fold auto --ii \d+ is "
+                                         r"expected to fit\)$"):
         fit.fit_folding(model, "ice40-up5k", pipeline=2)
 
 
@@ -102,9 +107,16 @@ def test_fit_folding_moves_flip_flop_heavy_networks_to_ecp5():
 
 
 def test_fit_folding_gives_up_on_a_network_too_large_for_any_folding():
+    # 16.8 Mbit of weights: no block RAM of any target holds them, so no larger target is named.
+    with pytest.raises(DoesNotFit) as info:
+        fit.fit_folding(random_model([4096, 4096, 10], seed=0), "ice40-up5k")
+    assert str(info.value) == (
+        "no folding of this network is expected to fit the ice40-up5k: at its slowest folding "
+        "(II 16777216) it is estimated at 25199 logic cells of 5280 and 8220 block RAMs of 30; "
+        "no supported target is expected to fit it")
     with pytest.raises(DoesNotFit, match=r"^no folding of this network is expected to fit the "
                                          r"ice40-up5k$"):
-        fit.fit_folding(random_model([4096, 4096, 10], seed=0), "ice40-up5k")
+        fit.fit_folding(random_model([4096, 4096, 10], seed=0), "ice40-up5k", advise=False)
 
 
 def test_roms_over_block_ram_but_small_in_logic_are_left_to_yosys():
