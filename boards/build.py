@@ -213,7 +213,9 @@ def build(model, board, out_dir, folding=None, *, ii=None, pipeline=0, baud=1152
     dict
         The ``build.json`` contents; ``"bitstream"`` is its path, ``"folding"``, ``"ii"``,
         ``"lut4"``, ``"ff"``, ``"bram"``, ``"fmax_mhz"``, ``"clock_mhz"`` and
-        ``"images_per_second"`` (clock / II) describe the design, ``"attempts"`` each folding
+        ``"images_per_second"`` (clock / II) describe the design,
+        ``"link_images_per_second"`` what its UART carries
+        (:func:`~bnnflow.boards.uart_top.link_rate`), ``"attempts"`` each folding
         tried (``folding``, ``ii``, ``placed``), ``"clock"`` the clock (``source``,
         ``board_mhz``, ``requested_mhz``, ``achieved_mhz``, ``summary`` and the place-and-route
         ``attempts`` made for it), ``"pll"`` the PLL parameters (``None`` without one).
@@ -264,8 +266,11 @@ def build(model, board, out_dir, folding=None, *, ii=None, pipeline=0, baud=1152
             info, work = _build_folding(layer_folds, fold_text, clock, first, board_hz, works, job)
             fold_attempts = [{"folding": fold_text, "ii": info["ii"], "placed": True}]
         res = info["resources"]
+        from .uart_top import link_rate
+
         info.update(lut4=res["lut4"], ff=res["ff"], bram=res["bram"],
                     images_per_second=round(info["clock_mhz"] * 1e6 / info["ii"]),
+                    link_images_per_second=link_rate(info["protocol"], info["baud_actual"]),
                     attempts=fold_attempts)
         suffix = "bin" if tgt.family == "ice40" else "bit"
         os.replace(work / f"top.{suffix}", out_dir / f"top.{suffix}")

@@ -69,7 +69,8 @@ def run(args):
           f"{info['images_per_second']:,} images/s")
     print(info["clock"]["summary"])
     print(f"protocol: {proto['framing']} at {info['baud']} baud; send {proto['request_bytes']} "
-          f"bytes per image, receive {proto['reply_bytes']} ({proto['reply']})")
+          f"bytes per image, receive {proto['reply_bytes']} ({proto['reply']}); the link "
+          f"carries at most {info['link_images_per_second']:,} images/s")
     print(f"verify it: bnnflow verify {args.model} --board {info['board']} --fold "
           f"{info['folding']} --pipeline {info['pipeline']} --sim verilator-direct "
           f"--images all --stall 0.2")

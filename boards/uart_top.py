@@ -46,7 +46,14 @@ from amaranth.lib.wiring import In, Out
 from ..hw.top import BnnTop
 from .uart import UARTRx, UARTTx, check_divisor
 
-__all__ = ["UartTop", "request_bytes", "reply_layout"]
+__all__ = ["UartTop", "request_bytes", "reply_layout", "link_rate"]
+
+
+def link_rate(protocol, baud):
+    """Images per second the UART carries at ``baud`` for ``protocol`` (:meth:`UartTop.protocol`):
+    8N1 sends 10 bits a byte, requests and replies travel at once (two requests in flight), so
+    the longer of the two bounds the rate, whatever the network's II."""
+    return round(baud / (10 * max(protocol["request_bytes"], protocol["reply_bytes"])), 1)
 
 
 def request_bytes(model):

@@ -252,6 +252,10 @@ def test_cli_build_prints_the_protocol(tiny, tmp_path, capsys):
     assert ("clock: 24 MHz from a SB_PLL40_PAD (DIVR 0, DIVF 63, DIVQ 5, FILTER_RANGE 1) on the "
             "12 MHz board clock (asked for at most 24 MHz)\n") in text
     assert "protocol: 8N1 at 115200 baud; send 2 bytes per image, receive 1 (class index" in text
+    info = json.loads((out / "build.json").read_text())
+    # 2 request bytes at 24 MHz / 208 = 115384.6 baud, 10 bits a byte.
+    assert info["link_images_per_second"] == 5769.2
+    assert "(class index (1 byte)); the link carries at most 5,769.2 images/s\n" in text
     assert f"bnnflow run-board {model_path} --port PORT --class-only" in text
 
 

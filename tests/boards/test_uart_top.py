@@ -14,7 +14,7 @@ from bnnflow.boards.host import (
     decode_reply,
     encode_request,
 )
-from bnnflow.boards.uart_top import UartTop, reply_layout, request_bytes
+from bnnflow.boards.uart_top import UartTop, link_rate, reply_layout, request_bytes
 from bnnflow.model import golden
 from bnnflow.model.random_net import random_model
 
@@ -76,6 +76,34 @@ def test_one_or_two_requests_in_flight_give_the_same_answers(window):
         result = classify_over(transport, model, bits, window=window)
     assert np.array_equal(result.classes, golden.classify(model, bits))
     assert result.mismatches == 0
+
+
+@pytest.mark.parametrize(("widths", "bound"), [
+    ([80, 6, 4], "request"),        # 10 request bytes, 5 reply bytes
+    ([8, 6, 12], "reply"),          # 1 request byte, 13 reply bytes
+])
+def test_link_rate_is_what_the_gateware_sustains(widths, bound):
+    # build prints link_rate as what the UART carries: measure the spacing of replies with two
+    # requests in flight, as run-board sends them, in simulated cycles.
+    model = random_model(widths, seed=3)
+    divisor, count = 4, 8
+    top = UartTop(model, None, divisor=divisor)
+    protocol = top.protocol()
+    longer = max(protocol["request_bytes"], protocol["reply_bytes"])
+    assert longer == protocol[f"{bound}_bytes"]
+    bits = random_bits(model, count, seed=4)
+    ends = []
+    with SimTransport(top) as transport:
+        sent = 0
+        for done in range(count):
+            while sent < count and sent - done < 2:
+                transport.write(encode_request(bits[sent]))
+                sent += 1
+            transport.read(top.reply_bytes)
+            ends.append(transport.cycles)
+    per_image = (ends[-1] - ends[2]) / (count - 3)             # steady state
+    rate = link_rate(protocol, 1e6 / divisor)                   # 1 MHz simulated clock
+    assert 1e6 / per_image == pytest.approx(rate, rel=0.05)
 
 
 def test_partial_request_is_dropped_after_frame_timeout():
