@@ -155,12 +155,14 @@ def _build_stage(args, model, out, console, summary, stage, done):
         console.print(f"bitstream {info['bitstream']}: folding {folding}, {info['lut4']} LUT4, "
                       f"{info['ff']} FF, {info['bram']} BRAM, {info['clock_mhz']:g} MHz "
                       f"({clock}; Fmax {info['fmax_mhz']} MHz), "
-                      f"{info['images_per_second']:,} images/s")
+                      f"{info['images_per_second']:,} images/s (its UART carries "
+                      f"{info['link_images_per_second']:,})")
         console.print(info["clock"]["summary"])
         summary.update(bitstream=info["bitstream"], lut4=info["lut4"], ff=info["ff"],
                        bram=info["bram"], fmax_mhz=info["fmax_mhz"],
                        clock_mhz=info["clock_mhz"], clock_source=clock,
                        images_per_second=info["images_per_second"],
+                       link_images_per_second=info["link_images_per_second"],
                        fit_attempts=len(info["attempts"]))
         done("build", t)
     return folding

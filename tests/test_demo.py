@@ -28,6 +28,7 @@ def test_demo_runs_every_stage_and_agrees_with_the_golden_model(tmp_path, capsys
     assert built["attempts"][-1] == {"folding": figures["folding"], "ii": figures["ii"],
                                      "placed": True}
     assert figures["images_per_second"] == round(figures["clock_mhz"] * 1e6 / figures["ii"])
+    assert figures["link_images_per_second"] == built["link_images_per_second"] > 0
     for path in ("train/model.bnn", "train/geometry/angles.png", "hw/bnnflow_top.v",
                  "hw/bnnflow_top.json", "verify.json", "build/top.bin"):
         assert (out / path).is_file(), path
