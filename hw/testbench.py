@@ -21,20 +21,33 @@ __all__ = ["StreamRun", "Stalls", "gap_rng", "simulator", "simulate_stream", "fr
            "fields_of"]
 
 
-def simulator(design):
-    """Amaranth's Python simulator of ``design``, for designs of any width.
+def simulator(design, fix="fold it with fewer PE x SIMD per layer (--fold, or --fold auto --ii "
+                          "CYCLES)"):
+    """Amaranth's Python simulator of ``design``, for designs of any width it takes.
 
     Its code generator writes each signal's mask as a decimal literal, and Python refuses ints
     of more than 4300 digits in str conversions (a guard against untrusted input): an XNOR of
     ``PE * SIMD`` bits past about 14,000 (a fully parallel layer of 150 x 100) stopped it with
-    a ValueError. The code it generates is ours, so the limit is lifted first.
+    a ValueError. The code it generates is ours, so the limit is lifted first. Values of more
+    than 65536 bits it refuses itself (an OverflowError): that becomes a
+    :class:`~bnnflow.errors.BnnflowError` ending in ``fix``.
     """
+    import re
     import sys
 
     from amaranth.sim import Simulator
 
+    from ..errors import BnnflowError
+
     sys.set_int_max_str_digits(0)
-    return Simulator(design)
+    try:
+        return Simulator(design)
+    except OverflowError as e:
+        width = re.search(r"is (\d+) bits wide", str(e))
+        wide = f"one of {width[1]} bits" if width else "a wider one"
+        raise BnnflowError(f"Amaranth's simulator takes values of at most 65536 bits and this "
+                           f"design has {wide} (a layer's weight word is PE x SIMD bits, twice "
+                           f"that for ternary weights); {fix}") from None
 
 
 def gap_rng(seed, stream):

@@ -67,7 +67,8 @@ def run_bench(top, bench, *, taps=(), vcd=None):
             pairs = list(zip(tap_values[0::2], tap_values[1::2], strict=True))
             bench.edge(valid, i_ready, o_valid, o_payload, pairs)
 
-    sim = simulator(toplevel)
+    sim = simulator(toplevel, fix="fold it with fewer PE x SIMD per layer (--fold, or --fold "
+                                  "auto --ii CYCLES), or simulate it with --sim verilator-direct")
     sim.add_clock(CLOCK_PERIOD)
     sim.add_testbench(testbench)
     started = time.monotonic()

@@ -76,3 +76,16 @@ def test_run_board_bad_input_exits_2(digits_model, capsys, argv, message):
     path, _ = digits_model
     assert main(["run-board", str(path), "--images", "2", *argv]) == 2
     assert capsys.readouterr().err.startswith(message)
+
+
+def test_a_design_too_wide_for_amaranth_is_one_line_naming_the_fix(tmp_path, capsys):
+    path = tmp_path / "wide.bnn"
+    artifact.save(random_model([520, 256, 3], seed=0), path)
+    status = main(["run-board", str(path), "--port", "sim", "--images", "2",
+                   "--fold", "128x520,3x256"])
+    err = capsys.readouterr().err
+    assert status == 2
+    assert err == ("error: Amaranth's simulator takes values of at most 65536 bits and this "
+                   "design has one of 66560 bits (a layer's weight word is PE x SIMD bits, twice "
+                   "that for ternary weights); fold it with fewer PE x SIMD per layer (--fold, "
+                   "or --fold auto --ii CYCLES)\n")

@@ -192,3 +192,19 @@ def test_more_images_than_the_stimulus_holds_are_noted(model_files, net, input_b
     assert status == 0
     assert (f"note: --images {asked} asked for more than the stimulus holds; all "
             f"{len(input_bits)} were verified\n") in out
+
+
+def test_a_design_too_wide_for_amaranth_is_one_line_naming_the_fix(tmp_path, capsys):
+    # 128 x 520 weight bits a row, two rows: a 66,560-bit memory word, over Amaranth's 65,536
+    # (a conv model's first dense layer, fully parallel, stopped verify with a traceback).
+    path = tmp_path / "wide.bnn"
+    artifact.save(random_model([520, 256, 3], seed=0), path)
+    report = tmp_path / "r.json"
+    status = main(["verify", str(path), "--sim", "amaranth", "--fold", "128x520,3x256",
+                   "--images", "2", "--report", str(report), "--quiet"])
+    err = capsys.readouterr().err
+    assert status == 2 and not report.exists()
+    assert err == ("error: Amaranth's simulator takes values of at most 65536 bits and this "
+                   "design has one of 66560 bits (a layer's weight word is PE x SIMD bits, twice "
+                   "that for ternary weights); fold it with fewer PE x SIMD per layer (--fold, "
+                   "or --fold auto --ii CYCLES), or simulate it with --sim verilator-direct\n")
