@@ -192,9 +192,18 @@ def train_network(net, x_train, y_train, x_test, y_test, *, epochs, batch_size, 
     return history
 
 
+def _epoch_line(description, completed, total, fields):
+    return (f"{description} epoch {completed}/{total}: loss {fields['loss']:.4f} train "
+            f"{fields['acc']:.3f} test {fields['test']:.3f}")
+
+
 def _progress(enabled):
     if not enabled:
         return contextlib.nullcontext(None)
+    from ..lineprogress import LineProgress, is_terminal
+
+    if not is_terminal():           # a log or a pipe: a line per epoch, not a bar at the end
+        return LineProgress(_epoch_line)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     return Progress(TextColumn("[bold]{task.description}[/bold] epoch"), MofNCompleteColumn(),

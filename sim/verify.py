@@ -156,11 +156,16 @@ def select_inputs(model, inputs=None, images=None):
 
 
 class _Progress:
-    """A rich progress display on stderr, or nothing."""
+    """A rich progress display on stderr (lines when stderr is not a terminal), or nothing."""
 
     def __init__(self, enabled):
         self.progress = None
         if enabled:
+            from ..lineprogress import LineProgress, is_terminal
+
+            if not is_terminal(stderr=True):    # a log or a pipe: a line per stage
+                self.progress = LineProgress(stderr=True)
+                return
             from rich.console import Console
             from rich.progress import (
                 BarColumn,
