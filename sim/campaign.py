@@ -133,7 +133,7 @@ def random_folding(model, rng, slower_after=None):
 
 
 def plan_campaign(out, *, networks, sizes, foldings=1, pipelines=(0,), stall=0.2,
-                  stall_seeds=1, images=16, seed=0, slower_after=None):
+                  stall_seeds=1, images=16, seed=0, slower_after=None, kind=None):
     """Write the networks and inputs into ``out/nets`` and list the checks.
 
     Parameters
@@ -156,6 +156,10 @@ def plan_campaign(out, *, networks, sizes, foldings=1, pipelines=(0,), stall=0.2
         Network ``i`` has seed ``seed + i``.
     slower_after : int or None
         Passed to :func:`random_folding` (the layer of a ``drop_ready`` fault).
+    kind : dict or None
+        ``ternary``, ``act_bits`` and ``input_bits`` of
+        :func:`~bnnflow.model.random_net.random_model` (default: W1A1 with input bits); with
+        ``input_bits = n`` the inputs are random ``n``-bit values.
 
     Returns
     -------
@@ -174,9 +178,10 @@ def plan_campaign(out, *, networks, sizes, foldings=1, pipelines=(0,), stall=0.2
     plan = []
     for i in range(networks):
         widths = sizes[i % len(sizes)]
-        model = random_model(list(widths), seed=seed + i)
+        model = random_model(list(widths), seed=seed + i, **(kind or {}))
         rng = np.random.default_rng([seed, i])
-        bits = rng.integers(0, 2, size=(images, widths[0]), dtype=np.uint8)
+        top = 1 << (kind or {}).get("input_bits", 1)
+        bits = rng.integers(0, top, size=(images, widths[0]), dtype=np.uint8)
         check = Check(i, widths, "", 0, stall, 0)
         files = {"model": Path(out) / check.model_path, "inputs": Path(out) / check.inputs_path}
         buffer = io.BytesIO()
@@ -189,8 +194,8 @@ def plan_campaign(out, *, networks, sizes, foldings=1, pipelines=(0,), stall=0.2
                 (files["model"], tmp.read_bytes()), (files["inputs"], buffer.getvalue()))):
             tmp.unlink()
             raise CampaignError(f"{out} holds network {i} of another campaign (other --seed, "
-                                f"--sizes or --images); choose another --out, or repeat that "
-                                f"campaign's options")
+                                f"--sizes, --images, --weights, --act-bits or --input-bits); "
+                                f"choose another --out, or repeat that campaign's options")
         os.replace(tmp, files["model"])
         write_bytes_atomic(files["inputs"], buffer.getvalue())
         for _ in range(foldings):

@@ -2,8 +2,9 @@
 """Verify many random networks x foldings x pipelines x stall seeds against the golden model,
 as tasks on Dask.
 
-Network i (of --random N) has the widths of the i-th --sizes entry in turn and seed --seed + i;
-its --images random input vectors and the network are written to DIR/nets/ (net_0007.bnn,
+Network i (of --random N) has the widths of the i-th --sizes entry in turn and seed --seed + i,
+and the kind --weights, --act-bits and --input-bits say (as for train; default W1A1 with input
+bits); its --images random input vectors and the network are written to DIR/nets/ (net_0007.bnn,
 net_0007_inputs.npy). Each network gets --foldings random foldings (PE and SIMD uniform per
 layer, padded folds included), each verified at every --pipeline depth and --stall-seeds seed
 with --stall gaps and back-pressure, by the code behind 'bnnflow verify'. Every mismatch is
@@ -46,6 +47,13 @@ def add_arguments(parser):
     parser.add_argument("--images", type=int, default=16, metavar="N",
                         help="random input vectors per network (default: 16)")
     parser.add_argument("--seed", type=int, default=0, help="seed of network 0 (default: 0)")
+    parser.add_argument("--weights", choices=("binary", "ternary"), default="binary",
+                        help="hidden layers' weights, as train takes them (default: binary)")
+    parser.add_argument("--act-bits", type=int, default=1, metavar="N",
+                        help="bits of the hidden activations, 1..8 (default: 1)")
+    parser.add_argument("--input-bits", type=int, default=1, metavar="N",
+                        help="bits of each input element, 1..8: the random inputs are N-bit "
+                             "values (default: 1)")
     parser.add_argument("--sim", default="amaranth", choices=SIMULATORS,
                         help="simulator (default: amaranth; verilator-direct builds one C++ "
                              "model per design)")
@@ -89,6 +97,9 @@ def _check(args):
     fault = _fault(args.fault)
     if args.seed < 0:
         raise CampaignError(f"--seed must be an integer >= 0, not {args.seed}")
+    for option, value in (("--act-bits", args.act_bits), ("--input-bits", args.input_bits)):
+        if not 1 <= value <= 8:
+            raise CampaignError(f"{option} must be an integer in 1..8, not {value}")
     if fault is not None and fault[0] == "drop_ready":
         # widths K-N1-...-C: len - 1 layers; layer J needs a layer J + 1 after it
         short = [s for s in sizes if fault[1] > len(s) - 3]
@@ -105,7 +116,7 @@ def _check(args):
 
         for widths in sizes:
             try:
-                BnnTop(random_model(list(widths), seed=0), fault=fault)
+                BnnTop(random_model(list(widths), seed=0, **_kind(args)), fault=fault)
             except ValueError as e:
                 raise CampaignError(f"{e} (network {'-'.join(map(str, widths))})") from None
     if args.scheduler is not None:
@@ -116,11 +127,23 @@ def _check(args):
     return sizes, pipelines, fault
 
 
+def _kind(args):
+    """The random networks' kind, as :func:`~bnnflow.model.random_net.random_model` takes it."""
+    return {"ternary": args.weights == "ternary", "act_bits": args.act_bits,
+            "input_bits": args.input_bits}
+
+
+def _kind_text(args):
+    return (f"{args.weights} weights, {args.act_bits}-bit activations, {args.input_bits}-bit "
+            f"inputs")
+
+
 def _markdown(records, args, seconds):
     bad = [r for r in records if r["status"] != "passed"]
     lines = ["# bnnflow verify-campaign", "",
              f"- {len(records)} verifications of {args.random} random networks (sizes "
-             f"{args.sizes}, seed {args.seed}), {args.foldings} random folding(s) each, "
+             f"{args.sizes}, seed {args.seed}; {_kind_text(args)}), {args.foldings} random "
+             f"folding(s) each, "
              f"pipeline {args.pipeline}, stall {args.stall:g} with {args.stall_seeds} seed(s), "
              f"{args.images} random images, simulator {args.sim}"
              + (f", fault {args.fault}" if args.fault else ""),
@@ -161,7 +184,7 @@ def run(args):
                              pipelines=pipelines, stall=args.stall,
                              stall_seeds=args.stall_seeds, images=args.images, seed=args.seed,
                              slower_after=fault[1] if fault and fault[0] == "drop_ready"
-                             else None)
+                             else None, kind=_kind(args))
         records = run_campaign(out, lambda: open_client(args.scheduler, args.workers), plan,
                                simulator=args.sim, images=args.images, fault=args.fault,
                                timeout=args.timeout)

@@ -94,6 +94,33 @@ def test_a_campaign_passes_and_a_second_run_is_all_cached(tmp_path, capsys):
     assert "passed 4, did not pass 0" in (tmp_path / "results.md").read_text()
 
 
+@pytest.mark.parametrize("kind", [["--weights", "ternary"], ["--act-bits", "2"],
+                                  ["--input-bits", "8", "--act-bits", "3", "--weights", "ternary"]])
+def test_campaigns_of_every_kind_pass_and_a_fault_is_seen(tmp_path, capsys, cluster, kind):
+    argv = ["verify-campaign", "--random", "2", "--sizes", "13-7-5-3", "--pipeline", "0,1",
+            "--images", "6", *kind, "--scheduler", cluster.scheduler_address]
+    assert main([*argv, "--out", str(tmp_path / "ok")]) == 0
+    records = _records(tmp_path / "ok")
+    assert len(records) == 4 and all(r["status"] == "passed" and r["mismatches"] == 0
+                                     for r in records)
+    model = load(tmp_path / "ok" / "nets" / "net_0001.bnn")
+    bits = np.load(tmp_path / "ok" / "nets" / "net_0001_inputs.npy")
+    kinds = [layer.kind for layer in model.layers]
+    assert kinds[:2] == 2 * ["ternary_dense" if "ternary" in kind else "binary_dense"]
+    if "--act-bits" in kind:
+        levels = int(kind[kind.index("--act-bits") + 1])
+        assert model.layers[1].in_bits == levels
+    top = 255 if "--input-bits" in kind else 1
+    assert model.input.bits == (8 if top == 255 else 1) and bits.max() <= top
+    assert bits.max() > 1 or top == 1
+    results = (tmp_path / "ok" / "results.md").read_text()
+    assert f"{'ternary' if 'ternary' in kind else 'binary'} weights" in results
+    # The same networks with a dropped ready: the checker sees it in every design.
+    assert main([*argv, "--fault", "drop_ready:0", "--out", str(tmp_path / "bad")]) == 0
+    assert all(r["status"] == "mismatch" for r in _records(tmp_path / "bad"))
+    capsys.readouterr()
+
+
 def test_with_a_dropped_ready_every_design_fails_with_a_command_that_repeats_it(
         tmp_path, capsys, cluster):
     status = main(["verify-campaign", *ARGS, "--fault", "drop_ready:0", "--scheduler",
@@ -134,6 +161,8 @@ def test_with_a_dropped_ready_every_design_fails_with_a_command_that_repeats_it(
     (["--fault", "swap_output:0,999"], "error: fault swap_output:0,999: the output has bits "
                                        "0..17 (network 16-8-4)"),
     (["--seed", "-1"], "error: --seed must be an integer >= 0, not -1"),
+    (["--act-bits", "0"], "error: --act-bits must be an integer in 1..8, not 0"),
+    (["--input-bits", "9"], "error: --input-bits must be an integer in 1..8, not 9"),
     (["--scheduler", "tcp://127.0.0.1:9"], "error: cannot reach the Dask scheduler at "
                                            "tcp://127.0.0.1:9 ("),
     (["--out", "/proc/nope"], "error: cannot write /proc/nope: cannot create folders in /proc"),
@@ -180,9 +209,11 @@ def test_a_folder_of_another_campaign_is_not_overwritten(tmp_path):
     plan_campaign(tmp_path, networks=2, sizes=[(16, 8, 4)], seed=0)
     before = (tmp_path / "nets" / "net_0000.bnn").read_bytes()
     plan_campaign(tmp_path, networks=3, sizes=[(16, 8, 4)], seed=0)      # the same, extended
-    for other in ({"seed": 5}, {"sizes": [(12, 6, 3)]}, {"images": 9}):
+    for other in ({"seed": 5}, {"sizes": [(12, 6, 3)]}, {"images": 9},
+                  {"kind": {"ternary": True}}, {"kind": {"input_bits": 8}}):
         with pytest.raises(CampaignError, match=r"holds network 0 of another campaign \(other "
-                                                r"--seed, --sizes or --images\); choose "
+                                                r"--seed, --sizes, --images, --weights, "
+                                                r"--act-bits or --input-bits\); choose "
                                                 r"another --out"):
             plan_campaign(tmp_path, **{"networks": 2, "sizes": [(16, 8, 4)], "seed": 0,
                                        **other})
