@@ -1,8 +1,8 @@
 """Verification campaigns: many random networks x foldings x pipelines x stall seeds, each
 verified against the golden model as a Dask task.
 
-:func:`plan_campaign` makes network ``i`` with :func:`bnnflow.model.random_net.random_model`
-(the widths ``sizes[i % len(sizes)]``, seed ``seed + i``) and its random input bits, and draws
+:func:`plan_campaign` makes network ``i`` from ``sizes[i % len(sizes)]`` (a dense or conv
+network, :mod:`bnnflow.sim.campaign_nets`; seed ``seed + i``) and its random inputs, and draws
 ``foldings`` random foldings for it (PE in ``1..N`` and SIMD in ``1..K`` per layer, uniform,
 so that padded folds are common; for a ``drop_ready:J`` fault, layer ``J + 1`` slower than
 layer ``J`` so that the fault can show); every folding is verified at every pipeline depth and stall
@@ -32,6 +32,7 @@ import numpy as np
 from ..dask_pool import cache_key
 from ..errors import BnnflowError
 from ..fileio import write_bytes_atomic, write_text_atomic
+from .campaign_nets import NetSpec, parse_net, random_folding
 
 __all__ = ["CampaignError", "Check", "parse_sizes", "random_folding", "plan_campaign",
            "verify_task", "campaign_key", "run_campaign", "VERIFY_TASK"]
@@ -52,7 +53,9 @@ class Check:
     ----------
     net : int
         Index of the network (``nets/net_<net>.bnn``).
-    widths : tuple of int
+    widths : tuple
+        A dense network's widths, or a conv network's ``--sizes`` text alone (so that
+        ``"-".join`` writes either).
     folding : str
         ``PExSIMD,...``.
     pipeline : int
@@ -91,45 +94,20 @@ class Check:
 
 
 def parse_sizes(text):
-    """``"16-8-4,37-13-11-5"`` as ``[(16, 8, 4), (37, 13, 11, 5)]`` (each network as
-    :func:`~bnnflow.model.random_net.parse_widths` reads it)."""
-    from ..model.random_net import parse_widths
-
-    try:
-        return [tuple(parse_widths(part)) for part in str(text).split(",")]
-    except ValueError:
-        raise CampaignError(f"--sizes must be networks like 16-8-4 (input width, then each "
-                            f"layer's neurons), comma separated, not {text!r}") from None
-
-
-def random_folding(model, rng, slower_after=None):
-    """A random ``PExSIMD,...`` folding of ``model``: per layer PE uniform in ``1..N`` and
-    SIMD uniform in ``1..K``.
-
-    ``slower_after=J`` (for the fault ``drop_ready:J``) draws again until layer ``J + 1``
-    takes more cycles per vector than layer ``J``, so that it is still busy when layer ``J``
-    offers the next vector and a dropped ready loses data (with a faster consumer the fault
-    is invisible); after 100 draws layer ``J`` becomes fully parallel and layer ``J + 1``
-    ``1x1``. No effect when ``J`` is the last layer (output back-pressure exposes it).
-    """
-    from ..hw.folding import LayerFold
-
-    def draw():
-        return [LayerFold(int(rng.integers(1, layer.neurons + 1)),
-                          int(rng.integers(1, layer.fan_in + 1))) for layer in model.layers]
-
-    folds = draw()
-    layers = model.layers
-    if slower_after is not None and slower_after + 1 < len(layers):
-        j = slower_after
-        for _ in range(100):
-            if layers[j + 1].cycles(folds[j + 1]) > layers[j].cycles(folds[j]):
-                break
-            folds = draw()
-        else:
-            folds[j] = LayerFold(layers[j].neurons, layers[j].fan_in)
-            folds[j + 1] = LayerFold(1, 1)
-    return ",".join(str(f) for f in folds)
+    """``"16-8-4,8x8x1:c4k3-p2-5"`` as :class:`~bnnflow.sim.campaign_nets.NetSpec` (dense
+    networks as :func:`~bnnflow.model.random_net.parse_widths` reads them, conv networks as
+    :func:`~bnnflow.sim.campaign_nets.parse_net` does)."""
+    specs = []
+    for part in str(text).split(","):
+        try:
+            specs.append(parse_net(part))
+        except ValueError as e:
+            if ":" in part:
+                raise CampaignError(f"--sizes: {e}") from None
+            raise CampaignError(f"--sizes must be networks like 16-8-4 (input width, then each "
+                                f"layer's neurons) or 8x8x2:c4k3-p2-d6-3 (a conv network), "
+                                f"comma separated, not {text!r}") from None
+    return specs
 
 
 def plan_campaign(out, *, networks, sizes, foldings=1, pipelines=(0,), stall=0.2,
@@ -141,8 +119,8 @@ def plan_campaign(out, *, networks, sizes, foldings=1, pipelines=(0,), stall=0.2
     out : Path
     networks : int
         Random networks.
-    sizes : list of tuple
-        Widths of the networks, used in turn.
+    sizes : list of NetSpec or tuple
+        The networks (:func:`parse_sizes`; a tuple is a dense network's widths), used in turn.
     foldings : int
         Random foldings per network.
     pipelines : sequence of int
@@ -173,15 +151,17 @@ def plan_campaign(out, *, networks, sizes, foldings=1, pipelines=(0,), stall=0.2
         options), which the records there repeat with.
     """
     from ..model.artifact import save
-    from ..model.random_net import random_model
 
     plan = []
     for i in range(networks):
-        widths = sizes[i % len(sizes)]
-        model = random_model(list(widths), seed=seed + i, **(kind or {}))
+        spec = sizes[i % len(sizes)]
+        if not isinstance(spec, NetSpec):        # a dense network's widths
+            spec = parse_net("-".join(map(str, spec)))
+        model = spec.make(seed + i, kind)
+        widths = spec.widths or (spec.text,)
         rng = np.random.default_rng([seed, i])
         top = 1 << (kind or {}).get("input_bits", 1)
-        bits = rng.integers(0, top, size=(images, widths[0]), dtype=np.uint8)
+        bits = rng.integers(0, top, size=(images, spec.input_width), dtype=np.uint8)
         check = Check(i, widths, "", 0, stall, 0)
         files = {"model": Path(out) / check.model_path, "inputs": Path(out) / check.inputs_path}
         buffer = io.BytesIO()

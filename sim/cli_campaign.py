@@ -2,7 +2,9 @@
 """Verify many random networks x foldings x pipelines x stall seeds against the golden model,
 as tasks on Dask.
 
-Network i (of --random N) has the widths of the i-th --sizes entry in turn and seed --seed + i,
+Network i (of --random N) is the i-th --sizes entry in turn (widths, or a conv network such as
+8x8x2:c4k3-p2-d6-3: the input map, then cNkK conv, pW max-pool, dN dense stages and the
+classes) with seed --seed + i,
 and the kind --weights, --act-bits and --input-bits say (as for train; default W1A1 with input
 bits); its --images random input vectors and the network are written to DIR/nets/ (net_0007.bnn,
 net_0007_inputs.npy). Each network gets --foldings random foldings (PE and SIMD uniform per
@@ -33,8 +35,10 @@ def add_arguments(parser):
     parser.add_argument("--random", type=int, default=200, metavar="N",
                         help="random networks (default: 200)")
     parser.add_argument("--sizes", default="16-8-4,24-12-6,32-16-8-4", metavar="K-N-...,...",
-                        help="network widths (input, then each layer), used in turn "
-                             "(default: 16-8-4,24-12-6,32-16-8-4)")
+                        help="networks, used in turn: widths (input, then each layer) or a "
+                             "conv network HxWxC:stages-classes with stages cNkK (conv), pW "
+                             "(max-pool), dN (dense), e.g. 8x8x2:c4k3-p2-d6-3 (default: "
+                             "16-8-4,24-12-6,32-16-8-4)")
     parser.add_argument("--foldings", type=int, default=1, metavar="K",
                         help="random foldings per network (default: 1)")
     parser.add_argument("--pipeline", default="0,2", metavar="STAGES,...",
@@ -101,24 +105,35 @@ def _check(args):
         if not 1 <= value <= 8:
             raise CampaignError(f"{option} must be an integer in 1..8, not {value}")
     if fault is not None and fault[0] == "drop_ready":
-        # widths K-N1-...-C: len - 1 layers; layer J needs a layer J + 1 after it
-        short = [s for s in sizes if fault[1] > len(s) - 3]
+        # layer J needs a layer J + 1 after it
+        short = [s for s in sizes if fault[1] > s.layers - 2]
         if short:
-            layers = len(short[0]) - 1
+            layers = short[0].layers
             raise CampaignError(f"--fault drop_ready:{fault[1]} needs a layer {fault[1]} "
-                                f"followed by another, and {'-'.join(map(str, short[0]))} "
-                                f"has {layers} layer{'s' if layers > 1 else ''}")
-    if fault is not None:
-        # the checks verify and prove make, on every size before anything runs (a fault the
-        # hardware cannot take failed each design, which counted as the fault being seen)
-        from ..hw.top import BnnTop
-        from ..model.random_net import random_model
+                                f"followed by another, and {short[0]} has {layers} "
+                                f"layer{'s' if layers > 1 else ''}")
+    if fault is not None and fault[0] == "drop_ready":
+        # A max-pool takes a pixel every cycle whatever comes after it (measured: every
+        # design passed with the fault), so a ready dropped in front of one cannot show.
+        pooled = [s for s in sizes if s.stages and fault[1] + 1 < len(s.stages)
+                  and s.stages[fault[1] + 1][0] == "pool"]
+        if pooled:
+            raise CampaignError(f"--fault drop_ready:{fault[1]}: layer {fault[1] + 1} of "
+                                f"{pooled[0]} is a max-pool, which is never busy, so a dropped "
+                                f"ready cannot show; choose a layer followed by a conv or "
+                                f"dense layer")
+    # Every network is made once here, so that stages that do not fit their map and faults
+    # the hardware cannot take (which failed each design, counted as the fault being seen)
+    # are refused before anything runs.
+    from ..hw.top import BnnTop
 
-        for widths in sizes:
-            try:
-                BnnTop(random_model(list(widths), seed=0, **_kind(args)), fault=fault)
-            except ValueError as e:
-                raise CampaignError(f"{e} (network {'-'.join(map(str, widths))})") from None
+    for spec in sizes:
+        try:
+            model = spec.make(0, _kind(args))
+            if fault is not None:
+                BnnTop(model, fault=fault)
+        except ValueError as e:
+            raise CampaignError(f"{e} (network {spec})") from None
     if args.scheduler is not None:
         check_scheduler_address(args.scheduler)
         if args.workers is not None:

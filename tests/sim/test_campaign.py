@@ -11,7 +11,7 @@ from bnnflow import dask_pool
 from bnnflow.cli import main
 from bnnflow.model.artifact import load
 from bnnflow.model.random_net import random_model
-from bnnflow.sim.campaign import CampaignError, Check, parse_sizes, plan_campaign, random_folding
+from bnnflow.sim.campaign import CampaignError, Check, parse_sizes, plan_campaign
 
 
 @pytest.fixture(scope="module")
@@ -25,24 +25,16 @@ def cluster():
 
 
 def test_sizes_are_widths_separated_by_dashes():
-    assert parse_sizes("16-8-4, 37-13-11-5") == [(16, 8, 4), (37, 13, 11, 5)]
+    assert [s.widths for s in parse_sizes("16-8-4, 37-13-11-5")] == [(16, 8, 4),
+                                                                       (37, 13, 11, 5)]
     for text in ("16", "16-0-4", "16-8-x", "16-8,"):
         with pytest.raises(CampaignError, match=rf"^--sizes must be networks like 16-8-4 "
-                                                rf"\(input width, then each layer's neurons\), "
+                                                rf"\(input width, then each layer's neurons\) "
+                                                rf"or 8x8x2:c4k3-p2-d6-3 \(a conv network\), "
                                                 rf"comma separated, not '{text}'$"):
             parse_sizes(text)
-
-
-@pytest.mark.parametrize("seed", range(20))
-def test_random_foldings_are_valid_and_can_make_a_dropped_ready_visible(seed):
-    from bnnflow.hw.folding import resolve_folding
-
-    model = random_model([24, 12, 6, 3], seed=seed)
-    rng = np.random.default_rng(seed)
-    resolve_folding(model, random_folding(model, rng))
-    for j in (0, 1):
-        folds = resolve_folding(model, random_folding(model, rng, slower_after=j))
-        assert model.layers[j + 1].cycles(folds[j + 1]) > model.layers[j].cycles(folds[j])
+    with pytest.raises(CampaignError, match=r"^--sizes: stage 'q2' of '8x8x1:q2-3' must be "):
+        parse_sizes("16-8-4,8x8x1:q2-3")
 
 
 def test_the_plan_writes_each_network_and_its_inputs(tmp_path):
@@ -121,6 +113,24 @@ def test_campaigns_of_every_kind_pass_and_a_fault_is_seen(tmp_path, capsys, clus
     capsys.readouterr()
 
 
+def test_conv_campaigns_pass_and_a_dropped_ready_is_seen(tmp_path, capsys, cluster):
+    argv = ["verify-campaign", "--random", "4", "--sizes",
+            "6x6x2:c3k3-c2k2-p2-4,5x5x1:c2k2-d5-3", "--pipeline", "0,1", "--images", "4",
+            "--weights", "ternary", "--act-bits", "2", "--input-bits", "8", "--scheduler",
+            cluster.scheduler_address]
+    assert main([*argv, "--out", str(tmp_path / "ok")]) == 0
+    records = _records(tmp_path / "ok")
+    assert len(records) == 8 and all(r["status"] == "passed" for r in records)
+    assert {r["widths"][0] for r in records} == {"6x6x2:c3k3-c2k2-p2-4", "5x5x1:c2k2-d5-3"}
+    model = load(tmp_path / "ok" / "nets" / "net_0000.bnn")
+    assert [layer.kind for layer in model.layers] == ["ternary_conv2d", "ternary_conv2d",
+                                                      "maxpool2d", "binary_dense"]
+    assert np.load(tmp_path / "ok" / "nets" / "net_0000_inputs.npy").shape == (4, 72)
+    assert main([*argv, "--fault", "drop_ready:0", "--out", str(tmp_path / "bad")]) == 0
+    assert all(r["status"] == "mismatch" for r in _records(tmp_path / "bad"))
+    assert "[8/8] net" in capsys.readouterr().err
+
+
 def test_with_a_dropped_ready_every_design_fails_with_a_command_that_repeats_it(
         tmp_path, capsys, cluster):
     status = main(["verify-campaign", *ARGS, "--fault", "drop_ready:0", "--scheduler",
@@ -162,6 +172,11 @@ def test_with_a_dropped_ready_every_design_fails_with_a_command_that_repeats_it(
                                        "0..17 (network 16-8-4)"),
     (["--seed", "-1"], "error: --seed must be an integer >= 0, not -1"),
     (["--act-bits", "0"], "error: --act-bits must be an integer in 1..8, not 0"),
+    (["--sizes", "4x4x1:c2k5-3"], "error: kernel 5x5 is larger than the 4x4 input map "
+                                  "(network 4x4x1:c2k5-3)"),
+    (["--sizes", "16-8-4,6x6x2:c3k3-p2-4", "--fault", "drop_ready:0"],
+     "error: --fault drop_ready:0: layer 1 of 6x6x2:c3k3-p2-4 is a max-pool, which is never "
+     "busy, so a dropped ready cannot show; choose a layer followed by a conv or dense layer"),
     (["--input-bits", "9"], "error: --input-bits must be an integer in 1..8, not 9"),
     (["--scheduler", "tcp://127.0.0.1:9"], "error: cannot reach the Dask scheduler at "
                                            "tcp://127.0.0.1:9 ("),
