@@ -25,7 +25,7 @@ import os
 from dataclasses import dataclass
 
 __all__ = ["LayerFold", "layer_cycles", "fully_parallel", "auto_fold", "resolve_folding",
-           "check_folding", "parse_fold_string", "load_fold_file"]
+           "fed_by_previous", "check_folding", "parse_fold_string", "load_fold_file"]
 
 
 def _is_int(value):
@@ -77,7 +77,7 @@ def fully_parallel(model):
     folding = []
     for j, layer in enumerate(model.layers):
         fold = LayerFold(layer.neurons, layer.fan_in)
-        accepts = _feed(model, j, folding)
+        accepts = fed_by_previous(model, j, folding)
         if accepts is not None and not accepts(fold):
             simds = [s for s in range(layer.fan_in - 1, 0, -1)
                      if accepts(LayerFold(layer.neurons, s))]
@@ -166,7 +166,7 @@ def _cheapest(index, layer, target_ii, accepts=None):
     return min(folds, key=key)
 
 
-def _feed(model, j, folding):
+def fed_by_previous(model, j, folding):
     """For a layer after a conv or pool layer (which send one pixel per transfer), the
     predicate saying whether a folding of layer ``j`` takes those pixels; else ``None``."""
     from .units import UNITS, unit_kind
@@ -205,7 +205,7 @@ def auto_fold(model, target_ii):
                          f"parallel), not {target_ii!r}")
     folding = []
     for j, layer in enumerate(model.layers):
-        folding.append(_cheapest(j, layer, target_ii, _feed(model, j, folding)))
+        folding.append(_cheapest(j, layer, target_ii, fed_by_previous(model, j, folding)))
     achieved = max(layer_cycles(layer, fold)
                    for layer, fold in zip(model.layers, folding, strict=True))
     return folding, achieved

@@ -111,10 +111,10 @@ def random_folding(model, rng, slower_after=None):
     is invisible); after 100 draws layer ``J`` takes its fewest cycles and layer ``J + 1`` its
     most. No effect when ``J`` is the last layer (output back-pressure exposes it).
     """
-    from ..hw.folding import LayerFold, _feed
+    from ..hw.folding import LayerFold, fed_by_previous
 
     def simds(j, layer, pe, folds):
-        accepts = _feed(model, j, folds)
+        accepts = fed_by_previous(model, j, folds)
         return [s for s in range(1, layer.fan_in + 1)
                 if accepts is None or accepts(LayerFold(pe, s))]
 
