@@ -1,3 +1,5 @@
+# amaranth: UnusedElaboratable=no
+
 """The networks of a campaign: ``--sizes`` entries, the networks made of them and their random
 foldings."""
 
