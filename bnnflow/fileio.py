@@ -95,10 +95,11 @@ def _check_ancestors(path, option):
     return ancestor
 
 
-def check_output_file(path, option=None):
+def check_output_file(path, option=None, inputs=()):
     """Check, before any work, that the output file ``path`` can be written.
 
-    ``path`` must be a new file or an existing regular file; its folder must exist or be
+    ``path`` must be a new file or an existing regular file other than the command's
+    ``inputs`` (writing over the model being read would lose it); its folder must exist or be
     creatable, and accept new files (a temporary file is created there and removed at once, as
     root ignores permission bits and a folder such as ``/proc`` refuses files anyway). Nothing
     else is created.
@@ -109,6 +110,9 @@ def check_output_file(path, option=None):
         The output file.
     option : str, optional
         The command-line option that chooses ``path`` (e.g. ``"--report"``), named in the fix.
+    inputs : iterable of str or Path, optional
+        The files the command reads; ``path`` must not be one of them (same file, by any
+        name or link).
 
     Returns
     -------
@@ -118,11 +122,16 @@ def check_output_file(path, option=None):
     Raises
     ------
     OutputError
-        ``cannot write PATH: PROBLEM; FIX``: ``path`` is a directory or another non-regular
-        file, is under a regular file, or its folder does not accept new files.
+        ``cannot write PATH: PROBLEM; FIX``: ``path`` is one of ``inputs``, a directory or
+        another non-regular file, is under a regular file, or its folder does not accept new
+        files.
     """
     path = Path(path)
     try:
+        for source in inputs:
+            if path.is_file() and os.path.isfile(source) and os.path.samefile(path, source):
+                raise OutputError(path, f"it is the input file {source}",
+                                  _fix("choose another name", option))
         if os.path.lexists(path) and not path.is_file():
             if path.is_dir():
                 raise OutputError(path, "it is a directory, not a file",

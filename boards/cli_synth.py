@@ -83,7 +83,7 @@ def run(args):
                            f"{args.freq:g}")
     model = artifact.load(args.model)
     if args.report is not None:
-        check_output_file(args.report, "--report")
+        check_output_file(args.report, "--report", inputs=[args.model])
     if args.out is not None:
         check_output_dir(args.out, "--out")
     message = None

@@ -38,8 +38,8 @@ def run(args):
     if not str(args.output).endswith(".v"):
         raise BnnflowError(f"output must end in .v, not {args.output!r}")
     model = artifact.load(args.model)
-    check_output_file(args.output, "-o")
-    check_output_file(verilog.sidecar_path(args.output), "-o")
+    check_output_file(args.output, "-o", inputs=[args.model])
+    check_output_file(verilog.sidecar_path(args.output), "-o", inputs=[args.model])
     if args.pipeline < 0:
         raise BnnflowError(f"--pipeline must be a non-negative integer, not {args.pipeline}")
     rom_register = args.rom_register

@@ -51,7 +51,7 @@ def run(args):
     from .qonnx_export import export_graph, run_exported
     from .qonnx_graph import QonnxError, graph_from_bytes
 
-    out = check_output_file(args.out, "-o")
+    out = check_output_file(args.out, "-o", inputs=[args.model])
     model = artifact.load(args.model)
     wrapper = export_graph(model, argmax=args.argmax)
     data = wrapper.model.SerializeToString()

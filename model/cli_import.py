@@ -145,7 +145,7 @@ def run(args):
     from .qonnx_import import data_path, import_graph
     from .qonnx_input import read_input
 
-    out = check_output_file(args.out, "-o")
+    out = check_output_file(args.out, "-o", inputs=[args.model])
     if args.input_scale is not None and not args.input_scale > 0:
         raise QonnxError(f"--input-scale must be a positive number, not {args.input_scale!r}")
     graph = load_graph(args.model)

@@ -244,13 +244,14 @@ def run(args):
     from ..errors import BnnflowError
     from ..fileio import check_output_dir, check_output_file
     from ..model.artifact import load
-    from .verify import DEFAULT_IMAGES, run_verify
+    from .verify import DEFAULT_IMAGES, expected_inputs, run_verify
 
     model = load(args.model)
     hardware_model = load(args.hardware_model) if args.hardware_model else None
+    inputs = [p for p in (args.model, args.hardware_model, args.inputs) if p is not None]
     for path, option in ((args.report, "--report"), (args.vcd, "--vcd")):
         if path is not None:
-            check_output_file(path, option)
+            check_output_file(path, option, inputs=inputs)
     if args.build_dir is not None:
         check_output_dir(args.build_dir, "--build-dir")
     fault = _fault(args.fault)
@@ -263,8 +264,8 @@ def run(args):
     else:
         images = None if args.images == "all" else args.images
     if args.inputs is not None and not Path(args.inputs).is_file():
-        raise BnnflowError(f"{args.inputs}: no such input file (a .npy of 0/1 bits, shape "
-                           f"(B, {model.input.width}))")
+        what = "a folder, not a file" if Path(args.inputs).is_dir() else "no such input file"
+        raise BnnflowError(f"{args.inputs}: {what} (--inputs takes {expected_inputs(model)})")
     if args.pipeline < 0:
         raise BnnflowError(f"--pipeline must be a non-negative integer, not {args.pipeline}")
     target, rom_register = _design_for(args)

@@ -97,11 +97,18 @@ class HwDesign:
                         rom_register=self.rom_register)
 
 
+def expected_inputs(model):
+    """What an inputs file must hold for ``model``, for error messages."""
+    top = (1 << model.input.bits) - 1
+    values = "0/1" if top == 1 else f"integers 0..{top} ({model.input.bits}-bit pixels)"
+    return f"a .npy of shape (B, {model.input.width}) holding {values}"
+
+
 def _check_inputs(model, bits, where):
     bits = np.asarray(bits)
     k0 = model.input.width
     if bits.ndim != 2 or bits.shape[1] != k0:
-        raise BnnflowError(f"{where}: input bits must have shape (B, {k0}), not "
+        raise BnnflowError(f"{where}: inputs must have shape (B, {k0}), not "
                            f"{tuple(bits.shape)}")
     if bits.shape[0] == 0:
         raise BnnflowError(f"{where}: no input vectors")
@@ -142,10 +149,11 @@ def select_inputs(model, inputs=None, images=None):
     else:
         try:
             array = np.load(inputs, allow_pickle=False)
-        except (OSError, ValueError) as e:
-            why = "not a .npy array" if "allow_pickle" in str(e) else str(e)  # not that advice
-            raise BnnflowError(f"{inputs}: cannot read input bits: {why} (expected a .npy of "
-                               f"shape (B, {model.input.width}) holding 0/1)") from None
+        except (OSError, ValueError, EOFError) as e:
+            why = ("not a .npy array" if "allow_pickle" in str(e)   # not that advice
+                   else "the file is empty" if isinstance(e, EOFError) else str(e))
+            raise BnnflowError(f"{inputs}: cannot read the inputs: {why} (expected "
+                               f"{expected_inputs(model)})") from None
         bits = _check_inputs(model, array, str(inputs))
         source = str(inputs)
     if images is not None:

@@ -92,7 +92,7 @@ def test_verilog_sidecar_that_is_a_folder_is_reported_before_writing(workspace, 
 
 def test_failure_at_write_time_is_one_line_too(workspace, capsys, monkeypatch):
     # A path that only fails when written (e.g. a folder removed after the check).
-    monkeypatch.setattr(fileio, "check_output_file", lambda path, option=None: Path(path))
+    monkeypatch.setattr(fileio, "check_output_file", lambda path, *a, **k: Path(path))
     before = _snapshot(workspace)
     assert main(["verilog", str(workspace / "net.bnn"), "-o", "/proc/x.v"]) == 2
     assert capsys.readouterr().err == ("error: cannot write /proc/x.v: cannot create files in "
@@ -107,3 +107,24 @@ def test_writable_new_output_folder_is_accepted_and_not_created_by_the_check(wor
     assert main(["verilog", str(workspace / "net.bnn"), "-o", str(out)]) == 0
     assert sorted(p.name for p in out.parent.iterdir()) == ["top.json", "top.v"]
     assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("argv", [
+    ["export-qonnx", "{model}", "-o", "{out}"],
+    ["import", "{model}", "-o", "{out}", "--dataset", "none"],
+    ["verify", "{model}", "--sim", "amaranth", "--quiet", "--report", "{out}"],
+    ["synth", "{model}", "--target", "ice40-up5k", "--report", "{out}"],
+], ids=["export-qonnx -o", "import -o", "verify --report", "synth --report"])
+@pytest.mark.parametrize("name", ["same", "link"])
+def test_output_that_is_the_input_is_refused_and_the_input_kept(workspace, capsys, argv, name):
+    model = workspace / "net.bnn"
+    out = model
+    if name == "link":      # the same file by another name
+        out = workspace / "other.bnn"
+        out.symlink_to(model)
+    option = argv[argv.index("{out}") - 1]
+    before = _snapshot(workspace)
+    assert main([a.format(model=model, out=out) for a in argv]) == 2
+    assert capsys.readouterr().err == (f"error: cannot write {out}: it is the input file "
+                                       f"{model}; choose another name with {option}\n")
+    assert _snapshot(workspace) == before

@@ -80,15 +80,18 @@ def test_default_stimulus_is_the_data_set_test_split(tmp_path):
     (["--fold", "99x1,1x1,1x1"], "error: bad folding: layer 0"),
     (["--fold", "auto"], "error: bad folding:"),
     (["--inputs", "missing.npy"], "missing.npy: no such input file"),
-    (["--inputs", "BAD"], "input bits must have shape (B, 37)"),
+    (["--inputs", "BAD"], "inputs must have shape (B, 37)"),
+    (["--inputs", "EMPTY"], "cannot read the inputs: the file is empty (expected a .npy of "
+                            "shape (B, 37) holding 0/1)"),
+    (["--inputs", "FOLDER"], "a folder, not a file (--inputs takes a .npy of shape (B, 37)"),
     (["--pipeline", "-1"], "--pipeline must be a non-negative integer"),
     (["--fault", "drop:1"], "--fault must be drop_ready:J with J a layer index or "
                             "swap_output:A,B"),
     (["--fault", "swap_output:1"], "--fault must be drop_ready:J"),
     (["--fault", "drop_ready:9"], "--fault drop_ready:J needs a layer index J in 0..2 (the model "
                                   "has 3 layers), not 9"),
-    (["--inputs", "TEXT"], "cannot read input bits: not a .npy array (expected a .npy of shape "
-                           "(B, 37) holding 0/1)"),
+    (["--inputs", "TEXT"], "cannot read the inputs: not a .npy array (expected a .npy of "
+                           "shape (B, 37) holding 0/1)"),
 ])
 def test_bad_input_is_one_line_exit_2_and_no_report(args, message, model_files, tmp_path,
                                                     capsys):
@@ -97,7 +100,10 @@ def test_bad_input_is_one_line_exit_2_and_no_report(args, message, model_files, 
     np.save(bad, np.zeros((3, 38), dtype=np.uint8))
     if "TEXT" in args:
         bad.write_text("0 1 0 1\n")
-    args = [str(bad) if a in ("BAD", "TEXT") else a for a in args]
+    if "EMPTY" in args:
+        bad.write_bytes(b"")
+    args = [str(bad) if a in ("BAD", "TEXT", "EMPTY") else a for a in args]
+    args = [str(tmp_path) if a == "FOLDER" else a for a in args]
     report = tmp_path / "r.json"
     status = main(["verify", str(model_path), "--sim", "amaranth", "--report", str(report),
                    "--quiet", *args])
