@@ -276,7 +276,8 @@ def _stages(top):
 def stream_latency(top, images=2, max_cycles=None):
     """Edges from the transfer of the first image's last input to its output, for images fed
     back to back into ``top`` right after reset with ``o.ready`` high (see the module
-    docstring).
+    docstring); negative when the output leaves first (a max-pool that drops the map's last
+    rows needs none of the last pixels).
 
     Parameters
     ----------
@@ -298,7 +299,7 @@ def stream_latency(top, images=2, max_cycles=None):
     if max_cycles is None:
         bound = sum(getattr(unit, "latency", 0) + unit.cycles for unit in top.layers)
         max_cycles = (images + 2) * (top.ii + bound + per_image) + 64
-    sent, last_in = 0, None
+    sent, last_in, first_out = 0, None, None
     for cycle in range(max_cycles):
         # Ready flows backwards (it may be combinational); valid flags are all registers.
         readys = [True] * (len(stages) + 1)
@@ -312,6 +313,10 @@ def stream_latency(top, images=2, max_cycles=None):
                 sent += 1
                 if sent == per_image:
                     last_in = cycle
-        if out_fire:
-            return cycle - last_in
+        if out_fire and first_out is None:
+            first_out = cycle
+        if first_out is not None and last_in is not None:
+            # Negative when a max-pool drops the map's last rows: the result leaves before
+            # the pixels it never reads are sent.
+            return first_out - last_in
     raise ValueError(f"the cycle model saw no output in {max_cycles} cycles")

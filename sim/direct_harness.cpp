@@ -5,8 +5,8 @@
 //
 // It mirrors bnnflow.sim.stimulus.StreamBench cycle for cycle: the timing phase (inputs back to
 // back, o.ready high), then the main phase (a precomputed gap before each offer of an input, a
-// precomputed o.ready per cycle); a phase ends when every output has arrived or after max_idle
-// edges with no transfer. With reset_after > 0 it also runs the bench's mid-stream reset, whose
+// precomputed o.ready per cycle); a phase ends when every output has arrived and every input
+// has been sent, or after max_idle edges with no transfer. With reset_after > 0 it also runs the bench's mid-stream reset, whose
 // timing depends on the design and so is decided here, by the same rules and state numbers
 // (StreamBench._RESET_*): ARMED until reset_after main-phase inputs have transferred; HOLD
 // (o.ready driven low, its draw still consumed) until an edge shows o.valid high and either an
@@ -359,7 +359,9 @@ int main(int argc, char** argv) {
         }
         idle = moved ? 0 : idle + 1;
         bool next_phase = false;
-        if (received >= counts[phase]) {
+        // Every input sent too: an output may leave before its image's last pixels (a
+        // max-pool that drops the map's last rows), which the design still expects.
+        if (received >= counts[phase] && next_in >= transfers[phase]) {
             next_phase = true;
         } else if (idle >= max_idle) {
             stuck[phase] = true;

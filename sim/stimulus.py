@@ -23,10 +23,12 @@ A run has two phases:
     phase (the pipeline is full there). Their outputs are checked too.
 ``main``
     Every stimulus image with random input gaps and output back-pressure of probability
-    ``stall``; starts when every timing output has arrived. Output ``k`` belongs to image
+    ``stall``; starts when the timing phase ends. Output ``k`` belongs to image
     ``k``. Per-layer debug taps, when the design has them, are recorded here.
 
-A phase ends when every output has arrived, or when nothing has transferred for
+A phase ends when every output has arrived and every input has been sent (an output may
+leave before its image's last pixels, which a max-pool that drops the map's last rows never
+reads), or when nothing has transferred for
 ``max_idle`` edges (a design that lost or stuck data); missing outputs are mismatches.
 
 Reset in the middle of the main phase (``reset_after=N``, off by default; nothing else
@@ -420,7 +422,10 @@ class StreamBench:
                   and len(self.in_edges["main"]) >= self.reset_after):
                 self._reset_state = _RESET_HOLD
         self._idle = 0 if moved else self._idle + 1
-        if len(self.outputs[phase]) >= self._images(phase):
+        # Every input sent too: an output may leave before its image's last pixels (a
+        # max-pool that drops the map's last rows), which the design still expects.
+        if (len(self.outputs[phase]) >= self._images(phase)
+                and self._next_in >= len(self.inputs[phase])):
             self._phase_index += 1
             self._start_phase()
         elif self._idle >= self.max_idle:

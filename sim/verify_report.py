@@ -25,8 +25,9 @@ RESET_NOTE = ("edge: bench edges counted from 0 at the first edge after the init
 TIMING_NOTE = (f"measured in a stall-free timing phase right after reset: {TIMING_IMAGES} "
                "images (the first stimulus images, repeated if fewer) fed back to back with "
                "o.ready held high; latency = edges from the first image's (last) input transfer "
-               "(a conv network's last pixel) to the first output transfer; II = mean spacing "
-               "of output transfers over the second half of the phase")
+               "(a conv network's last pixel) to the first output transfer, negative when a "
+               "max-pool drops the map's last rows and the output leaves before they are sent; "
+               "II = mean spacing of output transfers over the second half of the phase")
 
 CYCLES_PER_SECOND_NOTE = ("cycles (both phases) / wall time of the bench's clock loop "
                           "(simulator start-up, elaboration and builds excluded; "

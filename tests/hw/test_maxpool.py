@@ -17,7 +17,8 @@ def pixels_of(maps, shape):
 
 @pytest.mark.parametrize("shape, window", [
     ((4, 4, 1), 2), ((5, 7, 3), 2), ((9, 9, 10), 3), ((7, 8, 2), 3), ((6, 6, 19), 2),
-    ((3, 3, 1), 3), ((4, 5, 2), 1), ((2, 9, 4), 2)])
+    ((3, 3, 1), 3), ((4, 5, 2), 1), ((2, 9, 4), 2), ((6, 6, 2), 4), ((9, 9, 3), 4),
+    ((7, 11, 1), 5)])
 @pytest.mark.parametrize("stalls", [(1.0, 1.0), (0.5, 0.6)])
 def test_pool_matches_the_golden_or(shape, window, stalls):
     rng = np.random.default_rng(sum(shape) * window)

@@ -173,6 +173,42 @@ def test_stream_bench_counts_an_image_at_its_last_transfer():
         StreamBench([1, 2, 3], [], per_image=3, needed=4)
 
 
+def test_stream_bench_sends_an_image_s_last_pixels_after_its_output():
+    # A design whose output leaves after the 2nd of an image's 4 pixels (a max-pool that
+    # drops the last rows): the phase still sends pixels 3 and 4, which the design expects,
+    # before the next phase starts with pixel 1 of its first image.
+    bench = StreamBench([10, 11, 12, 13], [20, 21, 22, 23], per_image=4)
+    sent, out_pending = [], False
+    while not bench.done:
+        valid, payload, _ready, _rst = bench.drive()
+        out = out_pending
+        out_pending = bool(valid) and len(sent) % 4 == 1
+        if valid:
+            sent.append((bench.phase, payload))
+        bench.edge(valid, 1, int(out), 7)
+    assert sent == [("timing", 20), ("timing", 21), ("timing", 22), ("timing", 23),
+                    ("main", 10), ("main", 11), ("main", 12), ("main", 13)]
+    assert bench.outputs == {"timing": [7], "main": [7]}
+    assert bench.in_edges == {"timing": [3], "main": [7]}
+
+
+#: A max-pool that drops 2 of 6 rows and 3 of 7 columns: the output leaves 7 edges before
+#: the image's last pixel (latency -7), and those pixels must still be sent.
+STAGES_DROP = ((8, 9, 2), [("conv", 3, 3), ("pool", 4), ("dense", 5)], 3)
+
+
+@pytest.mark.parametrize("simulator", SIMULATORS)
+def test_a_pool_that_drops_rows_gets_every_pixel_and_matches_golden(simulator, build_root):
+    model = random_conv_model(*STAGES_DROP, seed=1)
+    bits = np.random.default_rng(1).integers(0, 2, size=(12, model.input.width),
+                                             dtype=np.uint8)
+    rep = _verify(model, bits, simulator, build_root, stall=0.3, seed=1,
+                  reset_mid_stream=True)
+    assert rep["passed"] and rep["mismatches"] == 0, rep["first_mismatch"]
+    assert rep["latency_measured"] == rep["latency_expected"] == -7
+    assert rep["ii_measured"] == rep["ii_expected"]
+
+
 def random_conv_case(seed):
     """A random conv network (odd map sizes, Cin 1..19, kernels 1..5, pools 2 and 3), an
     auto folding at a random reachable II, and a pipeline depth 0..2."""
