@@ -63,6 +63,9 @@ def run(args):
 
     if args.images < 0:
         raise BnnflowError(f"--images must be 0 (all) or a positive count, not {args.images}")
+    if args.baud <= 0:
+        raise BnnflowError(f"--baud must be a positive UART rate, such as 115200, not "
+                           f"{args.baud}")
     model = artifact.load(args.model)
     bits, labels, source = load_images(model, args.images, args.seed)
     popcounts = not args.class_only

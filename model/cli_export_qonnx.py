@@ -51,6 +51,9 @@ def run(args):
     from .qonnx_export import export_graph, run_exported
     from .qonnx_graph import QonnxError, graph_from_bytes
 
+    if args.random_images < 1:
+        raise QonnxError(f"--random-images must be a positive number, not "
+                         f"{args.random_images}")
     out = check_output_file(args.out, "-o", inputs=[args.model])
     model = artifact.load(args.model)
     wrapper = export_graph(model, argmax=args.argmax)

@@ -14,6 +14,7 @@ colour images (cifar10) go to an NCHW input transposed. Before writing, qonnx's 
 the graph and the golden model runs the new .bnn on the test split of --dataset: the file is
 written only when every class agrees. The source file's sha256 goes into the provenance."""
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -146,8 +147,10 @@ def run(args):
     from .qonnx_input import read_input
 
     out = check_output_file(args.out, "-o", inputs=[args.model])
-    if args.input_scale is not None and not args.input_scale > 0:
+    if args.input_scale is not None and not 0 < args.input_scale < math.inf:
         raise QonnxError(f"--input-scale must be a positive number, not {args.input_scale!r}")
+    if not math.isfinite(args.input_offset):
+        raise QonnxError(f"--input-offset must be a finite number, not {args.input_offset!r}")
     graph = load_graph(args.model)
     ds = _check_data(args, graph)
     route = data_path(graph)

@@ -69,6 +69,8 @@ def test_model_without_test_split_gets_seeded_random_bits(tmp_path, capsys):
      "error: --fold, --ii and --pipeline only apply to --port sim"),
     (["--port", "/nonexistent/tty"], "error: cannot open serial port '/nonexistent/tty': "),
     (["--port", "sim", "--divisor", "1"], "error: divisor must be an integer >= 2, not 1"),
+    (["--port", "/dev/ttyUSB9", "--baud", "0"],
+     "error: --baud must be a positive UART rate, such as 115200, not 0\n"),
     (["--port", "sim", "--fold", "99x1,1x1"], "error: layer 0 (fc0, 64 inputs, 12 neurons): pe "
                                               "must be an integer in 1..12, not 99"),
     (["--port", "sim", "--fold", "fit"], "error: --fold fit places designs on a device, which "

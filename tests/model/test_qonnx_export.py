@@ -115,10 +115,15 @@ def test_model_without_a_data_set_is_checked_on_random_images(tmp_path, capsys):
     assert "64 / 64 random images (the model names no data set)" in stdout
 
 
-@pytest.mark.parametrize("case", ["missing", "unwritable", "unknown data set"])
+@pytest.mark.parametrize("case", ["missing", "unwritable", "unknown data set", "no images"])
 def test_refusals_get_one_line_and_write_nothing(tmp_path, capsys, case):
     src, out = tmp_path / "m.bnn", tmp_path / "m.onnx"
-    if case == "missing":
+    extra = []
+    if case == "no images":
+        artifact.save(random_model([30, 8, 4], seed=1), src)
+        extra = ["--random-images", "0"]
+        expected = "error: --random-images must be a positive number, not 0\n"
+    elif case == "missing":
         expected = f"error: {src}: no such file (train one with 'bnnflow train')\n"
     elif case == "unknown data set":    # not silently checked on random images instead
         model = _digits_model([64, 8, 10])
@@ -132,7 +137,7 @@ def test_refusals_get_one_line_and_write_nothing(tmp_path, capsys, case):
         out = tmp_path / "blocker" / "m.onnx"
         expected = (f"error: cannot write {out}: {tmp_path / 'blocker'} is a file, not a "
                     f"folder; choose a path in a folder with -o\n")
-    code, stdout, err = _run(capsys, "export-qonnx", src, "-o", out)
+    code, stdout, err = _run(capsys, "export-qonnx", src, "-o", out, *extra)
     assert (code, stdout) == (2, "") and err.startswith(expected) and err.count("\n") == 1
     assert not out.exists()
 

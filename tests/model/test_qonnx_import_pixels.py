@@ -190,3 +190,9 @@ def test_import_without_a_data_set_checks_random_images_of_the_graphs_shape(pixe
     code, stdout, err = run_cli(capsys, "import", pixel_cnn[0], "-o", out, "--dataset", "none",
                                 "--random-images", "0")
     assert (code, err) == (2, "error: --random-images must be a positive number, not 0\n")
+    for option, value, what in (("--input-scale", "inf", "a positive number"),
+                                ("--input-scale", "nan", "a positive number"),
+                                ("--input-offset", "-inf", "a finite number")):
+        code, stdout, err = run_cli(capsys, "import", pixel_cnn[0], "-o", out, "--dataset",
+                                    "none", f"{option}={value}")
+        assert (code, err) == (2, f"error: {option} must be {what}, not {float(value)!r}\n")
