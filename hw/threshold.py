@@ -106,8 +106,15 @@ class Threshold(wiring.Component):
                             m.d.sync += t_reg.eq(t)
                         t = t_reg
                     reached.append(self.popcounts[p] >= t)
-            total = reached[0]
-            for r in reached[1:]:
-                total = total + r
-            m.d.comb += self.activations[p].eq(total)
+            m.d.comb += self.activations[p].eq(_tree_sum(reached))
         return m
+
+
+def _tree_sum(terms):
+    """The sum of ``terms`` as a balanced tree of adds: log depth, where a chain of 255 adds
+    (8-bit activations) was too deep for Amaranth's simulator (RecursionError) and slow in
+    logic."""
+    while len(terms) > 1:
+        pairs = [a + b for a, b in zip(terms[::2], terms[1::2], strict=False)]
+        terms = pairs + terms[len(pairs) * 2:]
+    return terms[0]

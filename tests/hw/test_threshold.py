@@ -16,7 +16,7 @@ def random_thresholds(rng, n, t, k):
     return th
 
 
-@pytest.mark.parametrize("t", [1, 3, 7])
+@pytest.mark.parametrize("t", [1, 3, 7, 255])
 @pytest.mark.parametrize("pe", [13, 5, 1])
 @pytest.mark.parametrize("seed", [0, 1])
 @pytest.mark.parametrize("select_ahead", [False, True])
