@@ -69,6 +69,20 @@ def _quiet(fn, *args, **kwargs):
         return fn(*args, **kwargs)
 
 
+def _run(*args, **kwargs):
+    """qonnx's ``execute_onnx``; a graph it cannot run (onnxruntime's type errors, qonnx's
+    asserts) is one :class:`QonnxError` line."""
+    from qonnx.core.onnx_exec import execute_onnx
+
+    try:
+        return _quiet(execute_onnx, *args, **kwargs)
+    except Exception as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise QonnxError(f"qonnx's executor cannot run the graph ({type(e).__name__}: "
+                         f"{first}); check it with onnx.checker.check_model and "
+                         f"onnxruntime") from None
+
+
 def _clean(model):
     from qonnx.util.cleanup import cleanup_model
 
@@ -123,12 +137,40 @@ def load_graph(path):
         if len(names) != 1:
             raise QonnxError(f"{path}: the graph has {len(names)} {what} ({', '.join(names)}); "
                              f"bnnflow imports graphs with one input and one output")
+    _check_input(path, next(v for v in proto.graph.input if v.name not in constants))
     _stamp_names(proto)
     try:
         return _clean(ModelWrapper(proto))
     except Exception as e:  # qonnx reports problems with assert and bare Exception
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise QonnxError(f"{path}: qonnx cannot clean up this graph ({first})") from None
+
+
+def _check_input(path, value):
+    """The graph's input must be float (bnnflow feeds float32, as Brevitas and FINN graphs
+    take it; a quantization annotation may say UINTn) with fixed positive sizes after the
+    batch dimension (which may be symbolic)."""
+    from onnx import TensorProto
+
+    kind = value.type.tensor_type.elem_type
+    if kind != TensorProto.FLOAT:
+        name = TensorProto.DataType.Name(kind).lower()
+        raise QonnxError(f"{path}: the graph's input {value.name} is {name}; bnnflow feeds "
+                         f"float32, as Brevitas and FINN export: declare it FLOAT (an n-bit "
+                         f"input takes a UINTn quantization annotation)")
+    dims = list(value.type.tensor_type.shape.dim)
+    shown = "(" + ", ".join(d.dim_param or (str(d.dim_value) if d.HasField("dim_value") else "?")
+                            for d in dims) + ")"
+    if len(dims) < 2:
+        raise QonnxError(f"{path}: the graph's input {value.name} has shape {shown}; bnnflow "
+                         f"reads a batch dimension then the image's, such as (1, C, H, W) or "
+                         f"(1, K)")
+    for i, d in enumerate(dims[1:], start=2):
+        if not d.HasField("dim_value") or d.dim_value < 1:
+            what = "is 0" if d.HasField("dim_value") else "is not a fixed size"
+            raise QonnxError(f"{path}: the graph's input {value.name} has shape {shown}: "
+                             f"dimension {i} {what}; export the graph with the image's shape "
+                             f"(Brevitas: export_qonnx(model, input_shape=(1, C, H, W)))")
 
 
 def graph_from_bytes(data):
@@ -168,12 +210,10 @@ def execute(model, x, end_node=None, tensor=None):
     tensor : str, optional
         Return this tensor instead of the graph's first output.
     """
-    from qonnx.core.onnx_exec import execute_onnx
-
     name = model.graph.input[0].name
     full = end_node is not None or tensor is not None
-    out = _quiet(execute_onnx, model, {name: np.asarray(x, dtype=np.float32)},
-                 return_full_exec_context=full, end_node=end_node)
+    out = _run(model, {name: np.asarray(x, dtype=np.float32)}, return_full_exec_context=full,
+               end_node=end_node)
     if tensor is not None:
         return np.asarray(out[tensor])
     if end_node is not None:
@@ -183,11 +223,8 @@ def execute(model, x, end_node=None, tensor=None):
 
 def execute_context(model, x):
     """Run ``model`` on one batch ``x``; every tensor of the execution, by name."""
-    from qonnx.core.onnx_exec import execute_onnx
-
     name = model.graph.input[0].name
-    return _quiet(execute_onnx, model, {name: np.asarray(x, dtype=np.float32)},
-                  return_full_exec_context=True)
+    return _run(model, {name: np.asarray(x, dtype=np.float32)}, return_full_exec_context=True)
 
 
 def run_nodes(model, nodes, in_name, values):

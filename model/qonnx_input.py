@@ -136,8 +136,8 @@ def read_input(model, path, shape, full_scale, input_scale=None, input_offset=0.
 
 def image_shape(model):
     """``(shape, full scale or None)`` of the images the graph takes: its ``bnnflow_input``
-    metadata's, or its input's: ``(1, C, H, W)`` is ``(H, W)`` for one channel and ``(H, W,
-    C)`` for colour, any other ``(1, ...)`` is what follows the batch (``(1, K)``: ``(K,)``)."""
+    metadata's, or its input's: ``(B, C, H, W)`` is ``(H, W)`` for one channel and ``(H, W,
+    C)`` for colour, any other ``(B, ...)`` is what follows the batch (``(B, K)``: ``(K,)``)."""
     meta = model.get_metadata_prop("bnnflow_input")
     if meta is not None:
         try:
@@ -146,15 +146,12 @@ def image_shape(model):
         except (ValueError, KeyError, TypeError) as e:
             raise QonnxError(f"the graph's bnnflow_input metadata is not an input bnnflow "
                              f"reads ({e}); re-export it with bnnflow export-qonnx") from None
+    # load_graph checked the sizes after the batch, which may be symbolic (0 here).
     shape = model.get_tensor_shape(model.graph.input[0].name)
-    if shape is not None and len(shape) == 4 and shape[0] == 1:
+    if len(shape) == 4:
         c, h, w = (int(d) for d in shape[1:])
         return ((h, w) if c == 1 else (h, w, c)), None
-    if shape is not None and len(shape) >= 2 and shape[0] == 1:
-        return tuple(int(d) for d in shape[1:]), None
-    raise QonnxError(f"the graph's input has shape {shape}; --dataset none reads inputs of batch "
-                     f"1, such as (1, C, H, W) or (1, K); choose the data set the network was "
-                     f"trained on")
+    return tuple(int(d) for d in shape[1:]), None
 
 
 def _integer_bits(model):

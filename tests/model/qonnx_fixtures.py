@@ -211,11 +211,13 @@ def _init(name, value):
     return helper.make_tensor(name, TensorProto.FLOAT, value.shape, value.ravel())
 
 
-def tiny_graph(path, *, weight_bits=1, extra_op=None, two_inputs=False, out_bn=False, seed=0):
+def tiny_graph(path, *, weight_bits=1, extra_op=None, two_inputs=False, out_bn=False, seed=0,
+               input_shape=(1, 64), input_type=TensorProto.FLOAT):
     """A hand-made QONNX MLP 64-16-10: BipolarQuant on the input, ``Quant`` (``weight_bits``)
     weights, MatMul, BatchNormalization (scales of both signs), BipolarQuant, MatMul.
     ``extra_op`` inserts one node of that op type after the first BatchNorm; ``two_inputs``
-    adds a second graph input; ``out_bn`` a per-class BatchNormalization at the end."""
+    adds a second graph input; ``out_bn`` a per-class BatchNormalization at the end;
+    ``input_shape`` (names for symbolic dimensions) and ``input_type`` declare the input."""
     rng = np.random.default_rng(seed)
     nodes = [helper.make_node("BipolarQuant", ["x", "one"], ["xq"], domain=QONNX_DOMAIN,
                               name="in_quant"),
@@ -243,7 +245,7 @@ def tiny_graph(path, *, weight_bits=1, extra_op=None, two_inputs=False, out_bn=F
              _init("w1", np.where(rng.normal(size=(16, 10)) >= 0, 1.0, -1.0)),
              _init("g1", rng.uniform(0.5, 1.5, 10)), _init("b1", rng.normal(size=10)),
              _init("m1", rng.normal(size=10)), _init("v1", rng.uniform(1, 2, 10))]
-    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64])]
+    inputs = [helper.make_tensor_value_info("x", input_type, list(input_shape))]
     if two_inputs:
         inputs.append(helper.make_tensor_value_info("x2", TensorProto.FLOAT, [1, 64]))
     graph = helper.make_graph(nodes, "tiny", inputs,

@@ -126,6 +126,19 @@ def _one_line_error(capsys, argv, out):
                                "MaxPool, Im2Col, MaxPoolNHWC\n"),
     ({"two_inputs": True}, "error: {path}: the graph has 2 inputs (x, x2); bnnflow imports "
                            "graphs with one input and one output\n"),
+    ({"input_shape": (1, "K")}, "error: {path}: the graph's input x has shape (1, K): "
+                                "dimension 2 is not a fixed size; export the graph with the "
+                                "image's shape (Brevitas: export_qonnx(model, input_shape=(1, "
+                                "C, H, W)))\n"),
+    ({"input_shape": (1, 0)}, "error: {path}: the graph's input x has shape (1, 0): dimension 2 "
+                              "is 0; export the graph"),
+    ({"input_shape": (64,)}, "error: {path}: the graph's input x has shape (64); bnnflow reads "
+                             "a batch dimension then the image's, such as (1, C, H, W) or (1, "
+                             "K)\n"),
+    ({"input_type": onnx.TensorProto.INT64}, "error: {path}: the graph's input x is int64; "
+                                             "bnnflow feeds float32, as Brevitas and FINN "
+                                             "export: declare it FLOAT (an n-bit input takes a "
+                                             "UINTn quantization annotation)\n"),
     ({"out_bn": True}, "error: node bn1 (BatchNormalization): the scores after the last "
                        "layer are scaled or shifted per class, so their argmax can differ from "
                        "the popcount argmax; use one shared map (e.g. Brevitas' TensorNorm) or "
@@ -134,8 +147,34 @@ def _one_line_error(capsys, argv, out):
 def test_graphs_that_cannot_be_built_get_one_line(tmp_path, capsys, kwargs, message):
     path = tiny_graph(tmp_path / "bad.onnx", **kwargs)
     out = tmp_path / "bad.bnn"
+    for dataset in ("digits", "none"):      # the shape is checked before any data is read
+        err = _one_line_error(capsys, ["import", path, "-o", out, "--dataset", dataset], out)
+        assert err.startswith(message.replace("{path}", str(path)))
+
+
+@pytest.mark.parametrize("batch", ["N", 1, 4])
+def test_a_symbolic_or_fixed_batch_imports_and_checks_images_of_the_graph_shape(
+        tmp_path, capsys, batch):
+    path = tiny_graph(tmp_path / "tiny.onnx", input_shape=(batch, 64))
+    out = tmp_path / "tiny.bnn"
+    code, stdout, err = run_cli(capsys, "import", path, "-o", out, "--dataset", "none",
+                                "--random-images", "16")
+    assert (code, err) == (0, "")
+    assert "16 / 16 random images have equal classes" in stdout
+    assert artifact.load(out).input.width == 64
+
+
+def test_a_graph_the_executor_cannot_run_gets_one_line(tmp_path, capsys):
+    proto = onnx.load(str(tiny_graph(tmp_path / "tiny.onnx")))
+    w1 = next(t for t in proto.graph.initializer if t.name == "w1")
+    w1.data_type = onnx.TensorProto.DOUBLE     # MatMul of float and double: onnxruntime refuses
+    w1.ClearField("float_data")
+    w1.double_data.extend([1.0] * 160)
+    path = tmp_path / "mixed.onnx"
+    onnx.save(proto, str(path))
+    out = tmp_path / "mixed.bnn"
     err = _one_line_error(capsys, ["import", path, "-o", out], out)
-    assert err == message.replace("{path}", str(path))
+    assert err.startswith("error: ") and "check it with onnx.checker.check_model" in err
 
 
 def test_non_onnx_file_gets_one_line(tmp_path, capsys):
