@@ -182,8 +182,8 @@ def read_build_dir(build_dir):
     family = get_target(get_board(board).target).family
     bitstream = build_dir / ("top.bin" if family == "ice40" else "top.bit")
     if not bitstream.is_file():
-        raise BnnflowError(f"{bitstream}: missing, though {json_path.name} records a {board} "
-                           f"build ({family} bitstreams are {bitstream.name}); {again}")
+        raise BnnflowError(f"{bitstream}: missing, though {json_path.name} records a build for "
+                           f"{board} ({family} bitstreams are {bitstream.name}); {again}")
     if bitstream.stat().st_size == 0:
         raise BnnflowError(f"{bitstream}: empty file, not a bitstream; {again}")
     return FlashBuild(build_dir, board, bitstream, info)

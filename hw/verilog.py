@@ -30,6 +30,25 @@ __all__ = ["generate", "write_verilog", "size_estimate", "large_design_message",
            "LargeDesignWarning", "WARN_SYNAPSES", "sidecar_path", "time_zero_events"]
 
 # The register Yosys' Verilog backend adds to run `always @*` blocks at time 0.
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
+
+#: Verilog-2005 keywords (IEEE 1364-2005, annex B) and the SystemVerilog ones Yosys reads in
+#: plain Verilog files: not usable as a module name.
+VERILOG_KEYWORDS = frozenset("""
+always and assign automatic begin buf bufif0 bufif1 case casex casez cell cmos config deassign
+default defparam design disable edge else end endcase endconfig endfunction endgenerate
+endmodule endprimitive endspecify endtable endtask event for force forever fork function
+generate genvar highz0 highz1 if ifnone incdir include initial inout input instance integer
+join large liblist library localparam macromodule medium module nand negedge nmos nor
+noshowcancelled not notif0 notif1 or output parameter pmos posedge primitive pull0 pull1
+pulldown pullup pulsestyle_onevent pulsestyle_ondetect rcmos real realtime reg release repeat
+rnmos rpmos rtran rtranif0 rtranif1 scalared showcancelled signed small specify specparam
+strong0 strong1 supply0 supply1 table task time tran tranif0 tranif1 tri tri0 tri1 triand
+trior trireg unsigned use uwire vectored wait wand weak0 weak1 while wire wor xnor xor
+assert assume cover logic bit byte int shortint longint always_comb always_ff always_latch
+enum struct typedef unique priority final property sequence restrict
+""".split())
+
 _TIME_ZERO_REG = re.compile(
     r"^(\s*)reg (\\\$auto\$verilog_backend\.cc:\d+:dump_module\$\d+ ) = 0;$", re.M)
 
@@ -108,8 +127,10 @@ def generate(model, folding=None, pipeline=0, *, name="bnnflow_top", debug_taps=
     from .popcount import DEFAULT_STYLE
     from .top import BnnTop
 
-    if not isinstance(name, str) or not name.isidentifier():
+    if not isinstance(name, str) or not _IDENTIFIER.fullmatch(name):
         raise ValueError(f"name must be a Verilog identifier, not {name!r}")
+    if name in VERILOG_KEYWORDS:
+        raise ValueError(f"name must be a Verilog identifier, not the keyword {name!r}")
     top = BnnTop(model, folding, pipeline, debug_taps=debug_taps, fault=fault,
                  popcount_style=popcount_style or DEFAULT_STYLE, rom_register=rom_register)
     if warn_large:

@@ -192,7 +192,7 @@ def run(args):
                               provenance=provenance)
     checksum = artifact.save(model, out)
     print(f"imported {args.model} ({sha[:19]}...): {_shape_text(model)}, "
-          f"{len(model.layers)} layers; {_input_text(spec.encoding)}")
+          f"{_count(len(model.layers), 'layer')}; {_input_text(spec.encoding)}")
     extra = built.provenance.get("offset_neurons")
     if extra:
         print(f"{extra['layer']}: {extra['count']} constant neurons added to carry the output "

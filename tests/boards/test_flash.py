@@ -186,7 +186,7 @@ def test_missing_bitstream(tmp_path, capsys):
     d = make_build_dir(tmp_path / "b", "icebreaker")
     (d / "top.bin").rename(d / "top.bit")
     assert _flash_error(capsys, [str(d), "--flash"]) == (
-        f"{d / 'top.bin'}: missing, though build.json records a icebreaker build (ice40 "
+        f"{d / 'top.bin'}: missing, though build.json records a build for icebreaker (ice40 "
         f"bitstreams are top.bin); build it with bnnflow build MODEL --board BOARD -o {d}")
 
 

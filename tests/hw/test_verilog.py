@@ -104,6 +104,10 @@ def test_cli_writes_identical_bytes_on_each_run(model_file, tmp_path, capsys):
     (["--fold", "auto", "--ii", "0"], "error: bad --fold: target II must be a positive integer"),
     (["--fold", "nofile.json"], "error: bad --fold: fold file 'nofile.json' does not exist"),
     (["--pipeline", "-1"], "error: --pipeline must be a non-negative integer, not -1"),
+    (["--name", "module"], "error: name must be a Verilog identifier, not the keyword 'module'"),
+    (["--name", "wire"], "error: name must be a Verilog identifier, not the keyword 'wire'"),
+    (["--name", "9top"], "error: name must be a Verilog identifier, not '9top'"),
+    (["--name", "tóp"], "error: name must be a Verilog identifier, not 'tóp'"),
 ])
 def test_bad_folding_is_one_line_error_exit_2_and_no_files(model_file, tmp_path, capsys, args,
                                                            message):
