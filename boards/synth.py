@@ -157,6 +157,7 @@ def synthesize(model, target="ice40-up5k", folding=None, *, ii=None, pipeline=0,
         raise BnnflowError(str(e)) from None
 
     steps = {}
+    created = out_dir is not None and not os.path.lexists(out_dir)
     build = _make_build_dir(out_dir)
     # Logs of a failed step outlive the temporary build directory.
     keep = out_dir if out_dir is not None else Path(tempfile.gettempdir()) / "bnnflow-logs"
@@ -195,6 +196,8 @@ def synthesize(model, target="ice40-up5k", folding=None, *, ii=None, pipeline=0,
         return report
     finally:
         shutil.rmtree(build, ignore_errors=True)
+        if created and not any(Path(out_dir).iterdir()):
+            Path(out_dir).rmdir()     # a failure that kept no log leaves no empty --out
 
 
 def _device_args(tgt, logic, build):
