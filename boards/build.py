@@ -193,7 +193,7 @@ def _pll_text(pll):
 
 
 def build(model, board, out_dir, folding=None, *, ii=None, pipeline=0, baud=115200,
-          popcounts=True, clock="auto", progress=None):
+          popcounts=True, clock="auto", progress=None, tool_timeout=None):
     """Build a bitstream of ``model``'s UART top for ``board`` into ``out_dir``.
 
     Writes ``out_dir/top.bin`` (iCE40) or ``out_dir/top.bit`` (ECP5), ``out_dir/build.json``
@@ -207,6 +207,9 @@ def build(model, board, out_dir, folding=None, *, ii=None, pipeline=0, baud=1152
     clock : "auto", "board" or float
         The clock source (see the module docstring); a float is a frequency in MHz for the
         PLL to approach from below.
+    tool_timeout : float or None
+        Seconds after which one place-and-route attempt (Yosys, nextpnr and the packer) is
+        stopped and reported as a :class:`ToolError` (``None``: no limit).
 
     Returns
     -------
@@ -253,7 +256,7 @@ def build(model, board, out_dir, folding=None, *, ii=None, pipeline=0, baud=1152
     created = not Path(out_dir).exists()
     out_dir = make_output_dir(out_dir)
     job = dict(model=model, brd=brd, tgt=tgt, pipeline=pipeline, baud=baud,
-               popcounts=popcounts, env=env, out_dir=out_dir, say=say)
+               popcounts=popcounts, env=env, out_dir=out_dir, say=say, timeout=tool_timeout)
     works = []
     try:
         if fit:
@@ -388,7 +391,7 @@ def _auto(board_hz, attempts, works, job):
 
 
 def _attempt(*, model, brd, tgt, layer_folds, fold_text, pipeline, baud, popcounts, env, out_dir,
-             say, pll, attempts, works):
+             say, pll, attempts, works, timeout=None):
     """One build in a fresh temporary directory: ``(info, work_dir)``.
 
     Raises :class:`_TimingMissed` when nextpnr misses the clock, :class:`DoesNotFit` when the
@@ -423,7 +426,7 @@ def _attempt(*, model, brd, tgt, layer_folds, fold_text, pipeline, baud, popcoun
     try:
         steps["tools"] = round(run_step("build", ["sh", f"{plan.script}.sh"], cwd=work,
                                         log=work / "build.log", keep_log_dir=out_dir,
-                                        env=env), 3)
+                                        env=env, timeout=timeout), 3)
     except ToolError:
         _explain_fit(work, model, layer_folds, fold_text, tgt, brd)
         timing = timing_failure(_failure_log(work))

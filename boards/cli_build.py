@@ -15,6 +15,7 @@ logs; nothing is written if a step fails.
 """
 
 from ..hw.cli_options import add_design_arguments
+from .cli_synth import minutes
 
 __all__ = ["add_arguments", "run"]
 
@@ -33,6 +34,10 @@ def add_arguments(parser):
                         help="reply with the class byte only (no popcounts)")
     parser.add_argument("-o", "--output", metavar="DIR", required=True,
                         help="directory for the bitstream, build.json and logs")
+    parser.add_argument("--tool-timeout", metavar="MINUTES", type=minutes, default=None,
+                        help="stop a place-and-route attempt (Yosys, nextpnr, packer) after "
+                             "MINUTES and report it (default: no limit; nextpnr's router can "
+                             "stall for a long time on a congested design)")
 
 
 def run(args):
@@ -55,7 +60,8 @@ def run(args):
     check_output_dir(args.output, "-o")
     info = build(model, args.board, args.output, args.fold, ii=args.ii, pipeline=args.pipeline,
                  baud=args.baud, popcounts=not args.class_only, clock=clock,
-                 progress=lambda msg: print(f"... {msg}", file=sys.stderr, flush=True))
+                 progress=lambda msg: print(f"... {msg}", file=sys.stderr, flush=True),
+                 tool_timeout=None if args.tool_timeout is None else 60 * args.tool_timeout)
     proto = info["protocol"]
     res = info["resources"]
     if args.fold == "fit":

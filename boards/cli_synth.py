@@ -30,17 +30,18 @@ def add_arguments(parser):
                         help="write the report as JSON")
     parser.add_argument("--out", metavar="DIR", default=None,
                         help="keep the tool logs and nextpnr's report in DIR")
-    parser.add_argument("--pnr-timeout", metavar="MINUTES", type=_minutes, default=None,
+    parser.add_argument("--pnr-timeout", metavar="MINUTES", type=minutes, default=None,
                         help="stop nextpnr after MINUTES and report it (default: no limit; "
                              "its router can stall for a long time on a congested design)")
 
 
-def _minutes(text):
+def minutes(text):
+    """argparse type of a positive number of minutes (--pnr-timeout, build's --tool-timeout)."""
     try:
         value = float(text)
     except ValueError:
         value = None
-    if value is None or not value > 0:
+    if value is None or not 0 < value < float("inf"):
         raise argparse.ArgumentTypeError(f"must be a positive number of minutes, not {text!r}")
     return value
 

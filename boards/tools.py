@@ -24,6 +24,7 @@ from pathlib import Path
 
 from ..errors import ToolError
 from ..fileio import log_tail
+from ..procs import run_group
 
 __all__ = ["TOOLS", "Tool", "find_tool", "env_command", "tool_env", "run_step"]
 
@@ -140,9 +141,9 @@ def run_step(step, argv, *, cwd, log, keep_log_dir=None, env=None, timeout=None)
         f.write(("$ " + shlex.join(str(a) for a in argv) + "\n").encode())
         f.flush()
         try:
-            result = subprocess.run([str(a) for a in argv], cwd=cwd, stdout=f,
-                                    stderr=subprocess.STDOUT, env=env, check=False,
-                                    timeout=timeout)
+            # The step's own children too (the build script's yosys and nextpnr) end with it.
+            result = run_group([str(a) for a in argv], cwd=cwd, stdout=f,
+                               stderr=subprocess.STDOUT, env=env, timeout=timeout)
         except OSError as e:
             raise ToolError(f"{step}: cannot run {argv[0]}: {e}") from None
         except subprocess.TimeoutExpired:

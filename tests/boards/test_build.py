@@ -201,6 +201,26 @@ def test_failing_tool_leaves_no_bitstream(tiny, tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["build.log"]
 
 
+def test_a_build_over_its_tool_timeout_stops_the_tools_and_says_so(tiny, tmp_path, monkeypatch):
+    import time
+    from pathlib import Path
+
+    pid_file = tmp_path / "yosys.pid"
+    stuck = tmp_path / "stuck-yosys"
+    stuck.write_text(f"#!/bin/sh\necho $$ > {pid_file}\nexec sleep 60\n")
+    stuck.chmod(0o755)
+    monkeypatch.setenv("YOSYS", str(stuck))
+    out = tmp_path / "out"
+    start = time.monotonic()
+    with pytest.raises(ToolError, match=r"^build was stopped after its time limit of 2 s"):
+        build(tiny, "icebreaker", out, tool_timeout=2)
+    assert time.monotonic() - start < 30
+    # The build script's child ended with it (gone, or a zombie nobody reaped yet).
+    stat = Path(f"/proc/{int(pid_file.read_text())}/stat")
+    assert not stat.exists() or stat.read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    assert [p.name for p in out.iterdir()] == ["build.log"]
+
+
 def test_weights_too_large_for_the_board_memories(tmp_path, monkeypatch):
     model = random_model([256, 256, 10], seed=0)
     with pytest.raises(DoesNotFit, match=r"^the weight ROMs of folding 128x128,1x256 need at "

@@ -167,7 +167,7 @@ def test_cli_synth_bad_input_exits_2_without_report(tiny_file, tmp_path, capsys,
     assert not report.exists()
 
 
-@pytest.mark.parametrize("minutes", ["0", "-2", "soon"])
+@pytest.mark.parametrize("minutes", ["0", "-2", "soon", "inf", "nan"])
 def test_cli_synth_refuses_a_bad_pnr_timeout(tiny_file, capsys, minutes):
     with pytest.raises(SystemExit) as info:
         main(["synth", str(tiny_file), "--target", "ecp5-25k", "--pnr-timeout", minutes])
