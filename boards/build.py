@@ -445,6 +445,7 @@ def _attempt(*, model, brd, tgt, layer_folds, fold_text, pipeline, baud, popcoun
         "baud": baud, "baud_actual": round(clk / divisor, 1),
         "fmax_mhz": fmax,
         "folding": fold_text, "pipeline": pipeline, "ii": core.bnn.ii,
+        "rom_register": ROM_REGISTER[tgt.family],
         "latency": core.bnn.latency, "protocol": core.protocol(),
         "resources": counts.as_dict(),
         "model_checksum": model_checksum(manifest), "step_seconds": steps,

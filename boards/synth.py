@@ -60,11 +60,21 @@ def timing_line(report):
 
 
 def _make_build_dir(out_dir):
+    """``(build dir, whether out_dir was created here)``."""
     if out_dir is None:
-        return Path(tempfile.mkdtemp(prefix="bnnflow-synth-"))
+        return Path(tempfile.mkdtemp(prefix="bnnflow-synth-")), False
     out_dir = Path(out_dir)
+    created = not os.path.lexists(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=".synth-", dir=out_dir))
+    return Path(tempfile.mkdtemp(prefix=".synth-", dir=out_dir)), created
+
+
+def _drop_build_dir(build, out_dir, created):
+    """Remove ``build``, and ``out_dir`` too when it was created here and holds nothing (a
+    failure that kept no log leaves no empty --out)."""
+    shutil.rmtree(build, ignore_errors=True)
+    if created and not any(Path(out_dir).iterdir()):
+        Path(out_dir).rmdir()
 
 
 #: ECP5 designs above this many logic cells (LUT4 + 2 per CCU2C, Yosys' count) are routed with
@@ -157,8 +167,7 @@ def synthesize(model, target="ice40-up5k", folding=None, *, ii=None, pipeline=0,
         raise BnnflowError(str(e)) from None
 
     steps = {}
-    created = out_dir is not None and not os.path.lexists(out_dir)
-    build = _make_build_dir(out_dir)
+    build, created = _make_build_dir(out_dir)
     # Logs of a failed step outlive the temporary build directory.
     keep = out_dir if out_dir is not None else Path(tempfile.gettempdir()) / "bnnflow-logs"
     try:
@@ -195,9 +204,7 @@ def synthesize(model, target="ice40-up5k", folding=None, *, ii=None, pipeline=0,
             _keep_outputs(build, Path(out_dir), report, clock is not None)
         return report
     finally:
-        shutil.rmtree(build, ignore_errors=True)
-        if created and not any(Path(out_dir).iterdir()):
-            Path(out_dir).rmdir()     # a failure that kept no log leaves no empty --out
+        _drop_build_dir(build, out_dir, created)
 
 
 def _device_args(tgt, logic, build):

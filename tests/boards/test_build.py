@@ -35,6 +35,9 @@ def check_build(info, out, suffix, board, target):
     assert info["protocol"]["request_bytes"] == 2
     assert info["protocol"]["reply_bytes"] == 5
     assert info["resources"]["lut4"] > 0
+    # ECP5 weight ROMs get the output register (block RAM), iCE40 ones not (verify --board
+    # simulates the same)
+    assert info["rom_register"] is (get_target(target).family == "ecp5")
     assert json.loads((out / "build.json").read_text()) == info
     assert not [p for p in out.iterdir() if p.name.startswith(".")]
 
