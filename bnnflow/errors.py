@@ -1,6 +1,6 @@
 """Errors that the command line reports as one line and exit status 2."""
 
-__all__ = ["BnnflowError", "ArtifactError", "OutputError", "ToolError"]
+__all__ = ["BnnflowError", "ArtifactError", "OutputError", "ToolError", "first_line"]
 
 
 class BnnflowError(Exception):
@@ -50,3 +50,15 @@ class OutputError(BnnflowError):
 
 class ToolError(BnnflowError):
     """An external tool (Yosys, nextpnr, Verilator, Icarus) is missing or failed."""
+
+
+def first_line(error):
+    """The first non-blank line of an exception's message, or its type's name if it has none.
+
+    Third-party libraries (torch, onnx, qonnx) raise messages of many lines; a one-line error
+    quotes only the first.
+    """
+    for line in str(error).splitlines():
+        if line.strip():
+            return line.strip()
+    return type(error).__name__

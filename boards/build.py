@@ -37,7 +37,7 @@ from amaranth.hdl import ClockDomain, ClockSignal, Elaboratable, Instance, Modul
 from amaranth.lib import io
 from amaranth.lib.cdc import FFSynchronizer
 
-from ..errors import BnnflowError, ToolError
+from ..errors import BnnflowError, ToolError, first_line
 from ..fileio import log_tail, make_output_dir, write_text_atomic
 from ..tool_reports import placed_logic, read_pnr_report, read_stat, timing_failure, unplaceable
 from .estimate import measured_need
@@ -368,9 +368,9 @@ def _auto(board_hz, attempts, works, job):
             failed = job["out_dir"] / "build-pll-failed.log"
             if (job["out_dir"] / "build.log").exists():
                 os.replace(job["out_dir"] / "build.log", failed)
-            first_line = str(e).splitlines()[0]
+            failure = first_line(e)
             return (*board, f"clock: the board's {board_mhz:g} MHz oscillator (the "
-                            f"{pll.f_out_hz / 1e6:g} MHz PLL build failed: {first_line}; "
+                            f"{pll.f_out_hz / 1e6:g} MHz PLL build failed: {failure}; "
                             f"log in {failed})")
         except _TimingMissed as e:
             if step < PLL_STEPS:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import BnnflowError
+from ..errors import BnnflowError, first_line
 from . import conventions, encoding
 from .artifact import LAYER_KINDS
 from .conv import Conv2dLayer, conv_out_shape
@@ -193,7 +193,7 @@ def load_checkpoint(run_dir):
     try:
         raw = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many kinds for a bad file
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        first = first_line(e)
         raise _fail(path, f"cannot read the checkpoint ({first})") from e
     if not isinstance(raw, dict) or raw.get("format") != CHECKPOINT_FORMAT:
         raise _fail(path, f"not a {CHECKPOINT_FORMAT} file")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import BnnflowError
+from ..errors import BnnflowError, first_line
 
 __all__ = ["QonnxError", "node_error", "name_in_file", "load_graph", "graph_from_bytes",
            "with_batch", "execute", "execute_context", "run_nodes", "file_sha256",
@@ -77,7 +77,7 @@ def _run(*args, **kwargs):
     try:
         return _quiet(execute_onnx, *args, **kwargs)
     except Exception as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        first = first_line(e)
         raise QonnxError(f"qonnx's executor cannot run the graph ({type(e).__name__}: "
                          f"{first}); check it with onnx.checker.check_model and "
                          f"onnxruntime") from None
@@ -122,12 +122,12 @@ def load_graph(path):
     try:
         proto = onnx.load(str(path))
     except onnx.checker.ValidationError as e:     # tensors kept in a file beside it
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        first = first_line(e)
         raise QonnxError(f"{path}: cannot read the tensors it keeps in a separate file "
                          f"({first}); keep that file beside it, as the export wrote it") \
             from None
     except (DecodeError, ValueError, RuntimeError, OSError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        first = first_line(e)
         raise QonnxError(f"{path}: not an ONNX model ({first})") from None
     if not proto.graph.node:
         raise QonnxError(f"{path}: not an ONNX model (the graph has no nodes)")
@@ -142,7 +142,7 @@ def load_graph(path):
     try:
         return _clean(ModelWrapper(proto))
     except Exception as e:  # qonnx reports problems with assert and bare Exception
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        first = first_line(e)
         raise QonnxError(f"{path}: qonnx cannot clean up this graph ({first})") from None
 
 
@@ -190,7 +190,7 @@ def with_batch(model, batch):
         return _quiet(lambda: model.transform(ChangeBatchSize(int(batch)))
                       .transform(InferShapes()))
     except Exception as e:  # qonnx fails with IndexError on an output it cannot shape
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        first = first_line(e)
         raise QonnxError(f"qonnx cannot give the graph a batch size ({type(e).__name__}: "
                          f"{first}); its output shape is not inferred: check that every node's "
                          f"inputs have shapes that broadcast") from None

@@ -109,9 +109,9 @@ def _check_inputs(model, bits, where):
     k0 = model.input.width
     if bits.ndim != 2 or bits.shape[1] != k0:
         raise BnnflowError(f"{where}: inputs must have shape (B, {k0}), not "
-                           f"{tuple(bits.shape)}")
+                           f"{tuple(bits.shape)}; expected {expected_inputs(model)}")
     if bits.shape[0] == 0:
-        raise BnnflowError(f"{where}: no input vectors")
+        raise BnnflowError(f"{where}: no input vectors; expected {expected_inputs(model)}")
     top = (1 << model.input.bits) - 1
     if bits.dtype.kind not in "biu" or np.any((bits < 0) | (bits > top)):
         raise BnnflowError(f"{where}: input bits must be integers 0 or 1" if top == 1 else

@@ -80,7 +80,8 @@ def test_default_stimulus_is_the_data_set_test_split(tmp_path):
     (["--fold", "99x1,1x1,1x1"], "error: bad folding: layer 0"),
     (["--fold", "auto"], "error: bad folding:"),
     (["--inputs", "missing.npy"], "missing.npy: no such input file"),
-    (["--inputs", "BAD"], "inputs must have shape (B, 37)"),
+    (["--inputs", "BAD"], "inputs must have shape (B, 37), not (3, 38); expected a .npy of "
+                          "shape (B, 37) holding 0/1"),
     (["--inputs", "EMPTY"], "cannot read the inputs: the file is empty (expected a .npy of "
                             "shape (B, 37) holding 0/1)"),
     (["--inputs", "FOLDER"], "a folder, not a file (--inputs takes a .npy of shape (B, 37)"),
