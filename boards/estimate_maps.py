@@ -7,16 +7,15 @@ this module adds what sits in front of it, and the pool units, counted from the 
 units build, not fitted to measurements yet:
 
 * window unit (``Cin * n`` bit-channels for ``n``-bit inputs): the ``kh x kw x Cin`` window
-  registers, its ``kh * kw * Cin``-bit output
-  register and valid bit, row and column counters; its line memory of ``W`` words of
-  ``(kh - 1) * Cin`` bits;
+  registers (which are its output), a valid bit, row and column counters; its line memory of
+  ``W`` words of ``(kh - 1) * Cin`` bits;
 * window queue (:class:`amaranth.lib.fifo.SyncFIFOBuffered`): a memory of ``depth - 1`` words
   of ``K`` bits, its ``K``-bit output register and pointers;
 * max-pool unit: the row OR and output registers (``2 C`` and a valid bit), its counters, and
   a line memory of ``Wo`` words of ``C`` bits (``C * n`` for ``n``-bit levels, pooled by
   per-element comparators).
 
-LUT4: one per window output bit (the load of the output register) and per queue bit, two per
+LUT4: one per window bit (the load of the window registers) and per queue bit, two per
 pool channel (the ORs), and 12 per counter set.
 """
 
@@ -62,7 +61,7 @@ def map_unit_ffs(layer, unit_sidecar):
     if layer.kind in CONV_KINDS:
         k = layer.fan_in * layer.in_bits
         depth = _queue_depth(unit_sidecar)
-        return (2 * k + 1 + _counters(layer.in_shape)
+        return (k + 1 + _counters(layer.in_shape)
                 + k + 1 + 2 * _bits(depth) + 1)      # queue: output register, pointers, level
     if layer.kind == "maxpool2d":
         c = layer.in_shape[2] * layer.bits

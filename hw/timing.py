@@ -6,8 +6,8 @@ take pixels as they come. :func:`stream_latency` therefore steps the control sta
 unit of a :class:`~bnnflow.hw.top.BnnTop` cycle by cycle (valid and ready flags, counters,
 buffer and queue levels; no payloads), by the rules of the units themselves:
 
-* :class:`~bnnflow.hw.window.SlidingWindow`: a pixel that completes a window waits while the
-  output register is full and not being read; other pixels are always taken.
+* :class:`~bnnflow.hw.window.SlidingWindow`: no pixel is taken while a window waits and is not
+  being read.
 * the window queue (:class:`amaranth.lib.fifo.SyncFIFOBuffered`): ``depth - 1`` entries in
   memory plus the output register, one cycle from write to readable;
 * :class:`~bnnflow.hw.mvtu.MVTU` with its input buffer (:mod:`bnnflow.hw.inbuf`: registers, or
@@ -63,7 +63,7 @@ class _Window:
         return self.row >= self.kh - 1 and self.col >= self.kw - 1
 
     def i_ready(self, o_ready):
-        return not self._at_window() or not self.o_valid or o_ready
+        return not self.o_valid or o_ready
 
     def tick(self, i_valid, o_ready):
         take = i_valid and self.i_ready(o_ready)

@@ -11,18 +11,20 @@ Structure::
     i (pixel) --+--> column: kh pixels of column c, rows r-kh+1 .. r --> shift into window
                 |      ^ line memory[c]: rows r-kh+1 .. r-1 (W words of (kh-1)*C bits)
                 +------+ written back with rows r-kh+2 .. r
-    window registers (kh x kw pixels) --(a window position)--> output register --> o
+    window registers (kh x kw pixels) = o.payload while o.valid
 
 * **Line buffer in memory.** The ``kh - 1`` previous rows live in one
   :class:`amaranth.lib.memory.Memory` of ``W`` words (one word per column holds that column's
   ``kh - 1`` previous pixels), read through a synchronous port one column ahead and written
   back as each pixel arrives: ``W * (kh - 1) * C`` bits of block RAM or LUT RAM, not
-  flip-flops. Only the ``kh x kw`` window and the output register are flip-flops.
-* **Flow.** Every accepted pixel shifts its column into the window registers; at a window
-  position (``r >= kh - 1`` and ``c >= kw - 1``) the new window is loaded into the output
-  register. A pixel that completes no window is taken even while the output register is full,
-  so the first rows of the next image stream in while the consumer still works on the windows
-  of the last one; a pixel that completes one waits until the register is free or being read.
+  flip-flops. Only the ``kh x kw`` window is flip-flops.
+* **Flow.** Every accepted pixel shifts its column into the window registers; after a pixel
+  that completes a window (``r >= kh - 1`` and ``c >= kw - 1``) the registers are the output,
+  valid until it is taken, and no pixel is accepted meanwhile (a pixel is taken in the cycle
+  the window is). An output register beside the window registers would let the pixels that
+  complete no window stream on while a window waits, for another ``K`` flip-flops per conv
+  layer; the window queue behind this unit (:mod:`bnnflow.hw.conv`) is what keeps the
+  matrix unit busy across a map's first rows.
 * **Timing.** A window leaves on the edge after the pixel completing it was accepted (latency
   1). ``i.ready`` depends on ``o.ready`` through one gate, no state.
 """
@@ -126,11 +128,10 @@ class SlidingWindow(wiring.Component):
                          row.eq(Mux(last_col, Mux(row == h - 1, 0, row + 1), row))]
 
         at_window = (row >= kh - 1) & (col >= kw - 1)
-        m.d.comb += self.i.ready.eq(~at_window | ~self.o.valid | self.o.ready)
+        m.d.comb += [self.i.ready.eq(~self.o.valid | self.o.ready),
+                     self.o.payload.eq(Cat(*[win[a][b] for a in range(kh) for b in range(kw)]))]
         with m.If(self.o.ready):
             m.d.sync += self.o.valid.eq(0)
         with m.If(take & at_window):
-            m.d.sync += [self.o.valid.eq(1),
-                         self.o.payload.eq(Cat(*[shifted[a][b] for a in range(kh)
-                                                 for b in range(kw)]))]
+            m.d.sync += self.o.valid.eq(1)
         return m

@@ -1,6 +1,9 @@
 # amaranth: UnusedElaboratable=no
 """The sliding-window unit against the golden window view, with stalls on both sides."""
 
+import tempfile
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -52,3 +55,56 @@ def test_bad_shapes_are_value_errors():
         SlidingWindow((3, 5, 1), (4, 2))
     with pytest.raises(ValueError, match=r"in_shape must be \(H, W, C\) and kernel \(kh, kw\)"):
         SlidingWindow((3, 5), (1, 1))
+
+
+@pytest.mark.parametrize(("shape", "kernel"), [((6, 6, 4), (3, 3)), ((5, 7, 3), (2, 3)),
+                                               ((6, 5, 2), (1, 1))])
+def test_the_window_registers_are_the_only_window_sized_flip_flops(shape, kernel):
+    # The window registers are the output: K flip-flops, plus the valid bit and the row and
+    # column counters (an output register beside them cost another K per conv layer).
+    import json
+    import subprocess
+
+    from amaranth.back import rtlil
+
+    from bnnflow.sim.netlist import yosys_command
+
+    dut = SlidingWindow(shape, kernel)
+    script = ("read_rtlil w.il; hierarchy -top top; proc; flatten; opt; memory -nomap; "
+              "opt_clean; write_json w.json")
+    (tmp := Path(tempfile.mkdtemp())).joinpath("w.il").write_text(
+        rtlil.convert(dut, name="top", emit_src=False))
+    subprocess.run([*yosys_command(), "-q", "-p", script], cwd=tmp, check=True)
+    cells = json.loads((tmp / "w.json").read_text())["modules"]["top"]["cells"].values()
+    flops = sum(len(c["connections"]["Q"]) for c in cells if "dff" in c["type"])
+    h, w, c = shape
+    counters = (h - 1).bit_length() + (w - 1).bit_length()
+    assert flops == kernel[0] * kernel[1] * c + 1 + counters
+
+
+def test_no_pixel_is_taken_while_a_window_waits():
+    from amaranth.sim import Simulator
+
+    dut = SlidingWindow((3, 4, 2), (2, 2))
+    rng = np.random.default_rng(5)
+    waits = []
+
+    async def bench(ctx):
+        ctx.set(dut.i.valid, 1)
+        held = None
+        for cycle in range(60):
+            ctx.set(dut.i.payload, cycle % 4)
+            ctx.set(dut.o.ready, int(rng.random() < 0.3))
+            valid, ready = ctx.get(dut.o.valid), ctx.get(dut.o.ready)
+            assert ctx.get(dut.i.ready) == (not valid or ready), cycle
+            if held is not None:
+                assert ctx.get(dut.o.payload) == held     # a waiting window stays as it was
+            held = ctx.get(dut.o.payload) if valid and not ready else None
+            waits.append(valid and not ready)
+            await ctx.tick()
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    assert sum(waits) >= 10
