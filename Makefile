@@ -25,10 +25,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	@command -v iverilog >/dev/null || { echo "error: iverilog not found: the Icarus tests need it (Debian/Ubuntu: sudo apt-get install iverilog)"; exit 2; }
-	$(BIN)/python -m pytest -n $(JOBS) --runslow --durations=25
+	$(BIN)/python -m pytest -n $(JOBS) --dist worksteal --runslow --durations=25
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -n $(JOBS)
+	$(BIN)/python -m pytest -n $(JOBS) --dist worksteal
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

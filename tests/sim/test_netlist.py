@@ -82,7 +82,7 @@ def test_a_flipped_weight_in_ecp5_block_ram_is_caught(build_root):
     w[:, 100:104] ^= 1                                   # the upper half of the 96-bit words
     other = replace(model, layers=[replace(model.layers[0], weights=w), *model.layers[1:]])
     assert not np.array_equal(golden.run(other, bits).popcounts, golden.run(model, bits).popcounts)
-    rep = run_verify(model, simulator="icarus", inputs=bits, fold="1x96,5x64", pipeline=1,
+    rep = run_verify(model, simulator="verilator-direct", inputs=bits, fold="1x96,5x64", pipeline=1,
                      netlist="ecp5", hardware_model=other, build_root=build_root)
     assert not rep["passed"] and rep["first_mismatch"]["layer"] == "fc0"
 
