@@ -99,7 +99,9 @@ class MaxPool(wiring.Component):
         """
         if layer.stride != layer.window:
             raise ValueError(f"{layer.name}: the max-pool unit needs stride == window, not "
-                             f"stride {layer.stride} with window {layer.window}")
+                             f"stride {layer.stride} with window {layer.window} (overlapping "
+                             f"pools have no hardware yet: train or export the pool with its "
+                             f"stride equal to its window)")
         return cls(layer.in_shape, layer.window, layer.bits)
 
     @staticmethod

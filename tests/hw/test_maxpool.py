@@ -44,3 +44,21 @@ def test_full_rate_and_latency():
 def test_bad_parameters():
     with pytest.raises(ValueError, match=r"pool window 4 does not fit a 3x5 map"):
         MaxPool((3, 5, 1), 4)
+
+
+def test_overlapping_pool_is_refused_with_the_fix(tmp_path, capsys):
+    # The golden model computes stride != window (an imported graph may have one); the
+    # hardware does not, and says so in one line before anything is written.
+    from bnnflow.cli import main
+    from bnnflow.model.artifact import save
+    from bnnflow.model.random_net import random_conv_model
+
+    model = random_conv_model((8, 8, 1), [("conv", 2, 3), ("pool", 2, 1), ("dense", 4)], 3)
+    with pytest.raises(ValueError, match=r"pool1: the max-pool unit needs stride == window, "
+                                         r"not stride 1 with window 2 \(overlapping pools"):
+        MaxPool.from_layer(model.layers[1], None, None)
+    save(model, tmp_path / "m.bnn")
+    assert main(["verilog", str(tmp_path / "m.bnn"), "-o", str(tmp_path / "m.v")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "its stride equal to its window" in err
+    assert not (tmp_path / "m.v").exists()
