@@ -11,12 +11,14 @@ units build, not fitted to measurements yet:
   ``W`` words of ``(kh - 1) * Cin`` bits;
 * window queue (:class:`amaranth.lib.fifo.SyncFIFOBuffered`): a memory of ``depth - 1`` words
   of ``K`` bits, its ``K``-bit output register and pointers;
-* max-pool unit: the row OR and output registers (``2 C`` and a valid bit), its counters, and
-  a line memory of ``Wo`` words of ``C`` bits (``C * n`` for ``n``-bit levels, pooled by
-  per-element comparators).
+* max-pool unit (``k x k`` windows every ``s`` pixels, ``P = ceil(k / s)`` of them open at
+  once, 1 without overlap): ``P`` row registers and the output register (``(P + 1) C`` and a
+  valid bit), its counters and window phases, and ``P`` line memories of ``Wo`` words of ``C``
+  bits (``C * n`` for ``n``-bit levels, pooled by per-element comparators).
 
-LUT4: one per window bit (the load of the window registers) and per queue bit, two per
-pool channel (the ORs), and 12 per counter set.
+LUT4: one per window bit (the load of the window registers) and per queue bit, and 12 per
+counter set; a pool's per element bit and open window, fitted to Yosys' counts of the unit
+alone (``bench/pool_unit.py``).
 """
 
 import math
@@ -37,6 +39,11 @@ def _counters(shape):
     return _bits(h - 1) + _bits(w - 1)
 
 
+def _pool_slots(layer):
+    """Windows of a max-pool open at once along an axis, ``ceil(k / s)``."""
+    return -(-layer.window // layer.stride)
+
+
 def _queue_depth(unit_sidecar):
     return unit_sidecar["queue_depth"]
 
@@ -51,7 +58,7 @@ def map_unit_memories(layer, unit_sidecar):
         depth = _queue_depth(unit_sidecar)
         return memories + [(kh * kw * cin, depth - 1)]
     if layer.kind == "maxpool2d":
-        return [(layer.in_shape[2] * layer.bits, layer.out_shape[1])]
+        return [(layer.in_shape[2] * layer.bits, layer.out_shape[1])] * _pool_slots(layer)
     return []
 
 
@@ -64,8 +71,12 @@ def map_unit_ffs(layer, unit_sidecar):
         return (k + 1 + _counters(layer.in_shape)
                 + k + 1 + 2 * _bits(depth) + 1)      # queue: output register, pointers, level
     if layer.kind == "maxpool2d":
-        c = layer.in_shape[2] * layer.bits
-        return 2 * c + 1 + 2 * _counters(layer.in_shape)
+        c, p = layer.in_shape[2] * layer.bits, _pool_slots(layer)
+        # Per axis: an open flag and a phase in 0..k-1 per open window, and which of them
+        # starts next; the index of the next row window to complete.
+        axes = 2 * (p * (1 + (layer.window - 1).bit_length()) + (p - 1).bit_length())
+        return ((p + 1) * c + 1 + _counters(layer.in_shape) + axes
+                + layer.out_shape[1].bit_length())
     return 0
 
 
@@ -75,7 +86,8 @@ def map_unit_luts(layer, unit_sidecar):
         return (2 * layer.fan_in * layer.in_bits + 24
                 + math.ceil(_bits(_queue_depth(unit_sidecar)) * 3))
     if layer.kind == "maxpool2d":
-        # n-bit levels: a comparator and a select per element bit instead of an OR.
-        c, b = layer.in_shape[2], layer.bits
-        return 2 * c * b * (2 if b > 1 else 1) + 24
+        # Per element bit and open window: ORs, or for n-bit levels comparators and selects,
+        # and the selects between windows; fitted to bench/pool_unit.json (within 15 %).
+        c, b, p = layer.in_shape[2], layer.bits, _pool_slots(layer)
+        return c * b * ((7 * p - 4) if b == 1 else (16 * p - 12)) + 24
     return 0

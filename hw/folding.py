@@ -72,8 +72,9 @@ def layer_cycles(layer, fold):
 def fully_parallel(model):
     """``PE = N, SIMD = K`` (``layer.neurons``, ``layer.fan_in``) for every layer of
     ``model``; a dense layer after a conv or pool layer, which cannot take a whole vector from
-    that pixel stream, gets the widest SIMD below ``K`` that takes its pixels (a multiple of
-    the pixel width), so that the default folding of a conv network builds."""
+    that pixel stream (unless the map is one pixel), gets the widest SIMD below ``K`` that
+    takes its pixels (a multiple of the pixel width), so that the default folding of a conv
+    network builds."""
     folding = []
     for j, layer in enumerate(model.layers):
         fold = LayerFold(layer.neurons, layer.fan_in)
@@ -145,8 +146,8 @@ def _cheapest(index, layer, target_ii, accepts=None):
         if m >= 1:
             candidates.add((math.ceil(n / min(m, n)), simd))
     if accepts is not None:
-        # SIMD multiples of the pixel width the previous layer sends, below K.
-        candidates |= {(pe, simd) for pe in range(1, n + 1) for simd in range(1, k)
+        # SIMD multiples of the pixel width the previous layer sends, below K, or K.
+        candidates |= {(pe, simd) for pe in range(1, n + 1) for simd in range(1, k + 1)
                        if accepts(LayerFold(pe, simd))}
     folds = [f for f in (LayerFold(pe, simd) for pe, simd in candidates)
              if layer_cycles(layer, f) <= target_ii and (accepts is None or accepts(f))]

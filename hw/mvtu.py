@@ -240,11 +240,13 @@ class MVTU(wiring.Component):
 
     @staticmethod
     def takes_chunk(layer, fold, width):
-        """Whether the layer's input memory takes chunks of ``width`` bits: only a memory
-        buffer (``SIMD < K``) does, for widths :func:`~bnnflow.hw.inbuf.chunk_fits` allows."""
+        """Whether the layer's input takes chunks of ``width`` bits: the whole vector in one
+        (the one pixel of a ``1 x 1`` map), or, in a memory buffer (``SIMD < K``), the widths
+        :func:`~bnnflow.hw.inbuf.chunk_fits` allows."""
         bits = layer.in_bits
-        return fold.simd < layer.in_width and chunk_fits(layer.in_width * bits,
-                                                         fold.simd * bits, width)
+        return width == layer.in_width * bits or (
+            fold.simd < layer.in_width and chunk_fits(layer.in_width * bits, fold.simd * bits,
+                                                      width))
 
     def sidecar(self):
         """This unit's own entries of its layer in the sidecar (padding, weight storage,

@@ -208,14 +208,18 @@ class _Mvtu:
 
 class _Pool:
     def __init__(self, pool):
-        (self.h, self.w, _), self.k = pool.in_shape, pool.window
+        (self.h, self.w, _), self.k, self.s = pool.in_shape, pool.window, pool.stride
         self.ho, self.wo = pool.out_shape[:2]
-        self.row = self.col = self.rsub = self.csub = 0
+        self.row = self.col = 0
         self.o_valid = False
 
+    def _ends(self, pos, count):
+        """Whether position ``pos`` of an axis is the last of one of its ``count`` windows."""
+        start = pos - self.k + 1
+        return start >= 0 and start % self.s == 0 and start // self.s < count
+
     def _completes(self):
-        inside = self.row < self.ho * self.k and self.col < self.wo * self.k
-        return inside and self.csub == self.k - 1 and self.rsub == self.k - 1
+        return self._ends(self.row, self.ho) and self._ends(self.col, self.wo)
 
     def i_ready(self, o_ready):
         return not self._completes() or not self.o_valid or o_ready
@@ -225,13 +229,9 @@ class _Pool:
         completes = self._completes()
         if take:
             last_col = self.col == self.w - 1
-            col_end = self.csub == self.k - 1
             self.col = 0 if last_col else self.col + 1
-            self.csub = 0 if last_col or col_end else self.csub + 1
             if last_col:
-                last_row = self.row == self.h - 1
-                self.row = 0 if last_row else self.row + 1
-                self.rsub = 0 if last_row or self.rsub == self.k - 1 else self.rsub + 1
+                self.row = 0 if self.row == self.h - 1 else self.row + 1
         if o_ready:
             self.o_valid = False
         if take and completes:

@@ -86,7 +86,7 @@ def layer_chunks(model, folding):
             raise ValueError(f"layer {j + 1} ({nxt.name}) cannot take the {what} of layer "
                              f"{j} ({layers[j].name}) with folding {folding[j + 1]}: a dense "
                              f"layer after a map needs SIMD a multiple of {elements} and below "
-                             f"its {nxt.in_width} inputs")
+                             f"its {nxt.in_width} inputs, or all {nxt.in_width}")
     return [tuple(x) for x in out]
 
 

@@ -4,7 +4,8 @@ of each is made and folded at random.
 An entry is a dense network's widths, ``16-8-4`` (the input width, then each layer's neurons,
 the last one the classes), or a conv network, ``8x8x2:c4k3-p2-d6-3``: the channels-last input
 map ``H x W x C``, then its stages, ``cNkK`` a conv of ``N`` channels and a ``K x K`` kernel,
-``pW`` a ``W x W`` max-pool, ``dN`` a dense layer of ``N`` neurons, and last the classes.
+``pW`` a ``W x W`` max-pool (``pWsS`` with stride ``S``, windows that overlap for ``S < W``),
+``dN`` a dense layer of ``N`` neurons, and last the classes.
 :meth:`NetSpec.make` builds one with :func:`bnnflow.model.random_net.random_model` or
 :func:`~bnnflow.model.random_net.random_conv_model`; :func:`random_folding` draws a folding
 the hardware takes (a dense layer after a map takes whole pixels).
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 
 __all__ = ["NetSpec", "parse_net", "random_folding"]
 
-_STAGE = re.compile(r"^(?:c(\d+)k(\d+)|p(\d+)|d(\d+))$")
+_STAGE = re.compile(r"^(?:c(\d+)k(\d+)|p(\d+)(?:s(\d+))?|d(\d+))$")
 
 
 @dataclass(frozen=True)
@@ -90,11 +91,15 @@ def parse_net(text):
     for part in parts[:-1]:
         m = _STAGE.match(part)
         if not m or any(g is not None and int(g) < 1 for g in m.groups()):
-            raise ValueError(f"stage {part!r} of {text!r} must be cNkK (conv), pW (max-pool) "
-                             f"or dN (dense), with positive N, K and W")
-        conv_n, conv_k, pool, dense = m.groups()
-        stages.append(("conv", int(conv_n), int(conv_k)) if conv_n else
-                      ("pool", int(pool)) if pool else ("dense", int(dense)))
+            raise ValueError(f"stage {part!r} of {text!r} must be cNkK (conv), pW or pWsS "
+                             f"(max-pool, stride S) or dN (dense), with positive N, K, W and S")
+        conv_n, conv_k, pool, stride, dense = m.groups()
+        if conv_n:
+            stages.append(("conv", int(conv_n), int(conv_k)))
+        elif pool:
+            stages.append(("pool", int(pool), *([int(stride)] if stride else [])))
+        else:
+            stages.append(("dense", int(dense)))
     in_shape = tuple(int(d) for d in dims)
     return NetSpec(f"{'x'.join(dims)}:{rest.lower()}", in_shape=in_shape, stages=tuple(stages),
                    classes=int(parts[-1]))

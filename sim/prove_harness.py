@@ -90,8 +90,10 @@ class StreamHarness(Elaboratable):
         in_k, in_done = self._chunks(m, in_fire, self.n_in, "in")
         out_k, out_done = self._chunks(m, out_fire, self.n_out, "out")
         # Complete input images not yet completely output: relative, so that no counter grows
-        # with time (k-induction starts from arbitrary states of the harness too).
-        pending = Signal(range(self.cap + 2), name="pending")
+        # with time (k-induction starts from arbitrary states of the harness too). -1 while an
+        # image's outputs are out before its last inputs: a max-pool that drops the map's last
+        # rows or columns does not wait for them.
+        pending = Signal(range(-1, self.cap + 2), name="pending")
         m.d.sync += pending.eq(pending + in_done - out_done)
         m.d.comb += self.fail["hold"].eq(self._producer_rule(m, dut.o, assume=False))
         self._order(m, out_fire, in_k, pending)
@@ -121,10 +123,11 @@ class StreamHarness(Elaboratable):
 
     def _order(self, m, out_fire, in_k, pending):
         # An output needs an image that started: complete and waiting, or arriving (a map's
-        # pixels stream through a conv unit while they come in).
-        ahead = out_fire & (pending == 0) & (in_k == 0)
+        # pixels stream through a conv unit while they come in), and whose outputs are not
+        # all out yet (pending -1: the arriving image's are).
+        ahead = out_fire & (((pending == 0) & (in_k == 0)) | (pending < 0))
         wait = Signal(range(self.bound + 2), name="wait")
-        waiting = (pending != 0) & self.o_ready & ~out_fire
+        waiting = (pending > 0) & self.o_ready & ~out_fire
         with m.If(waiting & (wait <= self.bound)):
             m.d.sync += wait.eq(wait + 1)
         with m.Elif(~waiting):

@@ -40,7 +40,9 @@ def test_estimates_count_window_units_queues_and_pools(conv_model):
                                                       (27, side["conv0"]["queue_depth"] - 1)]
     pool = conv_model.layers[1]
     assert map_unit_memories(pool, side["pool1"]) == [(8, 4)]
-    assert map_unit_ffs(pool, side["pool1"]) == 2 * 8 + 1 + 2 * (4 + 4)
+    # Row and output registers, valid, row and column counters, per axis an open flag and a
+    # 1-bit phase, the next row window's index (0..5).
+    assert map_unit_ffs(pool, side["pool1"]) == 2 * 8 + 1 + (4 + 4) + 2 * 2 + 3
     for family in ("ice40", "ecp5"):
         assert estimate_ffs(conv_model, folding, 0, family) > map_unit_ffs(conv, side["conv0"])
         assert estimate_luts(conv_model, folding, family) > 0
@@ -62,6 +64,34 @@ def test_estimates_count_ternary_roms_and_8_bit_windows():
     for family in ("ice40", "ecp5"):
         assert estimate_ffs(wide, folding, 0, family) > estimate_ffs(binary, folding, 0, family)
         assert estimate_luts(wide, folding, family) > estimate_luts(binary, folding, family)
+
+
+@pytest.mark.parametrize(("shape", "window", "stride", "bits"), [
+    ((24, 24, 16), 2, 2, 1), ((11, 11, 32), 3, 3, 1), ((11, 11, 32), 3, 2, 1),
+    ((11, 11, 32), 3, 1, 1), ((12, 12, 16), 3, 2, 2), ((9, 8, 3), 5, 2, 1)])
+def test_pool_flip_flop_estimate_is_the_units_count(tmp_path, shape, window, stride, bits):
+    # Overlapping windows (stride < window) keep one row register, phase and line memory
+    # per open window; the estimate counts them as Yosys does before mapping.
+    import json
+    import subprocess
+
+    from amaranth.back import rtlil
+
+    from bnnflow.hw.maxpool import MaxPool
+    from bnnflow.model.pool import MaxPool2dLayer
+    from bnnflow.sim.netlist import yosys_command
+
+    dut = MaxPool(shape, window, bits, stride)
+    script = ("read_rtlil p.il; hierarchy -top top; proc; flatten; opt; memory -nomap; "
+              "opt_clean; write_json p.json")
+    (tmp_path / "p.il").write_text(rtlil.convert(dut, name="top", emit_src=False))
+    subprocess.run([*yosys_command(), "-q", "-p", script], cwd=tmp_path, check=True)
+    cells = json.loads((tmp_path / "p.json").read_text())["modules"]["top"]["cells"].values()
+    flops = sum(len(c["connections"]["Q"]) for c in cells if "dff" in c["type"])
+    layer = MaxPool2dLayer("p", shape, window, stride, bits)
+    assert map_unit_ffs(layer, dut.sidecar()) == flops
+    assert map_unit_memories(layer, dut.sidecar()) == [(shape[2] * bits,
+                                                        dut.out_shape[1])] * dut.slots
 
 
 @pytest.mark.parametrize(("shape", "stages", "fold"), [

@@ -142,6 +142,21 @@ def test_conv_window_pool_and_mvtu_units():
         assert result.covered_at is not None and result.covered_at < result.depth
 
 
+@pytest.mark.parametrize(("shape", "pool"), [
+    ((3, 2, 1), (2, 2)),    # drops the map's last row: the output leaves before its pixels
+    ((3, 2, 1), (2, 1)),    # overlapping windows, 2 open at once
+])
+def test_pool_units_that_drop_rows_or_overlap_are_proved(shape, pool):
+    # The harness took an image whose output leaves before its last (dropped) pixels for an
+    # output running ahead of its input, and failed *order* on a correct pool.
+    model = random_conv_model(shape, [("conv", 1, 1), ("pool", *pool), ("dense", 2)], 2,
+                              seed=0)
+    target = next(t for t in proof_targets(model, "auto", ii=100) if "maxpool" in t.name)
+    result = prove_target(target, None, timeout=600, induction=False)
+    assert result.status == "bounded", result
+    assert result.covered_at is not None and result.covered_at < result.depth
+
+
 def test_sizes_are_parsed():
     assert parse_widths("6x3") == [6, 3]
     assert parse_widths("16X8x4") == parse_widths("16-8-4") == [16, 8, 4]

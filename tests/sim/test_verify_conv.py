@@ -192,8 +192,9 @@ def test_stream_bench_sends_an_image_s_last_pixels_after_its_output():
     assert bench.in_edges == {"timing": [3], "main": [7]}
 
 
-#: A max-pool that drops 2 of 6 rows and 3 of 7 columns: the output leaves 7 edges before
-#: the image's last pixel (latency -7), and those pixels must still be sent.
+#: A max-pool that drops 2 of 6 rows and 3 of 7 columns: the output leaves 10 edges before
+#: the image's last pixel (latency -10; the dense layer takes the 1x1 map's pixel whole), and
+#: those pixels must still be sent.
 STAGES_DROP = ((8, 9, 2), [("conv", 3, 3), ("pool", 4), ("dense", 5)], 3)
 
 
@@ -205,13 +206,34 @@ def test_a_pool_that_drops_rows_gets_every_pixel_and_matches_golden(simulator, b
     rep = _verify(model, bits, simulator, build_root, stall=0.3, seed=1,
                   reset_mid_stream=True)
     assert rep["passed"] and rep["mismatches"] == 0, rep["first_mismatch"]
-    assert rep["latency_measured"] == rep["latency_expected"] == -7
+    assert rep["latency_measured"] == rep["latency_expected"] == -10
+    assert rep["ii_measured"] == rep["ii_expected"]
+
+
+#: Overlapping max-pools: 3x3 windows every 2 pixels (the last row and column of the 8x7 map
+#: dropped), then 2x2 windows every pixel.
+STAGES_OVERLAP = ((10, 9, 2), [("conv", 3, 3), ("pool", 3, 2), ("conv", 4, 1), ("pool", 2, 1),
+                               ("dense", 5)], 3)
+
+
+@pytest.mark.parametrize("simulator", SIMULATORS)
+def test_overlapping_pools_match_golden_on_every_simulator(simulator, build_root):
+    model = random_conv_model(*STAGES_OVERLAP, seed=2)
+    assert [layer.out_shape for layer in model.layers[:4]] == [(8, 7, 3), (3, 3, 3),
+                                                               (3, 3, 4), (2, 2, 4)]
+    bits = np.random.default_rng(2).integers(0, 2, size=(12, model.input.width),
+                                             dtype=np.uint8)
+    rep = _verify(model, bits, simulator, build_root, stall=0.3, seed=2,
+                  reset_mid_stream=True)
+    assert rep["passed"] and rep["mismatches"] == 0, rep["first_mismatch"]
+    assert rep["latency_measured"] == rep["latency_expected"]
     assert rep["ii_measured"] == rep["ii_expected"]
 
 
 def random_conv_case(seed):
-    """A random conv network (odd map sizes, Cin 1..19, kernels 1..5, pools 2 and 3), an
-    auto folding at a random reachable II, and a pipeline depth 0..2."""
+    """A random conv network (odd map sizes, Cin 1..19, kernels 1..5, pools 2 and 3, with
+    strides up to the window), an auto folding at a random reachable II, and a pipeline depth
+    0..2."""
     rng = np.random.default_rng(seed)
     while True:
         h, w = (int(v) for v in rng.integers(5, 12, size=2))
@@ -225,8 +247,9 @@ def random_conv_case(seed):
             mh, mw = mh - k + 1, mw - k + 1
             p = int(rng.integers(2, 4))
             if rng.random() < 0.5 and p <= min(mh, mw):
-                stages.append(("pool", p))
-                mh, mw = mh // p, mw // p
+                stride = p if rng.random() < 0.5 else int(rng.integers(1, p + 1))
+                stages.append(("pool", p, stride))
+                mh, mw = (mh - p) // stride + 1, (mw - p) // stride + 1
         if stages:
             break
     stages.append(("dense", int(rng.integers(2, 9))))
