@@ -80,7 +80,8 @@ def brevitas_cnn(seed=0, padding=0, stride=1, pool="max", weight_bits=1, act_bit
     ``QuantConv2d(8, 6, 2)``, ``BatchNorm2d``, a binary activation, flattened (NCHW) into an
     output ``QuantLinear`` (scale 1.0) and FINN's ``TensorNorm``. ``padding`` and ``stride``
     go to the first convolution; ``pool="avg"`` makes the pool an ``AvgPool2d``,
-    ``pool="ceil"`` a ``MaxPool2d`` with ``ceil_mode``. With
+    ``pool="ceil"`` a ``MaxPool2d`` with ``ceil_mode``, ``pool="overlap"`` a ``MaxPool2d(3,
+    stride=1)`` (windows that overlap, three open at once). With
     ``weight_bits`` or ``act_bits`` 2 the convolutions and their activations use bnn_pynq's
     ``CommonWeightQuant`` / ``CommonActQuant`` at that width (ternary weights, levels -1, 0,
     +1); ``in_bits`` 2 quantizes the input to -1, 0, +1 the same way, ``in_bits`` 8 as
@@ -114,13 +115,15 @@ def brevitas_cnn(seed=0, padding=0, stride=1, pool="max", weight_bits=1, act_bit
             super().__init__()
             torch.manual_seed(seed)
             self.inq = cnv_input_quant() if in_bits == 8 else act(in_bits)
-            pooled = ((8 + 2 * padding - 3) // stride + 1) // 2
+            mapped = (8 + 2 * padding - 3) // stride + 1
+            pooled = mapped - 2 if pool == "overlap" else mapped // 2
             k2 = min(2, pooled)                    # a stride of 2 leaves a 1x1 map
             side = pooled - k2 + 1
             self.body = nn.Sequential(
                 conv(1, 8, 3, padding=padding, stride=stride), nn.BatchNorm2d(8),
                 act(act_bits), {"max": nn.MaxPool2d(2), "avg": nn.AvgPool2d(2),
-                                "ceil": nn.MaxPool2d(2, ceil_mode=True)}[pool],
+                                "ceil": nn.MaxPool2d(2, ceil_mode=True),
+                                "overlap": nn.MaxPool2d(3, stride=1)}[pool],
                 conv(8, 6, k2), nn.BatchNorm2d(6), act(act_bits), nn.Flatten(),
                 qnn.QuantLinear(6 * side * side, 10, bias=False, weight_quant=OutWeight)
                 if out_bits == 1 else
