@@ -13,7 +13,7 @@ from bnnflow.hw.folding import (
     resolve_folding,
 )
 from bnnflow.model.kinds import matrix_cycles
-from bnnflow.model.random_net import random_model
+from bnnflow.model.random_net import random_conv_model, random_model
 
 MODEL = random_model([37, 13, 12, 5], seed=0)
 
@@ -32,6 +32,14 @@ def test_layer_cycles_is_ceil_n_over_pe_times_ceil_k_over_simd(k, n, pe, simd, c
 def test_fully_parallel_uses_pe_n_simd_k():
     assert fully_parallel(MODEL) == [LayerFold(13, 37), LayerFold(12, 13), LayerFold(5, 12)]
     assert resolve_folding(MODEL) == fully_parallel(MODEL)
+
+
+def test_a_pool_has_nothing_to_fold_and_is_written_1x1():
+    # It was written C x k^2 ("4x4" here), a folding that means nothing for a pool.
+    model = random_conv_model((10, 10, 2), [("conv", 4, 3), ("pool", 2), ("dense", 6)], 3)
+    assert fully_parallel(model) == [LayerFold(4, 18), LayerFold(1, 1), LayerFold(6, 60),
+                                     LayerFold(3, 6)]
+    assert auto_fold(model, 200)[0][1] == LayerFold(1, 1)
 
 
 def brute_force_cost(k, n, target):
