@@ -272,6 +272,7 @@ def _keep_trace(vcd, trace_dir, name):
         return None
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_")
     keep = Path(trace_dir) / f"{safe}.vcd"
+    keep.parent.mkdir(parents=True, exist_ok=True)     # the CLI makes it; a caller may not
     shutil.copyfile(vcd, keep)
     return str(keep)
 
