@@ -1,4 +1,8 @@
-"""Shared pytest set-up: slow cases run only with --runslow (``make test`` passes it)."""
+"""Shared pytest set-up: slow cases run only with --runslow (``make test`` passes it); the
+``yosys_flops`` fixture."""
+
+import json
+import subprocess
 
 import pytest
 
@@ -15,3 +19,23 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture
+def yosys_flops(tmp_path):
+    """``count(dut)``: flip-flop bits of an Amaranth component as Yosys elaborates it, before
+    mapping (``proc; flatten; opt; memory -nomap``), so that a unit's register count can be
+    checked against its design or a resource model."""
+    from amaranth.back import rtlil
+
+    from bnnflow.sim.netlist import yosys_command
+
+    def count(dut):
+        script = ("read_rtlil u.il; hierarchy -top top; proc; flatten; opt; memory -nomap; "
+                  "opt_clean; write_json u.json")
+        (tmp_path / "u.il").write_text(rtlil.convert(dut, name="top", emit_src=False))
+        subprocess.run([*yosys_command(), "-q", "-p", script], cwd=tmp_path, check=True)
+        cells = json.loads((tmp_path / "u.json").read_text())["modules"]["top"]["cells"]
+        return sum(len(c["connections"]["Q"]) for c in cells.values() if "dff" in c["type"])
+
+    return count

@@ -69,25 +69,14 @@ def test_estimates_count_ternary_roms_and_8_bit_windows():
 @pytest.mark.parametrize(("shape", "window", "stride", "bits"), [
     ((24, 24, 16), 2, 2, 1), ((11, 11, 32), 3, 3, 1), ((11, 11, 32), 3, 2, 1),
     ((11, 11, 32), 3, 1, 1), ((12, 12, 16), 3, 2, 2), ((9, 8, 3), 5, 2, 1)])
-def test_pool_flip_flop_estimate_is_the_units_count(tmp_path, shape, window, stride, bits):
+def test_pool_flip_flop_estimate_is_the_units_count(yosys_flops, shape, window, stride, bits):
     # Overlapping windows (stride < window) keep one row register, phase and line memory
     # per open window; the estimate counts them as Yosys does before mapping.
-    import json
-    import subprocess
-
-    from amaranth.back import rtlil
-
     from bnnflow.hw.maxpool import MaxPool
     from bnnflow.model.pool import MaxPool2dLayer
-    from bnnflow.sim.netlist import yosys_command
 
     dut = MaxPool(shape, window, bits, stride)
-    script = ("read_rtlil p.il; hierarchy -top top; proc; flatten; opt; memory -nomap; "
-              "opt_clean; write_json p.json")
-    (tmp_path / "p.il").write_text(rtlil.convert(dut, name="top", emit_src=False))
-    subprocess.run([*yosys_command(), "-q", "-p", script], cwd=tmp_path, check=True)
-    cells = json.loads((tmp_path / "p.json").read_text())["modules"]["top"]["cells"].values()
-    flops = sum(len(c["connections"]["Q"]) for c in cells if "dff" in c["type"])
+    flops = yosys_flops(dut)
     layer = MaxPool2dLayer("p", shape, window, stride, bits)
     assert map_unit_ffs(layer, dut.sidecar()) == flops
     assert map_unit_memories(layer, dut.sidecar()) == [(shape[2] * bits,

@@ -56,23 +56,10 @@ def test_bad_shapes_are_value_errors():
 
 @pytest.mark.parametrize(("shape", "kernel"), [((6, 6, 4), (3, 3)), ((5, 7, 3), (2, 3)),
                                                ((6, 5, 2), (1, 1))])
-def test_the_window_registers_are_the_only_window_sized_flip_flops(shape, kernel, tmp_path):
+def test_the_window_registers_are_the_only_window_sized_flip_flops(shape, kernel, yosys_flops):
     # The window registers are the output: K flip-flops, plus the valid bit and the row and
     # column counters (an output register beside them cost another K per conv layer).
-    import json
-    import subprocess
-
-    from amaranth.back import rtlil
-
-    from bnnflow.sim.netlist import yosys_command
-
-    dut = SlidingWindow(shape, kernel)
-    script = ("read_rtlil w.il; hierarchy -top top; proc; flatten; opt; memory -nomap; "
-              "opt_clean; write_json w.json")
-    (tmp_path / "w.il").write_text(rtlil.convert(dut, name="top", emit_src=False))
-    subprocess.run([*yosys_command(), "-q", "-p", script], cwd=tmp_path, check=True)
-    cells = json.loads((tmp_path / "w.json").read_text())["modules"]["top"]["cells"].values()
-    flops = sum(len(c["connections"]["Q"]) for c in cells if "dff" in c["type"])
+    flops = yosys_flops(SlidingWindow(shape, kernel))
     h, w, c = shape
     counters = (h - 1).bit_length() + (w - 1).bit_length()
     assert flops == kernel[0] * kernel[1] * c + 1 + counters
