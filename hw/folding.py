@@ -74,11 +74,11 @@ def fully_parallel(model):
     ``model``; a dense layer after a conv or pool layer, which cannot take a whole vector from
     that pixel stream (unless the map is one pixel), gets the widest SIMD below ``K`` that
     takes its pixels (a multiple of the pixel width), so that the default folding of a conv
-    network builds. A layer without weights (a max-pool) has nothing to fold: ``1x1``, as
+    network builds. A kind that does not fold (a max-pool, ``folds`` False) gets ``1x1``, as
     :func:`auto_fold` writes."""
     folding = []
     for j, layer in enumerate(model.layers):
-        if layer.synapses == 0:
+        if not getattr(layer, "folds", True):
             folding.append(LayerFold(1, 1))
             continue
         fold = LayerFold(layer.neurons, layer.fan_in)

@@ -56,6 +56,9 @@ class LayerKind(Protocol):
         The matrix that ``PE`` (``1..neurons``) and ``SIMD`` (``1..fan_in``) fold.
     output_pixels : int
         Times the matrix is applied per input vector (1 for a dense layer).
+    folds : bool, optional
+        False for a kind whose unit does not fold (a max-pool): its folding is written
+        ``1x1``. Absent means True.
     """
 
     kind: ClassVar[str]

@@ -60,6 +60,7 @@ class MaxPool2dLayer:
     kind = "maxpool2d"
     weight_bits = 0
     synapses = 0
+    folds = False       # one pixel a cycle whatever the folding
     is_output = False
 
     @property
