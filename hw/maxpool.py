@@ -202,10 +202,10 @@ class MaxPool(wiring.Component):
             out = Mux(flag, value, out)
         return out
 
-    def _row_windows(self, m, cols, width):
+    def _row_windows(self, m, take, cols, width):
         """The row's pooling registers; ``(done, value)``: the pixel completes a row window,
         and that window's maximum over this row."""
-        take, pixel = self.i.valid & self.i.ready, self.i.payload
+        pixel = self.i.payload
         regs = [Signal(width, name=f"row_max{a}") for a in range(cols.slots)]
         pooled = [Mux(cols.first(a), pixel, self._max(reg, pixel)) for a, reg in enumerate(regs)]
         ends = [cols.last(a) for a in range(cols.slots)]
@@ -226,7 +226,7 @@ class MaxPool(wiring.Component):
         take = Signal()
         m.d.comb += take.eq(self.i.valid & self.i.ready)
         last_col, last_row = col == w - 1, row == h - 1
-        done, row_max = self._row_windows(m, cols, width)
+        done, row_max = self._row_windows(m, take, cols, width)
         next_j = Mux(take, Mux(last_col, 0, jdone + done), jdone)
 
         # Partial maxima of the rows above, per output column, output row i in memory i mod P.
