@@ -68,7 +68,8 @@ def map_unit_ffs(layer, unit_sidecar):
     if layer.kind in CONV_KINDS:
         k = layer.fan_in * layer.in_bits
         depth = _queue_depth(unit_sidecar)
-        return (k + 1 + _counters(layer.in_shape)
+        phases = 2 * (layer.stride - 1).bit_length()     # a stride's phase counters
+        return (k + 1 + _counters(layer.in_shape) + phases
                 + k + 1 + 2 * _bits(depth) + 1)      # queue: output register, pointers, level
     if layer.kind == "maxpool2d":
         c, p = layer.in_shape[2] * layer.bits, _pool_slots(layer)

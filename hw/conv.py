@@ -14,14 +14,15 @@ pixel streams (one pixel per transfer, channels-last, rows top to bottom), so a 
 never holds a whole map: only the line memory of the window unit, its ``kh x kw`` window
 registers and the MVTU's input buffer.
 
-**Window queue.** Between two maps the window unit takes ``gap = (kh - 1) * W + kw`` pixels
-before it has the next window, and between rows ``kw``. A folded MVTU working ``M`` cycles per
-window would idle meanwhile and the layer would miss its cycle count, so the windows wait in a
-FIFO (:class:`amaranth.lib.fifo.SyncFIFOBuffered`, memory) of ``ceil(gap * P / M) + 2``
-entries, ``P`` the cycles per pixel the layers before can deliver
-(:attr:`bnnflow.hw.units.UnitOptions.pixel_period`): the window unit runs that far ahead, and
-the MVTU has work through the gap. Without it a 10x10 map with a 3x3 kernel at ``M = 3`` took
-212 cycles per map instead of 192.
+**Window queue.** Between two maps the window unit takes ``(kh - 1) * W + kw`` pixels before it has
+the next window (with a stride ``s``, also the pixels past the last whole window), and between rows
+``kw`` (``s * (W - Wo + 1)``); ``gap`` is the longest of these (:func:`window_gap`). A folded MVTU
+working ``M`` cycles per window would idle meanwhile and the layer would miss its cycle count, so
+the windows wait in a FIFO (:class:`amaranth.lib.fifo.SyncFIFOBuffered`, memory) of ``ceil(gap * P /
+M) + 2`` entries, ``P`` the cycles per pixel the layers before can deliver
+(:attr:`bnnflow.hw.units.UnitOptions.pixel_period`): the window unit runs that far ahead, and the
+MVTU has work through the gap. Without it a 10x10 map with a 3x3 kernel at ``M = 3`` took 212 cycles
+per map instead of 192.
 
 The unit interface is the one of :mod:`bnnflow.hw.units`; ``cycles`` is the layer's cycles per
 map (:meth:`bnnflow.model.conv.Conv2dLayer.cycles`, ``Ho * Wo * ceil(Cout/PE) *
@@ -38,15 +39,26 @@ from ..model.kinds import matrix_cycles
 from .mvtu import MVTU
 from .window import SlidingWindow
 
-__all__ = ["ConvUnit", "window_queue_depth", "pixel_period"]
+__all__ = ["ConvUnit", "window_queue_depth", "window_gap", "pixel_period"]
+
+
+def window_gap(layer):
+    """The most input pixels a conv layer's window unit takes from one window to the next:
+    within a row ``s``, from a row's last window to the next row's first ``s * (W - Wo + 1)``,
+    from a map's last window to the next map's first the rest of the map and ``(kh - 1) * W +
+    kw`` (``s`` the stride, ``Wo`` the windows per row)."""
+    (h, w, _), (kh, kw), s = layer.in_shape, layer.kernel, layer.stride
+    ho, wo = layer.out_shape[:2]
+    last_r, last_c = (ho - 1) * s + kh - 1, (wo - 1) * s + kw - 1
+    between_maps = (h - 1 - last_r) * w + (w - 1 - last_c) + (kh - 1) * w + kw
+    return max(s, s * (w - wo + 1), between_maps)
 
 
 def window_queue_depth(layer, fold, period=1):
     """Windows the queue of a conv layer folded as ``fold`` holds when its input pixels come
     every ``period`` cycles at best: ``ceil(gap * period / M) + 2`` (module docstring)."""
     m = matrix_cycles(layer.fan_in, layer.neurons, fold)
-    gap = (layer.kernel[0] - 1) * layer.in_shape[1] + layer.kernel[1]
-    return math.ceil(gap * period / m) + 2
+    return math.ceil(window_gap(layer) * period / m) + 2
 
 
 def pixel_period(model, folding, j):
@@ -119,7 +131,7 @@ class ConvUnit(wiring.Component):
         self.layer, self.fold = layer, fold
         # n-bit elements: a map of Cin * n bit-channels, so each window is (kh, kw, Cin)
         # elements of n bits, the order the MVTU's bit planes read.
-        self.window = SlidingWindow((h, w, pixel), layer.kernel)
+        self.window = SlidingWindow((h, w, pixel), layer.kernel, layer.stride)
         self.mvtu = MVTU(layer.weights, layer.thresholds, fold, options.pipeline,
                          popcount_style=options.popcount_style,
                          rom_register=options.rom_register, mask=getattr(layer, "mask", None),
@@ -159,6 +171,7 @@ class ConvUnit(wiring.Component):
         """The MVTU's entries, and the window unit's line memory and map shapes."""
         return {**self.mvtu.sidecar(), "in_shape": list(self.layer.in_shape),
                 "out_shape": list(self.layer.out_shape), "kernel": list(self.layer.kernel),
+                **({"stride": self.layer.stride} if self.layer.stride != 1 else {}),
                 "window_cycles": self.mvtu.cycles, "line_bits": self.window.line_bits,
                 "queue_depth": self.queue_depth,
                 "queue_bits": self.queue_depth * len(self.window.o.payload)}

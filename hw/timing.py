@@ -32,23 +32,21 @@ __all__ = ["stream_latency", "needed_pixels"]
 def needed_pixels(model):
     """Pixels of an image, in stream order, up to the last one its output depends on.
 
-    A pool drops the rows and columns past its last whole window, so the output of a network
-    with such a pool does not wait for the map's last pixels: under input stalls it can leave
-    before them. Walking back from the first dense layer (which reads its whole input), a pool
-    of window ``k`` needs ``k`` input rows per output row and a conv layer ``kh - 1`` more
-    rows than its outputs (columns alike); the last needed pixel is the last of those rows and
-    columns. ``H * W`` when nothing is dropped, 1 for a network without a map input.
+    A pool or a strided conv drops the rows and columns past its last whole window, so the output of
+    a network with such a layer does not wait for the map's last pixels: under input stalls it can
+    leave before them. Walking back from the first dense layer (which reads its whole input), a pool
+    of window ``k`` or a conv layer of kernel ``kh x kw``, stride ``s``, needs ``(rows - 1) s + k``
+    (or ``+ kh``) input rows for ``rows`` output rows (columns alike); the last needed pixel is the
+    last of those rows and columns. ``H * W`` when nothing is dropped, 1 for a network without a map
+    input.
     """
     layers = [layer for layer in model.layers if hasattr(layer, "in_shape")]
     if not layers:
         return 1
     rows, cols = layers[-1].out_shape[:2]
     for layer in reversed(layers):
-        if hasattr(layer, "kernel"):
-            rows, cols = rows + layer.kernel[0] - 1, cols + layer.kernel[1] - 1
-        else:
-            rows, cols = (rows - 1) * layer.stride + layer.window, \
-                (cols - 1) * layer.stride + layer.window
+        kh, kw = getattr(layer, "kernel", None) or (layer.window, layer.window)
+        rows, cols = (rows - 1) * layer.stride + kh, (cols - 1) * layer.stride + kw
     width = layers[0].in_shape[1]
     return (rows - 1) * width + cols
 
@@ -56,11 +54,14 @@ def needed_pixels(model):
 class _Window:
     def __init__(self, window):
         (self.h, self.w, _), (self.kh, self.kw) = window.in_shape, window.kernel
+        self.s = window.stride
         self.row = self.col = 0
         self.o_valid = False
 
     def _at_window(self):
-        return self.row >= self.kh - 1 and self.col >= self.kw - 1
+        return (self.row >= self.kh - 1 and self.col >= self.kw - 1
+                and (self.row - self.kh + 1) % self.s == 0
+                and (self.col - self.kw + 1) % self.s == 0)
 
     def i_ready(self, o_ready):
         return not self.o_valid or o_ready

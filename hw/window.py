@@ -1,10 +1,10 @@
 """Sliding-window unit: a channels-last pixel stream in, the convolution windows out.
 
-For an ``H x W x C`` map and a ``kh x kw`` kernel (stride 1, no padding) the unit takes one
+For an ``H x W x C`` map and a ``kh x kw`` kernel (stride ``s``, no padding) the unit takes one
 pixel of ``C`` bits per transfer, rows top to bottom, and emits, for each of the ``Ho * Wo``
 output positions in the same order, the window of ``kh * kw * C`` bits in ``(kh, kw, C)`` order
-(bit ``(a * kw + b) * C + ch`` = input ``(i + a, j + b, ch)``): the order of the conv weights
-and of :func:`bnnflow.model.conventions.windows`.
+(bit ``(a * kw + b) * C + ch`` = input ``(i s + a, j s + b, ch)``): the order of the conv
+weights and of :func:`bnnflow.model.conventions.windows`.
 
 Structure::
 
@@ -19,7 +19,9 @@ Structure::
   back as each pixel arrives: ``W * (kh - 1) * C`` bits of block RAM or LUT RAM, not
   flip-flops. Only the ``kh x kw`` window is flip-flops.
 * **Flow.** Every accepted pixel shifts its column into the window registers; after a pixel
-  that completes a window (``r >= kh - 1`` and ``c >= kw - 1``) the registers are the output,
+  that completes a window (``r >= kh - 1`` and ``c >= kw - 1``, and with a stride ``s > 1``
+  ``r - kh + 1`` and ``c - kw + 1`` multiples of ``s``: a phase counter per axis, no divider;
+  pixels past the last whole window complete none) the registers are the output,
   valid until it is taken, and no pixel is accepted meanwhile (a pixel is taken in the cycle
   the window is). An output register beside the window registers would let the pixels that
   complete no window stream on while a window waits, for another ``K`` flip-flops per conv
@@ -37,7 +39,9 @@ from amaranth.lib.wiring import In, Out
 __all__ = ["SlidingWindow"]
 
 
-def _check_shape(in_shape, kernel):
+def _check_shape(in_shape, kernel, stride):
+    if not isinstance(stride, int) or isinstance(stride, bool) or stride < 1:
+        raise ValueError(f"stride must be a positive integer, not {stride!r}")
     if (len(in_shape) != 3 or len(kernel) != 2
             or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0
                        for v in (*in_shape, *kernel))):
@@ -49,12 +53,14 @@ def _check_shape(in_shape, kernel):
 
 
 class SlidingWindow(wiring.Component):
-    """Convolution windows of a channels-last pixel stream (stride 1, no padding).
+    """Convolution windows of a channels-last pixel stream (no padding).
 
     Parameters
     ----------
     in_shape : (H, W, C)
     kernel : (kh, kw)
+    stride : int
+        ``s``, the step between windows along both axes.
 
     Members
     -------
@@ -62,12 +68,12 @@ class SlidingWindow(wiring.Component):
         One pixel per transfer: channel ``ch`` at bit ``ch``; ``H * W`` transfers per map.
     o : Out(stream.Signature(kh * kw * C))
         One window per transfer, ``Ho * Wo`` per map, bit ``(a * kw + b) * C + ch`` = input
-        ``(i + a, j + b, ch)`` of output position ``(i, j)``.
+        ``(i s + a, j s + b, ch)`` of output position ``(i, j)``.
 
     Attributes
     ----------
     windows : int
-        ``Ho * Wo``, windows per map.
+        ``Ho * Wo``, windows per map (``Ho = (H - kh) // s + 1``, ``Wo`` alike).
     latency : int
         1: edges from the transfer of the pixel completing a window to the window's transfer
         (``o.ready`` high).
@@ -77,18 +83,19 @@ class SlidingWindow(wiring.Component):
     Raises
     ------
     ValueError
-        A shape or kernel that is not positive integers, or a kernel larger than the map.
+        A shape, kernel or stride that is not positive integers, or a kernel larger than the
+        map.
     """
 
     latency = 1
 
-    def __init__(self, in_shape, kernel):
+    def __init__(self, in_shape, kernel, stride=1):
         in_shape, kernel = tuple(in_shape), tuple(kernel)
-        _check_shape(in_shape, kernel)
-        self.in_shape, self.kernel = in_shape, kernel
+        _check_shape(in_shape, kernel, stride)
+        self.in_shape, self.kernel, self.stride = in_shape, kernel, stride
         h, w, c = in_shape
         kh, kw = kernel
-        self.windows = (h - kh + 1) * (w - kw + 1)
+        self.windows = ((h - kh) // stride + 1) * ((w - kw) // stride + 1)
         self.line_bits = w * (kh - 1) * c
         super().__init__({"i": In(stream.Signature(c)),
                           "o": Out(stream.Signature(kh * kw * c))})
@@ -128,6 +135,8 @@ class SlidingWindow(wiring.Component):
                          row.eq(Mux(last_col, Mux(row == h - 1, 0, row + 1), row))]
 
         at_window = (row >= kh - 1) & (col >= kw - 1)
+        if self.stride > 1:
+            at_window &= self._phases(m, take, last_col, row == h - 1)
         m.d.comb += [self.i.ready.eq(~self.o.valid | self.o.ready),
                      self.o.payload.eq(Cat(*[win[a][b] for a in range(kh) for b in range(kw)]))]
         with m.If(self.o.ready):
@@ -135,3 +144,18 @@ class SlidingWindow(wiring.Component):
         with m.If(take & at_window):
             m.d.sync += self.o.valid.eq(1)
         return m
+
+    def _phases(self, m, take, last_col, last_row):
+        """Whether the pixel's row and column are ``kh - 1`` and ``kw - 1`` plus multiples of
+        the stride: one counter per axis that is 0 there (it starts a map, or a row, at
+        ``-(k - 1) mod s`` and counts modulo ``s``)."""
+        s = self.stride
+        kh, kw = self.kernel
+        start_r, start_c = -(kh - 1) % s, -(kw - 1) % s
+        rph = Signal(range(s), name="row_phase", init=start_r)
+        cph = Signal(range(s), name="col_phase", init=start_c)
+        with m.If(take):
+            m.d.sync += cph.eq(Mux(last_col, start_c, Mux(cph == s - 1, 0, cph + 1)))
+            with m.If(last_col):
+                m.d.sync += rph.eq(Mux(last_row, start_r, Mux(rph == s - 1, 0, rph + 1)))
+        return (rph == 0) & (cph == 0)

@@ -1,13 +1,13 @@
 """The ``binary_conv2d`` layer kind: a binary convolution over a channels-last map.
 
-An ``H x W x Cin`` map, a ``kh x kw`` kernel, stride 1 and no padding give an
-``(H - kh + 1) x (W - kw + 1) x Cout`` map. Each output pixel is ``Cout`` binary neurons over
-the window of ``kh * kw * Cin`` input bits in ``(kh, kw, Cin)`` order
-(:func:`bnnflow.model.conventions.windows`); weights are ``(Cout, kh * kw * Cin)`` bits in the
-same order and each neuron compares its XNOR popcount with its sorted integer thresholds, as a
-dense neuron does. A conv layer is always a hidden layer (the output layer is dense). The
-members are those of :class:`bnnflow.model.kinds.LayerKind`; the matrix that a folding folds
-is ``Cout`` neurons by ``kh * kw * Cin`` inputs, applied once per output pixel.
+An ``H x W x Cin`` map, a ``kh x kw`` kernel, stride ``s`` (1 unless given) and no padding give an
+``((H - kh) // s + 1) x ((W - kw) // s + 1) x Cout`` map. Each output pixel is ``Cout`` binary
+neurons over the window of ``kh * kw * Cin`` input bits in ``(kh, kw, Cin)`` order
+(:func:`bnnflow.model.conventions.windows`); weights are ``(Cout, kh * kw * Cin)`` bits in the same
+order and each neuron compares its XNOR popcount with its sorted integer thresholds, as a dense
+neuron does. A conv layer is always a hidden layer (the output layer is dense). The members are
+those of :class:`bnnflow.model.kinds.LayerKind`; the matrix that a folding folds is ``Cout`` neurons
+by ``kh * kw * Cin`` inputs, applied once per output pixel.
 """
 
 from dataclasses import dataclass
@@ -21,13 +21,16 @@ from .kinds import hidden_map_fields, manifest_field, matrix_cycles, shape_field
 __all__ = ["Conv2dLayer", "conv_out_shape", "check_in_bits", "map_fields"]
 
 
-def conv_out_shape(in_shape, kernel, channels):
-    """``(H - kh + 1, W - kw + 1, channels)``; ``ValueError`` if the kernel does not fit."""
+def conv_out_shape(in_shape, kernel, channels, stride=1):
+    """``((H - kh) // s + 1, (W - kw) // s + 1, channels)``; ``ValueError`` if the kernel does
+    not fit or the stride is not a positive integer."""
     h, w, _ = in_shape
     kh, kw = kernel
     if kh > h or kw > w:
         raise ValueError(f"kernel {kh}x{kw} is larger than the {h}x{w} input map")
-    return (h - kh + 1, w - kw + 1, channels)
+    if not isinstance(stride, int) or isinstance(stride, bool) or stride < 1:
+        raise ValueError(f"conv stride must be a positive integer, not {stride!r}")
+    return ((h - kh) // stride + 1, (w - kw) // stride + 1, channels)
 
 
 @dataclass(frozen=True)
@@ -49,13 +52,15 @@ class Conv2dLayer:
         layer): each window element is then a level ``a`` in ``0..L`` and the popcount
         :func:`~bnnflow.model.conventions.popcount_levels`, thresholds in ``[0, L*K + 1]``,
         as for a dense layer.
+    stride : int
+        ``s``, the step between windows along both axes (1: every window).
 
     Raises
     ------
     ValueError
         Shapes that do not agree (kernel larger than the map, weights not
-        ``(Cout, kh * kw * Cin)``, thresholds not one row per output channel), or ``in_bits``
-        not in 1..8.
+        ``(Cout, kh * kw * Cin)``, thresholds not one row per output channel), ``in_bits``
+        not in 1..8 or a stride that is not a positive integer.
     """
 
     name: str
@@ -64,6 +69,7 @@ class Conv2dLayer:
     weights: np.ndarray
     thresholds: np.ndarray
     in_bits: int = 1
+    stride: int = 1
 
     kind = "binary_conv2d"
     weight_bits = 1
@@ -84,7 +90,7 @@ class Conv2dLayer:
         if self.thresholds is None or self.thresholds.shape[0] != self.weights.shape[0]:
             raise ValueError(f"{self.name}: a conv layer needs thresholds, one row per output "
                              f"channel ({self.weights.shape[0]})")
-        conv_out_shape(self.in_shape, self.kernel, self.weights.shape[0])
+        conv_out_shape(self.in_shape, self.kernel, self.weights.shape[0], self.stride)
         check_in_bits(self.in_bits, self.name)
 
     @property
@@ -94,7 +100,7 @@ class Conv2dLayer:
 
     @property
     def out_shape(self):
-        return conv_out_shape(self.in_shape, self.kernel, self.neurons)
+        return conv_out_shape(self.in_shape, self.kernel, self.neurons, self.stride)
 
     @property
     def in_width(self):
@@ -127,7 +133,7 @@ class Conv2dLayer:
 
     def forward(self, x):
         """``(activations, popcounts)``, both ``(B, Ho * Wo * Cout)`` channels-last."""
-        win = conventions.windows(x, self.in_shape, self.kernel)
+        win = conventions.windows(x, self.in_shape, self.kernel, self.stride)
         b, p, k = win.shape
         counts = self._counts(win.reshape(b * p, k))
         bits = conventions.fire(counts, self.thresholds)
@@ -147,19 +153,21 @@ class Conv2dLayer:
                    matrix_cycles(self.fan_in, self.neurons, fold, pixels=self.output_pixels))
 
     @staticmethod
-    def preactivation(x, weights, in_shape, kernel):
+    def preactivation(x, weights, in_shape, kernel, stride=1):
         """Real pre-activations ``(B, Ho * Wo * Cout)`` of maps ``x`` ``(B, H * W * Cin)``
         against weights ``(Cout, kh * kw * Cin)``."""
-        win = conventions.windows(x, in_shape, kernel)
+        win = conventions.windows(x, in_shape, kernel, stride)
         return (win @ weights.T).reshape(len(x), -1)
 
     def describe(self):
         return {"in_shape": list(self.in_shape), "out_shape": list(self.out_shape),
-                "kernel": list(self.kernel), **self._in_bits_fact(),
+                "kernel": list(self.kernel), **self._shape_facts(),
                 **threshold_facts(self.thresholds, self.max_count)}
 
-    def _in_bits_fact(self):
-        return {"in_bits": self.in_bits} if self.in_bits != 1 else {}
+    def _shape_facts(self):
+        """``in_bits`` and ``stride`` where they are not 1."""
+        return {**({"in_bits": self.in_bits} if self.in_bits != 1 else {}),
+                **({"stride": self.stride} if self.stride != 1 else {})}
 
     def to_manifest(self):
         entry = {
@@ -173,15 +181,17 @@ class Conv2dLayer:
         }
         arrays = {f"{self.name}/weights.npy": conventions.pack_bits(self.weights),
                   f"{self.name}/thresholds.npy": self.thresholds.astype(np.int32)}
+        # Written only when not 1, so earlier models keep their manifests and checksums.
         if self.in_bits != 1:
-            # Written only when not 1, so binary models keep their manifests and checksums.
             entry["in_bits"] = int(self.in_bits)
+        if self.stride != 1:
+            entry["stride"] = int(self.stride)
         return entry, arrays
 
     @classmethod
     def from_manifest(cls, entry, get_array, where):
         """Build the layer from its manifest entry, checking shapes against each other."""
-        in_shape, kernel, out_shape, in_bits = map_fields(entry, where, cls.kind)
+        in_shape, kernel, out_shape, in_bits, stride = map_fields(entry, where, cls.kind)
         if entry.get("weight_bits", 1) != 1:
             raise ValueError(f"{where}: weight_bits must be 1 for binary_conv2d, "
                              f"not {entry.get('weight_bits')!r}")
@@ -191,7 +201,7 @@ class Conv2dLayer:
         thresholds = read_thresholds(entry, arrays, get_array, where,
                                      ((1 << in_bits) - 1) * k, n)
         return cls(name=str(entry["name"]), in_shape=in_shape, kernel=kernel, weights=weights,
-                   thresholds=thresholds, in_bits=in_bits)
+                   thresholds=thresholds, in_bits=in_bits, stride=stride)
 
 
 def check_in_bits(in_bits, where):
@@ -201,20 +211,21 @@ def check_in_bits(in_bits, where):
 
 
 def map_fields(entry, where, kind):
-    """``(in_shape, kernel, out_shape, in_bits)`` of a conv kind's manifest entry, checked
-    against each other (stride 1, no padding), with its widths and its ``output``."""
+    """``(in_shape, kernel, out_shape, in_bits, stride)`` of a conv kind's manifest entry,
+    checked against each other (no padding), with its widths and its ``output``."""
     in_shape = shape_field(entry, "in_shape", 3, where)
     kernel = shape_field(entry, "kernel", 2, where)
     out_shape = shape_field(entry, "out_shape", 3, where)
+    stride = entry.get("stride", 1)
     try:
-        expected = conv_out_shape(in_shape, kernel, out_shape[2])
+        expected = conv_out_shape(in_shape, kernel, out_shape[2], stride)
     except ValueError as e:
         raise ValueError(f"{where}: {e}") from None
     if out_shape != expected:
         raise ValueError(f"{where}: out_shape {list(out_shape)} does not follow from "
-                         f"in_shape {list(in_shape)} and kernel {list(kernel)} (expected "
-                         f"{list(expected)}: stride 1, no padding)")
+                         f"in_shape {list(in_shape)}, kernel {list(kernel)} and stride "
+                         f"{stride} (expected {list(expected)}: no padding)")
     hidden_map_fields(entry, in_shape, out_shape, where, kind)
     in_bits = entry.get("in_bits", 1)
     check_in_bits(in_bits, where)
-    return in_shape, kernel, out_shape, in_bits
+    return in_shape, kernel, out_shape, in_bits, stride

@@ -41,8 +41,10 @@ rules; the functions here are the single numpy reference for them and are tested
   ``(r * W + c) * C + ch`` of the flattened vector (:func:`map_index`). A stream carries one
   pixel (``C`` elements) per transfer, rows top to bottom, columns left to right. Dense layers
   after convolutions read this flattened vector as it is.
-* **Convolution** (``binary_conv2d``): stride 1, no padding ("valid"), so an ``H x W x Cin``
-  map and a ``kh x kw`` kernel give ``(H - kh + 1) x (W - kw + 1) x Cout``. Each output pixel
+* **Convolution** (``binary_conv2d``): stride ``s`` (1 unless given), no padding ("valid"), so
+  an ``H x W x Cin`` map and a ``kh x kw`` kernel give ``((H - kh) // s + 1) x ((W - kw) // s +
+  1) x Cout``; output pixel ``(i, j)`` reads the window whose top left input is ``(i s, j s)``,
+  and rows or columns past the last whole window are not read. Each output pixel
   is ``Cout`` binary neurons over the window of ``kh * kw * Cin`` inputs flattened in
   ``(kh, kw, Cin)`` order (:func:`windows`), the order a sliding-window unit emits it; the
   weights are ``(Cout, kh * kw * Cin)`` bits in the same order. Popcount and threshold as for
@@ -286,7 +288,7 @@ def _map(x, shape):
     return x.reshape(x.shape[0], h, w, c)
 
 
-def windows(x, shape, kernel):
+def windows(x, shape, kernel, stride=1):
     """The convolution windows of flattened channels-last maps (im2col on bits).
 
     Parameters
@@ -295,22 +297,25 @@ def windows(x, shape, kernel):
         Maps flattened channels-last.
     shape : (H, W, C)
     kernel : (kh, kw)
+    stride : int
+        ``s``, the step between windows along both axes.
 
     Returns
     -------
-    array ``(B, Ho * Wo, kh * kw * C)`` with ``Ho = H - kh + 1``, ``Wo = W - kw + 1``: window
-    ``p = i * Wo + j`` (output pixel ``(i, j)``) holds input ``(i + a, j + b, ch)`` at position
-    ``(a * kw + b) * C + ch``, the ``(kh, kw, Cin)`` order of the weights.
+    array ``(B, Ho * Wo, kh * kw * C)`` with ``Ho = (H - kh) // s + 1``, ``Wo = (W - kw) // s +
+    1``: window ``p = i * Wo + j`` (output pixel ``(i, j)``) holds input ``(i s + a, j s + b,
+    ch)`` at position ``(a * kw + b) * C + ch``, the ``(kh, kw, Cin)`` order of the weights.
     """
     m = _map(x, shape)
     kh, kw = (int(v) for v in kernel)
+    s = int(stride)
     b, h, w, c = m.shape
-    if not (1 <= kh <= h and 1 <= kw <= w):
-        raise ValueError(f"kernel {kh}x{kw} does not fit a {h}x{w} map")
-    view = np.lib.stride_tricks.sliding_window_view(m, (kh, kw), axis=(1, 2))
+    if not (1 <= kh <= h and 1 <= kw <= w) or s < 1:
+        raise ValueError(f"kernel {kh}x{kw} with stride {s} does not fit a {h}x{w} map")
+    view = np.lib.stride_tricks.sliding_window_view(m, (kh, kw), axis=(1, 2))[:, ::s, ::s]
     # view: (B, Ho, Wo, C, kh, kw) -> (B, Ho, Wo, kh, kw, C)
     view = view.transpose(0, 1, 2, 4, 5, 3)
-    return view.reshape(b, (h - kh + 1) * (w - kw + 1), kh * kw * c)
+    return view.reshape(b, view.shape[1] * view.shape[2], kh * kw * c)
 
 
 def maxpool_or(x, shape, window, stride=None):

@@ -4,7 +4,8 @@ Conv layers are written in FINN's lowered form, on NHWC tensors (channels-last, 
 conventions' feature maps)::
 
     Im2Col                 (1, H, W, Cin) -> (1, Ho, Wo, kh * kw * Cin), each window in
-                           (kh, kw, Cin) order, the order of the weights; stride 1, no padding
+                           (kh, kw, Cin) order, the order of the weights; the layer's
+                           stride, no padding
     MatMul(a, W)           W (kh * kw * Cin, Cout): +1 / -1, ternary weights also 0
     MultiThreshold         as a dense layer's (qonnx_export), data_layout NHWC: 2a - L
     MaxPoolNHWC            the maximum of each window: the OR of bits (+-1), or the highest
@@ -51,7 +52,7 @@ def conv_nodes(helper, layer, a, i, inits, shapes, weights):
     shapes[dot] = ((1, ho, wo, cout), None)
     return [
         helper.make_node("Im2Col", [a], [cols], domain=QONNX_DOMAIN, name=f"conv{i}_im2col",
-                         stride=[1, 1], kernel_size=[kh, kw],
+                         stride=[layer.stride] * 2, kernel_size=[kh, kw],
                          input_shape=f"(1, {h}, {w}, {c})", pad_amount=[0, 0, 0, 0]),
         helper.make_node("MatMul", [cols, f"W{i}"], [dot], name=f"conv{i}_matmul"),
     ], dot

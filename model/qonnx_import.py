@@ -107,9 +107,9 @@ _KNOWN = SHAPE_OPS + ELEMENTWISE_OPS + ACTIVATION_OPS + MATMUL_OPS + MAP_OPS + L
 
 def _check_known(node):
     if node.op_type in OTHER_MAP_OPS:
-        raise node_error(node, "is not imported; bnnflow import builds Conv (NCHW, stride 1, "
-                               "unpadded) and MaxPool layers, or FINN's Im2Col and "
-                               "MaxPoolNHWC, besides MatMul/Gemm")
+        raise node_error(node, "is not imported; bnnflow import builds Conv (NCHW, unpadded) "
+                               "and MaxPool layers, or FINN's Im2Col and MaxPoolNHWC, besides "
+                               "MatMul/Gemm")
     if node.op_type not in _KNOWN:
         raise node_error(node, f"op {node.op_type} is not supported; bnnflow import builds "
                                f"{', '.join(_KNOWN)}")
@@ -269,7 +269,7 @@ def _build(name, mm, model, bits, mask, thresholds, in_bits, in_copies, copies):
         mask = None if mask is None else np.tile(mask, (copies, 1))
     if mm.op_type == "Conv":
         return conv_layer(name, bits, thresholds, in_bits, map_shape(model, mm, in_copies),
-                          conv_kernel(mm), mask)
+                          *conv_kernel(mm), mask)
     lowered = lowered_conv(model, mm)
     if lowered is not None:
         return conv_layer(name, bits, thresholds, in_bits, *lowered, mask)

@@ -1,7 +1,7 @@
 """Conv and max-pool layers of a QONNX graph (Brevitas ``QuantConv2d`` and ``MaxPool2d``, NCHW),
 for :mod:`bnnflow.model.qonnx_import`.
 
-* ``Conv``: stride 1, no padding, no dilation, one group; its weights ``(Cout, Cin,
+* ``Conv``: equal strides, no padding, no dilation, one group; its weights ``(Cout, Cin,
   kh, kw)`` become rows in the ``(kh, kw, Cin)`` window order of the conventions. Its
   BatchNorm and quantizer are folded into thresholds as for a dense layer: a channel is a
   neuron, and ``BatchNormalization`` normalizes axis 1 of a ``(popcounts, channels)`` probe as
@@ -45,24 +45,29 @@ def _check_auto_pad(node):
         raise node_error(node, f"auto_pad {pad}; bnnflow builds unpadded windows")
 
 
-def _unit_window(node, kernel, strides, pads):
-    """``(kh, kw)`` from the attribute ``kernel`` of a convolution's window; its ``strides``,
-    ``pads`` and dilations attributes must say stride 1, no padding, no dilation."""
+def _window(node, kernel, strides, pads):
+    """``((kh, kw), stride)`` from the attributes ``kernel`` and ``strides`` of a convolution's
+    window; the strides must be equal, and its ``pads`` and dilations attributes must say no
+    padding, no dilation."""
     size = _ints(node, kernel, ())
     if len(size) != 2:
         raise node_error(node, f"{kernel} {size}; bnnflow builds 2-D convolutions")
-    for what, want in ((strides, [1, 1]), (pads, [0, 0, 0, 0]), ("dilations", [1, 1])):
+    step = _ints(node, strides, [1, 1])
+    if len(step) != 2 or step[0] != step[1] or step[0] < 1:
+        raise node_error(node, f"{strides} {step}; bnnflow builds convolutions with equal "
+                               f"strides along both axes")
+    for what, want in ((pads, [0, 0, 0, 0]), ("dilations", [1, 1])):
         got = _ints(node, what, want)
         if got != want:
             raise node_error(node, f"{what} {got}; bnnflow builds convolutions with {what} "
-                                   f"{want} (stride 1, no padding)")
-    return tuple(int(k) for k in size)
+                                   f"{want} (no padding, no dilation)")
+    return tuple(int(k) for k in size), int(step[0])
 
 
 def conv_kernel(node):
-    """``(kh, kw)`` of a ``Conv`` node; anything but stride 1, no padding, no dilation and one
-    group is refused (a bias: :func:`~bnnflow.model.qonnx_weights.layer_bias`)."""
-    kernel = _unit_window(node, "kernel_shape", "strides", "pads")
+    """``((kh, kw), stride)`` of a ``Conv`` node; unequal strides, padding, dilation and more
+    than one group are refused (a bias: :func:`~bnnflow.model.qonnx_weights.layer_bias`)."""
+    kernel = _window(node, "kernel_shape", "strides", "pads")
     if _int(node, "group", 1) != 1:
         raise node_error(node, f"group {_int(node, 'group', 1)}; bnnflow builds full "
                                f"convolutions (group 1)")
@@ -98,20 +103,20 @@ def map_shape(model, node, copies=1):
 
 
 def lowered_conv(model, mm):
-    """``(in_shape (H, W, C), kernel (kh, kw))`` of a ``MatMul`` that reads FINN's ``Im2Col``
-    (windows in ``(kh, kw, Cin)`` order, the weights' rows: the conventions' order), or None
-    for any other ``MatMul``; an ``Im2Col`` with strides, padding, dilation or depthwise
-    windows is refused."""
+    """``(in_shape (H, W, C), kernel (kh, kw), stride)`` of a ``MatMul`` that reads FINN's
+    ``Im2Col`` (windows in ``(kh, kw, Cin)`` order, the weights' rows: the conventions' order),
+    or None for any other ``MatMul``; an ``Im2Col`` with unequal strides, padding, dilation or
+    depthwise windows is refused."""
     im2col = model.find_producer(mm.input[0])
     if im2col is None or im2col.op_type != "Im2Col":
         return None
-    kernel = _unit_window(im2col, "kernel_size", "stride", "pad_amount")
+    kernel, stride = _window(im2col, "kernel_size", "stride", "pad_amount")
     if _int(im2col, "depthwise", 0):
         raise node_error(im2col, "depthwise windows; bnnflow builds full convolutions")
     shape = model.get_tensor_shape(im2col.input[0])
     if shape is None or len(shape) != 4:
         raise node_error(im2col, f"expected an NHWC map as input, not shape {shape}")
-    return (int(shape[1]), int(shape[2]), int(shape[3])), kernel
+    return (int(shape[1]), int(shape[2]), int(shape[3])), kernel, stride
 
 
 def repeat_channels(rows, channels, copies):
@@ -123,14 +128,15 @@ def repeat_channels(rows, channels, copies):
     return np.ascontiguousarray(np.tile(per, (1, 1, copies)).reshape(n, -1))
 
 
-def conv_layer(name, bits, thresholds, in_bits, in_shape, kernel, mask=None):
+def conv_layer(name, bits, thresholds, in_bits, in_shape, kernel, stride, mask=None):
     """The ``binary_conv2d`` (with ``mask``, ``ternary_conv2d``) layer of a ``Conv`` node's
     folded rows and thresholds."""
     try:
         if mask is not None:
             return TernaryConv2dLayer(name, in_shape, kernel, bits, thresholds,
-                                      in_bits=in_bits, mask=mask)
-        return Conv2dLayer(name, in_shape, kernel, bits, thresholds, in_bits=in_bits)
+                                      in_bits=in_bits, stride=stride, mask=mask)
+        return Conv2dLayer(name, in_shape, kernel, bits, thresholds, in_bits=in_bits,
+                           stride=stride)
     except ValueError as e:
         raise QonnxError(f"conv layer {name}: {e}") from None
 

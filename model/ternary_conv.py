@@ -1,7 +1,7 @@
 """The ``ternary_conv2d`` layer kind: a convolution with weights in {-1, 0, +1}.
 
 The shape rules are those of ``binary_conv2d`` (:class:`~bnnflow.model.conv.Conv2dLayer`,
-which this kind extends: stride 1, no padding, windows in ``(kh, kw, Cin)`` order), the
+which this kind extends: a stride, no padding, windows in ``(kh, kw, Cin)`` order), the
 arithmetic that of ``ternary_dense`` (:class:`~bnnflow.model.ternary.TernaryDenseLayer`): each
 output channel has a sign bit and a mask bit per window position and fires when its live
 popcount ``popcount(XNOR(x, s) AND z)`` (with ``n``-bit inputs, the masked
@@ -58,7 +58,7 @@ class TernaryConv2dLayer(TernaryWeights, Conv2dLayer):
 
     def describe(self):
         return {"in_shape": list(self.in_shape), "out_shape": list(self.out_shape),
-                "kernel": list(self.kernel), **self._in_bits_fact(),
+                "kernel": list(self.kernel), **self._shape_facts(),
                 **ternary_facts(self.mask, self.thresholds, self.in_bits)}
 
     def to_manifest(self):
@@ -70,12 +70,12 @@ class TernaryConv2dLayer(TernaryWeights, Conv2dLayer):
     @classmethod
     def from_manifest(cls, entry, get_array, where):
         """Build the layer from its manifest entry, checking shapes against each other."""
-        in_shape, kernel, out_shape, in_bits = map_fields(entry, where, cls.kind)
+        in_shape, kernel, out_shape, in_bits, stride = map_fields(entry, where, cls.kind)
         arrays = manifest_field(entry, "arrays", dict, where)
         k, n = kernel[0] * kernel[1] * in_shape[2], out_shape[2]
         weights, mask, t = read_ternary(entry, arrays, get_array, where, k, n)
         try:
             return cls(name=str(entry["name"]), in_shape=in_shape, kernel=kernel,
-                       weights=weights, thresholds=t, in_bits=in_bits, mask=mask)
+                       weights=weights, thresholds=t, in_bits=in_bits, stride=stride, mask=mask)
         except ValueError as e:
             raise ValueError(f"{where}: {e}") from None

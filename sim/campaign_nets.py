@@ -1,14 +1,14 @@
 """The networks of a verification campaign: what ``--sizes`` entries mean, and how a network
 of each is made and folded at random.
 
-An entry is a dense network's widths, ``16-8-4`` (the input width, then each layer's neurons,
-the last one the classes), or a conv network, ``8x8x2:c4k3-p2-d6-3``: the channels-last input
-map ``H x W x C``, then its stages, ``cNkK`` a conv of ``N`` channels and a ``K x K`` kernel,
-``pW`` a ``W x W`` max-pool (``pWsS`` with stride ``S``, windows that overlap for ``S < W``),
-``dN`` a dense layer of ``N`` neurons, and last the classes.
-:meth:`NetSpec.make` builds one with :func:`bnnflow.model.random_net.random_model` or
-:func:`~bnnflow.model.random_net.random_conv_model`; :func:`random_folding` draws a folding
-the hardware takes (a dense layer after a map takes whole pixels).
+An entry is a dense network's widths, ``16-8-4`` (the input width, then each layer's neurons, the
+last one the classes), or a conv network, ``8x8x2:c4k3-p2-d6-3``: the channels-last input map ``H x
+W x C``, then its stages, ``cNkK`` a conv of ``N`` channels and a ``K x K`` kernel (``cNkKsS`` with
+stride ``S``), ``pW`` a ``W x W`` max-pool (``pWsS`` with stride ``S``, windows that overlap for ``S
+< W``), ``dN`` a dense layer of ``N`` neurons, and last the classes. :meth:`NetSpec.make` builds one
+with :func:`bnnflow.model.random_net.random_model` or
+:func:`~bnnflow.model.random_net.random_conv_model`; :func:`random_folding` draws a folding the
+hardware takes (a dense layer after a map takes whole pixels).
 """
 
 import re
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 __all__ = ["NetSpec", "parse_net", "random_folding"]
 
-_STAGE = re.compile(r"^(?:c(\d+)k(\d+)|p(\d+)(?:s(\d+))?|d(\d+))$")
+_STAGE = re.compile(r"^(?:c(\d+)k(\d+)(?:s(\d+))?|p(\d+)(?:s(\d+))?|d(\d+))$")
 
 
 @dataclass(frozen=True)
@@ -91,11 +91,13 @@ def parse_net(text):
     for part in parts[:-1]:
         m = _STAGE.match(part)
         if not m or any(g is not None and int(g) < 1 for g in m.groups()):
-            raise ValueError(f"stage {part!r} of {text!r} must be cNkK (conv), pW or pWsS "
-                             f"(max-pool, stride S) or dN (dense), with positive N, K, W and S")
-        conv_n, conv_k, pool, stride, dense = m.groups()
+            raise ValueError(f"stage {part!r} of {text!r} must be cNkK or cNkKsS (conv, stride "
+                             f"S), pW or pWsS (max-pool, stride S) or dN (dense), with positive "
+                             f"N, K, W and S")
+        conv_n, conv_k, conv_s, pool, stride, dense = m.groups()
         if conv_n:
-            stages.append(("conv", int(conv_n), int(conv_k)))
+            k = int(conv_k)
+            stages.append(("conv", int(conv_n), k, *([k, int(conv_s)] if conv_s else [])))
         elif pool:
             stages.append(("pool", int(pool), *([int(stride)] if stride else [])))
         else:

@@ -74,7 +74,7 @@ def lane_width(layer):
 def _conv_windows(layer):
     """Input indices of each output pixel's window, ``(Ho * Wo, kh * kw * Cin)``."""
     index = np.arange(layer.in_width)[None, :]
-    return conventions.windows(index, layer.in_shape, layer.kernel)[0]
+    return conventions.windows(index, layer.in_shape, layer.kernel, layer.stride)[0]
 
 
 def _pool_blocks(layer):

@@ -168,7 +168,8 @@ def _layer_targets(j, layer, unit, fold):
                             unit.out_width, reference, _unit_bound(unit), unit.cycles)]
     window, mvtu = unit.window, unit.mvtu
     h, w, _ = layer.in_shape
-    windows = ProofTarget(f"layer {j} window ({layer.kernel[0]}x{layer.kernel[1]})", window,
+    step = f", stride {layer.stride}" if layer.stride != 1 else ""
+    windows = ProofTarget(f"layer {j} window ({layer.kernel[0]}x{layer.kernel[1]}{step})", window,
                           layer.in_width * layer.in_bits, window.windows * len(window.o.payload),
                           lambda bits: Cat(*window_logic(layer, bits)),
                           2 * (h * w + window.latency) + 4, h * w)

@@ -83,6 +83,19 @@ def test_pool_flip_flop_estimate_is_the_units_count(yosys_flops, shape, window, 
                                                         dut.out_shape[1])] * dut.slots
 
 
+@pytest.mark.parametrize("stride", [1, 2, 3])
+def test_conv_window_flip_flop_estimate_is_the_units_count(yosys_flops, stride):
+    # The window part of a conv layer's estimate (the rest is its queue) against Yosys' count
+    # of the sliding-window unit; a stride adds a phase counter per axis.
+    from bnnflow.hw.window import SlidingWindow
+
+    conv = random_conv_model((9, 9, 2), [("conv", 3, 3, 3, stride), ("dense", 4)], 2).layers[0]
+    depth = 5
+    queue = conv.fan_in + 1 + 2 * depth.bit_length() + 1
+    flops = yosys_flops(SlidingWindow(conv.in_shape, conv.kernel, stride))
+    assert map_unit_ffs(conv, {"queue_depth": depth}) - queue == flops
+
+
 @pytest.mark.parametrize(("shape", "stages", "fold"), [
     # 3-bit pixels: bytes and pixels do not align; 18*3 = 54 bits in 7 bytes.
     ((6, 3, 3), [("conv", 4, 3), ("dense", 5)], None),

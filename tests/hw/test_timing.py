@@ -36,6 +36,10 @@ def test_cycle_model_gives_the_closed_form_latency_of_mlps(seed):
     # conv0, conv0 columns 0..5 of the 9x8 input, all rows: the last needed pixel is (8, 5).
     ((9, 8, 3), [("conv", 4, 3), ("conv", 3, 2), ("pool", 3), ("dense", 5)], 8 * 8 + 6),
     ((5, 5, 1), [("pool", 2), ("dense", 3)], 19),
+    # A 2x2 conv every 3 pixels over 11x10 gives 4x3, a 2x2 conv 3x2, the pool 1x1: the pool
+    # reads rows and columns 0..1 of conv1, conv1 0..2 of conv0, conv0 0..7 of the input.
+    ((11, 10, 1), [("conv", 3, 2, 2, 3), ("conv", 4, 2, 2, 1), ("pool", 2), ("dense", 4)],
+     7 * 10 + 8),
 ])
 def test_needed_pixels_stop_at_the_last_pixel_the_output_depends_on(shape, stages, needed):
     model = random_conv_model(shape, stages, 3, seed=0)

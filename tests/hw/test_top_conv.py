@@ -28,6 +28,14 @@ CASES = [
     # = K), or with K = 1 (the pool also drops the map's last row).
     ((3, 3, 2), [("conv", 4, 3), ("dense", 5)], 2, "1x18,5x4,2x5", 0),
     ((3, 2, 1), [("conv", 1, 1), ("pool", 2), ("dense", 3)], 2, "1x1,1x1,3x1,2x3", 1),
+    # Strided convs: 3x3 every 2 pixels (the 9x8 map's last column read by no window); 2x2
+    # every 3 (rows 8-10 and column 9 dropped) before a stride-1 conv and a pool that drops
+    # a row; a slow MVTU (45 cycles a window) behind a stride-2 window unit.
+    ((9, 8, 2), [("conv", 4, 3, 3, 2), ("dense", 5)], 3, "2x9,5x8,3x5", 1),
+    ((11, 10, 1), [("conv", 3, 2, 2, 3), ("conv", 4, 2, 2, 1), ("pool", 2), ("dense", 4)], 2,
+     "3x4,2x6,1x1,4x4,2x4", 2),
+    ((10, 9, 3), [("conv", 5, 3, 3, 2), ("pool", 2, 1), ("dense", 4)], 3, "1x3,1x1,4x15,3x4",
+     0),
 ]
 
 

@@ -32,6 +32,37 @@ def test_windows_match_the_golden_window_view(shape, kernel, stalls):
     assert np.array_equal(fields_of(run.outputs, k), want)
 
 
+@pytest.mark.parametrize("shape, kernel, stride", [
+    ((7, 7, 1), (3, 3), 2), ((8, 9, 3), (2, 3), 3), ((6, 5, 2), (1, 1), 2),
+    ((9, 8, 4), (4, 5), 2), ((5, 7, 1), (2, 2), 5), ((7, 5, 3), (1, 2), 4),
+    ((4, 4, 2), (3, 3), 2)])
+@pytest.mark.parametrize("stalls", [(1.0, 1.0), (0.6, 0.5)])
+def test_strided_windows_match_the_golden_window_view(shape, kernel, stride, stalls):
+    # Odd sizes, strides above, equal to and below the kernel, and maps whose last rows and
+    # columns complete no window (they are taken and dropped).
+    rng = np.random.default_rng(sum(shape) + stride)
+    maps = rng.integers(0, 2, (3, int(np.prod(shape))), dtype=np.uint8)
+    dut = SlidingWindow(shape, kernel, stride)
+    k = kernel[0] * kernel[1] * shape[2]
+    want = conventions.windows(maps, shape, kernel, stride).reshape(-1, k)
+    assert dut.windows * 3 == len(want)
+    run = simulate_stream(dut, pixels_of(maps, shape), expected_outputs=3 * dut.windows,
+                          seed=stride + k, p_valid=stalls[0], p_ready=stalls[1])
+    assert np.array_equal(fields_of(run.outputs, k), want)
+
+
+def test_strided_windows_leave_after_the_pixel_completing_them():
+    shape, kernel, stride = (7, 8, 1), (3, 2), 3
+    dut = SlidingWindow(shape, kernel, stride)
+    maps = np.random.default_rng(1).integers(0, 2, (2, 56), dtype=np.uint8)
+    run = simulate_stream(dut, pixels_of(maps, shape), expected_outputs=2 * dut.windows)
+    h, w = shape[:2]
+    completing = [img * h * w + r * w + c for img in range(2) for r in (2, 5)
+                  for c in (1, 4, 7)]
+    assert dut.windows == 6
+    assert [run.in_edges[p] + dut.latency for p in completing] == run.out_edges
+
+
 def test_full_rate_timing_and_latency():
     """With no stalls a pixel is taken every cycle and a window leaves one edge after the
     pixel that completes it."""
@@ -52,17 +83,23 @@ def test_bad_shapes_are_value_errors():
         SlidingWindow((3, 5, 1), (4, 2))
     with pytest.raises(ValueError, match=r"in_shape must be \(H, W, C\) and kernel \(kh, kw\)"):
         SlidingWindow((3, 5), (1, 1))
+    with pytest.raises(ValueError, match=r"stride must be a positive integer, not 0"):
+        SlidingWindow((3, 5, 1), (1, 1), 0)
 
 
-@pytest.mark.parametrize(("shape", "kernel"), [((6, 6, 4), (3, 3)), ((5, 7, 3), (2, 3)),
-                                               ((6, 5, 2), (1, 1))])
-def test_the_window_registers_are_the_only_window_sized_flip_flops(shape, kernel, yosys_flops):
+@pytest.mark.parametrize(("shape", "kernel", "stride"), [
+    ((6, 6, 4), (3, 3), 1), ((5, 7, 3), (2, 3), 1), ((6, 5, 2), (1, 1), 1),
+    ((9, 9, 3), (3, 3), 2), ((8, 7, 2), (2, 2), 3)])
+def test_the_window_registers_are_the_only_window_sized_flip_flops(shape, kernel, stride,
+                                                                    yosys_flops):
     # The window registers are the output: K flip-flops, plus the valid bit and the row and
-    # column counters (an output register beside them cost another K per conv layer).
-    flops = yosys_flops(SlidingWindow(shape, kernel))
+    # column counters (an output register beside them cost another K per conv layer); a
+    # stride adds a phase counter per axis.
+    flops = yosys_flops(SlidingWindow(shape, kernel, stride))
     h, w, c = shape
     counters = (h - 1).bit_length() + (w - 1).bit_length()
-    assert flops == kernel[0] * kernel[1] * c + 1 + counters
+    phases = 2 * (stride - 1).bit_length()
+    assert flops == kernel[0] * kernel[1] * c + 1 + counters + phases
 
 
 def test_no_pixel_is_taken_while_a_window_waits():

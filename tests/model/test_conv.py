@@ -11,15 +11,16 @@ from bnnflow.errors import ArtifactError
 from bnnflow.model import artifact, conventions, golden
 from bnnflow.model.artifact import BnnModel, Conv2dLayer, DenseLayer, InputSpec, MaxPool2dLayer
 from bnnflow.model.random_net import random_conv_model
+from bnnflow.model.ternary_conv import TernaryConv2dLayer
 
 
-def conv_reference(x, shape, weights, thresholds, kernel):
+def conv_reference(x, shape, weights, thresholds, kernel, stride=1):
     """Dense loops over output pixels and window positions on +-1 values: the output bits
     ``(Ho, Wo, Cout)`` of one map ``x`` ``(H, W, Cin)``, and the popcounts."""
     h, w, cin = shape
     kh, kw = kernel
     cout = weights.shape[0]
-    ho, wo = h - kh + 1, w - kw + 1
+    ho, wo = (h - kh) // stride + 1, (w - kw) // stride + 1
     wts = weights.reshape(cout, kh, kw, cin).astype(np.int64) * 2 - 1
     xs = x.astype(np.int64) * 2 - 1
     counts = np.zeros((ho, wo, cout), dtype=np.int64)
@@ -30,7 +31,7 @@ def conv_reference(x, shape, weights, thresholds, kernel):
                 for a in range(kh):
                     for b in range(kw):
                         for ch in range(cin):
-                            dot += xs[i + a, j + b, ch] * wts[o, a, b, ch]
+                            dot += xs[i * stride + a, j * stride + b, ch] * wts[o, a, b, ch]
                 counts[i, j, o] = (dot + kh * kw * cin) // 2
     bits = (counts >= thresholds[None, None, :, 0]).astype(np.uint8)
     return bits, counts
@@ -92,6 +93,54 @@ def test_conv_matches_loop_reference(shape, kernel, cout, seed):
                                                 thresholds, kernel)
         assert np.array_equal(bits[b], want_bits.reshape(-1))
         assert np.array_equal(counts[b], want_counts.reshape(-1))
+
+
+@pytest.mark.parametrize("shape, kernel, cout, stride", [
+    ((7, 7, 1), (3, 3), 3, 2), ((9, 8, 2), (2, 3), 4, 3), ((6, 5, 3), (1, 1), 2, 2),
+    ((8, 9, 2), (4, 2), 5, 2), ((5, 5, 1), (2, 2), 2, 4), ((11, 7, 3), (3, 1), 3, 5)])
+@pytest.mark.parametrize("ternary", [False, True])
+def test_strided_conv_matches_loop_reference(shape, kernel, cout, stride, ternary):
+    rng = np.random.default_rng(stride * 7 + cout)
+    k = kernel[0] * kernel[1] * shape[2]
+    weights = rng.integers(0, 2, (cout, k), dtype=np.uint8)
+    thresholds = rng.integers(0, k + 2, (cout, 1))
+    if ternary:     # all weights live: the ternary layer must then count as the binary one
+        layer = TernaryConv2dLayer("c", shape, kernel, weights, thresholds, stride=stride,
+                                   mask=np.ones_like(weights))
+    else:
+        layer = Conv2dLayer("c", shape, kernel, weights, thresholds, stride=stride)
+    assert layer.out_shape == ((shape[0] - kernel[0]) // stride + 1,
+                               (shape[1] - kernel[1]) // stride + 1, cout)
+    x = rng.integers(0, 2, (3, int(np.prod(shape))), dtype=np.uint8)
+    bits, counts = layer.forward(x)
+    for b in range(3):
+        want_bits, want_counts = conv_reference(x[b].reshape(shape), shape, weights,
+                                                thresholds, kernel, stride)
+        assert np.array_equal(bits[b], want_bits.reshape(-1))
+        assert np.array_equal(counts[b], want_counts.reshape(-1))
+
+
+def test_strided_conv_round_trips_and_stride_1_writes_no_field(tmp_path):
+    model = random_conv_model((9, 9, 2), [("conv", 3, 3, 3, 2), ("conv", 4, 2, 2, 1),
+                                          ("dense", 5)], 3, seed=4)
+    assert model.layers[0].out_shape == (4, 4, 3) and model.layers[1].out_shape == (3, 3, 4)
+    artifact.save(model, tmp_path / "s.bnn")
+    with zipfile.ZipFile(tmp_path / "s.bnn") as zf:
+        entries = json.loads(zf.read("manifest.json"))["layers"]
+    assert entries[0]["stride"] == 2 and "stride" not in entries[1]
+    loaded = artifact.load(tmp_path / "s.bnn")
+    assert [getattr(v, "stride", None) for v in loaded.layers] == [2, 1, None, None]
+    x = np.random.default_rng(0).integers(0, 2, (4, 162), dtype=np.uint8)
+    assert np.array_equal(golden.run(loaded, x).popcounts, golden.run(model, x).popcounts)
+
+
+def test_conv_stride_must_be_a_positive_integer():
+    w = np.zeros((2, 9), dtype=np.uint8)
+    for bad in (0, 1.5, True):
+        with pytest.raises(ValueError, match=f"conv stride must be a positive integer, not "
+                                             f"{bad!r}"):
+            Conv2dLayer("c", (5, 5, 1), (3, 3), w, np.ones((2, 1), dtype=np.int64),
+                        stride=bad)
 
 
 @pytest.mark.parametrize("shape, window, stride", [
@@ -167,8 +216,12 @@ CORRUPT = {
     "kernel larger than map": (_set(0, kernel=[9, 3]),
                                r"layer 0: kernel 9x3 is larger than the 8x8 input map"),
     "out shape": (_set(0, out_shape=[5, 6, 4]),
-                  r"layer 0: out_shape \[5, 6, 4\] does not follow from in_shape \[8, 8, 2\] "
-                  r"and kernel \[3, 3\]"),
+                  r"layer 0: out_shape \[5, 6, 4\] does not follow from in_shape \[8, 8, 2\], "
+                  r"kernel \[3, 3\] and stride 1 \(expected \[6, 6, 4\]: no padding\)"),
+    "stride out shape": (_set(0, stride=2),
+                         r"layer 0: out_shape \[6, 6, 4\] does not follow from in_shape "
+                         r"\[8, 8, 2\], kernel \[3, 3\] and stride 2 \(expected \[3, 3, 4\]"),
+    "bad stride": (_set(0, stride=0), r"layer 0: conv stride must be a positive integer, not 0"),
     "kernel not two ints": (_set(0, kernel=[3]),
                             r"layer 0: kernel must be 2 positive integers, not \[3\]"),
     "conv as output": (_set(0, output="popcount"),

@@ -22,6 +22,8 @@ CONV_NETS = [
     ((7, 6, 2), [("conv", 5, 3), ("pool", 2), ("conv", 3, 2), ("dense", 7)], 4),
     ((9, 8, 1), [("conv", 4, 2, 3), ("conv", 3, 3), ("pool", 2, 1), ("dense", 5)], 3),
     ((5, 5, 3), [("conv", 2, 3), ("pool", 3)], 5),
+    # A stride-2 conv whose map's last row is read by no window, then a stride-1 one.
+    ((11, 10, 2), [("conv", 4, 3, 3, 2), ("conv", 3, 2, 2, 1), ("pool", 2), ("dense", 5)], 3),
 ]
 KINDS = {"binary": {}, "ternary": {"ternary": True}, "2-bit": {"act_bits": 2},
          "8-bit input": {"input_bits": 8},
@@ -43,6 +45,7 @@ def _same_layers(a, b):
     assert a.input.encoding == b.input.encoding and a.input.shape == b.input.shape
     for x, y in zip(a.layers, b.layers, strict=True):
         assert (x.kind, x.name[:2]) == (y.kind, y.name[:2])
+        assert getattr(x, "stride", None) == getattr(y, "stride", None), x.name
         for name in ("weights", "thresholds", "mask"):
             u, v = getattr(x, name, None), getattr(y, name, None)
             assert (u is None) == (v is None), (x.name, name)
@@ -96,7 +99,7 @@ def test_8_bit_conv_model_round_trips_through_the_cli(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("kind", ["binary", "all three"])
-@pytest.mark.parametrize("net", [0, 2])
+@pytest.mark.parametrize("net", [0, 2, 3])
 def test_maps_of_several_channels_round_trip_through_the_cli(tmp_path, capsys, net, kind):
     # export-qonnx's input is flat and channels-last; import fed it NCHW-shaped images and
     # refused every model of two or more input channels.
@@ -156,10 +159,10 @@ def test_encoded_input_refuses_input_options_in_one_line(tmp_path, capsys):
 
 
 @pytest.mark.parametrize(("attr", "value", "message"), [
-    ("stride", [2, 2], "stride [2, 2]; bnnflow builds convolutions with stride [1, 1] (stride "
-                       "1, no padding)"),
+    ("stride", [2, 1], "stride [2, 1]; bnnflow builds convolutions with equal strides along "
+                       "both axes"),
     ("pad_amount", [1, 1, 1, 1], "pad_amount [1, 1, 1, 1]; bnnflow builds convolutions with "
-                                 "pad_amount [0, 0, 0, 0] (stride 1, no padding)"),
+                                 "pad_amount [0, 0, 0, 0] (no padding, no dilation)"),
 ])
 def test_im2col_with_strides_or_padding_is_refused(tmp_path, attr, value, message):
     from onnx import helper

@@ -29,6 +29,9 @@ def test_dense_and_conv_entries():
     overlap = parse_net("9x9x1:c2k2-p3s2-d4-3")
     assert overlap.stages == (("conv", 2, 2), ("pool", 3, 2), ("dense", 4))
     assert overlap.make(0).layers[1].out_shape == (3, 3, 2)
+    strided = parse_net("9x8x1:c2k3s2-d4-3")
+    assert strided.stages == (("conv", 2, 3, 3, 2), ("dense", 4))
+    assert strided.make(0).layers[0].out_shape == (4, 3, 2)
 
 
 @pytest.mark.parametrize(("text", "message"), [
@@ -36,8 +39,9 @@ def test_dense_and_conv_entries():
                    "'8x8:c4k3-3'"),
     ("8x8x1:c4k3", "a conv network is HxWxC:stages-classes"),
     ("8x8x1:c4k3-0", "a conv network is HxWxC:stages-classes"),
-    ("8x8x1:c4-3", "stage 'c4' of '8x8x1:c4-3' must be cNkK (conv), pW or pWsS (max-pool, "
-                   "stride S) or dN (dense), with positive N, K, W and S"),
+    ("8x8x1:c4-3", "stage 'c4' of '8x8x1:c4-3' must be cNkK or cNkKsS (conv, stride S), pW "
+                   "or pWsS (max-pool, stride S) or dN (dense), with positive N, K, W and S"),
+    ("8x8x1:c4k3s0-3", "stage 'c4k3s0' of '8x8x1:c4k3s0-3' must be cNkK"),
     ("8x8x1:c4k3-p3s0-3", "stage 'p3s0' of '8x8x1:c4k3-p3s0-3' must be cNkK"),
     ("8x8x1:c0k3-3", "stage 'c0k3' of '8x8x1:c0k3-3' must be cNkK"),
 ])

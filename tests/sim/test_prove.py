@@ -158,6 +158,19 @@ def test_pool_units_that_drop_rows_or_overlap_are_proved(shape, pool):
     assert result.covered_at is not None and result.covered_at < result.depth
 
 
+@pytest.mark.parametrize(("shape", "stage"), [
+    ((3, 2, 1), ("conv", 1, 1, 1, 2)),      # rows and columns 1 complete no window
+    pytest.param((3, 3, 1), ("conv", 1, 2, 2, 2), marks=pytest.mark.slow),    # 15 s
+])
+def test_strided_window_units_are_proved(shape, stage):
+    model = random_conv_model(shape, [stage, ("dense", 2)], 2, seed=0)
+    target = next(t for t in proof_targets(model, "auto", ii=100) if "window" in t.name)
+    assert target.name == f"layer 0 window ({stage[2]}x{stage[3]}, stride 2)"
+    result = prove_target(target, None, timeout=600, induction=False)
+    assert result.status == "bounded", result
+    assert result.covered_at is not None and result.covered_at < result.depth
+
+
 def test_sizes_are_parsed():
     assert parse_widths("6x3") == [6, 3]
     assert parse_widths("16X8x4") == parse_widths("16-8-4") == [16, 8, 4]
