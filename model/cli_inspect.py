@@ -31,9 +31,9 @@ def describe(model, manifest):
 
 
 def _shape_text(entry):
-    """``(in, out, op)`` cells: maps as ``HxWxC``, vectors as widths; ``op`` is the kernel of a
-    conv layer, ``dense``, ``window/stride`` of a pool or ``popcounts`` for the output layer,
-    with ``ternary``, ``n-bit in`` and ``n-bit out`` where they apply."""
+    """``(in, out, op)`` cells: maps as ``HxWxC``, vectors as widths; ``op`` is the kernel of a conv
+    layer (``/stride`` when not 1), ``dense``, ``window/stride`` of a pool or ``popcounts`` for the
+    output layer, with ``ternary``, ``n-bit in`` and ``n-bit out`` where they apply."""
     def shape(key, width):
         return "x".join(map(str, entry[key])) if key in entry else str(entry[width])
 
@@ -42,7 +42,8 @@ def _shape_text(entry):
         return (shape("in_shape", "in_width"), shape("out_shape", "out_width"),
                 f"{entry['window']}/{entry['stride']} pool")
     if "kernel" in entry:
-        op = f"{'x'.join(map(str, entry['kernel']))} {ternary}conv"
+        step = f"/{entry['stride']}" if entry.get("stride", 1) != 1 else ""
+        op = f"{'x'.join(map(str, entry['kernel']))}{step} {ternary}conv"
     else:
         op = "popcounts" if entry["output"] == "popcount" else f"{ternary}dense"
     bits_in, bits_out = entry.get("in_bits", 1), entry["activation_bits"] or 1

@@ -39,20 +39,22 @@ def test_inspect_lists_conv_pool_and_dense_layers_with_their_shapes(tmp_path, ca
 
     path = tmp_path / "cnn.bnn"
     model = random_conv_model((12, 10, 3), [("conv", 8, 3), ("pool", 2), ("conv", 6, 2, 3),
-                                            ("dense", 9)], 4, seed=1)
+                                            ("conv", 5, 2, 1, 2), ("dense", 9)], 4, seed=1)
     artifact.save(model, path)
     assert main(["inspect", str(path)]) == 0
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("│")]
     cells = [[c.strip() for c in row.strip("│").split("│")] for row in rows]
     assert [c[1:5] for c in cells] == [
         ["conv0", "12x10x3", "10x8x8", "3x3 conv"], ["pool1", "10x8x8", "5x4x8", "2/2 pool"],
-        ["conv2", "5x4x8", "4x2x6", "2x3 conv"], ["fc3", "48", "9", "dense"],
-        ["fc4", "9", "4", "popcounts"]]
+        ["conv2", "5x4x8", "4x2x6", "2x3 conv"], ["conv3", "4x2x6", "2x1x5", "2x1/2 conv"],
+        ["fc4", "10", "9", "dense"], ["fc5", "9", "4", "popcounts"]]
     assert main(["inspect", "--json", str(path)]) == 0
     info = json.loads(capsys.readouterr().out)
     assert [e["kind"] for e in info["layers"]] == ["binary_conv2d", "maxpool2d", "binary_conv2d",
-                                                   "binary_dense", "binary_dense"]
+                                                   "binary_conv2d", "binary_dense",
+                                                   "binary_dense"]
     assert info["layers"][2]["kernel"] == [2, 3] and info["layers"][1]["window"] == 2
+    assert info["layers"][3]["stride"] == 2 and "stride" not in info["layers"][2]
 
 
 def test_inspect_shows_a_pixel_levels_table_by_its_range(tmp_path, capsys):
