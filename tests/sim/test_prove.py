@@ -158,10 +158,9 @@ def test_pool_units_that_drop_rows_or_overlap_are_proved(shape, pool):
     assert result.covered_at is not None and result.covered_at < result.depth
 
 
-@pytest.mark.parametrize(("shape", "stage"), [
-    ((3, 2, 1), ("conv", 1, 1, 1, 2)),      # rows and columns 1 complete no window
-    pytest.param((3, 3, 1), ("conv", 1, 2, 2, 2), marks=pytest.mark.slow),    # 15 s
-])
+# Rows and columns 1 complete no window. A 2x2 window every 2 pixels of a 3x3 map proves too
+# (bounded, depth 25, 15 s when written): left out of the suite for time.
+@pytest.mark.parametrize(("shape", "stage"), [((3, 2, 1), ("conv", 1, 1, 1, 2))])
 def test_strided_window_units_are_proved(shape, stage):
     model = random_conv_model(shape, [stage, ("dense", 2)], 2, seed=0)
     target = next(t for t in proof_targets(model, "auto", ii=100) if "window" in t.name)
