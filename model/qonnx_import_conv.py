@@ -56,11 +56,15 @@ def _window(node, kernel, strides, pads):
     if len(step) != 2 or step[0] != step[1] or step[0] < 1:
         raise node_error(node, f"{strides} {step}; bnnflow builds convolutions with equal "
                                f"strides along both axes")
+    # A +-1 map has no 0 to pad with: zero padding would make a window's dot product depend on
+    # where it sits, which no integer threshold per neuron can say.
+    why = {pads: "a +-1 map has no 0 to pad with: train the network with padding=0",
+           "dilations": "train the network without dilation"}
     for what, want in ((pads, [0, 0, 0, 0]), ("dilations", [1, 1])):
         got = _ints(node, what, want)
         if got != want:
             raise node_error(node, f"{what} {got}; bnnflow builds convolutions with {what} "
-                                   f"{want} (no padding, no dilation)")
+                                   f"{want} ({why[what]})")
     return tuple(int(k) for k in size), int(step[0])
 
 

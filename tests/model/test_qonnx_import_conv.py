@@ -101,7 +101,8 @@ def test_imported_brevitas_cnn_matches_amaranth_hardware(cnn_run, tmp_path, caps
     ({"strides": [2, 1]}, "strides [2, 1]; bnnflow builds convolutions with equal strides along "
                           "both axes"),
     ({"strides": [2, 2], "dilations": [2, 2]}, "dilations [2, 2]; bnnflow builds convolutions "
-                                               "with dilations [1, 1]"),
+                                               "with dilations [1, 1] (train the network "
+                                               "without dilation)"),
 ])
 def test_conv_windows_bnnflow_cannot_build_are_named(attrs, message):
     from onnx import helper
@@ -119,7 +120,8 @@ def test_conv_windows_bnnflow_cannot_build_are_named(attrs, message):
 
 @pytest.mark.parametrize(("kwargs", "message"), [
     ({"padding": 1}, "(Conv): pads [1, 1, 1, 1]; bnnflow builds convolutions with pads "
-                     "[0, 0, 0, 0] (no padding, no dilation)\n"),
+                     "[0, 0, 0, 0] (a +-1 map has no 0 to pad with: train the network "
+                     "with padding=0)\n"),
     ({"pool": "avg"}, "(AveragePool): is not imported; bnnflow import builds Conv (NCHW, "
                       "unpadded) and MaxPool layers, or FINN's Im2Col and MaxPoolNHWC, "
                       "besides MatMul/Gemm\n"),

@@ -2,6 +2,8 @@
 MaxPoolNHWC; the ``bnnflow_input`` metadata; UINT8 pixel levels; a closing ArgMax), and a
 FINN-style graph that reads raw UINT8 levels straight into its first MatMul imports exactly."""
 
+import re
+
 import numpy as np
 import onnx
 import pytest
@@ -162,7 +164,8 @@ def test_encoded_input_refuses_input_options_in_one_line(tmp_path, capsys):
     ("stride", [2, 1], "stride [2, 1]; bnnflow builds convolutions with equal strides along "
                        "both axes"),
     ("pad_amount", [1, 1, 1, 1], "pad_amount [1, 1, 1, 1]; bnnflow builds convolutions with "
-                                 "pad_amount [0, 0, 0, 0] (no padding, no dilation)"),
+                                 "pad_amount [0, 0, 0, 0] (a +-1 map has no 0 to pad with: "
+                                 "train the network with padding=0)"),
 ])
 def test_im2col_with_strides_or_padding_is_refused(tmp_path, attr, value, message):
     from onnx import helper
@@ -179,8 +182,7 @@ def test_im2col_with_strides_or_padding_is_refused(tmp_path, attr, value, messag
     graph = wrapper.model
     onnx.save(graph, str(tmp_path / "bad.onnx"))
     loaded = load_graph(tmp_path / "bad.onnx")
-    with pytest.raises(QonnxError, match=r"\(Im2Col\): " + message.replace("[", r"\[")
-                       .replace("]", r"\]").replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(QonnxError, match=r"\(Im2Col\): " + re.escape(message)):
         _read_back(loaded)
 
 
