@@ -158,6 +158,9 @@ KIND_CASES = [
     ({"act_bits": 3, "input_bits": 8}, CASES[2]),
     ({"act_bits": 2}, CASES[5]),
     ({"act_bits": 2, "ternary": True}, CASES[6]),
+    # Strided convs of the new kinds.
+    ({"act_bits": 2}, CASES[9]),
+    ({"ternary": True, "input_bits": 8, "act_bits": 2}, CASES[10]),
 ]
 
 
