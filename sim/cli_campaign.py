@@ -3,8 +3,8 @@
 as tasks on Dask.
 
 Network i (of --random N) is the i-th --sizes entry in turn (widths, or a conv network such as
-8x8x2:c4k3-p2-d6-3: the input map, then cNkK conv, pW max-pool, dN dense stages and the
-classes) with seed --seed + i,
+8x8x2:c4k3-p2-d6-3: the input map, then cNkK conv (cNkKsS with stride S), pW max-pool (pWsS
+with stride S), dN dense stages and the classes) with seed --seed + i,
 and the kind --weights, --act-bits and --input-bits say (as for train; default W1A1 with input
 bits); its --images random input vectors and the network are written to DIR/nets/ (net_0007.bnn,
 net_0007_inputs.npy). Each network gets --foldings random foldings (PE and SIMD uniform per
@@ -36,8 +36,9 @@ def add_arguments(parser):
                         help="random networks (default: 200)")
     parser.add_argument("--sizes", default="16-8-4,24-12-6,32-16-8-4", metavar="K-N-...,...",
                         help="networks, used in turn: widths (input, then each layer) or a "
-                             "conv network HxWxC:stages-classes with stages cNkK (conv), pW "
-                             "(max-pool), dN (dense), e.g. 8x8x2:c4k3-p2-d6-3 (default: "
+                             "conv network HxWxC:stages-classes with stages cNkK or cNkKsS "
+                             "(conv, stride S), pW or pWsS (max-pool), dN (dense), e.g. "
+                             "8x8x2:c4k3-p2-d6-3 (default: "
                              "16-8-4,24-12-6,32-16-8-4)")
     parser.add_argument("--foldings", type=int, default=1, metavar="K",
                         help="random foldings per network (default: 1)")
