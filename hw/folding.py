@@ -25,10 +25,11 @@ import os
 from dataclasses import dataclass
 
 __all__ = ["LayerFold", "layer_cycles", "fully_parallel", "auto_fold", "resolve_folding",
-           "fed_by_previous", "check_folding", "parse_fold_string", "load_fold_file"]
+           "fed_by_previous", "check_folding", "parse_fold_string", "load_fold_file", "is_int"]
 
 
-def _is_int(value):
+def is_int(value):
+    """An ``int`` that is not a ``bool`` (the parameter checks of the hardware units)."""
     return isinstance(value, int) and not isinstance(value, bool)
 
 
@@ -55,7 +56,7 @@ class LayerFold:
     def __post_init__(self):
         for name in ("pe", "simd"):
             value = getattr(self, name)
-            if not _is_int(value) or value < 1:
+            if not is_int(value) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, not {value!r}")
 
     def __str__(self):
@@ -205,7 +206,7 @@ def auto_fold(model, target_ii):
         If ``target_ii`` is not a positive integer, or a layer cannot reach it even fully
         parallel (a kind with more output pixels than ``target_ii``).
     """
-    if not _is_int(target_ii) or target_ii < 1:
+    if not is_int(target_ii) or target_ii < 1:
         raise ValueError(f"target II must be a positive integer number of cycles (1 = fully "
                          f"parallel), not {target_ii!r}")
     folding = []

@@ -29,11 +29,9 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from .folding import is_int
+
 __all__ = ["MaxPool"]
-
-
-def _is_int(value):
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 class _Windows:
@@ -85,15 +83,15 @@ class _Windows:
 
 
 def _check(in_shape, window, stride, bits):
-    if not _is_int(bits) or not 1 <= bits <= 8:
+    if not is_int(bits) or not 1 <= bits <= 8:
         raise ValueError(f"bits must be an integer in 1..8, not {bits!r}")
-    if len(in_shape) != 3 or not all(_is_int(v) and v > 0 for v in (*in_shape, window)):
+    if len(in_shape) != 3 or not all(is_int(v) and v > 0 for v in (*in_shape, window)):
         raise ValueError(f"in_shape must be (H, W, C) and window a positive integer, not "
                          f"{in_shape!r} and {window!r}")
     if window > min(in_shape[:2]):
         raise ValueError(f"pool window {window} does not fit a {in_shape[0]}x{in_shape[1]} "
                          f"map")
-    if not _is_int(stride) or not 1 <= stride <= window:
+    if not is_int(stride) or not 1 <= stride <= window:
         raise ValueError(f"pool stride must be an integer in 1..{window} (the window), not "
                          f"{stride!r}")
 

@@ -51,6 +51,12 @@ def needed_pixels(model):
     return (rows - 1) * width + cols
 
 
+def _window_end(pos, k, s):
+    """Whether position ``pos`` of an axis is the last of a window (``k`` long, one every ``s``
+    positions from 0). Every such window fits the axis, so no count is needed."""
+    return pos >= k - 1 and (pos - k + 1) % s == 0
+
+
 class _Window:
     def __init__(self, window):
         (self.h, self.w, _), (self.kh, self.kw) = window.in_shape, window.kernel
@@ -59,9 +65,7 @@ class _Window:
         self.o_valid = False
 
     def _at_window(self):
-        return (self.row >= self.kh - 1 and self.col >= self.kw - 1
-                and (self.row - self.kh + 1) % self.s == 0
-                and (self.col - self.kw + 1) % self.s == 0)
+        return _window_end(self.row, self.kh, self.s) and _window_end(self.col, self.kw, self.s)
 
     def i_ready(self, o_ready):
         return not self.o_valid or o_ready
@@ -210,17 +214,11 @@ class _Mvtu:
 class _Pool:
     def __init__(self, pool):
         (self.h, self.w, _), self.k, self.s = pool.in_shape, pool.window, pool.stride
-        self.ho, self.wo = pool.out_shape[:2]
         self.row = self.col = 0
         self.o_valid = False
 
-    def _ends(self, pos, count):
-        """Whether position ``pos`` of an axis is the last of one of its ``count`` windows."""
-        start = pos - self.k + 1
-        return start >= 0 and start % self.s == 0 and start // self.s < count
-
     def _completes(self):
-        return self._ends(self.row, self.ho) and self._ends(self.col, self.wo)
+        return _window_end(self.row, self.k, self.s) and _window_end(self.col, self.k, self.s)
 
     def i_ready(self, o_ready):
         return not self._completes() or not self.o_valid or o_ready

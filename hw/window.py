@@ -36,15 +36,16 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from .folding import is_int
+
 __all__ = ["SlidingWindow"]
 
 
 def _check_shape(in_shape, kernel, stride):
-    if not isinstance(stride, int) or isinstance(stride, bool) or stride < 1:
+    if not is_int(stride) or stride < 1:
         raise ValueError(f"stride must be a positive integer, not {stride!r}")
     if (len(in_shape) != 3 or len(kernel) != 2
-            or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0
-                       for v in (*in_shape, *kernel))):
+            or not all(is_int(v) and v > 0 for v in (*in_shape, *kernel))):
         raise ValueError(f"in_shape must be (H, W, C) and kernel (kh, kw), positive integers, "
                          f"not {in_shape!r} and {kernel!r}")
     if kernel[0] > in_shape[0] or kernel[1] > in_shape[1]:
