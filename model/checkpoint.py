@@ -7,9 +7,9 @@ line naming the file and how to get a good one. :func:`split_images` loads the t
 run was trained against. Each layer has a kind (:data:`bnnflow.model.artifact.LAYER_KINDS`);
 checkpoints of version 1 hold ``binary_dense`` layers, the default when a layer names none,
 and those of convolutional runs also ``binary_conv2d`` layers (latent weights
-``(Cout, kh * kw * Cin)`` in window order, ``batchnorm2d``, ``params`` ``in_shape`` and
-``kernel``) and ``maxpool2d`` layers (no weights; ``params`` ``in_shape``, ``window`` and
-``stride``).
+``(Cout, kh * kw * Cin)`` in window order, ``batchnorm2d``, ``params`` ``in_shape``,
+``kernel`` and, when not 1, ``stride``) and ``maxpool2d`` layers (no weights; ``params``
+``in_shape``, ``window`` and ``stride``).
 """
 
 from dataclasses import dataclass, field
@@ -62,8 +62,9 @@ class CheckpointLayer:
         The layer kind (a key of :data:`bnnflow.model.artifact.LAYER_KINDS`); its
         ``preactivation`` is the layer's real-valued forward pass.
     params : dict
-        The shape parameters of a conv (``in_shape``, ``kernel``) or pool (``in_shape``,
-        ``window``, ``stride``) layer, as its kind's ``preactivation`` takes them.
+        The shape parameters of a conv (``in_shape``, ``kernel``, ``stride`` when not 1) or
+        pool (``in_shape``, ``window``, ``stride``) layer, as its kind's ``preactivation``
+        takes them.
     """
 
     name: str
@@ -89,7 +90,8 @@ class CheckpointLayer:
         """Outputs of the layer: ``N`` for a dense layer, ``Ho * Wo * C`` for a map."""
         p = self.params
         if self.kind == Conv2dLayer.kind:
-            shape = conv_out_shape(p["in_shape"], p["kernel"], self.latent.shape[0])
+            shape = conv_out_shape(p["in_shape"], p["kernel"], self.latent.shape[0],
+                                   p.get("stride", 1))
         elif self.kind == MaxPool2dLayer.kind:
             shape = pool_out_shape(p["in_shape"], p["window"], p["stride"])
         else:
@@ -113,7 +115,8 @@ class CheckpointLayer:
         output pixel) in that order: ``x`` itself for a dense layer, the windows
         ``(B * Ho * Wo, kh * kw * Cin)`` for a conv layer."""
         if self.kind == Conv2dLayer.kind:
-            win = conventions.windows(x, self.params["in_shape"], self.params["kernel"])
+            p = self.params
+            win = conventions.windows(x, p["in_shape"], p["kernel"], p.get("stride", 1))
             return win.reshape(-1, win.shape[-1])
         return np.asarray(x)
 
@@ -261,8 +264,12 @@ def _in_width(path, name, kind, params, latent):
                 raise ValueError(f"latent_weight must be (Cout, {fan_in}) for a "
                                  f"{kernel[0]}x{kernel[1]} kernel over {in_shape[2]} channels, "
                                  f"not {latent.shape}")
-            conv_out_shape(in_shape, kernel, latent.shape[0])
-            clean = {"in_shape": in_shape, "kernel": kernel}
+            stride = params.get("stride", 1)
+            if isinstance(stride, bool) or not isinstance(stride, int):
+                raise ValueError(f"conv stride must be a positive integer, not {stride!r}")
+            conv_out_shape(in_shape, kernel, latent.shape[0], stride)
+            clean = {"in_shape": in_shape, "kernel": kernel,
+                     **({"stride": stride} if stride != 1 else {})}
         else:
             window, stride = int(params["window"]), int(params["stride"])
             pool_out_shape(in_shape, window, stride)

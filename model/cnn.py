@@ -1,15 +1,15 @@
 """Convolutional network topologies: the binarized CNN that is exported, and its float twin.
 
-A topology is a sequence of stages (:data:`CONV_PRESETS`): ``("conv", Cout, k)`` is a binary
-``k x k`` convolution (stride 1, no padding) followed by BatchNorm and sign, ``("pool", k)``
-a ``k x k`` max-pool with stride ``k`` on the binary activations (the OR of the bits),
-``("dense", N)`` a binary fully connected layer with BatchNorm and sign; the output layer (one
-neuron per class, :class:`~bnnflow.model.layers.OutputNorm`) is added after the last stage.
-The order conv, BatchNorm, sign, pool keeps the export exact for negative BatchNorm scales
-(:mod:`bnnflow.model.export`). Inside the network maps are ``NCHW`` torch tensors; the input
-and the flattening before the first dense stage are channels-last, as in the artifact
-(:mod:`bnnflow.model.conventions`).
-"""
+A topology is a sequence of stages (:data:`CONV_PRESETS`, :mod:`bnnflow.model.stage_spec`):
+``("conv", Cout, k)`` is a binary ``k x k`` convolution (no padding; ``("conv", Cout, kh, kw,
+s)`` with stride ``s``) followed by BatchNorm and sign, ``("pool", k)`` a ``k x k`` max-pool
+with stride ``k`` (``("pool", k, s)``: stride ``s``) on the binary activations (the OR of the
+bits), ``("dense", N)`` a binary fully connected layer with BatchNorm and sign; the output
+layer (one neuron per class, :class:`~bnnflow.model.layers.OutputNorm`) is added after the
+last stage. The order conv, BatchNorm, sign, pool keeps the export exact for negative
+BatchNorm scales (:mod:`bnnflow.model.export`). Inside the network maps are ``NCHW`` torch
+tensors; the input and the flattening before the first dense stage are channels-last, as in
+the artifact (:mod:`bnnflow.model.conventions`)."""
 
 import math
 
@@ -26,6 +26,7 @@ from .layers import (
     TernaryLinear,
     check_weight_kind,
 )
+from .stage_spec import check_stages, conv_geometry, pool_geometry, stage_shapes
 
 __all__ = ["CONV_PRESETS", "check_stages", "stage_shapes", "BinaryCNN", "FloatCNN"]
 
@@ -39,48 +40,8 @@ CONV_PRESETS = {
 }
 
 
-def _positive(value):
+def _positive_int(value):
     return isinstance(value, int) and not isinstance(value, bool) and value > 0
-
-
-def check_stages(stages):
-    """The stages as a tuple of tuples; ``ValueError`` naming the first bad one."""
-    stages = tuple(tuple(s) for s in stages)
-    for i, stage in enumerate(stages):
-        ok = (len(stage) == 3 and stage[0] == "conv" and _positive(stage[1])
-              and _positive(stage[2])) or (len(stage) == 2 and stage[0] in ("pool", "dense")
-                                           and _positive(stage[1]))
-        if not ok:
-            raise ValueError(f"stage {i} must be ('conv', channels, kernel), ('pool', window) or "
-                             f"('dense', neurons), not {stage!r}")
-    kinds = [s[0] for s in stages]
-    if "dense" in kinds and any(k != "dense" for k in kinds[kinds.index("dense"):]):
-        raise ValueError("conv and pool stages must come before the dense stages")
-    return stages
-
-
-def stage_shapes(in_shape, stages):
-    """The channels-last shape after each stage (an int width after dense stages).
-
-    Raises
-    ------
-    ValueError
-        A kernel or pool window larger than the map it receives.
-    """
-    shape, shapes = tuple(in_shape), []
-    for i, stage in enumerate(check_stages(stages)):
-        if stage[0] == "dense":
-            shape = stage[1]
-        else:
-            h, w, c = shape
-            k = stage[2] if stage[0] == "conv" else stage[1]
-            if k > min(h, w):
-                raise ValueError(f"stage {i} {stage!r}: window {k} is larger than the {h}x{w} "
-                                 f"map it receives")
-            shape = (h - k + 1, w - k + 1, stage[1]) if stage[0] == "conv" else \
-                ((h - k) // k + 1, (w - k) // k + 1, c)
-        shapes.append(shape)
-    return shapes
 
 
 def _flat(shape):
@@ -134,9 +95,9 @@ class BinaryCNN(nn.Module):
                  weights="binary", quantizer="uniform", act_bits=1):
         super().__init__()
         ternary = check_weight_kind(weights) == "ternary"
-        if len(in_shape) != 3 or not all(_positive(v) for v in in_shape):
+        if len(in_shape) != 3 or not all(_positive_int(v) for v in in_shape):
             raise ValueError(f"in_shape must be (H, W, C) positive integers, not {in_shape!r}")
-        if not _positive(num_classes):
+        if not _positive_int(num_classes):
             raise ValueError(f"num_classes must be a positive integer, not {num_classes!r}")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), not {dropout!r}")
@@ -146,12 +107,14 @@ class BinaryCNN(nn.Module):
         blocks, norms, previous = [], {}, tuple(in_shape)
         for i, (stage, shape) in enumerate(zip(self.stages, self.shapes, strict=True)):
             if stage[0] == "conv":
-                blocks.append(TernaryConv2d(previous[2], stage[1], stage[2], init_scale,
-                                            rule=quantizer) if ternary else
-                              BinaryConv2d(previous[2], stage[1], stage[2], init_scale))
+                kernel, stride = conv_geometry(stage)
+                blocks.append(TernaryConv2d(previous[2], stage[1], kernel, init_scale,
+                                            rule=quantizer, stride=stride) if ternary else
+                              BinaryConv2d(previous[2], stage[1], kernel, init_scale,
+                                           stride=stride))
                 norms[str(i)] = nn.BatchNorm2d(stage[1])
             elif stage[0] == "pool":
-                blocks.append(nn.MaxPool2d(stage[1]))
+                blocks.append(nn.MaxPool2d(*pool_geometry(stage)))
             else:
                 blocks.append(TernaryLinear(_flat(previous), stage[1], init_scale, rule=quantizer)
                               if ternary else BinaryLinear(_flat(previous), stage[1], init_scale))
@@ -216,10 +179,11 @@ class FloatCNN(nn.Module):
         layers, previous = [], tuple(in_shape)
         for stage, shape in zip(stages, shapes, strict=True):
             if stage[0] == "conv":
-                layers += [nn.Conv2d(previous[2], stage[1], stage[2], bias=False),
+                kernel, stride = conv_geometry(stage)
+                layers += [nn.Conv2d(previous[2], stage[1], kernel, stride=stride, bias=False),
                            nn.BatchNorm2d(stage[1]), nn.ReLU()]
             elif stage[0] == "pool":
-                layers.append(nn.MaxPool2d(stage[1]))
+                layers.append(nn.MaxPool2d(*pool_geometry(stage)))
             else:
                 if not isinstance(previous, int):
                     layers.append(_ChannelsLastFlatten())

@@ -300,7 +300,8 @@ def _export_cnn(net, input_spec, classes, provenance):
             layer = _conv_layer(f"conv{i}", block, net.norms[str(i)], net.acts[str(i)], shape,
                                 in_bits)
         elif isinstance(block, nn.MaxPool2d):
-            layer = MaxPool2dLayer(f"pool{i}", shape, int(block.kernel_size), bits=act_bits)
+            layer = MaxPool2dLayer(f"pool{i}", shape, int(block.kernel_size),
+                                   int(block.stride), bits=act_bits)
         elif isinstance(block, BinaryLinear):
             hidden = i < len(net.blocks) - 1
             layer = _dense_layer(f"fc{i}", block, net.norms[str(i)] if hidden else None,
@@ -316,17 +317,17 @@ def _export_cnn(net, input_spec, classes, provenance):
 def _conv_layer(name, block, bn, act, shape, in_bits):
     """A trained conv block and its ``BatchNorm2d`` as a ``binary_conv2d`` or (a
     :class:`TernaryConv2d`) ``ternary_conv2d`` layer, weights in window order."""
-    kernel = (block.kernel_size,) * 2
+    kernel, stride = block.kernel, block.stride
     if isinstance(block, TernaryConv2d):
         t = block.ternary_window_weight().numpy()
         mask = (t != 0).astype(np.uint8)
         signs, thresholds = _ternary_fold((t > 0).astype(np.uint8), mask, bn, act, in_bits)
         return TernaryConv2dLayer(name, shape, kernel, signs, thresholds, in_bits=in_bits,
-                                  mask=mask)
+                                  mask=mask, stride=stride)
     latent = block.window_weight()
     bits = (latent >= 0).numpy().astype(np.uint8)  # sign(0) = +1
     bits, thresholds = _binary_fold(bits, bn, act, ((1 << in_bits) - 1) * latent.shape[1])
-    return Conv2dLayer(name, shape, kernel, bits, thresholds, in_bits=in_bits)
+    return Conv2dLayer(name, shape, kernel, bits, thresholds, in_bits=in_bits, stride=stride)
 
 
 def _binary_fold(bits, bn, act, count):

@@ -259,22 +259,30 @@ class TernaryLinear(BinaryLinear):
 
 
 class BinaryConv2d(nn.Module):
-    """2-D convolution with binary weights and real-valued latent weights (stride 1, no
-    padding, no bias).
+    """2-D convolution with binary weights and real-valued latent weights (no padding, no
+    bias).
 
-    Forward: ``z = conv2d(x, sign(W))`` on ``NCHW`` tensors with ``sign(0) = +1``; for ``+-1``
-    inputs every output is the integer dot product of a ``kh * kw * Cin`` window, exact in
-    float32. Backward and :meth:`clip_` as :class:`BinaryLinear`. The latent weight has torch's
-    shape ``(Cout, Cin, kh, kw)``; the export flattens it in ``(kh, kw, Cin)`` order
-    (:meth:`window_weight`), the window order of :mod:`bnnflow.model.conventions`.
+    Forward: ``z = conv2d(x, sign(W), stride=s)`` on ``NCHW`` tensors with ``sign(0) = +1``;
+    for ``+-1`` inputs every output is the integer dot product of a ``kh * kw * Cin`` window,
+    exact in float32. Backward and :meth:`clip_` as :class:`BinaryLinear`. The latent weight
+    has torch's shape ``(Cout, Cin, kh, kw)``; the export flattens it in ``(kh, kw, Cin)``
+    order (:meth:`window_weight`), the window order of :mod:`bnnflow.model.conventions`.
 
     Parameters
     ----------
     in_channels, out_channels : int
-    kernel_size : int
-        ``k`` of a square ``k x k`` kernel.
+    kernel_size : int or (int, int)
+        ``k`` of a square ``k x k`` kernel, or ``(kh, kw)``.
     init_scale : float
-        Glorot-uniform bound scale, with fan-in ``k * k * Cin`` and fan-out ``k * k * Cout``.
+        Glorot-uniform bound scale, with fan-in ``kh * kw * Cin`` and fan-out
+        ``kh * kw * Cout``.
+    stride : int
+        ``s``, the step between windows along both axes (:mod:`bnnflow.model.conventions`).
+
+    Attributes
+    ----------
+    kernel : (kh, kw)
+    stride : int
 
     Raises
     ------
@@ -282,27 +290,31 @@ class BinaryConv2d(nn.Module):
         If a size is not a positive integer or ``init_scale`` is not positive.
     """
 
-    def __init__(self, in_channels, out_channels, kernel_size, init_scale=1.0):
+    def __init__(self, in_channels, out_channels, kernel_size, init_scale=1.0, stride=1):
         super().__init__()
+        kernel = tuple(kernel_size) if isinstance(kernel_size, tuple | list) else \
+            (kernel_size, kernel_size)
         for label, value in (("in_channels", in_channels), ("out_channels", out_channels),
-                             ("kernel_size", kernel_size)):
+                             *(("kernel_size", v) for v in kernel), ("stride", stride)):
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ValueError(f"{label} must be a positive integer, not {value!r}")
+        if len(kernel) != 2:
+            raise ValueError(f"kernel_size must be k or (kh, kw), not {kernel_size!r}")
         if not init_scale > 0:
             raise ValueError(f"init_scale must be positive, not {init_scale!r}")
         self.in_channels, self.out_channels = in_channels, out_channels
-        self.kernel_size = kernel_size
-        area = kernel_size * kernel_size
+        self.kernel, self.stride = kernel, stride
+        area = kernel[0] * kernel[1]
         bound = min(1.0, init_scale * math.sqrt(6.0 / (area * (in_channels + out_channels))))
-        self.weight = nn.Parameter(torch.empty(out_channels, in_channels, kernel_size,
-                                               kernel_size).uniform_(-bound, bound))
+        self.weight = nn.Parameter(torch.empty(out_channels, in_channels, *kernel)
+                                   .uniform_(-bound, bound))
 
     def window_weight(self):
         """Latent weights ``(Cout, kh * kw * Cin)`` in ``(kh, kw, Cin)`` window order."""
         return self.weight.detach().permute(0, 2, 3, 1).reshape(self.out_channels, -1)
 
     def forward(self, x):
-        return nn.functional.conv2d(x, sign_ste(self.weight))
+        return nn.functional.conv2d(x, sign_ste(self.weight), stride=self.stride)
 
     @torch.no_grad()
     def clip_(self):
@@ -311,7 +323,7 @@ class BinaryConv2d(nn.Module):
 
     def extra_repr(self):
         return (f"in_channels={self.in_channels}, out_channels={self.out_channels}, "
-                f"kernel_size={self.kernel_size}")
+                f"kernel={self.kernel[0]}x{self.kernel[1]}, stride={self.stride}")
 
 
 class TernaryConv2d(BinaryConv2d):
@@ -324,15 +336,15 @@ class TernaryConv2d(BinaryConv2d):
 
     Parameters
     ----------
-    in_channels, out_channels, kernel_size, init_scale
+    in_channels, out_channels, kernel_size, init_scale, stride
         As :class:`BinaryConv2d`.
     ratio, rule
         As :class:`TernaryLinear`.
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, init_scale=1.0, ratio=0.7,
-                 rule="uniform"):
-        super().__init__(in_channels, out_channels, kernel_size, init_scale)
+                 rule="uniform", stride=1):
+        super().__init__(in_channels, out_channels, kernel_size, init_scale, stride)
         self.ratio, self.rule = _ternary_params(ratio, rule)
 
     def _ternary(self):
@@ -348,7 +360,7 @@ class TernaryConv2d(BinaryConv2d):
         return t.permute(0, 2, 3, 1).reshape(self.out_channels, -1)
 
     def forward(self, x):
-        return nn.functional.conv2d(x, self._ternary())
+        return nn.functional.conv2d(x, self._ternary(), stride=self.stride)
 
     def extra_repr(self):
         return f"{super().extra_repr()}, rule={self.rule}"

@@ -46,6 +46,7 @@ from .train_config import (
     OUTPUT_FILES,
     TrainConfig,
     default_epochs,
+    network_label,
 )
 from .train_outputs import checkpoint_dict, plot_histories
 
@@ -246,17 +247,19 @@ def _binary_net(config, spec, ds):
     images are shifted in (:func:`train_network`'s ``image_shape``)."""
     if config.conv:
         if spec.map_shape is None:
-            raise BnnflowError(f"the convolutional preset {config.preset} needs images of "
-                               f"shape (H, W) or (H, W, C), not {ds.shape}")
+            raise BnnflowError(f"the convolutional {network_label(config.preset, config.stages)} "
+                               f"needs images of shape (H, W) or (H, W, C), not {ds.shape}")
         try:
             net = BinaryCNN(spec.map_shape, config.stages, len(ds.classes),
                             dropout=config.dropout, init_scale=config.init_scale,
                             weights=config.weights, quantizer=config.quantizer,
                             act_bits=config.act_bits)
         except ValueError as e:
-            raise BnnflowError(f"preset {config.preset} does not fit the "
+            fix = "smaller windows or strides in --stages, or " if config.preset == "custom" \
+                else ""
+            raise BnnflowError(f"{network_label(config.preset, config.stages)} does not fit the "
                                f"{'x'.join(map(str, ds.shape))} images of {config.dataset} ({e}); "
-                               f"choose a data set with larger images") from None
+                               f"choose {fix}a data set with larger images") from None
         return net, ds.shape
     net = BinaryMLP(spec.width, config.hidden, len(ds.classes), dropout=config.dropout,
                     init_scale=config.init_scale, weights=config.weights,

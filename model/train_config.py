@@ -2,7 +2,8 @@
 
 Presets are the MLPs of :data:`bnnflow.model.nets.PRESETS` (``tfc``, ``sfc``, ``lfc``, or
 ``custom`` hidden widths) and the convolutional networks of
-:data:`bnnflow.model.cnn.CONV_PRESETS` (``cnv``, ``cnv-mnist``).
+:data:`bnnflow.model.cnn.CONV_PRESETS` (``cnv``, ``cnv-mnist``, or ``custom`` stages,
+:mod:`bnnflow.model.stage_spec`).
 """
 
 from dataclasses import asdict, dataclass
@@ -11,9 +12,11 @@ from ..errors import BnnflowError
 from .cnn import CONV_PRESETS
 from .encoding import MAX_LEVELS
 from .nets import PRESETS, WEIGHT_KINDS
+from .stage_spec import check_stages, stages_text
 
 __all__ = ["OUTPUT_FILES", "DEFAULT_SHIFT", "DEFAULT_INPUT_THRESHOLD", "DEFAULT_DROPOUT",
-           "BEYOND_W1A1_EPOCHS", "TrainConfig", "default_epochs", "is_conv_preset"]
+           "BEYOND_W1A1_EPOCHS", "TrainConfig", "default_epochs", "is_conv_preset",
+           "network_label"]
 
 #: Files written into the output directory.
 OUTPUT_FILES = ("model.bnn", "metrics.json", "training.png", "checkpoint.pt")
@@ -48,6 +51,13 @@ DEFAULT_INPUT_THRESHOLD = {"digits": (0.25, 0.5, 0.75), "mnist5k": (0.5,), "mnis
 DEFAULT_DROPOUT = {"digits": 0.2, "mnist5k": 0.1, "mnist": 0.1, "cifar10": 0.1}
 
 
+def network_label(preset, stages):
+    """For messages: ``preset cnv-mnist``, or ``network c16k3s2-p2-d64`` for custom stages."""
+    if preset == "custom" and stages:
+        return f"network {stages_text(stages)}"
+    return f"preset {preset}"
+
+
 def is_conv_preset(preset):
     """True for the convolutional presets (:data:`bnnflow.model.cnn.CONV_PRESETS`)."""
     return preset in CONV_PRESETS
@@ -69,10 +79,15 @@ class TrainConfig:
     ----------
     preset : str
         ``tfc``, ``sfc``, ``lfc``, or ``custom`` when ``hidden`` is given (MLPs), or a
-        convolutional preset, ``cnv`` or ``cnv-mnist`` (:data:`~bnnflow.model.cnn.CONV_PRESETS`).
+        convolutional preset, ``cnv`` or ``cnv-mnist`` (:data:`~bnnflow.model.cnn.CONV_PRESETS`),
+        or ``custom`` when ``stages`` is given.
     hidden : tuple of int or None
         Hidden widths of an MLP; ``None`` takes the preset's (and stays ``None`` for a
-        convolutional preset).
+        convolutional network).
+    stages : tuple or None
+        Stages of a convolutional network (:mod:`bnnflow.model.stage_spec`: strided convs,
+        overlapping pools); ``None`` takes a convolutional preset's (and stays ``None`` for an
+        MLP). At least one conv or pool stage.
     dataset, data_dir, split_seed, test_fraction
         The data (see :func:`bnnflow.model.data.load_dataset`).
     seed : int
@@ -121,6 +136,7 @@ class TrainConfig:
 
     preset: str = "tfc"
     hidden: tuple | None = None
+    stages: tuple | None = None
     dataset: str = "digits"
     data_dir: str | None = None
     split_seed: int = 0
@@ -144,14 +160,8 @@ class TrainConfig:
 
     @property
     def conv(self):
-        """True for a convolutional preset."""
-        return is_conv_preset(self.preset)
-
-    @property
-    def stages(self):
-        """The stages of a convolutional preset (:data:`~bnnflow.model.cnn.CONV_PRESETS`), or
-        ``None`` for an MLP."""
-        return CONV_PRESETS.get(self.preset)
+        """True for a convolutional network (a convolutional preset, or ``stages``)."""
+        return self.stages is not None or is_conv_preset(self.preset)
 
     @property
     def beyond_w1a1(self):
@@ -164,6 +174,25 @@ class TrainConfig:
         if self.conv:
             return {"stages": [list(s) for s in self.stages]}
         return {"hidden": list(self.hidden)}
+
+    def _stages(self):
+        if self.stages is None:
+            return CONV_PRESETS.get(self.preset)
+        if self.hidden is not None:
+            raise BnnflowError("--hidden makes an MLP and --stages a convolutional network: "
+                               "give one or the other")
+        try:
+            stages = check_stages(self.stages)
+        except ValueError as e:
+            raise BnnflowError(f"--stages: {e}") from None
+        if all(s[0] == "dense" for s in stages):
+            widths = ",".join(str(s[1]) for s in stages)
+            raise BnnflowError(f"--stages has no conv or pool stage: for an MLP give --hidden "
+                               f"{widths}")
+        if self.input_bits > 1 and stages[0][0] == "pool":
+            raise BnnflowError("--stages: a pool cannot take 8-bit pixels: start with a conv "
+                               "stage, or drop --input-bits")
+        return stages
 
     def _hidden(self):
         if self.conv:
@@ -192,6 +221,7 @@ class TrainConfig:
         BnnflowError
             For a value a user could have typed wrong, with the option to fix.
         """
+        stages = self._stages()
         hidden = self._hidden()
         epochs = default_epochs(self.preset, self.dataset, self.beyond_w1a1) \
             if self.epochs is None else self.epochs
@@ -246,9 +276,11 @@ class TrainConfig:
                                "as 8-bit inputs: give one or the other")
         if self.conv and len(threshold) > 1:
             raise BnnflowError(f"--input-threshold must be one value for the convolutional "
-                               f"preset {self.preset} (a thermometer code is level-major, not a "
-                               f"channels-last map), not {','.join(f'{t:g}' for t in threshold)}")
-        return TrainConfig(**{**asdict(self), "hidden": hidden, "epochs": epochs,
+                               f"{network_label(self.preset, stages)} (a thermometer code is "
+                               f"level-major, not a channels-last map), not "
+                               f"{','.join(f'{t:g}' for t in threshold)}")
+        return TrainConfig(**{**asdict(self), "hidden": hidden, "stages": stages,
+                              "epochs": epochs,
                               "augment_shift": shift, "dropout": dropout,
                               "input_threshold": threshold})
 

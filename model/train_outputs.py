@@ -60,12 +60,13 @@ def _cnn_layers(net):
             latent = block.window_weight().clone()
             layers.append({"name": f"conv{i}", "kind": Conv2dLayer.kind, "latent_weight": latent,
                            "bn": bn_params(norm, block.out_channels),
-                           "params": {"in_shape": list(shape),
-                                      "kernel": [block.kernel_size] * 2}})
+                           "params": {"in_shape": list(shape), "kernel": list(block.kernel),
+                                      **({"stride": block.stride} if block.stride != 1
+                                         else {})}})
         elif isinstance(block, nn.MaxPool2d):
-            k = int(block.kernel_size)
             layers.append({"name": f"pool{i}", "kind": MaxPool2dLayer.kind,
-                           "params": {"in_shape": list(shape), "window": k, "stride": k}})
+                           "params": {"in_shape": list(shape), "window": int(block.kernel_size),
+                                      "stride": int(block.stride)}})
         else:
             layers.append({"name": f"fc{i}", "kind": DenseLayer.kind,
                            "latent_weight": block.weight.detach().clone(),

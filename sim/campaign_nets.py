@@ -11,12 +11,9 @@ with :func:`bnnflow.model.random_net.random_model` or
 hardware takes (a dense layer after a map takes whole pixels).
 """
 
-import re
 from dataclasses import dataclass
 
 __all__ = ["NetSpec", "parse_net", "random_folding"]
-
-_STAGE = re.compile(r"^(?:c(\d+)k(\d+)(?:s(\d+))?|p(\d+)(?:s(\d+))?|d(\d+))$")
 
 
 @dataclass(frozen=True)
@@ -75,6 +72,7 @@ class NetSpec:
 def parse_net(text):
     """A ``--sizes`` entry as a :class:`NetSpec`; ValueError naming the forms otherwise."""
     from ..model.random_net import parse_widths
+    from ..model.stage_spec import parse_stages
 
     text = str(text).strip()
     if ":" not in text:
@@ -87,21 +85,7 @@ def parse_net(text):
             or len(parts) < 2 or not parts[-1].isdigit() or int(parts[-1]) < 1):
         raise ValueError(f"a conv network is HxWxC:stages-classes, like 8x8x2:c4k3-p2-d6-3, "
                          f"not {text!r}")
-    stages = []
-    for part in parts[:-1]:
-        m = _STAGE.match(part)
-        if not m or any(g is not None and int(g) < 1 for g in m.groups()):
-            raise ValueError(f"stage {part!r} of {text!r} must be cNkK or cNkKsS (conv, stride "
-                             f"S), pW or pWsS (max-pool, stride S) or dN (dense), with positive "
-                             f"N, K, W and S")
-        conv_n, conv_k, conv_s, pool, stride, dense = m.groups()
-        if conv_n:
-            k = int(conv_k)
-            stages.append(("conv", int(conv_n), k, *([k, int(conv_s)] if conv_s else [])))
-        elif pool:
-            stages.append(("pool", int(pool), *([int(stride)] if stride else [])))
-        else:
-            stages.append(("dense", int(dense)))
+    stages = parse_stages("-".join(parts[:-1]), whole=text)
     in_shape = tuple(int(d) for d in dims)
     return NetSpec(f"{'x'.join(dims)}:{rest.lower()}", in_shape=in_shape, stages=tuple(stages),
                    classes=int(parts[-1]))

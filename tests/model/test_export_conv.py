@@ -6,9 +6,10 @@ import pytest
 import torch
 
 from bnnflow.model import golden
-from bnnflow.model.artifact import Conv2dLayer, InputSpec, MaxPool2dLayer
+from bnnflow.model.artifact import Conv2dLayer, DenseLayer, InputSpec, MaxPool2dLayer
 from bnnflow.model.cnn import BinaryCNN
 from bnnflow.model.export import export_model, fold_batchnorm
+from bnnflow.model.stage_spec import conv_geometry, pool_geometry
 
 
 def hand_set_cnn(in_shape, stages, classes, seed):
@@ -57,6 +58,9 @@ STAGES = [
     ((8, 8, 1), (("conv", 6, 3), ("pool", 2), ("dense", 7)), 4),
     ((9, 7, 3), (("conv", 5, 2), ("conv", 8, 3), ("pool", 2), ("dense", 6)), 3),
     ((10, 10, 2), (("conv", 7, 3), ("pool", 2), ("conv", 9, 2), ("pool", 3)), 5),
+    # Strided convs (a rectangular kernel too) and an overlapping pool.
+    ((11, 9, 2), (("conv", 6, 3, 3, 2), ("conv", 5, 2), ("pool", 3, 2), ("dense", 6)), 4),
+    ((9, 10, 1), (("conv", 5, 3, 2, 3), ("pool", 2, 1), ("dense", 5)), 3),
 ]
 
 
@@ -71,6 +75,11 @@ def test_cnn_export_matches_pytorch_with_negative_and_constant_neurons(in_shape,
     kinds = [type(layer) for layer in model.layers]
     assert kinds.count(Conv2dLayer) == sum(s[0] == "conv" for s in stages)
     assert kinds.count(MaxPool2dLayer) == sum(s[0] == "pool" for s in stages)
+    maps = [layer for layer in model.layers if not isinstance(layer, DenseLayer)]
+    assert [(layer.kernel, layer.stride) if isinstance(layer, Conv2dLayer) else
+            (layer.window, layer.stride) for layer in maps] == \
+        [conv_geometry(s) if s[0] == "conv" else pool_geometry(s) for s in stages
+         if s[0] != "dense"]
     conv = model.layers[0]
     k = conv.fan_in
     assert conv.thresholds[2, 0] == 0 and conv.thresholds[3, 0] == k + 1

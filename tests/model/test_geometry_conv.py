@@ -149,6 +149,10 @@ def _pool_last(layers):
     del layers[3:]
 
 
+def _zero_stride(layers):
+    layers[0]["params"]["stride"] = 0
+
+
 @pytest.mark.parametrize(("change", "problem"), [
     (_drop_params, r"conv1 \(binary_conv2d\) needs a 'params' dict"),
     (_wrong_window_width, r"conv1.params: latent_weight must be \(Cout, 24\) for a 2x2 kernel "
@@ -158,9 +162,30 @@ def _pool_last(layers):
     (_kernel_too_large, "conv1.params: kernel 7x7 is larger than the 6x6 input map"),
     (_shapes_do_not_chain, "conv1 has 180 inputs but conv0 has 216 outputs"),
     (_pool_last, "pool2 is a pool layer but the last one"),
+    (_zero_stride, "conv0.params: conv stride must be a positive integer, not 0"),
 ])
 def test_malformed_conv_checkpoint_is_one_line_error(tmp_path, trained_cnn, change, problem):
     path = _conv_checkpoint(tmp_path, trained_cnn, change)
     with pytest.raises(BnnflowError, match=problem) as info:
         load_checkpoint(path)
     assert "\n" not in str(info.value) and str(path) in str(info.value)
+
+
+def test_strided_convs_and_overlapping_pools_keep_their_geometry_in_the_checkpoint(tmp_path):
+    # 8x8x1 -> 3x3x6 (3x3 kernel, stride 2) -> 2x2x5 -> 1x1x5 (2x2 pool, stride 1) -> 16 -> 10
+    stages = (("conv", 6, 3, 3, 2), ("conv", 5, 2), ("pool", 2, 1), ("dense", 16))
+    result = train_and_export(stages=stages, preset="custom", dataset="digits", epochs=2,
+                              progress=False, out=tmp_path / "run")
+    assert result.metrics["agreement"] == 1.0
+    layers = load_checkpoint(tmp_path / "run").layers
+    assert layers[0].params == {"in_shape": (8, 8, 1), "kernel": (3, 3), "stride": 2}
+    assert layers[1].params == {"in_shape": (3, 3, 6), "kernel": (2, 2)}
+    assert layers[2].params == {"in_shape": (2, 2, 5), "window": 2, "stride": 1}
+    assert [layer.out_width for layer in layers] == [54, 20, 5, 16, 10]
+    images, _ = data.test_split_for(result.model)
+    bits = result.model.input.encode(images[:50])
+    assert layers[0].rows(bits).shape == (50 * 9, 9)
+    inputs = geometry.layer_inputs(load_checkpoint(tmp_path / "run"), images[:50])
+    for (_, binary), act in zip(inputs[1:], golden.run(result.model, bits).activations,
+                                strict=True):
+        assert np.array_equal(binary > 0, act == 1)

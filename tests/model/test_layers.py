@@ -2,7 +2,16 @@ import numpy as np
 import pytest
 import torch
 
-from bnnflow.model.layers import BinaryActivation, BinaryLinear, OutputNorm, clip_latent, sign_ste
+from bnnflow.model import conventions
+from bnnflow.model.layers import (
+    BinaryActivation,
+    BinaryConv2d,
+    BinaryLinear,
+    OutputNorm,
+    TernaryConv2d,
+    clip_latent,
+    sign_ste,
+)
 from bnnflow.model.nets import BinaryMLP, FloatMLP, hidden_for
 
 
@@ -111,3 +120,29 @@ def test_binary_mlp_trace_dots_are_integer_dot_products():
                           @ w0.T)
     assert [d.shape[1] for d in t["dots"]] == [7, 5, 3]
     assert torch.equal(t["scores"], net(x))
+
+
+@pytest.mark.parametrize("cls", [BinaryConv2d, TernaryConv2d])
+@pytest.mark.parametrize("kernel, stride", [(3, 1), (3, 2), ((3, 2), 3), ((2, 3), 2)])
+def test_conv_forward_is_the_window_dot_product_of_the_conventions(cls, kernel, stride):
+    torch.manual_seed(0)
+    conv = cls(3, 5, kernel, stride=stride)
+    x = torch.where(torch.rand(4, 3, 9, 8) < 0.5, -1.0, 1.0)
+    z = conv(x)
+    flat = x.permute(0, 2, 3, 1).reshape(4, -1).numpy()
+    windows = conventions.windows(flat, (9, 8, 3), conv.kernel, stride)
+    w = (conv.ternary_window_weight() if cls is TernaryConv2d else
+         torch.where(conv.window_weight() >= 0, 1.0, -1.0)).numpy()
+    assert np.array_equal(z.permute(0, 2, 3, 1).reshape(4, -1, 5).detach().numpy(),
+                          windows @ w.T)
+    assert conv.kernel == ((kernel,) * 2 if isinstance(kernel, int) else kernel)
+
+
+@pytest.mark.parametrize("args, message", [
+    ((2, 3, 3, 1.0, 0), "stride must be a positive integer, not 0"),
+    ((2, 3, (3, 0)), "kernel_size must be a positive integer, not 0"),
+    ((2, 3, (3, 3, 3)), r"kernel_size must be k or \(kh, kw\), not \(3, 3, 3\)"),
+])
+def test_conv_rejects_bad_kernel_and_stride(args, message):
+    with pytest.raises(ValueError, match=message):
+        BinaryConv2d(*args)

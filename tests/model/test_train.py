@@ -95,6 +95,25 @@ def test_cli_train_writes_all_four_files(tmp_path, capsys):
     assert "wrote" in capsys.readouterr().out
 
 
+def test_cli_train_stages_builds_strided_convs_and_overlapping_pools(tmp_path, capsys):
+    out = tmp_path / "run"
+    status = main(["train", "--stages", "C6k3s2-p2s1-d16", "--epochs", "1", "--out", str(out),
+                   "--quiet"])
+    assert status == 0
+    assert capsys.readouterr().out.startswith("custom c6k3s2-p2s1-d16 on digits: 1 epoch in ")
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["preset"] == "custom" and metrics["agreement"] == 1.0
+    assert metrics["stages"] == [["conv", 6, 3, 3, 2], ["pool", 2, 1], ["dense", 16]]
+    model = artifact.load(out / "model.bnn")
+    conv, pool = model.layers[:2]
+    assert (conv.in_shape, conv.kernel, conv.stride, conv.out_shape) == (
+        (8, 8, 1), (3, 3), 2, (3, 3, 6))
+    assert (pool.window, pool.stride, pool.out_shape) == (2, 1, (2, 2, 6))
+    x_test, y_test = data.test_split_for(model)
+    assert np.mean(golden.run_images(model, x_test).classes == y_test) == \
+        metrics["golden_accuracy"]
+
+
 def test_checkpoint_forward_pass_reproduces_the_artifact(tmp_path):
     result = train_and_export(out=tmp_path, **TINY)
     ckpt = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
@@ -126,8 +145,22 @@ def test_checkpoint_forward_pass_reproduces_the_artifact(tmp_path):
      "--input-threshold must be one value for the convolutional preset cnv-mnist (a "
      "thermometer code is level-major, not a channels-last map), not 0.3,0.6"),
     (["--preset", "cnv-mnist"], "preset cnv-mnist does not fit the 8x8 images of digits "
-                                "(stage 3 ('conv', 32, 3): window 3 is larger than the 2x2 map it "
-                                "receives); choose a data set with larger images"),
+                                "(stage 3 ('conv', 32, 3): kernel 3x3 is larger than the 2x2 input "
+                                "map); choose a data set with larger images"),
+    (["--stages", "c4k3x"], "--stages: stage 'c4k3x' of 'c4k3x' must be cNkK or cNkKsS (conv, "
+                            "stride S), pW or pWsS (max-pool, stride S) or dN (dense), with "
+                            "positive N, K, W and S; like c16k3s2-c16k3-p2-d64"),
+    (["--stages", "c4k3", "--hidden", "8"], "--hidden makes an MLP and --stages a convolutional "
+                                            "network: give one or the other"),
+    (["--stages", "d8-d4"], "--stages has no conv or pool stage: for an MLP give --hidden 8,4"),
+    (["--stages", "p2-d8", "--input-bits", "8"], "--stages: a pool cannot take 8-bit pixels: "
+                                                 "start with a conv stage, or drop --input-bits"),
+    (["--stages", "c4k3-d8", "--input-threshold", "0.3,0.6"],
+     "--input-threshold must be one value for the convolutional network c4k3-d8 (a"),
+    (["--stages", "c4k5s2-c4k3"], "network c4k5s2-c4k3 does not fit the 8x8 images of digits "
+                                  "(stage 1 ('conv', 4, 3): kernel 3x3 is larger than the 2x2 "
+                                  "input map); choose smaller windows or strides in --stages, or "
+                                  "a data set with larger images"),
     (["--dataset", "mnist", "--data-dir", "nowhere"], "t10k-labels-idx1-ubyte[.gz]"),
 ])
 def test_cli_train_bad_input_is_one_line_error_and_writes_nothing(tmp_path, capsys, argv,
@@ -169,6 +202,11 @@ def test_config_defaults_and_validation():
     assert not TrainConfig().beyond_w1a1
     with pytest.raises(BnnflowError, match="unknown preset 'xfc'"):
         TrainConfig(preset="xfc").resolved()
+    # A conv preset's stages are filled in; custom stages are checked.
+    cnv = TrainConfig(preset="cnv-mnist").resolved()
+    assert cnv.conv and cnv.hidden is None and cnv.stages[2] == ("pool", 2)
+    with pytest.raises(BnnflowError, match=r"--stages: stage 1 must be \('conv', channels, k\)"):
+        TrainConfig(preset="custom", stages=(("conv", 4, 3), ("conv", 4))).resolved()
 
 
 def test_random_shift_moves_every_level_of_a_thermometer_image_alike():
