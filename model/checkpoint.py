@@ -8,8 +8,9 @@ run was trained against. Each layer has a kind (:data:`bnnflow.model.artifact.LA
 checkpoints of version 1 hold ``binary_dense`` layers, the default when a layer names none,
 and those of convolutional runs also ``binary_conv2d`` layers (latent weights
 ``(Cout, kh * kw * Cin)`` in window order, ``batchnorm2d``, ``params`` ``in_shape``,
-``kernel`` and, when not 1, ``stride``) and ``maxpool2d`` layers (no weights; ``params``
-``in_shape``, ``window`` and ``stride``).
+``kernel``, ``stride`` when not 1, ``pad`` and the padded inputs' value ``pad_fill`` when
+padded) and ``maxpool2d`` layers (no weights; ``params`` ``in_shape``, ``window`` and
+``stride``).
 """
 
 from dataclasses import dataclass, field
@@ -62,9 +63,9 @@ class CheckpointLayer:
         The layer kind (a key of :data:`bnnflow.model.artifact.LAYER_KINDS`); its
         ``preactivation`` is the layer's real-valued forward pass.
     params : dict
-        The shape parameters of a conv (``in_shape``, ``kernel``, ``stride`` when not 1) or
-        pool (``in_shape``, ``window``, ``stride``) layer, as its kind's ``preactivation``
-        takes them.
+        The shape parameters of a conv (``in_shape``, ``kernel``, ``stride`` when not 1,
+        ``pad`` and ``pad_fill`` when padded) or pool (``in_shape``, ``window``, ``stride``)
+        layer, as its kind's ``preactivation`` takes them.
     """
 
     name: str
@@ -91,7 +92,7 @@ class CheckpointLayer:
         p = self.params
         if self.kind == Conv2dLayer.kind:
             shape = conv_out_shape(p["in_shape"], p["kernel"], self.latent.shape[0],
-                                   p.get("stride", 1))
+                                   p.get("stride", 1), p.get("pad", 0))
         elif self.kind == MaxPool2dLayer.kind:
             shape = pool_out_shape(p["in_shape"], p["window"], p["stride"])
         else:
@@ -116,7 +117,8 @@ class CheckpointLayer:
         ``(B * Ho * Wo, kh * kw * Cin)`` for a conv layer."""
         if self.kind == Conv2dLayer.kind:
             p = self.params
-            win = conventions.windows(x, p["in_shape"], p["kernel"], p.get("stride", 1))
+            win = conventions.windows(x, p["in_shape"], p["kernel"], p.get("stride", 1),
+                                      p.get("pad", 0), p.get("pad_fill", 0.0))
             return win.reshape(-1, win.shape[-1])
         return np.asarray(x)
 
@@ -264,12 +266,14 @@ def _in_width(path, name, kind, params, latent):
                 raise ValueError(f"latent_weight must be (Cout, {fan_in}) for a "
                                  f"{kernel[0]}x{kernel[1]} kernel over {in_shape[2]} channels, "
                                  f"not {latent.shape}")
-            stride = params.get("stride", 1)
+            stride, pad = params.get("stride", 1), params.get("pad", 0)
             if isinstance(stride, bool) or not isinstance(stride, int):
                 raise ValueError(f"conv stride must be a positive integer, not {stride!r}")
-            conv_out_shape(in_shape, kernel, latent.shape[0], stride)
+            conv_out_shape(in_shape, kernel, latent.shape[0], stride, pad)
             clean = {"in_shape": in_shape, "kernel": kernel,
-                     **({"stride": stride} if stride != 1 else {})}
+                     **({"stride": stride} if stride != 1 else {}),
+                     **({"pad": pad, "pad_fill": float(params.get("pad_fill", -1.0))}
+                        if pad else {})}
         else:
             window, stride = int(params["window"]), int(params["stride"])
             pool_out_shape(in_shape, window, stride)

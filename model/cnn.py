@@ -78,6 +78,9 @@ class BinaryCNN(nn.Module):
         Bits of the hidden activations: 1 (sign) or ``n``
         (:class:`~bnnflow.model.layers.LevelActivation`, levels ``-L..L``); pools take the
         maximum level, which is the level of the maximum value.
+    input_bits : int
+        Bits of the input elements (1, or 8 for pixels given as ``2a - 255``): what a pad code
+        of the first conv stands for.
 
     Attributes
     ----------
@@ -92,7 +95,7 @@ class BinaryCNN(nn.Module):
     """
 
     def __init__(self, in_shape, stages, num_classes, dropout=0.0, init_scale=1.0,
-                 weights="binary", quantizer="uniform", act_bits=1):
+                 weights="binary", quantizer="uniform", act_bits=1, input_bits=1):
         super().__init__()
         ternary = check_weight_kind(weights) == "ternary"
         if len(in_shape) != 3 or not all(_positive_int(v) for v in in_shape):
@@ -107,11 +110,15 @@ class BinaryCNN(nn.Module):
         blocks, norms, previous = [], {}, tuple(in_shape)
         for i, (stage, shape) in enumerate(zip(self.stages, self.shapes, strict=True)):
             if stage[0] == "conv":
-                kernel, stride = conv_geometry(stage)
+                kernel, stride, pad, pad_value = conv_geometry(stage)
+                # A pad code stands for the value 2a - L of the layer's input elements.
+                in_bits = input_bits if i == 0 else act_bits
+                geometry = {"stride": stride, "pad": pad,
+                            "pad_fill": float(2 * pad_value - ((1 << in_bits) - 1))}
                 blocks.append(TernaryConv2d(previous[2], stage[1], kernel, init_scale,
-                                            rule=quantizer, stride=stride) if ternary else
+                                            rule=quantizer, **geometry) if ternary else
                               BinaryConv2d(previous[2], stage[1], kernel, init_scale,
-                                           stride=stride))
+                                           **geometry))
                 norms[str(i)] = nn.BatchNorm2d(stage[1])
             elif stage[0] == "pool":
                 blocks.append(nn.MaxPool2d(*pool_geometry(stage)))
@@ -179,8 +186,9 @@ class FloatCNN(nn.Module):
         layers, previous = [], tuple(in_shape)
         for stage, shape in zip(stages, shapes, strict=True):
             if stage[0] == "conv":
-                kernel, stride = conv_geometry(stage)
-                layers += [nn.Conv2d(previous[2], stage[1], kernel, stride=stride, bias=False),
+                kernel, stride, pad, _ = conv_geometry(stage)
+                layers += [nn.Conv2d(previous[2], stage[1], kernel, stride=stride, padding=pad,
+                                     bias=False),
                            nn.BatchNorm2d(stage[1]), nn.ReLU()]
             elif stage[0] == "pool":
                 layers.append(nn.MaxPool2d(*pool_geometry(stage)))

@@ -1,8 +1,9 @@
 """The ``binary_conv2d`` layer kind: a binary convolution over a channels-last map.
 
-An ``H x W x Cin`` map, a ``kh x kw`` kernel, stride ``s`` (1 unless given) and no padding give an
-``((H - kh) // s + 1) x ((W - kw) // s + 1) x Cout`` map. Each output pixel is ``Cout`` binary
-neurons over the window of ``kh * kw * Cin`` input bits in ``(kh, kw, Cin)`` order
+An ``H x W x Cin`` map, a ``kh x kw`` kernel, stride ``s`` (1 unless given) and padding ``p`` (0
+unless given; the border holds the input code ``pad_value``) give an ``((H + 2p - kh) // s + 1) x
+((W + 2p - kw) // s + 1) x Cout`` map. Each output pixel is ``Cout`` binary neurons over the window
+of ``kh * kw * Cin`` input bits in ``(kh, kw, Cin)`` order
 (:func:`bnnflow.model.conventions.windows`); weights are ``(Cout, kh * kw * Cin)`` bits in the same
 order and each neuron compares its XNOR popcount with its sorted integer thresholds, as a dense
 neuron does. A conv layer is always a hidden layer (the output layer is dense). The members are
@@ -21,16 +22,25 @@ from .kinds import hidden_map_fields, manifest_field, matrix_cycles, shape_field
 __all__ = ["Conv2dLayer", "conv_out_shape", "check_in_bits", "map_fields"]
 
 
-def conv_out_shape(in_shape, kernel, channels, stride=1):
-    """``((H - kh) // s + 1, (W - kw) // s + 1, channels)``; ``ValueError`` if the kernel does
-    not fit or the stride is not a positive integer."""
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def conv_out_shape(in_shape, kernel, channels, stride=1, pad=0):
+    """``((H + 2p - kh) // s + 1, (W + 2p - kw) // s + 1, channels)``; ``ValueError`` if the
+    kernel does not fit, the stride is not a positive integer or the padding is not in
+    ``0 .. min(kh, kw) - 1``."""
     h, w, _ = in_shape
     kh, kw = kernel
-    if kh > h or kw > w:
-        raise ValueError(f"kernel {kh}x{kw} is larger than the {h}x{w} input map")
-    if not isinstance(stride, int) or isinstance(stride, bool) or stride < 1:
+    if not _is_int(stride) or stride < 1:
         raise ValueError(f"conv stride must be a positive integer, not {stride!r}")
-    return ((h - kh) // stride + 1, (w - kw) // stride + 1, channels)
+    if not _is_int(pad) or not 0 <= pad < min(kh, kw):
+        raise ValueError(f"conv pad must be an integer in 0..{min(kh, kw) - 1} (less than the "
+                         f"{kh}x{kw} kernel), not {pad!r}")
+    if kh > h + 2 * pad or kw > w + 2 * pad:
+        padded = f" padded by {pad}" if pad else ""
+        raise ValueError(f"kernel {kh}x{kw} is larger than the {h}x{w} input map{padded}")
+    return ((h + 2 * pad - kh) // stride + 1, (w + 2 * pad - kw) // stride + 1, channels)
 
 
 @dataclass(frozen=True)
@@ -54,13 +64,18 @@ class Conv2dLayer:
         as for a dense layer.
     stride : int
         ``s``, the step between windows along both axes (1: every window).
+    pad : int
+        ``p``, rows and columns of border on every side (0: none; below the kernel).
+    pad_value : int
+        The input code of every padded element, ``0..L`` (:mod:`bnnflow.model.conventions`).
 
     Raises
     ------
     ValueError
         Shapes that do not agree (kernel larger than the map, weights not
         ``(Cout, kh * kw * Cin)``, thresholds not one row per output channel), ``in_bits``
-        not in 1..8 or a stride that is not a positive integer.
+        not in 1..8, a stride that is not a positive integer, a pad not below the kernel or
+        a pad value that is not an input code.
     """
 
     name: str
@@ -70,6 +85,8 @@ class Conv2dLayer:
     thresholds: np.ndarray
     in_bits: int = 1
     stride: int = 1
+    pad: int = 0
+    pad_value: int = 0
 
     kind = "binary_conv2d"
     weight_bits = 1
@@ -90,8 +107,16 @@ class Conv2dLayer:
         if self.thresholds is None or self.thresholds.shape[0] != self.weights.shape[0]:
             raise ValueError(f"{self.name}: a conv layer needs thresholds, one row per output "
                              f"channel ({self.weights.shape[0]})")
-        conv_out_shape(self.in_shape, self.kernel, self.weights.shape[0], self.stride)
+        try:
+            conv_out_shape(self.in_shape, self.kernel, self.weights.shape[0], self.stride,
+                           self.pad)
+        except ValueError as e:
+            raise ValueError(f"{self.name}: {e}") from None
         check_in_bits(self.in_bits, self.name)
+        top = (1 << self.in_bits) - 1
+        if not _is_int(self.pad_value) or not 0 <= self.pad_value <= top:
+            raise ValueError(f"{self.name}: pad_value must be an input code in 0..{top}, not "
+                             f"{self.pad_value!r}")
 
     @property
     def max_count(self):
@@ -100,7 +125,19 @@ class Conv2dLayer:
 
     @property
     def out_shape(self):
-        return conv_out_shape(self.in_shape, self.kernel, self.neurons, self.stride)
+        return conv_out_shape(self.in_shape, self.kernel, self.neurons, self.stride, self.pad)
+
+    @property
+    def padded_shape(self):
+        """``(H + 2p, W + 2p, Cin)``: the map the windows are read from."""
+        h, w, c = self.in_shape
+        return (h + 2 * self.pad, w + 2 * self.pad, c)
+
+    @property
+    def geometry(self):
+        """The keyword arguments of :func:`bnnflow.model.conventions.windows` beyond the shape
+        and kernel: ``stride``, ``pad``, ``pad_value``."""
+        return {"stride": self.stride, "pad": self.pad, "pad_value": self.pad_value}
 
     @property
     def in_width(self):
@@ -133,7 +170,7 @@ class Conv2dLayer:
 
     def forward(self, x):
         """``(activations, popcounts)``, both ``(B, Ho * Wo * Cout)`` channels-last."""
-        win = conventions.windows(x, self.in_shape, self.kernel, self.stride)
+        win = conventions.windows(x, self.in_shape, self.kernel, **self.geometry)
         b, p, k = win.shape
         counts = self._counts(win.reshape(b * p, k))
         bits = conventions.fire(counts, self.thresholds)
@@ -146,17 +183,19 @@ class Conv2dLayer:
         return conventions.popcount_levels(rows, self.weights, self.in_bits)
 
     def cycles(self, fold):
-        """``Ho * Wo * ceil(Cout / PE) * ceil(kh * kw * Cin / SIMD)``, and at least ``H * W``:
-        the map streams in one pixel a cycle, so a layer whose windows take one cycle each is
-        bound by its input (the hardware's figure, :class:`bnnflow.hw.conv.ConvUnit`)."""
-        return max(self.in_shape[0] * self.in_shape[1],
+        """``Ho * Wo * ceil(Cout / PE) * ceil(kh * kw * Cin / SIMD)``, and at least ``(H + 2p)
+        (W + 2p)``: the padded map streams in one pixel a cycle, so a layer whose windows take
+        one cycle each is bound by its input (the hardware's figure,
+        :class:`bnnflow.hw.conv.ConvUnit`)."""
+        return max(self.padded_shape[0] * self.padded_shape[1],
                    matrix_cycles(self.fan_in, self.neurons, fold, pixels=self.output_pixels))
 
     @staticmethod
-    def preactivation(x, weights, in_shape, kernel, stride=1):
+    def preactivation(x, weights, in_shape, kernel, stride=1, pad=0, pad_fill=0.0):
         """Real pre-activations ``(B, Ho * Wo * Cout)`` of maps ``x`` ``(B, H * W * Cin)``
-        against weights ``(Cout, kh * kw * Cin)``."""
-        win = conventions.windows(x, in_shape, kernel, stride)
+        against weights ``(Cout, kh * kw * Cin)``; padded positions hold the real value
+        ``pad_fill`` (the value of the pad code, ``2 pad_value - L``)."""
+        win = conventions.windows(x, in_shape, kernel, stride, pad, pad_fill)
         return (win @ weights.T).reshape(len(x), -1)
 
     def describe(self):
@@ -165,9 +204,11 @@ class Conv2dLayer:
                 **threshold_facts(self.thresholds, self.max_count)}
 
     def _shape_facts(self):
-        """``in_bits`` and ``stride`` where they are not 1."""
+        """``in_bits`` and ``stride`` where they are not 1, ``pad`` and ``pad_value`` where
+        there is padding."""
         return {**({"in_bits": self.in_bits} if self.in_bits != 1 else {}),
-                **({"stride": self.stride} if self.stride != 1 else {})}
+                **({"stride": self.stride} if self.stride != 1 else {}),
+                **({"pad": self.pad, "pad_value": self.pad_value} if self.pad else {})}
 
     def to_manifest(self):
         entry = {
@@ -186,12 +227,14 @@ class Conv2dLayer:
             entry["in_bits"] = int(self.in_bits)
         if self.stride != 1:
             entry["stride"] = int(self.stride)
+        if self.pad:
+            entry["pad"], entry["pad_value"] = int(self.pad), int(self.pad_value)
         return entry, arrays
 
     @classmethod
     def from_manifest(cls, entry, get_array, where):
         """Build the layer from its manifest entry, checking shapes against each other."""
-        in_shape, kernel, out_shape, in_bits, stride = map_fields(entry, where, cls.kind)
+        in_shape, kernel, out_shape, in_bits, geometry = map_fields(entry, where, cls.kind)
         if entry.get("weight_bits", 1) != 1:
             raise ValueError(f"{where}: weight_bits must be 1 for binary_conv2d, "
                              f"not {entry.get('weight_bits')!r}")
@@ -201,7 +244,7 @@ class Conv2dLayer:
         thresholds = read_thresholds(entry, arrays, get_array, where,
                                      ((1 << in_bits) - 1) * k, n)
         return cls(name=str(entry["name"]), in_shape=in_shape, kernel=kernel, weights=weights,
-                   thresholds=thresholds, in_bits=in_bits, stride=stride)
+                   thresholds=thresholds, in_bits=in_bits, **geometry)
 
 
 def check_in_bits(in_bits, where):
@@ -211,21 +254,27 @@ def check_in_bits(in_bits, where):
 
 
 def map_fields(entry, where, kind):
-    """``(in_shape, kernel, out_shape, in_bits, stride)`` of a conv kind's manifest entry,
-    checked against each other (no padding), with its widths and its ``output``."""
+    """``(in_shape, kernel, out_shape, in_bits, geometry)`` of a conv kind's manifest entry,
+    checked against each other, with its widths and its ``output``; ``geometry`` holds
+    ``stride``, ``pad`` and ``pad_value`` (:attr:`Conv2dLayer.geometry`)."""
     in_shape = shape_field(entry, "in_shape", 3, where)
     kernel = shape_field(entry, "kernel", 2, where)
     out_shape = shape_field(entry, "out_shape", 3, where)
-    stride = entry.get("stride", 1)
+    stride, pad = entry.get("stride", 1), entry.get("pad", 0)
     try:
-        expected = conv_out_shape(in_shape, kernel, out_shape[2], stride)
+        expected = conv_out_shape(in_shape, kernel, out_shape[2], stride, pad)
     except ValueError as e:
         raise ValueError(f"{where}: {e}") from None
     if out_shape != expected:
         raise ValueError(f"{where}: out_shape {list(out_shape)} does not follow from "
-                         f"in_shape {list(in_shape)}, kernel {list(kernel)} and stride "
-                         f"{stride} (expected {list(expected)}: no padding)")
+                         f"in_shape {list(in_shape)}, kernel {list(kernel)}, stride "
+                         f"{stride} and pad {pad} (expected {list(expected)})")
     hidden_map_fields(entry, in_shape, out_shape, where, kind)
     in_bits = entry.get("in_bits", 1)
     check_in_bits(in_bits, where)
-    return in_shape, kernel, out_shape, in_bits, stride
+    pad_value, top = entry.get("pad_value", 0), (1 << in_bits) - 1
+    if not _is_int(pad_value) or not 0 <= pad_value <= top:
+        raise ValueError(f"{where}: pad_value must be an input code in 0..{top}, not "
+                         f"{pad_value!r}")
+    geometry = {"stride": stride, "pad": pad, "pad_value": pad_value}
+    return in_shape, kernel, out_shape, in_bits, geometry

@@ -54,6 +54,15 @@ rules; the functions here are the single numpy reference for them and are tested
   (:func:`popcount_levels`) over its window. A pixel of ``n``-bit elements carries element
   ``c`` at bits ``[c * n, (c + 1) * n)``, so a window of such pixels is ``(kh, kw, Cin)``
   elements of ``n`` bits each.
+* **Padding** (``pad = p``, ``1 <= p < min(kh, kw)``; 0 unless given): the conv reads its map
+  bordered by ``p`` rows above and below and ``p`` columns left and right whose every element
+  is the input code ``pad_value`` (0 unless given): a bit (0 is -1, 1 is +1), or an ``n``-bit
+  element ``a`` standing for ``2a - L`` (8-bit pixels: the pixel value ``a``). So a padded
+  position is an ordinary input with a fixed value, the popcount and thresholds stay those of
+  the window's ``kh * kw * Cin`` inputs, and ``H x W`` becomes ``((H + 2p - kh) // s + 1) x
+  ((W + 2p - kw) // s + 1)``. A zero between -1 and +1 ("zero padding" of a +-1 map) is not
+  an input code; bnnflow's own training pads with code 0 (a background bit, a black pixel, the
+  lowest level).
 * **Max-pool** (``maxpool2d``) acts on binary activations after the threshold: the OR of the
   window's bits (bit 1 = +1 is the maximum), ``k x k`` windows with stride ``s`` and no
   padding, ``(H - k) // s + 1`` outputs per axis (:func:`maxpool_or`). On ``n``-bit
@@ -288,7 +297,7 @@ def _map(x, shape):
     return x.reshape(x.shape[0], h, w, c)
 
 
-def windows(x, shape, kernel, stride=1):
+def windows(x, shape, kernel, stride=1, pad=0, pad_value=0):
     """The convolution windows of flattened channels-last maps (im2col on bits).
 
     Parameters
@@ -299,16 +308,27 @@ def windows(x, shape, kernel, stride=1):
     kernel : (kh, kw)
     stride : int
         ``s``, the step between windows along both axes.
+    pad : int
+        ``p``: the map is read with ``p`` rows above and below and ``p`` columns left and
+        right that hold ``pad_value`` in every channel (0: no padding).
+    pad_value : int or float
+        What a padded position holds: an input code (a bit, or an ``n``-bit element), or for
+        real-valued maps a real value.
 
     Returns
     -------
-    array ``(B, Ho * Wo, kh * kw * C)`` with ``Ho = (H - kh) // s + 1``, ``Wo = (W - kw) // s +
-    1``: window ``p = i * Wo + j`` (output pixel ``(i, j)``) holds input ``(i s + a, j s + b,
-    ch)`` at position ``(a * kw + b) * C + ch``, the ``(kh, kw, Cin)`` order of the weights.
+    array ``(B, Ho * Wo, kh * kw * C)`` with ``Ho = (H + 2p - kh) // s + 1``, ``Wo = (W + 2p -
+    kw) // s + 1``: window ``p = i * Wo + j`` (output pixel ``(i, j)``) holds input ``(i s + a -
+    p, j s + b - p, ch)`` (``pad_value`` outside the map) at position ``(a * kw + b) * C + ch``,
+    the ``(kh, kw, Cin)`` order of the weights.
     """
     m = _map(x, shape)
     kh, kw = (int(v) for v in kernel)
-    s = int(stride)
+    s, p = int(stride), int(pad)
+    if p < 0:
+        raise ValueError(f"pad must be a non-negative integer, not {pad!r}")
+    if p:
+        m = np.pad(m, ((0, 0), (p, p), (p, p), (0, 0)), constant_values=pad_value)
     b, h, w, c = m.shape
     if not (1 <= kh <= h and 1 <= kw <= w) or s < 1:
         raise ValueError(f"kernel {kh}x{kw} with stride {s} does not fit a {h}x{w} map")

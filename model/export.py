@@ -317,17 +317,25 @@ def _export_cnn(net, input_spec, classes, provenance):
 def _conv_layer(name, block, bn, act, shape, in_bits):
     """A trained conv block and its ``BatchNorm2d`` as a ``binary_conv2d`` or (a
     :class:`TernaryConv2d`) ``ternary_conv2d`` layer, weights in window order."""
-    kernel, stride = block.kernel, block.stride
+    kernel, top = block.kernel, (1 << in_bits) - 1
+    geometry = {"stride": block.stride}
+    if block.pad:
+        # The pad fill is the value 2a - L of the input code a that the artifact stores.
+        code = (block.pad_fill + top) / 2
+        if code != int(code) or not 0 <= code <= top:
+            raise ExportError(f"{name}: pad fill {block.pad_fill:g} is the value of no "
+                              f"{in_bits}-bit input code (2a - {top} for a in 0..{top})")
+        geometry.update(pad=block.pad, pad_value=int(code))
     if isinstance(block, TernaryConv2d):
         t = block.ternary_window_weight().numpy()
         mask = (t != 0).astype(np.uint8)
         signs, thresholds = _ternary_fold((t > 0).astype(np.uint8), mask, bn, act, in_bits)
         return TernaryConv2dLayer(name, shape, kernel, signs, thresholds, in_bits=in_bits,
-                                  mask=mask, stride=stride)
+                                  mask=mask, **geometry)
     latent = block.window_weight()
     bits = (latent >= 0).numpy().astype(np.uint8)  # sign(0) = +1
     bits, thresholds = _binary_fold(bits, bn, act, ((1 << in_bits) - 1) * latent.shape[1])
-    return Conv2dLayer(name, shape, kernel, bits, thresholds, in_bits=in_bits, stride=stride)
+    return Conv2dLayer(name, shape, kernel, bits, thresholds, in_bits=in_bits, **geometry)
 
 
 def _binary_fold(bits, bn, act, count):

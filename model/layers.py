@@ -278,11 +278,16 @@ class BinaryConv2d(nn.Module):
         ``kh * kw * Cout``.
     stride : int
         ``s``, the step between windows along both axes (:mod:`bnnflow.model.conventions`).
+    pad : int
+        ``p`` rows and columns of border on every side (0: none), below the kernel.
+    pad_fill : float
+        The value of every padded input (the value ``2a - L`` of the export's pad code ``a``).
 
     Attributes
     ----------
     kernel : (kh, kw)
-    stride : int
+    stride, pad : int
+    pad_fill : float
 
     Raises
     ------
@@ -290,7 +295,8 @@ class BinaryConv2d(nn.Module):
         If a size is not a positive integer or ``init_scale`` is not positive.
     """
 
-    def __init__(self, in_channels, out_channels, kernel_size, init_scale=1.0, stride=1):
+    def __init__(self, in_channels, out_channels, kernel_size, init_scale=1.0, stride=1, pad=0,
+                 pad_fill=-1.0):
         super().__init__()
         kernel = tuple(kernel_size) if isinstance(kernel_size, tuple | list) else \
             (kernel_size, kernel_size)
@@ -302,8 +308,11 @@ class BinaryConv2d(nn.Module):
             raise ValueError(f"kernel_size must be k or (kh, kw), not {kernel_size!r}")
         if not init_scale > 0:
             raise ValueError(f"init_scale must be positive, not {init_scale!r}")
+        if isinstance(pad, bool) or not isinstance(pad, int) or not 0 <= pad < min(kernel):
+            raise ValueError(f"pad must be an integer in 0..{min(kernel) - 1} (less than the "
+                             f"kernel), not {pad!r}")
         self.in_channels, self.out_channels = in_channels, out_channels
-        self.kernel, self.stride = kernel, stride
+        self.kernel, self.stride, self.pad, self.pad_fill = kernel, stride, pad, float(pad_fill)
         area = kernel[0] * kernel[1]
         bound = min(1.0, init_scale * math.sqrt(6.0 / (area * (in_channels + out_channels))))
         self.weight = nn.Parameter(torch.empty(out_channels, in_channels, *kernel)
@@ -313,8 +322,15 @@ class BinaryConv2d(nn.Module):
         """Latent weights ``(Cout, kh * kw * Cin)`` in ``(kh, kw, Cin)`` window order."""
         return self.weight.detach().permute(0, 2, 3, 1).reshape(self.out_channels, -1)
 
+    def padded(self, x):
+        """``x`` bordered by ``pad`` rows and columns of ``pad_fill`` (itself without
+        padding)."""
+        if not self.pad:
+            return x
+        return nn.functional.pad(x, (self.pad,) * 4, value=self.pad_fill)
+
     def forward(self, x):
-        return nn.functional.conv2d(x, sign_ste(self.weight), stride=self.stride)
+        return nn.functional.conv2d(self.padded(x), sign_ste(self.weight), stride=self.stride)
 
     @torch.no_grad()
     def clip_(self):
@@ -323,7 +339,8 @@ class BinaryConv2d(nn.Module):
 
     def extra_repr(self):
         return (f"in_channels={self.in_channels}, out_channels={self.out_channels}, "
-                f"kernel={self.kernel[0]}x{self.kernel[1]}, stride={self.stride}")
+                f"kernel={self.kernel[0]}x{self.kernel[1]}, stride={self.stride}"
+                + (f", pad={self.pad} of {self.pad_fill:g}" if self.pad else ""))
 
 
 class TernaryConv2d(BinaryConv2d):
@@ -336,15 +353,16 @@ class TernaryConv2d(BinaryConv2d):
 
     Parameters
     ----------
-    in_channels, out_channels, kernel_size, init_scale, stride
+    in_channels, out_channels, kernel_size, init_scale, stride, pad, pad_fill
         As :class:`BinaryConv2d`.
     ratio, rule
         As :class:`TernaryLinear`.
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, init_scale=1.0, ratio=0.7,
-                 rule="uniform", stride=1):
-        super().__init__(in_channels, out_channels, kernel_size, init_scale, stride)
+                 rule="uniform", stride=1, pad=0, pad_fill=-1.0):
+        super().__init__(in_channels, out_channels, kernel_size, init_scale, stride, pad,
+                         pad_fill)
         self.ratio, self.rule = _ternary_params(ratio, rule)
 
     def _ternary(self):
@@ -360,7 +378,7 @@ class TernaryConv2d(BinaryConv2d):
         return t.permute(0, 2, 3, 1).reshape(self.out_channels, -1)
 
     def forward(self, x):
-        return nn.functional.conv2d(x, self._ternary(), stride=self.stride)
+        return nn.functional.conv2d(self.padded(x), self._ternary(), stride=self.stride)
 
     def extra_repr(self):
         return f"{super().extra_repr()}, rule={self.rule}"

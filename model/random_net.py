@@ -140,7 +140,8 @@ def random_conv_model(in_shape, stages, classes, seed=0, edge_thresholds=True, t
     in_shape : (H, W, C)
         The input map (one element per value, channels-last).
     stages : sequence
-        ``("conv", Cout, kh[, kw[, stride]])``, ``("pool", window[, stride])`` and
+        ``("conv", Cout, kh[, kw[, stride[, pad[, pad_value]]]])``, ``("pool", window[,
+        stride])`` and
         ``("dense", N)``, in order; the output layer of ``classes`` neurons follows.
     classes : int
     seed : int
@@ -199,16 +200,18 @@ def random_conv_model(in_shape, stages, classes, seed=0, edge_thresholds=True, t
 def _random_conv(rng, name, shape, stage, edges, zeros, in_bits, act_bits=1):
     """A random conv layer: ``ternary_conv2d`` when ``zeros`` is not None."""
     kernel = (stage[2], stage[3] if len(stage) > 3 else stage[2])
-    stride = stage[4] if len(stage) > 4 else 1
+    geometry = {"stride": stage[4] if len(stage) > 4 else 1,
+                "pad": stage[5] if len(stage) > 5 else 0,
+                "pad_value": stage[6] if len(stage) > 6 else 0}
     k = kernel[0] * kernel[1] * shape[2]
     if zeros is not None:
         weights, mask, t = _ternary_arrays(rng, k, stage[1], zeros, edges, in_bits, act_bits)
-        return TernaryConv2dLayer(name, shape, kernel, weights, t, in_bits=in_bits,
-                                  stride=stride, mask=mask)
+        return TernaryConv2dLayer(name, shape, kernel, weights, t, in_bits=in_bits, mask=mask,
+                                  **geometry)
     weights = rng.integers(0, 2, size=(stage[1], k), dtype=np.uint8)
     t = (_thresholds(rng, k, stage[1], edges) if in_bits == act_bits == 1 else
          _level_thresholds(rng, ((1 << in_bits) - 1) * k, stage[1], (1 << act_bits) - 1))
-    return Conv2dLayer(name, shape, kernel, weights, t, in_bits=in_bits, stride=stride)
+    return Conv2dLayer(name, shape, kernel, weights, t, in_bits=in_bits, **geometry)
 
 
 def _random_dense(rng, name, k, n, last, edges, zeros, in_bits, act_bits=1):

@@ -70,12 +70,12 @@ class TernaryConv2dLayer(TernaryWeights, Conv2dLayer):
     @classmethod
     def from_manifest(cls, entry, get_array, where):
         """Build the layer from its manifest entry, checking shapes against each other."""
-        in_shape, kernel, out_shape, in_bits, stride = map_fields(entry, where, cls.kind)
+        in_shape, kernel, out_shape, in_bits, geometry = map_fields(entry, where, cls.kind)
         arrays = manifest_field(entry, "arrays", dict, where)
         k, n = kernel[0] * kernel[1] * in_shape[2], out_shape[2]
         weights, mask, t = read_ternary(entry, arrays, get_array, where, k, n)
         try:
             return cls(name=str(entry["name"]), in_shape=in_shape, kernel=kernel,
-                       weights=weights, thresholds=t, in_bits=in_bits, stride=stride, mask=mask)
+                       weights=weights, thresholds=t, in_bits=in_bits, mask=mask, **geometry)
         except ValueError as e:
             raise ValueError(f"{where}: {e}") from None

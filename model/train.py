@@ -253,7 +253,7 @@ def _binary_net(config, spec, ds):
             net = BinaryCNN(spec.map_shape, config.stages, len(ds.classes),
                             dropout=config.dropout, init_scale=config.init_scale,
                             weights=config.weights, quantizer=config.quantizer,
-                            act_bits=config.act_bits)
+                            act_bits=config.act_bits, input_bits=config.input_bits)
         except ValueError as e:
             fix = "smaller windows or strides in --stages, or " if config.preset == "custom" \
                 else ""

@@ -52,6 +52,13 @@ def _mlp_layers(net):
             for i, (fc, norm) in enumerate(zip(net.fcs, norms, strict=True))]
 
 
+def _conv_geometry(block):
+    """A conv block's stride and padding as checkpoint params, written only where they are not
+    the defaults (stride 1, no padding) so earlier checkpoints keep their form."""
+    return {**({"stride": block.stride} if block.stride != 1 else {}),
+            **({"pad": block.pad, "pad_fill": block.pad_fill} if block.pad else {})}
+
+
 def _cnn_layers(net):
     layers, shape = [], net.in_shape
     for i, (block, out) in enumerate(zip(net.blocks, [*net.shapes, None], strict=True)):
@@ -61,8 +68,7 @@ def _cnn_layers(net):
             layers.append({"name": f"conv{i}", "kind": Conv2dLayer.kind, "latent_weight": latent,
                            "bn": bn_params(norm, block.out_channels),
                            "params": {"in_shape": list(shape), "kernel": list(block.kernel),
-                                      **({"stride": block.stride} if block.stride != 1
-                                         else {})}})
+                                      **_conv_geometry(block)}})
         elif isinstance(block, nn.MaxPool2d):
             layers.append({"name": f"pool{i}", "kind": MaxPool2dLayer.kind,
                            "params": {"in_shape": list(shape), "window": int(block.kernel_size),

@@ -217,10 +217,21 @@ CORRUPT = {
                                r"layer 0: kernel 9x3 is larger than the 8x8 input map"),
     "out shape": (_set(0, out_shape=[5, 6, 4]),
                   r"layer 0: out_shape \[5, 6, 4\] does not follow from in_shape \[8, 8, 2\], "
-                  r"kernel \[3, 3\] and stride 1 \(expected \[6, 6, 4\]: no padding\)"),
+                  r"kernel \[3, 3\], stride 1 and pad 0 \(expected \[6, 6, 4\]\)"),
     "stride out shape": (_set(0, stride=2),
                          r"layer 0: out_shape \[6, 6, 4\] does not follow from in_shape "
-                         r"\[8, 8, 2\], kernel \[3, 3\] and stride 2 \(expected \[3, 3, 4\]"),
+                         r"\[8, 8, 2\], kernel \[3, 3\], stride 2 and pad 0 \(expected "
+                         r"\[3, 3, 4\]"),
+    "pad out shape": (_set(0, pad=1),
+                      r"layer 0: out_shape \[6, 6, 4\] does not follow from in_shape "
+                      r"\[8, 8, 2\], kernel \[3, 3\], stride 1 and pad 1 \(expected "
+                      r"\[8, 8, 4\]"),
+    "pad as large as the kernel": (_set(0, pad=3, out_shape=[12, 12, 4]),
+                                   r"layer 0: conv pad must be an integer in 0..2 \(less than "
+                                   r"the 3x3 kernel\), not 3"),
+    "pad value not a bit": (_set(0, pad=1, pad_value=2, out_shape=[8, 8, 4], in_width=128,
+                                 out_width=256),
+                            r"layer 0: pad_value must be an input code in 0..1, not 2"),
     "bad stride": (_set(0, stride=0), r"layer 0: conv stride must be a positive integer, not 0"),
     "kernel not two ints": (_set(0, kernel=[3]),
                             r"layer 0: kernel must be 2 positive integers, not \[3\]"),

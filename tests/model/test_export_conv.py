@@ -61,6 +61,9 @@ STAGES = [
     # Strided convs (a rectangular kernel too) and an overlapping pool.
     ((11, 9, 2), (("conv", 6, 3, 3, 2), ("conv", 5, 2), ("pool", 3, 2), ("dense", 6)), 4),
     ((9, 10, 1), (("conv", 5, 3, 2, 3), ("pool", 2, 1), ("dense", 5)), 3),
+    # Padding with code 0 (-1) and with code 1 (+1), strided.
+    ((7, 6, 2), (("conv", 5, 3, 3, 1, 1), ("conv", 6, 3, 3, 2, 2, 1), ("pool", 2),
+                 ("dense", 6)), 3),
 ]
 
 
@@ -76,7 +79,8 @@ def test_cnn_export_matches_pytorch_with_negative_and_constant_neurons(in_shape,
     assert kinds.count(Conv2dLayer) == sum(s[0] == "conv" for s in stages)
     assert kinds.count(MaxPool2dLayer) == sum(s[0] == "pool" for s in stages)
     maps = [layer for layer in model.layers if not isinstance(layer, DenseLayer)]
-    assert [(layer.kernel, layer.stride) if isinstance(layer, Conv2dLayer) else
+    assert [(layer.kernel, layer.stride, layer.pad, layer.pad_value)
+            if isinstance(layer, Conv2dLayer) else
             (layer.window, layer.stride) for layer in maps] == \
         [conv_geometry(s) if s[0] == "conv" else pool_geometry(s) for s in stages
          if s[0] != "dense"]

@@ -147,9 +147,10 @@ def test_checkpoint_forward_pass_reproduces_the_artifact(tmp_path):
     (["--preset", "cnv-mnist"], "preset cnv-mnist does not fit the 8x8 images of digits "
                                 "(stage 3 ('conv', 32, 3): kernel 3x3 is larger than the 2x2 input "
                                 "map); choose a data set with larger images"),
-    (["--stages", "c4k3x"], "--stages: stage 'c4k3x' of 'c4k3x' must be cNkK or cNkKsS (conv, "
-                            "stride S), pW or pWsS (max-pool, stride S) or dN (dense), with "
-                            "positive N, K, W and S; like c16k3s2-c16k3-p2-d64"),
+    (["--stages", "c4k3x"], "--stages: stage 'c4k3x' of 'c4k3x' must be cNkK, cNkKsS or "
+                            "cNkKsSpP (conv, stride S, padding P), pW or pWsS (max-pool, stride "
+                            "S) or dN (dense), with positive N, K, W and S; like "
+                            "c16k3s2-c16k3-p2-d64"),
     (["--stages", "c4k3", "--hidden", "8"], "--hidden makes an MLP and --stages a convolutional "
                                             "network: give one or the other"),
     (["--stages", "d8-d4"], "--stages has no conv or pool stage: for an MLP give --hidden 8,4"),

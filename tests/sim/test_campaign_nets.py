@@ -39,8 +39,9 @@ def test_dense_and_conv_entries():
                    "'8x8:c4k3-3'"),
     ("8x8x1:c4k3", "a conv network is HxWxC:stages-classes"),
     ("8x8x1:c4k3-0", "a conv network is HxWxC:stages-classes"),
-    ("8x8x1:c4-3", "stage 'c4' of '8x8x1:c4-3' must be cNkK or cNkKsS (conv, stride S), pW "
-                   "or pWsS (max-pool, stride S) or dN (dense), with positive N, K, W and S"),
+    ("8x8x1:c4-3", "stage 'c4' of '8x8x1:c4-3' must be cNkK, cNkKsS or cNkKsSpP (conv, "
+                   "stride S, padding P), pW or pWsS (max-pool, stride S) or dN (dense), with "
+                   "positive N, K, W and S"),
     ("8x8x1:c4k3s0-3", "stage 'c4k3s0' of '8x8x1:c4k3s0-3' must be cNkK"),
     ("8x8x1:c4k3-p3s0-3", "stage 'p3s0' of '8x8x1:c4k3-p3s0-3' must be cNkK"),
     ("8x8x1:c0k3-3", "stage 'c0k3' of '8x8x1:c0k3-3' must be cNkK"),
