@@ -3,7 +3,8 @@
 
 ::
 
-    i (pixel, Cin bits) --> SlidingWindow --(window, kh*kw*Cin bits)--> queue --> MVTU --> o
+    i (pixel, Cin bits) --> [[pad queue] --> PadMap] --> SlidingWindow
+        --(window, kh*kw*Cin bits)--> queue --> MVTU --> o        ([...]: padded layers only)
 
 A ``binary_conv2d`` layer is ``Cout`` neurons over windows of ``kh * kw * Cin`` inputs, applied
 at every output position: the :class:`~bnnflow.hw.window.SlidingWindow` turns the input pixel
@@ -13,6 +14,20 @@ window, folded by ``PE`` (output channels) and ``SIMD`` (window bits). Input and
 pixel streams (one pixel per transfer, channels-last, rows top to bottom), so a conv layer
 never holds a whole map: only the line memory of the window unit, its ``kh x kw`` window
 registers and the MVTU's input buffer.
+
+**Padding** (``pad = p > 0``): a :class:`~bnnflow.hw.pad.PadMap` in front of the window unit
+borders the map with ``p`` rows and columns of the pad code (in every channel), so the window
+unit works on the ``(H + 2p) x (W + 2p)`` map (``layer.padded_shape``) and the layer takes
+``(H + 2p)(W + 2p)`` cycles per map at least; ``H`` and ``W`` below are those of that map.
+Without padding there is no pad unit: the design is the one of an unpadded layer.
+
+**Pad queue.** The pad unit takes no input while it sends border pixels: ``2p (Wp + 1)`` of them
+in a row between two maps (``Wp = W + 2p``). Behind a slower layer, which sends a pixel every
+``P > 1`` cycles, that would stop the slower layer for most of this run every map and cost
+the network its II (a 5x6 map padded by 2, then a pad-1 conv behind a 168-cycle layer: 186
+cycles per map). So a FIFO of ``ceil(2p (Wp + 1) / P) + 1`` pixels (:func:`pad_queue_depth`)
+takes those pixels meanwhile; at ``P = 1`` (the first layer, or behind layers faster than
+this one's ``H * W`` input pixels) there is none: the border cycles are the layer's own.
 
 **Window queue.** Between two maps the window unit takes ``(kh - 1) * W + kw`` pixels before it has
 the next window (with a stride ``s``, also the pixels past the last whole window), and between rows
@@ -37,17 +52,19 @@ from amaranth.lib.wiring import In, Out
 
 from ..model.kinds import matrix_cycles
 from .mvtu import MVTU
+from .pad import PadMap, border_pixel
 from .window import SlidingWindow
 
-__all__ = ["ConvUnit", "window_queue_depth", "window_gap", "pixel_period"]
+__all__ = ["ConvUnit", "window_queue_depth", "window_gap", "pad_queue_depth", "pixel_period"]
 
 
 def window_gap(layer):
     """The most input pixels a conv layer's window unit takes from one window to the next:
     within a row ``s``, from a row's last window to the next row's first ``s * (W - Wo + 1)``,
     from a map's last window to the next map's first the rest of the map and ``(kh - 1) * W +
-    kw`` (``s`` the stride, ``Wo`` the windows per row)."""
-    (h, w, _), (kh, kw), s = layer.in_shape, layer.kernel, layer.stride
+    kw`` (``s`` the stride, ``Wo`` the windows per row; ``H x W`` the padded map the window unit
+    sees, :attr:`~bnnflow.model.conv.Conv2dLayer.padded_shape`)."""
+    (h, w, _), (kh, kw), s = layer.padded_shape, layer.kernel, layer.stride
     ho, wo = layer.out_shape[:2]
     last_r, last_c = (ho - 1) * s + kh - 1, (wo - 1) * s + kw - 1
     between_maps = (h - 1 - last_r) * w + (w - 1 - last_c) + (kh - 1) * w + kw
@@ -59,6 +76,18 @@ def window_queue_depth(layer, fold, period=1):
     every ``period`` cycles at best: ``ceil(gap * period / M) + 2`` (module docstring)."""
     m = matrix_cycles(layer.fan_in, layer.neurons, fold)
     return math.ceil(window_gap(layer) * period / m) + 2
+
+
+def pad_queue_depth(layer, period=1):
+    """Pixels the queue in front of a padded conv layer's pad unit holds when its input pixels
+    come every ``period`` cycles at best: ``ceil(B / period) + 1`` for ``B = 2p (Wp + 1)``, the
+    longest run of border pixels (the right border of a map's last row, the bottom and the next
+    map's top border, the left border of its first row), during which the pad unit takes no
+    input; 0 (no queue) without padding or at one pixel a cycle (module docstring)."""
+    if not layer.pad or period <= 1:
+        return 0
+    border = 2 * layer.pad * (layer.padded_shape[1] + 1)
+    return math.ceil(border / period) + 1
 
 
 def pixel_period(model, folding, j):
@@ -99,16 +128,22 @@ class ConvUnit(wiring.Component):
 
     Attributes
     ----------
+    pad : PadMap or None
+        The padding unit of a padded layer (``None`` without padding).
     window : SlidingWindow
+        On the padded map.
     mvtu : MVTU
     cycles : int
-        ``max(H * W, Ho * Wo * mvtu.cycles)``.
+        ``max(Hp * Wp, Ho * Wo * mvtu.cycles)``, ``Hp x Wp`` the padded map.
     queue_depth : int
         Windows the queue between the window unit and the MVTU holds.
+    pad_queue_depth : int
+        Pixels the queue in front of the pad unit holds (0: no queue).
     latency : int
         Edges from the pixel completing a window to the window's output pixel when the queue
         is empty and the MVTU idle: ``window.latency + 1 + mvtu.accept_wait + mvtu.latency``
-        (the queue's output register adds 1).
+        (the queue's output register adds 1), plus ``pad.latency`` (1) with padding (counted
+        from the pad unit's input).
     accept_wait : int
         0: pixels are taken as they come.
     out_width, lane_width : int
@@ -125,21 +160,27 @@ class ConvUnit(wiring.Component):
     def __init__(self, layer, fold, options):
         h, w, cin = layer.in_shape
         pixel = cin * layer.in_bits
+        hp, wp, _ = layer.padded_shape
         if options.in_chunk not in (None, pixel):
             raise ValueError(f"{layer.name}: a conv layer takes one pixel ({pixel} bits) per "
                              f"transfer, not {options.in_chunk}")
         self.layer, self.fold = layer, fold
         # n-bit elements: a map of Cin * n bit-channels, so each window is (kh, kw, Cin)
         # elements of n bits, the order the MVTU's bit planes read.
-        self.window = SlidingWindow((h, w, pixel), layer.kernel, layer.stride)
+        self.pad = None
+        if layer.pad:
+            self.pad = PadMap((h, w), layer.pad, pixel,
+                              border_pixel(layer.pad_value, cin, layer.in_bits))
+        self.pad_queue_depth = pad_queue_depth(layer, options.pixel_period)
+        self.window = SlidingWindow((hp, wp, pixel), layer.kernel, layer.stride)
         self.mvtu = MVTU(layer.weights, layer.thresholds, fold, options.pipeline,
                          popcount_style=options.popcount_style,
                          rom_register=options.rom_register, mask=getattr(layer, "mask", None),
                          in_bits=layer.in_bits)
-        self.cycles = max(h * w, self.window.windows * self.mvtu.cycles)
+        self.cycles = max(hp * wp, self.window.windows * self.mvtu.cycles)
         self.queue_depth = window_queue_depth(layer, fold, options.pixel_period)
         self.latency = (self.window.latency + 1 + self.mvtu.accept_wait
-                        + self.mvtu.latency)
+                        + self.mvtu.latency + (self.pad.latency if self.pad else 0))
         # n-bit activations: Cout levels of n bits per output pixel.
         self.lane_width = self.mvtu.lane_width
         self.out_width = layer.out_width * self.lane_width
@@ -168,10 +209,14 @@ class ConvUnit(wiring.Component):
         return width == layer.in_shape[2] * layer.in_bits
 
     def sidecar(self):
-        """The MVTU's entries, and the window unit's line memory and map shapes."""
-        return {**self.mvtu.sidecar(), "in_shape": list(self.layer.in_shape),
-                "out_shape": list(self.layer.out_shape), "kernel": list(self.layer.kernel),
-                **({"stride": self.layer.stride} if self.layer.stride != 1 else {}),
+        """The MVTU's entries, and the window unit's line memory and map shapes (``pad``,
+        ``pad_value`` and ``pad_queue_depth`` only with padding)."""
+        layer = self.layer
+        return {**self.mvtu.sidecar(), "in_shape": list(layer.in_shape),
+                "out_shape": list(layer.out_shape), "kernel": list(layer.kernel),
+                **({"stride": layer.stride} if layer.stride != 1 else {}),
+                **({"pad": layer.pad, "pad_value": layer.pad_value,
+                    "pad_queue_depth": self.pad_queue_depth} if layer.pad else {}),
                 "window_cycles": self.mvtu.cycles, "line_bits": self.window.line_bits,
                 "queue_depth": self.queue_depth,
                 "queue_bits": self.queue_depth * len(self.window.o.payload)}
@@ -182,7 +227,18 @@ class ConvUnit(wiring.Component):
         m.submodules.queue = queue = fifo.SyncFIFOBuffered(width=len(self.window.o.payload),
                                                           depth=self.queue_depth)
         m.submodules.mvtu = self.mvtu
-        wiring.connect(m, wiring.flipped(self.i), self.window.i)
+        if self.pad is None:
+            wiring.connect(m, wiring.flipped(self.i), self.window.i)
+        else:
+            m.submodules.pad = self.pad
+            wiring.connect(m, self.pad.o, self.window.i)
+            if self.pad_queue_depth:
+                m.submodules.pad_queue = pq = fifo.SyncFIFOBuffered(
+                    width=len(self.i.payload), depth=self.pad_queue_depth)
+                wiring.connect(m, wiring.flipped(self.i), pq.w_stream)
+                wiring.connect(m, pq.r_stream, self.pad.i)
+            else:
+                wiring.connect(m, wiring.flipped(self.i), self.pad.i)
         wiring.connect(m, self.window.o, queue.w_stream)
         wiring.connect(m, queue.r_stream, self.mvtu.i)
         wiring.connect(m, self.mvtu.o, wiring.flipped(self.o))

@@ -6,8 +6,11 @@ take pixels as they come. :func:`stream_latency` therefore steps the control sta
 unit of a :class:`~bnnflow.hw.top.BnnTop` cycle by cycle (valid and ready flags, counters,
 buffer and queue levels; no payloads), by the rules of the units themselves:
 
-* :class:`~bnnflow.hw.window.SlidingWindow`: no pixel is taken while a window waits and is not
-  being read.
+* :class:`~bnnflow.hw.pad.PadMap` (padded conv layers): an output register that, when empty or
+  being read, loads the pad pixel at a border position or takes the input pixel at an interior
+  one;
+* :class:`~bnnflow.hw.window.SlidingWindow` (on the padded map): no pixel is taken while a
+  window waits and is not being read.
 * the window queue (:class:`amaranth.lib.fifo.SyncFIFOBuffered`): ``depth - 1`` entries in
   memory plus the output register, one cycle from write to readable;
 * :class:`~bnnflow.hw.mvtu.MVTU` with its input buffer (:mod:`bnnflow.hw.inbuf`: registers, or
@@ -37,8 +40,10 @@ def needed_pixels(model):
     leave before them. Walking back from the first dense layer (which reads its whole input), a pool
     of window ``k`` or a conv layer of kernel ``kh x kw``, stride ``s``, needs ``(rows - 1) s + k``
     (or ``+ kh``) input rows for ``rows`` output rows (columns alike); the last needed pixel is the
-    last of those rows and columns. ``H * W`` when nothing is dropped, 1 for a network without a map
-    input.
+    last of those rows and columns. A conv padded by ``p`` needs that many rows of its padded map,
+    ``min(H, (rows - 1) s + kh - p)`` input rows (columns alike); when that reaches into the
+    bottom border, all of its input (the pad unit sends the border after the map's last pixel).
+    ``H * W`` when nothing is dropped, 1 for a network without a map input.
     """
     layers = [layer for layer in model.layers if hasattr(layer, "in_shape")]
     if not layers:
@@ -46,7 +51,12 @@ def needed_pixels(model):
     rows, cols = layers[-1].out_shape[:2]
     for layer in reversed(layers):
         kh, kw = getattr(layer, "kernel", None) or (layer.window, layer.window)
-        rows, cols = (rows - 1) * layer.stride + kh, (cols - 1) * layer.stride + kw
+        p = getattr(layer, "pad", 0)
+        (h, w, _), s = layer.in_shape, layer.stride
+        rows, cols = (rows - 1) * s + kh - p, (cols - 1) * s + kw - p
+        # Every window holds an input pixel (p < kh), so rows, cols >= 1; past the map's last
+        # row the padded position follows every input pixel.
+        rows, cols = (h, w) if rows > h else (rows, min(w, cols))
     width = layers[0].in_shape[1]
     return (rows - 1) * width + cols
 
@@ -82,6 +92,37 @@ class _Window:
             self.o_valid = False
         if take and at_window:
             self.o_valid = True
+        return take
+
+
+class _Pad:
+    """:class:`~bnnflow.hw.pad.PadMap`: the output register loads the next padded pixel when it is
+    empty or being read, from the input only inside the map."""
+
+    def __init__(self, pad):
+        self.hp, self.wp = pad.padded_shape
+        self.p = pad.pad
+        self.row = self.col = 0
+        self.o_valid = False
+
+    def _interior(self):
+        return (self.p <= self.row < self.hp - self.p) and (self.p <= self.col < self.wp - self.p)
+
+    def i_ready(self, o_ready):
+        return (not self.o_valid or o_ready) and self._interior()
+
+    def tick(self, i_valid, o_ready):
+        free = not self.o_valid or o_ready
+        interior = self._interior()
+        take = free and interior and i_valid
+        if free and (take or not interior):
+            last_col = self.col == self.wp - 1
+            self.col = 0 if last_col else self.col + 1
+            if last_col:
+                self.row = 0 if self.row == self.hp - 1 else self.row + 1
+            self.o_valid = True
+        elif o_ready:
+            self.o_valid = False
         return take
 
 
@@ -261,6 +302,8 @@ def _stages(top):
     stages = []
     for unit in top.layers:
         if isinstance(unit, ConvUnit):
+            stages += [_Queue(unit.pad_queue_depth)] if unit.pad_queue_depth else []
+            stages += [_Pad(unit.pad)] if unit.pad is not None else []
             stages += [_Window(unit.window), _Queue(unit.queue_depth), _Mvtu(unit.mvtu)]
         elif isinstance(unit, MaxPool):
             stages.append(_Pool(unit))

@@ -7,6 +7,7 @@ tests/sim/test_verify_conv.py."""
 import numpy as np
 import pytest
 
+from bnnflow.hw import timing
 from bnnflow.hw.folding import auto_fold
 from bnnflow.hw.timing import needed_pixels, stream_latency
 from bnnflow.hw.top import BnnTop
@@ -40,10 +41,39 @@ def test_cycle_model_gives_the_closed_form_latency_of_mlps(seed):
     # reads rows and columns 0..1 of conv1, conv1 0..2 of conv0, conv0 0..7 of the input.
     ((11, 10, 1), [("conv", 3, 2, 2, 3), ("conv", 4, 2, 2, 1), ("pool", 2), ("dense", 4)],
      7 * 10 + 8),
+    # Padded by 1, a 3x3 conv every 3 pixels over 9x8 (11x10 padded, 3x3 out) reads padded
+    # rows and columns 0..8: input rows 0..7 and columns 0..7 (the last one).
+    ((9, 8, 1), [("conv", 3, 3, 3, 3, 1), ("dense", 4)], 7 * 8 + 8),
+    # 2x2 every 3 over 3x5 padded by 1 (5x7): the last windows read the bottom border, which
+    # the pad unit sends after the map's last pixel, so all 15 pixels (not 2 rows and 4).
+    ((3, 5, 1), [("conv", 3, 2, 2, 3, 1), ("dense", 4)], 15),
+    # A pool dropping the 9x9 map's last row and column into a padded conv that needs all of
+    # the pool's 4x4 (its last windows read the border): input rows and columns 0..7.
+    ((9, 9, 1), [("pool", 2), ("conv", 3, 3, 3, 1, 1), ("dense", 4)], 7 * 9 + 8),
 ])
 def test_needed_pixels_stop_at_the_last_pixel_the_output_depends_on(shape, stages, needed):
     model = random_conv_model(shape, stages, 3, seed=0)
     assert needed_pixels(model) == needed
+    # The units' control (the cycle model) gives the output after exactly that many pixels.
+    top = BnnTop(model)
+    assert _output_after(top, needed) and not _output_after(top, needed - 1)
+
+
+def _output_after(top, pixels, cycles=3000):
+    """Whether the cycle model of ``top`` gives an output when only ``pixels`` pixels of an
+    image are sent."""
+    stages = timing._stages(top)
+    sent = 0
+    for _ in range(cycles):
+        readys = [True] * (len(stages) + 1)
+        for s in range(len(stages) - 1, -1, -1):
+            readys[s] = stages[s].i_ready(readys[s + 1])
+        if stages[-1].o_valid:
+            return True
+        valids = [sent < pixels] + [stage.o_valid for stage in stages]
+        for s, stage in enumerate(stages):
+            sent += int(stage.tick(valids[s], readys[s + 1]) and s == 0)
+    return False
 
 
 def test_an_mlp_needs_its_one_transfer():

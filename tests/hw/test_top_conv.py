@@ -36,6 +36,14 @@ CASES = [
      "3x4,2x6,1x1,4x4,2x4", 2),
     ((10, 9, 3), [("conv", 5, 3, 3, 2), ("pool", 2, 1), ("dense", 4)], 3, "1x3,1x1,4x15,3x4",
      0),
+    # Padded convs: a 3x3 "same" conv (pad 1, code 0) before a pool; pad 1 with code 1 at
+    # stride 2 (11x9 padded, 5x4 out); pad 2 into a pad-1 conv of code 1 behind it, both
+    # folded slower than their padded maps.
+    ((7, 6, 3), [("conv", 4, 3, 3, 1, 1), ("pool", 2), ("dense", 5)], 3, "2x9,1x1,5x12,3x5",
+     1),
+    ((9, 7, 2), [("conv", 4, 3, 3, 2, 1, 1), ("dense", 5)], 3, "4x18,5x16,3x5", 0),
+    ((5, 6, 1), [("conv", 3, 3, 3, 1, 2), ("conv", 4, 2, 2, 1, 1, 1), ("dense", 4)], 2,
+     "3x3,2x12,4x32,2x4", 2),
 ]
 
 
@@ -45,15 +53,26 @@ def pixels(model, images):
     return [pack_int(img[p * c:(p + 1) * c]) for img in images for p in range(h * w)]
 
 
+def drops_rows(model):
+    """Whether a pool or conv of ``model`` reads no window from its map's last rows or columns
+    (padded maps included)."""
+    for layer in model.layers:
+        if hasattr(layer, "in_shape"):
+            h, w, _ = getattr(layer, "padded_shape", layer.in_shape)
+            k = getattr(layer, "kernel", None) or (layer.window, layer.window)
+            if (h - k[0]) % layer.stride or (w - k[1]) % layer.stride:
+                return True
+    return False
+
+
 def tapped_images(fields, layer, model, images=3):
-    """A tap's elements as one row per image. A pool that drops the map's last rows lets the
-    last output leave before the layers in front of it have sent those rows, so in such a
-    network the run may stop with the last image's map tap short: that image is left out.
-    Every other tap must hold every image."""
+    """A tap's elements as one row per image. A pool or conv that drops the map's last rows
+    lets the last output leave before the layers in front of it have sent those rows, so in
+    such a network the run may stop with the last image's map tap short: that image is left
+    out. Every other tap must hold every image."""
     per = layer.out_width
     whole = len(fields.reshape(-1)) // per
-    h, w, _ = model.input.map_shape
-    drops = hasattr(layer, "out_shape") and needed_pixels(model) < h * w
+    drops = hasattr(layer, "out_shape") and drops_rows(model)
     assert whole == images or (drops and whole == images - 1)
     return fields.reshape(-1)[:whole * per].reshape(whole, per)
 
@@ -161,6 +180,11 @@ KIND_CASES = [
     # Strided convs of the new kinds.
     ({"act_bits": 2}, CASES[9]),
     ({"ternary": True, "input_bits": 8, "act_bits": 2}, CASES[10]),
+    # Padded convs of the new kinds: ternary, and 8-bit pixels bordered by the code 200 at
+    # stride 2 into a pad-1 conv of code 1.
+    ({"ternary": True, "act_bits": 2}, CASES[12]),
+    ({"input_bits": 8}, ((5, 7, 3), [("conv", 4, 3, 3, 2, 1, 200), ("conv", 3, 2, 2, 1, 1, 1),
+                                     ("dense", 5)], 3, "2x9,3x4,5x12,3x5", 1)),
 ]
 
 
