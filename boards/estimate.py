@@ -93,14 +93,19 @@ def _mvtu_layers(model, folding):
 
 
 def _map_units(model, folding):
-    """``(layer, unit sidecar entries)`` of the conv and pool layers (window queue depth)."""
-    from ..hw.conv import pixel_period, window_queue_depth
+    """``(layer, unit sidecar entries)`` of the conv and pool layers (window queue depth, and
+    the pad queue's of a padded conv)."""
+    from ..hw.conv import pad_queue_depth, pixel_period, window_queue_depth
 
-    return [(layer, {"queue_depth": window_queue_depth(layer, fold,
-                                                       pixel_period(model, folding, j))}
-             if layer.kind in CONV_KINDS else {})
-            for j, (layer, fold) in enumerate(zip(_modelled(model), folding, strict=True))
-            if layer.kind in (*CONV_KINDS, "maxpool2d")]
+    units = []
+    for j, (layer, fold) in enumerate(zip(_modelled(model), folding, strict=True)):
+        if layer.kind in CONV_KINDS:
+            period = pixel_period(model, folding, j)
+            units.append((layer, {"queue_depth": window_queue_depth(layer, fold, period),
+                                  "pad_queue_depth": pad_queue_depth(layer, period)}))
+        elif layer.kind == "maxpool2d":
+            units.append((layer, {}))
+    return units
 
 
 def _roms(model, folding):

@@ -8,7 +8,11 @@ units build, not fitted to measurements yet:
 
 * window unit (``Cin * n`` bit-channels for ``n``-bit inputs): the ``kh x kw x Cin`` window
   registers (which are its output), a valid bit, row and column counters; its line memory of
-  ``W`` words of ``(kh - 1) * Cin`` bits;
+  ``W`` words of ``(kh - 1) * Cin`` bits (``H x W`` the padded map of a padded conv);
+* pad unit of a padded conv (:class:`~bnnflow.hw.pad.PadMap`): the pixel register and its
+  valid bit, row and column counters over the padded map and the two "inside the map" flags;
+  the pad queue in front of it (when the sidecar's ``pad_queue_depth`` is not 0), counted as the
+  window queue is, with ``Cin * n``-bit words;
 * window queue (:class:`amaranth.lib.fifo.SyncFIFOBuffered`): a memory of ``depth - 1`` words
   of ``K`` bits, its ``K``-bit output register and pointers;
 * max-pool unit (``k x k`` windows every ``s`` pixels, ``P = ceil(k / s)`` of them open at
@@ -17,8 +21,9 @@ units build, not fitted to measurements yet:
   bits (``C * n`` for ``n``-bit levels, pooled by per-element comparators).
 
 LUT4: one per window bit (the load of the window registers) and per queue bit, and 12 per
-counter set; a pool's per element bit and open window, fitted to Yosys' counts of the unit
-alone (``bench/pool_unit.py``).
+counter set (the pad unit: one per pixel bit, its select, and a counter set; not fitted); a
+pool's per element bit and open window, fitted to Yosys' counts of the unit alone
+(``bench/pool_unit.py``).
 """
 
 import math
@@ -48,15 +53,33 @@ def _queue_depth(unit_sidecar):
     return unit_sidecar["queue_depth"]
 
 
+def _queue_ffs(width, depth):
+    """A :class:`amaranth.lib.fifo.SyncFIFOBuffered` of ``width``-bit words: its output register
+    and valid bit, pointers and level (0 for no queue)."""
+    return width + 1 + 2 * _bits(depth) + 1 if depth else 0
+
+
+def _pad_ffs(layer, unit_sidecar):
+    """The pad unit of a padded conv and its pad queue (0 without padding): pixel register,
+    valid bit, counters over the padded map, two flags."""
+    if not layer.pad:
+        return 0
+    pixel = layer.in_shape[2] * layer.in_bits
+    return (pixel + 1 + _counters(layer.padded_shape) + 2
+            + _queue_ffs(pixel, unit_sidecar.get("pad_queue_depth", 0)))
+
+
 def map_unit_memories(layer, unit_sidecar):
     """``(width, depth)`` of the memories of a conv layer's window unit and queue, or of a
     pool unit's line memory (empty for other kinds)."""
     if layer.kind in CONV_KINDS:
-        (kh, kw), (_, w, cin) = layer.kernel, layer.in_shape
+        (kh, kw), (_, w, cin) = layer.kernel, layer.padded_shape
         cin *= layer.in_bits     # n-bit elements: Cin * n bit-channels
         memories = [((kh - 1) * cin, w)] if kh > 1 else []
         depth = _queue_depth(unit_sidecar)
-        return memories + [(kh * kw * cin, depth - 1)]
+        pad_depth = unit_sidecar.get("pad_queue_depth", 0)
+        return (memories + [(kh * kw * cin, depth - 1)]
+                + ([(cin, pad_depth - 1)] if pad_depth else []))
     if layer.kind == "maxpool2d":
         return [(layer.in_shape[2] * layer.bits, layer.out_shape[1])] * _pool_slots(layer)
     return []
@@ -69,8 +92,8 @@ def map_unit_ffs(layer, unit_sidecar):
         k = layer.fan_in * layer.in_bits
         depth = _queue_depth(unit_sidecar)
         phases = 2 * (layer.stride - 1).bit_length()     # a stride's phase counters
-        return (k + 1 + _counters(layer.in_shape) + phases
-                + k + 1 + 2 * _bits(depth) + 1)      # queue: output register, pointers, level
+        return (k + 1 + _counters(layer.padded_shape) + phases
+                + _queue_ffs(k, depth) + _pad_ffs(layer, unit_sidecar))
     if layer.kind == "maxpool2d":
         c, p = layer.in_shape[2] * layer.bits, _pool_slots(layer)
         # Per axis: an open flag and a phase in 0..k-1 per open window, and which of them
@@ -84,8 +107,13 @@ def map_unit_ffs(layer, unit_sidecar):
 def map_unit_luts(layer, unit_sidecar):
     """LUT4 of a conv layer's window unit and queue, or of a pool unit (0 otherwise)."""
     if layer.kind in CONV_KINDS:
+        pad = 0
+        if layer.pad:
+            pixel, pad_depth = layer.in_shape[2] * layer.in_bits, unit_sidecar.get(
+                "pad_queue_depth", 0)
+            pad = pixel + 12 + ((pixel + 3 * _bits(pad_depth)) if pad_depth else 0)
         return (2 * layer.fan_in * layer.in_bits + 24
-                + math.ceil(_bits(_queue_depth(unit_sidecar)) * 3))
+                + math.ceil(_bits(_queue_depth(unit_sidecar)) * 3) + pad)
     if layer.kind == "maxpool2d":
         # Per element bit and open window: ORs, or for n-bit levels comparators and selects,
         # and the selects between windows; fitted to bench/pool_unit.json (within 15 %).

@@ -49,6 +49,22 @@ def test_estimates_count_window_units_queues_and_pools(conv_model):
         assert estimate_brams(conv_model, folding, family) >= 0
 
 
+def test_estimates_size_the_queues_of_padded_convs_as_the_hardware_does():
+    # The second conv (pad 1) takes conv0's pixels every 4 cycles: a pad queue in front of
+    # its pad unit; the first (pad 2) takes the input at a pixel a cycle: none.
+    model = random_conv_model((8, 7, 2), [("conv", 4, 3, 3, 1, 2), ("conv", 3, 3, 3, 2, 1),
+                                          ("dense", 5)], 3, seed=0)
+    folding = resolve_folding(model, "2x9,1x12,5x12,3x5")
+    side = {entry["name"]: entry for entry in BnnTop(model, folding).sidecar()["layers"]}
+    from bnnflow.boards.estimate import _map_units
+
+    units = dict((layer.name, unit) for layer, unit in _map_units(model, folding))
+    for name in ("conv0", "conv1"):
+        assert units[name] == {key: side[name].get(key, 0) for key in units[name]}
+    assert units["conv0"]["pad_queue_depth"] == 0 < units["conv1"]["pad_queue_depth"]
+    assert side["conv1"]["pad"] == 1 and side["conv1"]["pad_value"] == 0
+
+
 def test_estimates_count_ternary_roms_and_8_bit_windows():
     kw = {"seed": 0}
     stages = [("conv", 8, 3), ("pool", 2), ("dense", 16)]
@@ -94,6 +110,32 @@ def test_conv_window_flip_flop_estimate_is_the_units_count(yosys_flops, stride):
     queue = conv.fan_in + 1 + 2 * depth.bit_length() + 1
     flops = yosys_flops(SlidingWindow(conv.in_shape, conv.kernel, stride))
     assert map_unit_ffs(conv, {"queue_depth": depth}) - queue == flops
+
+
+@pytest.mark.parametrize(("shape", "stage", "in_bits"), [
+    ((9, 9, 2), ("conv", 3, 3, 3, 1, 1), 1), ((7, 6, 3), ("conv", 3, 3, 3, 2, 2, 200), 8)])
+def test_padded_conv_flip_flop_estimate_is_the_units_count(yosys_flops, shape, stage, in_bits):
+    # A padded conv's window unit works on the padded map; its pad unit adds a pixel
+    # register, a valid bit, counters over the padded map and two flags. The two queues are
+    # counted by the same formula and left out here, as above.
+    from bnnflow.hw.pad import PadMap, border_pixel
+    from bnnflow.hw.window import SlidingWindow
+
+    conv = random_conv_model(shape, [stage, ("dense", 4)], 2, input_bits=in_bits).layers[0]
+    pixel = shape[2] * in_bits
+    depth, pad_depth = 5, 4
+    queues = (conv.fan_in * in_bits + 1 + 2 * depth.bit_length() + 1
+              + pixel + 1 + 2 * pad_depth.bit_length() + 1)
+    flops = (yosys_flops(SlidingWindow((*conv.padded_shape[:2], pixel), conv.kernel,
+                                       conv.stride))
+             + yosys_flops(PadMap(shape[:2], conv.pad, pixel,
+                                  border_pixel(conv.pad_value, shape[2], in_bits))))
+    side = {"queue_depth": depth, "pad_queue_depth": pad_depth}
+    assert map_unit_ffs(conv, side) - queues == flops
+    # Line memory over the padded width, window queue, pad queue.
+    wp = conv.padded_shape[1]
+    assert map_unit_memories(conv, side) == [(2 * pixel, wp), (9 * pixel, depth - 1),
+                                             (pixel, pad_depth - 1)]
 
 
 @pytest.mark.parametrize(("shape", "stages", "fold"), [
