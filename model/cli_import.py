@@ -2,7 +2,8 @@
 
 Reads BipolarQuant / Quant (1-bit, n-bit activations: narrow-range, signed, or unsigned as
 Brevitas' QuantReLU; 2-bit ternary weights; an n-bit input such as Brevitas CNV's 8-bit one),
-MatMul / Gemm, Conv (equal strides, unpadded; a bias in hidden layers) and MaxPool,
+MatMul / Gemm, Conv (equal strides; padding alike on all sides whose 0 is an input code's value,
+as of QuantReLU levels; a bias in hidden layers) and MaxPool,
 BatchNormalization, Relu, MultiThreshold, Mul / Add / Sub / Div and Reshape / Flatten,
 and FINN's lowered Im2Col and MaxPoolNHWC (export-qonnx's graphs read back exactly, their input
 from their metadata; a UINTn input is n-bit pixel levels); folds each hidden layer into integer

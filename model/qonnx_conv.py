@@ -5,7 +5,8 @@ conventions' feature maps)::
 
     Im2Col                 (1, H, W, Cin) -> (1, Ho, Wo, kh * kw * Cin), each window in
                            (kh, kw, Cin) order, the order of the weights; the layer's
-                           stride, no padding
+                           stride, and its padding: pad_amount p on every side, pad_value
+                           the value 2c - L of its pad code c (-1 or +1 for bits)
     MatMul(a, W)           W (kh * kw * Cin, Cout): +1 / -1, ternary weights also 0
     MultiThreshold         as a dense layer's (qonnx_export), data_layout NHWC: 2a - L
     MaxPoolNHWC            the maximum of each window: the OR of bits (+-1), or the highest
@@ -50,10 +51,15 @@ def conv_nodes(helper, layer, a, i, inits, shapes, weights):
     ho, wo, cout = layer.out_shape
     shapes[cols] = ((1, ho, wo, kh * kw * c), layer.in_bits)
     shapes[dot] = ((1, ho, wo, cout), None)
+    # qonnx pads with pad_value as it is: the value of the code in this graph's domain, where
+    # every map holds 2a - L (the padded positions are then inputs like any other); written
+    # only for padded layers, so unpadded graphs stay as they were
+    pad = {"pad_value": 2 * layer.pad_value - ((1 << layer.in_bits) - 1)} if layer.pad else {}
     return [
         helper.make_node("Im2Col", [a], [cols], domain=QONNX_DOMAIN, name=f"conv{i}_im2col",
                          stride=[layer.stride] * 2, kernel_size=[kh, kw],
-                         input_shape=f"(1, {h}, {w}, {c})", pad_amount=[0, 0, 0, 0]),
+                         input_shape=f"(1, {h}, {w}, {c})", pad_amount=[layer.pad] * 4,
+                         **pad),
         helper.make_node("MatMul", [cols, f"W{i}"], [dot], name=f"conv{i}_matmul"),
     ], dot
 

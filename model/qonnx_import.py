@@ -57,8 +57,9 @@ Exactness
     :mod:`bnnflow.model.qonnx_import_conv`. The input stage: see
     :mod:`bnnflow.model.qonnx_input`.
 
-Anything else (padded or strided convolutions, unsigned or 4-bit weight quantizers, branches,
-unknown ops) is refused with one line naming the node and its op type.
+Anything else (convolutions padded unevenly or with a value that is no input code's, unsigned
+or 4-bit weight quantizers, branches, unknown ops) is refused with one line naming the node and
+its op type.
 """
 
 import numpy as np
@@ -75,11 +76,10 @@ from .qonnx_fold import (
 from .qonnx_graph import QonnxError, is_power_of_two, node_error, run_nodes
 from .qonnx_import_conv import (
     MAP_OPS,
-    conv_kernel,
+    conv_geometry,
     conv_layer,
     hwc_columns,
     lowered_conv,
-    map_shape,
     pool_layer,
     repeat_channels,
 )
@@ -107,8 +107,8 @@ _KNOWN = SHAPE_OPS + ELEMENTWISE_OPS + ACTIVATION_OPS + MATMUL_OPS + MAP_OPS + L
 
 def _check_known(node):
     if node.op_type in OTHER_MAP_OPS:
-        raise node_error(node, "is not imported; bnnflow import builds Conv (NCHW, unpadded) "
-                               "and MaxPool layers, or FINN's Im2Col and MaxPoolNHWC, besides "
+        raise node_error(node, "is not imported; bnnflow import builds Conv (NCHW) and "
+                               "MaxPool layers, or FINN's Im2Col and MaxPoolNHWC, besides "
                                "MatMul/Gemm")
     if node.op_type not in _KNOWN:
         raise node_error(node, f"op {node.op_type} is not supported; bnnflow import builds "
@@ -220,6 +220,7 @@ def hidden_layer(model, name, mm, chain, act, in_bits, in_scale, in_map=None, in
     :func:`~bnnflow.model.qonnx_input.input_spec`, or activation levels with an offset,
     :func:`~bnnflow.model.qonnx_quant.activation_offset`), so the ``MatMul`` output is
     ``in_scale * w_scale * (dot + d * sum w)``."""
+    geometry = conv_geometry(model, mm, in_bits, in_scale, in_offset, in_copies)
     bits, wscale, mask = weights(model, mm)
     bits, mask = _inputs(mm, bits, mask, in_map, in_copies)
     top_in = (1 << in_bits) - 1
@@ -257,22 +258,19 @@ def hidden_layer(model, name, mm, chain, act, in_bits, in_scale, in_map=None, in
     bits = np.where(flip[:, None], 1 - bits, bits).astype(np.uint8)
     if mask is not None:
         bits *= mask                                    # a zero weight keeps sign bit 0
-    return _build(name, mm, model, bits, mask, thresholds, in_bits, in_copies, copies), \
+    return _build(name, geometry, bits, mask, thresholds, in_bits, copies), \
         out_bits, out_scale, copies, out_offset
 
 
-def _build(name, mm, model, bits, mask, thresholds, in_bits, in_copies, copies):
-    """The layer of folded rows: conv or dense, with ``copies`` binary neurons (channels) per
-    neuron, level-major, one threshold each."""
+def _build(name, geometry, bits, mask, thresholds, in_bits, copies):
+    """The layer of folded rows: conv (``geometry``:
+    :func:`~bnnflow.model.qonnx_import_conv.conv_geometry`) or dense (``geometry`` None), with
+    ``copies`` binary neurons (channels) per neuron, level-major, one threshold each."""
     if copies > 1:
         bits, thresholds = np.tile(bits, (copies, 1)), thresholds.T.reshape(-1, 1)
         mask = None if mask is None else np.tile(mask, (copies, 1))
-    if mm.op_type == "Conv":
-        return conv_layer(name, bits, thresholds, in_bits, map_shape(model, mm, in_copies),
-                          *conv_kernel(mm), mask)
-    lowered = lowered_conv(model, mm)
-    if lowered is not None:
-        return conv_layer(name, bits, thresholds, in_bits, *lowered, mask)
+    if geometry is not None:
+        return conv_layer(name, bits, thresholds, in_bits, mask=mask, **geometry)
     if mask is not None:
         return TernaryDenseLayer(name, bits, mask, thresholds, in_bits=in_bits)
     return DenseLayer(name, bits, thresholds, in_bits=in_bits)

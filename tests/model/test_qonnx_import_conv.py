@@ -1,16 +1,20 @@
 """``bnnflow import`` of Brevitas CNNs (``QuantConv2d``, ``MaxPool2d``, NCHW; W1A1, W1A2 and W2A2,
 and W1A1 with overlapping pool windows or a stride-2 convolution): a .bnn model of conv, pool and
 dense layers whose golden classes equal Brevitas' own eval and the qonnx executor's, that the conv
-hardware reproduces, strided convolutions included; padded, average-pooled and thermometer-input
-graphs get one line and exit status 2."""
+hardware reproduces, strided convolutions included; zero padding where 0 is an input code's value
+(CNV's 8-bit input: code 128) imports as that pad code; zero-padded +-1 maps, average-pooled and
+thermometer-input graphs get one line and exit status 2."""
 
+import dataclasses
 import re
 
 import numpy as np
 import pytest
+import torch
 
 from bnnflow.model import artifact, golden
-from bnnflow.model.qonnx_import_conv import hwc_columns, repeat_channels, window_rows
+from bnnflow.model.artifact import BnnModel
+from bnnflow.model.qonnx_import_conv import hwc_columns, pad_code, repeat_channels, window_rows
 
 from .qonnx_fixtures import (
     BREVITAS_WARNINGS,
@@ -115,15 +119,96 @@ def test_conv_windows_bnnflow_cannot_build_are_named(attrs, message):
         conv_kernel(node)
     ok = helper.make_node("Conv", ["x", "w"], ["y"], name="c1", kernel_shape=[3, 2],
                           strides=[3, 3])
-    assert conv_kernel(ok) == ((3, 2), 3)
+    assert conv_kernel(ok) == ((3, 2), 3, 0)
+
+
+@pytest.mark.parametrize(("pads", "message"), [
+    ([1, 0, 1, 0], "pads [1, 0, 1, 0]; bnnflow pads a convolution alike on all four sides (train "
+                   "the network with one padding p for both axes)"),
+    ([3, 3, 3, 3], "pads [3, 3, 3, 3]; bnnflow pads a 3x3 convolution by 0..2 (less than the "
+                   "kernel)"),
+])
+def test_conv_padding_bnnflow_cannot_build_is_named(pads, message):
+    from onnx import helper
+
+    from bnnflow.model.qonnx_graph import QonnxError
+    from bnnflow.model.qonnx_import_conv import conv_kernel
+
+    node = helper.make_node("Conv", ["x", "w"], ["y"], name="c0", kernel_shape=[3, 3], pads=pads)
+    with pytest.raises(QonnxError, match=r"^node c0 \(Conv\): " + re.escape(message) + "$"):
+        conv_kernel(node)
+    even = helper.make_node("Conv", ["x", "w"], ["y"], name="c1", kernel_shape=[3, 3],
+                            pads=[2, 2, 2, 2], strides=[2, 2])
+    assert conv_kernel(even) == ((3, 3), 2, 2)
+
+
+@pytest.mark.parametrize(("fill", "in_bits", "scale", "offset", "copies", "code"), [
+    (-1.0, 1, 1.0, 0, 1, 0), (1.0, 1, 1.0, 0, 1, 1),     # a +-1 map: -1 is code 0, +1 code 1
+    (0.0, 2, 0.25, 3, 1, 0),          # unsigned 2-bit levels (QuantReLU, scale 0.5): 0 is code 0
+    (0.0, 8, 2.0 ** -8, -1, 1, 128),  # CNV's input q = (v - 1) / 2 (scale 2**-7): q = 0 at 128
+    (129.0, 8, 0.5, 255, 1, 129),     # FINN's raw UINT8 levels a: pad_value a is code a
+    (-0.5, 1, 0.25, 0, 2, 0),         # a narrow 2-bit Quant (s = 0.5): two bits, both 0
+])
+def test_pad_code_is_the_code_worth_the_fill(fill, in_bits, scale, offset, copies, code):
+    from onnx import helper
+
+    node = helper.make_node("Conv", ["x", "w"], ["y"], name="c0", kernel_shape=[3, 3])
+    assert pad_code(node, fill, in_bits, scale, offset, copies) == code
+
+
+@pytest.mark.parametrize(("op", "args", "message"), [
+    ("Conv", (0.0, 1, 1.0), "pads [1, 1, 1, 1] with the value 0, which no input code has (codes "
+                            "are worth -1, +1); a +-1 map has no 0 to pad with: train the "
+                            "network with padding=0"),
+    # zero of a narrow 2-bit Quant is one thermometer bit set of two: no pad code
+    ("Conv", (0.0, 1, 0.25, 0, 2), "pads [1, 1, 1, 1] with the value 0, which no input code has "
+                                   "(codes are worth -0.5, +0.5); train the network with "
+                                   "padding=0"),
+    ("Im2Col", (100.0, 8, 1.0), "pad_amount [1, 1, 1, 1] with pad_value 100, which no input code "
+                                "has (codes are worth -255, -253, ..., +255); give pad_value the "
+                                "value of an input code"),
+])
+def test_a_fill_that_is_no_input_code_is_refused_naming_the_fix(op, args, message):
+    from onnx import helper
+
+    from bnnflow.model.qonnx_graph import QonnxError
+
+    attr = {"pads": [1] * 4} if op == "Conv" else {"pad_amount": [1] * 4}
+    node = helper.make_node(op, ["x"], ["y"], name="p0", **attr)
+    with pytest.raises(QonnxError, match=rf"^node p0 \({op}\): " + re.escape(message) + "$"):
+        pad_code(node, *args)
+
+
+def test_zero_padding_of_cnv_8_bit_input_imports_as_pad_code_128(digits, tmp_path, capsys):
+    """Brevitas pads the quantized input with ``q = 0``: CNV's level ``a = q + 128``, so code
+    128, not 127 or 0, gives Brevitas' classes."""
+    net = brevitas_cnn(in_bits=8, padding=1)
+    with torch.no_grad():         # BatchNorm statistics off the dot lattice: decisions exact
+        net.train()
+        for _ in range(3):
+            net(torch.rand(64, 64))
+    path = export_brevitas(net.eval(), tmp_path / "cnn.onnx")
+    capsys.readouterr()
+    out = tmp_path / "cnn.bnn"
+    code, stdout, err = run_cli(capsys, "import", path, "-o", out)
+    assert (code, err) == (0, "")
+    model = artifact.load(out)
+    first = model.layers[0]
+    assert (first.in_shape, first.out_shape[:2], first.pad, first.pad_value) == (
+        (8, 8, 1), (8, 8), 1, 128)
+    expected = brevitas_classes(net, digits.x_test / 16)
+    assert np.array_equal(golden.run_images(model, digits.x_test).classes, expected)
+    moved = BnnModel(layers=[dataclasses.replace(first, pad_value=127), *model.layers[1:]],
+                     input=model.input)
+    assert not np.array_equal(golden.run_images(moved, digits.x_test).classes, expected)
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [
-    ({"padding": 1}, "(Conv): pads [1, 1, 1, 1]; bnnflow builds convolutions with pads "
-                     "[0, 0, 0, 0] (a +-1 map has no 0 to pad with: train the network "
-                     "with padding=0)\n"),
-    ({"pool": "avg"}, "(AveragePool): is not imported; bnnflow import builds Conv (NCHW, "
-                      "unpadded) and MaxPool layers, or FINN's Im2Col and MaxPoolNHWC, "
+    ({"padding": 1}, "(Conv): pads [1, 1, 1, 1] with the value 0, which no input code has "
+                     "(codes are worth -1, +1); a +-1 map has no 0 to pad with: train the "
+                     "network with padding=0\n"),
+    ({"pool": "avg"}, "(AveragePool): is not imported; bnnflow import builds Conv (NCHW) and "
+                      "MaxPool layers, or FINN's Im2Col and MaxPoolNHWC, "
                       "besides MatMul/Gemm\n"),
     ({"in_bits": 2}, "(Conv): reads a thermometer-coded input (a narrow-range n-bit Quant on "
                      "the input); bnnflow's conv layers read one bit or one n-bit pixel per "

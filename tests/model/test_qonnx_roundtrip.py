@@ -2,6 +2,7 @@
 MaxPoolNHWC; the ``bnnflow_input`` metadata; UINT8 pixel levels; a closing ArgMax), and a
 FINN-style graph that reads raw UINT8 levels straight into its first MatMul imports exactly."""
 
+import dataclasses
 import re
 
 import numpy as np
@@ -10,8 +11,8 @@ import pytest
 
 from bnnflow.model import artifact, golden
 from bnnflow.model.artifact import BnnModel, InputSpec
-from bnnflow.model.qonnx_export import export_graph
-from bnnflow.model.qonnx_graph import execute, load_graph
+from bnnflow.model.qonnx_export import export_graph, run_exported
+from bnnflow.model.qonnx_graph import execute, graph_from_bytes, load_graph
 from bnnflow.model.qonnx_import import data_path, import_graph
 from bnnflow.model.qonnx_input import read_input
 from bnnflow.model.random_net import random_conv_model, random_model
@@ -27,6 +28,21 @@ CONV_NETS = [
     # A stride-2 conv whose map's last row is read by no window, then a stride-1 one.
     ((11, 10, 2), [("conv", 4, 3, 3, 2), ("conv", 3, 2, 2, 1), ("pool", 2), ("dense", 5)], 3),
 ]
+#: Padded conv networks (stage ("conv", Cout, kh, kw, stride, pad, pad code)) and their kinds:
+#: each pad code makes the golden popcounts differ from those with another code (seed 2).
+PADDED_NETS = {
+    "binary, code 0": ((7, 6, 2), [("conv", 5, 3, 3, 1, 1, 0), ("pool", 2), ("dense", 7)], 4,
+                       {}),
+    "binary, code 1, strided": ((9, 8, 1), [("conv", 4, 3, 3, 2, 1, 1),
+                                            ("conv", 3, 3, 3, 1, 2, 0), ("dense", 5)], 3, {}),
+    "ternary": ((7, 6, 2), [("conv", 5, 3, 3, 1, 1, 1), ("pool", 2), ("conv", 3, 2, 2, 1, 1, 0),
+                            ("dense", 6)], 4, {"ternary": True}),
+    "2-bit": ((9, 8, 1), [("conv", 4, 3, 3, 2, 1, 0), ("conv", 3, 3, 3, 1, 1, 2), ("dense", 5)],
+              3, {"act_bits": 2}),
+    "8-bit pixels, code 200": ((8, 8, 1), [("conv", 4, 3, 3, 1, 1, 200),
+                                           ("conv", 3, 3, 3, 1, 1, 1), ("dense", 5)], 3,
+                               {"input_bits": 8}),
+}
 KINDS = {"binary": {}, "ternary": {"ternary": True}, "2-bit": {"act_bits": 2},
          "8-bit input": {"input_bits": 8},
          "all three": {"input_bits": 8, "ternary": True, "act_bits": 2}}
@@ -47,7 +63,7 @@ def _same_layers(a, b):
     assert a.input.encoding == b.input.encoding and a.input.shape == b.input.shape
     for x, y in zip(a.layers, b.layers, strict=True):
         assert (x.kind, x.name[:2]) == (y.kind, y.name[:2])
-        assert getattr(x, "stride", None) == getattr(y, "stride", None), x.name
+        assert getattr(x, "geometry", None) == getattr(y, "geometry", None), x.name
         for name in ("weights", "thresholds", "mask"):
             u, v = getattr(x, name, None), getattr(y, name, None)
             assert (u is None) == (v is None), (x.name, name)
@@ -61,6 +77,40 @@ def test_conv_model_round_trips(tmp_path, net, kind):
     graph = _save_graph(model, tmp_path / "m.onnx", argmax=net == 0)
     assert {"Im2Col", "MaxPoolNHWC"} <= {n.op_type for n in graph.graph.node}
     _same_layers(model, _read_back(graph))
+
+
+@pytest.mark.parametrize("net", list(PADDED_NETS))
+def test_padded_conv_model_runs_exactly_and_round_trips(tmp_path, net):
+    """Im2Col pads with the value of the layer's pad code, ``2a - L`` (-1 or +1 for bits):
+    qonnx's executor gives the golden popcounts, import gives the pad and code back."""
+    shape, stages, classes, kind = PADDED_NETS[net]
+    model = random_conv_model(shape, stages, classes, seed=2, **kind)
+    graph = _save_graph(model, tmp_path / "m.onnx")
+    convs = [layer for layer in model.layers if hasattr(layer, "kernel")]
+    assert [_attrs(n, "pad_amount", "pad_value") for n in graph.graph.node
+            if n.op_type == "Im2Col"] == [
+        ([c.pad] * 4, 2 * c.pad_value - (1 << c.in_bits) + 1) for c in convs]
+    images = np.random.default_rng(0).integers(0, 256, size=(32, *model.input.shape)) / 255.0
+    written = graph_from_bytes(export_graph(model).model.SerializeToString())   # as the CLI
+    popcounts, classes = run_exported(written, model, images)
+    result = golden.run_images(model, images)
+    assert np.array_equal(popcounts, result.popcounts)
+    assert np.array_equal(classes, result.classes)
+    for i, layer in enumerate(model.layers):       # so the padding is seen on these images
+        if getattr(layer, "pad", 0):
+            other = 0 if layer.pad_value else 1
+            swapped = [*model.layers[:i], dataclasses.replace(layer, pad_value=other),
+                       *model.layers[i + 1:]]
+            changed = golden.run_images(BnnModel(layers=swapped, input=model.input), images)
+            assert not np.array_equal(changed.popcounts, result.popcounts), layer.name
+    _same_layers(model, _read_back(graph))
+
+
+def _attrs(node, *names):
+    from onnx import helper
+
+    found = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+    return tuple(found.get(name) for name in names)
 
 
 @pytest.mark.parametrize("kind", list(KINDS))
@@ -160,29 +210,40 @@ def test_encoded_input_refuses_input_options_in_one_line(tmp_path, capsys):
         "choose the data set the network was trained on with --dataset\n")
 
 
-@pytest.mark.parametrize(("attr", "value", "message"), [
-    ("stride", [2, 1], "stride [2, 1]; bnnflow builds convolutions with equal strides along "
-                       "both axes"),
-    ("pad_amount", [1, 1, 1, 1], "pad_amount [1, 1, 1, 1]; bnnflow builds convolutions with "
-                                 "pad_amount [0, 0, 0, 0] (a +-1 map has no 0 to pad with: "
-                                 "train the network with padding=0)"),
+@pytest.mark.parametrize(("net", "attrs", "message"), [
+    (None, {"stride": [2, 1]}, "stride [2, 1]; bnnflow builds convolutions with equal strides "
+                               "along both axes"),
+    (None, {"pad_amount": [1, 1, 1, 1]}, "pad_amount [1, 1, 1, 1] with pad_value 0, which no "
+                                         "input code has (codes are worth -1, +1); a +-1 map "
+                                         "has no 0 to pad with: train the network with "
+                                         "padding=0"),
+    (None, {"pad_amount": [1, 0, 1, 0], "pad_value": 1}, "pad_amount [1, 0, 1, 0]; bnnflow "
+                                                         "pads a convolution alike on all four "
+                                                         "sides (train the network with one "
+                                                         "padding p for both axes)"),
+    (None, {"pad_amount": [2, 2, 2, 2], "pad_value": 1}, "pad_amount [2, 2, 2, 2]; bnnflow "
+                                                         "pads a 2x2 convolution by 0..1 (less "
+                                                         "than the kernel)"),
+    ("2-bit", {"pad_value": 0}, "pad_amount [1, 1, 1, 1] with pad_value 0, which no input code "
+                                "has (codes are worth -3, -1, +1, +3); give pad_value the value "
+                                "of an input code"),
 ])
-def test_im2col_with_strides_or_padding_is_refused(tmp_path, attr, value, message):
+def test_im2col_windows_bnnflow_cannot_build_are_refused(tmp_path, net, attrs, message):
     from onnx import helper
 
     from bnnflow.model.qonnx_graph import QonnxError
 
-    model = random_conv_model(*CONV_NETS[0], seed=3)
+    model = (random_conv_model(*CONV_NETS[0], seed=3) if net is None
+             else random_conv_model(*PADDED_NETS[net][:3], seed=2, **PADDED_NETS[net][3]))
     wrapper = export_graph(model)
-    node = next(n for n in wrapper.model.graph.node if n.op_type == "Im2Col")
+    node = [n for n in wrapper.model.graph.node if n.op_type == "Im2Col"][-1]
     for a in list(node.attribute):
-        if a.name == attr:
+        if a.name in attrs:
             node.attribute.remove(a)
-    node.attribute.append(helper.make_attribute(attr, value))
-    graph = wrapper.model
-    onnx.save(graph, str(tmp_path / "bad.onnx"))
+    node.attribute.extend(helper.make_attribute(k, v) for k, v in attrs.items())
+    onnx.save(wrapper.model, str(tmp_path / "bad.onnx"))
     loaded = load_graph(tmp_path / "bad.onnx")
-    with pytest.raises(QonnxError, match=r"\(Im2Col\): " + re.escape(message)):
+    with pytest.raises(QonnxError, match=r"\(Im2Col\): " + re.escape(message) + "$"):
         _read_back(loaded)
 
 
