@@ -33,7 +33,8 @@ def describe(model, manifest):
 def _shape_text(entry):
     """``(in, out, op)`` cells: maps as ``HxWxC``, vectors as widths; ``op`` is the kernel of a conv
     layer (``/stride`` when not 1), ``dense``, ``window/stride`` of a pool or ``popcounts`` for the
-    output layer, with ``ternary``, ``n-bit in`` and ``n-bit out`` where they apply."""
+    output layer, with ``pad p (code c)``, ``ternary``, ``n-bit in`` and ``n-bit out`` where they
+    apply."""
     def shape(key, width):
         return "x".join(map(str, entry[key])) if key in entry else str(entry[width])
 
@@ -44,6 +45,8 @@ def _shape_text(entry):
     if "kernel" in entry:
         step = f"/{entry['stride']}" if entry.get("stride", 1) != 1 else ""
         op = f"{'x'.join(map(str, entry['kernel']))}{step} {ternary}conv"
+        if entry.get("pad"):
+            op += f", pad {entry['pad']} (code {entry['pad_value']})"
     else:
         op = "popcounts" if entry["output"] == "popcount" else f"{ternary}dense"
     bits_in, bits_out = entry.get("in_bits", 1), entry["activation_bits"] or 1

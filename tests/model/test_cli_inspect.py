@@ -57,6 +57,27 @@ def test_inspect_lists_conv_pool_and_dense_layers_with_their_shapes(tmp_path, ca
     assert info["layers"][3]["stride"] == 2 and "stride" not in info["layers"][2]
 
 
+def test_inspect_shows_the_padding_and_its_code_beside_the_kernel(tmp_path, capsys,
+                                                                  monkeypatch):
+    from bnnflow.model.random_net import random_conv_model
+
+    monkeypatch.setenv("COLUMNS", "120")           # one line per row
+    path = tmp_path / "padded.bnn"
+    model = random_conv_model((9, 8, 1), [("conv", 4, 3, 3, 2, 1, 200), ("conv", 3, 3, 3, 1, 2, 1),
+                                          ("conv", 2, 2), ("dense", 5)], 3, seed=2, input_bits=8)
+    artifact.save(model, path)
+    assert main(["inspect", str(path)]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("│")]
+    cells = [[c.strip() for c in row.strip("│").split("│")] for row in rows]
+    assert [c[2:5] for c in cells[:3]] == [
+        ["9x8x1", "5x4x4", "3x3/2 conv, pad 1 (code 200), 8-bit in"],
+        ["5x4x4", "7x6x3", "3x3 conv, pad 2 (code 1)"], ["7x6x3", "6x5x2", "2x2 conv"]]
+    assert main(["inspect", "--json", str(path)]) == 0
+    layers = json.loads(capsys.readouterr().out)["layers"]
+    assert [(e.get("pad"), e.get("pad_value")) for e in layers[:3]] == [(1, 200), (2, 1),
+                                                                        (None, None)]
+
+
 def test_inspect_shows_a_pixel_levels_table_by_its_range(tmp_path, capsys):
     from bnnflow.model.artifact import BnnModel, DenseLayer, InputSpec
 
