@@ -7,6 +7,7 @@ build it from a layer's weights and thresholds, step by step as each layer kind'
 complement, a popcount is a sum of bits, a binary activation is ``popcount >= threshold``, a
 pool output is the OR of its window. Which inputs a conv window or pool block reads is asked
 of the numpy reference itself (:func:`~bnnflow.model.conventions.windows` on an index map,
+padded with the index -1, which stands for the pad code's constant bits;
 :func:`~bnnflow.model.conventions.maxpool_or` on one-hot maps), so the logic cannot drift from
 it; tests/sim/test_formal_ref.py simulates this logic against the golden model.
 
@@ -72,9 +73,18 @@ def lane_width(layer):
 
 
 def _conv_windows(layer):
-    """Input indices of each output pixel's window, ``(Ho * Wo, kh * kw * Cin)``."""
+    """Input indices of each output pixel's window, ``(Ho * Wo, kh * kw * Cin)``; -1 at a
+    padded position."""
     index = np.arange(layer.in_width)[None, :]
-    return conventions.windows(index, layer.in_shape, layer.kernel, layer.stride)[0]
+    return conventions.windows(index, layer.in_shape, layer.kernel,
+                               **{**layer.geometry, "pad_value": -1})[0]
+
+
+def _window_bits(layer, bits, window):
+    """The bits of a window's elements, ``n`` per element; the pad code's at padded ones."""
+    n = layer.in_bits
+    return [bits[int(i) * n + b] if i >= 0 else Const((layer.pad_value >> b) & 1, 1)
+            for i in window for b in range(n)]
 
 
 def _pool_blocks(layer):
@@ -86,11 +96,9 @@ def _pool_blocks(layer):
 
 def window_logic(layer, bits):
     """The windows of a conv layer's input map, one after the other, each in the
-    ``(kh, kw, Cin)`` order of the weights (what its sliding-window unit sends); with
-    ``in_bits = n`` each element is its ``n`` bits."""
-    n = layer.in_bits
-    return [bits[int(i) * n + b] for window in _conv_windows(layer) for i in window
-            for b in range(n)]
+    ``(kh, kw, Cin)`` order of the weights (what its sliding-window unit sends, behind the pad
+    unit of a padded layer); with ``in_bits = n`` each element is its ``n`` bits."""
+    return [b for window in _conv_windows(layer) for b in _window_bits(layer, bits, window)]
 
 
 def layer_logic(layer, bits):
@@ -108,11 +116,10 @@ def layer_logic(layer, bits):
     if kind == "ternary_dense":
         return dense_logic(bits, layer.weights, thresholds, layer.mask, layer.in_bits)
     if kind in ("binary_conv2d", "ternary_conv2d"):
-        n, out = layer.in_bits, []
+        out = []
         for window in _conv_windows(layer):
-            window_bits = [bits[int(i) * n + b] for i in window for b in range(n)]
-            out.extend(dense_logic(window_bits, layer.weights, thresholds,
-                                   getattr(layer, "mask", None), n))
+            out.extend(dense_logic(_window_bits(layer, bits, window), layer.weights,
+                                   thresholds, getattr(layer, "mask", None), layer.in_bits))
         return out
     if kind == "maxpool2d":
         n, out = layer.bits, []

@@ -31,7 +31,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from amaranth.back import rtlil
-from amaranth.hdl import Cat
+from amaranth.hdl import Cat, Module
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
 
 from ..errors import ToolError
 from ..hw.argmax import Argmax
@@ -154,9 +156,31 @@ def _command(names, package):
                                f"dependency)")
 
 
+class _Chain(wiring.Component):
+    """Stream units in a row, ``i`` of the first to ``o`` of the last (a padded conv's pad and
+    window units, proved as one: the pad unit alone sends a map's top border before the map's
+    first pixel, which *order* would take for an output running ahead of its input)."""
+
+    def __init__(self, *units):
+        self.units = units
+        super().__init__({"i": In(stream.Signature(len(units[0].i.payload))),
+                          "o": Out(stream.Signature(len(units[-1].o.payload)))})
+
+    def elaborate(self, platform):
+        m = Module()
+        for k, unit in enumerate(self.units):
+            m.submodules[f"unit_{k}"] = unit
+        wiring.connect(m, wiring.flipped(self.i), self.units[0].i)
+        for a, b in zip(self.units, self.units[1:], strict=False):
+            wiring.connect(m, a.o, b.i)
+        wiring.connect(m, self.units[-1].o, wiring.flipped(self.o))
+        return m
+
+
 def _layer_targets(j, layer, unit, fold):
-    """A layer's unit, or for a conv layer its sliding-window unit and its MVTU (the FIFO
-    between them is Amaranth's): the whole conv unit's state is beyond a quick proof."""
+    """A layer's unit, or for a conv layer its sliding-window unit (behind its pad unit when
+    padded) and its MVTU (the FIFOs between them are Amaranth's): the whole conv unit's state
+    is beyond a quick proof."""
     if layer.kind not in ("binary_conv2d", "ternary_conv2d"):
         width = lane_width(layer)
 
@@ -167,12 +191,15 @@ def _layer_targets(j, layer, unit, fold):
         return [ProofTarget(f"layer {j} ({layer.kind}, {fold})", unit, bits,
                             unit.out_width, reference, _unit_bound(unit), unit.cycles)]
     window, mvtu = unit.window, unit.mvtu
-    h, w, _ = layer.in_shape
+    h, w, _ = layer.padded_shape
     step = f", stride {layer.stride}" if layer.stride != 1 else ""
-    windows = ProofTarget(f"layer {j} window ({layer.kernel[0]}x{layer.kernel[1]}{step})", window,
+    step += f", pad {layer.pad}" if layer.pad else ""
+    front = window if unit.pad is None else _Chain(unit.pad, window)
+    latency = window.latency + (unit.pad.latency if unit.pad is not None else 0)
+    windows = ProofTarget(f"layer {j} window ({layer.kernel[0]}x{layer.kernel[1]}{step})", front,
                           layer.in_width * layer.in_bits, window.windows * len(window.o.payload),
                           lambda bits: Cat(*window_logic(layer, bits)),
-                          2 * (h * w + window.latency) + 4, h * w)
+                          2 * (h * w + latency) + 4, h * w)
     per_window = ProofTarget(f"layer {j} mvtu ({layer.kind}, {fold})", mvtu,
                              layer.fan_in * layer.in_bits, mvtu.out_width,
                              lambda bits: Cat(*dense_logic(bits, layer.weights,

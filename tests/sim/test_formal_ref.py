@@ -52,6 +52,11 @@ MODELS = {
                                                  seed=8, act_bits=2),
     "ternary 8-bit conv": lambda: random_conv_model((3, 4, 1), [("conv", 2, 2, 3)], 2, seed=7,
                                                     ternary=True, input_bits=8),
+    # Padding: code 1 at stride 2 before a pool; an 8-bit ternary conv bordered by code 201.
+    "padded conv": lambda: random_conv_model((4, 3, 2), [("conv", 2, 3, 3, 2, 1, 1),
+                                                         ("pool", 2)], 2, seed=9),
+    "padded 8-bit ternary conv": lambda: random_conv_model(
+        (2, 3, 1), [("conv", 2, 2, 2, 1, 1, 201)], 2, seed=10, ternary=True, input_bits=8),
 }
 
 
@@ -113,10 +118,13 @@ def test_window_logic_is_the_windows_of_the_numpy_reference():
     from bnnflow.model import conventions
     from bnnflow.sim.formal_ref import window_logic
 
-    model = random_conv_model((4, 5, 2), [("conv", 3, 2, 3)], 2, seed=5)
-    layer = model.layers[0]
-    x = np.random.default_rng(2).integers(0, 2, size=(20, layer.in_width), dtype=np.uint8)
-    got = _simulate(layer.in_width, lambda bits: _cat(window_logic(layer, bits), 1), x)
-    want = conventions.windows(x, layer.in_shape, layer.kernel).reshape(len(x), -1)
-    n = want.shape[1]
-    assert np.array_equal([_unpack(g, n, 1) for g in got], want)
+    for stage in [("conv", 3, 2, 3), ("conv", 3, 3, 2, 2, 1, 1)]:
+        model = random_conv_model((4, 5, 2), [stage], 2, seed=5)
+        layer = model.layers[0]
+        x = np.random.default_rng(2).integers(0, 2, size=(20, layer.in_width), dtype=np.uint8)
+        got = _simulate(layer.in_width, lambda bits, layer=layer: _cat(window_logic(layer, bits),
+                                                                        1), x)
+        want = conventions.windows(x, layer.in_shape, layer.kernel,
+                                   **layer.geometry).reshape(len(x), -1)
+        n = want.shape[1]
+        assert np.array_equal([_unpack(g, n, 1) for g in got], want)
