@@ -250,22 +250,45 @@ def test_strided_convs_match_golden_on_three_simulators(simulator, build_root):
     assert rep["ii_measured"] == rep["ii_expected"]
 
 
+#: Padded convs: 3x3 every 2 pixels over 9x8 bordered by code 1 (11x10 padded, 5x4 out), folded
+#: slow (240 cycles), then 3x3 bordered by 2 (9x8 padded, 7x6 out) behind it: its pad queue
+#: takes conv0's pixels while it sends the border.
+STAGES_PAD = ((9, 8, 2), [("conv", 4, 3, 3, 2, 1, 1), ("conv", 3, 3, 3, 1, 2), ("dense", 5)], 3)
+
+
+@pytest.mark.parametrize("simulator", ["amaranth", "icarus", "verilator-direct"])
+def test_padded_convs_match_golden_on_three_simulators(simulator, build_root):
+    model = random_conv_model(*STAGES_PAD, seed=4)
+    assert [layer.out_shape for layer in model.layers[:2]] == [(5, 4, 4), (7, 6, 3)]
+    bits = np.random.default_rng(4).integers(0, 2, size=(8, model.input.width),
+                                             dtype=np.uint8)
+    rep = _verify(model, bits, simulator, build_root, fold="1x6,3x12,5x42,3x5", stall=0.3,
+                  seed=4, reset_mid_stream=True)
+    assert rep["passed"] and rep["mismatches"] == 0, rep["first_mismatch"]
+    assert rep["latency_measured"] == rep["latency_expected"]
+    assert rep["ii_measured"] == rep["ii_expected"] == 240
+
+
 def random_conv_case(seed):
-    """A random conv network (odd map sizes, Cin 1..19, kernels 1..5 with strides 1..3, pools
-    2 and 3 with strides up to the window), an auto folding at a random reachable II, and a
-    pipeline depth 0..2."""
+    """A random conv network (odd map sizes, Cin 1..19, kernels 1..5 with strides 1..3, half
+    of the convs padded by 1..kh-1 with code 0 or 1, pools 2 and 3 with strides up to the
+    window), an auto folding at a random reachable II, and a pipeline depth 0..2."""
     rng = np.random.default_rng(seed)
+    # Pads from a generator of their own: the other draws, and so the networks without
+    # padding, stay those of the seeds before padding.
+    pads = np.random.default_rng(seed + 1000)
     while True:
         h, w = (int(v) for v in rng.integers(5, 12, size=2))
         shape = (h, w, int(rng.integers(1, 20)))
         stages, mh, mw = [], h, w
         for _ in range(int(rng.integers(1, 3))):
             k = int(rng.integers(1, 6))
-            if k > min(mh, mw):
+            p = int(pads.integers(1, k)) if k > 1 and pads.random() < 0.5 else 0
+            if k > min(mh, mw) + 2 * p:
                 break
             s = int(rng.choice([1, 1, 2, 3]))
-            stages.append(("conv", int(rng.integers(1, 9)), k, k, s))
-            mh, mw = (mh - k) // s + 1, (mw - k) // s + 1
+            stages.append(("conv", int(rng.integers(1, 9)), k, k, s, p, int(pads.integers(0, 2))))
+            mh, mw = (mh + 2 * p - k) // s + 1, (mw + 2 * p - k) // s + 1
             p = int(rng.integers(2, 4))
             if rng.random() < 0.5 and p <= min(mh, mw):
                 stride = p if rng.random() < 0.5 else int(rng.integers(1, p + 1))
@@ -275,8 +298,8 @@ def random_conv_case(seed):
             break
     stages.append(("dense", int(rng.integers(2, 9))))
     model = random_conv_model(shape, stages, int(rng.integers(2, 6)), seed=seed)
-    fastest = max(layer.in_shape[0] * layer.in_shape[1] for layer in model.layers
-                  if hasattr(layer, "in_shape"))
+    fastest = max(np.prod(getattr(layer, "padded_shape", layer.in_shape)[:2])
+                  for layer in model.layers if hasattr(layer, "in_shape"))
     return model, int(fastest * rng.choice([1, 2, 3])), int(rng.integers(0, 3))
 
 
