@@ -1,7 +1,7 @@
 """The ``ternary_conv2d`` layer kind: a convolution with weights in {-1, 0, +1}.
 
 The shape rules are those of ``binary_conv2d`` (:class:`~bnnflow.model.conv.Conv2dLayer`,
-which this kind extends: a stride, no padding, windows in ``(kh, kw, Cin)`` order), the
+which this kind extends: a stride, a pad and its code, windows in ``(kh, kw, Cin)`` order), the
 arithmetic that of ``ternary_dense`` (:class:`~bnnflow.model.ternary.TernaryDenseLayer`): each
 output channel has a sign bit and a mask bit per window position and fires when its live
 popcount ``popcount(XNOR(x, s) AND z)`` (with ``n``-bit inputs, the masked
