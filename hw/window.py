@@ -4,7 +4,8 @@ For an ``H x W x C`` map and a ``kh x kw`` kernel (stride ``s``, no padding) the
 pixel of ``C`` bits per transfer, rows top to bottom, and emits, for each of the ``Ho * Wo``
 output positions in the same order, the window of ``kh * kw * C`` bits in ``(kh, kw, C)`` order
 (bit ``(a * kw + b) * C + ch`` = input ``(i s + a, j s + b, ch)``): the order of the conv
-weights and of :func:`bnnflow.model.conventions.windows`.
+weights and of :func:`bnnflow.model.conventions.windows`. A padded conv builds this unit on its
+padded map, behind a :class:`~bnnflow.hw.pad.PadMap` that sends the border (:mod:`bnnflow.hw.conv`).
 
 Structure::
 
