@@ -172,7 +172,7 @@ def test_with_a_dropped_ready_every_design_fails_with_a_command_that_repeats_it(
                                        "0..17 (network 16-8-4)"),
     (["--seed", "-1"], "error: --seed must be an integer >= 0, not -1"),
     (["--act-bits", "0"], "error: --act-bits must be an integer in 1..8, not 0"),
-    (["--sizes", "4x4x1:c2k5-3"], "error: kernel 5x5 is larger than the 4x4 input map "
+    (["--sizes", "4x4x1:c2k5-3"], "error: conv0: kernel 5x5 is larger than the 4x4 input map "
                                   "(network 4x4x1:c2k5-3)"),
     (["--sizes", "16-8-4,6x6x2:c3k3-p2-4", "--fault", "drop_ready:0"],
      "error: --fault drop_ready:0: layer 1 of 6x6x2:c3k3-p2-4 is a max-pool, which is never "
