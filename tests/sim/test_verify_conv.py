@@ -256,8 +256,10 @@ def test_strided_convs_match_golden_on_three_simulators(simulator, build_root):
 STAGES_PAD = ((9, 8, 2), [("conv", 4, 3, 3, 2, 1, 1), ("conv", 3, 3, 3, 1, 2), ("dense", 5)], 3)
 
 
-@pytest.mark.parametrize("simulator", ["amaranth", "icarus", "verilator-direct"])
-def test_padded_convs_match_golden_on_three_simulators(simulator, build_root):
+# verilator-direct on padded networks: measured by hand (bench/README "Padded convolutions"),
+# left out of the suite for time; its RTL is the one these two simulate.
+@pytest.mark.parametrize("simulator", ["amaranth", "icarus"])
+def test_padded_convs_match_golden_on_two_simulators(simulator, build_root):
     model = random_conv_model(*STAGES_PAD, seed=4)
     assert [layer.out_shape for layer in model.layers[:2]] == [(5, 4, 4), (7, 6, 3)]
     bits = np.random.default_rng(4).integers(0, 2, size=(8, model.input.width),
