@@ -209,6 +209,24 @@ def export_brevitas(net, path, shape=(8, 8), dynamo=True):
     return path
 
 
+def import_untrained_cnn(net, tmp_path, capsys):
+    """``net`` (a :func:`brevitas_cnn`) with BatchNorm statistics from three batches of random
+    images (off the dot lattice, so decisions are exact), exported and run through
+    ``bnnflow import``; the loaded model."""
+    from bnnflow.model import artifact
+
+    with torch.no_grad():
+        net.train()
+        for _ in range(3):
+            net(torch.rand(64, 64))
+    path = export_brevitas(net.eval(), tmp_path / "cnn.onnx")
+    capsys.readouterr()
+    out = tmp_path / "cnn.bnn"
+    code, _, err = run_cli(capsys, "import", path, "-o", out)
+    assert (code, err) == (0, "")
+    return artifact.load(out)
+
+
 def _init(name, value):
     value = np.asarray(value, dtype=np.float32)
     return helper.make_tensor(name, TensorProto.FLOAT, value.shape, value.ravel())

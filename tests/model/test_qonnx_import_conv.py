@@ -10,7 +10,6 @@ import re
 
 import numpy as np
 import pytest
-import torch
 
 from bnnflow.model import artifact, golden
 from bnnflow.model.artifact import BnnModel
@@ -22,6 +21,7 @@ from .qonnx_fixtures import (
     brevitas_cnn,
     export_brevitas,
     import_refused,
+    import_untrained_cnn,
     run_cli,
     train_brevitas,
 )
@@ -183,16 +183,7 @@ def test_zero_padding_of_cnv_8_bit_input_imports_as_pad_code_128(digits, tmp_pat
     """Brevitas pads the quantized input with ``q = 0``: CNV's level ``a = q + 128``, so code
     128, not 127 or 0, gives Brevitas' classes."""
     net = brevitas_cnn(in_bits=8, padding=1)
-    with torch.no_grad():         # BatchNorm statistics off the dot lattice: decisions exact
-        net.train()
-        for _ in range(3):
-            net(torch.rand(64, 64))
-    path = export_brevitas(net.eval(), tmp_path / "cnn.onnx")
-    capsys.readouterr()
-    out = tmp_path / "cnn.bnn"
-    code, stdout, err = run_cli(capsys, "import", path, "-o", out)
-    assert (code, err) == (0, "")
-    model = artifact.load(out)
+    model = import_untrained_cnn(net, tmp_path, capsys)
     first = model.layers[0]
     assert (first.in_shape, first.out_shape[:2], first.pad, first.pad_value) == (
         (8, 8, 1), (8, 8), 1, 128)

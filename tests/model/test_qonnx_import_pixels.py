@@ -22,6 +22,7 @@ from .qonnx_fixtures import (
     cnv_input_quant,
     export_brevitas,
     import_refused,
+    import_untrained_cnn,
     run_cli,
     train_brevitas,
 )
@@ -136,16 +137,7 @@ def test_n_bit_inputs_read_as_pixel_levels_untrained(in_bits, digits, tmp_path, 
     becomes one 5-bit element per pixel, ``q = (v + 1) / 2`` (no level ``2**n - 1``); CNV's
     8-bit input is ``q = (v - 1) / 2``."""
     net = brevitas_cnn(in_bits=in_bits)
-    with torch.no_grad():         # BatchNorm statistics off the dot lattice: decisions exact
-        net.train()
-        for _ in range(3):
-            net(torch.rand(64, 64))
-    path = export_brevitas(net.eval(), tmp_path / "cnn.onnx")
-    capsys.readouterr()
-    out = tmp_path / "cnn.bnn"
-    code, stdout, err = run_cli(capsys, "import", path, "-o", out)
-    assert (code, err) == (0, "")
-    model = artifact.load(out)
+    model = import_untrained_cnn(net, tmp_path, capsys)
     assert model.input.encoding["kind"] == "pixel_levels"
     assert model.input.bits == in_bits and model.layers[0].in_bits == in_bits
     levels = encode(model.input.encoding, np.arange(17).reshape(1, 17))[0]
