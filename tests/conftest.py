@@ -14,9 +14,6 @@ def pytest_addoption(parser):
 
 def pytest_collection_modifyitems(config, items):
     if config.getoption("--runslow"):
-        # The slow cases first (a stable sort), so that no 2-minute test starts near the end
-        # of a run while the other worker has nothing left to steal.
-        items.sort(key=lambda item: "slow" not in item.keywords)
         return
     skip = pytest.mark.skip(reason="slow: run with --runslow (make test does)")
     for item in items:
