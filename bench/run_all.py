@@ -21,7 +21,8 @@ Per case (``tfc-digits``, ``tfc-mnist5k``, ``sfc-mnist5k``):
 * tool times: training, Verilog generation, Verilator build, Yosys, nextpnr.
 
 Once per run: simulator speeds on one design (the sfc model, or tfc in ``--quick``) with
-``bench/sim_bench.py`` for every simulator, their ratios, and a fully parallel 64x64 MVTU
+``bench/sim_bench.py`` for every simulator (``--quick``: all but cocotb + Verilator), their
+ratios, and a fully parallel 64x64 MVTU
 synthesized with :func:`bnnflow.hw.bench.synth_mvtu` for the LUT4-per-synapse targets.
 """
 
@@ -286,10 +287,12 @@ class Bench:
         model, path = self.models[case]
         folding = SPEED_FOLDING.get(case) or self.results["cases"][case]["verification"][
             "folding"]
-        sims = ["amaranth", "icarus", "verilator"]
+        quick = self.args.quick
+        # --quick leaves cocotb + Verilator out: its build is the longest step of the
+        # comparison (about 30 s), and without it there is no ratio to report.
+        sims = ["amaranth", "icarus"] if quick else ["amaranth", "icarus", "verilator"]
         if "verilator-direct" in tools.SIMULATORS:
             sims.append("verilator-direct")
-        quick = self.args.quick
         images = {"amaranth": 20 if quick else 100, "icarus": 20 if quick else 100,
                   "verilator": 100 if quick else "all", "verilator-direct": "all"}
         reports = {}

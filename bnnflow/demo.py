@@ -40,6 +40,10 @@ def add_arguments(parser):
                         help="test images to verify: a number or 'all' (default: all)")
     parser.add_argument("--pipeline", type=int, default=2,
                         help="register stages in each popcount adder tree (default: 2)")
+    parser.add_argument("--clock", default="auto", metavar="auto|board|MHZ",
+                        help="bitstream clock: auto (default: the board clock, then a PLL "
+                             "near the design's Fmax, a second build), board (the 12 MHz "
+                             "oscillator, one build) or a PLL frequency in MHz")
     parser.add_argument("--no-build", "--no-synth", dest="no_build", action="store_true",
                         help="skip the bitstream build (the folding then comes from the "
                              "resource estimate alone)")
@@ -47,6 +51,7 @@ def add_arguments(parser):
 
 def _check(args):
     """Refuse bad options before the first stage (training takes a minute)."""
+    from .boards.build import parse_clock
     from .errors import BnnflowError
 
     if args.epochs is not None and args.epochs < 1:
@@ -54,6 +59,7 @@ def _check(args):
     if args.images != "all" and (not str(args.images).isdigit() or int(args.images) < 1):
         raise BnnflowError(f"--images must be a positive integer or 'all', not "
                            f"{args.images!r}")
+    args.clock = parse_clock(args.clock)
     if not 0.0 <= args.stall < 1.0:
         raise BnnflowError(f"--stall must be a probability in [0, 1), not {args.stall:g}")
     if args.pipeline < 0:
@@ -149,7 +155,7 @@ def _build_stage(args, model, out, console, summary, stage, done):
         from .boards.build import build
 
         info = build(model, BOARD, out / "build", "fit", pipeline=args.pipeline,
-                     progress=console.print)
+                     clock=args.clock, progress=console.print)
         folding = info["folding"]
         clock = "PLL" if info["pll"] else "board oscillator"
         console.print(f"bitstream {info['bitstream']}: folding {folding}, {info['lut4']} LUT4, "

@@ -1,7 +1,11 @@
 """Gate-level verification (bnnflow.sim.netlist, ``verify --netlist``): Yosys' mapped netlist
 with the YoWASP cell models (and the bundled DP16KD model) matches the golden model with stalls
 and a reset, block RAM weights and written block RAM included, and fails on a faulty design;
-what cannot be simulated is refused."""
+what cannot be simulated is refused.
+
+A fault in ECP5 block RAM is not injected here: its netlist costs the suite 70-90 s, the
+DP16KD cases below already compare every popcount read through both halves of its 36-bit words,
+and tests/sim/test_mutations.py makes the ECP5 netlist checker fail on each fault kind."""
 
 import json
 from dataclasses import replace
@@ -73,18 +77,6 @@ def test_ecp5_block_ram_reads_and_writes_through_the_dp16kd_model(widths, fold, 
     rep = run_verify(model, simulator="icarus", inputs=bits, fold=fold, pipeline=1,
                      stall=0.2, netlist="ecp5", build_root=build_root)
     assert rep["passed"] and rep["mismatches"] == 0
-
-
-def test_a_flipped_weight_in_ecp5_block_ram_is_caught(build_root):
-    model = random_model([192, 64, 10], seed=3)
-    bits = np.random.default_rng(1).integers(0, 2, size=(4, 192), dtype=np.uint8)
-    w = model.layers[0].weights.copy()
-    w[:, 100:104] ^= 1                                   # the upper half of the 96-bit words
-    other = replace(model, layers=[replace(model.layers[0], weights=w), *model.layers[1:]])
-    assert not np.array_equal(golden.run(other, bits).popcounts, golden.run(model, bits).popcounts)
-    rep = run_verify(model, simulator="verilator-direct", inputs=bits, fold="1x96,5x64", pipeline=1,
-                     netlist="ecp5", hardware_model=other, build_root=build_root)
-    assert not rep["passed"] and rep["first_mismatch"]["layer"] == "fc0"
 
 
 def test_what_cannot_be_simulated_is_refused_with_one_line(net, tmp_path, capsys):
