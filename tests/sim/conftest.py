@@ -1,5 +1,6 @@
 """Fixtures shared by the simulation tests: one build cache per session, small networks."""
 
+import os
 from types import SimpleNamespace
 
 import numpy as np
@@ -18,8 +19,16 @@ SLOW_SECOND_FOLD = "13x8,1x13,5x11"
 
 @pytest.fixture(scope="session")
 def build_root(tmp_path_factory):
-    """One Verilator/Icarus build cache for the whole session (builds shared by design)."""
-    return tmp_path_factory.mktemp("sim_build")
+    """One Verilator/Icarus build cache for the whole run (builds shared by design), shared by
+    the pytest-xdist workers too: each worker's base directory is a child of the run's, and the
+    cache locks each design (bnnflow.sim.build_cache), so a design used by tests on both workers
+    is built once, not once per worker."""
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent
+    root = base / "sim_build"
+    root.mkdir(exist_ok=True)
+    return root
 
 
 @pytest.fixture(scope="session")
