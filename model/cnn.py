@@ -26,7 +26,7 @@ from .layers import (
     TernaryLinear,
     check_weight_kind,
 )
-from .stage_spec import check_stages, conv_geometry, pool_geometry, stage_shapes
+from .stage_spec import check_stages, conv_geometry, is_positive_int, pool_geometry, stage_shapes
 
 __all__ = ["CONV_PRESETS", "check_stages", "stage_shapes", "BinaryCNN", "FloatCNN"]
 
@@ -38,10 +38,6 @@ CONV_PRESETS = {
     "cnv-mnist": (("conv", 16, 3), ("conv", 16, 3), ("pool", 2), ("conv", 32, 3),
                   ("conv", 32, 3), ("pool", 2), ("dense", 128)),
 }
-
-
-def _positive_int(value):
-    return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
 def _flat(shape):
@@ -98,9 +94,9 @@ class BinaryCNN(nn.Module):
                  weights="binary", quantizer="uniform", act_bits=1, input_bits=1):
         super().__init__()
         ternary = check_weight_kind(weights) == "ternary"
-        if len(in_shape) != 3 or not all(_positive_int(v) for v in in_shape):
+        if len(in_shape) != 3 or not all(is_positive_int(v) for v in in_shape):
             raise ValueError(f"in_shape must be (H, W, C) positive integers, not {in_shape!r}")
-        if not _positive_int(num_classes):
+        if not is_positive_int(num_classes):
             raise ValueError(f"num_classes must be a positive integer, not {num_classes!r}")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), not {dropout!r}")

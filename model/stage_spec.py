@@ -20,7 +20,7 @@ from .conv import conv_out_shape
 from .pool import pool_out_shape
 
 __all__ = ["STAGE_FORMS", "check_stages", "conv_geometry", "pool_geometry", "stage_shapes",
-           "parse_stages", "stages_text"]
+           "parse_stages", "stages_text", "is_positive_int"]
 
 #: The text forms, as error messages name them.
 STAGE_FORMS = ("cNkK, cNkKsS or cNkKsSpP (conv, stride S, padding P), pW or pWsS (max-pool, "
@@ -30,15 +30,16 @@ _STAGE = re.compile(r"^(?:c(\d+)k(\d+)(?:s(\d+))?(?:p(\d+)(?:v(\d+))?)?|p(\d+)(?
                     r"|d(\d+))$")
 
 
-def _positive(value):
+def is_positive_int(value):
+    """Whether ``value`` is an ``int`` above 0 (a ``bool`` is not)."""
     return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
 def _stage_ok(stage):
     # A conv's pad and pad code may be 0.
-    if not stage or not all(_positive(v) for v in stage[1:5 if stage[0] == "conv" else None]):
+    if not stage or not all(is_positive_int(v) for v in stage[1:5 if stage[0] == "conv" else None]):
         return False
-    if not all(_positive(v) or v == 0 and not isinstance(v, bool) for v in stage[5:]):
+    if not all(is_positive_int(v) or v == 0 and not isinstance(v, bool) for v in stage[5:]):
         return False
     lengths = {"conv": (3, 5, 6, 7), "pool": (2, 3), "dense": (2,)}
     return len(stage) in lengths.get(stage[0], ())
