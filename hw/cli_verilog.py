@@ -69,6 +69,10 @@ def run(args):
     fold = sidecar["folding"]
     print(f"wrote {args.output} and {verilog.sidecar_path(args.output)}: folding {fold}, "
           f"II {sidecar['ii']} cycles, latency {sidecar['latency']} cycles")
+    if args.fold == "auto" and args.ii is not None and sidecar["ii"] > args.ii:
+        print(f"note: every layer meets --ii {args.ii}, but a layer behind a pool or strided "
+              f"conv falls behind the bursts it passes, so the design takes {sidecar['ii']} "
+              f"cycles an image; a smaller --ii folds that layer faster", file=sys.stderr)
     return 0
 
 

@@ -29,7 +29,11 @@ from .conv import ConvUnit
 from .maxpool import MaxPool
 from .mvtu import MVTU
 
-__all__ = ["stream_latency", "needed_pixels"]
+__all__ = ["TIMING_IMAGES", "stream_latency", "stream_timing", "needed_pixels"]
+
+#: Images of the verify bench's stall-free timing phase (bnnflow.sim.verify_report), which
+#: :func:`stream_timing` models.
+TIMING_IMAGES = 8
 
 
 def needed_pixels(model):
@@ -335,13 +339,37 @@ def stream_latency(top, images=2, max_cycles=None):
     ValueError
         A unit without a cycle model, or no output within ``max_cycles`` (a bug).
     """
+    return _run(top, images, 1, max_cycles)[0]
+
+
+def stream_timing(top, images=TIMING_IMAGES, max_cycles=None):
+    """``(latency, ii)`` of ``top`` as the verify bench's stall-free timing phase measures them:
+    ``images`` images back to back right after reset, ``o.ready`` high; latency as
+    :func:`stream_latency`, ``ii`` the mean spacing of the output transfers over the second
+    half of the run (an ``int`` when whole).
+
+    A conv network's II can exceed its slowest layer's cycles: a pool (or a strided conv)
+    passes a row's pixels in a burst and none for the rows it drops, so a layer behind it that
+    is nearly as slow as the slowest one falls behind during the bursts and holds the layers
+    before it back (a 12x13 map: conv 3x3, conv 1x1, pool 3/1, conv 1x1 at 440, 440 and 432
+    cycles per map runs at 489).
+    """
+    latency, outs = _run(top, images, images, max_cycles)
+    h = (images - 1) // 2
+    ii = (outs[-1] - outs[h]) / (images - 1 - h)
+    return latency, int(ii) if ii == int(ii) else ii
+
+
+def _run(top, images, outputs, max_cycles):
+    """Step the model with ``images`` images fed back to back until ``outputs`` outputs have
+    transferred: ``(first image's latency, cycles of the output transfers)``."""
     stages = _stages(top)
     per_image = top.model.input.width * top.model.input.bits // top.in_chunk
     total = images * per_image
     if max_cycles is None:
         bound = sum(getattr(unit, "latency", 0) + unit.cycles for unit in top.layers)
-        max_cycles = (images + 2) * (top.ii + bound + per_image) + 64
-    sent, last_in, first_out = 0, None, None
+        max_cycles = (images + 2) * (4 * top.unit_ii + bound + per_image) + 64
+    sent, last_in, outs = 0, None, []
     for cycle in range(max_cycles):
         # Ready flows backwards (it may be combinational); valid flags are all registers.
         readys = [True] * (len(stages) + 1)
@@ -355,10 +383,10 @@ def stream_latency(top, images=2, max_cycles=None):
                 sent += 1
                 if sent == per_image:
                     last_in = cycle
-        if out_fire and first_out is None:
-            first_out = cycle
-        if first_out is not None and last_in is not None:
+        if out_fire:
+            outs.append(cycle)
+        if len(outs) >= outputs and last_in is not None:
             # Negative when a max-pool drops the map's last rows: the result leaves before
             # the pixels it never reads are sent.
-            return first_out - last_in
+            return outs[0] - last_in, outs
     raise ValueError(f"the cycle model saw no output in {max_cycles} cycles")

@@ -158,12 +158,18 @@ class BnnTop(wiring.Component):
 
     Attributes
     ----------
-    ii : int
-        Cycles between outputs in steady state, ``max_j cycles_j``.
+    ii : int or float
+        Cycles between outputs in steady state: ``max_j cycles_j`` (``unit_ii``) for an MLP;
+        for a network with conv or pool layers, the mean spacing of outputs in the second half
+        of :data:`~bnnflow.hw.timing.TIMING_IMAGES` images fed back to back, by
+        :func:`bnnflow.hw.timing.stream_timing` (at least ``unit_ii``; more when a layer behind
+        a pool falls behind its bursts).
+    unit_ii : int
+        ``max_j cycles_j``, the slowest layer's cycles per image.
     latency : int
         ``sum_j (cycles_j + rom_j + pipeline + 1) + 1 + argmax_stages`` (see module
         docstring); for a network with conv or pool layers, edges from the first image's last
-        input pixel to its output by :func:`bnnflow.hw.timing.stream_latency`.
+        input pixel to its output by :func:`bnnflow.hw.timing.stream_timing`.
     argmax_stages : int
         Inner register stages of the argmax, ``min(pipeline, ceil(log2(C)) - 1)``.
     folding : list of LayerFold
@@ -231,15 +237,17 @@ class BnnTop(wiring.Component):
             raise ValueError(f"fault {fault_text(fault)}: the output has bits "
                              f"0..{self.out_width - 1}")
         self.argmax_stages = max(0, min(pipeline, argmax_levels(self.num_classes) - 1))
-        self.ii = max(unit.cycles for unit in self.layers)
+        self.unit_ii = max(unit.cycles for unit in self.layers)
+        self._ii = self.unit_ii
         # The first layer's accept_wait passes before the input transfer, so it is not counted.
         self._latency = (sum(unit.latency for unit in self.layers)
                          + sum(unit.accept_wait for unit in self.layers[1:])
                          + 1 + self.argmax_stages)
         if any(self.pixels):
-            # A map's windows queue in front of a folded conv layer, so its latency depends on
-            # how the pixels arrive: the cycle model of the handshakes gives it (when asked).
-            self._latency = None
+            # A map's windows queue in front of a folded conv layer, and pools pass pixels in
+            # bursts, so latency and II depend on how the pixels arrive: the cycle model of the
+            # handshakes gives both (when asked).
+            self._latency = self._ii = None
         members = {"i": In(stream.Signature(self.in_chunk)),
                    "o": Out(stream.Signature(self.out_width))}
         if self.debug_taps:
@@ -253,10 +261,20 @@ class BnnTop(wiring.Component):
         """Edges from an image's (last) input transfer to its output in an idle network (see
         the class docstring)."""
         if self._latency is None:
-            from .timing import stream_latency
-
-            self._latency = stream_latency(self)
+            self._model_timing()
         return self._latency
+
+    @property
+    def ii(self):
+        """Cycles between outputs in steady state (see the class docstring)."""
+        if self._ii is None:
+            self._model_timing()
+        return self._ii
+
+    def _model_timing(self):
+        from .timing import TIMING_IMAGES, stream_timing
+
+        self._latency, self._ii = stream_timing(self, TIMING_IMAGES)
 
     def _tap_width(self, j):
         """A conv or pool layer's tap shows each output pixel as it transfers; other layers'

@@ -8,13 +8,12 @@ docstring of :mod:`bnnflow.sim.cli_verify` lists; :func:`write_report` writes it
 from typing import TypedDict
 
 from ..fileio import write_text_atomic
+from ..hw.timing import TIMING_IMAGES
 from .scoreboard import OutputLayout
 
 __all__ = ["TIMING_IMAGES", "TIMING_NOTE", "RESET_NOTE", "VerifyReport", "ResetReport",
            "build_report", "reset_report", "write_report"]
 
-#: Images of the stall-free timing phase at the start of every run.
-TIMING_IMAGES = 8
 
 RESET_NOTE = ("edge: bench edges counted from 0 at the first edge after the initial reset, "
               "timing phase included (as cycles); rst was high at that edge; images sent "

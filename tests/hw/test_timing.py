@@ -26,6 +26,7 @@ def test_cycle_model_gives_the_closed_form_latency_of_mlps(seed):
                                 + sum(u.accept_wait for u in top.layers[1:])
                                 + 1 + top.argmax_stages)
         assert stream_latency(top) == top.latency
+        assert timing.stream_timing(top) == (top.latency, top.unit_ii)
 
 
 @pytest.mark.parametrize(("shape", "stages", "needed"), [

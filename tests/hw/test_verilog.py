@@ -95,6 +95,26 @@ def test_cli_writes_identical_bytes_on_each_run(model_file, tmp_path, capsys):
     assert "II" in capsys.readouterr().out
 
 
+def test_cli_notes_when_a_layer_behind_a_pool_misses_the_requested_ii(tmp_path, capsys):
+    from bnnflow.model.random_net import random_conv_model
+
+    # tests/sim/test_verify_conv.py, STAGES_BURST: auto at II 468 folds every layer at 440
+    # cycles or less, but the 1x1 conv behind the pool falls behind: 489 (verified there).
+    model = random_conv_model((12, 13, 1), [("conv", 6, 3), ("conv", 7, 1), ("pool", 3, 1),
+                                            ("conv", 7, 1)], 3, seed=0)
+    artifact.save(model, tmp_path / "m.bnn")
+    assert run_cli(tmp_path / "m.bnn", "--fold", "auto", "--ii", "468", "-o",
+                   tmp_path / "top.v") == 0
+    out, err = capsys.readouterr()
+    assert "II 489 cycles" in out
+    assert err == ("note: every layer meets --ii 468, but a layer behind a pool or strided conv "
+                   "falls behind the bursts it passes, so the design takes 489 cycles an image; "
+                   "a smaller --ii folds that layer faster\n")
+    assert run_cli(tmp_path / "m.bnn", "--fold", "auto", "--ii", "500", "-o",
+                   tmp_path / "top.v") == 0
+    assert capsys.readouterr().err == ""
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["--fold", "14x8,4x13,2x4"], "error: bad --fold: layer 0 (fc0, 37 inputs, 13 neurons): "
                                   "pe must be an integer in 1..13, not 14"),

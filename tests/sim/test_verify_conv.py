@@ -233,6 +233,24 @@ def test_overlapping_pools_match_golden_on_the_simulators(simulator, build_root)
     assert rep["ii_measured"] == rep["ii_expected"]
 
 
+#: A 3x3 pool every pixel behind two layers of 4 cycles a pixel (440 a map): it passes 9 of
+#: every 11 pixels in a burst and none for its first two rows, so the 1x1 conv behind it,
+#: folded at 6 cycles a pixel (432 a map), falls behind in each burst and holds the layers
+#: before it back: 489 cycles an image, not 440. Folded at 2 cycles a pixel it keeps up.
+STAGES_BURST = ((12, 13, 1), [("conv", 6, 3), ("conv", 7, 1), ("pool", 3, 1), ("conv", 7, 1)],
+                3)
+
+
+@pytest.mark.parametrize(("fold", "ii"), [("3x5,2x6,1x1,3x4,1x7", 489),
+                                          ("3x5,2x6,1x1,7x7,1x7", 440)])
+def test_a_layer_behind_a_pool_s_bursts_sets_the_ii_the_sidecar_claims(fold, ii, build_root):
+    model = random_conv_model(*STAGES_BURST, seed=0)
+    bits = np.random.default_rng(0).integers(0, 2, size=(3, model.input.width), dtype=np.uint8)
+    rep = _verify(model, bits, "amaranth", build_root, fold=fold, pipeline=0)
+    assert rep["passed"] and rep["timing_ok"]
+    assert rep["ii_measured"] == rep["ii_expected"] == ii
+
+
 #: Strided convs: 3x3 every 2 pixels over 11x10 (the last column read by no window), then 2x2
 #: every 3 over the 5x4 map (its last rows and columns dropped: the output leaves before them).
 STAGES_STRIDE = ((11, 10, 2), [("conv", 4, 3, 3, 2), ("conv", 3, 2, 2, 3), ("dense", 5)], 3)
