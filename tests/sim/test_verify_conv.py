@@ -236,7 +236,7 @@ def test_overlapping_pools_match_golden_on_the_simulators(simulator, build_root)
 #: A 3x3 pool every pixel behind two layers of 4 cycles a pixel (440 a map): it passes 9 of
 #: every 11 pixels in a burst and none for its first two rows, so the 1x1 conv behind it,
 #: folded at 6 cycles a pixel (432 a map), falls behind in each burst and holds the layers
-#: before it back: 489 cycles an image, not 440. Folded at 2 cycles a pixel it keeps up.
+#: before it back: 489 cycles an image, not 440. Folded at a pixel a cycle (72) it keeps up.
 STAGES_BURST = ((12, 13, 1), [("conv", 6, 3), ("conv", 7, 1), ("pool", 3, 1), ("conv", 7, 1)],
                 3)
 
