@@ -2,6 +2,7 @@
 with ``brevitas.export.export_qonnx``, and tiny hand-made QONNX graphs (onnx.helper) for the
 cases the importer must refuse."""
 
+import contextlib
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,19 @@ QONNX_DOMAIN = "qonnx.custom_op.general"
 #: package; the tests that use Brevitas ignore these and nothing else.
 BREVITAS_WARNINGS = [pytest.mark.filterwarnings("ignore:brevitas.fx is deprecated"),
                      pytest.mark.filterwarnings("ignore:fast_hadamard_transform package not found")]
+
+
+@contextlib.contextmanager
+def one_torch_thread():
+    """Torch on one thread for the block: the suite's two pytest-xdist workers share two cores,
+    and torch's default of one thread per core makes them wait on each other (training the
+    4-bit MLP 3 epochs: 15 s on two threads, 2 s on one)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def run_cli(capsys, *argv):
@@ -149,6 +163,7 @@ def cnv_input_quant():
                              restrict_scaling_type=RestrictValueType.POWER_OF_TWO)
 
 
+@one_torch_thread()
 def brevitas_cnv(weight_bits=1, act_bits=1, seed=0, batches=3):
     """Brevitas' own bnn_pynq ``CNV`` (FINN's CIFAR-10 network, 32x32x3, 8-bit input) as its
     ``cnv_{weight_bits}w{act_bits}a`` configuration builds it, untrained: bnn_pynq's uniform
@@ -178,6 +193,7 @@ def brevitas_bnn_pynq_fc(weight_bits=1, act_bits=2, in_bits=2, hidden=(32, 24), 
               in_features=(8, 8))
 
 
+@one_torch_thread()
 def train_brevitas(net, x, y, epochs=6, seed=0, batch=64):
     """A few epochs of Adam on inputs ``x`` (in [0, 1]) and labels ``y``; returns ``net`` in
     eval mode."""
@@ -195,11 +211,13 @@ def train_brevitas(net, x, y, epochs=6, seed=0, batch=64):
 
 
 @torch.no_grad()
+@one_torch_thread()
 def brevitas_classes(net, x):
     """Brevitas' own eval-mode classes (torch argmax: the first maximum)."""
     return net.eval()(torch.as_tensor(x, dtype=torch.float32)).argmax(dim=1).numpy()
 
 
+@one_torch_thread()
 def export_brevitas(net, path, shape=(8, 8), dynamo=True):
     """``brevitas.export.export_qonnx`` of ``net`` for one ``shape`` image (``dynamo=False``:
     the TorchScript exporter, whose graph differs in form)."""
@@ -209,6 +227,7 @@ def export_brevitas(net, path, shape=(8, 8), dynamo=True):
     return path
 
 
+@one_torch_thread()
 def import_untrained_cnn(net, tmp_path, capsys):
     """``net`` (a :func:`brevitas_cnn`) with BatchNorm statistics from three batches of random
     images (off the dot lattice, so decisions are exact), exported and run through

@@ -114,7 +114,10 @@ def _imported(net, digits, tmp_path, capsys, name):
 @pytest.mark.parametrize("act_bits", [1, 2])
 def test_a_float_bias_in_the_last_layer_imports_with_brevitas_classes(act_bits, digits,
                                                                       tmp_path, capsys):
-    net = train_brevitas(brevitas_bias_net(out_bias=True, act_bits=act_bits),
+    # seed 2 for 2 bits: trained on one torch thread, seeds 0 and 1 put two classes' float
+    # biases within their rounding of each other, which the import rightly refuses
+    net = train_brevitas(brevitas_bias_net(out_bias=True, act_bits=act_bits,
+                                           seed=0 if act_bits == 1 else 2),
                          digits.x_train / 16, digits.y_train, epochs=3)
     model, stdout, want = _imported(net, digits, tmp_path, capsys, "out_bias")
     extra = model.provenance["bias_neurons"]
