@@ -2,9 +2,18 @@
 ``yosys_flops`` fixture."""
 
 import json
+import os
 import subprocess
 
 import pytest
+
+# The pytest-xdist workers share the machine's cores, and torch and the BLAS libraries default to
+# a thread per core in each: the workers' threads then wait on each other (3 epochs of a Brevitas
+# MLP took 14-22 s on two threads, 1.6 s on one; tests/model/qonnx_fixtures.py). One thread per
+# worker, set before any of them is imported (their subprocesses inherit it).
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(_var, "1")
 
 
 def pytest_addoption(parser):
