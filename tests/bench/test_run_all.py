@@ -13,14 +13,15 @@ SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "run_all.py"
 @pytest.mark.slow
 def test_quick_run_writes_every_figure_for_tfc_digits(tmp_path):
     out = tmp_path / "out"
-    proc = subprocess.run([sys.executable, str(SCRIPT), "--quick", "--out-dir", str(out),
-                           "--work-dir", str(tmp_path / "work")],
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--quick", "--epochs", "5", "--out-dir",
+                           str(out), "--work-dir", str(tmp_path / "work")],
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     results = json.loads((out / "results.json").read_text())
     assert results["quick"] is True
     assert results["complete"] is True
     assert list(results["cases"]) == ["tfc-digits"]
+    assert results["settings"]["epochs"] == 5
 
     case = results["cases"]["tfc-digits"]
     acc = case["accuracy"]

@@ -33,12 +33,15 @@ def _fault_options(fault, net, bits):
 
 
 #: Checkers that run some faults, not all four (suite time: each case costs 12-23 s).
-#: cocotb + Verilator runs the cocotb bench that cocotb + Icarus runs on every fault; its data
-#: fault is tests/sim/test_faults.py's threshold off by one (naming image and layer), as
-#: verilator-direct's is tests/sim/test_direct.py's. The ECP5 netlist goes the way of the iCE40
-#: one with other cell models: a fault in the data and one in the protocol.
-SPARSE = {("verilator", None): ("drop_ready",),
+#: cocotb + Verilator runs the cocotb bench that cocotb + Icarus runs on every fault; its fault
+#: is tests/sim/test_faults.py's threshold off by one (naming image and layer), as
+#: verilator-direct's data fault is tests/sim/test_direct.py's. The netlists: the iCE40 one on a
+#: threshold and a dropped ready (its flipped weight, in block RAM, is tests/sim/
+#: test_netlist.py's), the ECP5 one, the same path with other cell models, on a flipped weight
+#: and a dropped ready.
+SPARSE = {("verilator", None): (),
           ("verilator-direct", None): ("flipped_weight", "drop_ready", "swap_output"),
+          ("icarus", "ice40"): ("threshold_off_by_one", "drop_ready"),
           ("icarus", "ecp5"): ("flipped_weight", "drop_ready")}
 CASES = [pytest.param(fault, *checker, id=f"{fault}-{checker[0]}-{checker[1]}",
                       marks=[pytest.mark.slow] if checker in CHECKERS[3:] else [])
