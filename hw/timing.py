@@ -29,7 +29,7 @@ from .conv import ConvUnit
 from .maxpool import MaxPool
 from .mvtu import MVTU
 
-__all__ = ["TIMING_IMAGES", "stream_latency", "stream_timing", "needed_pixels"]
+__all__ = ["TIMING_IMAGES", "stream_latency", "stream_timing", "mean_spacing", "needed_pixels"]
 
 #: Images of the verify bench's stall-free timing phase (bnnflow.sim.verify_report), which
 #: :func:`stream_timing` models.
@@ -332,7 +332,8 @@ def stream_latency(top, images=2, max_cycles=None):
     images : int
         Images fed (the first one's latency is returned; later ones only share the pipeline).
     max_cycles : int or None
-        Give up after this many cycles (default: ``(images + 2) * (ii + latency bound)``).
+        Give up after this many cycles (default: ``(images + 2) * (4 unit_ii + latency
+        bound)``).
 
     Raises
     ------
@@ -355,9 +356,18 @@ def stream_timing(top, images=TIMING_IMAGES, max_cycles=None):
     cycles per map runs at 489).
     """
     latency, outs = _run(top, images, images, max_cycles)
-    h = (images - 1) // 2
-    ii = (outs[-1] - outs[h]) / (images - 1 - h)
-    return latency, int(ii) if ii == int(ii) else ii
+    return latency, mean_spacing(outs)
+
+
+def mean_spacing(edges):
+    """The II the verify bench reports: the mean spacing of output transfer ``edges`` over the
+    second half of the run (an ``int`` when whole); ``None`` for fewer than two."""
+    n = len(edges)
+    if n < 2:
+        return None
+    h = (n - 1) // 2
+    ii = (edges[-1] - edges[h]) / (n - 1 - h)
+    return int(ii) if ii == int(ii) else ii
 
 
 def _run(top, images, outputs, max_cycles):

@@ -272,9 +272,9 @@ class BnnTop(wiring.Component):
         return self._ii
 
     def _model_timing(self):
-        from .timing import TIMING_IMAGES, stream_timing
+        from .timing import stream_timing
 
-        self._latency, self._ii = stream_timing(self, TIMING_IMAGES)
+        self._latency, self._ii = stream_timing(self)
 
     def _tap_width(self, j):
         """A conv or pool layer's tap shows each output pixel as it transfers; other layers'

@@ -65,6 +65,7 @@ import numpy as np
 
 # The one stall model (and its generators), shared with the component benches of bnnflow.hw.
 from ..hw.testbench import Stalls, gap_rng
+from ..hw.timing import mean_spacing
 
 __all__ = [
     "int_to_bits",
@@ -459,13 +460,7 @@ class StreamBench:
         """``(latency, ii)`` measured in the timing phase (None where not measurable)."""
         ins, outs = self.in_edges["timing"], self.out_edges["timing"]
         latency = outs[0] - ins[0] if ins and outs and not self.stuck["timing"] else None
-        ii = None
-        n = len(outs)
-        if n >= 2 and not self.stuck["timing"]:
-            h = (n - 1) // 2
-            ii = (outs[-1] - outs[h]) / (n - 1 - h)
-            if ii == int(ii):
-                ii = int(ii)
+        ii = None if self.stuck["timing"] else mean_spacing(outs)
         return latency, ii
 
     def to_dict(self):

@@ -79,3 +79,10 @@ def _output_after(top, pixels, cycles=3000):
 
 def test_an_mlp_needs_its_one_transfer():
     assert needed_pixels(random_model([9, 4, 3], seed=0)) == 1
+
+
+@pytest.mark.parametrize(("edges", "ii"), [([], None), ([7], None), ([0, 10, 20, 30], 10),
+                                           ([0, 12, 21, 31, 40, 52], 31 / 3), ([3, 5], 2)])
+def test_mean_spacing_is_over_the_second_half_as_verify_measures_it(edges, ii):
+    assert timing.mean_spacing(edges) == ii
+    assert isinstance(timing.mean_spacing(edges), type(ii))
