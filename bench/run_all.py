@@ -22,8 +22,8 @@ Per case (``tfc-digits``, ``tfc-mnist5k``, ``sfc-mnist5k``):
 
 Once per run: simulator speeds on one design (the sfc model, or tfc in ``--quick``) with
 ``bench/sim_bench.py`` for every simulator (``--quick``: all but cocotb + Verilator), their
-ratios, and a fully parallel 64x64 MVTU
-synthesized with :func:`bnnflow.hw.bench.synth_mvtu` for the LUT4-per-synapse targets.
+ratios, and a fully parallel 64x64 MVTU synthesized with :func:`bnnflow.hw.bench.synth_mvtu`
+for the LUT4-per-synapse targets.
 """
 
 import argparse
@@ -294,7 +294,7 @@ class Bench:
         if "verilator-direct" in tools.SIMULATORS:
             sims.append("verilator-direct")
         images = {"amaranth": 20 if quick else 100, "icarus": 20 if quick else 100,
-                  "verilator": 100 if quick else "all", "verilator-direct": "all"}
+                  "verilator": "all", "verilator-direct": "all"}
         reports = {}
         for sim in sims:
             self.say(f"simulator speed: {sim} on {case} ({folding}), {images[sim]} images")
