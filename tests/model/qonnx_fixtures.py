@@ -24,7 +24,8 @@ BREVITAS_WARNINGS = [pytest.mark.filterwarnings("ignore:brevitas.fx is deprecate
 def one_torch_thread():
     """Torch on one thread for the block: the suite's two pytest-xdist workers share two cores,
     and torch's default of one thread per core makes them wait on each other (training the
-    4-bit MLP 3 epochs: 15 s on two threads, 2 s on one)."""
+    4-bit MLP 3 epochs: 15 s on two threads, 2 s on one); and a trained net then does not
+    depend on the machine's cores or on running under xdist (tests pick seeds on one thread)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

@@ -108,8 +108,8 @@ def test_perturbed_hardware_fails_naming_image_and_layer(fault, simulator, net, 
     assert rep["timing_ok"]
 
 
-# The cocotb bench fails on a dropped ready in test_mutations and names image and layer in
-# test_perturbed_hardware_fails_naming_image_and_layer; not repeated here (18 s).
+# cocotb + Verilator runs the cocotb bench that fails here on Icarus; its fault case is
+# test_perturbed_hardware_fails_naming_image_and_layer's (a Verilator build costs 18 s).
 @pytest.mark.parametrize("simulator", ["amaranth", "icarus"])
 def test_dropped_ready_loses_vectors_and_names_the_next_layer(simulator, net, model_files,
                                                              input_bits, build_root, tmp_path,
