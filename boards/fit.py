@@ -8,6 +8,8 @@ those of :mod:`bnnflow.boards.estimate`; the limits here (the flip-flop share, t
 margins) say how far they are trusted.
 """
 
+import math
+
 from ..errors import BnnflowError
 from .estimate import (
     estimate_brams,
@@ -97,7 +99,8 @@ def suggest_ii(model, folding, needed=None, available=None, brams_available=None
 
     def fits(ii):
         try:
-            layer_folds, _ = auto_fold(model, ii)
+            # The resources of the layers' foldings; fit_folding then models the design.
+            layer_folds, _ = auto_fold(model, ii, modelled=False)
         except ValueError:      # below the II a layer reaches fully parallel (a conv layer)
             return False
         if needed is not None:
@@ -138,7 +141,9 @@ def _larger_target(model, available, family, pipeline=0):
         if tgt.lut4 <= available:
             continue
         try:
-            _, ii = fit_folding(model, tgt.name, pipeline=pipeline, advise=False)
+            # The advice names an --ii to ask for: the layers' cycles, a whole number.
+            _, ii = fit_folding(model, tgt.name, pipeline=pipeline, advise=False,
+                                modelled=False)
         except DoesNotFit:
             continue
         boards = [b.name for b in BOARDS.values() if b.target == tgt.name]
@@ -154,7 +159,7 @@ def _rom_hint(model, folding, tgt):
     return _fit_hint(model, folding, needed, tgt.lut4, tgt.bram, tgt.family, failed=False)
 
 
-def fit_folding(model, target, *, pipeline=0, advise=True):
+def fit_folding(model, target, *, pipeline=0, advise=True, modelled=True):
     """A folding expected to fit ``target``: ``(folding, ii)``.
 
     Fully parallel when the estimate (:func:`estimate_logic`: LUT4 and flip-flops) fits 90 %
@@ -162,7 +167,10 @@ def fit_folding(model, target, *, pipeline=0, advise=True):
     to fit (see :func:`suggest_ii`). An estimate, not a guarantee:
     :func:`~bnnflow.boards.synth.synthesize` checks the real counts. Raises
     :class:`DoesNotFit` when no folding is expected to fit; with ``advise`` its message gives
-    the slowest folding's estimate and names a larger target expected to fit.
+    the slowest folding's estimate and names a larger target expected to fit. ``ii`` is the
+    design's (:func:`~bnnflow.hw.folding.auto_fold`: the cycle model's for a network with
+    maps, which folds the layers that fall behind a pool faster); without ``modelled``, the
+    slowest layer's cycles.
     """
     from ..hw.folding import auto_fold, fully_parallel
 
@@ -176,7 +184,7 @@ def fit_folding(model, target, *, pipeline=0, advise=True):
             message += (f": {_slowest_need(model, tgt, pipeline)}; "
                         + _larger_target(model, tgt.lut4, tgt.family, pipeline))
         raise DoesNotFit(message)
-    return auto_fold(model, ii)
+    return auto_fold(model, ii, modelled=modelled)
 
 
 def _slowest_need(model, tgt, pipeline):
@@ -185,7 +193,7 @@ def _slowest_need(model, tgt, pipeline):
 
     longest = max(layer.in_width * layer.out_width for layer in model.layers)
     try:
-        folding, ii = auto_fold(model, longest)
+        folding, ii = auto_fold(model, longest, modelled=False)
     except ValueError:          # a layer needs more cycles than that (not expected)
         return "no folding was estimated"
     logic = estimate_logic(model, folding, tgt.family, pipeline)
@@ -247,7 +255,7 @@ def _next_folding(model, layer_folds, ii, tgt, pipeline, tried):
 
     current = estimate_logic(model, layer_folds, tgt.family, pipeline)
     longest = max(layer.in_width * layer.out_width for layer in model.layers)
-    target = ii * 2
+    target = math.ceil(ii) * 2         # a map network's modelled II may be a fraction
     while target <= 2 * longest:
         cand, achieved = auto_fold(model, target)
         if (_fold_text(cand) not in tried

@@ -70,9 +70,11 @@ def run(args):
     print(f"wrote {args.output} and {verilog.sidecar_path(args.output)}: folding {fold}, "
           f"II {sidecar['ii']} cycles, latency {sidecar['latency']} cycles")
     if args.fold == "auto" and args.ii is not None and sidecar["ii"] > args.ii:
-        print(f"note: every layer meets --ii {args.ii}, but a layer behind a pool or strided "
-              f"conv falls behind the bursts it passes, so the design takes {sidecar['ii']} "
-              f"cycles an image; a smaller --ii folds that layer faster", file=sys.stderr)
+        # auto_fold speeds layers up until the cycle model meets --ii; this is when it gave up.
+        print(f"note: the design takes {sidecar['ii']} cycles an image, more than --ii "
+              f"{args.ii}: a layer behind a pool or strided conv falls behind the bursts it "
+              f"passes, and faster foldings of the layers did not catch up; a smaller --ii "
+              f"folds every layer faster", file=sys.stderr)
     return 0
 
 

@@ -15,8 +15,9 @@ Fold file format (JSON), one entry per layer, in layer order::
 
 Command-line form: ``--fold 16x32,8x64,10x64`` (``PExSIMD`` per layer, comma separated).
 ``--fold auto --ii CYCLES`` picks, per layer, the cheapest folding (fewest ``PE * SIMD``,
-divisors of the layer size preferred) whose cycle count is at most ``CYCLES``. No ``--fold``
-means fully parallel.
+divisors of the layer size preferred) whose cycle count is at most ``CYCLES``; for a network
+with maps, the cycle model then checks the whole design and layers that fall behind a pool's
+bursts are folded faster until it takes at most ``CYCLES``. No ``--fold`` means fully parallel.
 """
 
 import json
@@ -137,9 +138,12 @@ def _cheapest(index, layer, target_ii, accepts=None):
 
     The candidates assume ``output_pixels * ceil(N/PE) * ceil(K/SIMD)`` cycles; the layer's
     own count (:func:`layer_cycles`) decides which of them meet the target, and ``accepts``
-    (a predicate on :class:`LayerFold`, or ``None``) which of them the hardware can feed.
+    (a predicate on :class:`LayerFold` that depends on its SIMD only, or ``None``) which of
+    them the hardware can feed.
     """
     k, n = layer.fan_in, layer.neurons
+    if not getattr(layer, "folds", True):           # a pool: one pixel a cycle, written 1x1
+        n = k = 1
     per_pixel = target_ii // layer.output_pixels    # matrix passes allowed per pixel
     candidates = set()
     for pe in range(1, n + 1):
@@ -150,17 +154,15 @@ def _cheapest(index, layer, target_ii, accepts=None):
         m = per_pixel // math.ceil(k / simd)        # neuron folds allowed
         if m >= 1:
             candidates.add((math.ceil(n / min(m, n)), simd))
-    if accepts is not None:
-        # SIMD multiples of the pixel width the previous layer sends, below K, or K.
-        candidates |= {(pe, simd) for pe in range(1, n + 1) for simd in range(1, k + 1)
-                       if accepts(LayerFold(pe, simd))}
+    # Per SIMD the fewest PE meeting the target is a candidate (cycles fall as PE grows), so
+    # ``accepts`` (SIMD multiples of the pixel width the previous layer sends, below K, or K)
+    # only filters them: enumerating every PE x SIMD took 10 s on a CNV-size network.
     folds = [f for f in (LayerFold(pe, simd) for pe, simd in candidates)
              if layer_cycles(layer, f) <= target_ii and (accepts is None or accepts(f))]
     if not folds:
-        fastest = min((layer_cycles(layer, LayerFold(pe, simd)) for pe, simd in candidates
-                       if accepts is None or accepts(LayerFold(pe, simd))), default=None)
-        if accepts is None:
-            fastest = layer_cycles(layer, LayerFold(n, k))
+        fastest = (layer_cycles(layer, LayerFold(n, k)) if accepts is None else
+                   min((layer_cycles(layer, LayerFold(n, simd)) for simd in range(1, k + 1)
+                        if accepts(LayerFold(n, simd))), default=None))
         raise ValueError(f"layer {index} ({layer.name}): no folding reaches {target_ii} "
                          f"cycles; it needs at least {fastest}"
                          f"{' (fully parallel)' if accepts is None else ''}")
@@ -174,7 +176,8 @@ def _cheapest(index, layer, target_ii, accepts=None):
 
 def fed_by_previous(model, j, folding):
     """For a layer after a conv or pool layer (which send one pixel per transfer), the
-    predicate saying whether a folding of layer ``j`` takes those pixels; else ``None``."""
+    predicate saying whether a folding of layer ``j`` takes those pixels (it depends on the
+    folding's SIMD only); else ``None``."""
     from .units import UNITS, unit_kind
 
     if j == 0:
@@ -188,17 +191,34 @@ def fed_by_previous(model, j, folding):
     return lambda fold: kind.takes_chunk(layer, fold, width)
 
 
-def auto_fold(model, target_ii):
-    """Per layer, the cheapest folding whose cycle count is at most ``target_ii``.
+def auto_fold(model, target_ii, *, modelled=True):
+    """Per layer, the cheapest folding whose cycle count is at most ``target_ii``; for a
+    network with maps, sped up where needed so that the whole design meets ``target_ii``.
 
     Cheapest means the fewest ``PE * SIMD`` (XNOR gates); among equals, PE and SIMD that divide
     the layer (no padding) are preferred, then fewer cycles. A target below the fully parallel
-    II (1) cannot be met.
+    II (1) cannot be met. A conv network can run slower than its slowest layer (a layer behind
+    a pool falls behind the bursts the pool passes; :func:`bnnflow.hw.timing.stream_timing`):
+    with ``modelled``, the cycle model checks the design and layers are folded faster
+    (:func:`_meet_modelled`) until it meets ``target_ii``.
+
+    Parameters
+    ----------
+    model : BnnModel
+    target_ii : int
+        Cycles per image the design may take.
+    modelled : bool
+        Check a network with maps on the cycle model (seconds for a CNV-size network); without
+        it, only the layers' own cycles are compared with ``target_ii`` (the resource searches
+        that try many IIs).
 
     Returns
     -------
-    (folding, achieved_ii) : list of LayerFold, int
-        ``achieved_ii`` is the largest per-layer cycle count, at most ``target_ii``.
+    (folding, achieved_ii) : list of LayerFold, int or float
+        ``achieved_ii`` is the design's II: the largest per-layer cycle count for an MLP (or
+        without ``modelled``), the cycle model's for a network with maps. At most
+        ``target_ii`` except when no folding found by speeding up layers meets it (then the
+        best one found, which the caller can report).
 
     Raises
     ------
@@ -209,12 +229,75 @@ def auto_fold(model, target_ii):
     if not is_int(target_ii) or target_ii < 1:
         raise ValueError(f"target II must be a positive integer number of cycles (1 = fully "
                          f"parallel), not {target_ii!r}")
-    folding = []
-    for j, layer in enumerate(model.layers):
-        folding.append(_cheapest(j, layer, target_ii, fed_by_previous(model, j, folding)))
+    folding = _fold_under(model, [target_ii] * len(model.layers))
     achieved = max(layer_cycles(layer, fold)
                    for layer, fold in zip(model.layers, folding, strict=True))
-    return folding, achieved
+    if not modelled or not any(hasattr(layer, "in_shape") for layer in model.layers):
+        return folding, achieved
+    return _meet_modelled(model, folding, target_ii)
+
+
+def _fold_under(model, caps, folding=()):
+    """``folding`` extended by the cheapest fold of each further layer within its cycle cap."""
+    folding = list(folding)
+    for j in range(len(folding), len(model.layers)):
+        folding.append(_cheapest(j, model.layers[j], caps[j],
+                                 fed_by_previous(model, j, folding)))
+    return folding
+
+
+#: Layer speed-ups :func:`_meet_modelled` tries per layer (each a cycle-model run).
+MODEL_TRIES_PER_LAYER = 3
+
+
+def _modelled_ii(model, folding):
+    from .top import BnnTop
+
+    top = BnnTop(model, folding)
+    top._MustUse__silence = True        # only its parameters are read, nothing is elaborated
+    return top.ii
+
+
+def _meet_modelled(model, folding, target_ii):
+    """Fold layers faster until the cycle model's II meets ``target_ii``: ``(folding, ii)``.
+
+    Each step gives one layer the next faster folding (its cycle cap one below its cycles),
+    and refolds the layers after it (which may take its pixels in other chunks). The layer is
+    the slowest of those fed in bursts (behind a pool or a strided conv), which is where a
+    design falls behind; when none of those can go faster, the slowest layer. At most
+    :data:`MODEL_TRIES_PER_LAYER` steps per layer; the fastest design seen is returned.
+    """
+    layers = model.layers
+    caps = [target_ii] * len(layers)
+    ii = _modelled_ii(model, folding)
+    best = (ii, folding)
+    stuck = set()
+    for _ in range(MODEL_TRIES_PER_LAYER * len(layers)):
+        if ii <= target_ii:
+            return folding, ii
+        bursty = [j for j in range(1, len(layers))
+                  if getattr(layers[j - 1], "stride", 1) > 1 or _is_pool(layers[j - 1])]
+        movable = [j for j in range(len(layers)) if j not in stuck
+                   and getattr(layers[j], "folds", True)
+                   and layer_cycles(layers[j], folding[j]) > 1]
+        pick = [j for j in bursty if j in movable] or movable
+        if not pick:
+            break
+        j = max(pick, key=lambda j: layer_cycles(layers[j], folding[j]))
+        cand_caps = caps[:j] + [layer_cycles(layers[j], folding[j]) - 1] + caps[j + 1:]
+        try:
+            candidate = _fold_under(model, cand_caps, folding[:j])
+        except ValueError:          # layer j has no faster folding (its chunk width)
+            stuck.add(j)
+            continue
+        caps, folding = cand_caps, candidate
+        ii = _modelled_ii(model, folding)
+        best = min(best, (ii, folding), key=lambda b: b[0])
+    return best[1], best[0]
+
+
+def _is_pool(layer):
+    return not getattr(layer, "folds", True)
 
 
 def parse_fold_string(text):

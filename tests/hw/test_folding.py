@@ -56,6 +56,45 @@ def test_auto_fold_is_cheapest_meeting_target(target):
         assert f.pe * f.simd == brute_force_cost(lay.in_width, lay.out_width, target)
 
 
+#: tests/sim/test_verify_conv.py, STAGES_BURST: a 3x3 pool every pixel passes bursts that a
+#: 1x1 conv folded at 432 cycles a map falls behind (489 an image, verified there).
+BURST_NET = random_conv_model((12, 13, 1), [("conv", 6, 3), ("conv", 7, 1), ("pool", 3, 1),
+                                            ("conv", 7, 1)], 3, seed=0)
+
+
+def modelled_ii(model, folding, pipeline=0):
+    from bnnflow.hw.top import BnnTop
+
+    top = BnnTop(model, folding, pipeline)
+    top._MustUse__silence = True
+    return top.ii
+
+
+def test_auto_fold_folds_the_layer_behind_a_pool_faster_until_the_model_meets_the_ii():
+    unit, unit_ii = auto_fold(BURST_NET, 468, modelled=False)
+    assert ",".join(map(str, unit)) == "3x5,2x6,1x1,3x4,1x7" and unit_ii == 440
+    assert modelled_ii(BURST_NET, unit) == 489
+    folding, ii = auto_fold(BURST_NET, 468)
+    # Only the layer behind the pool changes, to its next faster folding (288 cycles).
+    assert ",".join(map(str, folding)) == "3x5,2x6,1x1,2x7,1x7" and ii == 440
+    assert modelled_ii(BURST_NET, folding) == 440
+
+
+@pytest.mark.parametrize(("shape", "stages"), [
+    ((12, 13, 1), [("conv", 6, 3), ("conv", 7, 1), ("pool", 3, 1), ("conv", 7, 1)]),
+    ((13, 11, 3), [("conv", 5, 3), ("pool", 3, 2), ("conv", 9, 1), ("conv", 6, 2), ("dense", 7)]),
+    ((11, 10, 2), [("conv", 4, 3, 3, 2), ("conv", 3, 2, 2, 3), ("dense", 5)]),
+    ((9, 8, 2), [("conv", 4, 3, 3, 2, 1, 1), ("conv", 3, 3, 3, 1, 2), ("dense", 5)]),
+])
+@pytest.mark.parametrize("seed", [1, 2])
+def test_auto_fold_of_a_map_network_gives_the_ii_the_design_runs_at(shape, stages, seed):
+    model = random_conv_model(shape, stages, 3, seed=seed)
+    for target in (160, 300, 450, 1000):
+        folding, ii = auto_fold(model, target)
+        # The figure every later step (sidecar, verify) claims, at any pipeline depth.
+        assert ii == modelled_ii(model, folding) == modelled_ii(model, folding, 2) <= target
+
+
 def test_auto_fold_prefers_divisors_among_equally_cheap():
     model = random_model([64, 64, 10], seed=0)
     folding, achieved = auto_fold(model, 16)

@@ -209,11 +209,14 @@ def test_ctrl_c_stops_the_campaign_without_a_traceback_from_the_workers(tmp_path
                             start_new_session=True)
     deadline = time.monotonic() + 120
     while not (tmp_path / "c" / "runs").is_dir() or not any((tmp_path / "c" / "runs").iterdir()):
-        assert time.monotonic() < deadline and proc.poll() is None
+        if proc.poll() is not None:
+            pytest.fail(f"the campaign ended before any run, exit {proc.returncode}: "
+                        f"{proc.stderr.read()}")
+        assert time.monotonic() < deadline
         time.sleep(0.2)
     os.killpg(proc.pid, signal.SIGINT)
     err = proc.communicate(timeout=120)[1]
-    assert proc.returncode == 130
+    assert proc.returncode == 130, err
     assert "Traceback" not in err, err
     assert err.rstrip().endswith("error: interrupted")
 
