@@ -5,7 +5,7 @@ Estimates of ``model`` folded as ``folding`` inside the synthesis wrapper: LUT4
 :func:`estimate_logic`) and the block RAMs of the weight ROMs (:func:`estimate_brams`,
 :func:`estimate_brams_used`, :func:`estimate_rom_luts` for ROMs kept in logic), with the
 constants they were calibrated on (Yosys 0.70 and nextpnr 0.11.1 counts; boards/README.md lists
-the designs), the depth at which Yosys moves a ROM to block RAM, and how many block RAMs read
+the designs), and how many block RAMs read
 every cycle still route on ECP5 (:func:`routable_brams`). :func:`measured_need` applies the
 logic-cell rule to Yosys' real counts (read by :mod:`bnnflow.tool_reports`).
 :data:`ROM_REGISTER` is here because the flip-flop estimate follows it.
@@ -14,12 +14,20 @@ Layers are read through the layer-kind protocol (:mod:`bnnflow.model.kinds`: cyc
 folding, ``neurons``, ``fan_in``, output pixels); the formulas are those of the structure
 :class:`~bnnflow.hw.mvtu.MVTU` builds, for dense layers and the matrix of conv layers, plus
 what :mod:`bnnflow.boards.estimate_maps` counts for the units that stream maps (window unit,
-window queue, max-pool; structural counts, not fitted yet). A model with a kind outside
-:data:`MODELLED_KINDS` is refused rather than estimated as MVTUs.
+window queue, max-pool). Every memory (weight ROMs, input memories, line memories, queues,
+threshold tables) is placed where Yosys' cost rule puts it (:mod:`bnnflow.boards.memory_map`).
+A model with a kind outside :data:`MODELLED_KINDS` is refused rather than estimated as MVTUs.
 """
 
 from ..hw.folding import LayerFold
-from .estimate_maps import CONV_KINDS, map_unit_ffs, map_unit_luts, map_unit_memories
+from .estimate_maps import (
+    CONV_KINDS,
+    map_memory_ffs,
+    map_unit_ffs,
+    map_unit_luts,
+    map_unit_memories,
+)
+from .memory_map import placement
 from .targets import rom_blocks
 
 __all__ = ["measured_need", "estimate_ffs", "estimate_luts", "estimate_logic", "logic_need",
@@ -56,14 +64,6 @@ _MEMORY_LUT_PER_WHOLE_INPUT = 0.88
 # ECP5 LUT4 (two per carry cell) over the iCE40 model, one measured design each.
 _FOLDED_LUT_SCALE = {"ice40": 1.0, "ecp5": 1.5}
 _MEMORY_LUT_SCALE = {"ice40": 1.0, "ecp5": 1.0}
-# Input memories of at most this many words become flip-flops on iCE40 (Yosys' cost rule;
-# measured: 4 words in flip-flops, 8 in SB_RAM40_4K).
-_ICE40_FF_MEMORY_MAX_DEPTH = 4
-# ROM depth from which Yosys uses block RAM (measured; Yosys weighs width too, and narrow
-# 64-word ECP5 ROMs stayed in LUTs: counted as block RAM, the safe side; boards/README.md).
-_ROM_BRAM_MIN_DEPTH = {"ice40": 128, "ecp5": 64}
-# ECP5 input memories of up to this many words go to TRELLIS_DPR16X4 LUT RAM (measured).
-_INPUT_LUTRAM_MAX_DEPTH = 64
 
 #: ``rom_register`` of :class:`~bnnflow.hw.mvtu.MVTU` per family: the weight register after
 #: the ROM pays on ECP5 (+40 % Fmax), not on the UP5K (flip-flops it cannot spare; hw/README.md,
@@ -116,42 +116,65 @@ def _roms(model, folding):
             yield fold.pe * fold.simd * layer.weight_bits, words
 
 
+def _threshold_tables(model, folding):
+    """``(width, depth)`` of the threshold tables Yosys makes ROMs of: per PE of a hidden layer
+    with several neuron folds, one per threshold of ``NF`` words (``-t`` of ``bits(K + 1) + 1``
+    bits for binary activations over several synapse folds, else ``t``; Yosys may trim
+    constant bits, so these widths are at most the ROMs')."""
+    for layer, fold in _mvtu_layers(model, folding):
+        nf, sf = -(-layer.neurons // fold.pe), -(-layer.fan_in // fold.simd)
+        if layer.is_output or nf == 1:
+            continue
+        count = int(layer.thresholds.max())
+        if layer.activation_bits == 1 and sf > 1:
+            max_count = layer.fan_in * ((1 << layer.in_bits) - 1)
+            yield from [(_bits_for(max_count + 1) + 1, nf)] * fold.pe
+        else:
+            yield from [(_bits_for(count), nf)] * (fold.pe * layer.thresholds.shape[1])
+
+
 def _input_memories(model, folding):
-    """``(width, depth)`` of the input-vector memory of every layer with ``SF > 1``
-    (:class:`~bnnflow.hw.inbuf.MemoryBuffer`: two banks of ``2**ceil(log2 SF)`` words), and
+    """``(width, depth, transparent)`` of the input-vector memory of every layer with ``SF >
+    1`` (:class:`~bnnflow.hw.inbuf.MemoryBuffer`: two banks of ``2**ceil(log2 SF)`` words), and
     the memories of the map units (:func:`~bnnflow.boards.estimate_maps.map_unit_memories`)."""
     for layer, fold in _mvtu_layers(model, folding):
         sf = -(-layer.fan_in // fold.simd)
         if sf > 1:
-            yield fold.simd, 2 << (sf - 1).bit_length()
+            yield fold.simd * layer.in_bits, 2 << (sf - 1).bit_length(), False
     for layer, unit in _map_units(model, folding):
         yield from map_unit_memories(layer, unit)
 
 
 def _input_memories_in_bram(family, model, folding):
-    """The input memories Yosys puts in block RAM: on iCE40 (no LUT RAM) those of more than
-    four words (measured down to 8 x 16 bits; 4-word ones became flip-flops), on ECP5 those
-    over 64 words (8 to 64 words measured in ``TRELLIS_DPR16X4`` LUT RAM; deeper ones are
-    counted as block RAM, the safe side)."""
-    limit = {"ice40": _ICE40_FF_MEMORY_MAX_DEPTH, "ecp5": _INPUT_LUTRAM_MAX_DEPTH}[family]
-    return [(w, d) for w, d in _input_memories(model, folding) if d > limit]
+    """Block RAMs of the input memories Yosys puts in block RAM (:mod:`.memory_map`: the
+    iCE40 has no LUT RAM, so small ones become flip-flops; the ECP5 keeps shallow ones in
+    ``TRELLIS_DPR16X4`` LUT RAM)."""
+    places = (placement(family, w, d, transparent=t) for w, d, t in _input_memories(model,
+                                                                                     folding))
+    return sum(p.cells for p in places if p.kind == "bram")
+
+
+def _bram_cells(family, width, depth):
+    place = placement(family, width, depth, rom=True)
+    return place.cells if place.kind == "bram" else 0
 
 
 def estimate_brams(model, folding, family):
-    """Block RAMs the weight ROMs of the folded layers (more than one word) and the input
-    memories Yosys puts in block RAM need at best."""
-    memories = [*_roms(model, folding), *_input_memories_in_bram(family, model, folding)]
-    return sum(rom_blocks(family, width, depth) for width, depth in memories)
+    """Block RAMs the weight ROMs of the folded layers (more than one word) would need at best,
+    and the input memories and threshold tables Yosys puts in block RAM need."""
+    return (sum(rom_blocks(family, width, depth) for width, depth in _roms(model, folding))
+            + _input_memories_in_bram(family, model, folding)
+            + sum(_bram_cells(family, w, d) for w, d in _threshold_tables(model, folding)))
 
 
 def estimate_brams_used(model, folding, family):
-    """Block RAMs of the ROMs that Yosys is expected to put in block RAM (see
-    :data:`_ROM_BRAM_MIN_DEPTH`; shallower ROMs go to LUTs) and of the input memories in block
-    RAM. :func:`estimate_brams` counts every folded layer's ROM (the block RAM it would
+    """Block RAMs Yosys is expected to use: those of :func:`estimate_brams` with only the ROMs
+    that it puts in block RAM (:func:`bnnflow.boards.memory_map.placement`; the others stay in
+    LUTs). :func:`estimate_brams` counts every folded layer's ROM (the block RAM it would
     need)."""
-    memories = [*((w, d) for w, d in _roms(model, folding) if not _rom_in_luts(family, d)),
-                *_input_memories_in_bram(family, model, folding)]
-    return sum(rom_blocks(family, width, depth) for width, depth in memories)
+    return (sum(_bram_cells(family, w, d) for w, d in _roms(model, folding))
+            + _input_memories_in_bram(family, model, folding)
+            + sum(_bram_cells(family, w, d) for w, d in _threshold_tables(model, folding)))
 
 
 def estimate_rom_luts(model, folding):
@@ -190,8 +213,9 @@ def _popcount_ffs(width, stages):
     return total
 
 
-def _rom_in_luts(family, words):
-    return 1 < words < _ROM_BRAM_MIN_DEPTH[family]
+def _rom_in_luts(family, width, words):
+    """Whether Yosys keeps a weight ROM of ``words`` words in LUTs (:mod:`.memory_map`)."""
+    return words > 1 and placement(family, width, words, rom=True).kind == "logic"
 
 
 def _layer_streams(model, folding):
@@ -210,9 +234,10 @@ def _mvtu_streams(model, folding):
             if layer.kind != "maxpool2d"]
 
 
-def _memory_in_ffs(family, sf):
-    """Whether Yosys turns the input memory of a layer with ``sf`` slices into flip-flops."""
-    return family == "ice40" and 2 << (sf - 1).bit_length() <= _ICE40_FF_MEMORY_MAX_DEPTH
+def _memory_in_ffs(family, simd, sf):
+    """Whether Yosys turns the input memory of a layer with ``sf`` slices of ``simd`` bits
+    into flip-flops (:mod:`.memory_map`)."""
+    return placement(family, simd, 2 << (sf - 1).bit_length()).kind == "logic"
 
 
 def _input_ffs(k, fold, in_chunk, family):
@@ -221,7 +246,7 @@ def _input_ffs(k, fold, in_chunk, family):
     if sf == 1:
         return 2 * k + 1                    # current and next vector, next-full flag
     ff = 3 + _bits_for(sf - 1)              # bank, next-full, word index, last-word flag
-    if _memory_in_ffs(family, sf):
+    if _memory_in_ffs(family, fold.simd, sf):
         ff += (2 << (sf - 1).bit_length()) * fold.simd + fold.simd     # words, read register
     elif family == "ice40":
         # Measured on every SB_RAM40_4K input memory (192-64-64-64-10 at II 256/512,
@@ -263,7 +288,8 @@ def estimate_ffs(model, folding, pipeline=0, family="ice40", *, rom_register=Non
     total = sum(_layer_ffs(layer, fold, in_chunk, out_chunks, pipeline, family, rom_register)
                 for (layer, fold), (in_chunk, out_chunks)
                 in zip(_mvtu_layers(model, folding), streams, strict=True))
-    total += sum(map_unit_ffs(layer, unit) for layer, unit in _map_units(model, folding))
+    total += sum(map_unit_ffs(layer, unit) + map_memory_ffs(layer, unit, family)
+                 for layer, unit in _map_units(model, folding))
     last = layers[-1]
     w_out = _bits_for(last.out_width - 1) + last.out_width * _bits_for(last.fan_in)
     argmax = _argmax_ffs(last.out_width, _bits_for(last.fan_in), pipeline)
@@ -285,7 +311,7 @@ def _layer_ffs(layer, fold, in_chunk, out_chunks, pipeline, family, rom_register
           + _bits_for(sf) + _bits_for(nf))
     if words > 1:
         ff += _bits_for(words) + ctrl + (fold.simd if sf == 1 else 0)
-        if _rom_in_luts(family, words):
+        if _rom_in_luts(family, fold.pe * fold.simd * layer.weight_bits, words):
             ff += fold.pe * fold.simd * layer.weight_bits
         if rom_register:
             ff += fold.pe * fold.simd * layer.weight_bits + 1
@@ -332,7 +358,8 @@ def estimate_luts(model, folding, family="ice40"):
     times that (one measured design) and fully parallel ones use the ECP5 figure of
     :data:`LUT4_PER_XNOR_BIT`.
     """
-    total = float(sum(map_unit_luts(layer, unit) for layer, unit in _map_units(model, folding)))
+    total = float(sum(map_unit_luts(layer, unit, family)
+                      for layer, unit in _map_units(model, folding)))
     streams = _mvtu_streams(model, folding)
     for (layer, fold), (in_chunk, _) in zip(_mvtu_layers(model, folding), streams, strict=True):
         # n-bit inputs: n XNOR bits per synapse and their bit-plane popcounts.
@@ -343,7 +370,7 @@ def estimate_luts(model, folding, family="ice40"):
             total += LUT4_PER_XNOR_BIT[family] * k * n * b
             continue
         sf = -(-k // fold.simd)
-        if sf == 1 or _memory_in_ffs(family, sf):
+        if sf == 1 or _memory_in_ffs(family, fold.simd * b, sf):
             folded = (_FOLDED_LUT_PER_XNOR_BIT * fold.pe * fold.simd * b
                       + _FOLDED_LUT_PER_INPUT * k * b)
             if n > fold.pe:
@@ -356,7 +383,7 @@ def estimate_luts(model, folding, family="ice40"):
             if n > fold.pe:
                 folded += _MEMORY_LUT_PER_NEURON * n
             scale = _MEMORY_LUT_SCALE[family]
-        if _rom_in_luts(family, words):
+        if _rom_in_luts(family, fold.pe * fold.simd * layer.weight_bits, words):
             folded += fold.pe * fold.simd * layer.weight_bits * -(-words // 16)
         total += folded * scale
     return round(total)

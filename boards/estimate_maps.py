@@ -4,7 +4,7 @@ queue, and the max-pool unit (:mod:`bnnflow.hw.conv`, :mod:`bnnflow.hw.maxpool`)
 A conv layer's matrix is an :class:`~bnnflow.hw.mvtu.MVTU` and is estimated as one
 (:mod:`bnnflow.boards.estimate`, with whole windows of ``kh * kw * Cin`` bits as its input);
 this module adds what sits in front of it, and the pool units, counted from the structure the
-units build, not fitted to measurements yet:
+units build (``bench/conv_estimate.py`` compares the totals with Yosys):
 
 * window unit (``Cin * n`` bit-channels for ``n``-bit inputs): the ``kh x kw x Cin`` window
   registers (which are its output), a valid bit, row and column counters; its line memory of
@@ -14,11 +14,16 @@ units build, not fitted to measurements yet:
   the pad queue in front of it (when the sidecar's ``pad_queue_depth`` is not 0), counted as the
   window queue is, with ``Cin * n``-bit words;
 * window queue (:class:`amaranth.lib.fifo.SyncFIFOBuffered`): a memory of ``depth - 1`` words
-  of ``K`` bits, its ``K``-bit output register and pointers;
+  of ``K`` bits (its output register is the memory's read register) and pointers;
 * max-pool unit (``k x k`` windows every ``s`` pixels, ``P = ceil(k / s)`` of them open at
   once, 1 without overlap): ``P`` row registers and the output register (``(P + 1) C`` and a
   valid bit), its counters and window phases, and ``P`` line memories of ``Wo`` words of ``C``
   bits (``C * n`` for ``n``-bit levels, pooled by per-element comparators).
+
+The memories go where Yosys puts them (:mod:`bnnflow.boards.memory_map`): their flip-flops
+and LUT4 are :func:`memory_ffs` and :func:`memory_luts` (in logic every word; on iCE40 a block
+RAM's two flip-flops per bit). :func:`map_unit_ffs` counts the registers outside the memories,
+as Yosys does before mapping them (tested on the units alone).
 
 LUT4: one per window bit (the load of the window registers) and per queue bit, and 12 per
 counter set (the pad unit: one per pixel bit, its select, and a counter set; not fitted); a
@@ -28,7 +33,10 @@ pool's per element bit and open window, fitted to Yosys' counts of the unit alon
 
 import math
 
-__all__ = ["map_unit_memories", "map_unit_ffs", "map_unit_luts", "CONV_KINDS"]
+from .memory_map import placement
+
+__all__ = ["map_unit_memories", "map_unit_ffs", "map_memory_ffs", "map_unit_luts", "memory_ffs",
+           "memory_luts", "CONV_KINDS"]
 
 #: Kinds whose unit is a :class:`~bnnflow.hw.conv.ConvUnit` (their window bits: ``in_bits``
 #: per window element).
@@ -53,10 +61,33 @@ def _queue_depth(unit_sidecar):
     return unit_sidecar["queue_depth"]
 
 
-def _queue_ffs(width, depth):
-    """A :class:`amaranth.lib.fifo.SyncFIFOBuffered` of ``width``-bit words: its output register
-    and valid bit, pointers and level (0 for no queue)."""
-    return width + 1 + 2 * _bits(depth) + 1 if depth else 0
+def _queue_ffs(depth):
+    """A :class:`amaranth.lib.fifo.SyncFIFOBuffered`'s control: its output valid bit, pointers
+    and level (0 for no queue; the output register is its memory's read register,
+    :func:`memory_ffs`)."""
+    return 1 + 2 * _bits(depth) + 1 if depth else 0
+
+
+def memory_ffs(family, width, depth, transparent=False):
+    """Flip-flops of a ``width x depth`` memory with a synchronous read port where Yosys puts
+    it (:func:`bnnflow.boards.memory_map.placement`): in logic every word and the read
+    register, in LUT RAM the read register, in an ECP5 block RAM none, beside an iCE40 block RAM
+    two per bit (measured as on the input memories, :func:`bnnflow.boards.estimate._input_ffs`);
+    transparency the cell lacks adds the written word and an address-match flag."""
+    kind = placement(family, width, depth, transparent=transparent).kind
+    ffs = {"logic": width * (depth + 1), "lutram": width,
+           "bram": 2 * width if family == "ice40" else 0}[kind]
+    return ffs + (width + 1 if transparent and kind != "logic" else 0)
+
+
+def memory_luts(family, width, depth, transparent=False):
+    """LUT4 of a memory Yosys puts in logic: about one per stored bit (the read multiplexer)
+    and one per word (its write enable); a LUT RAM's or block RAM's emulated transparency a
+    select per bit. 0 otherwise."""
+    kind = placement(family, width, depth, transparent=transparent).kind
+    if kind == "logic":
+        return width * depth + depth
+    return width if transparent else 0
 
 
 def _pad_ffs(layer, unit_sidecar):
@@ -66,34 +97,43 @@ def _pad_ffs(layer, unit_sidecar):
         return 0
     pixel = layer.in_shape[2] * layer.in_bits
     return (pixel + 1 + _counters(layer.padded_shape) + 2
-            + _queue_ffs(pixel, unit_sidecar.get("pad_queue_depth", 0)))
+            + _queue_ffs(unit_sidecar.get("pad_queue_depth", 0)))
 
 
 def map_unit_memories(layer, unit_sidecar):
-    """``(width, depth)`` of the memories of a conv layer's window unit and queue, or of a
-    pool unit's line memory (empty for other kinds)."""
+    """``(width, depth, transparent)`` of the memories of a conv layer's window unit (its line
+    memory reads what it writes in the same cycle) and queues, or of a pool unit's line
+    memories (empty for other kinds)."""
     if layer.kind in CONV_KINDS:
         (kh, kw), (_, w, cin) = layer.kernel, layer.padded_shape
         cin *= layer.in_bits     # n-bit elements: Cin * n bit-channels
-        memories = [((kh - 1) * cin, w)] if kh > 1 else []
+        memories = [((kh - 1) * cin, w, True)] if kh > 1 else []
         depth = _queue_depth(unit_sidecar)
         pad_depth = unit_sidecar.get("pad_queue_depth", 0)
-        return (memories + [(kh * kw * cin, depth - 1)]
-                + ([(cin, pad_depth - 1)] if pad_depth else []))
+        return (memories + [(kh * kw * cin, depth - 1, False)]
+                + ([(cin, pad_depth - 1, False)] if pad_depth else []))
     if layer.kind == "maxpool2d":
-        return [(layer.in_shape[2] * layer.bits, layer.out_shape[1])] * _pool_slots(layer)
+        return ([(layer.in_shape[2] * layer.bits, max(layer.out_shape[1], 1), True)]
+                * _pool_slots(layer))
     return []
 
 
+def map_memory_ffs(layer, unit_sidecar, family):
+    """Flip-flops of the memories of a conv or pool layer's units where Yosys puts them
+    (:func:`memory_ffs`; their read registers included)."""
+    return sum(memory_ffs(family, *m) for m in map_unit_memories(layer, unit_sidecar))
+
+
 def map_unit_ffs(layer, unit_sidecar):
-    """Flip-flops of a conv layer's window unit and queue, or of a pool unit (0 for other
-    kinds)."""
+    """Flip-flops of a conv layer's window unit and queues, or of a pool unit, outside their
+    memories (what Yosys counts before mapping memories; :func:`map_memory_ffs` adds those),
+    0 for other kinds."""
     if layer.kind in CONV_KINDS:
         k = layer.fan_in * layer.in_bits
         depth = _queue_depth(unit_sidecar)
         phases = 2 * (layer.stride - 1).bit_length()     # a stride's phase counters
         return (k + 1 + _counters(layer.padded_shape) + phases
-                + _queue_ffs(k, depth) + _pad_ffs(layer, unit_sidecar))
+                + _queue_ffs(depth) + _pad_ffs(layer, unit_sidecar))
     if layer.kind == "maxpool2d":
         c, p = layer.in_shape[2] * layer.bits, _pool_slots(layer)
         # Per axis: an open flag and a phase in 0..k-1 per open window, and which of them
@@ -104,8 +144,14 @@ def map_unit_ffs(layer, unit_sidecar):
     return 0
 
 
-def map_unit_luts(layer, unit_sidecar):
-    """LUT4 of a conv layer's window unit and queue, or of a pool unit (0 otherwise)."""
+def map_unit_luts(layer, unit_sidecar, family="ice40"):
+    """LUT4 of a conv layer's window unit and queue, or of a pool unit, with their memories'
+    (:func:`memory_luts`; 0 otherwise)."""
+    memories = sum(memory_luts(family, *m) for m in map_unit_memories(layer, unit_sidecar))
+    return memories + _unit_luts(layer, unit_sidecar)
+
+
+def _unit_luts(layer, unit_sidecar):
     if layer.kind in CONV_KINDS:
         pad = 0
         if layer.pad:

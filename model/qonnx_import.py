@@ -76,10 +76,10 @@ from .qonnx_fold import (
 from .qonnx_graph import QonnxError, is_power_of_two, node_error, run_nodes
 from .qonnx_import_conv import (
     MAP_OPS,
-    conv_geometry,
     conv_layer,
     hwc_columns,
     lowered_conv,
+    node_conv_geometry,
     pool_layer,
     repeat_channels,
 )
@@ -220,7 +220,7 @@ def hidden_layer(model, name, mm, chain, act, in_bits, in_scale, in_map=None, in
     :func:`~bnnflow.model.qonnx_input.input_spec`, or activation levels with an offset,
     :func:`~bnnflow.model.qonnx_quant.activation_offset`), so the ``MatMul`` output is
     ``in_scale * w_scale * (dot + d * sum w)``."""
-    geometry = conv_geometry(model, mm, in_bits, in_scale, in_offset, in_copies)
+    geometry = node_conv_geometry(model, mm, in_bits, in_scale, in_offset, in_copies)
     bits, wscale, mask = weights(model, mm)
     bits, mask = _inputs(mm, bits, mask, in_map, in_copies)
     top_in = (1 << in_bits) - 1
@@ -264,7 +264,7 @@ def hidden_layer(model, name, mm, chain, act, in_bits, in_scale, in_map=None, in
 
 def _build(name, geometry, bits, mask, thresholds, in_bits, copies):
     """The layer of folded rows: conv (``geometry``:
-    :func:`~bnnflow.model.qonnx_import_conv.conv_geometry`) or dense (``geometry`` None), with
+    :func:`~bnnflow.model.qonnx_import_conv.node_conv_geometry`) or dense (``geometry`` None), with
     ``copies`` binary neurons (channels) per neuron, level-major, one threshold each."""
     if copies > 1:
         bits, thresholds = np.tile(bits, (copies, 1)), thresholds.T.reshape(-1, 1)

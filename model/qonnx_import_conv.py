@@ -20,6 +20,8 @@ for :mod:`bnnflow.model.qonnx_import`.
   per channel (:func:`repeat_channels`). Ternary weights make ``ternary_conv2d``.
 """
 
+import math
+
 import numpy as np
 
 from .conv import Conv2dLayer
@@ -28,7 +30,7 @@ from .qonnx_graph import QonnxError, node_error
 from .ternary_conv import TernaryConv2dLayer
 
 __all__ = ["MAP_OPS", "conv_kernel", "pad_code", "window_rows", "hwc_columns", "map_shape",
-           "lowered_conv", "conv_geometry", "repeat_channels", "conv_layer", "pool_layer"]
+           "lowered_conv", "node_conv_geometry", "repeat_channels", "conv_layer", "pool_layer"]
 
 #: Ops that this module builds.
 MAP_OPS = ("Conv", "MaxPool")
@@ -113,7 +115,10 @@ def pad_code(node, fill, in_bits, scale, offset=0, copies=1):
     top = (1 << in_bits) - 1
     worth = copies * float(scale)
     code = int(np.rint((fill / worth - offset + top) / 2))
-    if 0 <= code <= top and worth * (2 * code - top + offset) == fill:
+    # Scales come from float32 graphs (1/510 times 510 is 1 + 6e-8): equal to a part in 10^6.
+    # Codes are 2 * worth apart, and the import checks the executor against the golden model.
+    if 0 <= code <= top and math.isclose(worth * (2 * code - top + offset), fill, rel_tol=1e-6,
+                                         abs_tol=1e-6 * abs(worth)):
         return code
     values = [worth * (2 * a - top + offset) for a in range(top + 1)]
     shown = ", ".join(f"{v:+g}" for v in (values if top < 4 else values[:2]))
@@ -172,7 +177,7 @@ def lowered_conv(model, mm):
     return (int(shape[1]), int(shape[2]), int(shape[3])), kernel, stride, pad
 
 
-def conv_geometry(model, mm, in_bits, in_scale, in_offset=0, in_copies=1):
+def node_conv_geometry(model, mm, in_bits, in_scale, in_offset=0, in_copies=1):
     """The keyword arguments ``in_shape``, ``kernel``, ``stride``, ``pad`` and ``pad_value`` of
     :func:`conv_layer` for a ``Conv`` node or a ``MatMul`` after FINN's ``Im2Col`` whose inputs
     are worth ``in_scale * (v + in_offset)`` (``in_copies`` thermometer bits each), or None for

@@ -36,10 +36,11 @@ def test_estimates_count_window_units_queues_and_pools(conv_model):
     conv = conv_model.layers[0]
     assert side["conv0"]["queue_depth"] == window_queue_depth(conv, folding[0])
     # Line memory W x (kh-1)*Cin and the queue's depth-1 words of K bits.
-    assert map_unit_memories(conv, side["conv0"]) == [(2 * 3, 11),
-                                                      (27, side["conv0"]["queue_depth"] - 1)]
+    # The line memory reads what it writes in the same cycle (transparent), the queue not.
+    assert map_unit_memories(conv, side["conv0"]) == [
+        (2 * 3, 11, True), (27, side["conv0"]["queue_depth"] - 1, False)]
     pool = conv_model.layers[1]
-    assert map_unit_memories(pool, side["pool1"]) == [(8, 4)]
+    assert map_unit_memories(pool, side["pool1"]) == [(8, 4, True)]
     # Row and output registers, valid, row and column counters, per axis an open flag and a
     # 1-bit phase, the next row window's index (0..5).
     assert map_unit_ffs(pool, side["pool1"]) == 2 * 8 + 1 + (4 + 4) + 2 * 2 + 3
@@ -74,8 +75,8 @@ def test_estimates_count_ternary_roms_and_8_bit_windows():
     side = {entry["name"]: entry for entry in BnnTop(wide, folding).sidecar()["layers"]}
     conv = wide.layers[0]
     # 8-bit elements: the line memory and the queue words are 8 times as wide.
-    assert map_unit_memories(conv, side["conv0"]) == [(2 * 3 * 8, 11),
-                                                      (27 * 8, side["conv0"]["queue_depth"] - 1)]
+    assert map_unit_memories(conv, side["conv0"]) == [
+        (2 * 3 * 8, 11, True), (27 * 8, side["conv0"]["queue_depth"] - 1, False)]
     assert side["conv0"]["rom_bits"] == 2 * 8 * 27          # sign and mask per weight
     for family in ("ice40", "ecp5"):
         assert estimate_ffs(wide, folding, 0, family) > estimate_ffs(binary, folding, 0, family)
@@ -95,8 +96,8 @@ def test_pool_flip_flop_estimate_is_the_units_count(yosys_flops, shape, window, 
     flops = yosys_flops(dut)
     layer = MaxPool2dLayer("p", shape, window, stride, bits)
     assert map_unit_ffs(layer, dut.sidecar()) == flops
-    assert map_unit_memories(layer, dut.sidecar()) == [(shape[2] * bits,
-                                                        dut.out_shape[1])] * dut.slots
+    assert map_unit_memories(layer, dut.sidecar()) == [(shape[2] * bits, dut.out_shape[1],
+                                                        True)] * dut.slots
 
 
 @pytest.mark.parametrize("stride", [1, 2, 3])
@@ -107,7 +108,7 @@ def test_conv_window_flip_flop_estimate_is_the_units_count(yosys_flops, stride):
 
     conv = random_conv_model((9, 9, 2), [("conv", 3, 3, 3, stride), ("dense", 4)], 2).layers[0]
     depth = 5
-    queue = conv.fan_in + 1 + 2 * depth.bit_length() + 1
+    queue = 1 + 2 * depth.bit_length() + 1      # its output register is its memory's
     flops = yosys_flops(SlidingWindow(conv.in_shape, conv.kernel, stride))
     assert map_unit_ffs(conv, {"queue_depth": depth}) - queue == flops
 
@@ -124,8 +125,7 @@ def test_padded_conv_flip_flop_estimate_is_the_units_count(yosys_flops, shape, s
     conv = random_conv_model(shape, [stage, ("dense", 4)], 2, input_bits=in_bits).layers[0]
     pixel = shape[2] * in_bits
     depth, pad_depth = 5, 4
-    queues = (conv.fan_in * in_bits + 1 + 2 * depth.bit_length() + 1
-              + pixel + 1 + 2 * pad_depth.bit_length() + 1)
+    queues = 1 + 2 * depth.bit_length() + 1 + 1 + 2 * pad_depth.bit_length() + 1
     flops = (yosys_flops(SlidingWindow((*conv.padded_shape[:2], pixel), conv.kernel,
                                        conv.stride))
              + yosys_flops(PadMap(shape[:2], conv.pad, pixel,
@@ -134,8 +134,8 @@ def test_padded_conv_flip_flop_estimate_is_the_units_count(yosys_flops, shape, s
     assert map_unit_ffs(conv, side) - queues == flops
     # Line memory over the padded width, window queue, pad queue.
     wp = conv.padded_shape[1]
-    assert map_unit_memories(conv, side) == [(2 * pixel, wp), (9 * pixel, depth - 1),
-                                             (pixel, pad_depth - 1)]
+    assert map_unit_memories(conv, side) == [(2 * pixel, wp, True), (9 * pixel, depth - 1, False),
+                                             (pixel, pad_depth - 1, False)]
 
 
 @pytest.mark.parametrize(("shape", "stages", "fold"), [

@@ -107,12 +107,13 @@ def test_fit_folding_moves_flip_flop_heavy_networks_to_ecp5():
 
 
 def test_fit_folding_gives_up_on_a_network_too_large_for_any_folding():
-    # 16.8 Mbit of weights: no block RAM of any target holds them, so no larger target is named.
+    # 16.8 Mbit of weights: no block RAM of any target holds them, so no larger target is named
+    # (8230: 8192 for the ROMs, 28 for input memories, 10 for the threshold table's 4096 words).
     with pytest.raises(DoesNotFit) as info:
         fit.fit_folding(random_model([4096, 4096, 10], seed=0), "ice40-up5k")
     assert str(info.value) == (
         "no folding of this network is expected to fit the ice40-up5k: at its slowest folding "
-        "(II 16777216) it is estimated at 25199 logic cells of 5280 and 8220 block RAMs of 30; "
+        "(II 16777216) it is estimated at 25199 logic cells of 5280 and 8230 block RAMs of 30; "
         "no supported target is expected to fit it")
     with pytest.raises(DoesNotFit, match=r"^no folding of this network is expected to fit the "
                                          r"ice40-up5k$"):

@@ -148,6 +148,9 @@ def test_conv_padding_bnnflow_cannot_build_is_named(pads, message):
     (0.0, 8, 2.0 ** -8, -1, 1, 128),  # CNV's input q = (v - 1) / 2 (scale 2**-7): q = 0 at 128
     (129.0, 8, 0.5, 255, 1, 129),     # FINN's raw UINT8 levels a: pad_value a is code a
     (-0.5, 1, 0.25, 0, 2, 0),         # a narrow 2-bit Quant (s = 0.5): two bits, both 0
+    # A float32 scale: 255 codes of 1/255, 0..1 (v + 255 = 2a, so scale 1/510): 1.0 is code 255
+    # though 510 * float32(1/510) is 1 + 6e-8.
+    (1.0, 8, float(np.float32(1 / 510)), 255, 1, 255),
 ])
 def test_pad_code_is_the_code_worth_the_fill(fill, in_bits, scale, offset, copies, code):
     from onnx import helper

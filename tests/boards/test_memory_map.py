@@ -1,0 +1,90 @@
+"""Where Yosys puts a memory: the cost rule against Yosys' own choices."""
+
+import json
+import re
+import subprocess
+
+import pytest
+
+from bnnflow.boards.memory_map import Placement, placement
+
+
+@pytest.mark.parametrize(("family", "width", "depth", "rom", "transparent", "expected"), [
+    # Costs Yosys' memory_libmap printed (debug) for a 27 x 5 RAM: logic 135; iCE40 two
+    # blocks 128 + emulation (read-old 7 points: 142, transparent 4: 136); ECP5 LUT RAM 7
+    # cells 28 + 2 (+ 6 transparent).
+    ("ice40", 27, 5, False, False, Placement("logic")),
+    ("ice40", 27, 5, False, True, Placement("logic")),
+    ("ecp5", 27, 5, False, False, Placement("lutram", "TRELLIS_DPR16X4", 7)),
+    ("ecp5", 27, 5, False, True, Placement("lutram", "TRELLIS_DPR16X4", 7)),
+    # A ROM costs 1/16 per bit in logic and takes no LUT RAM: 2 x 320 stays in logic, 16 x 216
+    # takes one 256 x 16 block; on ECP5 a DP16KD costs 128 + 2.
+    ("ice40", 2, 320, True, False, Placement("logic")),
+    ("ice40", 16, 216, True, False, Placement("bram", "SB_RAM40_4K", 1)),
+    ("ice40", 32, 54, True, False, Placement("logic")),
+    ("ecp5", 64, 1024, True, False, Placement("bram", "DP16KD", 4)),
+    ("ecp5", 11, 128, True, False, Placement("logic")),
+    # Line memories (transparent): 24 x 7 in two blocks (136 < 168); 4 x 15 in flip-flops.
+    ("ice40", 24, 7, False, True, Placement("bram", "SB_RAM40_4K", 2)),
+    ("ice40", 4, 15, False, True, Placement("logic")),
+    # A wide, deep queue on ECP5: four 512 x 36 blocks beat 4 x 36 LUT RAM cells and muxes.
+    ("ecp5", 144, 60, False, False, Placement("bram", "PDPW16KD", 4)),
+    # Input memories: 6 x 8 and 1 x 64 stay in flip-flops on iCE40, 4 x 64 takes a block.
+    ("ice40", 6, 8, False, False, Placement("logic")),
+    ("ice40", 1, 64, False, False, Placement("logic")),
+    ("ice40", 4, 64, False, False, Placement("bram", "SB_RAM40_4K", 1)),
+])
+def test_placement_follows_yosys_costs(family, width, depth, rom, transparent, expected):
+    assert placement(family, width, depth, rom=rom, transparent=transparent) == expected
+
+
+def test_an_unknown_family_is_refused_naming_the_known_ones():
+    with pytest.raises(ValueError, match=r"^family must be one of ice40, ecp5, not 'gowin'$"):
+        placement("gowin", 8, 8)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", ["ice40", "ecp5"])
+def test_every_memory_of_a_generated_conv_design_goes_where_yosys_puts_it(tmp_path, family):
+    # The real tool on a design with every memory kind: weight ROMs, input memories, line
+    # memories, window queues, a pad queue and pool lines (about 10 s per family).
+    from bnnflow.boards.estimate import ROM_REGISTER
+    from bnnflow.boards.synth import _write_rtlil
+    from bnnflow.hw.folding import resolve_folding
+    from bnnflow.hw.top import BnnTop
+    from bnnflow.model.random_net import random_conv_model
+    from bnnflow.sim.netlist import yosys_command
+
+    model = random_conv_model((14, 14, 3), [("conv", 8, 3, 3, 1, 1), ("pool", 2),
+                                            ("conv", 16, 3, 3, 1, 1, 0), ("pool", 2),
+                                            ("dense", 32)], 10, seed=0)
+    bnn = BnnTop(model, resolve_folding(model, "auto", 1024), 0,
+                 rom_register=ROM_REGISTER[family])
+    _write_rtlil(bnn, tmp_path)
+    (tmp_path / "mems.ys").write_text(
+        "read_rtlil design.il\nhierarchy -top bnnflow_synth\nproc\nflatten\nopt_clean\n"
+        "memory -nomap\nselect t:$mem_v2\nwrite_json -selected mems.json\n")
+    (tmp_path / "synth.ys").write_text(f"read_rtlil design.il\nsynth_{family} -top "
+                                       f"bnnflow_synth\n")
+    subprocess.run([*yosys_command(), "-q", "mems.ys"], cwd=tmp_path, check=True)
+    subprocess.run([*yosys_command(), "-q", "-l", "log.txt", "synth.ys"], cwd=tmp_path,
+                   check=True, capture_output=True)
+    log = (tmp_path / "log.txt").read_text()
+    primitive = {"ICE40_RAM4K": "SB_RAM40_4K"}        # Yosys' mapping cell -> the primitive
+    chosen = {name: primitive.get(cell.strip("$_"), cell.strip("$_")) for name, cell in
+              re.findall(r"^mapping memory \S+?\.(bnn\.\S+) via (\S+)$", log, re.M)}
+    chosen |= dict.fromkeys(re.findall(r"^using FF mapping for memory \S+?\.(bnn\.\S+)$", log,
+                                       re.M))
+    cells = json.loads((tmp_path / "mems.json").read_text())["modules"]["bnnflow_synth"]["cells"]
+    seen = []
+    for cell in cells.values():
+        p = cell["parameters"]
+        name = p["MEMID"].lstrip("\\")
+        if "proc_rom" in name:      # threshold tables: Yosys names them anew in each run
+            continue
+        place = placement(family, int(p["WIDTH"], 2), int(p["SIZE"], 2),
+                          rom=int(p["WR_PORTS"], 2) == 0,
+                          transparent="1" in p["RD_TRANSPARENCY_MASK"])
+        seen.append((name, place.cell, chosen[name]))
+    assert len(seen) >= 12 and {cell for _, cell, _ in seen} > {None}
+    assert [(n, c) for n, c, _ in seen] == [(n, y) for n, _, y in seen]
