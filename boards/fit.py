@@ -73,7 +73,10 @@ def rom_does_not_fit(model, folding, tgt):
 
 def suggest_ii(model, folding, needed=None, available=None, brams_available=None, family=None,
                margin=0.9, *, pipeline=0, failed=False):
-    """A target II (a power of two) whose ``auto`` folding should fit, or None.
+    """A target II whose ``auto`` folding should fit, or None: a power of two, or the fastest
+    II the network can reach when that lies between two (a conv network's first layer takes
+    its ``H x W`` input a pixel a cycle: 784 for 28x28, where 512 cannot be met and 1024 is a
+    third slower).
 
     Logic is predicted with :func:`estimate_logic` (LUT4 and flip-flops; on iCE40 the
     flip-flops must also stay within :data:`ICE40_FF_SHARE_LIMIT` of ``available``). When
@@ -87,10 +90,10 @@ def suggest_ii(model, folding, needed=None, available=None, brams_available=None
     :func:`routable_brams`). ``needed=None`` checks block RAM only. ``failed=True``
     (``folding`` was just measured not to fit) only accepts foldings with less predicted logic
     than ``folding``, so the answer never repeats the folding that failed. The answer is the
-    smallest power of two that passes (block RAM use is not monotonic in II: very narrow ROMs
+    smallest candidate that passes (block RAM use is not monotonic in II: very narrow ROMs
     waste block RAM width).
     """
-    from ..hw.folding import auto_fold
+    from ..hw.folding import auto_fold, fully_parallel, layer_cycles
 
     family = family or "ice40"
     current = estimate_logic(model, folding, family, pipeline)
@@ -115,13 +118,14 @@ def suggest_ii(model, folding, needed=None, available=None, brams_available=None
             and estimate_brams_used(model, layer_folds, family) <= routable_brams(family,
                                                                           brams_available))
 
-    ii = 1
-    while True:
-        if fits(ii):
+    # The fastest II: every layer at its fastest folding (1 for an MLP).
+    floor = max(layer_cycles(layer, fold)
+                for layer, fold in zip(model.layers, fully_parallel(model), strict=True))
+    candidates = sorted({1 << e for e in range(longest.bit_length() + 1)} | {floor})
+    for ii in candidates:
+        if ii >= floor and fits(ii):
             return ii
-        if ii >= longest:
-            return None
-        ii *= 2
+    return None
 
 
 def _fit_hint(model, folding, needed, available, bram_avail, family, pipeline=0, failed=True):

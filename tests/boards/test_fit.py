@@ -53,6 +53,22 @@ def test_suggested_ii_respects_block_ram_and_logic():
     assert suggest_ii(model, full, brams_available=30, family="ice40") == 1
 
 
+def test_a_conv_network_is_fitted_at_its_input_bound_ii_between_two_powers_of_two():
+    # A 28x28 input streams a pixel a cycle: 784 is the fastest II; 512 cannot be met, and
+    # 1024 (968 once folded) fitted the iCEBreaker with half of it free (1855 LUT4, 14 BRAM).
+    from bnnflow.model.random_net import random_conv_model
+
+    model = random_conv_model((28, 28, 1), [("conv", 8, 3), ("pool", 2), ("conv", 16, 3),
+                                            ("pool", 2), ("dense", 32)], 10, seed=0)
+    folding, ii = fit.fit_folding(model, "ice40-up5k", pipeline=2)
+    assert ii == 784 and ",".join(map(str, folding)) == "8x9,1x1,8x24,1x1,2x16,1x1"
+    # Where even the fastest folding is estimated not to fit, powers of two follow as before.
+    need = estimate.estimate_logic(model, folding, "ice40", 2)
+    ii = suggest_ii(model, folding, needed=need * 2, available=5280, family="ice40",
+                    pipeline=2)
+    assert ii > 784 and ii & (ii - 1) == 0
+
+
 def test_a_failed_folding_is_never_suggested_again():
     # 784-64-64-64-10 at II 512 on the UP5K: nextpnr wanted 6199 logic cells of 5280
     # (measured); no larger II is predicted to fit, so no II is suggested.
