@@ -42,9 +42,11 @@ __all__ = ["measured_need", "estimate_ffs", "estimate_luts", "estimate_logic", "
 MODELLED_KINDS = ("binary_dense", "ternary_dense", "binary_conv2d", "ternary_conv2d",
                   "maxpool2d")
 
-#: LUT4 per XNOR bit computed per cycle, from a first prototype's fully parallel 64x64 layer
-#: (3311 LUT4 on iCE40, 7928 on ECP5, for 4096 bits): the logic of a fully parallel layer.
-LUT4_PER_XNOR_BIT = {"ice40": 3311 / 4096, "ecp5": 7928 / 4096}
+#: LUT4 per weight of a fully parallel layer (constant weights: popcount trees), measured
+#: 2026-12-06 on fully parallel 32-32-10, 64-64-10 and 128-64-10 networks (iCE40 1.07, 0.90,
+#: 0.90; ECP5 LUT4 + 2 per carry cell 1.44, 1.54, 1.33). A first prototype's 64x64 layer had
+#: given 0.81 and 1.94.
+LUT4_PER_XNOR_BIT = {"ice40": 0.90, "ecp5": 1.4}
 
 #: Share of the flip-flops that take a logic cell of their own on iCE40: a DFF shares a cell
 #: only with the LUT that drives it (measured 0.62-0.72; boards/README.md, "Fit estimates").

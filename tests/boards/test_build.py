@@ -389,7 +389,7 @@ def test_an_ecp5_build_counts_two_lut4_per_carry_cell(tiny, tmp_path):
     assert str(info.value) == ("the design needs 84000 LUT4, 900 FF (about 84000 logic cells) "
                                "and 0 block RAMs (folding 8x16,4x8); the ulx3s (ecp5-85k) has "
                                "83640 logic cells and 208 block RAMs; try --fold fit, or --fold "
-                               "auto --ii 8 (estimated to fit)")
+                               "auto --ii 16 (estimated to fit)")
     assert info.value.need == 84000
 
 
