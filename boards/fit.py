@@ -167,9 +167,10 @@ def fit_folding(model, target, *, pipeline=0, advise=True, modelled=True):
     """A folding expected to fit ``target``: ``(folding, ii)``.
 
     Fully parallel when the estimate (:func:`estimate_logic`: LUT4 and flip-flops) fits 90 %
-    of the device's logic cells, otherwise ``auto`` at the smallest power-of-two II predicted
-    to fit (see :func:`suggest_ii`). An estimate, not a guarantee:
-    :func:`~bnnflow.boards.synth.synthesize` checks the real counts. Raises
+    of the device's logic cells, otherwise ``auto`` at the smallest II predicted to fit (a
+    power of two, or the network's fastest II between two; see :func:`suggest_ii`). An
+    estimate, not a guarantee: :func:`~bnnflow.boards.synth.synthesize` checks the real
+    counts. Raises
     :class:`DoesNotFit` when no folding is expected to fit; with ``advise`` its message gives
     the slowest folding's estimate and names a larger target expected to fit. ``ii`` is the
     design's (:func:`~bnnflow.hw.folding.auto_fold`: the cycle model's for a network with
