@@ -6,14 +6,14 @@ For each design (a random conv network of :func:`bnnflow.model.random_net.random
 a target family, a folding) it writes the design as ``bnnflow synth`` does (the synthesis
 wrapper, the family's ROM register), runs Yosys' ``synth_<family>`` (no place and route) and
 prints the estimates of :mod:`bnnflow.boards.estimate` (LUT4, flip-flops, block RAM: what the
-ROMs would need at best and what Yosys is expected to use) beside Yosys' counts, and where
-Yosys put each memory; ``bench/conv_estimate.json`` keeps them. A few seconds to a few minutes per
-design (cnv-mnist's shape on the ECP5 is the longest).
+ROMs would need at best and what Yosys is expected to use) beside Yosys' counts;
+``bench/conv_estimate.json`` keeps them (where Yosys puts each memory:
+``bench/memory_map.py``). A few seconds to a few minutes per design (cnv-mnist's shape on the
+ECP5 is the longest).
 """
 
 import argparse
 import json
-import re
 import sys
 import tempfile
 import time
@@ -72,12 +72,6 @@ def measure(name):
         _write_rtlil(bnn, Path(tmp))
         _, counts = _run_yosys(find_tool("yosys"), family, Path(tmp), None)
         row["yosys_s"] = round(time.time() - t, 1)
-        log = (Path(tmp) / "yosys.log").read_text()
-    # Where Yosys' memory_libmap put each memory: a cell type, or "FF" (logic).
-    row["memories"] = {name.split(".", 2)[2]: cell for name, cell in
-                       re.findall(r"^mapping memory (\S+) via (\S+)$", log, re.M)}
-    row["memories"].update({name.split(".", 2)[2]: "FF" for name in
-                            re.findall(r"^using FF mapping for memory (\S+)$", log, re.M)})
     row.update(lut4=counts.lut4, ff=counts.ff, bram=counts.bram, carry=counts.carry)
     return row
 

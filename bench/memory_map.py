@@ -52,19 +52,14 @@ def _design(name):
     return random_conv_model(shape, stages, classes, seed=0, **options), family, fold
 
 
-def measure(name):
-    """Every memory of design ``name``: dimensions, Yosys' placement and the prediction."""
-    from bnnflow.boards.estimate import ROM_REGISTER
-    from bnnflow.boards.memory_map import placement
+def yosys_memories(bnn, family):
+    """Every memory of design ``bnn`` as Yosys builds it for ``family``: dicts of ``memory``,
+    ``width``, ``depth``, ``rom``, ``transparent`` and ``yosys`` (the primitive
+    ``memory_libmap`` chose, ``None`` for logic; ``"table"`` for a threshold table, which
+    Yosys names anew in each run and so cannot be matched)."""
     from bnnflow.boards.synth import _write_rtlil
-    from bnnflow.hw.folding import resolve_folding
-    from bnnflow.hw.top import BnnTop
     from bnnflow.sim.netlist import yosys_command
 
-    model, family, fold = _design(name)
-    folding = (resolve_folding(model, "auto", int(fold[5:])) if fold.startswith("auto:")
-               else resolve_folding(model, fold))
-    bnn = BnnTop(model, folding, 0, rom_register=ROM_REGISTER[family])
     with tempfile.TemporaryDirectory() as tmp:
         # Relative names: the WebAssembly Yosys sees the working directory.
         _write_rtlil(bnn, Path(tmp))
@@ -85,13 +80,31 @@ def measure(name):
     for cell in cells["bnnflow_synth"]["cells"].values():
         p = cell["parameters"]
         memid = p["MEMID"].lstrip("\\")
-        width, depth = int(p["WIDTH"], 2), int(p["SIZE"], 2)
-        rom, transparent = int(p["WR_PORTS"], 2) == 0, "1" in p["RD_TRANSPARENCY_MASK"]
-        place = placement(family, width, depth, rom=rom, transparent=transparent)
-        table = "proc_rom" in memid
-        rows.append({"design": name, "family": family, "memory": memid, "width": width,
-                     "depth": depth, "rom": rom, "transparent": transparent,
-                     "yosys": None if table else chosen.get(memid, "?"),
+        rows.append({"memory": memid, "width": int(p["WIDTH"], 2), "depth": int(p["SIZE"], 2),
+                     "rom": int(p["WR_PORTS"], 2) == 0,
+                     "transparent": "1" in p["RD_TRANSPARENCY_MASK"],
+                     "yosys": "table" if "proc_rom" in memid else chosen[memid]})
+    return rows
+
+
+def measure(name):
+    """Every memory of design ``name``: dimensions, Yosys' placement and the prediction."""
+    from bnnflow.boards.estimate import ROM_REGISTER
+    from bnnflow.boards.memory_map import placement
+    from bnnflow.hw.folding import resolve_folding
+    from bnnflow.hw.top import BnnTop
+
+    model, family, fold = _design(name)
+    folding = (resolve_folding(model, "auto", int(fold[5:])) if fold.startswith("auto:")
+               else resolve_folding(model, fold))
+    bnn = BnnTop(model, folding, 0, rom_register=ROM_REGISTER[family])
+    rows = []
+    for mem in yosys_memories(bnn, family):
+        place = placement(family, mem["width"], mem["depth"], rom=mem["rom"],
+                          transparent=mem["transparent"])
+        table = mem["yosys"] == "table"
+        rows.append({"design": name, "family": family, **mem,
+                     "yosys": None if table else mem["yosys"],
                      "predicted": place.cell, "cells": place.cells, "threshold_table": table})
     return rows
 

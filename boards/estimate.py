@@ -127,12 +127,12 @@ def _threshold_tables(model, folding):
         nf, sf = -(-layer.neurons // fold.pe), -(-layer.fan_in // fold.simd)
         if layer.is_output or nf == 1:
             continue
-        count = int(layer.thresholds.max())
         if layer.activation_bits == 1 and sf > 1:
             max_count = layer.fan_in * ((1 << layer.in_bits) - 1)
             yield from [(_bits_for(max_count + 1) + 1, nf)] * fold.pe
         else:
-            yield from [(_bits_for(count), nf)] * (fold.pe * layer.thresholds.shape[1])
+            width = _bits_for(int(layer.thresholds.max()))
+            yield from [(width, nf)] * (fold.pe * layer.thresholds.shape[1])
 
 
 def _input_memories(model, folding):
@@ -147,26 +147,25 @@ def _input_memories(model, folding):
         yield from map_unit_memories(layer, unit)
 
 
-def _input_memories_in_bram(family, model, folding):
-    """Block RAMs of the input memories Yosys puts in block RAM (:mod:`.memory_map`: the
-    iCE40 has no LUT RAM, so small ones become flip-flops; the ECP5 keeps shallow ones in
-    ``TRELLIS_DPR16X4`` LUT RAM)."""
-    places = (placement(family, w, d, transparent=t) for w, d, t in _input_memories(model,
-                                                                                     folding))
-    return sum(p.cells for p in places if p.kind == "bram")
-
-
-def _bram_cells(family, width, depth):
-    place = placement(family, width, depth, rom=True)
+def _bram_cells(family, width, depth, *, rom=True, transparent=False):
+    place = placement(family, width, depth, rom=rom, transparent=transparent)
     return place.cells if place.kind == "bram" else 0
+
+
+def _other_brams(family, model, folding):
+    """Block RAMs of what is not a weight ROM: the input memories and threshold tables Yosys
+    puts in block RAM (:mod:`.memory_map`: the iCE40 has no LUT RAM, so small ones become
+    flip-flops; the ECP5 keeps shallow ones in ``TRELLIS_DPR16X4`` LUT RAM)."""
+    return (sum(_bram_cells(family, w, d, rom=False, transparent=t)
+                for w, d, t in _input_memories(model, folding))
+            + sum(_bram_cells(family, w, d) for w, d in _threshold_tables(model, folding)))
 
 
 def estimate_brams(model, folding, family):
     """Block RAMs the weight ROMs of the folded layers (more than one word) would need at best,
     and the input memories and threshold tables Yosys puts in block RAM need."""
     return (sum(rom_blocks(family, width, depth) for width, depth in _roms(model, folding))
-            + _input_memories_in_bram(family, model, folding)
-            + sum(_bram_cells(family, w, d) for w, d in _threshold_tables(model, folding)))
+            + _other_brams(family, model, folding))
 
 
 def estimate_brams_used(model, folding, family):
@@ -175,8 +174,7 @@ def estimate_brams_used(model, folding, family):
     LUTs). :func:`estimate_brams` counts every folded layer's ROM (the block RAM it would
     need)."""
     return (sum(_bram_cells(family, w, d) for w, d in _roms(model, folding))
-            + _input_memories_in_bram(family, model, folding)
-            + sum(_bram_cells(family, w, d) for w, d in _threshold_tables(model, folding)))
+            + _other_brams(family, model, folding))
 
 
 def estimate_rom_luts(model, folding):

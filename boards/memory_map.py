@@ -21,6 +21,7 @@ bnnflow builds); ``bench/memory_map.py`` compares it with Yosys' choices.
 """
 
 import math
+from dataclasses import dataclass
 
 __all__ = ["placement", "Placement"]
 
@@ -43,21 +44,14 @@ _CELLS = {
 }
 
 
+@dataclass(frozen=True)
 class Placement:
     """Where a memory goes: ``kind`` ``"logic"``, ``"bram"`` or ``"lutram"``, ``cell`` the
     primitive (``None`` for logic) and ``cells`` how many of it."""
 
-    __slots__ = ("kind", "cell", "cells")
-
-    def __init__(self, kind, cell=None, cells=0):
-        self.kind, self.cell, self.cells = kind, cell, cells
-
-    def __eq__(self, other):
-        return (isinstance(other, Placement)
-                and (self.kind, self.cell, self.cells) == (other.kind, other.cell, other.cells))
-
-    def __repr__(self):
-        return f"Placement({self.kind!r}, {self.cell!r}, {self.cells})"
+    kind: str
+    cell: str | None = None
+    cells: int = 0
 
 
 def _emulation(kind, rom, transparent):

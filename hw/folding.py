@@ -272,14 +272,13 @@ def _meet_modelled(model, folding, target_ii):
     ii = _modelled_ii(model, folding)
     best = (ii, folding)
     stuck = set()
+    bursty = [j for j in range(1, len(layers))
+              if getattr(layers[j - 1], "stride", 1) > 1 or _is_pool(layers[j - 1])]
     for _ in range(MODEL_TRIES_PER_LAYER * len(layers)):
         if ii <= target_ii:
             return folding, ii
-        bursty = [j for j in range(1, len(layers))
-                  if getattr(layers[j - 1], "stride", 1) > 1 or _is_pool(layers[j - 1])]
         movable = [j for j in range(len(layers)) if j not in stuck
-                   and getattr(layers[j], "folds", True)
-                   and layer_cycles(layers[j], folding[j]) > 1]
+                   and not _is_pool(layers[j]) and layer_cycles(layers[j], folding[j]) > 1]
         pick = [j for j in bursty if j in movable] or movable
         if not pick:
             break

@@ -1,8 +1,7 @@
 """Where Yosys puts a memory: the cost rule against Yosys' own choices."""
 
-import json
-import re
-import subprocess
+import runpy
+from pathlib import Path
 
 import pytest
 
@@ -45,46 +44,22 @@ def test_an_unknown_family_is_refused_naming_the_known_ones():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("family", ["ice40", "ecp5"])
-def test_every_memory_of_a_generated_conv_design_goes_where_yosys_puts_it(tmp_path, family):
+def test_every_memory_of_a_generated_conv_design_goes_where_yosys_puts_it(family):
     # The real tool on a design with every memory kind: weight ROMs, input memories, line
     # memories, window queues, a pad queue and pool lines (about 10 s per family).
     from bnnflow.boards.estimate import ROM_REGISTER
-    from bnnflow.boards.synth import _write_rtlil
     from bnnflow.hw.folding import resolve_folding
     from bnnflow.hw.top import BnnTop
     from bnnflow.model.random_net import random_conv_model
-    from bnnflow.sim.netlist import yosys_command
 
+    bench = runpy.run_path(str(Path(__file__).parents[2] / "bench" / "memory_map.py"))
     model = random_conv_model((14, 14, 3), [("conv", 8, 3, 3, 1, 1), ("pool", 2),
                                             ("conv", 16, 3, 3, 1, 1, 0), ("pool", 2),
                                             ("dense", 32)], 10, seed=0)
     bnn = BnnTop(model, resolve_folding(model, "auto", 1024), 0,
                  rom_register=ROM_REGISTER[family])
-    _write_rtlil(bnn, tmp_path)
-    (tmp_path / "mems.ys").write_text(
-        "read_rtlil design.il\nhierarchy -top bnnflow_synth\nproc\nflatten\nopt_clean\n"
-        "memory -nomap\nselect t:$mem_v2\nwrite_json -selected mems.json\n")
-    (tmp_path / "synth.ys").write_text(f"read_rtlil design.il\nsynth_{family} -top "
-                                       f"bnnflow_synth\n")
-    subprocess.run([*yosys_command(), "-q", "mems.ys"], cwd=tmp_path, check=True)
-    subprocess.run([*yosys_command(), "-q", "-l", "log.txt", "synth.ys"], cwd=tmp_path,
-                   check=True, capture_output=True)
-    log = (tmp_path / "log.txt").read_text()
-    primitive = {"ICE40_RAM4K": "SB_RAM40_4K"}        # Yosys' mapping cell -> the primitive
-    chosen = {name: primitive.get(cell.strip("$_"), cell.strip("$_")) for name, cell in
-              re.findall(r"^mapping memory \S+?\.(bnn\.\S+) via (\S+)$", log, re.M)}
-    chosen |= dict.fromkeys(re.findall(r"^using FF mapping for memory \S+?\.(bnn\.\S+)$", log,
-                                       re.M))
-    cells = json.loads((tmp_path / "mems.json").read_text())["modules"]["bnnflow_synth"]["cells"]
-    seen = []
-    for cell in cells.values():
-        p = cell["parameters"]
-        name = p["MEMID"].lstrip("\\")
-        if "proc_rom" in name:      # threshold tables: Yosys names them anew in each run
-            continue
-        place = placement(family, int(p["WIDTH"], 2), int(p["SIZE"], 2),
-                          rom=int(p["WR_PORTS"], 2) == 0,
-                          transparent="1" in p["RD_TRANSPARENCY_MASK"])
-        seen.append((name, place.cell, chosen[name]))
+    seen = [(m["memory"], placement(family, m["width"], m["depth"], rom=m["rom"],
+                                    transparent=m["transparent"]).cell, m["yosys"])
+            for m in bench["yosys_memories"](bnn, family) if m["yosys"] != "table"]
     assert len(seen) >= 12 and {cell for _, cell, _ in seen} > {None}
     assert [(n, c) for n, c, _ in seen] == [(n, y) for n, _, y in seen]
