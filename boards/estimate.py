@@ -97,14 +97,20 @@ def _mvtu_layers(model, folding):
 def _map_units(model, folding):
     """``(layer, unit sidecar entries)`` of the conv and pool layers (window queue depth, and
     the pad queue's of a padded conv)."""
-    from ..hw.conv import pad_queue_depth, pixel_period, window_queue_depth
+    from ..hw.conv import pad_queue_depth, pixel_period, window_kind, window_queue_depth
+    from ..hw.pixel_window import ring_rows
 
     units = []
     for j, (layer, fold) in enumerate(zip(_modelled(model), folding, strict=True)):
         if layer.kind in CONV_KINDS:
             period = pixel_period(model, folding, j)
-            units.append((layer, {"queue_depth": window_queue_depth(layer, fold, period),
-                                  "pad_queue_depth": pad_queue_depth(layer, period)}))
+            pixels = window_kind(layer, fold) == "pixels"
+            rows = ring_rows(layer.padded_shape, layer.kernel, layer.stride)
+            units.append((layer, {
+                "queue_depth": 0 if pixels else window_queue_depth(layer, fold, period),
+                "pad_queue_depth": pad_queue_depth(layer, period),
+                "window": "pixels" if pixels else "registers",
+                **({"ring_rows": rows} if pixels else {})}))
         elif layer.kind == "maxpool2d":
             units.append((layer, {}))
     return units
@@ -227,10 +233,17 @@ def _layer_streams(model, folding):
 
 def _mvtu_streams(model, folding):
     """``(in_chunk, out_chunks)`` of each MVTU of :func:`_mvtu_layers`: a conv layer's MVTU
-    takes whole windows from its queue and sends whole output pixels."""
-    return [((layer.fan_in * layer.in_bits, False) if layer.kind in CONV_KINDS else stream)
-            for layer, stream in zip(_modelled(model), _layer_streams(model, folding),
-                                     strict=True)
+    takes whole windows from its queue, or pixels from a pixel window
+    (:func:`bnnflow.hw.conv.window_kind`), and sends whole output pixels."""
+    from ..hw.conv import window_kind
+
+    def conv_chunk(layer, fold):
+        pixels = window_kind(layer, fold) == "pixels"
+        return (layer.in_shape[2] if pixels else layer.fan_in) * layer.in_bits
+
+    return [((conv_chunk(layer, fold), False) if layer.kind in CONV_KINDS else stream)
+            for layer, fold, stream in zip(_modelled(model), folding,
+                                           _layer_streams(model, folding), strict=True)
             if layer.kind != "maxpool2d"]
 
 

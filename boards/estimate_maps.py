@@ -90,6 +90,32 @@ def memory_luts(family, width, depth, transparent=False):
     return width if transparent else 0
 
 
+def _pixels(unit_sidecar):
+    return unit_sidecar.get("window") == "pixels"
+
+
+def _pixel_window_ffs(layer, unit_sidecar):
+    """A pixel window's registers (:class:`~bnnflow.hw.pixel_window.PixelWindow`, as its
+    signals are declared): the ring's write, top-row and read-row addresses, the writer's
+    column, the signed lag, the reader's window row, column and pixel, and the valid bit (the
+    read register is the memory's)."""
+    (h, w, _), (kh, kw) = layer.padded_shape, layer.kernel
+    ho, wo = layer.out_shape[:2]
+    rows = unit_sidecar["ring_rows"]
+
+    def upto(n):        # bits of a signal of range(n)
+        return (n - 1).bit_length()
+
+    s = layer.stride
+    lag = max(h.bit_length(), (rows + 1).bit_length()) + 1
+    # Yosys drops the window row when the map's last row releases as many rows as the
+    # others (s), and merges the read-row address into the top row's for kh = 1.
+    row = upto(ho) if h - (ho - 1) * s != s else 0
+    addresses = (2 if kh == 1 else 3) * upto(rows * w)
+    return (addresses + upto(w) + lag + row + upto((wo - 1) * s + 1) + upto(kh) + upto(kw)
+            + 1)
+
+
 def _pad_ffs(layer, unit_sidecar):
     """The pad unit of a padded conv and its pad queue (0 without padding): pixel register,
     valid bit, counters over the padded map, two flags."""
@@ -107,11 +133,13 @@ def map_unit_memories(layer, unit_sidecar):
     if layer.kind in CONV_KINDS:
         (kh, kw), (_, w, cin) = layer.kernel, layer.padded_shape
         cin *= layer.in_bits     # n-bit elements: Cin * n bit-channels
+        pad_depth = unit_sidecar.get("pad_queue_depth", 0)
+        pad = [(cin, pad_depth - 1, False)] if pad_depth else []
+        if _pixels(unit_sidecar):
+            return [(cin, unit_sidecar["ring_rows"] * w, False)] + pad
         memories = [((kh - 1) * cin, w, True)] if kh > 1 else []
         depth = _queue_depth(unit_sidecar)
-        pad_depth = unit_sidecar.get("pad_queue_depth", 0)
-        return (memories + [(kh * kw * cin, depth - 1, False)]
-                + ([(cin, pad_depth - 1, False)] if pad_depth else []))
+        return memories + [(kh * kw * cin, depth - 1, False)] + pad
     if layer.kind == "maxpool2d":
         return ([(layer.in_shape[2] * layer.bits, max(layer.out_shape[1], 1), True)]
                 * _pool_slots(layer))
@@ -128,6 +156,8 @@ def map_unit_ffs(layer, unit_sidecar):
     """Flip-flops of a conv layer's window unit and queues, or of a pool unit, outside their
     memories (what Yosys counts before mapping memories; :func:`map_memory_ffs` adds those),
     0 for other kinds."""
+    if layer.kind in CONV_KINDS and _pixels(unit_sidecar):
+        return _pixel_window_ffs(layer, unit_sidecar) + _pad_ffs(layer, unit_sidecar)
     if layer.kind in CONV_KINDS:
         k = layer.fan_in * layer.in_bits
         depth = _queue_depth(unit_sidecar)
@@ -151,15 +181,22 @@ def map_unit_luts(layer, unit_sidecar, family="ice40"):
     return memories + _unit_luts(layer, unit_sidecar)
 
 
+def _pad_luts(layer, unit_sidecar):
+    """A padded conv's pad unit and pad queue (0 without padding)."""
+    if not layer.pad:
+        return 0
+    pixel, pad_depth = layer.in_shape[2] * layer.in_bits, unit_sidecar.get("pad_queue_depth", 0)
+    return pixel + 12 + ((pixel + 3 * _bits(pad_depth)) if pad_depth else 0)
+
+
 def _unit_luts(layer, unit_sidecar):
+    if layer.kind in CONV_KINDS and _pixels(unit_sidecar):
+        # Address adders and wraps, the lag's compare and update, the reader's counters.
+        depth = unit_sidecar["ring_rows"] * layer.padded_shape[1]
+        return 6 * _bits(depth - 1) + 40 + _pad_luts(layer, unit_sidecar)
     if layer.kind in CONV_KINDS:
-        pad = 0
-        if layer.pad:
-            pixel, pad_depth = layer.in_shape[2] * layer.in_bits, unit_sidecar.get(
-                "pad_queue_depth", 0)
-            pad = pixel + 12 + ((pixel + 3 * _bits(pad_depth)) if pad_depth else 0)
         return (2 * layer.fan_in * layer.in_bits + 24
-                + math.ceil(_bits(_queue_depth(unit_sidecar)) * 3) + pad)
+                + math.ceil(_bits(_queue_depth(unit_sidecar)) * 3) + _pad_luts(layer, unit_sidecar))
     if layer.kind == "maxpool2d":
         # Per element bit and open window: ORs, or for n-bit levels comparators and selects,
         # and the selects between windows; fitted to bench/pool_unit.json (within 15 %).

@@ -51,11 +51,43 @@ from amaranth.lib import fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..model.kinds import matrix_cycles
+from .folding import pixel_window_misfit
 from .mvtu import MVTU
 from .pad import PadMap, border_pixel
+from .pixel_window import PixelWindow
 from .window import SlidingWindow
 
-__all__ = ["ConvUnit", "window_queue_depth", "window_gap", "pad_queue_depth", "pixel_period"]
+__all__ = ["ConvUnit", "window_queue_depth", "window_gap", "pad_queue_depth", "pixel_period",
+           "window_kind", "WINDOW_KINDS"]
+
+#: How a conv layer's windows reach its MVTU (:func:`window_kind`).
+WINDOW_KINDS = ("registers", "pixels")
+
+
+def window_kind(layer, fold, kind=None):
+    """``"pixels"`` when the MVTU of ``layer`` folded as ``fold`` can take its windows a pixel
+    a cycle from a :class:`~bnnflow.hw.pixel_window.PixelWindow` without slowing down
+    (:func:`bnnflow.hw.folding.pixel_window_misfit`), else ``"registers"`` (a
+    :class:`~bnnflow.hw.window.SlidingWindow` and a window queue). ``kind`` asks for one.
+
+    Raises
+    ------
+    ValueError
+        If ``kind`` is not ``None`` or one of :data:`WINDOW_KINDS`, or is ``"pixels"`` for a
+        fold that cannot take pixels (the message says why).
+    """
+    if kind not in (None, *WINDOW_KINDS):
+        raise ValueError(f"window must be one of {', '.join(WINDOW_KINDS)} or None, not "
+                         f"{kind!r}")
+    if kind == "registers":
+        return kind
+    why = pixel_window_misfit(layer, fold)
+    if why is None:
+        return "pixels"
+    if kind == "pixels":
+        raise ValueError(f"{layer.name}: folding {fold} cannot take its windows a pixel a "
+                         f"cycle: {why}")
+    return "registers"
 
 
 def window_gap(layer):
@@ -172,14 +204,18 @@ class ConvUnit(wiring.Component):
             self.pad = PadMap((h, w), layer.pad, pixel,
                               border_pixel(layer.pad_value, cin, layer.in_bits))
         self.pad_queue_depth = pad_queue_depth(layer, options.pixel_period)
-        self.window = SlidingWindow((hp, wp, pixel), layer.kernel, layer.stride)
+        self.window_kind = window_kind(layer, fold, options.window)
+        pixels = self.window_kind == "pixels"
+        unit = PixelWindow if pixels else SlidingWindow
+        self.window = unit((hp, wp, pixel), layer.kernel, layer.stride)
         self.mvtu = MVTU(layer.weights, layer.thresholds, fold, options.pipeline,
                          popcount_style=options.popcount_style,
                          rom_register=options.rom_register, mask=getattr(layer, "mask", None),
-                         in_bits=layer.in_bits)
+                         in_bits=layer.in_bits, in_chunk=pixel if pixels else None)
         self.cycles = max(hp * wp, self.window.windows * self.mvtu.cycles)
-        self.queue_depth = window_queue_depth(layer, fold, options.pixel_period)
-        self.latency = (self.window.latency + 1 + self.mvtu.accept_wait
+        # A pixel window's ring of rows is its queue; the queue's output register adds an edge.
+        self.queue_depth = 0 if pixels else window_queue_depth(layer, fold, options.pixel_period)
+        self.latency = (self.window.latency + (0 if pixels else 1) + self.mvtu.accept_wait
                         + self.mvtu.latency + (self.pad.latency if self.pad else 0))
         # n-bit activations: Cout levels of n bits per output pixel.
         self.lane_width = self.mvtu.lane_width
@@ -217,15 +253,14 @@ class ConvUnit(wiring.Component):
                 **({"stride": layer.stride} if layer.stride != 1 else {}),
                 **({"pad": layer.pad, "pad_value": layer.pad_value,
                     "pad_queue_depth": self.pad_queue_depth} if layer.pad else {}),
-                "window_cycles": self.mvtu.cycles, "line_bits": self.window.line_bits,
-                "queue_depth": self.queue_depth,
+                "window_cycles": self.mvtu.cycles, "window": self.window_kind,
+                **({"ring_rows": self.window.rows} if self.window_kind == "pixels" else {}),
+                "line_bits": self.window.line_bits, "queue_depth": self.queue_depth,
                 "queue_bits": self.queue_depth * len(self.window.o.payload)}
 
     def elaborate(self, platform):
         m = Module()
         m.submodules.window = self.window
-        m.submodules.queue = queue = fifo.SyncFIFOBuffered(width=len(self.window.o.payload),
-                                                          depth=self.queue_depth)
         m.submodules.mvtu = self.mvtu
         if self.pad is None:
             wiring.connect(m, wiring.flipped(self.i), self.window.i)
@@ -239,7 +274,12 @@ class ConvUnit(wiring.Component):
                 wiring.connect(m, pq.r_stream, self.pad.i)
             else:
                 wiring.connect(m, wiring.flipped(self.i), self.pad.i)
-        wiring.connect(m, self.window.o, queue.w_stream)
-        wiring.connect(m, queue.r_stream, self.mvtu.i)
+        if self.queue_depth:
+            m.submodules.queue = queue = fifo.SyncFIFOBuffered(
+                width=len(self.window.o.payload), depth=self.queue_depth)
+            wiring.connect(m, self.window.o, queue.w_stream)
+            wiring.connect(m, queue.r_stream, self.mvtu.i)
+        else:
+            wiring.connect(m, self.window.o, self.mvtu.i)
         wiring.connect(m, self.mvtu.o, wiring.flipped(self.o))
         return m

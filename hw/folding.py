@@ -26,7 +26,8 @@ import os
 from dataclasses import dataclass
 
 __all__ = ["LayerFold", "layer_cycles", "fully_parallel", "auto_fold", "resolve_folding",
-           "fed_by_previous", "check_folding", "parse_fold_string", "load_fold_file", "is_int"]
+           "fed_by_previous", "check_folding", "parse_fold_string", "load_fold_file", "is_int",
+           "pixel_window_misfit"]
 
 
 def is_int(value):
@@ -69,6 +70,33 @@ def layer_cycles(layer, fold):
     kind counts them (:meth:`bnnflow.model.kinds.LayerKind.cycles`; output pixels included;
     ``ceil(N / PE) * ceil(K / SIMD)`` for a dense layer)."""
     return layer.cycles(fold)
+
+
+def pixel_window_misfit(layer, fold):
+    """Why the MVTU of a conv ``layer`` folded as ``fold`` cannot take its windows a pixel a
+    cycle (:class:`~bnnflow.hw.pixel_window.PixelWindow`), or ``None`` when it can: its input
+    must be a memory (``SF > 1``), ``SIMD`` a multiple of ``Cin`` (a pixel is a whole number of
+    chunks of a word) and the ``kh * kw`` pixels of a window no more cycles than the MVTU
+    spends on one (``ceil(N/PE) * SF``)."""
+    cin, (kh, kw) = layer.in_shape[2], layer.kernel
+    sf = -(-layer.fan_in // fold.simd)
+    m = -(-layer.neurons // fold.pe) * sf
+    if sf == 1:
+        return "its MVTU reads the whole window every cycle (SF 1)"
+    if fold.simd % cin:
+        return f"SIMD {fold.simd} is not a multiple of Cin {cin}"
+    if kh * kw > m:
+        return f"its {kh * kw} window pixels take longer than the MVTU's {m} cycles a window"
+    return None
+
+
+def _window_cost(layer, fold):
+    """What a conv layer's windows cost beside its ``PE * SIMD`` XNOR gates, in the same
+    units: a window in registers and a window queue's output register are about ``2 K``
+    flip-flops and LUT4 (``K`` window bits), a pixel window a few counters (0 here)."""
+    if not hasattr(layer, "kernel") or pixel_window_misfit(layer, fold) is None:
+        return 0
+    return 2 * layer.fan_in * getattr(layer, "in_bits", 1)
 
 
 def fully_parallel(model):
@@ -134,7 +162,8 @@ def check_folding(model, folding):
 
 
 def _cheapest(index, layer, target_ii, accepts=None):
-    """Cheapest fold of one layer meeting ``target_ii``: key (PE*SIMD, non-divisor, cycles).
+    """Cheapest fold of one layer meeting ``target_ii``: key (PE*SIMD and a conv layer's
+    window cost, :func:`_window_cost`; non-divisor; cycles).
 
     The candidates assume ``output_pixels * ceil(N/PE) * ceil(K/SIMD)`` cycles; the layer's
     own count (:func:`layer_cycles`) decides which of them meet the target, and ``accepts``
@@ -169,7 +198,7 @@ def _cheapest(index, layer, target_ii, accepts=None):
 
     def key(f):
         divisors = (n % f.pe == 0) + (k % f.simd == 0)
-        return (f.pe * f.simd, -divisors, layer_cycles(layer, f), f.pe)
+        return (f.pe * f.simd + _window_cost(layer, f), -divisors, layer_cycles(layer, f), f.pe)
 
     return min(folds, key=key)
 

@@ -11,6 +11,8 @@ buffer and queue levels; no payloads), by the rules of the units themselves:
   one;
 * :class:`~bnnflow.hw.window.SlidingWindow` (on the padded map): no pixel is taken while a
   window waits and is not being read.
+* :class:`~bnnflow.hw.pixel_window.PixelWindow` (conv layers whose MVTU takes pixels): the
+  writer's column and its lag behind the reader's top row, the reader's window and pixel;
 * the window queue (:class:`amaranth.lib.fifo.SyncFIFOBuffered`): ``depth - 1`` entries in
   memory plus the output register, one cycle from write to readable;
 * :class:`~bnnflow.hw.mvtu.MVTU` with its input buffer (:mod:`bnnflow.hw.inbuf`: registers, or
@@ -28,6 +30,7 @@ simulator and check that the model gives the closed-form latency of MLPs.
 from .conv import ConvUnit
 from .maxpool import MaxPool
 from .mvtu import MVTU
+from .pixel_window import PixelWindow
 
 __all__ = ["TIMING_IMAGES", "stream_latency", "stream_timing", "mean_spacing", "needed_pixels"]
 
@@ -96,6 +99,59 @@ class _Window:
             self.o_valid = False
         if take and at_window:
             self.o_valid = True
+        return take
+
+
+class _PixelWindow:
+    """:class:`~bnnflow.hw.pixel_window.PixelWindow`: a ring of row memories written a pixel a
+    cycle while ``lag < rows``; windows read out of it a pixel a cycle once written."""
+
+    def __init__(self, window):
+        (self.h, self.w, _), (self.kh, self.kw) = window.in_shape, window.kernel
+        self.s, self.rows = window.stride, window.rows
+        self.ho, self.wo = window.out_shape
+        self.lag = self.wcol = 0
+        self.oi = self.jc = self.a = self.b = 0
+        self.o_valid = False
+
+    def i_ready(self, o_ready):
+        return self.lag < self.rows
+
+    def _readable(self):
+        return (self.a or self.b or self.lag > self.kh - 1
+                or (self.lag == self.kh - 1 and self.wcol >= self.jc + self.kw))
+
+    def _advance(self):
+        """Move the reader to its next pixel; the rows it releases."""
+        if self.b != self.kw - 1:
+            self.b += 1
+            return 0
+        self.b = 0
+        if self.a != self.kh - 1:
+            self.a += 1
+            return 0
+        self.a = 0
+        if self.jc != (self.wo - 1) * self.s:
+            self.jc += self.s
+            return 0
+        self.jc = 0
+        if self.oi != self.ho - 1:
+            self.oi += 1
+            return self.s
+        self.oi = 0
+        return self.h - (self.ho - 1) * self.s
+
+    def tick(self, i_valid, o_ready):
+        take = i_valid and self.lag < self.rows
+        readable = self._readable()
+        en = not self.o_valid or o_ready
+        row_done = take and self.wcol == self.w - 1
+        if take:
+            self.wcol = 0 if row_done else self.wcol + 1
+        release = self._advance() if en and readable else 0
+        self.lag += int(row_done) - release
+        if en:
+            self.o_valid = readable
         return take
 
 
@@ -308,7 +364,10 @@ def _stages(top):
         if isinstance(unit, ConvUnit):
             stages += [_Queue(unit.pad_queue_depth)] if unit.pad_queue_depth else []
             stages += [_Pad(unit.pad)] if unit.pad is not None else []
-            stages += [_Window(unit.window), _Queue(unit.queue_depth), _Mvtu(unit.mvtu)]
+            if isinstance(unit.window, PixelWindow):
+                stages += [_PixelWindow(unit.window), _Mvtu(unit.mvtu)]
+            else:
+                stages += [_Window(unit.window), _Queue(unit.queue_depth), _Mvtu(unit.mvtu)]
         elif isinstance(unit, MaxPool):
             stages.append(_Pool(unit))
         elif isinstance(unit, MVTU):

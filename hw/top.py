@@ -134,6 +134,10 @@ class BnnTop(wiring.Component):
     rom_register : bool
         Weight register after the ROM of every folded layer (:class:`bnnflow.hw.mvtu.MVTU`;
         same latency either way).
+    window : str or None
+        How every conv layer's windows reach its MVTU (``"registers"`` or ``"pixels"``,
+        :data:`bnnflow.hw.conv.WINDOW_KINDS`); ``None`` lets each layer's folding choose
+        (:func:`bnnflow.hw.conv.window_kind`).
     debug_taps : bool
         Add ``tap_<j>_valid`` / ``tap_<j>_data`` outputs per layer (no effect on timing).
     fault : None, ("drop_ready", j) or ("swap_output", a, b)
@@ -188,16 +192,17 @@ class BnnTop(wiring.Component):
     """
 
     def __init__(self, model, folding=None, pipeline=0, *, debug_taps=False, fault=None,
-                 popcount_style=DEFAULT_STYLE, rom_register=False):
+                 popcount_style=DEFAULT_STYLE, rom_register=False, window=None):
         try:
             self._build(model, folding, pipeline, debug_taps, fault, popcount_style,
-                        rom_register)
+                        rom_register, window)
         except Exception:
             # A design refused while it is built was not left unused: no warning when it goes.
             self._MustUse__used = True
             raise
 
-    def _build(self, model, folding, pipeline, debug_taps, fault, popcount_style, rom_register):
+    def _build(self, model, folding, pipeline, debug_taps, fault, popcount_style, rom_register,
+               window):
         self.model = model
         self.folding = resolve_folding(model, folding)
         for j, layer in enumerate(model.layers[:-1]):
@@ -221,7 +226,8 @@ class BnnTop(wiring.Component):
         chunks = layer_chunks(model, self.folding)
         self.layers = [build_unit(layer, fold,
                                   UnitOptions(pipeline, popcount_style, rom_register, chunk_in,
-                                              chunk_out, pixel_period(model, self.folding, j)),
+                                              chunk_out, pixel_period(model, self.folding, j),
+                                              window if unit_kind(layer).pixels else None),
                                   f"layer {j}")
                        for j, (layer, fold, (chunk_in, chunk_out))
                        in enumerate(zip(model.layers, self.folding, chunks, strict=True))]

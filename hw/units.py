@@ -62,6 +62,9 @@ class UnitOptions:
     pixel_period : int
         Cycles between input pixels the units before this one can sustain (1 for the first
         layer); a conv unit sizes its window queue by it (:class:`bnnflow.hw.conv.ConvUnit`).
+    window : str or None
+        How a conv unit's windows reach its MVTU, ``"registers"`` or ``"pixels"``, or ``None``
+        for :func:`bnnflow.hw.conv.window_kind`'s choice.
     """
 
     pipeline: int = 0
@@ -70,6 +73,7 @@ class UnitOptions:
     in_chunk: int | None = None
     out_chunks: bool = False
     pixel_period: int = 1
+    window: str | None = None
 
 
 def whole_vectors_out(layer, fold):

@@ -39,10 +39,10 @@ from amaranth.lib.wiring import In, Out
 
 from .folding import is_int
 
-__all__ = ["SlidingWindow"]
+__all__ = ["SlidingWindow", "check_shape"]
 
 
-def _check_shape(in_shape, kernel, stride):
+def check_shape(in_shape, kernel, stride):
     if not is_int(stride) or stride < 1:
         raise ValueError(f"stride must be a positive integer, not {stride!r}")
     if (len(in_shape) != 3 or len(kernel) != 2
@@ -93,7 +93,7 @@ class SlidingWindow(wiring.Component):
 
     def __init__(self, in_shape, kernel, stride=1):
         in_shape, kernel = tuple(in_shape), tuple(kernel)
-        _check_shape(in_shape, kernel, stride)
+        check_shape(in_shape, kernel, stride)
         self.in_shape, self.kernel, self.stride = in_shape, kernel, stride
         h, w, c = in_shape
         kh, kw = kernel

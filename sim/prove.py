@@ -196,10 +196,14 @@ def _layer_targets(j, layer, unit, fold):
     step += f", pad {layer.pad}" if layer.pad else ""
     front = window if unit.pad is None else _Chain(unit.pad, window)
     latency = window.latency + (unit.pad.latency if unit.pad is not None else 0)
-    windows = ProofTarget(f"layer {j} window ({layer.kernel[0]}x{layer.kernel[1]}{step})", front,
-                          layer.in_width * layer.in_bits, window.windows * len(window.o.payload),
+    # A pixel window sends each window as kh * kw pixels: more cycles than the map's pixels.
+    cycles = max(h * w, window.windows * getattr(window, "chunks", 1))
+    step += ", pixels" if unit.window_kind == "pixels" else ""
+    windows = ProofTarget(f"layer {j} window ({layer.kernel[0]}x{layer.kernel[1]}{step})",
+                          front, layer.in_width * layer.in_bits,
+                          window.windows * layer.fan_in * layer.in_bits,
                           lambda bits: Cat(*window_logic(layer, bits)),
-                          2 * (h * w + latency) + 4, h * w)
+                          2 * (cycles + latency) + 4, cycles)
     per_window = ProofTarget(f"layer {j} mvtu ({layer.kind}, {fold})", mvtu,
                              layer.fan_in * layer.in_bits, mvtu.out_width,
                              lambda bits: Cat(*dense_logic(bits, layer.weights,

@@ -74,9 +74,13 @@ def test_estimates_count_ternary_roms_and_8_bit_windows():
     folding = resolve_folding(binary, "2x9,1x1,4x8,5x16")
     side = {entry["name"]: entry for entry in BnnTop(wide, folding).sidecar()["layers"]}
     conv = wide.layers[0]
-    # 8-bit elements: the line memory and the queue words are 8 times as wide.
-    assert map_unit_memories(conv, side["conv0"]) == [
-        (2 * 3 * 8, 11, True), (27 * 8, side["conv0"]["queue_depth"] - 1, False)]
+    # 8-bit elements: the ring of a pixel window (6 rows of 11 pixels; the folding reads a
+    # window in 12 cycles, its 9 pixels fit) holds 8-bit words, as would the line memory and
+    # the queue of a window in registers.
+    assert side["conv0"]["window"] == "pixels"
+    assert map_unit_memories(conv, side["conv0"]) == [(3 * 8, 6 * 11, False)]
+    regs = {**side["conv0"], "window": "registers", "queue_depth": 3}
+    assert map_unit_memories(conv, regs) == [(2 * 3 * 8, 11, True), (27 * 8, 2, False)]
     assert side["conv0"]["rom_bits"] == 2 * 8 * 27          # sign and mask per weight
     for family in ("ice40", "ecp5"):
         assert estimate_ffs(wide, folding, 0, family) > estimate_ffs(binary, folding, 0, family)
@@ -111,6 +115,21 @@ def test_conv_window_flip_flop_estimate_is_the_units_count(yosys_flops, stride):
     queue = 1 + 2 * depth.bit_length() + 1      # its output register is its memory's
     flops = yosys_flops(SlidingWindow(conv.in_shape, conv.kernel, stride))
     assert map_unit_ffs(conv, {"queue_depth": depth}) - queue == flops
+
+
+@pytest.mark.parametrize(("shape", "stage"), [
+    ((9, 9, 2), ("conv", 3, 3, 3, 1)), ((9, 9, 2), ("conv", 3, 3, 3, 2)),
+    ((12, 11, 5), ("conv", 3, 2, 3, 3)), ((7, 6, 3), ("conv", 3, 1, 1, 1))])
+def test_pixel_window_flip_flop_estimate_is_the_units_count(yosys_flops, shape, stage):
+    # Addresses, counters, lag and valid bit of the window reader; its ring is a memory.
+    from bnnflow.hw.pixel_window import PixelWindow
+
+    conv = random_conv_model(shape, [stage, ("dense", 4)], 2).layers[0]
+    dut = PixelWindow(conv.padded_shape, conv.kernel, conv.stride)
+    side = {"window": "pixels", "ring_rows": dut.rows, "queue_depth": 0}
+    assert map_unit_ffs(conv, side) == yosys_flops(dut)
+    assert map_unit_memories(conv, side) == [(shape[2], dut.rows * conv.padded_shape[1],
+                                              False)]
 
 
 @pytest.mark.parametrize(("shape", "stage", "in_bits"), [

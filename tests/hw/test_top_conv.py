@@ -77,10 +77,29 @@ def tapped_images(fields, layer, model, images=3):
     return fields.reshape(-1)[:whole * per].reshape(whole, per)
 
 
-def build(case, seed=0):
+#: Every conv layer folded so that its windows reach the MVTU a pixel a cycle
+#: (hw/pixel_window.py): SIMD a multiple of Cin, SF > 1, kh * kw <= the MVTU's cycles a window
+#: (equal in the second conv of the fifth case); 3x3, 2x2 and 2x1 kernels, strides 2 and 3,
+#: padding, a pool dropping a row.
+PIXEL_CASES = [
+    ((7, 6, 2), [("conv", 5, 3), ("pool", 2), ("dense", 6)], 3, "1x2,1x1,2x10,3x6", 0),
+    ((9, 9, 1), [("conv", 3, 2), ("conv", 4, 3), ("pool", 3), ("dense", 5)], 4,
+     "1x1,2x3,1x1,5x8,2x5", 1),
+    ((9, 8, 2), [("conv", 4, 3, 3, 2), ("dense", 5)], 3, "1x6,5x8,3x5", 2),
+    ((7, 6, 3), [("conv", 4, 3, 3, 1, 1), ("pool", 2), ("dense", 5)], 3, "1x9,1x1,5x12,3x5",
+     1),
+    ((5, 6, 1), [("conv", 3, 3, 3, 1, 2), ("conv", 4, 2, 2, 1, 1, 1), ("dense", 4)], 2,
+     "1x3,2x3,4x32,2x4", 2),
+    ((11, 10, 1), [("conv", 3, 2, 2, 3), ("conv", 4, 2, 2, 1), ("pool", 2), ("dense", 4)], 2,
+     "1x1,2x6,1x1,4x4,2x4", 0),
+    ((6, 5, 3), [("conv", 4, 2, 1), ("dense", 3)], 2, "1x3,3x8,2x3", 1),
+]
+
+
+def build(case, seed=0, window=None):
     shape, stages, classes, fold, pipeline = case
     model = random_conv_model(shape, stages, classes, seed=seed)
-    return model, BnnTop(model, fold, pipeline, debug_taps=True)
+    return model, BnnTop(model, fold, pipeline, debug_taps=True, window=window)
 
 
 def check_outputs(model, top, images, outputs):
@@ -90,10 +109,14 @@ def check_outputs(model, top, images, outputs):
     assert np.array_equal(pops, g.popcounts)
 
 
-@pytest.mark.parametrize("case", CASES, ids=[str(c[0]) for c in CASES])
+ALL_CASES = [(c, None) for c in CASES] + [(c, "pixels") for c in PIXEL_CASES]
+ALL_IDS = [f"{c[0]}{'-' + w if w else ''}" for c, w in ALL_CASES]
+
+
+@pytest.mark.parametrize(("case", "window"), ALL_CASES, ids=ALL_IDS)
 @pytest.mark.parametrize(("p_valid", "p_ready", "seed"), [(1.0, 1.0, 0), (0.6, 0.5, 1)])
-def test_conv_networks_match_golden_under_stalls(case, p_valid, p_ready, seed):
-    model, top = build(case, seed)
+def test_conv_networks_match_golden_under_stalls(case, window, p_valid, p_ready, seed):
+    model, top = build(case, seed, window)
     imgs = np.random.default_rng(seed).integers(0, 2, (3, model.input.width), dtype=np.uint8)
     taps = {f"t{j}": (getattr(top, f"tap_{j}_valid"), getattr(top, f"tap_{j}_data"))
             for j in range(len(model.layers))}
@@ -111,9 +134,11 @@ def test_conv_networks_match_golden_under_stalls(case, p_valid, p_ready, seed):
         assert np.array_equal(got, g.activations[j][:len(got)])
 
 
-@pytest.mark.parametrize("case", CASES, ids=[str(c[0]) for c in CASES])
-def test_stall_free_ii_equals_the_slowest_layer_and_latency_the_cycle_model(case):
-    model, top = build(case)
+@pytest.mark.parametrize(("case", "window"), ALL_CASES, ids=ALL_IDS)
+def test_stall_free_ii_equals_the_slowest_layer_and_latency_the_cycle_model(case, window):
+    model, top = build(case, window=window)
+    if window:
+        assert {u.window_kind for u in top.layers if hasattr(u, "window_kind")} == {window}
     imgs = np.random.default_rng(5).integers(0, 2, (5, model.input.width), dtype=np.uint8)
     run = simulate_stream(top, pixels(model, imgs), expected_outputs=5, max_cycles=200000)
     check_outputs(model, top, imgs, run.outputs)
@@ -185,6 +210,10 @@ KIND_CASES = [
     ({"ternary": True, "act_bits": 2}, CASES[12]),
     ({"input_bits": 8}, ((5, 7, 3), [("conv", 4, 3, 3, 2, 1, 200), ("conv", 3, 2, 2, 1, 1, 1),
                                      ("dense", 5)], 3, "2x9,3x4,5x12,3x5", 1)),
+    # Windows a pixel a cycle (hw/pixel_window.py) of 8-bit pixels, ternary weights, levels.
+    ({"input_bits": 8, "window": "pixels"}, PIXEL_CASES[0]),
+    ({"ternary": True, "act_bits": 2, "window": "pixels"}, PIXEL_CASES[1]),
+    ({"ternary": True, "input_bits": 8, "act_bits": 2, "window": "pixels"}, PIXEL_CASES[4]),
 ]
 
 
@@ -200,10 +229,12 @@ def level_pixels(model, images):
 @pytest.mark.parametrize(("p_valid", "p_ready", "seed"), [(1.0, 1.0, 0), (0.6, 0.5, 1)])
 def test_ternary_and_8_bit_conv_networks_match_golden(kw, case, p_valid, p_ready, seed):
     shape, stages, classes, fold, pipeline = case
+    kw = dict(kw)
+    window = kw.pop("window", None)
     model = random_conv_model(shape, stages, classes, seed=seed, **kw)
     assert model.layers[0].kind == ("ternary_conv2d" if kw.get("ternary") else "binary_conv2d")
     assert model.layers[0].activation_bits == kw.get("act_bits", 1)
-    top = BnnTop(model, fold, pipeline, debug_taps=True)
+    top = BnnTop(model, fold, pipeline, debug_taps=True, window=window)
     taps = {f"t{j}": (getattr(top, f"tap_{j}_valid"), getattr(top, f"tap_{j}_data"))
             for j in range(len(model.layers))}
     n = model.input.bits
@@ -225,3 +256,27 @@ def test_ternary_and_8_bit_conv_networks_match_golden(kw, case, p_valid, p_ready
         assert np.diff(run.out_edges)[-1] == top.ii
         h, w = shape[:2]
         assert run.out_edges[0] - run.in_edges[h * w - 1] == top.latency
+
+
+@pytest.mark.parametrize(("fold", "why"), [
+    ("5x18,1x1,2x10,3x6", r"its MVTU reads the whole window every cycle \(SF 1\)"),
+    ("1x3,1x1,2x10,3x6", "SIMD 3 is not a multiple of Cin 2"),
+    ("5x4,1x1,2x10,3x6", "its 9 window pixels take longer than the MVTU's 5 cycles a "
+                         "window"),
+])
+def test_windows_a_pixel_a_cycle_are_refused_where_the_mvtu_cannot_take_them(fold, why):
+    model = random_conv_model((7, 6, 2), [("conv", 5, 3), ("pool", 2), ("dense", 6)], 3)
+    with pytest.raises(ValueError, match=rf"conv0: folding {fold.split(',')[0]} cannot take "
+                                         rf"its windows a pixel a cycle: {why}"):
+        BnnTop(model, fold, window="pixels")
+
+
+def test_window_kinds_are_checked_and_chosen_by_the_folding():
+    model = random_conv_model((7, 6, 2), [("conv", 5, 3), ("pool", 2), ("dense", 6)], 3)
+    with pytest.raises(ValueError, match="window must be one of registers, pixels or None, "
+                                         "not 'lines'"):
+        BnnTop(model, "1x2,1x1,2x10,3x6", window="lines")
+    kinds = {fold: BnnTop(model, fold).layers[0].window_kind
+             for fold in ("1x2,1x1,2x10,3x6", "5x18,1x1,2x10,3x6")}
+    assert kinds == {"1x2,1x1,2x10,3x6": "pixels", "5x18,1x1,2x10,3x6": "registers"}
+    assert BnnTop(model, "1x2,1x1,2x10,3x6", window="registers").layers[0].queue_depth > 0

@@ -171,20 +171,33 @@ def test_strided_window_units_are_proved(shape, stage):
     assert result.covered_at is not None and result.covered_at < result.depth
 
 
+# A 2x1 kernel over a 3x1 map, its two windows read a pixel a cycle out of a ring of five
+# rows: the writer wraps the ring within the second image.
+def test_pixel_window_units_are_proved():
+    model = random_conv_model((3, 1, 1), [("conv", 1, 2, 1), ("dense", 2)], 2, seed=0)
+    target = next(t for t in proof_targets(model, "1x1,1x1,2x1", window="pixels")
+                  if "window" in t.name)
+    assert target.name == "layer 0 window (2x1, pixels)"
+    result = prove_target(target, None, timeout=600, induction=False)
+    assert result.status == "bounded", result
+    assert result.covered_at is not None and result.covered_at < result.depth
+
+
 # A one-pixel map bordered by 1 with code 1 (3x3 padded), one 2x2 window every 2 pixels: the pad
 # and window units as one target, the window three pad pixels and the input (3 s; with stride 1,
 # four windows, 10 s when written: left out of the suite for time).
 def test_padded_window_units_are_proved():
     model = random_conv_model((1, 1, 1), [("conv", 1, 2, 2, 2, 1, 1), ("dense", 2)], 2, seed=0)
-    target = next(t for t in proof_targets(model, "auto", ii=100) if "window" in t.name)
+    target = next(t for t in proof_targets(model, "auto", ii=100, window="registers")
+                  if "window" in t.name)
     assert target.name == "layer 0 window (2x2, stride 2, pad 1)"
     result = prove_target(target, None, timeout=600, induction=False)
     assert result.status == "bounded", result
     assert result.covered_at is not None and result.covered_at < result.depth
     # Hardware bordering with code 0 fails against the reference of code 1.
     wrong = replace(model, layers=[replace(model.layers[0], pad_value=0), *model.layers[1:]])
-    target = next(t for t in proof_targets(model, "auto", ii=100, hardware_model=wrong)
-                  if "window" in t.name)
+    target = next(t for t in proof_targets(model, "auto", ii=100, hardware_model=wrong,
+                                           window="registers") if "window" in t.name)
     result = prove_target(target, None, timeout=600, induction=False)
     assert (result.status, result.failed) == ("failed", ["reference"]), result
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from bnnflow.cli import main
+from bnnflow.hw.top import BnnTop
 from bnnflow.model import golden
 from bnnflow.model.artifact import save
 from bnnflow.model.random_net import random_conv_model
@@ -262,8 +263,13 @@ STAGES_STRIDE = ((11, 10, 2), [("conv", 4, 3, 3, 2), ("conv", 3, 2, 2, 3), ("den
 STAGES_PAD = ((9, 8, 2), [("conv", 4, 3, 3, 2, 1, 1), ("conv", 3, 3, 3, 1, 2), ("dense", 5)], 3)
 
 #: (stages, seed, folding, images, first two maps' shapes) of the strided and padded networks.
+#: The two convs of STAGES_B folded to take their windows a pixel a cycle
+#: (hw/pixel_window.py), as does the padded network's first conv.
 GEOMETRY_NETS = {"stride": (STAGES_STRIDE, 3, "2x6,3x8,5x3,3x5", 12, [(5, 4, 4), (2, 1, 3)]),
-                 "pad": (STAGES_PAD, 4, "1x6,3x12,5x42,3x5", 8, [(5, 4, 4), (7, 6, 3)])}
+                 "pad": (STAGES_PAD, 4, "1x6,3x12,5x42,3x5", 8, [(5, 4, 4), (7, 6, 3)]),
+                 "pixels": (STAGES_B, 5, "1x3,1x4,1x1,5x3,4x5", 8, [(7, 6, 4), (6, 5, 3)])}
+WINDOW_KINDS = {"stride": ["registers"] * 2, "pad": ["pixels", "registers"],
+                "pixels": ["pixels"] * 2}
 
 
 # Not the cocotb bench: verilator-direct compiles the same Verilog with the same Verilator
@@ -272,11 +278,14 @@ GEOMETRY_NETS = {"stride": (STAGES_STRIDE, 3, "2x6,3x8,5x3,3x5", 12, [(5, 4, 4),
 # (bench/README "Padded convolutions"); left out of the suite for time.
 @pytest.mark.parametrize("net, simulator", [
     ("stride", "amaranth"), ("stride", "icarus"), ("stride", "verilator-direct"),
-    ("pad", "amaranth"), ("pad", "icarus")])
+    ("pad", "amaranth"), ("pad", "icarus"), *[("pixels", sim) for sim in SIMULATORS]])
 def test_strided_and_padded_convs_match_golden_on_the_simulators(net, simulator, build_root):
     stages, seed, fold, images, shapes = GEOMETRY_NETS[net]
     model = random_conv_model(*stages, seed=seed)
     assert [layer.out_shape for layer in model.layers[:2]] == shapes
+    top = BnnTop(model, fold)
+    top._MustUse__silence = True
+    assert [u.window_kind for u in top.layers if hasattr(u, "window_kind")] == WINDOW_KINDS[net]
     bits = np.random.default_rng(seed).integers(0, 2, size=(images, model.input.width),
                                                 dtype=np.uint8)
     rep = _verify(model, bits, simulator, build_root, fold=fold, stall=0.3, seed=seed,
