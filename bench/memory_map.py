@@ -83,6 +83,7 @@ def yosys_memories(bnn, family):
         rows.append({"memory": memid, "width": int(p["WIDTH"], 2), "depth": int(p["SIZE"], 2),
                      "rom": int(p["WR_PORTS"], 2) == 0,
                      "transparent": "1" in p["RD_TRANSPARENCY_MASK"],
+                     "no_rw_check": "no_rw_check" in cell.get("attributes", {}),
                      "yosys": "table" if "proc_rom" in memid else chosen[memid]})
     return rows
 
@@ -101,7 +102,7 @@ def measure(name):
     rows = []
     for mem in yosys_memories(bnn, family):
         place = placement(family, mem["width"], mem["depth"], rom=mem["rom"],
-                          transparent=mem["transparent"])
+                          transparent=mem["transparent"], no_rw_check=mem["no_rw_check"])
         table = mem["yosys"] == "table"
         rows.append({"design": name, "family": family, **mem,
                      "yosys": None if table else mem["yosys"],

@@ -153,8 +153,9 @@ def _input_memories(model, folding):
         yield from map_unit_memories(layer, unit)
 
 
-def _bram_cells(family, width, depth, *, rom=True, transparent=False):
-    place = placement(family, width, depth, rom=rom, transparent=transparent)
+def _bram_cells(family, width, depth, *, rom=True, transparent=False, no_rw_check=False):
+    place = placement(family, width, depth, rom=rom, transparent=transparent,
+                      no_rw_check=no_rw_check)
     return place.cells if place.kind == "bram" else 0
 
 
@@ -162,8 +163,8 @@ def _other_brams(family, model, folding):
     """Block RAMs of what is not a weight ROM: the input memories and threshold tables Yosys
     puts in block RAM (:mod:`.memory_map`: the iCE40 has no LUT RAM, so small ones become
     flip-flops; the ECP5 keeps shallow ones in ``TRELLIS_DPR16X4`` LUT RAM)."""
-    return (sum(_bram_cells(family, w, d, rom=False, transparent=t)
-                for w, d, t in _input_memories(model, folding))
+    return (sum(_bram_cells(family, w, d, rom=False, transparent=t, no_rw_check=bool(rest))
+                for w, d, t, *rest in _input_memories(model, folding))
             + sum(_bram_cells(family, w, d) for w, d in _threshold_tables(model, folding)))
 
 

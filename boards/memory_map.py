@@ -54,29 +54,30 @@ class Placement:
     cells: int = 0
 
 
-def _emulation(kind, rom, transparent):
+def _emulation(kind, rom, transparent, no_rw_check=False):
     """Yosys' emulation score: 1 for a read port of its own; a block RAM's read-old port
     (read-first and transparency emulation) 3 + 3 more, a transparent one 3 more; LUT RAM
-    reads asynchronously (its read register is free) and only emulates transparency."""
-    if rom:
+    reads asynchronously (its read register is free) and only emulates transparency. A memory
+    marked ``no_rw_check`` (reads and writes never meet on an address) emulates nothing."""
+    if rom or no_rw_check:
         return 1
     if kind == "lutram":
         return 1 + (3 if transparent else 0)
     return 4 if transparent else 7
 
 
-def _cell_cost(cost, kind, shape, width, depth, rom, transparent):
+def _cell_cost(cost, kind, shape, width, depth, rom, transparent, no_rw_check):
     words, unit, byte = shape
     blocks = math.ceil(depth / words)                       # address ranges, muxed on read
     padded = math.ceil(width / byte) * byte
     cells = math.ceil(blocks * padded / unit)
     total = (cost * cells + _FACTOR_MUX * (blocks - 1) * width
              + (_FACTOR_DEMUX * blocks if blocks > 1 and not rom else 0)
-             + _FACTOR_EMU * _emulation(kind, rom, transparent))
+             + _FACTOR_EMU * _emulation(kind, rom, transparent, no_rw_check))
     return total, cells
 
 
-def placement(family, width, depth, *, rom=False, transparent=False):
+def placement(family, width, depth, *, rom=False, transparent=False, no_rw_check=False):
     """Where Yosys maps a ``width x depth`` memory on ``family`` (module docstring).
 
     Parameters
@@ -88,6 +89,9 @@ def placement(family, width, depth, *, rom=False, transparent=False):
         No write port (a weight ROM): logic costs 1/16 per bit, and LUT RAM is not used.
     transparent : bool
         The read port returns what is written in the same cycle.
+    no_rw_check : bool
+        The memory carries Yosys' ``no_rw_check`` attribute: its reads and writes never meet
+        on an address, so no read-during-write behaviour is emulated (the pixel window's ring).
 
     Returns
     -------
@@ -101,7 +105,8 @@ def placement(family, width, depth, *, rom=False, transparent=False):
         if rom and not roms:
             continue
         for shape in shapes:
-            total, cells = _cell_cost(cost, kind, shape, width, depth, rom, transparent)
+            total, cells = _cell_cost(cost, kind, shape, width, depth, rom, transparent,
+                                      no_rw_check)
             if total < best:
                 best, choice = total, Placement(kind, cell, cells)
     return choice or Placement("logic")

@@ -111,7 +111,7 @@ class PixelWindow(wiring.Component):
         s, rows = self.stride, self.rows
         ho, wo = self.out_shape
         depth = rows * w
-        m.submodules.ring = ring = Memory(shape=c, depth=depth, init=[])
+        m.submodules.ring = ring = Memory(shape=c, depth=depth, init=[], attrs={"no_rw_check": 1})
         wr = ring.write_port()
         rd = ring.read_port()
 

@@ -78,7 +78,7 @@ def test_estimates_count_ternary_roms_and_8_bit_windows():
     # window in 12 cycles, its 9 pixels fit) holds 8-bit words, as would the line memory and
     # the queue of a window in registers.
     assert side["conv0"]["window"] == "pixels"
-    assert map_unit_memories(conv, side["conv0"]) == [(3 * 8, 6 * 11, False)]
+    assert map_unit_memories(conv, side["conv0"]) == [(3 * 8, 6 * 11, False, True)]
     regs = {**side["conv0"], "window": "registers", "queue_depth": 3}
     assert map_unit_memories(conv, regs) == [(2 * 3 * 8, 11, True), (27 * 8, 2, False)]
     assert side["conv0"]["rom_bits"] == 2 * 8 * 27          # sign and mask per weight
@@ -129,7 +129,7 @@ def test_pixel_window_flip_flop_estimate_is_the_units_count(yosys_flops, shape, 
     side = {"window": "pixels", "ring_rows": dut.rows, "queue_depth": 0}
     assert map_unit_ffs(conv, side) == yosys_flops(dut)
     assert map_unit_memories(conv, side) == [(shape[2], dut.rows * conv.padded_shape[1],
-                                              False)]
+                                              False, True)]
 
 
 @pytest.mark.parametrize(("shape", "stage", "in_bits"), [

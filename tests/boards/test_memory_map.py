@@ -37,6 +37,13 @@ def test_placement_follows_yosys_costs(family, width, depth, rom, transparent, e
     assert placement(family, width, depth, rom=rom, transparent=transparent) == expected
 
 
+def test_memories_whose_reads_and_writes_never_meet_emulate_nothing():
+    # A pixel window's ring (no_rw_check): an 8 x 9 RAM costs 72 in logic, 64 + 14 in a block
+    # with read-old emulation, 64 + 2 without.
+    assert placement("ice40", 8, 9) == Placement("logic")
+    assert placement("ice40", 8, 9, no_rw_check=True) == Placement("bram", "SB_RAM40_4K", 1)
+
+
 def test_an_unknown_family_is_refused_naming_the_known_ones():
     with pytest.raises(ValueError, match=r"^family must be one of ice40, ecp5, not 'gowin'$"):
         placement("gowin", 8, 8)
@@ -46,7 +53,8 @@ def test_an_unknown_family_is_refused_naming_the_known_ones():
 @pytest.mark.parametrize("family", ["ice40", "ecp5"])
 def test_every_memory_of_a_generated_conv_design_goes_where_yosys_puts_it(family):
     # The real tool on a design with every memory kind: weight ROMs, input memories, line
-    # memories, window queues, a pad queue and pool lines (about 10 s per family).
+    # memories, window queues, a pad queue, pool lines and a pixel window's ring (about 10 s
+    # per family).
     from bnnflow.boards.estimate import ROM_REGISTER
     from bnnflow.hw.folding import resolve_folding
     from bnnflow.hw.top import BnnTop
@@ -58,8 +66,11 @@ def test_every_memory_of_a_generated_conv_design_goes_where_yosys_puts_it(family
                                             ("dense", 32)], 10, seed=0)
     bnn = BnnTop(model, resolve_folding(model, "auto", 1024), 0,
                  rom_register=ROM_REGISTER[family])
+    memories = [m for m in bench["yosys_memories"](bnn, family) if m["yosys"] != "table"]
     seen = [(m["memory"], placement(family, m["width"], m["depth"], rom=m["rom"],
-                                    transparent=m["transparent"]).cell, m["yosys"])
-            for m in bench["yosys_memories"](bnn, family) if m["yosys"] != "table"]
+                                    transparent=m["transparent"],
+                                    no_rw_check=m["no_rw_check"]).cell, m["yosys"])
+            for m in memories]
     assert len(seen) >= 12 and {cell for _, cell, _ in seen} > {None}
+    assert any(m["no_rw_check"] for m in memories)
     assert [(n, c) for n, c, _ in seen] == [(n, y) for n, _, y in seen]
