@@ -137,3 +137,26 @@ def test_fold_fit_verifies_the_netlist_of_the_folding_that_places(net, tmp_path,
     fit = [line for line in out.splitlines() if line.startswith("fit: ")]
     assert fit and "places on the ice40-up5k" in fit[0]
     assert fit[0].split()[1] == ",".join(f"{pe}x{simd}" for pe, simd in rep["folding"])
+
+
+@pytest.mark.slow
+def test_a_pixel_window_ring_in_block_ram_matches_golden_at_gate_level(build_root):
+    # The ring (6 rows of 7 pixels of 4 bits) carries no_rw_check, so Yosys maps it to an
+    # SB_RAM40_4K without read-during-write emulation: the mapped netlist must still match
+    # (the reader never reads the row being written). About 40 s.
+    from bnnflow.boards.memory_map import Placement, placement
+    from bnnflow.hw.top import BnnTop
+    from bnnflow.model.random_net import random_conv_model
+
+    model = random_conv_model((8, 7, 4), [("conv", 6, 3), ("dense", 5)], 3, seed=0)
+    fold = "1x4,5x30,3x5"
+    top = BnnTop(model, fold)
+    top._MustUse__silence = True
+    assert top.layers[0].window_kind == "pixels" and top.layers[0].window.rows == 6
+    assert placement("ice40", 4, 42, no_rw_check=True) == Placement("bram", "SB_RAM40_4K", 1)
+    bits = np.random.default_rng(0).integers(0, 2, size=(3, model.input.width), dtype=np.uint8)
+    rep = run_verify(model, simulator="icarus", inputs=bits, fold=fold, stall=0.3, seed=1,
+                     netlist="ice40", build_root=build_root)
+    assert rep["passed"] and rep["mismatches"] == 0
+    measured = (rep["ii_measured"], rep["latency_measured"])
+    assert measured == (rep["ii_expected"], rep["latency_expected"]) == (1620, 1186)
