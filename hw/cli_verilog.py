@@ -69,6 +69,13 @@ def run(args):
     fold = sidecar["folding"]
     print(f"wrote {args.output} and {verilog.sidecar_path(args.output)}: folding {fold}, "
           f"II {sidecar['ii']} cycles, latency {sidecar['latency']} cycles")
+    windows = [(entry["name"], entry["window"]) for entry in sidecar["layers"]
+               if entry["kind"].endswith("_conv2d")]
+    if windows:
+        # Which conv layers hold their windows in registers: those cost ~2 K flip-flops.
+        print("conv windows: " + ", ".join(
+            f"{name} {'a pixel a cycle' if kind == 'pixels' else 'in registers'}"
+            for name, kind in windows))
     if args.fold == "auto" and args.ii is not None and sidecar["ii"] > args.ii:
         # auto_fold speeds layers up until the cycle model meets --ii; this is when it gave up.
         print(f"note: the design takes {sidecar['ii']} cycles an image, more than --ii "

@@ -110,6 +110,7 @@ def test_cli_notes_when_a_layer_behind_a_pool_misses_the_requested_ii(tmp_path, 
     assert run_cli(tmp_path / "m.bnn", *args) == 0
     out, err = capsys.readouterr()
     assert "folding 3x5,2x6,1x1,2x7,1x7, II 440 cycles" in out and err == ""
+    assert "conv windows: conv0 in registers, conv1 in registers, conv3 in registers\n" in out
     monkeypatch.setattr(folding, "MODEL_TRIES_PER_LAYER", 0)
     assert run_cli(tmp_path / "m.bnn", *args) == 0
     out, err = capsys.readouterr()
@@ -233,17 +234,20 @@ def test_cli_rom_register_marks_every_rom_layer_in_the_sidecar(model_file, tmp_p
     assert plain.read_bytes() != registered.read_bytes()
 
 
-@pytest.mark.parametrize("pipeline", [0, 2])
-def test_conv_network_verilog_passes_verilator_lint(tmp_path, pipeline):
-    """A conv network (conv, pool, conv, dense: window unit, window queue, MVTU, max-pool) with
-    the same waivers as the MLP."""
+@pytest.mark.parametrize(("pipeline", "fold", "windows"), [
+    (0, "auto", ["registers", "pixels"]), (2, "auto", ["registers", "pixels"]),
+    (1, "1x3,1x1,1x8,4x12,10x16", ["pixels", "pixels"])])
+def test_conv_network_verilog_passes_verilator_lint(tmp_path, pipeline, fold, windows):
+    """A conv network (conv, pool, conv, dense: window unit, window queue or pixel window,
+    MVTU, max-pool) with the same waivers as the MLP."""
     from bnnflow.model.random_net import random_conv_model
 
     model = random_conv_model((12, 11, 3), [("conv", 8, 3), ("pool", 2), ("conv", 6, 2),
                                             ("dense", 16)], 10, seed=0)
-    folding = resolve_folding(model, "auto", 300)
+    folding = resolve_folding(model, fold, 300 if fold == "auto" else None)
     text, sidecar = verilog.generate(model, folding, pipeline, debug_taps=True)
     assert sidecar["input_layout"]["kind"] == "pixels"
+    assert [e["window"] for e in sidecar["layers"] if e["kind"] == "binary_conv2d"] == windows
     path = tmp_path / "bnnflow_top.v"
     path.write_text(text)
     result = subprocess.run([*verilator(), "--lint-only", "-Wall", *WAIVERS, str(path)],
