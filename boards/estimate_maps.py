@@ -182,7 +182,7 @@ def map_unit_luts(layer, unit_sidecar, family="ice40"):
     """LUT4 of a conv layer's window unit and queue, or of a pool unit, with their memories'
     (:func:`memory_luts`; 0 otherwise)."""
     memories = sum(memory_luts(family, *m) for m in map_unit_memories(layer, unit_sidecar))
-    return memories + _unit_luts(layer, unit_sidecar)
+    return memories + _unit_luts(layer, unit_sidecar, family)
 
 
 def _pad_luts(layer, unit_sidecar):
@@ -193,12 +193,14 @@ def _pad_luts(layer, unit_sidecar):
     return pixel + 12 + ((pixel + 3 * _bits(pad_depth)) if pad_depth else 0)
 
 
-def _unit_luts(layer, unit_sidecar):
+def _unit_luts(layer, unit_sidecar, family):
     if layer.kind in CONV_KINDS and _pixels(unit_sidecar):
         # Address adders and wraps, the lag's compare and update, the reader's counters;
-        # fitted to Yosys' LUT4 of six units alone (85-151 on both families, within 30 %).
-        depth = unit_sidecar["ring_rows"] * layer.padded_shape[1]
-        return 8 * _bits(depth - 1) + 60 + _pad_luts(layer, unit_sidecar)
+        # fitted to Yosys' counts of six units alone (ring addresses of 6 to 8 bits: iCE40
+        # 91-151 LUT4, ECP5 141-262 LUT4 + 2 x CCU2C; within 30 %).
+        bits = _bits(unit_sidecar["ring_rows"] * layer.padded_shape[1] - 1)
+        per_bit, base = (15, 12) if family == "ice40" else (30, -10)
+        return per_bit * bits + base + _pad_luts(layer, unit_sidecar)
     if layer.kind in CONV_KINDS:
         return (2 * layer.fan_in * layer.in_bits + 24
                 + math.ceil(_bits(_queue_depth(unit_sidecar)) * 3) + _pad_luts(layer, unit_sidecar))
