@@ -25,6 +25,8 @@ import math
 import os
 from dataclasses import dataclass
 
+from ..model.kinds import matrix_cycles
+
 __all__ = ["LayerFold", "layer_cycles", "fully_parallel", "auto_fold", "resolve_folding",
            "fed_by_previous", "check_folding", "parse_fold_string", "load_fold_file", "is_int",
            "pixel_window_misfit"]
@@ -79,9 +81,8 @@ def pixel_window_misfit(layer, fold):
     chunks of a word) and the ``kh * kw`` pixels of a window no more cycles than the MVTU
     spends on one (``ceil(N/PE) * SF``)."""
     cin, (kh, kw) = layer.in_shape[2], layer.kernel
-    sf = -(-layer.fan_in // fold.simd)
-    m = -(-layer.neurons // fold.pe) * sf
-    if sf == 1:
+    m = matrix_cycles(layer.fan_in, layer.neurons, fold)
+    if fold.simd >= layer.fan_in:
         return "its MVTU reads the whole window every cycle (SF 1)"
     if fold.simd % cin:
         return f"SIMD {fold.simd} is not a multiple of Cin {cin}"
