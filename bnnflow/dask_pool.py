@@ -162,7 +162,30 @@ def open_client(scheduler=None, workers=None, *, processes=True):
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=processes,
                                dashboard_address=":0", silence_logs=logging.ERROR)
     with cluster, Client(cluster) as client:
+        if processes:               # threads would share (and keep) this process's level
+            client.register_plugin(_quiet_plugin())
         yield client
+
+
+def _quiet_plugin():
+    """A Dask worker plugin that lets the worker's ``distributed`` logs through at CRITICAL only.
+
+    A worker still busy in a run when the cluster closed sent a heartbeat to the scheduler that
+    had just closed and logged that at ERROR with a traceback, under bnnflow's "interrupted"
+    line (CI, 2026-12-06): ``silence_logs`` holds only while the worker is open. Every run's
+    own error reaches the user in its outcome.
+    """
+    import logging
+
+    from distributed import WorkerPlugin
+
+    class QuietLogs(WorkerPlugin):
+        name = "bnnflow-quiet-logs"
+
+        def setup(self, worker):
+            logging.getLogger("distributed").setLevel(logging.CRITICAL)
+
+    return QuietLogs()
 
 
 def slots(client):

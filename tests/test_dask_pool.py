@@ -146,6 +146,22 @@ def test_tasks_run_on_a_local_cluster_and_failures_do_not_stop_the_others():
     assert seen["target"]["error"].startswith("unknown target 'x'; choose one of")
 
 
+def _distributed_log_level():
+    import logging
+
+    return logging.getLogger("distributed").getEffectiveLevel()
+
+
+def test_local_workers_log_only_critical_errors():
+    # A worker busy in a run when the cluster closed logged a heartbeat to the gone scheduler
+    # at ERROR, with a traceback, under the "interrupted" line (CI, 2026-12-06).
+    import logging
+
+    with open_client(workers=1) as client:
+        levels = client.run(_distributed_log_level)
+    assert list(levels.values()) == [logging.CRITICAL]
+
+
 def test_progress_counts_done_running_and_failed_with_the_best_point():
     out = io.StringIO()
     progress = Progress(total=5, cached=2, slots=2, stream=out)
