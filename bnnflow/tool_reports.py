@@ -7,7 +7,7 @@ It sits beside :mod:`bnnflow.fileio`, below the layers, because ``hw/`` may not 
 same reports; it needs nothing but the standard library.
 
 * Yosys ``stat -json`` (:func:`read_stat`, :func:`cell_counts`): :class:`CellCounts`, the
-  LUT4, flip-flops, carry cells, block RAMs and SPRAMs of a family, the logic measure
+  LUT4, flip-flops, carry cells, block RAMs, SPRAMs and LUT RAMs of a family, the logic measure
   (:attr:`CellCounts.logic`) and every cell type without Yosys' internal ``$`` cells
   (:func:`device_cells`);
 * nextpnr's ``--report`` JSON (:func:`read_pnr_report`, :func:`pnr_report`):
@@ -27,16 +27,26 @@ from pathlib import Path
 
 __all__ = ["CellCounts", "PnrReport", "Usage", "TimingFailure", "cell_counts", "device_cells",
            "read_stat", "pnr_report", "read_pnr_report", "placed_logic", "timing_failure",
-           "unplaceable", "PNR_CELLS", "UNPLACEABLE"]
+           "unplaceable", "PNR_CELLS", "UNPLACEABLE", "ECP5_COMB_PER_CARRY",
+           "ECP5_COMB_PER_LUTRAM"]
 
 # Yosys cell types counted in each field, per family (flip-flops: every type with the prefix,
 # whatever its enable and reset flavour).
 _YOSYS_CELLS = {
     "ice40": {"lut4": ("SB_LUT4",), "carry": ("SB_CARRY",), "bram": ("SB_RAM40_4K",),
-              "spram": ("SB_SPRAM256KA",), "ff_prefix": "SB_DFF"},
+              "spram": ("SB_SPRAM256KA",), "lutram": (), "ff_prefix": "SB_DFF"},
     "ecp5": {"lut4": ("LUT4",), "carry": ("CCU2C",), "bram": ("DP16KD",), "spram": (),
-             "ff_prefix": "TRELLIS_FF"},
+             "lutram": ("TRELLIS_DPR16X4",), "ff_prefix": "TRELLIS_FF"},
 }
+
+#: nextpnr-ecp5's ``TRELLIS_COMB`` cells per Yosys cell beside its LUT4: a ``CCU2C`` carry
+#: cell and a ``TRELLIS_DPR16X4`` LUT RAM. Measured 2026-12-06 with ``nextpnr-ecp5
+#: --pack-only`` on 12 designs (MLPs and conv nets of every kind, 906 to 18,195 cells):
+#: ``TRELLIS_COMB = LUT4 + 3.2 CCU2C + 6 DPR16X4`` within 21 cells on each (boards/README.md,
+#: "What a Yosys count takes on the device"). Two per carry cell alone undercounted by 3 to 9 %,
+#: and LUT RAM was not counted at all.
+ECP5_COMB_PER_CARRY = 3.2
+ECP5_COMB_PER_LUTRAM = 6
 
 # Yosys names the cells it makes for itself with a "$" (``$scopeinfo`` records Amaranth's
 # hierarchy after flattening); they take nothing on the device.
@@ -73,6 +83,8 @@ class CellCounts:
         LUT4 cells, flip-flops, carry cells (``SB_CARRY`` / ``CCU2C``), block RAMs, SPRAMs.
     by_type : dict
         Every cell type and its count, without Yosys' internal ``$`` cells.
+    lutram : int
+        ECP5 LUT RAM cells (``TRELLIS_DPR16X4``; 0 on iCE40).
     """
 
     family: str
@@ -82,13 +94,17 @@ class CellCounts:
     bram: int
     spram: int
     by_type: dict = field(default_factory=dict)
+    lutram: int = 0
 
     @property
     def logic(self):
-        """LUT4 as the device's logic cells hold them: on ECP5 a ``CCU2C`` carry cell takes
-        the two LUT4 of a slice half (``lut4 + 2 * carry``); an iCE40 ``SB_CARRY`` sits beside
-        a LUT4 in its cell (``lut4``)."""
-        return self.lut4 + (2 * self.carry if self.family == "ecp5" else 0)
+        """LUT4 as the device's logic cells hold them. iCE40: ``lut4`` (an ``SB_CARRY`` sits
+        beside a LUT4 in its cell). ECP5: nextpnr's ``TRELLIS_COMB`` cells, ``lut4 + 3.2 carry
+        + 6 lutram`` rounded (:data:`ECP5_COMB_PER_CARRY`, :data:`ECP5_COMB_PER_LUTRAM`)."""
+        if self.family != "ecp5":
+            return self.lut4
+        return round(self.lut4 + ECP5_COMB_PER_CARRY * self.carry
+                     + ECP5_COMB_PER_LUTRAM * self.lutram)
 
     def as_dict(self):
         """``{"lut4", "carry", "bram", "spram", "ff"}``: the ``resources`` of ``build.json``
@@ -117,7 +133,7 @@ def cell_counts(family, by_type):
         family=family, lut4=total("lut4"), carry=total("carry"), bram=total("bram"),
         spram=total("spram"),
         ff=sum(n for name, n in cells.items() if name.startswith(spec["ff_prefix"])),
-        by_type=cells)
+        by_type=cells, lutram=total("lutram"))
 
 
 def read_stat(path, family):

@@ -27,12 +27,14 @@ from .estimate_maps import (
     map_unit_luts,
     map_unit_memories,
 )
+from .estimate_mvtu import LUT4_PER_XNOR_BIT, argmax_luts, mvtu_luts, rom_luts, threshold_tables
 from .memory_map import placement
 from .targets import rom_blocks
 
 __all__ = ["measured_need", "estimate_ffs", "estimate_luts", "estimate_logic", "logic_need",
            "estimate_brams", "estimate_brams_used", "estimate_rom_luts", "routable_brams",
            "LUT4_PER_XNOR_BIT", "UNPACKED_FF_SHARE", "ECP5_ROUTABLE_BRAMS", "ROM_REGISTER",
+           "MAP_LUT_SCALE",
            "MODELLED_KINDS"]
 
 #: Layer kinds whose hardware unit these estimates model (``binary_dense``: the MVTU;
@@ -42,30 +44,13 @@ __all__ = ["measured_need", "estimate_ffs", "estimate_luts", "estimate_logic", "
 MODELLED_KINDS = ("binary_dense", "ternary_dense", "binary_conv2d", "ternary_conv2d",
                   "maxpool2d")
 
-#: LUT4 per weight of a fully parallel layer (constant weights: popcount trees), measured
-#: 2026-12-06 on fully parallel 32-32-10, 64-64-10 and 128-64-10 networks (iCE40 1.07, 0.90,
-#: 0.90; ECP5 LUT4 + 2 per carry cell 1.44, 1.54, 1.33). A first prototype's 64x64 layer had
-#: given 0.81 and 1.94.
-LUT4_PER_XNOR_BIT = {"ice40": 0.90, "ecp5": 1.4}
-
 #: Share of the flip-flops that take a logic cell of their own on iCE40: a DFF shares a cell
 #: only with the LUT that drives it (measured 0.62-0.72; boards/README.md, "Fit estimates").
 UNPACKED_FF_SHARE = 0.72
 
-# LUT4 of a folded layer with inputs in registers (SF == 1): per XNOR bit computed per cycle,
-# per input bit (buffers, SIMD select), per neuron of a neuron-folded layer (threshold select,
-# collection); fitted to the designs in boards/README.md ("Fit estimates").
-_FOLDED_LUT_PER_XNOR_BIT = 2.0
-_FOLDED_LUT_PER_INPUT = 1.04
-_FOLDED_LUT_PER_NEURON = 8.5
-# The same for layers whose inputs are in memory (SF > 1): no input muxes, no collection, a
-# word select for a whole vector copied in; fitted with bench/fit_bench.py (boards/README.md).
-_MEMORY_LUT_PER_XNOR_BIT = 2.1
-_MEMORY_LUT_PER_NEURON = 3.7
-_MEMORY_LUT_PER_WHOLE_INPUT = 0.88
-# ECP5 LUT4 (two per carry cell) over the iCE40 model, one measured design each.
-_FOLDED_LUT_SCALE = {"ice40": 1.0, "ecp5": 1.5}
-_MEMORY_LUT_SCALE = {"ice40": 1.0, "ecp5": 1.0}
+#: The map units' LUT4 (:func:`~bnnflow.boards.estimate_maps.map_unit_luts`, fitted on units
+#: alone) in whole flattened designs, fitted with the MVTU model (``bench/unit_luts.py``).
+MAP_LUT_SCALE = {"ice40": 0.99, "ecp5": 0.937}
 
 #: ``rom_register`` of :class:`~bnnflow.hw.mvtu.MVTU` per family: the weight register after
 #: the ROM pays on ECP5 (+40 % Fmax), not on the UP5K (flip-flops it cannot spare; hw/README.md,
@@ -125,20 +110,9 @@ def _roms(model, folding):
 
 
 def _threshold_tables(model, folding):
-    """``(width, depth)`` of the threshold tables Yosys makes ROMs of: per PE of a hidden layer
-    with several neuron folds, one per threshold of ``NF`` words (``-t`` of ``bits(K + 1) + 1``
-    bits for binary activations over several synapse folds, else ``t``; Yosys may trim
-    constant bits, so these widths are at most the ROMs')."""
+    """:func:`threshold_tables` of every MVTU."""
     for layer, fold in _mvtu_layers(model, folding):
-        nf, sf = -(-layer.neurons // fold.pe), -(-layer.fan_in // fold.simd)
-        if layer.is_output or nf == 1:
-            continue
-        if layer.activation_bits == 1 and sf > 1:
-            max_count = layer.fan_in * ((1 << layer.in_bits) - 1)
-            yield from [(_bits_for(max_count + 1) + 1, nf)] * fold.pe
-        else:
-            width = _bits_for(int(layer.thresholds.max()))
-            yield from [(width, nf)] * (fold.pe * layer.thresholds.shape[1])
+        yield from threshold_tables(layer, fold)
 
 
 def _input_memories(model, folding):
@@ -184,9 +158,10 @@ def estimate_brams_used(model, folding, family):
             + _other_brams(family, model, folding))
 
 
-def estimate_rom_luts(model, folding):
-    """LUT4 the weight ROMs would take in logic instead: ``width * ceil(depth / 16)``."""
-    return sum(width * -(-depth // 16) for width, depth in _roms(model, folding))
+def estimate_rom_luts(model, folding, family="ice40"):
+    """LUT4 the weight ROMs would take in logic instead
+    (:func:`~bnnflow.boards.estimate_mvtu.rom_luts`)."""
+    return round(sum(rom_luts(family, width, depth) for width, depth in _roms(model, folding)))
 
 
 def _xnor_bits(folding):
@@ -361,62 +336,43 @@ def _argmax_ffs(classes, width, pipeline):
 
 
 def estimate_luts(model, folding, family="ice40"):
-    """LUT4 of ``model`` folded as ``folding`` (a calibrated estimate, iCE40 LUT4 units).
+    """LUT4 (the logic measure of :attr:`~bnnflow.tool_reports.CellCounts.logic`) of
+    ``model`` folded as ``folding`` inside the synthesis wrapper.
 
-    Fully parallel layers: :data:`LUT4_PER_XNOR_BIT` per weight (constant weights make the
-    XNOR free). Folded layers: 2 LUT4 per XNOR bit computed per cycle, 1.04 per input bit
-    (buffers and the SIMD select), 8.5 per neuron when neurons are folded (threshold select,
-    collection), plus :func:`estimate_rom_luts` for ROMs Yosys keeps in LUTs. Fitted to Yosys
-    counts of three networks at seven foldings (from 14 % under to 19 % over, see the
-    README); on ECP5 folded layers count 1.5
-    times that (one measured design) and fully parallel ones use the ECP5 figure of
-    :data:`LUT4_PER_XNOR_BIT`.
+    Each MVTU by :func:`~bnnflow.boards.estimate_mvtu.mvtu_luts` (fully parallel layers
+    :data:`LUT4_PER_XNOR_BIT` per weight, folded ones a linear model of their structure fitted
+    to Yosys), the conv and pool layers' map units by
+    :func:`~bnnflow.boards.estimate_maps.map_unit_luts`, the argmax and wrapper by
+    :func:`~bnnflow.boards.estimate_mvtu.argmax_luts`.
     """
-    total = float(sum(map_unit_luts(layer, unit, family)
-                      for layer, unit in _map_units(model, folding)))
+    total = MAP_LUT_SCALE[family] * sum(map_unit_luts(layer, unit, family)
+                                        for layer, unit in _map_units(model, folding))
     streams = _mvtu_streams(model, folding)
-    for (layer, fold), (in_chunk, _) in zip(_mvtu_layers(model, folding), streams, strict=True):
-        # n-bit inputs: n XNOR bits per synapse and their bit-plane popcounts.
-        b = layer.in_bits
-        k, n = layer.fan_in, layer.neurons
-        words = _rom_words(layer, fold)
-        if words == 1:
-            total += LUT4_PER_XNOR_BIT[family] * k * n * b
-            continue
-        sf = -(-k // fold.simd)
-        if sf == 1 or _memory_in_ffs(family, fold.simd * b, sf):
-            folded = (_FOLDED_LUT_PER_XNOR_BIT * fold.pe * fold.simd * b
-                      + _FOLDED_LUT_PER_INPUT * k * b)
-            if n > fold.pe:
-                folded += _FOLDED_LUT_PER_NEURON * n
-            scale = _FOLDED_LUT_SCALE[family]
-        else:
-            folded = _MEMORY_LUT_PER_XNOR_BIT * fold.pe * fold.simd * b
-            if in_chunk == k * b:
-                folded += _MEMORY_LUT_PER_WHOLE_INPUT * k * b
-            if n > fold.pe:
-                folded += _MEMORY_LUT_PER_NEURON * n
-            scale = _MEMORY_LUT_SCALE[family]
-        if _rom_in_luts(family, fold.pe * fold.simd * layer.weight_bits, words):
-            folded += fold.pe * fold.simd * layer.weight_bits * -(-words // 16)
-        total += folded * scale
+    for (layer, fold), (in_chunk, out_chunks) in zip(_mvtu_layers(model, folding), streams,
+                                                     strict=True):
+        total += mvtu_luts(layer, fold, in_chunk, out_chunks, family)
+    last = _modelled(model)[-1]
+    total += argmax_luts(last.neurons, _bits_for(last.fan_in * ((1 << last.in_bits) - 1)),
+                         family)
     return round(total)
 
 
-def logic_need(family, lut4, ff, carry=0):
+def logic_need(family, lut4, ff):
     """Logic cells a design with these counts needs, to compare with ``Target.lut4``.
 
-    iCE40: ``LUT4 + UNPACKED_FF_SHARE * FF`` (one LUT4 and one DFF per cell). ECP5: the larger
-    of LUT4 (with two per ``CCU2C`` carry cell) and flip-flops (a slice holds two of each).
+    ``lut4`` is the logic measure of :attr:`~bnnflow.tool_reports.CellCounts.logic` (on ECP5
+    nextpnr's ``TRELLIS_COMB`` cells: LUT4, carry cells and LUT RAM). iCE40: ``LUT4 +
+    UNPACKED_FF_SHARE * FF`` (one LUT4 and one DFF per cell). ECP5: the larger of the logic
+    measure and the flip-flops (a slice holds two of each).
     """
     if family == "ice40":
         return round(lut4 + UNPACKED_FF_SHARE * ff)
-    return max(lut4 + 2 * carry, ff)
+    return max(lut4, ff)
 
 
 def measured_need(counts):
     """Logic cells a synthesized design needs: :func:`logic_need` of Yosys' counts (a
-    :class:`~bnnflow.tool_reports.CellCounts`, its LUT4 with two per ECP5 carry cell)."""
+    :class:`~bnnflow.tool_reports.CellCounts`, through its logic measure)."""
     return logic_need(counts.family, counts.logic, counts.ff)
 
 

@@ -33,6 +33,7 @@ pool's per element bit and open window, fitted to Yosys' counts of the unit alon
 
 import math
 
+from ..tool_reports import ECP5_COMB_PER_LUTRAM
 from .memory_map import placement
 
 __all__ = ["map_unit_memories", "map_unit_ffs", "map_memory_ffs", "map_unit_luts", "memory_ffs",
@@ -84,13 +85,14 @@ def memory_ffs(family, width, depth, transparent=False, no_rw_check=False):
 
 def memory_luts(family, width, depth, transparent=False, no_rw_check=False):
     """LUT4 of a memory Yosys puts in logic: about one per stored bit (the read multiplexer)
-    and one per word (its write enable); a LUT RAM's or block RAM's emulated transparency a
-    select per bit. 0 otherwise."""
-    kind = placement(family, width, depth, transparent=transparent,
-                     no_rw_check=no_rw_check).kind
-    if kind == "logic":
+    and one per word (its write enable); in ECP5 LUT RAM the ``TRELLIS_COMB`` cells of its
+    ``TRELLIS_DPR16X4`` (:data:`~bnnflow.tool_reports.ECP5_COMB_PER_LUTRAM`); a LUT RAM's or
+    block RAM's emulated transparency a select per bit. 0 in block RAM otherwise."""
+    place = placement(family, width, depth, transparent=transparent, no_rw_check=no_rw_check)
+    if place.kind == "logic":
         return width * depth + depth
-    return width if transparent else 0
+    cells = ECP5_COMB_PER_LUTRAM * place.cells if place.kind == "lutram" else 0
+    return cells + (width if transparent else 0)
 
 
 def _pixels(unit_sidecar):

@@ -68,7 +68,7 @@ class NotPlaced(DoesNotFit):
 def rom_does_not_fit(model, folding, tgt):
     """True when the ROMs fit neither the block RAMs nor (by estimate) the LUTs."""
     return (estimate_brams(model, folding, tgt.family) > tgt.bram
-            and estimate_rom_luts(model, folding) > tgt.lut4)
+            and estimate_rom_luts(model, folding, tgt.family) > tgt.lut4)
 
 
 def suggest_ii(model, folding, needed=None, available=None, brams_available=None, family=None,
@@ -236,7 +236,7 @@ def checked_folding(model, folding, ii, tgt, device=None, pipeline=0):
         raise NotPlaced(
             f"the weight ROMs of folding {fold_text} need at least {rom_need} block RAMs, the "
             f"{device or tgt.name} has {tgt.bram} ({rom_need - tgt.bram} too many), and about "
-            f"{estimate_rom_luts(model, layer_folds)} LUT4 in logic; "
+            f"{estimate_rom_luts(model, layer_folds, tgt.family)} LUT4 in logic; "
             f"{_rom_hint(model, layer_folds, tgt)}")
     est = estimate_logic(model, layer_folds, tgt.family, pipeline)
     if est > _SURE_ESTIMATE * tgt.lut4:

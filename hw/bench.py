@@ -106,7 +106,8 @@ def _cell_figures(counts, synapses):
                         if name.startswith(_SHOWN_CELLS)},
               "synapses": synapses, "lut4_per_synapse": round(counts.lut4 / synapses, 4)}
     if counts.family == "ecp5":
-        result["lut4_with_carry_per_synapse"] = round(counts.logic / synapses, 4)
+        result["lut4_with_carry_per_synapse"] = round(
+            (counts.lut4 + 2 * counts.carry) / synapses, 4)
     return result
 
 

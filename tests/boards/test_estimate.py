@@ -61,19 +61,20 @@ def test_flip_flop_estimate_counts_buffers_wrapper_and_pipeline():
     assert estimate.estimate_ffs(model, full, pipeline=1) > estimate.estimate_ffs(model, full)
 
 
-@pytest.mark.parametrize(("family", "lut4", "ff", "carry", "need"), [
-    ("ice40", 2939, 4456, 0, round(2939 + estimate.UNPACKED_FF_SHARE * 4456)),
-    ("ecp5", 7723, 2501, 230, 7723 + 460),
-    ("ecp5", 1000, 3000, 10, 3000),
+@pytest.mark.parametrize(("family", "lut4", "ff", "need"), [
+    ("ice40", 2939, 4456, round(2939 + estimate.UNPACKED_FF_SHARE * 4456)),
+    ("ecp5", 7723, 2501, 7723),
+    ("ecp5", 1000, 3000, 3000),
 ])
-def test_logic_need_counts_flip_flops(family, lut4, ff, carry, need):
-    assert estimate.logic_need(family, lut4, ff, carry) == need
+def test_logic_need_counts_flip_flops(family, lut4, ff, need):
+    assert estimate.logic_need(family, lut4, ff) == need
 
 
 @pytest.mark.parametrize(("family", "by_type", "need"), [
     ("ice40", {"SB_LUT4": 2939, "SB_DFFESR": 4456, "SB_CARRY": 50},
      round(2939 + estimate.UNPACKED_FF_SHARE * 4456)),
-    ("ecp5", {"LUT4": 7723, "TRELLIS_FF": 2501, "CCU2C": 230}, 7723 + 460),
+    ("ecp5", {"LUT4": 7723, "TRELLIS_FF": 2501, "CCU2C": 230, "TRELLIS_DPR16X4": 4},
+     7723 + 736 + 24),
     ("ecp5", {"LUT4": 1000, "TRELLIS_FF": 3000, "CCU2C": 10}, 3000),
 ])
 def test_measured_need_applies_the_logic_rule_to_yosys_counts(family, by_type, need):
@@ -144,7 +145,7 @@ def test_estimates_follow_yosys_on_the_generated_design(tmp_path, widths, fold, 
     (tmp_path / "design.il").write_text(rtlil.convert(top, name=SYNTH_TOP))
     _, counts = _run_yosys(find_tool("yosys"), "ice40", tmp_path, tmp_path)
     assert estimate.estimate_ffs(model, folding, pipeline) == pytest.approx(counts.ff, rel=0.03)
-    # 6 %: at 1x24,1x8,1x8,1x2 the output layer's 320 x 2 ROM is in LUTs, as Yosys puts it
-    # (95 LUT4 measured; the ROM formula counts 40, the rest of the model 112 over): +5.8 %.
-    assert estimate.estimate_luts(model, folding) == pytest.approx(counts.lut4, rel=0.06)
+    # The refitted LUT4 model (bench/unit_luts.py, 2026-12-06): +9.1, +11.4 and -9.1 % on these
+    # three; on its 105 flattened iCE40 designs |error| 5.6 % on average, -31 to +16 %.
+    assert estimate.estimate_luts(model, folding) == pytest.approx(counts.lut4, rel=0.15)
     assert counts.bram <= estimate.estimate_brams_used(model, folding, "ice40") <= counts.bram + 1

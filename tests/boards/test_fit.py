@@ -129,7 +129,7 @@ def test_fit_folding_gives_up_on_a_network_too_large_for_any_folding():
         fit.fit_folding(random_model([4096, 4096, 10], seed=0), "ice40-up5k")
     assert str(info.value) == (
         "no folding of this network is expected to fit the ice40-up5k: at its slowest folding "
-        "(II 16777216) it is estimated at 25199 logic cells of 5280 and 8230 block RAMs of 30; "
+        "(II 16777216) it is estimated at 10306 logic cells of 5280 and 8230 block RAMs of 30; "
         "no supported target is expected to fit it")
     with pytest.raises(DoesNotFit, match=r"^no folding of this network is expected to fit the "
                                          r"ice40-up5k$"):
@@ -138,11 +138,14 @@ def test_fit_folding_gives_up_on_a_network_too_large_for_any_folding():
 
 def test_roms_over_block_ram_but_small_in_logic_are_left_to_yosys():
     model = random_model([64, 32, 10], seed=0)
-    folding = [LayerFold(4, 16), LayerFold(1, 32)]          # 6 block RAMs, 160 LUT4 of ROM
-    assert estimate.estimate_rom_luts(model, folding) == 64 * 2 + 32 * 1
+    folding = [LayerFold(4, 16), LayerFold(1, 32)]          # 6 block RAMs, or LUT4 of ROM:
+    # 64 x 32 and 32 x 10; on iCE40 0.15 words - 0.6 per bit past 16 words, on ECP5 a LUT4 per
+    # bit and 16 words (measured on ROMs alone, bench/README.md).
+    assert estimate.estimate_rom_luts(model, folding) == round(64 * (0.15 * 32 - 0.6) + 32)
+    assert estimate.estimate_rom_luts(model, folding, "ecp5") == 64 * 2 + 32 * 1
     tgt = dataclasses.replace(targets.TARGETS["ice40-up5k"], bram=1)
     assert not fit.rom_does_not_fit(model, folding, tgt)
-    assert fit.rom_does_not_fit(model, folding, dataclasses.replace(tgt, lut4=100))
+    assert fit.rom_does_not_fit(model, folding, dataclasses.replace(tgt, lut4=300))
 
 
 def test_ecp5_fit_keeps_the_block_rams_read_per_cycle_routable():

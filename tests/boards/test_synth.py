@@ -93,13 +93,13 @@ def test_logic_far_over_the_device_fails_before_any_tool(tmp_path, monkeypatch):
 def test_weights_over_the_block_ram_budget_fail_before_any_tool(tmp_path, monkeypatch):
     monkeypatch.setattr(tools, "find_tool", lambda name: ["/nonexistent/" + name])
     model = random_model([256, 256, 10], seed=0)
-    # 128x128 = 16384-bit ROM words: 1024 iCE40 block RAMs for the first layer alone; a
-    # slower folding fits.
-    with pytest.raises(DoesNotFit, match=r"^the weight ROMs of folding 128x128,1x256 need at "
+    # 16x128 = 2048-bit ROM words, 32 of them: 128 iCE40 block RAMs for the first layer, or
+    # about 2048 x (0.15 x 32 - 0.6) LUT4; a slower folding fits.
+    with pytest.raises(DoesNotFit, match=r"^the weight ROMs of folding 16x128,1x256 need at "
                                          r"least \d+ block RAMs, the ice40-up5k has 30 \(\d+ too "
-                                         r"many\), and about 16640 LUT4 in logic; try --fold "
+                                         r"many\), and about 8858 LUT4 in logic; try --fold "
                                          r"fit, or --fold auto --ii \d+ \(estimated to fit\)$"):
-        synthesize(model, "ice40-up5k", [(128, 128), (1, 256)], out_dir=tmp_path)
+        synthesize(model, "ice40-up5k", [(16, 128), (1, 256)], out_dir=tmp_path)
     assert list(tmp_path.iterdir()) == []
 
 
