@@ -72,7 +72,8 @@ def measure(name):
         _write_rtlil(bnn, Path(tmp))
         _, counts = _run_yosys(find_tool("yosys"), family, Path(tmp), None)
         row["yosys_s"] = round(time.time() - t, 1)
-    row.update(lut4=counts.lut4, ff=counts.ff, bram=counts.bram, carry=counts.carry)
+    row.update(lut4=counts.lut4, ff=counts.ff, bram=counts.bram, carry=counts.carry,
+               lutram=counts.lutram, logic=counts.logic)
     return row
 
 
