@@ -5,13 +5,13 @@ the matrix of a conv layer) from the terms its structure has (:func:`mvtu_terms`
 and popcount trees per cycle, accumulators, threshold comparators and their per-fold select,
 the input register or memory, the output collection and the weight ROM when Yosys keeps it in
 logic (:func:`rom_luts`). The coefficients per family (:data:`MVTU_LUT`) were fitted on
-2026-12-06 to Yosys 0.70 on 240 generated designs (MLPs of 3 to 5 layers and the conv nets of
-``bench/conv_estimate.py``, each kind: binary, 2-bit activations, ternary weights, 8-bit
-inputs; auto foldings at II 16 to 16384 and fully parallel ones): iCE40 per unit with
-``synth_ice40 -noflatten``, ECP5 on whole designs (its per-module LUT4 moved by up to 25 %
-against the flattened design); ``bench/unit_luts.py`` and ``bench/README.md``, "LUT4 of an
-MVTU, refitted". The logic measure is :attr:`bnnflow.tool_reports.CellCounts.logic` (on ECP5
-nextpnr's ``TRELLIS_COMB``: carry cells 3.2, LUT RAM 6).
+2026-12-06 to Yosys 0.70 counts of 210 whole flattened designs (random MLPs of 3 to 5 layers
+and the conv nets of ``bench/conv_estimate.py``; binary, 2-bit activations, ternary weights,
+8-bit inputs; auto foldings at II 16 to 16384 and fully parallel ones; per module, ECP5 LUT4
+moved by up to 25 % against the flattened design), the iCE40 ``-noflatten`` counts of 105 of
+them checking the terms unit by unit; ``bench/unit_luts.py`` and ``bench/README.md``, "LUT4 of
+an MVTU, refitted". The logic measure is :attr:`bnnflow.tool_reports.CellCounts.logic` (on
+ECP5 nextpnr's ``TRELLIS_COMB``: carry cells 3.2, LUT RAM 6).
 """
 
 import numpy as np
@@ -43,7 +43,7 @@ _ARGMAX_LUT = {"ice40": (1.071, 249.354), "ecp5": (2.674, 42.25)}
 
 # ROMs Yosys keeps in logic on iCE40: past 16 words a LUT4 per bit no longer holds a word's
 # bit; measured on random 1 to 64 bit ROMs of 20 to 320 words (0.15 words - 0.6 per bit
-# within 15 %).
+# within 20 %).
 _ICE40_ROM_PER_WORD = 0.15
 _ICE40_ROM_OFFSET = 0.6
 
