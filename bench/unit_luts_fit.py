@@ -24,7 +24,7 @@ def _mvtus(model, folding):
 
 
 def _full(layer, fold):
-    return -(-layer.fan_in // fold.simd) * -(-layer.neurons // fold.pe) == 1
+    return M.rom_words(layer, fold) == 1
 
 
 def _unit_logic(modules, prefix):
@@ -34,11 +34,6 @@ def _unit_logic(modules, prefix):
             for cell, n in by_type.items():
                 cells[cell.split("\\")[-1]] = cells.get(cell.split("\\")[-1], 0) + n
     return cell_counts("ice40", cells).logic
-
-
-def _argmax_width(model):
-    last = model.layers[-1]
-    return last.neurons * E._bits_for(last.fan_in * ((1 << last.in_bits) - 1))
 
 
 def fit_units(rows):
@@ -63,7 +58,7 @@ def fit_units(rows):
         for j in range(len(layers)):
             inside += _unit_logic(row["modules"], f"bnnflow_synth.bnn.layer_{j}")
         total = _unit_logic(row["modules"], "bnnflow_synth")
-        other.append((_argmax_width(model), total - inside))
+        other.append((M.argmax_bits(model.layers[-1]), total - inside))
     X, y = np.array(X, float), np.array(y, float)
     w = 1 / np.sqrt(np.maximum(y, 20))
     coef, _ = nnls(X * w[:, None], y * w)
@@ -98,7 +93,7 @@ def fit_designs(rows, family):
             fixed += terms["lutram"]
         maps = sum(E.map_unit_luts(layer, unit, family) for layer, unit in
                    E._map_units(model, folding))
-        X.append([*terms_sum, full, maps, _argmax_width(model), 1])
+        X.append([*terms_sum, full, maps, M.argmax_bits(model.layers[-1]), 1])
         y.append(cell_counts(family, row["design_cells"]).logic - fixed)
     X, y = np.array(X, float), np.array(y, float)
     w = 1 / np.sqrt(np.maximum(y, 100))

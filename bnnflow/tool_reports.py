@@ -42,9 +42,9 @@ _YOSYS_CELLS = {
 #: nextpnr-ecp5's ``TRELLIS_COMB`` cells per Yosys cell beside its LUT4: a ``CCU2C`` carry
 #: cell and a ``TRELLIS_DPR16X4`` LUT RAM. Measured 2026-12-06 with ``nextpnr-ecp5
 #: --pack-only`` on 12 designs (MLPs and conv nets of every kind, 906 to 18,195 cells):
-#: ``TRELLIS_COMB = LUT4 + 3.2 CCU2C + 6 DPR16X4`` within 21 cells on each (boards/README.md,
-#: "What a Yosys count takes on the device"). Two per carry cell alone undercounted by 3 to 9 %,
-#: and LUT RAM was not counted at all.
+#: ``TRELLIS_COMB = LUT4 + 3.2 CCU2C + 6 DPR16X4`` within 21 cells on each (bench/README.md,
+#: "LUT4 of an MVTU, refitted; what a Yosys count takes on the device"). Two per carry cell
+#: alone undercounted by 3 to 9 %, and LUT RAM was not counted at all.
 ECP5_COMB_PER_CARRY = 3.2
 ECP5_COMB_PER_LUTRAM = 6
 

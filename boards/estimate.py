@@ -27,7 +27,15 @@ from .estimate_maps import (
     map_unit_luts,
     map_unit_memories,
 )
-from .estimate_mvtu import LUT4_PER_XNOR_BIT, argmax_luts, mvtu_luts, rom_luts, threshold_tables
+from .estimate_mvtu import (
+    LUT4_PER_XNOR_BIT,
+    argmax_luts,
+    mvtu_luts,
+    rom_in_logic,
+    rom_luts,
+    rom_words,
+    threshold_tables,
+)
 from .memory_map import placement
 from .targets import rom_blocks
 
@@ -67,12 +75,6 @@ def _modelled(model):
     return model.layers
 
 
-def _rom_words(layer, fold):
-    """Words of a layer's weight ROM: ``ceil(N/PE) * ceil(K/SIMD)`` (walked once per output
-    pixel)."""
-    return -(-layer.neurons // fold.pe) * -(-layer.fan_in // fold.simd)
-
-
 def _mvtu_layers(model, folding):
     """``(layer, fold)`` of every layer built around an MVTU (dense and conv layers)."""
     return [(layer, fold) for layer, fold in zip(_modelled(model), folding, strict=True)
@@ -104,7 +106,7 @@ def _map_units(model, folding):
 def _roms(model, folding):
     """``(width, depth)`` of the weight ROM of every folded layer (more than one ROM word)."""
     for layer, fold in _mvtu_layers(model, folding):
-        words = _rom_words(layer, fold)
+        words = rom_words(layer, fold)
         if words > 1:
             yield fold.pe * fold.simd * layer.weight_bits, words
 
@@ -164,10 +166,6 @@ def estimate_rom_luts(model, folding, family="ice40"):
     return round(sum(rom_luts(family, width, depth) for width, depth in _roms(model, folding)))
 
 
-def _xnor_bits(folding):
-    return sum(f.pe * f.simd for f in folding)
-
-
 def _bits_for(value):
     return max(1, int(value).bit_length())
 
@@ -193,11 +191,6 @@ def _popcount_ffs(width, stages):
         nodes = nxt + nodes[len(nodes) - len(nodes) % 2:]
         total += regs.count(level) * sum(_bits_for(v) for v in nodes)
     return total
-
-
-def _rom_in_luts(family, width, words):
-    """Whether Yosys keeps a weight ROM of ``words`` words in LUTs (:mod:`.memory_map`)."""
-    return words > 1 and placement(family, width, words, rom=True).kind == "logic"
 
 
 def _layer_streams(model, folding):
@@ -290,7 +283,7 @@ def _layer_ffs(layer, fold, in_chunk, out_chunks, pipeline, family, rom_register
     """Flip-flops of one layer's MVTU (see :func:`estimate_ffs`)."""
     k, n = layer.fan_in, layer.neurons
     nf, sf = -(-n // fold.pe), -(-k // fold.simd)
-    words = _rom_words(layer, fold)
+    words = rom_words(layer, fold)
     # n-bit inputs: the buffer holds n bits per input, one popcount tree per bit plane.
     b = layer.in_bits
     # Bits per output element: popcounts of the output layer, else activations.
@@ -300,7 +293,7 @@ def _layer_ffs(layer, fold, in_chunk, out_chunks, pipeline, family, rom_register
           + _bits_for(sf) + _bits_for(nf))
     if words > 1:
         ff += _bits_for(words) + ctrl + (fold.simd if sf == 1 else 0)
-        if _rom_in_luts(family, fold.pe * fold.simd * layer.weight_bits, words):
+        if rom_in_logic(family, fold.pe * fold.simd * layer.weight_bits, words):
             ff += fold.pe * fold.simd * layer.weight_bits
         if rom_register:
             ff += fold.pe * fold.simd * layer.weight_bits + 1
@@ -351,9 +344,7 @@ def estimate_luts(model, folding, family="ice40"):
     for (layer, fold), (in_chunk, out_chunks) in zip(_mvtu_layers(model, folding), streams,
                                                      strict=True):
         total += mvtu_luts(layer, fold, in_chunk, out_chunks, family)
-    last = _modelled(model)[-1]
-    total += argmax_luts(last.neurons, _bits_for(last.fan_in * ((1 << last.in_bits) - 1)),
-                         family)
+    total += argmax_luts(_modelled(model)[-1], family)
     return round(total)
 
 

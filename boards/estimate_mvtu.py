@@ -16,10 +16,11 @@ ECP5 nextpnr's ``TRELLIS_COMB``: carry cells 3.2, LUT RAM 6).
 
 import numpy as np
 
+from ..tool_reports import ECP5_COMB_PER_LUTRAM
 from .memory_map import placement
 
-__all__ = ["mvtu_luts", "mvtu_terms", "rom_luts", "threshold_tables", "argmax_luts", "MVTU_LUT",
-           "LUT4_PER_XNOR_BIT", "TERMS"]
+__all__ = ["mvtu_luts", "mvtu_terms", "rom_luts", "rom_in_logic", "rom_words", "threshold_tables",
+           "argmax_bits", "argmax_luts", "MVTU_LUT", "LUT4_PER_XNOR_BIT", "TERMS"]
 
 #: LUT4 per weight of a fully parallel layer (constant weights: popcount trees), per family.
 LUT4_PER_XNOR_BIT = {"ice40": 0.926, "ecp5": 1.742}
@@ -71,8 +72,16 @@ def rom_luts(family, width, words):
     return width * (_ICE40_ROM_PER_WORD * words - _ICE40_ROM_OFFSET)
 
 
-def _rom_in_logic(family, width, words):
+def rom_in_logic(family, width, words):
+    """Whether Yosys keeps a ``width x words`` ROM in logic (:mod:`.memory_map`); a one-word
+    ROM is constants, not a ROM."""
     return words > 1 and placement(family, width, words, rom=True).kind == "logic"
+
+
+def rom_words(layer, fold):
+    """Words of a layer's weight ROM: ``ceil(N/PE) * ceil(K/SIMD)`` (walked once per output
+    pixel); 1 for a fully parallel layer (constant weights)."""
+    return -(-layer.neurons // fold.pe) * -(-layer.fan_in // fold.simd)
 
 
 def threshold_tables(layer, fold):
@@ -114,7 +123,7 @@ def mvtu_terms(layer, fold, in_chunk, out_chunks, family):
     terms["compare"] = pe * levels * acc
     # The threshold tables Yosys keeps in logic (block RAMs are counted apart).
     terms["threshold_select"] = sum(rom_luts(family, w, d) for w, d in threshold_tables(layer, fold)
-                                    if _rom_in_logic(family, w, d))
+                                    if rom_in_logic(family, w, d))
     if sf == 1:
         terms["input_register"] = k * b
     else:
@@ -125,12 +134,10 @@ def mvtu_terms(layer, fold, in_chunk, out_chunks, family):
         if place.kind == "logic":
             terms["input_memory"] = simd * b * depth
         elif place.kind == "lutram":
-            from ..tool_reports import ECP5_COMB_PER_LUTRAM
-
             terms["lutram"] = ECP5_COMB_PER_LUTRAM * place.cells
     if nf > 1 and not out_chunks:
         terms["collect"] = n * max(levels, 1)
-    if _rom_in_logic(family, pe * simd * wb, sf * nf):
+    if rom_in_logic(family, pe * simd * wb, sf * nf):
         terms["rom"] = rom_luts(family, pe * simd * wb, sf * nf)
     terms["unit"] = 1
     return terms
@@ -140,16 +147,20 @@ def mvtu_luts(layer, fold, in_chunk, out_chunks, family):
     """LUT4 (the logic measure) of one MVTU: :data:`LUT4_PER_XNOR_BIT` per weight when it is
     fully parallel (one ROM word: constant weights), else :data:`MVTU_LUT` over
     :func:`mvtu_terms`."""
-    k, n = layer.fan_in, layer.neurons
-    if -(-k // fold.simd) * -(-n // fold.pe) == 1:
-        return LUT4_PER_XNOR_BIT[family] * k * n * layer.in_bits
+    if rom_words(layer, fold) == 1:
+        return LUT4_PER_XNOR_BIT[family] * layer.fan_in * layer.neurons * layer.in_bits
     terms = mvtu_terms(layer, fold, in_chunk, out_chunks, family)
     coef = MVTU_LUT[family]
     return terms["lutram"] + sum(coef[t] * terms[t] for t in TERMS)
 
 
-def argmax_luts(classes, width, family):
-    """LUT4 of the argmax over ``classes`` popcounts of ``width`` bits and the synthesis
-    wrapper around the network (fitted with :data:`MVTU_LUT`)."""
+def argmax_bits(layer):
+    """Classes times popcount bits of the output ``layer``: what the argmax compares."""
+    return layer.neurons * _bits(layer.fan_in * ((1 << layer.in_bits) - 1))
+
+
+def argmax_luts(layer, family):
+    """LUT4 of the argmax over the output ``layer``'s popcounts and the synthesis wrapper
+    around the network (fitted with :data:`MVTU_LUT`)."""
     per_bit, base = _ARGMAX_LUT[family]
-    return per_bit * classes * width + base
+    return per_bit * argmax_bits(layer) + base

@@ -2,7 +2,7 @@
 
 import pytest
 
-from bnnflow.boards import estimate
+from bnnflow.boards import estimate, estimate_mvtu
 from bnnflow.boards.targets import rom_blocks
 from bnnflow.hw.folding import LayerFold, auto_fold, resolve_folding
 from bnnflow.model.random_net import random_model
@@ -101,7 +101,7 @@ def test_estimated_brams_count_only_folded_layers():
 def test_input_memories_count_where_yosys_puts_them(family, fold, memory_brams):
     folding = resolve_folding(TFC, fold)
     roms = sum(rom_blocks(family, w, d) for w, d in estimate._roms(TFC, folding)
-               if not estimate._rom_in_luts(family, w, d))
+               if not estimate_mvtu.rom_in_logic(family, w, d))
     assert estimate.estimate_brams_used(TFC, folding, family) == roms + memory_brams
 
 
@@ -118,7 +118,7 @@ def test_routable_brams_caps_only_large_ecp5_devices(family, available, expected
     ("ice40", 32, 54, True), ("ecp5", 1, 240, True), ("ecp5", 11, 128, True),
     ("ecp5", 64, 1024, False), ("ice40", 64, 1, False)])
 def test_roms_stay_in_luts_where_yosys_keeps_them(family, width, depth, in_luts):
-    assert estimate._rom_in_luts(family, width, depth) is in_luts
+    assert estimate_mvtu.rom_in_logic(family, width, depth) is in_luts
 
 
 @pytest.mark.slow
