@@ -78,8 +78,8 @@ def measure(name, cache):
     try:
         rep = synthesize(model, target, folding, pipeline=pipeline)
         row.update(lut4=rep["lut4"], ff=rep["ff"], bram=rep["bram"], carry=rep["carry"],
-                   logic_cells=rep["logic_cells"], placed=True, fmax_mhz=rep["fmax_mhz"],
-                   ii=rep["ii"])
+                   lutram=rep["lutram"], logic=rep["logic"], logic_cells=rep["logic_cells"],
+                   placed=True, fmax_mhz=rep["fmax_mhz"], ii=rep["ii"])
     except NotPlaced as e:
         row.update(placed=False, need=e.need, error=str(e).split(";")[0])
     except BnnflowError as e:
@@ -89,7 +89,7 @@ def measure(name, cache):
 
 
 def markdown(rows):
-    head = ("| design | target | folding | P | LUT4 est / Yosys | FF est / Yosys | BRAM est / "
+    head = ("| design | target | folding | P | logic est / Yosys | FF est / Yosys | BRAM est / "
             "Yosys | logic cells est / placed | placed |")
     lines = [head, "|" + "---|" * 9]
     for r in rows:
@@ -97,7 +97,7 @@ def markdown(rows):
         cells = r.get("logic_cells") or r.get("need") or "-"
         lines.append(
             f"| {r['design']} | {r['target']} | {r['folding']} | {r['pipeline']} | "
-            f"{r['est_lut4']} / {r.get('lut4', '-')} | {r['est_ff']} / {r.get('ff', '-')} | "
+            f"{r['est_lut4']} / {r.get('logic', '-')} | {r['est_ff']} / {r.get('ff', '-')} | "
             f"{r['est_bram']} / {r.get('bram', '-')} | {r['est_logic']} / {cells} | {placed} |")
     return "\n".join(lines) + "\n"
 

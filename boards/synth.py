@@ -344,6 +344,8 @@ def _report(tgt, pnr, counts, bnn, fold_text, pipeline, freq, steps, yosys, next
         "lut4": counts.lut4,
         "ff": counts.ff,
         "carry": counts.carry,
+        "lutram": counts.lutram,
+        "logic": counts.logic,
         "bram": counts.bram,
         "spram": counts.spram,
         "logic_cells": logic.used,
@@ -365,7 +367,8 @@ def _report(tgt, pnr, counts, bnn, fold_text, pipeline, freq, steps, yosys, next
         "wrapper": wrapper,
         "step_seconds": steps,
         "tools": {"yosys": " ".join(yosys), "nextpnr": " ".join(nextpnr)},
-        "logic_note": ("lut4 counts LUT4 cells from Yosys; on ECP5 each CCU2C carry cell holds "
-                       "two more LUT4s (logic_cells is nextpnr's count of placed "
-                       f"{PNR_CELLS[tgt.family]['logic']})"),
+        "logic_note": ("lut4 counts LUT4 cells from Yosys; logic is what they take on the "
+                       "device before placement (ECP5: LUT4 + 3.2 CCU2C + 6 TRELLIS_DPR16X4, "
+                       "measured against nextpnr's packing); logic_cells is nextpnr's count of "
+                       f"placed {PNR_CELLS[tgt.family]['logic']}"),
     }

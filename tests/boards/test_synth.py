@@ -15,9 +15,10 @@ from bnnflow.hw.folding import LayerFold
 from bnnflow.model import artifact
 from bnnflow.model.random_net import random_model
 
-REPORT_KEYS = {"target", "lut4", "ff", "carry", "bram", "spram", "utilization", "fmax_mhz",
-               "ii", "images_per_second", "step_seconds", "latency", "folding", "pipeline",
-               "timing_met", "freq_constraint_mhz", "capacity", "logic_cells", "wrapper"}
+REPORT_KEYS = {"target", "lut4", "ff", "carry", "lutram", "logic", "bram", "spram",
+               "utilization", "fmax_mhz", "ii", "images_per_second", "step_seconds", "latency",
+               "folding", "pipeline", "timing_met", "freq_constraint_mhz", "capacity",
+               "logic_cells", "wrapper"}
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +38,9 @@ def test_synthesis_reports_resources_fmax_and_step_times(tiny, tmp_path, target,
     # The wrapper alone holds 2 K0 + W_out + 2 flip-flops (2 * 16 + 2 + 4 * 5 + 2).
     assert report["ff"] >= 32 + 22 + 2
     assert report["lut4"] > 0 and report["carry"] >= 0 and report["bram"] >= 0
+    comb = (report["lut4"] + 3.2 * report["carry"] + 6 * report["lutram"]
+            if target.startswith("ecp5") else report["lut4"])
+    assert report["logic"] == round(comb)
     assert 0 < report["fmax_mhz"] < 1000
     assert report["images_per_second"] == pytest.approx(report["fmax_mhz"] * 1e6 / ii, rel=1e-3)
     util = report["utilization"]
