@@ -91,13 +91,13 @@ def _map_units(model, folding):
     for j, (layer, fold) in enumerate(zip(_modelled(model), folding, strict=True)):
         if layer.kind in CONV_KINDS:
             period = pixel_period(model, folding, j)
-            pixels = window_kind(layer, fold) == "pixels"
+            kind = window_kind(layer, fold)
+            read = kind != "registers"      # a pixel or row window: a ring, no queue
             rows = ring_rows(layer.padded_shape, layer.kernel, layer.stride)
             units.append((layer, {
-                "queue_depth": 0 if pixels else window_queue_depth(layer, fold, period),
+                "queue_depth": 0 if read else window_queue_depth(layer, fold, period),
                 "pad_queue_depth": pad_queue_depth(layer, period),
-                "window": "pixels" if pixels else "registers",
-                **({"ring_rows": rows} if pixels else {})}))
+                "window": kind, **({"ring_rows": rows} if read else {})}))
         elif layer.kind == "maxpool2d":
             units.append((layer, {}))
     return units
@@ -202,13 +202,15 @@ def _layer_streams(model, folding):
 
 def _mvtu_streams(model, folding):
     """``(in_chunk, out_chunks)`` of each MVTU of :func:`_mvtu_layers`: a conv layer's MVTU
-    takes whole windows from its queue, or pixels from a pixel window
-    (:func:`bnnflow.hw.conv.window_kind`), and sends whole output pixels."""
+    takes whole windows from its queue, pixels from a pixel window or window rows from a row
+    window (:func:`bnnflow.hw.conv.window_kind`), and sends whole output pixels."""
     from ..hw.conv import window_kind
 
     def conv_chunk(layer, fold):
-        pixels = window_kind(layer, fold) == "pixels"
-        return (layer.in_shape[2] if pixels else layer.fan_in) * layer.in_bits
+        kind = window_kind(layer, fold)
+        elements = {"pixels": layer.in_shape[2], "rows": layer.kernel[1] * layer.in_shape[2],
+                    "registers": layer.fan_in}[kind]
+        return elements * layer.in_bits
 
     return [((conv_chunk(layer, fold), False) if layer.kind in CONV_KINDS else stream)
             for layer, fold, stream in zip(_modelled(model), folding,

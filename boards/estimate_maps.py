@@ -25,6 +25,11 @@ and LUT4 are :func:`memory_ffs` and :func:`memory_luts` (in logic every word; on
 RAM's two flip-flops per bit). :func:`map_unit_ffs` counts the registers outside the memories,
 as Yosys does before mapping them (tested on the units alone).
 
+A conv layer whose windows are read out of a ring of rows (a pixel or a window row a cycle,
+:func:`bnnflow.hw.conv.window_kind`) has no window registers and no queue: its counters and
+addresses are counted as the unit declares them, its ring (``kw`` bank memories for rows) goes
+where Yosys puts it, and its LUT4 are fitted to Yosys' counts of the units alone.
+
 LUT4: one per window bit (the load of the window registers) and per queue bit, and 12 per
 counter set (the pad unit: one per pixel bit, its select, and a counter set; not fitted); a
 pool's per element bit and open window, fitted to Yosys' counts of the unit alone
@@ -99,6 +104,15 @@ def _pixels(unit_sidecar):
     return unit_sidecar.get("window") == "pixels"
 
 
+def _rows(unit_sidecar):
+    return unit_sidecar.get("window") == "rows"
+
+
+def _upto(n):
+    """Bits of a signal of ``range(n)``."""
+    return (n - 1).bit_length()
+
+
 def _pixel_window_ffs(layer, unit_sidecar):
     """A pixel window's registers (:class:`~bnnflow.hw.pixel_window.PixelWindow`, as its
     signals are declared): the ring's write, top-row and read-row addresses, the writer's
@@ -107,10 +121,7 @@ def _pixel_window_ffs(layer, unit_sidecar):
     (h, w, _), (kh, kw) = layer.padded_shape, layer.kernel
     ho, wo = layer.out_shape[:2]
     rows = unit_sidecar["ring_rows"]
-
-    def upto(n):        # bits of a signal of range(n)
-        return (n - 1).bit_length()
-
+    upto = _upto
     s = layer.stride
     lag = max(h.bit_length(), (rows + 1).bit_length()) + 1
     # Yosys drops the window row when the map's last row releases as many rows as the
@@ -119,6 +130,19 @@ def _pixel_window_ffs(layer, unit_sidecar):
     addresses = (2 if kh == 1 else 3) * upto(rows * w)
     return (addresses + upto(w) + lag + row + upto((wo - 1) * s + 1) + upto(kh) + upto(kw)
             + 1)
+
+
+def _row_window_ffs(layer, unit_sidecar):
+    """A row window's registers (:class:`~bnnflow.hw.row_window.RowWindow`): a pixel window's
+    (:func:`_pixel_window_ffs`, over ring words of ``kw`` pixels) without the pixel counter,
+    plus the writer's bank and word, the reader's word, bank and the bank it read."""
+    (_, w, _), (kh, kw) = layer.padded_shape, layer.kernel
+    words = -(-w // kw)
+    pixel = _pixel_window_ffs(layer, unit_sidecar)
+    rows = unit_sidecar["ring_rows"]
+    addresses = (2 if kh == 1 else 3)
+    return (pixel - _upto(kw) - addresses * (_upto(rows * w) - _upto(rows * words))
+            + 3 * _upto(kw) + 2 * _upto(words))
 
 
 def _pad_ffs(layer, unit_sidecar):
@@ -135,7 +159,8 @@ def map_unit_memories(layer, unit_sidecar):
     """``(width, depth, transparent)`` of the memories of a conv layer's window unit (its line
     memory reads what it writes in the same cycle) and queues, or of a pool unit's line
     memories (empty for other kinds); a pixel window's ring is ``(width, depth, False, True)``,
-    the last entry ``no_rw_check`` (:func:`bnnflow.boards.memory_map.placement`)."""
+    the last entry ``no_rw_check`` (:func:`bnnflow.boards.memory_map.placement`), a row
+    window's ``kw`` such banks of ``ceil(W / kw)`` words a row."""
     if layer.kind in CONV_KINDS:
         (kh, kw), (_, w, cin) = layer.kernel, layer.padded_shape
         cin *= layer.in_bits     # n-bit elements: Cin * n bit-channels
@@ -143,6 +168,8 @@ def map_unit_memories(layer, unit_sidecar):
         pad = [(cin, pad_depth - 1, False)] if pad_depth else []
         if _pixels(unit_sidecar):
             return [(cin, unit_sidecar["ring_rows"] * w, False, True)] + pad
+        if _rows(unit_sidecar):
+            return [(cin, unit_sidecar["ring_rows"] * -(-w // kw), False, True)] * kw + pad
         memories = [((kh - 1) * cin, w, True)] if kh > 1 else []
         depth = _queue_depth(unit_sidecar)
         return memories + [(kh * kw * cin, depth - 1, False)] + pad
@@ -164,6 +191,8 @@ def map_unit_ffs(layer, unit_sidecar):
     0 for other kinds."""
     if layer.kind in CONV_KINDS and _pixels(unit_sidecar):
         return _pixel_window_ffs(layer, unit_sidecar) + _pad_ffs(layer, unit_sidecar)
+    if layer.kind in CONV_KINDS and _rows(unit_sidecar):
+        return _row_window_ffs(layer, unit_sidecar) + _pad_ffs(layer, unit_sidecar)
     if layer.kind in CONV_KINDS:
         k = layer.fan_in * layer.in_bits
         depth = _queue_depth(unit_sidecar)
@@ -195,7 +224,18 @@ def _pad_luts(layer, unit_sidecar):
     return pixel + 12 + ((pixel + 3 * _bits(pad_depth)) if pad_depth else 0)
 
 
+#: LUT4 per bit the row window's output rotation selects (``kw * C`` bits from ``kw`` banks,
+#: ``kw - 1`` inputs past the first): least squares over its pixel-window count on nine units
+#: alone, 2x2 to 5x5 kernels, 1 to 32 channels (``kh x kw`` over the pixel formula: iCE40
+#: -11..+13 %, ECP5 -25..+26 %; Yosys logic measure, memories left out).
+ROW_MUX_LUTS = {"ice40": 1.6, "ecp5": 1.7}
+
+
 def _unit_luts(layer, unit_sidecar, family):
+    if layer.kind in CONV_KINDS and _rows(unit_sidecar):
+        kw, pixel = layer.kernel[1], layer.in_shape[2] * layer.in_bits
+        return (_unit_luts(layer, {**unit_sidecar, "window": "pixels"}, family)
+                + round(ROW_MUX_LUTS[family] * kw * pixel * (kw - 1)))
     if layer.kind in CONV_KINDS and _pixels(unit_sidecar):
         # Address adders and wraps, the lag's compare and update, the reader's counters;
         # fitted to Yosys' counts of six units alone (ring addresses of 6 to 8 bits: iCE40

@@ -73,9 +73,9 @@ def run(args):
                if entry["kind"].endswith("_conv2d")]
     if windows:
         # Which conv layers hold their windows in registers: those cost ~2 K flip-flops.
+        read_as = {"pixels": "a pixel a cycle", "rows": "a row a cycle"}
         print("conv windows: " + ", ".join(
-            f"{name} {'a pixel a cycle' if kind == 'pixels' else 'in registers'}"
-            for name, kind in windows))
+            f"{name} {read_as.get(kind, 'in registers')}" for name, kind in windows))
     if args.fold == "auto" and args.ii is not None and sidecar["ii"] > args.ii:
         # auto_fold speeds layers up until the cycle model meets --ii; this is when it gave up.
         print(f"note: the design takes {sidecar['ii']} cycles an image, more than --ii "

@@ -51,42 +51,55 @@ from amaranth.lib import fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..model.kinds import matrix_cycles
-from .folding import pixel_window_misfit
+from .folding import pixel_window_misfit, row_window_misfit
 from .mvtu import MVTU
 from .pad import PadMap, border_pixel
 from .pixel_window import PixelWindow
+from .row_window import RowWindow
 from .window import SlidingWindow
 
 __all__ = ["ConvUnit", "window_queue_depth", "window_gap", "pad_queue_depth", "pixel_period",
-           "window_kind", "WINDOW_KINDS"]
+           "window_kind", "WINDOW_KINDS", "WINDOW_UNITS"]
 
 #: How a conv layer's windows reach its MVTU (:func:`window_kind`).
-WINDOW_KINDS = ("registers", "pixels")
+WINDOW_KINDS = ("registers", "pixels", "rows")
+
+#: The unit of each window kind; "pixels" and "rows" read windows out of a ring of rows.
+WINDOW_UNITS = {"registers": SlidingWindow, "pixels": PixelWindow, "rows": RowWindow}
+
+_READ_AS = {"pixels": ("a pixel a cycle", pixel_window_misfit),
+            "rows": ("a window row a cycle", row_window_misfit)}
 
 
 def window_kind(layer, fold, kind=None):
-    """``"pixels"`` when the MVTU of ``layer`` folded as ``fold`` can take its windows a pixel
-    a cycle from a :class:`~bnnflow.hw.pixel_window.PixelWindow` without slowing down
-    (:func:`bnnflow.hw.folding.pixel_window_misfit`), else ``"registers"`` (a
+    """How the MVTU of ``layer`` folded as ``fold`` gets its windows: ``"pixels"`` when it can
+    take them a pixel a cycle from a :class:`~bnnflow.hw.pixel_window.PixelWindow` without
+    slowing down (:func:`bnnflow.hw.folding.pixel_window_misfit`), else ``"rows"`` when it can
+    take them a window row a cycle from a :class:`~bnnflow.hw.row_window.RowWindow`
+    (:func:`bnnflow.hw.folding.row_window_misfit`: a faster MVTU), else ``"registers"`` (a
     :class:`~bnnflow.hw.window.SlidingWindow` and a window queue). ``kind`` asks for one.
 
     Raises
     ------
     ValueError
-        If ``kind`` is not ``None`` or one of :data:`WINDOW_KINDS`, or is ``"pixels"`` for a
-        fold that cannot take pixels (the message says why).
+        If ``kind`` is not ``None`` or one of :data:`WINDOW_KINDS`, or is ``"pixels"`` or
+        ``"rows"`` for a fold that cannot take them (the message says why).
     """
     if kind not in (None, *WINDOW_KINDS):
         raise ValueError(f"window must be one of {', '.join(WINDOW_KINDS)} or None, not "
                          f"{kind!r}")
     if kind == "registers":
         return kind
-    why = pixel_window_misfit(layer, fold)
-    if why is None:
-        return "pixels"
-    if kind == "pixels":
-        raise ValueError(f"{layer.name}: folding {fold} cannot take its windows a pixel a "
-                         f"cycle: {why}")
+    for candidate in ("pixels", "rows"):
+        if kind not in (None, candidate):
+            continue
+        what, misfit = _READ_AS[candidate]
+        why = misfit(layer, fold)
+        if why is None:
+            return candidate
+        if kind == candidate:
+            raise ValueError(f"{layer.name}: folding {fold} cannot take its windows {what}: "
+                             f"{why}")
     return "registers"
 
 
@@ -162,8 +175,10 @@ class ConvUnit(wiring.Component):
     ----------
     pad : PadMap or None
         The padding unit of a padded layer (``None`` without padding).
-    window : SlidingWindow
-        On the padded map.
+    window : SlidingWindow, PixelWindow or RowWindow
+        On the padded map, as :attr:`window_kind` says.
+    window_kind : str
+        ``"registers"``, ``"pixels"`` or ``"rows"`` (:func:`window_kind`).
     mvtu : MVTU
     cycles : int
         ``max(Hp * Wp, Ho * Wo * mvtu.cycles)``, ``Hp x Wp`` the padded map.
@@ -174,8 +189,8 @@ class ConvUnit(wiring.Component):
     latency : int
         Edges from the pixel completing a window to the window's output pixel when the queue
         is empty and the MVTU idle: ``window.latency + 1 + mvtu.accept_wait + mvtu.latency``
-        (the queue's output register adds 1), plus ``pad.latency`` (1) with padding (counted
-        from the pad unit's input).
+        (the queue's output register adds 1; a pixel or row window has no queue and no 1),
+        plus ``pad.latency`` (1) with padding (counted from the pad unit's input).
     accept_wait : int
         0: pixels are taken as they come.
     out_width, lane_width : int
@@ -205,17 +220,17 @@ class ConvUnit(wiring.Component):
                               border_pixel(layer.pad_value, cin, layer.in_bits))
         self.pad_queue_depth = pad_queue_depth(layer, options.pixel_period)
         self.window_kind = window_kind(layer, fold, options.window)
-        pixels = self.window_kind == "pixels"
-        unit = PixelWindow if pixels else SlidingWindow
-        self.window = unit((hp, wp, pixel), layer.kernel, layer.stride)
+        read = self.window_kind != "registers"      # windows read out of a ring of rows
+        self.window = WINDOW_UNITS[self.window_kind]((hp, wp, pixel), layer.kernel, layer.stride)
         self.mvtu = MVTU(layer.weights, layer.thresholds, fold, options.pipeline,
                          popcount_style=options.popcount_style,
                          rom_register=options.rom_register, mask=getattr(layer, "mask", None),
-                         in_bits=layer.in_bits, in_chunk=pixel if pixels else None)
+                         in_bits=layer.in_bits,
+                         in_chunk=len(self.window.o.payload) if read else None)
         self.cycles = max(hp * wp, self.window.windows * self.mvtu.cycles)
-        # A pixel window's ring of rows is its queue; the queue's output register adds an edge.
-        self.queue_depth = 0 if pixels else window_queue_depth(layer, fold, options.pixel_period)
-        self.latency = (self.window.latency + (0 if pixels else 1) + self.mvtu.accept_wait
+        # A window reader's ring of rows is its queue; the queue's output register adds an edge.
+        self.queue_depth = 0 if read else window_queue_depth(layer, fold, options.pixel_period)
+        self.latency = (self.window.latency + (0 if read else 1) + self.mvtu.accept_wait
                         + self.mvtu.latency + (self.pad.latency if self.pad else 0))
         # n-bit activations: Cout levels of n bits per output pixel.
         self.lane_width = self.mvtu.lane_width
@@ -254,7 +269,8 @@ class ConvUnit(wiring.Component):
                 **({"pad": layer.pad, "pad_value": layer.pad_value,
                     "pad_queue_depth": self.pad_queue_depth} if layer.pad else {}),
                 "window_cycles": self.mvtu.cycles, "window": self.window_kind,
-                **({"ring_rows": self.window.rows} if self.window_kind == "pixels" else {}),
+                **({"ring_rows": self.window.rows} if self.window_kind != "registers"
+                   else {}),
                 "line_bits": self.window.line_bits, "queue_depth": self.queue_depth,
                 "queue_bits": self.queue_depth * len(self.window.o.payload)}
 

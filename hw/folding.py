@@ -29,7 +29,7 @@ from ..model.kinds import matrix_cycles
 
 __all__ = ["LayerFold", "layer_cycles", "fully_parallel", "auto_fold", "resolve_folding",
            "fed_by_previous", "check_folding", "parse_fold_string", "load_fold_file", "is_int",
-           "pixel_window_misfit"]
+           "pixel_window_misfit", "row_window_misfit"]
 
 
 def is_int(value):
@@ -91,11 +91,29 @@ def pixel_window_misfit(layer, fold):
     return None
 
 
+def row_window_misfit(layer, fold):
+    """Why the MVTU of a conv ``layer`` folded as ``fold`` cannot take its windows a window
+    row a cycle (:class:`~bnnflow.hw.row_window.RowWindow`), or ``None`` when it can: its input
+    must be a memory (``SF > 1``), ``SIMD`` a multiple of ``kw * Cin`` (a window row is a whole
+    number of chunks of a word) and the ``kh`` rows of a window no more cycles than the MVTU
+    spends on one (``ceil(N/PE) * SF``)."""
+    cin, (kh, kw) = layer.in_shape[2], layer.kernel
+    m = matrix_cycles(layer.fan_in, layer.neurons, fold)
+    if fold.simd >= layer.fan_in:
+        return "its MVTU reads the whole window every cycle (SF 1)"
+    if fold.simd % (kw * cin):
+        return f"SIMD {fold.simd} is not a multiple of kw x Cin = {kw * cin}"
+    if kh > m:
+        return f"its {kh} window rows take longer than the MVTU's {m} cycles a window"
+    return None
+
+
 def _window_cost(layer, fold):
     """What a conv layer's windows cost beside its ``PE * SIMD`` XNOR gates, in the same
     units: a window in registers and a window queue's output register are about ``2 K``
-    flip-flops and LUT4 (``K`` window bits), a pixel window a few counters (0 here)."""
-    if not hasattr(layer, "kernel") or pixel_window_misfit(layer, fold) is None:
+    flip-flops and LUT4 (``K`` window bits), a pixel or row window a few counters (0 here)."""
+    if (not hasattr(layer, "kernel") or pixel_window_misfit(layer, fold) is None
+            or row_window_misfit(layer, fold) is None):
         return 0
     return 2 * layer.fan_in * getattr(layer, "in_bits", 1)
 

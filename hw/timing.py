@@ -11,8 +11,9 @@ buffer and queue levels; no payloads), by the rules of the units themselves:
   one;
 * :class:`~bnnflow.hw.window.SlidingWindow` (on the padded map): no pixel is taken while a
   window waits and is not being read.
-* :class:`~bnnflow.hw.pixel_window.PixelWindow` (conv layers whose MVTU takes pixels): the
-  writer's column and its lag behind the reader's top row, the reader's window and pixel;
+* :class:`~bnnflow.hw.pixel_window.PixelWindow` and :class:`~bnnflow.hw.row_window.RowWindow`
+  (conv layers whose MVTU takes pixels or window rows): the writer's column and its lag behind
+  the reader's top row, the reader's window and pixel (row);
 * the window queue (:class:`amaranth.lib.fifo.SyncFIFOBuffered`): ``depth - 1`` entries in
   memory plus the output register, one cycle from write to readable;
 * :class:`~bnnflow.hw.mvtu.MVTU` with its input buffer (:mod:`bnnflow.hw.inbuf`: registers, or
@@ -31,6 +32,7 @@ from .conv import ConvUnit
 from .maxpool import MaxPool
 from .mvtu import MVTU
 from .pixel_window import PixelWindow
+from .row_window import RowWindow
 
 __all__ = ["TIMING_IMAGES", "stream_latency", "stream_timing", "mean_spacing", "needed_pixels"]
 
@@ -102,12 +104,14 @@ class _Window:
         return take
 
 
-class _PixelWindow:
-    """:class:`~bnnflow.hw.pixel_window.PixelWindow`: a ring of row memories written a pixel a
-    cycle while ``lag < rows``; windows read out of it a pixel a cycle once written."""
+class _RingWindow:
+    """:class:`~bnnflow.hw.pixel_window.PixelWindow` and :class:`~bnnflow.hw.row_window.
+    RowWindow`: a ring of row memories written a pixel a cycle while ``lag < rows``; windows
+    read out of it a pixel (a window row) a cycle once written."""
 
     def __init__(self, window):
         (self.h, self.w, _), (self.kh, self.kw) = window.in_shape, window.kernel
+        self.per_row = window.chunks // self.kh     # transfers per window row: kw or 1
         self.s, self.rows = window.stride, window.rows
         self.ho, self.wo = window.out_shape
         self.lag = self.wcol = 0
@@ -123,7 +127,7 @@ class _PixelWindow:
 
     def _advance(self):
         """Move the reader to its next pixel; the rows it releases."""
-        if self.b != self.kw - 1:
+        if self.b != self.per_row - 1:
             self.b += 1
             return 0
         self.b = 0
@@ -364,8 +368,8 @@ def _stages(top):
         if isinstance(unit, ConvUnit):
             stages += [_Queue(unit.pad_queue_depth)] if unit.pad_queue_depth else []
             stages += [_Pad(unit.pad)] if unit.pad is not None else []
-            if isinstance(unit.window, PixelWindow):
-                stages += [_PixelWindow(unit.window), _Mvtu(unit.mvtu)]
+            if isinstance(unit.window, (PixelWindow, RowWindow)):
+                stages += [_RingWindow(unit.window), _Mvtu(unit.mvtu)]
             else:
                 stages += [_Window(unit.window), _Queue(unit.queue_depth), _Mvtu(unit.mvtu)]
         elif isinstance(unit, MaxPool):

@@ -198,7 +198,7 @@ def _layer_targets(j, layer, unit, fold):
     latency = window.latency + (unit.pad.latency if unit.pad is not None else 0)
     # A pixel window sends each window as kh * kw pixels: more cycles than the map's pixels.
     cycles = max(h * w, window.windows * getattr(window, "chunks", 1))
-    step += ", pixels" if unit.window_kind == "pixels" else ""
+    step += "" if unit.window_kind == "registers" else f", {unit.window_kind}"
     windows = ProofTarget(f"layer {j} window ({layer.kernel[0]}x{layer.kernel[1]}{step})",
                           front, layer.in_width * layer.in_bits,
                           window.windows * layer.fan_in * layer.in_bits,

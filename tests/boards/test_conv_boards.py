@@ -30,9 +30,11 @@ def conv_model():
 
 
 def test_estimates_count_window_units_queues_and_pools(conv_model):
-    folding = resolve_folding(conv_model, "auto", 300)
+    # conv0 reads whole windows a cycle (SF 1): window registers and a queue.
+    folding = resolve_folding(conv_model, "8x27,1x1,1x8,1x6,1x1")
     top = BnnTop(conv_model, folding)
     side = {entry["name"]: entry for entry in top.sidecar()["layers"]}
+    assert side["conv0"]["window"] == "registers"
     conv = conv_model.layers[0]
     assert side["conv0"]["queue_depth"] == window_queue_depth(conv, folding[0])
     # Line memory W x (kh-1)*Cin and the queue's depth-1 words of K bits.
@@ -130,6 +132,41 @@ def test_pixel_window_flip_flop_estimate_is_the_units_count(yosys_flops, shape, 
     assert map_unit_ffs(conv, side) == yosys_flops(dut)
     assert map_unit_memories(conv, side) == [(shape[2], dut.rows * conv.padded_shape[1],
                                               False, True)]
+
+
+@pytest.mark.parametrize(("shape", "stage"), [
+    ((9, 9, 2), ("conv", 3, 3, 3, 1)), ((9, 9, 2), ("conv", 3, 3, 3, 2)),
+    ((12, 11, 5), ("conv", 3, 2, 3, 3)), ((7, 6, 3), ("conv", 3, 1, 1, 1)),
+    ((8, 12, 2), ("conv", 3, 3, 5, 1)), ((11, 10, 1), ("conv", 3, 2, 2, 3))])
+def test_row_window_flip_flop_estimate_is_the_units_count(yosys_flops, shape, stage):
+    # Addresses, counters (the writer's and reader's bank and word), lag and valid bit of the
+    # row reader; its kw banks are memories of ceil(W / kw) words a row.
+    from bnnflow.hw.row_window import RowWindow
+
+    conv = random_conv_model(shape, [stage, ("dense", 4)], 2).layers[0]
+    dut = RowWindow(conv.padded_shape, conv.kernel, conv.stride)
+    side = {"window": "rows", "ring_rows": dut.rows, "queue_depth": 0}
+    assert map_unit_ffs(conv, side) == yosys_flops(dut)
+    kw, w = conv.kernel[1], conv.padded_shape[1]
+    assert map_unit_memories(conv, side) == [(shape[2], dut.rows * -(-w // kw), False,
+                                              True)] * kw
+
+
+def test_estimates_follow_the_window_kind_the_hardware_chooses(conv_model):
+    # At --fold auto --ii 300 conv0 (8x9: 3 cycles a window) reads a window row a cycle and
+    # conv2 (1x8) a pixel a cycle: no queues, and the estimate's units are the sidecar's.
+    from bnnflow.boards.estimate import _map_units
+
+    folding = resolve_folding(conv_model, "auto", 300)
+    side = {entry["name"]: entry for entry in BnnTop(conv_model, folding).sidecar()["layers"]}
+    assert [side[n]["window"] for n in ("conv0", "conv2")] == ["rows", "pixels"]
+    units = {layer.name: unit for layer, unit in _map_units(conv_model, folding)}
+    for name in ("conv0", "conv2"):
+        assert side[name]["queue_depth"] == units[name]["queue_depth"] == 0
+        assert units[name]["window"] == side[name]["window"]
+        assert units[name]["ring_rows"] == side[name]["ring_rows"]
+    assert map_unit_memories(conv_model.layers[0], units["conv0"]) == [
+        (3, side["conv0"]["ring_rows"] * 4, False, True)] * 3
 
 
 @pytest.mark.parametrize(("shape", "stage", "in_bits"), [

@@ -26,6 +26,7 @@ module tb;
   wire iready, ovalid;
   wire [{ow}:0] opayload;
   integer k = 0, outs = 0, cycle = 0;
+  reg xfer;
   bnnflow_top dut(.clk(clk), .rst(rst), .i__payload(payload), .i__valid(valid),
                   .i__ready(iready), .o__valid(ovalid), .o__ready(1'b1), .o__payload(opayload));
   always #5 clk = ~clk;
@@ -33,9 +34,13 @@ module tb;
     $readmemh("inputs.hex", mem);
     @(posedge clk); #1 rst = 0; valid = 1; payload = mem[0];
     while (outs < {images} && cycle < {limit}) begin
-      @(posedge clk);
+      // Handshakes read at the falling edge, inputs changed 1 ns after the rising one: no
+      // race with the design's always blocks at the rising edge.
+      @(negedge clk);
       if (ovalid) begin $display("%h", opayload); outs = outs + 1; end
-      if (valid && iready) begin
+      xfer = valid && iready;
+      @(posedge clk); #1;
+      if (xfer) begin
         k = k + 1;
         if (k > {n}) valid = 0; else payload = mem[k];
       end

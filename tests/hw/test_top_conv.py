@@ -96,6 +96,25 @@ PIXEL_CASES = [
 ]
 
 
+#: Every conv layer folded so that its windows reach the MVTU a window row a cycle
+#: (hw/row_window.py) and not a pixel a cycle: SIMD a multiple of kw * Cin, SF > 1, kh <= the
+#: MVTU's cycles a window < kh * kw (equal to kh in the first); 3x3, 2x2 and 3x5 kernels,
+#: strides 2 and 3 (above kw), padding, pools.
+ROW_CASES = [
+    ((7, 6, 2), [("conv", 5, 3), ("pool", 2), ("dense", 6)], 3, "5x6,1x1,2x10,3x6", 0),
+    ((9, 9, 1), [("conv", 3, 2), ("conv", 4, 3), ("pool", 3), ("dense", 5)], 4,
+     "3x2,2x9,1x1,5x8,2x5", 1),
+    ((9, 8, 2), [("conv", 4, 3, 3, 2), ("dense", 5)], 3, "2x6,5x8,3x5", 2),
+    ((7, 6, 3), [("conv", 4, 3, 3, 1, 1), ("pool", 2), ("dense", 5)], 3, "4x9,1x1,5x12,3x5",
+     1),
+    ((5, 6, 1), [("conv", 3, 3, 3, 1, 2), ("conv", 4, 2, 2, 1, 1, 1), ("dense", 4)], 2,
+     "3x3,4x6,4x32,2x4", 2),
+    ((11, 10, 1), [("conv", 3, 2, 2, 3), ("conv", 4, 2, 2, 1), ("pool", 2), ("dense", 4)], 2,
+     "3x2,4x6,1x1,4x4,2x4", 0),
+    ((8, 12, 2), [("conv", 3, 3, 5)], 4, "3x10,2x12", 1),
+]
+
+
 def build(case, seed=0, window=None):
     shape, stages, classes, fold, pipeline = case
     model = random_conv_model(shape, stages, classes, seed=seed)
@@ -109,7 +128,8 @@ def check_outputs(model, top, images, outputs):
     assert np.array_equal(pops, g.popcounts)
 
 
-ALL_CASES = [(c, None) for c in CASES] + [(c, "pixels") for c in PIXEL_CASES]
+ALL_CASES = ([(c, None) for c in CASES] + [(c, "pixels") for c in PIXEL_CASES]
+             + [(c, "rows") for c in ROW_CASES])
 ALL_IDS = [f"{c[0]}{'-' + w if w else ''}" for c, w in ALL_CASES]
 
 
@@ -214,6 +234,11 @@ KIND_CASES = [
     ({"input_bits": 8, "window": "pixels"}, PIXEL_CASES[0]),
     ({"ternary": True, "act_bits": 2, "window": "pixels"}, PIXEL_CASES[1]),
     ({"ternary": True, "input_bits": 8, "act_bits": 2, "window": "pixels"}, PIXEL_CASES[4]),
+    # Windows a row a cycle (hw/row_window.py) of the same kinds.
+    ({"input_bits": 8, "window": "rows"}, ROW_CASES[0]),
+    ({"ternary": True, "act_bits": 2, "window": "rows"}, ROW_CASES[1]),
+    ({"ternary": True, "input_bits": 8, "act_bits": 2, "window": "rows"}, ROW_CASES[4]),
+    ({"input_bits": 8, "act_bits": 3, "window": "rows"}, ROW_CASES[6]),
 ]
 
 
@@ -271,12 +296,30 @@ def test_windows_a_pixel_a_cycle_are_refused_where_the_mvtu_cannot_take_them(fol
         BnnTop(model, fold, window="pixels")
 
 
+@pytest.mark.parametrize(("fold", "why"), [
+    ("5x18,1x1,2x10,3x6", r"its MVTU reads the whole window every cycle \(SF 1\)"),
+    ("1x4,1x1,2x10,3x6", "SIMD 4 is not a multiple of kw x Cin = 6"),
+    ("5x12,1x1,2x10,3x6", "its 3 window rows take longer than the MVTU's 2 cycles a window"),
+])
+def test_windows_a_row_a_cycle_are_refused_where_the_mvtu_cannot_take_them(fold, why):
+    model = random_conv_model((7, 6, 2), [("conv", 5, 3), ("pool", 2), ("dense", 6)], 3)
+    with pytest.raises(ValueError, match=rf"conv0: folding {fold.split(',')[0]} cannot take "
+                                         rf"its windows a window row a cycle: {why}"):
+        BnnTop(model, fold, window="rows")
+
+
 def test_window_kinds_are_checked_and_chosen_by_the_folding():
     model = random_conv_model((7, 6, 2), [("conv", 5, 3), ("pool", 2), ("dense", 6)], 3)
-    with pytest.raises(ValueError, match="window must be one of registers, pixels or None, "
-                                         "not 'lines'"):
+    with pytest.raises(ValueError, match="window must be one of registers, pixels, rows or "
+                                         "None, not 'lines'"):
         BnnTop(model, "1x2,1x1,2x10,3x6", window="lines")
-    kinds = {fold: BnnTop(model, fold).layers[0].window_kind
-             for fold in ("1x2,1x1,2x10,3x6", "5x18,1x1,2x10,3x6")}
-    assert kinds == {"1x2,1x1,2x10,3x6": "pixels", "5x18,1x1,2x10,3x6": "registers"}
+    folds = ("1x2,1x1,2x10,3x6", "5x6,1x1,2x10,3x6", "3x6,1x1,2x10,3x6", "5x12,1x1,2x10,3x6",
+             "5x18,1x1,2x10,3x6", "1x6,1x1,2x10,3x6")
+    kinds = {fold: BnnTop(model, fold).layers[0].window_kind for fold in folds}
+    # Pixels where the MVTU spends at least 9 cycles a window (1x6: 15), rows at 3 to 8 (5x6:
+    # 3, 3x6: 6), registers below (5x12: 2) and at SF 1.
+    assert kinds == {"1x2,1x1,2x10,3x6": "pixels", "5x6,1x1,2x10,3x6": "rows",
+                     "3x6,1x1,2x10,3x6": "rows", "5x12,1x1,2x10,3x6": "registers",
+                     "5x18,1x1,2x10,3x6": "registers", "1x6,1x1,2x10,3x6": "pixels"}
+    assert BnnTop(model, "1x6,1x1,2x10,3x6", window="rows").layers[0].window_kind == "rows"
     assert BnnTop(model, "1x2,1x1,2x10,3x6", window="registers").layers[0].queue_depth > 0

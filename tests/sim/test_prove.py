@@ -183,6 +183,18 @@ def test_pixel_window_units_are_proved():
     assert result.covered_at is not None and result.covered_at < result.depth
 
 
+# A 2x2 kernel over a 2x3 map, its two windows read a row (two banks) a cycle: the second
+# window's columns 1 and 2 come from banks 1 and 0, rotated (37 s when written).
+def test_row_window_units_are_proved():
+    model = random_conv_model((2, 3, 1), [("conv", 1, 2, 2)], 2, seed=0)
+    target = next(t for t in proof_targets(model, "1x2,2x1", window="rows")
+                  if "window" in t.name)
+    assert target.name == "layer 0 window (2x2, rows)"
+    result = prove_target(target, None, timeout=600, induction=False)
+    assert result.status == "bounded", result
+    assert result.covered_at is not None and result.covered_at < result.depth
+
+
 # A one-pixel map bordered by 1 with code 1 (3x3 padded), one 2x2 window every 2 pixels: the pad
 # and window units as one target, the window three pad pixels and the input (3 s; with stride 1,
 # four windows, 10 s when written: left out of the suite for time).
