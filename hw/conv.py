@@ -51,7 +51,7 @@ from amaranth.lib import fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..model.kinds import matrix_cycles
-from .folding import pixel_window_misfit, row_window_misfit
+from .folding import pixel_window_misfit, row_window_misfit, rows_pay
 from .mvtu import MVTU
 from .pad import PadMap, border_pixel
 from .pixel_window import PixelWindow
@@ -75,9 +75,10 @@ def window_kind(layer, fold, kind=None):
     """How the MVTU of ``layer`` folded as ``fold`` gets its windows: ``"pixels"`` when it can
     take them a pixel a cycle from a :class:`~bnnflow.hw.pixel_window.PixelWindow` without
     slowing down (:func:`bnnflow.hw.folding.pixel_window_misfit`), else ``"rows"`` when it can
-    take them a window row a cycle from a :class:`~bnnflow.hw.row_window.RowWindow`
-    (:func:`bnnflow.hw.folding.row_window_misfit`: a faster MVTU), else ``"registers"`` (a
-    :class:`~bnnflow.hw.window.SlidingWindow` and a window queue). ``kind`` asks for one.
+    take them a window row a cycle from a :class:`~bnnflow.hw.row_window.RowWindow` (a faster
+    MVTU) and the window is large enough for that to pay (:func:`bnnflow.hw.folding.rows_pay`),
+    else ``"registers"`` (a :class:`~bnnflow.hw.window.SlidingWindow` and a window queue).
+    ``kind`` asks for one (``"rows"`` whenever it can be built).
 
     Raises
     ------
@@ -95,11 +96,11 @@ def window_kind(layer, fold, kind=None):
             continue
         what, misfit = _READ_AS[candidate]
         why = misfit(layer, fold)
-        if why is None:
-            return candidate
-        if kind == candidate:
+        if kind == candidate and why is not None:
             raise ValueError(f"{layer.name}: folding {fold} cannot take its windows {what}: "
                              f"{why}")
+        if why is None and (kind == candidate or candidate == "pixels" or rows_pay(layer, fold)):
+            return candidate
     return "registers"
 
 

@@ -29,7 +29,7 @@ from ..model.kinds import matrix_cycles
 
 __all__ = ["LayerFold", "layer_cycles", "fully_parallel", "auto_fold", "resolve_folding",
            "fed_by_previous", "check_folding", "parse_fold_string", "load_fold_file", "is_int",
-           "pixel_window_misfit", "row_window_misfit"]
+           "pixel_window_misfit", "row_window_misfit", "rows_pay", "ROW_WINDOW_MIN_BITS"]
 
 
 def is_int(value):
@@ -108,12 +108,28 @@ def row_window_misfit(layer, fold):
     return None
 
 
+#: The smallest window, in bits, that the automatic choice reads a row a cycle. A row window's
+#: counters, bank addresses and rotation cost about what a pixel window's do; below this a
+#: window in registers and its queue cost less (cnv-mnist's 9-bit first conv at 3 cycles a
+#: window, as rows: +367 LUT4 and +118 FF on iCE40, +242 logic on ECP5; its 144-bit second
+#: conv: -447 FF, -38 LUT4, -8 block RAMs on iCE40; bench/README.md, "Windows a row a cycle").
+ROW_WINDOW_MIN_BITS = 64
+
+
+def rows_pay(layer, fold):
+    """Whether the automatic choice reads the windows of a conv ``layer`` folded as ``fold`` a
+    row a cycle: they can be (:func:`row_window_misfit`) and a window has at least
+    :data:`ROW_WINDOW_MIN_BITS` bits."""
+    return (layer.fan_in * getattr(layer, "in_bits", 1) >= ROW_WINDOW_MIN_BITS
+            and row_window_misfit(layer, fold) is None)
+
+
 def _window_cost(layer, fold):
     """What a conv layer's windows cost beside its ``PE * SIMD`` XNOR gates, in the same
     units: a window in registers and a window queue's output register are about ``2 K``
     flip-flops and LUT4 (``K`` window bits), a pixel or row window a few counters (0 here)."""
     if (not hasattr(layer, "kernel") or pixel_window_misfit(layer, fold) is None
-            or row_window_misfit(layer, fold) is None):
+            or rows_pay(layer, fold)):
         return 0
     return 2 * layer.fan_in * getattr(layer, "in_bits", 1)
 

@@ -152,21 +152,46 @@ def test_row_window_flip_flop_estimate_is_the_units_count(yosys_flops, shape, st
                                               True)] * kw
 
 
-def test_estimates_follow_the_window_kind_the_hardware_chooses(conv_model):
-    # At --fold auto --ii 300 conv0 (8x9: 3 cycles a window) reads a window row a cycle and
-    # conv2 (1x8) a pixel a cycle: no queues, and the estimate's units are the sidecar's.
+@pytest.mark.slow
+@pytest.mark.parametrize("family", ["ice40", "ecp5"])
+@pytest.mark.parametrize(("shape", "stage"), [((8, 12, 2), ("conv", 3, 3, 5, 1)),
+                                              ((14, 14, 32), ("conv", 3, 3, 3, 1))])
+def test_row_window_logic_estimate_follows_yosys(tmp_path, family, shape, stage):
+    # The unit alone through synth_<family>: its logic measure (banks included) against
+    # map_unit_luts; the rotation term was fitted on nine such units (-25..+26 %).
+    from amaranth.back import rtlil
+
+    from bnnflow.boards.estimate_maps import map_unit_luts
+    from bnnflow.boards.synth import SYNTH_TOP, _run_yosys
+    from bnnflow.boards.tools import find_tool
+    from bnnflow.hw.row_window import RowWindow
+
+    conv = random_conv_model(shape, [stage, ("dense", 4)], 2).layers[0]
+    dut = RowWindow(conv.padded_shape, conv.kernel, conv.stride)
+    (tmp_path / "design.il").write_text(rtlil.convert(dut, name=SYNTH_TOP, emit_src=False))
+    _, counts = _run_yosys(find_tool("yosys"), family, tmp_path, tmp_path)
+    side = {"window": "rows", "ring_rows": dut.rows, "queue_depth": 0}
+    assert map_unit_luts(conv, side, family) == pytest.approx(counts.logic, rel=0.3)
+
+
+def test_estimates_follow_the_window_kind_the_hardware_chooses():
+    # 8 input channels: conv0 (72-bit windows, 8x24: 3 cycles a window) reads a window row a
+    # cycle, conv2 (2x16: 6 cycles) a pixel a cycle: no queues, and the estimate's units are
+    # the sidecar's.
     from bnnflow.boards.estimate import _map_units
 
-    folding = resolve_folding(conv_model, "auto", 300)
-    side = {entry["name"]: entry for entry in BnnTop(conv_model, folding).sidecar()["layers"]}
+    model = random_conv_model((12, 11, 8), [("conv", 8, 3), ("pool", 2), ("conv", 6, 2),
+                                            ("dense", 16)], 10, seed=0)
+    folding = resolve_folding(model, "8x24,1x1,2x16,1x6,1x1")
+    side = {entry["name"]: entry for entry in BnnTop(model, folding).sidecar()["layers"]}
     assert [side[n]["window"] for n in ("conv0", "conv2")] == ["rows", "pixels"]
-    units = {layer.name: unit for layer, unit in _map_units(conv_model, folding)}
+    units = {layer.name: unit for layer, unit in _map_units(model, folding)}
     for name in ("conv0", "conv2"):
         assert side[name]["queue_depth"] == units[name]["queue_depth"] == 0
         assert units[name]["window"] == side[name]["window"]
         assert units[name]["ring_rows"] == side[name]["ring_rows"]
-    assert map_unit_memories(conv_model.layers[0], units["conv0"]) == [
-        (3, side["conv0"]["ring_rows"] * 4, False, True)] * 3
+    assert map_unit_memories(model.layers[0], units["conv0"]) == [
+        (8, side["conv0"]["ring_rows"] * 4, False, True)] * 3
 
 
 @pytest.mark.parametrize(("shape", "stage", "in_bits"), [

@@ -58,6 +58,9 @@ DESIGNS = [
     (lambda: random_model([20, 9, 4], seed=1), None, 2),
     (lambda: random_conv_model((7, 6, 2), [("conv", 5, 3), ("pool", 2), ("dense", 6)], 3,
                                seed=1), "5x6,1x1,2x10,3x6", 1),
+    # Windows a row a cycle (72-bit windows, 3 cycles each): banks and their rotation.
+    (lambda: random_conv_model((7, 6, 8), [("conv", 5, 3), ("pool", 2), ("dense", 6)], 3,
+                               seed=1), "5x24,1x1,2x10,3x6", 1),
 ]
 
 

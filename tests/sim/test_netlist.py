@@ -165,19 +165,19 @@ def test_a_pixel_window_ring_in_block_ram_matches_golden_at_gate_level(build_roo
 @pytest.mark.slow
 @pytest.mark.parametrize(("family", "cell"), [("ice40", "bram"), ("ecp5", "lutram")])
 def test_row_window_banks_match_golden_at_gate_level(build_root, family, cell):
-    # A row window's three banks (6 rows of 3 words of 4 bits each, no_rw_check) go to
+    # A row window's three banks (6 rows of 3 words of 8 bits each, no_rw_check) go to
     # SB_RAM40_4K on iCE40 and TRELLIS_DPR16X4 on ECP5; the mapped netlist, rotation of the
     # banks' words included, must match the golden model.
     from bnnflow.boards.memory_map import placement
     from bnnflow.hw.top import BnnTop
     from bnnflow.model.random_net import random_conv_model
 
-    model = random_conv_model((8, 7, 4), [("conv", 6, 3), ("dense", 5)], 3, seed=0)
-    fold = "6x12,5x30,3x5"
+    model = random_conv_model((8, 7, 8), [("conv", 6, 3), ("dense", 5)], 3, seed=0)
+    fold = "6x24,5x30,3x5"
     top = BnnTop(model, fold)
     top._MustUse__silence = True
     assert top.layers[0].window_kind == "rows" and top.layers[0].window.rows == 6
-    assert placement(family, 4, 18, no_rw_check=True).kind == cell
+    assert placement(family, 8, 18, no_rw_check=True).kind == cell
     bits = np.random.default_rng(0).integers(0, 2, size=(3, model.input.width), dtype=np.uint8)
     rep = run_verify(model, simulator="icarus", inputs=bits, fold=fold, stall=0.3, seed=1,
                      netlist=family, build_root=build_root)

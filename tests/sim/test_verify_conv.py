@@ -262,16 +262,20 @@ STAGES_STRIDE = ((11, 10, 2), [("conv", 4, 3, 3, 2), ("conv", 3, 2, 2, 3), ("den
 #: takes conv0's pixels while it sends the border.
 STAGES_PAD = ((9, 8, 2), [("conv", 4, 3, 3, 2, 1, 1), ("conv", 3, 3, 3, 1, 2), ("dense", 5)], 3)
 
+#: The same strides with windows of 72 and 64 bits, read a window row a cycle
+#: (hw/row_window.py) when folded to 6 and 2 cycles a window.
+STAGES_ROWS = ((11, 10, 8), [("conv", 16, 3, 3, 2), ("conv", 3, 2, 2, 3), ("dense", 5)], 3)
+
 #: (stages, seed, folding, images, first two maps' shapes) of the strided and padded networks.
-#: The strided convs hold their windows in registers (SF 1), or read them a window row a cycle
-#: ("rows", hw/row_window.py); the two convs of STAGES_B take theirs a pixel a cycle
-#: (hw/pixel_window.py), as does the padded network's first conv (its second takes rows).
-GEOMETRY_NETS = {"stride": (STAGES_STRIDE, 3, "4x18,3x16,5x3,3x5", 12, [(5, 4, 4), (2, 1, 3)]),
-                 "rows": (STAGES_STRIDE, 3, "2x6,3x8,5x3,3x5", 12, [(5, 4, 4), (2, 1, 3)]),
+#: The strided convs hold their windows in registers, or read them a window row a cycle
+#: ("rows"); the two convs of STAGES_B take theirs a pixel a cycle
+#: (hw/pixel_window.py), as does the padded network's first conv.
+GEOMETRY_NETS = {"stride": (STAGES_STRIDE, 3, "2x6,3x8,5x3,3x5", 12, [(5, 4, 4), (2, 1, 3)]),
+                 "rows": (STAGES_ROWS, 3, "8x24,3x32,5x3,3x5", 12, [(5, 4, 16), (2, 1, 3)]),
                  "pad": (STAGES_PAD, 4, "1x6,3x12,5x42,3x5", 8, [(5, 4, 4), (7, 6, 3)]),
                  "pixels": (STAGES_B, 5, "1x3,1x4,1x1,5x3,4x5", 8, [(7, 6, 4), (6, 5, 3)])}
-WINDOW_KINDS = {"stride": ["registers"] * 2, "rows": ["rows"] * 2, "pad": ["pixels", "rows"],
-                "pixels": ["pixels"] * 2}
+WINDOW_KINDS = {"stride": ["registers"] * 2, "rows": ["rows"] * 2,
+                "pad": ["pixels", "registers"], "pixels": ["pixels"] * 2}
 
 
 # Not the cocotb bench: verilator-direct compiles the same Verilog with the same Verilator
