@@ -39,7 +39,7 @@ from amaranth.lib.wiring import In, Out
 
 from .window import check_shape
 
-__all__ = ["PixelWindow", "ring_rows"]
+__all__ = ["PixelWindow", "ring_rows", "ring_geometry", "ring_advance"]
 
 
 def ring_rows(in_shape, kernel, stride=1):
@@ -48,6 +48,28 @@ def ring_rows(in_shape, kernel, stride=1):
     h, kh, s = in_shape[0], kernel[0], stride
     dropped = h - ((h - kh) // s) * s - kh
     return max(2 * kh + dropped, kh + s)
+
+
+def ring_geometry(unit, in_shape, kernel, stride):
+    """Check the shapes of a window reader over a ring of rows (:class:`PixelWindow`,
+    :class:`~bnnflow.hw.row_window.RowWindow`) and set what they share on ``unit``:
+    ``in_shape``, ``kernel``, ``stride``, ``out_shape``, ``windows`` and ``rows``."""
+    in_shape, kernel = tuple(in_shape), tuple(kernel)
+    check_shape(in_shape, kernel, stride)
+    unit.in_shape, unit.kernel, unit.stride = in_shape, kernel, stride
+    (h, w, _), (kh, kw) = in_shape, kernel
+    unit.out_shape = ((h - kh) // stride + 1, (w - kw) // stride + 1)
+    unit.windows = unit.out_shape[0] * unit.out_shape[1]
+    unit.rows = ring_rows(in_shape, kernel, stride)
+
+
+def ring_advance(depth, row_words):
+    """``advance(base, nrows)``: a ring address ``base`` moved ``nrows`` rows of ``row_words``
+    words on in a ring of ``depth`` words (``nrows`` no more than its rows)."""
+    def advance(base, nrows):
+        step = nrows * row_words
+        return Mux(base >= depth - step, base + step - depth, base + step)
+    return advance
 
 
 class PixelWindow(wiring.Component):
@@ -91,15 +113,10 @@ class PixelWindow(wiring.Component):
     """
 
     def __init__(self, in_shape, kernel, stride=1):
-        in_shape, kernel = tuple(in_shape), tuple(kernel)
-        check_shape(in_shape, kernel, stride)
-        self.in_shape, self.kernel, self.stride = in_shape, kernel, stride
-        h, w, c = in_shape
-        kh, kw = kernel
-        self.out_shape = ((h - kh) // stride + 1, (w - kw) // stride + 1)
-        self.windows = self.out_shape[0] * self.out_shape[1]
+        ring_geometry(self, in_shape, kernel, stride)
+        _, w, c = self.in_shape
+        kh, kw = self.kernel
         self.chunks = kh * kw
-        self.rows = ring_rows(in_shape, kernel, stride)
         self.line_bits = self.rows * w * c
         self.latency = self.chunks + 1
         super().__init__({"i": In(stream.Signature(c)), "o": Out(stream.Signature(c))})
@@ -115,10 +132,7 @@ class PixelWindow(wiring.Component):
         wr = ring.write_port()
         rd = ring.read_port()
 
-        def advance(base, nrows):
-            """``base`` moved ``nrows`` rows on in the ring (``nrows <= rows``)."""
-            step = nrows * w
-            return Mux(base >= depth - step, base + step - depth, base + step)
+        advance = ring_advance(depth, w)
 
         # Writer: row after row into the ring.
         lag = Signal(range(-h - 1, rows + 2), name="lag")

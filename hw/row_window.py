@@ -29,8 +29,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from .pixel_window import ring_rows
-from .window import check_shape
+from .pixel_window import ring_advance, ring_geometry
 
 __all__ = ["RowWindow"]
 
@@ -76,15 +75,10 @@ class RowWindow(wiring.Component):
     """
 
     def __init__(self, in_shape, kernel, stride=1):
-        in_shape, kernel = tuple(in_shape), tuple(kernel)
-        check_shape(in_shape, kernel, stride)
-        self.in_shape, self.kernel, self.stride = in_shape, kernel, stride
-        h, w, c = in_shape
-        kh, kw = kernel
-        self.out_shape = ((h - kh) // stride + 1, (w - kw) // stride + 1)
-        self.windows = self.out_shape[0] * self.out_shape[1]
+        ring_geometry(self, in_shape, kernel, stride)
+        _, w, c = self.in_shape
+        kh, kw = self.kernel
         self.chunks = kh
-        self.rows = ring_rows(in_shape, kernel, stride)
         self.line_bits = self.rows * kw * -(-w // kw) * c
         self.latency = kh + 1
         super().__init__({"i": In(stream.Signature(c)), "o": Out(stream.Signature(kw * c))})
@@ -104,10 +98,7 @@ class RowWindow(wiring.Component):
         wrs = [bank.write_port() for bank in banks]
         rds = [bank.read_port() for bank in banks]
 
-        def advance(base, nrows):
-            """``base`` moved ``nrows`` rows on in the ring (``nrows <= rows``)."""
-            step = nrows * words
-            return Mux(base >= depth - step, base + step - depth, base + step)
+        advance = ring_advance(depth, words)
 
         # Writer: row after row, column x into bank x mod kw at word x // kw of the slot.
         lag = Signal(range(-h - 1, rows + 2), name="lag")
