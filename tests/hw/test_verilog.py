@@ -95,6 +95,20 @@ def test_cli_writes_identical_bytes_on_each_run(model_file, tmp_path, capsys):
     assert "II" in capsys.readouterr().out
 
 
+def test_cli_names_the_conv_layers_that_read_a_row_a_cycle(tmp_path, capsys):
+    from bnnflow.model.random_net import random_conv_model
+
+    # 72-bit windows at 3 cycles each: rows; the 5x48 fold reads whole windows: registers.
+    model = random_conv_model((7, 6, 8), [("conv", 5, 3), ("pool", 2), ("dense", 6)], 3)
+    artifact.save(model, tmp_path / "m.bnn")
+    for fold, kind in (("5x24,1x1,2x10,3x6", "a row a cycle"),
+                       ("5x48,1x1,2x10,3x6", "in registers")):
+        assert run_cli(tmp_path / "m.bnn", "--fold", fold, "-o", tmp_path / "top.v") == 0
+        assert f"conv windows: conv0 {kind}\n" in capsys.readouterr().out
+        side = json.loads((tmp_path / "top.json").read_text())
+        assert side["layers"][0]["window"] == ("rows" if "row" in kind else "registers")
+
+
 def test_cli_notes_when_a_layer_behind_a_pool_misses_the_requested_ii(tmp_path, capsys,
                                                                        monkeypatch):
     from bnnflow.hw import folding
