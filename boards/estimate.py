@@ -31,6 +31,7 @@ from .estimate_mvtu import (
     LUT4_PER_XNOR_BIT,
     argmax_luts,
     mvtu_luts,
+    rom_columns,
     rom_in_logic,
     rom_luts,
     rom_words,
@@ -259,10 +260,12 @@ def estimate_ffs(model, folding, pipeline=0, family="ice40", *, rom_register=Non
     (:func:`bnnflow.hw.top.layer_chunks`), else neuron-fold collection and output registers
     (``N * lane``); plus the argmax output register and the wrapper (``2 K0 + W_out + 2``: its
     shift register and the network's input register). A weight ROM that Yosys puts in LUTs
-    (fewer than 128 words on iCE40) adds its ``PE * SIMD`` read-data register;
-    ``rom_register`` (:class:`~bnnflow.hw.mvtu.MVTU`; ``None``: the family's
-    :data:`ROM_REGISTER`) adds the ``PE * SIMD`` weight register and its priming flag to every
-    ROM, and a ROM depth that is not a power of two a wrap flag. boards/README.md compares it
+    (fewer than 128 words on iCE40) adds its read-data register; ``rom_register``
+    (:class:`~bnnflow.hw.mvtu.MVTU`; ``None``: the family's :data:`ROM_REGISTER`) adds the
+    weight register and its priming flag to every ROM, and a ROM depth that is not a power of
+    two a wrap flag. Each of these registers is ``PE * SIMD`` bits, or for a ROM in logic the
+    ROM's distinct non-constant columns (:func:`~bnnflow.boards.estimate_mvtu.rom_columns`:
+    Yosys merges equal register bits and drops constant ones). boards/README.md compares it
     with Yosys' counts.
     """
     if rom_register is None:
@@ -295,10 +298,14 @@ def _layer_ffs(layer, fold, in_chunk, out_chunks, pipeline, family, rom_register
           + _bits_for(sf) + _bits_for(nf))
     if words > 1:
         ff += _bits_for(words) + ctrl + (fold.simd if sf == 1 else 0)
-        if rom_in_logic(family, fold.pe * fold.simd * layer.weight_bits, words):
-            ff += fold.pe * fold.simd * layer.weight_bits
+        width = fold.pe * fold.simd * layer.weight_bits
+        # A register loaded from a ROM in logic keeps a flip-flop per distinct column.
+        in_logic = rom_in_logic(family, width, words)
+        kept = rom_columns(layer, fold) if in_logic else width
+        if in_logic:
+            ff += kept
         if rom_register:
-            ff += fold.pe * fold.simd * layer.weight_bits + 1
+            ff += kept + 1
         if words & (words - 1):
             ff += 1
     ff += pipeline * ctrl + fold.pe * b * _popcount_ffs(fold.simd, pipeline)

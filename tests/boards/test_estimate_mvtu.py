@@ -171,3 +171,45 @@ def test_ecp5_logic_measure_matches_what_nextpnr_packs(tmp_path):
     used = json.loads((tmp_path / "pack.json").read_text())["utilization"]
     assert counts.logic == pytest.approx(used["TRELLIS_COMB"]["used"], rel=0.03)
     assert counts.lut4 + 2 * counts.carry < 0.97 * used["TRELLIS_COMB"]["used"]
+
+
+def test_rom_columns_count_the_distinct_non_constant_columns():
+    from bnnflow.model.dense import DenseLayer
+
+    # 2 neurons x 4 inputs at 1x2: 4 words of 2 bits; column s holds inputs s and 2 + s of
+    # both neurons. Equal columns count once, a constant column not at all.
+    def layer(weights):
+        w = np.array(weights, dtype=np.uint8)
+        return DenseLayer("fc", w, np.zeros((2, 1), dtype=np.int64))
+
+    fold = LayerFold(1, 2)
+    assert estimate_mvtu.rom_columns(layer([[1, 1, 0, 0], [1, 1, 1, 1]]), fold) == 1
+    assert estimate_mvtu.rom_columns(layer([[1, 0, 0, 1], [1, 0, 1, 1]]), fold) == 2
+    assert estimate_mvtu.rom_columns(layer([[1, 1, 1, 1], [0, 0, 0, 0]]), fold) == 1
+    assert estimate_mvtu.rom_columns(layer([[1, 1, 1, 1], [1, 1, 1, 1]]), fold) == 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("rom_register", [False, True])
+def test_registers_fed_by_a_shallow_rom_in_logic_follow_yosys(tmp_path, rom_register):
+    # 6 words of 384 bits: Yosys keeps a flip-flop per distinct column (61 of 384 for the
+    # ROM register); counting whole registers made the layer's estimate 3 to 4 times Yosys'.
+    from amaranth.back import rtlil
+
+    from bnnflow.hw.folding import resolve_folding
+    from bnnflow.hw.top import BnnTop
+    from bnnflow.sim.netlist import yosys_command
+
+    model = random_model([144, 16, 4], seed=0)
+    folding = resolve_folding(model, "8x48,4x16")
+    (tmp_path / "u.il").write_text(rtlil.convert(BnnTop(model, folding, 0,
+                                                        rom_register=rom_register),
+                                                 name="top", emit_src=False))
+    subprocess.run([*yosys_command(), "-q", "-p", "read_rtlil u.il; synth_ecp5 -top top "
+                    "-noflatten; tee -q -o s.json stat -json"], cwd=tmp_path, check=True)
+    mods = json.loads((tmp_path / "s.json").read_text())["modules"]
+    cells = next(m for name, m in mods.items() if name.endswith("layer_0"))["num_cells_by_type"]
+    flops = cells.get("TRELLIS_FF", 0)
+    streams = estimate._mvtu_streams(model, folding)
+    est = estimate._layer_ffs(model.layers[0], folding[0], *streams[0], 0, "ecp5", rom_register)
+    assert est == pytest.approx(flops, rel=0.3)
