@@ -91,13 +91,21 @@ def rom_columns(layer, fold):
     pe, simd = fold.pe, fold.simd
     planes = [layer.weights] + ([layer.mask] if getattr(layer, "mask", None) is not None
                                 else [])
-    cols = []
+    words, width = rom_words(layer, fold), pe * simd * len(planes)
+    if words > 60 or (width > 256 and (1 << words) >= 4 * width):
+        # A wide ROM with room for many more patterns than columns: nearly all differ (12 x
+        # 192 random bits: 187 distinct), not worth reading a large layer's weights at every
+        # folding a search tries.
+        return width
+    codes = []
     for plane in planes:
         w = padded_weights(plane, pe, simd)
         nf, sf = w.shape[0] // pe, w.shape[1] // simd
-        cols.append(w.reshape(nf, pe, sf, simd).transpose(0, 2, 1, 3).reshape(nf * sf, -1).T)
-    cols = np.unique(np.concatenate(cols), axis=0)
-    return int(np.count_nonzero(cols.min(axis=1) != cols.max(axis=1)))
+        rom = w.reshape(nf, pe, sf, simd).transpose(0, 2, 1, 3).reshape(nf * sf, -1)
+        codes.append((rom.astype(np.uint64) << np.arange(words, dtype=np.uint64)[:, None])
+                     .sum(axis=0))
+    distinct = np.unique(np.concatenate(codes))
+    return int(np.count_nonzero((distinct != 0) & (distinct != (1 << words) - 1)))
 
 
 def rom_words(layer, fold):
