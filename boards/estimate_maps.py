@@ -121,14 +121,13 @@ def _pixel_window_ffs(layer, unit_sidecar):
     (h, w, _), (kh, kw) = layer.padded_shape, layer.kernel
     ho, wo = layer.out_shape[:2]
     rows = unit_sidecar["ring_rows"]
-    upto = _upto
     s = layer.stride
     lag = max(h.bit_length(), (rows + 1).bit_length()) + 1
     # Yosys drops the window row when the map's last row releases as many rows as the
     # others (s), and merges the read-row address into the top row's for kh = 1.
-    row = upto(ho) if h - (ho - 1) * s != s else 0
-    addresses = (2 if kh == 1 else 3) * upto(rows * w)
-    return (addresses + upto(w) + lag + row + upto((wo - 1) * s + 1) + upto(kh) + upto(kw)
+    row = _upto(ho) if h - (ho - 1) * s != s else 0
+    addresses = (2 if kh == 1 else 3) * _upto(rows * w)
+    return (addresses + _upto(w) + lag + row + _upto((wo - 1) * s + 1) + _upto(kh) + _upto(kw)
             + 1)
 
 

@@ -81,12 +81,12 @@ def rom_in_logic(family, width, words):
 
 def rom_columns(layer, fold):
     """Distinct columns of a layer's weight ROM (sign and mask bits, as
-    :func:`bnnflow.hw.weight_rom.pack_weights` lays the words out) that are not constant: the
+    :func:`bnnflow.hw.weight_rom.rom_bits` lays the words out) that are not constant: the
     flip-flops Yosys keeps of a register loaded from the ROM when the ROM is in logic. It
     merges register bits with the same input and drops constant ones, so a shallow, wide ROM
     keeps few (6 words of 384 random bits: 64 patterns, Yosys kept 61 of a 384-bit register;
     measured on 13 ROMs of 2 to 18 words)."""
-    from ..hw.weight_rom import padded_weights
+    from ..hw.weight_rom import rom_bits
 
     pe, simd = fold.pe, fold.simd
     planes = [layer.weights] + ([layer.mask] if getattr(layer, "mask", None) is not None
@@ -97,13 +97,9 @@ def rom_columns(layer, fold):
         # 192 random bits: 187 distinct), not worth reading a large layer's weights at every
         # folding a search tries.
         return width
-    codes = []
-    for plane in planes:
-        w = padded_weights(plane, pe, simd)
-        nf, sf = w.shape[0] // pe, w.shape[1] // simd
-        rom = w.reshape(nf, pe, sf, simd).transpose(0, 2, 1, 3).reshape(nf * sf, -1)
-        codes.append((rom.astype(np.uint64) << np.arange(words, dtype=np.uint64)[:, None])
-                     .sum(axis=0))
+    shifts = np.arange(words, dtype=np.uint64)[:, None]
+    codes = [(rom_bits(plane, pe, simd).astype(np.uint64) << shifts).sum(axis=0)
+             for plane in planes]
     distinct = np.unique(np.concatenate(codes))
     return int(np.count_nonzero((distinct != 0) & (distinct != (1 << words) - 1)))
 

@@ -89,19 +89,17 @@ def window_kind(layer, fold, kind=None):
     if kind not in (None, *WINDOW_KINDS):
         raise ValueError(f"window must be one of {', '.join(WINDOW_KINDS)} or None, not "
                          f"{kind!r}")
-    if kind == "registers":
-        return kind
-    for candidate in ("pixels", "rows"):
-        if kind not in (None, candidate):
-            continue
-        what, misfit = _READ_AS[candidate]
+    if kind is None:
+        if pixel_window_misfit(layer, fold) is None:
+            return "pixels"
+        return "rows" if rows_pay(layer, fold) else "registers"
+    if kind in _READ_AS:
+        what, misfit = _READ_AS[kind]
         why = misfit(layer, fold)
-        if kind == candidate and why is not None:
+        if why is not None:
             raise ValueError(f"{layer.name}: folding {fold} cannot take its windows {what}: "
                              f"{why}")
-        if why is None and (kind == candidate or candidate == "pixels" or rows_pay(layer, fold)):
-            return candidate
-    return "registers"
+    return kind
 
 
 def window_gap(layer):

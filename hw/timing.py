@@ -31,8 +31,6 @@ simulator and check that the model gives the closed-form latency of MLPs.
 from .conv import ConvUnit
 from .maxpool import MaxPool
 from .mvtu import MVTU
-from .pixel_window import PixelWindow
-from .row_window import RowWindow
 
 __all__ = ["TIMING_IMAGES", "stream_latency", "stream_timing", "mean_spacing", "needed_pixels"]
 
@@ -368,7 +366,7 @@ def _stages(top):
         if isinstance(unit, ConvUnit):
             stages += [_Queue(unit.pad_queue_depth)] if unit.pad_queue_depth else []
             stages += [_Pad(unit.pad)] if unit.pad is not None else []
-            if isinstance(unit.window, (PixelWindow, RowWindow)):
+            if unit.window_kind != "registers":     # a pixel or row window over a ring
                 stages += [_RingWindow(unit.window), _Mvtu(unit.mvtu)]
             else:
                 stages += [_Window(unit.window), _Queue(unit.queue_depth), _Mvtu(unit.mvtu)]

@@ -10,7 +10,7 @@ import numpy as np
 from amaranth.hdl import Cat, Const, Mux, Signal
 from amaranth.lib.memory import Memory
 
-__all__ = ["padded_weights", "pack_weights", "delay", "delays", "weight_lanes"]
+__all__ = ["padded_weights", "rom_bits", "pack_weights", "delay", "delays", "weight_lanes"]
 
 
 def padded_weights(weights, pe, simd):
@@ -25,16 +25,19 @@ def padded_weights(weights, pe, simd):
     return out
 
 
-def pack_weights(weights, pe, simd):
-    """ROM words of a folded layer: word ``nf*SF + sf``, bit ``p*SIMD + s`` holds the weight of
-    neuron ``nf*PE + p`` for input ``sf*SIMD + s`` (padded as :func:`padded_weights`).
-
-    Returns a list of ``NF*SF`` Python ints of ``PE*SIMD`` bits.
-    """
+def rom_bits(weights, pe, simd):
+    """The bits of a folded layer's ROM, ``(NF*SF, PE*SIMD)`` uint8: word ``nf*SF + sf``, bit
+    ``p*SIMD + s`` holds the weight of neuron ``nf*PE + p`` for input ``sf*SIMD + s`` (padded
+    as :func:`padded_weights`)."""
     w = padded_weights(weights, pe, simd)
     nf, sf = w.shape[0] // pe, w.shape[1] // simd
-    words = w.reshape(nf, pe, sf, simd).transpose(0, 2, 1, 3).reshape(nf * sf, pe * simd)
-    packed = np.packbits(words, axis=-1, bitorder="little")
+    return w.reshape(nf, pe, sf, simd).transpose(0, 2, 1, 3).reshape(nf * sf, pe * simd)
+
+
+def pack_weights(weights, pe, simd):
+    """ROM words of a folded layer (:func:`rom_bits`), as a list of ``NF*SF`` Python ints of
+    ``PE*SIMD`` bits."""
+    packed = np.packbits(rom_bits(weights, pe, simd), axis=-1, bitorder="little")
     return [int.from_bytes(row.tobytes(), "little") for row in packed]
 
 
