@@ -111,8 +111,8 @@ def row_window_misfit(layer, fold):
 #: The smallest window, in bits, that the automatic choice reads a row a cycle. A row window's
 #: counters, bank addresses and rotation cost about what a pixel window's do; below this a
 #: window in registers and its queue cost less (cnv-mnist's 9-bit first conv at 3 cycles a
-#: window, as rows: +367 LUT4 and +118 FF on iCE40, +242 logic on ECP5; its 144-bit second
-#: conv: -447 FF, -38 LUT4, -8 block RAMs on iCE40; bench/README.md, "Windows a row a cycle").
+#: window, as rows: +349 LUT4 and +118 FF on iCE40, +256 logic on ECP5; its 144-bit second
+#: conv: -403 FF, +28 LUT4, -8 block RAMs on iCE40; bench/row_windows.py).
 ROW_WINDOW_MIN_BITS = 64
 
 
