@@ -86,7 +86,7 @@ def _map_units(model, folding):
     """``(layer, unit sidecar entries)`` of the conv and pool layers (window queue depth, and
     the pad queue's of a padded conv)."""
     from ..hw.conv import pad_queue_depth, pixel_period, window_kind, window_queue_depth
-    from ..hw.pixel_window import ring_rows
+    from ..hw.ring import ring_rows
 
     units = []
     for j, (layer, fold) in enumerate(zip(_modelled(model), folding, strict=True)):

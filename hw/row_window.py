@@ -17,9 +17,9 @@ Structure::
   and are read in one cycle: bank ``k`` reads word ``jc // kw + (k < jc mod kw)``. The
   pixel of window column ``b`` is bank ``(jc + b) mod kw``'s, so the output rotates the banks'
   words by ``jc mod kw`` (registered beside the read).
-* **Ring, writer and window ready** as in :class:`~bnnflow.hw.pixel_window.PixelWindow`
-  (``R = ring_rows``, ``lag``, a window's first row read once the writer is past its
-  bottom-right pixel); only the reader's step differs: a row a cycle, ``kh`` per window.
+* **Ring, writer, window ready and output** as :mod:`bnnflow.hw.ring` builds them for both
+  window readers (:class:`~bnnflow.hw.ring.RingWalk`); a row is ``ceil(W / kw)`` words of
+  each bank, and the reader steps a row a cycle, ``kh`` per window.
 * **Timing.** The first row of a window leaves 2 edges after the transfer of the pixel that
   completes it, the last ``kh + 1`` (:attr:`RowWindow.latency`).
 """
@@ -29,7 +29,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from .pixel_window import ring_advance, ring_geometry
+from .ring import RingWalk, ring_geometry
 
 __all__ = ["RowWindow"]
 
@@ -60,7 +60,7 @@ class RowWindow(wiring.Component):
     chunks : int
         ``kh``, transfers per window.
     rows : int
-        Rows of the ring (:func:`~bnnflow.hw.pixel_window.ring_rows`).
+        Rows of the ring (:func:`~bnnflow.hw.ring.ring_rows`).
     line_bits : int
         Bits of the ``kw`` bank memories, ``rows * kw * ceil(W / kw) * C``.
     latency : int
@@ -85,83 +85,45 @@ class RowWindow(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        h, w, c = self.in_shape
+        _, w, c = self.in_shape
         kh, kw = self.kernel
-        s, rows = self.stride, self.rows
-        ho, wo = self.out_shape
         words = -(-w // kw)
-        depth = rows * words
-        banks = [Memory(shape=c, depth=depth, init=[], attrs={"no_rw_check": 1})
+        ring = RingWalk(self, words)
+        banks = [Memory(shape=c, depth=ring.depth, init=[], attrs={"no_rw_check": 1})
                  for _ in range(kw)]
         for k, bank in enumerate(banks):
             m.submodules[f"bank{k}"] = bank
         wrs = [bank.write_port() for bank in banks]
         rds = [bank.read_port() for bank in banks]
 
-        advance = ring_advance(depth, words)
-
-        # Writer: row after row, column x into bank x mod kw at word x // kw of the slot.
-        lag = Signal(range(-h - 1, rows + 2), name="lag")
-        wbase = Signal(range(depth), name="wbase")
-        wcol = Signal(range(w), name="wcol")
+        # Writer: column x into bank x mod kw at word x // kw of the row's slot.
         wbank = Signal(range(kw), name="wbank")
         wword = Signal(range(words), name="wword")
-        take = Signal()
-        m.d.comb += [self.i.ready.eq(lag < rows), take.eq(self.i.valid & self.i.ready)]
+        ring.write(m, self.i, row_end=[wbank.eq(0), wword.eq(0)],
+                   column=[wbank.eq(Mux(wbank == kw - 1, 0, wbank + 1)),
+                           wword.eq(wword + (wbank == kw - 1))])
         for k, wr in enumerate(wrs):
-            m.d.comb += [wr.addr.eq(wbase + wword), wr.data.eq(self.i.payload),
-                         wr.en.eq(take & (wbank == k))]
-        row_done = take & (wcol == w - 1)
-        with m.If(take):
-            with m.If(wcol == w - 1):
-                m.d.sync += [wcol.eq(0), wbank.eq(0), wword.eq(0), wbase.eq(advance(wbase, 1))]
-            with m.Else():
-                m.d.sync += [wcol.eq(wcol + 1), wbank.eq(Mux(wbank == kw - 1, 0, wbank + 1)),
-                             wword.eq(wword + (wbank == kw - 1))]
+            m.d.comb += [wr.addr.eq(ring.wbase + wword), wr.data.eq(self.i.payload),
+                         wr.en.eq(ring.take & (wbank == k))]
 
         # Reader: window (oi, jc / s), row a; rbase is the slot of row top + a; jc = jq kw + jr.
-        top = Signal(range(depth), name="top")
-        rbase = Signal(range(depth), name="rbase")
-        oi = Signal(range(ho), name="out_row")
-        jc = Signal(range((wo - 1) * s + 1), name="col_base")
         jq = Signal(range(words), name="col_word")
         jr = Signal(range(kw), name="col_bank")
         jr_read = Signal(range(kw), name="col_bank_read")
         a = Signal(range(kh), name="a")
-        first_ok = (lag > kh - 1) | ((lag == kh - 1) & (wcol >= jc + kw))
-        readable = Signal()
-        en = Signal()
-        release = Signal(range(rows + 1))
-        m.d.comb += [readable.eq((a != 0) | first_ok), en.eq(~self.o.valid | self.o.ready)]
         for k, rd in enumerate(rds):
-            m.d.comb += [rd.en.eq(en), rd.addr.eq(rbase + jq + (k < jr))]
+            m.d.comb += [rd.en.eq(ring.en), rd.addr.eq(ring.rbase + jq + (k < jr))]
         # Window column b is bank (jr + b) mod kw's word, jr as it was when the banks read.
         with m.Switch(jr_read):
             for r in range(kw):
                 with m.Case(r):
                     m.d.comb += self.o.payload.eq(Cat(*(rds[(r + b) % kw].data
                                                         for b in range(kw))))
-        with m.If(en):
-            m.d.sync += [self.o.valid.eq(readable), jr_read.eq(jr)]
-        step_q, step_r = divmod(s, kw)
+        step_q, step_r = divmod(self.stride, kw)
         carry = jr + step_r >= kw
-        with m.If(en & readable):
-            with m.If(a != kh - 1):
-                m.d.sync += [a.eq(a + 1), rbase.eq(advance(rbase, 1))]
-            with m.Elif(jc != (wo - 1) * s):
-                m.d.sync += [a.eq(0), jc.eq(jc + s), rbase.eq(top),
-                             jq.eq(jq + step_q + carry),
-                             jr.eq(Mux(carry, jr + step_r - kw, jr + step_r))]
-            with m.Elif(oi != ho - 1):
-                m.d.comb += release.eq(s)
-                m.d.sync += [a.eq(0), jc.eq(0), jq.eq(0), jr.eq(0), oi.eq(oi + 1),
-                             top.eq(advance(top, s)), rbase.eq(advance(top, s))]
-            with m.Else():
-                # The map's last window: the top row moves on to the next map's first row.
-                m.d.comb += release.eq(h - (ho - 1) * s)
-                m.d.sync += [a.eq(0), jc.eq(0), jq.eq(0), jr.eq(0), oi.eq(0),
-                             top.eq(advance(top, h - (ho - 1) * s)),
-                             rbase.eq(advance(top, h - (ho - 1) * s))]
-        m.d.sync += lag.eq(lag + row_done - release)
+        ring.walk(m, self.o, started=a != 0, restart=[a.eq(0)], loaded=[jr_read.eq(jr)],
+                  inner=[(a != kh - 1, [a.eq(a + 1), ring.next_row()])],
+                  next_column=[jq.eq(jq + step_q + carry),
+                               jr.eq(Mux(carry, jr + step_r - kw, jr + step_r))],
+                  first_column=[jq.eq(0), jr.eq(0)])
         return m
-

@@ -4,7 +4,8 @@
 import numpy as np
 import pytest
 
-from bnnflow.hw.pixel_window import PixelWindow, ring_rows
+from bnnflow.hw.pixel_window import PixelWindow
+from bnnflow.hw.ring import ring_rows
 from bnnflow.hw.testbench import fields_of, simulate_stream
 from bnnflow.model import conventions
 
@@ -51,20 +52,3 @@ def test_full_rate_timing_and_latency():
     assert last[0] == run.in_edges[completing[0]] + dut.latency
     assert np.diff(run.out_edges[:6]).tolist() == [1] * 5
     assert dut.latency == 7 and dut.line_bits == ring_rows(shape, kernel) * 6 * 2
-
-
-@pytest.mark.parametrize("shape, kernel, stride, rows", [
-    ((5, 5, 1), (3, 3), 1, 6), ((7, 7, 1), (3, 3), 2, 6), ((8, 9, 3), (2, 3), 3, 5),
-    ((5, 7, 1), (2, 2), 5, 7), ((4, 4, 2), (3, 3), 2, 7)])
-def test_ring_rows(shape, kernel, stride, rows):
-    # 2 kh + the rows past the last window, at least kh + s.
-    assert ring_rows(shape, kernel, stride) == rows
-
-
-@pytest.mark.parametrize("args, message", [
-    (((4, 4, 2), (5, 1)), "kernel 5x1 does not fit a 4x4 map"),
-    (((4, 4, 2), (2, 2), 0), "stride must be a positive integer, not 0"),
-    (((4, 4), (2, 2)), r"in_shape must be \(H, W, C\)")])
-def test_bad_parameters(args, message):
-    with pytest.raises(ValueError, match=message):
-        PixelWindow(*args)

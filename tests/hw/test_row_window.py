@@ -4,7 +4,7 @@
 import numpy as np
 import pytest
 
-from bnnflow.hw.pixel_window import ring_rows
+from bnnflow.hw.ring import ring_rows
 from bnnflow.hw.row_window import RowWindow
 from bnnflow.hw.testbench import fields_of, simulate_stream
 from bnnflow.model import conventions
@@ -51,12 +51,3 @@ def test_full_rate_timing_and_latency():
     assert np.diff(run.out_edges[:3]).tolist() == [1, 1]
     assert dut.latency == 4 and dut.chunks == 3
     assert dut.line_bits == ring_rows(shape, kernel) * 2 * 3 * 2
-
-
-@pytest.mark.parametrize("args, message", [
-    (((4, 4, 2), (5, 1)), "kernel 5x1 does not fit a 4x4 map"),
-    (((4, 4, 2), (2, 2), 0), "stride must be a positive integer, not 0"),
-    (((4, 4), (2, 2)), r"in_shape must be \(H, W, C\)")])
-def test_bad_parameters(args, message):
-    with pytest.raises(ValueError, match=message):
-        RowWindow(*args)
