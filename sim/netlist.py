@@ -40,7 +40,7 @@ from pathlib import Path
 from ..errors import BnnflowError, ToolError
 from .backend import TOP_NAME
 
-__all__ = ["FAMILIES", "NetlistDesign", "cell_models", "yosys_command"]
+__all__ = ["FAMILIES", "NetlistDesign", "cell_models", "mapped_netlist", "yosys_command"]
 
 #: Families whose netlists can be simulated: Yosys' synthesis command and its cell models.
 FAMILIES = ("ice40", "ecp5")
@@ -100,6 +100,38 @@ def cell_models(family):
     return "`define NO_ICE40_DEFAULT_ASSIGNMENTS\n" + text
 
 
+def mapped_netlist(top, family):
+    """Yosys' ``synth_<family>`` netlist of the Amaranth design ``top`` as Verilog text (top
+    module :data:`TOP_NAME`, no attributes), as ``synth`` maps it.
+
+    Raises
+    ------
+    ToolError
+        Yosys failed.
+    BnnflowError
+        An ECP5 netlist with a block RAM port the bundled ``DP16KD`` model does not simulate.
+    """
+    from amaranth.back import rtlil
+
+    with tempfile.TemporaryDirectory(prefix="bnnflow-netlist-") as tmp:
+        work = Path(tmp)
+        (work / "design.il").write_text(rtlil.convert(top, name=TOP_NAME), encoding="utf-8")
+        (work / "netlist.ys").write_text(
+            f"read_rtlil design.il\nsynth_{family} -top {TOP_NAME}\n"
+            "write_verilog -noattr netlist.v\n", encoding="utf-8")
+        done = subprocess.run([*yosys_command(), "-q", "netlist.ys"], cwd=work,
+                              capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            tail = (done.stderr or done.stdout).strip().splitlines()[-5:]
+            raise ToolError(f"yosys synth_{family} failed: {' / '.join(tail)}")
+        netlist = (work / "netlist.v").read_text(encoding="utf-8")
+    if family == "ecp5" and re.search(r"\.DATA_WIDTH_[AB]\(32'd[124]\)", netlist):
+        raise BnnflowError(
+            "the ECP5 netlist uses a DP16KD block RAM port of 1, 2 or 4 bits, which the "
+            "bundled model does not simulate: use --netlist ice40, or another folding")
+    return netlist
+
+
 class NetlistDesign:
     """A network's Yosys netlist as the design under test of ``run_verify``.
 
@@ -136,31 +168,12 @@ class NetlistDesign:
         """``(cell models + netlist, sidecar)`` with top module :data:`TOP_NAME`."""
         import time
 
-        from amaranth.back import rtlil
-
         from ..hw.top import BnnTop
 
         top = BnnTop(self.model, self.folding, self.pipeline, debug_taps=debug_taps,
                      fault=self.fault, rom_register=self.rom_register)
         started = time.monotonic()
-        with tempfile.TemporaryDirectory(prefix="bnnflow-netlist-") as tmp:
-            work = Path(tmp)
-            (work / "design.il").write_text(rtlil.convert(top, name=TOP_NAME),
-                                            encoding="utf-8")
-            (work / "netlist.ys").write_text(
-                f"read_rtlil design.il\nsynth_{self.family} -top {TOP_NAME}\n"
-                "write_verilog -noattr netlist.v\n", encoding="utf-8")
-            done = subprocess.run([*yosys_command(), "-q", "netlist.ys"], cwd=work,
-                                  capture_output=True, text=True, check=False)
-            if done.returncode != 0:
-                tail = (done.stderr or done.stdout).strip().splitlines()[-5:]
-                raise ToolError(f"yosys synth_{self.family} failed: {' / '.join(tail)}")
-            netlist = (work / "netlist.v").read_text(encoding="utf-8")
-        narrow = re.search(r"\.DATA_WIDTH_[AB]\(32'd[124]\)", netlist)
-        if self.family == "ecp5" and narrow:
-            raise BnnflowError(
-                "the ECP5 netlist uses a DP16KD block RAM port of 1, 2 or 4 bits, which the "
-                "bundled model does not simulate: use --netlist ice40, or another folding")
+        netlist = mapped_netlist(top, self.family)
         self.synth_seconds = time.monotonic() - started
         sidecar = top.sidecar(TOP_NAME)
         sidecar["netlist"] = {"family": self.family, "synthesis": f"synth_{self.family}",

@@ -74,7 +74,8 @@ write_smt2 -wires design.smt2
 
 @dataclass
 class ProofTarget:
-    """One unit (or the whole network) and what its proof needs."""
+    """One unit (or the whole network) and what its proof needs; ``sources``: Verilog read
+    before the harness (a netlist that ``dut`` instantiates, :mod:`bnnflow.sim.prove_netlist`)."""
 
     name: str
     dut: object
@@ -83,6 +84,7 @@ class ProofTarget:
     reference: object
     bound: int
     cycles_per_image: int
+    sources: str = ""
 
 
 @dataclass
@@ -240,10 +242,16 @@ def solver_env(solver, shim_dir):
     return env
 
 
-def _write_smt2(harness, workdir):
+def _write_smt2(harness, workdir, sources=""):
     text = rtlil.convert(harness, name="top", ports=harness.ports, emit_src=False)
     (workdir / "design.il").write_text(text)
-    (workdir / "design.ys").write_text(_YOSYS_SCRIPT)
+    script = _YOSYS_SCRIPT
+    if sources:
+        # -defer: only the cells the netlist uses are elaborated (all of the iCE40 models,
+        # SPRAM included, took Yosys 50 s).
+        (workdir / "sources.v").write_text(sources)
+        script = "read_verilog -defer sources.v\n" + script
+    (workdir / "design.ys").write_text(script)
     done = subprocess.run([*yosys_command(), "-q", "-s", "design.ys"], cwd=workdir,
                           capture_output=True, text=True)
     if done.returncode != 0:
@@ -348,7 +356,7 @@ def prove_target(target, depth=None, *, solver="boolector", trace_dir=None, time
     with tempfile.TemporaryDirectory(prefix="bnnflow-prove-") as tmp:
         work = Path(tmp)
         env = solver_env(solver, work)
-        _write_smt2(harness, work)
+        _write_smt2(harness, work, target.sources)
         covered, out = _smtbmc(work, env, solver, depth or max_depth, "cover", timeout)
         steps = re.findall(r"Reached cover statement.*?in step (\d+)", out)
         result.covered_at = int(steps[0]) if covered and steps else None

@@ -1,14 +1,15 @@
 """Mutation check of the checkers (issue 20): one fault at a time is injected into the design
 (a flipped weight bit, a threshold off by one, a dropped ready, two output bits swapped), and
 every checker that applies must fail on it: ``verify`` on each simulator, ``verify
---netlist`` on Yosys' netlists and ``prove`` (on a network small enough for a quick proof). A
-checker that cannot fail is worth nothing."""
+--netlist`` on Yosys' netlists and ``prove`` on the RTL and (``--netlist``) on the netlists, on
+a network small enough for a quick proof. A checker that cannot fail is worth nothing."""
 
 import numpy as np
 import pytest
 
 from bnnflow.model.random_net import random_model
 from bnnflow.sim.prove import proof_targets, prove_target
+from bnnflow.sim.prove_netlist import netlist_target
 from bnnflow.sim.verify import run_verify
 from tests.sim.test_faults import flipped_weight, threshold_off_by_one
 
@@ -89,6 +90,21 @@ def test_prove_fails_on_every_injected_fault(fault):
     model = random_model(PROVE_WIDTHS, seed=1)
     network = proof_targets(model, pipeline=1, **_prove_options(fault, model))[-1]
     result = prove_target(network, induction=False)
+    assert result.status == "failed" and result.failed == ["reference"]
+    assert result.step is not None
+
+
+@pytest.mark.parametrize(("fault", "family"), [
+    ("flipped_weight", "ice40"),
+    *(pytest.param(fault, "ice40", marks=pytest.mark.slow) for fault in FAULTS[1:]),
+    pytest.param("drop_ready", "ecp5", marks=pytest.mark.slow)])
+def test_prove_on_the_netlist_fails_on_every_injected_fault(fault, family):
+    # prove --netlist: the fault is in the design Yosys maps; its netlist must fail too (every
+    # fault on iCE40; on ECP5, with its weight-ROM register, one).
+    model = random_model(PROVE_WIDTHS, seed=1)
+    network = proof_targets(model, pipeline=1, rom_register=family == "ecp5",
+                            **_prove_options(fault, model))[-1]
+    result = prove_target(netlist_target(network, family), induction=False)
     assert result.status == "failed" and result.failed == ["reference"]
     assert result.step is not None
 
