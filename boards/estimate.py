@@ -152,6 +152,22 @@ def estimate_brams(model, folding, family):
             + _other_brams(family, model, folding))
 
 
+#: ROMs of at most this many words are left out of :func:`fit_brams`: a column of 4 words is
+#: one of 16 patterns, and Yosys merges equal columns, so such a ROM is at most 16 small LUTs
+#: (its cost is the XNORs it feeds, which the logic estimate counts) however wide it is.
+LUT_ROM_WORDS = 4
+
+
+def fit_brams(model, folding, family):
+    """Block RAMs :func:`~bnnflow.boards.fit.suggest_ii` asks of a folding: those of
+    :func:`estimate_brams` without the ROMs of at most :data:`LUT_ROM_WORDS` words. (Counting
+    those too refused II 2048 for a ternary, 2-bit, 8-bit-input cnv-mnist on the ECP5-25k, 94
+    block RAMs at best for 56, which placed with 14 and its 3-word ROMs in LUTs.)"""
+    return (sum(rom_blocks(family, width, depth) for width, depth in _roms(model, folding)
+                if depth > LUT_ROM_WORDS)
+            + _other_brams(family, model, folding))
+
+
 def estimate_brams_used(model, folding, family):
     """Block RAMs Yosys is expected to use: those of :func:`estimate_brams` with only the ROMs
     that it puts in block RAM (:func:`bnnflow.boards.memory_map.placement`; the others stay in

@@ -17,6 +17,7 @@ from .estimate import (
     estimate_ffs,
     estimate_logic,
     estimate_rom_luts,
+    fit_brams,
     routable_brams,
 )
 from .platforms import BOARDS
@@ -114,7 +115,7 @@ def suggest_ii(model, folding, needed=None, available=None, brams_available=None
                     > ICE40_FF_SHARE_LIMIT * available):
                 return False
         return brams_available is None or (
-            estimate_brams(model, layer_folds, family) <= brams_available
+            fit_brams(model, layer_folds, family) <= brams_available
             and estimate_brams_used(model, layer_folds, family) <= routable_brams(family,
                                                                           brams_available))
 
@@ -265,7 +266,7 @@ def _next_folding(model, layer_folds, ii, tgt, pipeline, tried):
         cand, achieved = auto_fold(model, target)
         if (_fold_text(cand) not in tried
                 and estimate_logic(model, cand, tgt.family, pipeline) < current
-                and estimate_brams(model, cand, tgt.family) <= tgt.bram):
+                and fit_brams(model, cand, tgt.family) <= tgt.bram):
             return cand, achieved
         target *= 2
     return None

@@ -163,10 +163,24 @@ def test_ecp5_block_ram_limit_ignores_roms_that_go_to_luts():
     # tfc on mnist5k at II 8: 8-word ROMs, 6272 bits wide, which Yosys keeps in LUTs (0 DP16KD
     # measured); they would need 175+ block RAMs, so counting them would push the fit to II 32.
     model = random_model([784, 64, 64, 64, 10], seed=0)
+    at8, _ = auto_fold(model, 8)
+    assert estimate.estimate_brams(model, at8, "ecp5") > estimate.ECP5_ROUTABLE_BRAMS
+    assert estimate.estimate_brams_used(model, at8, "ecp5") == 0
+    # At II 4 the ROMs have 4 words: a LUT4 a bit, not asked of the block RAMs at all (412 at
+    # best, more than the 85k's 208), so the fit goes on to II 4.
     folding, ii = fit.fit_folding(model, "ecp5-85k", pipeline=2)
-    assert ii == 8
-    assert estimate.estimate_brams(model, folding, "ecp5") > estimate.ECP5_ROUTABLE_BRAMS
-    assert estimate.estimate_brams_used(model, folding, "ecp5") == 0
+    assert (ii, estimate.estimate_brams(model, folding, "ecp5")) == (4, 412)
+    assert estimate.fit_brams(model, folding, "ecp5") == 0
+
+
+def test_fit_brams_leaves_out_only_roms_of_a_few_words():
+    model = random_model([784, 64, 64, 64, 10], seed=0)
+    for ii, words in [(4, 4), (8, 8), (32, 32)]:
+        folding, _ = auto_fold(model, ii)
+        assert {depth for _, depth in estimate._roms(model, folding)} == {words}
+        expected = 0 if words <= estimate.LUT_ROM_WORDS else estimate.estimate_brams(
+            model, folding, "ecp5")
+        assert estimate.fit_brams(model, folding, "ecp5") == expected
 
 
 def _placer(outcomes):
