@@ -145,10 +145,11 @@ def _other_brams(family, model, folding):
             + sum(_bram_cells(family, w, d) for w, d in _threshold_tables(model, folding)))
 
 
-def estimate_brams(model, folding, family):
-    """Block RAMs the weight ROMs of the folded layers (more than one word) would need at best,
-    and the input memories and threshold tables Yosys puts in block RAM need."""
-    return (sum(rom_blocks(family, width, depth) for width, depth in _roms(model, folding))
+def estimate_brams(model, folding, family, *, deeper_than=1):
+    """Block RAMs the weight ROMs of the folded layers (more than ``deeper_than`` words) would
+    need at best, and the input memories and threshold tables Yosys puts in block RAM need."""
+    return (sum(rom_blocks(family, width, depth) for width, depth in _roms(model, folding)
+                if depth > deeper_than)
             + _other_brams(family, model, folding))
 
 
@@ -163,9 +164,7 @@ def fit_brams(model, folding, family):
     :func:`estimate_brams` without the ROMs of at most :data:`LUT_ROM_WORDS` words. (Counting
     those too refused II 2048 for a ternary, 2-bit, 8-bit-input cnv-mnist on the ECP5-25k, 94
     block RAMs at best for 56, which placed with 14 and its 3-word ROMs in LUTs.)"""
-    return (sum(rom_blocks(family, width, depth) for width, depth in _roms(model, folding)
-                if depth > LUT_ROM_WORDS)
-            + _other_brams(family, model, folding))
+    return estimate_brams(model, folding, family, deeper_than=LUT_ROM_WORDS)
 
 
 def estimate_brams_used(model, folding, family):

@@ -166,8 +166,8 @@ def test_ecp5_block_ram_limit_ignores_roms_that_go_to_luts():
     at8, _ = auto_fold(model, 8)
     assert estimate.estimate_brams(model, at8, "ecp5") > estimate.ECP5_ROUTABLE_BRAMS
     assert estimate.estimate_brams_used(model, at8, "ecp5") == 0
-    # At II 4 the ROMs have 4 words: a LUT4 a bit, not asked of the block RAMs at all (412 at
-    # best, more than the 85k's 208), so the fit goes on to II 4.
+    # At II 4 the ROMs have 4 words: a few LUTs however wide (LUT_ROM_WORDS), not asked of the
+    # block RAMs at all (412 at best, more than the 85k's 208), so the fit goes on to II 4.
     folding, ii = fit.fit_folding(model, "ecp5-85k", pipeline=2)
     assert (ii, estimate.estimate_brams(model, folding, "ecp5")) == (4, 412)
     assert estimate.fit_brams(model, folding, "ecp5") == 0

@@ -54,6 +54,21 @@ def test_an_unknown_family_is_refused():
         netlist_target(target, "xc7")
 
 
+def test_command_builds_the_network_with_the_rom_register_asked_for(monkeypatch):
+    # --rom-register reaches the design (the ECP5 proofs above build it through the API).
+    from bnnflow.sim import prove
+
+    seen = {}
+
+    def stop(*args, **kwargs):
+        seen.update(kwargs)
+        raise ValueError("stop here")
+
+    monkeypatch.setattr(prove, "proof_targets", stop)
+    assert main(["prove", "--sizes", "6x3", "--netlist", "ecp5", "--rom-register"]) == 2
+    assert seen["rom_register"] is True
+
+
 def test_command_refuses_an_unknown_family(capsys):
     with pytest.raises(SystemExit) as e:
         main(["prove", "--sizes", "6x3", "--netlist", "gowin"])
