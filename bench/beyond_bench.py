@@ -11,9 +11,18 @@ reaches the issue's 1 point. Runs of presets, data sets, cases, seeds and splits
 are kept from the existing file. ``--splits`` (data split seeds, default 0) repeats the
 comparison on other test splits, to tell a gain from the spread between training seeds; the
 summary gives each case's mean, smallest gain and how many (split, seed) pairs reach the goal.
+
+Cases whose name starts with ``float-`` are ceilings, not options: the same training with
+real-valued weights where an option restricts them (``float-hidden``: every hidden layer, the
+bound of ternary weights; ``float-first8``: the first layer on 8-bit inputs, the bound of
+``--input-bits 8``), binary activations and a binary output layer as in W1A1. They cannot be
+exported; their accuracy is the network's own in eval mode (``test_accuracy``, which equals
+the golden model's wherever an export is exact).
 """
 
 import argparse
+import contextlib
+import importlib.metadata
 import json
 import os
 import platform
@@ -21,8 +30,6 @@ import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-
-import torch
 
 from bnnflow.fileio import write_text_atomic
 from bnnflow.model.train import TrainConfig, train_and_export
@@ -39,10 +46,50 @@ CASES = {
     "ternary-a2": {"weights": "ternary", "act_bits": 2},
     "input8": {"input_bits": 8},
     "ternary-a2-input8": {"weights": "ternary", "act_bits": 2, "input_bits": 8},
+    "float-hidden": {"float_weights": "hidden"},
+    "float-first8": {"float_weights": "first", "input_bits": 8},
 }
 
 #: The gain over W1A1 that issue 18 asks of each option, in points.
 GOAL_POINTS = 1.0
+
+
+class _Trained(Exception):
+    """Raised instead of exporting a ceiling network: its provenance (test accuracy)."""
+
+
+@contextlib.contextmanager
+def _float_weights(which):
+    """Train with real-valued weights in the ``"hidden"`` layers or the ``"first"`` one: the
+    network of :func:`train_and_export` with those layers' sign removed; its export raises
+    :class:`_Trained` (real weights have no exact export)."""
+    import torch
+
+    from bnnflow.model import layers, train
+
+    binary_forward, train_network, export_model = (
+        layers.BinaryLinear.forward, train.train_network, train.export_model)
+
+    def forward(self, x):
+        if getattr(self, "float_weights", False):
+            return torch.nn.functional.linear(x, self.weight)
+        return binary_forward(self, x)
+
+    def train_float(net, *args, **kwargs):
+        for fc in net.fcs[:-1] if which == "hidden" else net.fcs[:1]:
+            fc.float_weights = True
+        return train_network(net, *args, **kwargs)
+
+    def stop(net, spec, classes, provenance):
+        raise _Trained(provenance)
+
+    layers.BinaryLinear.forward, train.train_network, train.export_model = (
+        forward, train_float, stop)
+    try:
+        yield
+    finally:
+        layers.BinaryLinear.forward, train.train_network, train.export_model = (
+            binary_forward, train_network, export_model)
 
 
 def _run(job):
@@ -50,15 +97,33 @@ def _run(job):
     options = dict(CASES[case])
     if options.pop("long", False):
         options["epochs"] = BEYOND_W1A1_EPOCHS * default_epochs(preset, dataset)
+    which = options.pop("float_weights", None)
+    if which is not None:
+        options["epochs"] = default_epochs(preset, dataset, beyond_w1a1=True)
     config = TrainConfig(preset=preset, dataset=dataset, seed=seed, split_seed=split,
                          progress=False, **options)
     start = time.perf_counter()
+    run = {"preset": preset, "case": case, "dataset": dataset, "seed": seed, "split_seed": split}
+    if which is not None:
+        with _float_weights(which):
+            try:
+                train_and_export(config)
+            except _Trained as trained:
+                m = trained.args[0]
+            else:
+                raise RuntimeError("the ceiling network was exported: _float_weights missed it")
+        return {**run, "epochs": m["epochs"], "test_accuracy": m["test_accuracy"],
+                "total_seconds": round(time.perf_counter() - start, 2)}
     m = train_and_export(config).metrics
-    return {"preset": preset, "case": case, "dataset": dataset, "seed": seed,
-            "split_seed": split, "epochs": m["epochs"],
+    return {**run, "epochs": m["epochs"],
             "golden_accuracy": m["golden_accuracy"], "agreement": m["agreement"],
             "zero_weights": m.get("zero_weights"), "train_seconds": round(m["train_seconds"], 2),
             "total_seconds": round(time.perf_counter() - start, 2)}
+
+
+def _accuracy(run):
+    """The golden model's accuracy, or a ceiling network's own (:func:`_float_weights`)."""
+    return run["golden_accuracy"] if "golden_accuracy" in run else run["test_accuracy"]
 
 
 def _key(run):
@@ -69,7 +134,7 @@ def _key(run):
 def _gains(runs):
     """Per preset, case, data set, seed and split: points over W1A1 of the same preset, data
     set, seed and split."""
-    base = {(p, d, s, t): r["golden_accuracy"] for r in runs
+    base = {(p, d, s, t): _accuracy(r) for r in runs
             for p, c, d, s, t in [_key(r)] if c == "w1a1"}
     gains = []
     for r in runs:
@@ -77,7 +142,7 @@ def _gains(runs):
         ref = base.get((preset, dataset, seed, split))
         if case == "w1a1" or ref is None:
             continue
-        points = round(100 * (r["golden_accuracy"] - ref), 2)
+        points = round(100 * (_accuracy(r) - ref), 2)
         gains.append({"preset": preset, "case": case, "dataset": dataset, "seed": seed,
                       "split_seed": split, "points": points, "goal_met": points >= GOAL_POINTS})
     return gains
@@ -118,10 +183,10 @@ def main(argv=None):
         for run in pool.map(_run, jobs):
             runs.append(run)
             _write(args.out, runs)
+            how = (f"golden {run['golden_accuracy']:.4f}, agreement {run['agreement']}"
+                   if "golden_accuracy" in run else f"network {run['test_accuracy']:.4f}")
             print(f"{run['preset']} {run['case']} {run['dataset']} seed {run['seed']} "
-                  f"split {run['split_seed']}: {run['epochs']} epochs, "
-                  f"golden {run['golden_accuracy']:.4f}, agreement {run['agreement']}",
-                  flush=True)
+                  f"split {run['split_seed']}: {run['epochs']} epochs, {how}", flush=True)
     _write(args.out, runs)
     for row in summary(_gains(runs)):
         print(f"{row['preset']:>9} {row['case']:>20} {row['dataset']:>8}: mean "
@@ -136,7 +201,7 @@ def _write(out, runs):
                                        r.get("split_seed", 0), r["seed"]))
     gains = _gains(runs)
     report = {"command": " ".join([sys.executable, *sys.argv]),
-              "machine": {"cpus": os.cpu_count(), "torch": torch.__version__,
+              "machine": {"cpus": os.cpu_count(), "torch": importlib.metadata.version("torch"),
                           "python": platform.python_version(), "threads": 1},
               "goal_points": GOAL_POINTS, "runs": runs, "gains": gains,
               "summary": summary(gains)}

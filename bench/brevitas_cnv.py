@@ -22,7 +22,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from bnnflow.cli import main as bnnflow
 from bnnflow.fileio import write_text_atomic
@@ -44,6 +43,7 @@ def random_cifar(folder, images, seed=0):
 
 
 def _run(name, data_dir, folder, verify):
+    import torch  # after bnnflow, which pins the numerics of training
     from brevitas.export import export_qonnx
     from brevitas_examples.bnn_pynq.models.CNV import CNV
 
@@ -89,6 +89,8 @@ def _run(name, data_dir, folder, verify):
 
 
 def main(argv=None):
+    import torch  # after bnnflow, which pins the numerics of training
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--configs", nargs="+", choices=list(CONFIGS), default=list(CONFIGS))
     parser.add_argument("--images", type=int, default=200,

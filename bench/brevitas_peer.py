@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from bnnflow.cli import main as bnnflow
 from bnnflow.fileio import write_text_atomic
@@ -67,6 +66,7 @@ def _custom_fc(classes, inputs, act_bits, bias=False):
 
 
 def _run(name, dataset, seed, folder):
+    import torch  # after bnnflow, which pins the numerics of training
     from brevitas.export import export_qonnx
     from brevitas_examples.bnn_pynq.models.FC import FC
 
@@ -109,6 +109,8 @@ def _run(name, dataset, seed, folder):
 
 
 def main(argv=None):
+    import torch  # after bnnflow, which pins the numerics of training
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="mnist5k")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])

@@ -11,6 +11,7 @@ alone.
 """
 
 import argparse
+import importlib.metadata
 import json
 import os
 import platform
@@ -18,8 +19,6 @@ import statistics
 import sys
 import time
 from pathlib import Path
-
-import torch
 
 from bnnflow.fileio import write_text_atomic
 from bnnflow.model.train import TrainConfig, train_and_export
@@ -92,7 +91,7 @@ def _write(out, runs, cases):
                          "min_test_accuracy": min(accs), "max_train_seconds": max(secs),
                          "runs": len(accs)}
     report = {"command": " ".join([sys.executable, *sys.argv]),
-              "machine": {"cpus": os.cpu_count(), "torch": torch.__version__,
+              "machine": {"cpus": os.cpu_count(), "torch": importlib.metadata.version("torch"),
                           "python": platform.python_version(), "threads": 1,
                           "note": "cores shared with other jobs; timings may be pessimistic"},
               "runs": runs, "summary": summary}

@@ -150,6 +150,7 @@ def config_from_args(args):
 
 
 def run(args):
+    from .. import numerics
     from .stage_spec import stages_text
     from .train import train_and_export
 
@@ -163,6 +164,11 @@ def run(args):
     if "float_accuracy" in m:
         line += f", float baseline {m['float_accuracy']:.4f}"
     print(line)
+    if not m["numerics"]["portable"]:
+        print(f"note: trained with this CPU's own kernels ({m['numerics']['cpu_capability']}): "
+              f"another machine may train a different model from the same seed (unset "
+              f"{numerics.OPT_OUT}, and import bnnflow before torch; README, \"Reproducible "
+              f"training\")")
     print(f"wrote {result.paths['model']} ({result.checksum}), {result.paths['metrics']}, "
           f"{result.paths['plot']}, {result.paths['checkpoint']}")
     return 0

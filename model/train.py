@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .. import __version__
+from .. import __version__, numerics
 from ..errors import BnnflowError
 from ..fileio import atomic_path, check_output_dir
 from . import artifact, golden
@@ -88,7 +88,8 @@ def _deterministic(seed, threads):
     torch.use_deterministic_algorithms(True)
     torch.manual_seed(seed)
     try:
-        yield
+        with numerics.training_flags():
+            yield
     finally:
         torch.use_deterministic_algorithms(old_det)
         torch.set_num_threads(old_threads)
@@ -354,6 +355,7 @@ def train_and_export(config=None, **overrides):
                   "seed": config.seed, "epochs": config.epochs, "test_accuracy": test_accuracy,
                   "bnnflow_version": __version__}
     provenance.update(_kind_options(config))
+    provenance["numerics"] = numerics.state()
     model = export_model(net, spec, ds.classes, provenance)
     classes_golden = golden.run_images(model, ds.x_test).classes
     agreement = float(np.mean(classes_golden == classes_torch))
@@ -381,7 +383,7 @@ def train_and_export(config=None, **overrides):
         "augment_shift": config.augment_shift, "n_train": len(ds.y_train), "n_test": len(ds.y_test),
         "train_seconds": train_seconds, "test_accuracy": test_accuracy,
         "golden_accuracy": golden_accuracy, "agreement": agreement,
-        "history": histories["binary"],
+        "history": histories["binary"], "numerics": provenance["numerics"],
     }
     metrics.update(_kind_options(config))
     if "zero_weights" in provenance:

@@ -15,6 +15,10 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(_var, "1")
 
+# Before any test module imports torch: training in the tests runs with the numerics users get
+# (bnnflow.numerics), whichever module a worker happens to import first.
+import bnnflow  # noqa: E402, F401, I001
+
 
 def pytest_addoption(parser):
     parser.addoption("--runslow", action="store_true", default=False,

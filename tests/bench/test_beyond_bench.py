@@ -43,3 +43,31 @@ def test_summary_counts_pairs_mean_smallest_and_goal(beyond_bench):
         {"preset": "tfc", "case": "w1a2", "dataset": "mnist5k", "pairs": 4, "mean_points": 1.75,
          "min_points": 0.5, "goal_met": 3},
     ]
+
+
+def test_ceiling_runs_pair_by_their_network_accuracy(beyond_bench):
+    runs = [_run("w1a1", 0, 0.930), {"preset": "tfc", "case": "float-hidden",
+                                     "dataset": "mnist5k", "seed": 0, "test_accuracy": 0.945}]
+    gains = beyond_bench["_gains"](runs)
+    assert [(g["case"], g["points"], g["goal_met"]) for g in gains] == [
+        ("float-hidden", 1.5, True)]
+
+
+def test_float_weights_train_real_weights_and_are_undone(beyond_bench):
+    import torch
+
+    from bnnflow.model.layers import BinaryLinear
+    from bnnflow.model.train import train_and_export
+
+    original = BinaryLinear.forward
+    fc = BinaryLinear(3, 2)
+    x = torch.ones(1, 3)
+    with beyond_bench["_float_weights"]("hidden"):
+        fc.float_weights = True
+        assert torch.allclose(fc(x), x @ fc.weight.T)
+        with pytest.raises(beyond_bench["_Trained"]) as trained:
+            train_and_export(dataset="digits", epochs=1, progress=False)
+    assert 0.1 < trained.value.args[0]["test_accuracy"] <= 1.0
+    assert BinaryLinear.forward is original
+    assert train_and_export(dataset="digits", epochs=1, progress=False).metrics[
+        "agreement"] == 1.0
