@@ -113,12 +113,12 @@ def _run(job):
             else:
                 raise RuntimeError("the ceiling network was exported: _float_weights missed it")
         return {**run, "epochs": m["epochs"], "test_accuracy": m["test_accuracy"],
-                "total_seconds": round(time.perf_counter() - start, 2)}
+                "numerics": m["numerics"], "total_seconds": round(time.perf_counter() - start, 2)}
     m = train_and_export(config).metrics
     return {**run, "epochs": m["epochs"],
             "golden_accuracy": m["golden_accuracy"], "agreement": m["agreement"],
             "zero_weights": m.get("zero_weights"), "train_seconds": round(m["train_seconds"], 2),
-            "total_seconds": round(time.perf_counter() - start, 2)}
+            "numerics": m["numerics"], "total_seconds": round(time.perf_counter() - start, 2)}
 
 
 def _accuracy(run):

@@ -61,7 +61,8 @@ def main(argv=None):
                    "accuracy_goal": acc_goal,
                    "time_goal_seconds": time_goal,
                    "accuracy_met": m["golden_accuracy"] >= acc_goal,
-                   "time_met": None if time_goal is None else m["train_seconds"] < time_goal}
+                   "time_met": None if time_goal is None else m["train_seconds"] < time_goal,
+                   "numerics": m["numerics"]}
             runs.append(run)
             _write(args.out, runs, args.cases)
             print(f"{case} seed {seed}: {m['epochs']} epochs, train {m['train_seconds']:.1f} s "
