@@ -203,10 +203,13 @@ def test_ctrl_c_stops_the_campaign_without_a_traceback_from_the_workers(tmp_path
     import sys
     import time
 
+    # As at a terminal: a suite started in the background of a non-interactive shell ignores
+    # SIGINT, a child inherits that, and Python then installs no KeyboardInterrupt handler.
     proc = subprocess.Popen([sys.executable, "-m", "bnnflow", "verify-campaign", "--random",
                              "100", "--workers", "2", "--out", str(tmp_path / "c")],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+                            start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while not (tmp_path / "c" / "runs").is_dir() or not any((tmp_path / "c" / "runs").iterdir()):
         if proc.poll() is not None:
